@@ -1,0 +1,82 @@
+//! The HTTP API: REST under `/api/v1`, the SSE alarm feed, health, metrics and the status page.
+//!
+//! The API only reads shared state, the history store and the journal; it never drives devices.
+
+mod alarms;
+mod error;
+mod events;
+mod ops;
+mod page;
+mod points;
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+use tracing::error;
+
+pub use error::ApiError;
+
+use crate::clock::SharedClock;
+use crate::model::Timestamp;
+use crate::sinks::history::HistoryReader;
+use crate::sinks::journal::AlarmJournal;
+use crate::state::LiveState;
+use crate::telemetry::Metrics;
+
+/// Largest request body accepted; the API takes no uploads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// What the handlers read.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Live values and alarms.
+    pub live: Arc<LiveState>,
+    /// Reading history.
+    pub history: Arc<HistoryReader>,
+    /// Alarm journal (for feed replay).
+    pub journal: Arc<AlarmJournal>,
+    /// Metrics to render and to count API events.
+    pub metrics: Metrics,
+    /// Wall clock.
+    pub clock: SharedClock,
+    /// Fires at shutdown so long-lived feeds end and the server can drain.
+    pub shutdown: CancellationToken,
+}
+
+/// Every route of the API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page::index))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/points", get(points::list))
+        .route("/api/v1/points/{id}/history", get(points::history))
+        .route("/api/v1/alarms", get(alarms::active))
+        .route("/api/v1/events", get(events::feed))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` fires.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) {
+    let app = router(state);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    {
+        error!(error = %e, "API server failed");
+    }
+}
+
+/// RFC 3339 text of a timestamp, in UTC with milliseconds.
+pub fn rfc3339(ts: Timestamp) -> String {
+    let ms = u64::try_from(ts.as_millis()).unwrap_or(0);
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}

@@ -1,0 +1,141 @@
+//! Typed TOML configuration.
+//!
+//! Loading runs in two steps: serde parses the text into raw structs (unknown keys, wrong
+//! types and bad units are errors with their line), then [`validate`] checks what serde
+//! cannot (missing profiles, duplicate point ids, rules on unknown points) and builds the
+//! [`GatewayConfig`] the pipeline runs. Both steps name file, line, column and key.
+
+pub mod error;
+pub mod profile;
+mod raw;
+pub mod rules;
+pub mod units;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors, SourceText};
+pub use profile::{Profile, ProfileSet};
+
+use crate::model::{PointId, PointTable};
+use crate::rules::RuleSpec;
+use crate::sources::modbus::planner::ReadLimits;
+use crate::sources::modbus::register::RegisterSpec;
+
+/// A hazard source (重大危险源) as registered with the authorities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HazardSource {
+    /// Registration code, e.g. `MHS-001`.
+    pub id: String,
+    /// Name, e.g. `液氯储罐区`.
+    pub name: String,
+    /// GB 18218-2018 grade, 1 (most severe) to 4.
+    pub level: u8,
+}
+
+/// How the gateway reaches a Modbus device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportSpec {
+    /// Modbus TCP to `host:port`.
+    Tcp(String),
+}
+
+/// One polled device, with its points resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSpec {
+    /// Device name, unique in the gateway.
+    pub name: String,
+    /// Profile it follows.
+    pub profile: String,
+    /// Where it is.
+    pub transport: TransportSpec,
+    /// Modbus unit (slave) id.
+    pub unit_id: u8,
+    /// Poll period.
+    pub interval: Duration,
+    /// How long to wait for an answer before the device counts as silent.
+    pub timeout: Duration,
+    /// Request limits (profile's, possibly narrowed per device).
+    pub limits: ReadLimits,
+    /// The points it feeds and where each sits in its register map.
+    pub points: Vec<(PointId, RegisterSpec)>,
+}
+
+/// Settings of the embedded history store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySettings {
+    /// How long raw readings are kept.
+    pub retention: Duration,
+    /// Reading batches queued for the store before new ones are dropped (and counted).
+    pub queue_batches: usize,
+}
+
+/// A validated configuration, ready to run.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// File it came from (for messages).
+    pub file: PathBuf,
+    /// Gateway id; carried on every record it sends.
+    pub gateway_id: String,
+    /// Where history and the alarm journal live; `None` means the caller picks (demo: temp dir).
+    pub data_dir: Option<PathBuf>,
+    /// Address of the HTTP API and console.
+    pub api_listen: SocketAddr,
+    /// Embedded history.
+    pub history: HistorySettings,
+    /// Hazard sources.
+    pub hazard_sources: Vec<HazardSource>,
+    /// Every point.
+    pub points: PointTable,
+    /// Every polled device.
+    pub devices: Vec<DeviceSpec>,
+    /// Every rule, bound to its point.
+    pub rules: Vec<RuleSpec>,
+    /// The profiles the config was checked against.
+    pub profiles: ProfileSet,
+}
+
+impl GatewayConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<GatewayConfig, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![SourceText::new(path, "").file_error(format!("cannot read config: {e}"))])
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates config text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<GatewayConfig, ConfigErrors> {
+        validate::validate(path, text).map_err(ConfigErrors)
+    }
+
+    /// A short human summary, as `check-config` prints it.
+    pub fn summary(&self) -> String {
+        let limits: usize = self.rules.iter().map(|r| r.threshold.limits.len()).sum();
+        let mut s = format!(
+            "{}: gateway `{}`: {} hazard sources, {} devices, {} points, {} rules ({} alarm limits)\n",
+            self.file.display(),
+            self.gateway_id,
+            self.hazard_sources.len(),
+            self.devices.len(),
+            self.points.len(),
+            self.rules.len(),
+            limits,
+        );
+        for d in &self.devices {
+            let TransportSpec::Tcp(addr) = &d.transport;
+            s.push_str(&format!(
+                "  device {} ({}) tcp {} unit {} every {:?}: {} points\n",
+                d.name,
+                d.profile,
+                addr,
+                d.unit_id,
+                d.interval,
+                d.points.len()
+            ));
+        }
+        s
+    }
+}

@@ -1,0 +1,135 @@
+//! The config file as serde reads it, before cross-checks. Every struct refuses unknown keys.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::rules::RuleConfig;
+use super::units;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) gateway: RawGateway,
+    #[serde(default)]
+    pub(super) api: RawApi,
+    #[serde(default)]
+    pub(super) history: RawHistory,
+    #[serde(default)]
+    pub(super) hazard_sources: Vec<Spanned<RawHazardSource>>,
+    #[serde(default)]
+    pub(super) devices: Vec<Spanned<RawDevice>>,
+    #[serde(default)]
+    pub(super) rules: Vec<Spanned<RuleConfig>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGateway {
+    /// Gateway id, carried on every record and alarm it sends.
+    pub(super) id: Spanned<String>,
+    /// Where history and the alarm journal live.
+    #[serde(default)]
+    pub(super) data_dir: Option<PathBuf>,
+    /// Extra profile folders (relative to the config file); they override built-in profiles.
+    #[serde(default)]
+    pub(super) profile_dirs: Vec<Spanned<PathBuf>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    /// `ip:port` of the HTTP API and console.
+    pub(super) listen: Spanned<String>,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            listen: Spanned::new(0..0, "127.0.0.1:8080".to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHistory {
+    /// How long raw readings are kept in the embedded store.
+    #[serde(default = "default_retention", deserialize_with = "units::duration::deserialize")]
+    pub(super) retention: Duration,
+    /// Reading batches queued for the store; past this, batches are dropped and counted.
+    #[serde(default = "default_queue")]
+    pub(super) queue_batches: usize,
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(48 * 3600)
+}
+
+fn default_queue() -> usize {
+    1024
+}
+
+impl Default for RawHistory {
+    fn default() -> Self {
+        Self {
+            retention: default_retention(),
+            queue_batches: default_queue(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHazardSource {
+    pub(super) id: Spanned<String>,
+    pub(super) name: String,
+    pub(super) level: Spanned<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDevice {
+    pub(super) name: Spanned<String>,
+    pub(super) profile: Spanned<String>,
+    pub(super) transport: Spanned<RawTransport>,
+    #[serde(default = "default_unit")]
+    pub(super) unit_id: u8,
+    #[serde(default = "default_interval", deserialize_with = "units::duration::deserialize")]
+    pub(super) interval: Duration,
+    #[serde(default = "default_timeout", deserialize_with = "units::duration::deserialize")]
+    pub(super) timeout: Duration,
+    #[serde(default)]
+    pub(super) hazard_source: Option<Spanned<String>>,
+    /// Profile point key -> point id. Absent: every profile point, as `<device>/<key>`.
+    #[serde(default)]
+    pub(super) points: Option<BTreeMap<String, Spanned<String>>>,
+    /// Narrows the profile's registers-per-read limit for a fussy device.
+    #[serde(default)]
+    pub(super) max_registers: Option<u16>,
+    /// Overrides the profile's gap bridging.
+    #[serde(default)]
+    pub(super) max_gap: Option<u16>,
+}
+
+fn default_unit() -> u8 {
+    1
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub(super) enum RawTransport {
+    /// Modbus TCP, `host:port`.
+    Tcp(String),
+}

@@ -1,0 +1,351 @@
+//! Cross-checks serde cannot make, collecting every error with its place in the file.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use globset::Glob;
+
+use super::error::{ConfigError, SourceText};
+use super::profile::{Profile, ProfileSet};
+use super::raw::{RawConfig, RawDevice, RawTransport};
+use super::{DeviceSpec, GatewayConfig, HazardSource, HistorySettings, TransportSpec};
+use crate::model::{PointId, PointMeta, PointTable};
+use crate::rules::RuleSpec;
+use crate::sources::modbus::planner::{MAX_REGISTERS_PER_READ, ReadLimits};
+
+pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<ConfigError>> {
+    let src = SourceText::new(path, text);
+    let raw: RawConfig = toml::from_str(text).map_err(|e| vec![src.from_toml(&e)])?;
+    let mut errors = Vec::new();
+
+    let profiles = load_profiles(&src, &raw, &mut errors);
+    let api_listen = check_listen(&src, &raw, &mut errors);
+    if raw.gateway.id.get_ref().trim().is_empty() {
+        errors.push(src.error(raw.gateway.id.span(), "gateway.id", "gateway id must not be empty"));
+    }
+    if raw.history.queue_batches == 0 {
+        errors.push(src.file_error("history.queue_batches must be at least 1"));
+    }
+    let hazard_sources = check_hazard_sources(&src, &raw, &mut errors);
+    let known_sources: HashSet<&str> = hazard_sources.iter().map(|h| h.id.as_str()).collect();
+
+    let mut points = PointTable::default();
+    let mut defaults: Vec<RuleSpec> = Vec::new();
+    let mut devices = Vec::new();
+    let mut device_names = HashMap::new();
+    for (i, dev) in raw.devices.iter().enumerate() {
+        let d = dev.get_ref();
+        let name = d.name.get_ref();
+        if let Some(first) = device_names.insert(name.clone(), i) {
+            errors.push(src.error(
+                d.name.span(),
+                format!("devices[{i}].name"),
+                format!("device name `{name}` is already used by devices[{first}]"),
+            ));
+        }
+        if let Some(hs) = &d.hazard_source
+            && !known_sources.contains(hs.get_ref().as_str())
+        {
+            errors.push(src.error(
+                hs.span(),
+                format!("devices[{i}].hazard_source"),
+                format!("no hazard source `{}` is defined under [[hazard_sources]]", hs.get_ref()),
+            ));
+        }
+        let Some(profile) = profiles.get(d.profile.get_ref()) else {
+            errors.push(src.error(
+                d.profile.span(),
+                format!("devices[{i}].profile"),
+                format!(
+                    "no device profile `{}`; known profiles: {}",
+                    d.profile.get_ref(),
+                    profiles.names().join(", ")
+                ),
+            ));
+            continue;
+        };
+        if let Some(spec) = build_device(&src, i, d, profile, &mut points, &mut defaults, &mut errors) {
+            devices.push(spec);
+        }
+    }
+
+    let rules = bind_rules(&src, &raw, &points, defaults, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(GatewayConfig {
+        file: path.to_path_buf(),
+        gateway_id: raw.gateway.id.get_ref().clone(),
+        data_dir: raw.gateway.data_dir.as_ref().map(|d| relative_to(path, d)),
+        api_listen,
+        history: HistorySettings {
+            retention: raw.history.retention,
+            queue_batches: raw.history.queue_batches,
+        },
+        hazard_sources,
+        points,
+        devices,
+        rules,
+        profiles,
+    })
+}
+
+fn relative_to(config: &Path, p: &Path) -> std::path::PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+fn load_profiles(src: &SourceText<'_>, raw: &RawConfig, errors: &mut Vec<ConfigError>) -> ProfileSet {
+    let mut set = match ProfileSet::builtin() {
+        Ok(s) => s,
+        Err(mut e) => {
+            errors.append(&mut e);
+            ProfileSet::default()
+        }
+    };
+    for (i, dir) in raw.gateway.profile_dirs.iter().enumerate() {
+        let full = relative_to(src.file, dir.get_ref());
+        if let Err(e) = set.load_dir(&full) {
+            for err in e {
+                if err.position.is_none() && err.file == full {
+                    errors.push(src.error(dir.span(), format!("gateway.profile_dirs[{i}]"), err.message));
+                } else {
+                    errors.push(err);
+                }
+            }
+        }
+    }
+    set
+}
+
+fn check_listen(src: &SourceText<'_>, raw: &RawConfig, errors: &mut Vec<ConfigError>) -> SocketAddr {
+    let listen = &raw.api.listen;
+    listen.get_ref().parse().unwrap_or_else(|e| {
+        errors.push(src.error(
+            listen.span(),
+            "api.listen",
+            format!("`{}` is not an ip:port address: {e}", listen.get_ref()),
+        ));
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    })
+}
+
+fn check_hazard_sources(
+    src: &SourceText<'_>,
+    raw: &RawConfig,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<HazardSource> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, hs) in raw.hazard_sources.iter().enumerate() {
+        let h = hs.get_ref();
+        let level = *h.level.get_ref();
+        if !(1..=4).contains(&level) {
+            errors.push(src.error(
+                h.level.span(),
+                format!("hazard_sources[{i}].level"),
+                format!("level must be 1..=4 (GB 18218-2018 grades), got {level}"),
+            ));
+        }
+        if !seen.insert(h.id.get_ref().clone()) {
+            errors.push(src.error(
+                h.id.span(),
+                format!("hazard_sources[{i}].id"),
+                format!("hazard source `{}` is defined twice", h.id.get_ref()),
+            ));
+        }
+        out.push(HazardSource {
+            id: h.id.get_ref().clone(),
+            name: h.name.clone(),
+            level: u8::try_from(level.clamp(1, 4)).unwrap_or(4),
+        });
+    }
+    out
+}
+
+fn build_device(
+    src: &SourceText<'_>,
+    i: usize,
+    d: &RawDevice,
+    profile: &Profile,
+    points: &mut PointTable,
+    defaults: &mut Vec<RuleSpec>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<DeviceSpec> {
+    let name = d.name.get_ref();
+    let key = |field: &str| format!("devices[{i}].{field}");
+    let before = errors.len();
+    let RawTransport::Tcp(addr) = d.transport.get_ref();
+    if !has_port(addr) {
+        errors.push(src.error(
+            d.transport.span(),
+            key("transport.tcp"),
+            format!("`{addr}` is not host:port (e.g. \"192.168.10.21:502\")"),
+        ));
+    }
+    for (field, dur) in [("interval", d.interval), ("timeout", d.timeout)] {
+        if dur < Duration::from_millis(10) {
+            errors.push(src.error(d.name.span(), key(field), format!("{field} must be at least 10ms, got {dur:?}")));
+        }
+    }
+    let bindings: Vec<(String, String, std::ops::Range<usize>)> = match &d.points {
+        Some(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get_ref().clone(), v.span()))
+            .collect(),
+        None => profile
+            .points
+            .iter()
+            .map(|p| (p.key.clone(), format!("{name}/{}", p.key), d.name.span()))
+            .collect(),
+    };
+    let mut bound = Vec::new();
+    for (pkey, point_id, span) in bindings {
+        let Some(pp) = profile.point(&pkey) else {
+            let known: Vec<_> = profile.points.iter().map(|p| p.key.as_str()).collect();
+            errors.push(src.error(
+                span,
+                key(&format!("points.{pkey}")),
+                format!("profile `{}` has no point `{pkey}`; it has: {}", profile.name, known.join(", ")),
+            ));
+            continue;
+        };
+        let meta = PointMeta {
+            name: Arc::from(point_id.as_str()),
+            unit: Arc::from(pp.unit.as_str()),
+            kind: pp.kind,
+            device: Arc::from(name.as_str()),
+            hazard_source: d.hazard_source.as_ref().map(|h| Arc::from(h.get_ref().as_str())),
+            range: pp.register.range,
+            description: pp.description.as_deref().map(Arc::from),
+        };
+        let Some(id) = points.insert(meta) else {
+            let owner = points.id_of(&point_id).map(|p| points.meta(p).device.to_string());
+            errors.push(src.error(
+                span,
+                key(&format!("points.{pkey}")),
+                format!(
+                    "point id `{point_id}` is already used (by device `{}`)",
+                    owner.unwrap_or_default()
+                ),
+            ));
+            continue;
+        };
+        if let Some(sp) = &pp.setpoints {
+            defaults.push(RuleSpec {
+                name: format!("profile:{}", profile.name),
+                point: id,
+                threshold: sp.to_threshold(),
+            });
+        }
+        bound.push((id, pp.register));
+    }
+    let max_registers = d.max_registers.unwrap_or(profile.limits.max_registers);
+    if max_registers == 0 || max_registers > MAX_REGISTERS_PER_READ {
+        errors.push(src.error(
+            d.name.span(),
+            key("max_registers"),
+            format!("max_registers must be 1..={MAX_REGISTERS_PER_READ}, got {max_registers}"),
+        ));
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(DeviceSpec {
+        name: name.clone(),
+        profile: profile.name.clone(),
+        transport: TransportSpec::Tcp(addr.clone()),
+        unit_id: d.unit_id,
+        interval: d.interval,
+        timeout: d.timeout,
+        limits: ReadLimits {
+            max_registers,
+            max_gap: d.max_gap.unwrap_or(profile.limits.max_gap),
+        },
+        points: bound,
+    })
+}
+
+fn has_port(addr: &str) -> bool {
+    addr.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
+/// Binds `[[rules]]` to points. A configured rule replaces the profile defaults on the
+/// points it matches; a rule matching nothing is an error, never a silent no-op.
+fn bind_rules(
+    src: &SourceText<'_>,
+    raw: &RawConfig,
+    points: &PointTable,
+    defaults: Vec<RuleSpec>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<RuleSpec> {
+    let mut configured: Vec<RuleSpec> = Vec::new();
+    for (i, rule) in raw.rules.iter().enumerate() {
+        let r = rule.get_ref();
+        let pattern = r.points.get_ref();
+        let matched = match match_points(points, pattern) {
+            Ok(m) => m,
+            Err(msg) => {
+                errors.push(src.error(r.points.span(), format!("rules[{i}].points"), msg));
+                continue;
+            }
+        };
+        if matched.is_empty() {
+            errors.push(src.error(
+                r.points.span(),
+                format!("rules[{i}].points"),
+                format!("`{pattern}` matches no point of this gateway"),
+            ));
+            continue;
+        }
+        let mut problems = BTreeMap::new();
+        for &p in &matched {
+            for msg in r.threshold.get_ref().problems(points.meta(p).range) {
+                problems.entry(msg).or_insert(p);
+            }
+        }
+        for (msg, p) in problems {
+            errors.push(src.error(
+                r.threshold.span(),
+                format!("rules[{i}].threshold"),
+                format!("{msg} (point `{}`)", points.meta(p).name),
+            ));
+        }
+        let name = r.name.clone().unwrap_or_else(|| format!("rule-{i}"));
+        for p in matched {
+            configured.push(RuleSpec {
+                name: name.clone(),
+                point: p,
+                threshold: r.threshold.get_ref().to_threshold(),
+            });
+        }
+    }
+    let overridden: HashSet<PointId> = configured.iter().map(|r| r.point).collect();
+    let mut rules: Vec<RuleSpec> = defaults
+        .into_iter()
+        .filter(|r| !overridden.contains(&r.point))
+        .collect();
+    rules.extend(configured);
+    rules
+}
+
+fn match_points(points: &PointTable, pattern: &str) -> Result<Vec<PointId>, String> {
+    if !pattern.contains(['*', '?', '[', '{']) {
+        return Ok(points.id_of(pattern).into_iter().collect());
+    }
+    let glob = Glob::new(pattern)
+        .map_err(|e| format!("`{pattern}` is not a valid glob: {e}"))?
+        .compile_matcher();
+    Ok(points
+        .iter()
+        .filter(|(_, m)| glob.is_match(m.name.as_ref()))
+        .map(|(id, _)| id)
+        .collect())
+}

@@ -1,0 +1,256 @@
+//! `hazard-gateway`: command-line entry point.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use hazard_gateway::config::{GatewayConfig, ProfileSet};
+use hazard_gateway::pipeline::Gateway;
+use hazard_gateway::sources::sim::signal::Leak;
+use hazard_gateway::sources::sim::{Scenario, Simulator};
+use hazard_gateway::{clock, demo};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+/// Edge gateway for real-time monitoring of major hazard sources (重大危险源).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway from a config file.
+    Run {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the built-in demo plant: simulators and gateway in one process.
+    Demo {
+        /// Address of the API and status page.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where to keep history and the alarm journal (default: a fresh temporary directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Serve a device profile over Modbus TCP with simulated values.
+    Simulate {
+        /// Profile name (see `profiles list`).
+        #[arg(long)]
+        profile: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5020")]
+        listen: SocketAddr,
+        /// Play the demo leak on this profile point (e.g. `ch1`).
+        #[arg(long)]
+        leak: Option<String>,
+        /// Extra profile directory.
+        #[arg(long)]
+        profile_dir: Option<PathBuf>,
+    },
+    /// Validate a config file and print a summary, or every error with file, line and key.
+    CheckConfig {
+        /// Config file (TOML).
+        file: PathBuf,
+    },
+    /// List or show device profiles.
+    Profiles {
+        #[command(subcommand)]
+        action: ProfilesAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfilesAction {
+    /// List every known profile.
+    List,
+    /// Show a profile's register map and default set-points.
+    Show {
+        /// Profile name.
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "Cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            error!(error = format!("{e:#}"), "Stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run { config } => run(&config).await,
+        Command::Demo { listen, data_dir } => run_demo(listen, data_dir).await,
+        Command::Simulate { profile, listen, leak, profile_dir } => simulate(&profile, listen, leak, profile_dir).await,
+        Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::Profiles { action } => profiles(action),
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    match GatewayConfig::load(file) {
+        Ok(cfg) => {
+            print!("{}", cfg.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s) in {}", errors.0.len(), file.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(path: &Path) -> Result<ExitCode> {
+    let config = match GatewayConfig::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let data_dir = config
+        .data_dir
+        .clone()
+        .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let gateway = Gateway::start(config, &data_dir, clock::system()).await?;
+    wait_for_shutdown_signal().await;
+    gateway.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_demo(listen: SocketAddr, data_dir: Option<PathBuf>) -> Result<ExitCode> {
+    let temp;
+    let dir = match data_dir {
+        Some(d) => d,
+        None => {
+            temp = tempfile::Builder::new().prefix("hazard-gateway-demo-").tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let demo = demo::start(listen, &dir, clock::system()).await?;
+    info!(console = %format!("http://{}/", demo.gateway.api_addr), data_dir = %dir.display(),
+          "Demo plant running; a gas leak on MHS-001/GT-101 starts in 5 s. Ctrl-C to stop");
+    wait_for_shutdown_signal().await;
+    demo.gateway.shutdown().await;
+    drop(demo.simulators);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn simulate(name: &str, listen: SocketAddr, leak: Option<String>, dir: Option<PathBuf>) -> Result<ExitCode> {
+    let mut set = ProfileSet::builtin().map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
+    if let Some(dir) = dir {
+        set.load_dir(&dir).map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
+    }
+    let profile = set
+        .get(name)
+        .cloned()
+        .with_context(|| format!("no profile `{name}`; known: {}", set.names().join(", ")))?;
+    let scenario = leak.map(|point| Scenario::Leak { point, leak: Leak::demo() });
+    let sim = Simulator::start(profile, listen, scenario).await?;
+    info!(profile = name, listen = %sim.local_addr(), "Simulator serving Modbus TCP; Ctrl-C to stop");
+    wait_for_shutdown_signal().await;
+    sim.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn profiles(action: ProfilesAction) -> Result<ExitCode> {
+    let set = ProfileSet::builtin().map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
+    match action {
+        ProfilesAction::List => {
+            for p in set.iter() {
+                println!("{:<20} {}", p.name, p.description);
+            }
+        }
+        ProfilesAction::Show { name } => {
+            let p = set
+                .get(&name)
+                .with_context(|| format!("no profile `{name}`; known: {}", set.names().join(", ")))?;
+            println!("{} — {}", p.name, p.description);
+            println!("{:<12} {:<8} {:>7} {:<5} {:<6} {:<14} {:<20}", "point", "table", "address", "type", "unit", "range", "set-points");
+            for pt in &p.points {
+                let r = &pt.register;
+                let range = r.range.map_or("-".to_string(), |(a, b)| format!("{a}..{b}"));
+                let sp = pt.setpoints.as_ref().map_or("-".to_string(), |s| {
+                    let lim: Vec<String> = s.to_threshold().limits.iter().map(|l| format!("{}={}", l.level.as_str(), l.value)).collect();
+                    lim.join(" ")
+                });
+                println!(
+                    "{:<12} {:<8} {:>7} {:<5} {:<6} {:<14} {}",
+                    pt.key,
+                    r.function.as_str(),
+                    r.address,
+                    r.data_type.as_str(),
+                    pt.unit,
+                    range,
+                    sp
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_shutdown_signal() {
+    let token = CancellationToken::new();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "Cannot watch SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    token.cancel();
+    info!("Shutting down");
+}

@@ -1,0 +1,472 @@
+//! The data model every component shares: points, readings, quality and alarm events.
+//!
+//! Design: a point's textual id (`MHS-001/GT-101`) is interned once into a [`PointId`], a
+//! small integer, so the hot path moves `Reading`s of 32 bytes and never hashes strings.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// A timestamp from nanoseconds since the epoch.
+    pub const fn from_nanos(nanos: i64) -> Self {
+        Self(nanos)
+    }
+
+    /// A timestamp from milliseconds since the epoch.
+    pub const fn from_millis(millis: i64) -> Self {
+        Self(millis.saturating_mul(1_000_000))
+    }
+
+    /// Nanoseconds since the epoch.
+    pub const fn as_nanos(self) -> i64 {
+        self.0
+    }
+
+    /// Milliseconds since the epoch, truncated.
+    pub const fn as_millis(self) -> i64 {
+        self.0 / 1_000_000
+    }
+
+    /// This timestamp moved by `d` (saturating).
+    pub fn add(self, d: std::time::Duration) -> Self {
+        Self(self.0.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+    }
+
+    /// This timestamp moved back by `d` (saturating).
+    pub fn sub(self, d: std::time::Duration) -> Self {
+        Self(self.0.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+    }
+
+    /// Time elapsed from `earlier` to `self`; zero if `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> std::time::Duration {
+        let nanos = self.0.saturating_sub(earlier.0).max(0);
+        std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+    }
+}
+
+/// Interned point id: an index into the gateway's [`PointTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PointId(u32);
+
+impl PointId {
+    /// The id's position in its point table.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// How far a reading can be trusted. Anything but `Good` means the value must not drive a
+/// process alarm, and a silent or broken sensor is itself worth an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quality {
+    /// Read and decoded, inside the instrument's range.
+    Good,
+    /// The device did not answer (timeout, refused or broken connection).
+    CommFault,
+    /// The device answered with something that is not a value (NaN, bad length, bad type).
+    DecodeError,
+    /// The value lies outside the instrument's measuring range (often a sensor fault: < 4 mA).
+    OutOfRange,
+    /// Nothing arrived within the point's expected interval.
+    Stale,
+}
+
+impl Quality {
+    /// The name used in the API, metrics and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quality::Good => "good",
+            Quality::CommFault => "comm_fault",
+            Quality::DecodeError => "decode_error",
+            Quality::OutOfRange => "out_of_range",
+            Quality::Stale => "stale",
+        }
+    }
+
+    /// Parses the name written by [`Quality::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "good" => Quality::Good,
+            "comm_fault" => Quality::CommFault,
+            "decode_error" => Quality::DecodeError,
+            "out_of_range" => Quality::OutOfRange,
+            "stale" => Quality::Stale,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Quality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One measurement of one point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    /// Which point.
+    pub point: PointId,
+    /// When it was measured (device time if the device sends one, else the gateway's clock).
+    pub ts: Timestamp,
+    /// Engineering value; booleans are 0/1. Meaningful only when `quality` is good or out of range.
+    pub value: f64,
+    /// Whether the value can be trusted.
+    pub quality: Quality,
+}
+
+/// What a point measures; decides which rules and defaults make sense for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointKind {
+    /// Combustible gas concentration (%LEL).
+    Gas,
+    /// Toxic gas concentration (ppm, mg/m3).
+    ToxicGas,
+    /// Oxygen concentration (%vol).
+    Oxygen,
+    /// Temperature.
+    Temperature,
+    /// Pressure.
+    Pressure,
+    /// Liquid level in a tank or vessel.
+    Level,
+    /// Flow rate.
+    Flow,
+    /// Surface or internal displacement (tailings dam, landslide).
+    Displacement,
+    /// Phreatic (seepage) line depth.
+    Seepage,
+    /// Rainfall.
+    Rainfall,
+    /// Reservoir or pond water level.
+    WaterLevel,
+    /// Dry beach length of a tailings pond.
+    BeachLength,
+    /// Methane concentration in mine air (%CH4).
+    Methane,
+    /// Air velocity in a mine roadway.
+    AirVelocity,
+    /// A discrete state (switch, run/stop, fault bit).
+    State,
+    /// Anything else.
+    Other,
+}
+
+impl PointKind {
+    /// The name used in config, the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointKind::Gas => "gas",
+            PointKind::ToxicGas => "toxic_gas",
+            PointKind::Oxygen => "oxygen",
+            PointKind::Temperature => "temperature",
+            PointKind::Pressure => "pressure",
+            PointKind::Level => "level",
+            PointKind::Flow => "flow",
+            PointKind::Displacement => "displacement",
+            PointKind::Seepage => "seepage",
+            PointKind::Rainfall => "rainfall",
+            PointKind::WaterLevel => "water_level",
+            PointKind::BeachLength => "beach_length",
+            PointKind::Methane => "methane",
+            PointKind::AirVelocity => "air_velocity",
+            PointKind::State => "state",
+            PointKind::Other => "other",
+        }
+    }
+}
+
+/// Everything known about a point apart from its current value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointMeta {
+    /// Textual id, unique in the gateway.
+    pub name: Arc<str>,
+    /// Engineering unit (`%LEL`, `MPa`, `m`).
+    pub unit: Arc<str>,
+    /// What it measures.
+    pub kind: PointKind,
+    /// Device that produces it.
+    pub device: Arc<str>,
+    /// Hazard source (重大危险源) the point belongs to, if any.
+    pub hazard_source: Option<Arc<str>>,
+    /// Instrument's measuring range; values outside it are `out_of_range`.
+    pub range: Option<(f64, f64)>,
+    /// Human description from the profile (channel, instrument).
+    pub description: Option<Arc<str>>,
+}
+
+/// The interned set of points of one gateway.
+#[derive(Debug, Clone, Default)]
+pub struct PointTable {
+    metas: Vec<PointMeta>,
+    by_name: HashMap<Arc<str>, PointId>,
+}
+
+impl PointTable {
+    /// Adds a point; returns `None` if its name is already taken.
+    pub fn insert(&mut self, meta: PointMeta) -> Option<PointId> {
+        if self.by_name.contains_key(&meta.name) {
+            return None;
+        }
+        let id = PointId(u32::try_from(self.metas.len()).ok()?);
+        self.by_name.insert(meta.name.clone(), id);
+        self.metas.push(meta);
+        Some(id)
+    }
+
+    /// Looks a point up by its textual id.
+    pub fn id_of(&self, name: &str) -> Option<PointId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Metadata of a point.
+    pub fn meta(&self, id: PointId) -> &PointMeta {
+        &self.metas[id.index()]
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    /// Whether the table has no points.
+    pub fn is_empty(&self) -> bool {
+        self.metas.is_empty()
+    }
+
+    /// All points in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (PointId, &PointMeta)> {
+        self.metas
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (PointId(i as u32), m))
+    }
+}
+
+/// How urgently an operator must respond (ISA-18.2 priority).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Respond within the shift.
+    Low,
+    /// Respond soon.
+    Medium,
+    /// Respond now.
+    High,
+    /// Life-safety: respond immediately (e.g. second-level gas alarm).
+    Critical,
+}
+
+impl Priority {
+    /// The name used in the API and the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+
+    /// Parses the name written by [`Priority::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "low" => Priority::Low,
+            "medium" => Priority::Medium,
+            "high" => Priority::High,
+            "critical" => Priority::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// Which limit of a threshold rule an alarm belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlarmLevel {
+    /// Low-low (second-level low).
+    LowLow,
+    /// Low.
+    Low,
+    /// High (first-level alarm for gas detectors).
+    High,
+    /// High-high (second-level alarm for gas detectors).
+    HighHigh,
+}
+
+impl AlarmLevel {
+    /// The name used in alarm ids, the API and the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmLevel::LowLow => "low_low",
+            AlarmLevel::Low => "low",
+            AlarmLevel::High => "high",
+            AlarmLevel::HighHigh => "high_high",
+        }
+    }
+
+    /// Parses the name written by [`AlarmLevel::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "low_low" => AlarmLevel::LowLow,
+            "low" => AlarmLevel::Low,
+            "high" => AlarmLevel::High,
+            "high_high" => AlarmLevel::HighHigh,
+            _ => return None,
+        })
+    }
+
+    /// Whether the alarm trips when the value rises above the limit.
+    pub fn is_high(self) -> bool {
+        matches!(self, AlarmLevel::High | AlarmLevel::HighHigh)
+    }
+}
+
+/// The change an alarm went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    /// The condition became true (after any on-delay): the alarm is active.
+    Raised,
+    /// The condition went away (past the deadband): the alarm returned to normal.
+    Cleared,
+}
+
+impl Transition {
+    /// The name used in the API and the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transition::Raised => "raised",
+            Transition::Cleared => "cleared",
+        }
+    }
+
+    /// Parses the name written by [`Transition::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "raised" => Transition::Raised,
+            "cleared" => Transition::Cleared,
+            _ => return None,
+        })
+    }
+}
+
+/// One alarm transition, as journaled and published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlarmEvent {
+    /// Journal sequence number; 0 until the journal has stored it. Doubles as the SSE event id.
+    pub seq: u64,
+    /// Stable id of the alarm: `<point>:<level>`.
+    pub alarm_id: String,
+    /// Rule that produced it.
+    pub rule: String,
+    /// Point the alarm is about.
+    pub point: String,
+    /// Hazard source of the point, if any.
+    pub hazard_source: Option<String>,
+    /// Which limit tripped.
+    pub level: AlarmLevel,
+    /// How urgent it is.
+    pub priority: Priority,
+    /// Raised or cleared.
+    pub transition: Transition,
+    /// The value that caused the transition.
+    pub value: f64,
+    /// The limit that was crossed.
+    pub limit: f64,
+    /// Engineering unit of `value` and `limit`.
+    pub unit: String,
+    /// When the transition happened (timestamp of the reading that caused it).
+    pub ts: Timestamp,
+}
+
+impl AlarmEvent {
+    /// A one-line human text, e.g. `MHS-001/GT-101 high 27.3 %LEL >= 25 %LEL`.
+    pub fn message(&self) -> String {
+        let cmp = match (self.transition, self.level.is_high()) {
+            (Transition::Raised, true) => ">=",
+            (Transition::Raised, false) => "<=",
+            (Transition::Cleared, true) => "<",
+            (Transition::Cleared, false) => ">",
+        };
+        format!(
+            "{} {} {} {:.2} {} {} {} {}",
+            self.point,
+            self.level.as_str(),
+            self.transition.as_str(),
+            self.value,
+            self.unit,
+            cmp,
+            self.limit,
+            self.unit
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(name: &str) -> PointMeta {
+        PointMeta {
+            name: name.into(),
+            unit: "%LEL".into(),
+            kind: PointKind::Gas,
+            device: "d".into(),
+            hazard_source: None,
+            range: None,
+            description: None,
+        }
+    }
+
+    #[test]
+    fn point_table_refuses_a_duplicate_name() {
+        let mut t = PointTable::default();
+        let a = t.insert(meta("a")).unwrap();
+        assert!(t.insert(meta("a")).is_none());
+        assert_eq!(t.id_of("a"), Some(a));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn names_round_trip_through_parse() {
+        for q in [
+            Quality::Good,
+            Quality::CommFault,
+            Quality::DecodeError,
+            Quality::OutOfRange,
+            Quality::Stale,
+        ] {
+            assert_eq!(Quality::parse(q.as_str()), Some(q));
+        }
+        for l in [
+            AlarmLevel::LowLow,
+            AlarmLevel::Low,
+            AlarmLevel::High,
+            AlarmLevel::HighHigh,
+        ] {
+            assert_eq!(AlarmLevel::parse(l.as_str()), Some(l));
+        }
+        for p in [Priority::Low, Priority::Medium, Priority::High, Priority::Critical] {
+            assert_eq!(Priority::parse(p.as_str()), Some(p));
+        }
+    }
+
+    #[test]
+    fn timestamp_since_never_goes_negative() {
+        let a = Timestamp::from_millis(1000);
+        let b = Timestamp::from_millis(2500);
+        assert_eq!(b.since(a).as_millis(), 1500);
+        assert_eq!(a.since(b).as_millis(), 0);
+    }
+}

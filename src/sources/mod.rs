@@ -1,0 +1,12 @@
+//! Sources of readings: field-device pollers and the built-in simulator.
+//!
+//! A source knows nothing of rules or sinks: it sends batches of readings into a bounded
+//! channel and stops when its cancellation token fires.
+
+pub mod modbus;
+pub mod sim;
+
+use crate::model::Reading;
+
+/// What sources send to the rules engine: one poll cycle's readings.
+pub type ReadingBatch = Vec<Reading>;

@@ -1,0 +1,192 @@
+//! Every metric the gateway exports, created in one place when the pipeline is built.
+//!
+//! Names follow `hazard_<area>_<name>_<unit>`; counters get `_total` from the encoder.
+//! Label values are bounded: device names and rule names come from the config, everything
+//! else is a fixed vocabulary. Each gateway owns its registry, so tests can run several
+//! gateways in one process and assert each one's counters.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// Labels of per-device metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeviceLabel {
+    /// Device name from the config.
+    pub device: String,
+}
+
+/// Labels of a per-device outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeviceResult {
+    /// Device name from the config.
+    pub device: String,
+    /// Outcome: `ok`, `timeout`, `io_error`, `exception`, `refused`.
+    pub result: &'static str,
+}
+
+/// Label of a reading's quality.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QualityLabel {
+    /// Quality name.
+    pub quality: &'static str,
+}
+
+/// Labels of an alarm transition.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabel {
+    /// `raised` or `cleared`.
+    pub transition: &'static str,
+    /// Alarm priority.
+    pub priority: &'static str,
+}
+
+/// Label of a data-loss reason.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// Why data was lost: `queue_full`, `write_error`.
+    pub reason: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// Handles to every metric; cheap to clone, the hot path only increments.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Poll cycles per device and outcome.
+    pub modbus_polls: Family<DeviceResult, Counter>,
+    /// Read requests per device and outcome.
+    pub modbus_requests: Family<DeviceResult, Counter>,
+    /// Duration of one device's whole poll cycle.
+    pub modbus_poll_duration: HistogramFamily<DeviceLabel>,
+    /// Poll cycles that took longer than the device's interval (the next tick was skipped).
+    pub modbus_overruns: Family<DeviceLabel, Counter>,
+    /// Connection attempts per device and outcome.
+    pub modbus_connects: Family<DeviceResult, Counter>,
+    /// Readings entering the rules engine, by quality.
+    pub readings: Family<QualityLabel, Counter>,
+    /// Alarm transitions journaled and published.
+    pub alarm_transitions: Family<TransitionLabel, Counter>,
+    /// Alarms currently active.
+    pub alarms_active: Gauge,
+    /// Alarm transitions that could not be journaled (published anyway, logged as errors).
+    pub journal_errors: Counter,
+    /// Readings written to the embedded history store.
+    pub history_written: Counter,
+    /// Readings lost before reaching the history store, by reason.
+    pub history_dropped: Family<ReasonLabel, Counter>,
+    /// Live-feed subscribers connected.
+    pub sse_clients: Gauge,
+    /// Alarm events a slow live-feed subscriber missed (it is told to reconnect and replay).
+    pub sse_lagged: Counter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut r = Registry::default();
+        let modbus_polls = Family::default();
+        r.register("hazard_modbus_polls", "Modbus poll cycles by device and outcome", modbus_polls.clone());
+        let modbus_requests = Family::default();
+        r.register(
+            "hazard_modbus_requests",
+            "Modbus read requests by device and outcome",
+            modbus_requests.clone(),
+        );
+        let modbus_poll_duration: HistogramFamily<DeviceLabel> = Family::new_with_constructor(latency_histogram);
+        r.register_with_unit(
+            "hazard_modbus_poll_duration",
+            "Duration of one device poll cycle",
+            Unit::Seconds,
+            modbus_poll_duration.clone(),
+        );
+        let modbus_overruns = Family::default();
+        r.register(
+            "hazard_modbus_overruns",
+            "Poll cycles longer than the device interval",
+            modbus_overruns.clone(),
+        );
+        let modbus_connects = Family::default();
+        r.register(
+            "hazard_modbus_connects",
+            "Modbus connection attempts by device and outcome",
+            modbus_connects.clone(),
+        );
+        let readings = Family::default();
+        r.register("hazard_readings", "Readings received by the rules engine, by quality", readings.clone());
+        let alarm_transitions = Family::default();
+        r.register(
+            "hazard_alarm_transitions",
+            "Alarm transitions journaled and published",
+            alarm_transitions.clone(),
+        );
+        let alarms_active = Gauge::default();
+        r.register("hazard_alarms_active", "Alarms currently active", alarms_active.clone());
+        let journal_errors = Counter::default();
+        r.register(
+            "hazard_alarm_journal_errors",
+            "Alarm transitions the journal failed to store",
+            journal_errors.clone(),
+        );
+        let history_written = Counter::default();
+        r.register(
+            "hazard_history_readings_written",
+            "Readings written to the embedded history store",
+            history_written.clone(),
+        );
+        let history_dropped = Family::default();
+        r.register(
+            "hazard_history_readings_dropped",
+            "Readings lost before reaching the history store, by reason",
+            history_dropped.clone(),
+        );
+        let sse_clients = Gauge::default();
+        r.register("hazard_api_sse_clients", "Live-feed subscribers connected", sse_clients.clone());
+        let sse_lagged = Counter::default();
+        r.register(
+            "hazard_api_sse_lagged_events",
+            "Alarm events a slow live-feed subscriber missed",
+            sse_lagged.clone(),
+        );
+        Self {
+            registry: Arc::new(r),
+            modbus_polls,
+            modbus_requests,
+            modbus_poll_duration,
+            modbus_overruns,
+            modbus_connects,
+            readings,
+            alarm_transitions,
+            alarms_active,
+            journal_errors,
+            history_written,
+            history_dropped,
+            sse_clients,
+            sse_lagged,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
