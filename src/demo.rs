@@ -60,14 +60,20 @@ pub async fn start(listen: SocketAddr, data_dir: &Path, clock: SharedClock) -> R
     let mut text = DEMO_CONFIG.replace("{listen}", &listen.to_string());
     let mut simulators = Vec::new();
     for (name, profile, leak_on) in devices {
-        let profile = profiles
-            .get(profile)
-            .cloned()
-            .ok_or_else(|| DemoError::Simulator { name: name.into(), source: std::io::Error::other("profile missing") })?;
-        let scenario = leak_on.map(|p| Scenario::Leak { point: p.into(), leak: Leak::demo() });
+        let profile = profiles.get(profile).cloned().ok_or_else(|| DemoError::Simulator {
+            name: name.into(),
+            source: std::io::Error::other("profile missing"),
+        })?;
+        let scenario = leak_on.map(|p| Scenario::Leak {
+            point: p.into(),
+            leak: Leak::demo(),
+        });
         let sim = Simulator::start(profile, SocketAddr::from(([127, 0, 0, 1], 0)), scenario)
             .await
-            .map_err(|source| DemoError::Simulator { name: name.into(), source })?;
+            .map_err(|source| DemoError::Simulator {
+                name: name.into(),
+                source,
+            })?;
         text = text.replace(&format!("{{{name}}}"), &sim.local_addr().to_string());
         simulators.push(sim);
     }

@@ -108,7 +108,9 @@ fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -119,7 +121,12 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Run { config } => run(&config).await,
         Command::Demo { listen, data_dir } => run_demo(listen, data_dir).await,
-        Command::Simulate { profile, listen, leak, profile_dir } => simulate(&profile, listen, leak, profile_dir).await,
+        Command::Simulate {
+            profile,
+            listen,
+            leak,
+            profile_dir,
+        } => simulate(&profile, listen, leak, profile_dir).await,
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::Profiles { action } => profiles(action),
     }
@@ -179,13 +186,17 @@ async fn run_demo(listen: SocketAddr, data_dir: Option<PathBuf>) -> Result<ExitC
 async fn simulate(name: &str, listen: SocketAddr, leak: Option<String>, dir: Option<PathBuf>) -> Result<ExitCode> {
     let mut set = ProfileSet::builtin().map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
     if let Some(dir) = dir {
-        set.load_dir(&dir).map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
+        set.load_dir(&dir)
+            .map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
     }
     let profile = set
         .get(name)
         .cloned()
         .with_context(|| format!("no profile `{name}`; known: {}", set.names().join(", ")))?;
-    let scenario = leak.map(|point| Scenario::Leak { point, leak: Leak::demo() });
+    let scenario = leak.map(|point| Scenario::Leak {
+        point,
+        leak: Leak::demo(),
+    });
     let sim = Simulator::start(profile, listen, scenario).await?;
     info!(profile = name, listen = %sim.local_addr(), "Simulator serving Modbus TCP; Ctrl-C to stop");
     wait_for_shutdown_signal().await;
@@ -206,12 +217,20 @@ fn profiles(action: ProfilesAction) -> Result<ExitCode> {
                 .get(&name)
                 .with_context(|| format!("no profile `{name}`; known: {}", set.names().join(", ")))?;
             println!("{} — {}", p.name, p.description);
-            println!("{:<12} {:<8} {:>7} {:<5} {:<6} {:<14} {:<20}", "point", "table", "address", "type", "unit", "range", "set-points");
+            println!(
+                "{:<12} {:<8} {:>7} {:<5} {:<6} {:<14} {:<20}",
+                "point", "table", "address", "type", "unit", "range", "set-points"
+            );
             for pt in &p.points {
                 let r = &pt.register;
                 let range = r.range.map_or("-".to_string(), |(a, b)| format!("{a}..{b}"));
                 let sp = pt.setpoints.as_ref().map_or("-".to_string(), |s| {
-                    let lim: Vec<String> = s.to_threshold().limits.iter().map(|l| format!("{}={}", l.level.as_str(), l.value)).collect();
+                    let lim: Vec<String> = s
+                        .to_threshold()
+                        .limits
+                        .iter()
+                        .map(|l| format!("{}={}", l.level.as_str(), l.value))
+                        .collect();
                     lim.join(" ")
                 });
                 println!(

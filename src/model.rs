@@ -36,12 +36,12 @@ impl Timestamp {
     }
 
     /// This timestamp moved by `d` (saturating).
-    pub fn add(self, d: std::time::Duration) -> Self {
+    pub fn plus(self, d: std::time::Duration) -> Self {
         Self(self.0.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
     }
 
     /// This timestamp moved back by `d` (saturating).
-    pub fn sub(self, d: std::time::Duration) -> Self {
+    pub fn minus(self, d: std::time::Duration) -> Self {
         Self(self.0.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
     }
 
@@ -246,10 +246,7 @@ impl PointTable {
 
     /// All points in id order.
     pub fn iter(&self) -> impl Iterator<Item = (PointId, &PointMeta)> {
-        self.metas
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (PointId(i as u32), m))
+        self.metas.iter().enumerate().map(|(i, m)| (PointId(i as u32), m))
     }
 }
 

@@ -78,7 +78,10 @@ pub struct Gateway {
 impl Gateway {
     /// Starts every component of `config`, keeping stores in `data_dir`.
     pub async fn start(config: GatewayConfig, data_dir: &Path, clock: SharedClock) -> Result<Gateway, StartError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let metrics = Metrics::new();
         let journal = Arc::new(AlarmJournal::open(&data_dir.join("alarms.db"))?);
         let history_path = data_dir.join("history.db");
@@ -105,7 +108,14 @@ impl Gateway {
         .map_err(StartError::Thread)?;
 
         let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
-        let rules = tokio::spawn(run_rules(engine, src_rx, journal.clone(), state.clone(), history_tx, metrics.clone()));
+        let rules = tokio::spawn(run_rules(
+            engine,
+            src_rx,
+            journal.clone(),
+            state.clone(),
+            history_tx,
+            metrics.clone(),
+        ));
         let sources_cancel = CancellationToken::new();
         let pollers = config
             .devices
@@ -119,10 +129,23 @@ impl Gateway {
 
         let listener = TcpListener::bind(config.api_listen)
             .await
-            .map_err(|source| StartError::Listen { addr: config.api_listen, source })?;
-        let api_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.api_listen, source })?;
+            .map_err(|source| StartError::Listen {
+                addr: config.api_listen,
+                source,
+            })?;
+        let api_addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.api_listen,
+            source,
+        })?;
         let api_cancel = CancellationToken::new();
-        let app = AppState { live: state.clone(), history: reader, journal, metrics: metrics.clone(), clock, shutdown: api_cancel.clone() };
+        let app = AppState {
+            live: state.clone(),
+            history: reader,
+            journal,
+            metrics: metrics.clone(),
+            clock,
+            shutdown: api_cancel.clone(),
+        };
         let api = tokio::spawn(api::serve(listener, app, api_cancel.clone()));
         info!(gateway = %config.gateway_id, %api_addr, devices = config.devices.len(), points = config.points.len(),
               data_dir = %data_dir.display(), "Gateway started");
@@ -168,7 +191,10 @@ fn restore_alarms(
 ) -> Result<(), StoreError> {
     let mut restored = 0;
     for event in journal.active()? {
-        let known = state.points.id_of(&event.point).is_some_and(|p| engine.restore_active(p, event.level));
+        let known = state
+            .points
+            .id_of(&event.point)
+            .is_some_and(|p| engine.restore_active(p, event.level));
         if known {
             state.restore(event);
             restored += 1;
@@ -197,7 +223,12 @@ async fn run_rules(
     let mut drops = DropLog::default();
     while let Some(batch) = rx.recv().await {
         for r in &batch {
-            metrics.readings.get_or_create(&QualityLabel { quality: r.quality.as_str() }).inc();
+            metrics
+                .readings
+                .get_or_create(&QualityLabel {
+                    quality: r.quality.as_str(),
+                })
+                .inc();
             engine.evaluate(r, &mut events);
         }
         state.update(&batch);
@@ -205,7 +236,10 @@ async fn run_rules(
             let event = journal_event(&journal, event, &metrics).await;
             metrics
                 .alarm_transitions
-                .get_or_create(&TransitionLabel { transition: event.transition.as_str(), priority: event.priority.as_str() })
+                .get_or_create(&TransitionLabel {
+                    transition: event.transition.as_str(),
+                    priority: event.priority.as_str(),
+                })
                 .inc();
             info!(alarm = %event.alarm_id, seq = event.seq, transition = event.transition.as_str(),
                   priority = event.priority.as_str(), value = event.value, limit = event.limit, "Alarm {}", event.transition.as_str());
@@ -217,7 +251,10 @@ async fn run_rules(
                 mpsc::error::TrySendError::Full(b) => ("queue_full", b.len()),
                 mpsc::error::TrySendError::Closed(b) => ("write_error", b.len()),
             };
-            metrics.history_dropped.get_or_create(&ReasonLabel { reason }).inc_by(lost as u64);
+            metrics
+                .history_dropped
+                .get_or_create(&ReasonLabel { reason })
+                .inc_by(lost as u64);
             drops.record(reason, lost);
         }
     }
@@ -258,8 +295,15 @@ impl DropLog {
     fn record(&mut self, reason: &'static str, lost: usize) {
         self.pending += lost;
         let now = tokio::time::Instant::now();
-        if self.last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
-            warn!(reason, readings = self.pending, "History queue cannot keep up; readings dropped");
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            warn!(
+                reason,
+                readings = self.pending,
+                "History queue cannot keep up; readings dropped"
+            );
             self.pending = 0;
             self.last = Some(now);
         }

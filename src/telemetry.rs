@@ -96,7 +96,11 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::default();
         let modbus_polls = Family::default();
-        r.register("hazard_modbus_polls", "Modbus poll cycles by device and outcome", modbus_polls.clone());
+        r.register(
+            "hazard_modbus_polls",
+            "Modbus poll cycles by device and outcome",
+            modbus_polls.clone(),
+        );
         let modbus_requests = Family::default();
         r.register(
             "hazard_modbus_requests",
@@ -123,7 +127,11 @@ impl Metrics {
             modbus_connects.clone(),
         );
         let readings = Family::default();
-        r.register("hazard_readings", "Readings received by the rules engine, by quality", readings.clone());
+        r.register(
+            "hazard_readings",
+            "Readings received by the rules engine, by quality",
+            readings.clone(),
+        );
         let alarm_transitions = Family::default();
         r.register(
             "hazard_alarm_transitions",
@@ -151,7 +159,11 @@ impl Metrics {
             history_dropped.clone(),
         );
         let sse_clients = Gauge::default();
-        r.register("hazard_api_sse_clients", "Live-feed subscribers connected", sse_clients.clone());
+        r.register(
+            "hazard_api_sse_clients",
+            "Live-feed subscribers connected",
+            sse_clients.clone(),
+        );
         let sse_lagged = Counter::default();
         r.register(
             "hazard_api_sse_lagged_events",

@@ -23,7 +23,11 @@ pub(super) async fn active(State(s): State<AppState>) -> Json<Vec<AlarmView>> {
         s.live
             .active_alarms()
             .into_iter()
-            .map(|event| AlarmView { raised_at: rfc3339(event.ts), message: event.message(), event })
+            .map(|event| AlarmView {
+                raised_at: rfc3339(event.ts),
+                message: event.message(),
+                event,
+            })
             .collect(),
     )
 }

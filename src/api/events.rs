@@ -80,5 +80,7 @@ pub(super) async fn feed(
 fn to_sse(e: &AlarmEvent) -> Event {
     let event = Event::default().event("alarm");
     let event = if e.seq > 0 { event.id(e.seq.to_string()) } else { event };
-    event.json_data(e).unwrap_or_else(|_| Event::default().event("alarm").data("{}"))
+    event
+        .json_data(e)
+        .unwrap_or_else(|_| Event::default().event("alarm").data("{}"))
 }

@@ -49,7 +49,11 @@ td,th{{border:1px solid #bbb;padding:.25em .6em;text-align:left}}th{{background:
     for (id, reading) in s.live.readings() {
         let m = s.live.points.meta(id);
         let (value, quality, time) = match reading {
-            Some(r) if r.value.is_finite() => (format!("{:.2} {}", r.value, esc(&m.unit)), r.quality.as_str(), rfc3339(r.ts)),
+            Some(r) if r.value.is_finite() => (
+                format!("{:.2} {}", r.value, esc(&m.unit)),
+                r.quality.as_str(),
+                rfc3339(r.ts),
+            ),
             Some(r) => ("-".to_string(), r.quality.as_str(), rfc3339(r.ts)),
             None => ("-".to_string(), "no_data", String::new()),
         };

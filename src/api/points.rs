@@ -79,17 +79,24 @@ pub(super) async fn history(
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<HistoryView>, ApiError> {
-    let point = s.live.points.id_of(&id).ok_or_else(|| ApiError::UnknownPoint(id.clone()))?;
+    let point = s
+        .live
+        .points
+        .id_of(&id)
+        .ok_or_else(|| ApiError::UnknownPoint(id.clone()))?;
     let to = match &q.to {
         Some(t) => parse_time("to", t)?,
         None => s.clock.now(),
     };
     let from = match &q.from {
         Some(t) => parse_time("from", t)?,
-        None => to.sub(DEFAULT_WINDOW),
+        None => to.minus(DEFAULT_WINDOW),
     };
     if from > to {
-        return Err(ApiError::BadParam { name: "from", reason: "must not be after `to`".into() });
+        return Err(ApiError::BadParam {
+            name: "from",
+            reason: "must not be after `to`".into(),
+        });
     }
     let limit = q.limit.unwrap_or(10_000).min(MAX_ROWS);
     let reader = s.history.clone();
@@ -115,10 +122,13 @@ fn parse_time(name: &'static str, text: &str) -> Result<Timestamp, ApiError> {
         name,
         reason: format!("`{text}` is neither RFC 3339 nor milliseconds since the epoch: {e}"),
     })?;
-    let since = t.duration_since(std::time::UNIX_EPOCH).map_err(|_| ApiError::BadParam {
-        name,
-        reason: "before 1970".into(),
-    })?;
-    Ok(Timestamp::from_nanos(i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)))
+    let since = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| ApiError::BadParam {
+            name,
+            reason: "before 1970".into(),
+        })?;
+    Ok(Timestamp::from_nanos(
+        i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),
+    ))
 }
-

@@ -101,7 +101,9 @@ impl GatewayConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![SourceText::new(path, "").file_error(format!("cannot read config: {e}"))])
+            ConfigErrors(vec![
+                SourceText::new(path, "").file_error(format!("cannot read config: {e}")),
+            ])
         })?;
         Self::parse(path, &text)
     }

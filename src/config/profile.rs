@@ -168,14 +168,29 @@ fn build_point(
             eng: (e0, e1),
         },
         (Some(_), None) => {
-            errors.push(at("raw_range", "raw_range needs an engineering `range` to map onto".into()));
-            Scaling::Linear { scale: 1.0, offset: 0.0 }
+            errors.push(at(
+                "raw_range",
+                "raw_range needs an engineering `range` to map onto".into(),
+            ));
+            Scaling::Linear {
+                scale: 1.0,
+                offset: 0.0,
+            }
         }
         (Some(_), Some(_)) => {
-            errors.push(at("raw_range", "raw_range and range must each span a non-zero interval".into()));
-            Scaling::Linear { scale: 1.0, offset: 0.0 }
+            errors.push(at(
+                "raw_range",
+                "raw_range and range must each span a non-zero interval".into(),
+            ));
+            Scaling::Linear {
+                scale: 1.0,
+                offset: 0.0,
+            }
         }
-        (None, _) => Scaling::Linear { scale: p.scale, offset: p.offset },
+        (None, _) => Scaling::Linear {
+            scale: p.scale,
+            offset: p.offset,
+        },
     };
     if p.scale == 0.0 || !p.scale.is_finite() {
         errors.push(at("scale", format!("scale must be a non-zero number, got {}", p.scale)));
@@ -190,7 +205,10 @@ fn build_point(
         range,
     };
     if register.end() > 0x1_0000 {
-        errors.push(at("address", format!("{} at {} runs past register 65535", p.data_type.as_str(), p.address)));
+        errors.push(at(
+            "address",
+            format!("{} at {} runs past register 65535", p.data_type.as_str(), p.address),
+        ));
     }
     let setpoints = p.setpoints.as_ref().map(|s| s.get_ref().clone());
     if let Some(sp) = &p.setpoints {
@@ -253,7 +271,11 @@ impl ProfileSet {
         paths.sort();
         let mut errors = Vec::new();
         for path in paths {
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
             let text = match std::fs::read_to_string(&path) {
                 Ok(t) => t,
                 Err(e) => {
@@ -296,7 +318,11 @@ mod tests {
         let set = ProfileSet::builtin().expect("built-in profiles are valid");
         let gas = set.get("ai4-gas-lel").unwrap();
         assert_eq!(gas.points.len(), 4);
-        assert!(gas.points.iter().all(|p| p.kind == PointKind::Gas && p.setpoints.is_some()));
+        assert!(
+            gas.points
+                .iter()
+                .all(|p| p.kind == PointKind::Gas && p.setpoints.is_some())
+        );
         assert!(set.get("tank-ltp").is_some());
     }
 

@@ -62,11 +62,7 @@ impl ThresholdConfig {
         for pair in levels.windows(2) {
             let ((la, va), (lb, vb)) = (pair[0], pair[1]);
             if va >= vb {
-                out.push(format!(
-                    "{} ({va}) must be below {} ({vb})",
-                    la.as_str(),
-                    lb.as_str()
-                ));
+                out.push(format!("{} ({va}) must be below {} ({vb})", la.as_str(), lb.as_str()));
             }
         }
         if !(self.deadband >= 0.0 && self.deadband.is_finite()) {

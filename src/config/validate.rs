@@ -52,7 +52,10 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
             errors.push(src.error(
                 hs.span(),
                 format!("devices[{i}].hazard_source"),
-                format!("no hazard source `{}` is defined under [[hazard_sources]]", hs.get_ref()),
+                format!(
+                    "no hazard source `{}` is defined under [[hazard_sources]]",
+                    hs.get_ref()
+                ),
             ));
         }
         let Some(profile) = profiles.get(d.profile.get_ref()) else {
@@ -136,11 +139,7 @@ fn check_listen(src: &SourceText<'_>, raw: &RawConfig, errors: &mut Vec<ConfigEr
     })
 }
 
-fn check_hazard_sources(
-    src: &SourceText<'_>,
-    raw: &RawConfig,
-    errors: &mut Vec<ConfigError>,
-) -> Vec<HazardSource> {
+fn check_hazard_sources(src: &SourceText<'_>, raw: &RawConfig, errors: &mut Vec<ConfigError>) -> Vec<HazardSource> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, hs) in raw.hazard_sources.iter().enumerate() {
@@ -191,7 +190,11 @@ fn build_device(
     }
     for (field, dur) in [("interval", d.interval), ("timeout", d.timeout)] {
         if dur < Duration::from_millis(10) {
-            errors.push(src.error(d.name.span(), key(field), format!("{field} must be at least 10ms, got {dur:?}")));
+            errors.push(src.error(
+                d.name.span(),
+                key(field),
+                format!("{field} must be at least 10ms, got {dur:?}"),
+            ));
         }
     }
     let bindings: Vec<(String, String, std::ops::Range<usize>)> = match &d.points {
@@ -212,7 +215,11 @@ fn build_device(
             errors.push(src.error(
                 span,
                 key(&format!("points.{pkey}")),
-                format!("profile `{}` has no point `{pkey}`; it has: {}", profile.name, known.join(", ")),
+                format!(
+                    "profile `{}` has no point `{pkey}`; it has: {}",
+                    profile.name,
+                    known.join(", ")
+                ),
             ));
             continue;
         };

@@ -74,9 +74,7 @@ impl RulesEngine {
         for rule in rules {
             let t = &rule.spec.threshold;
             for (limit, state) in t.limits.iter().zip(&mut rule.states) {
-                let Some(transition) =
-                    state.update(limit, t.deadband, t.on_delay, reading.value, reading.ts)
-                else {
+                let Some(transition) = state.update(limit, t.deadband, t.on_delay, reading.value, reading.ts) else {
                     continue;
                 };
                 let meta = self.points.meta(reading.point);
@@ -127,18 +125,35 @@ mod tests {
             .unwrap();
         let threshold = Threshold {
             limits: vec![
-                Limit { level: AlarmLevel::High, value: 25.0, priority: Priority::High },
-                Limit { level: AlarmLevel::HighHigh, value: 50.0, priority: Priority::Critical },
+                Limit {
+                    level: AlarmLevel::High,
+                    value: 25.0,
+                    priority: Priority::High,
+                },
+                Limit {
+                    level: AlarmLevel::HighHigh,
+                    value: 50.0,
+                    priority: Priority::Critical,
+                },
             ],
             deadband: 2.0,
             on_delay: Duration::ZERO,
         };
-        let rule = RuleSpec { name: "gas".into(), point: id, threshold };
+        let rule = RuleSpec {
+            name: "gas".into(),
+            point: id,
+            threshold,
+        };
         (RulesEngine::new(points, vec![rule]), id)
     }
 
     fn reading(point: PointId, secs: i64, value: f64, quality: Quality) -> Reading {
-        Reading { point, ts: Timestamp::from_millis(secs * 1000), value, quality }
+        Reading {
+            point,
+            ts: Timestamp::from_millis(secs * 1000),
+            value,
+            quality,
+        }
     }
 
     #[test]

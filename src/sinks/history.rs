@@ -42,7 +42,10 @@ pub enum StoreError {
 }
 
 pub(crate) fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-    move |source| StoreError::Sqlite { path: path.to_path_buf(), source }
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 const SCHEMA: &str = "
@@ -70,7 +73,10 @@ impl HistoryStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(sqlite_err(path))?;
         conn.execute_batch(SCHEMA).map_err(sqlite_err(path))?;
-        Ok(Self { path: path.to_path_buf(), conn })
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn,
+        })
     }
 
     /// Writes batches in one transaction; returns the readings written.
@@ -126,11 +132,20 @@ impl HistoryReader {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(sqlite_err(path))?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite_err(path))?;
-        Ok(Self { path: path.to_path_buf(), conn: Mutex::new(conn) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
     }
 
     /// Readings of `point` in `[from, to]`, oldest first, at most `limit`.
-    pub fn query(&self, point: &str, from: Timestamp, to: Timestamp, limit: usize) -> Result<Vec<HistoryRow>, StoreError> {
+    pub fn query(
+        &self,
+        point: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
         let err = sqlite_err(&self.path);
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn
@@ -141,7 +156,11 @@ impl HistoryReader {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
             .query_map(params![point, from.as_nanos(), to.as_nanos(), limit], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, Option<f64>>(1)?, row.get::<_, String>(2)?))
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Option<f64>>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
             })
             .map_err(&err)?;
         let mut out = Vec::new();
@@ -151,7 +170,11 @@ impl HistoryReader {
                 path: self.path.clone(),
                 detail: format!("unknown quality `{quality}`"),
             })?;
-            out.push(HistoryRow { ts_ms: Timestamp::from_nanos(ts).as_millis(), value, quality });
+            out.push(HistoryRow {
+                ts_ms: Timestamp::from_nanos(ts).as_millis(),
+                value,
+                quality,
+            });
         }
         Ok(out)
     }
@@ -182,37 +205,42 @@ pub fn spawn_writer(
     retention: Duration,
     metrics: Metrics,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("history-writer".into()).spawn(move || {
-        let mut last_prune: Option<Timestamp> = None;
-        while let Some(first) = rx.blocking_recv() {
-            let mut batches = vec![first];
-            while batches.len() < MAX_BATCHES_PER_TX {
-                match rx.try_recv() {
-                    Ok(b) => batches.push(b),
-                    Err(_) => break,
+    std::thread::Builder::new()
+        .name("history-writer".into())
+        .spawn(move || {
+            let mut last_prune: Option<Timestamp> = None;
+            while let Some(first) = rx.blocking_recv() {
+                let mut batches = vec![first];
+                while batches.len() < MAX_BATCHES_PER_TX {
+                    match rx.try_recv() {
+                        Ok(b) => batches.push(b),
+                        Err(_) => break,
+                    }
+                }
+                let count: usize = batches.iter().map(Vec::len).sum();
+                match store.insert(&points, &batches) {
+                    Ok(n) => {
+                        metrics.history_written.inc_by(n as u64);
+                    }
+                    Err(e) => {
+                        metrics
+                            .history_dropped
+                            .get_or_create(&ReasonLabel { reason: "write_error" })
+                            .inc_by(count as u64);
+                        error!(error = %e, readings = count, "History write failed; readings lost");
+                    }
+                }
+                let now = clock.now();
+                if last_prune.is_none_or(|t| now.since(t) >= PRUNE_EVERY) {
+                    last_prune = Some(now);
+                    match store.prune(now.minus(retention)) {
+                        Ok(n) if n > 0 => debug!(deleted = n, "Pruned history past retention"),
+                        Ok(_) => {}
+                        Err(e) => error!(error = %e, "History prune failed"),
+                    }
                 }
             }
-            let count: usize = batches.iter().map(Vec::len).sum();
-            match store.insert(&points, &batches) {
-                Ok(n) => {
-                    metrics.history_written.inc_by(n as u64);
-                }
-                Err(e) => {
-                    metrics.history_dropped.get_or_create(&ReasonLabel { reason: "write_error" }).inc_by(count as u64);
-                    error!(error = %e, readings = count, "History write failed; readings lost");
-                }
-            }
-            let now = clock.now();
-            if last_prune.is_none_or(|t| now.since(t) >= PRUNE_EVERY) {
-                last_prune = Some(now);
-                match store.prune(now.sub(retention)) {
-                    Ok(n) if n > 0 => debug!(deleted = n, "Pruned history past retention"),
-                    Ok(_) => {}
-                    Err(e) => error!(error = %e, "History prune failed"),
-                }
-            }
-        }
-    })
+        })
 }
 
 #[cfg(test)]
@@ -251,10 +279,26 @@ mod tests {
             .collect();
         assert_eq!(store.insert(&points, &[batch]).unwrap(), 10);
         let reader = HistoryReader::open(&path).unwrap();
-        let rows = reader.query("p/1", Timestamp::from_millis(2_000), Timestamp::from_millis(6_000), 100).unwrap();
+        let rows = reader
+            .query("p/1", Timestamp::from_millis(2_000), Timestamp::from_millis(6_000), 100)
+            .unwrap();
         assert_eq!(rows.len(), 5);
-        assert_eq!(rows[0], HistoryRow { ts_ms: 2_000, value: Some(2.0), quality: Quality::Good });
-        assert_eq!(rows[3], HistoryRow { ts_ms: 5_000, value: None, quality: Quality::CommFault });
+        assert_eq!(
+            rows[0],
+            HistoryRow {
+                ts_ms: 2_000,
+                value: Some(2.0),
+                quality: Quality::Good
+            }
+        );
+        assert_eq!(
+            rows[3],
+            HistoryRow {
+                ts_ms: 5_000,
+                value: None,
+                quality: Quality::CommFault
+            }
+        );
         assert_eq!(store.prune(Timestamp::from_millis(4_000)).unwrap(), 4);
         assert_eq!(reader.latest("p/1").unwrap(), Some(Timestamp::from_millis(9_000)));
         assert_eq!(reader.latest("nope").unwrap(), None);

@@ -34,7 +34,8 @@ const SCHEMA: &str = "
     CREATE INDEX IF NOT EXISTS alarm_events_alarm ON alarm_events (alarm_id, seq);
 ";
 
-const COLUMNS: &str = "seq, alarm_id, rule, point, hazard_source, level, priority, transition, value, limit_value, unit, ts";
+const COLUMNS: &str =
+    "seq, alarm_id, rule, point, hazard_source, level, priority, transition, value, limit_value, unit, ts";
 
 /// The durable alarm journal.
 #[derive(Debug)]
@@ -49,7 +50,10 @@ impl AlarmJournal {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(sqlite_err(path))?;
         conn.execute_batch(SCHEMA).map_err(sqlite_err(path))?;
-        Ok(Self { path: path.to_path_buf(), conn: Mutex::new(conn) })
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
     }
 
     /// Stores `event` and sets its sequence number; returns once it is on disk.
@@ -81,7 +85,13 @@ impl AlarmJournal {
     /// Events after `after_seq`, oldest first, at most `limit`.
     pub fn since(&self, after_seq: u64, limit: usize) -> Result<Vec<AlarmEvent>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM alarm_events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
-        self.select(&sql, params![i64::try_from(after_seq).unwrap_or(i64::MAX), i64::try_from(limit).unwrap_or(i64::MAX)])
+        self.select(
+            &sql,
+            params![
+                i64::try_from(after_seq).unwrap_or(i64::MAX),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+        )
     }
 
     /// Alarms whose latest transition is `raised`, oldest first.
@@ -101,7 +111,10 @@ impl AlarmJournal {
         let mut out = Vec::new();
         for row in rows {
             let raw = row.map_err(&err)?.map_err(&err)?;
-            out.push(raw.into_event().map_err(|detail| StoreError::BadRow { path: self.path.clone(), detail })?);
+            out.push(raw.into_event().map_err(|detail| StoreError::BadRow {
+                path: self.path.clone(),
+                detail,
+            })?);
         }
         Ok(out)
     }

@@ -94,7 +94,10 @@ mod tests {
         }
     }
 
-    const UNIT: Scaling = Scaling::Linear { scale: 1.0, offset: 0.0 };
+    const UNIT: Scaling = Scaling::Linear {
+        scale: 1.0,
+        offset: 0.0,
+    };
 
     #[test]
     fn f32_decodes_in_every_word_order() {
@@ -115,7 +118,10 @@ mod tests {
     #[test]
     fn signed_types_keep_their_sign() {
         assert_eq!(decode(&spec(DataType::I16, WordOrder::ABCD, UNIT), &[0xFFFE]).0, -2.0);
-        assert_eq!(decode(&spec(DataType::U16, WordOrder::ABCD, UNIT), &[0xFFFE]).0, 65534.0);
+        assert_eq!(
+            decode(&spec(DataType::U16, WordOrder::ABCD, UNIT), &[0xFFFE]).0,
+            65534.0
+        );
         assert_eq!(
             decode(&spec(DataType::I32, WordOrder::ABCD, UNIT), &[0xFFFF, 0xFFFF]).0,
             -1.0
@@ -133,7 +139,10 @@ mod tests {
             ..spec(
                 DataType::U16,
                 WordOrder::ABCD,
-                Scaling::Range { raw: (4000.0, 20000.0), eng: (0.0, 100.0) },
+                Scaling::Range {
+                    raw: (4000.0, 20000.0),
+                    eng: (0.0, 100.0),
+                },
             )
         };
         assert_eq!(decode(&s, &[4000]), (0.0, Quality::Good));
@@ -153,7 +162,14 @@ mod tests {
 
     #[test]
     fn scale_and_offset_apply_after_decoding() {
-        let s = spec(DataType::I16, WordOrder::ABCD, Scaling::Linear { scale: 0.1, offset: -40.0 });
+        let s = spec(
+            DataType::I16,
+            WordOrder::ABCD,
+            Scaling::Linear {
+                scale: 0.1,
+                offset: -40.0,
+            },
+        );
         let (v, _) = decode(&s, &[655]);
         assert!((v - 25.5).abs() < 1e-9);
     }

@@ -87,7 +87,10 @@ mod tests {
             address,
             data_type,
             word_order: WordOrder::ABCD,
-            scaling: Scaling::Linear { scale: 1.0, offset: 0.0 },
+            scaling: Scaling::Linear {
+                scale: 1.0,
+                offset: 0.0,
+            },
             range: None,
         }
     }
@@ -113,14 +116,28 @@ mod tests {
             point(RegisterFunction::Input, 10, DataType::U16),
         ];
         assert_eq!(plan(&pts, ReadLimits::default()).len(), 3);
-        let bridged = plan(&pts, ReadLimits { max_gap: 9, ..ReadLimits::default() });
+        let bridged = plan(
+            &pts,
+            ReadLimits {
+                max_gap: 9,
+                ..ReadLimits::default()
+            },
+        );
         assert_eq!(bridged.len(), 2);
     }
 
     #[test]
     fn a_read_never_exceeds_the_register_limit() {
-        let pts: Vec<_> = (0..10).map(|i| point(RegisterFunction::Holding, i * 2, DataType::F32)).collect();
-        let blocks = plan(&pts, ReadLimits { max_registers: 5, max_gap: 0 });
+        let pts: Vec<_> = (0..10)
+            .map(|i| point(RegisterFunction::Holding, i * 2, DataType::F32))
+            .collect();
+        let blocks = plan(
+            &pts,
+            ReadLimits {
+                max_registers: 5,
+                max_gap: 0,
+            },
+        );
         assert!(blocks.iter().all(|b| b.count <= 5));
         assert_eq!(blocks.len(), 5);
     }

@@ -35,7 +35,12 @@ struct Backoff {
 
 impl Backoff {
     fn new(min: Duration, max: Duration) -> Self {
-        Self { next: min, min, max, not_before: None }
+        Self {
+            next: min,
+            min,
+            max,
+            not_before: None,
+        }
     }
 
     fn ready(&self, now: Instant) -> bool {
@@ -82,7 +87,11 @@ impl Poller {
         let max = Duration::from_secs(30).max(device.interval);
         Self {
             backoff: Backoff::new(Duration::from_millis(500).min(device.interval), max),
-            core: PollCore { device, blocks, metrics },
+            core: PollCore {
+                device,
+                blocks,
+                metrics,
+            },
             tx,
             clock,
             conn: None,
@@ -100,7 +109,9 @@ impl Poller {
         let interval = self.core.device.interval;
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let label = DeviceLabel { device: self.core.device.name.clone() };
+        let label = DeviceLabel {
+            device: self.core.device.name.clone(),
+        };
         let metrics = self.core.metrics.clone();
         loop {
             tokio::select! {
@@ -110,7 +121,10 @@ impl Poller {
             let started = Instant::now();
             let batch = self.poll_once().await;
             let took = started.elapsed();
-            metrics.modbus_poll_duration.get_or_create(&label).observe(took.as_secs_f64());
+            metrics
+                .modbus_poll_duration
+                .get_or_create(&label)
+                .observe(took.as_secs_f64());
             if took > interval {
                 metrics.modbus_overruns.get_or_create(&label).inc();
             }
@@ -180,7 +194,10 @@ impl Poller {
     fn record_cycle(&mut self, ok: bool) {
         let result = if ok { "ok" } else { "comm_fault" };
         let name = &self.core.device.name;
-        let l = DeviceResult { device: name.clone(), result };
+        let l = DeviceResult {
+            device: name.clone(),
+            result,
+        };
         self.core.metrics.modbus_polls.get_or_create(&l).inc();
         match (self.online, ok) {
             (Some(false) | None, true) => info!(device = %name, "Device online"),
@@ -193,7 +210,10 @@ impl Poller {
 
 impl PollCore {
     fn count_connect(&self, result: &'static str) {
-        let l = DeviceResult { device: self.device.name.clone(), result };
+        let l = DeviceResult {
+            device: self.device.name.clone(),
+            result,
+        };
         self.metrics.modbus_connects.get_or_create(&l).inc();
     }
 
@@ -222,7 +242,10 @@ impl PollCore {
             }
             Err(_) => (BlockOutcome::LinkFailed, "timeout"),
         };
-        let l = DeviceResult { device: self.device.name.clone(), result };
+        let l = DeviceResult {
+            device: self.device.name.clone(),
+            result,
+        };
         self.metrics.modbus_requests.get_or_create(&l).inc();
         outcome
     }
@@ -236,14 +259,24 @@ impl PollCore {
                 Some(w) => decode(spec, w),
                 None => (f64::NAN, Quality::DecodeError),
             };
-            out.push(Reading { point: *point, ts, value, quality });
+            out.push(Reading {
+                point: *point,
+                ts,
+                value,
+                quality,
+            });
         }
     }
 
     fn fill(&self, block: &ReadBlock, quality: Quality, ts: Timestamp, out: &mut ReadingBatch) {
         for &(slot, _) in &block.items {
             let point = self.device.points[slot].0;
-            out.push(Reading { point, ts, value: f64::NAN, quality });
+            out.push(Reading {
+                point,
+                ts,
+                value: f64::NAN,
+                quality,
+            });
         }
     }
 }

@@ -109,7 +109,10 @@ impl Scaling {
     pub fn to_engineering(self, raw: f64) -> f64 {
         match self {
             Scaling::Linear { scale, offset } => raw * scale + offset,
-            Scaling::Range { raw: (r0, r1), eng: (e0, e1) } => e0 + (raw - r0) * (e1 - e0) / (r1 - r0),
+            Scaling::Range {
+                raw: (r0, r1),
+                eng: (e0, e1),
+            } => e0 + (raw - r0) * (e1 - e0) / (r1 - r0),
         }
     }
 
@@ -117,7 +120,10 @@ impl Scaling {
     pub fn to_raw(self, eng: f64) -> f64 {
         match self {
             Scaling::Linear { scale, offset } => (eng - offset) / scale,
-            Scaling::Range { raw: (r0, r1), eng: (e0, e1) } => r0 + (eng - e0) * (r1 - r0) / (e1 - e0),
+            Scaling::Range {
+                raw: (r0, r1),
+                eng: (e0, e1),
+            } => r0 + (eng - e0) * (r1 - r0) / (e1 - e0),
         }
     }
 }

@@ -60,14 +60,23 @@ pub async fn connect(spec: &TransportSpec, unit_id: u8, timeout: Duration) -> Re
     let attempt = async {
         let socket_addr = tokio::net::lookup_host(addr.as_str())
             .await
-            .map_err(|source| TransportError::Resolve { addr: addr.clone(), source })?
+            .map_err(|source| TransportError::Resolve {
+                addr: addr.clone(),
+                source,
+            })?
             .next()
             .ok_or_else(|| TransportError::NoAddress { addr: addr.clone() })?;
         tokio_modbus::client::tcp::connect_slave(socket_addr, Slave(unit_id))
             .await
-            .map_err(|source| TransportError::Connect { addr: addr.clone(), source })
+            .map_err(|source| TransportError::Connect {
+                addr: addr.clone(),
+                source,
+            })
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .map_err(|_| TransportError::Timeout { addr: addr.clone(), timeout })?
+        .map_err(|_| TransportError::Timeout {
+            addr: addr.clone(),
+            timeout,
+        })?
 }

@@ -119,7 +119,10 @@ impl Simulator {
                 let idx = profile.points.iter().position(|p| p.key == point).ok_or_else(|| {
                     io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("profile `{}` has no point `{point}` for the leak scenario", profile.name),
+                        format!(
+                            "profile `{}` has no point `{point}` for the leak scenario",
+                            profile.name
+                        ),
                     )
                 })?;
                 Some((idx, leak))

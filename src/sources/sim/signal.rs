@@ -129,7 +129,12 @@ mod tests {
 
     #[test]
     fn signal_swings_around_its_base() {
-        let s = SimSignal { base: 10.0, amplitude: 2.0, period: Duration::from_secs(40), noise: 0.0 };
+        let s = SimSignal {
+            base: 10.0,
+            amplitude: 2.0,
+            period: Duration::from_secs(40),
+            noise: 0.0,
+        };
         assert!((s.value_at(Duration::from_secs(10), 0.0) - 12.0).abs() < 1e-9);
         assert!((s.value_at(Duration::from_secs(30), 0.0) - 8.0).abs() < 1e-9);
     }
