@@ -1,0 +1,211 @@
+//! The `hazard-gateway` binary as an operator uses it: check-config, profiles, run with a
+//! clean SIGTERM shutdown, and the demo.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::{WAIT, binary, free_port, simulator, sqlite_count, wait_for};
+
+#[test]
+fn check_config_accepts_every_example() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let out = Command::new(binary()).arg("check-config").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("devices"));
+        n += 1;
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn check_config_prints_every_error_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site.toml");
+    std::fs::write(
+        &path,
+        "[gateway]\nid = \"gw\"\n\n[[devices]]\nname = \"a\"\nprofile = \"nope\"\ntransport = { tcp = \"h:1\" }\n\n[[rules]]\npoints = \"x/*\"\nthreshold = { high = 1.0 }\n",
+    )
+    .unwrap();
+    let out = Command::new(binary()).arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let p = path.display();
+    assert!(
+        stderr.contains(&format!("{p}:6:11: devices[0].profile: no device profile `nope`")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{p}:10:10: rules[0].points: `x/*` matches no point")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn profiles_list_and_show() {
+    let out = Command::new(binary()).args(["profiles", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.contains("ai4-gas-lel") && list.contains("tank-ltp"), "{list}");
+    let out = Command::new(binary())
+        .args(["profiles", "show", "ai4-gas-lel"])
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        show.contains("high=25") && show.contains("high_high=50") && show.contains("%LEL"),
+        "{show}"
+    );
+    let out = Command::new(binary())
+        .args(["profiles", "show", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// Kills the child on drop so a failing test leaves no process behind.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sigterm(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    for _ in 0..400 {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("process did not exit within 20 s of SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_polls_and_flushes_history_on_sigterm() {
+    let sim = simulator("tank-ltp", None).await;
+    sim.pin("level", 7.25);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("site.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = \"gw\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n[[devices]]\nname = \"t1\"\nprofile = \"tank-ltp\"\ntransport = {{ tcp = \"{}\" }}\ninterval = \"100ms\"\n",
+            sim.local_addr()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(binary())
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/api/v1/points");
+    wait_for("the gateway to report the pinned level", WAIT, || async {
+        let points: serde_json::Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+        points
+            .as_array()?
+            .iter()
+            .any(|p| p["id"] == "t1/level" && p["value"] == 7.25)
+            .then_some(())
+    })
+    .await;
+    sigterm(&child.0);
+    let status = wait_exit(&mut child.0);
+    assert!(status.success(), "exit status {status}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let last = stderr.lines().last().unwrap_or_default();
+    let line: serde_json::Value = serde_json::from_str(last).expect("JSON log lines");
+    assert_eq!(
+        line["fields"]["message"], "Gateway stopped; history flushed",
+        "{stderr}"
+    );
+    let db = dir.path().join("data/history.db");
+    let rows = sqlite_count(
+        &db,
+        "SELECT COUNT(*) FROM readings WHERE point = 't1/level' AND value = 7.25",
+        [],
+    );
+    assert!(rows > 0, "history rows after shutdown: {rows}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_shows_points_and_an_alarm_within_a_minute() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(binary())
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let points = wait_for("demo points", WAIT, || async {
+        let p: serde_json::Value = http
+            .get(format!("{base}/api/v1/points"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let arr = p.as_array()?;
+        arr.iter().all(|p| p["quality"] == "good").then_some(arr.clone())
+    })
+    .await;
+    assert!(points.len() >= 8);
+    let sources: std::collections::BTreeSet<_> = points.iter().map(|p| p["hazard_source"].to_string()).collect();
+    assert!(sources.len() >= 2);
+    let alarm = wait_for("the demo leak alarm", Duration::from_secs(60), || async {
+        let a: serde_json::Value = http
+            .get(format!("{base}/api/v1/alarms"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        a.as_array()?
+            .iter()
+            .find(|a| a["alarm_id"] == "MHS-001/GT-101:high")
+            .cloned()
+    })
+    .await;
+    assert_eq!(alarm["hazard_source"], "MHS-001");
+    let page = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("MHS-001/GT-101") && page.contains("活动报警"), "{page}");
+    sigterm(&child.0);
+    assert!(wait_exit(&mut child.0).success());
+}

@@ -1,0 +1,280 @@
+//! Config mistakes an instrument engineer makes, each reported with file, line, column and key.
+
+use std::path::{Path, PathBuf};
+
+use hazard_gateway::config::{ConfigError, GatewayConfig};
+use proptest::prelude::*;
+
+const GOOD: &str = r#"
+[gateway]
+id = "gw"
+
+[[hazard_sources]]
+id = "MHS-001"
+name = "液氯储罐区"
+level = 2
+
+[[devices]]
+name = "gas-ai-1"
+profile = "ai4-gas-lel"
+transport = { tcp = "127.0.0.1:502" }
+interval = "1s"
+hazard_source = "MHS-001"
+points = { ch1 = "MHS-001/GT-101", ch2 = "MHS-001/GT-102" }
+
+[[devices]]
+name = "tank-T101"
+profile = "tank-ltp"
+transport = { tcp = "127.0.0.1:503" }
+
+[[rules]]
+points = "MHS-001/GT-*"
+threshold = { high = 20.0, high_high = 40.0, deadband = 2.0, on_delay = "2s" }
+"#;
+
+fn file() -> PathBuf {
+    PathBuf::from("/etc/hazard-gateway/site.toml")
+}
+
+/// Replaces `from` (which must occur once) in the good config and returns the errors.
+fn errors_after(from: &str, to: &str) -> Vec<ConfigError> {
+    assert_eq!(GOOD.matches(from).count(), 1, "`{from}` must occur once");
+    let text = GOOD.replace(from, to);
+    match GatewayConfig::parse(&file(), &text) {
+        Ok(_) => panic!("config with `{to}` was accepted"),
+        Err(e) => e.0,
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    let at = text.find(needle).expect("needle in text");
+    text[..at].matches('\n').count() + 1
+}
+
+fn only(errors: &[ConfigError]) -> &ConfigError {
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    &errors[0]
+}
+
+#[test]
+fn the_good_config_is_accepted_with_rules_bound() {
+    let cfg = GatewayConfig::parse(&file(), GOOD).unwrap();
+    assert_eq!(cfg.devices.len(), 2);
+    assert_eq!(cfg.points.len(), 5);
+    // Two gas points carry the configured rule; three tank points keep their profile defaults.
+    let names: Vec<_> = cfg.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names.iter().filter(|n| **n == "rule-0").count(), 2);
+    assert_eq!(names.iter().filter(|n| **n == "profile:tank-ltp").count(), 3);
+    assert!(cfg.summary().contains("2 devices, 5 points"));
+}
+
+#[test]
+fn unknown_key_names_its_table_and_line() {
+    let text = GOOD.replace(
+        "transport = { tcp = \"127.0.0.1:503\" }",
+        "transprot = { tcp = \"127.0.0.1:503\" }",
+    );
+    let errors = GatewayConfig::parse(&file(), &text).unwrap_err().0;
+    let e = only(&errors);
+    assert_eq!(e.file, file());
+    assert_eq!(e.key, "devices[1].transprot");
+    assert_eq!(e.position, Some((line_of(&text, "transprot"), 1)));
+    assert!(e.message.contains("unknown field `transprot`"), "{}", e.message);
+    assert!(e.to_string().starts_with(&format!(
+        "/etc/hazard-gateway/site.toml:{}:1: devices[1].transprot: ",
+        line_of(&text, "transprot")
+    )));
+}
+
+#[test]
+fn bad_duration_names_the_key_and_shows_examples() {
+    let errors = errors_after("interval = \"1s\"", "interval = \"fast\"");
+    let e = only(&errors);
+    assert_eq!(e.key, "devices[0].interval");
+    assert_eq!(e.position.unwrap().0, line_of(GOOD, "interval = "));
+    assert!(
+        e.message.contains("invalid duration `fast`") && e.message.contains("\"500ms\""),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn missing_profile_is_an_error_listing_known_profiles() {
+    let errors = errors_after("profile = \"tank-ltp\"", "profile = \"tank-xyz\"");
+    let e = only(&errors);
+    assert_eq!(e.key, "devices[1].profile");
+    assert_eq!(e.position, Some((line_of(GOOD, "profile = \"tank-ltp\""), 11)));
+    assert!(e.message.contains("no device profile `tank-xyz`"));
+    assert!(e.message.contains("ai4-gas-lel"), "{}", e.message);
+}
+
+#[test]
+fn duplicate_point_id_names_both_devices() {
+    let errors = errors_after("ch2 = \"MHS-001/GT-102\"", "ch2 = \"MHS-001/GT-101\"");
+    let e = only(&errors);
+    assert_eq!(e.key, "devices[0].points.ch2");
+    assert_eq!(e.position.unwrap().0, line_of(GOOD, "points = { ch1"));
+    assert!(
+        e.message
+            .contains("point id `MHS-001/GT-101` is already used (by device `gas-ai-1`)"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn rule_on_an_unknown_point_is_an_error_not_a_no_op() {
+    let errors = errors_after("points = \"MHS-001/GT-*\"", "points = \"MHS-009/GT-*\"");
+    let e = only(&errors);
+    assert_eq!(e.key, "rules[0].points");
+    assert_eq!(e.position, Some((line_of(GOOD, "points = \"MHS-001/GT-*\""), 10)));
+    assert!(e.message.contains("`MHS-009/GT-*` matches no point"));
+    let errors = errors_after("points = \"MHS-001/GT-*\"", "points = \"MHS-001/GT-199\"");
+    assert!(only(&errors).message.contains("`MHS-001/GT-199` matches no point"));
+}
+
+#[test]
+fn hazard_source_level_outside_gb18218_grades() {
+    let errors = errors_after("level = 2", "level = 5");
+    let e = only(&errors);
+    assert_eq!(e.key, "hazard_sources[0].level");
+    assert_eq!(e.position, Some((line_of(GOOD, "level = 2"), 9)));
+    assert!(e.message.contains("1..=4"));
+}
+
+#[test]
+fn unknown_hazard_source_and_bad_address_are_both_reported() {
+    let text = GOOD
+        .replace("hazard_source = \"MHS-001\"", "hazard_source = \"MHS-002\"")
+        .replace("127.0.0.1:503", "127.0.0.1");
+    let errors = GatewayConfig::parse(&file(), &text).unwrap_err().0;
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(errors[0].key, "devices[0].hazard_source");
+    assert!(errors[0].message.contains("no hazard source `MHS-002`"));
+    assert_eq!(errors[1].key, "devices[1].transport.tcp");
+    assert!(errors[1].message.contains("not host:port"));
+}
+
+#[test]
+fn set_points_out_of_order_or_range_are_errors() {
+    let errors = errors_after("high = 20.0, high_high = 40.0", "high = 45.0, high_high = 140.0");
+    let e = only(&errors);
+    assert_eq!(e.key, "rules[0].threshold");
+    assert!(
+        e.message.contains("outside the instrument's range 0..100"),
+        "{}",
+        e.message
+    );
+    let errors = errors_after("high = 20.0, high_high = 40.0", "high = 45.0, high_high = 40.0");
+    assert!(only(&errors).message.contains("high (45) must be below high_high (40)"));
+}
+
+#[test]
+fn syntax_error_points_at_the_line() {
+    let errors = errors_after("name = \"tank-T101\"", "name = \"tank-T101");
+    let e = only(&errors);
+    assert_eq!(e.position.unwrap().0, line_of(GOOD, "name = \"tank-T101\""));
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let errors = errors_after("level = 2", "level = \"two\"");
+    let e = only(&errors);
+    assert_eq!(e.key, "hazard_sources[0].level");
+    assert!(e.message.contains("invalid type"), "{}", e.message);
+}
+
+#[test]
+fn unreadable_file_is_reported_with_its_path() {
+    let errors = GatewayConfig::load(Path::new("/nonexistent/site.toml")).unwrap_err().0;
+    let e = only(&errors);
+    assert_eq!(e.file, Path::new("/nonexistent/site.toml"));
+    assert!(e.message.contains("cannot read config"));
+}
+
+/// Every error the loader returns must be well-formed: the right file, a message, and a
+/// position inside the text when it has one.
+fn assert_well_formed(text: &str, result: Result<GatewayConfig, hazard_gateway::config::ConfigErrors>) {
+    if let Err(errors) = result {
+        assert!(!errors.0.is_empty());
+        let lines = text.split('\n').count();
+        for e in &errors.0 {
+            assert!(!e.message.is_empty());
+            if let Some((line, col)) = e.position {
+                assert!(line >= 1 && line <= lines && col >= 1, "{e} outside {lines} lines");
+            }
+        }
+    }
+}
+
+fn toml_value() -> impl Strategy<Value = toml::Value> {
+    let leaf = prop_oneof![
+        any::<i64>().prop_map(toml::Value::Integer),
+        any::<f64>().prop_map(toml::Value::Float),
+        any::<bool>().prop_map(toml::Value::Boolean),
+        "[a-z0-9:./*-]{0,12}".prop_map(toml::Value::String),
+        prop_oneof![
+            Just("1s"),
+            Just("500ms"),
+            Just("127.0.0.1:502"),
+            Just("ai4-gas-lel"),
+            Just("MHS-001")
+        ]
+        .prop_map(|s| toml::Value::String(s.into())),
+    ];
+    let keys = prop_oneof![
+        Just("gateway"),
+        Just("id"),
+        Just("api"),
+        Just("listen"),
+        Just("devices"),
+        Just("name"),
+        Just("profile"),
+        Just("transport"),
+        Just("tcp"),
+        Just("points"),
+        Just("rules"),
+        Just("threshold"),
+        Just("high"),
+        Just("hazard_sources"),
+        Just("level"),
+        Just("interval"),
+        Just("history"),
+        Just("retention"),
+        Just("ch1"),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(toml::Value::Array),
+            proptest::collection::btree_map(keys.clone().prop_map(String::from), inner, 0..6)
+                .prop_map(|m| toml::Value::Table(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics_the_loader(text in "\\PC{0,400}") {
+        let result = GatewayConfig::parse(&file(), &text);
+        prop_assert!(result.is_err(), "random text cannot be a complete config");
+        assert_well_formed(&text, result);
+    }
+
+    #[test]
+    fn arbitrary_toml_never_panics_the_loader(v in toml_value()) {
+        let Some(table) = v.as_table() else { return Ok(()) };
+        let text = toml::to_string(table).unwrap_or_default();
+        let result = GatewayConfig::parse(&file(), &text);
+        assert_well_formed(&text, result);
+    }
+
+    #[test]
+    fn mutated_good_config_never_panics_the_loader(cut in 0usize..GOOD.len(), insert in "\\PC{0,8}") {
+        let mut text = GOOD.to_string();
+        let cut = (0..=cut).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        text.insert_str(cut, &insert);
+        let result = GatewayConfig::parse(&file(), &text);
+        assert_well_formed(&text, result);
+    }
+}
