@@ -1,0 +1,179 @@
+//! Criterion benches of the per-reading hot paths: register decoding, read planning, rule
+//! evaluation and the history store's batch insert.
+
+use std::fmt;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hazard_gateway::model::{AlarmLevel, PointKind, PointMeta, PointTable, Priority, Quality, Reading, Timestamp};
+use hazard_gateway::rules::{Limit, RuleSpec, RulesEngine, Threshold};
+use hazard_gateway::sinks::history::HistoryStore;
+use hazard_gateway::sources::modbus::decoder::{decode, encode};
+use hazard_gateway::sources::modbus::planner::{ReadLimits, plan};
+use hazard_gateway::sources::modbus::register::{DataType, RegisterFunction, RegisterSpec, Scaling, WordOrder};
+
+#[derive(Clone, Copy)]
+struct Case(&'static str, DataType, WordOrder);
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+fn spec(data_type: DataType, word_order: WordOrder, address: u16) -> RegisterSpec {
+    RegisterSpec {
+        function: RegisterFunction::Holding,
+        address,
+        data_type,
+        word_order,
+        scaling: Scaling::Range {
+            raw: (4000.0, 20000.0),
+            eng: (0.0, 100.0),
+        },
+        range: Some((0.0, 100.0)),
+    }
+}
+
+fn bench_decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    const N: usize = 1000;
+    g.throughput(Throughput::Elements(N as u64));
+    for case in [
+        Case("u16_4_20mA", DataType::U16, WordOrder::ABCD),
+        Case("i32_cdab", DataType::I32, WordOrder::CDAB),
+        Case("f32_abcd", DataType::F32, WordOrder::ABCD),
+    ] {
+        let s = spec(case.1, case.2, 0);
+        let words: Vec<Vec<u16>> = (0..N).map(|i| encode(&s, (i % 100) as f64)).collect();
+        g.bench_with_input(BenchmarkId::from_parameter(case), &words, |b, words| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for w in words {
+                    sum += decode(&s, w).0;
+                }
+                sum
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_plan(c: &mut Criterion) {
+    let mut g = c.benchmark_group("plan");
+    for n in [16usize, 256, 2048] {
+        let points: Vec<_> = (0..n)
+            .map(|i| spec(DataType::F32, WordOrder::ABCD, (i * 3 % 60_000) as u16))
+            .collect();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("points", n), &points, |b, pts| {
+            b.iter(|| {
+                plan(
+                    pts,
+                    ReadLimits {
+                        max_registers: 125,
+                        max_gap: 1,
+                    },
+                )
+                .len()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn engine(points: usize) -> (RulesEngine, Vec<Reading>) {
+    let mut table = PointTable::default();
+    let mut rules = Vec::new();
+    for i in 0..points {
+        let id = table
+            .insert(PointMeta {
+                name: format!("MHS-001/GT-{i}").into(),
+                unit: "%LEL".into(),
+                kind: PointKind::Gas,
+                device: "d".into(),
+                hazard_source: Some("MHS-001".into()),
+                range: Some((0.0, 100.0)),
+                description: None,
+            })
+            .unwrap();
+        rules.push(RuleSpec {
+            name: "gas".into(),
+            point: id,
+            threshold: Threshold {
+                limits: vec![
+                    Limit {
+                        level: AlarmLevel::High,
+                        value: 25.0,
+                        priority: Priority::High,
+                    },
+                    Limit {
+                        level: AlarmLevel::HighHigh,
+                        value: 50.0,
+                        priority: Priority::Critical,
+                    },
+                ],
+                deadband: 2.0,
+                on_delay: Duration::from_secs(2),
+            },
+        });
+    }
+    let readings = table
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| Reading {
+            point: id,
+            ts: Timestamp::from_millis(i as i64),
+            value: (i % 30) as f64,
+            quality: Quality::Good,
+        })
+        .collect();
+    (RulesEngine::new(table, rules), readings)
+}
+
+fn bench_rules(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rules_evaluate");
+    for n in [1_000usize, 10_000] {
+        let (mut e, readings) = engine(n);
+        let mut out = Vec::new();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new("readings", n), |b| {
+            b.iter(|| {
+                for r in &readings {
+                    e.evaluate(r, &mut out);
+                }
+                out.clear();
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_history(c: &mut Criterion) {
+    let mut g = c.benchmark_group("history_insert");
+    g.sample_size(20);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_, readings) = engine(1000);
+    let mut table = PointTable::default();
+    for i in 0..1000 {
+        table.insert(PointMeta {
+            name: format!("MHS-001/GT-{i}").into(),
+            unit: "%LEL".into(),
+            kind: PointKind::Gas,
+            device: "d".into(),
+            hazard_source: None,
+            range: None,
+            description: None,
+        });
+    }
+    let mut store = HistoryStore::open(&dir.path().join("bench.db")).expect("store");
+    let batches = vec![readings];
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("batch_of_1000", |b| {
+        b.iter(|| store.insert(&table, &batches).expect("insert"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_decode, bench_plan, bench_rules, bench_history);
+criterion_main!(benches);
