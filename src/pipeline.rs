@@ -145,6 +145,7 @@ impl Gateway {
             metrics: metrics.clone(),
             clock,
             shutdown: api_cancel.clone(),
+            max_body: config.api_max_body,
         };
         let api = tokio::spawn(api::serve(listener, app, api_cancel.clone()));
         info!(gateway = %config.gateway_id, %api_addr, devices = config.devices.len(), points = config.points.len(),

@@ -100,6 +100,20 @@ fn bad_duration_names_the_key_and_shows_examples() {
 }
 
 #[test]
+fn sizes_parse_and_a_bad_size_names_the_key() {
+    let ok = format!("{GOOD}\n[api]\nlisten = \"127.0.0.1:9000\"\nmax_body = \"1MiB\"\n");
+    let cfg = GatewayConfig::parse(&file(), &ok).unwrap();
+    assert_eq!(cfg.api_max_body, 1024 * 1024);
+    assert_eq!(cfg.api_listen.port(), 9000);
+    let bad = format!("{GOOD}\n[api]\nmax_body = \"lots\"\n");
+    let errors = GatewayConfig::parse(&file(), &bad).unwrap_err().0;
+    let e = only(&errors);
+    assert_eq!(e.key, "api.max_body");
+    assert_eq!(e.position.unwrap().0, line_of(&bad, "max_body"));
+    assert!(e.message.contains("invalid size `lots`"), "{}", e.message);
+}
+
+#[test]
 fn missing_profile_is_an_error_listing_known_profiles() {
     let errors = errors_after("profile = \"tank-ltp\"", "profile = \"tank-xyz\"");
     let e = only(&errors);

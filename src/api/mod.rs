@@ -29,9 +29,6 @@ use crate::sinks::journal::AlarmJournal;
 use crate::state::LiveState;
 use crate::telemetry::Metrics;
 
-/// Largest request body accepted; the API takes no uploads.
-const MAX_BODY: usize = 64 * 1024;
-
 /// What the handlers read.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -47,10 +44,13 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Fires at shutdown so long-lived feeds end and the server can drain.
     pub shutdown: CancellationToken,
+    /// Largest request body accepted.
+    pub max_body: usize,
 }
 
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
+    let max_body = state.max_body;
     Router::new()
         .route("/", get(page::index))
         .route("/healthz", get(ops::healthz))
@@ -59,7 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/points/{id}/history", get(points::history))
         .route("/api/v1/alarms", get(alarms::active))
         .route("/api/v1/events", get(events::feed))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -83,6 +83,8 @@ pub struct GatewayConfig {
     pub data_dir: Option<PathBuf>,
     /// Address of the HTTP API and console.
     pub api_listen: SocketAddr,
+    /// Largest request body the API accepts, in bytes.
+    pub api_max_body: usize,
     /// Embedded history.
     pub history: HistorySettings,
     /// Hazard sources.

@@ -43,13 +43,26 @@ pub(super) struct RawGateway {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawApi {
     /// `ip:port` of the HTTP API and console.
+    #[serde(default = "default_listen")]
     pub(super) listen: Spanned<String>,
+    /// Largest request body accepted (`"64KiB"`); larger requests get 413.
+    #[serde(default = "default_max_body", deserialize_with = "units::size::deserialize")]
+    pub(super) max_body: u64,
+}
+
+fn default_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8080".to_string())
+}
+
+fn default_max_body() -> u64 {
+    64 * 1024
 }
 
 impl Default for RawApi {
     fn default() -> Self {
         Self {
-            listen: Spanned::new(0..0, "127.0.0.1:8080".to_string()),
+            listen: default_listen(),
+            max_body: default_max_body(),
         }
     }
 }

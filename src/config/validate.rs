@@ -84,6 +84,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         gateway_id: raw.gateway.id.get_ref().clone(),
         data_dir: raw.gateway.data_dir.as_ref().map(|d| relative_to(path, d)),
         api_listen,
+        api_max_body: usize::try_from(raw.api.max_body).unwrap_or(usize::MAX),
         history: HistorySettings {
             retention: raw.history.retention,
             queue_batches: raw.history.queue_batches,
