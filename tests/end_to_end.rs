@@ -56,6 +56,24 @@ hazard_source = "MHS-001"
     )
 }
 
+/// Reads the SSE stream up to its first `data:` line; returns that event's JSON and the raw text.
+async fn next_sse_event(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<axum::body::Bytes>> + Unpin),
+) -> (Value, String) {
+    let mut text = String::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.expect("feed chunk")));
+            if let Some(data) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
+                return (serde_json::from_str::<Value>(data).expect("JSON event"), text.clone());
+            }
+        }
+        panic!("feed ended: {text}");
+    })
+    .await
+    .expect("an event on the live feed")
+}
+
 fn close(v: &Value, expected: f64, tol: f64) -> bool {
     v.as_f64().is_some_and(|x| (x - expected).abs() <= tol)
 }
@@ -201,18 +219,7 @@ async fn live_feed_streams_transitions_and_replays_after_reconnect() {
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut body = resp.bytes_stream();
     gas.pin("ch2", 30.0);
-    let mut text = String::new();
-    let event = tokio::time::timeout(WAIT, async {
-        while let Some(chunk) = body.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if let Some(data) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
-                return serde_json::from_str::<Value>(data).unwrap();
-            }
-        }
-        panic!("feed ended: {text}");
-    })
-    .await
-    .expect("an alarm event on the live feed");
+    let (event, text) = next_sse_event(&mut body).await;
     assert_eq!(event["alarm_id"], "MHS-001/GT-102:high");
     assert_eq!(event["transition"], "raised");
     assert!(text.contains("event: alarm"));
@@ -239,18 +246,7 @@ async fn live_feed_streams_transitions_and_replays_after_reconnect() {
         .await
         .unwrap();
     let mut body = resp.bytes_stream();
-    let mut text = String::new();
-    let replayed = tokio::time::timeout(WAIT, async {
-        while let Some(chunk) = body.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if let Some(data) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
-                return serde_json::from_str::<Value>(data).unwrap();
-            }
-        }
-        panic!("feed ended: {text}");
-    })
-    .await
-    .expect("replayed event");
+    let (replayed, _) = next_sse_event(&mut body).await;
     assert_eq!(replayed["alarm_id"], "MHS-001/GT-102:high");
     assert_eq!(replayed["transition"], "cleared");
     assert_eq!(replayed["seq"].as_u64().unwrap(), first_id + 1);
