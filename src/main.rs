@@ -226,8 +226,7 @@ fn profiles(action: ProfilesAction) -> Result<ExitCode> {
                 let range = r.range.map_or("-".to_string(), |(a, b)| format!("{a}..{b}"));
                 let sp = pt.setpoints.as_ref().map_or("-".to_string(), |s| {
                     let lim: Vec<String> = s
-                        .to_threshold()
-                        .limits
+                        .limits()
                         .iter()
                         .map(|l| format!("{}={}", l.level.as_str(), l.value))
                         .collect();

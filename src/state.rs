@@ -6,10 +6,47 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use tokio::sync::broadcast;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::HazardSource;
-use crate::model::{AlarmEvent, PointId, PointTable, Reading, Timestamp, Transition};
+use crate::model::{AlarmEvent, PointId, PointTable, Reading, Timestamp};
+use crate::rules::{AlarmStats, Command, CommandError};
+
+/// What the live feed carries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FeedEvent {
+    /// An alarm transition (journaled; its `seq` is the feed's event id).
+    Alarm(AlarmEvent),
+    /// The alarm system entered or left a flood.
+    Flood {
+        /// Whether in flood now.
+        active: bool,
+        /// Annunciated raises in the last 10 minutes.
+        rate_10min: usize,
+        /// When it changed.
+        ts: Timestamp,
+    },
+}
+
+/// An operator's command on its way to the rules task, with where to send the answer.
+#[derive(Debug)]
+pub struct CommandRequest {
+    /// The alarm.
+    pub alarm_id: String,
+    /// What to do.
+    pub command: Command,
+    /// Who asks.
+    pub user: String,
+    /// Why.
+    pub comment: String,
+    /// The resulting transition, or why it was refused.
+    pub reply: oneshot::Sender<Result<AlarmEvent, CommandError>>,
+}
+
+/// Sender half for operator commands (held by the API).
+pub type CommandSender = mpsc::Sender<CommandRequest>;
 
 /// Alarm events buffered for live subscribers; a subscriber further behind is cut off and
 /// replays from the journal when it reconnects.
@@ -28,7 +65,8 @@ pub struct LiveState {
     pub started: Timestamp,
     values: RwLock<Vec<Option<Reading>>>,
     active: RwLock<BTreeMap<String, AlarmEvent>>,
-    events: broadcast::Sender<AlarmEvent>,
+    stats: RwLock<AlarmStats>,
+    events: broadcast::Sender<FeedEvent>,
 }
 
 impl LiveState {
@@ -38,6 +76,7 @@ impl LiveState {
         Self {
             values: RwLock::new(vec![None; points.len()]),
             active: RwLock::new(BTreeMap::new()),
+            stats: RwLock::new(AlarmStats::default()),
             gateway_id,
             points,
             hazard_sources,
@@ -62,42 +101,60 @@ impl LiveState {
         self.points.iter().map(|(id, _)| (id, values[id.index()])).collect()
     }
 
-    /// Restores an alarm that was active when the gateway last stopped (no event is published).
+    /// Restores an alarm that was visible when the gateway last stopped (no event is published).
     pub fn restore(&self, event: AlarmEvent) {
         let mut active = self.active.write().unwrap_or_else(|p| p.into_inner());
         active.insert(event.alarm_id.clone(), event);
     }
 
-    /// Applies a journaled transition to the active set and publishes it; returns the number
-    /// of active alarms afterwards.
+    /// Applies a journaled transition to the visible set and publishes it; returns the number
+    /// of alarms the operator is being asked to look at.
     pub fn publish(&self, event: AlarmEvent) -> usize {
         let n = {
             let mut active = self.active.write().unwrap_or_else(|p| p.into_inner());
-            match event.transition {
-                Transition::Raised => {
-                    active.insert(event.alarm_id.clone(), event.clone());
-                }
-                Transition::Cleared => {
-                    active.remove(&event.alarm_id);
-                }
+            if event.visible() {
+                active.insert(event.alarm_id.clone(), event.clone());
+            } else {
+                active.remove(&event.alarm_id);
             }
-            active.len()
+            active.values().filter(|e| e.annunciated()).count()
         };
         // No subscriber is not an error: the journal keeps the event for later readers.
-        let _ = self.events.send(event);
+        let _ = self.events.send(FeedEvent::Alarm(event));
         n
     }
 
-    /// Active alarms, most urgent first, then oldest first.
+    /// Publishes a flood change.
+    pub fn publish_flood(&self, active: bool, rate_10min: usize, ts: Timestamp) {
+        let _ = self.events.send(FeedEvent::Flood { active, rate_10min, ts });
+    }
+
+    /// Records the latest flood and chattering figures.
+    pub fn set_stats(&self, stats: AlarmStats) {
+        *self.stats.write().unwrap_or_else(|p| p.into_inner()) = stats;
+    }
+
+    /// The latest flood and chattering figures.
+    pub fn stats(&self) -> AlarmStats {
+        self.stats.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every alarm with something to show: unacknowledged first, then most urgent, then oldest.
     pub fn active_alarms(&self) -> Vec<AlarmEvent> {
         let active = self.active.read().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<_> = active.values().cloned().collect();
-        v.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.ts.cmp(&b.ts)));
+        v.sort_by(|a, b| {
+            b.annunciated()
+                .cmp(&a.annunciated())
+                .then(a.acknowledged.cmp(&b.acknowledged))
+                .then(b.priority.cmp(&a.priority))
+                .then(a.raised_at.unwrap_or(a.ts).cmp(&b.raised_at.unwrap_or(b.ts)))
+        });
         v
     }
 
     /// A live subscription to alarm events published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<AlarmEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
         self.events.subscribe()
     }
 }

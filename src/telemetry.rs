@@ -79,6 +79,8 @@ pub struct Metrics {
     pub alarm_transitions: Family<TransitionLabel, Counter>,
     /// Alarms currently active.
     pub alarms_active: Gauge,
+    /// Alarms chattering now (raised several times within a minute).
+    pub alarm_chattering: Gauge,
     /// Alarm transitions that could not be journaled (published anyway, logged as errors).
     pub journal_errors: Counter,
     /// Readings written to the embedded history store.
@@ -139,7 +141,17 @@ impl Metrics {
             alarm_transitions.clone(),
         );
         let alarms_active = Gauge::default();
-        r.register("hazard_alarms_active", "Alarms currently active", alarms_active.clone());
+        r.register(
+            "hazard_alarms_active",
+            "Alarms annunciated now (not normal, not shelved, suppressed or out of service)",
+            alarms_active.clone(),
+        );
+        let alarm_chattering = Gauge::default();
+        r.register(
+            "hazard_alarms_chattering",
+            "Alarms raised at least the chatter threshold times in the last minute",
+            alarm_chattering.clone(),
+        );
         let journal_errors = Counter::default();
         r.register(
             "hazard_alarm_journal_errors",
@@ -180,6 +192,7 @@ impl Metrics {
             readings,
             alarm_transitions,
             alarms_active,
+            alarm_chattering,
             journal_errors,
             history_written,
             history_dropped,

@@ -20,6 +20,15 @@ pub enum ApiError {
         /// What is wrong with it.
         reason: String,
     },
+    /// No alarm with that id.
+    #[error("no alarm `{0}`")]
+    UnknownAlarm(String),
+    /// The alarm's state does not allow the action.
+    #[error("{0}")]
+    Conflict(String),
+    /// The rules engine is not taking commands (shutting down).
+    #[error("the alarm system is shutting down")]
+    Unavailable,
     /// A store failed; details go to the log, not the client.
     #[error("internal error")]
     Internal(String),
@@ -29,6 +38,9 @@ impl ApiError {
     fn code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::UnknownPoint(_) => (StatusCode::NOT_FOUND, "unknown_point"),
+            ApiError::UnknownAlarm(_) => (StatusCode::NOT_FOUND, "unknown_alarm"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::BadParam { .. } => (StatusCode::BAD_REQUEST, "bad_parameter"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

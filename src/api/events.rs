@@ -1,5 +1,8 @@
 //! `GET /api/v1/events`: the live feed of alarm transitions (Server-Sent Events).
 //!
+//! `event: alarm` carries a transition record; `event: flood` the start or end of an alarm
+//! flood.
+//!
 //! Each event's id is its journal sequence number. A client that reconnects with
 //! `Last-Event-ID` first gets every transition it missed from the journal, then the live feed.
 //! A subscriber that falls too far behind is disconnected rather than silently skipped, so
@@ -17,7 +20,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::{ApiError, AppState};
-use crate::model::AlarmEvent;
+use crate::state::FeedEvent;
 
 /// Most journal events replayed to one reconnecting client.
 const MAX_REPLAY: usize = 10_000;
@@ -65,9 +68,15 @@ pub(super) async fn feed(
             };
             std::future::ready(keep)
         })
-        .filter_map(move |r| std::future::ready(r.ok().filter(|e| e.seq == 0 || e.seq > replayed_up_to)));
+        .filter_map(move |r| {
+            let fresh = |f: &FeedEvent| match f {
+                FeedEvent::Alarm(e) => e.seq == 0 || e.seq > replayed_up_to,
+                FeedEvent::Flood { .. } => true,
+            };
+            std::future::ready(r.ok().filter(fresh))
+        });
     let shutdown = s.shutdown.clone();
-    let events = stream::iter(replay)
+    let events = stream::iter(replay.into_iter().map(FeedEvent::Alarm))
         .chain(live)
         .map(move |e| {
             let _keep_counted = &guard;
@@ -77,10 +86,14 @@ pub(super) async fn feed(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn to_sse(e: &AlarmEvent) -> Event {
-    let event = Event::default().event("alarm");
-    let event = if e.seq > 0 { event.id(e.seq.to_string()) } else { event };
-    event
-        .json_data(e)
-        .unwrap_or_else(|_| Event::default().event("alarm").data("{}"))
+fn to_sse(f: &FeedEvent) -> Event {
+    let (event, data) = match f {
+        FeedEvent::Alarm(e) if e.seq > 0 => (
+            Event::default().event("alarm").id(e.seq.to_string()),
+            serde_json::to_string(e),
+        ),
+        FeedEvent::Alarm(e) => (Event::default().event("alarm"), serde_json::to_string(e)),
+        FeedEvent::Flood { .. } => (Event::default().event("flood"), serde_json::to_string(f)),
+    };
+    event.data(data.unwrap_or_else(|_| "{}".into()))
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -26,7 +26,7 @@ use crate::clock::SharedClock;
 use crate::model::Timestamp;
 use crate::sinks::history::HistoryReader;
 use crate::sinks::journal::AlarmJournal;
-use crate::state::LiveState;
+use crate::state::{CommandSender, LiveState};
 use crate::telemetry::Metrics;
 
 /// What the handlers read.
@@ -46,6 +46,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Largest request body accepted.
     pub max_body: usize,
+    /// Operator commands to the rules task.
+    pub commands: CommandSender,
 }
 
 /// Every route of the API.
@@ -58,6 +60,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/points", get(points::list))
         .route("/api/v1/points/{id}/history", get(points::history))
         .route("/api/v1/alarms", get(alarms::active))
+        .route("/api/v1/alarms/summary", get(alarms::summary))
+        .route("/api/v1/alarms/history", get(alarms::history))
+        .route("/api/v1/alarms/{id}/{action}", post(alarms::command))
         .route("/api/v1/events", get(events::feed))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TraceLayer::new_for_http())

@@ -28,19 +28,24 @@ td,th{{border:1px solid #bbb;padding:.25em .6em;text-align:left}}th{{background:
     if alarms.is_empty() {
         h.push_str("<p>无活动报警 No active alarms</p>");
     } else {
-        h.push_str("<table><tr><th>优先级 Priority</th><th>测点 Point</th><th>危险源 Source</th><th>级别 Level</th><th>值 Value</th><th>限值 Limit</th><th>时间 Raised</th></tr>");
+        h.push_str("<table><tr><th>优先级 Priority</th><th>对象 Subject</th><th>危险源 Source</th><th>条件 Condition</th><th>状态 State</th><th>值 Value</th><th>限值 Limit</th><th>时间 Raised</th></tr>");
         for a in &alarms {
             let _ = write!(
                 h,
-                "<tr class=\"{p}\"><td>{p}</td><td>{pt}</td><td>{hs}</td><td>{lvl}</td><td>{v:.2} {u}</td><td>{lim} {u}</td><td>{t}</td></tr>",
+                "<tr class=\"{p}\"><td>{p}</td><td>{pt}</td><td>{hs}</td><td>{cond} {lvl}</td><td>{st}</td><td>{v}</td><td>{lim}</td><td>{t}</td></tr>",
                 p = priority_class(a.priority),
-                pt = esc(&a.point),
+                pt = esc(&a.subject),
                 hs = esc(a.hazard_source.as_deref().unwrap_or("-")),
-                lvl = a.level.as_str(),
-                v = a.value,
-                lim = a.limit,
-                u = esc(&a.unit),
-                t = rfc3339(a.ts),
+                cond = a.condition,
+                lvl = a.level.map(|l| l.as_str()).unwrap_or_default(),
+                st = a.state,
+                v = if a.value.is_finite() {
+                    format!("{:.2} {}", a.value, esc(&a.unit))
+                } else {
+                    "-".into()
+                },
+                lim = a.limit.map_or("-".to_string(), |l| format!("{l} {}", esc(&a.unit))),
+                t = rfc3339(a.raised_at.unwrap_or(a.ts)),
             );
         }
         h.push_str("</table>");

@@ -114,7 +114,7 @@ pub(super) async fn history(
     }))
 }
 
-fn parse_time(name: &'static str, text: &str) -> Result<Timestamp, ApiError> {
+pub(super) fn parse_time(name: &'static str, text: &str) -> Result<Timestamp, ApiError> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(Timestamp::from_millis(ms));
     }

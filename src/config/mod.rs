@@ -5,6 +5,7 @@
 //! cannot (missing profiles, duplicate point ids, rules on unknown points) and builds the
 //! [`GatewayConfig`] the pipeline runs. Both steps name file, line, column and key.
 
+mod bind;
 pub mod error;
 pub mod profile;
 mod raw;
@@ -20,7 +21,7 @@ pub use error::{ConfigError, ConfigErrors, SourceText};
 pub use profile::{Profile, ProfileSet};
 
 use crate::model::{PointId, PointTable};
-use crate::rules::RuleSpec;
+use crate::rules::{AlarmSettings, RuleSpec};
 use crate::sources::modbus::planner::ReadLimits;
 use crate::sources::modbus::register::RegisterSpec;
 
@@ -93,8 +94,11 @@ pub struct GatewayConfig {
     pub points: PointTable,
     /// Every polled device.
     pub devices: Vec<DeviceSpec>,
-    /// Every rule, bound to its point.
+    /// Every rule, bound to its points (profile defaults and automatic sensor-fault alarms
+    /// included).
     pub rules: Vec<RuleSpec>,
+    /// Gateway-wide alarm settings.
+    pub alarms: AlarmSettings,
     /// The profiles the config was checked against.
     pub profiles: ProfileSet,
 }
@@ -117,16 +121,22 @@ impl GatewayConfig {
 
     /// A short human summary, as `check-config` prints it.
     pub fn summary(&self) -> String {
-        let limits: usize = self.rules.iter().map(|r| r.threshold.limits.len()).sum();
+        let alarms = crate::rules::RulesEngine::new(
+            self.points.clone(),
+            &self.rules,
+            self.alarms.clone(),
+            Default::default(),
+        )
+        .map_or(0, |e| e.alarm_count());
         let mut s = format!(
-            "{}: gateway `{}`: {} hazard sources, {} devices, {} points, {} rules ({} alarm limits)\n",
+            "{}: gateway `{}`: {} hazard source(s), {} device(s), {} point(s), {} rule binding(s), {} alarm(s)\n",
             self.file.display(),
             self.gateway_id,
             self.hazard_sources.len(),
             self.devices.len(),
             self.points.len(),
             self.rules.len(),
-            limits,
+            alarms,
         );
         for d in &self.devices {
             let TransportSpec::Tcp(addr) = &d.transport;

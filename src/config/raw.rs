@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::rules::RuleConfig;
+use super::rules::{AlarmsConfig, RuleConfig};
 use super::units;
 
 #[derive(Debug, Deserialize)]
@@ -18,6 +18,8 @@ pub(super) struct RawConfig {
     pub(super) api: RawApi,
     #[serde(default)]
     pub(super) history: RawHistory,
+    #[serde(default)]
+    pub(super) alarms: AlarmsConfig,
     #[serde(default)]
     pub(super) hazard_sources: Vec<Spanned<RawHazardSource>>,
     #[serde(default)]

@@ -1,12 +1,29 @@
-//! Rule configuration: which points a rule watches and its set-points.
+//! Rule configuration: which points a rule watches and what it raises.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use super::units;
-use crate::model::AlarmLevel;
-use crate::rules::{Limit, Threshold};
+use crate::model::{Level, Priority};
+use crate::rules::{Delays, Limit};
+
+fn default_priority() -> Priority {
+    Priority::High
+}
+
+/// Which way warning colours trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Danger grows with the value (displacement, reservoir level).
+    #[default]
+    Rising,
+    /// Danger grows as the value falls (burial depth of the seepage line, beach length).
+    Falling,
+}
 
 /// Threshold set-points, as written in a rule or as a profile's defaults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -24,27 +41,59 @@ pub struct ThresholdConfig {
     /// Low-low limit.
     #[serde(default)]
     pub low_low: Option<f64>,
-    /// Distance back past a limit before its alarm clears; stops chattering at the limit.
+    /// Blue warning (GB 51108 tailings ponds), the lowest of four colours.
+    #[serde(default)]
+    pub blue: Option<f64>,
+    /// Yellow warning.
+    #[serde(default)]
+    pub yellow: Option<f64>,
+    /// Orange warning.
+    #[serde(default)]
+    pub orange: Option<f64>,
+    /// Red warning, the highest.
+    #[serde(default)]
+    pub red: Option<f64>,
+    /// Whether the warning colours trip on a rising or a falling value.
+    #[serde(default)]
+    pub direction: Direction,
+    /// Distance back past a limit before its alarm clears, in engineering units.
     #[serde(default)]
     pub deadband: f64,
+    /// Deadband as a percentage of the instrument's span instead (EEMUA 191 starting values:
+    /// flow 5 %, level 5 %, pressure 2 %, temperature 1 %). Needs the point to have a range.
+    #[serde(default)]
+    pub deadband_percent: Option<f64>,
     /// How long a limit must be exceeded before the alarm is raised; filters spikes.
-    /// Gas alarms usually run without one: the detector's response time already filters.
     #[serde(default, deserialize_with = "units::duration::deserialize")]
     pub on_delay: Duration,
+    /// How long the value must be back before the alarm clears; filters chattering.
+    #[serde(default, deserialize_with = "units::duration::deserialize")]
+    pub off_delay: Duration,
+    /// Priority per level, where the default (outer limits and red critical) does not fit.
+    #[serde(default)]
+    pub priorities: BTreeMap<Level, Priority>,
 }
 
 impl ThresholdConfig {
-    /// The configured limits from lowest to highest.
-    fn levels(&self) -> Vec<(AlarmLevel, f64)> {
+    /// The configured levels with their set-points.
+    fn levels(&self) -> Vec<(Level, f64)> {
         [
-            (AlarmLevel::LowLow, self.low_low),
-            (AlarmLevel::Low, self.low),
-            (AlarmLevel::High, self.high),
-            (AlarmLevel::HighHigh, self.high_high),
+            (Level::LowLow, self.low_low),
+            (Level::Low, self.low),
+            (Level::High, self.high),
+            (Level::HighHigh, self.high_high),
+            (Level::Blue, self.blue),
+            (Level::Yellow, self.yellow),
+            (Level::Orange, self.orange),
+            (Level::Red, self.red),
         ]
         .into_iter()
         .filter_map(|(l, v)| v.map(|v| (l, v)))
         .collect()
+    }
+
+    fn falling(&self, level: Level) -> bool {
+        level.is_low() || (level.same_family(Level::Blue) && self.direction == Direction::Falling)
     }
 
     /// Everything wrong with these set-points for a point measuring `range`.
@@ -52,28 +101,61 @@ impl ThresholdConfig {
         let levels = self.levels();
         let mut out = Vec::new();
         if levels.is_empty() {
-            out.push("a threshold needs at least one of high, high_high, low, low_low".to_string());
+            out.push(
+                "a threshold needs at least one of high, high_high, low, low_low, blue, yellow, orange, red".into(),
+            );
         }
         for (l, v) in &levels {
             if !v.is_finite() {
-                out.push(format!("{} must be a finite number", l.as_str()));
+                out.push(format!("{l} must be a finite number"));
             }
         }
-        for pair in levels.windows(2) {
-            let ((la, va), (lb, vb)) = (pair[0], pair[1]);
-            if va >= vb {
-                out.push(format!("{} ({va}) must be below {} ({vb})", la.as_str(), lb.as_str()));
+        for family in [Level::Low, Level::High, Level::Blue] {
+            let mut fam: Vec<_> = levels.iter().filter(|(l, _)| l.same_family(family)).collect();
+            fam.sort_by_key(|(l, _)| l.rank());
+            for pair in fam.windows(2) {
+                let ((la, va), (lb, vb)) = (pair[0], pair[1]);
+                let (ok, word) = if self.falling(*la) {
+                    (va > vb, "above")
+                } else {
+                    (va < vb, "below")
+                };
+                if !ok {
+                    out.push(format!("{la} ({va}) must be {word} {lb} ({vb})"));
+                }
             }
+        }
+        let low = levels
+            .iter()
+            .filter(|(l, _)| l.is_low())
+            .map(|(_, v)| *v)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let high = levels
+            .iter()
+            .filter(|(l, _)| l.same_family(Level::High))
+            .map(|(_, v)| *v)
+            .fold(f64::INFINITY, f64::min);
+        if low >= high {
+            out.push(format!("low limits ({low}) must be below high limits ({high})"));
         }
         if !(self.deadband >= 0.0 && self.deadband.is_finite()) {
             out.push(format!("deadband must be zero or positive, got {}", self.deadband));
+        }
+        match (self.deadband_percent, range) {
+            (Some(p), _) if !(0.0..=100.0).contains(&p) => {
+                out.push(format!("deadband_percent must be 0..=100, got {p}"))
+            }
+            (Some(_), None) => out.push("deadband_percent needs the point to have a measuring range".into()),
+            (Some(_), Some(_)) if self.deadband != 0.0 => {
+                out.push("give deadband or deadband_percent, not both".into())
+            }
+            _ => {}
         }
         if let Some((lo, hi)) = range {
             for (l, v) in &levels {
                 if *v < lo || *v > hi {
                     out.push(format!(
-                        "{} set-point {v} lies outside the instrument's range {lo}..{hi}",
-                        l.as_str()
+                        "{l} set-point {v} lies outside the instrument's range {lo}..{hi}"
                     ));
                 }
             }
@@ -81,60 +163,272 @@ impl ThresholdConfig {
         out
     }
 
-    /// The rule engine's form, with each level's default priority.
-    pub fn to_threshold(&self) -> Threshold {
-        Threshold {
-            limits: self
-                .levels()
-                .into_iter()
-                .map(|(level, value)| Limit {
-                    level,
-                    value,
-                    priority: Threshold::default_priority(level),
-                })
-                .collect(),
-            deadband: self.deadband,
-            on_delay: self.on_delay,
+    /// The engine's limits, with each level's priority.
+    pub fn limits(&self) -> Vec<Limit> {
+        self.levels()
+            .into_iter()
+            .map(|(level, value)| Limit {
+                level,
+                value,
+                priority: self.priorities.get(&level).copied().unwrap_or(level.default_priority()),
+                falling: self.falling(level),
+            })
+            .collect()
+    }
+
+    /// The absolute deadband for a point measuring `range`.
+    pub fn deadband_for(&self, range: Option<(f64, f64)>) -> f64 {
+        match (self.deadband_percent, range) {
+            (Some(p), Some((lo, hi))) => (hi - lo).abs() * p / 100.0,
+            _ => self.deadband,
+        }
+    }
+
+    /// The rule's delays.
+    pub fn delays(&self) -> Delays {
+        Delays {
+            on: self.on_delay,
+            off: self.off_delay,
         }
     }
 }
 
-/// A `[[rules]]` entry.
+/// Rate-of-change rule parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// Alarm when rising faster than this many units per `per`.
+    #[serde(default)]
+    pub rise: Option<f64>,
+    /// Alarm when falling faster than this many units per `per`.
+    #[serde(default)]
+    pub fall: Option<f64>,
+    /// Time unit of `rise` and `fall` (`"1h"` for m/h).
+    #[serde(deserialize_with = "units::duration::deserialize")]
+    pub per: Duration,
+    /// Window the change is measured over; defaults to `per`.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub window: Option<Duration>,
+    /// Priority of the alarm.
+    #[serde(default = "default_priority")]
+    pub priority: Priority,
+    /// Delays against a noisy signal.
+    #[serde(default, deserialize_with = "units::duration::deserialize")]
+    pub on_delay: Duration,
+    /// Off-delay.
+    #[serde(default, deserialize_with = "units::duration::deserialize")]
+    pub off_delay: Duration,
+}
+
+fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    units::duration::deserialize(d).map(Some)
+}
+
+/// Stale (no data) rule parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaleConfig {
+    /// Silence tolerated before the alarm.
+    #[serde(deserialize_with = "units::duration::deserialize")]
+    pub after: Duration,
+    /// Priority of the alarm.
+    #[serde(default = "default_priority")]
+    pub priority: Priority,
+}
+
+/// Sensor-fault rule parameters (replaces the automatic one on the points it matches).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Priority of the alarm.
+    #[serde(default = "default_priority")]
+    pub priority: Priority,
+    /// On-delay.
+    #[serde(default, deserialize_with = "units::duration::deserialize")]
+    pub on_delay: Duration,
+    /// Off-delay.
+    #[serde(default, deserialize_with = "units::duration::deserialize")]
+    pub off_delay: Duration,
+}
+
+/// Deviation between redundant sensors.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviationConfig {
+    /// Largest tolerated spread (max - min) between the selected points.
+    pub max: f64,
+    /// Deadband for clearing.
+    #[serde(default)]
+    pub deadband: f64,
+    /// Priority of the alarm.
+    #[serde(default = "default_priority")]
+    pub priority: Priority,
+    /// On-delay.
+    #[serde(default, deserialize_with = "units::duration::deserialize")]
+    pub on_delay: Duration,
+    /// Off-delay.
+    #[serde(default, deserialize_with = "units::duration::deserialize")]
+    pub off_delay: Duration,
+}
+
+/// k-of-n voting or escalation over the selected points and/or other vote rules.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoteConfig {
+    /// Confirmation: how many members must be at `level` or above.
+    #[serde(default)]
+    pub k: Option<usize>,
+    /// Confirmation: the level members must reach (and the group's alarm level).
+    #[serde(default)]
+    pub level: Option<Level>,
+    /// Escalation: `{ blue = 4, yellow = 3, orange = 2 }` lifts the group one level above each
+    /// level that enough members reach (GB 51108-2015).
+    #[serde(default)]
+    pub escalate: BTreeMap<Level, usize>,
+    /// Other vote rules counted as members (items of a pond), defined before this one.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Priority per output level, where the default does not fit.
+    #[serde(default)]
+    pub priorities: BTreeMap<Level, Priority>,
+}
+
+/// A `[[rules]]` entry: selectors, then exactly one rule kind.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
-    /// Name journaled with the rule's alarms; defaults to `rule-<n>`.
+    /// Name journaled with the rule's alarms; required for deviation and vote rules (it names
+    /// the group). Defaults to `rule-<n>`.
     #[serde(default)]
-    pub name: Option<String>,
-    /// A point id, or a glob over point ids (`MHS-001/GT-*`). Must match at least one point.
-    pub points: toml::Spanned<String>,
-    /// Threshold set-points. They replace the profile's defaults on the matched points.
-    pub threshold: toml::Spanned<ThresholdConfig>,
+    pub name: Option<Spanned<String>>,
+    /// A point id, or a glob over point ids (`MHS-001/GT-*`).
+    #[serde(default)]
+    pub points: Option<Spanned<String>>,
+    /// Only points of this kind (`gas`, `level`, `seepage`...).
+    #[serde(default)]
+    pub kind: Option<Spanned<String>>,
+    /// Only points of this hazard source.
+    #[serde(default)]
+    pub hazard_source: Option<Spanned<String>>,
+    /// Alarms stay (latched) after their condition clears until an operator resets them.
+    #[serde(default)]
+    pub latching: bool,
+    /// Threshold set-points; they replace a profile's defaults on the matched points.
+    #[serde(default)]
+    pub threshold: Option<Spanned<ThresholdConfig>>,
+    /// Rate of change.
+    #[serde(default)]
+    pub rate_of_change: Option<Spanned<RateConfig>>,
+    /// No data.
+    #[serde(default)]
+    pub stale: Option<Spanned<StaleConfig>>,
+    /// Sensor fault.
+    #[serde(default)]
+    pub sensor_fault: Option<Spanned<FaultConfig>>,
+    /// Deviation between the matched points.
+    #[serde(default)]
+    pub deviation: Option<Spanned<DeviationConfig>>,
+    /// Voting or escalation over the matched points and listed groups.
+    #[serde(default)]
+    pub vote: Option<Spanned<VoteConfig>>,
+}
+
+/// The `[alarms]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmsConfig {
+    /// Priority of the automatic communication alarm of each device.
+    #[serde(default = "default_priority")]
+    pub communication_priority: Priority,
+    /// Every point gets a sensor-fault alarm unless a rule says otherwise (GB 50493: a detector
+    /// fault is itself an alarm).
+    #[serde(default = "yes")]
+    pub sensor_fault: bool,
+    /// Priority of the automatic sensor-fault alarms.
+    #[serde(default = "default_priority")]
+    pub sensor_fault_priority: Priority,
+    /// Annunciated alarms per 10 minutes above which the feed marks a flood.
+    #[serde(default = "default_flood")]
+    pub flood_threshold: usize,
+    /// Raises per minute from which an alarm counts as chattering.
+    #[serde(default = "default_chatter")]
+    pub chatter_threshold: usize,
+    /// Longest shelving an operator may ask for.
+    #[serde(default = "default_max_shelve", deserialize_with = "units::duration::deserialize")]
+    pub max_shelve: Duration,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_flood() -> usize {
+    10
+}
+
+fn default_chatter() -> usize {
+    3
+}
+
+fn default_max_shelve() -> Duration {
+    Duration::from_secs(8 * 3600)
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        Self {
+            communication_priority: default_priority(),
+            sensor_fault: true,
+            sensor_fault_priority: default_priority(),
+            flood_threshold: default_flood(),
+            chatter_threshold: default_chatter(),
+            max_shelve: default_max_shelve(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cfg(high: Option<f64>, high_high: Option<f64>) -> ThresholdConfig {
-        ThresholdConfig {
-            high,
-            high_high,
-            low: None,
-            low_low: None,
-            deadband: 1.0,
-            on_delay: Duration::ZERO,
-        }
+    fn cfg(text: &str) -> ThresholdConfig {
+        toml::from_str(text).unwrap()
     }
 
     #[test]
     fn levels_must_be_in_order_and_inside_the_range() {
-        assert!(cfg(Some(25.0), Some(50.0)).problems(Some((0.0, 100.0))).is_empty());
-        let p = cfg(Some(50.0), Some(25.0)).problems(None);
+        assert!(
+            cfg("high = 25.0\nhigh_high = 50.0")
+                .problems(Some((0.0, 100.0)))
+                .is_empty()
+        );
+        let p = cfg("high = 50.0\nhigh_high = 25.0").problems(None);
         assert_eq!(p, vec!["high (50) must be below high_high (25)".to_string()]);
-        let p = cfg(Some(25.0), Some(150.0)).problems(Some((0.0, 100.0)));
+        let p = cfg("high = 25.0\nhigh_high = 150.0").problems(Some((0.0, 100.0)));
         assert_eq!(p.len(), 1);
         assert!(p[0].contains("outside the instrument's range"));
-        assert_eq!(cfg(None, None).problems(None).len(), 1);
+        assert_eq!(cfg("deadband = 1.0").problems(None).len(), 1);
+    }
+
+    #[test]
+    fn falling_colours_must_descend() {
+        let ok = cfg("direction = \"falling\"\nblue = 6.0\nyellow = 5.0\norange = 4.4\nred = 4.0");
+        assert!(ok.problems(None).is_empty(), "{:?}", ok.problems(None));
+        assert!(ok.limits().iter().all(|l| l.falling));
+        let bad = cfg("blue = 6.0\nyellow = 5.0");
+        assert_eq!(
+            bad.problems(None),
+            vec!["blue (6) must be below yellow (5)".to_string()]
+        );
+    }
+
+    #[test]
+    fn percent_deadband_uses_the_span() {
+        let c = cfg("high = 16.0\ndeadband_percent = 5.0");
+        assert_eq!(c.deadband_for(Some((0.0, 20.0))), 1.0);
+        assert_eq!(
+            c.problems(None),
+            vec!["deadband_percent needs the point to have a measuring range".to_string()]
+        );
     }
 }

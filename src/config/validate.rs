@@ -1,19 +1,17 @@
 //! Cross-checks serde cannot make, collecting every error with its place in the file.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use globset::Glob;
-
+use super::bind::{ProfileDefault, bind_rules, settings};
 use super::error::{ConfigError, SourceText};
 use super::profile::{Profile, ProfileSet};
 use super::raw::{RawConfig, RawDevice, RawTransport};
 use super::{DeviceSpec, GatewayConfig, HazardSource, HistorySettings, TransportSpec};
-use crate::model::{PointId, PointMeta, PointTable};
-use crate::rules::RuleSpec;
+use crate::model::{PointMeta, PointTable};
 use crate::sources::modbus::planner::{MAX_REGISTERS_PER_READ, ReadLimits};
 
 pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<ConfigError>> {
@@ -33,7 +31,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let known_sources: HashSet<&str> = hazard_sources.iter().map(|h| h.id.as_str()).collect();
 
     let mut points = PointTable::default();
-    let mut defaults: Vec<RuleSpec> = Vec::new();
+    let mut defaults: Vec<ProfileDefault> = Vec::new();
     let mut devices = Vec::new();
     let mut device_names = HashMap::new();
     for (i, dev) in raw.devices.iter().enumerate() {
@@ -75,7 +73,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         }
     }
 
-    let rules = bind_rules(&src, &raw, &points, defaults, &mut errors);
+    let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -93,6 +91,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         points,
         devices,
         rules,
+        alarms: settings(&raw.alarms),
         profiles,
     })
 }
@@ -175,7 +174,7 @@ fn build_device(
     d: &RawDevice,
     profile: &Profile,
     points: &mut PointTable,
-    defaults: &mut Vec<RuleSpec>,
+    defaults: &mut Vec<ProfileDefault>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<DeviceSpec> {
     let name = d.name.get_ref();
@@ -246,10 +245,10 @@ fn build_device(
             continue;
         };
         if let Some(sp) = &pp.setpoints {
-            defaults.push(RuleSpec {
-                name: format!("profile:{}", profile.name),
+            defaults.push(ProfileDefault {
                 point: id,
-                threshold: sp.to_threshold(),
+                profile: profile.name.clone(),
+                setpoints: sp.clone(),
             });
         }
         bound.push((id, pp.register));
@@ -283,77 +282,4 @@ fn build_device(
 fn has_port(addr: &str) -> bool {
     addr.rsplit_once(':')
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
-}
-
-/// Binds `[[rules]]` to points. A configured rule replaces the profile defaults on the
-/// points it matches; a rule matching nothing is an error, never a silent no-op.
-fn bind_rules(
-    src: &SourceText<'_>,
-    raw: &RawConfig,
-    points: &PointTable,
-    defaults: Vec<RuleSpec>,
-    errors: &mut Vec<ConfigError>,
-) -> Vec<RuleSpec> {
-    let mut configured: Vec<RuleSpec> = Vec::new();
-    for (i, rule) in raw.rules.iter().enumerate() {
-        let r = rule.get_ref();
-        let pattern = r.points.get_ref();
-        let matched = match match_points(points, pattern) {
-            Ok(m) => m,
-            Err(msg) => {
-                errors.push(src.error(r.points.span(), format!("rules[{i}].points"), msg));
-                continue;
-            }
-        };
-        if matched.is_empty() {
-            errors.push(src.error(
-                r.points.span(),
-                format!("rules[{i}].points"),
-                format!("`{pattern}` matches no point of this gateway"),
-            ));
-            continue;
-        }
-        let mut problems = BTreeMap::new();
-        for &p in &matched {
-            for msg in r.threshold.get_ref().problems(points.meta(p).range) {
-                problems.entry(msg).or_insert(p);
-            }
-        }
-        for (msg, p) in problems {
-            errors.push(src.error(
-                r.threshold.span(),
-                format!("rules[{i}].threshold"),
-                format!("{msg} (point `{}`)", points.meta(p).name),
-            ));
-        }
-        let name = r.name.clone().unwrap_or_else(|| format!("rule-{i}"));
-        for p in matched {
-            configured.push(RuleSpec {
-                name: name.clone(),
-                point: p,
-                threshold: r.threshold.get_ref().to_threshold(),
-            });
-        }
-    }
-    let overridden: HashSet<PointId> = configured.iter().map(|r| r.point).collect();
-    let mut rules: Vec<RuleSpec> = defaults
-        .into_iter()
-        .filter(|r| !overridden.contains(&r.point))
-        .collect();
-    rules.extend(configured);
-    rules
-}
-
-fn match_points(points: &PointTable, pattern: &str) -> Result<Vec<PointId>, String> {
-    if !pattern.contains(['*', '?', '[', '{']) {
-        return Ok(points.id_of(pattern).into_iter().collect());
-    }
-    let glob = Glob::new(pattern)
-        .map_err(|e| format!("`{pattern}` is not a valid glob: {e}"))?
-        .compile_matcher();
-    Ok(points
-        .iter()
-        .filter(|(_, m)| glob.is_match(m.name.as_ref()))
-        .map(|(id, _)| id)
-        .collect())
 }

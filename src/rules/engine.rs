@@ -1,203 +1,183 @@
-//! The rules engine: every rule of every point, evaluated reading by reading.
+//! The rules engine: every alarm of the configuration, driven by readings, operator commands
+//! and the clock. Pure and deterministic: no I/O, time comes in with each call.
+//!
+//! Design: each alarm is a slot (lifecycle + debounce). Evaluators per point (thresholds, rate of
+//! change, sensor fault, stale), per device (communication) and per group (deviation, vote) compute
+//! raw conditions and drive slots; flips fan out to votes over the point and, for a device's
+//! communication alarm, to suppression of that device's point alarms (suppression by design:
+//! one communication alarm instead of a flood).
 
-use crate::model::{AlarmEvent, AlarmLevel, PointId, PointTable, Quality, Reading, Transition};
+mod build;
+#[cfg(test)]
+mod tests;
 
-use super::threshold::{LimitState, Threshold};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
-/// One threshold rule bound to one point.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RuleSpec {
-    /// Rule name, journaled with its alarms (`profile:ai4-gas-lel` for profile defaults).
-    pub name: String,
-    /// The point it watches.
-    pub point: PointId,
-    /// Its limits and filters.
-    pub threshold: Threshold,
+pub use build::BuildError;
+
+use super::flood::{CHATTER_WINDOW, FloodGuard};
+use super::rate::RateWindow;
+use super::slots::{Role, Slot};
+use super::threshold::tripped;
+use super::vote::group_level;
+use super::{Action, AlarmSettings, Lifecycle, LifecycleError, Limit, VoteMode};
+use crate::model::{AlarmEvent, Level, PointId, PointTable, Quality, Reading, Timestamp, Transition};
+
+#[derive(Debug, Clone, Copy)]
+struct ThresholdEval {
+    slot: usize,
+    limit: Limit,
+    deadband: f64,
 }
 
-#[derive(Debug)]
-struct BoundRule {
-    spec: RuleSpec,
-    states: Vec<LimitState>,
+#[derive(Debug, Clone)]
+struct RateEval {
+    slot: usize,
+    rise: Option<f64>,
+    fall: Option<f64>,
+    per: Duration,
+    window: Duration,
+    samples: RateWindow,
 }
 
-/// Per-point rule state. Feed it readings; it returns the alarm transitions they cause.
+#[derive(Debug, Clone, Copy)]
+struct StaleEval {
+    slot: usize,
+    after: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct DeviationEval {
+    slot: usize,
+    points: Vec<PointId>,
+    max: f64,
+    deadband: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum VoteInput {
+    Point(PointId),
+    Group(usize),
+}
+
+#[derive(Debug, Clone)]
+struct VoteEval {
+    name: String,
+    inputs: Vec<VoteInput>,
+    mode: VoteMode,
+    slots: Vec<(Level, usize)>,
+    level: Option<Level>,
+    parents: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct DeviceEval {
+    name: String,
+    slot: usize,
+    points: Vec<PointId>,
+    /// Points whose latest reading is a communication fault.
+    faulted: usize,
+}
+
+/// What one call produced: transitions to journal and publish, pending delay timers to persist,
+/// and a change of the flood state.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Transitions, in the order they happened.
+    pub events: Vec<AlarmEvent>,
+    /// Delay timers started (`Some(since)`) or stopped (`None`), by alarm id.
+    pub timers: Vec<(String, Option<Timestamp>)>,
+    /// The flood state, when it changed.
+    pub flood: Option<bool>,
+}
+
+impl Output {
+    /// Whether nothing happened.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.timers.is_empty() && self.flood.is_none()
+    }
+
+    /// Empties it for reuse.
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.timers.clear();
+        self.flood = None;
+    }
+}
+
+/// An operator's command on one alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Acknowledge.
+    Acknowledge,
+    /// Reset a latched alarm.
+    Reset,
+    /// Shelve for a duration.
+    Shelve(Duration),
+    /// End shelving.
+    Unshelve,
+    /// Take out of service.
+    RemoveFromService,
+    /// Return to service.
+    ReturnToService,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No alarm with that id.
+    #[error("no alarm `{0}`")]
+    UnknownAlarm(String),
+    /// The alarm's state does not allow it.
+    #[error(transparent)]
+    Refused(#[from] LifecycleError),
+    /// Shelving for longer than the site allows.
+    #[error("shelving is limited to {max:?}")]
+    ShelveTooLong {
+        /// The limit.
+        max: Duration,
+    },
+}
+
+/// Alarm-system performance figures for the feed and the console.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AlarmStats {
+    /// Whether more alarms were annunciated in the last 10 minutes than the flood threshold.
+    pub flood: bool,
+    /// Annunciated raises in the last 10 minutes.
+    pub rate_10min: usize,
+    /// Alarms raised at least `chatter_threshold` times in the last minute.
+    pub chattering: Vec<String>,
+    /// Times an alarm started chattering since start.
+    pub chattering_total: u64,
+}
+
+/// Per-point, per-device and per-group alarm state. Feed it readings; it returns transitions.
 #[derive(Debug)]
 pub struct RulesEngine {
     points: PointTable,
-    /// Rules indexed by point.
-    by_point: Vec<Vec<BoundRule>>,
+    settings: AlarmSettings,
+    slots: Vec<Slot>,
+    by_id: HashMap<String, usize>,
+    point_slots: Vec<Vec<usize>>,
+    thresholds: Vec<Vec<ThresholdEval>>,
+    rates: Vec<Vec<RateEval>>,
+    faults: Vec<Vec<usize>>,
+    stales: Vec<Vec<StaleEval>>,
+    last_seen: Vec<Option<Timestamp>>,
+    latest: Vec<Option<f64>>,
+    deviations: Vec<DeviationEval>,
+    point_deviations: Vec<Vec<usize>>,
+    votes: Vec<VoteEval>,
+    point_votes: Vec<Vec<usize>>,
+    devices: Vec<DeviceEval>,
+    point_device: Vec<usize>,
+    point_commfault: Vec<bool>,
+    flood: FloodGuard,
+    chattering: BTreeSet<usize>,
+    chattering_total: u64,
+    started: Timestamp,
 }
 
-impl RulesEngine {
-    /// Builds the engine for `rules` over `points`.
-    pub fn new(points: PointTable, rules: Vec<RuleSpec>) -> Self {
-        let mut by_point: Vec<Vec<BoundRule>> = (0..points.len()).map(|_| Vec::new()).collect();
-        for spec in rules {
-            let states = vec![LimitState::default(); spec.threshold.limits.len()];
-            by_point[spec.point.index()].push(BoundRule { spec, states });
-        }
-        Self { points, by_point }
-    }
-
-    /// Number of rule-limit pairs evaluated per reading, summed over points.
-    pub fn limit_count(&self) -> usize {
-        self.by_point.iter().flatten().map(|r| r.states.len()).sum()
-    }
-
-    /// Marks an alarm active without emitting an event: the journal said it was active when
-    /// the gateway stopped, so its clear must still be reported and it must not be raised twice.
-    pub fn restore_active(&mut self, point: PointId, level: AlarmLevel) -> bool {
-        let Some(rules) = self.by_point.get_mut(point.index()) else {
-            return false;
-        };
-        for rule in rules {
-            for (limit, state) in rule.spec.threshold.limits.iter().zip(&mut rule.states) {
-                if limit.level == level {
-                    *state = LimitState::restored_active();
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Evaluates one reading, appending any alarm transitions to `out`. Readings of bad
-    /// quality leave process alarms as they are: a dead sensor neither raises nor clears them.
-    pub fn evaluate(&mut self, reading: &Reading, out: &mut Vec<AlarmEvent>) {
-        if reading.quality != Quality::Good {
-            return;
-        }
-        let Some(rules) = self.by_point.get_mut(reading.point.index()) else {
-            return;
-        };
-        for rule in rules {
-            let t = &rule.spec.threshold;
-            for (limit, state) in t.limits.iter().zip(&mut rule.states) {
-                let Some(transition) = state.update(limit, t.deadband, t.on_delay, reading.value, reading.ts) else {
-                    continue;
-                };
-                let meta = self.points.meta(reading.point);
-                out.push(AlarmEvent {
-                    seq: 0,
-                    alarm_id: format!("{}:{}", meta.name, limit.level.as_str()),
-                    rule: rule.spec.name.clone(),
-                    point: meta.name.to_string(),
-                    hazard_source: meta.hazard_source.as_deref().map(str::to_string),
-                    level: limit.level,
-                    priority: limit.priority,
-                    transition,
-                    value: reading.value,
-                    limit: limit.value,
-                    unit: meta.unit.to_string(),
-                    ts: reading.ts,
-                });
-            }
-        }
-    }
-}
-
-/// Whether an event raises (rather than clears) its alarm.
-pub fn is_raise(e: &AlarmEvent) -> bool {
-    e.transition == Transition::Raised
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::model::{PointKind, PointMeta, Priority, Timestamp};
-    use crate::rules::Limit;
-
-    fn engine() -> (RulesEngine, PointId) {
-        let mut points = PointTable::default();
-        let id = points
-            .insert(PointMeta {
-                name: "MHS-001/GT-101".into(),
-                unit: "%LEL".into(),
-                kind: PointKind::Gas,
-                device: "gas-ai-1".into(),
-                hazard_source: Some("MHS-001".into()),
-                range: Some((0.0, 100.0)),
-                description: None,
-            })
-            .unwrap();
-        let threshold = Threshold {
-            limits: vec![
-                Limit {
-                    level: AlarmLevel::High,
-                    value: 25.0,
-                    priority: Priority::High,
-                },
-                Limit {
-                    level: AlarmLevel::HighHigh,
-                    value: 50.0,
-                    priority: Priority::Critical,
-                },
-            ],
-            deadband: 2.0,
-            on_delay: Duration::ZERO,
-        };
-        let rule = RuleSpec {
-            name: "gas".into(),
-            point: id,
-            threshold,
-        };
-        (RulesEngine::new(points, vec![rule]), id)
-    }
-
-    fn reading(point: PointId, secs: i64, value: f64, quality: Quality) -> Reading {
-        Reading {
-            point,
-            ts: Timestamp::from_millis(secs * 1000),
-            value,
-            quality,
-        }
-    }
-
-    #[test]
-    fn a_leak_raises_both_levels_then_clears_them() {
-        let (mut e, p) = engine();
-        let mut out = Vec::new();
-        for (i, v) in [3.0, 30.0, 60.0, 40.0, 10.0].into_iter().enumerate() {
-            e.evaluate(&reading(p, i as i64, v, Quality::Good), &mut out);
-        }
-        let seen: Vec<_> = out.iter().map(|e| (e.level, e.transition)).collect();
-        assert_eq!(
-            seen,
-            vec![
-                (AlarmLevel::High, Transition::Raised),
-                (AlarmLevel::HighHigh, Transition::Raised),
-                (AlarmLevel::HighHigh, Transition::Cleared),
-                (AlarmLevel::High, Transition::Cleared),
-            ]
-        );
-        assert_eq!(out[0].alarm_id, "MHS-001/GT-101:high");
-        assert_eq!(out[0].hazard_source.as_deref(), Some("MHS-001"));
-    }
-
-    #[test]
-    fn bad_quality_neither_raises_nor_clears() {
-        let (mut e, p) = engine();
-        let mut out = Vec::new();
-        e.evaluate(&reading(p, 0, 80.0, Quality::CommFault), &mut out);
-        assert!(out.is_empty());
-        e.evaluate(&reading(p, 1, 30.0, Quality::Good), &mut out);
-        assert_eq!(out.len(), 1);
-        e.evaluate(&reading(p, 2, 0.0, Quality::OutOfRange), &mut out);
-        assert_eq!(out.len(), 1, "an out-of-range value must not clear a gas alarm");
-    }
-
-    #[test]
-    fn a_restored_alarm_is_not_raised_again_but_still_clears() {
-        let (mut e, p) = engine();
-        assert!(e.restore_active(p, AlarmLevel::High));
-        let mut out = Vec::new();
-        e.evaluate(&reading(p, 0, 30.0, Quality::Good), &mut out);
-        assert!(out.is_empty());
-        e.evaluate(&reading(p, 1, 5.0, Quality::Good), &mut out);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].transition, Transition::Cleared);
-    }
-}
+mod drive;

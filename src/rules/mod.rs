@@ -1,9 +1,185 @@
-//! Alarm evaluation: pure state machines fed with readings, emitting alarm events.
+//! Alarm evaluation: pure state machines fed with readings and a clock, emitting journaled
+//! alarm transitions. Deterministic given its inputs; it knows no destination.
 //!
-//! Rules know no destination: the pipeline journals and publishes what they emit.
+//! - [`debounce`]: on/off delays.
+//! - [`lifecycle`]: the ISA-18.2 state machine with shelving, suppression and out-of-service.
+//! - [`threshold`], [`rate`], [`vote`]: the conditions of the rule kinds that need arithmetic.
+//! - [`flood`]: alarm-rate and chattering tracking.
+//! - [`engine`]: binds rules to points, devices and groups and drives everything.
 
+pub mod debounce;
 pub mod engine;
+pub mod flood;
+pub mod lifecycle;
+pub mod rate;
+mod slots;
 pub mod threshold;
+pub mod vote;
 
-pub use engine::{RuleSpec, RulesEngine};
-pub use threshold::{Limit, LimitState, Threshold};
+use std::time::Duration;
+
+pub use engine::{AlarmStats, Command, CommandError, Output, RulesEngine};
+pub use lifecycle::{Action, Lifecycle, LifecycleError};
+
+use crate::model::{Level, PointId, Priority};
+
+/// One limit of a threshold rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    /// Which level (high, high-high, low, low-low, or a warning colour).
+    pub level: Level,
+    /// The set-point in engineering units.
+    pub value: f64,
+    /// Priority of the alarm it raises.
+    pub priority: Priority,
+    /// Whether it trips on a falling value (low limits; warning colours of a quantity whose
+    /// danger is a low value, such as the burial depth of a seepage line).
+    pub falling: bool,
+}
+
+/// Delays shared by most rule kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Delays {
+    /// The condition must hold this long before the alarm is raised.
+    pub on: Duration,
+    /// The condition must be gone this long before the alarm clears.
+    pub off: Duration,
+}
+
+/// How a vote rule turns its members' levels into its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VoteMode {
+    /// k members at `level` or above confirm the group at `level` (two detectors in a zone
+    /// confirm a leak).
+    Confirm {
+        /// The level members must reach.
+        level: Level,
+        /// How many members must reach it.
+        k: usize,
+    },
+    /// Escalation (GB 51108): the group takes its most severe member's level, and each
+    /// `(level, k)` pair lifts it one level above `level` when k members are at `level` or above.
+    Escalate {
+        /// The counts per level.
+        counts: Vec<(Level, usize)>,
+    },
+}
+
+/// A member of a vote: a point (its threshold alarms) or another vote rule (its level).
+#[derive(Debug, Clone, PartialEq)]
+pub enum VoteMember {
+    /// A point's most severe active threshold level.
+    Point(PointId),
+    /// Another vote rule's level, by rule name.
+    Group(String),
+}
+
+/// What a rule watches, with everything bound.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleKind {
+    /// Set-points on one point.
+    Threshold {
+        /// The point.
+        point: PointId,
+        /// Its limits.
+        limits: Vec<Limit>,
+        /// Absolute deadband in engineering units.
+        deadband: f64,
+        /// Delays.
+        delays: Delays,
+    },
+    /// Rate of change of one point over a window.
+    RateOfChange {
+        /// The point.
+        point: PointId,
+        /// Alarm when rising faster than this many units per `per`.
+        rise: Option<f64>,
+        /// Alarm when falling faster than this many units per `per`.
+        fall: Option<f64>,
+        /// The time unit of `rise` and `fall` (e.g. one hour for m/h).
+        per: Duration,
+        /// The window the rate is measured over.
+        window: Duration,
+        /// Priority.
+        priority: Priority,
+        /// Delays.
+        delays: Delays,
+    },
+    /// No reading within `after`.
+    Stale {
+        /// The point.
+        point: PointId,
+        /// How long silence is tolerated.
+        after: Duration,
+        /// Priority.
+        priority: Priority,
+    },
+    /// The sensor reports a fault (`out_of_range`, `decode_error`).
+    SensorFault {
+        /// The point.
+        point: PointId,
+        /// Priority.
+        priority: Priority,
+        /// Delays.
+        delays: Delays,
+    },
+    /// Redundant sensors disagree by more than `max`.
+    Deviation {
+        /// The redundant points (two or more, same unit).
+        points: Vec<PointId>,
+        /// Largest tolerated spread (max - min).
+        max: f64,
+        /// Absolute deadband.
+        deadband: f64,
+        /// Priority.
+        priority: Priority,
+        /// Delays.
+        delays: Delays,
+    },
+    /// k-of-n voting or escalation over a group.
+    Vote {
+        /// The members.
+        members: Vec<VoteMember>,
+        /// How members' levels combine.
+        mode: VoteMode,
+        /// Priority of each output level.
+        priorities: Vec<(Level, Priority)>,
+        /// Hazard source the group belongs to, if all members share one.
+        hazard_source: Option<String>,
+    },
+}
+
+/// A validated rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSpec {
+    /// Name, journaled with its alarms (`profile:<name>` for profile defaults).
+    pub name: String,
+    /// Whether its alarms latch until an operator resets them.
+    pub latching: bool,
+    /// What it watches.
+    pub kind: RuleKind,
+}
+
+/// Gateway-wide alarm settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmSettings {
+    /// Priority of the automatic per-device communication alarm.
+    pub communication_priority: Priority,
+    /// Annunciated alarms per 10 minutes above which the feed is in flood (EEMUA 191: 10).
+    pub flood_threshold: usize,
+    /// Raises per minute at which an alarm counts as chattering.
+    pub chatter_threshold: usize,
+    /// Longest an operator may shelve an alarm for.
+    pub max_shelve: Duration,
+}
+
+impl Default for AlarmSettings {
+    fn default() -> Self {
+        Self {
+            communication_priority: Priority::High,
+            flood_threshold: 10,
+            chatter_threshold: 3,
+            max_shelve: Duration::from_secs(8 * 3600),
+        }
+    }
+}

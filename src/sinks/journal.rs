@@ -1,41 +1,60 @@
 //! The alarm journal: every alarm transition, durable before it is published.
 //!
-//! Design: an append-only SQLite table with `synchronous = FULL`, so a transition that any
-//! subscriber saw survives power loss. The sequence number is the live feed's event id: a
-//! client that reconnects with `Last-Event-ID` replays from here. At start-up the alarms whose
-//! last transition was `raised` are restored as active, so a restart neither forgets an alarm
-//! nor raises it twice.
+//! Design: an append-only SQLite table (WAL, `synchronous = FULL`) holding each transition with
+//! the alarm's complete state after it (as JSON, with the fields queries filter on as columns).
+//! A batch of transitions goes in one transaction, so one fsync covers a burst. The sequence
+//! number is the live feed's event id: a client reconnecting with `Last-Event-ID` replays from
+//! here. Delay timers that were running are kept in `pending_timers`, so after a restart (even
+//! after SIGKILL or power loss) alarms come back in exactly their journaled state and their
+//! delays and shelving resume rather than restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, params};
 
 use super::history::{StoreError, sqlite_err};
-use crate::model::{AlarmEvent, AlarmLevel, Priority, Timestamp, Transition};
+use crate::model::{AlarmEvent, Priority, Timestamp};
 
 const SCHEMA: &str = "
     PRAGMA journal_mode = WAL;
     PRAGMA synchronous = FULL;
-    CREATE TABLE IF NOT EXISTS alarm_events (
+    CREATE TABLE IF NOT EXISTS alarm_transitions (
         seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts            INTEGER NOT NULL,
         alarm_id      TEXT NOT NULL,
-        rule          TEXT NOT NULL,
-        point         TEXT NOT NULL,
-        hazard_source TEXT,
-        level         TEXT NOT NULL,
-        priority      TEXT NOT NULL,
         transition    TEXT NOT NULL,
-        value         REAL,
-        limit_value   REAL NOT NULL,
-        unit          TEXT NOT NULL,
-        ts            INTEGER NOT NULL
+        state         TEXT NOT NULL,
+        priority      TEXT NOT NULL,
+        hazard_source TEXT,
+        event         TEXT NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS alarm_events_alarm ON alarm_events (alarm_id, seq);
+    CREATE INDEX IF NOT EXISTS alarm_transitions_alarm ON alarm_transitions (alarm_id, seq);
+    CREATE INDEX IF NOT EXISTS alarm_transitions_ts ON alarm_transitions (ts);
+    CREATE TABLE IF NOT EXISTS pending_timers (
+        alarm_id TEXT PRIMARY KEY,
+        since    INTEGER NOT NULL
+    );
 ";
 
-const COLUMNS: &str =
-    "seq, alarm_id, rule, point, hazard_source, level, priority, transition, value, limit_value, unit, ts";
+/// Filters of an alarm-history query; newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryFilter {
+    /// Only transitions at or after this time.
+    pub from: Option<Timestamp>,
+    /// Only transitions at or before this time.
+    pub to: Option<Timestamp>,
+    /// Only this alarm.
+    pub alarm_id: Option<String>,
+    /// Only alarms of this hazard source.
+    pub hazard_source: Option<String>,
+    /// Only this priority or higher.
+    pub min_priority: Option<Priority>,
+    /// Only transitions with a sequence number below this (paging backwards).
+    pub before_seq: Option<u64>,
+    /// At most this many.
+    pub limit: usize,
+}
 
 /// The durable alarm journal.
 #[derive(Debug)]
@@ -43,6 +62,10 @@ pub struct AlarmJournal {
     path: PathBuf,
     /// A std mutex: calls run in `spawn_blocking` or at start-up, never across an await.
     conn: Mutex<Connection>,
+}
+
+fn seq_param(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
 }
 
 impl AlarmJournal {
@@ -56,164 +79,139 @@ impl AlarmJournal {
         })
     }
 
-    /// Stores `event` and sets its sequence number; returns once it is on disk.
-    pub fn append(&self, event: &mut AlarmEvent) -> Result<u64, StoreError> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        conn.execute(
-            "INSERT INTO alarm_events (alarm_id, rule, point, hazard_source, level, priority, transition, value, limit_value, unit, ts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                event.alarm_id,
-                event.rule,
-                event.point,
-                event.hazard_source,
-                event.level.as_str(),
-                event.priority.as_str(),
-                event.transition.as_str(),
-                event.value.is_finite().then_some(event.value),
-                event.limit,
-                event.unit,
-                event.ts.as_nanos(),
-            ],
-        )
-        .map_err(sqlite_err(&self.path))?;
-        let seq = u64::try_from(conn.last_insert_rowid()).unwrap_or(0);
-        event.seq = seq;
-        Ok(seq)
+    /// Stores `events` (setting their sequence numbers) and the timer changes in one
+    /// transaction; returns once it is on disk.
+    pub fn append(&self, events: &mut [AlarmEvent], timers: &[(String, Option<Timestamp>)]) -> Result<(), StoreError> {
+        let err = sqlite_err(&self.path);
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction().map_err(&err)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO alarm_transitions (ts, alarm_id, transition, state, priority, hazard_source, event)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, '')",
+                )
+                .map_err(&err)?;
+            let mut body = tx
+                .prepare_cached("UPDATE alarm_transitions SET event = ?2 WHERE seq = ?1")
+                .map_err(&err)?;
+            for e in events.iter_mut() {
+                insert
+                    .execute(params![
+                        e.ts.as_nanos(),
+                        e.alarm_id,
+                        e.transition.as_str(),
+                        e.state.as_str(),
+                        e.priority.as_str(),
+                        e.hazard_source
+                    ])
+                    .map_err(&err)?;
+                e.seq = u64::try_from(tx.last_insert_rowid()).unwrap_or(0);
+                let json = serde_json::to_string(e).map_err(|x| StoreError::BadRow {
+                    path: self.path.clone(),
+                    detail: x.to_string(),
+                })?;
+                body.execute(params![seq_param(e.seq), json]).map_err(&err)?;
+            }
+            let mut set = tx
+                .prepare_cached("INSERT INTO pending_timers (alarm_id, since) VALUES (?1, ?2) ON CONFLICT(alarm_id) DO UPDATE SET since = ?2")
+                .map_err(&err)?;
+            let mut unset = tx
+                .prepare_cached("DELETE FROM pending_timers WHERE alarm_id = ?1")
+                .map_err(&err)?;
+            for (id, since) in timers {
+                match since {
+                    Some(t) => set.execute(params![id, t.as_nanos()]).map_err(&err)?,
+                    None => unset.execute(params![id]).map_err(&err)?,
+                };
+            }
+        }
+        tx.commit().map_err(&err)
     }
 
-    /// Events after `after_seq`, oldest first, at most `limit`.
+    /// Transitions after `after_seq`, oldest first, at most `limit`.
     pub fn since(&self, after_seq: u64, limit: usize) -> Result<Vec<AlarmEvent>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM alarm_events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+        self.select(
+            "SELECT event FROM alarm_transitions WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![seq_param(after_seq), seq_param(limit as u64)],
+        )
+    }
+
+    /// The latest transition of every alarm that still has something to show, oldest first:
+    /// what a restart restores.
+    pub fn latest_visible(&self) -> Result<Vec<AlarmEvent>, StoreError> {
+        let all = self.select(
+            "SELECT event FROM alarm_transitions WHERE seq IN (SELECT MAX(seq) FROM alarm_transitions GROUP BY alarm_id) ORDER BY seq",
+            [],
+        )?;
+        Ok(all.into_iter().filter(AlarmEvent::visible).collect())
+    }
+
+    /// Delay timers running at the last stop.
+    pub fn pending_timers(&self) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let err = sqlite_err(&self.path);
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn
+            .prepare_cached("SELECT alarm_id, since FROM pending_timers")
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, Timestamp::from_nanos(r.get(1)?))))
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    /// Transitions matching `f`, newest first.
+    pub fn history(&self, f: &HistoryFilter) -> Result<Vec<AlarmEvent>, StoreError> {
+        let min_priority: Vec<&str> = match f.min_priority {
+            Some(min) => Priority::ALL
+                .iter()
+                .filter(|p| **p >= min)
+                .map(|p| p.as_str())
+                .collect(),
+            None => Priority::ALL.iter().map(|p| p.as_str()).collect(),
+        };
+        let sql = format!(
+            "SELECT event FROM alarm_transitions
+             WHERE ts >= ?1 AND ts <= ?2 AND seq < ?3
+               AND (?4 IS NULL OR alarm_id = ?4) AND (?5 IS NULL OR hazard_source = ?5)
+               AND priority IN ({})
+             ORDER BY seq DESC LIMIT ?6",
+            min_priority
+                .iter()
+                .map(|p| format!("'{p}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         self.select(
             &sql,
             params![
-                i64::try_from(after_seq).unwrap_or(i64::MAX),
-                i64::try_from(limit).unwrap_or(i64::MAX)
+                f.from.map_or(i64::MIN, Timestamp::as_nanos),
+                f.to.map_or(i64::MAX, Timestamp::as_nanos),
+                f.before_seq.map_or(i64::MAX, seq_param),
+                f.alarm_id,
+                f.hazard_source,
+                seq_param(f.limit as u64),
             ],
         )
-    }
-
-    /// Alarms whose latest transition is `raised`, oldest first.
-    pub fn active(&self) -> Result<Vec<AlarmEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM alarm_events WHERE seq IN (SELECT MAX(seq) FROM alarm_events GROUP BY alarm_id)
-             AND transition = 'raised' ORDER BY seq"
-        );
-        self.select(&sql, [])
     }
 
     fn select(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<AlarmEvent>, StoreError> {
         let err = sqlite_err(&self.path);
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = conn.prepare_cached(sql).map_err(&err)?;
-        let rows = stmt.query_map(args, |row| Ok(RawRow::read(row))).map_err(&err)?;
+        let rows = stmt.query_map(args, |row| row.get::<_, String>(0)).map_err(&err)?;
         let mut out = Vec::new();
         for row in rows {
-            let raw = row.map_err(&err)?.map_err(&err)?;
-            out.push(raw.into_event().map_err(|detail| StoreError::BadRow {
+            let json = row.map_err(&err)?;
+            let event = serde_json::from_str(&json).map_err(|e| StoreError::BadRow {
                 path: self.path.clone(),
-                detail,
-            })?);
+                detail: format!("transition record: {e}"),
+            })?;
+            out.push(event);
         }
         Ok(out)
     }
 }
 
-struct RawRow {
-    seq: i64,
-    alarm_id: String,
-    rule: String,
-    point: String,
-    hazard_source: Option<String>,
-    level: String,
-    priority: String,
-    transition: String,
-    value: Option<f64>,
-    limit: f64,
-    unit: String,
-    ts: i64,
-}
-
-impl RawRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            seq: row.get(0)?,
-            alarm_id: row.get(1)?,
-            rule: row.get(2)?,
-            point: row.get(3)?,
-            hazard_source: row.get(4)?,
-            level: row.get(5)?,
-            priority: row.get(6)?,
-            transition: row.get(7)?,
-            value: row.get(8)?,
-            limit: row.get(9)?,
-            unit: row.get(10)?,
-            ts: row.get(11)?,
-        })
-    }
-
-    fn into_event(self) -> Result<AlarmEvent, String> {
-        Ok(AlarmEvent {
-            seq: u64::try_from(self.seq).map_err(|_| format!("negative seq {}", self.seq))?,
-            level: AlarmLevel::parse(&self.level).ok_or_else(|| format!("unknown level `{}`", self.level))?,
-            priority: Priority::parse(&self.priority).ok_or_else(|| format!("unknown priority `{}`", self.priority))?,
-            transition: Transition::parse(&self.transition)
-                .ok_or_else(|| format!("unknown transition `{}`", self.transition))?,
-            alarm_id: self.alarm_id,
-            rule: self.rule,
-            point: self.point,
-            hazard_source: self.hazard_source,
-            value: self.value.unwrap_or(f64::NAN),
-            limit: self.limit,
-            unit: self.unit,
-            ts: Timestamp::from_nanos(self.ts),
-        })
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(point: &str, transition: Transition) -> AlarmEvent {
-        AlarmEvent {
-            seq: 0,
-            alarm_id: format!("{point}:high"),
-            rule: "r".into(),
-            point: point.into(),
-            hazard_source: Some("MHS-001".into()),
-            level: AlarmLevel::High,
-            priority: Priority::High,
-            transition,
-            value: 30.0,
-            limit: 25.0,
-            unit: "%LEL".into(),
-            ts: Timestamp::from_millis(1),
-        }
-    }
-
-    #[test]
-    fn journal_numbers_events_and_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.db");
-        {
-            let j = AlarmJournal::open(&path).unwrap();
-            let mut a = event("a", Transition::Raised);
-            let mut b = event("b", Transition::Raised);
-            let mut a2 = event("a", Transition::Cleared);
-            assert_eq!(j.append(&mut a).unwrap(), 1);
-            assert_eq!(j.append(&mut b).unwrap(), 2);
-            assert_eq!(j.append(&mut a2).unwrap(), 3);
-            assert_eq!(a2.seq, 3);
-        }
-        let j = AlarmJournal::open(&path).unwrap();
-        let active = j.active().unwrap();
-        assert_eq!(active.len(), 1);
-        assert_eq!(active[0].point, "b");
-        let since = j.since(1, 10).unwrap();
-        assert_eq!(since.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
-        assert_eq!(since[1].transition, Transition::Cleared);
-        assert_eq!(since[0].hazard_source.as_deref(), Some("MHS-001"));
-    }
-}
+mod tests;

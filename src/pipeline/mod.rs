@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod rules_task;
+
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -15,17 +17,18 @@ use tracing::{error, info, warn};
 use crate::api::{self, AppState};
 use crate::clock::SharedClock;
 use crate::config::GatewayConfig;
-use crate::model::AlarmEvent;
 use crate::rules::RulesEngine;
+use crate::rules::engine::BuildError;
 use crate::sinks::history::{self, HistoryReader, HistoryStore, StoreError};
 use crate::sinks::journal::AlarmJournal;
-use crate::sources::ReadingBatch;
 use crate::sources::modbus::poller::Poller;
 use crate::state::LiveState;
-use crate::telemetry::{Metrics, QualityLabel, ReasonLabel, TransitionLabel};
+use crate::telemetry::Metrics;
 
 /// Reading batches in flight from sources to the rules engine.
 const SOURCE_QUEUE: usize = 256;
+/// Operator commands queued for the rules task.
+const COMMAND_QUEUE: usize = 64;
 /// How long the API may take to finish open requests at shutdown.
 const API_DRAIN: Duration = Duration::from_secs(5);
 
@@ -54,6 +57,9 @@ pub enum StartError {
     /// A thread could not be started.
     #[error("cannot start the history writer thread: {0}")]
     Thread(std::io::Error),
+    /// The rules cannot run (validation normally catches this first).
+    #[error("rules: {0}")]
+    Rules(#[from] BuildError),
 }
 
 /// A running gateway.
@@ -93,7 +99,7 @@ impl Gateway {
             config.hazard_sources.clone(),
             clock.now(),
         ));
-        let mut engine = RulesEngine::new(config.points.clone(), config.rules.clone());
+        let mut engine = RulesEngine::new(config.points.clone(), &config.rules, config.alarms.clone(), clock.now())?;
         restore_alarms(&journal, &mut engine, &state, &metrics)?;
 
         let (history_tx, history_rx) = mpsc::channel(config.history.queue_batches);
@@ -108,14 +114,16 @@ impl Gateway {
         .map_err(StartError::Thread)?;
 
         let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
-        let rules = tokio::spawn(run_rules(
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let task = rules_task::RulesTask {
             engine,
-            src_rx,
-            journal.clone(),
-            state.clone(),
+            journal: journal.clone(),
+            state: state.clone(),
             history_tx,
-            metrics.clone(),
-        ));
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        };
+        let rules = tokio::spawn(task.run(src_rx, cmd_rx));
         let sources_cancel = CancellationToken::new();
         let pollers = config
             .devices
@@ -146,6 +154,7 @@ impl Gateway {
             clock,
             shutdown: api_cancel.clone(),
             max_body: config.api_max_body,
+            commands: cmd_tx,
         };
         let api = tokio::spawn(api::serve(listener, app, api_cancel.clone()));
         info!(gateway = %config.gateway_id, %api_addr, devices = config.devices.len(), points = config.points.len(),
@@ -191,122 +200,24 @@ fn restore_alarms(
     metrics: &Metrics,
 ) -> Result<(), StoreError> {
     let mut restored = 0;
-    for event in journal.active()? {
-        let known = state
-            .points
-            .id_of(&event.point)
-            .is_some_and(|p| engine.restore_active(p, event.level));
-        if known {
+    for event in journal.latest_visible()? {
+        if engine.restore(&event) {
             state.restore(event);
             restored += 1;
         } else {
-            warn!(alarm = %event.alarm_id, "Alarm active at last stop has no rule any more; not restored");
+            warn!(alarm = %event.alarm_id, "Alarm visible at last stop is no longer configured; not restored");
         }
     }
-    metrics.alarms_active.set(restored);
+    for (alarm, since) in journal.pending_timers()? {
+        engine.restore_timer(&alarm, since);
+    }
+    engine.finish_restore();
+    let annunciated = state.active_alarms().iter().filter(|e| e.annunciated()).count();
+    metrics
+        .alarms_active
+        .set(i64::try_from(annunciated).unwrap_or(i64::MAX));
     if restored > 0 {
-        info!(alarms = restored, "Restored active alarms from the journal");
+        info!(alarms = restored, "Restored alarms from the journal");
     }
     Ok(())
-}
-
-/// The rules task: evaluates every reading, journals then publishes transitions, and hands
-/// batches to history without ever waiting for it.
-async fn run_rules(
-    mut engine: RulesEngine,
-    mut rx: mpsc::Receiver<ReadingBatch>,
-    journal: Arc<AlarmJournal>,
-    state: Arc<LiveState>,
-    history_tx: mpsc::Sender<ReadingBatch>,
-    metrics: Metrics,
-) {
-    let mut events = Vec::new();
-    let mut drops = DropLog::default();
-    while let Some(batch) = rx.recv().await {
-        for r in &batch {
-            metrics
-                .readings
-                .get_or_create(&QualityLabel {
-                    quality: r.quality.as_str(),
-                })
-                .inc();
-            engine.evaluate(r, &mut events);
-        }
-        state.update(&batch);
-        for event in events.drain(..) {
-            let event = journal_event(&journal, event, &metrics).await;
-            metrics
-                .alarm_transitions
-                .get_or_create(&TransitionLabel {
-                    transition: event.transition.as_str(),
-                    priority: event.priority.as_str(),
-                })
-                .inc();
-            info!(alarm = %event.alarm_id, seq = event.seq, transition = event.transition.as_str(),
-                  priority = event.priority.as_str(), value = event.value, limit = event.limit, "Alarm {}", event.transition.as_str());
-            let active = state.publish(event);
-            metrics.alarms_active.set(i64::try_from(active).unwrap_or(i64::MAX));
-        }
-        if let Err(e) = history_tx.try_send(batch) {
-            let (reason, lost) = match e {
-                mpsc::error::TrySendError::Full(b) => ("queue_full", b.len()),
-                mpsc::error::TrySendError::Closed(b) => ("write_error", b.len()),
-            };
-            metrics
-                .history_dropped
-                .get_or_create(&ReasonLabel { reason })
-                .inc_by(lost as u64);
-            drops.record(reason, lost);
-        }
-    }
-}
-
-async fn journal_event(journal: &Arc<AlarmJournal>, mut event: AlarmEvent, metrics: &Metrics) -> AlarmEvent {
-    let j = journal.clone();
-    let copy = event.clone();
-    match tokio::task::spawn_blocking(move || {
-        let mut e = copy;
-        j.append(&mut e).map(|_| e)
-    })
-    .await
-    {
-        Ok(Ok(stored)) => stored,
-        Ok(Err(e)) => {
-            metrics.journal_errors.inc();
-            error!(error = %e, alarm = %event.alarm_id, "Alarm journal write failed; publishing unjournaled");
-            event.seq = 0;
-            event
-        }
-        Err(e) => {
-            metrics.journal_errors.inc();
-            error!(error = %e, alarm = %event.alarm_id, "Alarm journal task failed; publishing unjournaled");
-            event
-        }
-    }
-}
-
-/// Logs history drops at most once per interval, with the count since the last line.
-#[derive(Debug, Default)]
-struct DropLog {
-    last: Option<tokio::time::Instant>,
-    pending: usize,
-}
-
-impl DropLog {
-    fn record(&mut self, reason: &'static str, lost: usize) {
-        self.pending += lost;
-        let now = tokio::time::Instant::now();
-        if self
-            .last
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
-        {
-            warn!(
-                reason,
-                readings = self.pending,
-                "History queue cannot keep up; readings dropped"
-            );
-            self.pending = 0;
-            self.last = Some(now);
-        }
-    }
 }

@@ -9,6 +9,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod alarm;
+
+pub use alarm::{AlarmClass, AlarmEvent, AlarmState, ConditionKind, Level, Priority, SubjectKind, Transition};
+
 /// Nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -250,166 +254,6 @@ impl PointTable {
     }
 }
 
-/// How urgently an operator must respond (ISA-18.2 priority).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Priority {
-    /// Respond within the shift.
-    Low,
-    /// Respond soon.
-    Medium,
-    /// Respond now.
-    High,
-    /// Life-safety: respond immediately (e.g. second-level gas alarm).
-    Critical,
-}
-
-impl Priority {
-    /// The name used in the API and the journal.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Low => "low",
-            Priority::Medium => "medium",
-            Priority::High => "high",
-            Priority::Critical => "critical",
-        }
-    }
-
-    /// Parses the name written by [`Priority::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "low" => Priority::Low,
-            "medium" => Priority::Medium,
-            "high" => Priority::High,
-            "critical" => Priority::Critical,
-            _ => return None,
-        })
-    }
-}
-
-/// Which limit of a threshold rule an alarm belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlarmLevel {
-    /// Low-low (second-level low).
-    LowLow,
-    /// Low.
-    Low,
-    /// High (first-level alarm for gas detectors).
-    High,
-    /// High-high (second-level alarm for gas detectors).
-    HighHigh,
-}
-
-impl AlarmLevel {
-    /// The name used in alarm ids, the API and the journal.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlarmLevel::LowLow => "low_low",
-            AlarmLevel::Low => "low",
-            AlarmLevel::High => "high",
-            AlarmLevel::HighHigh => "high_high",
-        }
-    }
-
-    /// Parses the name written by [`AlarmLevel::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "low_low" => AlarmLevel::LowLow,
-            "low" => AlarmLevel::Low,
-            "high" => AlarmLevel::High,
-            "high_high" => AlarmLevel::HighHigh,
-            _ => return None,
-        })
-    }
-
-    /// Whether the alarm trips when the value rises above the limit.
-    pub fn is_high(self) -> bool {
-        matches!(self, AlarmLevel::High | AlarmLevel::HighHigh)
-    }
-}
-
-/// The change an alarm went through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transition {
-    /// The condition became true (after any on-delay): the alarm is active.
-    Raised,
-    /// The condition went away (past the deadband): the alarm returned to normal.
-    Cleared,
-}
-
-impl Transition {
-    /// The name used in the API and the journal.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transition::Raised => "raised",
-            Transition::Cleared => "cleared",
-        }
-    }
-
-    /// Parses the name written by [`Transition::as_str`].
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "raised" => Transition::Raised,
-            "cleared" => Transition::Cleared,
-            _ => return None,
-        })
-    }
-}
-
-/// One alarm transition, as journaled and published.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlarmEvent {
-    /// Journal sequence number; 0 until the journal has stored it. Doubles as the SSE event id.
-    pub seq: u64,
-    /// Stable id of the alarm: `<point>:<level>`.
-    pub alarm_id: String,
-    /// Rule that produced it.
-    pub rule: String,
-    /// Point the alarm is about.
-    pub point: String,
-    /// Hazard source of the point, if any.
-    pub hazard_source: Option<String>,
-    /// Which limit tripped.
-    pub level: AlarmLevel,
-    /// How urgent it is.
-    pub priority: Priority,
-    /// Raised or cleared.
-    pub transition: Transition,
-    /// The value that caused the transition.
-    pub value: f64,
-    /// The limit that was crossed.
-    pub limit: f64,
-    /// Engineering unit of `value` and `limit`.
-    pub unit: String,
-    /// When the transition happened (timestamp of the reading that caused it).
-    pub ts: Timestamp,
-}
-
-impl AlarmEvent {
-    /// A one-line human text, e.g. `MHS-001/GT-101 high 27.3 %LEL >= 25 %LEL`.
-    pub fn message(&self) -> String {
-        let cmp = match (self.transition, self.level.is_high()) {
-            (Transition::Raised, true) => ">=",
-            (Transition::Raised, false) => "<=",
-            (Transition::Cleared, true) => "<",
-            (Transition::Cleared, false) => ">",
-        };
-        format!(
-            "{} {} {} {:.2} {} {} {} {}",
-            self.point,
-            self.level.as_str(),
-            self.transition.as_str(),
-            self.value,
-            self.unit,
-            cmp,
-            self.limit,
-            self.unit
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,17 +289,6 @@ mod tests {
             Quality::Stale,
         ] {
             assert_eq!(Quality::parse(q.as_str()), Some(q));
-        }
-        for l in [
-            AlarmLevel::LowLow,
-            AlarmLevel::Low,
-            AlarmLevel::High,
-            AlarmLevel::HighHigh,
-        ] {
-            assert_eq!(AlarmLevel::parse(l.as_str()), Some(l));
-        }
-        for p in [Priority::Low, Priority::Medium, Priority::High, Priority::Critical] {
-            assert_eq!(Priority::parse(p.as_str()), Some(p));
         }
     }
 

@@ -1,0 +1,493 @@
+//! Binding `[[rules]]` to points: selectors, rule kinds, profile defaults, and a trial build of
+//! the engine so that every inconsistency is a config error with its place in the file.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+
+use globset::Glob;
+use toml::Spanned;
+
+use super::error::{ConfigError, SourceText};
+use super::rules::{AlarmsConfig, RuleConfig, ThresholdConfig};
+use crate::model::{PointId, PointKind, PointTable, Timestamp};
+use crate::rules::engine::BuildError;
+use crate::rules::{AlarmSettings, Delays, RuleKind, RuleSpec, RulesEngine, VoteMember, VoteMode};
+
+/// A profile's default set-points for one bound point.
+#[derive(Debug)]
+pub(super) struct ProfileDefault {
+    pub(super) point: PointId,
+    pub(super) profile: String,
+    pub(super) setpoints: ThresholdConfig,
+}
+
+pub(super) fn settings(alarms: &AlarmsConfig) -> AlarmSettings {
+    AlarmSettings {
+        communication_priority: alarms.communication_priority,
+        flood_threshold: alarms.flood_threshold,
+        chatter_threshold: alarms.chatter_threshold.max(1),
+        max_shelve: alarms.max_shelve,
+    }
+}
+
+struct Ctx<'a, 'b> {
+    src: &'a SourceText<'b>,
+    points: &'a PointTable,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl Ctx<'_, '_> {
+    fn err(&mut self, span: Range<usize>, key: String, msg: impl Into<String>) {
+        self.errors.push(self.src.error(span, key, msg));
+    }
+}
+
+/// Binds every rule; profile defaults and automatic sensor-fault alarms fill in where no rule
+/// of the same kind matched a point.
+pub(super) fn bind_rules(
+    src: &SourceText<'_>,
+    raw: &[Spanned<RuleConfig>],
+    alarms: &AlarmsConfig,
+    points: &PointTable,
+    defaults: Vec<ProfileDefault>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<RuleSpec> {
+    let mut cx = Ctx { src, points, errors };
+    let mut configured = Vec::new();
+    let mut votes = Vec::new();
+    let mut spans: HashMap<String, (usize, Range<usize>)> = HashMap::new();
+    let mut has_threshold = HashSet::new();
+    let mut has_fault = HashSet::new();
+    for (i, rule) in raw.iter().enumerate() {
+        let r = rule.get_ref();
+        let name = r
+            .name
+            .as_ref()
+            .map_or_else(|| format!("rule-{i}"), |n| n.get_ref().clone());
+        if let Some((first, _)) = spans.insert(name.clone(), (i, rule.span())) {
+            cx.err(
+                rule.span(),
+                format!("rules[{i}].name"),
+                format!("rule name `{name}` is already used by rules[{first}]"),
+            );
+            continue;
+        }
+        let Some(matched) = select(&mut cx, i, r, rule.span()) else {
+            continue;
+        };
+        let before = cx.errors.len();
+        let specs = bind_one(&mut cx, i, r, &name, &matched, rule.span());
+        if cx.errors.len() > before {
+            continue;
+        }
+        for spec in specs {
+            match &spec.kind {
+                RuleKind::Threshold { point, .. } => {
+                    has_threshold.insert(*point);
+                }
+                RuleKind::SensorFault { point, .. } => {
+                    has_fault.insert(*point);
+                }
+                _ => {}
+            }
+            if matches!(spec.kind, RuleKind::Vote { .. }) {
+                votes.push(spec)
+            } else {
+                configured.push(spec)
+            }
+        }
+    }
+    let mut rules: Vec<RuleSpec> = defaults
+        .into_iter()
+        .filter(|d| !has_threshold.contains(&d.point))
+        .map(|d| {
+            let range = points.meta(d.point).range;
+            RuleSpec {
+                name: format!("profile:{}", d.profile),
+                latching: false,
+                kind: RuleKind::Threshold {
+                    point: d.point,
+                    limits: d.setpoints.limits(),
+                    deadband: d.setpoints.deadband_for(range),
+                    delays: d.setpoints.delays(),
+                },
+            }
+        })
+        .collect();
+    if alarms.sensor_fault {
+        rules.extend(
+            points
+                .iter()
+                .filter(|(p, _)| !has_fault.contains(p))
+                .map(|(point, _)| RuleSpec {
+                    name: "sensor_fault".into(),
+                    latching: false,
+                    kind: RuleKind::SensorFault {
+                        point,
+                        priority: alarms.sensor_fault_priority,
+                        delays: Delays::default(),
+                    },
+                }),
+        );
+    }
+    rules.extend(configured);
+    rules.extend(votes);
+    if cx.errors.is_empty() {
+        trial_build(&mut cx, &rules, alarms, &spans);
+    }
+    rules
+}
+
+/// Builds the engine once so that duplicate alarms and impossible votes are reported now.
+fn trial_build(
+    cx: &mut Ctx<'_, '_>,
+    rules: &[RuleSpec],
+    alarms: &AlarmsConfig,
+    spans: &HashMap<String, (usize, Range<usize>)>,
+) {
+    let Err(e) = RulesEngine::new(cx.points.clone(), rules, settings(alarms), Timestamp::default()) else {
+        return;
+    };
+    let rule = match &e {
+        BuildError::DuplicateAlarm { second, .. } => second,
+        BuildError::UnknownGroup { rule, .. } | BuildError::MemberCannotVote { rule, .. } => rule,
+    };
+    match spans.get(rule) {
+        Some((i, span)) => cx.err(span.clone(), format!("rules[{i}]"), e.to_string()),
+        None => cx.errors.push(cx.src.file_error(e.to_string())),
+    }
+}
+
+/// The points a rule's selectors match (all selectors must hold); `None` after an error.
+fn select(cx: &mut Ctx<'_, '_>, i: usize, r: &RuleConfig, span: Range<usize>) -> Option<Vec<PointId>> {
+    let groups_only = r.vote.as_ref().is_some_and(|v| !v.get_ref().groups.is_empty());
+    if r.points.is_none() && r.kind.is_none() && r.hazard_source.is_none() {
+        if groups_only {
+            return Some(Vec::new());
+        }
+        cx.err(
+            span,
+            format!("rules[{i}]"),
+            "a rule needs at least one selector: points, kind or hazard_source",
+        );
+        return None;
+    }
+    let mut matched: Vec<PointId> = cx.points.iter().map(|(id, _)| id).collect();
+    if let Some(pattern) = &r.points {
+        match match_points(cx.points, pattern.get_ref()) {
+            Ok(m) => matched.retain(|p| m.contains(p)),
+            Err(msg) => {
+                cx.err(pattern.span(), format!("rules[{i}].points"), msg);
+                return None;
+            }
+        }
+    }
+    if let Some(kind) = &r.kind {
+        let Ok(k) = toml::Value::String(kind.get_ref().clone()).try_into::<PointKind>() else {
+            cx.err(
+                kind.span(),
+                format!("rules[{i}].kind"),
+                format!("unknown point kind `{}`", kind.get_ref()),
+            );
+            return None;
+        };
+        matched.retain(|p| cx.points.meta(*p).kind == k);
+    }
+    if let Some(hs) = &r.hazard_source {
+        matched.retain(|p| cx.points.meta(*p).hazard_source.as_deref() == Some(hs.get_ref().as_str()));
+    }
+    if matched.is_empty() {
+        let (sel_span, key) = match (&r.points, &r.kind, &r.hazard_source) {
+            (Some(p), _, _) => (p.span(), "points"),
+            (_, Some(k), _) => (k.span(), "kind"),
+            (_, _, Some(h)) => (h.span(), "hazard_source"),
+            _ => (span, ""),
+        };
+        let what = [r.points.as_ref(), r.kind.as_ref(), r.hazard_source.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|s| format!("`{}`", s.get_ref()))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        cx.err(
+            sel_span,
+            format!("rules[{i}].{key}"),
+            format!("{what} matches no point of this gateway"),
+        );
+        return None;
+    }
+    Some(matched)
+}
+
+fn match_points(points: &PointTable, pattern: &str) -> Result<Vec<PointId>, String> {
+    if !pattern.contains(['*', '?', '[', '{']) {
+        return Ok(points.id_of(pattern).into_iter().collect());
+    }
+    let glob = Glob::new(pattern)
+        .map_err(|e| format!("`{pattern}` is not a valid glob: {e}"))?
+        .compile_matcher();
+    Ok(points
+        .iter()
+        .filter(|(_, m)| glob.is_match(m.name.as_ref()))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+fn bind_one(
+    cx: &mut Ctx<'_, '_>,
+    i: usize,
+    r: &RuleConfig,
+    name: &str,
+    matched: &[PointId],
+    span: Range<usize>,
+) -> Vec<RuleSpec> {
+    let kinds = [
+        r.threshold.is_some(),
+        r.rate_of_change.is_some(),
+        r.stale.is_some(),
+        r.sensor_fault.is_some(),
+        r.deviation.is_some(),
+        r.vote.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        let msg = "a rule needs exactly one of threshold, rate_of_change, stale, sensor_fault, deviation, vote";
+        cx.err(span, format!("rules[{i}]"), msg);
+        return Vec::new();
+    }
+    let spec = |kind| RuleSpec {
+        name: name.to_string(),
+        latching: r.latching,
+        kind,
+    };
+    if let Some(t) = &r.threshold {
+        let mut problems = BTreeMap::new();
+        for &p in matched {
+            for msg in t.get_ref().problems(cx.points.meta(p).range) {
+                problems.entry(msg).or_insert(p);
+            }
+        }
+        for (msg, p) in problems {
+            let point = cx.points.meta(p).name.clone();
+            cx.err(
+                t.span(),
+                format!("rules[{i}].threshold"),
+                format!("{msg} (point `{point}`)"),
+            );
+        }
+        let t = t.get_ref();
+        return matched
+            .iter()
+            .map(|&point| {
+                let range = cx.points.meta(point).range;
+                spec(RuleKind::Threshold {
+                    point,
+                    limits: t.limits(),
+                    deadband: t.deadband_for(range),
+                    delays: t.delays(),
+                })
+            })
+            .collect();
+    }
+    if let Some(rc) = &r.rate_of_change {
+        let c = rc.get_ref();
+        if c.rise.is_none() && c.fall.is_none() {
+            cx.err(
+                rc.span(),
+                format!("rules[{i}].rate_of_change"),
+                "give rise, fall or both",
+            );
+        }
+        if c.per.is_zero() || c.window.is_some_and(|w| w.is_zero()) {
+            cx.err(
+                rc.span(),
+                format!("rules[{i}].rate_of_change"),
+                "per and window must be longer than zero",
+            );
+        }
+        refuse_state_points(cx, i, "rate_of_change", rc.span(), matched);
+        let delays = Delays {
+            on: c.on_delay,
+            off: c.off_delay,
+        };
+        let window = c.window.unwrap_or(c.per);
+        return matched
+            .iter()
+            .map(|&point| {
+                spec(RuleKind::RateOfChange {
+                    point,
+                    rise: c.rise,
+                    fall: c.fall,
+                    per: c.per,
+                    window,
+                    priority: c.priority,
+                    delays,
+                })
+            })
+            .collect();
+    }
+    if let Some(s) = &r.stale {
+        if s.get_ref().after.is_zero() {
+            cx.err(s.span(), format!("rules[{i}].stale.after"), "must be longer than zero");
+        }
+        let c = s.get_ref();
+        return matched
+            .iter()
+            .map(|&point| {
+                spec(RuleKind::Stale {
+                    point,
+                    after: c.after,
+                    priority: c.priority,
+                })
+            })
+            .collect();
+    }
+    if let Some(f) = &r.sensor_fault {
+        let c = f.get_ref();
+        let delays = Delays {
+            on: c.on_delay,
+            off: c.off_delay,
+        };
+        return matched
+            .iter()
+            .map(|&point| {
+                spec(RuleKind::SensorFault {
+                    point,
+                    priority: c.priority,
+                    delays,
+                })
+            })
+            .collect();
+    }
+    if let Some(d) = &r.deviation {
+        return bind_deviation(cx, i, r, d, matched).map(spec).into_iter().collect();
+    }
+    if let Some(v) = &r.vote {
+        return bind_vote(cx, i, r, v, matched).map(spec).into_iter().collect();
+    }
+    Vec::new()
+}
+
+fn refuse_state_points(cx: &mut Ctx<'_, '_>, i: usize, what: &str, span: Range<usize>, matched: &[PointId]) {
+    if let Some(p) = matched.iter().find(|p| cx.points.meta(**p).kind == PointKind::State) {
+        let point = cx.points.meta(*p).name.clone();
+        cx.err(
+            span,
+            format!("rules[{i}].{what}"),
+            format!("point `{point}` is a discrete state and cannot carry a {what} rule"),
+        );
+    }
+}
+
+fn bind_deviation(
+    cx: &mut Ctx<'_, '_>,
+    i: usize,
+    r: &RuleConfig,
+    d: &Spanned<super::rules::DeviationConfig>,
+    matched: &[PointId],
+) -> Option<RuleKind> {
+    let key = format!("rules[{i}].deviation");
+    if r.name.is_none() {
+        cx.err(
+            d.span(),
+            key.clone(),
+            "a deviation rule needs a `name`: it names the group's alarm",
+        );
+    }
+    if matched.len() < 2 {
+        cx.err(
+            d.span(),
+            key.clone(),
+            format!(
+                "a deviation needs at least two points, the selectors match {}",
+                matched.len()
+            ),
+        );
+    }
+    let units: HashSet<_> = matched.iter().map(|p| cx.points.meta(*p).unit.clone()).collect();
+    if units.len() > 1 {
+        let list: Vec<_> = units.iter().map(|u| format!("`{u}`")).collect();
+        cx.err(
+            d.span(),
+            key.clone(),
+            format!("redundant sensors must share a unit, these have {}", list.join(", ")),
+        );
+    }
+    refuse_state_points(cx, i, "deviation", d.span(), matched);
+    let c = d.get_ref();
+    if !(c.max > 0.0 && c.max.is_finite()) || !(c.deadband >= 0.0 && c.deadband < c.max) {
+        cx.err(d.span(), key, "max must be positive and deadband in 0..max");
+    }
+    Some(RuleKind::Deviation {
+        points: matched.to_vec(),
+        max: c.max,
+        deadband: c.deadband,
+        priority: c.priority,
+        delays: Delays {
+            on: c.on_delay,
+            off: c.off_delay,
+        },
+    })
+}
+
+fn bind_vote(
+    cx: &mut Ctx<'_, '_>,
+    i: usize,
+    r: &RuleConfig,
+    v: &Spanned<super::rules::VoteConfig>,
+    matched: &[PointId],
+) -> Option<RuleKind> {
+    let key = format!("rules[{i}].vote");
+    let c = v.get_ref();
+    if r.name.is_none() {
+        cx.err(
+            v.span(),
+            key.clone(),
+            "a vote rule needs a `name`: it names the group and its alarms",
+        );
+    }
+    let members: Vec<VoteMember> = matched
+        .iter()
+        .map(|p| VoteMember::Point(*p))
+        .chain(c.groups.iter().map(|g| VoteMember::Group(g.clone())))
+        .collect();
+    let mode = match (&c.escalate, c.k, c.level) {
+        (esc, None, None) if !esc.is_empty() => {
+            let first = *esc.keys().next()?;
+            if esc.keys().any(|l| !l.same_family(first)) || esc.values().any(|k| *k == 0) {
+                cx.err(
+                    v.span(),
+                    key.clone(),
+                    "escalate counts must be at least 1 and of one level family",
+                );
+            }
+            VoteMode::Escalate {
+                counts: esc.iter().map(|(l, k)| (*l, *k)).collect(),
+            }
+        }
+        (esc, Some(k), Some(level)) if esc.is_empty() => {
+            if k == 0 || k > members.len() {
+                cx.err(
+                    v.span(),
+                    key.clone(),
+                    format!("k must be 1..={} (the number of members), got {k}", members.len()),
+                );
+            }
+            VoteMode::Confirm { level, k }
+        }
+        _ => {
+            cx.err(
+                v.span(),
+                key,
+                "give either `k` and `level` (confirmation) or `escalate` (escalation)",
+            );
+            return None;
+        }
+    };
+    let hazard_source = r.hazard_source.as_ref().map(|h| h.get_ref().clone());
+    Some(RuleKind::Vote {
+        members,
+        mode,
+        priorities: c.priorities.iter().map(|(l, p)| (*l, *p)).collect(),
+        hazard_source,
+    })
+}

@@ -1,0 +1,367 @@
+//! Building the engine from validated rules: one slot per alarm, indexes per point and device.
+
+use std::collections::HashMap;
+
+use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
+use super::super::vote::output_levels;
+use super::super::{AlarmSettings, Delays, RuleKind, RuleSpec, VoteMember, VoteMode};
+use super::{DeviationEval, DeviceEval, RateEval, RulesEngine, StaleEval, ThresholdEval, VoteEval, VoteInput};
+use crate::model::{ConditionKind, Level, PointId, PointTable, Priority, SubjectKind, Timestamp};
+use crate::rules::flood::FloodGuard;
+
+/// Why a rule set cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// Two rules would define the same alarm.
+    #[error("alarm `{id}` is defined by both rule `{first}` and rule `{second}`")]
+    DuplicateAlarm {
+        /// The alarm id.
+        id: String,
+        /// The rule that defined it first.
+        first: String,
+        /// The rule that defined it again.
+        second: String,
+    },
+    /// A vote refers to a group that is not an earlier vote rule.
+    #[error("vote rule `{rule}` counts `{member}`, which is not a vote rule defined before it")]
+    UnknownGroup {
+        /// The vote rule.
+        rule: String,
+        /// The unknown member.
+        member: String,
+    },
+    /// A vote counts a point that has no threshold level of the vote's family.
+    #[error("vote rule `{rule}` counts point `{point}`, but no threshold rule gives it a `{level}`-family level")]
+    MemberCannotVote {
+        /// The vote rule.
+        rule: String,
+        /// The point.
+        point: String,
+        /// The level the vote counts.
+        level: Level,
+    },
+}
+
+fn mode_family(mode: &VoteMode) -> Option<Level> {
+    match mode {
+        VoteMode::Confirm { level, .. } => Some(*level),
+        VoteMode::Escalate { counts } => counts.first().map(|(l, _)| *l),
+    }
+}
+
+struct Builder<'a> {
+    engine: RulesEngine,
+    owner: HashMap<String, String>,
+    points: &'a PointTable,
+}
+
+impl Builder<'_> {
+    fn add_slot(&mut self, rule: &RuleSpec, meta: SlotMeta, delays: Delays) -> Result<usize, BuildError> {
+        self.add_named_slot(&rule.name, rule.latching, meta, delays)
+    }
+
+    fn add_named_slot(
+        &mut self,
+        rule: &str,
+        latching: bool,
+        meta: SlotMeta,
+        delays: Delays,
+    ) -> Result<usize, BuildError> {
+        if let Some(first) = self.owner.insert(meta.id.clone(), rule.to_string()) {
+            return Err(BuildError::DuplicateAlarm {
+                id: meta.id,
+                first,
+                second: rule.to_string(),
+            });
+        }
+        let idx = self.engine.slots.len();
+        self.engine.by_id.insert(meta.id.clone(), idx);
+        if let Role::Threshold(p) | Role::Point(p) = meta.role {
+            self.engine.point_slots[p.index()].push(idx);
+        }
+        self.engine.slots.push(Slot::new(meta, latching, delays));
+        Ok(idx)
+    }
+
+    fn point_meta(&self, rule: &RuleSpec, point: PointId, condition: ConditionKind, level: Option<Level>) -> SlotMeta {
+        let m = self.points.meta(point);
+        SlotMeta {
+            id: alarm_id(&m.name, condition, level),
+            rule: rule.name.clone(),
+            subject: m.name.to_string(),
+            subject_kind: SubjectKind::Point,
+            hazard_source: m.hazard_source.as_deref().map(str::to_string),
+            condition,
+            level,
+            priority: Priority::High,
+            unit: m.unit.to_string(),
+            limit: None,
+            role: Role::Point(point),
+        }
+    }
+
+    fn group_meta(&self, rule: &RuleSpec, condition: ConditionKind, level: Option<Level>, unit: String) -> SlotMeta {
+        SlotMeta {
+            id: alarm_id(&rule.name, condition, level),
+            rule: rule.name.clone(),
+            subject: rule.name.clone(),
+            subject_kind: SubjectKind::Group,
+            hazard_source: None,
+            condition,
+            level,
+            priority: Priority::High,
+            unit,
+            limit: None,
+            role: Role::Group,
+        }
+    }
+
+    fn common_source(&self, points: impl Iterator<Item = PointId>) -> Option<String> {
+        let mut sources = points.map(|p| self.points.meta(p).hazard_source.clone());
+        let first = sources.next()??;
+        sources.all(|s| s.as_ref() == Some(&first)).then(|| first.to_string())
+    }
+
+    fn add_rule(&mut self, rule: &RuleSpec) -> Result<(), BuildError> {
+        match &rule.kind {
+            RuleKind::Threshold {
+                point,
+                limits,
+                deadband,
+                delays,
+            } => {
+                for limit in limits {
+                    let mut meta = self.point_meta(rule, *point, ConditionKind::Threshold, Some(limit.level));
+                    meta.priority = limit.priority;
+                    meta.limit = Some(limit.value);
+                    meta.role = Role::Threshold(*point);
+                    let slot = self.add_slot(rule, meta, *delays)?;
+                    self.engine.thresholds[point.index()].push(ThresholdEval {
+                        slot,
+                        limit: *limit,
+                        deadband: *deadband,
+                    });
+                }
+            }
+            RuleKind::RateOfChange {
+                point,
+                rise,
+                fall,
+                per,
+                window,
+                priority,
+                delays,
+            } => {
+                let mut meta = self.point_meta(rule, *point, ConditionKind::RateOfChange, None);
+                meta.priority = *priority;
+                meta.limit = rise.or(fall.map(|f| -f));
+                let slot = self.add_slot(rule, meta, *delays)?;
+                self.engine.rates[point.index()].push(RateEval {
+                    slot,
+                    rise: *rise,
+                    fall: *fall,
+                    per: *per,
+                    window: *window,
+                    samples: Default::default(),
+                });
+            }
+            RuleKind::Stale { point, after, priority } => {
+                let mut meta = self.point_meta(rule, *point, ConditionKind::Stale, None);
+                meta.priority = *priority;
+                let slot = self.add_slot(rule, meta, Delays::default())?;
+                self.engine.stales[point.index()].push(StaleEval { slot, after: *after });
+            }
+            RuleKind::SensorFault {
+                point,
+                priority,
+                delays,
+            } => {
+                let mut meta = self.point_meta(rule, *point, ConditionKind::SensorFault, None);
+                meta.priority = *priority;
+                let slot = self.add_slot(rule, meta, *delays)?;
+                self.engine.faults[point.index()].push(slot);
+            }
+            RuleKind::Deviation {
+                points,
+                max,
+                deadband,
+                priority,
+                delays,
+            } => {
+                let unit = points
+                    .first()
+                    .map(|p| self.points.meta(*p).unit.to_string())
+                    .unwrap_or_default();
+                let mut meta = self.group_meta(rule, ConditionKind::Deviation, None, unit);
+                meta.priority = *priority;
+                meta.limit = Some(*max);
+                meta.hazard_source = self.common_source(points.iter().copied());
+                let slot = self.add_slot(rule, meta, *delays)?;
+                let idx = self.engine.deviations.len();
+                for p in points {
+                    self.engine.point_deviations[p.index()].push(idx);
+                }
+                self.engine.deviations.push(DeviationEval {
+                    slot,
+                    points: points.clone(),
+                    max: *max,
+                    deadband: *deadband,
+                });
+            }
+            RuleKind::Vote {
+                members,
+                mode,
+                priorities,
+                hazard_source,
+            } => self.add_vote(rule, members, mode, priorities, hazard_source)?,
+        }
+        Ok(())
+    }
+
+    fn add_vote(
+        &mut self,
+        rule: &RuleSpec,
+        members: &[VoteMember],
+        mode: &VoteMode,
+        priorities: &[(Level, Priority)],
+        hazard_source: &Option<String>,
+    ) -> Result<(), BuildError> {
+        let family = mode_family(mode).unwrap_or(Level::High);
+        let idx = self.engine.votes.len();
+        let mut inputs = Vec::new();
+        for m in members {
+            match m {
+                VoteMember::Point(p) => {
+                    let votes = self.engine.thresholds[p.index()]
+                        .iter()
+                        .any(|t| t.limit.level.same_family(family));
+                    if !votes {
+                        let point = self.points.meta(*p).name.to_string();
+                        return Err(BuildError::MemberCannotVote {
+                            rule: rule.name.clone(),
+                            point,
+                            level: family,
+                        });
+                    }
+                    self.engine.point_votes[p.index()].push(idx);
+                    inputs.push(VoteInput::Point(*p));
+                }
+                VoteMember::Group(name) => {
+                    let Some(g) = self.engine.votes.iter().position(|v| &v.name == name) else {
+                        return Err(BuildError::UnknownGroup {
+                            rule: rule.name.clone(),
+                            member: name.clone(),
+                        });
+                    };
+                    self.engine.votes[g].parents.push(idx);
+                    inputs.push(VoteInput::Group(g));
+                }
+            }
+        }
+        let mut slots = Vec::new();
+        for level in output_levels(mode) {
+            let mut meta = self.group_meta(rule, ConditionKind::Vote, Some(level), "members".into());
+            meta.priority = priorities
+                .iter()
+                .find(|(l, _)| *l == level)
+                .map_or(level.default_priority(), |(_, p)| *p);
+            meta.hazard_source = hazard_source.clone();
+            slots.push((level, self.add_slot(rule, meta, Delays::default())?));
+        }
+        self.engine.votes.push(VoteEval {
+            name: rule.name.clone(),
+            inputs,
+            mode: mode.clone(),
+            slots,
+            level: None,
+            parents: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn add_devices(&mut self, settings: &AlarmSettings) -> Result<(), BuildError> {
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (id, meta) in self.points.iter() {
+            let dev = *index.entry(meta.device.to_string()).or_insert_with(|| {
+                self.engine.devices.push(DeviceEval {
+                    name: meta.device.to_string(),
+                    slot: 0,
+                    points: Vec::new(),
+                    faulted: 0,
+                });
+                self.engine.devices.len() - 1
+            });
+            self.engine.devices[dev].points.push(id);
+            self.engine.point_device[id.index()] = dev;
+        }
+        const RULE: &str = "communication";
+        for dev in 0..self.engine.devices.len() {
+            let d = &self.engine.devices[dev];
+            let meta = SlotMeta {
+                id: alarm_id(&d.name, ConditionKind::Communication, None),
+                rule: RULE.to_string(),
+                subject: d.name.clone(),
+                subject_kind: SubjectKind::Device,
+                hazard_source: self.common_source(d.points.clone().into_iter()),
+                condition: ConditionKind::Communication,
+                level: None,
+                priority: settings.communication_priority,
+                unit: String::new(),
+                limit: None,
+                role: Role::Device(dev),
+            };
+            let slot = self.add_named_slot(RULE, false, meta, Delays::default())?;
+            self.engine.devices[dev].slot = slot;
+        }
+        Ok(())
+    }
+}
+
+impl RulesEngine {
+    /// Builds the engine for `rules` over `points`; `start` is when silence starts counting
+    /// towards stale alarms.
+    pub fn new(
+        points: PointTable,
+        rules: &[RuleSpec],
+        settings: AlarmSettings,
+        start: Timestamp,
+    ) -> Result<Self, BuildError> {
+        let n = points.len();
+        let engine = RulesEngine {
+            settings: settings.clone(),
+            slots: Vec::new(),
+            by_id: HashMap::new(),
+            point_slots: vec![Vec::new(); n],
+            thresholds: vec![Vec::new(); n],
+            rates: (0..n).map(|_| Vec::new()).collect(),
+            faults: vec![Vec::new(); n],
+            stales: vec![Vec::new(); n],
+            last_seen: vec![None; n],
+            latest: vec![None; n],
+            deviations: Vec::new(),
+            point_deviations: vec![Vec::new(); n],
+            votes: Vec::new(),
+            point_votes: vec![Vec::new(); n],
+            devices: Vec::new(),
+            point_device: vec![0; n],
+            point_commfault: vec![false; n],
+            flood: FloodGuard::default(),
+            chattering: Default::default(),
+            chattering_total: 0,
+            started: start,
+            points: PointTable::default(),
+        };
+        let mut b = Builder {
+            engine,
+            owner: HashMap::new(),
+            points: &points,
+        };
+        b.add_devices(&settings)?;
+        for rule in rules {
+            b.add_rule(rule)?;
+        }
+        let mut engine = b.engine;
+        engine.points = points;
+        Ok(engine)
+    }
+}

@@ -1,0 +1,381 @@
+//! Driving the engine: readings, ticks, commands and restoration.
+
+use super::*;
+
+impl RulesEngine {
+    /// Number of alarms the configuration defines.
+    pub fn alarm_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The points the engine knows.
+    pub fn points(&self) -> &PointTable {
+        &self.points
+    }
+
+    /// Evaluates one reading.
+    pub fn evaluate(&mut self, r: &Reading, out: &mut Output) {
+        let p = r.point.index();
+        if p >= self.last_seen.len() {
+            return;
+        }
+        self.last_seen[p] = Some(r.ts);
+        self.update_device(r, out);
+        for i in 0..self.stales[p].len() {
+            let slot = self.stales[p][i].slot;
+            self.drive(slot, r.quality == Quality::Stale, f64::NAN, r.ts, out);
+        }
+        let sensor_fault = matches!(r.quality, Quality::OutOfRange | Quality::DecodeError);
+        for i in 0..self.faults[p].len() {
+            let slot = self.faults[p][i];
+            self.drive(slot, sensor_fault, r.value, r.ts, out);
+        }
+        if r.quality != Quality::Good {
+            // Process alarms hold while the value cannot be trusted, and a running delay does
+            // not complete on data nobody saw; the fault alarms speak instead.
+            self.latest[p] = None;
+            self.cancel_process_delays(p, out);
+            return;
+        }
+        self.latest[p] = Some(r.value);
+        let mut level_changed = false;
+        for i in 0..self.thresholds[p].len() {
+            let t = self.thresholds[p][i];
+            let active = self.slots[t.slot].deb.is_active();
+            level_changed |= self.drive(
+                t.slot,
+                tripped(&t.limit, t.deadband, active, r.value),
+                r.value,
+                r.ts,
+                out,
+            );
+        }
+        for i in 0..self.rates[p].len() {
+            let e = &mut self.rates[p][i];
+            let Some(rate) = e.samples.push(r.ts, r.value, e.window, e.per) else {
+                continue;
+            };
+            let trip = e.rise.is_some_and(|x| rate >= x) || e.fall.is_some_and(|x| rate <= -x);
+            let slot = e.slot;
+            self.drive(slot, trip, rate, r.ts, out);
+        }
+        for i in 0..self.point_deviations[p].len() {
+            let d = self.point_deviations[p][i];
+            self.eval_deviation(d, r.ts, out);
+        }
+        if level_changed {
+            self.eval_votes_of_point(r.point, r.ts, out);
+        }
+    }
+
+    /// Lets time pass: stale detection, delays that expire without a new reading, shelving
+    /// expiry and the sliding alarm-rate window.
+    pub fn tick(&mut self, now: Timestamp, out: &mut Output) {
+        for p in 0..self.stales.len() {
+            let last = self.last_seen[p].unwrap_or(self.started);
+            for i in 0..self.stales[p].len() {
+                let s = self.stales[p][i];
+                self.drive(s.slot, now.since(last) >= s.after, f64::NAN, now, out);
+            }
+        }
+        for slot in 0..self.slots.len() {
+            let s = &mut self.slots[slot];
+            if s.deb.pending_since().is_some() {
+                let (on, off) = (s.delays.on, s.delays.off);
+                if let Some(active) = s.deb.expire(now, on, off) {
+                    out.timers.push((s.meta.id.clone(), None));
+                    self.flip(slot, active, now, out);
+                }
+            }
+            if self.slots[slot].life.shelved_until().is_some_and(|t| t <= now) {
+                let _ = self.act(slot, Action::Unshelve, now, None, Some("shelving expired"), out);
+            }
+        }
+        if let Some(f) = self.flood.tick(now, self.settings.flood_threshold) {
+            out.flood = Some(f);
+        }
+        let chatter = self.settings.chatter_threshold;
+        self.chattering
+            .retain(|&s| self.slots[s].raises.count(now, CHATTER_WINDOW) >= chatter);
+    }
+
+    /// Applies an operator command; the user and comment are journaled with the transition.
+    pub fn command(
+        &mut self,
+        alarm_id: &str,
+        command: Command,
+        user: &str,
+        comment: &str,
+        now: Timestamp,
+        out: &mut Output,
+    ) -> Result<AlarmEvent, CommandError> {
+        let slot = *self
+            .by_id
+            .get(alarm_id)
+            .ok_or_else(|| CommandError::UnknownAlarm(alarm_id.to_string()))?;
+        let action = match command {
+            Command::Acknowledge => Action::Acknowledge,
+            Command::Reset => Action::Reset,
+            Command::Shelve(d) if d > self.settings.max_shelve => {
+                return Err(CommandError::ShelveTooLong {
+                    max: self.settings.max_shelve,
+                });
+            }
+            Command::Shelve(d) => Action::Shelve(now.plus(d)),
+            Command::Unshelve => Action::Unshelve,
+            Command::RemoveFromService => Action::OutOfService(true),
+            Command::ReturnToService => Action::OutOfService(false),
+        };
+        self.act(slot, action, now, Some(user), Some(comment), out)?;
+        Ok(out
+            .events
+            .last()
+            .cloned()
+            .unwrap_or_else(|| self.slots[slot].event(Transition::Acknowledged, now, None, None)))
+    }
+
+    /// The current record of every alarm that has something to show.
+    pub fn visible(&self, now: Timestamp) -> Vec<AlarmEvent> {
+        self.slots
+            .iter()
+            .filter(|s| s.life.visible())
+            .map(|s| {
+                let mut e = s.event(Transition::Raised, s.life.raised_at().unwrap_or(now), None, None);
+                e.ts = s.life.raised_at().unwrap_or(now);
+                e
+            })
+            .collect()
+    }
+
+    /// Flood and chattering figures.
+    pub fn stats(&self) -> AlarmStats {
+        AlarmStats {
+            flood: self.flood.in_flood(),
+            rate_10min: self.flood.rate(),
+            chattering: self.chattering.iter().map(|&s| self.slots[s].meta.id.clone()).collect(),
+            chattering_total: self.chattering_total,
+        }
+    }
+
+    /// Restores an alarm from its last journaled transition; `false` if the configuration no
+    /// longer defines it. Emits nothing.
+    pub fn restore(&mut self, e: &AlarmEvent) -> bool {
+        let Some(&slot) = self.by_id.get(&e.alarm_id) else {
+            return false;
+        };
+        let s = &mut self.slots[slot];
+        s.life = Lifecycle::restored(
+            e.state,
+            s.life.latching(),
+            e.acknowledged,
+            e.shelved_until,
+            e.suppressed,
+            e.out_of_service,
+            e.raised_at,
+        );
+        s.deb.restore(e.condition_active(), None);
+        s.value = e.value;
+        true
+    }
+
+    /// Restores a delay timer that was running at the last stop; `false` if unknown.
+    pub fn restore_timer(&mut self, alarm_id: &str, since: Timestamp) -> bool {
+        let Some(&slot) = self.by_id.get(alarm_id) else {
+            return false;
+        };
+        let s = &mut self.slots[slot];
+        let active = s.deb.is_active();
+        s.deb.restore(active, Some(since));
+        true
+    }
+
+    /// After [`RulesEngine::restore`]: recomputes group levels and device suppression silently.
+    pub fn finish_restore(&mut self) {
+        for v in 0..self.votes.len() {
+            let levels = self.member_levels(v);
+            self.votes[v].level = group_level(&self.votes[v].mode, &levels);
+        }
+        for d in 0..self.devices.len() {
+            if self.slots[self.devices[d].slot].deb.is_active() {
+                for i in 0..self.devices[d].points.len() {
+                    let p = self.devices[d].points[i];
+                    for &slot in &self.point_slots[p.index()] {
+                        let _ = self.slots[slot].life.apply(Action::Suppress(true), self.started);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds a raw condition to a slot's debounce; on a flip, runs the lifecycle and fan-out.
+    /// Returns whether the debounced condition flipped.
+    fn drive(&mut self, slot: usize, trip: bool, value: f64, ts: Timestamp, out: &mut Output) -> bool {
+        let s = &mut self.slots[slot];
+        let before = s.deb.pending_since();
+        let flipped = s.deb.update(trip, ts, s.delays.on, s.delays.off);
+        if s.deb.pending_since() != before {
+            out.timers.push((s.meta.id.clone(), s.deb.pending_since()));
+        }
+        if !value.is_nan() || flipped.is_some() {
+            s.value = value;
+        }
+        match flipped {
+            Some(active) => {
+                self.flip(slot, active, ts, out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn flip(&mut self, slot: usize, active: bool, ts: Timestamp, out: &mut Output) {
+        let _ = self.act(slot, Action::Condition(active), ts, None, None, out);
+        match self.slots[slot].meta.role {
+            Role::Device(d) => self.suppress_device(d, active, ts, out),
+            Role::Threshold(p) => self.eval_votes_of_point(p, ts, out),
+            Role::Point(_) | Role::Group => {}
+        }
+    }
+
+    fn act(
+        &mut self,
+        slot: usize,
+        action: Action,
+        ts: Timestamp,
+        user: Option<&str>,
+        comment: Option<&str>,
+        out: &mut Output,
+    ) -> Result<(), LifecycleError> {
+        let s = &mut self.slots[slot];
+        let Some(t) = s.life.apply(action, ts)? else {
+            return Ok(());
+        };
+        let event = s.event(t, ts, user, comment);
+        if t == Transition::Raised {
+            let n = s.raises.record(ts, CHATTER_WINDOW);
+            if n >= self.settings.chatter_threshold && self.chattering.insert(slot) {
+                self.chattering_total += 1;
+            }
+            if event.annunciated()
+                && let Some(f) = self.flood.record(ts, self.settings.flood_threshold)
+            {
+                out.flood = Some(f);
+            }
+        }
+        // Suppression flips on alarms with nothing to show stay out of the journal.
+        let silent = matches!(t, Transition::Suppressed | Transition::Unsuppressed)
+            && !event.condition_active()
+            && event.state == crate::model::AlarmState::Normal;
+        if !silent {
+            out.events.push(event);
+        }
+        Ok(())
+    }
+
+    fn cancel_process_delays(&mut self, p: usize, out: &mut Output) {
+        let slots = self.thresholds[p]
+            .iter()
+            .map(|t| t.slot)
+            .chain(self.rates[p].iter().map(|r| r.slot));
+        for slot in slots {
+            let s = &mut self.slots[slot];
+            if s.deb.pending_since().is_some() {
+                let active = s.deb.is_active();
+                s.deb.restore(active, None);
+                out.timers.push((s.meta.id.clone(), None));
+            }
+        }
+    }
+
+    fn update_device(&mut self, r: &Reading, out: &mut Output) {
+        let p = r.point.index();
+        let d = self.point_device[p];
+        let faulted = r.quality == Quality::CommFault;
+        if faulted != self.point_commfault[p] {
+            self.point_commfault[p] = faulted;
+            let dev = &mut self.devices[d];
+            dev.faulted = if faulted {
+                dev.faulted + 1
+            } else {
+                dev.faulted.saturating_sub(1)
+            };
+        }
+        let dev = &self.devices[d];
+        let offline = dev.faulted == dev.points.len();
+        self.drive(dev.slot, offline, f64::NAN, r.ts, out);
+    }
+
+    fn suppress_device(&mut self, d: usize, on: bool, ts: Timestamp, out: &mut Output) {
+        for i in 0..self.devices[d].points.len() {
+            let p = self.devices[d].points[i].index();
+            for j in 0..self.point_slots[p].len() {
+                let slot = self.point_slots[p][j];
+                let _ = self.act(slot, Action::Suppress(on), ts, None, None, out);
+            }
+        }
+    }
+
+    fn eval_deviation(&mut self, d: usize, ts: Timestamp, out: &mut Output) {
+        let dev = &self.deviations[d];
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        for p in &dev.points {
+            let Some(v) = self.latest[p.index()] else { return };
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        let spread = hi - lo;
+        let active = self.slots[dev.slot].deb.is_active();
+        let limit = if active { dev.max - dev.deadband } else { dev.max };
+        let trip = if active { spread >= limit } else { spread > limit };
+        let slot = dev.slot;
+        self.drive(slot, trip, spread, ts, out);
+    }
+
+    /// The most severe active threshold level of a point (within `family`).
+    fn point_level(&self, p: PointId, family: Level) -> Option<Level> {
+        self.thresholds[p.index()]
+            .iter()
+            .filter(|t| t.limit.level.same_family(family) && self.slots[t.slot].deb.is_active())
+            .map(|t| t.limit.level)
+            .max_by_key(|l| l.rank())
+    }
+
+    fn member_levels(&self, v: usize) -> Vec<Option<Level>> {
+        let vote = &self.votes[v];
+        let family = vote.slots.first().map_or(Level::High, |(l, _)| *l);
+        vote.inputs
+            .iter()
+            .map(|m| match m {
+                VoteInput::Point(p) => self.point_level(*p, family),
+                VoteInput::Group(g) => self.votes[*g].level,
+            })
+            .collect()
+    }
+
+    fn eval_votes_of_point(&mut self, p: PointId, ts: Timestamp, out: &mut Output) {
+        for i in 0..self.point_votes[p.index()].len() {
+            let v = self.point_votes[p.index()][i];
+            self.eval_vote(v, ts, out);
+        }
+    }
+
+    fn eval_vote(&mut self, v: usize, ts: Timestamp, out: &mut Output) {
+        let levels = self.member_levels(v);
+        let level = group_level(&self.votes[v].mode, &levels);
+        if level == self.votes[v].level {
+            return;
+        }
+        self.votes[v].level = level;
+        let in_alarm = levels.iter().flatten().count() as f64;
+        for i in 0..self.votes[v].slots.len() {
+            let (slot_level, slot) = self.votes[v].slots[i];
+            let trip = level.is_some_and(|l| l.rank() >= slot_level.rank());
+            self.drive(slot, trip, in_alarm, ts, out);
+        }
+        for i in 0..self.votes[v].parents.len() {
+            let parent = self.votes[v].parents[i];
+            self.eval_vote(parent, ts, out);
+        }
+    }
+}

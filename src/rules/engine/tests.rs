@@ -1,0 +1,501 @@
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::{AlarmState, ConditionKind, PointKind, PointMeta, Priority};
+use crate::rules::{Delays, RuleKind, RuleSpec, VoteMember};
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+fn table() -> PointTable {
+    let mut t = PointTable::default();
+    let mut add = |name: &str, device: &str, kind, unit: &str, range| {
+        t.insert(PointMeta {
+            name: name.into(),
+            unit: unit.into(),
+            kind,
+            device: device.into(),
+            hazard_source: Some("MHS-001".into()),
+            range: Some(range),
+            description: None,
+        })
+        .unwrap()
+    };
+    add("g1", "gas", PointKind::Gas, "%LEL", (0.0, 100.0));
+    add("g2", "gas", PointKind::Gas, "%LEL", (0.0, 100.0));
+    add("g3", "gas", PointKind::Gas, "%LEL", (0.0, 100.0));
+    add("lvl_a", "tank", PointKind::Level, "m", (0.0, 20.0));
+    add("lvl_b", "tank2", PointKind::Level, "m", (0.0, 20.0));
+    t
+}
+
+fn pid(t: &PointTable, name: &str) -> PointId {
+    t.id_of(name).unwrap()
+}
+
+fn gas_threshold(point: PointId, delays: Delays) -> RuleSpec {
+    RuleSpec {
+        name: "gas".into(),
+        latching: false,
+        kind: RuleKind::Threshold {
+            point,
+            limits: vec![
+                Limit {
+                    level: Level::High,
+                    value: 25.0,
+                    priority: Priority::High,
+                    falling: false,
+                },
+                Limit {
+                    level: Level::HighHigh,
+                    value: 50.0,
+                    priority: Priority::Critical,
+                    falling: false,
+                },
+            ],
+            deadband: 2.0,
+            delays,
+        },
+    }
+}
+
+fn engine(rules: Vec<RuleSpec>) -> (RulesEngine, PointTable) {
+    let t = table();
+    let e = RulesEngine::new(t.clone(), &rules, AlarmSettings::default(), at(0)).unwrap();
+    (e, t)
+}
+
+fn read(e: &mut RulesEngine, p: PointId, ms: i64, value: f64, quality: Quality) -> Vec<AlarmEvent> {
+    let mut out = Output::default();
+    e.evaluate(
+        &Reading {
+            point: p,
+            ts: at(ms),
+            value,
+            quality,
+        },
+        &mut out,
+    );
+    out.events
+}
+
+fn good(e: &mut RulesEngine, p: PointId, ms: i64, value: f64) -> Vec<AlarmEvent> {
+    read(e, p, ms, value, Quality::Good)
+}
+
+fn summary(events: &[AlarmEvent]) -> Vec<(String, Transition, AlarmState)> {
+    events
+        .iter()
+        .map(|e| (e.alarm_id.clone(), e.transition, e.state))
+        .collect()
+}
+
+#[test]
+fn value_exactly_at_the_set_point_raises_and_the_deadband_edge_holds() {
+    let t = table();
+    let (mut e, _) = engine(vec![gas_threshold(pid(&t, "g1"), Delays::default())]);
+    let g1 = pid(&t, "g1");
+    assert!(good(&mut e, g1, 0, 24.99).is_empty());
+    let ev = good(&mut e, g1, 1, 25.0);
+    assert_eq!(
+        summary(&ev),
+        vec![("g1:high".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    assert_eq!(ev[0].condition, ConditionKind::Threshold);
+    assert_eq!(ev[0].limit, Some(25.0));
+    assert!(
+        good(&mut e, g1, 2, 23.0).is_empty(),
+        "23.0 is exactly at the deadband edge"
+    );
+    let ev = good(&mut e, g1, 3, 22.99);
+    assert_eq!(
+        summary(&ev),
+        vec![("g1:high".into(), Transition::Cleared, AlarmState::UnackRtn)]
+    );
+}
+
+#[test]
+fn on_delay_expires_on_the_clock_without_a_new_reading() {
+    let t = table();
+    let g1 = pid(&t, "g1");
+    let (mut e, _) = engine(vec![gas_threshold(
+        g1,
+        Delays {
+            on: Duration::from_secs(2),
+            off: Duration::ZERO,
+        },
+    )]);
+    let mut out = Output::default();
+    e.evaluate(
+        &Reading {
+            point: g1,
+            ts: at(0),
+            value: 30.0,
+            quality: Quality::Good,
+        },
+        &mut out,
+    );
+    assert!(out.events.is_empty());
+    assert_eq!(out.timers, vec![("g1:high".to_string(), Some(at(0)))]);
+    out.clear();
+    e.tick(at(1999), &mut out);
+    assert!(out.events.is_empty());
+    e.tick(at(2000), &mut out);
+    assert_eq!(
+        summary(&out.events),
+        vec![("g1:high".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    assert_eq!(out.timers, vec![("g1:high".to_string(), None)]);
+}
+
+#[test]
+fn stale_fires_one_tick_after_the_limit_and_clears_with_data() {
+    let t = table();
+    let g2 = pid(&t, "g2");
+    let stale = RuleSpec {
+        name: "silence".into(),
+        latching: false,
+        kind: RuleKind::Stale {
+            point: g2,
+            after: Duration::from_secs(5),
+            priority: Priority::Medium,
+        },
+    };
+    let (mut e, _) = engine(vec![stale]);
+    good(&mut e, g2, 1000, 1.0);
+    let mut out = Output::default();
+    e.tick(at(5999), &mut out);
+    assert!(out.events.is_empty());
+    e.tick(at(6000), &mut out);
+    assert_eq!(
+        summary(&out.events),
+        vec![("g2:stale".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    assert_eq!(out.events[0].class, crate::model::AlarmClass::Fault);
+    let ev = good(&mut e, g2, 6500, 1.0);
+    assert_eq!(ev[0].transition, Transition::Cleared);
+}
+
+#[test]
+fn a_silent_device_raises_one_communication_alarm_and_suppresses_its_point_alarms() {
+    let t = table();
+    let (g1, g2, g3) = (pid(&t, "g1"), pid(&t, "g2"), pid(&t, "g3"));
+    let (mut e, _) = engine(vec![
+        gas_threshold(g1, Delays::default()),
+        gas_threshold(g2, Delays::default()),
+    ]);
+    assert_eq!(good(&mut e, g1, 0, 30.0).len(), 1);
+    assert!(read(&mut e, g1, 1, f64::NAN, Quality::CommFault).is_empty());
+    assert!(read(&mut e, g2, 1, f64::NAN, Quality::CommFault).is_empty());
+    let ev = read(&mut e, g3, 1, f64::NAN, Quality::CommFault);
+    assert_eq!(
+        summary(&ev),
+        vec![
+            ("gas:communication".into(), Transition::Raised, AlarmState::UnackActive),
+            ("g1:high".into(), Transition::Suppressed, AlarmState::UnackActive),
+        ],
+        "the active gas alarm is suppressed; normal ones change silently"
+    );
+    assert!(!ev[1].annunciated());
+    let ev = good(&mut e, g1, 2, 31.0);
+    assert_eq!(ev[0].alarm_id, "gas:communication");
+    assert_eq!(ev[0].transition, Transition::Cleared);
+    assert_eq!(ev[1].transition, Transition::Unsuppressed);
+}
+
+#[test]
+fn sensor_faults_are_fault_alarms_apart_from_process_alarms() {
+    let t = table();
+    let g1 = pid(&t, "g1");
+    let fault = RuleSpec {
+        name: "sensor_fault".into(),
+        latching: false,
+        kind: RuleKind::SensorFault {
+            point: g1,
+            priority: Priority::High,
+            delays: Delays::default(),
+        },
+    };
+    let (mut e, _) = engine(vec![gas_threshold(g1, Delays::default()), fault]);
+    let ev = read(&mut e, g1, 0, -6.25, Quality::OutOfRange);
+    assert_eq!(
+        summary(&ev),
+        vec![("g1:sensor_fault".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    assert_eq!(ev[0].class, crate::model::AlarmClass::Fault);
+    let ev = good(&mut e, g1, 1, 2.0);
+    assert_eq!(
+        summary(&ev),
+        vec![("g1:sensor_fault".into(), Transition::Cleared, AlarmState::UnackRtn)]
+    );
+}
+
+#[test]
+fn a_steady_rise_trips_the_rate_of_change_rule() {
+    let t = table();
+    let lvl = pid(&t, "lvl_a");
+    let rule = RuleSpec {
+        name: "rise".into(),
+        latching: false,
+        kind: RuleKind::RateOfChange {
+            point: lvl,
+            rise: Some(0.5),
+            fall: None,
+            per: Duration::from_secs(3600),
+            window: Duration::from_secs(600),
+            priority: Priority::High,
+            delays: Delays::default(),
+        },
+    };
+    let (mut e, _) = engine(vec![rule]);
+    let mut raised = None;
+    for i in 0..=600 {
+        // 1 m/h = 1/3600 m per second.
+        let ev = good(&mut e, lvl, i * 1000, 5.0 + i as f64 / 3600.0);
+        if let Some(ev) = ev.first() {
+            raised = Some((i, ev.value));
+        }
+    }
+    let (when, rate) = raised.expect("rate alarm");
+    assert_eq!(when, 300, "judged once half the window is covered");
+    assert!((rate - 1.0).abs() < 1e-6, "{rate}");
+}
+
+#[test]
+fn redundant_levels_that_disagree_raise_a_deviation_alarm() {
+    let t = table();
+    let (a, b) = (pid(&t, "lvl_a"), pid(&t, "lvl_b"));
+    let rule = RuleSpec {
+        name: "T101-level-pair".into(),
+        latching: false,
+        kind: RuleKind::Deviation {
+            points: vec![a, b],
+            max: 0.2,
+            deadband: 0.05,
+            priority: Priority::Medium,
+            delays: Delays::default(),
+        },
+    };
+    let (mut e, _) = engine(vec![rule]);
+    good(&mut e, a, 0, 10.0);
+    assert!(good(&mut e, b, 0, 10.2).is_empty(), "exactly max is tolerated");
+    let ev = good(&mut e, b, 1, 10.3);
+    assert_eq!(ev[0].alarm_id, "T101-level-pair:deviation");
+    assert!(good(&mut e, b, 2, 10.16).is_empty(), "inside the deadband");
+    assert_eq!(good(&mut e, b, 3, 10.1)[0].transition, Transition::Cleared);
+}
+
+#[test]
+fn two_of_three_detectors_confirm_a_leak() {
+    let t = table();
+    let (g1, g2, g3) = (pid(&t, "g1"), pid(&t, "g2"), pid(&t, "g3"));
+    let vote = RuleSpec {
+        name: "zone-a-leak".into(),
+        latching: false,
+        kind: RuleKind::Vote {
+            members: vec![VoteMember::Point(g1), VoteMember::Point(g2), VoteMember::Point(g3)],
+            mode: VoteMode::Confirm {
+                level: Level::High,
+                k: 2,
+            },
+            priorities: vec![(Level::High, Priority::Critical)],
+            hazard_source: Some("MHS-001".into()),
+        },
+    };
+    let d = Delays::default();
+    let (mut e, _) = engine(vec![
+        gas_threshold(g1, d),
+        gas_threshold(g2, d),
+        gas_threshold(g3, d),
+        vote,
+    ]);
+    assert_eq!(good(&mut e, g1, 0, 30.0).len(), 1);
+    let ev = good(&mut e, g3, 1, 55.0);
+    let ids: Vec<_> = ev.iter().map(|e| e.alarm_id.as_str()).collect();
+    assert_eq!(ids, vec!["g3:high", "zone-a-leak:vote:high", "g3:high_high"]);
+    assert_eq!(ev[1].priority, Priority::Critical);
+    let ev = good(&mut e, g1, 2, 1.0);
+    assert_eq!(
+        ev.iter().map(|e| e.alarm_id.as_str()).collect::<Vec<_>>(),
+        vec!["g1:high", "zone-a-leak:vote:high"]
+    );
+    assert_eq!(ev[1].transition, Transition::Cleared);
+}
+
+#[test]
+fn operator_commands_follow_isa_18_2_and_record_who_and_why() {
+    let t = table();
+    let g1 = pid(&t, "g1");
+    let mut rule = gas_threshold(g1, Delays::default());
+    rule.latching = true;
+    let (mut e, _) = engine(vec![rule]);
+    good(&mut e, g1, 0, 30.0);
+    let mut out = Output::default();
+    let ev = e
+        .command("g1:high", Command::Acknowledge, "张三", "on my way", at(1), &mut out)
+        .unwrap();
+    assert_eq!(
+        (ev.state, ev.user.as_deref(), ev.comment.as_deref()),
+        (AlarmState::AckActive, Some("张三"), Some("on my way"))
+    );
+    assert_eq!(
+        e.command("g1:high", Command::Reset, "张三", "x", at(2), &mut out),
+        Err(CommandError::Refused(LifecycleError::NotLatched))
+    );
+    assert_eq!(good(&mut e, g1, 3, 1.0)[0].state, AlarmState::Latched);
+    let ev = e
+        .command("g1:high", Command::Reset, "李四", "area checked", at(4), &mut out)
+        .unwrap();
+    assert_eq!(ev.state, AlarmState::Normal);
+    assert_eq!(
+        e.command("nope", Command::Acknowledge, "a", "", at(5), &mut out),
+        Err(CommandError::UnknownAlarm("nope".into()))
+    );
+    assert!(matches!(
+        e.command(
+            "g1:high",
+            Command::Shelve(Duration::from_secs(9 * 3600)),
+            "a",
+            "b",
+            at(5),
+            &mut out
+        ),
+        Err(CommandError::ShelveTooLong { .. })
+    ));
+}
+
+#[test]
+fn shelving_expires_on_the_clock() {
+    let t = table();
+    let g1 = pid(&t, "g1");
+    let (mut e, _) = engine(vec![gas_threshold(g1, Delays::default())]);
+    good(&mut e, g1, 0, 30.0);
+    let mut out = Output::default();
+    let ev = e
+        .command(
+            "g1:high",
+            Command::Shelve(Duration::from_secs(60)),
+            "a",
+            "sensor being calibrated",
+            at(0),
+            &mut out,
+        )
+        .unwrap();
+    assert!(!ev.annunciated());
+    out.clear();
+    e.tick(at(59_999), &mut out);
+    assert!(out.events.is_empty());
+    e.tick(at(60_000), &mut out);
+    assert_eq!(out.events[0].transition, Transition::Unshelved);
+    assert_eq!(out.events[0].comment.as_deref(), Some("shelving expired"));
+    assert!(out.events[0].annunciated());
+}
+
+#[test]
+fn eleven_raises_in_ten_minutes_start_a_flood_and_repeats_count_as_chattering() {
+    let t = table();
+    let g1 = pid(&t, "g1");
+    let (mut e, _) = engine(vec![gas_threshold(g1, Delays::default())]);
+    let mut flood = None;
+    for i in 0..11 {
+        let mut out = Output::default();
+        e.evaluate(
+            &Reading {
+                point: g1,
+                ts: at(i * 10_000),
+                value: 30.0,
+                quality: Quality::Good,
+            },
+            &mut out,
+        );
+        e.evaluate(
+            &Reading {
+                point: g1,
+                ts: at(i * 10_000 + 1),
+                value: 1.0,
+                quality: Quality::Good,
+            },
+            &mut out,
+        );
+        flood = flood.or(out.flood);
+    }
+    assert_eq!(flood, Some(true));
+    let stats = e.stats();
+    assert!(stats.flood && stats.rate_10min == 11);
+    assert_eq!(stats.chattering, vec!["g1:high".to_string()]);
+    assert_eq!(stats.chattering_total, 1);
+}
+
+#[test]
+fn restored_alarms_and_timers_resume_exactly() {
+    let t = table();
+    let (g1, g2) = (pid(&t, "g1"), pid(&t, "g2"));
+    let on = Delays {
+        on: Duration::from_secs(10),
+        off: Duration::ZERO,
+    };
+    let (mut e, _) = engine(vec![gas_threshold(g1, Delays::default()), gas_threshold(g2, on)]);
+    let raised = good(&mut e, g1, 0, 30.0);
+    good(&mut e, g2, 0, 30.0); // on-delay running since t=0
+    let (mut e2, _) = engine(vec![gas_threshold(g1, Delays::default()), gas_threshold(g2, on)]);
+    assert!(e2.restore(&raised[0]));
+    assert!(e2.restore_timer("g2:high", at(0)));
+    e2.finish_restore();
+    assert!(good(&mut e2, g1, 5_000, 31.0).is_empty(), "no second raise");
+    let ev = good(&mut e2, g2, 10_000, 30.0);
+    assert_eq!(
+        ev[0].alarm_id, "g2:high",
+        "the on-delay resumed from t=0, not from the restart"
+    );
+    assert_eq!(good(&mut e2, g1, 11_000, 1.0)[0].transition, Transition::Cleared);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Per alarm, transitions alternate raise/clear; a raised alarm is visible until cleared
+    /// and acknowledged; bad quality never moves a process alarm.
+    #[test]
+    fn random_readings_give_a_consistent_alarm_history(
+        steps in proptest::collection::vec((0.0f64..70.0, 0u8..10, any::<bool>()), 1..200),
+    ) {
+        let t = table();
+        let g1 = pid(&t, "g1");
+        let (mut e, _) = engine(vec![gas_threshold(g1, Delays { on: Duration::from_millis(1500), off: Duration::from_millis(500) })]);
+        let mut active: std::collections::HashMap<String, bool> = Default::default();
+        for (i, (value, q, ack)) in steps.into_iter().enumerate() {
+            let quality = match q { 0 => Quality::CommFault, 1 => Quality::OutOfRange, _ => Quality::Good };
+            let ts = i as i64 * 1000;
+            let mut out = Output::default();
+            e.evaluate(&Reading { point: g1, ts: at(ts), value, quality }, &mut out);
+            e.tick(at(ts + 999), &mut out);
+            for ev in &out.events {
+                let was = active.get(&ev.alarm_id).copied().unwrap_or(false);
+                match ev.transition {
+                    Transition::Raised => prop_assert!(!was, "double raise {ev:?}"),
+                    Transition::Cleared => prop_assert!(was, "clear without raise {ev:?}"),
+                    _ => {}
+                }
+                if ev.condition == ConditionKind::Threshold && matches!(ev.transition, Transition::Raised | Transition::Cleared) {
+                    prop_assert_eq!(quality, Quality::Good);
+                }
+                if matches!(ev.transition, Transition::Raised | Transition::Cleared) {
+                    active.insert(ev.alarm_id.clone(), ev.transition == Transition::Raised);
+                }
+            }
+            if ack {
+                let mut out = Output::default();
+                let _ = e.command("g1:high", Command::Acknowledge, "op", "", at(ts + 999), &mut out);
+            }
+            let visible: std::collections::HashSet<_> = e.visible(at(ts)).into_iter().map(|v| v.alarm_id).collect();
+            for (id, is_active) in &active {
+                if *is_active {
+                    prop_assert!(visible.contains(id), "{id} active but not visible");
+                }
+            }
+        }
+    }
+}

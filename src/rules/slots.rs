@@ -1,0 +1,108 @@
+//! Alarm slots: one per alarm the configuration can raise, holding its lifecycle, debounce and
+//! the metadata every transition record carries.
+
+use crate::model::{AlarmEvent, ConditionKind, Level, PointId, Priority, SubjectKind, Timestamp, Transition};
+
+use super::debounce::Debounce;
+use super::flood::RateCounter;
+use super::{Delays, Lifecycle};
+
+/// What a slot's flips affect beyond itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// A threshold limit of a point: votes over the point re-evaluate.
+    Threshold(PointId),
+    /// A device's communication alarm: suppresses the device's point alarms.
+    Device(usize),
+    /// Any other alarm about a point.
+    Point(PointId),
+    /// A group alarm (deviation, vote).
+    Group,
+}
+
+/// Fixed description of an alarm.
+#[derive(Debug, Clone)]
+pub(super) struct SlotMeta {
+    pub(super) id: String,
+    pub(super) rule: String,
+    pub(super) subject: String,
+    pub(super) subject_kind: SubjectKind,
+    pub(super) hazard_source: Option<String>,
+    pub(super) condition: ConditionKind,
+    pub(super) level: Option<Level>,
+    pub(super) priority: Priority,
+    pub(super) unit: String,
+    pub(super) limit: Option<f64>,
+    pub(super) role: Role,
+}
+
+/// One alarm's live state.
+#[derive(Debug, Clone)]
+pub(super) struct Slot {
+    pub(super) meta: SlotMeta,
+    pub(super) life: Lifecycle,
+    pub(super) deb: Debounce,
+    pub(super) delays: Delays,
+    pub(super) value: f64,
+    pub(super) raises: RateCounter,
+}
+
+impl Slot {
+    pub(super) fn new(meta: SlotMeta, latching: bool, delays: Delays) -> Self {
+        Self {
+            meta,
+            life: Lifecycle::new(latching),
+            deb: Debounce::default(),
+            delays,
+            value: f64::NAN,
+            raises: RateCounter::default(),
+        }
+    }
+
+    /// The transition record with the slot's full state after `transition`.
+    pub(super) fn event(
+        &self,
+        transition: Transition,
+        ts: Timestamp,
+        user: Option<&str>,
+        comment: Option<&str>,
+    ) -> AlarmEvent {
+        let m = &self.meta;
+        AlarmEvent {
+            seq: 0,
+            alarm_id: m.id.clone(),
+            rule: m.rule.clone(),
+            subject: m.subject.clone(),
+            subject_kind: m.subject_kind,
+            hazard_source: m.hazard_source.clone(),
+            condition: m.condition,
+            class: m.condition.class(),
+            level: m.level,
+            priority: m.priority,
+            transition,
+            state: self.life.state(),
+            acknowledged: self.life.acked(),
+            latching: self.life.latching(),
+            shelved_until: self.life.shelved_until(),
+            suppressed: self.life.suppressed(),
+            out_of_service: self.life.out_of_service(),
+            value: self.value,
+            limit: m.limit,
+            unit: m.unit.clone(),
+            ts,
+            raised_at: self.life.raised_at(),
+            user: user.map(str::to_string),
+            comment: comment.map(str::to_string),
+        }
+    }
+}
+
+/// The id of an alarm: `<point>:<level>` for thresholds (`MHS-001/GT-101:high`), else
+/// `<subject>:<condition>[:<level>]` (`gas-ai-1:communication`, `zone-a:vote:high`).
+pub(super) fn alarm_id(subject: &str, condition: ConditionKind, level: Option<Level>) -> String {
+    match (condition, level) {
+        (ConditionKind::Threshold, Some(l)) => format!("{subject}:{l}"),
+        (_, Some(l)) => format!("{subject}:{condition}:{l}"),
+        (_, None) => format!("{subject}:{condition}"),
+    }
+}

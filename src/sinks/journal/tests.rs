@@ -1,0 +1,114 @@
+use super::*;
+use crate::model::{AlarmClass, AlarmState, ConditionKind, Level, SubjectKind, Transition};
+
+fn event(subject: &str, transition: Transition, state: AlarmState, priority: Priority) -> AlarmEvent {
+    AlarmEvent {
+        seq: 0,
+        alarm_id: format!("{subject}:high"),
+        rule: "r".into(),
+        subject: subject.into(),
+        subject_kind: SubjectKind::Point,
+        hazard_source: Some("MHS-001".into()),
+        condition: ConditionKind::Threshold,
+        class: AlarmClass::Process,
+        level: Some(Level::High),
+        priority,
+        transition,
+        state,
+        acknowledged: state == AlarmState::Normal,
+        latching: false,
+        shelved_until: None,
+        suppressed: false,
+        out_of_service: false,
+        value: f64::NAN,
+        limit: Some(25.0),
+        unit: "%LEL".into(),
+        ts: Timestamp::from_millis(1_000),
+        raised_at: None,
+        user: Some("张三".into()),
+        comment: Some("checked on site".into()),
+    }
+}
+
+#[test]
+fn a_batch_is_numbered_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    {
+        let j = AlarmJournal::open(&path).unwrap();
+        let mut batch = vec![
+            event("a", Transition::Raised, AlarmState::UnackActive, Priority::High),
+            event("b", Transition::Raised, AlarmState::UnackActive, Priority::Critical),
+            event("a", Transition::Cleared, AlarmState::UnackRtn, Priority::High),
+        ];
+        j.append(&mut batch, &[("b:high".into(), Some(Timestamp::from_millis(5)))])
+            .unwrap();
+        assert_eq!(batch.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let mut ack = vec![event("a", Transition::Acknowledged, AlarmState::Normal, Priority::High)];
+        j.append(&mut ack, &[]).unwrap();
+    }
+    let j = AlarmJournal::open(&path).unwrap();
+    let visible = j.latest_visible().unwrap();
+    assert_eq!(visible.len(), 1, "a is normal again: {visible:?}");
+    assert_eq!(visible[0].subject, "b");
+    assert!(visible[0].value.is_nan(), "NaN survives the JSON round trip");
+    assert_eq!(visible[0].user.as_deref(), Some("张三"));
+    assert_eq!(
+        j.pending_timers().unwrap(),
+        vec![("b:high".to_string(), Timestamp::from_millis(5))]
+    );
+    let since = j.since(1, 10).unwrap();
+    assert_eq!(since.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
+}
+
+#[test]
+fn history_filters_and_pages_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = AlarmJournal::open(&dir.path().join("j.db")).unwrap();
+    let mut batch: Vec<_> = (0..10)
+        .map(|i| {
+            let p = if i % 2 == 0 { Priority::Critical } else { Priority::Low };
+            let mut e = event(&format!("p{i}"), Transition::Raised, AlarmState::UnackActive, p);
+            e.ts = Timestamp::from_millis(i * 1000);
+            e
+        })
+        .collect();
+    j.append(&mut batch, &[]).unwrap();
+    j.append(&mut [], &[("x".into(), Some(Timestamp::from_millis(1)))])
+        .unwrap();
+    j.append(&mut [], &[("x".into(), None)]).unwrap();
+    assert!(j.pending_timers().unwrap().is_empty());
+    let all = j
+        .history(&HistoryFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.first().unwrap().seq, 10);
+    let critical = j
+        .history(&HistoryFilter {
+            min_priority: Some(Priority::High),
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(critical.len(), 5);
+    let page = j
+        .history(&HistoryFilter {
+            from: Some(Timestamp::from_millis(2_000)),
+            to: Some(Timestamp::from_millis(8_000)),
+            before_seq: Some(8),
+            limit: 3,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![7, 6, 5]);
+    let one = j
+        .history(&HistoryFilter {
+            alarm_id: Some("p3:high".into()),
+            limit: 9,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(one.len(), 1);
+}
