@@ -1,12 +1,10 @@
-//! Criterion benches of the per-reading hot paths: register decoding, read planning, rule
-//! evaluation and the history store's batch insert.
+//! Criterion benches of the per-reading hot paths: register decoding, read planning and the
+//! history store's batch insert (rule evaluation: `benches/rules.rs`).
 
 use std::fmt;
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hazard_gateway::model::{AlarmLevel, PointKind, PointMeta, PointTable, Priority, Quality, Reading, Timestamp};
-use hazard_gateway::rules::{Limit, RuleSpec, RulesEngine, Threshold};
+use hazard_gateway::model::{PointKind, PointMeta, PointTable, Quality, Reading, Timestamp};
 use hazard_gateway::sinks::history::HistoryStore;
 use hazard_gateway::sources::modbus::decoder::{decode, encode};
 use hazard_gateway::sources::modbus::planner::{ReadLimits, plan};
@@ -82,78 +80,10 @@ fn bench_plan(c: &mut Criterion) {
     g.finish();
 }
 
-fn engine(points: usize) -> (RulesEngine, Vec<Reading>) {
-    let mut table = PointTable::default();
-    let mut rules = Vec::new();
-    for i in 0..points {
-        let id = table
-            .insert(PointMeta {
-                name: format!("MHS-001/GT-{i}").into(),
-                unit: "%LEL".into(),
-                kind: PointKind::Gas,
-                device: "d".into(),
-                hazard_source: Some("MHS-001".into()),
-                range: Some((0.0, 100.0)),
-                description: None,
-            })
-            .unwrap();
-        rules.push(RuleSpec {
-            name: "gas".into(),
-            point: id,
-            threshold: Threshold {
-                limits: vec![
-                    Limit {
-                        level: AlarmLevel::High,
-                        value: 25.0,
-                        priority: Priority::High,
-                    },
-                    Limit {
-                        level: AlarmLevel::HighHigh,
-                        value: 50.0,
-                        priority: Priority::Critical,
-                    },
-                ],
-                deadband: 2.0,
-                on_delay: Duration::from_secs(2),
-            },
-        });
-    }
-    let readings = table
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| Reading {
-            point: id,
-            ts: Timestamp::from_millis(i as i64),
-            value: (i % 30) as f64,
-            quality: Quality::Good,
-        })
-        .collect();
-    (RulesEngine::new(table, rules), readings)
-}
-
-fn bench_rules(c: &mut Criterion) {
-    let mut g = c.benchmark_group("rules_evaluate");
-    for n in [1_000usize, 10_000] {
-        let (mut e, readings) = engine(n);
-        let mut out = Vec::new();
-        g.throughput(Throughput::Elements(n as u64));
-        g.bench_function(BenchmarkId::new("readings", n), |b| {
-            b.iter(|| {
-                for r in &readings {
-                    e.evaluate(r, &mut out);
-                }
-                out.clear();
-            })
-        });
-    }
-    g.finish();
-}
-
 fn bench_history(c: &mut Criterion) {
     let mut g = c.benchmark_group("history_insert");
     g.sample_size(20);
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_, readings) = engine(1000);
     let mut table = PointTable::default();
     for i in 0..1000 {
         table.insert(PointMeta {
@@ -166,6 +96,16 @@ fn bench_history(c: &mut Criterion) {
             description: None,
         });
     }
+    let readings: Vec<Reading> = table
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| Reading {
+            point: id,
+            ts: Timestamp::from_millis(i as i64),
+            value: i as f64,
+            quality: Quality::Good,
+        })
+        .collect();
     let mut store = HistoryStore::open(&dir.path().join("bench.db")).expect("store");
     let batches = vec![readings];
     g.throughput(Throughput::Elements(1000));
@@ -175,5 +115,5 @@ fn bench_history(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_plan, bench_rules, bench_history);
+criterion_group!(benches, bench_decode, bench_plan, bench_history);
 criterion_main!(benches);

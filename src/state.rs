@@ -18,7 +18,7 @@ use crate::rules::{AlarmStats, Command, CommandError};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FeedEvent {
     /// An alarm transition (journaled; its `seq` is the feed's event id).
-    Alarm(AlarmEvent),
+    Alarm(Box<AlarmEvent>),
     /// The alarm system entered or left a flood.
     Flood {
         /// Whether in flood now.
@@ -120,7 +120,7 @@ impl LiveState {
             active.values().filter(|e| e.annunciated()).count()
         };
         // No subscriber is not an error: the journal keeps the event for later readers.
-        let _ = self.events.send(FeedEvent::Alarm(event));
+        let _ = self.events.send(FeedEvent::Alarm(Box::new(event)));
         n
     }
 

@@ -65,7 +65,9 @@ fn the_good_config_is_accepted_with_rules_bound() {
     let names: Vec<_> = cfg.rules.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names.iter().filter(|n| **n == "rule-0").count(), 2);
     assert_eq!(names.iter().filter(|n| **n == "profile:tank-ltp").count(), 3);
-    assert!(cfg.summary().contains("2 devices, 5 points"));
+    assert!(cfg.summary().contains("2 device(s), 5 point(s)"), "{}", cfg.summary());
+    // Every point also gets the automatic sensor-fault alarm.
+    assert_eq!(names.iter().filter(|n| **n == "sensor_fault").count(), 5);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use hazard_gateway::sources::sim::Scenario;
 use hazard_gateway::sources::sim::signal::Leak;
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::{TestGateway, WAIT, simulator, sqlite_count, wait_for};
 
 fn fast_leak() -> Leak {
@@ -136,11 +136,29 @@ async fn gateway_decodes_stores_alarms_and_reports_comm_faults() {
         .then_some(())
     })
     .await;
-    wait_for("gas alarms to clear", WAIT, || async {
-        let alarms = gw.get_json("/api/v1/alarms").await;
-        alarms.as_array().unwrap().is_empty().then_some(())
-    })
-    .await;
+    // Both return to normal but stay visible, unacknowledged (ISA-18.2), until a duty officer
+    // acknowledges them.
+    for level in ["high", "high_high"] {
+        let id = format!("MHS-001/GT-101:{level}");
+        wait_for("gas alarm returned to normal", WAIT, || async {
+            gw.alarm(&id).await.filter(|a| a["state"] == "unack_rtn").map(|_| ())
+        })
+        .await;
+        let path = format!("/api/v1/alarms/{}/ack", id.replace('/', "%2F"));
+        let (status, ack) = gw
+            .post_json(&path, json!({"user": "值班员王五", "comment": "现场确认"}))
+            .await;
+        assert_eq!(status, 200, "{ack}");
+        assert_eq!(
+            (ack["state"].as_str(), ack["user"].as_str()),
+            (Some("normal"), Some("值班员王五"))
+        );
+    }
+    assert!(gw.get_json("/api/v1/alarms").await.as_array().unwrap().is_empty());
+    let (status, again) = gw
+        .post_json("/api/v1/alarms/MHS-001%2FGT-101:high/ack", json!({"user": "a"}))
+        .await;
+    assert_eq!((status, again["error"].as_str()), (409, Some("conflict")));
 
     // History rows in SQLite, and the journal holds both transitions of both levels.
     let history_db = gw.data_dir().join("history.db");
@@ -159,10 +177,11 @@ async fn gateway_decodes_stores_alarms_and_reports_comm_faults() {
         ("high_high", "raised"),
         ("high_high", "cleared"),
         ("high", "cleared"),
+        ("high", "acknowledged"),
     ] {
         let n = sqlite_count(
             &journal_db,
-            "SELECT COUNT(*) FROM alarm_events WHERE alarm_id = ?1 AND transition = ?2",
+            "SELECT COUNT(*) FROM alarm_transitions WHERE alarm_id = ?1 AND transition = ?2",
             [format!("MHS-001/GT-101:{level}"), transition.to_string()],
         );
         assert_eq!(n, 1, "{level} {transition}");
@@ -185,6 +204,15 @@ async fn gateway_decodes_stores_alarms_and_reports_comm_faults() {
     })
     .await;
     assert_eq!(gw.point("tank-T101/level").await["quality"], "good");
+    let comm = wait_for("the module's communication alarm", WAIT, || async {
+        gw.alarm("gas-ai-1:communication").await
+    })
+    .await;
+    assert_eq!(
+        (comm["class"].as_str(), comm["subject_kind"].as_str()),
+        (Some("fault"), Some("device"))
+    );
+    assert_eq!(comm["hazard_source"], "MHS-001");
     let metrics = gw
         .http
         .get(format!("{}/metrics", gw.base))
@@ -230,12 +258,10 @@ async fn live_feed_streams_transitions_and_replays_after_reconnect() {
     // While disconnected, the alarm clears; a reconnect with Last-Event-ID replays it.
     gas.pin("ch2", 1.0);
     wait_for("alarm cleared", WAIT, || async {
-        gw.get_json("/api/v1/alarms")
+        gw.alarm("MHS-001/GT-102:high")
             .await
-            .as_array()
-            .unwrap()
-            .is_empty()
-            .then_some(())
+            .filter(|a| a["state"] == "unack_rtn")
+            .map(|_| ())
     })
     .await;
     let resp = gw
@@ -285,19 +311,23 @@ async fn active_alarms_survive_a_restart_without_being_raised_twice() {
     .await;
     gas.pin("ch4", 1.0);
     wait_for("restored alarm clears", WAIT, || async {
-        g2.state.active_alarms().is_empty().then_some(())
+        g2.state
+            .active_alarms()
+            .first()
+            .filter(|a| a.state == hazard_gateway::model::AlarmState::UnackRtn)
+            .map(|_| ())
     })
     .await;
     g2.shutdown().await;
     let journal = dir.path().join("alarms.db");
     let raised = sqlite_count(
         &journal,
-        "SELECT COUNT(*) FROM alarm_events WHERE transition = 'raised'",
+        "SELECT COUNT(*) FROM alarm_transitions WHERE transition = 'raised'",
         [],
     );
     let cleared = sqlite_count(
         &journal,
-        "SELECT COUNT(*) FROM alarm_events WHERE transition = 'cleared'",
+        "SELECT COUNT(*) FROM alarm_transitions WHERE transition = 'cleared'",
         [],
     );
     assert_eq!((raised, cleared), (1, 1));

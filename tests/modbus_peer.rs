@@ -56,10 +56,11 @@ interval = "200ms"
             "{id}: got {v:?}, expected {value:?}"
         );
     }
-    // 25 %LEL reaches the first-level set-point; 100 %LEL both; a broken loop raises nothing.
+    // 25 %LEL reaches the first-level set-point; 100 %LEL both; a broken loop raises a
+    // sensor-fault alarm, never a concentration alarm.
     let alarms = wait_for("gas alarms", WAIT, || async {
         let a = gw.get_json("/api/v1/alarms").await;
-        (a.as_array().unwrap().len() == 3).then_some(a)
+        (a.as_array().unwrap().len() == 4).then_some(a)
     })
     .await;
     let mut ids: Vec<_> = alarms
@@ -69,6 +70,14 @@ interval = "200ms"
         .map(|a| a["alarm_id"].as_str().unwrap().to_string())
         .collect();
     ids.sort();
-    assert_eq!(ids, vec!["gas/ch1:high", "gas/ch3:high", "gas/ch3:high_high"]);
+    assert_eq!(
+        ids,
+        vec![
+            "gas/ch1:high",
+            "gas/ch3:high",
+            "gas/ch3:high_high",
+            "gas/ch4:sensor_fault"
+        ]
+    );
     gw.shutdown().await;
 }

@@ -76,7 +76,7 @@ pub(super) async fn feed(
             std::future::ready(r.ok().filter(fresh))
         });
     let shutdown = s.shutdown.clone();
-    let events = stream::iter(replay.into_iter().map(FeedEvent::Alarm))
+    let events = stream::iter(replay.into_iter().map(|e| FeedEvent::Alarm(Box::new(e))))
         .chain(live)
         .map(move |e| {
             let _keep_counted = &guard;

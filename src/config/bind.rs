@@ -414,7 +414,7 @@ fn bind_deviation(
     }
     refuse_state_points(cx, i, "deviation", d.span(), matched);
     let c = d.get_ref();
-    if !(c.max > 0.0 && c.max.is_finite()) || !(c.deadband >= 0.0 && c.deadband < c.max) {
+    if !(c.max > 0.0 && c.max.is_finite() && c.deadband >= 0.0 && c.deadband < c.max) {
         cx.err(d.span(), key, "max must be positive and deadband in 0..max");
     }
     Some(RuleKind::Deviation {

@@ -99,6 +99,25 @@ impl TestGateway {
         resp.json().await.expect("JSON body")
     }
 
+    /// POST a JSON body; returns the status and the JSON answer.
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("API answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The visible alarm with this id, if any.
+    pub async fn alarm(&self, id: &str) -> Option<serde_json::Value> {
+        let alarms = self.get_json("/api/v1/alarms").await;
+        alarms.as_array()?.iter().find(|a| a["alarm_id"] == id).cloned()
+    }
+
     /// The current view of one point from `/api/v1/points`.
     pub async fn point(&self, id: &str) -> serde_json::Value {
         let points = self.get_json("/api/v1/points").await;

@@ -6,16 +6,6 @@ fn at(s: i64) -> Timestamp {
     Timestamp::from_millis(s * 1000)
 }
 
-fn run(latching: bool, actions: &[Action]) -> (Lifecycle, Vec<Result<Option<Transition>, LifecycleError>>) {
-    let mut l = Lifecycle::new(latching);
-    let results = actions
-        .iter()
-        .enumerate()
-        .map(|(i, a)| l.apply(*a, at(i as i64)))
-        .collect();
-    (l, results)
-}
-
 #[test]
 fn table_of_isa_18_2_transitions() {
     use Action::*;
