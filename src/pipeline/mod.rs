@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod journal_writer;
 mod rules_task;
 
 use tokio::net::TcpListener;
@@ -21,12 +22,16 @@ use crate::rules::RulesEngine;
 use crate::rules::engine::BuildError;
 use crate::sinks::history::{self, HistoryReader, HistoryStore, StoreError};
 use crate::sinks::journal::AlarmJournal;
+use crate::sources::ReadingBatch;
 use crate::sources::modbus::poller::Poller;
 use crate::state::LiveState;
 use crate::telemetry::Metrics;
 
 /// Reading batches in flight from sources to the rules engine.
 const SOURCE_QUEUE: usize = 256;
+/// Bursts of alarm transitions queued for the journal writer; when full, rule evaluation waits
+/// (an alarm is never dropped).
+const JOURNAL_QUEUE: usize = 4096;
 /// Operator commands queued for the rules task.
 const COMMAND_QUEUE: usize = 64;
 /// How long the API may take to finish open requests at shutdown.
@@ -55,7 +60,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// A thread could not be started.
-    #[error("cannot start the history writer thread: {0}")]
+    #[error("cannot start a writer thread: {0}")]
     Thread(std::io::Error),
     /// The rules cannot run (validation normally catches this first).
     #[error("rules: {0}")]
@@ -74,9 +79,12 @@ pub struct Gateway {
     /// Where its stores live.
     pub data_dir: PathBuf,
     sources_cancel: CancellationToken,
+    rules_stop: CancellationToken,
     api_cancel: CancellationToken,
+    readings: mpsc::Sender<ReadingBatch>,
     pollers: Vec<JoinHandle<()>>,
     rules: JoinHandle<()>,
+    journal_thread: std::thread::JoinHandle<()>,
     api: JoinHandle<()>,
     history: std::thread::JoinHandle<()>,
 }
@@ -115,15 +123,19 @@ impl Gateway {
 
         let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (journal_tx, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
+        let journal_thread = journal_writer::spawn(journal.clone(), journal_rx, state.clone(), metrics.clone())
+            .map_err(StartError::Thread)?;
         let task = rules_task::RulesTask {
             engine,
-            journal: journal.clone(),
+            journal: journal_tx,
             state: state.clone(),
             history_tx,
             metrics: metrics.clone(),
             clock: clock.clone(),
         };
-        let rules = tokio::spawn(task.run(src_rx, cmd_rx));
+        let rules_stop = CancellationToken::new();
+        let rules = tokio::spawn(task.run(src_rx, cmd_rx, rules_stop.clone()));
         let sources_cancel = CancellationToken::new();
         let pollers = config
             .devices
@@ -133,7 +145,6 @@ impl Gateway {
                 tokio::spawn(poller.run(sources_cancel.child_token()))
             })
             .collect();
-        drop(src_tx);
 
         let listener = TcpListener::bind(config.api_listen)
             .await
@@ -165,12 +176,21 @@ impl Gateway {
             metrics,
             data_dir: data_dir.to_path_buf(),
             sources_cancel,
+            rules_stop,
             api_cancel,
+            readings: src_tx,
             pollers,
             rules,
+            journal_thread,
             api,
             history,
         })
+    }
+
+    /// A sender into the rules engine, for sources that run beside the configured ones (load
+    /// harnesses, embedded drivers). Readings sent after shutdown began are refused.
+    pub fn reading_sender(&self) -> mpsc::Sender<ReadingBatch> {
+        self.readings.clone()
     }
 
     /// Stops sources, lets the rules engine drain, flushes history, then closes the API.
@@ -179,10 +199,21 @@ impl Gateway {
         for p in self.pollers {
             let _ = p.await;
         }
+        drop(self.readings);
+        self.rules_stop.cancel();
         if let Err(e) = self.rules.await {
             error!(error = %e, "Rules task ended abnormally");
         }
-        if tokio::task::spawn_blocking(move || self.history.join()).await.is_err() {
+        if !matches!(
+            tokio::task::spawn_blocking(move || self.journal_thread.join()).await,
+            Ok(Ok(()))
+        ) {
+            error!("Alarm journal writer ended abnormally");
+        }
+        if !matches!(
+            tokio::task::spawn_blocking(move || self.history.join()).await,
+            Ok(Ok(()))
+        ) {
             error!("History writer ended abnormally");
         }
         self.api_cancel.cancel();

@@ -1,135 +1,111 @@
 //! The rules task: the one owner of the rules engine. It evaluates every reading, applies
-//! operator commands and lets time pass, then journals each burst of transitions in one
-//! transaction before publishing any of them. It hands reading batches to history with
-//! `try_send` and never waits on a sink.
+//! operator commands and lets time pass, and hands each burst of transitions to the journal
+//! writer, which stores them before anything publishes them. It hands reading batches to
+//! history with `try_send` and never waits on a sink or the disk.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
-use tracing::{error, info, warn};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
+use super::journal_writer::JournalJob;
 use crate::clock::SharedClock;
+use crate::model::Quality;
 use crate::rules::{Output, RulesEngine};
-use crate::sinks::journal::AlarmJournal;
 use crate::sources::ReadingBatch;
 use crate::state::{CommandRequest, LiveState};
-use crate::telemetry::{Metrics, QualityLabel, ReasonLabel, TransitionLabel};
+use crate::telemetry::{Metrics, QualityLabel, ReasonLabel};
 
 /// How often time-driven conditions (stale, delays, shelving expiry) are checked.
 const TICK: Duration = Duration::from_secs(1);
+
+const QUALITIES: [Quality; 5] = [
+    Quality::Good,
+    Quality::CommFault,
+    Quality::DecodeError,
+    Quality::OutOfRange,
+    Quality::Stale,
+];
 
 /// Everything the rules task owns.
 #[derive(Debug)]
 pub(super) struct RulesTask {
     pub(super) engine: RulesEngine,
-    pub(super) journal: Arc<AlarmJournal>,
-    pub(super) state: Arc<LiveState>,
+    pub(super) journal: mpsc::Sender<JournalJob>,
+    pub(super) state: std::sync::Arc<LiveState>,
     pub(super) history_tx: mpsc::Sender<ReadingBatch>,
     pub(super) metrics: Metrics,
     pub(super) clock: SharedClock,
 }
 
 impl RulesTask {
-    /// Runs until the sources' channel closes (shutdown), draining it first.
+    /// Runs until `stop` fires (or every source is gone), then drains what was already sent.
     pub(super) async fn run(
         mut self,
         mut readings: mpsc::Receiver<ReadingBatch>,
         mut commands: mpsc::Receiver<CommandRequest>,
+        stop: CancellationToken,
     ) {
         let mut out = Output::default();
         let mut drops = DropLog::default();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut stopping = false;
         loop {
             tokio::select! {
                 biased;
+                _ = stop.cancelled(), if !stopping => {
+                    // No new readings; those already queued are still evaluated below.
+                    readings.close();
+                    stopping = true;
+                }
                 batch = readings.recv() => {
                     let Some(batch) = batch else { break };
+                    let mut counts = [0u64; QUALITIES.len()];
                     for r in &batch {
-                        self.metrics.readings.get_or_create(&QualityLabel { quality: r.quality.as_str() }).inc();
+                        counts[QUALITIES.iter().position(|q| *q == r.quality).unwrap_or(0)] += 1;
                         self.engine.evaluate(r, &mut out);
                     }
+                    for (q, n) in QUALITIES.iter().zip(counts).filter(|(_, n)| *n > 0) {
+                        self.metrics.readings.get_or_create(&QualityLabel { quality: q.as_str() }).inc_by(n);
+                    }
                     self.state.update(&batch);
-                    self.commit(&mut out).await;
+                    self.commit(&mut out, None).await;
                     self.to_history(batch, &mut drops);
                 }
                 Some(req) = commands.recv() => {
                     let now = self.clock.now();
-                    let result = self.engine.command(&req.alarm_id, req.command, &req.user, &req.comment, now, &mut out);
-                    let result = match result {
-                        Ok(event) => Ok(self.commit(&mut out).await.pop().unwrap_or(event)),
-                        Err(e) => Err(e),
-                    };
-                    // The requester may have given up (client gone); the transition stands.
-                    let _ = req.reply.send(result);
+                    match self.engine.command(&req.alarm_id, req.command, &req.user, &req.comment, now, &mut out) {
+                        Ok(_) => self.commit(&mut out, Some(req.reply)).await,
+                        // The requester may have given up (client gone).
+                        Err(e) => { let _ = req.reply.send(Err(e)); }
+                    }
                 }
                 _ = tick.tick() => {
                     self.engine.tick(self.clock.now(), &mut out);
-                    self.commit(&mut out).await;
+                    self.commit(&mut out, None).await;
                 }
             }
         }
     }
 
-    /// Journals then publishes what the engine produced; returns the published events.
-    async fn commit(&mut self, out: &mut Output) -> Vec<crate::model::AlarmEvent> {
-        if out.is_empty() {
-            return Vec::new();
+    /// Hands what the engine produced to the journal writer (which publishes after storing).
+    async fn commit(&mut self, out: &mut Output, reply: Option<tokio::sync::oneshot::Sender<JobReply>>) {
+        if out.is_empty() && reply.is_none() {
+            return;
         }
-        let mut events = std::mem::take(&mut out.events);
-        let timers = std::mem::take(&mut out.timers);
-        if !events.is_empty() || !timers.is_empty() {
-            let journal = self.journal.clone();
-            let stored = tokio::task::spawn_blocking(move || {
-                let r = journal.append(&mut events, &timers);
-                (events, r)
-            })
-            .await;
-            events = match stored {
-                Ok((events, Ok(()))) => events,
-                Ok((mut events, Err(e))) => {
-                    self.metrics.journal_errors.inc_by(events.len() as u64);
-                    error!(error = %e, transitions = events.len(), "Alarm journal write failed; publishing unjournaled");
-                    events.iter_mut().for_each(|e| e.seq = 0);
-                    events
-                }
-                Err(e) => {
-                    error!(error = %e, "Alarm journal task failed; transitions lost");
-                    Vec::new()
-                }
-            };
+        let job = JournalJob {
+            events: std::mem::take(&mut out.events),
+            timers: std::mem::take(&mut out.timers),
+            flood: out.flood.take().map(|f| (f, self.clock.now())),
+            stats: self.engine.stats(),
+            reply,
+        };
+        if self.journal.send(job).await.is_err() {
+            warn!("Alarm journal writer is gone; transitions not published");
         }
-        for event in &events {
-            let labels = TransitionLabel {
-                transition: event.transition.as_str(),
-                priority: event.priority.as_str(),
-            };
-            self.metrics.alarm_transitions.get_or_create(&labels).inc();
-            info!(alarm = %event.alarm_id, seq = event.seq, transition = event.transition.as_str(),
-                  state = event.state.as_str(), priority = event.priority.as_str(), user = event.user.as_deref(),
-                  "Alarm {}", event.transition.as_str());
-            let annunciated = self.state.publish(event.clone());
-            self.metrics
-                .alarms_active
-                .set(i64::try_from(annunciated).unwrap_or(i64::MAX));
-        }
-        let stats = self.engine.stats();
-        if let Some(flood) = out.flood.take() {
-            warn!(
-                flood,
-                rate_10min = stats.rate_10min,
-                "Alarm flood {}",
-                if flood { "began" } else { "ended" }
-            );
-            self.state.publish_flood(flood, stats.rate_10min, self.clock.now());
-        }
-        self.metrics
-            .alarm_chattering
-            .set(i64::try_from(stats.chattering.len()).unwrap_or(0));
-        self.state.set_stats(stats);
-        events
     }
 
     fn to_history(&self, batch: ReadingBatch, drops: &mut DropLog) {
@@ -146,6 +122,8 @@ impl RulesTask {
         }
     }
 }
+
+type JobReply = Result<crate::model::AlarmEvent, crate::rules::CommandError>;
 
 /// Logs history drops at most once per interval, with the count since the last line.
 #[derive(Debug, Default)]

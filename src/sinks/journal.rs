@@ -6,7 +6,8 @@
 //! number is the live feed's event id: a client reconnecting with `Last-Event-ID` replays from
 //! here. Delay timers that were running are kept in `pending_timers`, so after a restart (even
 //! after SIGKILL or power loss) alarms come back in exactly their journaled state and their
-//! delays and shelving resume rather than restart.
+//! delays and shelving resume rather than restart. The write-ahead log is checkpointed by the
+//! writer when idle, not by SQLite on a commit.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -19,6 +20,7 @@ use crate::model::{AlarmEvent, Priority, Timestamp};
 const SCHEMA: &str = "
     PRAGMA journal_mode = WAL;
     PRAGMA synchronous = FULL;
+    PRAGMA wal_autocheckpoint = 0;
     CREATE TABLE IF NOT EXISTS alarm_transitions (
         seq           INTEGER PRIMARY KEY AUTOINCREMENT,
         ts            INTEGER NOT NULL,
@@ -127,6 +129,14 @@ impl AlarmJournal {
             }
         }
         tx.commit().map_err(&err)
+    }
+
+    /// Copies the write-ahead log into the database file. Automatic checkpoints are off so that
+    /// their cost never lands on an alarm's commit; the writer calls this when it is idle.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(sqlite_err(&self.path))
     }
 
     /// Transitions after `after_seq`, oldest first, at most `limit`.
