@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use futures::StreamExt;
-use hazard_gateway::clock::{self, Clock};
+use hazard_gateway::clock;
 use hazard_gateway::config::GatewayConfig;
 use hazard_gateway::model::{PointId, Quality, Reading};
 use hazard_gateway::pipeline::Gateway;

@@ -3,10 +3,10 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use support::{WAIT, binary, free_port, simulator, sqlite_count, wait_for};
+use support::{GatewayProcess, WAIT, binary, free_port, simulator, sqlite_count, wait_for};
 
 #[test]
 fn check_config_accepts_every_example() {
@@ -75,35 +75,6 @@ fn profiles_list_and_show() {
     assert!(!out.status.success());
 }
 
-/// Kills the child on drop so a failing test leaves no process behind.
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sigterm(child: &std::process::Child) {
-    let ok = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
-    for _ in 0..400 {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("process did not exit within 20 s of SIGTERM");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_polls_and_flushes_history_on_sigterm() {
     let sim = simulator("tank-ltp", None).await;
@@ -119,18 +90,9 @@ async fn run_polls_and_flushes_history_on_sigterm() {
         ),
     )
     .unwrap();
-    let child = Command::new(binary())
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = ChildGuard(child);
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/api/v1/points");
+    let mut gw = GatewayProcess::start(&config, port).await;
     wait_for("the gateway to report the pinned level", WAIT, || async {
-        let points: serde_json::Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+        let points = gw.get_json("/api/v1/points").await;
         points
             .as_array()?
             .iter()
@@ -138,11 +100,9 @@ async fn run_polls_and_flushes_history_on_sigterm() {
             .then_some(())
     })
     .await;
-    sigterm(&child.0);
-    let status = wait_exit(&mut child.0);
+    let status = gw.signal_and_wait("TERM");
     assert!(status.success(), "exit status {status}");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let stderr = gw.stderr();
     let last = stderr.lines().last().unwrap_or_default();
     let line: serde_json::Value = serde_json::from_str(last).expect("JSON log lines");
     assert_eq!(
@@ -162,25 +122,17 @@ async fn run_polls_and_flushes_history_on_sigterm() {
 async fn demo_shows_points_and_an_alarm_within_a_minute() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(binary())
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = ChildGuard(child);
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "demo".as_ref(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().as_os_str(),
+    ];
+    let mut gw = GatewayProcess::spawn(&args, port).await;
     let points = wait_for("demo points", WAIT, || async {
-        let p: serde_json::Value = http
-            .get(format!("{base}/api/v1/points"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let p = gw.get_json("/api/v1/points").await;
         let arr = p.as_array()?;
         arr.iter().all(|p| p["quality"] == "good").then_some(arr.clone())
     })
@@ -189,14 +141,7 @@ async fn demo_shows_points_and_an_alarm_within_a_minute() {
     let sources: std::collections::BTreeSet<_> = points.iter().map(|p| p["hazard_source"].to_string()).collect();
     assert!(sources.len() >= 2);
     let alarm = wait_for("the demo leak alarm", Duration::from_secs(60), || async {
-        let a: serde_json::Value = http
-            .get(format!("{base}/api/v1/alarms"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let a = gw.get_json("/api/v1/alarms").await;
         a.as_array()?
             .iter()
             .find(|a| a["alarm_id"] == "MHS-001/GT-101:high")
@@ -204,8 +149,15 @@ async fn demo_shows_points_and_an_alarm_within_a_minute() {
     })
     .await;
     assert_eq!(alarm["hazard_source"], "MHS-001");
-    let page = http.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    let page = gw
+        .http
+        .get(format!("{}/", gw.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("MHS-001/GT-101") && page.contains("活动报警"), "{page}");
-    sigterm(&child.0);
-    assert!(wait_exit(&mut child.0).success());
+    assert!(gw.signal_and_wait("TERM").success());
 }

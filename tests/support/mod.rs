@@ -202,3 +202,105 @@ pub fn sqlite_count(db: &Path, sql: &str, params: impl rusqlite::Params) -> i64 
     let conn = rusqlite::Connection::open(db).expect("open sqlite");
     conn.query_row(sql, params, |r| r.get(0)).expect("query")
 }
+
+/// The gateway binary running as a child process on a free loopback port; SIGKILLed on drop.
+pub struct GatewayProcess {
+    child: Child,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl GatewayProcess {
+    /// Runs `hazard-gateway run --config <config>`; the config must listen on `port`.
+    pub async fn start(config: &Path, port: u16) -> GatewayProcess {
+        let args = [
+            std::ffi::OsStr::new("--log-format"),
+            "json".as_ref(),
+            "run".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ];
+        Self::spawn(&args, port).await
+    }
+
+    /// Runs the binary with `args`; its API must listen on `port`.
+    pub async fn spawn(args: &[&std::ffi::OsStr], port: u16) -> GatewayProcess {
+        let child = Command::new(binary())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gateway binary starts");
+        let p = GatewayProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        wait_for("the gateway API", WAIT, || async {
+            p.http
+                .get(format!("{}/healthz", p.base))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        })
+        .await;
+        p
+    }
+
+    /// GET a JSON document.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("API answers");
+        resp.json().await.expect("JSON body")
+    }
+
+    /// POST a JSON body; returns status and answer.
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("API answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Sends a signal (`"TERM"`, `"KILL"`) and waits for the process to end.
+    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{signal}");
+        for _ in 0..400 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway did not exit within 20 s of SIG{signal}");
+    }
+
+    /// Everything the process wrote to stderr so far (after it has exited).
+    pub fn stderr(&mut self) -> String {
+        let mut out = String::new();
+        if let Some(e) = self.child.stderr.as_mut() {
+            let _ = std::io::Read::read_to_string(e, &mut out);
+        }
+        out
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
