@@ -294,3 +294,130 @@ proptest! {
         assert_well_formed(&text, result);
     }
 }
+
+/// Appends rules to the good config and returns the errors.
+fn errors_with(extra: &str) -> Vec<ConfigError> {
+    let text = format!("{GOOD}\n{extra}");
+    match GatewayConfig::parse(&file(), &text) {
+        Ok(_) => panic!("config with `{extra}` was accepted"),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn every_rule_kind_binds_from_config() {
+    let extra = r#"
+[alarms]
+communication_priority = "critical"
+flood_threshold = 20
+max_shelve = "4h"
+
+[[rules]]
+name = "seepage-rise"
+points = "tank-T101/level"
+rate_of_change = { rise = 0.5, per = "1h", window = "30m", priority = "medium" }
+
+[[rules]]
+name = "silence"
+hazard_source = "MHS-001"
+stale = { after = "30s", priority = "medium" }
+
+[[rules]]
+name = "detector-fault"
+kind = "gas"
+sensor_fault = { priority = "critical", on_delay = "5s" }
+
+[[rules]]
+name = "gas-pair"
+points = "MHS-001/GT-10[12]"
+deviation = { max = 10.0, deadband = 1.0 }
+
+[[rules]]
+name = "zone-a"
+points = "MHS-001/GT-*"
+vote = { k = 2, level = "high", priorities = { high = "critical" } }
+
+[[rules]]
+name = "tank-latch"
+points = "tank-T101/pressure"
+latching = true
+threshold = { high = 1.2, deadband_percent = 2.0, off_delay = "10s" }
+"#;
+    let text = format!("{GOOD}\n{extra}");
+    let cfg = GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{e}"));
+    let count = |name: &str| cfg.rules.iter().filter(|r| r.name == name).count();
+    assert_eq!(count("seepage-rise"), 1);
+    assert_eq!(count("silence"), 2, "the two points of MHS-001");
+    assert_eq!(count("detector-fault"), 2);
+    assert_eq!(count("sensor_fault"), 3, "the automatic one stays on the tank points");
+    assert_eq!((count("gas-pair"), count("zone-a")), (1, 1));
+    assert!(cfg.rules.iter().any(|r| r.name == "tank-latch" && r.latching));
+    assert_eq!(cfg.alarms.flood_threshold, 20);
+}
+
+#[test]
+fn a_deviation_between_different_units_is_refused() {
+    let errors = errors_with(
+        "[[rules]]\nname = \"mixed\"\npoints = \"{MHS-001/GT-101,tank-T101/level}\"\ndeviation = { max = 1.0 }\n",
+    );
+    let e = only(&errors);
+    assert_eq!(e.key, "rules[1].deviation");
+    assert!(e.message.contains("must share a unit"), "{}", e.message);
+}
+
+#[test]
+fn a_vote_on_points_without_that_level_is_refused() {
+    let errors =
+        errors_with("[[rules]]\nname = \"pond\"\npoints = \"MHS-001/GT-*\"\nvote = { escalate = { blue = 4 } }\n");
+    let e = only(&errors);
+    assert_eq!(e.key, "rules[1]");
+    assert!(
+        e.message.contains("no threshold rule gives it a `blue`-family level"),
+        "{}",
+        e.message
+    );
+    let errors = errors_with("[[rules]]\nname = \"pond\"\nvote = { escalate = { blue = 2 }, groups = [\"items\"] }\n");
+    assert!(
+        only(&errors)
+            .message
+            .contains("counts `items`, which is not a vote rule defined before it")
+    );
+}
+
+#[test]
+fn two_rules_defining_one_alarm_are_refused() {
+    let errors = errors_with("[[rules]]\nname = \"again\"\npoints = \"MHS-001/GT-101\"\nthreshold = { high = 30.0 }\n");
+    let e = only(&errors);
+    assert!(
+        e.message
+            .contains("alarm `MHS-001/GT-101:high` is defined by both rule `rule-0` and rule `again`"),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.position.unwrap().0, GOOD.lines().count() + 2);
+}
+
+#[test]
+fn a_rule_needs_exactly_one_kind_and_a_selector() {
+    let errors = errors_with("[[rules]]\npoints = \"MHS-001/GT-101\"\nstale = { after = \"1m\" }\nsensor_fault = {}\n");
+    assert!(only(&errors).message.contains("exactly one of threshold"));
+    let errors = errors_with("[[rules]]\nstale = { after = \"1m\" }\n");
+    assert!(only(&errors).message.contains("at least one selector"));
+    let errors = errors_with("[[rules]]\nkind = \"gass\"\nstale = { after = \"1m\" }\n");
+    let e = only(&errors);
+    assert_eq!(
+        (e.key.as_str(), e.message.as_str()),
+        ("rules[1].kind", "unknown point kind `gass`")
+    );
+}
+
+#[test]
+fn group_rules_need_a_name_and_sensible_parameters() {
+    let errors = errors_with("[[rules]]\npoints = \"MHS-001/GT-*\"\nvote = { k = 3, level = \"high\" }\n");
+    let messages: Vec<_> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("needs a `name`")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("k must be 1..=2")), "{messages:?}");
+    let errors =
+        errors_with("[[rules]]\nname = \"r\"\npoints = \"tank-T101/level\"\nrate_of_change = { per = \"1h\" }\n");
+    assert!(only(&errors).message.contains("give rise, fall or both"));
+}
