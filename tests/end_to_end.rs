@@ -159,6 +159,20 @@ async fn gateway_decodes_stores_alarms_and_reports_comm_faults() {
         .post_json("/api/v1/alarms/MHS-001%2FGT-101:high/ack", json!({"user": "a"}))
         .await;
     assert_eq!((status, again["error"].as_str()), (409, Some("conflict")));
+    let history = gw.get_json("/api/v1/alarms/history?alarm=MHS-001%2FGT-101:high").await;
+    let transitions: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["transition"].as_str().unwrap())
+        .collect();
+    assert_eq!(transitions, vec!["acknowledged", "cleared", "raised"], "newest first");
+    let summary = gw.get_json("/api/v1/alarms/summary").await;
+    assert_eq!(
+        (summary["flood"].as_bool(), summary["annunciated"].as_u64()),
+        (Some(false), Some(0))
+    );
+    assert!(summary["rate_10min"].as_u64().unwrap() >= 2);
 
     // History rows in SQLite, and the journal holds both transitions of both levels.
     let history_db = gw.data_dir().join("history.db");
@@ -213,6 +227,22 @@ async fn gateway_decodes_stores_alarms_and_reports_comm_faults() {
         (Some("fault"), Some("device"))
     );
     assert_eq!(comm["hazard_source"], "MHS-001");
+    let faults = gw.get_json("/api/v1/alarms?class=fault&priority=high").await;
+    assert!(faults.as_array().unwrap().iter().all(|a| a["class"] == "fault"));
+    assert!(
+        faults
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["alarm_id"] == "gas-ai-1:communication")
+    );
+    assert!(
+        gw.get_json("/api/v1/alarms?class=process")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let metrics = gw
         .http
         .get(format!("{}/metrics", gw.base))

@@ -499,3 +499,112 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn gb_51108_escalation_lifts_items_and_the_pond() {
+    // Two monitoring items of a tailings dam, four displacement points each (mm, warning
+    // colours rising), and the pond over both items.
+    let mut t = PointTable::default();
+    for item in ["disp", "seep"] {
+        for i in 0..4 {
+            t.insert(PointMeta {
+                name: format!("{item}{i}").into(),
+                unit: "mm".into(),
+                kind: PointKind::Displacement,
+                device: format!("station-{item}").into(),
+                hazard_source: Some("TP-01".into()),
+                range: Some((0.0, 500.0)),
+                description: None,
+            })
+            .unwrap();
+        }
+    }
+    let colours = |point| RuleSpec {
+        name: "warning".into(),
+        latching: false,
+        kind: RuleKind::Threshold {
+            point,
+            limits: [
+                (Level::Blue, 10.0),
+                (Level::Yellow, 20.0),
+                (Level::Orange, 30.0),
+                (Level::Red, 40.0),
+            ]
+            .into_iter()
+            .map(|(level, value)| Limit {
+                level,
+                value,
+                priority: level.default_priority(),
+                falling: false,
+            })
+            .collect(),
+            deadband: 0.0,
+            delays: Delays::default(),
+        },
+    };
+    let counts = vec![(Level::Blue, 4), (Level::Yellow, 3), (Level::Orange, 2)];
+    let item = |name: &str, prefix: &str| RuleSpec {
+        name: name.into(),
+        latching: false,
+        kind: RuleKind::Vote {
+            members: t
+                .iter()
+                .filter(|(_, m)| m.name.starts_with(prefix))
+                .map(|(id, _)| VoteMember::Point(id))
+                .collect(),
+            mode: VoteMode::Escalate { counts: counts.clone() },
+            priorities: Vec::new(),
+            hazard_source: Some("TP-01".into()),
+        },
+    };
+    let pond = RuleSpec {
+        name: "pond".into(),
+        latching: false,
+        kind: RuleKind::Vote {
+            members: vec![
+                VoteMember::Group("item-disp".into()),
+                VoteMember::Group("item-seep".into()),
+            ],
+            mode: VoteMode::Escalate { counts: counts.clone() },
+            priorities: Vec::new(),
+            hazard_source: Some("TP-01".into()),
+        },
+    };
+    let mut rules: Vec<RuleSpec> = t.iter().map(|(id, _)| colours(id)).collect();
+    rules.extend([item("item-disp", "disp"), item("item-seep", "seep"), pond]);
+    let mut e = RulesEngine::new(t.clone(), &rules, AlarmSettings::default(), at(0)).unwrap();
+    let raised_now = |events: &[AlarmEvent]| {
+        events
+            .iter()
+            .filter(|e| e.transition == Transition::Raised && e.condition == ConditionKind::Vote)
+            .map(|e| e.alarm_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let mut raised = Vec::new();
+    for i in 0..3 {
+        raised.extend(raised_now(&good(&mut e, pid(&t, &format!("disp{i}")), i, 12.0)));
+    }
+    assert_eq!(
+        raised,
+        vec!["item-disp:vote:blue", "pond:vote:blue"],
+        "three blue points keep the item blue"
+    );
+    let ev = good(&mut e, pid(&t, "disp3"), 3, 12.0);
+    assert_eq!(
+        raised_now(&ev),
+        vec!["item-disp:vote:yellow", "pond:vote:yellow"],
+        "the fourth blue point makes the item yellow"
+    );
+    // Two orange points in the seepage item make it red, and so the pond red.
+    good(&mut e, pid(&t, "seep0"), 4, 31.0);
+    let ev = good(&mut e, pid(&t, "seep1"), 5, 31.0);
+    let r = raised_now(&ev);
+    assert!(
+        r.contains(&"item-seep:vote:red".to_string()) && r.contains(&"pond:vote:red".to_string()),
+        "{r:?}"
+    );
+    assert_eq!(
+        ev.iter().find(|e| e.alarm_id == "pond:vote:red").map(|e| e.priority),
+        Some(Priority::Critical)
+    );
+}
