@@ -69,6 +69,13 @@ enum Command {
         /// Config file (TOML).
         file: PathBuf,
     },
+    /// Print the hash of an API token for `[[api.tokens]]`. Reads the token from standard
+    /// input, or with `--generate` makes a new random one and prints both.
+    HashToken {
+        /// Generate a new random token (256 bits) instead of reading one.
+        #[arg(long)]
+        generate: bool,
+    },
     /// List or show device profiles.
     Profiles {
         #[command(subcommand)]
@@ -128,6 +135,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             profile_dir,
         } => simulate(&profile, listen, leak, profile_dir).await,
         Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::HashToken { generate } => hash_token(generate),
         Command::Profiles { action } => profiles(action),
     }
 }
@@ -201,6 +209,28 @@ async fn simulate(name: &str, listen: SocketAddr, leak: Option<String>, dir: Opt
     info!(profile = name, listen = %sim.local_addr(), "Simulator serving Modbus TCP; Ctrl-C to stop");
     wait_for_shutdown_signal().await;
     sim.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hash_token(generate: bool) -> Result<ExitCode> {
+    let token = if generate {
+        let bytes: [u8; 32] = rand::random();
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        println!("token: {token}");
+        token
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the token from standard input")?;
+        let token = line.trim().to_string();
+        anyhow::ensure!(
+            token.len() >= 16,
+            "a token should be at least 16 characters; try --generate"
+        );
+        token
+    };
+    println!("{}", hazard_gateway::api::auth::hash_token(&token));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -421,3 +421,14 @@ fn group_rules_need_a_name_and_sensible_parameters() {
         errors_with("[[rules]]\nname = \"r\"\npoints = \"tank-T101/level\"\nrate_of_change = { per = \"1h\" }\n");
     assert!(only(&errors).message.contains("give rise, fall or both"));
 }
+
+#[test]
+fn a_token_hash_that_is_not_sha256_is_refused() {
+    let errors =
+        errors_with("[api]\n[[api.tokens]]\nname = \"console\"\nrole = \"operator\"\nhash = \"plain-secret\"\n");
+    let e = only(&errors);
+    assert_eq!(e.key, "api.tokens[0].hash");
+    assert!(e.message.contains("hazard-gateway hash-token"), "{}", e.message);
+    let errors = errors_with("[api]\n[[api.tokens]]\nname = \"console\"\nrole = \"root\"\nhash = \"x\"\n");
+    assert!(only(&errors).message.contains("unknown variant `root`"), "{errors:?}");
+}

@@ -2,10 +2,11 @@
 //! commands (acknowledge, shelve, unshelve, reset, out of service, return to service).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use super::auth::Principal;
 use super::{ApiError, AppState, rfc3339};
 use crate::config::units::parse_duration;
 use crate::model::{AlarmClass, AlarmEvent, AlarmState, Priority};
@@ -139,7 +140,8 @@ pub(super) async fn history(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CommandBody {
-    /// Who acts (journaled).
+    /// Who acts (journaled); with bearer tokens the token's name is used instead.
+    #[serde(default)]
     user: String,
     /// Why (journaled); required to shelve, reset or take out of service.
     #[serde(default)]
@@ -151,6 +153,7 @@ pub(super) struct CommandBody {
 
 pub(super) async fn command(
     State(s): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path((id, action)): Path<(String, String)>,
     Json(body): Json<CommandBody>,
 ) -> Result<Json<AlarmView>, ApiError> {
@@ -178,7 +181,8 @@ pub(super) async fn command(
             ));
         }
     };
-    if body.user.trim().is_empty() {
+    let user = principal.user.unwrap_or(body.user);
+    if user.trim().is_empty() {
         return Err(bad("user", "who acts must be recorded"));
     }
     let needs_reason = matches!(
@@ -192,7 +196,7 @@ pub(super) async fn command(
     let req = CommandRequest {
         alarm_id: id,
         command,
-        user: body.user,
+        user,
         comment: body.comment,
         reply,
     };

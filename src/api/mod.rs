@@ -3,6 +3,7 @@
 //! The API only reads shared state, the history store and the journal; it never drives devices.
 
 mod alarms;
+pub mod auth;
 mod error;
 mod events;
 mod ops;
@@ -12,8 +13,8 @@ mod points;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use axum::Router;
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -48,22 +49,37 @@ pub struct AppState {
     pub max_body: usize,
     /// Operator commands to the rules task.
     pub commands: CommandSender,
+    /// Accepted bearer tokens (none: open API).
+    pub auth: Arc<auth::Auth>,
 }
 
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body;
-    Router::new()
-        .route("/", get(page::index))
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
+    let guard = |needs| auth::Guard {
+        auth: state.auth.clone(),
+        needs,
+    };
+    let viewer = Router::new()
         .route("/api/v1/points", get(points::list))
         .route("/api/v1/points/{id}/history", get(points::history))
         .route("/api/v1/alarms", get(alarms::active))
         .route("/api/v1/alarms/summary", get(alarms::summary))
         .route("/api/v1/alarms/history", get(alarms::history))
-        .route("/api/v1/alarms/{id}/{action}", post(alarms::command))
         .route("/api/v1/events", get(events::feed))
+        .route_layer(middleware::from_fn_with_state(guard(auth::Role::Viewer), auth::require));
+    let operator = Router::new()
+        .route("/api/v1/alarms/{id}/{action}", post(alarms::command))
+        .route_layer(middleware::from_fn_with_state(
+            guard(auth::Role::Operator),
+            auth::require,
+        ));
+    Router::new()
+        .route("/", get(page::index))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .merge(viewer)
+        .merge(operator)
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -86,6 +86,8 @@ pub struct GatewayConfig {
     pub api_listen: SocketAddr,
     /// Largest request body the API accepts, in bytes.
     pub api_max_body: usize,
+    /// Accepted bearer tokens (empty: open API).
+    pub api_tokens: Vec<crate::api::auth::TokenEntry>,
     /// Embedded history.
     pub history: HistorySettings,
     /// Hazard sources.

@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::rules::{AlarmsConfig, RuleConfig};
 use super::units;
+use crate::api::auth::Role;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +51,20 @@ pub(super) struct RawApi {
     /// Largest request body accepted (`"64KiB"`); larger requests get 413.
     #[serde(default = "default_max_body", deserialize_with = "units::size::deserialize")]
     pub(super) max_body: u64,
+    /// Accepted bearer tokens; none leaves the API open.
+    #[serde(default)]
+    pub(super) tokens: Vec<Spanned<RawToken>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawToken {
+    /// Holder of the token, journaled as the user of their actions.
+    pub(super) name: String,
+    /// What it may do.
+    pub(super) role: Role,
+    /// `sha256:<hex>` from `hazard-gateway hash-token`.
+    pub(super) hash: Spanned<String>,
 }
 
 fn default_listen() -> Spanned<String> {
@@ -65,6 +80,7 @@ impl Default for RawApi {
         Self {
             listen: default_listen(),
             max_body: default_max_body(),
+            tokens: Vec::new(),
         }
     }
 }

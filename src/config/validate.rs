@@ -11,6 +11,7 @@ use super::error::{ConfigError, SourceText};
 use super::profile::{Profile, ProfileSet};
 use super::raw::{RawConfig, RawDevice, RawTransport};
 use super::{DeviceSpec, GatewayConfig, HazardSource, HistorySettings, TransportSpec};
+use crate::api::auth::{TokenEntry, parse_hash};
 use crate::model::{PointMeta, PointTable};
 use crate::sources::modbus::planner::{MAX_REGISTERS_PER_READ, ReadLimits};
 
@@ -21,6 +22,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
 
     let profiles = load_profiles(&src, &raw, &mut errors);
     let api_listen = check_listen(&src, &raw, &mut errors);
+    let api_tokens = check_tokens(&src, &raw, &mut errors);
     if raw.gateway.id.get_ref().trim().is_empty() {
         errors.push(src.error(raw.gateway.id.span(), "gateway.id", "gateway id must not be empty"));
     }
@@ -83,6 +85,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         data_dir: raw.gateway.data_dir.as_ref().map(|d| relative_to(path, d)),
         api_listen,
         api_max_body: usize::try_from(raw.api.max_body).unwrap_or(usize::MAX),
+        api_tokens,
         history: HistorySettings {
             retention: raw.history.retention,
             queue_batches: raw.history.queue_batches,
@@ -137,6 +140,30 @@ fn check_listen(src: &SourceText<'_>, raw: &RawConfig, errors: &mut Vec<ConfigEr
         ));
         SocketAddr::from(([127, 0, 0, 1], 8080))
     })
+}
+
+fn check_tokens(src: &SourceText<'_>, raw: &RawConfig, errors: &mut Vec<ConfigError>) -> Vec<TokenEntry> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (i, t) in raw.api.tokens.iter().enumerate() {
+        let tok = t.get_ref();
+        if tok.name.trim().is_empty() || !names.insert(tok.name.clone()) {
+            errors.push(src.error(
+                t.span(),
+                format!("api.tokens[{i}].name"),
+                "token names must be non-empty and unique",
+            ));
+        }
+        match parse_hash(tok.hash.get_ref()) {
+            Ok(hash) => out.push(TokenEntry {
+                name: tok.name.clone(),
+                role: tok.role,
+                hash,
+            }),
+            Err(msg) => errors.push(src.error(tok.hash.span(), format!("api.tokens[{i}].hash"), msg)),
+        }
+    }
+    out
 }
 
 fn check_hazard_sources(src: &SourceText<'_>, raw: &RawConfig, errors: &mut Vec<ConfigError>) -> Vec<HazardSource> {

@@ -166,6 +166,7 @@ impl Gateway {
             shutdown: api_cancel.clone(),
             max_body: config.api_max_body,
             commands: cmd_tx,
+            auth: std::sync::Arc::new(api::auth::Auth::new(config.api_tokens.clone())),
         };
         let api = tokio::spawn(api::serve(listener, app, api_cancel.clone()));
         info!(gateway = %config.gateway_id, %api_addr, devices = config.devices.len(), points = config.points.len(),
