@@ -19,10 +19,11 @@ use crate::model::AlarmEvent;
 use crate::rules::RulesEngine;
 use crate::sinks::history::{self, HistoryReader, HistoryStore, StoreError};
 use crate::sinks::journal::AlarmJournal;
+use crate::sinks::tsdb::{self, SinkItem, Store, TsdbError};
 use crate::sources::ReadingBatch;
 use crate::sources::modbus::poller::Poller;
 use crate::state::LiveState;
-use crate::telemetry::{Metrics, QualityLabel, ReasonLabel, TransitionLabel};
+use crate::telemetry::{Metrics, QualityLabel, ReasonLabel, StoreReason, TransitionLabel};
 
 /// Reading batches in flight from sources to the rules engine.
 const SOURCE_QUEUE: usize = 256;
@@ -51,6 +52,9 @@ pub enum StartError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A time-series store output could not start.
+    #[error(transparent)]
+    Tsdb(#[from] TsdbError),
     /// A thread could not be started.
     #[error("cannot start the history writer thread: {0}")]
     Thread(std::io::Error),
@@ -73,6 +77,9 @@ pub struct Gateway {
     rules: JoinHandle<()>,
     api: JoinHandle<()>,
     history: std::thread::JoinHandle<()>,
+    stores: Vec<Store>,
+    alarm_tap: JoinHandle<()>,
+    alarm_tap_stop: CancellationToken,
 }
 
 impl Gateway {
@@ -107,6 +114,27 @@ impl Gateway {
         )
         .map_err(StartError::Thread)?;
 
+        let mut stores = Vec::new();
+        for spec in &config.tsdb {
+            stores.push(Store::start(
+                spec,
+                &config.gateway_id,
+                &config.points,
+                data_dir,
+                clock.clone(),
+                metrics.tsdb.clone(),
+            )?);
+        }
+        let store_txs: Vec<(String, mpsc::Sender<SinkItem>)> =
+            stores.iter().map(|s| (s.name.clone(), s.tx.clone())).collect();
+        let alarm_tap_stop = CancellationToken::new();
+        let alarm_tap = tsdb::spawn_alarm_tap(
+            state.subscribe(),
+            store_txs.clone(),
+            metrics.tsdb.clone(),
+            alarm_tap_stop.clone(),
+        );
+
         let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
         let rules = tokio::spawn(run_rules(
             engine,
@@ -114,6 +142,7 @@ impl Gateway {
             journal.clone(),
             state.clone(),
             history_tx,
+            store_txs,
             metrics.clone(),
         ));
         let sources_cancel = CancellationToken::new();
@@ -161,6 +190,9 @@ impl Gateway {
             rules,
             api,
             history,
+            stores,
+            alarm_tap,
+            alarm_tap_stop,
         })
     }
 
@@ -172,6 +204,11 @@ impl Gateway {
         }
         if let Err(e) = self.rules.await {
             error!(error = %e, "Rules task ended abnormally");
+        }
+        self.alarm_tap_stop.cancel();
+        let _ = self.alarm_tap.await;
+        for store in self.stores {
+            store.shutdown().await;
         }
         if tokio::task::spawn_blocking(move || self.history.join()).await.is_err() {
             error!("History writer ended abnormally");
@@ -218,6 +255,7 @@ async fn run_rules(
     journal: Arc<AlarmJournal>,
     state: Arc<LiveState>,
     history_tx: mpsc::Sender<ReadingBatch>,
+    stores: Vec<(String, mpsc::Sender<SinkItem>)>,
     metrics: Metrics,
 ) {
     let mut events = Vec::new();
@@ -246,6 +284,21 @@ async fn run_rules(
                   priority = event.priority.as_str(), value = event.value, limit = event.limit, "Alarm {}", event.transition.as_str());
             let active = state.publish(event);
             metrics.alarms_active.set(i64::try_from(active).unwrap_or(i64::MAX));
+        }
+        for (store, tx) in &stores {
+            if let Err(e) = tx.try_send(SinkItem::Readings(batch.clone())) {
+                let (reason, lost) = match e {
+                    mpsc::error::TrySendError::Full(SinkItem::Readings(b)) => ("queue_full", b.len()),
+                    mpsc::error::TrySendError::Closed(SinkItem::Readings(b)) => ("closed", b.len()),
+                    _ => ("queue_full", 0),
+                };
+                let label = StoreReason {
+                    store: store.clone(),
+                    reason,
+                };
+                metrics.tsdb.dropped.get_or_create(&label).inc_by(lost as u64);
+                drops.record(reason, lost);
+            }
         }
         if let Err(e) = history_tx.try_send(batch) {
             let (reason, lost) = match e {
@@ -303,7 +356,7 @@ impl DropLog {
             warn!(
                 reason,
                 readings = self.pending,
-                "History queue cannot keep up; readings dropped"
+                "History or store queue cannot keep up; readings dropped"
             );
             self.pending = 0;
             self.last = Some(now);
