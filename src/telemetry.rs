@@ -53,6 +53,111 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+/// Label of per-store metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabel {
+    /// Store name from the config.
+    pub store: String,
+}
+
+/// Labels of a per-store outcome or loss.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreReason {
+    /// Store name from the config.
+    pub store: String,
+    /// Bounded reason: `queue_full`, `buffer_full`, `buffer_error`, `network`, `server_error`,
+    /// `throttled`, `timeout`, or a line-protocol refusal kind.
+    pub reason: &'static str,
+}
+
+/// Handles of the time-series store metrics (families labelled by store).
+#[derive(Debug, Clone, Default)]
+pub struct TsdbMetrics {
+    /// Bytes held by each store's durable buffer.
+    pub buffer_bytes: Family<StoreLabel, Gauge>,
+    /// Batches (records) not yet acknowledged.
+    pub buffer_batches: Family<StoreLabel, Gauge>,
+    /// Age of the oldest unacknowledged batch, seconds.
+    pub buffer_oldest_age: Family<StoreLabel, Gauge>,
+    /// Readings and alarm lines persisted in the buffer (accepted for delivery).
+    pub buffered: Family<StoreLabel, Counter>,
+    /// Readings and alarm lines the store acknowledged.
+    pub sent: Family<StoreLabel, Counter>,
+    /// Requests the store acknowledged.
+    pub batches_sent: Family<StoreLabel, Counter>,
+    /// Request attempts that failed and will be retried, by reason.
+    pub retried: Family<StoreReason, Counter>,
+    /// Readings and alarm lines lost, by reason.
+    pub dropped: Family<StoreReason, Counter>,
+    /// Batches the store refused (4xx) and written to the dead-letter file.
+    pub dead_lettered: Family<StoreLabel, Counter>,
+    /// Readings written without their value (NaN or infinite), quality only.
+    pub values_omitted: Family<StoreLabel, Counter>,
+    /// Damaged or torn buffer records skipped when the buffer was opened.
+    pub buffer_damaged: Family<StoreLabel, Counter>,
+}
+
+impl TsdbMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "hazard_tsdb_buffer_bytes",
+            "Bytes held by the store's durable buffer",
+            self.buffer_bytes.clone(),
+        );
+        r.register(
+            "hazard_tsdb_buffer_batches",
+            "Batches in the durable buffer not yet acknowledged",
+            self.buffer_batches.clone(),
+        );
+        r.register_with_unit(
+            "hazard_tsdb_buffer_oldest_age",
+            "Age of the oldest unacknowledged batch",
+            Unit::Seconds,
+            self.buffer_oldest_age.clone(),
+        );
+        r.register(
+            "hazard_tsdb_lines_buffered",
+            "Readings and alarm lines persisted in the durable buffer",
+            self.buffered.clone(),
+        );
+        r.register(
+            "hazard_tsdb_lines_sent",
+            "Readings and alarm lines the store acknowledged",
+            self.sent.clone(),
+        );
+        r.register(
+            "hazard_tsdb_batches_sent",
+            "Requests the store acknowledged",
+            self.batches_sent.clone(),
+        );
+        r.register(
+            "hazard_tsdb_batches_retried",
+            "Failed requests that will be retried, by reason",
+            self.retried.clone(),
+        );
+        r.register(
+            "hazard_tsdb_lines_dropped",
+            "Readings and alarm lines lost, by reason",
+            self.dropped.clone(),
+        );
+        r.register(
+            "hazard_tsdb_batches_dead_lettered",
+            "Batches the store refused, kept in the dead-letter file",
+            self.dead_lettered.clone(),
+        );
+        r.register(
+            "hazard_tsdb_values_omitted",
+            "Readings written without a value (NaN or infinite)",
+            self.values_omitted.clone(),
+        );
+        r.register(
+            "hazard_tsdb_buffer_damaged_records",
+            "Damaged or torn buffer records skipped on open",
+            self.buffer_damaged.clone(),
+        );
+    }
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -87,6 +192,8 @@ pub struct Metrics {
     pub history_written: Counter,
     /// Readings lost before reaching the history store, by reason.
     pub history_dropped: Family<ReasonLabel, Counter>,
+    /// Time-series store output.
+    pub tsdb: TsdbMetrics,
     /// Live-feed subscribers connected.
     pub sse_clients: Gauge,
     /// Alarm events a slow live-feed subscriber missed (it is told to reconnect and replay).
@@ -170,6 +277,8 @@ impl Metrics {
             "Readings lost before reaching the history store, by reason",
             history_dropped.clone(),
         );
+        let tsdb = TsdbMetrics::default();
+        tsdb.register(&mut r);
         let sse_clients = Gauge::default();
         r.register(
             "hazard_api_sse_clients",
@@ -196,6 +305,7 @@ impl Metrics {
             journal_errors,
             history_written,
             history_dropped,
+            tsdb,
             sse_clients,
             sse_lagged,
         }

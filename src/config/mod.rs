@@ -103,6 +103,8 @@ pub struct GatewayConfig {
     pub alarms: AlarmSettings,
     /// The profiles the config was checked against.
     pub profiles: ProfileSet,
+    /// Time-series stores, each with its own buffer.
+    pub tsdb: Vec<crate::sinks::tsdb::TsdbSpec>,
 }
 
 impl GatewayConfig {

@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::rules::{AlarmsConfig, RuleConfig};
 use super::units;
 use crate::api::auth::Role;
+use crate::sinks::tsdb::config::RawTsdb;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +28,9 @@ pub(super) struct RawConfig {
     pub(super) devices: Vec<Spanned<RawDevice>>,
     #[serde(default)]
     pub(super) rules: Vec<Spanned<RuleConfig>>,
+    /// Time-series stores readings and alarm transitions are sent to.
+    #[serde(default)]
+    pub(super) tsdb: Vec<RawTsdb>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -76,6 +76,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     }
 
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
+    let tsdb = check_tsdb(&src, &raw, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -96,7 +97,32 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         rules,
         alarms: settings(&raw.alarms),
         profiles,
+        tsdb,
     })
+}
+
+fn check_tsdb(
+    src: &SourceText<'_>,
+    raw: &RawConfig,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<crate::sinks::tsdb::TsdbSpec> {
+    let mut names = HashMap::new();
+    let mut out = Vec::new();
+    for (i, t) in raw.tsdb.iter().enumerate() {
+        let Some(mut spec) = t.validate(src, i, errors) else {
+            continue;
+        };
+        if let Some(first) = names.insert(spec.name.clone(), i) {
+            errors.push(src.error(
+                t.url.span(),
+                format!("tsdb[{i}].name"),
+                format!("store name `{}` is already used by tsdb[{first}]", spec.name),
+            ));
+        }
+        spec.ca_file = spec.ca_file.map(|f| relative_to(src.file, &f));
+        out.push(spec);
+    }
+    out
 }
 
 fn relative_to(config: &Path, p: &Path) -> std::path::PathBuf {

@@ -22,6 +22,7 @@ use crate::rules::RulesEngine;
 use crate::rules::engine::BuildError;
 use crate::sinks::history::{self, HistoryReader, HistoryStore, StoreError};
 use crate::sinks::journal::AlarmJournal;
+use crate::sinks::tsdb::{self, SinkItem, Store, TsdbError};
 use crate::sources::ReadingBatch;
 use crate::sources::modbus::poller::Poller;
 use crate::state::LiveState;
@@ -59,6 +60,9 @@ pub enum StartError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A time-series store output could not start.
+    #[error(transparent)]
+    Tsdb(#[from] TsdbError),
     /// A thread could not be started.
     #[error("cannot start a writer thread: {0}")]
     Thread(std::io::Error),
@@ -87,6 +91,9 @@ pub struct Gateway {
     journal_thread: std::thread::JoinHandle<()>,
     api: JoinHandle<()>,
     history: std::thread::JoinHandle<()>,
+    stores: Vec<Store>,
+    alarm_tap: JoinHandle<()>,
+    alarm_tap_stop: CancellationToken,
 }
 
 impl Gateway {
@@ -121,6 +128,27 @@ impl Gateway {
         )
         .map_err(StartError::Thread)?;
 
+        let mut stores = Vec::new();
+        for spec in &config.tsdb {
+            stores.push(Store::start(
+                spec,
+                &config.gateway_id,
+                &config.points,
+                data_dir,
+                clock.clone(),
+                metrics.tsdb.clone(),
+            )?);
+        }
+        let store_txs: Vec<(String, mpsc::Sender<SinkItem>)> =
+            stores.iter().map(|s| (s.name.clone(), s.tx.clone())).collect();
+        let alarm_tap_stop = CancellationToken::new();
+        let alarm_tap = tsdb::spawn_alarm_tap(
+            state.subscribe(),
+            store_txs.clone(),
+            metrics.tsdb.clone(),
+            alarm_tap_stop.clone(),
+        );
+
         let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (journal_tx, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
@@ -131,6 +159,7 @@ impl Gateway {
             journal: journal_tx,
             state: state.clone(),
             history_tx,
+            stores: store_txs,
             metrics: metrics.clone(),
             clock: clock.clone(),
         };
@@ -185,6 +214,9 @@ impl Gateway {
             journal_thread,
             api,
             history,
+            stores,
+            alarm_tap,
+            alarm_tap_stop,
         })
     }
 
@@ -210,6 +242,11 @@ impl Gateway {
             Ok(Ok(()))
         ) {
             error!("Alarm journal writer ended abnormally");
+        }
+        self.alarm_tap_stop.cancel();
+        let _ = self.alarm_tap.await;
+        for store in self.stores {
+            store.shutdown().await;
         }
         if !matches!(
             tokio::task::spawn_blocking(move || self.history.join()).await,

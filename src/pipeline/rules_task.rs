@@ -14,9 +14,10 @@ use super::journal_writer::JournalJob;
 use crate::clock::SharedClock;
 use crate::model::Quality;
 use crate::rules::{Output, RulesEngine};
+use crate::sinks::tsdb::SinkItem;
 use crate::sources::ReadingBatch;
 use crate::state::{CommandRequest, LiveState};
-use crate::telemetry::{Metrics, QualityLabel, ReasonLabel};
+use crate::telemetry::{Metrics, QualityLabel, ReasonLabel, StoreReason};
 
 /// How often time-driven conditions (stale, delays, shelving expiry) are checked.
 const TICK: Duration = Duration::from_secs(1);
@@ -36,6 +37,8 @@ pub(super) struct RulesTask {
     pub(super) journal: mpsc::Sender<JournalJob>,
     pub(super) state: std::sync::Arc<LiveState>,
     pub(super) history_tx: mpsc::Sender<ReadingBatch>,
+    /// Each time-series store's intake, by store name.
+    pub(super) stores: Vec<(String, mpsc::Sender<SinkItem>)>,
     pub(super) metrics: Metrics,
     pub(super) clock: SharedClock,
 }
@@ -108,7 +111,23 @@ impl RulesTask {
         }
     }
 
+    /// Hands a batch to every store and to history; a full intake loses the batch for that
+    /// sink only, counted and logged.
     fn to_history(&self, batch: ReadingBatch, drops: &mut DropLog) {
+        for (store, tx) in &self.stores {
+            if let Err(e) = tx.try_send(SinkItem::Readings(batch.clone())) {
+                let (reason, lost) = match e {
+                    mpsc::error::TrySendError::Full(item) => ("queue_full", item.len()),
+                    mpsc::error::TrySendError::Closed(item) => ("closed", item.len()),
+                };
+                let label = StoreReason {
+                    store: store.clone(),
+                    reason,
+                };
+                self.metrics.tsdb.dropped.get_or_create(&label).inc_by(lost as u64);
+                drops.record(reason, lost);
+            }
+        }
         if let Err(e) = self.history_tx.try_send(batch) {
             let (reason, lost) = match e {
                 mpsc::error::TrySendError::Full(b) => ("queue_full", b.len()),

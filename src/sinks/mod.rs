@@ -1,4 +1,7 @@
-//! Where readings and alarms go: the embedded history store and the durable alarm journal.
+//! Where readings and alarms go: the embedded history store, the durable alarm journal, the
+//! time-series store writers and the durable store-and-forward buffer they send from.
 
+pub mod buffer;
 pub mod history;
 pub mod journal;
+pub mod tsdb;

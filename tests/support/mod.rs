@@ -272,6 +272,12 @@ impl GatewayProcess {
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends a signal (`"TERM"`, `"KILL"`) and waits for the process to end.
     pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
         let ok = Command::new("kill")
@@ -302,5 +308,252 @@ impl Drop for GatewayProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Polls a TCP/HTTP readiness check for a child process; false if it exited or timed out.
+fn wait_http_ok(child: &mut Child, url: &str, limit: Duration) -> bool {
+    let client = probe::blocking_probe();
+    // Bounded by attempts (50 ms apart, plus at most 2 s of read timeout each).
+    for _ in 0..(limit.as_millis() / 50).max(1) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if client(url) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+mod probe {
+    /// A tiny blocking HTTP GET probe over std TCP: true when the answer is 2xx.
+    pub fn blocking_probe() -> impl Fn(&str) -> bool {
+        |url: &str| {
+            use std::io::{Read, Write};
+            let rest = url.trim_start_matches("http://");
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let Ok(mut s) = std::net::TcpStream::connect(host) else {
+                return false;
+            };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let req = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+            if s.write_all(req.as_bytes()).is_err() {
+                return false;
+            }
+            let mut buf = [0u8; 16];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]);
+            head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2")
+        }
+    }
+}
+
+/// Debian's VictoriaMetrics on a free loopback port with a private data dir; killed on drop.
+/// Keeps samples for 100 years (its default retention silently drops old samples) and
+/// serves queries without its 30 s latency offset.
+pub struct VictoriaMetrics {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl VictoriaMetrics {
+    pub fn start() -> VictoriaMetrics {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut vm = VictoriaMetrics {
+                child: None,
+                port: free_port(),
+                dir,
+            };
+            if vm.spawn() {
+                return vm;
+            }
+        }
+        panic!("victoria-metrics did not start; is it installed? (`.ci/run` installs it)");
+    }
+
+    fn spawn(&mut self) -> bool {
+        let mut child = Command::new("victoria-metrics")
+            .arg(format!("-storageDataPath={}", self.dir.path().display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
+            .arg("-retentionPeriod=100y")
+            .arg("-search.latencyOffset=0s")
+            .arg("-loggerLevel=ERROR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("victoria-metrics runs (`.ci/run` installs it)");
+        let ok = wait_http_ok(&mut child, &format!("http://127.0.0.1:{}/health", self.port), WAIT);
+        self.child = Some(child);
+        ok
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (the store goes away abruptly, as in a real outage).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the server the orderly way (SIGTERM), so it flushes what it acknowledged.
+    /// (SIGKILL loses VictoriaMetrics' last second of acknowledged samples, which are still
+    /// in its memory: a fault of the store, not of the gateway.)
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data dir.
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(self.spawn(), "victoria-metrics restarts on port {}", self.port);
+    }
+
+    /// Every series matching `selector`: (labels, timestamps in ms, values), after a flush.
+    pub async fn export(&self, selector: &str) -> Vec<(serde_json::Value, Vec<i64>, Vec<f64>)> {
+        let http = reqwest::Client::new();
+        let _ = http.get(format!("{}/internal/force_flush", self.url())).send().await;
+        let text = http
+            .post(format!("{}/api/v1/export", self.url()))
+            .form(&[("match[]", selector)])
+            .send()
+            .await
+            .expect("export answers")
+            .text()
+            .await
+            .expect("export body");
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("export line is JSON");
+                let ts = v["timestamps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_i64().unwrap())
+                    .collect();
+                let vals = v["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_f64().unwrap_or(f64::NAN))
+                    .collect();
+                (v["metric"].clone(), ts, vals)
+            })
+            .collect()
+    }
+}
+
+impl Drop for VictoriaMetrics {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Debian's InfluxDB 1.x on free loopback ports with a private data dir; killed on drop.
+pub struct InfluxV1 {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl InfluxV1 {
+    pub fn start() -> InfluxV1 {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let (port, rpc) = (free_port(), free_port());
+            let d = dir.path().display();
+            let conf = format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n[meta]\n  dir = \"{d}/meta\"\n\
+                 [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
+                 [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n[monitor]\n  store-enabled = false\n"
+            );
+            let file = dir.path().join("influxdb.conf");
+            std::fs::write(&file, conf).expect("write influxdb.conf");
+            let mut child = Command::new("influxd")
+                .arg("run")
+                .arg("-config")
+                .arg(&file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("influxd runs (`.ci/run` installs influxdb)");
+            if wait_http_ok(&mut child, &format!("http://127.0.0.1:{port}/ping"), WAIT) {
+                return InfluxV1 { child, port, dir };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("influxd did not start; is influxdb installed? (`.ci/run` installs it)");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs an InfluxQL statement and returns the JSON answer (times in ns).
+    pub async fn query(&self, db: &str, q: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .post(format!("{}/query", self.url()))
+            .form(&[("db", db), ("q", q), ("epoch", "ns")])
+            .send()
+            .await
+            .expect("query answers")
+            .json()
+            .await
+            .expect("query JSON")
+    }
+}
+
+impl Drop for InfluxV1 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads one metric's value from the Prometheus text of `/metrics` (summed over series
+/// whose labels contain every `labels` fragment).
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter(|l| labels.iter().all(|f| l.contains(f)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+impl TestGateway {
+    /// Like [`TestGateway::start`], with extra files (e.g. profiles) written into the data dir
+    /// first, relative to the config file.
+    pub async fn start_with_files(config: &str, files: &[(&str, &str)]) -> TestGateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let cfg = GatewayConfig::parse(&dir.path().join("test.toml"), config).unwrap_or_else(|e| panic!("config: {e}"));
+        let gateway = Gateway::start(cfg, dir.path(), clock::system())
+            .await
+            .expect("gateway starts");
+        let base = format!("http://{}", gateway.api_addr);
+        TestGateway {
+            gateway: Some(gateway),
+            base,
+            http: reqwest::Client::new(),
+            dir,
+        }
     }
 }

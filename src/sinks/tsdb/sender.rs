@@ -1,0 +1,214 @@
+//! The sending half of a store: takes batches from the durable buffer in order, keeps up to
+//! `concurrency` requests in flight, retries what may succeed later and dead-letters what
+//! never will, and acknowledges each batch in the buffer only after the store answered.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::writer::{Outcome, Writer};
+use crate::clock::SharedClock;
+use crate::sinks::buffer::{DiskQueue, Record};
+use crate::telemetry::{StoreLabel, StoreReason, TsdbMetrics};
+
+/// The delay before retry number `attempt` (0-based): doubling from `min`, capped at `max`,
+/// with "equal jitter" (half fixed, half random, `jitter` in 0..1) so that gateways that
+/// lost the same store do not all come back in the same instant.
+pub fn backoff(attempt: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
+    let base = min.saturating_mul(1u32 << attempt.min(20)).min(max);
+    base / 2 + base.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// Everything the sender loop needs.
+#[derive(Debug)]
+pub(super) struct Sender {
+    pub(super) store: String,
+    pub(super) writer: Writer,
+    pub(super) queue: Arc<Mutex<DiskQueue>>,
+    pub(super) notify: Arc<Notify>,
+    pub(super) clock: SharedClock,
+    pub(super) metrics: TsdbMetrics,
+    pub(super) concurrency: usize,
+    pub(super) retry_min: Duration,
+    pub(super) retry_max: Duration,
+    pub(super) dead_letter: PathBuf,
+}
+
+enum Done {
+    Delivered,
+    DeadLettered,
+}
+
+/// How often the oldest-age gauge is refreshed while nothing else happens.
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
+
+impl Sender {
+    fn label(&self) -> StoreLabel {
+        StoreLabel {
+            store: self.store.clone(),
+        }
+    }
+
+    /// Runs until `stop` fires; batches in flight then stay in the buffer for the next run.
+    pub(super) async fn run(self, stop: CancellationToken) {
+        let this = Arc::new(self);
+        let mut inflight = FuturesUnordered::new();
+        let mut tick = tokio::time::interval(GAUGE_EVERY);
+        loop {
+            while inflight.len() < this.concurrency {
+                match this.take().await {
+                    Some(rec) => inflight.push(this.clone().deliver(rec)),
+                    None => break,
+                }
+            }
+            tokio::select! {
+                Some((seq, lines, done)) = inflight.next(), if !inflight.is_empty() => {
+                    this.finish(seq, lines, done).await;
+                }
+                () = this.notify.notified() => {}
+                _ = tick.tick() => this.refresh_gauges().await,
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    async fn take(&self) -> Option<Record> {
+        let queue = self.queue.clone();
+        match tokio::task::spawn_blocking(move || queue.lock().unwrap_or_else(|e| e.into_inner()).next_unsent()).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                error!(store = %self.store, error = %e, "Cannot read the store buffer");
+                None
+            }
+            Err(e) => {
+                error!(store = %self.store, error = %e, "Store buffer task failed");
+                None
+            }
+        }
+    }
+
+    async fn deliver(self: Arc<Self>, rec: Record) -> (u64, u32, Done) {
+        let mut attempt = 0u32;
+        loop {
+            match self.writer.send(&rec.payload).await {
+                Outcome::Accepted => {
+                    if attempt > 0 {
+                        info!(store = %self.store, seq = rec.seq, attempts = attempt + 1, "Store accepted batch after retries");
+                    }
+                    return (rec.seq, rec.items, Done::Delivered);
+                }
+                Outcome::Rejected { status, body } => {
+                    self.write_dead_letter(&rec, status, &body).await;
+                    return (rec.seq, rec.items, Done::DeadLettered);
+                }
+                Outcome::Retry { reason, after, detail } => {
+                    self.metrics
+                        .retried
+                        .get_or_create(&StoreReason {
+                            store: self.store.clone(),
+                            reason,
+                        })
+                        .inc();
+                    let wait = backoff(attempt, self.retry_min, self.retry_max, rand::rng().random::<f64>())
+                        .max(after.unwrap_or_default());
+                    // First failure and then every tenth: an outage of hours must not flood the log.
+                    if attempt % 10 == 0 {
+                        warn!(store = %self.store, seq = rec.seq, reason, error = %detail, attempt = attempt + 1,
+                              retry_in_ms = wait.as_millis() as u64, "Store write failed; will retry");
+                    }
+                    tokio::time::sleep(wait).await;
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    async fn write_dead_letter(&self, rec: &Record, status: u16, body: &str) {
+        self.metrics.dead_lettered.get_or_create(&self.label()).inc();
+        let path = self.dead_letter.clone();
+        let header = format!(
+            "# rejected by the store at {} ns: HTTP {status}: {body}; batch {} of {} lines\n",
+            self.clock.now().as_nanos(),
+            rec.seq,
+            rec.items
+        );
+        let payload = rec.payload.clone();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            f.write_all(header.as_bytes())?;
+            f.write_all(&payload)?;
+            f.sync_data()
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => warn!(store = %self.store, status, reason = %body, seq = rec.seq, lines = rec.items,
+                                file = %self.dead_letter.display(), "Store refused batch; written to dead-letter file"),
+            Ok(Err(e)) => error!(store = %self.store, status, reason = %body, error = %e, lines = rec.items,
+                                 "Store refused batch and the dead-letter file cannot be written; batch lost"),
+            Err(e) => error!(store = %self.store, error = %e, "Dead-letter task failed"),
+        }
+    }
+
+    async fn finish(&self, seq: u64, lines: u32, done: Done) {
+        match done {
+            Done::Delivered => {
+                self.metrics.sent.get_or_create(&self.label()).inc_by(u64::from(lines));
+                self.metrics.batches_sent.get_or_create(&self.label()).inc();
+            }
+            Done::DeadLettered => {
+                self.metrics
+                    .dropped
+                    .get_or_create(&StoreReason {
+                        store: self.store.clone(),
+                        reason: "rejected",
+                    })
+                    .inc_by(u64::from(lines));
+            }
+        }
+        let queue = self.queue.clone();
+        let acked = tokio::task::spawn_blocking(move || {
+            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.ack(seq).map(|()| q.stats())
+        })
+        .await;
+        match acked {
+            Ok(Ok(stats)) => super::set_gauges(&self.metrics, &self.label(), &stats, self.clock.now()),
+            Ok(Err(e)) => {
+                error!(store = %self.store, error = %e, seq, "Cannot record acknowledgement; batch will be sent again")
+            }
+            Err(e) => error!(store = %self.store, error = %e, "Store buffer task failed"),
+        }
+    }
+
+    async fn refresh_gauges(&self) {
+        let queue = self.queue.clone();
+        if let Ok(stats) =
+            tokio::task::spawn_blocking(move || queue.lock().unwrap_or_else(|e| e.into_inner()).stats()).await
+        {
+            super::set_gauges(&self.metrics, &self.label(), &stats, self.clock.now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_stops_at_the_cap() {
+        let (min, max) = (Duration::from_millis(100), Duration::from_secs(5));
+        assert_eq!(backoff(0, min, max, 0.0), Duration::from_millis(50));
+        assert_eq!(backoff(0, min, max, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(3, min, max, 0.5), Duration::from_millis(600));
+        assert_eq!(backoff(10, min, max, 1.0), max);
+        assert_eq!(backoff(u32::MAX, min, max, 0.0), max / 2);
+    }
+}
