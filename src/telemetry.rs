@@ -158,6 +158,15 @@ impl TsdbMetrics {
     }
 }
 
+/// Labels of a webhook target's outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    /// Target name from the config.
+    pub target: String,
+    /// `ok`, `rejected` (non-2xx), `error` (network), or `cursor`.
+    pub result: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -194,6 +203,10 @@ pub struct Metrics {
     pub history_dropped: Family<ReasonLabel, Counter>,
     /// Time-series store output.
     pub tsdb: TsdbMetrics,
+    /// Webhook delivery attempts by target and outcome.
+    pub webhook_deliveries: Family<WebhookLabel, Counter>,
+    /// Journal sequence number each webhook target has dealt with.
+    pub webhook_cursor: Family<WebhookLabel, Gauge>,
     /// Live-feed subscribers connected.
     pub sse_clients: Gauge,
     /// Alarm events a slow live-feed subscriber missed (it is told to reconnect and replay).
@@ -279,6 +292,18 @@ impl Metrics {
         );
         let tsdb = TsdbMetrics::default();
         tsdb.register(&mut r);
+        let webhook_deliveries = Family::default();
+        r.register(
+            "hazard_webhook_deliveries",
+            "Webhook delivery attempts by target and outcome",
+            webhook_deliveries.clone(),
+        );
+        let webhook_cursor = Family::default();
+        r.register(
+            "hazard_webhook_cursor_seq",
+            "Alarm journal sequence number each webhook target has dealt with",
+            webhook_cursor.clone(),
+        );
         let sse_clients = Gauge::default();
         r.register(
             "hazard_api_sse_clients",
@@ -306,6 +331,8 @@ impl Metrics {
             history_written,
             history_dropped,
             tsdb,
+            webhook_deliveries,
+            webhook_cursor,
             sse_clients,
             sse_lagged,
         }

@@ -432,3 +432,11 @@ fn a_token_hash_that_is_not_sha256_is_refused() {
     let errors = errors_with("[api]\n[[api.tokens]]\nname = \"console\"\nrole = \"root\"\nhash = \"x\"\n");
     assert!(only(&errors).message.contains("unknown variant `root`"), "{errors:?}");
 }
+
+#[test]
+fn a_webhook_needs_an_http_url_and_a_file_safe_name() {
+    let errors = errors_with("[[webhooks]]\nname = \"park/platform\"\nurl = \"ftp://example/alarms\"\n");
+    let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, vec!["webhooks[0].name", "webhooks[0].url"], "{errors:#?}");
+    assert!(errors[1].message.contains("scheme `ftp` is not http or https"));
+}

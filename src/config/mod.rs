@@ -105,6 +105,8 @@ pub struct GatewayConfig {
     pub profiles: ProfileSet,
     /// Time-series stores, each with its own buffer.
     pub tsdb: Vec<crate::sinks::tsdb::TsdbSpec>,
+    /// Webhook targets for alarm transitions.
+    pub webhooks: Vec<crate::sinks::webhook::WebhookSpec>,
 }
 
 impl GatewayConfig {

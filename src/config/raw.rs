@@ -31,6 +31,9 @@ pub(super) struct RawConfig {
     /// Time-series stores readings and alarm transitions are sent to.
     #[serde(default)]
     pub(super) tsdb: Vec<RawTsdb>,
+    /// Webhook targets for alarm transitions.
+    #[serde(default)]
+    pub(super) webhooks: Vec<crate::sinks::webhook::config::RawWebhook>,
 }
 
 #[derive(Debug, Deserialize)]

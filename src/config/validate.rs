@@ -77,6 +77,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
 
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
+    let webhooks = crate::sinks::webhook::config::validate(&src, &raw.webhooks, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -98,6 +99,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         alarms: settings(&raw.alarms),
         profiles,
         tsdb,
+        webhooks,
     })
 }
 

@@ -60,6 +60,9 @@ pub enum StartError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A webhook target could not start.
+    #[error(transparent)]
+    Webhook(#[from] crate::sinks::webhook::WebhookError),
     /// A time-series store output could not start.
     #[error(transparent)]
     Tsdb(#[from] TsdbError),
@@ -93,6 +96,8 @@ pub struct Gateway {
     history: std::thread::JoinHandle<()>,
     stores: Vec<Store>,
     alarm_tap: JoinHandle<()>,
+    webhooks: Vec<JoinHandle<()>>,
+    webhooks_stop: CancellationToken,
     alarm_tap_stop: CancellationToken,
 }
 
@@ -148,6 +153,23 @@ impl Gateway {
             metrics.tsdb.clone(),
             alarm_tap_stop.clone(),
         );
+
+        let webhooks_stop = CancellationToken::new();
+        let webhooks = config
+            .webhooks
+            .iter()
+            .map(|spec| {
+                crate::sinks::webhook::start(
+                    spec.clone(),
+                    &config.gateway_id,
+                    data_dir,
+                    journal.clone(),
+                    state.subscribe(),
+                    metrics.clone(),
+                    webhooks_stop.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
 
         let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -217,6 +239,8 @@ impl Gateway {
             stores,
             alarm_tap,
             alarm_tap_stop,
+            webhooks,
+            webhooks_stop,
         })
     }
 
@@ -245,6 +269,11 @@ impl Gateway {
         }
         self.alarm_tap_stop.cancel();
         let _ = self.alarm_tap.await;
+        // Webhooks stop where they are; their cursors resume delivery at the next start.
+        self.webhooks_stop.cancel();
+        for w in self.webhooks {
+            let _ = w.await;
+        }
         for store in self.stores {
             store.shutdown().await;
         }

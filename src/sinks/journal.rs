@@ -139,6 +139,16 @@ impl AlarmJournal {
             .map_err(sqlite_err(&self.path))
     }
 
+    /// The sequence number of the newest transition (0 when empty).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM alarm_transitions", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|s| u64::try_from(s).unwrap_or(0))
+        .map_err(sqlite_err(&self.path))
+    }
+
     /// Transitions after `after_seq`, oldest first, at most `limit`.
     pub fn since(&self, after_seq: u64, limit: usize) -> Result<Vec<AlarmEvent>, StoreError> {
         self.select(

@@ -5,3 +5,4 @@ pub mod buffer;
 pub mod history;
 pub mod journal;
 pub mod tsdb;
+pub mod webhook;

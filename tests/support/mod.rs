@@ -225,8 +225,14 @@ impl GatewayProcess {
 
     /// Runs the binary with `args`; its API must listen on `port`.
     pub async fn spawn(args: &[&std::ffi::OsStr], port: u16) -> GatewayProcess {
+        Self::spawn_with_env(args, port, &[]).await
+    }
+
+    /// Like [`GatewayProcess::spawn`], with extra environment variables (secrets).
+    pub async fn spawn_with_env(args: &[&std::ffi::OsStr], port: u16, env: &[(&str, &str)]) -> GatewayProcess {
         let child = Command::new(binary())
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
