@@ -2,6 +2,7 @@
 //! time-series store writers and the durable store-and-forward buffer they send from.
 
 pub mod buffer;
+pub mod follow;
 pub mod history;
 pub mod journal;
 pub mod tsdb;

@@ -1,17 +1,15 @@
 //! Webhook delivery of alarm transitions, driven from the alarm journal.
 //!
-//! Design: each target keeps a cursor, the journal sequence number of the last transition it
-//! has dealt with, in `<data_dir>/webhooks/<name>.cursor` (written by rename, so a crash
-//! leaves the old or the new value, never a torn one). It reads the journal after its cursor,
-//! POSTs each wanted transition until the receiver answers 2xx — retrying with exponential
-//! backoff and jitter, never skipping — and only then moves the cursor. Delivery is therefore
-//! at least once, in journal order, across restarts and outages of either side; a receiver
-//! deduplicates by the `X-Hazard-Delivery` sequence number. A new target starts at the journal's
-//! current end rather than replaying all history.
+//! Design: each target follows the journal with a durable cursor in
+//! `<data_dir>/webhooks/<name>.cursor` ([`crate::sinks::follow`]). It POSTs each wanted
+//! transition until the receiver answers 2xx — retrying with exponential backoff and jitter,
+//! never skipping — and only then moves the cursor. Delivery is therefore at least once, in
+//! journal order, across restarts and outages of either side; a receiver deduplicates by the
+//! `X-Hazard-Delivery` sequence number.
 
 pub mod config;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,12 +24,11 @@ use tracing::{info, warn};
 pub use config::WebhookSpec;
 
 use crate::model::AlarmEvent;
+use crate::sinks::follow::{FollowError, Follower};
 use crate::sinks::journal::AlarmJournal;
 use crate::state::FeedEvent;
 use crate::telemetry::{Metrics, WebhookLabel};
 
-/// Transitions read from the journal per round.
-const PAGE: usize = 200;
 /// Longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -46,15 +43,13 @@ pub enum WebhookError {
         /// Variable.
         var: String,
     },
-    /// The cursor could not be read or written.
-    #[error("webhook `{target}`: cursor {path}: {source}")]
-    Cursor {
+    /// The delivery cursor could not be opened.
+    #[error("webhook `{target}`: {source}")]
+    Follow {
         /// Target.
         target: String,
-        /// File.
-        path: PathBuf,
         /// Cause.
-        source: std::io::Error,
+        source: FollowError,
     },
     /// The HTTP client could not be built.
     #[error("webhook `{target}`: {source}")]
@@ -63,14 +58,6 @@ pub enum WebhookError {
         target: String,
         /// Cause.
         source: reqwest::Error,
-    },
-    /// The journal could not be read at start.
-    #[error("webhook `{target}`: {source}")]
-    Journal {
-        /// Target.
-        target: String,
-        /// Cause.
-        source: crate::sinks::history::StoreError,
     },
 }
 
@@ -89,24 +76,8 @@ struct Target {
     spec: WebhookSpec,
     secret: Option<Vec<u8>>,
     gateway: String,
-    cursor_path: PathBuf,
-    cursor: u64,
     http: reqwest::Client,
     metrics: Metrics,
-}
-
-fn read_cursor(path: &Path) -> std::io::Result<Option<u64>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text.trim().parse().ok()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn write_cursor(path: &Path, seq: u64) -> std::io::Result<()> {
-    let tmp = path.with_extension("cursor.tmp");
-    std::fs::write(&tmp, format!("{seq}\n"))?;
-    std::fs::rename(tmp, path)
 }
 
 /// Starts delivery to `spec`; the task stops when `stop` fires.
@@ -131,25 +102,11 @@ pub fn start(
         ),
         None => None,
     };
-    let dir = data_dir.join("webhooks");
-    let cursor_path = dir.join(format!("{target}.cursor"));
-    let cursor_err = |source| WebhookError::Cursor {
-        target: target.clone(),
-        path: cursor_path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(&dir).map_err(cursor_err)?;
-    let cursor = match read_cursor(&cursor_path).map_err(cursor_err)? {
-        Some(seq) => seq,
-        None => {
-            let end = journal.last_seq().map_err(|source| WebhookError::Journal {
-                target: target.clone(),
-                source,
-            })?;
-            write_cursor(&cursor_path, end).map_err(cursor_err)?;
-            end
-        }
-    };
+    let follower =
+        Follower::open(&data_dir.join("webhooks"), &target, journal, feed).map_err(|source| WebhookError::Follow {
+            target: target.clone(),
+            source,
+        })?;
     let http = reqwest::Client::builder()
         .timeout(spec.timeout)
         .build()
@@ -161,46 +118,29 @@ pub fn start(
         spec,
         secret,
         gateway: gateway.to_string(),
-        cursor_path,
-        cursor,
         http,
         metrics,
     };
-    Ok(tokio::spawn(t.run(journal, feed, stop)))
+    Ok(tokio::spawn(t.run(follower, stop)))
 }
 
 impl Target {
-    async fn run(
-        mut self,
-        journal: Arc<AlarmJournal>,
-        mut feed: broadcast::Receiver<FeedEvent>,
-        stop: CancellationToken,
-    ) {
-        info!(webhook = %self.spec.name, url = %self.spec.url, cursor = self.cursor, "Webhook delivery started");
-        loop {
-            let j = journal.clone();
-            let after = self.cursor;
-            let page = match tokio::task::spawn_blocking(move || j.since(after, PAGE)).await {
-                Ok(Ok(page)) => page,
-                Ok(Err(e)) => {
-                    warn!(webhook = %self.spec.name, error = %e, "Cannot read the alarm journal; retrying");
-                    Vec::new()
-                }
-                Err(_) => return,
-            };
-            if page.is_empty() {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = feed.recv() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-                continue;
-            }
+    async fn run(self, mut follower: Follower, stop: CancellationToken) {
+        info!(webhook = %self.spec.name, url = %self.spec.url, cursor = follower.position(), "Webhook delivery started");
+        while let Some(page) = follower.next_page(&stop).await {
             for event in page {
                 if self.spec.wants(&event) && !self.deliver(&event, &stop).await {
                     return;
                 }
-                self.advance(event.seq);
+                follower.advance(event.seq);
+                let l = WebhookLabel {
+                    target: self.spec.name.clone(),
+                    result: "cursor",
+                };
+                self.metrics
+                    .webhook_cursor
+                    .get_or_create(&l)
+                    .set(i64::try_from(event.seq).unwrap_or(i64::MAX));
             }
         }
     }
@@ -248,23 +188,6 @@ impl Target {
             }
         }
     }
-
-    fn advance(&mut self, seq: u64) {
-        self.cursor = seq;
-        let l = WebhookLabel {
-            target: self.spec.name.clone(),
-            result: "cursor",
-        };
-        self.metrics
-            .webhook_cursor
-            .get_or_create(&l)
-            .set(i64::try_from(seq).unwrap_or(i64::MAX));
-        if let Err(e) = write_cursor(&self.cursor_path, seq) {
-            // Delivery goes on; after a restart the transitions since the last saved cursor are
-            // sent again (at least once), never lost.
-            warn!(webhook = %self.spec.name, error = %e, "Cannot save the webhook cursor");
-        }
-    }
 }
 
 #[cfg(test)]
@@ -279,15 +202,5 @@ mod tests {
             sig,
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-    }
-
-    #[test]
-    fn cursor_survives_a_rewrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("t.cursor");
-        assert_eq!(read_cursor(&p).unwrap(), None);
-        write_cursor(&p, 41).unwrap();
-        write_cursor(&p, 42).unwrap();
-        assert_eq!(read_cursor(&p).unwrap(), Some(42));
     }
 }
