@@ -207,6 +207,8 @@ pub struct Metrics {
     pub webhook_deliveries: Family<WebhookLabel, Counter>,
     /// Journal sequence number each webhook target has dealt with.
     pub webhook_cursor: Family<WebhookLabel, Gauge>,
+    /// Northbound MQTT publishes by target and outcome (`acked`, `retried`).
+    pub mqtt_north_publishes: Family<WebhookLabel, Counter>,
     /// Live-feed subscribers connected.
     pub sse_clients: Gauge,
     /// Alarm events a slow live-feed subscriber missed (it is told to reconnect and replay).
@@ -304,6 +306,12 @@ impl Metrics {
             "Alarm journal sequence number each webhook target has dealt with",
             webhook_cursor.clone(),
         );
+        let mqtt_north_publishes = Family::default();
+        r.register(
+            "hazard_mqtt_north_publishes",
+            "Northbound MQTT publishes of alarm transitions by target and outcome",
+            mqtt_north_publishes.clone(),
+        );
         let sse_clients = Gauge::default();
         r.register(
             "hazard_api_sse_clients",
@@ -333,6 +341,7 @@ impl Metrics {
             tsdb,
             webhook_deliveries,
             webhook_cursor,
+            mqtt_north_publishes,
             sse_clients,
             sse_lagged,
         }

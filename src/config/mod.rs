@@ -107,6 +107,8 @@ pub struct GatewayConfig {
     pub tsdb: Vec<crate::sinks::tsdb::TsdbSpec>,
     /// Webhook targets for alarm transitions.
     pub webhooks: Vec<crate::sinks::webhook::WebhookSpec>,
+    /// Northbound MQTT brokers for alarm transitions.
+    pub mqtt_north: Vec<crate::sinks::mqtt_north::MqttNorthSpec>,
 }
 
 impl GatewayConfig {

@@ -34,6 +34,9 @@ pub(super) struct RawConfig {
     /// Webhook targets for alarm transitions.
     #[serde(default)]
     pub(super) webhooks: Vec<crate::sinks::webhook::config::RawWebhook>,
+    /// Northbound MQTT brokers for alarm transitions.
+    #[serde(default)]
+    pub(super) mqtt_north: Vec<crate::sinks::mqtt_north::config::RawMqttNorth>,
 }
 
 #[derive(Debug, Deserialize)]

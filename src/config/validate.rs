@@ -78,6 +78,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
     let webhooks = crate::sinks::webhook::config::validate(&src, &raw.webhooks, &mut errors);
+    let mqtt_north = crate::sinks::mqtt_north::config::validate(&src, &raw.mqtt_north, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -100,6 +101,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         profiles,
         tsdb,
         webhooks,
+        mqtt_north,
     })
 }
 

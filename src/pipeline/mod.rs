@@ -60,6 +60,9 @@ pub enum StartError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A northbound MQTT target could not start.
+    #[error(transparent)]
+    MqttNorth(#[from] crate::sinks::mqtt_north::MqttNorthError),
     /// A webhook target could not start.
     #[error(transparent)]
     Webhook(#[from] crate::sinks::webhook::WebhookError),
@@ -96,8 +99,9 @@ pub struct Gateway {
     history: std::thread::JoinHandle<()>,
     stores: Vec<Store>,
     alarm_tap: JoinHandle<()>,
-    webhooks: Vec<JoinHandle<()>>,
-    webhooks_stop: CancellationToken,
+    /// Journal-driven delivery tasks (webhooks, northbound MQTT).
+    deliveries: Vec<JoinHandle<()>>,
+    deliveries_stop: CancellationToken,
     alarm_tap_stop: CancellationToken,
 }
 
@@ -154,7 +158,7 @@ impl Gateway {
             alarm_tap_stop.clone(),
         );
 
-        let webhooks_stop = CancellationToken::new();
+        let deliveries_stop = CancellationToken::new();
         let webhooks = config
             .webhooks
             .iter()
@@ -166,10 +170,22 @@ impl Gateway {
                     journal.clone(),
                     state.subscribe(),
                     metrics.clone(),
-                    webhooks_stop.clone(),
+                    deliveries_stop.clone(),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut deliveries = webhooks;
+        for spec in &config.mqtt_north {
+            deliveries.push(crate::sinks::mqtt_north::start(
+                spec.clone(),
+                &config.gateway_id,
+                data_dir,
+                journal.clone(),
+                state.subscribe(),
+                metrics.clone(),
+                deliveries_stop.clone(),
+            )?);
+        }
 
         let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -239,8 +255,8 @@ impl Gateway {
             stores,
             alarm_tap,
             alarm_tap_stop,
-            webhooks,
-            webhooks_stop,
+            deliveries,
+            deliveries_stop,
         })
     }
 
@@ -269,9 +285,9 @@ impl Gateway {
         }
         self.alarm_tap_stop.cancel();
         let _ = self.alarm_tap.await;
-        // Webhooks stop where they are; their cursors resume delivery at the next start.
-        self.webhooks_stop.cancel();
-        for w in self.webhooks {
+        // Deliveries stop where they are; their cursors resume them at the next start.
+        self.deliveries_stop.cancel();
+        for w in self.deliveries {
             let _ = w.await;
         }
         for store in self.stores {

@@ -5,5 +5,6 @@ pub mod buffer;
 pub mod follow;
 pub mod history;
 pub mod journal;
+pub mod mqtt_north;
 pub mod tsdb;
 pub mod webhook;

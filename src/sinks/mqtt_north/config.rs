@@ -1,0 +1,141 @@
+//! `[[mqtt_north]]` entries: MQTT brokers that receive alarm transitions (park or regulator
+//! platforms, often an EMQX cluster).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::error::{ConfigError, SourceText};
+use crate::config::units;
+use crate::model::{AlarmEvent, Priority};
+
+fn default_topic() -> String {
+    "hazard/{gateway}/alarms".into()
+}
+
+fn default_keep_alive() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// A `[[mqtt_north]]` entry as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqttNorth {
+    /// Name in logs and metrics; also names its delivery cursor in the data dir.
+    pub name: Spanned<String>,
+    /// Broker `host:port`.
+    pub broker: Spanned<String>,
+    /// MQTT client id; defaults to `<gateway id>-<name>`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Topic template; `{gateway}`, `{priority}`, `{hazard_source}`, `{class}` are filled in.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// User name, if the broker asks for one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// MQTT keep-alive (at least 5 s).
+    #[serde(default = "default_keep_alive", deserialize_with = "units::duration::deserialize")]
+    pub keep_alive: Duration,
+    /// Only alarms of this priority or higher.
+    #[serde(default)]
+    pub min_priority: Option<Priority>,
+}
+
+/// A validated northbound MQTT target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttNorthSpec {
+    /// Name.
+    pub name: String,
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Client id (empty: derived from the gateway id).
+    pub client_id: Option<String>,
+    /// Topic template.
+    pub topic: String,
+    /// User name.
+    pub username: Option<String>,
+    /// Environment variable of the password.
+    pub password_env: Option<String>,
+    /// Keep-alive.
+    pub keep_alive: Duration,
+    /// Lowest priority published.
+    pub min_priority: Option<Priority>,
+}
+
+impl MqttNorthSpec {
+    /// Whether this target wants `e`.
+    pub fn wants(&self, e: &AlarmEvent) -> bool {
+        self.min_priority.is_none_or(|p| e.priority >= p)
+    }
+
+    /// The topic of `e` for gateway `gateway`.
+    pub fn topic_for(&self, gateway: &str, e: &AlarmEvent) -> String {
+        self.topic
+            .replace("{gateway}", gateway)
+            .replace("{priority}", e.priority.as_str())
+            .replace("{hazard_source}", e.hazard_source.as_deref().unwrap_or("none"))
+            .replace("{class}", e.class.as_str())
+    }
+}
+
+/// Validates the entries, reporting every problem with its place.
+pub fn validate(src: &SourceText<'_>, raw: &[RawMqttNorth], errors: &mut Vec<ConfigError>) -> Vec<MqttNorthSpec> {
+    let mut names = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (i, m) in raw.iter().enumerate() {
+        let name = m.name.get_ref();
+        let safe = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c));
+        if !safe || !names.insert(name.clone()) {
+            let msg = "names must be unique and made of letters, digits, `-` and `_` (they name a file)";
+            errors.push(src.error(m.name.span(), format!("mqtt_north[{i}].name"), msg));
+        }
+        let broker = m.broker.get_ref();
+        let parsed = broker.rsplit_once(':').and_then(|(h, p)| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0 && !h.is_empty())
+                .map(|p| (h.to_string(), p))
+        });
+        let Some((host, port)) = parsed else {
+            errors.push(src.error(
+                m.broker.span(),
+                format!("mqtt_north[{i}].broker"),
+                format!("`{broker}` is not host:port"),
+            ));
+            continue;
+        };
+        if m.keep_alive < Duration::from_secs(5) {
+            errors.push(src.error(
+                m.name.span(),
+                format!("mqtt_north[{i}].keep_alive"),
+                "must be at least 5s",
+            ));
+        }
+        if m.topic.is_empty() || m.topic.contains(['+', '#']) {
+            errors.push(src.error(
+                m.name.span(),
+                format!("mqtt_north[{i}].topic"),
+                "a publish topic must be non-empty and have no wildcards",
+            ));
+        }
+        out.push(MqttNorthSpec {
+            name: name.clone(),
+            host,
+            port,
+            client_id: m.client_id.clone(),
+            topic: m.topic.clone(),
+            username: m.username.clone(),
+            password_env: m.password_env.clone(),
+            keep_alive: m.keep_alive,
+            min_priority: m.min_priority,
+        });
+    }
+    out
+}

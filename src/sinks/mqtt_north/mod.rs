@@ -1,0 +1,224 @@
+//! Northbound MQTT: alarm transitions published at QoS 1 to a park or regulator broker.
+//!
+//! Design: like webhooks, each target follows the alarm journal with a durable cursor
+//! ([`crate::sinks::follow`]); a transition counts as delivered only when the broker's PUBACK
+//! for its packet id arrives, and only then does the cursor move. One task owns the rumqttc
+//! event loop and polls it without pause (reconnecting with backoff), reporting sent packet ids,
+//! PUBACKs and connection losses to the delivery task. A publish whose PUBACK does not come
+//! within the deadline is sent again: delivery is at least once, in journal order.
+
+pub mod config;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use config::MqttNorthSpec;
+
+use crate::model::AlarmEvent;
+use crate::sinks::follow::{FollowError, Follower};
+use crate::sinks::journal::AlarmJournal;
+use crate::state::FeedEvent;
+use crate::telemetry::{Metrics, WebhookLabel};
+
+/// How long to wait for a PUBACK before publishing again.
+const ACK_DEADLINE: Duration = Duration::from_secs(15);
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Why a target could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MqttNorthError {
+    /// The password's environment variable is not set.
+    #[error("mqtt_north `{target}`: environment variable `{var}` (password_env) is not set")]
+    MissingPassword {
+        /// Target.
+        target: String,
+        /// Variable.
+        var: String,
+    },
+    /// The delivery cursor could not be opened.
+    #[error("mqtt_north `{target}`: {source}")]
+    Follow {
+        /// Target.
+        target: String,
+        /// Cause.
+        source: FollowError,
+    },
+}
+
+/// What the event-loop task reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Sent(u16),
+    Acked(u16),
+    Down,
+}
+
+/// Starts publishing to `spec`'s broker; the tasks stop when `stop` fires.
+pub fn start(
+    spec: MqttNorthSpec,
+    gateway: &str,
+    data_dir: &Path,
+    journal: Arc<AlarmJournal>,
+    feed: broadcast::Receiver<FeedEvent>,
+    metrics: Metrics,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, MqttNorthError> {
+    let target = spec.name.clone();
+    let password = match &spec.password_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| MqttNorthError::MissingPassword {
+            target: target.clone(),
+            var: var.clone(),
+        })?),
+        None => None,
+    };
+    let follower = Follower::open(&data_dir.join("mqtt_north"), &target, journal, feed).map_err(|source| {
+        MqttNorthError::Follow {
+            target: target.clone(),
+            source,
+        }
+    })?;
+    let client_id = spec.client_id.clone().unwrap_or_else(|| format!("{gateway}-{target}"));
+    // Validation guarantees a keep-alive of at least 5 s (rumqttc panics below 1 s) and a
+    // non-empty client id.
+    let mut opts = MqttOptions::new(client_id, spec.host.clone(), spec.port);
+    opts.set_keep_alive(spec.keep_alive);
+    opts.set_clean_session(true);
+    if let Some(user) = &spec.username {
+        opts.set_credentials(user.clone(), password.unwrap_or_default());
+    }
+    let (client, eventloop) = AsyncClient::new(opts, 16);
+    let (link_tx, link_rx) = mpsc::unbounded_channel();
+    tokio::spawn(drive(eventloop, link_tx, spec.name.clone(), stop.clone()));
+    let publisher = Publisher {
+        spec,
+        gateway: gateway.to_string(),
+        client,
+        link: link_rx,
+        metrics,
+    };
+    Ok(tokio::spawn(publisher.run(follower, stop)))
+}
+
+/// Polls the event loop without pause; rumqttc reconnects on the next poll after an error.
+async fn drive(mut eventloop: EventLoop, link: mpsc::UnboundedSender<Link>, name: String, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(250);
+    let mut connected = None;
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => return,
+            e = eventloop.poll() => e,
+        };
+        let report = match event {
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(Link::Sent(pkid)),
+            Ok(Event::Incoming(Packet::PubAck(ack))) => Some(Link::Acked(ack.pkid)),
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(250);
+                if connected != Some(true) {
+                    info!(mqtt_north = %name, "Connected to the northbound broker");
+                }
+                connected = Some(true);
+                None
+            }
+            Ok(_) => None,
+            Err(e) => {
+                if connected != Some(false) {
+                    warn!(mqtt_north = %name, error = %e, "Northbound broker unreachable; retrying");
+                }
+                connected = Some(false);
+                let _ = link.send(Link::Down);
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                None
+            }
+        };
+        if let Some(r) = report
+            && link.send(r).is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Publisher {
+    spec: MqttNorthSpec,
+    gateway: String,
+    client: AsyncClient,
+    link: mpsc::UnboundedReceiver<Link>,
+    metrics: Metrics,
+}
+
+impl Publisher {
+    async fn run(mut self, mut follower: Follower, stop: CancellationToken) {
+        while let Some(page) = follower.next_page(&stop).await {
+            for event in page {
+                if self.spec.wants(&event) && !self.publish(&event, &stop).await {
+                    return;
+                }
+                follower.advance(event.seq);
+            }
+        }
+    }
+
+    /// Publishes until the broker acknowledges; `false` if stopped first.
+    async fn publish(&mut self, event: &AlarmEvent, stop: &CancellationToken) -> bool {
+        let topic = self.spec.topic_for(&self.gateway, event);
+        let payload = serde_json::json!({ "gateway": self.gateway, "event": event }).to_string();
+        let name = self.spec.name.clone();
+        let label = |result| WebhookLabel {
+            target: name.clone(),
+            result,
+        };
+        loop {
+            while self.link.try_recv().is_ok() {} // forget reports about earlier packets
+            if self
+                .client
+                .publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
+                .await
+                .is_err()
+            {
+                return false; // the event loop is gone: shutting down
+            }
+            match self.await_ack(stop).await {
+                Some(true) => {
+                    self.metrics.mqtt_north_publishes.get_or_create(&label("acked")).inc();
+                    return true;
+                }
+                Some(false) => {
+                    self.metrics.mqtt_north_publishes.get_or_create(&label("retried")).inc();
+                    warn!(mqtt_north = %self.spec.name, seq = event.seq, "No PUBACK in time; publishing again");
+                }
+                None => return false,
+            }
+        }
+    }
+
+    /// `Some(true)` on our PUBACK, `Some(false)` past the deadline, `None` when stopped.
+    async fn await_ack(&mut self, stop: &CancellationToken) -> Option<bool> {
+        let deadline = tokio::time::sleep(ACK_DEADLINE);
+        tokio::pin!(deadline);
+        let mut ours = None;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = &mut deadline => return Some(false),
+                report = self.link.recv() => match report? {
+                    Link::Sent(pkid) if ours.is_none() => ours = Some(pkid),
+                    Link::Acked(pkid) if Some(pkid) == ours => return Some(true),
+                    _ => {}
+                },
+            }
+        }
+    }
+}
