@@ -243,15 +243,7 @@ async fn gateway_decodes_stores_alarms_and_reports_comm_faults() {
             .unwrap()
             .is_empty()
     );
-    let metrics = gw
-        .http
-        .get(format!("{}/metrics", gw.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(r#"hazard_modbus_polls_total{device="gas-ai-1",result="comm_fault"}"#),
         "{metrics}"

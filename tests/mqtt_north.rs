@@ -113,15 +113,7 @@ async fn alarm_transitions_reach_the_broker_even_across_its_restart() {
             .then_some(())
     })
     .await;
-    let metrics = gw
-        .http
-        .get(format!("{}/metrics", gw.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(r#"hazard_mqtt_north_publishes_total{target="park",result="acked"}"#),
         "{metrics}"

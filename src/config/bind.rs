@@ -7,11 +7,12 @@ use std::ops::Range;
 use globset::Glob;
 use toml::Spanned;
 
+use super::bind_groups::{bind_deviation, bind_vote};
 use super::error::{ConfigError, SourceText};
 use super::rules::{AlarmsConfig, RuleConfig, ThresholdConfig};
 use crate::model::{PointId, PointKind, PointTable, Timestamp};
 use crate::rules::engine::BuildError;
-use crate::rules::{AlarmSettings, Delays, RuleKind, RuleSpec, RulesEngine, VoteMember, VoteMode};
+use crate::rules::{AlarmSettings, Delays, RuleKind, RuleSpec, RulesEngine};
 
 /// A profile's default set-points for one bound point.
 #[derive(Debug)]
@@ -30,14 +31,14 @@ pub(super) fn settings(alarms: &AlarmsConfig) -> AlarmSettings {
     }
 }
 
-struct Ctx<'a, 'b> {
-    src: &'a SourceText<'b>,
-    points: &'a PointTable,
-    errors: &'a mut Vec<ConfigError>,
+pub(super) struct Ctx<'a, 'b> {
+    pub(super) src: &'a SourceText<'b>,
+    pub(super) points: &'a PointTable,
+    pub(super) errors: &'a mut Vec<ConfigError>,
 }
 
 impl Ctx<'_, '_> {
-    fn err(&mut self, span: Range<usize>, key: String, msg: impl Into<String>) {
+    pub(super) fn err(&mut self, span: Range<usize>, key: String, msg: impl Into<String>) {
         self.errors.push(self.src.error(span, key, msg));
     }
 }
@@ -367,7 +368,7 @@ fn bind_one(
     Vec::new()
 }
 
-fn refuse_state_points(cx: &mut Ctx<'_, '_>, i: usize, what: &str, span: Range<usize>, matched: &[PointId]) {
+pub(super) fn refuse_state_points(cx: &mut Ctx<'_, '_>, i: usize, what: &str, span: Range<usize>, matched: &[PointId]) {
     if let Some(p) = matched.iter().find(|p| cx.points.meta(**p).kind == PointKind::State) {
         let point = cx.points.meta(*p).name.clone();
         cx.err(
@@ -376,118 +377,4 @@ fn refuse_state_points(cx: &mut Ctx<'_, '_>, i: usize, what: &str, span: Range<u
             format!("point `{point}` is a discrete state and cannot carry a {what} rule"),
         );
     }
-}
-
-fn bind_deviation(
-    cx: &mut Ctx<'_, '_>,
-    i: usize,
-    r: &RuleConfig,
-    d: &Spanned<super::rules::DeviationConfig>,
-    matched: &[PointId],
-) -> Option<RuleKind> {
-    let key = format!("rules[{i}].deviation");
-    if r.name.is_none() {
-        cx.err(
-            d.span(),
-            key.clone(),
-            "a deviation rule needs a `name`: it names the group's alarm",
-        );
-    }
-    if matched.len() < 2 {
-        cx.err(
-            d.span(),
-            key.clone(),
-            format!(
-                "a deviation needs at least two points, the selectors match {}",
-                matched.len()
-            ),
-        );
-    }
-    let units: HashSet<_> = matched.iter().map(|p| cx.points.meta(*p).unit.clone()).collect();
-    if units.len() > 1 {
-        let list: Vec<_> = units.iter().map(|u| format!("`{u}`")).collect();
-        cx.err(
-            d.span(),
-            key.clone(),
-            format!("redundant sensors must share a unit, these have {}", list.join(", ")),
-        );
-    }
-    refuse_state_points(cx, i, "deviation", d.span(), matched);
-    let c = d.get_ref();
-    if !(c.max > 0.0 && c.max.is_finite() && c.deadband >= 0.0 && c.deadband < c.max) {
-        cx.err(d.span(), key, "max must be positive and deadband in 0..max");
-    }
-    Some(RuleKind::Deviation {
-        points: matched.to_vec(),
-        max: c.max,
-        deadband: c.deadband,
-        priority: c.priority,
-        delays: Delays {
-            on: c.on_delay,
-            off: c.off_delay,
-        },
-    })
-}
-
-fn bind_vote(
-    cx: &mut Ctx<'_, '_>,
-    i: usize,
-    r: &RuleConfig,
-    v: &Spanned<super::rules::VoteConfig>,
-    matched: &[PointId],
-) -> Option<RuleKind> {
-    let key = format!("rules[{i}].vote");
-    let c = v.get_ref();
-    if r.name.is_none() {
-        cx.err(
-            v.span(),
-            key.clone(),
-            "a vote rule needs a `name`: it names the group and its alarms",
-        );
-    }
-    let members: Vec<VoteMember> = matched
-        .iter()
-        .map(|p| VoteMember::Point(*p))
-        .chain(c.groups.iter().map(|g| VoteMember::Group(g.clone())))
-        .collect();
-    let mode = match (&c.escalate, c.k, c.level) {
-        (esc, None, None) if !esc.is_empty() => {
-            let first = *esc.keys().next()?;
-            if esc.keys().any(|l| !l.same_family(first)) || esc.values().any(|k| *k == 0) {
-                cx.err(
-                    v.span(),
-                    key.clone(),
-                    "escalate counts must be at least 1 and of one level family",
-                );
-            }
-            VoteMode::Escalate {
-                counts: esc.iter().map(|(l, k)| (*l, *k)).collect(),
-            }
-        }
-        (esc, Some(k), Some(level)) if esc.is_empty() => {
-            if k == 0 || k > members.len() {
-                cx.err(
-                    v.span(),
-                    key.clone(),
-                    format!("k must be 1..={} (the number of members), got {k}", members.len()),
-                );
-            }
-            VoteMode::Confirm { level, k }
-        }
-        _ => {
-            cx.err(
-                v.span(),
-                key,
-                "give either `k` and `level` (confirmation) or `escalate` (escalation)",
-            );
-            return None;
-        }
-    };
-    let hazard_source = r.hazard_source.as_ref().map(|h| h.get_ref().clone());
-    Some(RuleKind::Vote {
-        members,
-        mode,
-        priorities: c.priorities.iter().map(|(l, p)| (*l, *p)).collect(),
-        hazard_source,
-    })
 }

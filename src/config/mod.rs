@@ -6,6 +6,7 @@
 //! [`GatewayConfig`] the pipeline runs. Both steps name file, line, column and key.
 
 mod bind;
+mod bind_groups;
 pub mod error;
 pub mod profile;
 mod raw;

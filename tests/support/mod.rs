@@ -112,6 +112,17 @@ impl TestGateway {
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("API answers");
+        resp.text().await.expect("metrics text")
+    }
+
     /// The visible alarm with this id, if any.
     pub async fn alarm(&self, id: &str) -> Option<serde_json::Value> {
         let alarms = self.get_json("/api/v1/alarms").await;
@@ -172,16 +183,7 @@ impl PyModbusPeer {
     }
 
     fn wait_ready(&mut self) -> bool {
-        for _ in 0..200 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_ok() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        wait_tcp(&mut self.child, self.addr)
     }
 }
 
@@ -190,6 +192,20 @@ impl Drop for PyModbusPeer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Polls until `addr` accepts a TCP connection; false if `child` exits first or after ~10 s.
+pub fn wait_tcp(child: &mut Child, addr: SocketAddr) -> bool {
+    for _ in 0..200 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// Path of the built binary, for CLI tests.
@@ -606,18 +622,12 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto runs (`.ci/run` installs it)");
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        for _ in 0..200 {
-            if let Ok(Some(_)) = child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                self.child = Some(child);
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(25));
+        if wait_tcp(&mut child, SocketAddr::from(([127, 0, 0, 1], self.port))) {
+            self.child = Some(child);
+            return true;
         }
         let _ = child.kill();
+        let _ = child.wait();
         false
     }
 
