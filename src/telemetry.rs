@@ -361,3 +361,33 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_documented() {
+        let docs = include_str!("../docs/metrics.md");
+        let text = Metrics::new().render();
+        let mut missing = Vec::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let exposed = if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_string()
+            };
+            if !docs.contains(&format!("`{exposed}`")) {
+                missing.push(exposed);
+            }
+        }
+        assert!(missing.is_empty(), "add these to docs/metrics.md: {missing:?}");
+    }
+}
