@@ -64,6 +64,8 @@ pub struct LiveState {
     /// When the gateway started.
     pub started: Timestamp,
     values: RwLock<Vec<Option<Reading>>>,
+    /// When the rules task last finished a round (ns since the epoch); readiness watches it.
+    rules_heartbeat: std::sync::atomic::AtomicI64,
     active: RwLock<BTreeMap<String, AlarmEvent>>,
     stats: RwLock<AlarmStats>,
     events: broadcast::Sender<FeedEvent>,
@@ -75,6 +77,7 @@ impl LiveState {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Self {
             values: RwLock::new(vec![None; points.len()]),
+            rules_heartbeat: std::sync::atomic::AtomicI64::new(started.as_nanos()),
             active: RwLock::new(BTreeMap::new()),
             stats: RwLock::new(AlarmStats::default()),
             gateway_id,
@@ -127,6 +130,17 @@ impl LiveState {
     /// Publishes a flood change.
     pub fn publish_flood(&self, active: bool, rate_10min: usize, ts: Timestamp) {
         let _ = self.events.send(FeedEvent::Flood { active, rate_10min, ts });
+    }
+
+    /// The rules task is alive at `now`.
+    pub fn rules_alive(&self, now: Timestamp) {
+        self.rules_heartbeat
+            .store(now.as_nanos(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the rules task last reported itself alive.
+    pub fn rules_heartbeat(&self) -> Timestamp {
+        Timestamp::from_nanos(self.rules_heartbeat.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Records the latest flood and chattering figures.

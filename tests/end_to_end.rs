@@ -113,6 +113,7 @@ async fn gateway_decodes_stores_alarms_and_reports_comm_faults() {
     assert_eq!(level["unit"], "m");
     assert_eq!(level["hazard_source"], "MHS-001");
     assert_eq!(gw.point("tank-T101/temperature").await["unit"], "°C");
+    assert_eq!(gw.get_json("/readyz").await["ready"], true);
 
     // The scripted leak raises the first- and second-level alarms, then clears both.
     let raised = wait_for("first-level gas alarm", WAIT, || async {

@@ -2,11 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::model::Timestamp;
 
 pub(super) async fn healthz(State(s): State<AppState>) -> Json<Value> {
     let now = s.clock.now();
@@ -19,9 +20,51 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Json<Value> {
     }))
 }
 
+/// How long the rules task may be silent before the gateway is not ready: it ticks every
+/// second, so this is several missed ticks, not a slow one.
+const RULES_STALL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `GET /readyz`: 200 while the rules engine is evaluating, 503 when it has stalled (an alarm
+/// could be missed), with the reason.
+pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
+    let problems = readiness_problems(s.clock.now(), s.live.rules_heartbeat());
+    let status = if problems.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "ready": problems.is_empty(), "problems": problems })),
+    )
+}
+
+/// Why the gateway is not ready at `now`, given the rules task's last heartbeat.
+fn readiness_problems(now: Timestamp, rules_heartbeat: Timestamp) -> Vec<String> {
+    let silent = now.since(rules_heartbeat);
+    let mut problems = Vec::new();
+    if silent > RULES_STALL {
+        problems.push(format!("rules engine silent for {} s", silent.as_secs()));
+    }
+    problems
+}
+
 pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         s.metrics.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silent_rules_engine_makes_the_gateway_unready() {
+        let beat = Timestamp::from_millis(10_000);
+        assert!(readiness_problems(Timestamp::from_millis(15_000), beat).is_empty());
+        let p = readiness_problems(Timestamp::from_millis(15_001), beat);
+        assert_eq!(p, vec!["rules engine silent for 5 s".to_string()]);
+    }
 }

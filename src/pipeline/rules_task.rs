@@ -87,7 +87,9 @@ impl RulesTask {
                     }
                 }
                 _ = tick.tick() => {
-                    self.engine.tick(self.clock.now(), &mut out);
+                    let now = self.clock.now();
+                    self.state.rules_alive(now);
+                    self.engine.tick(now, &mut out);
                     self.commit(&mut out, None).await;
                 }
             }
