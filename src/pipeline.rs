@@ -20,7 +20,8 @@ use crate::rules::RulesEngine;
 use crate::sinks::history::{self, HistoryReader, HistoryStore, StoreError};
 use crate::sinks::journal::AlarmJournal;
 use crate::sources::ReadingBatch;
-use crate::sources::modbus::poller::Poller;
+use crate::sources::modbus::health::HealthBoard;
+use crate::sources::modbus::poller::{Poller, group_lines};
 use crate::state::LiveState;
 use crate::telemetry::{Metrics, QualityLabel, ReasonLabel, TransitionLabel};
 
@@ -117,11 +118,18 @@ impl Gateway {
             metrics.clone(),
         ));
         let sources_cancel = CancellationToken::new();
-        let pollers = config
-            .devices
+        let device_health = HealthBoard::new(&config.devices);
+        let pollers = group_lines(&config.devices)
             .iter()
-            .map(|d| {
-                let poller = Poller::new(d.clone(), src_tx.clone(), clock.clone(), metrics.clone());
+            .map(|line| {
+                let poller = Poller::new(
+                    line,
+                    &config.devices,
+                    src_tx.clone(),
+                    clock.clone(),
+                    metrics.clone(),
+                    device_health.clone(),
+                );
                 tokio::spawn(poller.run(sources_cancel.child_token()))
             })
             .collect();
@@ -146,6 +154,7 @@ impl Gateway {
             clock,
             shutdown: api_cancel.clone(),
             max_body: config.api_max_body,
+            devices: device_health,
         };
         let api = tokio::spawn(api::serve(listener, app, api_cancel.clone()));
         info!(gateway = %config.gateway_id, %api_addr, devices = config.devices.len(), points = config.points.len(),

@@ -3,6 +3,7 @@
 //! The API only reads shared state, the history store and the journal; it never drives devices.
 
 mod alarms;
+mod devices;
 mod error;
 mod events;
 mod ops;
@@ -26,6 +27,7 @@ use crate::clock::SharedClock;
 use crate::model::Timestamp;
 use crate::sinks::history::HistoryReader;
 use crate::sinks::journal::AlarmJournal;
+use crate::sources::modbus::health::HealthBoard;
 use crate::state::LiveState;
 use crate::telemetry::Metrics;
 
@@ -46,6 +48,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Largest request body accepted.
     pub max_body: usize,
+    /// Health of every polled device.
+    pub devices: Arc<HealthBoard>,
 }
 
 /// Every route of the API.
@@ -58,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/points", get(points::list))
         .route("/api/v1/points/{id}/history", get(points::history))
         .route("/api/v1/alarms", get(alarms::active))
+        .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/events", get(events::feed))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TraceLayer::new_for_http())
