@@ -109,35 +109,55 @@ fn raw_value(data_type: DataType, order: WordOrder, words: &[u16]) -> Option<f64
         DataType::Bit(b) => return Some(f64::from((words[0] >> b) & 1)),
         _ => {}
     }
-    let mut buf = [0u16; MAX_BYTES / 2];
-    let be = &mut buf[..n];
-    be.copy_from_slice(words);
-    apply_order(be, order);
-    let mut bytes = [0u8; MAX_BYTES];
-    for (i, w) in be.iter().enumerate() {
-        bytes[2 * i..2 * i + 2].copy_from_slice(&w.to_be_bytes());
-    }
-    let bytes = &bytes[..2 * n];
-    let arr2 = || [bytes[0], bytes[1]];
-    let arr4 = || [bytes[0], bytes[1], bytes[2], bytes[3]];
-    let arr8 = || {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&bytes[..8]);
-        a
-    };
     Some(match data_type {
-        DataType::U16 => f64::from(u16::from_be_bytes(arr2())),
-        DataType::I16 => f64::from(i16::from_be_bytes(arr2())),
-        DataType::U32 => f64::from(u32::from_be_bytes(arr4())),
-        DataType::I32 => f64::from(i32::from_be_bytes(arr4())),
-        DataType::U64 => u64::from_be_bytes(arr8()) as f64,
-        DataType::I64 => i64::from_be_bytes(arr8()) as f64,
-        DataType::F32 => f64::from(f32::from_be_bytes(arr4())),
-        DataType::F64 => f64::from_be_bytes(arr8()),
-        DataType::Bcd16 | DataType::Bcd32 => from_bcd(bytes)?,
-        DataType::Ascii { .. } => parse_text(bytes)?,
+        DataType::U16 => f64::from(u16::from_be_bytes(gather(words, order))),
+        DataType::I16 => f64::from(i16::from_be_bytes(gather(words, order))),
+        DataType::U32 => f64::from(u32::from_be_bytes(gather(words, order))),
+        DataType::I32 => f64::from(i32::from_be_bytes(gather(words, order))),
+        DataType::U64 => u64::from_be_bytes(gather(words, order)) as f64,
+        DataType::I64 => i64::from_be_bytes(gather(words, order)) as f64,
+        DataType::F32 => f64::from(f32::from_be_bytes(gather(words, order))),
+        DataType::F64 => f64::from_be_bytes(gather(words, order)),
+        DataType::Bcd16 => from_bcd(&gather::<2>(words, order))?,
+        DataType::Bcd32 => from_bcd(&gather::<4>(words, order))?,
+        DataType::Ascii { .. } => {
+            let mut bytes = [0u8; MAX_BYTES];
+            let b = &mut bytes[..2 * n];
+            fill_bytes(words, order, b);
+            parse_text(b)?
+        }
         DataType::Bool | DataType::Bit(_) => return None,
     })
+}
+
+/// The big-endian bytes of a value whose `N / 2` words arrived in `order`.
+fn gather<const N: usize>(words: &[u16], order: WordOrder) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = N / 2;
+    let (words_swapped, bytes_swapped) = (order.words_swapped(), order.bytes_swapped());
+    for (i, pair) in out.chunks_exact_mut(2).enumerate() {
+        let w = words
+            .get(if words_swapped { n - 1 - i } else { i })
+            .copied()
+            .unwrap_or(0);
+        let w = if bytes_swapped { w.swap_bytes() } else { w };
+        pair.copy_from_slice(&w.to_be_bytes());
+    }
+    out
+}
+
+/// Undoes `order` (the inverse of [`apply_order`]) while copying words into bytes.
+fn fill_bytes(words: &[u16], order: WordOrder, out: &mut [u8]) {
+    let n = words.len().min(out.len() / 2);
+    for i in 0..n {
+        let w = if order.words_swapped() {
+            words[n - 1 - i]
+        } else {
+            words[i]
+        };
+        let w = if order.bytes_swapped() { w.swap_bytes() } else { w };
+        out[2 * i..2 * i + 2].copy_from_slice(&w.to_be_bytes());
+    }
 }
 
 /// Packed BCD, most significant digit first; `None` on a nibble above 9.
