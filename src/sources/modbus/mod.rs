@@ -8,6 +8,7 @@
 //! - [`transport`]: the only module that knows how bytes reach the device.
 //! - [`schedule`]: fixed-rate poll times and backoff, pure.
 //! - [`health`]: per-device health for the API and metrics.
+//! - [`line`]: which devices share one link (a serial bus, a TCP address).
 //! - [`poller`]: the per-line task: schedule, timeouts, retries, reconnect with backoff.
 //!
 //! The gateway only ever reads (function codes 01, 02, 03 and 04): [`frame`] can encode no
@@ -16,6 +17,7 @@
 pub mod decoder;
 pub mod frame;
 pub mod health;
+pub mod line;
 pub mod planner;
 pub mod poller;
 pub mod register;

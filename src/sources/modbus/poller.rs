@@ -29,6 +29,7 @@ use tracing::{info, warn};
 use super::decoder::decode;
 use super::frame::{Answer, ILLEGAL_DATA_ADDRESS, ReadRequest};
 use super::health::{HealthBoard, RequestOutcome};
+pub use super::line::{LineSpec, group_lines};
 use super::planner::{ReadBlock, Splits, plan, split_after_rejection};
 use super::register::RegisterSpec;
 use super::schedule::{Backoff, next_due};
@@ -38,34 +39,6 @@ use crate::config::{DeviceSpec, TransportSpec};
 use crate::model::{Quality, Reading, Timestamp};
 use crate::sources::ReadingBatch;
 use crate::telemetry::{DeviceLabel, DeviceResult, Metrics};
-
-/// Devices that share one link, grouped from the config.
-#[derive(Debug, Clone)]
-pub struct LineSpec {
-    /// Where the link goes.
-    pub transport: TransportSpec,
-    /// Indexes into the gateway's device list (and its [`HealthBoard`]).
-    pub devices: Vec<usize>,
-}
-
-/// Groups devices by link: one serial port is one bus; one TCP (or RTU-over-TCP) address is
-/// one connection, whatever unit ids sit behind it.
-pub fn group_lines(devices: &[DeviceSpec]) -> Vec<LineSpec> {
-    let mut lines: Vec<LineSpec> = Vec::new();
-    for (i, d) in devices.iter().enumerate() {
-        let same = |l: &&mut LineSpec| {
-            l.transport.kind() == d.transport.kind() && l.transport.endpoint() == d.transport.endpoint()
-        };
-        match lines.iter_mut().find(|l| same(l)) {
-            Some(l) => l.devices.push(i),
-            None => lines.push(LineSpec {
-                transport: d.transport.clone(),
-                devices: vec![i],
-            }),
-        }
-    }
-    lines
-}
 
 /// One device on a line.
 #[derive(Debug)]
@@ -155,11 +128,6 @@ impl Poller {
             metrics,
             health,
         }
-    }
-
-    /// Read requests one cycle of each device makes, in line order.
-    pub fn request_counts(&self) -> Vec<usize> {
-        self.devices.iter().map(|d| d.blocks.len()).collect()
     }
 
     /// Runs the poll loop until `cancel` fires or the rules engine goes away.
