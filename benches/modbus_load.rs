@@ -69,9 +69,9 @@ async fn run_simulators(devices: usize, registers: usize) {
     .await;
 }
 
-/// User + system CPU seconds of this process, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// User + system CPU seconds of a process (`self` or a pid), from /proc/<pid>/stat.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -157,19 +157,22 @@ async fn run_gateway(devices: usize, registers: usize, secs: u64) {
 
     // Warm up: connections opened, first cycles done.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let sim_pid = child.id().to_string();
     let (g0, t0, cpu0) = (
         good.load(Ordering::Relaxed),
         total.load(Ordering::Relaxed),
-        cpu_seconds(),
+        cpu_seconds("self"),
     );
+    let sim_cpu0 = cpu_seconds(&sim_pid);
     let started = tokio::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let wall = started.elapsed().as_secs_f64();
     let (g1, t1, cpu1) = (
         good.load(Ordering::Relaxed),
         total.load(Ordering::Relaxed),
-        cpu_seconds(),
+        cpu_seconds("self"),
     );
+    let sim_cpu = cpu_seconds(&sim_pid) - sim_cpu0;
     cancel.cancel();
     for t in tasks {
         let _ = t.await;
@@ -194,6 +197,7 @@ async fn run_gateway(devices: usize, registers: usize, secs: u64) {
     );
     println!("  gateway CPU      {:.1} % of one core", 100.0 * (cpu1 - cpu0) / wall);
     println!("  peak RSS (VmHWM) {:.1} MiB", peak_rss_mib());
+    println!("  (simulator process, for scale: {:.1} % of one core)", 100.0 * sim_cpu / wall);
     println!("  overruns {overruns}, devices not online at the end {offline}");
 }
 
