@@ -197,7 +197,10 @@ async fn run_gateway(devices: usize, registers: usize, secs: u64) {
     );
     println!("  gateway CPU      {:.1} % of one core", 100.0 * (cpu1 - cpu0) / wall);
     println!("  peak RSS (VmHWM) {:.1} MiB", peak_rss_mib());
-    println!("  (simulator process, for scale: {:.1} % of one core)", 100.0 * sim_cpu / wall);
+    println!(
+        "  (simulator process, for scale: {:.1} % of one core)",
+        100.0 * sim_cpu / wall
+    );
     println!("  overruns {overruns}, devices not online at the end {offline}");
 }
 

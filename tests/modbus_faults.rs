@@ -297,3 +297,35 @@ async fn a_dead_unit_on_a_shared_rtu_bus_costs_one_timeout_per_cycle_and_is_poll
     drop(sim);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_unit_behind_a_tcp_gateway_does_not_hold_back_the_unit_that_answers() {
+    // One TCP address, two unit ids on one connection; only unit 1 answers (unit 2 gets no
+    // reply at all, as behind a serial gateway whose downstream device is dead).
+    let sim = Simulator::serve(
+        profile("ai4-gas-lel"),
+        SimTransport::Tcp("127.0.0.1:0".parse().unwrap()),
+        Some(1),
+        None,
+    )
+    .await
+    .unwrap();
+    let addr = format!("{{ tcp = \"{}\" }}", sim.local_addr());
+    let cfg = config(&format!(
+        "{}{}",
+        device("one", "ai4-gas-lel", &addr, "unit_id = 1"),
+        device("two", "ai4-gas-lel", &addr, "unit_id = 2")
+    ));
+    let mut gw = TestGateway::start(&cfg).await;
+    quality_is(&gw, "two/ch1", "comm_fault").await;
+    wait_for("unit 1 to run 20 cycles", WAIT, || async {
+        (metric(&gw, "hazard_modbus_polls_total{device=\"one\",result=\"ok\"}").await >= 20.0).then_some(())
+    })
+    .await;
+    still_fresh_and_good(&gw, "one/ch1").await;
+    assert_eq!(gw.device("one").await["status"], "online");
+    let two = gw.device("two").await;
+    assert_eq!(two["status"], "offline", "{two}");
+    assert!(two["timeouts"].as_u64().unwrap() >= 1, "{two}");
+    gw.shutdown().await;
+}

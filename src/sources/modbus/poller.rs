@@ -325,7 +325,11 @@ impl Poller {
         };
         if !keep {
             self.link = None;
-            self.link_backoff.failed(Instant::now(), jitter());
+            // A broken link backs off; a timeout or garbled answer only costs a reconnect, so
+            // other units behind the same TCP gateway are not held back by a silent one.
+            if matches!(e, LinkError::Io(_)) {
+                self.link_backoff.failed(Instant::now(), jitter());
+            }
         }
     }
 
