@@ -169,6 +169,12 @@ async fn a_slow_device_is_good_within_its_timeout_and_comm_fault_beyond_it() {
     quality_is(&gw, "slow/level", "good").await;
     let h = gw.device("slow").await;
     assert!(h["response_ms_p50"].as_f64().unwrap() >= 150.0, "{h}");
+    // Each cycle takes longer than the 100 ms interval: the missed ticks are counted as
+    // overruns and skipped, never queued up.
+    wait_for("an overrun to be counted", WAIT, || async {
+        (metric(&gw, "hazard_modbus_overruns_total{device=\"slow\"}").await >= 1.0).then_some(())
+    })
+    .await;
     slow.set_delay(Duration::from_secs(2));
     quality_is(&gw, "slow/level", "comm_fault").await;
     let h = gw.device("slow").await;
