@@ -78,6 +78,10 @@ pub struct Metrics {
     pub modbus_response_time: HistogramFamily<DeviceLabel>,
     /// 1 while a device answers its polls, 0 after a failed cycle.
     pub modbus_device_online: Family<DeviceLabel, Gauge>,
+    /// Failed poll cycles of a device since its last good one.
+    pub modbus_consecutive_failures: Family<DeviceLabel, Gauge>,
+    /// When a device last answered a whole cycle, seconds since the Unix epoch.
+    pub modbus_last_success: Family<DeviceLabel, Gauge>,
     /// Readings entering the rules engine, by quality.
     pub readings: Family<QualityLabel, Counter>,
     /// Alarm transitions journaled and published.
@@ -144,6 +148,19 @@ impl Metrics {
             "1 while a Modbus device answers its polls, 0 after a failed cycle",
             modbus_device_online.clone(),
         );
+        let modbus_consecutive_failures = Family::default();
+        r.register(
+            "hazard_modbus_consecutive_failures",
+            "Failed poll cycles of a Modbus device since its last good one",
+            modbus_consecutive_failures.clone(),
+        );
+        let modbus_last_success = Family::default();
+        r.register_with_unit(
+            "hazard_modbus_last_success_timestamp",
+            "When a Modbus device last answered a whole poll cycle, Unix time",
+            Unit::Seconds,
+            modbus_last_success.clone(),
+        );
         let readings = Family::default();
         r.register(
             "hazard_readings",
@@ -197,6 +214,8 @@ impl Metrics {
             modbus_connects,
             modbus_response_time,
             modbus_device_online,
+            modbus_consecutive_failures,
+            modbus_last_success,
             readings,
             alarm_transitions,
             alarms_active,

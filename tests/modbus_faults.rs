@@ -134,6 +134,9 @@ async fn a_device_that_disappears_goes_offline_and_comes_back_without_disturbing
     assert_eq!(h["status"], "offline", "{h}");
     assert!(h["consecutive_failures"].as_u64().unwrap() >= 1, "{h}");
     assert!(h["last_success"].is_string(), "{h}");
+    assert_eq!(metric(&gw, "hazard_modbus_device_online{device=\"a\"}").await, 0.0);
+    assert!(metric(&gw, "hazard_modbus_consecutive_failures{device=\"a\"}").await >= 1.0);
+    assert!(metric(&gw, "hazard_modbus_last_success_timestamp_seconds{device=\"a\"}").await > 1.6e9);
     still_fresh_and_good(&gw, "b/ch1").await;
     assert_eq!(gw.device("b").await["status"], "online");
     drop(a);

@@ -353,6 +353,16 @@ impl Poller {
             .modbus_device_online
             .get_or_create(&d.label)
             .set(i64::from(ok));
+        self.metrics
+            .modbus_consecutive_failures
+            .get_or_create(&d.label)
+            .set(i64::try_from(failures).unwrap_or(i64::MAX));
+        if ok {
+            self.metrics
+                .modbus_last_success
+                .get_or_create(&d.label)
+                .set(ts.as_millis() / 1000);
+        }
         match (d.online, ok) {
             (Some(false) | None, true) => info!(device = %d.spec.name, "Device online"),
             (Some(true) | None, false) => {
