@@ -2,8 +2,9 @@
 //!
 //! Pure functions: no I/O, so every data type and word order is unit-tested exhaustively.
 
+use super::planner::ReadBlock;
 use super::register::{DataType, RegisterSpec, WordOrder};
-use crate::model::Quality;
+use crate::model::{PointId, Quality, Reading, Timestamp};
 
 /// Longest value in bytes (an ASCII point of [`super::register::MAX_ASCII_WORDS`] registers).
 const MAX_BYTES: usize = 2 * super::register::MAX_ASCII_WORDS as usize;
@@ -189,6 +190,54 @@ fn parse_text(bytes: &[u8]) -> Option<f64> {
         return None;
     }
     t.parse::<f64>().ok()
+}
+
+/// Readings of a block's points from the words read for it (a point whose words are missing
+/// is a `decode_error`).
+pub fn decode_block(
+    points: &[(PointId, RegisterSpec)],
+    block: &ReadBlock,
+    words: &[u16],
+    ts: Timestamp,
+    out: &mut Vec<Reading>,
+) {
+    for &(slot, offset) in &block.items {
+        let Some((point, spec)) = points.get(slot) else {
+            continue;
+        };
+        let start = usize::from(offset);
+        let end = start + usize::from(spec.data_type.word_count());
+        let (value, quality) = match words.get(start..end) {
+            Some(w) => decode(spec, w),
+            None => (f64::NAN, Quality::DecodeError),
+        };
+        out.push(Reading {
+            point: *point,
+            ts,
+            value,
+            quality,
+        });
+    }
+}
+
+/// Readings without a value, of `quality`, for every point of a block that was not read.
+pub fn fill_block(
+    points: &[(PointId, RegisterSpec)],
+    block: &ReadBlock,
+    quality: Quality,
+    ts: Timestamp,
+    out: &mut Vec<Reading>,
+) {
+    for &(slot, _) in &block.items {
+        if let Some((point, _)) = points.get(slot) {
+            out.push(Reading {
+                point: *point,
+                ts,
+                value: f64::NAN,
+                quality,
+            });
+        }
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::decoder::decode;
+use super::decoder::{decode_block, fill_block};
 use super::frame::{Answer, ILLEGAL_DATA_ADDRESS, ReadRequest};
 use super::health::{HealthBoard, RequestOutcome};
 pub use super::line::{LineSpec, group_lines};
@@ -36,7 +36,7 @@ use super::schedule::{Backoff, next_due};
 use super::transport::{self, Link, LinkError};
 use crate::clock::SharedClock;
 use crate::config::{DeviceSpec, TransportSpec};
-use crate::model::{Quality, Reading, Timestamp};
+use crate::model::{Quality, Timestamp};
 use crate::sources::ReadingBatch;
 use crate::telemetry::{DeviceLabel, DeviceResult, Metrics};
 
@@ -173,7 +173,7 @@ impl Poller {
             // Backing off a dead device: report its points without spending bus time on it.
             let d = &self.devices[i];
             for b in &d.blocks {
-                fill(d, b, Quality::CommFault, ts, &mut batch);
+                fill_block(&d.spec.points, b, Quality::CommFault, ts, &mut batch);
             }
             return batch;
         }
@@ -185,12 +185,12 @@ impl Poller {
         let mut split = false;
         while let Some(block) = queue.pop_front() {
             if !ok {
-                fill(&self.devices[i], &block, Quality::CommFault, ts, &mut batch);
+                fill_block(&self.devices[i].spec.points, &block, Quality::CommFault, ts, &mut batch);
                 continue;
             }
             match self.read_block(i, &block).await {
-                Outcome::Data(words) => decode_block(&self.devices[i], &block, &words, ts, &mut batch),
-                Outcome::Refused(q) => fill(&self.devices[i], &block, q, ts, &mut batch),
+                Outcome::Data(words) => decode_block(&self.devices[i].spec.points, &block, &words, ts, &mut batch),
+                Outcome::Refused(q) => fill_block(&self.devices[i].spec.points, &block, q, ts, &mut batch),
                 Outcome::Split => {
                     let d = &self.devices[i];
                     let sub: Vec<RegisterSpec> = block.items.iter().map(|&(s, _)| d.registers[s]).collect();
@@ -203,7 +203,7 @@ impl Poller {
                     split = true;
                 }
                 Outcome::Failed(q) => {
-                    fill(&self.devices[i], &block, q, ts, &mut batch);
+                    fill_block(&self.devices[i].spec.points, &block, q, ts, &mut batch);
                     ok = false;
                 }
             }
@@ -384,33 +384,4 @@ impl Poller {
 
 fn jitter() -> f64 {
     rand::random_range(0.8..1.2)
-}
-
-fn decode_block(d: &Device, block: &ReadBlock, words: &[u16], ts: Timestamp, out: &mut ReadingBatch) {
-    for &(slot, offset) in &block.items {
-        let (point, spec) = &d.spec.points[slot];
-        let start = usize::from(offset);
-        let end = start + usize::from(spec.data_type.word_count());
-        let (value, quality) = match words.get(start..end) {
-            Some(w) => decode(spec, w),
-            None => (f64::NAN, Quality::DecodeError),
-        };
-        out.push(Reading {
-            point: *point,
-            ts,
-            value,
-            quality,
-        });
-    }
-}
-
-fn fill(d: &Device, block: &ReadBlock, quality: Quality, ts: Timestamp, out: &mut ReadingBatch) {
-    for &(slot, _) in &block.items {
-        out.push(Reading {
-            point: d.spec.points[slot].0,
-            ts,
-            value: f64::NAN,
-            quality,
-        });
-    }
 }
