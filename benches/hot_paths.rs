@@ -7,7 +7,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use hazard_gateway::model::{PointKind, PointMeta, PointTable, Quality, Reading, Timestamp};
 use hazard_gateway::sinks::history::HistoryStore;
 use hazard_gateway::sources::modbus::decoder::{decode, encode};
-use hazard_gateway::sources::modbus::planner::{ReadLimits, plan};
+use hazard_gateway::sources::modbus::planner::{ReadLimits, Splits, plan};
 use hazard_gateway::sources::modbus::register::{DataType, RegisterFunction, RegisterSpec, Scaling, WordOrder};
 
 #[derive(Clone, Copy)]
@@ -41,6 +41,10 @@ fn bench_decode(c: &mut Criterion) {
         Case("u16_4_20mA", DataType::U16, WordOrder::ABCD),
         Case("i32_cdab", DataType::I32, WordOrder::CDAB),
         Case("f32_abcd", DataType::F32, WordOrder::ABCD),
+        Case("f64_dcba", DataType::F64, WordOrder::DCBA),
+        Case("i64_cdab", DataType::I64, WordOrder::CDAB),
+        Case("bcd32_abcd", DataType::Bcd32, WordOrder::ABCD),
+        Case("ascii8_badc", DataType::Ascii { words: 4 }, WordOrder::BADC),
     ] {
         let s = spec(case.1, case.2, 0);
         let words: Vec<Vec<u16>> = (0..N).map(|i| encode(&s, (i % 100) as f64)).collect();
@@ -71,7 +75,9 @@ fn bench_plan(c: &mut Criterion) {
                     ReadLimits {
                         max_registers: 125,
                         max_gap: 1,
+                        ..ReadLimits::default()
                     },
+                    &Splits::new(),
                 )
                 .len()
             })

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hazard_gateway::config::{GatewayConfig, ProfileSet};
 use hazard_gateway::pipeline::Gateway;
 use hazard_gateway::sources::sim::signal::Leak;
-use hazard_gateway::sources::sim::{Scenario, Simulator};
+use hazard_gateway::sources::sim::{Scenario, SimTransport, Simulator};
 use hazard_gateway::{clock, demo};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
@@ -49,7 +49,7 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Serve a device profile over Modbus TCP with simulated values.
+    /// Serve a device profile with simulated values over Modbus TCP, RTU over TCP or RTU.
     Simulate {
         /// Profile name (see `profiles list`).
         #[arg(long)]
@@ -57,6 +57,18 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:5020")]
         listen: SocketAddr,
+        /// Frame as RTU over TCP, like a serial server / DTU, instead of Modbus TCP.
+        #[arg(long, conflicts_with = "serial")]
+        rtu_over_tcp: bool,
+        /// Serve Modbus RTU on this serial port instead (e.g. one end of a socat pty pair).
+        #[arg(long)]
+        serial: Option<PathBuf>,
+        /// Baud rate on `--serial` (8 data bits, no parity, 1 stop bit).
+        #[arg(long, default_value_t = 9600)]
+        baud: u32,
+        /// Answer only this unit id (default: every unit).
+        #[arg(long)]
+        unit: Option<u8>,
         /// Play the demo leak on this profile point (e.g. `ch1`).
         #[arg(long)]
         leak: Option<String>,
@@ -131,9 +143,20 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Simulate {
             profile,
             listen,
+            rtu_over_tcp,
+            serial,
+            baud,
+            unit,
             leak,
             profile_dir,
-        } => simulate(&profile, listen, leak, profile_dir).await,
+        } => {
+            let transport = match (serial, rtu_over_tcp) {
+                (Some(port), _) => SimTransport::Rtu(port, baud),
+                (None, true) => SimTransport::RtuOverTcp(listen),
+                (None, false) => SimTransport::Tcp(listen),
+            };
+            simulate(&profile, (transport, unit), leak, profile_dir).await
+        }
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::HashToken { generate } => hash_token(generate),
         Command::Profiles { action } => profiles(action),
@@ -191,7 +214,12 @@ async fn run_demo(listen: SocketAddr, data_dir: Option<PathBuf>) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-async fn simulate(name: &str, listen: SocketAddr, leak: Option<String>, dir: Option<PathBuf>) -> Result<ExitCode> {
+async fn simulate(
+    name: &str,
+    (transport, unit): (SimTransport, Option<u8>),
+    leak: Option<String>,
+    dir: Option<PathBuf>,
+) -> Result<ExitCode> {
     let mut set = ProfileSet::builtin().map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
     if let Some(dir) = dir {
         set.load_dir(&dir)
@@ -205,8 +233,9 @@ async fn simulate(name: &str, listen: SocketAddr, leak: Option<String>, dir: Opt
         point,
         leak: Leak::demo(),
     });
-    let sim = Simulator::start(profile, listen, scenario).await?;
-    info!(profile = name, listen = %sim.local_addr(), "Simulator serving Modbus TCP; Ctrl-C to stop");
+    let shown = format!("{transport:?}");
+    let sim = Simulator::serve(profile, transport, unit, scenario).await?;
+    info!(profile = name, transport = %shown, listen = %sim.local_addr(), ?unit, "Simulator serving; Ctrl-C to stop");
     wait_for_shutdown_signal().await;
     sim.stop();
     Ok(ExitCode::SUCCESS)

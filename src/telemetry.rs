@@ -26,7 +26,8 @@ pub struct DeviceLabel {
 pub struct DeviceResult {
     /// Device name from the config.
     pub device: String,
-    /// Outcome: `ok`, `timeout`, `io_error`, `exception`, `refused`.
+    /// Outcome: `ok`, `timeout`, `io_error`, `exception`, `refused`, `serial_error`, or a
+    /// garbled-frame kind (`bad_crc`, `short_frame`, `wrong_unit`, `wrong_byte_count`, …).
     pub result: &'static str,
 }
 
@@ -187,6 +188,14 @@ pub struct Metrics {
     pub modbus_overruns: Family<DeviceLabel, Counter>,
     /// Connection attempts per device and outcome.
     pub modbus_connects: Family<DeviceResult, Counter>,
+    /// Time from request to answer (data or exception), per device.
+    pub modbus_response_time: HistogramFamily<DeviceLabel>,
+    /// 1 while a device answers its polls, 0 after a failed cycle.
+    pub modbus_device_online: Family<DeviceLabel, Gauge>,
+    /// Failed poll cycles of a device since its last good one.
+    pub modbus_consecutive_failures: Family<DeviceLabel, Gauge>,
+    /// When a device last answered a whole cycle, seconds since the Unix epoch.
+    pub modbus_last_success: Family<DeviceLabel, Gauge>,
     /// Readings entering the rules engine, by quality.
     pub readings: Family<QualityLabel, Counter>,
     /// Alarm transitions journaled and published.
@@ -249,6 +258,32 @@ impl Metrics {
             "hazard_modbus_connects",
             "Modbus connection attempts by device and outcome",
             modbus_connects.clone(),
+        );
+        let modbus_response_time: HistogramFamily<DeviceLabel> = Family::new_with_constructor(latency_histogram);
+        r.register_with_unit(
+            "hazard_modbus_response_time",
+            "Time from a Modbus request to its answer",
+            Unit::Seconds,
+            modbus_response_time.clone(),
+        );
+        let modbus_device_online = Family::default();
+        r.register(
+            "hazard_modbus_device_online",
+            "1 while a Modbus device answers its polls, 0 after a failed cycle",
+            modbus_device_online.clone(),
+        );
+        let modbus_consecutive_failures = Family::default();
+        r.register(
+            "hazard_modbus_consecutive_failures",
+            "Failed poll cycles of a Modbus device since its last good one",
+            modbus_consecutive_failures.clone(),
+        );
+        let modbus_last_success = Family::default();
+        r.register_with_unit(
+            "hazard_modbus_last_success_timestamp",
+            "When a Modbus device last answered a whole poll cycle, Unix time",
+            Unit::Seconds,
+            modbus_last_success.clone(),
         );
         let readings = Family::default();
         r.register(
@@ -331,6 +366,10 @@ impl Metrics {
             modbus_poll_duration,
             modbus_overruns,
             modbus_connects,
+            modbus_response_time,
+            modbus_device_online,
+            modbus_consecutive_failures,
+            modbus_last_success,
             readings,
             alarm_transitions,
             alarms_active,

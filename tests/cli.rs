@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::{GatewayProcess, WAIT, binary, free_port, simulator, sqlite_count, wait_for};
@@ -160,4 +160,35 @@ async fn demo_shows_points_and_an_alarm_within_a_minute() {
         .unwrap();
     assert!(page.contains("MHS-001/GT-101") && page.contains("活动报警"), "{page}");
     assert!(gw.signal_and_wait("TERM").success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_serves_rtu_over_tcp_to_a_gateway() {
+    let port = free_port();
+    let child = Command::new(binary())
+        .args([
+            "simulate",
+            "--profile",
+            "ai4-gas-lel",
+            "--rtu-over-tcp",
+            "--unit",
+            "4",
+            "--listen",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _child = support::KillOnDrop(child);
+    let mut gw = support::TestGateway::start(&format!(
+        "[gateway]\nid = \"gw\"\n[api]\nlisten = \"127.0.0.1:0\"\n[[devices]]\nname = \"g\"\nprofile = \"ai4-gas-lel\"\ntransport = {{ rtu_over_tcp = \"127.0.0.1:{port}\" }}\nunit_id = 4\ninterval = \"100ms\"\n"
+    ))
+    .await;
+    wait_for("a good reading over RTU over TCP", WAIT, || async {
+        (gw.point("g/ch1").await["quality"] == "good").then_some(())
+    })
+    .await;
+    assert_eq!(gw.device("g").await["status"], "online");
+    gw.shutdown().await;
 }

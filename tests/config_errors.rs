@@ -440,3 +440,102 @@ fn a_webhook_needs_an_http_url_and_a_file_safe_name() {
     assert_eq!(keys, vec!["webhooks[0].name", "webhooks[0].url"], "{errors:#?}");
     assert!(errors[1].message.contains("scheme `ftp` is not http or https"));
 }
+
+#[test]
+fn two_buses_claiming_one_serial_port_name_both_devices() {
+    let text = GOOD
+        .replace(
+            r#"transport = { tcp = "127.0.0.1:502" }"#,
+            r#"transport = { rtu = { port = "/dev/ttyS1", baud = 9600, parity = "none" } }"#,
+        )
+        .replace(
+            r#"transport = { tcp = "127.0.0.1:503" }"#,
+            "transport = { rtu = { port = \"/dev/ttyS1\", baud = 19200, parity = \"even\" } }\nunit_id = 2",
+        );
+    let errs = GatewayConfig::parse(&file(), &text).unwrap_err().0;
+    let e = only(&errs);
+    assert_eq!(e.key, "devices[1].transport.rtu");
+    assert_eq!(e.position.unwrap().0, line_of(&text, "baud = 19200"));
+    assert!(
+        e.message.contains("`gas-ai-1`") && e.message.contains("`tank-T101`"),
+        "{e}"
+    );
+    assert!(e.message.contains("/dev/ttyS1"), "{e}");
+}
+
+#[test]
+fn devices_sharing_a_serial_port_with_one_setting_form_one_bus() {
+    let bus = r#"transport = { rtu = { port = "/dev/ttyS1", baud = 9600 } }"#;
+    let text = GOOD.replace(r#"transport = { tcp = "127.0.0.1:502" }"#, bus).replace(
+        r#"transport = { tcp = "127.0.0.1:503" }"#,
+        &format!("{bus}\nunit_id = 2"),
+    );
+    let cfg = GatewayConfig::parse(&file(), &text).expect("one bus, two units");
+    let lines = hazard_gateway::sources::modbus::poller::group_lines(&cfg.devices);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].devices, vec![0, 1]);
+}
+
+#[test]
+fn two_devices_with_one_unit_id_on_a_bus_are_an_error() {
+    let bus = r#"transport = { rtu = { port = "/dev/ttyS1" } }"#;
+    let text = GOOD
+        .replace(r#"transport = { tcp = "127.0.0.1:502" }"#, bus)
+        .replace(r#"transport = { tcp = "127.0.0.1:503" }"#, bus);
+    let errs = GatewayConfig::parse(&file(), &text).unwrap_err().0;
+    let e = only(&errs);
+    assert_eq!(e.key, "devices[1].unit_id");
+    assert!(e.message.contains("both unit 1"), "{e}");
+}
+
+#[test]
+fn bad_serial_settings_and_overrides_name_their_keys() {
+    let errs = errors_after(
+        r#"transport = { tcp = "127.0.0.1:503" }"#,
+        "transport = { rtu = { port = \"/dev/ttyS2\", data_bits = 9, stop_bits = 3 } }\nunit_id = 0\nmax_bits = 5000\npoint_word_order = { nope = \"CDAB\" }",
+    );
+    let keys: Vec<_> = errs.iter().map(|e| e.key.as_str()).collect();
+    for key in [
+        "devices[1].transport.rtu.data_bits",
+        "devices[1].transport.rtu.stop_bits",
+        "devices[1].unit_id",
+        "devices[1].max_bits",
+        "devices[1].point_word_order.nope",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {errs:#?}");
+    }
+}
+
+#[test]
+fn an_unknown_parity_or_word_order_is_reported_with_its_line() {
+    let errs = errors_after(
+        r#"transport = { tcp = "127.0.0.1:503" }"#,
+        "transport = { rtu = { port = \"/dev/ttyS2\", parity = \"mark\" } }",
+    );
+    let e = only(&errs);
+    assert!(e.message.contains("mark"), "{e}");
+    let errs = errors_after(
+        r#"transport = { tcp = "127.0.0.1:503" }"#,
+        "transport = { tcp = \"127.0.0.1:503\" }\nword_order = \"ADCB\"",
+    );
+    let e = only(&errs);
+    assert!(e.message.contains("ADCB"), "{e}");
+    assert_eq!(e.key, "devices[1].word_order");
+}
+
+#[test]
+fn device_and_point_word_orders_override_the_profile_in_that_order() {
+    let text = GOOD.replace(
+        r#"transport = { tcp = "127.0.0.1:503" }"#,
+        "transport = { tcp = \"127.0.0.1:503\" }\nword_order = \"CDAB\"\npoint_word_order = { pressure = \"DCBA\" }",
+    );
+    let cfg = GatewayConfig::parse(&file(), &text).expect("valid");
+    let tank = cfg.devices.iter().find(|d| d.name == "tank-T101").unwrap();
+    let order = |key: &str| {
+        let id = cfg.points.id_of(&format!("tank-T101/{key}")).unwrap();
+        tank.points.iter().find(|(p, _)| *p == id).unwrap().1.word_order
+    };
+    use hazard_gateway::sources::modbus::register::WordOrder;
+    assert_eq!(order("level"), WordOrder::CDAB);
+    assert_eq!(order("pressure"), WordOrder::DCBA);
+}

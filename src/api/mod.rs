@@ -4,6 +4,7 @@
 
 mod alarms;
 pub mod auth;
+mod devices;
 mod error;
 mod events;
 mod ops;
@@ -27,6 +28,7 @@ use crate::clock::SharedClock;
 use crate::model::Timestamp;
 use crate::sinks::history::HistoryReader;
 use crate::sinks::journal::AlarmJournal;
+use crate::sources::modbus::health::HealthBoard;
 use crate::state::{CommandSender, LiveState};
 use crate::telemetry::Metrics;
 
@@ -51,6 +53,8 @@ pub struct AppState {
     pub commands: CommandSender,
     /// Accepted bearer tokens (none: open API).
     pub auth: Arc<auth::Auth>,
+    /// Health of every polled device.
+    pub devices: Arc<HealthBoard>,
 }
 
 /// Every route of the API.
@@ -66,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms", get(alarms::active))
         .route("/api/v1/alarms/summary", get(alarms::summary))
         .route("/api/v1/alarms/history", get(alarms::history))
+        .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/events", get(events::feed))
         .route_layer(middleware::from_fn_with_state(guard(auth::Role::Viewer), auth::require));
     let operator = Router::new()

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use super::error::{ConfigError, SourceText};
 use super::rules::ThresholdConfig;
 use crate::model::PointKind;
-use crate::sources::modbus::planner::{MAX_REGISTERS_PER_READ, ReadLimits};
-use crate::sources::modbus::register::{DataType, RegisterFunction, RegisterSpec, Scaling, WordOrder};
+use crate::sources::modbus::planner::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ, ReadLimits};
+use crate::sources::modbus::register::{DataType, RegisterFunction, RegisterSpec, Scaling, TypeName, WordOrder};
 use crate::sources::sim::signal::SimSignal;
 
 /// Profiles built into the binary: (name, text).
@@ -37,8 +37,17 @@ struct RawHeader {
     vendor: Option<String>,
     #[serde(default = "default_max_registers")]
     max_registers: u16,
+    #[serde(default = "default_max_bits")]
+    max_bits: u16,
     #[serde(default)]
     max_gap: u16,
+    /// Byte/word order of points that do not set their own.
+    #[serde(default)]
+    word_order: WordOrder,
+}
+
+fn default_max_bits() -> u16 {
+    MAX_BITS_PER_READ
 }
 
 fn default_max_registers() -> u16 {
@@ -57,9 +66,15 @@ struct RawPoint {
     function: RegisterFunction,
     address: u16,
     #[serde(rename = "type")]
-    data_type: DataType,
+    data_type: TypeName,
+    /// Bit number (0 = least significant) for type `bit`.
     #[serde(default)]
-    word_order: WordOrder,
+    bit: Option<u8>,
+    /// Registers of an `ascii` point.
+    #[serde(default)]
+    length: Option<u8>,
+    #[serde(default)]
+    word_order: Option<WordOrder>,
     #[serde(default = "one")]
     scale: f64,
     #[serde(default)]
@@ -85,6 +100,8 @@ pub struct ProfilePoint {
     pub description: Option<String>,
     /// Where and how it is read.
     pub register: RegisterSpec,
+    /// True if the profile fixes this point's word order (a device-wide override skips it).
+    pub word_order_fixed: bool,
     /// Engineering unit.
     pub unit: String,
     /// What it measures.
@@ -128,12 +145,18 @@ impl Profile {
                 h.max_registers
             )));
         }
+        if h.max_bits == 0 || h.max_bits > MAX_BITS_PER_READ {
+            errors.push(src.file_error(format!(
+                "profile.max_bits must be 1..={MAX_BITS_PER_READ}, got {}",
+                h.max_bits
+            )));
+        }
         if raw.points.is_empty() {
             errors.push(src.file_error("a profile needs at least one entry under [points]"));
         }
         let mut points = Vec::new();
         for (key, spanned) in &raw.points {
-            match build_point(&src, key, spanned) {
+            match build_point(&src, key, spanned, h.word_order) {
                 Ok(p) => points.push(p),
                 Err(mut e) => errors.append(&mut e),
             }
@@ -147,6 +170,7 @@ impl Profile {
             vendor: h.vendor.clone(),
             limits: ReadLimits {
                 max_registers: h.max_registers,
+                max_bits: h.max_bits,
                 max_gap: h.max_gap,
             },
             points,
@@ -158,6 +182,7 @@ fn build_point(
     src: &SourceText<'_>,
     key: &str,
     spanned: &toml::Spanned<RawPoint>,
+    default_order: WordOrder,
 ) -> Result<ProfilePoint, Vec<ConfigError>> {
     let p = spanned.get_ref();
     let at = |field: &str, msg: String| src.error(spanned.span(), format!("points.{key}.{field}"), msg);
@@ -196,18 +221,25 @@ fn build_point(
         errors.push(at("scale", format!("scale must be a non-zero number, got {}", p.scale)));
     }
     let range = p.range.map(|[lo, hi]| (lo.min(hi), lo.max(hi)));
+    let data_type = DataType::from_parts(p.data_type, p.bit, p.length).unwrap_or_else(|msg| {
+        errors.push(at("type", msg));
+        DataType::U16
+    });
     let register = RegisterSpec {
         function: p.function,
         address: p.address,
-        data_type: p.data_type,
-        word_order: p.word_order,
+        data_type,
+        word_order: p.word_order.unwrap_or(default_order),
         scaling,
         range,
     };
+    if let Some(msg) = register.table_mismatch() {
+        errors.push(at("type", msg));
+    }
     if register.end() > 0x1_0000 {
         errors.push(at(
             "address",
-            format!("{} at {} runs past register 65535", p.data_type.as_str(), p.address),
+            format!("{} at {} runs past address 65535", data_type.as_str(), p.address),
         ));
     }
     let setpoints = p.setpoints.as_ref().map(|s| s.get_ref().clone());
@@ -224,6 +256,7 @@ fn build_point(
         key: key.to_string(),
         description: p.description.clone(),
         register,
+        word_order_fixed: p.word_order.is_some(),
         unit: p.unit.clone(),
         kind: p.kind,
         setpoints,

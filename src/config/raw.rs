@@ -7,10 +7,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::Parity;
 use super::rules::{AlarmsConfig, RuleConfig};
 use super::units;
 use crate::api::auth::Role;
 use crate::sinks::tsdb::config::RawTsdb;
+use crate::sources::modbus::register::WordOrder;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +156,25 @@ pub(super) struct RawDevice {
     /// Overrides the profile's gap bridging.
     #[serde(default)]
     pub(super) max_gap: Option<u16>,
+    /// Narrows the profile's coils/discrete-inputs-per-read limit.
+    #[serde(default)]
+    pub(super) max_bits: Option<u16>,
+    /// Byte/word order of this device's points that do not fix their own in the profile.
+    #[serde(default)]
+    pub(super) word_order: Option<WordOrder>,
+    /// Per-point byte/word order, by profile point key; wins over every other setting.
+    #[serde(default)]
+    pub(super) point_word_order: BTreeMap<String, Spanned<WordOrder>>,
+    /// Extra attempts of a failed request while the device is online.
+    #[serde(default = "default_retries")]
+    pub(super) retries: u8,
+    /// Pause before each request to this device.
+    #[serde(default, deserialize_with = "units::duration::deserialize")]
+    pub(super) inter_request_delay: Duration,
+}
+
+fn default_retries() -> u8 {
+    1
 }
 
 fn default_unit() -> u8 {
@@ -173,4 +194,39 @@ fn default_timeout() -> Duration {
 pub(super) enum RawTransport {
     /// Modbus TCP, `host:port`.
     Tcp(String),
+    /// Modbus RTU on a local serial port.
+    Rtu(RawSerial),
+    /// RTU frames over TCP through a serial server / DTU, `host:port`.
+    RtuOverTcp(String),
+}
+
+/// Serial line settings; devices on one port form one bus and must agree on them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSerial {
+    pub(super) port: String,
+    #[serde(default = "default_baud")]
+    pub(super) baud: u32,
+    #[serde(default = "default_parity")]
+    pub(super) parity: Parity,
+    #[serde(default = "default_data_bits")]
+    pub(super) data_bits: u8,
+    #[serde(default = "default_stop_bits")]
+    pub(super) stop_bits: u8,
+}
+
+fn default_baud() -> u32 {
+    9600
+}
+
+fn default_parity() -> Parity {
+    Parity::None
+}
+
+fn default_data_bits() -> u8 {
+    8
+}
+
+fn default_stop_bits() -> u8 {
+    1
 }

@@ -9,11 +9,12 @@ use std::time::Duration;
 use super::bind::{ProfileDefault, bind_rules, settings};
 use super::error::{ConfigError, SourceText};
 use super::profile::{Profile, ProfileSet};
-use super::raw::{RawConfig, RawDevice, RawTransport};
-use super::{DeviceSpec, GatewayConfig, HazardSource, HistorySettings, TransportSpec};
+use super::raw::{RawConfig, RawDevice};
+use super::transport::{check_serial_buses, check_transport};
+use super::{DeviceSpec, GatewayConfig, HazardSource, HistorySettings};
 use crate::api::auth::{TokenEntry, parse_hash};
 use crate::model::{PointMeta, PointTable};
-use crate::sources::modbus::planner::{MAX_REGISTERS_PER_READ, ReadLimits};
+use crate::sources::modbus::planner::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ, ReadLimits};
 
 pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<ConfigError>> {
     let src = SourceText::new(path, text);
@@ -75,6 +76,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         }
     }
 
+    check_serial_buses(&src, &raw, &devices, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
     let webhooks = crate::sinks::webhook::config::validate(&src, &raw.webhooks, &mut errors);
@@ -237,14 +239,7 @@ fn build_device(
     let name = d.name.get_ref();
     let key = |field: &str| format!("devices[{i}].{field}");
     let before = errors.len();
-    let RawTransport::Tcp(addr) = d.transport.get_ref();
-    if !has_port(addr) {
-        errors.push(src.error(
-            d.transport.span(),
-            key("transport.tcp"),
-            format!("`{addr}` is not host:port (e.g. \"192.168.10.21:502\")"),
-        ));
-    }
+    let transport = check_transport(src, i, d, errors);
     for (field, dur) in [("interval", d.interval), ("timeout", d.timeout)] {
         if dur < Duration::from_millis(10) {
             errors.push(src.error(
@@ -308,7 +303,25 @@ fn build_device(
                 setpoints: sp.clone(),
             });
         }
-        bound.push((id, pp.register));
+        let mut register = pp.register;
+        if !pp.word_order_fixed
+            && let Some(order) = d.word_order
+        {
+            register.word_order = order;
+        }
+        if let Some(order) = d.point_word_order.get(&pkey) {
+            register.word_order = *order.get_ref();
+        }
+        bound.push((id, register));
+    }
+    for (pkey, order) in &d.point_word_order {
+        if profile.point(pkey).is_none() {
+            errors.push(src.error(
+                order.span(),
+                key(&format!("point_word_order.{pkey}")),
+                format!("profile `{}` has no point `{pkey}`", profile.name),
+            ));
+        }
     }
     let max_registers = d.max_registers.unwrap_or(profile.limits.max_registers);
     if max_registers == 0 || max_registers > MAX_REGISTERS_PER_READ {
@@ -318,25 +331,46 @@ fn build_device(
             format!("max_registers must be 1..={MAX_REGISTERS_PER_READ}, got {max_registers}"),
         ));
     }
+    let max_bits = d.max_bits.unwrap_or(profile.limits.max_bits);
+    if max_bits == 0 || max_bits > MAX_BITS_PER_READ {
+        errors.push(src.error(
+            d.name.span(),
+            key("max_bits"),
+            format!("max_bits must be 1..={MAX_BITS_PER_READ}, got {max_bits}"),
+        ));
+    }
+    let limits = ReadLimits {
+        max_registers,
+        max_bits,
+        max_gap: d.max_gap.unwrap_or(profile.limits.max_gap),
+    };
+    for (pid, r) in &bound {
+        if u32::from(r.data_type.word_count()) > limits.max_items(r.function) {
+            errors.push(src.error(
+                d.name.span(),
+                key("max_registers"),
+                format!(
+                    "point `{}` ({} of {} registers) does not fit in one read of {max_registers} registers",
+                    points.meta(*pid).name,
+                    r.data_type.as_str(),
+                    r.data_type.word_count()
+                ),
+            ));
+        }
+    }
     if errors.len() > before {
         return None;
     }
     Some(DeviceSpec {
         name: name.clone(),
         profile: profile.name.clone(),
-        transport: TransportSpec::Tcp(addr.clone()),
+        transport: transport?,
         unit_id: d.unit_id,
         interval: d.interval,
         timeout: d.timeout,
-        limits: ReadLimits {
-            max_registers,
-            max_gap: d.max_gap.unwrap_or(profile.limits.max_gap),
-        },
+        retries: d.retries,
+        inter_request_delay: d.inter_request_delay,
+        limits,
         points: bound,
     })
-}
-
-fn has_port(addr: &str) -> bool {
-    addr.rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
 }

@@ -24,7 +24,8 @@ use crate::sinks::history::{self, HistoryReader, HistoryStore, StoreError};
 use crate::sinks::journal::AlarmJournal;
 use crate::sinks::tsdb::{self, SinkItem, Store, TsdbError};
 use crate::sources::ReadingBatch;
-use crate::sources::modbus::poller::Poller;
+use crate::sources::modbus::health::HealthBoard;
+use crate::sources::modbus::poller::{Poller, group_lines};
 use crate::state::LiveState;
 use crate::telemetry::Metrics;
 
@@ -204,11 +205,18 @@ impl Gateway {
         let rules_stop = CancellationToken::new();
         let rules = tokio::spawn(task.run(src_rx, cmd_rx, rules_stop.clone()));
         let sources_cancel = CancellationToken::new();
-        let pollers = config
-            .devices
+        let device_health = HealthBoard::new(&config.devices);
+        let pollers = group_lines(&config.devices)
             .iter()
-            .map(|d| {
-                let poller = Poller::new(d.clone(), src_tx.clone(), clock.clone(), metrics.clone());
+            .map(|line| {
+                let poller = Poller::new(
+                    line,
+                    &config.devices,
+                    src_tx.clone(),
+                    clock.clone(),
+                    metrics.clone(),
+                    device_health.clone(),
+                );
                 tokio::spawn(poller.run(sources_cancel.child_token()))
             })
             .collect();
@@ -234,6 +242,7 @@ impl Gateway {
             max_body: config.api_max_body,
             commands: cmd_tx,
             auth: std::sync::Arc::new(api::auth::Auth::new(config.api_tokens.clone())),
+            devices: device_health,
         };
         let api = tokio::spawn(api::serve(listener, app, api_cancel.clone()));
         info!(gateway = %config.gateway_id, %api_addr, devices = config.devices.len(), points = config.points.len(),

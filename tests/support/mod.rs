@@ -659,3 +659,115 @@ impl Drop for Mosquitto {
         }
     }
 }
+
+impl PyModbusPeer {
+    /// Serves a spec (see `modbus_peer.py --spec`): its `transport` is `tcp` or `rtu_over_tcp`
+    /// (the port is filled in here) or `rtu` on `serial`. Over TCP, ready once it accepts;
+    /// over a serial line, once the process has printed READY (callers then poll for data).
+    pub fn start_spec(mut spec: serde_json::Value) -> PyModbusPeer {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/modbus_peer.py");
+        let serial = spec["transport"] == "rtu";
+        for _ in 0..5 {
+            let port = free_port();
+            spec["port"] = port.into();
+            let file = tempfile::NamedTempFile::new().expect("temp file");
+            std::fs::write(file.path(), spec.to_string()).expect("write spec");
+            let (_, path) = file.keep().expect("keep spec file");
+            let mut child = Command::new("python3")
+                .arg(&script)
+                .arg("--spec")
+                .arg(&path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 runs (install pymodbus: .ci/run does)");
+            if serial {
+                use std::io::BufRead;
+                let out = child.stdout.take().expect("stdout");
+                let mut line = String::new();
+                let _ = std::io::BufReader::new(out).read_line(&mut line);
+                assert_eq!(line.trim(), "READY", "pymodbus serial peer did not start");
+                return PyModbusPeer {
+                    child,
+                    addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                };
+            }
+            let mut peer = PyModbusPeer {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            };
+            if peer.wait_ready() {
+                return peer;
+            }
+        }
+        panic!("pymodbus peer did not start; is pymodbus installed? (`.ci/run` installs it)");
+    }
+}
+
+/// A pseudo-terminal pair joined by socat: what one end writes the other reads, like two
+/// devices on one serial cable. Killed on drop.
+pub struct PtyPair {
+    child: Child,
+    /// The gateway's end.
+    pub a: PathBuf,
+    /// The device's end.
+    pub b: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PtyPair {
+    /// Starts socat (installed by `.ci/run`) and waits for both ends to exist.
+    pub fn start() -> PtyPair {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, b) = (dir.path().join("gw"), dir.path().join("dev"));
+        let child = Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", a.display()))
+            .arg(format!("pty,raw,echo=0,link={}", b.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("socat runs (.ci/run installs it)");
+        let mut pair = PtyPair { child, a, b, _dir: dir };
+        for _ in 0..200 {
+            if pair.a.exists() && pair.b.exists() {
+                return pair;
+            }
+            if let Ok(Some(status)) = pair.child.try_wait() {
+                panic!("socat exited: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("socat pty pair did not appear");
+    }
+}
+
+impl Drop for PtyPair {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestGateway {
+    /// The health of one device from `/api/v1/devices`.
+    pub async fn device(&self, name: &str) -> serde_json::Value {
+        let devices = self.get_json("/api/v1/devices").await;
+        devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no device {name}"))
+    }
+}
+
+/// Kills a child process on drop, so a failing test leaves nothing behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,21 +1,32 @@
 //! Request planner: coalesces a device's points into as few reads as its limits allow.
 //!
 //! Points are grouped by data table and sorted by address; a block grows while the next point
-//! keeps the block within `max_registers` and the hole before it within `max_gap`. On a line
-//! of intervals this greedy sweep gives the fewest blocks (each block is closed only when the
-//! next point cannot join any block that also covers the earlier points).
+//! keeps the block within the table's item limit, the hole before it within `max_gap`, and
+//! the block clear of every remembered split. On a line of intervals this greedy sweep gives
+//! the fewest blocks (a block is closed only when the next point cannot join any block that
+//! also covers the earlier points); a property test checks it against exhaustive search.
+//!
+//! A split at address `a` of a table means no read may hold both item `a - 1` and item `a`
+//! unless one point spans both:
+//! the device rejected a read spanning it (exception 02, illegal data address), so the
+//! registers around it are not one contiguous map. Splits are learnt while polling
+//! ([`split_after_rejection`]) and kept for the life of the poller.
+
+use std::collections::BTreeSet;
 
 use super::register::{RegisterFunction, RegisterSpec};
 
-/// Modbus Application Protocol v1.1b3 §6.3/§6.4: at most 125 registers per read request.
-pub const MAX_REGISTERS_PER_READ: u16 = 125;
+pub use super::frame::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ};
 
 /// What a device accepts in one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadLimits {
     /// Registers per request (1..=125).
     pub max_registers: u16,
-    /// Unmapped registers a request may span to join two points; 0 reads only mapped ones.
+    /// Coils or discrete inputs per request (1..=2000).
+    pub max_bits: u16,
+    /// Unmapped items (registers, or bits in a bit table) a request may span to join two
+    /// points; 0 reads only mapped ones.
     pub max_gap: u16,
 }
 
@@ -23,27 +34,62 @@ impl Default for ReadLimits {
     fn default() -> Self {
         Self {
             max_registers: MAX_REGISTERS_PER_READ,
+            max_bits: MAX_BITS_PER_READ,
             max_gap: 0,
         }
     }
 }
+
+impl ReadLimits {
+    /// Items one read of `function` may cover.
+    pub fn max_items(&self, function: RegisterFunction) -> u32 {
+        if function.is_bits() {
+            u32::from(self.max_bits.clamp(1, MAX_BITS_PER_READ))
+        } else {
+            u32::from(self.max_registers.clamp(1, MAX_REGISTERS_PER_READ))
+        }
+    }
+}
+
+/// Addresses no read may straddle: `(table, a)` forbids holding both `a - 1` and `a`.
+pub type Splits = BTreeSet<(RegisterFunction, u16)>;
 
 /// One read request and which points it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadBlock {
     /// Data table read.
     pub function: RegisterFunction,
-    /// First register.
+    /// First item.
     pub start: u16,
-    /// Registers read.
+    /// Items read.
     pub count: u16,
-    /// `(point slot, offset of its first register in the block)`; slots index the input slice.
+    /// `(point slot, offset of its first item in the block)`; slots index the input slice.
     pub items: Vec<(usize, u16)>,
 }
 
+impl ReadBlock {
+    /// One past the last item read.
+    pub fn end(&self) -> u32 {
+        u32::from(self.start) + u32::from(self.count)
+    }
+}
+
+/// True if growing a read of `function` that ends at `end` to take a point starting at
+/// `next` would straddle a split: one at an address `a` with `end <= a <= next`, so that both
+/// `a - 1` and `a` are read without one point holding both. (A split inside a point's own
+/// registers cannot be honoured, since a point is always read whole, and is ignored.)
+fn bridges_split(splits: &Splits, function: RegisterFunction, end: u32, next: u32) -> bool {
+    if next < end {
+        return false;
+    }
+    let (Ok(lo), Ok(hi)) = (u16::try_from(end), u16::try_from(next)) else {
+        return false;
+    };
+    splits.range((function, lo)..=(function, hi)).next().is_some()
+}
+
 /// Plans the reads for `points`; each slot of the input appears in exactly one block.
-pub fn plan(points: &[RegisterSpec], limits: ReadLimits) -> Vec<ReadBlock> {
-    let max = u32::from(limits.max_registers.clamp(1, MAX_REGISTERS_PER_READ));
+pub fn plan(points: &[RegisterSpec], limits: ReadLimits, splits: &Splits) -> Vec<ReadBlock> {
     let mut order: Vec<usize> = (0..points.len()).collect();
     order.sort_by_key(|&i| (points[i].function, points[i].address, points[i].end()));
 
@@ -53,121 +99,73 @@ pub fn plan(points: &[RegisterSpec], limits: ReadLimits) -> Vec<ReadBlock> {
         let p = &points[slot];
         let start = u32::from(p.address);
         let joins = blocks.last().is_some_and(|b| {
+            let end = p.end().max(block_end);
             b.function == p.function
                 && start <= block_end + u32::from(limits.max_gap)
-                && p.end().max(block_end) - u32::from(b.start) <= max
+                && end - u32::from(b.start) <= limits.max_items(p.function)
+                && !bridges_split(splits, p.function, block_end, start)
         });
-        if joins {
-            let b = blocks.last_mut().expect("checked above");
-            block_end = block_end.max(p.end());
-            b.count = (block_end - u32::from(b.start)) as u16;
-            b.items.push((slot, p.address - b.start));
-        } else {
-            block_end = p.end();
-            blocks.push(ReadBlock {
-                function: p.function,
-                start: p.address,
-                count: (p.end() - start) as u16,
-                items: vec![(slot, 0)],
-            });
+        match blocks.last_mut() {
+            Some(b) if joins => {
+                block_end = block_end.max(p.end());
+                b.count = (block_end - u32::from(b.start)) as u16;
+                b.items.push((slot, p.address - b.start));
+            }
+            _ => {
+                block_end = p.end();
+                blocks.push(ReadBlock {
+                    function: p.function,
+                    start: p.address,
+                    count: (p.end() - start) as u16,
+                    items: vec![(slot, 0)],
+                });
+            }
         }
     }
     blocks
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::register::{DataType, Scaling, WordOrder};
-    use super::*;
-    use proptest::prelude::*;
-
-    fn point(function: RegisterFunction, address: u16, data_type: DataType) -> RegisterSpec {
-        RegisterSpec {
-            function,
-            address,
-            data_type,
-            word_order: WordOrder::ABCD,
-            scaling: Scaling::Linear {
-                scale: 1.0,
-                offset: 0.0,
-            },
-            range: None,
+/// The splits to add after the device rejected `block` with an illegal-data-address
+/// exception; empty when the block is a single point (nothing left to split: that point's
+/// own address is bad).
+///
+/// Unmapped holes the block bridged are the first suspects, so a split goes before every
+/// point that follows a hole; a block without holes is halved at its middle point. Repeated
+/// rejections therefore find the bad address in a logarithmic number of cycles, and every
+/// read that succeeds stays as long as it can be.
+pub fn split_after_rejection(points: &[RegisterSpec], block: &ReadBlock) -> Vec<(RegisterFunction, u16)> {
+    let mut items: Vec<(u32, u32)> = block
+        .items
+        .iter()
+        .filter_map(|&(slot, _)| points.get(slot).map(|p| (u32::from(p.address), p.end())))
+        .collect();
+    items.sort_unstable();
+    let mut covered = u32::from(block.start);
+    let mut at_holes = Vec::new();
+    let mut starts = Vec::new();
+    for &(start, end) in &items {
+        if start > covered {
+            at_holes.push(start);
         }
-    }
-
-    #[test]
-    fn contiguous_points_share_one_read() {
-        let pts = [
-            point(RegisterFunction::Holding, 0, DataType::F32),
-            point(RegisterFunction::Holding, 2, DataType::I16),
-            point(RegisterFunction::Holding, 3, DataType::U32),
-        ];
-        let blocks = plan(&pts, ReadLimits::default());
-        assert_eq!(blocks.len(), 1);
-        assert_eq!((blocks[0].start, blocks[0].count), (0, 5));
-        assert_eq!(blocks[0].items, vec![(0, 0), (1, 2), (2, 3)]);
-    }
-
-    #[test]
-    fn tables_and_gaps_split_reads() {
-        let pts = [
-            point(RegisterFunction::Input, 0, DataType::U16),
-            point(RegisterFunction::Holding, 0, DataType::U16),
-            point(RegisterFunction::Input, 10, DataType::U16),
-        ];
-        assert_eq!(plan(&pts, ReadLimits::default()).len(), 3);
-        let bridged = plan(
-            &pts,
-            ReadLimits {
-                max_gap: 9,
-                ..ReadLimits::default()
-            },
-        );
-        assert_eq!(bridged.len(), 2);
-    }
-
-    #[test]
-    fn a_read_never_exceeds_the_register_limit() {
-        let pts: Vec<_> = (0..10)
-            .map(|i| point(RegisterFunction::Holding, i * 2, DataType::F32))
-            .collect();
-        let blocks = plan(
-            &pts,
-            ReadLimits {
-                max_registers: 5,
-                max_gap: 0,
-            },
-        );
-        assert!(blocks.iter().all(|b| b.count <= 5));
-        assert_eq!(blocks.len(), 5);
-    }
-
-    proptest! {
-        #[test]
-        fn every_point_is_covered_once_and_limits_hold(
-            raw in proptest::collection::vec((0u16..300, 0usize..3, any::<bool>()), 0..40),
-            max_registers in 2u16..130,
-            max_gap in 0u16..10,
-        ) {
-            let pts: Vec<_> = raw.iter().map(|&(a, t, f)| {
-                let dt = [DataType::U16, DataType::U32, DataType::F32][t];
-                let func = if f { RegisterFunction::Holding } else { RegisterFunction::Input };
-                point(func, a, dt)
-            }).collect();
-            let limits = ReadLimits { max_registers, max_gap };
-            let blocks = plan(&pts, limits);
-            let mut seen = vec![0; pts.len()];
-            for b in &blocks {
-                prop_assert!(b.count <= max_registers.min(MAX_REGISTERS_PER_READ));
-                for &(slot, off) in &b.items {
-                    seen[slot] += 1;
-                    let p = &pts[slot];
-                    prop_assert_eq!(p.function, b.function);
-                    prop_assert_eq!(u32::from(b.start) + u32::from(off), u32::from(p.address));
-                    prop_assert!(p.end() <= u32::from(b.start) + u32::from(b.count));
-                }
-            }
-            prop_assert!(seen.iter().all(|&n| n == 1));
+        if start > u32::from(block.start) && starts.last() != Some(&start) {
+            starts.push(start);
         }
+        covered = covered.max(end);
     }
+    let chosen = if !at_holes.is_empty() {
+        at_holes
+    } else if let Some(&mid) = starts.get(starts.len() / 2) {
+        vec![mid]
+    } else {
+        Vec::new()
+    };
+    chosen
+        .into_iter()
+        .filter_map(|a| u16::try_from(a).ok())
+        .map(|a| (block.function, a))
+        .collect()
 }
+
+#[cfg(test)]
+#[path = "planner_tests.rs"]
+mod tests;

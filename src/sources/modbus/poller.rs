@@ -1,132 +1,161 @@
-//! The per-device polling task.
+//! The line task: one per serial bus, per TCP device, or per TCP gateway address shared by
+//! several unit ids. It owns the one [`Link`] of its line, so requests never overlap, and
+//! polls each of its devices on that device's own fixed-rate grid.
 //!
-//! Design: fixed-rate ticks (a slow cycle skips ticks and counts an overrun, it never queues
-//! them); every request runs under the device timeout; a failed link drops the connection and
-//! marks the device's unread points `comm_fault`; reconnects back off exponentially with
-//! jitter, and while backing off each cycle reports `comm_fault` without touching the network.
+//! Design:
+//! - Fixed rate: a device due at `t` is next due at `t + interval`; ticks missed by a slow
+//!   cycle are skipped and counted as overruns, never queued ([`schedule::next_due`]).
+//! - Failures: the first timeout of a cycle ends that device's cycle (its unread points are
+//!   `comm_fault`), and retries apply only while the device is online, so a dead device costs
+//!   its bus at most one timeout per cycle. A device that failed is then polled on a
+//!   backoff (0.5 s doubling to 30 s, or its interval if longer) until it answers; in the
+//!   cycles it skips, its points are reported `comm_fault` without touching the line.
+//! - Links: TCP is dropped after a timeout or a garbled answer and reopened with backoff;
+//!   RTU (serial or over TCP) waits for line silence instead and keeps the port.
+//! - Device said no: an illegal-data-address answer to a multi-point read splits the read
+//!   (remembered for the life of the task) and the pieces are read at once; other exceptions
+//!   make the block's points `decode_error`, except 0x0A/0x0B (a serial gateway found no
+//!   path / no answer downstream), which mean `comm_fault`.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
-use tokio_modbus::client::{Context, Reader};
+use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::decoder::decode;
-use super::planner::{ReadBlock, plan};
-use super::register::RegisterFunction;
-use super::transport;
+use super::decoder::{decode_block, fill_block};
+use super::frame::{Answer, ILLEGAL_DATA_ADDRESS, ReadRequest};
+use super::health::{HealthBoard, RequestOutcome};
+pub use super::line::{LineSpec, group_lines};
+use super::planner::{ReadBlock, Splits, plan, split_after_rejection};
+use super::register::RegisterSpec;
+use super::schedule::{Backoff, next_due};
+use super::transport::{self, Link, LinkError};
 use crate::clock::SharedClock;
-use crate::config::DeviceSpec;
-use crate::model::{Quality, Reading, Timestamp};
+use crate::config::{DeviceSpec, TransportSpec};
+use crate::model::{Quality, Timestamp};
 use crate::sources::ReadingBatch;
 use crate::telemetry::{DeviceLabel, DeviceResult, Metrics};
 
-/// Exponential reconnect backoff with jitter.
+/// One device on a line.
 #[derive(Debug)]
-struct Backoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-    not_before: Option<Instant>,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            next: min,
-            min,
-            max,
-            not_before: None,
-        }
-    }
-
-    fn ready(&self, now: Instant) -> bool {
-        self.not_before.is_none_or(|t| now >= t)
-    }
-
-    fn failed(&mut self, now: Instant) {
-        let jitter = rand::rng().random_range(0.8..1.2);
-        self.not_before = Some(now + self.next.mul_f64(jitter));
-        self.next = (self.next * 2).min(self.max);
-    }
-
-    fn succeeded(&mut self) {
-        self.next = self.min;
-        self.not_before = None;
-    }
-}
-
-/// The parts of a poller that requests only read; kept apart from the connection, which is
-/// not `Sync`, so they can be borrowed across awaits.
-#[derive(Debug)]
-struct PollCore {
-    device: DeviceSpec,
+struct Device {
+    index: usize,
+    spec: DeviceSpec,
+    registers: Vec<RegisterSpec>,
     blocks: Vec<ReadBlock>,
-    metrics: Metrics,
-}
-
-/// Polls one device until cancelled.
-#[derive(Debug)]
-pub struct Poller {
-    core: PollCore,
-    tx: mpsc::Sender<ReadingBatch>,
-    clock: SharedClock,
-    conn: Option<Context>,
+    splits: Splits,
+    due: Instant,
     backoff: Backoff,
     online: Option<bool>,
+    label: DeviceLabel,
+}
+
+/// How one block's read ended.
+enum Outcome {
+    Data(Vec<u16>),
+    /// The device answered, not with data: the block's points get this quality.
+    Refused(Quality),
+    /// The read was split and its pieces queued.
+    Split,
+    /// No usable answer; the device's cycle ends.
+    Failed(Quality),
+}
+
+/// Polls the devices of one line until cancelled.
+#[derive(Debug)]
+pub struct Poller {
+    transport: TransportSpec,
+    devices: Vec<Device>,
+    link: Option<Link>,
+    link_backoff: Backoff,
+    tx: mpsc::Sender<ReadingBatch>,
+    clock: SharedClock,
+    metrics: Metrics,
+    health: Arc<HealthBoard>,
 }
 
 impl Poller {
-    /// A poller for `device` sending its readings to `tx`.
-    pub fn new(device: DeviceSpec, tx: mpsc::Sender<ReadingBatch>, clock: SharedClock, metrics: Metrics) -> Self {
-        let specs: Vec<_> = device.points.iter().map(|(_, r)| *r).collect();
-        let blocks = plan(&specs, device.limits);
-        let max = Duration::from_secs(30).max(device.interval);
+    /// A poller for `line`, whose devices index `all`.
+    pub fn new(
+        line: &LineSpec,
+        all: &[DeviceSpec],
+        tx: mpsc::Sender<ReadingBatch>,
+        clock: SharedClock,
+        metrics: Metrics,
+        health: Arc<HealthBoard>,
+    ) -> Self {
+        let now = Instant::now();
+        let devices: Vec<Device> = line
+            .devices
+            .iter()
+            .filter_map(|&i| all.get(i).map(|d| (i, d.clone())))
+            .map(|(index, spec)| {
+                let registers: Vec<RegisterSpec> = spec.points.iter().map(|(_, r)| *r).collect();
+                let splits = Splits::new();
+                let blocks = plan(&registers, spec.limits, &splits);
+                let max = Duration::from_secs(30).max(spec.interval);
+                Device {
+                    index,
+                    label: DeviceLabel {
+                        device: spec.name.clone(),
+                    },
+                    registers,
+                    blocks,
+                    splits,
+                    due: now,
+                    backoff: Backoff::new(Duration::from_millis(500), max),
+                    online: None,
+                    spec,
+                }
+            })
+            .collect();
+        let min_interval = devices
+            .iter()
+            .map(|d| d.spec.interval)
+            .min()
+            .unwrap_or(Duration::from_secs(1));
         Self {
-            backoff: Backoff::new(Duration::from_millis(500).min(device.interval), max),
-            core: PollCore {
-                device,
-                blocks,
-                metrics,
-            },
+            transport: line.transport.clone(),
+            link_backoff: Backoff::new(Duration::from_millis(500).min(min_interval), Duration::from_secs(30)),
+            devices,
+            link: None,
             tx,
             clock,
-            conn: None,
-            online: None,
+            metrics,
+            health,
         }
-    }
-
-    /// Read requests one cycle makes.
-    pub fn request_count(&self) -> usize {
-        self.core.blocks.len()
     }
 
     /// Runs the poll loop until `cancel` fires or the rules engine goes away.
     pub async fn run(mut self, cancel: CancellationToken) {
-        let interval = self.core.device.interval;
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let label = DeviceLabel {
-            device: self.core.device.name.clone(),
-        };
-        let metrics = self.core.metrics.clone();
         loop {
+            let Some(i) = (0..self.devices.len()).min_by_key(|&i| self.devices[i].due) else {
+                return;
+            };
+            let due = self.devices[i].due;
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = ticker.tick() => {}
+                _ = sleep_until(due) => {}
             }
             let started = Instant::now();
-            let batch = self.poll_once().await;
-            let took = started.elapsed();
-            metrics
+            let batch = self.poll_device(i).await;
+            let now = Instant::now();
+            let d = &mut self.devices[i];
+            self.metrics
                 .modbus_poll_duration
-                .get_or_create(&label)
-                .observe(took.as_secs_f64());
-            if took > interval {
-                metrics.modbus_overruns.get_or_create(&label).inc();
+                .get_or_create(&d.label)
+                .observe(now.duration_since(started).as_secs_f64());
+            let (next, skipped) = next_due(due, d.spec.interval, now);
+            d.due = next;
+            if skipped > 0 {
+                self.metrics
+                    .modbus_overruns
+                    .get_or_create(&d.label)
+                    .inc_by(u64::from(skipped));
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -135,156 +164,224 @@ impl Poller {
         }
     }
 
-    /// One poll cycle: every point of the device gets exactly one reading.
-    pub async fn poll_once(&mut self) -> ReadingBatch {
+    /// One poll cycle of device `i`: every one of its points gets exactly one reading.
+    async fn poll_device(&mut self, i: usize) -> ReadingBatch {
         let ts = self.clock.now();
-        let mut batch = Vec::with_capacity(self.core.device.points.len());
-        if self.conn.is_none() && self.backoff.ready(Instant::now()) {
-            self.connect().await;
+        let mut batch = Vec::with_capacity(self.devices[i].spec.points.len());
+        let now = Instant::now();
+        if !self.devices[i].backoff.ready(now) {
+            // Backing off a dead device: report its points without spending bus time on it.
+            let d = &self.devices[i];
+            for b in &d.blocks {
+                fill_block(&d.spec.points, b, Quality::CommFault, ts, &mut batch);
+            }
+            return batch;
         }
-        let core = &self.core;
-        let mut first_unread = 0;
-        if let Some(mut ctx) = self.conn.take() {
-            let mut healthy = true;
-            for block in &core.blocks {
-                match core.read_block(&mut ctx, block).await {
-                    BlockOutcome::Words(words) => core.decode_block(block, &words, ts, &mut batch),
-                    BlockOutcome::DeviceSaidNo => core.fill(block, Quality::DecodeError, ts, &mut batch),
-                    BlockOutcome::LinkFailed => {
-                        healthy = false;
-                        break;
+        if self.link.is_none() && self.link_backoff.ready(now) {
+            self.connect(i).await;
+        }
+        let mut queue: VecDeque<ReadBlock> = self.devices[i].blocks.iter().cloned().collect();
+        let mut ok = self.link.is_some();
+        let mut split = false;
+        while let Some(block) = queue.pop_front() {
+            if !ok {
+                fill_block(&self.devices[i].spec.points, &block, Quality::CommFault, ts, &mut batch);
+                continue;
+            }
+            match self.read_block(i, &block).await {
+                Outcome::Data(words) => decode_block(&self.devices[i].spec.points, &block, &words, ts, &mut batch),
+                Outcome::Refused(q) => fill_block(&self.devices[i].spec.points, &block, q, ts, &mut batch),
+                Outcome::Split => {
+                    let d = &self.devices[i];
+                    let sub: Vec<RegisterSpec> = block.items.iter().map(|&(s, _)| d.registers[s]).collect();
+                    for mut piece in plan(&sub, d.spec.limits, &d.splits).into_iter().rev() {
+                        for item in &mut piece.items {
+                            item.0 = block.items[item.0].0;
+                        }
+                        queue.push_front(piece);
                     }
+                    split = true;
                 }
-                first_unread += 1;
+                Outcome::Failed(q) => {
+                    fill_block(&self.devices[i].spec.points, &block, q, ts, &mut batch);
+                    ok = false;
+                }
             }
-            self.record_cycle(healthy);
-            if healthy {
-                self.conn = Some(ctx);
-            } else {
-                self.backoff.failed(Instant::now());
-            }
-        } else {
-            self.record_cycle(false);
         }
-        for block in &self.core.blocks[first_unread..] {
-            self.core.fill(block, Quality::CommFault, ts, &mut batch);
+        if split {
+            let d = &mut self.devices[i];
+            d.blocks = plan(&d.registers, d.spec.limits, &d.splits);
         }
+        self.end_cycle(i, ok, ts);
         batch
     }
 
-    async fn connect(&mut self) {
-        let d = &self.core.device;
-        match transport::connect(&d.transport, d.unit_id, d.timeout).await {
-            Ok(ctx) => {
-                self.core.count_connect("ok");
-                self.backoff.succeeded();
-                self.conn = Some(ctx);
+    async fn connect(&mut self, i: usize) {
+        let limit = self.devices[i].spec.timeout;
+        match transport::connect(&self.transport, limit).await {
+            Ok(link) => {
+                self.count_connect(i, "ok");
+                self.link_backoff.succeeded();
+                self.link = Some(link);
             }
             Err(e) => {
-                self.core.count_connect(e.kind());
-                self.backoff.failed(Instant::now());
-                if self.online != Some(false) {
-                    warn!(device = %d.name, error = %e, "Device unreachable; its points are comm_fault");
+                self.count_connect(i, e.kind());
+                self.link_backoff.failed(Instant::now(), jitter());
+                if self.devices[i].online != Some(false) {
+                    warn!(device = %self.devices[i].spec.name, transport = %self.transport, error = %e,
+                          "Cannot open link; the device's points are comm_fault");
                 }
-                self.online = Some(false);
+                self.health.request(self.devices[i].index, RequestOutcome::LinkError);
             }
         }
     }
 
-    fn record_cycle(&mut self, ok: bool) {
-        let result = if ok { "ok" } else { "comm_fault" };
-        let name = &self.core.device.name;
-        let l = DeviceResult {
-            device: name.clone(),
-            result,
+    async fn read_block(&mut self, i: usize, block: &ReadBlock) -> Outcome {
+        let (attempts, unit, limit, delay) = {
+            let d = &self.devices[i];
+            let retries = if d.online == Some(true) { d.spec.retries } else { 0 };
+            (
+                1 + u32::from(retries),
+                d.spec.unit_id,
+                d.spec.timeout,
+                d.spec.inter_request_delay,
+            )
         };
-        self.core.metrics.modbus_polls.get_or_create(&l).inc();
-        match (self.online, ok) {
-            (Some(false) | None, true) => info!(device = %name, "Device online"),
-            (Some(true), false) => warn!(device = %name, "Device stopped answering; its points are comm_fault"),
+        let req = ReadRequest {
+            function: block.function,
+            start: block.start,
+            count: block.count,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(link) = self.link.as_mut() else {
+                return Outcome::Failed(Quality::CommFault);
+            };
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let started = Instant::now();
+            let result = link.exchange(unit, &req, limit).await;
+            let took = started.elapsed();
+            let name = self.devices[i].spec.name.clone();
+            let (outcome, health, result_label) = match result {
+                Ok(Answer::Data(words)) => (Outcome::Data(words), RequestOutcome::Answered(took), "ok"),
+                Ok(Answer::Exception(code)) => {
+                    warn!(device = %name, function = block.function.as_str(), start = block.start, count = block.count,
+                          exception = code, "Device answered with a Modbus exception");
+                    let o = if code == ILLEGAL_DATA_ADDRESS && block.items.len() > 1 {
+                        let new = split_after_rejection(&self.devices[i].registers, block);
+                        info!(device = %name, function = block.function.as_str(), splits = ?new.iter().map(|s| s.1).collect::<Vec<_>>(),
+                              "Splitting a read the device rejects; remembered");
+                        self.devices[i].splits.extend(new);
+                        Outcome::Split
+                    } else if matches!(code, 0x0A | 0x0B) {
+                        Outcome::Failed(Quality::CommFault)
+                    } else {
+                        Outcome::Refused(Quality::DecodeError)
+                    };
+                    (o, RequestOutcome::Exception(took), "exception")
+                }
+                Err(e) => {
+                    let label = e.kind();
+                    let (health, quality) = match &e {
+                        LinkError::Timeout(_) => (RequestOutcome::Timeout, Quality::CommFault),
+                        LinkError::Frame(_) => (RequestOutcome::BadFrame, Quality::DecodeError),
+                        LinkError::Io(_) => (RequestOutcome::LinkError, Quality::CommFault),
+                    };
+                    warn!(device = %name, transport = %self.transport, attempt, error = %e, "Modbus request failed");
+                    self.recover_link(limit, &e).await;
+                    (Outcome::Failed(quality), health, label)
+                }
+            };
+            let index = self.devices[i].index;
+            self.health.request(index, health);
+            self.metrics
+                .modbus_requests
+                .get_or_create(&DeviceResult {
+                    device: self.devices[i].spec.name.clone(),
+                    result: result_label,
+                })
+                .inc();
+            if let RequestOutcome::Answered(t) | RequestOutcome::Exception(t) = health {
+                self.metrics
+                    .modbus_response_time
+                    .get_or_create(&self.devices[i].label)
+                    .observe(t.as_secs_f64());
+            }
+            match outcome {
+                Outcome::Failed(_) if attempt < attempts && self.link.is_some() => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// After a failed request: RTU waits for silence and keeps the port; TCP reconnects.
+    async fn recover_link(&mut self, limit: Duration, e: &LinkError) {
+        let keep = match self.link.as_mut() {
+            Some(link) if link.is_rtu() && !matches!(e, LinkError::Io(_)) => link.resync(limit).await,
+            _ => false,
+        };
+        if !keep {
+            self.link = None;
+            // A broken link backs off; a timeout or garbled answer only costs a reconnect, so
+            // other units behind the same TCP gateway are not held back by a silent one.
+            if matches!(e, LinkError::Io(_)) {
+                self.link_backoff.failed(Instant::now(), jitter());
+            }
+        }
+    }
+
+    fn end_cycle(&mut self, i: usize, ok: bool, ts: Timestamp) {
+        let d = &mut self.devices[i];
+        let failures = self.health.cycle(d.index, ok, ts);
+        if ok {
+            d.backoff.succeeded();
+        } else {
+            d.backoff.failed(Instant::now(), jitter());
+        }
+        let result = if ok { "ok" } else { "comm_fault" };
+        self.metrics
+            .modbus_polls
+            .get_or_create(&DeviceResult {
+                device: d.spec.name.clone(),
+                result,
+            })
+            .inc();
+        self.metrics
+            .modbus_device_online
+            .get_or_create(&d.label)
+            .set(i64::from(ok));
+        self.metrics
+            .modbus_consecutive_failures
+            .get_or_create(&d.label)
+            .set(i64::try_from(failures).unwrap_or(i64::MAX));
+        if ok {
+            self.metrics
+                .modbus_last_success
+                .get_or_create(&d.label)
+                .set(ts.as_millis() / 1000);
+        }
+        match (d.online, ok) {
+            (Some(false) | None, true) => info!(device = %d.spec.name, "Device online"),
+            (Some(true) | None, false) => {
+                warn!(device = %d.spec.name, failures, "Device stopped answering; its points are comm_fault")
+            }
             _ => {}
         }
-        self.online = Some(ok);
+        d.online = Some(ok);
     }
-}
 
-impl PollCore {
-    fn count_connect(&self, result: &'static str) {
+    fn count_connect(&self, i: usize, result: &'static str) {
         let l = DeviceResult {
-            device: self.device.name.clone(),
+            device: self.devices[i].spec.name.clone(),
             result,
         };
         self.metrics.modbus_connects.get_or_create(&l).inc();
     }
-
-    async fn read_block(&self, ctx: &mut Context, block: &ReadBlock) -> BlockOutcome {
-        let read = async {
-            match block.function {
-                RegisterFunction::Holding => ctx.read_holding_registers(block.start, block.count).await,
-                RegisterFunction::Input => ctx.read_input_registers(block.start, block.count).await,
-            }
-        };
-        let (outcome, result) = match tokio::time::timeout(self.device.timeout, read).await {
-            Ok(Ok(Ok(words))) if words.len() == usize::from(block.count) => (BlockOutcome::Words(words), "ok"),
-            Ok(Ok(Ok(words))) => {
-                warn!(device = %self.device.name, function = block.function.as_str(), start = block.start,
-                      expected = block.count, got = words.len(), "Short Modbus response");
-                (BlockOutcome::DeviceSaidNo, "short_response")
-            }
-            Ok(Ok(Err(exception))) => {
-                warn!(device = %self.device.name, function = block.function.as_str(), start = block.start,
-                      count = block.count, %exception, "Device answered with a Modbus exception");
-                (BlockOutcome::DeviceSaidNo, "exception")
-            }
-            Ok(Err(e)) => {
-                warn!(device = %self.device.name, error = %e, "Modbus link failed; reconnecting");
-                (BlockOutcome::LinkFailed, "io_error")
-            }
-            Err(_) => (BlockOutcome::LinkFailed, "timeout"),
-        };
-        let l = DeviceResult {
-            device: self.device.name.clone(),
-            result,
-        };
-        self.metrics.modbus_requests.get_or_create(&l).inc();
-        outcome
-    }
-
-    fn decode_block(&self, block: &ReadBlock, words: &[u16], ts: Timestamp, out: &mut ReadingBatch) {
-        for &(slot, offset) in &block.items {
-            let (point, spec) = &self.device.points[slot];
-            let start = usize::from(offset);
-            let end = start + usize::from(spec.data_type.word_count());
-            let (value, quality) = match words.get(start..end) {
-                Some(w) => decode(spec, w),
-                None => (f64::NAN, Quality::DecodeError),
-            };
-            out.push(Reading {
-                point: *point,
-                ts,
-                value,
-                quality,
-            });
-        }
-    }
-
-    fn fill(&self, block: &ReadBlock, quality: Quality, ts: Timestamp, out: &mut ReadingBatch) {
-        for &(slot, _) in &block.items {
-            let point = self.device.points[slot].0;
-            out.push(Reading {
-                point,
-                ts,
-                value: f64::NAN,
-                quality,
-            });
-        }
-    }
 }
 
-enum BlockOutcome {
-    Words(Vec<u16>),
-    /// The device answered but not with the data (exception, short answer): the link is fine.
-    DeviceSaidNo,
-    /// Timeout or broken connection: drop it and reconnect.
-    LinkFailed,
+fn jitter() -> f64 {
+    rand::random_range(0.8..1.2)
 }

@@ -7,4 +7,4 @@
 mod server;
 pub mod signal;
 
-pub use server::{Scenario, Simulator};
+pub use server::{Scenario, SimTransport, Simulator};

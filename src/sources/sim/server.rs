@@ -1,23 +1,38 @@
-//! The simulator's Modbus TCP server.
+//! The simulator's Modbus server: TCP, RTU over TCP, or RTU on a serial port.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::{Ready, ready};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_modbus::server::tcp::Server;
-use tokio_modbus::{ExceptionCode, Request, Response};
+use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::signal::Leak;
 use crate::config::Profile;
 use crate::sources::modbus::decoder::encode;
-use crate::sources::modbus::planner::MAX_REGISTERS_PER_READ;
-use crate::sources::modbus::register::RegisterFunction;
+use crate::sources::modbus::planner::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ};
+use crate::sources::modbus::register::{DataType, RegisterFunction};
+
+/// How the simulator is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimTransport {
+    /// Modbus TCP on this address.
+    Tcp(SocketAddr),
+    /// RTU frames over TCP on this address, as a serial server / DTU would forward them.
+    RtuOverTcp(SocketAddr),
+    /// RTU on a serial port (e.g. one end of a socat pty pair) at this baud rate, 8N1.
+    Rtu(PathBuf, u32),
+}
 
 /// A scripted event played on one point of the simulated device.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +54,12 @@ struct SimDevice {
     scenario: Option<(usize, Leak)>,
     /// Values pinned by hand (tests, drills); a std mutex: never held across an await.
     pinned: Mutex<HashMap<usize, f64>>,
+    /// Unit id answered; `None` answers every unit (TCP devices commonly do).
+    unit: Option<u8>,
+    /// Delay before each answer, in microseconds (a slow device).
+    delay_us: AtomicU64,
+    /// When set, requests get no answer at all (a device that hangs or lost power on a bus).
+    mute: AtomicBool,
 }
 
 impl SimDevice {
@@ -57,7 +78,12 @@ impl SimDevice {
 
     /// The registers `start..start+count` of a table, or the exception a strict device sends.
     fn read(&self, function: RegisterFunction, start: u16, count: u16) -> Result<Vec<u16>, ExceptionCode> {
-        if count == 0 || count > MAX_REGISTERS_PER_READ {
+        let max = if function.is_bits() {
+            MAX_BITS_PER_READ
+        } else {
+            MAX_REGISTERS_PER_READ
+        };
+        if count == 0 || count > max {
             return Err(ExceptionCode::IllegalDataValue);
         }
         let elapsed = self.started.elapsed();
@@ -69,7 +95,13 @@ impl SimDevice {
                 continue;
             }
             for (i, w) in encode(r, self.value_of(idx, elapsed)).into_iter().enumerate() {
-                image.insert(u32::from(r.address) + i as u32, w);
+                let slot = image.entry(u32::from(r.address) + i as u32).or_insert(0);
+                // Bits of one register are separate points: merge them.
+                *slot = if matches!(r.data_type, DataType::Bit(_)) {
+                    *slot | w
+                } else {
+                    w
+                };
             }
         }
         (u32::from(start)..end)
@@ -81,15 +113,27 @@ impl SimDevice {
 #[derive(Debug, Clone)]
 struct SimService(Arc<SimDevice>);
 
+type Answer = Result<Option<Response>, ExceptionCode>;
+
 impl tokio_modbus::server::Service for SimService {
-    type Request = Request<'static>;
-    type Response = Response;
+    type Request = SlaveRequest<'static>;
+    type Response = Option<Response>;
     type Exception = ExceptionCode;
-    type Future = Ready<Result<Response, ExceptionCode>>;
+    type Future = Pin<Box<dyn Future<Output = Answer> + Send>>;
 
     fn call(&self, req: Self::Request) -> Self::Future {
         let dev = &self.0;
-        ready(match req {
+        if dev.mute.load(Ordering::Relaxed) || dev.unit.is_some_and(|u| u != req.slave) {
+            return Box::pin(std::future::ready(Ok(None)));
+        }
+        let bits = |v: Vec<u16>| v.into_iter().map(|b| b != 0).collect::<Vec<bool>>();
+        let answer = match req.request {
+            Request::ReadCoils(a, n) => dev
+                .read(RegisterFunction::Coil, a, n)
+                .map(|v| Response::ReadCoils(bits(v))),
+            Request::ReadDiscreteInputs(a, n) => dev
+                .read(RegisterFunction::Discrete, a, n)
+                .map(|v| Response::ReadDiscreteInputs(bits(v))),
             Request::ReadHoldingRegisters(a, n) => dev
                 .read(RegisterFunction::Holding, a, n)
                 .map(Response::ReadHoldingRegisters),
@@ -97,6 +141,15 @@ impl tokio_modbus::server::Service for SimService {
                 .read(RegisterFunction::Input, a, n)
                 .map(Response::ReadInputRegisters),
             _ => Err(ExceptionCode::IllegalFunction),
+        }
+        .map(Some);
+        let delay = Duration::from_micros(dev.delay_us.load(Ordering::Relaxed));
+        if delay.is_zero() {
+            return Box::pin(std::future::ready(answer));
+        }
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            answer
         })
     }
 }
@@ -111,8 +164,18 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// Binds `listen` and serves `profile` until stopped.
+    /// Binds `listen` and serves `profile` over Modbus TCP until stopped.
     pub async fn start(profile: Profile, listen: SocketAddr, scenario: Option<Scenario>) -> io::Result<Self> {
+        Self::serve(profile, SimTransport::Tcp(listen), None, scenario).await
+    }
+
+    /// Serves `profile` on `transport` as unit `unit` (`None`: every unit) until stopped.
+    pub async fn serve(
+        profile: Profile,
+        transport: SimTransport,
+        unit: Option<u8>,
+        scenario: Option<Scenario>,
+    ) -> io::Result<Self> {
         let scenario = match scenario {
             None => None,
             Some(Scenario::Leak { point, leak }) => {
@@ -128,20 +191,59 @@ impl Simulator {
                 Some((idx, leak))
             }
         };
-        let listener = TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
         let device = Arc::new(SimDevice {
             profile,
             started: Instant::now(),
             scenario,
             pinned: Mutex::new(HashMap::new()),
+            unit,
+            delay_us: AtomicU64::new(0),
+            mute: AtomicBool::new(false),
         });
         let cancel = CancellationToken::new();
-        tokio::spawn(serve(listener, device.clone(), cancel.clone()));
+        let addr = match transport {
+            SimTransport::Tcp(listen) => {
+                let listener = TcpListener::bind(listen).await?;
+                let addr = listener.local_addr()?;
+                tokio::spawn(serve(listener, device.clone(), cancel.clone()));
+                addr
+            }
+            SimTransport::RtuOverTcp(listen) => {
+                let listener = TcpListener::bind(listen).await?;
+                let addr = listener.local_addr()?;
+                tokio::spawn(serve_rtu_over_tcp(listener, device.clone(), cancel.clone()));
+                addr
+            }
+            SimTransport::Rtu(path, baud) => {
+                let port = tokio_serial::SerialStream::open(&tokio_serial::new(path.to_string_lossy(), baud))
+                    .map_err(io::Error::other)?;
+                let server = tokio_modbus::server::rtu::Server::new(port);
+                let service = SimService(device.clone());
+                let stop = cancel.clone();
+                tokio::spawn(async move {
+                    let abort = Box::pin(stop.cancelled_owned());
+                    if let Err(e) = server.serve_until(service, abort).await {
+                        debug!(error = %e, "Simulator serial server ended");
+                    }
+                });
+                SocketAddr::from(([0, 0, 0, 0], 0))
+            }
+        };
         Ok(Self { addr, device, cancel })
     }
 
-    /// The address it listens on (useful when started on port 0).
+    /// Delays every answer by `delay` (zero: answer at once), like a slow device.
+    pub fn set_delay(&self, delay: Duration) {
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.device.delay_us.store(us, Ordering::Relaxed);
+    }
+
+    /// Stops (or resumes) answering while keeping connections open, like a hung device.
+    pub fn set_mute(&self, mute: bool) {
+        self.device.mute.store(mute, Ordering::Relaxed);
+    }
+
+    /// The address it listens on (useful when started on port 0); unspecified for serial.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
@@ -192,6 +294,26 @@ async fn serve(listener: TcpListener, device: Arc<SimDevice>, cancel: Cancellati
             debug!(%peer, "Simulator connection");
             // tokio-modbus owns the per-connection task; it talks to one end of an in-memory
             // pipe and we relay the socket, so stopping can close every socket at once.
+            let (ours, theirs) = tokio::io::duplex(4096);
+            tokio::spawn(relay(stream, theirs, cancel));
+            Ok(Some((SimService(device), ours)))
+        }
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        r = server.serve(&on_connected, |e| debug!(error = %e, "Simulator connection ended")) => {
+            if let Err(e) = r { debug!(error = %e, "Simulator listener failed"); }
+        }
+    }
+}
+
+async fn serve_rtu_over_tcp(listener: TcpListener, device: Arc<SimDevice>, cancel: CancellationToken) {
+    let server = tokio_modbus::server::rtu_over_tcp::Server::new(listener);
+    let on_connected = |stream: TcpStream, peer: SocketAddr| {
+        let device = device.clone();
+        let cancel = cancel.clone();
+        async move {
+            debug!(%peer, "Simulator RTU-over-TCP connection");
             let (ours, theirs) = tokio::io::duplex(4096);
             tokio::spawn(relay(stream, theirs, cancel));
             Ok(Some((SimService(device), ours)))

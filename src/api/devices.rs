@@ -1,0 +1,33 @@
+//! `GET /api/v1/devices`: health of every polled device, in config order.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::{AppState, rfc3339};
+use crate::model::Timestamp;
+use crate::sources::modbus::health::DeviceHealthView;
+
+/// A device's health as the API shows it.
+#[derive(Debug, Serialize)]
+pub(super) struct DeviceView {
+    #[serde(flatten)]
+    health: DeviceHealthView,
+    /// When it last answered a whole cycle, RFC 3339.
+    last_success: Option<String>,
+}
+
+pub(super) async fn list(State(s): State<AppState>) -> Json<Vec<DeviceView>> {
+    Json(
+        s.devices
+            .snapshot()
+            .into_iter()
+            .map(|health| DeviceView {
+                last_success: health
+                    .last_success_ms
+                    .map(|ms| rfc3339(Timestamp::from_nanos(ms.saturating_mul(1_000_000)))),
+                health,
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,225 @@
+//! Device health as the poller sees it: online/offline, last success, consecutive failures,
+//! response-time quantiles and error counters. The line tasks write it, the API reads it.
+//!
+//! Each device has its own std mutex, held only to copy or bump a few fields (never across an
+//! await), so the API never waits on a poll in progress.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::DeviceSpec;
+use crate::model::Timestamp;
+
+/// Response times kept per device for the p50/p99 figures.
+const RTT_WINDOW: usize = 512;
+
+/// Health of one device, as kept by its line task.
+#[derive(Debug, Clone, Default)]
+struct Health {
+    online: Option<bool>,
+    last_success: Option<Timestamp>,
+    consecutive_failures: u64,
+    requests: u64,
+    timeouts: u64,
+    exceptions: u64,
+    bad_frames: u64,
+    link_errors: u64,
+    rtts: VecDeque<Duration>,
+}
+
+/// What `GET /api/v1/devices` shows for one device.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceHealthView {
+    /// Device name.
+    pub name: String,
+    /// Profile it follows.
+    pub profile: String,
+    /// Transport and endpoint, e.g. `tcp 10.0.0.5:502`.
+    pub transport: String,
+    /// Modbus unit id.
+    pub unit_id: u8,
+    /// `online`, `offline`, or `unknown` before the first poll.
+    pub status: &'static str,
+    /// When it last answered a whole cycle (ms since the Unix epoch).
+    pub last_success_ms: Option<i64>,
+    /// Failed cycles since the last good one.
+    pub consecutive_failures: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// Requests that got no answer in time.
+    pub timeouts: u64,
+    /// Requests answered with a Modbus exception.
+    pub exceptions: u64,
+    /// Requests answered with a garbled frame.
+    pub bad_frames: u64,
+    /// Requests lost to a broken link or refused connection.
+    pub link_errors: u64,
+    /// Median response time over the last requests, in milliseconds.
+    pub response_ms_p50: Option<f64>,
+    /// 99th percentile response time over the last requests, in milliseconds.
+    pub response_ms_p99: Option<f64>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    profile: String,
+    transport: String,
+    unit_id: u8,
+    health: Mutex<Health>,
+}
+
+/// Health of every polled device, in config order.
+#[derive(Debug, Default)]
+pub struct HealthBoard {
+    entries: Vec<Entry>,
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// Data came back after this long.
+    Answered(Duration),
+    /// A Modbus exception came back after this long.
+    Exception(Duration),
+    /// Nothing came back in time.
+    Timeout,
+    /// A garbled frame came back.
+    BadFrame,
+    /// The link broke or could not be opened.
+    LinkError,
+}
+
+impl HealthBoard {
+    /// A board for `devices`; the line tasks address them by index.
+    pub fn new(devices: &[DeviceSpec]) -> Arc<Self> {
+        Arc::new(Self {
+            entries: devices
+                .iter()
+                .map(|d| Entry {
+                    name: d.name.clone(),
+                    profile: d.profile.clone(),
+                    transport: d.transport.to_string(),
+                    unit_id: d.unit_id,
+                    health: Mutex::new(Health::default()),
+                })
+                .collect(),
+        })
+    }
+
+    /// Index of a device by name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.entries.iter().position(|e| e.name == name)
+    }
+
+    fn with(&self, device: usize, f: impl FnOnce(&mut Health)) {
+        if let Some(e) = self.entries.get(device) {
+            f(&mut e.health.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+    }
+
+    /// Records one request.
+    pub fn request(&self, device: usize, outcome: RequestOutcome) {
+        self.with(device, |h| {
+            h.requests += 1;
+            let rtt = match outcome {
+                RequestOutcome::Answered(t) => Some(t),
+                RequestOutcome::Exception(t) => {
+                    h.exceptions += 1;
+                    Some(t)
+                }
+                RequestOutcome::Timeout => {
+                    h.timeouts += 1;
+                    None
+                }
+                RequestOutcome::BadFrame => {
+                    h.bad_frames += 1;
+                    None
+                }
+                RequestOutcome::LinkError => {
+                    h.link_errors += 1;
+                    None
+                }
+            };
+            if let Some(t) = rtt {
+                if h.rtts.len() == RTT_WINDOW {
+                    h.rtts.pop_front();
+                }
+                h.rtts.push_back(t);
+            }
+        });
+    }
+
+    /// Records the end of a cycle; returns the consecutive failures after it.
+    pub fn cycle(&self, device: usize, ok: bool, now: Timestamp) -> u64 {
+        let mut failures = 0;
+        self.with(device, |h| {
+            h.online = Some(ok);
+            if ok {
+                h.last_success = Some(now);
+                h.consecutive_failures = 0;
+            } else {
+                h.consecutive_failures += 1;
+            }
+            failures = h.consecutive_failures;
+        });
+        failures
+    }
+
+    /// Every device's health.
+    pub fn snapshot(&self) -> Vec<DeviceHealthView> {
+        self.entries
+            .iter()
+            .map(|e| {
+                let h = e.health.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let mut rtts: Vec<Duration> = h.rtts.iter().copied().collect();
+                rtts.sort_unstable();
+                DeviceHealthView {
+                    name: e.name.clone(),
+                    profile: e.profile.clone(),
+                    transport: e.transport.clone(),
+                    unit_id: e.unit_id,
+                    status: match h.online {
+                        None => "unknown",
+                        Some(true) => "online",
+                        Some(false) => "offline",
+                    },
+                    last_success_ms: h.last_success.map(Timestamp::as_millis),
+                    consecutive_failures: h.consecutive_failures,
+                    requests: h.requests,
+                    timeouts: h.timeouts,
+                    exceptions: h.exceptions,
+                    bad_frames: h.bad_frames,
+                    link_errors: h.link_errors,
+                    response_ms_p50: quantile(&rtts, 0.50),
+                    response_ms_p99: quantile(&rtts, 0.99),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Nearest-rank quantile of sorted durations, in milliseconds.
+fn quantile(sorted: &[Duration], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1].as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_use_nearest_rank() {
+        let ms: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile(&ms, 0.5), Some(50.0));
+        assert_eq!(quantile(&ms, 0.99), Some(99.0));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+}
