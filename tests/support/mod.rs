@@ -153,6 +153,8 @@ impl TestGateway {
 pub struct PyModbusPeer {
     child: Child,
     pub addr: SocketAddr,
+    /// The spec file of a `start_spec` peer, removed on drop.
+    spec: Option<tempfile::TempPath>,
 }
 
 impl PyModbusPeer {
@@ -174,6 +176,7 @@ impl PyModbusPeer {
             let mut peer = PyModbusPeer {
                 child,
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                spec: None,
             };
             if peer.wait_ready() {
                 return peer;
@@ -672,7 +675,7 @@ impl PyModbusPeer {
             spec["port"] = port.into();
             let file = tempfile::NamedTempFile::new().expect("temp file");
             std::fs::write(file.path(), spec.to_string()).expect("write spec");
-            let (_, path) = file.keep().expect("keep spec file");
+            let path = file.into_temp_path();
             let mut child = Command::new("python3")
                 .arg(&script)
                 .arg("--spec")
@@ -690,11 +693,13 @@ impl PyModbusPeer {
                 return PyModbusPeer {
                     child,
                     addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                    spec: Some(path),
                 };
             }
             let mut peer = PyModbusPeer {
                 child,
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                spec: Some(path),
             };
             if peer.wait_ready() {
                 return peer;
