@@ -224,6 +224,38 @@ async fn readings_round_trip_through_victoriametrics_v2_with_gzip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_reach_victoriametrics_over_https_trusting_a_site_ca() {
+    let vm = VictoriaMetrics::start_tls();
+    let cert = vm.tls_cert.clone().unwrap();
+    let table = points(&[("MHS-001/GT-101", "%LEL")]);
+    let s = spec(&format!(
+        "url = \"{}\"\napi = \"v2\"\norg = \"o\"\nbucket = \"b\"\nbatch_age = \"50ms\"\nca_file = \"{}\"",
+        vm.url(),
+        cert.display()
+    ));
+    assert!(vm.url().starts_with("https://"));
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new();
+    let store = Store::start(&s, "gw-tls", &table, dir.path(), clock::system(), metrics.tsdb.clone()).unwrap();
+    let id = table.id_of("MHS-001/GT-101").unwrap();
+    let base = 1_700_000_000_000i64;
+    let batch = (0..3)
+        .map(|j| Reading {
+            point: id,
+            ts: Timestamp::from_millis(base + j * 1000),
+            value: j as f64 + 0.5,
+            quality: Quality::Good,
+        })
+        .collect();
+    store.tx.send(SinkItem::Readings(batch)).await.unwrap();
+    wait_sent(&metrics, "tsdb0", 3.0).await;
+    store.shutdown().await;
+    let series = vm.export("hazard_reading_value").await;
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].2, vec![0.5, 1.5, 2.5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_batch_goes_to_the_dead_letter_file_and_later_batches_still_arrive() {
     // InfluxDB 1.x answers 400 "points beyond retention policy" for a batch older than the
     // retention policy: a real server producing a real 400, no fake needed.

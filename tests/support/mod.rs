@@ -382,16 +382,29 @@ pub struct VictoriaMetrics {
     child: Option<Child>,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// With HTTPS: the site CA (PEM) that signed its certificate (`cert.pem` beside it).
+    pub tls_cert: Option<PathBuf>,
 }
 
 impl VictoriaMetrics {
     pub fn start() -> VictoriaMetrics {
+        Self::start_with(false)
+    }
+
+    /// Serves HTTPS with a certificate for 127.0.0.1 from a test site CA made by `openssl`.
+    pub fn start_tls() -> VictoriaMetrics {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> VictoriaMetrics {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("temp dir");
+            let tls_cert = tls.then(|| self_signed_cert(dir.path()));
             let mut vm = VictoriaMetrics {
                 child: None,
                 port: free_port(),
                 dir,
+                tls_cert,
             };
             if vm.spawn() {
                 return vm;
@@ -401,7 +414,14 @@ impl VictoriaMetrics {
     }
 
     fn spawn(&mut self) -> bool {
-        let mut child = Command::new("victoria-metrics")
+        let mut cmd = Command::new("victoria-metrics");
+        if let Some(ca) = &self.tls_cert {
+            let dir = ca.parent().expect("cert dir");
+            cmd.arg("-tls")
+                .arg(format!("-tlsCertFile={}", dir.join("cert.pem").display()))
+                .arg(format!("-tlsKeyFile={}", dir.join("cert.key").display()));
+        }
+        let mut child = cmd
             .arg(format!("-storageDataPath={}", self.dir.path().display()))
             .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
             .arg("-retentionPeriod=100y")
@@ -411,14 +431,28 @@ impl VictoriaMetrics {
             .stderr(Stdio::null())
             .spawn()
             .expect("victoria-metrics runs (`.ci/run` installs it)");
-        let ok = wait_http_ok(&mut child, &format!("http://127.0.0.1:{}/health", self.port), WAIT);
+        let ok = if self.tls_cert.is_some() {
+            wait_tcp(&mut child, SocketAddr::from(([127, 0, 0, 1], self.port)))
+        } else {
+            wait_http_ok(&mut child, &format!("http://127.0.0.1:{}/health", self.port), WAIT)
+        };
         self.child = Some(child);
         ok
     }
 
     /// Base URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls_cert.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    fn client(&self) -> reqwest::Client {
+        let mut b = reqwest::Client::builder();
+        if let Some(cert) = &self.tls_cert {
+            let pem = std::fs::read(cert).expect("read certificate");
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("PEM certificate"));
+        }
+        b.build().expect("HTTP client")
     }
 
     /// Kills the server (the store goes away abruptly, as in a real outage).
@@ -447,7 +481,7 @@ impl VictoriaMetrics {
 
     /// Every series matching `selector`: (labels, timestamps in ms, values), after a flush.
     pub async fn export(&self, selector: &str) -> Vec<(serde_json::Value, Vec<i64>, Vec<f64>)> {
-        let http = reqwest::Client::new();
+        let http = self.client();
         let _ = http.get(format!("{}/internal/force_flush", self.url())).send().await;
         let text = http
             .post(format!("{}/api/v1/export", self.url()))
@@ -775,4 +809,65 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A site CA and a server certificate for 127.0.0.1 signed by it, made by `openssl`:
+/// returns the CA (`ca.pem`); the server's are `cert.pem` and `cert.key` beside it. (A lone
+/// self-signed certificate is a CA used as an end entity, which rustls rightly refuses.)
+pub fn self_signed_cert(dir: &Path) -> PathBuf {
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test site CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &["-subj", "/CN=127.0.0.1", "-keyout", "cert.key", "-out", "cert.csr"],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext file");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    dir.join("ca.pem")
 }
