@@ -41,8 +41,15 @@ impl Rng {
 
 enum Signal {
     Analog(SimSignal),
-    State { flip_every: u64, offset: u64 },
-    Faulty { signal: SimSignal, fault_every: u64, offset: u64 },
+    State {
+        flip_every: u64,
+        offset: u64,
+    },
+    Faulty {
+        signal: SimSignal,
+        fault_every: u64,
+        offset: u64,
+    },
 }
 
 impl Signal {
@@ -80,7 +87,10 @@ impl Signal {
                 if (second + offset) % fault_every < 60 {
                     (f64::NAN, Quality::CommFault)
                 } else {
-                    (signal.value_at(Duration::from_secs(second), rng.unit() - 0.5), Quality::Good)
+                    (
+                        signal.value_at(Duration::from_secs(second), rng.unit() - 0.5),
+                        Quality::Good,
+                    )
                 }
             }
         }
@@ -174,7 +184,8 @@ fn main() {
     let with_wal = dir_bytes(dir.path());
 
     let conn = rusqlite::Connection::open(&path).expect("reopen");
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").expect("checkpoint");
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
     let on_disk = dir_bytes(dir.path());
     let mut per_table: Vec<(String, i64)> = conn
         .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
@@ -188,7 +199,10 @@ fn main() {
     let raw_bytes = table_bytes("raw_readings");
     let minute_bytes = table_bytes("rollup_minute");
 
-    println!("ingest: {readings} readings in {wall:.1} s wall = {:.0} readings/s", readings as f64 / wall);
+    println!(
+        "ingest: {readings} readings in {wall:.1} s wall = {:.0} readings/s",
+        readings as f64 / wall
+    );
     println!(
         "kept: {raw_rows} raw rows ({:.2} % of readings; {raw} written), {minute_rows} minute rows ({minutes} written or merged)",
         100.0 * raw_rows as f64 / readings as f64
