@@ -1,11 +1,12 @@
 //! Criterion benches of the per-reading hot paths: register decoding, read planning and the
-//! history store's batch insert (rule evaluation: `benches/rules.rs`).
+//! history writer's batch ingest (rule evaluation: `benches/rules.rs`).
 
 use std::fmt;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hazard_gateway::config::HistorySettings;
 use hazard_gateway::model::{PointKind, PointMeta, PointTable, Quality, Reading, Timestamp};
-use hazard_gateway::sinks::history::HistoryStore;
+use hazard_gateway::sinks::history::{HistoryPolicy, HistoryStore, HistoryWriter};
 use hazard_gateway::sources::modbus::decoder::{decode, encode};
 use hazard_gateway::sources::modbus::planner::{ReadLimits, Splits, plan};
 use hazard_gateway::sources::modbus::register::{DataType, RegisterFunction, RegisterSpec, Scaling, WordOrder};
@@ -87,7 +88,7 @@ fn bench_plan(c: &mut Criterion) {
 }
 
 fn bench_history(c: &mut Criterion) {
-    let mut g = c.benchmark_group("history_insert");
+    let mut g = c.benchmark_group("history_ingest");
     g.sample_size(20);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut table = PointTable::default();
@@ -102,21 +103,31 @@ fn bench_history(c: &mut Criterion) {
             description: None,
         });
     }
-    let readings: Vec<Reading> = table
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| Reading {
-            point: id,
-            ts: Timestamp::from_millis(i as i64),
-            value: i as f64,
-            quality: Quality::Good,
-        })
-        .collect();
-    let mut store = HistoryStore::open(&dir.path().join("bench.db")).expect("store");
-    let batches = vec![readings];
+    let store = HistoryStore::open(&dir.path().join("bench.db"), &table).expect("store");
+    // No range and no deadband: every changed value is kept, the worst case for raw history.
+    let settings = HistorySettings {
+        deadband_percent: 0.0,
+        ..HistorySettings::default()
+    };
+    let mut writer = HistoryWriter::new(store, HistoryPolicy::new(&settings, &table));
+    let mut second = 0i64;
     g.throughput(Throughput::Elements(1000));
-    g.bench_function("batch_of_1000", |b| {
-        b.iter(|| store.insert(&table, &batches).expect("insert"))
+    g.bench_function("batch_of_1000_all_kept", |b| {
+        b.iter(|| {
+            second += 1;
+            let ts = Timestamp::from_millis(second * 1000);
+            let batch: Vec<Reading> = table
+                .iter()
+                .enumerate()
+                .map(|(i, (id, _))| Reading {
+                    point: id,
+                    ts,
+                    value: (i as i64 + second) as f64,
+                    quality: Quality::Good,
+                })
+                .collect();
+            writer.ingest(&[batch], ts).expect("ingest")
+        })
     });
     g.finish();
 }

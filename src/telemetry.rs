@@ -208,6 +208,10 @@ pub struct Metrics {
     pub journal_errors: Counter,
     /// Readings written to the embedded history store.
     pub history_written: Counter,
+    /// Raw rows kept by the deadband/heartbeat policy.
+    pub history_raw_rows: Counter,
+    /// Minute rollup rows written or merged.
+    pub history_minute_rows: Counter,
     /// Readings lost before reaching the history store, by reason.
     pub history_dropped: Family<ReasonLabel, Counter>,
     /// Time-series store output.
@@ -321,6 +325,18 @@ impl Metrics {
             "Readings written to the embedded history store",
             history_written.clone(),
         );
+        let history_raw_rows = Counter::default();
+        r.register(
+            "hazard_history_raw_rows_written",
+            "Raw history rows kept by the deadband/heartbeat policy",
+            history_raw_rows.clone(),
+        );
+        let history_minute_rows = Counter::default();
+        r.register(
+            "hazard_history_rollup_rows_written",
+            "Per-minute rollup rows written or merged",
+            history_minute_rows.clone(),
+        );
         let history_dropped = Family::default();
         r.register(
             "hazard_history_readings_dropped",
@@ -376,6 +392,8 @@ impl Metrics {
             alarm_chattering,
             journal_errors,
             history_written,
+            history_raw_rows,
+            history_minute_rows,
             history_dropped,
             tsdb,
             webhook_deliveries,

@@ -112,7 +112,7 @@ async fn run_polls_and_flushes_history_on_sigterm() {
     let db = dir.path().join("data/history.db");
     let rows = sqlite_count(
         &db,
-        "SELECT COUNT(*) FROM readings WHERE point = 't1/level' AND value = 7.25",
+        "SELECT COUNT(*) FROM raw_readings r JOIN points p ON p.id = r.point WHERE p.name = 't1/level' AND r.value = 7.25",
         [],
     );
     assert!(rows > 0, "history rows after shutdown: {rows}");

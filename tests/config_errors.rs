@@ -539,3 +539,69 @@ fn device_and_point_word_orders_override_the_profile_in_that_order() {
     assert_eq!(order("level"), WordOrder::CDAB);
     assert_eq!(order("pressure"), WordOrder::DCBA);
 }
+
+#[test]
+fn history_keys_are_checked_with_their_line() {
+    let text = format!(
+        "{GOOD}\n[history]\nheartbeat = \"500ms\"\nrollup_retention = \"1h\"\ndeadband_percent = 150.0\nqueue_batches = 0\n\n[history.deadbands]\n\"MHS-001/GT-101\" = -1.0\n\"nope/x\" = 1.0\n"
+    );
+    let errors = GatewayConfig::parse(&file(), &text).unwrap_err().0;
+    let got: Vec<(usize, String)> = errors
+        .iter()
+        .map(|e| (e.position.map_or(0, |p| p.0), e.key.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (line_of(&text, "heartbeat ="), "history.heartbeat".to_string()),
+            (
+                line_of(&text, "rollup_retention ="),
+                "history.rollup_retention".to_string()
+            ),
+            (
+                line_of(&text, "deadband_percent ="),
+                "history.deadband_percent".to_string()
+            ),
+            (line_of(&text, "queue_batches ="), "history.queue_batches".to_string()),
+            (
+                line_of(&text, "\"MHS-001/GT-101\" ="),
+                "history.deadbands.\"MHS-001/GT-101\"".to_string()
+            ),
+            (
+                line_of(&text, "\"nope/x\" ="),
+                "history.deadbands.\"nope/x\"".to_string()
+            ),
+        ],
+        "{errors:#?}"
+    );
+    let msg = |key: &str| errors.iter().find(|e| e.key == key).map(|e| e.message.clone()).unwrap();
+    assert_eq!(msg("history.heartbeat"), "heartbeat must be at least 1s, got 500ms");
+    assert!(msg("history.rollup_retention").contains("must not be shorter than the raw retention"));
+    assert_eq!(
+        msg("history.deadbands.\"nope/x\""),
+        "no point `nope/x` is defined by any device"
+    );
+    assert_eq!(
+        msg("history.deadbands.\"MHS-001/GT-101\""),
+        "a deadband must be zero or positive, got -1"
+    );
+}
+
+#[test]
+fn history_settings_default_and_resolve_point_deadbands() {
+    let cfg = GatewayConfig::parse(&file(), GOOD).unwrap();
+    assert_eq!(cfg.history, hazard_gateway::config::HistorySettings::default());
+    let text = format!(
+        "{GOOD}\n[history]\nretention = \"12h\"\nheartbeat = \"5m\"\n[history.deadbands]\n\"tank-T101/level\" = 0.01\n"
+    );
+    let cfg = GatewayConfig::parse(&file(), &text).unwrap();
+    let level = cfg.points.id_of("tank-T101/level").unwrap();
+    assert_eq!(cfg.history.deadbands, [(level, 0.01)]);
+    assert_eq!(
+        (cfg.history.retention, cfg.history.heartbeat),
+        (
+            std::time::Duration::from_secs(12 * 3600),
+            std::time::Duration::from_secs(300)
+        )
+    );
+}

@@ -180,7 +180,7 @@ async fn gateway_decodes_stores_alarms_and_reports_comm_faults() {
     wait_for("history rows", WAIT, || async {
         (sqlite_count(
             &history_db,
-            "SELECT COUNT(*) FROM readings WHERE point = ?1",
+            "SELECT COUNT(*) FROM raw_readings r JOIN points p ON p.id = r.point WHERE p.name = ?1",
             ["tank-T101/level"],
         ) > 0)
             .then_some(())

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState, rfc3339};
 use crate::model::Timestamp;
-use crate::sinks::history::HistoryRow;
+use crate::sinks::history::{HistoryRow, MinuteRow, Resolution, StoreError};
 
 /// One point with its latest reading.
 #[derive(Debug, Serialize)]
@@ -60,6 +60,8 @@ pub(super) struct HistoryQuery {
     from: Option<String>,
     to: Option<String>,
     limit: Option<usize>,
+    /// `raw` or `minute`; absent: raw when the range lies in the raw window and fits `limit`.
+    resolution: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,7 +70,14 @@ pub(super) struct HistoryView {
     unit: String,
     from_ms: i64,
     to_ms: i64,
-    readings: Vec<HistoryRow>,
+    /// Which table answered: `raw` fills `readings`, `minute` fills `minutes`.
+    resolution: Resolution,
+    /// How far back raw rows are kept.
+    raw_window_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readings: Option<Vec<HistoryRow>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    minutes: Option<Vec<MinuteRow>>,
 }
 
 const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -84,9 +93,10 @@ pub(super) async fn history(
         .points
         .id_of(&id)
         .ok_or_else(|| ApiError::UnknownPoint(id.clone()))?;
+    let now = s.clock.now();
     let to = match &q.to {
         Some(t) => parse_time("to", t)?,
-        None => s.clock.now(),
+        None => now,
     };
     let from = match &q.from {
         Some(t) => parse_time("from", t)?,
@@ -98,19 +108,35 @@ pub(super) async fn history(
             reason: "must not be after `to`".into(),
         });
     }
+    let requested = match q.resolution.as_deref() {
+        None => None,
+        Some(r) => Some(Resolution::parse(r).ok_or_else(|| ApiError::BadParam {
+            name: "resolution",
+            reason: format!("`{r}` is neither `raw` nor `minute`"),
+        })?),
+    };
     let limit = q.limit.unwrap_or(10_000).min(MAX_ROWS);
     let reader = s.history.clone();
     let name = id.clone();
-    let readings = tokio::task::spawn_blocking(move || reader.query(&name, from, to, limit))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (resolution, readings, minutes) = tokio::task::spawn_blocking(move || {
+        let resolution = reader.choose(&name, from, to, now, requested, limit)?;
+        Ok::<_, StoreError>(match resolution {
+            Resolution::Raw => (resolution, Some(reader.query(&name, from, to, limit)?), None),
+            Resolution::Minute => (resolution, None, Some(reader.minutes(&name, from, to, limit)?)),
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(HistoryView {
         point: id,
         unit: s.live.points.meta(point).unit.to_string(),
         from_ms: from.as_millis(),
         to_ms: to.as_millis(),
+        resolution,
+        raw_window_ms: i64::try_from(s.history.raw_window().as_millis()).unwrap_or(i64::MAX),
         readings,
+        minutes,
     }))
 }
 

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::Parity;
 use super::rules::{AlarmsConfig, RuleConfig};
-use super::units;
+use super::units::{self, DurationText};
 use crate::api::auth::Role;
 use crate::sinks::tsdb::config::RawTsdb;
 use crate::sources::modbus::register::WordOrder;
@@ -101,25 +101,57 @@ impl Default for RawApi {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHistory {
     /// How long raw readings are kept in the embedded store.
-    #[serde(default = "default_retention", deserialize_with = "units::duration::deserialize")]
-    pub(super) retention: Duration,
+    #[serde(default = "default_retention")]
+    pub(super) retention: Spanned<DurationText>,
+    /// How long per-minute rollups are kept.
+    #[serde(default = "default_rollup_retention")]
+    pub(super) rollup_retention: Spanned<DurationText>,
+    /// A point's raw value is stored at least this often even when it does not change.
+    #[serde(default = "default_heartbeat")]
+    pub(super) heartbeat: Spanned<DurationText>,
+    /// Default deadband in percent of the instrument's span (profile `range`).
+    #[serde(default = "default_deadband_percent")]
+    pub(super) deadband_percent: Spanned<f64>,
+    /// Per-point deadbands in engineering units, overriding the default.
+    #[serde(default)]
+    pub(super) deadbands: BTreeMap<String, Spanned<f64>>,
     /// Reading batches queued for the store; past this, batches are dropped and counted.
     #[serde(default = "default_queue")]
-    pub(super) queue_batches: usize,
+    pub(super) queue_batches: Spanned<usize>,
 }
 
-fn default_retention() -> Duration {
-    Duration::from_secs(48 * 3600)
+fn unspanned<T>(v: T) -> Spanned<T> {
+    Spanned::new(0..0, v)
 }
 
-fn default_queue() -> usize {
-    1024
+fn default_retention() -> Spanned<DurationText> {
+    unspanned(DurationText(Duration::from_secs(48 * 3600)))
+}
+
+fn default_rollup_retention() -> Spanned<DurationText> {
+    unspanned(DurationText(Duration::from_secs(90 * 24 * 3600)))
+}
+
+fn default_heartbeat() -> Spanned<DurationText> {
+    unspanned(DurationText(Duration::from_secs(60)))
+}
+
+fn default_deadband_percent() -> Spanned<f64> {
+    unspanned(0.5)
+}
+
+fn default_queue() -> Spanned<usize> {
+    unspanned(1024)
 }
 
 impl Default for RawHistory {
     fn default() -> Self {
         Self {
             retention: default_retention(),
+            rollup_retention: default_rollup_retention(),
+            heartbeat: default_heartbeat(),
+            deadband_percent: default_deadband_percent(),
+            deadbands: BTreeMap::new(),
             queue_batches: default_queue(),
         }
     }

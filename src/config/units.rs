@@ -29,6 +29,16 @@ pub mod duration {
     }
 }
 
+/// A duration written as text, for fields that keep their place in the file (`Spanned`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationText(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        duration::deserialize(d).map(DurationText)
+    }
+}
+
 /// `#[serde(with = "units::size")]` for a byte count written as text.
 pub mod size {
     use super::*;

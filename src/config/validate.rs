@@ -27,9 +27,6 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     if raw.gateway.id.get_ref().trim().is_empty() {
         errors.push(src.error(raw.gateway.id.span(), "gateway.id", "gateway id must not be empty"));
     }
-    if raw.history.queue_batches == 0 {
-        errors.push(src.file_error("history.queue_batches must be at least 1"));
-    }
     let hazard_sources = check_hazard_sources(&src, &raw, &mut errors);
     let known_sources: HashSet<&str> = hazard_sources.iter().map(|h| h.id.as_str()).collect();
 
@@ -77,6 +74,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     }
 
     check_serial_buses(&src, &raw, &devices, &mut errors);
+    let history = check_history(&src, &raw, &points, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
     let webhooks = crate::sinks::webhook::config::validate(&src, &raw.webhooks, &mut errors);
@@ -91,10 +89,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         api_listen,
         api_max_body: usize::try_from(raw.api.max_body).unwrap_or(usize::MAX),
         api_tokens,
-        history: HistorySettings {
-            retention: raw.history.retention,
-            queue_batches: raw.history.queue_batches,
-        },
+        history,
         hazard_sources,
         points,
         devices,
@@ -105,6 +100,83 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         webhooks,
         mqtt_north,
     })
+}
+
+fn check_history(
+    src: &SourceText<'_>,
+    raw: &RawConfig,
+    points: &PointTable,
+    errors: &mut Vec<ConfigError>,
+) -> HistorySettings {
+    let h = &raw.history;
+    let (retention, rollup, heartbeat) = (
+        h.retention.get_ref().0,
+        h.rollup_retention.get_ref().0,
+        h.heartbeat.get_ref().0,
+    );
+    let mut err = |span: std::ops::Range<usize>, key: &str, msg: String| {
+        errors.push(src.error(span, format!("history.{key}"), msg));
+    };
+    if heartbeat < Duration::from_secs(1) {
+        err(
+            h.heartbeat.span(),
+            "heartbeat",
+            format!("heartbeat must be at least 1s, got {heartbeat:?}"),
+        );
+    }
+    if retention < Duration::from_secs(60) || retention < heartbeat {
+        err(
+            h.retention.span(),
+            "retention",
+            format!("retention must be at least 1m and at least the heartbeat ({heartbeat:?}), got {retention:?}"),
+        );
+    }
+    if rollup < retention {
+        err(
+            h.rollup_retention.span(),
+            "rollup_retention",
+            format!("rollup_retention ({rollup:?}) must not be shorter than the raw retention ({retention:?})"),
+        );
+    }
+    let pct = *h.deadband_percent.get_ref();
+    if !(pct.is_finite() && (0.0..=100.0).contains(&pct)) {
+        err(
+            h.deadband_percent.span(),
+            "deadband_percent",
+            format!("deadband_percent must be 0..=100, got {pct}"),
+        );
+    }
+    if *h.queue_batches.get_ref() == 0 {
+        err(
+            h.queue_batches.span(),
+            "queue_batches",
+            "queue_batches must be at least 1".into(),
+        );
+    }
+    let mut deadbands = Vec::new();
+    for (name, band) in &h.deadbands {
+        let key = format!("deadbands.\"{name}\"");
+        let v = *band.get_ref();
+        match points.id_of(name) {
+            None => err(band.span(), &key, format!("no point `{name}` is defined by any device")),
+            Some(_) if !(v.is_finite() && v >= 0.0) => {
+                err(
+                    band.span(),
+                    &key,
+                    format!("a deadband must be zero or positive, got {v}"),
+                );
+            }
+            Some(id) => deadbands.push((id, v)),
+        }
+    }
+    HistorySettings {
+        retention,
+        rollup_retention: rollup,
+        heartbeat,
+        deadband_percent: pct,
+        deadbands,
+        queue_batches: *h.queue_batches.get_ref(),
+    }
 }
 
 fn check_tsdb(

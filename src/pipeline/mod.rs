@@ -20,7 +20,7 @@ use crate::clock::SharedClock;
 use crate::config::GatewayConfig;
 use crate::rules::RulesEngine;
 use crate::rules::engine::BuildError;
-use crate::sinks::history::{self, HistoryReader, HistoryStore, StoreError};
+use crate::sinks::history::{self, HistoryPolicy, HistoryReader, HistoryStore, HistoryWriter, Retention, StoreError};
 use crate::sinks::journal::AlarmJournal;
 use crate::sinks::tsdb::{self, SinkItem, Store, TsdbError};
 use crate::sources::ReadingBatch;
@@ -116,8 +116,8 @@ impl Gateway {
         let metrics = Metrics::new();
         let journal = Arc::new(AlarmJournal::open(&data_dir.join("alarms.db"))?);
         let history_path = data_dir.join("history.db");
-        let store = HistoryStore::open(&history_path)?;
-        let reader = Arc::new(HistoryReader::open(&history_path)?);
+        let store = HistoryStore::open(&history_path, &config.points)?;
+        let reader = Arc::new(HistoryReader::open(&history_path, config.history.retention)?);
         let state = Arc::new(LiveState::new(
             config.gateway_id.clone(),
             config.points.clone(),
@@ -129,11 +129,13 @@ impl Gateway {
 
         let (history_tx, history_rx) = mpsc::channel(config.history.queue_batches);
         let history = history::spawn_writer(
-            store,
-            config.points.clone(),
+            HistoryWriter::new(store, HistoryPolicy::new(&config.history, &config.points)),
             history_rx,
             clock.clone(),
-            config.history.retention,
+            Retention {
+                raw: config.history.retention,
+                rollup: config.history.rollup_retention,
+            },
             metrics.clone(),
         )
         .map_err(StartError::Thread)?;

@@ -83,6 +83,24 @@ impl TestGateway {
         }
     }
 
+    /// Starts `config` in `dir` (which may hold files from an earlier run) on `clock`.
+    pub async fn start_with(config: &str, dir: tempfile::TempDir, clock: clock::SharedClock) -> TestGateway {
+        let cfg = GatewayConfig::parse(&dir.path().join("test.toml"), config).unwrap_or_else(|e| panic!("config: {e}"));
+        let gateway = Gateway::start(cfg, dir.path(), clock).await.expect("gateway starts");
+        let base = format!("http://{}", gateway.api_addr);
+        TestGateway {
+            gateway: Some(gateway),
+            base,
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    /// The running gateway's metric handles.
+    pub fn metric_handles(&self) -> &hazard_gateway::telemetry::Metrics {
+        &self.gateway.as_ref().expect("gateway running").metrics
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }

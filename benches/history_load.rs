@@ -1,0 +1,231 @@
+//! Load harness for the embedded history: a compressed-time simulation of many points polled
+//! once a second, driven by reading timestamps (not wall time), through the same
+//! [`HistoryWriter`] the gateway's writer thread runs (deadband/heartbeat raw tier, minute
+//! rollups, pruning every simulated minute). Prints bytes on disk, readings/s ingested and
+//! rows kept; extrapolates to the full window when asked to simulate less.
+//!
+//! ```sh
+//! HISTORY_POINTS=10000 HISTORY_HOURS=4 cargo bench --bench history_load
+//! ```
+//! Signals (deterministic, seeded): 60 % steady process values (slow swing of 2–5 % of span,
+//! noise 0.2 % of span peak-to-peak, inside the 0.5 % deadband), 25 % noisy ones (noise
+//! 1.5 % of span, mostly outside it), 10 % discrete states that flip every ~30 min, 5 % with a
+//! one-minute communication fault every ~2 h. Every point spans 0–100.
+
+use std::time::Duration;
+
+use hazard_gateway::config::HistorySettings;
+use hazard_gateway::model::{PointKind, PointMeta, PointTable, Quality, Reading, Timestamp};
+use hazard_gateway::sinks::history::{HistoryPolicy, HistoryStore, HistoryWriter, Retention};
+use hazard_gateway::sources::sim::signal::SimSignal;
+
+/// 2024-01-01T00:00:00Z.
+const START_MS: i64 = 1_704_067_200_000;
+
+/// A small deterministic generator (xorshift64*), so every run sees the same signals.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in 0..1.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+enum Signal {
+    Analog(SimSignal),
+    State {
+        flip_every: u64,
+        offset: u64,
+    },
+    Faulty {
+        signal: SimSignal,
+        fault_every: u64,
+        offset: u64,
+    },
+}
+
+impl Signal {
+    fn build(i: usize, rng: &mut Rng) -> Signal {
+        let analog = |rng: &mut Rng, noise: f64| SimSignal {
+            base: 20.0 + 60.0 * rng.unit(),
+            amplitude: 2.0 + 3.0 * rng.unit(),
+            period: Duration::from_secs(600 + (rng.unit() * 6600.0) as u64),
+            noise,
+        };
+        match i % 20 {
+            0..12 => Signal::Analog(analog(rng, 0.2)),
+            12..17 => Signal::Analog(analog(rng, 1.5)),
+            17 | 18 => Signal::State {
+                flip_every: 1200 + (rng.unit() * 1200.0) as u64,
+                offset: rng.next() % 3600,
+            },
+            _ => Signal::Faulty {
+                signal: analog(rng, 0.2),
+                fault_every: 7200,
+                offset: rng.next() % 7200,
+            },
+        }
+    }
+
+    fn sample(&self, second: u64, rng: &mut Rng) -> (f64, Quality) {
+        match self {
+            Signal::Analog(s) => (s.value_at(Duration::from_secs(second), rng.unit() - 0.5), Quality::Good),
+            Signal::State { flip_every, offset } => ((((second + offset) / flip_every) % 2) as f64, Quality::Good),
+            Signal::Faulty {
+                signal,
+                fault_every,
+                offset,
+            } => {
+                if (second + offset) % fault_every < 60 {
+                    (f64::NAN, Quality::CommFault)
+                } else {
+                    (
+                        signal.value_at(Duration::from_secs(second), rng.unit() - 0.5),
+                        Quality::Good,
+                    )
+                }
+            }
+        }
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is ignored.
+    let points_n: usize = env_or("HISTORY_POINTS", 10_000);
+    let hours: f64 = env_or("HISTORY_HOURS", 48.0);
+    let window_hours = 48.0;
+    let seconds = (hours * 3600.0) as u64;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("history.db");
+
+    let mut table = PointTable::default();
+    for i in 0..points_n {
+        table.insert(PointMeta {
+            name: format!("site-{:02}/dev-{:04}/p{i}", i % 40, i / 8).into(),
+            unit: "%".into(),
+            kind: PointKind::Other,
+            device: format!("dev-{:04}", i / 8).into(),
+            hazard_source: None,
+            range: Some((0.0, 100.0)),
+            description: None,
+        });
+    }
+    let settings = HistorySettings::default();
+    let keep = Retention {
+        raw: settings.retention,
+        rollup: settings.rollup_retention,
+    };
+    let store = HistoryStore::open(&path, &table).expect("open store");
+    let mut writer = HistoryWriter::new(store, HistoryPolicy::new(&settings, &table));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let signals: Vec<Signal> = (0..points_n).map(|i| Signal::build(i, &mut rng)).collect();
+    let ids: Vec<_> = table.iter().map(|(id, _)| id).collect();
+
+    println!(
+        "history_load: {points_n} points at 1 s for {hours} h simulated ({} readings), deadband {} % of span, heartbeat {:?}",
+        points_n as u64 * seconds,
+        settings.deadband_percent,
+        settings.heartbeat
+    );
+    let mut batch: Vec<Reading> = Vec::with_capacity(points_n);
+    let (mut readings, mut raw, mut minutes) = (0u64, 0u64, 0u64);
+    let t0 = tokio::time::Instant::now();
+    let mut last_report = t0;
+    for second in 0..seconds {
+        let ts = Timestamp::from_millis(START_MS + second as i64 * 1000);
+        batch.clear();
+        for (id, sig) in ids.iter().zip(&signals) {
+            let (value, quality) = sig.sample(second, &mut rng);
+            batch.push(Reading {
+                point: *id,
+                ts,
+                value,
+                quality,
+            });
+        }
+        let done = writer.ingest(std::slice::from_ref(&batch), ts).expect("ingest");
+        readings += done.readings as u64;
+        raw += done.raw as u64;
+        minutes += done.minutes as u64;
+        if second % 60 == 59 {
+            writer.prune(ts, keep).expect("prune");
+        }
+        if last_report.elapsed() >= Duration::from_secs(60) {
+            last_report = tokio::time::Instant::now();
+            eprintln!(
+                "  {:.2} h simulated, {:.0} readings/s so far, {} bytes",
+                second as f64 / 3600.0,
+                readings as f64 / t0.elapsed().as_secs_f64(),
+                dir_bytes(dir.path())
+            );
+        }
+    }
+    let done = writer.flush().expect("flush");
+    minutes += done.minutes as u64;
+    let wall = t0.elapsed().as_secs_f64();
+    let with_wal = dir_bytes(dir.path());
+
+    let conn = rusqlite::Connection::open(&path).expect("reopen");
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    let on_disk = dir_bytes(dir.path());
+    let mut per_table: Vec<(String, i64)> = conn
+        .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .expect("dbstat");
+    per_table.truncate(4);
+    let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect("count");
+    let raw_rows = count("SELECT COUNT(*) FROM raw_readings");
+    let minute_rows = count("SELECT COUNT(*) FROM rollup_minute");
+    let table_bytes = |name: &str| per_table.iter().find(|(n, _)| n == name).map_or(0, |(_, b)| *b);
+    let raw_bytes = table_bytes("raw_readings");
+    let minute_bytes = table_bytes("rollup_minute");
+
+    println!(
+        "ingest: {readings} readings in {wall:.1} s wall = {:.0} readings/s",
+        readings as f64 / wall
+    );
+    println!(
+        "kept: {raw_rows} raw rows ({:.2} % of readings; {raw} written), {minute_rows} minute rows ({minutes} written or merged)",
+        100.0 * raw_rows as f64 / readings as f64
+    );
+    println!("on disk: {on_disk} bytes after checkpoint ({with_wal} with the WAL before it)");
+    println!(
+        "per table: raw_readings {raw_bytes} B ({:.1} B/row), rollup_minute {minute_bytes} B ({:.1} B/row), all: {per_table:?}",
+        raw_bytes as f64 / raw_rows.max(1) as f64,
+        minute_bytes as f64 / minute_rows.max(1) as f64,
+    );
+    if hours < window_hours {
+        let f = window_hours / hours;
+        println!(
+            "EXTRAPOLATED (x{f:.1}, linear in time) to {window_hours} h: {:.2} GB on disk, {:.0} raw rows",
+            on_disk as f64 * f / 1e9,
+            raw_rows as f64 * f
+        );
+    }
+    let rollup_days = keep.rollup.as_secs_f64() / 86_400.0;
+    println!(
+        "EXTRAPOLATED rollups at the {rollup_days:.0}-day window: {:.1} GB ({points_n} points x {:.0} minutes x {:.1} B/row)",
+        points_n as f64 * rollup_days * 1440.0 * minute_bytes as f64 / minute_rows.max(1) as f64 / 1e9,
+        rollup_days * 1440.0,
+        minute_bytes as f64 / minute_rows.max(1) as f64,
+    );
+}

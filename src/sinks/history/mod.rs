@@ -1,0 +1,156 @@
+//! The embedded history store: raw readings for a short window and per-minute rollups for a
+//! long one, in one SQLite file (`history.db`), so a duty officer can review the hours
+//! before an incident from the gateway alone.
+//!
+//! Design: the rules task hands reading batches on with `try_send` into a bounded channel;
+//! one writer thread owns the write connection. A slow disk can cost history (counted in
+//! `hazard_history_readings_dropped_total`) but never delays an alarm. For each reading the
+//! writer (see [`writer`]) adds it to its point's open minute and asks the policy (see
+//! [`policy`]) whether raw history keeps it: on a change beyond the point's deadband, on a
+//! quality change, or at least once per heartbeat. Closed minutes and kept raw rows are
+//! written in one transaction. The API reads through its own connection; WAL mode lets it
+//! read while the writer writes. Each tier is pruned on its own window.
+//!
+//! Layout and upgrade of older files: see [`schema`]. A crash loses the batches still in
+//! the channel and the minutes still open (up to a minute and the grace); SQLite's journal
+//! keeps the file whole, and a minute written in parts merges exactly on restart.
+
+pub mod policy;
+mod reader;
+pub mod rollup;
+pub mod schema;
+mod store;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tracing::{debug, error};
+
+pub use policy::HistoryPolicy;
+pub use reader::{HistoryReader, HistoryRow, MinuteRow, Resolution, auto_resolution};
+pub use store::{HistoryStore, Pruned};
+pub use writer::{HistoryWriter, Ingested, Retention};
+
+use crate::clock::SharedClock;
+use crate::model::Timestamp;
+use crate::sources::ReadingBatch;
+use crate::telemetry::{Metrics, ReasonLabel};
+
+/// Errors of the SQLite-backed stores.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused an operation.
+    #[error("{path}: {source}")]
+    Sqlite {
+        /// Database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored row holds something this version cannot read.
+    #[error("{path}: unreadable row: {detail}")]
+    BadRow {
+        /// Database file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The file was written by a newer version; it is left untouched.
+    #[error(
+        "{path}: history layout {found} is newer than this version understands ({known}); the file was not changed"
+    )]
+    Layout {
+        /// Database file.
+        path: PathBuf,
+        /// Layout in the file.
+        found: i64,
+        /// Newest layout this version knows.
+        known: i64,
+    },
+}
+
+pub(crate) fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Batches merged into one transaction at most.
+const MAX_BATCHES_PER_TX: usize = 256;
+/// How often old rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs the writer on its own thread until `rx` closes, then drains it, writes the open
+/// minutes and returns.
+pub fn spawn_writer(
+    mut writer: HistoryWriter,
+    mut rx: mpsc::Receiver<ReadingBatch>,
+    clock: SharedClock,
+    keep: Retention,
+    metrics: Metrics,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("history-writer".into())
+        .spawn(move || {
+            let mut last_prune: Option<Timestamp> = None;
+            while let Some(first) = rx.blocking_recv() {
+                let mut batches = vec![first];
+                while batches.len() < MAX_BATCHES_PER_TX {
+                    match rx.try_recv() {
+                        Ok(b) => batches.push(b),
+                        Err(_) => break,
+                    }
+                }
+                let now = clock.now();
+                let count: usize = batches.iter().map(Vec::len).sum();
+                match writer.ingest(&batches, now) {
+                    Ok(done) => count_written(&metrics, &done),
+                    Err(e) => {
+                        metrics
+                            .history_dropped
+                            .get_or_create(&ReasonLabel { reason: "write_error" })
+                            .inc_by(count as u64);
+                        error!(error = %e, readings = count, "History write failed; readings lost");
+                    }
+                }
+                if last_prune.is_none_or(|t| now.since(t) >= PRUNE_EVERY) {
+                    last_prune = Some(now);
+                    match writer.prune(now, keep) {
+                        Ok(p) if p != Pruned::default() => {
+                            debug!(
+                                raw = p.raw,
+                                minutes = p.minutes,
+                                legacy = p.legacy,
+                                "Pruned history past retention"
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => error!(error = %e, "History prune failed"),
+                    }
+                }
+            }
+            let pending = writer.pending();
+            match writer.flush() {
+                Ok(done) => count_written(&metrics, &done),
+                Err(e) => {
+                    metrics
+                        .history_dropped
+                        .get_or_create(&ReasonLabel { reason: "write_error" })
+                        .inc_by(pending);
+                    error!(error = %e, readings = pending, "History flush failed; open minutes lost");
+                }
+            }
+        })
+}
+
+fn count_written(metrics: &Metrics, done: &Ingested) {
+    metrics.history_written.inc_by(done.readings as u64);
+    metrics.history_raw_rows.inc_by(done.raw as u64);
+    metrics.history_minute_rows.inc_by(done.minutes as u64);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+//! Per-minute rollups: min/avg/max/count over every good reading of a minute, and a count of
+//! the readings that were not good. Pure accumulation; the store merges what it is handed.
+
+use crate::model::{PointId, Quality, Reading, Timestamp};
+
+/// Nanoseconds in a minute.
+pub const NANOS_PER_MINUTE: i64 = 60_000_000_000;
+
+/// The minute (since the epoch) a timestamp falls in.
+pub fn minute_of(ts: Timestamp) -> i64 {
+    ts.as_nanos().div_euclid(NANOS_PER_MINUTE)
+}
+
+/// Aggregate of one point over one minute.
+///
+/// Design: two aggregates of the same point and minute merge exactly (min of mins, max of
+/// maxes, sums and counts added), so a minute may be written in several parts (late
+/// readings, a restart in mid-minute) and the stored row is still the minute's aggregate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MinuteAgg {
+    /// Which point.
+    pub point: PointId,
+    /// Minutes since the epoch.
+    pub minute: i64,
+    /// Smallest good value; `None` when no reading of the minute was good.
+    pub min: Option<f64>,
+    /// Largest good value.
+    pub max: Option<f64>,
+    /// Sum of good values (avg = sum / count).
+    pub sum: f64,
+    /// Good readings with a finite value.
+    pub count: u64,
+    /// Readings that were not good or had no finite value.
+    pub bad: u64,
+}
+
+impl MinuteAgg {
+    fn empty(point: PointId, minute: i64) -> Self {
+        Self {
+            point,
+            minute,
+            min: None,
+            max: None,
+            sum: 0.0,
+            count: 0,
+            bad: 0,
+        }
+    }
+
+    /// Adds one reading of the same point and minute.
+    pub fn add(&mut self, r: &Reading) {
+        if r.quality == Quality::Good && r.value.is_finite() {
+            self.min = Some(self.min.map_or(r.value, |m| m.min(r.value)));
+            self.max = Some(self.max.map_or(r.value, |m| m.max(r.value)));
+            self.sum += r.value;
+            self.count += 1;
+        } else {
+            self.bad += 1;
+        }
+    }
+
+    /// Mean of the good values, if any.
+    pub fn avg(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    /// Merges another part of the same point and minute.
+    pub fn merge(&mut self, other: &MinuteAgg) {
+        self.min = opt(self.min, other.min, f64::min);
+        self.max = opt(self.max, other.max, f64::max);
+        self.sum += other.sum;
+        self.count += other.count;
+        self.bad += other.bad;
+    }
+}
+
+fn opt(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(f(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The open minute of every point.
+#[derive(Debug, Clone, Default)]
+pub struct Rollups {
+    open: Vec<Option<MinuteAgg>>,
+}
+
+impl Rollups {
+    /// Counts `r` into its point's open minute; a reading of another minute closes the open
+    /// one, which is pushed onto `closed`.
+    pub fn add(&mut self, r: &Reading, closed: &mut Vec<MinuteAgg>) {
+        let i = r.point.index();
+        if self.open.len() <= i {
+            self.open.resize(i + 1, None);
+        }
+        let minute = minute_of(r.ts);
+        let slot = &mut self.open[i];
+        match slot {
+            Some(agg) if agg.minute == minute => agg.add(r),
+            _ => {
+                if let Some(prev) = slot.take() {
+                    closed.push(prev);
+                }
+                let mut agg = MinuteAgg::empty(r.point, minute);
+                agg.add(r);
+                *slot = Some(agg);
+            }
+        }
+    }
+
+    /// Closes every open minute that started before `minute`.
+    pub fn close_before(&mut self, minute: i64, closed: &mut Vec<MinuteAgg>) {
+        for slot in &mut self.open {
+            if slot.is_some_and(|a| a.minute < minute)
+                && let Some(agg) = slot.take()
+            {
+                closed.push(agg);
+            }
+        }
+    }
+
+    /// Readings counted in minutes not yet closed.
+    pub fn pending(&self) -> u64 {
+        self.open.iter().flatten().map(|a| a.count + a.bad).sum()
+    }
+
+    /// Closes every open minute (at shutdown).
+    pub fn close_all(&mut self, closed: &mut Vec<MinuteAgg>) {
+        closed.extend(self.open.iter_mut().filter_map(Option::take));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PointTable;
+
+    fn point() -> PointId {
+        let mut t = PointTable::default();
+        t.insert(crate::model::PointMeta {
+            name: "p".into(),
+            unit: "m".into(),
+            kind: crate::model::PointKind::Level,
+            device: "d".into(),
+            hazard_source: None,
+            range: None,
+            description: None,
+        })
+        .unwrap()
+    }
+
+    fn reading(point: PointId, secs: i64, value: f64, quality: Quality) -> Reading {
+        Reading {
+            point,
+            ts: Timestamp::from_millis(secs * 1000),
+            value,
+            quality,
+        }
+    }
+
+    #[test]
+    fn a_minute_aggregates_good_readings_and_counts_bad_ones_apart() {
+        let p = point();
+        let mut r = Rollups::default();
+        let mut closed = Vec::new();
+        for (s, v, q) in [
+            (60, 4.0, Quality::Good),
+            (70, 1.0, Quality::Good),
+            (80, 99.0, Quality::OutOfRange),
+            (90, f64::NAN, Quality::CommFault),
+            (100, 7.0, Quality::Good),
+            (119, f64::NAN, Quality::Good),
+        ] {
+            r.add(&reading(p, s, v, q), &mut closed);
+        }
+        assert!(closed.is_empty(), "the minute is still open");
+        r.add(&reading(p, 120, 5.0, Quality::Good), &mut closed);
+        let m = closed[0];
+        assert_eq!(
+            (m.minute, m.min, m.max, m.count, m.bad),
+            (1, Some(1.0), Some(7.0), 3, 3)
+        );
+        assert_eq!(m.avg(), Some(4.0));
+    }
+
+    #[test]
+    fn a_minute_of_only_bad_readings_has_no_value_but_a_count() {
+        let p = point();
+        let mut agg = MinuteAgg::empty(p, 0);
+        agg.add(&reading(p, 1, f64::NAN, Quality::CommFault));
+        assert_eq!(
+            (agg.min, agg.max, agg.avg(), agg.count, agg.bad),
+            (None, None, None, 0, 1)
+        );
+    }
+
+    #[test]
+    fn parts_of_a_minute_merge_into_the_whole_minute() {
+        let p = point();
+        let values = [3.0, -2.0, 8.5, 0.25, 1.0];
+        let mut whole = MinuteAgg::empty(p, 0);
+        let mut first = MinuteAgg::empty(p, 0);
+        let mut second = MinuteAgg::empty(p, 0);
+        for (i, v) in values.iter().enumerate() {
+            let r = reading(p, i as i64, *v, Quality::Good);
+            whole.add(&r);
+            if i < 2 { first.add(&r) } else { second.add(&r) }
+        }
+        second.add(&reading(p, 9, f64::NAN, Quality::Stale));
+        whole.add(&reading(p, 9, f64::NAN, Quality::Stale));
+        first.merge(&second);
+        assert_eq!(first, whole);
+        let mut empty = MinuteAgg::empty(p, 0);
+        empty.merge(&whole);
+        assert_eq!(empty, whole);
+    }
+
+    #[test]
+    fn idle_minutes_close_on_the_clock_and_all_close_at_shutdown() {
+        let p = point();
+        let mut r = Rollups::default();
+        let mut closed = Vec::new();
+        r.add(&reading(p, 61, 1.0, Quality::Good), &mut closed);
+        r.close_before(1, &mut closed);
+        assert!(closed.is_empty(), "minute 1 is not before minute 1");
+        r.close_before(2, &mut closed);
+        assert_eq!(closed.len(), 1);
+        r.add(&reading(p, 130, 1.0, Quality::Good), &mut closed);
+        r.close_all(&mut closed);
+        assert_eq!(closed.iter().map(|m| m.minute).collect::<Vec<_>>(), [1, 2]);
+    }
+}
