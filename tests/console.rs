@@ -22,6 +22,7 @@ static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const OPERATOR_TOKEN: &str = "console-operator-token-0123456789";
 const VIEWER_TOKEN: &str = "viewer+token/with=odd&chars 0123456789";
 
+/// The gateway's config; `tokens` also sets a flood threshold of one alarm, so two make a flood.
 fn config(sim: &Simulator, api: &str, tokens: bool) -> String {
     let tokens = if tokens {
         format!(
@@ -34,6 +35,8 @@ hash = "{}"
 name = "wall-screen"
 role = "viewer"
 hash = "{}"
+[alarms]
+flood_threshold = 1
 "#,
             hash_token(OPERATOR_TOKEN),
             hash_token(VIEWER_TOKEN)
@@ -125,7 +128,7 @@ async fn a_gas_alarm_is_acknowledged_through_the_console_by_the_named_duty_offic
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_tokens_the_console_logs_in_first_and_acknowledges_as_the_token_holder() {
+async fn with_tokens_the_console_logs_in_first_shows_a_flood_and_acknowledges_as_the_token_holder() {
     let _one = ONE_BROWSER.lock().await;
     let sim = quiet_gas_simulator().await;
     let gw = TestGateway::start(&config(&sim, "127.0.0.1:0", true)).await;
@@ -138,10 +141,12 @@ async fn with_tokens_the_console_logs_in_first_and_acknowledges_as_the_token_hol
             ("COMMENT", comment),
             ("TOKEN", OPERATOR_TOKEN),
             ("SCREENSHOT_PREFIX", "console-token"),
+            ("EXPECT_FLOOD", "1"),
         ],
     );
     browser.expect_line("READY", BROWSER_LIMIT).await;
     assert!(sim.pin("ch2", 31.0));
+    assert!(sim.pin("ch3", 55.0), "a second alarm, above high-high too: a flood");
     browser.proceed();
     browser.expect_line("DONE", BROWSER_LIMIT).await;
     browser.finish();

@@ -4,7 +4,8 @@
 //   1. opens the console (logging in with TOKEN if given), checks the Chinese default and the
 //      English switch (kept across a reload), enables sound, then prints `READY`;
 //   2. the Rust test raises the alarm; this script waits for ALARM_ID's row, checks it stands
-//      out as unacknowledged and that the new alarm sounded, saves a screenshot;
+//      out as unacknowledged and that the new alarm sounded (and, with EXPECT_FLOOD, that the
+//      flood banner shows), saves a screenshot;
 //   3. acknowledges it through the page with COMMENT (typing ACK_USER when the API is open),
 //      waits for the row to show it acknowledged, saves screenshots, prints `DONE`.
 //
@@ -27,6 +28,7 @@ const TOKEN = process.env.TOKEN || '';
 const ACK_USER = process.env.ACK_USER || '';
 const SHOTS = env('SCREENSHOT_DIR');
 const PREFIX = env('SCREENSHOT_PREFIX', 'console');
+const EXPECT_FLOOD = process.env.EXPECT_FLOOD === '1';
 const TIMEOUT_MS = Number(env('TIMEOUT_MS', '30000'));
 
 const watchdog = setTimeout(() => {
@@ -96,6 +98,7 @@ try {
   check((await row.locator('.state').textContent()).includes('未确认'), 'state says unacknowledged');
   await page.waitForFunction(() => Number(document.body.dataset.beeps || 0) >= 1);
   await page.locator('#silence:not([hidden])').waitFor();
+  if (EXPECT_FLOOD) await page.locator('#flood:not([hidden])', { hasText: '报警泛滥' }).waitFor();
   await page.screenshot({ path: path.join(SHOTS, `${PREFIX}-screenshot.png`) });
 
   await row.locator('button.ack').click();
@@ -116,8 +119,12 @@ try {
   await page.locator('#ack-dialog').waitFor({ state: 'hidden' });
   await page.locator(`#alarm-rows tr.acked[data-alarm-id="${ALARM_ID}"]`).waitFor();
   check((await row.locator('button.ack').count()) === 0, 'no acknowledge button once acknowledged');
-  await page.locator('#silence[hidden]').waitFor({ state: 'attached' });
+  // The horn stops once no urgent alarm waits (in a flood others still do).
+  if (!EXPECT_FLOOD) await page.locator('#silence[hidden]').waitFor({ state: 'attached' });
   await page.screenshot({ path: path.join(SHOTS, `${PREFIX}-acked.png`) });
+  await page.click('#lang');
+  await page.locator(`#alarm-rows tr[data-alarm-id="${ALARM_ID}"] .state`, { hasText: 'Active, acked' }).waitFor();
+  await page.screenshot({ path: path.join(SHOTS, `${PREFIX}-en.png`) });
   check(pageErrors.length === 0, `no script errors: ${pageErrors.join('; ')}`);
   console.log('DONE');
 } catch (e) {

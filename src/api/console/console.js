@@ -130,7 +130,8 @@
   // ---- alarm state (ISA-18.2 overlays) ----
   const visible = (a) => a.state !== 'normal' || a.shelved_until != null || a.suppressed || a.out_of_service;
   const annunciated = (a) => a.state !== 'normal' && a.shelved_until == null && !a.suppressed && !a.out_of_service;
-  const needsAck = (a) => !a.acknowledged && (a.state === 'unack_active' || a.state === 'unack_rtn');
+  // Unacknowledged: unack_active, unack_rtn, and a latched alarm that cleared before its ack.
+  const needsAck = (a) => !a.acknowledged && a.state !== 'normal';
   const urgent = (a) => PRIORITY_RANK[a.priority] >= PRIORITY_RANK.high;
 
   function applyTo(map, e) {
@@ -434,8 +435,8 @@
     prio.appendChild(el('span', 'prio ' + a.priority, t('p_' + a.priority)));
     tr.appendChild(prio);
     tr.appendChild(el('td', 'num', fmtTime(a.raised_at ?? a.ts)));
-    tr.appendChild(el('td', null, a.hazard_source || '—'));
-    tr.appendChild(el('td', null, a.subject));
+    tr.appendChild(el('td', 'id', a.hazard_source || '—'));
+    tr.appendChild(el('td', 'id', a.subject));
     tr.appendChild(el('td', null, describeAlarm(a)));
     const lim = a.limit != null ? ' / ' + a.limit : '';
     tr.appendChild(el('td', 'num', fmtValue(a.value, '') + lim + (a.unit ? ' ' + a.unit : '')));
