@@ -9,7 +9,7 @@
 //! - [`rules`]: pure alarm evaluation (threshold, deadband, on-delay) and its alarm events.
 //! - [`sinks`]: the embedded history store and the durable alarm journal.
 //! - [`state`]: live values and active alarms shared between the rules task and the API.
-//! - [`api`]: HTTP API, SSE alarm feed, metrics and the plain status page.
+//! - [`api`]: HTTP API, SSE alarm feed, metrics and the duty-officer console.
 //! - [`telemetry`]: every metric the gateway exports, created in one place.
 //! - [`pipeline`]: wires the components from a validated config; start-up and shutdown.
 //! - [`demo`]: the built-in demo plant (simulators plus gateway in one process).

@@ -42,7 +42,7 @@ enum Command {
     },
     /// Run the built-in demo plant: simulators and gateway in one process.
     Demo {
-        /// Address of the API and status page.
+        /// Address of the API and console.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         /// Where to keep history and the alarm journal (default: a fresh temporary directory).

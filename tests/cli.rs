@@ -158,7 +158,18 @@ async fn demo_shows_points_and_an_alarm_within_a_minute() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("MHS-001/GT-101") && page.contains("活动报警"), "{page}");
+    // The console is a static page that reads the alarms above through the API.
+    assert!(
+        page.contains("活动报警") && page.contains("/console/console.js"),
+        "{page}"
+    );
+    let script = gw
+        .http
+        .get(format!("{}/console/console.js", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(script.status(), 200);
     assert!(gw.signal_and_wait("TERM").success());
 }
 

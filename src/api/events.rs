@@ -7,12 +7,18 @@
 //! `Last-Event-ID` first gets every transition it missed from the journal, then the live feed.
 //! A subscriber that falls too far behind is disconnected rather than silently skipped, so
 //! its reconnect replays what it missed.
+//!
+//! A browser's `EventSource` cannot send an `Authorization` header, so this route alone also
+//! takes the token as the `access_token` query parameter; request logs show that parameter
+//! redacted ([`redacted_uri`]).
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::{self, Stream, StreamExt};
 use prometheus_client::metrics::gauge::Gauge;
@@ -24,6 +30,59 @@ use crate::state::FeedEvent;
 
 /// Most journal events replayed to one reconnecting client.
 const MAX_REPLAY: usize = 10_000;
+
+/// The query parameter that may carry the bearer token on the feed.
+const TOKEN_PARAM: &str = "access_token";
+
+/// Runs before the auth guard on the feed: turns `?access_token=` into an
+/// `Authorization: Bearer` header, unless the request already has one.
+pub(super) async fn token_from_query(mut req: Request, next: Next) -> Response {
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        let token = req
+            .uri()
+            .query()
+            .and_then(|q| form_pairs(q).find(|(k, _)| k == TOKEN_PARAM).map(|(_, v)| v));
+        if let Some(mut value) = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
+            value.set_sensitive(true);
+            req.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+    }
+    next.run(req).await
+}
+
+/// `application/x-www-form-urlencoded` pairs of a query string, decoded.
+fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k), decode(v))
+    })
+}
+
+fn decode(text: &str) -> String {
+    let plus = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The URI as request logs show it: any `access_token` value replaced by `REDACTED`.
+pub(super) fn redacted_uri(uri: &Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.to_string();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+            if decode(key) == TOKEN_PARAM {
+                format!("{key}=REDACTED")
+            } else {
+                pair.to_string()
+            }
+        })
+        .collect();
+    format!("{}?{}", uri.path(), parts.join("&"))
+}
 
 struct ClientGuard(Gauge);
 
@@ -96,4 +155,34 @@ fn to_sse(f: &FeedEvent) -> Event {
         FeedEvent::Flood { .. } => (Event::default().event("flood"), serde_json::to_string(f)),
     };
     event.data(data.unwrap_or_else(|_| "{}".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_in_a_query_string_is_redacted_for_the_log() {
+        let uri: Uri = "/api/v1/events?x=1&access_token=s3cret%2Btoken&access%5Ftoken=again"
+            .parse()
+            .unwrap();
+        let shown = redacted_uri(&uri);
+        assert_eq!(
+            shown,
+            "/api/v1/events?x=1&access_token=REDACTED&access%5Ftoken=REDACTED"
+        );
+        assert_eq!(redacted_uri(&"/api/v1/alarms".parse().unwrap()), "/api/v1/alarms");
+    }
+
+    #[test]
+    fn query_pairs_are_percent_decoded() {
+        let pairs: Vec<_> = form_pairs("access_token=a%2Bb+c&&flag").collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("access_token".to_string(), "a+b c".to_string()),
+                ("flag".to_string(), String::new())
+            ]
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! The HTTP API: REST under `/api/v1`, the SSE alarm feed, health, metrics and the status page.
+//! The HTTP API: REST under `/api/v1`, the SSE alarm feed, health, metrics and the console.
 //!
 //! The API only reads shared state, the history store and the journal; it never drives devices.
 
@@ -71,8 +71,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms/summary", get(alarms::summary))
         .route("/api/v1/alarms/history", get(alarms::history))
         .route("/api/v1/devices", get(devices::list))
-        .route("/api/v1/events", get(events::feed))
         .route_layer(middleware::from_fn_with_state(guard(auth::Role::Viewer), auth::require));
+    // The feed also takes its token from the query (EventSource sends no headers): the
+    // outer layer moves it into the header the guard checks.
+    let feed = Router::new()
+        .route("/api/v1/events", get(events::feed))
+        .route_layer(middleware::from_fn_with_state(guard(auth::Role::Viewer), auth::require))
+        .route_layer(middleware::from_fn(events::token_from_query));
     let operator = Router::new()
         .route("/api/v1/alarms/{id}/{action}", post(alarms::command))
         .route_layer(middleware::from_fn_with_state(
@@ -81,14 +86,28 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/", get(page::index))
+        .route("/console/{file}", get(page::file))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(viewer)
+        .merge(feed)
         .merge(operator)
         .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request, as tower-http's default (same target, so `RUST_LOG=tower_http=debug`
+/// still shows it) but with any token in the URI redacted.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!(
+        target: "tower_http::trace::make_span",
+        "request",
+        method = %req.method(),
+        uri = %events::redacted_uri(req.uri()),
+        version = ?req.version(),
+    )
 }
 
 /// Serves the API on `listener` until `shutdown` fires.

@@ -1,95 +1,61 @@
-//! `GET /`: a plain status page for duty officers, in Chinese with English labels.
-//! It refreshes itself every few seconds; the full console comes with the alert API.
+//! `GET /` and `GET /console/*`: the duty-officer console, a static single page whose assets
+//! are compiled into the binary (plant networks have no internet, so nothing comes from a
+//! CDN). The page reads everything through `/api/v1` with the operator's token, so serving it
+//! needs no authentication and it carries no plant data itself.
 
-use std::fmt::Write as _;
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
-use axum::extract::State;
-use axum::response::Html;
+/// The page, its script and its style sheet, as built into the binary.
+const INDEX_HTML: &str = include_str!("console/index.html");
+const CONSOLE_JS: &str = include_str!("console/console.js");
+const CONSOLE_CSS: &str = include_str!("console/console.css");
 
-use super::{AppState, rfc3339};
-use crate::model::Priority;
+/// Only our own scripts, styles and API; no framing by other sites.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-pub(super) async fn index(State(s): State<AppState>) -> Html<String> {
-    let mut h = String::with_capacity(16 * 1024);
-    let alarms = s.live.active_alarms();
-    let _ = write!(
-        h,
-        r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta http-equiv="refresh" content="3"><title>重大危险源监测 {id}</title>
-<style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse;margin-bottom:1.5em}}
-td,th{{border:1px solid #bbb;padding:.25em .6em;text-align:left}}th{{background:#eee}}
-.critical{{background:#d32f2f;color:#fff}}.high{{background:#f57c00;color:#fff}}.medium{{background:#fbc02d}}
-.bad{{color:#b71c1c;font-weight:bold}}</style></head><body>
-<h1>重大危险源监测网关 <small>Hazard gateway {id}</small></h1>
-<h2>活动报警 Active alarms ({n})</h2>"#,
-        id = esc(&s.live.gateway_id),
-        n = alarms.len()
-    );
-    if alarms.is_empty() {
-        h.push_str("<p>无活动报警 No active alarms</p>");
-    } else {
-        h.push_str("<table><tr><th>优先级 Priority</th><th>对象 Subject</th><th>危险源 Source</th><th>条件 Condition</th><th>状态 State</th><th>值 Value</th><th>限值 Limit</th><th>时间 Raised</th></tr>");
-        for a in &alarms {
-            let _ = write!(
-                h,
-                "<tr class=\"{p}\"><td>{p}</td><td>{pt}</td><td>{hs}</td><td>{cond} {lvl}</td><td>{st}</td><td>{v}</td><td>{lim}</td><td>{t}</td></tr>",
-                p = priority_class(a.priority),
-                pt = esc(&a.subject),
-                hs = esc(a.hazard_source.as_deref().unwrap_or("-")),
-                cond = a.condition,
-                lvl = a.level.map(|l| l.as_str()).unwrap_or_default(),
-                st = a.state,
-                v = if a.value.is_finite() {
-                    format!("{:.2} {}", a.value, esc(&a.unit))
-                } else {
-                    "-".into()
-                },
-                lim = a.limit.map_or("-".to_string(), |l| format!("{l} {}", esc(&a.unit))),
-                t = rfc3339(a.raised_at.unwrap_or(a.ts)),
-            );
-        }
-        h.push_str("</table>");
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Revalidate on every load, so an upgraded gateway never runs an old script.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+pub(super) async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+pub(super) async fn file(Path(name): Path<String>) -> Response {
+    match name.as_str() {
+        "console.js" => asset("text/javascript; charset=utf-8", CONSOLE_JS),
+        "console.css" => asset("text/css; charset=utf-8", CONSOLE_CSS),
+        _ => StatusCode::NOT_FOUND.into_response(),
     }
-    h.push_str("<h2>测点 Points</h2><table><tr><th>测点 Point</th><th>危险源 Source</th><th>设备 Device</th><th>值 Value</th><th>质量 Quality</th><th>时间 Time</th></tr>");
-    for (id, reading) in s.live.readings() {
-        let m = s.live.points.meta(id);
-        let (value, quality, time) = match reading {
-            Some(r) if r.value.is_finite() => (
-                format!("{:.2} {}", r.value, esc(&m.unit)),
-                r.quality.as_str(),
-                rfc3339(r.ts),
-            ),
-            Some(r) => ("-".to_string(), r.quality.as_str(), rfc3339(r.ts)),
-            None => ("-".to_string(), "no_data", String::new()),
-        };
-        let class = if quality == "good" { "" } else { "bad" };
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{value}</td><td class=\"{class}\">{quality}</td><td>{time}</td></tr>",
-            esc(&m.name),
-            esc(m.hazard_source.as_deref().unwrap_or("-")),
-            esc(&m.device),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_loads_only_assets_that_are_served() {
+        for src in ["/console/console.js", "/console/console.css"] {
+            assert!(INDEX_HTML.contains(src), "index.html links {src}");
+        }
+        assert!(
+            !INDEX_HTML.contains("http://") && !INDEX_HTML.contains("https://"),
+            "no external URL"
+        );
+        assert!(
+            !CONSOLE_JS.contains("http://") && !CONSOLE_JS.contains("https://"),
+            "no external URL"
         );
     }
-    h.push_str("</table><p><a href=\"/api/v1/points\">/api/v1/points</a> · <a href=\"/api/v1/alarms\">/api/v1/alarms</a> · <a href=\"/metrics\">/metrics</a></p></body></html>");
-    Html(h)
-}
-
-fn priority_class(p: Priority) -> &'static str {
-    p.as_str()
-}
-
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

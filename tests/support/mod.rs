@@ -889,3 +889,103 @@ pub fn self_signed_cert(dir: &Path) -> PathBuf {
     ]);
     dir.join("ca.pem")
 }
+
+/// The console flow of `tests/browser/console_flow.mjs`: node driving Debian's headless
+/// Chromium through playwright-core. Talks over lines: the script prints `READY` and `DONE`,
+/// the test writes a line to let it go on. Killed on drop.
+pub struct ConsoleBrowser {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stdin: Option<std::process::ChildStdin>,
+}
+
+impl ConsoleBrowser {
+    /// Starts the flow against `url`; `env` adds ALARM_ID, COMMENT, TOKEN or ACK_USER, ….
+    /// Screenshots go to `target/`.
+    pub fn start(url: &str, env: &[(&str, &str)]) -> ConsoleBrowser {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+        assert!(
+            dir.join("node_modules/playwright-core").is_dir(),
+            "playwright-core is not installed in tests/browser (`.ci/run` runs npm ci there)"
+        );
+        assert!(
+            Path::new("/usr/bin/chromium").exists(),
+            "Debian's chromium is not installed (`.ci/run` installs it)"
+        );
+        let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        let mut child = Command::new("node")
+            .arg("console_flow.mjs")
+            .current_dir(&dir)
+            .env("CONSOLE_URL", url)
+            .env("SCREENSHOT_DIR", &shots)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs (`.ci/run` installs nodejs)");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ConsoleBrowser { child, lines, stdin }
+    }
+
+    /// Waits (off the async runtime) for the script to print `word`; panics if it ends first
+    /// or `limit` passes.
+    pub async fn expect_line(&mut self, word: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.lines.try_recv() {
+                Ok(line) if line.trim() == word => return,
+                Ok(other) => eprintln!("console flow: {other}"),
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    panic!("the console flow ended ({status:?}) before printing {word}; see its stderr above");
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {limit:?} waiting for the console flow to print {word}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Lets the script go on past `READY`.
+    pub fn proceed(&mut self) {
+        use std::io::Write as _;
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = stdin.write_all(b"go\n");
+            let _ = stdin.flush();
+        }
+    }
+
+    /// Waits for the script to exit and asserts it succeeded.
+    pub fn finish(mut self) {
+        drop(self.stdin.take());
+        for _ in 0..600 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "the console flow failed: {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the console flow did not exit within 30 s after DONE");
+    }
+}
+
+impl Drop for ConsoleBrowser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
