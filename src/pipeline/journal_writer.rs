@@ -17,7 +17,7 @@ use crate::sinks::journal::AlarmJournal;
 use crate::state::LiveState;
 use crate::telemetry::{Metrics, TransitionLabel};
 
-/// Bursts written between checkpoints of the write-ahead log (taken only when idle).
+/// Bursts written between checkpoints of the write-ahead log (taken on their own connection).
 const CHECKPOINT_AFTER: usize = 1000;
 /// Bursts merged into one transaction at most.
 const MAX_JOBS_PER_COMMIT: usize = 512;
@@ -43,6 +43,7 @@ pub(super) fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("alarm-journal".into()).spawn(move || {
         let mut since_checkpoint = 0usize;
+        let checkpoints = spawn_checkpointer(&journal);
         while let Some(first) = rx.blocking_recv() {
             let mut jobs = vec![first];
             while jobs.len() < MAX_JOBS_PER_COMMIT {
@@ -56,17 +57,45 @@ pub(super) fn spawn(
             for job in jobs {
                 publish(job, &state, &metrics);
             }
-            if since_checkpoint >= CHECKPOINT_AFTER && rx.is_empty() {
+            if since_checkpoint >= CHECKPOINT_AFTER {
                 since_checkpoint = 0;
-                if let Err(e) = journal.checkpoint() {
-                    warn!(error = %e, "Alarm journal checkpoint failed; will retry");
-                }
+                // A checkpoint already pending is enough; never wait for one.
+                let _ = checkpoints.as_ref().map(|c| c.try_send(()));
             }
         }
+        drop(checkpoints);
         if let Err(e) = journal.checkpoint() {
             warn!(error = %e, "Alarm journal checkpoint at shutdown failed");
         }
     })
+}
+
+/// A thread with its own connection that checkpoints the write-ahead log when asked, so the
+/// copy into the database file never sits between two alarm commits. `None` if it cannot start
+/// (the WAL then grows until the shutdown checkpoint; logged).
+fn spawn_checkpointer(journal: &AlarmJournal) -> Option<std::sync::mpsc::SyncSender<()>> {
+    let conn = match journal.checkpointer() {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "Cannot open the alarm journal for checkpoints");
+            return None;
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let spawned = std::thread::Builder::new().name("alarm-journal-checkpoint".into()).spawn(move || {
+        while rx.recv().is_ok() {
+            if let Err(e) = conn.checkpoint() {
+                warn!(error = %e, "Alarm journal checkpoint failed; will retry");
+            }
+        }
+    });
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            warn!(error = %e, "Cannot start the alarm journal checkpoint thread");
+            None
+        }
+    }
 }
 
 fn commit(journal: &AlarmJournal, jobs: &mut [JournalJob], metrics: &Metrics) {

@@ -6,8 +6,8 @@
 //! number is the live feed's event id: a client reconnecting with `Last-Event-ID` replays from
 //! here. Delay timers that were running are kept in `pending_timers`, so after a restart (even
 //! after SIGKILL or power loss) alarms come back in exactly their journaled state and their
-//! delays and shelving resume rather than restart. The write-ahead log is checkpointed by the
-//! writer when idle, not by SQLite on a commit.
+//! delays and shelving resume rather than restart. The write-ahead log is checkpointed on a
+//! connection of its own, not by SQLite on a commit.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -132,11 +132,19 @@ impl AlarmJournal {
     }
 
     /// Copies the write-ahead log into the database file. Automatic checkpoints are off so that
-    /// their cost never lands on an alarm's commit; the writer calls this when it is idle.
+    /// their cost never lands on an alarm's commit.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             .map_err(sqlite_err(&self.path))
+    }
+
+    /// A separate connection to the same file that only checkpoints: a passive checkpoint on
+    /// it runs beside the writer's commits instead of between them.
+    pub fn checkpointer(&self) -> Result<AlarmJournal, StoreError> {
+        let conn = Connection::open(&self.path).map_err(sqlite_err(&self.path))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err(&self.path))?;
+        Ok(Self { path: self.path.clone(), conn: Mutex::new(conn) })
     }
 
     /// The sequence number of the newest transition (0 when empty).
