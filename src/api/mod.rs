@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Router, middleware};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -113,6 +114,13 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
 /// Serves the API on `listener` until `shutdown` fires.
 pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) {
     let app = router(state);
+    // Small writes (one SSE event) must leave at once: with Nagle's algorithm an event written
+    // right after another waits for the peer's delayed ACK, up to 40 ms on Linux.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "Cannot set TCP_NODELAY on an API connection");
+        }
+    });
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

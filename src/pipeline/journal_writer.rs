@@ -82,13 +82,15 @@ fn spawn_checkpointer(journal: &AlarmJournal) -> Option<std::sync::mpsc::SyncSen
         }
     };
     let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-    let spawned = std::thread::Builder::new().name("alarm-journal-checkpoint".into()).spawn(move || {
-        while rx.recv().is_ok() {
-            if let Err(e) = conn.checkpoint() {
-                warn!(error = %e, "Alarm journal checkpoint failed; will retry");
+    let spawned = std::thread::Builder::new()
+        .name("alarm-journal-checkpoint".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                if let Err(e) = conn.checkpoint() {
+                    warn!(error = %e, "Alarm journal checkpoint failed; will retry");
+                }
             }
-        }
-    });
+        });
     match spawned {
         Ok(_) => Some(tx),
         Err(e) => {

@@ -143,8 +143,12 @@ impl AlarmJournal {
     /// it runs beside the writer's commits instead of between them.
     pub fn checkpointer(&self) -> Result<AlarmJournal, StoreError> {
         let conn = Connection::open(&self.path).map_err(sqlite_err(&self.path))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite_err(&self.path))?;
-        Ok(Self { path: self.path.clone(), conn: Mutex::new(conn) })
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite_err(&self.path))?;
+        Ok(Self {
+            path: self.path.clone(),
+            conn: Mutex::new(conn),
+        })
     }
 
     /// The sequence number of the newest transition (0 when empty).
