@@ -42,6 +42,30 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// GET `base + path` and parse the JSON answer, which must be a success.
+pub async fn api_get(http: &reqwest::Client, base: &str, path: &str) -> serde_json::Value {
+    let resp = http.get(format!("{base}{path}")).send().await.expect("API answers");
+    assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+    resp.json().await.expect("JSON body")
+}
+
+/// POST a JSON body to `base + path`; returns the status and the JSON answer (null if none).
+pub async fn api_post(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp = http
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("API answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// A built-in profile by name.
 pub fn profile(name: &str) -> hazard_gateway::config::Profile {
     ProfileSet::builtin()
@@ -107,27 +131,12 @@ impl TestGateway {
 
     /// GET a JSON document from the API.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("API answers");
-        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
-        resp.json().await.expect("JSON body")
+        api_get(&self.http, &self.base, path).await
     }
 
     /// POST a JSON body; returns the status and the JSON answer.
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("API answers");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+        api_post(&self.http, &self.base, path, body).await
     }
 
     /// The Prometheus text of `/metrics`.
@@ -293,26 +302,12 @@ impl GatewayProcess {
 
     /// GET a JSON document.
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("API answers");
-        resp.json().await.expect("JSON body")
+        api_get(&self.http, &self.base, path).await
     }
 
     /// POST a JSON body; returns status and answer.
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("API answers");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+        api_post(&self.http, &self.base, path, body).await
     }
 
     /// SIGKILL: no shutdown code runs.
