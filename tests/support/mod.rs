@@ -480,9 +480,8 @@ impl VictoriaMetrics {
     /// (SIGKILL loses VictoriaMetrics' last second of acknowledged samples, which are still
     /// in its memory: a fault of the store, not of the gateway.)
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            terminate(c);
         }
     }
 
@@ -688,9 +687,8 @@ impl Mosquitto {
 
     /// Stops it the orderly way (SIGTERM), so it saves its sessions.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            terminate(c);
         }
     }
 
@@ -983,4 +981,10 @@ impl Drop for ConsoleBrowser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Stops a server the orderly way (SIGTERM) and waits for it, so it can save what it holds.
+pub fn terminate(mut child: Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
 }
