@@ -13,14 +13,19 @@
 //! - [`telemetry`]: every metric the gateway exports, created in one place.
 //! - [`pipeline`]: wires the components from a validated config; start-up and shutdown.
 //! - [`demo`]: the built-in demo plant (simulators plus gateway in one process).
+//! - [`health`]: the readiness checks shared by `/readyz` and the service manager's watchdog.
+//! - [`sd_notify`]: readiness, watchdog and stopping notifications to systemd.
 
 pub mod api;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod health;
 pub mod model;
 pub mod pipeline;
 pub mod rules;
+#[cfg(unix)]
+pub mod sd_notify;
 pub mod sinks;
 pub mod sources;
 pub mod state;

@@ -191,7 +191,9 @@ async fn run(path: &Path) -> Result<ExitCode> {
         .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("data"));
     let gateway = Gateway::start(config, &data_dir, clock::system()).await?;
+    let service = Service::started(&gateway);
     wait_for_shutdown_signal().await;
+    service.stopping();
     gateway.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -208,7 +210,9 @@ async fn run_demo(listen: SocketAddr, data_dir: Option<PathBuf>) -> Result<ExitC
     let demo = demo::start(listen, &dir, clock::system()).await?;
     info!(console = %format!("http://{}/", demo.gateway.api_addr), data_dir = %dir.display(),
           "Demo plant running; a gas leak on MHS-001/GT-101 starts in 5 s. Ctrl-C to stop");
+    let service = Service::started(&demo.gateway);
     wait_for_shutdown_signal().await;
+    service.stopping();
     demo.gateway.shutdown().await;
     drop(demo.simulators);
     Ok(ExitCode::SUCCESS)
@@ -305,6 +309,65 @@ fn profiles(action: ProfilesAction) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// This process's link to the service manager (systemd `Type=notify`): readiness, the
+/// watchdog fed while the gateway is healthy, and the stop notice. Inert outside systemd.
+struct Service {
+    #[cfg(unix)]
+    notifier: Option<std::sync::Arc<hazard_gateway::sd_notify::Notifier>>,
+    watchdog_stop: CancellationToken,
+}
+
+impl Service {
+    /// Tells the service manager that `gateway` is up and starts feeding its watchdog.
+    fn started(gateway: &Gateway) -> Service {
+        let watchdog_stop = CancellationToken::new();
+        #[cfg(unix)]
+        {
+            use hazard_gateway::sd_notify::{Notifier, run_watchdog};
+            let notifier = match Notifier::from_env() {
+                Ok(n) => n.map(std::sync::Arc::new),
+                Err(e) => {
+                    error!(error = %e, "Cannot talk to the service manager; running without its watchdog");
+                    None
+                }
+            };
+            if let Some(n) = &notifier {
+                n.send(&format!(
+                    "READY=1\nSTATUS=Monitoring {} points; API on {}",
+                    gateway.state.points.len(),
+                    gateway.api_addr
+                ));
+                let state = gateway.state.clone();
+                let clock = clock::system();
+                let check = move || {
+                    hazard_gateway::health::rules_problem(clock.now(), state.rules_heartbeat())
+                        .into_iter()
+                        .collect()
+                };
+                tokio::spawn(run_watchdog(n.clone(), check, watchdog_stop.clone()));
+            }
+            Service {
+                notifier,
+                watchdog_stop,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = gateway;
+            Service { watchdog_stop }
+        }
+    }
+
+    /// Tells the service manager that an orderly stop has begun.
+    fn stopping(&self) {
+        self.watchdog_stop.cancel();
+        #[cfg(unix)]
+        if let Some(n) = &self.notifier {
+            n.send("STOPPING=1\nSTATUS=Stopping: draining rules, flushing history and buffers");
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

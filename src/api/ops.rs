@@ -20,10 +20,6 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// How long the rules task may be silent before the gateway is not ready: it ticks every
-/// second, so this is several missed ticks, not a slow one.
-const RULES_STALL: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// `GET /readyz`: 200 while the rules engine is evaluating, 503 when it has stalled (an alarm
 /// could be missed), with the reason.
 pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
@@ -41,12 +37,7 @@ pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value
 
 /// Why the gateway is not ready at `now`, given the rules task's last heartbeat.
 fn readiness_problems(now: Timestamp, rules_heartbeat: Timestamp) -> Vec<String> {
-    let silent = now.since(rules_heartbeat);
-    let mut problems = Vec::new();
-    if silent > RULES_STALL {
-        problems.push(format!("rules engine silent for {} s", silent.as_secs()));
-    }
-    problems
+    crate::health::rules_problem(now, rules_heartbeat).into_iter().collect()
 }
 
 pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
