@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::model::Timestamp;
+use crate::telemetry::{StoreLabel, TsdbMetrics};
 
 /// How long the rules task may be silent before the gateway is not ready: it ticks every
 /// second, so this is several missed ticks, not a slow one.
@@ -15,9 +16,92 @@ pub fn rules_problem(now: Timestamp, heartbeat: Timestamp) -> Option<String> {
     (silent > RULES_STALL).then(|| format!("rules engine silent for {} s", silent.as_secs()))
 }
 
+/// What `/readyz` checks beyond the rules engine; replaced as a whole when the config is reloaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Buffer backlog in bytes above which a store makes the gateway unready (`[ops]`).
+    pub buffer_limit: Option<u64>,
+    /// The configured stores, by name.
+    pub stores: Vec<String>,
+}
+
+impl Readiness {
+    /// Readiness for a validated config.
+    pub fn of(config: &crate::config::GatewayConfig) -> Self {
+        Self {
+            buffer_limit: config.ops.unready_when_buffer_over,
+            stores: config.tsdb.iter().map(|t| t.name.clone()).collect(),
+        }
+    }
+
+    /// Every reason the gateway is not ready at `now`.
+    pub fn problems(&self, now: Timestamp, rules_heartbeat: Timestamp, tsdb: &TsdbMetrics) -> Vec<String> {
+        let mut out: Vec<String> = rules_problem(now, rules_heartbeat).into_iter().collect();
+        if let Some(limit) = self.buffer_limit {
+            let held = self.stores.iter().map(|store| {
+                let bytes = tsdb
+                    .buffer_pending_bytes
+                    .get_or_create(&StoreLabel { store: store.clone() })
+                    .get();
+                (store.as_str(), u64::try_from(bytes).unwrap_or(0))
+            });
+            out.extend(buffer_problems(limit, held));
+        }
+        out
+    }
+}
+
+/// A problem for each store whose buffer holds more than `limit` bytes not yet delivered.
+pub fn buffer_problems<'a>(limit: u64, held: impl IntoIterator<Item = (&'a str, u64)>) -> Vec<String> {
+    held.into_iter()
+        .filter(|(_, bytes)| *bytes > limit)
+        .map(|(store, bytes)| {
+            format!(
+                "store `{store}` buffer holds {} not yet delivered, over the {} limit",
+                bytesize::ByteSize(bytes),
+                bytesize::ByteSize(limit)
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_buffer_over_its_limit_is_a_problem() {
+        let limit = 1 << 20;
+        assert!(buffer_problems(limit, [("central", limit), ("backup", 0)]).is_empty());
+        assert_eq!(
+            buffer_problems(limit, [("central", limit + 1), ("backup", 0)]),
+            vec!["store `central` buffer holds 1.0 MiB not yet delivered, over the 1.0 MiB limit".to_string()]
+        );
+    }
+
+    #[test]
+    fn readiness_reads_the_buffer_gauges_of_the_configured_stores() {
+        let tsdb = TsdbMetrics::default();
+        tsdb.buffer_pending_bytes
+            .get_or_create(&StoreLabel {
+                store: "central".into(),
+            })
+            .set(5000);
+        let r = Readiness {
+            buffer_limit: Some(4096),
+            stores: vec!["central".into()],
+        };
+        let now = Timestamp::from_millis(1000);
+        assert_eq!(
+            r.problems(now, now, &tsdb),
+            vec!["store `central` buffer holds 4.9 KiB not yet delivered, over the 4.0 KiB limit".to_string()]
+        );
+        let off = Readiness {
+            buffer_limit: None,
+            ..r
+        };
+        assert!(off.problems(now, now, &tsdb).is_empty());
+    }
 
     #[test]
     fn a_silent_rules_engine_is_a_problem() {

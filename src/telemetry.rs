@@ -78,6 +78,8 @@ pub struct TsdbMetrics {
     pub buffer_bytes: Family<StoreLabel, Gauge>,
     /// Batches (records) not yet acknowledged.
     pub buffer_batches: Family<StoreLabel, Gauge>,
+    /// Payload bytes of the batches not yet acknowledged (the backlog `/readyz` limits).
+    pub buffer_pending_bytes: Family<StoreLabel, Gauge>,
     /// Age of the oldest unacknowledged batch, seconds.
     pub buffer_oldest_age: Family<StoreLabel, Gauge>,
     /// Readings and alarm lines persisted in the buffer (accepted for delivery).
@@ -109,6 +111,11 @@ impl TsdbMetrics {
             "hazard_tsdb_buffer_batches",
             "Batches in the durable buffer not yet acknowledged",
             self.buffer_batches.clone(),
+        );
+        r.register(
+            "hazard_tsdb_buffer_pending_bytes",
+            "Payload bytes of the batches in the durable buffer not yet acknowledged",
+            self.buffer_pending_bytes.clone(),
         );
         r.register_with_unit(
             "hazard_tsdb_buffer_oldest_age",

@@ -56,6 +56,8 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     /// Health of every polled device.
     pub devices: Arc<HealthBoard>,
+    /// What `/readyz` checks beyond the rules engine (a std lock: never held across an await).
+    pub readiness: Arc<std::sync::RwLock<crate::health::Readiness>>,
 }
 
 /// Every route of the API.

@@ -7,7 +7,6 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::model::Timestamp;
 
 pub(super) async fn healthz(State(s): State<AppState>) -> Json<Value> {
     let now = s.clock.now();
@@ -20,10 +19,15 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// `GET /readyz`: 200 while the rules engine is evaluating, 503 when it has stalled (an alarm
-/// could be missed), with the reason.
+/// `GET /readyz`: 200 while the rules engine is evaluating and no store's buffer is over the
+/// `[ops]` limit; 503 with the reasons otherwise (an alarm could be missed, or a store has been
+/// unreachable long enough that its backlog needs a look).
 pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
-    let problems = readiness_problems(s.clock.now(), s.live.rules_heartbeat());
+    let problems = s.readiness.read().unwrap_or_else(|p| p.into_inner()).problems(
+        s.clock.now(),
+        s.live.rules_heartbeat(),
+        &s.metrics.tsdb,
+    );
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {
@@ -35,11 +39,6 @@ pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value
     )
 }
 
-/// Why the gateway is not ready at `now`, given the rules task's last heartbeat.
-fn readiness_problems(now: Timestamp, rules_heartbeat: Timestamp) -> Vec<String> {
-    crate::health::rules_problem(now, rules_heartbeat).into_iter().collect()
-}
-
 pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
@@ -49,13 +48,15 @@ pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::model::Timestamp;
 
     #[test]
     fn a_silent_rules_engine_makes_the_gateway_unready() {
         let beat = Timestamp::from_millis(10_000);
-        assert!(readiness_problems(Timestamp::from_millis(15_000), beat).is_empty());
-        let p = readiness_problems(Timestamp::from_millis(15_001), beat);
+        let r = crate::health::Readiness::default();
+        let tsdb = crate::telemetry::TsdbMetrics::default();
+        assert!(r.problems(Timestamp::from_millis(15_000), beat, &tsdb).is_empty());
+        let p = r.problems(Timestamp::from_millis(15_001), beat, &tsdb);
         assert_eq!(p, vec!["rules engine silent for 5 s".to_string()]);
     }
 }

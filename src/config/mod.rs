@@ -8,6 +8,7 @@
 mod bind;
 mod bind_groups;
 pub mod error;
+mod ops;
 pub mod profile;
 mod raw;
 pub mod rules;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigErrors, SourceText};
+pub use ops::OpsSettings;
 pub use profile::{Profile, ProfileSet};
 
 use crate::model::{PointId, PointTable};
@@ -227,6 +229,8 @@ pub struct GatewayConfig {
     pub webhooks: Vec<crate::sinks::webhook::WebhookSpec>,
     /// Northbound MQTT brokers for alarm transitions.
     pub mqtt_north: Vec<crate::sinks::mqtt_north::MqttNorthSpec>,
+    /// Readiness limits (`[ops]`).
+    pub ops: OpsSettings,
 }
 
 impl GatewayConfig {

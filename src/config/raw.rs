@@ -39,6 +39,9 @@ pub(super) struct RawConfig {
     /// Northbound MQTT brokers for alarm transitions.
     #[serde(default)]
     pub(super) mqtt_north: Vec<crate::sinks::mqtt_north::config::RawMqttNorth>,
+    /// Readiness limits for operations.
+    #[serde(default)]
+    pub(super) ops: super::ops::RawOps,
 }
 
 #[derive(Debug, Deserialize)]

@@ -79,6 +79,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let tsdb = check_tsdb(&src, &raw, &mut errors);
     let webhooks = crate::sinks::webhook::config::validate(&src, &raw.webhooks, &mut errors);
     let mqtt_north = crate::sinks::mqtt_north::config::validate(&src, &raw.mqtt_north, &mut errors);
+    let buffers: Vec<(String, u64)> = tsdb.iter().map(|t| (t.name.clone(), t.buffer.max_bytes)).collect();
+    let ops = super::ops::validate(&src, &raw.ops, &buffers, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -99,6 +101,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         tsdb,
         webhooks,
         mqtt_north,
+        ops,
     })
 }
 

@@ -245,6 +245,7 @@ impl Gateway {
             commands: cmd_tx,
             auth: std::sync::Arc::new(api::auth::Auth::new(config.api_tokens.clone())),
             devices: device_health,
+            readiness: Arc::new(std::sync::RwLock::new(crate::health::Readiness::of(&config))),
         };
         let api = tokio::spawn(api::serve(listener, app, api_cancel.clone()));
         info!(gateway = %config.gateway_id, %api_addr, devices = config.devices.len(), points = config.points.len(),

@@ -65,6 +65,8 @@ pub struct BufferStats {
     pub records: u64,
     /// Items in those records.
     pub items: u64,
+    /// Payload bytes of those records: the backlog still to deliver.
+    pub pending_bytes: u64,
     /// Creation time of the oldest unacknowledged record.
     pub oldest: Option<Timestamp>,
 }
@@ -103,6 +105,9 @@ pub struct DiskQueue {
     last_sync: Option<Timestamp>,
     scratch: Vec<u8>,
     items: u64,
+    /// Payload bytes of the records not yet acknowledged (the backlog, unlike segment bytes,
+    /// which include delivered records until their segment is deleted).
+    pending_bytes: u64,
 }
 
 impl DiskQueue {
@@ -145,6 +150,7 @@ impl DiskQueue {
             last_sync: None,
             scratch: Vec::new(),
             items: 0,
+            pending_bytes: 0,
         };
         let mut rec = Recovery::default();
         for id in ids {
@@ -169,6 +175,7 @@ impl DiskQueue {
                     },
                 );
                 q.items += u64::from(f.items);
+                q.pending_bytes += u64::from(f.len);
                 live += 1;
             }
             if live == 0 {
@@ -254,6 +261,7 @@ impl DiskQueue {
         seg.live += 1;
         self.records.insert(seq, loc);
         self.items += u64::from(items);
+        self.pending_bytes += u64::from(loc.len);
         self.next_seq += 1;
         self.maybe_sync(now)?;
         out.seq = Some(seq);
@@ -291,6 +299,7 @@ impl DiskQueue {
         for s in &doomed {
             if let Some(l) = self.records.remove(s) {
                 items += u64::from(l.items);
+                self.pending_bytes -= u64::from(l.len);
             }
         }
         self.items -= items;
@@ -335,6 +344,7 @@ impl DiskQueue {
             return Ok(());
         };
         self.items -= u64::from(loc.items);
+        self.pending_bytes -= u64::from(loc.len);
         let last = self.segments.len() - 1;
         if let Some(i) = self.segments.iter().position(|s| s.id == loc.segment) {
             self.segments[i].live -= 1;
@@ -394,6 +404,7 @@ impl DiskQueue {
             bytes: self.total_bytes(),
             records: self.records.len() as u64,
             items: self.items,
+            pending_bytes: self.pending_bytes,
             oldest: self
                 .records
                 .values()

@@ -209,3 +209,35 @@ proptest! {
         prop_assert_eq!(rec.damaged, u64::from(torn));
     }
 }
+
+#[test]
+fn pending_bytes_count_only_undelivered_payloads_across_acks_reopen_and_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(1 << 20, 256, WhenFull::DropOldest);
+    {
+        let (mut q, _) = DiskQueue::open(dir.path(), c.clone()).unwrap();
+        for i in 0..10u8 {
+            q.append(&[i; 40], 1, t(i64::from(i))).unwrap();
+        }
+        assert_eq!(q.stats().pending_bytes, 400);
+        for r in &drain(&mut q)[..4] {
+            q.ack(r.seq).unwrap();
+        }
+        assert_eq!(q.stats().pending_bytes, 240);
+        assert!(q.stats().bytes > 240, "segment bytes still hold delivered records");
+    }
+    let (mut q, _) = DiskQueue::open(dir.path(), c).unwrap();
+    assert_eq!(q.stats().pending_bytes, 240);
+    for r in drain(&mut q) {
+        q.ack(r.seq).unwrap();
+    }
+    assert_eq!(q.stats().pending_bytes, 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = DiskQueue::open(dir.path(), cfg(600, 256, WhenFull::DropOldest)).unwrap();
+    for i in 0..30u8 {
+        q.append(&[i; 40], 1, t(i64::from(i))).unwrap();
+    }
+    let s = q.stats();
+    assert_eq!(s.pending_bytes, 40 * s.records, "dropped segments leave the backlog");
+}

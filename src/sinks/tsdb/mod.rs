@@ -74,6 +74,9 @@ pub(crate) fn set_gauges(m: &TsdbMetrics, label: &StoreLabel, s: &BufferStats, n
     m.buffer_batches
         .get_or_create(label)
         .set(i64::try_from(s.records).unwrap_or(i64::MAX));
+    m.buffer_pending_bytes
+        .get_or_create(label)
+        .set(i64::try_from(s.pending_bytes).unwrap_or(i64::MAX));
     let age = s.oldest.map_or(0, |t| now.since(t).as_secs());
     m.buffer_oldest_age
         .get_or_create(label)

@@ -1,0 +1,105 @@
+//! `[ops]`: how the gateway judges its own readiness for orchestrators, load balancers and
+//! the plant's monitoring.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{ConfigError, SourceText};
+use super::units;
+
+/// The `[ops]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOps {
+    /// `/readyz` answers 503 while any store's durable buffer holds more than this not yet
+    /// delivered (`"256MiB"`):
+    /// the store has been unreachable or too slow for long enough that someone should look
+    /// before the buffer fills and starts losing readings. Unset: buffers never make the
+    /// gateway unready.
+    #[serde(default)]
+    pub(super) unready_when_buffer_over: Option<Spanned<String>>,
+}
+
+/// Validated `[ops]` settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpsSettings {
+    /// Buffer backlog in bytes above which a store makes the gateway unready.
+    pub unready_when_buffer_over: Option<u64>,
+}
+
+/// Checks `[ops]` against the configured stores (`(name, buffer.max_bytes)` of each).
+pub(super) fn validate(
+    src: &SourceText<'_>,
+    raw: &RawOps,
+    stores: &[(String, u64)],
+    errors: &mut Vec<ConfigError>,
+) -> OpsSettings {
+    const KEY: &str = "ops.unready_when_buffer_over";
+    let Some(text) = &raw.unready_when_buffer_over else {
+        return OpsSettings::default();
+    };
+    let limit = match units::parse_size(text.get_ref()) {
+        Ok(0) => {
+            errors.push(src.error(text.span(), KEY, "must be more than 0 bytes"));
+            return OpsSettings::default();
+        }
+        Ok(n) => n,
+        Err(msg) => {
+            errors.push(src.error(text.span(), KEY, msg));
+            return OpsSettings::default();
+        }
+    };
+    for (name, max) in stores {
+        if limit >= *max {
+            errors.push(src.error(
+                text.span(),
+                KEY,
+                format!(
+                    "{} is not below the buffer.max_bytes ({}) of store `{name}`: its buffer would be full, and losing data, before the gateway turned unready",
+                    text.get_ref(),
+                    bytesize::ByteSize(*max)
+                ),
+            ));
+        }
+    }
+    OpsSettings {
+        unready_when_buffer_over: Some(limit),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::GatewayConfig;
+
+    const STORE: &str = "[[tsdb]]\nname = \"central\"\nurl = \"http://127.0.0.1:8428\"\napi = \"v1\"\ndb = \"safety\"\nbuffer = { max_bytes = \"64MiB\" }\n";
+
+    fn parse(ops: &str) -> Result<GatewayConfig, String> {
+        let text = format!("[gateway]\nid = \"gw\"\n{STORE}[ops]\n{ops}\n");
+        GatewayConfig::parse(Path::new("site.toml"), &text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_buffer_limit_below_every_store_buffer_is_accepted() {
+        let cfg = parse("unready_when_buffer_over = \"16MiB\"").unwrap();
+        assert_eq!(cfg.ops.unready_when_buffer_over, Some(16 << 20));
+        assert_eq!(parse("").unwrap().ops.unready_when_buffer_over, None);
+    }
+
+    #[test]
+    fn a_limit_the_buffer_can_never_reach_is_refused_with_the_store_named() {
+        let e = parse("unready_when_buffer_over = \"64MiB\"").unwrap_err();
+        assert!(
+            e.contains("site.toml:10:28: ops.unready_when_buffer_over: 64MiB is not below the buffer.max_bytes (64.0 MiB) of store `central`"),
+            "{e}"
+        );
+        let e = parse("unready_when_buffer_over = \"0B\"").unwrap_err();
+        assert!(
+            e.contains("ops.unready_when_buffer_over: must be more than 0 bytes"),
+            "{e}"
+        );
+        let e = parse("unready_when_buffer_over = \"lots\"").unwrap_err();
+        assert!(e.contains("ops.unready_when_buffer_over: invalid size `lots`"), "{e}");
+    }
+}
