@@ -9,6 +9,7 @@ mod bind;
 mod bind_groups;
 pub mod error;
 pub mod profile;
+mod profile_check;
 mod raw;
 pub mod rules;
 mod transport;
