@@ -101,18 +101,17 @@ pub(super) fn bind_rules(
     let mut rules: Vec<RuleSpec> = defaults
         .into_iter()
         .filter(|d| !has_threshold.contains(&d.point))
-        .map(|d| {
+        .flat_map(|d| {
             let range = points.meta(d.point).range;
-            RuleSpec {
-                name: format!("profile:{}", d.profile),
-                latching: false,
-                kind: RuleKind::Threshold {
-                    point: d.point,
-                    limits: d.setpoints.limits(),
-                    deadband: d.setpoints.deadband_for(range),
-                    delays: d.setpoints.delays(),
-                },
-            }
+            let name = format!("profile:{}", d.profile);
+            d.setpoints
+                .threshold_kinds(d.point, range)
+                .into_iter()
+                .map(move |kind| RuleSpec {
+                    name: name.clone(),
+                    latching: false,
+                    kind,
+                })
         })
         .collect();
     if alarms.sensor_fault {
@@ -278,15 +277,8 @@ fn bind_one(
         let t = t.get_ref();
         return matched
             .iter()
-            .map(|&point| {
-                let range = cx.points.meta(point).range;
-                spec(RuleKind::Threshold {
-                    point,
-                    limits: t.limits(),
-                    deadband: t.deadband_for(range),
-                    delays: t.delays(),
-                })
-            })
+            .flat_map(|&point| t.threshold_kinds(point, cx.points.meta(point).range))
+            .map(spec)
             .collect();
     }
     if let Some(rc) = &r.rate_of_change {

@@ -10,6 +10,7 @@ mod bind_groups;
 pub mod error;
 mod ops;
 pub mod profile;
+mod profile_check;
 mod raw;
 pub mod rules;
 mod transport;

@@ -10,16 +10,71 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::error::{ConfigError, SourceText};
+use super::profile_check::{CheckedPoint, check_drills, check_overlaps, scenarios};
 use super::rules::ThresholdConfig;
 use crate::model::PointKind;
 use crate::sources::modbus::planner::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ, ReadLimits};
 use crate::sources::modbus::register::{DataType, RegisterFunction, RegisterSpec, Scaling, TypeName, WordOrder};
+use crate::sources::sim::ScenarioSet;
+use crate::sources::sim::scenario::{EpisodeConfig, PointDrill, ScenarioKind, SimModel};
 use crate::sources::sim::signal::SimSignal;
 
 /// Profiles built into the binary: (name, text).
 const BUILTIN: &[(&str, &str)] = &[
     ("ai4-gas-lel", include_str!("../../device-profiles/ai4-gas-lel.toml")),
+    ("ai4-ma", include_str!("../../device-profiles/ai4-ma.toml")),
+    ("ai8-ma", include_str!("../../device-profiles/ai8-ma.toml")),
+    ("beach-length", include_str!("../../device-profiles/beach-length.toml")),
+    (
+        "gas-cl2-detector",
+        include_str!("../../device-profiles/gas-cl2-detector.toml"),
+    ),
+    (
+        "gas-co-detector",
+        include_str!("../../device-profiles/gas-co-detector.toml"),
+    ),
+    (
+        "gas-h2s-detector",
+        include_str!("../../device-profiles/gas-h2s-detector.toml"),
+    ),
+    (
+        "gas-lel-detector",
+        include_str!("../../device-profiles/gas-lel-detector.toml"),
+    ),
+    (
+        "gas-nh3-detector",
+        include_str!("../../device-profiles/gas-nh3-detector.toml"),
+    ),
+    (
+        "gnss-displacement",
+        include_str!("../../device-profiles/gnss-displacement.toml"),
+    ),
+    (
+        "high-level-switch",
+        include_str!("../../device-profiles/high-level-switch.toml"),
+    ),
+    (
+        "mine-air-velocity",
+        include_str!("../../device-profiles/mine-air-velocity.toml"),
+    ),
+    ("mine-ch4", include_str!("../../device-profiles/mine-ch4.toml")),
+    ("mine-co", include_str!("../../device-profiles/mine-co.toml")),
+    ("piezometer", include_str!("../../device-profiles/piezometer.toml")),
+    (
+        "pressure-transmitter",
+        include_str!("../../device-profiles/pressure-transmitter.toml"),
+    ),
+    ("radar-level", include_str!("../../device-profiles/radar-level.toml")),
+    ("rain-gauge", include_str!("../../device-profiles/rain-gauge.toml")),
+    (
+        "reservoir-level",
+        include_str!("../../device-profiles/reservoir-level.toml"),
+    ),
     ("tank-ltp", include_str!("../../device-profiles/tank-ltp.toml")),
+    (
+        "temperature-transmitter",
+        include_str!("../../device-profiles/temperature-transmitter.toml"),
+    ),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -27,6 +82,9 @@ const BUILTIN: &[(&str, &str)] = &[
 struct RawProfile {
     profile: RawHeader,
     points: BTreeMap<String, toml::Spanned<RawPoint>>,
+    /// Timing and targets of the drills, where the defaults do not fit the instrument.
+    #[serde(default)]
+    scenarios: BTreeMap<ScenarioKind, toml::Spanned<EpisodeConfig>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,7 +146,7 @@ struct RawPoint {
     #[serde(default)]
     setpoints: Option<toml::Spanned<ThresholdConfig>>,
     #[serde(default)]
-    sim: SimSignal,
+    sim: SimModel,
 }
 
 /// One point of a device model.
@@ -108,8 +166,10 @@ pub struct ProfilePoint {
     pub kind: PointKind,
     /// Default alarm set-points, e.g. a gas detector's first and second alarm levels.
     pub setpoints: Option<ThresholdConfig>,
-    /// Simulated behaviour.
+    /// Simulated everyday behaviour.
     pub sim: SimSignal,
+    /// Part in the drills (excursion, fault value, status bit behaviour).
+    pub drill: PointDrill,
 }
 
 /// A validated device model.
@@ -125,6 +185,8 @@ pub struct Profile {
     pub limits: ReadLimits,
     /// Points in key order.
     pub points: Vec<ProfilePoint>,
+    /// Drills the simulator can play on this device.
+    pub scenarios: ScenarioSet,
 }
 
 impl Profile {
@@ -164,6 +226,26 @@ impl Profile {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let checked: Vec<CheckedPoint<'_>> = points
+            .iter()
+            .zip(raw.points.values())
+            .map(|(point, raw)| CheckedPoint {
+                point,
+                span: raw.span(),
+                model: &raw.get_ref().sim,
+            })
+            .collect();
+        check_overlaps(&src, &checked, &mut errors);
+        let drills = check_drills(&src, &checked, &mut errors);
+        drop(checked);
+        for (p, d) in points.iter_mut().zip(drills) {
+            p.drill = d;
+        }
+        let drills: Vec<PointDrill> = points.iter().map(|p| p.drill.clone()).collect();
+        let scenarios = scenarios(&src, &points, &drills, &raw.scenarios, &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         Ok(Profile {
             name: name.to_string(),
             description: h.description.clone(),
@@ -174,6 +256,7 @@ impl Profile {
                 max_gap: h.max_gap,
             },
             points,
+            scenarios,
         })
     }
 }
@@ -260,7 +343,8 @@ fn build_point(
         unit: p.unit.clone(),
         kind: p.kind,
         setpoints,
-        sim: p.sim,
+        sim: p.sim.signal(),
+        drill: PointDrill::default(),
     })
 }
 

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::units;
-use crate::model::{Level, Priority};
-use crate::rules::{Delays, Limit};
+use crate::model::{Level, PointId, Priority};
+use crate::rules::{Delays, Limit, RuleKind};
 
 fn default_priority() -> Priority {
     Priority::High
@@ -72,6 +72,11 @@ pub struct ThresholdConfig {
     /// Priority per level, where the default (outer limits and red critical) does not fit.
     #[serde(default)]
     pub priorities: BTreeMap<Level, Priority>,
+    /// Value at which a level's alarm clears, where that is not the set-point less the
+    /// deadband: the power-restore value of the Coal Mine Safety Regulations (coal face
+    /// methane: power cut at >= 1.5 %, restored only below 1.0 %).
+    #[serde(default)]
+    pub clear: BTreeMap<Level, f64>,
 }
 
 impl ThresholdConfig {
@@ -151,6 +156,21 @@ impl ThresholdConfig {
             }
             _ => {}
         }
+        for (l, c) in &self.clear {
+            match levels.iter().find(|(x, _)| x == l) {
+                None => out.push(format!("clear.{l} is given but there is no {l} set-point")),
+                Some((_, v)) if !c.is_finite() => {
+                    out.push(format!("clear.{l} must be a finite number, got {c} (set-point {v})"))
+                }
+                Some((_, v)) if self.falling(*l) && c < v => out.push(format!(
+                    "clear.{l} ({c}) must not be below the {l} set-point ({v}): it trips on a falling value"
+                )),
+                Some((_, v)) if !self.falling(*l) && c > v => {
+                    out.push(format!("clear.{l} ({c}) must not be above the {l} set-point ({v})"))
+                }
+                Some(_) => {}
+            }
+        }
         if let Some((lo, hi)) = range {
             for (l, v) in &levels {
                 if *v < lo || *v > hi {
@@ -174,6 +194,30 @@ impl ThresholdConfig {
                 falling: self.falling(level),
             })
             .collect()
+    }
+
+    /// The threshold rules these set-points make on `point`: one for the levels that clear by
+    /// the deadband, and one more for each level with its own `clear` value.
+    pub fn threshold_kinds(&self, point: PointId, range: Option<(f64, f64)>) -> Vec<RuleKind> {
+        let (own, shared): (Vec<Limit>, Vec<Limit>) = self
+            .limits()
+            .into_iter()
+            .partition(|l| self.clear.contains_key(&l.level));
+        let kind = |limits: Vec<Limit>, deadband: f64| RuleKind::Threshold {
+            point,
+            limits,
+            deadband,
+            delays: self.delays(),
+        };
+        let mut out = Vec::new();
+        if !shared.is_empty() {
+            out.push(kind(shared, self.deadband_for(range)));
+        }
+        for l in own {
+            let clear = self.clear.get(&l.level).copied().unwrap_or(l.value);
+            out.push(kind(vec![l], (l.value - clear).abs()));
+        }
+        out
     }
 
     /// The absolute deadband for a point measuring `range`.
@@ -420,6 +464,35 @@ mod tests {
             bad.problems(None),
             vec!["blue (6) must be below yellow (5)".to_string()]
         );
+    }
+
+    #[test]
+    fn a_level_with_its_own_clear_value_becomes_its_own_rule() {
+        let c = cfg("high = 1.0\nhigh_high = 1.5\ndeadband = 0.05\nclear = { high_high = 1.0 }");
+        assert!(c.problems(Some((0.0, 4.0))).is_empty(), "{:?}", c.problems(None));
+        let mut table = crate::model::PointTable::default();
+        let point = table
+            .insert(crate::model::PointMeta {
+                name: "ch4".into(),
+                unit: "%CH4".into(),
+                kind: crate::model::PointKind::Methane,
+                device: "s1".into(),
+                hazard_source: None,
+                range: Some((0.0, 4.0)),
+                description: None,
+            })
+            .unwrap();
+        let kinds = c.threshold_kinds(point, Some((0.0, 4.0)));
+        let bands: Vec<(Vec<Level>, f64)> = kinds
+            .iter()
+            .map(|k| match k {
+                RuleKind::Threshold { limits, deadband, .. } => (limits.iter().map(|l| l.level).collect(), *deadband),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(bands, vec![(vec![Level::High], 0.05), (vec![Level::HighHigh], 0.5)]);
+        let bad = cfg("high = 1.0\nclear = { high = 1.2, low = 0.0 }");
+        assert_eq!(bad.problems(None).len(), 2, "{:?}", bad.problems(None));
     }
 
     #[test]

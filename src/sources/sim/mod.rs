@@ -4,7 +4,9 @@
 //! It is a real Modbus server (tokio-modbus), so the gateway polls it exactly as it polls a
 //! field device. It refuses every write: like the gateway, it is read-only.
 
+pub mod scenario;
 mod server;
 pub mod signal;
 
+pub use scenario::{Drill, Episode, ScenarioKind, ScenarioSet};
 pub use server::{Scenario, SimTransport, Simulator};

@@ -11,14 +11,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Instant;
 use tokio_modbus::server::tcp::Server;
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::scenario::{Drill, ScenarioKind, StatusLink};
 use super::signal::Leak;
+use crate::clock::{self, SharedClock};
 use crate::config::Profile;
+use crate::model::Timestamp;
 use crate::sources::modbus::decoder::encode;
 use crate::sources::modbus::planner::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ};
 use crate::sources::modbus::register::{DataType, RegisterFunction};
@@ -44,14 +46,29 @@ pub enum Scenario {
         /// Its timing and peak.
         leak: Leak,
     },
+    /// One of the drills the profile offers (see [`Profile::scenarios`]).
+    Drill {
+        /// Which drill.
+        kind: ScenarioKind,
+        /// Only these profile points (default: every target the profile names).
+        points: Option<Vec<String>>,
+        /// Replays the drill with this period.
+        repeat_every: Option<Duration>,
+    },
 }
 
 /// Device state shared by every connection.
 #[derive(Debug)]
 struct SimDevice {
     profile: Profile,
-    started: Instant,
+    /// Scenario time runs on this clock, so a test can walk a drill with a manual clock.
+    clock: SharedClock,
+    started: Timestamp,
     scenario: Option<(usize, Leak)>,
+    /// The drill being played, if any.
+    drill: Option<(ScenarioKind, Drill)>,
+    /// Current state of hysteresis status bits; a std mutex: never held across an await.
+    latches: Mutex<HashMap<usize, bool>>,
     /// Values pinned by hand (tests, drills); a std mutex: never held across an await.
     pinned: Mutex<HashMap<usize, f64>>,
     /// Unit id answered; `None` answers every unit (TCP devices commonly do).
@@ -63,13 +80,55 @@ struct SimDevice {
 }
 
 impl SimDevice {
-    fn value_of(&self, idx: usize, elapsed: std::time::Duration) -> f64 {
+    fn elapsed(&self) -> Duration {
+        self.clock.now().since(self.started)
+    }
+
+    /// Whether the device plays dead now (muted by hand, or in a communication-loss drill).
+    fn silent(&self) -> bool {
+        self.mute.load(Ordering::Relaxed)
+            || matches!(&self.drill, Some((ScenarioKind::CommLoss, d)) if d.episode.holding(self.elapsed()))
+    }
+
+    /// Whether point `idx` is in a sensor-fault drill now.
+    fn faulty(&self, idx: usize, elapsed: Duration) -> bool {
+        matches!(&self.drill, Some((ScenarioKind::SensorFault, d)) if d.targets.contains(&idx) && d.episode.holding(elapsed))
+    }
+
+    fn value_of(&self, idx: usize, elapsed: Duration) -> f64 {
         if let Some(v) = self.pinned.lock().ok().and_then(|p| p.get(&idx).copied()) {
             return v;
         }
         let point = &self.profile.points[idx];
+        match point.drill.status {
+            Some(StatusLink::FaultOf { index }) => return f64::from(u8::from(self.faulty(index, elapsed))),
+            Some(StatusLink::Follows { index, on, off }) => {
+                // A faulty sensor's reading trips no relay.
+                let v = if self.faulty(index, elapsed) {
+                    f64::NEG_INFINITY
+                } else {
+                    self.value_of(index, elapsed)
+                };
+                let Ok(mut latches) = self.latches.lock() else {
+                    return 0.0;
+                };
+                let set = latches.entry(idx).or_insert(false);
+                *set = if *set { v >= off } else { v >= on };
+                return f64::from(u8::from(*set));
+            }
+            None => {}
+        }
+        if let (true, Some(f)) = (self.faulty(idx, elapsed), point.drill.fault) {
+            return f;
+        }
         let jitter = rand::random::<f64>() - 0.5;
         let normal = point.sim.value_at(elapsed, jitter);
+        if let Some((ScenarioKind::Leak | ScenarioKind::SlowRise, d)) = &self.drill
+            && d.targets.contains(&idx)
+            && let Some(x) = point.drill.excursion
+        {
+            return normal + (x - normal) * d.episode.share(elapsed);
+        }
         match &self.scenario {
             Some((i, leak)) if *i == idx => leak.value_at(elapsed, normal),
             _ => normal,
@@ -86,7 +145,7 @@ impl SimDevice {
         if count == 0 || count > max {
             return Err(ExceptionCode::IllegalDataValue);
         }
-        let elapsed = self.started.elapsed();
+        let elapsed = self.elapsed();
         let end = u32::from(start) + u32::from(count);
         let mut image = BTreeMap::new();
         for (idx, p) in self.profile.points.iter().enumerate() {
@@ -123,7 +182,7 @@ impl tokio_modbus::server::Service for SimService {
 
     fn call(&self, req: Self::Request) -> Self::Future {
         let dev = &self.0;
-        if dev.mute.load(Ordering::Relaxed) || dev.unit.is_some_and(|u| u != req.slave) {
+        if dev.silent() || dev.unit.is_some_and(|u| u != req.slave) {
             return Box::pin(std::future::ready(Ok(None)));
         }
         let bits = |v: Vec<u16>| v.into_iter().map(|b| b != 0).collect::<Vec<bool>>();
@@ -176,8 +235,53 @@ impl Simulator {
         unit: Option<u8>,
         scenario: Option<Scenario>,
     ) -> io::Result<Self> {
+        Self::serve_on(profile, transport, unit, scenario, clock::system()).await
+    }
+
+    /// Like [`Simulator::serve`], with scenario time taken from `clock`.
+    pub async fn serve_on(
+        profile: Profile,
+        transport: SimTransport,
+        unit: Option<u8>,
+        scenario: Option<Scenario>,
+        clock: SharedClock,
+    ) -> io::Result<Self> {
+        let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
+        let mut drill = None;
         let scenario = match scenario {
             None => None,
+            Some(Scenario::Drill {
+                kind,
+                points,
+                repeat_every,
+            }) => {
+                let Some(mut d) = profile.scenarios.get(&kind).cloned() else {
+                    return Err(invalid(format!(
+                        "profile `{}` offers no {kind} scenario (no point has the value it needs)",
+                        profile.name
+                    )));
+                };
+                if let Some(keys) = points {
+                    let mut picked = Vec::new();
+                    for k in keys {
+                        match d.targets.iter().find(|&&i| profile.points[i].key == k) {
+                            Some(&i) => picked.push(i),
+                            None => {
+                                return Err(invalid(format!(
+                                    "the {kind} scenario of profile `{}` cannot act on `{k}`",
+                                    profile.name
+                                )));
+                            }
+                        }
+                    }
+                    if kind != ScenarioKind::CommLoss {
+                        d.targets = picked;
+                    }
+                }
+                d.episode.repeat_every = repeat_every;
+                drill = Some((kind, d));
+                None
+            }
             Some(Scenario::Leak { point, leak }) => {
                 let idx = profile.points.iter().position(|p| p.key == point).ok_or_else(|| {
                     io::Error::new(
@@ -191,10 +295,14 @@ impl Simulator {
                 Some((idx, leak))
             }
         };
+        let started = clock.now();
         let device = Arc::new(SimDevice {
             profile,
-            started: Instant::now(),
+            clock,
+            started,
             scenario,
+            drill,
+            latches: Mutex::new(HashMap::new()),
             pinned: Mutex::new(HashMap::new()),
             unit,
             delay_us: AtomicU64::new(0),
