@@ -10,6 +10,7 @@ mod bind_groups;
 pub mod error;
 pub mod profile;
 mod profile_check;
+mod profile_show;
 mod raw;
 pub mod rules;
 mod transport;
