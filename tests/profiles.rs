@@ -415,3 +415,50 @@ async fn the_site_examples_run_against_simulators() {
         run_example(&path).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_plays_a_profile_drill_from_the_command_line() {
+    let out = std::process::Command::new(support::binary())
+        .args(["simulate", "--profile", "mine-ch4", "--scenario", "flood"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no scenario `flood`; known: leak, slow_rise, sensor_fault, comm_loss"),
+        "{stderr}"
+    );
+
+    let port = support::free_port();
+    let child = std::process::Command::new(support::binary())
+        .args([
+            "simulate",
+            "--profile",
+            "mine-ch4",
+            "--scenario",
+            "sensor-fault",
+            "--listen",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _child = support::KillOnDrop(child);
+    let mut gw = TestGateway::start(&format!(
+        "[gateway]\nid = \"gw\"\n[api]\nlisten = \"127.0.0.1:0\"\n[[devices]]\nname = \"T0\"\nprofile = \"mine-ch4\"\ntransport = {{ tcp = \"127.0.0.1:{port}\" }}\ninterval = \"200ms\"\n"
+    ))
+    .await;
+    wait_for("good methane readings before the drill", SETTLE, || async {
+        (gw.point("T0/ch4").await["quality"] == "good").then_some(())
+    })
+    .await;
+    // The drill starts 5 s after the simulator: the sensor reports its fault code and fault bit.
+    wait_for("the sensor-fault alarm of the drill", SETTLE, || async {
+        gw.alarm("T0/ch4:sensor_fault").await.map(|_| ())
+    })
+    .await;
+    assert_eq!(gw.point("T0/ch4").await["quality"], "out_of_range");
+    assert_eq!(gw.point("T0/fault").await["value"], 1.0);
+    gw.shutdown().await;
+}
