@@ -462,3 +462,68 @@ async fn simulate_plays_a_profile_drill_from_the_command_line() {
     assert_eq!(gw.point("T0/fault").await["value"], 1.0);
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_methane_power_cut_alarm_clears_only_below_the_restore_value() {
+    let sim = support::simulator("mine-ch4", None).await;
+    let mut gw = TestGateway::start(&format!(
+        "[gateway]\nid = \"gw\"\n[api]\nlisten = \"127.0.0.1:0\"\n[[devices]]\nname = \"T0\"\nprofile = \"mine-ch4\"\ntransport = {{ tcp = \"{}\" }}\ninterval = \"100ms\"\n",
+        sim.local_addr()
+    ))
+    .await;
+    let state = |id: &'static str| {
+        let gw = &gw;
+        async move {
+            gw.alarm(id)
+                .await
+                .map(|a| a["state"].as_str().unwrap_or_default().to_string())
+        }
+    };
+    let reads = |v: f64| {
+        let gw = &gw;
+        async move { (gw.point("T0/ch4").await["value"] == v).then_some(()) }
+    };
+    sim.pin("ch4", 1.6);
+    wait_for("the power-cut alarm at 1.6 %", SETTLE, || async {
+        (state("T0/ch4:high_high").await.as_deref() == Some("unack_active")).then_some(())
+    })
+    .await;
+    // Down through the band between restore and cut; readings are evaluated in order, so once
+    // the last value shows, the earlier ones have had their say.
+    for v in [1.2, 1.1, 1.05] {
+        sim.pin("ch4", v);
+        wait_for(&format!("the gateway to read {v} %"), SETTLE, || reads(v)).await;
+    }
+    assert_eq!(state("T0/ch4:high_high").await.as_deref(), Some("unack_active"));
+    assert_eq!(
+        gw.point("T0/power_cut").await["value"],
+        1.0,
+        "the substation keeps the power cut"
+    );
+    sim.pin("ch4", 0.99);
+    wait_for("power restored below 1.0 %", SETTLE, || async {
+        (state("T0/ch4:high_high").await.as_deref() == Some("unack_rtn")).then_some(())
+    })
+    .await;
+    assert_eq!(state("T0/ch4:high").await.as_deref(), Some("unack_rtn"));
+    gw.shutdown().await;
+}
+
+#[test]
+fn a_clear_value_past_its_set_point_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("site.toml");
+    std::fs::write(
+        &config,
+        "[gateway]\nid = \"gw\"\n\n[[devices]]\nname = \"T0\"\nprofile = \"mine-ch4\"\ntransport = { tcp = \"10.0.0.1:502\" }\n\n[[rules]]\npoints = \"T0/ch4\"\nthreshold = { high_high = 1.0, clear = { high_high = 1.2 } }\n",
+    )
+    .unwrap();
+    let errors = GatewayConfig::load(&config).expect_err("refused").to_string();
+    assert!(
+        errors.contains(&format!(
+            "{}:11:13: rules[0].threshold: clear.high_high (1.2) must not be above the high_high set-point (1) (point `T0/ch4`)",
+            config.display()
+        )),
+        "{errors}"
+    );
+}
