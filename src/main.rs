@@ -108,11 +108,18 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ProfilesAction {
     /// List every known profile.
-    List,
-    /// Show a profile's register map and default set-points.
+    List {
+        /// Also load (and check) the profiles in this directory; they override built-in ones.
+        #[arg(long)]
+        profile_dir: Option<PathBuf>,
+    },
+    /// Show a profile's register map, default set-points, simulator model and drills.
     Show {
         /// Profile name.
         name: String,
+        /// Also load (and check) the profiles in this directory; they override built-in ones.
+        #[arg(long)]
+        profile_dir: Option<PathBuf>,
     },
 }
 
@@ -258,18 +265,16 @@ async fn simulate(
     scenario: Option<Scenario>,
     dir: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let mut set = ProfileSet::builtin().map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
-    if let Some(dir) = dir {
-        set.load_dir(&dir)
-            .map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
-    }
+    let set = load_profiles(dir.as_deref())?;
     let profile = set
         .get(name)
         .cloned()
         .with_context(|| format!("no profile `{name}`; known: {}", set.names().join(", ")))?;
     let shown = format!("{transport:?}");
+    let scenario_shown = scenario.clone();
     let sim = Simulator::serve(profile, transport, unit, scenario).await?;
-    info!(profile = name, transport = %shown, listen = %sim.local_addr(), ?unit, "Simulator serving; Ctrl-C to stop");
+    info!(profile = name, transport = %shown, listen = %sim.local_addr(), ?unit, scenario = ?scenario_shown,
+          "Simulator serving; Ctrl-C to stop");
     wait_for_shutdown_signal().await;
     sim.stop();
     Ok(ExitCode::SUCCESS)
@@ -297,16 +302,35 @@ fn hash_token(generate: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The built-in profiles plus those of `dir`; every error names its file, line and key.
+fn load_profiles(dir: Option<&Path>) -> Result<ProfileSet> {
+    let mut set = ProfileSet::builtin().map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
+    if let Some(dir) = dir {
+        set.load_dir(dir)
+            .map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
+    }
+    Ok(set)
+}
+
 fn profiles(action: ProfilesAction) -> Result<ExitCode> {
-    let set = ProfileSet::builtin().map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
+    let dir = match &action {
+        ProfilesAction::List { profile_dir } | ProfilesAction::Show { profile_dir, .. } => profile_dir.clone(),
+    };
+    let set = match load_profiles(dir.as_deref()) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     match action {
-        ProfilesAction::List => {
+        ProfilesAction::List { .. } => {
             for p in set.iter() {
                 let drills: Vec<&str> = p.scenarios.keys().map(|k| k.as_str()).collect();
                 println!("{:<24} {:<90} drills: {}", p.name, p.description, drills.join(", "));
             }
         }
-        ProfilesAction::Show { name } => {
+        ProfilesAction::Show { name, .. } => {
             let p = set
                 .get(&name)
                 .with_context(|| format!("no profile `{name}`; known: {}", set.names().join(", ")))?;

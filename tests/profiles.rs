@@ -527,3 +527,42 @@ fn a_clear_value_past_its_set_point_is_refused_with_its_line() {
         "{errors}"
     );
 }
+
+#[test]
+fn profiles_show_prints_the_register_table_and_checks_a_site_profile_dir() {
+    let out = std::process::Command::new(support::binary())
+        .args(["profiles", "show", "mine-ch4"])
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{show}");
+    for line in [
+        "power_cut          holding      1.1 bit",
+        "ch4              high=1 [high]  high_high=1.5 (clears below 1) [critical]",
+        "comm_loss      start 5s rise 0s hold 1m fall 0s; on the whole device",
+    ] {
+        assert!(show.contains(line), "{line}\n{show}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("site-gauge.toml");
+    std::fs::write(
+        &file,
+        format!("{HEADER}[points.level]\nfunction = \"holding\"\naddress = 0\ntype = \"f32\"\nrange = [0.0, 10.0]\nunit = \"m\"\nkind = \"level\"\nsetpoints = {{ high = 12.0 }}\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(support::binary())
+        .args(["profiles", "list", "--profile-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:11:13: points.level.setpoints: high set-point 12 lies outside the instrument's range 0..10",
+            file.display()
+        )),
+        "{stderr}"
+    );
+}

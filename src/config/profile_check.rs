@@ -16,11 +16,12 @@ use crate::sources::modbus::register::DataType;
 use crate::sources::sim::scenario::{EpisodeConfig, PointDrill, ScenarioKind, SimModel, StatusLink};
 use crate::sources::sim::{Drill, ScenarioSet};
 
-/// A point as checked here: its built form, its place in the file and its simulator model.
+/// A point as checked here: its built form, its place in the file and its simulator model
+/// (`None` when the profile gives no `sim` table: the point then rests at 0 and is not checked).
 pub(super) struct CheckedPoint<'a> {
     pub(super) point: &'a ProfilePoint,
     pub(super) span: Range<usize>,
-    pub(super) model: &'a SimModel,
+    pub(super) model: Option<&'a SimModel>,
 }
 
 /// Reports registers that two points both claim. Bits of one register may share it as long as
@@ -69,7 +70,10 @@ pub(super) fn check_drills(
     for (i, c) in points.iter().enumerate() {
         let key = &c.point.key;
         let mut err = |msg: String| errors.push(src.error(c.span.clone(), format!("points.{key}.sim"), msg));
-        let m = c.model;
+        let Some(m) = c.model else {
+            out.push(PointDrill::default());
+            continue;
+        };
         let status = match (&m.follows, &m.fault_of) {
             (Some(_), Some(_)) => {
                 err("give follows or fault_of, not both".into());
@@ -107,7 +111,7 @@ pub(super) fn check_drills(
             }
         };
         if status.is_none() {
-            check_signal(c, &mut err);
+            check_signal(c.point, m, &mut err);
         }
         out.push(PointDrill {
             excursion: m.excursion,
@@ -136,8 +140,7 @@ pub(super) fn check_drills(
 }
 
 /// The everyday band, excursion and fault value of one measured point.
-fn check_signal(c: &CheckedPoint<'_>, err: &mut impl FnMut(String)) {
-    let (p, m) = (c.point, c.model);
+fn check_signal(p: &ProfilePoint, m: &SimModel, err: &mut impl FnMut(String)) {
     let range = p.register.range;
     let (lo, hi) = m.everyday_band();
     if let Some((rlo, rhi)) = range
