@@ -207,7 +207,10 @@ pub(super) fn scenarios(
 ) -> ScenarioSet {
     let at = |cfg: Option<&Spanned<EpisodeConfig>>, key: String, msg: String| match cfg {
         Some(c) => src.error(c.span(), key, msg),
-        None => src.file_error(format!("{key}: {msg}")),
+        None => ConfigError {
+            key,
+            ..src.file_error(msg)
+        },
     };
     let mut set = ScenarioSet::new();
     for kind in ScenarioKind::ALL {
@@ -274,4 +277,60 @@ pub(super) fn scenarios(
         }
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Profile;
+
+    const HEAD: &str = "[profile]\ndescription = \"t\"\n";
+
+    fn errors(body: &str) -> Vec<String> {
+        let text = format!("{HEAD}{body}");
+        match Profile::parse("t", Path::new("t.toml"), &text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(|e| format!("{}: {}", e.key, e.message)).collect(),
+        }
+    }
+
+    const GAS: &str = "[points.gas]\nfunction = \"holding\"\naddress = 0\ntype = \"u16\"\nscale = 0.1\nrange = [0.0, 100.0]\nunit = \"%LEL\"\nkind = \"gas\"\nsetpoints = { high = 25.0, high_high = 50.0, deadband = 2.0, on_delay = \"90s\" }\nsim = { base = 1.0, excursion = 60.0, fault = 6553.5 }\n";
+
+    #[test]
+    fn a_status_bit_must_follow_a_measured_point_of_its_own_profile() {
+        let bits = "[points.a]\nfunction = \"holding\"\naddress = 1\ntype = \"bit\"\nbit = 0\nunit = \"\"\nkind = \"state\"\nsim = { follows = \"gas\", on = 25.0, off = 30.0 }\n\
+                    [points.b]\nfunction = \"holding\"\naddress = 1\ntype = \"bit\"\nbit = 1\nunit = \"\"\nkind = \"state\"\nsim = { fault_of = \"a\" }\n";
+        let e = errors(&format!(
+            "{GAS}{bits}\n[scenarios.leak]\nhold = \"2m\"\n[scenarios.slow_rise]\nhold = \"2m\"\n"
+        ));
+        assert_eq!(
+            e,
+            vec![
+                "points.a.sim: off (30) must not be above on (25)".to_string(),
+                "points.b.sim: `a` is itself a status bit; follow a measured point".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_drill_shorter_than_the_on_delay_or_on_an_unknown_point_is_refused() {
+        let e = errors(&format!(
+            "{GAS}\n[scenarios.slow_rise]\nhold = \"2m\"\n[scenarios.sensor_fault]\npoints = [\"nope\"]\n"
+        ));
+        assert_eq!(
+            e,
+            vec![
+                "scenarios.leak.hold: hold (60s) is not longer than the on-delay (90s) of `gas`: the drill would raise no alarm"
+                    .to_string(),
+                "scenarios.sensor_fault.points: `nope` is not a point of this profile with a sim.fault value".to_string(),
+            ]
+        );
+        assert!(
+            errors(&format!(
+                "{GAS}\n[scenarios.leak]\nhold = \"2m\"\n[scenarios.slow_rise]\nhold = \"2m\"\n"
+            ))
+            .is_empty()
+        );
+    }
 }
