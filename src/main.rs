@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hazard_gateway::config::{GatewayConfig, ProfileSet};
 use hazard_gateway::pipeline::Gateway;
 use hazard_gateway::sources::sim::signal::Leak;
-use hazard_gateway::sources::sim::{Scenario, SimTransport, Simulator};
+use hazard_gateway::sources::sim::{Scenario, ScenarioKind, SimTransport, Simulator};
 use hazard_gateway::{clock, demo};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
@@ -70,8 +70,18 @@ enum Command {
         #[arg(long)]
         unit: Option<u8>,
         /// Play the demo leak on this profile point (e.g. `ch1`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "scenario")]
         leak: Option<String>,
+        /// Play one of the profile's drills: leak, slow_rise, sensor_fault or comm_loss
+        /// (`profiles show NAME` lists each drill's timing and points).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Only these points take part in the drill (repeat the flag; default: the profile's).
+        #[arg(long = "point", requires = "scenario")]
+        points: Vec<String>,
+        /// Replay the drill with this period (e.g. `10m`); default: play it once.
+        #[arg(long, requires = "scenario")]
+        repeat: Option<String>,
         /// Extra profile directory.
         #[arg(long)]
         profile_dir: Option<PathBuf>,
@@ -98,11 +108,18 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ProfilesAction {
     /// List every known profile.
-    List,
-    /// Show a profile's register map and default set-points.
+    List {
+        /// Also load (and check) the profiles in this directory; they override built-in ones.
+        #[arg(long)]
+        profile_dir: Option<PathBuf>,
+    },
+    /// Show a profile's register map, default set-points, simulator model and drills.
     Show {
         /// Profile name.
         name: String,
+        /// Also load (and check) the profiles in this directory; they override built-in ones.
+        #[arg(long)]
+        profile_dir: Option<PathBuf>,
     },
 }
 
@@ -148,6 +165,9 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             baud,
             unit,
             leak,
+            scenario,
+            points,
+            repeat,
             profile_dir,
         } => {
             let transport = match (serial, rtu_over_tcp) {
@@ -155,7 +175,15 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
                 (None, true) => SimTransport::RtuOverTcp(listen),
                 (None, false) => SimTransport::Tcp(listen),
             };
-            simulate(&profile, (transport, unit), leak, profile_dir).await
+            let scenario = match (leak, scenario) {
+                (Some(point), _) => Some(Scenario::Leak {
+                    point,
+                    leak: Leak::demo(),
+                }),
+                (None, Some(name)) => Some(drill(&name, points, repeat.as_deref())?),
+                (None, None) => None,
+            };
+            simulate(&profile, (transport, unit), scenario, profile_dir).await
         }
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::HashToken { generate } => hash_token(generate),
@@ -218,28 +246,39 @@ async fn run_demo(listen: SocketAddr, data_dir: Option<PathBuf>) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `--scenario` drill, checked before anything is served.
+fn drill(name: &str, points: Vec<String>, repeat: Option<&str>) -> Result<Scenario> {
+    let kind = ScenarioKind::parse(name).with_context(|| {
+        let known: Vec<&str> = ScenarioKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("no scenario `{name}`; known: {}", known.join(", "))
+    })?;
+    let repeat_every = repeat
+        .map(hazard_gateway::config::units::parse_duration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--repeat: {e}"))?;
+    Ok(Scenario::Drill {
+        kind,
+        points: (!points.is_empty()).then_some(points),
+        repeat_every,
+    })
+}
+
 async fn simulate(
     name: &str,
     (transport, unit): (SimTransport, Option<u8>),
-    leak: Option<String>,
+    scenario: Option<Scenario>,
     dir: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    let mut set = ProfileSet::builtin().map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
-    if let Some(dir) = dir {
-        set.load_dir(&dir)
-            .map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
-    }
+    let set = load_profiles(dir.as_deref())?;
     let profile = set
         .get(name)
         .cloned()
         .with_context(|| format!("no profile `{name}`; known: {}", set.names().join(", ")))?;
-    let scenario = leak.map(|point| Scenario::Leak {
-        point,
-        leak: Leak::demo(),
-    });
     let shown = format!("{transport:?}");
+    let scenario_shown = scenario.clone();
     let sim = Simulator::serve(profile, transport, unit, scenario).await?;
-    info!(profile = name, transport = %shown, listen = %sim.local_addr(), ?unit, "Simulator serving; Ctrl-C to stop");
+    info!(profile = name, transport = %shown, listen = %sim.local_addr(), ?unit, scenario = ?scenario_shown,
+          "Simulator serving; Ctrl-C to stop");
     wait_for_shutdown_signal().await;
     sim.stop();
     Ok(ExitCode::SUCCESS)
@@ -267,45 +306,39 @@ fn hash_token(generate: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The built-in profiles plus those of `dir`; every error names its file, line and key.
+fn load_profiles(dir: Option<&Path>) -> Result<ProfileSet> {
+    let mut set = ProfileSet::builtin().map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
+    if let Some(dir) = dir {
+        set.load_dir(dir)
+            .map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
+    }
+    Ok(set)
+}
+
 fn profiles(action: ProfilesAction) -> Result<ExitCode> {
-    let set = ProfileSet::builtin().map_err(|e| anyhow::anyhow!("{}", hazard_gateway::config::ConfigErrors(e)))?;
+    let dir = match &action {
+        ProfilesAction::List { profile_dir } | ProfilesAction::Show { profile_dir, .. } => profile_dir.clone(),
+    };
+    let set = match load_profiles(dir.as_deref()) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     match action {
-        ProfilesAction::List => {
+        ProfilesAction::List { .. } => {
             for p in set.iter() {
-                println!("{:<20} {}", p.name, p.description);
+                let drills: Vec<&str> = p.scenarios.keys().map(|k| k.as_str()).collect();
+                println!("{:<24} {:<90} drills: {}", p.name, p.description, drills.join(", "));
             }
         }
-        ProfilesAction::Show { name } => {
+        ProfilesAction::Show { name, .. } => {
             let p = set
                 .get(&name)
                 .with_context(|| format!("no profile `{name}`; known: {}", set.names().join(", ")))?;
-            println!("{} — {}", p.name, p.description);
-            println!(
-                "{:<12} {:<8} {:>7} {:<5} {:<6} {:<14} {:<20}",
-                "point", "table", "address", "type", "unit", "range", "set-points"
-            );
-            for pt in &p.points {
-                let r = &pt.register;
-                let range = r.range.map_or("-".to_string(), |(a, b)| format!("{a}..{b}"));
-                let sp = pt.setpoints.as_ref().map_or("-".to_string(), |s| {
-                    let lim: Vec<String> = s
-                        .limits()
-                        .iter()
-                        .map(|l| format!("{}={}", l.level.as_str(), l.value))
-                        .collect();
-                    lim.join(" ")
-                });
-                println!(
-                    "{:<12} {:<8} {:>7} {:<5} {:<6} {:<14} {}",
-                    pt.key,
-                    r.function.as_str(),
-                    r.address,
-                    r.data_type.as_str(),
-                    pt.unit,
-                    range,
-                    sp
-                );
-            }
+            print!("{}", p.describe());
         }
     }
     Ok(ExitCode::SUCCESS)

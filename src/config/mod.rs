@@ -11,6 +11,7 @@ pub mod error;
 mod ops;
 pub mod profile;
 mod profile_check;
+mod profile_show;
 mod raw;
 pub mod rules;
 mod transport;

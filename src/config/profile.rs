@@ -146,7 +146,7 @@ struct RawPoint {
     #[serde(default)]
     setpoints: Option<toml::Spanned<ThresholdConfig>>,
     #[serde(default)]
-    sim: SimModel,
+    sim: Option<SimModel>,
 }
 
 /// One point of a device model.
@@ -232,7 +232,7 @@ impl Profile {
             .map(|(point, raw)| CheckedPoint {
                 point,
                 span: raw.span(),
-                model: &raw.get_ref().sim,
+                model: raw.get_ref().sim.as_ref(),
             })
             .collect();
         check_overlaps(&src, &checked, &mut errors);
@@ -343,7 +343,7 @@ fn build_point(
         unit: p.unit.clone(),
         kind: p.kind,
         setpoints,
-        sim: p.sim.signal(),
+        sim: p.sim.as_ref().map(SimModel::signal).unwrap_or_default(),
         drill: PointDrill::default(),
     })
 }

@@ -16,11 +16,12 @@ use crate::sources::modbus::register::DataType;
 use crate::sources::sim::scenario::{EpisodeConfig, PointDrill, ScenarioKind, SimModel, StatusLink};
 use crate::sources::sim::{Drill, ScenarioSet};
 
-/// A point as checked here: its built form, its place in the file and its simulator model.
+/// A point as checked here: its built form, its place in the file and its simulator model
+/// (`None` when the profile gives no `sim` table: the point then rests at 0 and is not checked).
 pub(super) struct CheckedPoint<'a> {
     pub(super) point: &'a ProfilePoint,
     pub(super) span: Range<usize>,
-    pub(super) model: &'a SimModel,
+    pub(super) model: Option<&'a SimModel>,
 }
 
 /// Reports registers that two points both claim. Bits of one register may share it as long as
@@ -69,7 +70,10 @@ pub(super) fn check_drills(
     for (i, c) in points.iter().enumerate() {
         let key = &c.point.key;
         let mut err = |msg: String| errors.push(src.error(c.span.clone(), format!("points.{key}.sim"), msg));
-        let m = c.model;
+        let Some(m) = c.model else {
+            out.push(PointDrill::default());
+            continue;
+        };
         let status = match (&m.follows, &m.fault_of) {
             (Some(_), Some(_)) => {
                 err("give follows or fault_of, not both".into());
@@ -107,7 +111,7 @@ pub(super) fn check_drills(
             }
         };
         if status.is_none() {
-            check_signal(c, &mut err);
+            check_signal(c.point, m, &mut err);
         }
         out.push(PointDrill {
             excursion: m.excursion,
@@ -136,8 +140,7 @@ pub(super) fn check_drills(
 }
 
 /// The everyday band, excursion and fault value of one measured point.
-fn check_signal(c: &CheckedPoint<'_>, err: &mut impl FnMut(String)) {
-    let (p, m) = (c.point, c.model);
+fn check_signal(p: &ProfilePoint, m: &SimModel, err: &mut impl FnMut(String)) {
     let range = p.register.range;
     let (lo, hi) = m.everyday_band();
     if let Some((rlo, rhi)) = range
@@ -204,7 +207,10 @@ pub(super) fn scenarios(
 ) -> ScenarioSet {
     let at = |cfg: Option<&Spanned<EpisodeConfig>>, key: String, msg: String| match cfg {
         Some(c) => src.error(c.span(), key, msg),
-        None => src.file_error(format!("{key}: {msg}")),
+        None => ConfigError {
+            key,
+            ..src.file_error(msg)
+        },
     };
     let mut set = ScenarioSet::new();
     for kind in ScenarioKind::ALL {
@@ -271,4 +277,60 @@ pub(super) fn scenarios(
         }
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Profile;
+
+    const HEAD: &str = "[profile]\ndescription = \"t\"\n";
+
+    fn errors(body: &str) -> Vec<String> {
+        let text = format!("{HEAD}{body}");
+        match Profile::parse("t", Path::new("t.toml"), &text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(|e| format!("{}: {}", e.key, e.message)).collect(),
+        }
+    }
+
+    const GAS: &str = "[points.gas]\nfunction = \"holding\"\naddress = 0\ntype = \"u16\"\nscale = 0.1\nrange = [0.0, 100.0]\nunit = \"%LEL\"\nkind = \"gas\"\nsetpoints = { high = 25.0, high_high = 50.0, deadband = 2.0, on_delay = \"90s\" }\nsim = { base = 1.0, excursion = 60.0, fault = 6553.5 }\n";
+
+    #[test]
+    fn a_status_bit_must_follow_a_measured_point_of_its_own_profile() {
+        let bits = "[points.a]\nfunction = \"holding\"\naddress = 1\ntype = \"bit\"\nbit = 0\nunit = \"\"\nkind = \"state\"\nsim = { follows = \"gas\", on = 25.0, off = 30.0 }\n\
+                    [points.b]\nfunction = \"holding\"\naddress = 1\ntype = \"bit\"\nbit = 1\nunit = \"\"\nkind = \"state\"\nsim = { fault_of = \"a\" }\n";
+        let e = errors(&format!(
+            "{GAS}{bits}\n[scenarios.leak]\nhold = \"2m\"\n[scenarios.slow_rise]\nhold = \"2m\"\n"
+        ));
+        assert_eq!(
+            e,
+            vec![
+                "points.a.sim: off (30) must not be above on (25)".to_string(),
+                "points.b.sim: `a` is itself a status bit; follow a measured point".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_drill_shorter_than_the_on_delay_or_on_an_unknown_point_is_refused() {
+        let e = errors(&format!(
+            "{GAS}\n[scenarios.slow_rise]\nhold = \"2m\"\n[scenarios.sensor_fault]\npoints = [\"nope\"]\n"
+        ));
+        assert_eq!(
+            e,
+            vec![
+                "scenarios.leak.hold: hold (60s) is not longer than the on-delay (90s) of `gas`: the drill would raise no alarm"
+                    .to_string(),
+                "scenarios.sensor_fault.points: `nope` is not a point of this profile with a sim.fault value".to_string(),
+            ]
+        );
+        assert!(
+            errors(&format!(
+                "{GAS}\n[scenarios.leak]\nhold = \"2m\"\n[scenarios.slow_rise]\nhold = \"2m\"\n"
+            ))
+            .is_empty()
+        );
+    }
 }

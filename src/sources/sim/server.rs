@@ -441,3 +441,53 @@ async fn relay(mut socket: TcpStream, mut pipe: tokio::io::DuplexStream, cancel:
         _ = tokio::io::copy_bidirectional(&mut socket, &mut pipe) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::ProfileSet;
+
+    #[tokio::test]
+    async fn a_power_cut_bit_sets_at_the_cut_value_and_resets_only_below_the_restore_value() {
+        let profile = ProfileSet::builtin().unwrap().get("mine-ch4").cloned().unwrap();
+        let clock: SharedClock = Arc::new(ManualClock::new(Timestamp::from_nanos(1)));
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let sim = Simulator::serve_on(profile, SimTransport::Tcp(listen), None, None, clock)
+            .await
+            .unwrap();
+        let status = |ch4: f64| {
+            assert!(sim.pin("ch4", ch4));
+            sim.device.read(RegisterFunction::Holding, 1, 1).unwrap()[0]
+        };
+        const ALARM: u16 = 1;
+        const CUT: u16 = 2;
+        assert_eq!(status(0.5), 0);
+        assert_eq!(status(1.2), ALARM, "alarm at 1.0 %, no cut below 1.5 %");
+        assert_eq!(status(1.6), ALARM | CUT);
+        assert_eq!(status(1.2), ALARM | CUT, "power stays cut until below 1.0 %");
+        assert_eq!(status(0.99), 0, "restored below 1.0 %");
+    }
+
+    #[tokio::test]
+    async fn a_comm_loss_drill_silences_the_device_only_during_its_hold() {
+        let profile = ProfileSet::builtin().unwrap().get("mine-co").cloned().unwrap();
+        let hold = profile.scenarios[&ScenarioKind::CommLoss].episode;
+        let manual = Arc::new(ManualClock::new(Timestamp::from_nanos(1)));
+        let clock: SharedClock = manual.clone();
+        let drill = Scenario::Drill {
+            kind: ScenarioKind::CommLoss,
+            points: None,
+            repeat_every: None,
+        };
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let sim = Simulator::serve_on(profile, SimTransport::Tcp(listen), None, Some(drill), clock)
+            .await
+            .unwrap();
+        assert!(!sim.device.silent());
+        manual.advance(hold.start + hold.hold / 2);
+        assert!(sim.device.silent());
+        manual.advance(hold.hold);
+        assert!(!sim.device.silent());
+    }
+}
