@@ -226,6 +226,10 @@ pub struct Metrics {
     pub sse_clients: Gauge,
     /// Alarm events a slow live-feed subscriber missed (it is told to reconnect and replay).
     pub sse_lagged: Counter,
+    /// Reading events sent on the live feed (to subscribers that asked for readings).
+    pub sse_readings_sent: Counter,
+    /// Reading batches a slow live-feed subscriber skipped (readings are not replayed).
+    pub sse_readings_lagged: Counter,
 }
 
 impl Metrics {
@@ -375,7 +379,21 @@ impl Metrics {
             "Alarm events a slow live-feed subscriber missed",
             sse_lagged.clone(),
         );
+        let sse_readings_sent = Counter::default();
+        r.register(
+            "hazard_api_sse_readings_sent",
+            "Reading events sent on the live feed",
+            sse_readings_sent.clone(),
+        );
+        let sse_readings_lagged = Counter::default();
+        r.register(
+            "hazard_api_sse_reading_batches_lagged",
+            "Reading batches a slow live-feed subscriber skipped",
+            sse_readings_lagged.clone(),
+        );
         Self {
+            sse_readings_sent,
+            sse_readings_lagged,
             registry: Arc::new(r),
             modbus_polls,
             modbus_requests,

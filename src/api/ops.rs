@@ -4,20 +4,48 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use crate::model::Timestamp;
 
-pub(super) async fn healthz(State(s): State<AppState>) -> Json<Value> {
+/// The process is up.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Health {
+    /// Always `ok`.
+    status: &'static str,
+    /// Gateway id.
+    gateway_id: String,
+    /// Seconds since start.
+    uptime_s: u64,
+    /// Configured points.
+    points: usize,
+    /// Visible alarms.
+    active_alarms: usize,
+}
+
+/// Whether the gateway does its job.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Ready {
+    /// True when nothing is wrong.
+    ready: bool,
+    /// What is wrong.
+    problems: Vec<String>,
+}
+
+/// Liveness: answers while the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub(super) async fn healthz(State(s): State<AppState>) -> Json<Health> {
     let now = s.clock.now();
-    Json(json!({
-        "status": "ok",
-        "gateway_id": s.live.gateway_id,
-        "uptime_s": now.since(s.live.started).as_secs(),
-        "points": s.live.points.len(),
-        "active_alarms": s.live.active_alarms().len(),
-    }))
+    Json(Health {
+        status: "ok",
+        gateway_id: s.live.gateway_id.clone(),
+        uptime_s: now.since(s.live.started).as_secs(),
+        points: s.live.points.len(),
+        active_alarms: s.live.active_alarms().len(),
+    })
 }
 
 /// How long the rules task may be silent before the gateway is not ready: it ticks every
@@ -26,7 +54,12 @@ const RULES_STALL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `GET /readyz`: 200 while the rules engine is evaluating, 503 when it has stalled (an alarm
 /// could be missed), with the reason.
-pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Not ready, with the reasons", body = Ready),
+    ))]
+pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Ready>) {
     let problems = readiness_problems(s.clock.now(), s.live.rules_heartbeat());
     let status = if problems.is_empty() {
         StatusCode::OK
@@ -35,7 +68,10 @@ pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value
     };
     (
         status,
-        Json(json!({ "ready": problems.is_empty(), "problems": problems })),
+        Json(Ready {
+            ready: problems.is_empty(),
+            problems,
+        }),
     )
 }
 
@@ -49,6 +85,9 @@ fn readiness_problems(now: Timestamp, rules_heartbeat: Timestamp) -> Vec<String>
     problems
 }
 
+/// Prometheus metrics (text exposition format; names in docs/metrics.md).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

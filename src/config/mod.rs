@@ -227,6 +227,8 @@ pub struct GatewayConfig {
     pub webhooks: Vec<crate::sinks::webhook::WebhookSpec>,
     /// Northbound MQTT brokers for alarm transitions.
     pub mqtt_north: Vec<crate::sinks::mqtt_north::MqttNorthSpec>,
+    /// API server: TLS, timeouts, request-head limit.
+    pub api_server: crate::api::config::ServerSettings,
 }
 
 impl GatewayConfig {
