@@ -187,7 +187,10 @@ impl Gateway {
                 &config.gateway_id,
                 data_dir,
                 journal.clone(),
-                state.subscribe(),
+                crate::sinks::mqtt_north::ReadingSource {
+                    live: state.clone(),
+                    clock: clock.clone(),
+                },
                 metrics.clone(),
                 deliveries_stop.clone(),
             )?);
