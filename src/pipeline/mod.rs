@@ -116,6 +116,8 @@ impl Gateway {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        // Before anything starts: the files were checked with the config but may have changed.
+        let api_tls = config.api_server.tls.as_ref().map(|f| f.acceptor()).transpose()?;
         let metrics = Metrics::new();
         let journal = Arc::new(AlarmJournal::open(&data_dir.join("alarms.db"))?);
         let history_path = data_dir.join("history.db");
@@ -253,11 +255,10 @@ impl Gateway {
             auth: std::sync::Arc::new(api::auth::Auth::new(config.api_tokens.clone())),
             devices: device_health,
         };
-        let tls = config.api_server.tls.as_ref().map(|f| f.acceptor()).transpose()?;
         let api = tokio::spawn(api::serve(
             listener,
             app,
-            tls,
+            api_tls,
             config.api_server.limits,
             api_cancel.clone(),
         ));
