@@ -69,13 +69,22 @@ pub struct LiveState {
     active: RwLock<BTreeMap<String, AlarmEvent>>,
     stats: RwLock<AlarmStats>,
     events: broadcast::Sender<FeedEvent>,
+    /// Reading batches for live-feed subscribers that asked for readings; sent only while
+    /// someone listens.
+    reading_batches: broadcast::Sender<std::sync::Arc<[Reading]>>,
 }
+
+/// Reading batches buffered for live subscribers; a subscriber further behind skips the
+/// oldest (readings are not replayed, the next one brings the point up to date).
+const READING_BUFFER: usize = 256;
 
 impl LiveState {
     /// Empty state for `points`.
     pub fn new(gateway_id: String, points: PointTable, hazard_sources: Vec<HazardSource>, started: Timestamp) -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (reading_batches, _) = broadcast::channel(READING_BUFFER);
         Self {
+            reading_batches,
             values: RwLock::new(vec![None; points.len()]),
             rules_heartbeat: std::sync::atomic::AtomicI64::new(started.as_nanos()),
             active: RwLock::new(BTreeMap::new()),
@@ -96,6 +105,15 @@ impl LiveState {
                 *slot = Some(*r);
             }
         }
+        drop(values);
+        if self.reading_batches.receiver_count() > 0 && !batch.is_empty() {
+            let _ = self.reading_batches.send(batch.into());
+        }
+    }
+
+    /// A live subscription to reading batches recorded from now on.
+    pub fn subscribe_readings(&self) -> broadcast::Receiver<std::sync::Arc<[Reading]>> {
+        self.reading_batches.subscribe()
     }
 
     /// The latest reading of every point, in point order.

@@ -233,6 +233,14 @@ pub struct Metrics {
     pub sse_clients: Gauge,
     /// Alarm events a slow live-feed subscriber missed (it is told to reconnect and replay).
     pub sse_lagged: Counter,
+    /// Northbound MQTT readings by target and outcome (`queued`, `dropped_queue_full`).
+    pub mqtt_north_readings: Family<WebhookLabel, Counter>,
+    /// Reading batches a northbound MQTT readings publisher skipped because it fell behind.
+    pub mqtt_north_reading_batches_lagged: Family<WebhookLabel, Counter>,
+    /// Reading events sent on the live feed (to subscribers that asked for readings).
+    pub sse_readings_sent: Counter,
+    /// Reading batches a slow live-feed subscriber skipped (readings are not replayed).
+    pub sse_readings_lagged: Counter,
 }
 
 impl Metrics {
@@ -382,7 +390,35 @@ impl Metrics {
             "Alarm events a slow live-feed subscriber missed",
             sse_lagged.clone(),
         );
+        let mqtt_north_readings = Family::default();
+        r.register(
+            "hazard_mqtt_north_readings",
+            "Northbound MQTT readings by target and outcome",
+            mqtt_north_readings.clone(),
+        );
+        let mqtt_north_reading_batches_lagged = Family::default();
+        r.register(
+            "hazard_mqtt_north_reading_batches_lagged",
+            "Reading batches a northbound MQTT readings publisher skipped",
+            mqtt_north_reading_batches_lagged.clone(),
+        );
+        let sse_readings_sent = Counter::default();
+        r.register(
+            "hazard_api_sse_readings_sent",
+            "Reading events sent on the live feed",
+            sse_readings_sent.clone(),
+        );
+        let sse_readings_lagged = Counter::default();
+        r.register(
+            "hazard_api_sse_reading_batches_lagged",
+            "Reading batches a slow live-feed subscriber skipped",
+            sse_readings_lagged.clone(),
+        );
         Self {
+            mqtt_north_readings,
+            mqtt_north_reading_batches_lagged,
+            sse_readings_sent,
+            sse_readings_lagged,
             registry: Arc::new(r),
             modbus_polls,
             modbus_requests,

@@ -1,21 +1,19 @@
-//! Alarm endpoints: the visible alarms, flood/chatter summary, journal history, and operator
-//! commands (acknowledge, shelve, unshelve, reset, out of service, return to service).
+//! Alarm endpoints: the visible alarms, flood/chatter summary and journal history (operator
+//! commands are in `commands.rs`).
 
 use axum::Json;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Principal;
+use super::error::{ApiQuery, ErrorBody};
 use super::{ApiError, AppState, rfc3339};
-use crate::config::units::parse_duration;
 use crate::model::{AlarmClass, AlarmEvent, AlarmState, Priority};
-use crate::rules::{AlarmStats, Command, CommandError};
+use crate::rules::AlarmStats;
 use crate::sinks::journal::HistoryFilter;
-use crate::state::CommandRequest;
 
 /// An alarm as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct AlarmView {
     #[serde(flatten)]
     event: AlarmEvent,
@@ -39,17 +37,31 @@ impl From<AlarmEvent> for AlarmView {
 }
 
 /// Filters of the visible-alarm list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ActiveQuery {
+    /// Only alarms in this state.
     state: Option<AlarmState>,
+    /// Only alarms of this priority or a more urgent one.
     priority: Option<Priority>,
+    /// Only process or only fault alarms.
     class: Option<AlarmClass>,
+    /// Only alarms of this hazard source.
     hazard_source: Option<String>,
     /// Only alarms asking for attention (not shelved, suppressed or out of service).
     annunciated: Option<bool>,
 }
 
-pub(super) async fn active(State(s): State<AppState>, Query(q): Query<ActiveQuery>) -> Json<Vec<AlarmView>> {
+/// The visible alarms (active, unacknowledged, latched, shelved, suppressed or out of service).
+#[utoipa::path(get, path = "/api/v1/alarms", tag = "alarms",
+    security(("bearer" = [])),
+    params(ActiveQuery),
+    responses(
+        (status = 200, description = "Visible alarms", body = Vec<AlarmView>),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+    ))]
+pub(super) async fn active(State(s): State<AppState>, ApiQuery(q): ApiQuery<ActiveQuery>) -> Json<Vec<AlarmView>> {
     let keep = |e: &AlarmEvent| {
         q.state.is_none_or(|st| e.state == st)
             && q.priority.is_none_or(|p| e.priority >= p)
@@ -70,17 +82,29 @@ pub(super) async fn active(State(s): State<AppState>, Query(q): Query<ActiveQuer
 }
 
 /// Alarm-system figures: flood and chattering.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Summary {
     #[serde(flatten)]
     stats: AlarmStats,
+    /// Alarms asking for attention.
     annunciated: usize,
+    /// Visible alarms not acknowledged.
     unacknowledged: usize,
+    /// Shelved alarms.
     shelved: usize,
+    /// Alarms suppressed by design.
     suppressed: usize,
+    /// Alarms out of service.
     out_of_service: usize,
 }
 
+/// Alarm-system figures: counts by overlay, flood and chattering.
+#[utoipa::path(get, path = "/api/v1/alarms/summary", tag = "alarms",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The figures", body = Summary),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+    ))]
 pub(super) async fn summary(State(s): State<AppState>) -> Json<Summary> {
     let alarms = s.live.active_alarms();
     let count = |f: fn(&AlarmEvent) -> bool| alarms.iter().filter(|e| f(e)).count();
@@ -95,38 +119,62 @@ pub(super) async fn summary(State(s): State<AppState>) -> Json<Summary> {
 }
 
 /// Query of the alarm history; times are RFC 3339 or ms since the epoch.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct HistoryQuery {
+    /// Start (RFC 3339 or ms since the epoch).
+    #[param(schema_with = super::time_param::schema)]
     from: Option<String>,
+    /// End (RFC 3339 or ms since the epoch).
+    #[param(schema_with = super::time_param::schema)]
     to: Option<String>,
+    /// Only this alarm id.
     alarm: Option<String>,
+    /// Only this hazard source.
     hazard_source: Option<String>,
+    /// Only this priority or a more urgent one.
     priority: Option<Priority>,
     /// Page backwards: only transitions with a sequence number below this.
-    before: Option<u64>,
-    limit: Option<usize>,
+    #[param(minimum = 0)]
+    before: Option<i64>,
+    /// Most transitions returned (capped at 10,000); default 500.
+    #[param(minimum = 0)]
+    limit: Option<i64>,
 }
 
+/// Journaled alarm transitions, newest first; page with `before`.
+#[utoipa::path(get, path = "/api/v1/alarms/history", tag = "alarms",
+    security(("bearer" = [])),
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "Transitions, newest first", body = Vec<AlarmView>),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+    ))]
 pub(super) async fn history(
     State(s): State<AppState>,
-    Query(q): Query<HistoryQuery>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Vec<AlarmView>>, ApiError> {
     let filter = HistoryFilter {
         from: q
             .from
             .as_deref()
-            .map(|t| super::points::parse_time("from", t))
+            .map(|t| super::time_param::parse_time("from", t))
             .transpose()?,
         to: q
             .to
             .as_deref()
-            .map(|t| super::points::parse_time("to", t))
+            .map(|t| super::time_param::parse_time("to", t))
             .transpose()?,
         alarm_id: q.alarm,
         hazard_source: q.hazard_source,
         min_priority: q.priority,
-        before_seq: q.before,
-        limit: q.limit.unwrap_or(500).min(10_000),
+        before_seq: q.before.map(|b| non_negative("before", b)).transpose()?,
+        limit: q
+            .limit
+            .map(|l| non_negative("limit", l))
+            .transpose()?
+            .map_or(500, |l| l.min(10_000) as usize),
     };
     let journal = s.journal.clone();
     let events = tokio::task::spawn_blocking(move || journal.history(&filter))
@@ -136,75 +184,10 @@ pub(super) async fn history(
     Ok(Json(events.into_iter().map(AlarmView::from).collect()))
 }
 
-/// Body of an operator command.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CommandBody {
-    /// Who acts (journaled); with bearer tokens the token's name is used instead.
-    #[serde(default)]
-    user: String,
-    /// Why (journaled); required to shelve, reset or take out of service.
-    #[serde(default)]
-    comment: String,
-    /// How long to shelve (`"2h"`).
-    #[serde(default)]
-    duration: Option<String>,
-}
-
-pub(super) async fn command(
-    State(s): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    Path((id, action)): Path<(String, String)>,
-    Json(body): Json<CommandBody>,
-) -> Result<Json<AlarmView>, ApiError> {
-    let bad = |name: &'static str, reason: &str| ApiError::BadParam {
+/// A count or sequence number from a query: never negative.
+pub(super) fn non_negative(name: &'static str, value: i64) -> Result<u64, ApiError> {
+    u64::try_from(value).map_err(|_| ApiError::BadParam {
         name,
-        reason: reason.to_string(),
-    };
-    let command = match action.as_str() {
-        "ack" => Command::Acknowledge,
-        "reset" => Command::Reset,
-        "shelve" => {
-            let d = body
-                .duration
-                .as_deref()
-                .ok_or_else(|| bad("duration", "shelving needs a duration, e.g. \"2h\""))?;
-            Command::Shelve(parse_duration(d).map_err(|e| bad("duration", &e))?)
-        }
-        "unshelve" => Command::Unshelve,
-        "out-of-service" => Command::RemoveFromService,
-        "return-to-service" => Command::ReturnToService,
-        _ => {
-            return Err(bad(
-                "action",
-                "one of ack, shelve, unshelve, reset, out-of-service, return-to-service",
-            ));
-        }
-    };
-    let user = principal.user.unwrap_or(body.user);
-    if user.trim().is_empty() {
-        return Err(bad("user", "who acts must be recorded"));
-    }
-    let needs_reason = matches!(
-        command,
-        Command::Shelve(_) | Command::Reset | Command::RemoveFromService
-    );
-    if needs_reason && body.comment.trim().is_empty() {
-        return Err(bad("comment", "this action needs a reason"));
-    }
-    let (reply, answer) = oneshot::channel();
-    let req = CommandRequest {
-        alarm_id: id,
-        command,
-        user,
-        comment: body.comment,
-        reply,
-    };
-    s.commands.send(req).await.map_err(|_| ApiError::Unavailable)?;
-    match answer.await.map_err(|_| ApiError::Unavailable)? {
-        Ok(event) => Ok(Json(event.into())),
-        Err(CommandError::UnknownAlarm(id)) => Err(ApiError::UnknownAlarm(id)),
-        Err(e @ CommandError::ShelveTooLong { .. }) => Err(bad("duration", &e.to_string())),
-        Err(e) => Err(ApiError::Conflict(e.to_string())),
-    }
+        reason: format!("must not be negative, got {value}"),
+    })
 }

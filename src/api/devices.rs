@@ -3,13 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::{AppState, rfc3339};
 use crate::model::Timestamp;
 use crate::sources::modbus::health::DeviceHealthView;
 
 /// A device's health as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct DeviceView {
     #[serde(flatten)]
     health: DeviceHealthView,
@@ -17,6 +19,13 @@ pub(super) struct DeviceView {
     last_success: Option<String>,
 }
 
+/// Health of every polled device, in config order.
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every device", body = Vec<DeviceView>),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+    ))]
 pub(super) async fn list(State(s): State<AppState>) -> Json<Vec<DeviceView>> {
     Json(
         s.devices

@@ -1,6 +1,8 @@
 //! The API's one error type: a stable code per variant, bad input returned, not logged.
 
 use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -32,7 +34,67 @@ pub enum ApiError {
     /// A store failed; details go to the log, not the client.
     #[error("internal error")]
     Internal(String),
+    /// The request could not be read: a malformed query, path or body, a missing content
+    /// type, a body over the size limit. Keeps the status the extractor chose.
+    #[error("{message}")]
+    Rejected {
+        /// 400, 413, 415 or 422.
+        status: StatusCode,
+        /// What the extractor said.
+        message: String,
+    },
 }
+
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ErrorBody {
+    /// Stable machine-readable code (`unknown_point`, `bad_parameter`, `unauthenticated`…).
+    pub(super) error: String,
+    /// Human-readable explanation.
+    pub(super) message: String,
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::Rejected {
+            status: r.status(),
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::Rejected {
+            status: r.status(),
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        ApiError::Rejected {
+            status: r.status(),
+            message: r.body_text(),
+        }
+    }
+}
+
+/// `Query` whose rejection is an [`ApiError`] (JSON, like every other error).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub(super) struct ApiQuery<T>(pub(super) T);
+
+/// `Path` whose rejection is an [`ApiError`].
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub(super) struct ApiPath<T>(pub(super) T);
+
+/// `Json` body whose rejection is an [`ApiError`] (413 past the body limit).
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub(super) struct ApiJson<T>(pub(super) T);
 
 impl ApiError {
     fn code(&self) -> (StatusCode, &'static str) {
@@ -43,6 +105,15 @@ impl ApiError {
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::BadParam { .. } => (StatusCode::BAD_REQUEST, "bad_parameter"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Rejected { status, .. } => (
+                *status,
+                match *status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+                    _ => "bad_request",
+                },
+            ),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `GET /api/v1/events`: the live feed of alarm transitions (Server-Sent Events).
 //!
 //! `event: alarm` carries a transition record; `event: flood` the start or end of an alarm
-//! flood.
+//! flood; `event: reading`, only when asked for with `?readings=GLOB`, a point's new value
+//! (see [`super::feed_readings`]).
 //!
 //! Each event's id is its journal sequence number. A client that reconnects with
 //! `Last-Event-ID` first gets every transition it missed from the journal, then the live feed.
@@ -22,10 +23,15 @@ use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::{self, Stream, StreamExt};
 use prometheus_client::metrics::gauge::Gauge;
+use serde::Deserialize;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use utoipa::IntoParams;
 
+use super::error::{ApiQuery, ErrorBody};
+use super::feed_readings::{self, ReadingFilter};
 use super::{ApiError, AppState};
+use crate::config::units::parse_duration;
 use crate::state::FeedEvent;
 
 /// Most journal events replayed to one reconnecting client.
@@ -92,11 +98,64 @@ impl Drop for ClientGuard {
     }
 }
 
+/// Options of the live feed.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct FeedQuery {
+    /// Also send `event: reading` for points matching this glob (`MHS-001/*`, `*`).
+    readings: Option<String>,
+    /// At most one reading event per point per this interval (`"500ms"`, `"5s"`; at least
+    /// 100ms; default 1s).
+    reading_interval: Option<String>,
+    /// The bearer token, for clients that cannot send headers (a browser's `EventSource`).
+    /// Prefer the `Authorization` header: query strings end up in proxies' logs.
+    #[allow(dead_code)]
+    access_token: Option<String>,
+}
+
+/// The live feed (Server-Sent Events): `event: alarm` with the journal sequence number as
+/// its id, `event: flood`, and optionally `event: reading`. Reconnect with `Last-Event-ID`
+/// to receive every alarm transition missed meanwhile.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+    security(("bearer" = [])),
+    params(
+        ("Last-Event-ID" = Option<String>, Header,
+            description = "Id of the last alarm event received; the transitions after it are replayed first"),
+        FeedQuery,
+    ),
+    responses(
+        (status = 200, description = "An endless event stream", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+    ))]
 pub(super) async fn feed(
     State(s): State<AppState>,
     headers: HeaderMap,
+    ApiQuery(q): ApiQuery<FeedQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let interval = match q.reading_interval.as_deref() {
+        None => feed_readings::DEFAULT_INTERVAL,
+        Some(text) => parse_duration(text).map_err(|reason| ApiError::BadParam {
+            name: "reading_interval",
+            reason,
+        })?,
+    };
+    let mut filter = q
+        .readings
+        .as_deref()
+        .map(|pattern| ReadingFilter::new(&s.live.points, pattern, interval))
+        .transpose()
+        .map_err(|reason| ApiError::BadParam {
+            name: "readings",
+            reason,
+        })?;
+    if let (Some(f), Some(pattern)) = (&filter, &q.readings) {
+        tracing::debug!(pattern = %pattern, matched = f.matched(), "Live feed subscriber asks for readings");
+    }
     // Subscribe before reading the journal, so nothing falls between replay and live feed.
+    let readings = filter
+        .as_ref()
+        .map(|_| BroadcastStream::new(s.live.subscribe_readings()));
     let live = BroadcastStream::new(s.live.subscribe());
     let last_id = headers
         .get("last-event-id")
@@ -135,14 +194,57 @@ pub(super) async fn feed(
             std::future::ready(r.ok().filter(fresh))
         });
     let shutdown = s.shutdown.clone();
-    let events = stream::iter(replay.into_iter().map(|e| FeedEvent::Alarm(Box::new(e))))
+    // The alarm part ends the response when it ends (a lagging subscriber must reconnect to
+    // replay): it is followed by one `None` that stops the merged stream.
+    let alarms = stream::iter(replay.into_iter().map(|e| FeedEvent::Alarm(Box::new(e))))
         .chain(live)
-        .map(move |e| {
+        .map(|e| Some(to_sse(&e)))
+        .chain(stream::once(async { None }));
+    let reading_events = match (readings, filter.take()) {
+        (Some(batches), Some(filter)) => reading_stream(&s, batches, filter).left_stream(),
+        _ => stream::pending().right_stream(),
+    };
+    let events = stream::select(alarms, reading_events.map(Some))
+        .take_while(|e| std::future::ready(e.is_some()))
+        .filter_map(move |e| {
             let _keep_counted = &guard;
-            Ok(to_sse(&e))
+            std::future::ready(e.map(Ok))
         })
         .take_until(async move { shutdown.cancelled().await });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// `event: reading` for every admitted reading of the subscribed batches.
+fn reading_stream(
+    s: &AppState,
+    batches: BroadcastStream<std::sync::Arc<[crate::model::Reading]>>,
+    mut filter: ReadingFilter,
+) -> impl Stream<Item = Event> + Send + use<> {
+    let (clock, live, metrics) = (s.clock.clone(), s.live.clone(), s.metrics.clone());
+    batches
+        .filter_map(move |batch| {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(BroadcastStreamRecvError::Lagged(n)) => {
+                    metrics.sse_readings_lagged.inc_by(n);
+                    return std::future::ready(None);
+                }
+            };
+            let now = clock.now();
+            let events: Vec<Event> = batch
+                .iter()
+                .filter(|r| filter.admit(r, now))
+                .map(|r| {
+                    let data = serde_json::to_string(&feed_readings::event_of(&live.points, r));
+                    Event::default()
+                        .event("reading")
+                        .data(data.unwrap_or_else(|_| "{}".into()))
+                })
+                .collect();
+            metrics.sse_readings_sent.inc_by(events.len() as u64);
+            std::future::ready(Some(stream::iter(events)))
+        })
+        .flatten()
 }
 
 fn to_sse(f: &FeedEvent) -> Event {

@@ -4,24 +4,33 @@
 
 mod alarms;
 pub mod auth;
+mod commands;
+pub mod config;
 mod devices;
 mod error;
 mod events;
+mod feed_readings;
+pub mod openapi;
 mod ops;
 mod page;
 mod points;
+pub mod server;
+mod time_param;
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Router, middleware};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use tracing::error;
 
 pub use error::ApiError;
 
@@ -50,6 +59,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Largest request body accepted.
     pub max_body: usize,
+    /// Longest an ordinary request may take (the live feed is exempt).
+    pub request_timeout: Duration,
     /// Operator commands to the rules task.
     pub commands: CommandSender,
     /// Accepted bearer tokens (none: open API).
@@ -63,6 +74,7 @@ pub struct AppState {
 /// Every route of the API.
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body;
+    let request_timeout = state.request_timeout;
     let guard = |needs| auth::Guard {
         auth: state.auth.clone(),
         needs,
@@ -82,23 +94,61 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(guard(auth::Role::Viewer), auth::require))
         .route_layer(middleware::from_fn(events::token_from_query));
     let operator = Router::new()
-        .route("/api/v1/alarms/{id}/{action}", post(alarms::command))
+        .route("/api/v1/alarms/{id}/ack", post(commands::ack))
+        .route("/api/v1/alarms/{id}/shelve", post(commands::shelve))
+        .route("/api/v1/alarms/{id}/unshelve", post(commands::unshelve))
+        .route("/api/v1/alarms/{id}/reset", post(commands::reset))
+        .route("/api/v1/alarms/{id}/out-of-service", post(commands::out_of_service))
+        .route(
+            "/api/v1/alarms/{id}/return-to-service",
+            post(commands::return_to_service),
+        )
         .route_layer(middleware::from_fn_with_state(
             guard(auth::Role::Operator),
             auth::require,
         ));
-    Router::new()
+    // Everything but the feed answers within the request timeout (408 after it).
+    let bounded = Router::new()
         .route("/", get(page::index))
         .route("/console/{file}", get(page::file))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .merge(viewer)
-        .merge(feed)
         .merge(operator)
-        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ));
+    bounded
+        .merge(feed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(max_body, refuse_declared_oversize))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// 413 at once for a body whose declared length is over the limit, before any of it is read;
+/// bodies without a length are cut at the limit by the `Json` extractor (also 413).
+async fn refuse_declared_oversize(
+    axum::extract::State(max_body): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body as u64) {
+        return ApiError::Rejected {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("request body over the limit of {max_body} bytes"),
+        }
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// The span of one request, as tower-http's default (same target, so `RUST_LOG=tower_http=debug`
@@ -113,22 +163,15 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     )
 }
 
-/// Serves the API on `listener` until `shutdown` fires.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: CancellationToken) {
-    let app = router(state);
-    // Small writes (one SSE event) must leave at once: with Nagle's algorithm an event written
-    // right after another waits for the peer's delayed ACK, up to 40 ms on Linux.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "Cannot set TCP_NODELAY on an API connection");
-        }
-    });
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-    {
-        error!(error = %e, "API server failed");
-    }
+/// Serves the API on `listener` (over TLS when given an acceptor) until `shutdown` fires.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<TlsAcceptor>,
+    limits: server::Limits,
+    shutdown: CancellationToken,
+) {
+    server::run(listener, router(state), tls, limits, shutdown).await;
 }
 
 /// RFC 3339 text of a timestamp, in UTC with milliseconds.

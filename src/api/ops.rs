@@ -4,25 +4,58 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 
-pub(super) async fn healthz(State(s): State<AppState>) -> Json<Value> {
+/// The process is up.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Health {
+    /// Always `ok`.
+    status: &'static str,
+    /// Gateway id.
+    gateway_id: String,
+    /// Seconds since start.
+    uptime_s: u64,
+    /// Configured points.
+    points: usize,
+    /// Visible alarms.
+    active_alarms: usize,
+}
+
+/// Whether the gateway does its job.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Ready {
+    /// True when nothing is wrong.
+    ready: bool,
+    /// What is wrong.
+    problems: Vec<String>,
+}
+
+/// Liveness: answers while the process serves requests.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
+pub(super) async fn healthz(State(s): State<AppState>) -> Json<Health> {
     let now = s.clock.now();
-    Json(json!({
-        "status": "ok",
-        "gateway_id": s.live.gateway_id,
-        "uptime_s": now.since(s.live.started).as_secs(),
-        "points": s.live.points.len(),
-        "active_alarms": s.live.active_alarms().len(),
-    }))
+    Json(Health {
+        status: "ok",
+        gateway_id: s.live.gateway_id.clone(),
+        uptime_s: now.since(s.live.started).as_secs(),
+        points: s.live.points.len(),
+        active_alarms: s.live.active_alarms().len(),
+    })
 }
 
 /// `GET /readyz`: 200 while the rules engine is evaluating and no store's buffer is over the
 /// `[ops]` limit; 503 with the reasons otherwise (an alarm could be missed, or a store has been
 /// unreachable long enough that its backlog needs a look).
-pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "Not ready, with the reasons", body = Ready),
+    ))]
+pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Ready>) {
     let problems = s.readiness.read().unwrap_or_else(|p| p.into_inner()).problems(
         s.clock.now(),
         s.live.rules_heartbeat(),
@@ -35,10 +68,16 @@ pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Value
     };
     (
         status,
-        Json(json!({ "ready": problems.is_empty(), "problems": problems })),
+        Json(Ready {
+            ready: problems.is_empty(),
+            problems,
+        }),
     )
 }
 
+/// Prometheus metrics (text exposition format; names in docs/metrics.md).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 pub(super) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -28,10 +28,23 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     resp
 }
 
+/// The duty-officer console (HTML page; it asks for a token itself).
+#[utoipa::path(get, path = "/", tag = "console",
+    responses((status = 200, description = "The console page", body = String, content_type = "text/html")))]
 pub(super) async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
+/// The console's script and style sheet.
+#[utoipa::path(get, path = "/console/{file}", tag = "console",
+    params(("file" = String, Path, description = "`console.js` or `console.css`")),
+    responses(
+        (status = 200, description = "The asset", content(
+            (String = "text/javascript"),
+            (String = "text/css"),
+        )),
+        (status = 404, description = "No such asset"),
+    ))]
 pub(super) async fn file(Path(name): Path<String>) -> Response {
     match name.as_str() {
         "console.js" => asset("text/javascript; charset=utf-8", CONSOLE_JS),

@@ -1,32 +1,53 @@
 //! `GET /api/v1/points` and `GET /api/v1/points/{id}/history`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::error::{ApiPath, ApiQuery, ErrorBody};
+use super::time_param::parse_time;
 use super::{ApiError, AppState, rfc3339};
-use crate::model::Timestamp;
 use crate::sinks::history::{HistoryRow, MinuteRow, Resolution, StoreError};
 
 /// One point with its latest reading.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct PointView {
+    /// Point id, e.g. `MHS-001/GT-101`.
     id: String,
+    /// Engineering unit.
     unit: String,
+    /// Measured quantity (`gas`, `temperature`, `level`…).
     kind: &'static str,
+    /// Device the point is read from (or the source that feeds it).
     device: String,
+    /// Hazard source (重大危险源) the point belongs to.
     hazard_source: Option<String>,
+    /// Free text from the config.
     description: Option<String>,
+    /// Measuring range `[low, high]` of the instrument.
+    #[schema(value_type = Option<Vec<f64>>, min_items = 2, max_items = 2)]
     range: Option<(f64, f64)>,
     /// Latest value; absent before the first reading or when the reading has none.
     value: Option<f64>,
+    /// A quality name (`good`, `comm_fault`, `decode_error`, `out_of_range`, `stale`), or
     /// `no_data` before the first reading.
     quality: &'static str,
+    /// Time of the latest reading, ms since the epoch.
     ts_ms: Option<i64>,
+    /// Time of the latest reading, RFC 3339.
     time: Option<String>,
+    /// Age of the latest reading, ms.
     age_ms: Option<i64>,
 }
 
+/// Every point with its latest reading, in config order.
+#[utoipa::path(get, path = "/api/v1/points", tag = "points",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every point", body = Vec<PointView>),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+    ))]
 pub(super) async fn list(State(s): State<AppState>) -> Json<Vec<PointView>> {
     let now = s.clock.now();
     let views = s
@@ -55,20 +76,33 @@ pub(super) async fn list(State(s): State<AppState>) -> Json<Vec<PointView>> {
 }
 
 /// Query of a history request; times are RFC 3339 or milliseconds since the epoch.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct HistoryQuery {
+    /// Start (RFC 3339 or ms since the epoch); default one hour before `to`.
+    #[param(schema_with = super::time_param::schema)]
     from: Option<String>,
+    /// End (RFC 3339 or ms since the epoch); default now. A range that ends before it starts
+    /// is empty.
+    #[param(schema_with = super::time_param::schema)]
     to: Option<String>,
-    limit: Option<usize>,
+    /// Most rows returned (capped at 100,000); default 10,000.
+    #[param(minimum = 0)]
+    limit: Option<i64>,
     /// `raw` or `minute`; absent: raw when the range lies in the raw window and fits `limit`.
-    resolution: Option<String>,
+    resolution: Option<Resolution>,
 }
 
-#[derive(Debug, Serialize)]
+/// A point's history over a time range.
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct HistoryView {
+    /// Point id.
     point: String,
+    /// Engineering unit.
     unit: String,
+    /// Start of the range, ms since the epoch.
     from_ms: i64,
+    /// End of the range, ms since the epoch.
     to_ms: i64,
     /// Which table answered: `raw` fills `readings`, `minute` fills `minutes`.
     resolution: Resolution,
@@ -83,10 +117,20 @@ pub(super) struct HistoryView {
 const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 const MAX_ROWS: usize = 100_000;
 
+/// One point's readings (raw) or per-minute aggregates over a time range.
+#[utoipa::path(get, path = "/api/v1/points/{id}/history", tag = "points",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Point id (URL-encode its `/`)"), HistoryQuery),
+    responses(
+        (status = 200, description = "The history", body = HistoryView),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 404, description = "No such point", body = ErrorBody),
+    ))]
 pub(super) async fn history(
     State(s): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<HistoryView>, ApiError> {
     let point = s
         .live
@@ -102,20 +146,13 @@ pub(super) async fn history(
         Some(t) => parse_time("from", t)?,
         None => to.minus(DEFAULT_WINDOW),
     };
-    if from > to {
-        return Err(ApiError::BadParam {
-            name: "from",
-            reason: "must not be after `to`".into(),
-        });
-    }
-    let requested = match q.resolution.as_deref() {
-        None => None,
-        Some(r) => Some(Resolution::parse(r).ok_or_else(|| ApiError::BadParam {
-            name: "resolution",
-            reason: format!("`{r}` is neither `raw` nor `minute`"),
-        })?),
+    // A range that ends before it starts holds nothing.
+    let to = to.max(from);
+    let requested = q.resolution;
+    let limit = match q.limit {
+        Some(l) => (super::alarms::non_negative("limit", l)?).min(MAX_ROWS as u64) as usize,
+        None => 10_000,
     };
-    let limit = q.limit.unwrap_or(10_000).min(MAX_ROWS);
     let reader = s.history.clone();
     let name = id.clone();
     let (resolution, readings, minutes) = tokio::task::spawn_blocking(move || {
@@ -138,23 +175,4 @@ pub(super) async fn history(
         readings,
         minutes,
     }))
-}
-
-pub(super) fn parse_time(name: &'static str, text: &str) -> Result<Timestamp, ApiError> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Ok(Timestamp::from_millis(ms));
-    }
-    let t = humantime::parse_rfc3339_weak(text).map_err(|e| ApiError::BadParam {
-        name,
-        reason: format!("`{text}` is neither RFC 3339 nor milliseconds since the epoch: {e}"),
-    })?;
-    let since = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| ApiError::BadParam {
-            name,
-            reason: "before 1970".into(),
-        })?;
-    Ok(Timestamp::from_nanos(
-        i64::try_from(since.as_nanos()).unwrap_or(i64::MAX),
-    ))
 }

@@ -233,6 +233,8 @@ pub struct GatewayConfig {
     pub mqtt_north: Vec<crate::sinks::mqtt_north::MqttNorthSpec>,
     /// Readiness limits (`[ops]`).
     pub ops: OpsSettings,
+    /// API server: TLS, timeouts, request-head limit.
+    pub api_server: crate::api::config::ServerSettings,
 }
 
 impl GatewayConfig {

@@ -69,6 +69,20 @@ pub(super) struct RawApi {
     /// Accepted bearer tokens; none leaves the API open.
     #[serde(default)]
     pub(super) tokens: Vec<Spanned<RawToken>>,
+    /// Serve HTTPS with these PEM files (`tls = { cert = "api.crt", key = "api.key" }`).
+    #[serde(default)]
+    pub(super) tls: Option<Spanned<crate::api::config::RawTls>>,
+    /// The TLS handshake and each request head must arrive within this; a client that
+    /// trickles bytes is disconnected.
+    #[serde(default)]
+    pub(super) header_read_timeout: Option<Spanned<DurationText>>,
+    /// Longest an ordinary request may take, body included (408 after it); the live feed is
+    /// exempt.
+    #[serde(default)]
+    pub(super) request_timeout: Option<Spanned<DurationText>>,
+    /// Largest request head, request line and headers (`"16KiB"`, at least 8KiB); larger gets 431.
+    #[serde(default)]
+    pub(super) max_header: Option<Spanned<units::SizeText>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +110,10 @@ impl Default for RawApi {
             listen: default_listen(),
             max_body: default_max_body(),
             tokens: Vec::new(),
+            tls: None,
+            header_read_timeout: None,
+            request_timeout: None,
+            max_header: None,
         }
     }
 }

@@ -39,6 +39,16 @@ impl<'de> Deserialize<'de> for DurationText {
     }
 }
 
+/// A size written as text, for fields that keep their place in the file (`Spanned`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeText(pub u64);
+
+impl<'de> Deserialize<'de> for SizeText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        size::deserialize(d).map(SizeText)
+    }
+}
+
 /// `#[serde(with = "units::size")]` for a byte count written as text.
 pub mod size {
     use super::*;

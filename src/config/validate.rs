@@ -24,6 +24,14 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let profiles = load_profiles(&src, &raw, &mut errors);
     let api_listen = check_listen(&src, &raw, &mut errors);
     let api_tokens = check_tokens(&src, &raw, &mut errors);
+    let api_server = crate::api::config::validate(
+        &src,
+        raw.api.tls.as_ref(),
+        raw.api.header_read_timeout.as_ref(),
+        raw.api.request_timeout.as_ref(),
+        raw.api.max_header.as_ref(),
+        &mut errors,
+    );
     if raw.gateway.id.get_ref().trim().is_empty() {
         errors.push(src.error(raw.gateway.id.span(), "gateway.id", "gateway id must not be empty"));
     }
@@ -102,6 +110,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         webhooks,
         mqtt_north,
         ops,
+        api_server,
     })
 }
 

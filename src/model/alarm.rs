@@ -9,7 +9,7 @@ use super::Timestamp;
 macro_rules! named_enum {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vmeta])* $variant,)+ }
 
@@ -223,7 +223,7 @@ named_enum! {
 
 /// One alarm transition with the alarm's complete state after it: journaled before it is
 /// published, so the journal alone can rebuild every alarm after a restart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlarmEvent {
     /// Journal sequence number; 0 until stored. Doubles as the live feed's event id.
     pub seq: u64,
@@ -262,6 +262,7 @@ pub struct AlarmEvent {
     /// The value behind the last condition change (NaN when there is none, e.g. comm loss;
     /// `null` in JSON).
     #[serde(with = "nan_as_null")]
+    #[schema(value_type = Option<f64>)]
     pub value: f64,
     /// The limit crossed, for threshold-like alarms.
     pub limit: Option<f64>,

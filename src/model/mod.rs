@@ -14,8 +14,11 @@ mod alarm;
 pub use alarm::{AlarmClass, AlarmEvent, AlarmState, ConditionKind, Level, Priority, SubjectKind, Transition};
 
 /// Nanoseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
+#[schema(value_type = i64)]
 pub struct Timestamp(i64);
 
 impl Timestamp {
@@ -69,7 +72,7 @@ impl PointId {
 
 /// How far a reading can be trusted. Anything but `Good` means the value must not drive a
 /// process alarm, and a silent or broken sensor is itself worth an alarm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Quality {
     /// Read and decoded, inside the instrument's range.

@@ -70,6 +70,9 @@ pub enum StartError {
     /// A time-series store output could not start.
     #[error(transparent)]
     Tsdb(#[from] TsdbError),
+    /// The API's TLS files could not be used (they changed since the config was checked).
+    #[error("API TLS: {0}")]
+    ApiTls(#[from] crate::api::server::TlsError),
     /// A thread could not be started.
     #[error("cannot start a writer thread: {0}")]
     Thread(std::io::Error),
@@ -113,6 +116,8 @@ impl Gateway {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        // Before anything starts: the files were checked with the config but may have changed.
+        let api_tls = config.api_server.tls.as_ref().map(|f| f.acceptor()).transpose()?;
         let metrics = Metrics::new();
         let journal = Arc::new(AlarmJournal::open(&data_dir.join("alarms.db"))?);
         let history_path = data_dir.join("history.db");
@@ -184,7 +189,10 @@ impl Gateway {
                 &config.gateway_id,
                 data_dir,
                 journal.clone(),
-                state.subscribe(),
+                crate::sinks::mqtt_north::ReadingSource {
+                    live: state.clone(),
+                    clock: clock.clone(),
+                },
                 metrics.clone(),
                 deliveries_stop.clone(),
             )?);
@@ -242,12 +250,19 @@ impl Gateway {
             clock,
             shutdown: api_cancel.clone(),
             max_body: config.api_max_body,
+            request_timeout: config.api_server.request_timeout,
             commands: cmd_tx,
             auth: std::sync::Arc::new(api::auth::Auth::new(config.api_tokens.clone())),
             devices: device_health,
             readiness: Arc::new(std::sync::RwLock::new(crate::health::Readiness::of(&config))),
         };
-        let api = tokio::spawn(api::serve(listener, app, api_cancel.clone()));
+        let api = tokio::spawn(api::serve(
+            listener,
+            app,
+            api_tls,
+            config.api_server.limits,
+            api_cancel.clone(),
+        ));
         info!(gateway = %config.gateway_id, %api_addr, devices = config.devices.len(), points = config.points.len(),
               data_dir = %data_dir.display(), "Gateway started");
         Ok(Gateway {

@@ -141,7 +141,7 @@ pub enum CommandError {
 }
 
 /// Alarm-system performance figures for the feed and the console.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct AlarmStats {
     /// Whether more alarms were annunciated in the last 10 minutes than the flood threshold.
     pub flood: bool,

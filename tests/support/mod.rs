@@ -635,6 +635,10 @@ pub struct Mosquitto {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Extra listener lines (the TLS listener of [`Mosquitto::start_tls`]).
+    extra: String,
+    /// Port of the TLS listener, if any.
+    pub tls_port: Option<u16>,
 }
 
 impl Mosquitto {
@@ -644,6 +648,8 @@ impl Mosquitto {
                 child: None,
                 port: free_port(),
                 dir: tempfile::tempdir().expect("temp dir"),
+                extra: String::new(),
+                tls_port: None,
             };
             if m.spawn() {
                 return m;
@@ -655,9 +661,10 @@ impl Mosquitto {
     fn spawn(&mut self) -> bool {
         let conf = self.dir.path().join("mosquitto.conf");
         let text = format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nlog_type none\n",
+            "per_listener_settings false\nlistener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nlog_type none\n{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         std::fs::write(&conf, text).expect("write mosquitto.conf");
         let bin = ["/usr/sbin/mosquitto", "mosquitto"]
@@ -671,7 +678,10 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto runs (`.ci/run` installs it)");
-        if wait_tcp(&mut child, SocketAddr::from(([127, 0, 0, 1], self.port))) {
+        let tls_ready = self
+            .tls_port
+            .is_none_or(|p| wait_tcp(&mut child, SocketAddr::from(([127, 0, 0, 1], p))));
+        if tls_ready && wait_tcp(&mut child, SocketAddr::from(([127, 0, 0, 1], self.port))) {
             self.child = Some(child);
             return true;
         }
@@ -987,4 +997,83 @@ impl Drop for ConsoleBrowser {
 pub fn terminate(mut child: Child) {
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let _ = child.wait();
+}
+
+impl Mosquitto {
+    /// A broker with its plain listener (for test clients) and a TLS listener that presents
+    /// `certs/cert.pem` (from [`self_signed_cert`]) and requires a client certificate signed by
+    /// `certs/ca.pem`.
+    pub fn start_tls(certs: &Path) -> Mosquitto {
+        for _ in 0..5 {
+            let tls_port = free_port();
+            let mut m = Mosquitto {
+                child: None,
+                port: free_port(),
+                dir: tempfile::tempdir().expect("temp dir"),
+                // `user root`: run as root (CI), mosquitto would switch to its own user, which
+                // cannot read the key in our private temp dir; as anyone else it is ignored.
+                extra: format!(
+                    "user root\nlistener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/cert.pem\nkeyfile {0}/cert.key\n\
+                     require_certificate true\n",
+                    certs.display()
+                ),
+                tls_port: Some(tls_port),
+            };
+            if m.spawn() {
+                return m;
+            }
+        }
+        panic!("mosquitto with TLS did not start");
+    }
+}
+
+/// A client certificate (`client.pem`, `client.key`) signed by the CA that
+/// [`self_signed_cert`] made in `dir`.
+pub fn client_cert(dir: &Path) {
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=gateway",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    std::fs::write(
+        dir.join("client.cnf"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .expect("ext file");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.cnf",
+        "-out",
+        "client.pem",
+    ]);
 }

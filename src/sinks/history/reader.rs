@@ -14,7 +14,7 @@ use super::{StoreError, sqlite_err};
 use crate::model::{Quality, Timestamp};
 
 /// One stored reading, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HistoryRow {
     /// Milliseconds since the epoch.
     pub ts_ms: i64,
@@ -25,7 +25,7 @@ pub struct HistoryRow {
 }
 
 /// One minute of one point, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MinuteRow {
     /// Start of the minute, milliseconds since the epoch.
     pub ts_ms: i64,
@@ -42,7 +42,7 @@ pub struct MinuteRow {
 }
 
 /// Which table a history answer comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Resolution {
     /// Raw readings as kept by the deadband/heartbeat policy.

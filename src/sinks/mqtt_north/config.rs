@@ -44,6 +44,86 @@ pub struct RawMqttNorth {
     /// Only alarms of this priority or higher.
     #[serde(default)]
     pub min_priority: Option<Priority>,
+    /// Also publish readings (`readings = { points = "MHS-001/*" }`), on a connection of their
+    /// own so they never delay an alarm.
+    #[serde(default)]
+    pub readings: Option<RawNorthReadings>,
+    /// Connect over TLS (`tls = { ca_file = "park-ca.pem" }`, optionally a client
+    /// certificate).
+    #[serde(default)]
+    pub tls: Option<RawNorthTls>,
+}
+
+fn default_readings_topic() -> String {
+    "hazard/{gateway}/readings/{point}".into()
+}
+
+/// `readings = { … }` of a `[[mqtt_north]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNorthReadings {
+    /// Glob of the points to publish (`*` for all).
+    pub points: Spanned<String>,
+    /// Topic template; `{gateway}` and `{point}` are filled in (a point's `/` make levels).
+    #[serde(default = "default_readings_topic")]
+    pub topic: String,
+    /// `at_most_once` (default: a lost reading is replaced by the next) or `at_least_once`.
+    #[serde(default)]
+    pub qos: ReadingQos,
+    /// At most one publish per point per this interval (`"5s"`); default: every reading.
+    #[serde(default)]
+    pub interval: Option<units::DurationText>,
+}
+
+/// MQTT quality of service for readings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadingQos {
+    /// QoS 0: fire and forget; a reading lost on the way is superseded by the next one.
+    #[default]
+    AtMostOnce,
+    /// QoS 1: the broker acknowledges each; while the link is down the newest readings wait
+    /// in the client's queue and older ones are dropped (counted).
+    AtLeastOnce,
+}
+
+/// `tls = { … }` of a `[[mqtt_north]]` entry: PEM files, relative to the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNorthTls {
+    /// CA certificate(s) that signed the broker's certificate.
+    pub ca_file: Spanned<std::path::PathBuf>,
+    /// Client certificate chain, for brokers that require one (needs `key`).
+    #[serde(default)]
+    pub cert: Option<Spanned<std::path::PathBuf>>,
+    /// Private key of `cert`.
+    #[serde(default)]
+    pub key: Option<Spanned<std::path::PathBuf>>,
+}
+
+/// Validated reading publication of a target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NorthReadings {
+    /// Glob of the points published.
+    pub points: String,
+    /// Topic template.
+    pub topic: String,
+    /// Quality of service.
+    pub qos: ReadingQos,
+    /// Per-point minimum interval.
+    pub interval: Option<Duration>,
+}
+
+impl NorthReadings {
+    /// The topic of `point` for gateway `gateway`; MQTT wildcard characters in a point id
+    /// become `_` so a publish topic stays valid.
+    pub fn topic_for(&self, gateway: &str, point: &str) -> String {
+        let point: String = point
+            .chars()
+            .map(|c| if c == '+' || c == '#' { '_' } else { c })
+            .collect();
+        self.topic.replace("{gateway}", gateway).replace("{point}", &point)
+    }
 }
 
 /// A validated northbound MQTT target.
@@ -67,6 +147,10 @@ pub struct MqttNorthSpec {
     pub keep_alive: Duration,
     /// Lowest priority published.
     pub min_priority: Option<Priority>,
+    /// Reading publication, if any.
+    pub readings: Option<NorthReadings>,
+    /// TLS files, if the broker is reached over TLS.
+    pub tls: Option<super::tls::NorthTls>,
 }
 
 impl MqttNorthSpec {
@@ -125,7 +209,11 @@ pub fn validate(src: &SourceText<'_>, raw: &[RawMqttNorth], errors: &mut Vec<Con
                 "a publish topic must be non-empty and have no wildcards",
             ));
         }
+        let readings = m.readings.as_ref().and_then(|r| check_readings(src, i, r, errors));
+        let tls = m.tls.as_ref().and_then(|t| super::tls::check(src, i, t, errors));
         out.push(MqttNorthSpec {
+            readings,
+            tls,
             name: name.clone(),
             host,
             port,
@@ -138,4 +226,32 @@ pub fn validate(src: &SourceText<'_>, raw: &[RawMqttNorth], errors: &mut Vec<Con
         });
     }
     out
+}
+
+fn check_readings(
+    src: &SourceText<'_>,
+    i: usize,
+    r: &RawNorthReadings,
+    errors: &mut Vec<ConfigError>,
+) -> Option<NorthReadings> {
+    let at = |key: &str| format!("mqtt_north[{i}].readings.{key}");
+    let mut ok = true;
+    if let Err(e) = globset::Glob::new(r.points.get_ref()) {
+        errors.push(src.error(r.points.span(), at("points"), format!("not a glob: {e}")));
+        ok = false;
+    }
+    if r.topic.is_empty() || r.topic.contains(['+', '#']) || !r.topic.contains("{point}") {
+        errors.push(src.error(
+            r.points.span(),
+            at("topic"),
+            "a readings topic must contain `{point}` and have no wildcards",
+        ));
+        ok = false;
+    }
+    ok.then(|| NorthReadings {
+        points: r.points.get_ref().clone(),
+        topic: r.topic.clone(),
+        qos: r.qos,
+        interval: r.interval.map(|d| d.0),
+    })
 }

@@ -8,13 +8,15 @@
 //! within the deadline is sent again: delivery is at least once, in journal order.
 
 pub mod config;
+mod readings;
+pub mod tls;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -24,7 +26,6 @@ pub use config::MqttNorthSpec;
 use crate::model::AlarmEvent;
 use crate::sinks::follow::{FollowError, Follower};
 use crate::sinks::journal::AlarmJournal;
-use crate::state::FeedEvent;
 use crate::telemetry::{Metrics, WebhookLabel};
 
 /// How long to wait for a PUBACK before publishing again.
@@ -43,6 +44,14 @@ pub enum MqttNorthError {
         /// Variable.
         var: String,
     },
+    /// The TLS files could not be used (they changed since the config was checked).
+    #[error("mqtt_north `{target}`: TLS: {source}")]
+    Tls {
+        /// Target.
+        target: String,
+        /// Cause.
+        source: tls::NorthTlsError,
+    },
     /// The delivery cursor could not be opened.
     #[error("mqtt_north `{target}`: {source}")]
     Follow {
@@ -51,6 +60,16 @@ pub enum MqttNorthError {
         /// Cause.
         source: FollowError,
     },
+}
+
+/// The live state (its alarm feed, reading broadcast and point table) and the clock that
+/// paces each point's reading interval.
+#[derive(Debug, Clone)]
+pub struct ReadingSource {
+    /// Live state (its reading broadcast and point table).
+    pub live: Arc<crate::state::LiveState>,
+    /// Wall clock.
+    pub clock: crate::clock::SharedClock,
 }
 
 /// What the event-loop task reports.
@@ -67,7 +86,7 @@ pub fn start(
     gateway: &str,
     data_dir: &Path,
     journal: Arc<AlarmJournal>,
-    feed: broadcast::Receiver<FeedEvent>,
+    readings_from: ReadingSource,
     metrics: Metrics,
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>, MqttNorthError> {
@@ -79,6 +98,7 @@ pub fn start(
         })?),
         None => None,
     };
+    let feed = readings_from.live.subscribe();
     let follower = Follower::open(&data_dir.join("mqtt_north"), &target, journal, feed).map_err(|source| {
         MqttNorthError::Follow {
             target: target.clone(),
@@ -93,6 +113,29 @@ pub fn start(
     opts.set_clean_session(true);
     if let Some(user) = &spec.username {
         opts.set_credentials(user.clone(), password.unwrap_or_default());
+    }
+    if let Some(tls) = &spec.tls {
+        let config = tls.client_config().map_err(|source| MqttNorthError::Tls {
+            target: target.clone(),
+            source,
+        })?;
+        opts.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+            config,
+        )));
+    }
+    if let Some(r) = &spec.readings {
+        let mut reading_opts = opts.clone();
+        let id = format!("{}-readings", opts.client_id());
+        reading_opts.set_client_id(id);
+        readings::start(
+            target.clone(),
+            r.clone(),
+            gateway.to_string(),
+            reading_opts,
+            readings_from,
+            metrics.clone(),
+            stop.clone(),
+        );
     }
     let (client, eventloop) = AsyncClient::new(opts, 16);
     let (link_tx, link_rx) = mpsc::unbounded_channel();

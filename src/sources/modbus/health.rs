@@ -31,7 +31,7 @@ struct Health {
 }
 
 /// What `GET /api/v1/devices` shows for one device.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeviceHealthView {
     /// Device name.
     pub name: String,

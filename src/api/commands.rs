@@ -1,0 +1,180 @@
+//! Operator commands on one alarm, each at its own path under `/api/v1/alarms/{id}/`:
+//! `ack`, `shelve`, `unshelve`, `reset`, `out-of-service`, `return-to-service`. Each is
+//! journaled with the user (the token's name when tokens are configured) and the comment.
+//!
+//! One path per action, so each documents exactly the body it needs: shelve, reset and
+//! out-of-service need a reason, shelve also a duration.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use utoipa::ToSchema;
+
+use super::alarms::AlarmView;
+use super::auth::Principal;
+use super::error::{ApiJson, ApiPath, ErrorBody};
+use super::{ApiError, AppState};
+use crate::config::units::parse_duration;
+use crate::rules::{Command, CommandError};
+use crate::state::CommandRequest;
+
+/// Body of a command that needs no reason (ack, unshelve, return-to-service).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CommandBody {
+    /// Who acts (journaled); with bearer tokens the token's name is used instead.
+    #[serde(default)]
+    user: String,
+    /// Remark (journaled).
+    #[serde(default)]
+    comment: String,
+}
+
+/// Body of a command that needs a reason (reset, out-of-service).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReasonBody {
+    /// Who acts (journaled); with bearer tokens the token's name is used instead.
+    #[serde(default)]
+    user: String,
+    /// Why (journaled).
+    #[schema(min_length = 1)]
+    comment: String,
+}
+
+/// Body of a shelve command.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ShelveBody {
+    /// Who acts (journaled); with bearer tokens the token's name is used instead.
+    #[serde(default)]
+    user: String,
+    /// Why (journaled).
+    #[schema(min_length = 1)]
+    comment: String,
+    /// How long, e.g. `"30m"` or `"2h"`; at most the site's `alarms.max_shelve`.
+    #[schema(pattern = "^[0-9]{1,4}(s|m|h)$", example = "2h")]
+    duration: String,
+}
+
+/// Sends `command` to the rules task and returns the resulting transition.
+async fn run(
+    s: &AppState,
+    principal: Principal,
+    alarm_id: String,
+    command: Command,
+    user: String,
+    comment: String,
+) -> Result<Json<AlarmView>, ApiError> {
+    let bad = |name: &'static str, reason: &str| ApiError::BadParam {
+        name,
+        reason: reason.to_string(),
+    };
+    let user = principal.user.unwrap_or(user);
+    if user.trim().is_empty() {
+        return Err(bad("user", "who acts must be recorded"));
+    }
+    let needs_reason = matches!(
+        command,
+        Command::Shelve(_) | Command::Reset | Command::RemoveFromService
+    );
+    if needs_reason && comment.is_empty() {
+        return Err(bad("comment", "this action needs a reason"));
+    }
+    let (reply, answer) = oneshot::channel();
+    let req = CommandRequest {
+        alarm_id,
+        command,
+        user,
+        comment,
+        reply,
+    };
+    s.commands.send(req).await.map_err(|_| ApiError::Unavailable)?;
+    match answer.await.map_err(|_| ApiError::Unavailable)? {
+        Ok(event) => Ok(Json(event.into())),
+        Err(CommandError::UnknownAlarm(id)) => Err(ApiError::UnknownAlarm(id)),
+        // Longer than this site allows: the request is well-formed, the site's limit refuses it.
+        Err(e) => Err(ApiError::Conflict(e.to_string())),
+    }
+}
+
+/// Declares one command endpoint: its handler, body type and OpenAPI description.
+macro_rules! command_endpoint {
+    ($name:ident, $path:literal, $body:ty, $doc:literal, |$b:ident| $command:expr) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "alarms",
+            security(("bearer" = [])),
+            params(("id" = String, Path, description = "Alarm id, e.g. `MHS-001/GT-101:high` (URL-encoded)")),
+            request_body = $body,
+            responses(
+                (status = 200, description = "The resulting transition", body = AlarmView),
+                (status = 400, description = "A bad parameter or body", body = ErrorBody),
+                (status = 401, description = "No or unknown token", body = ErrorBody),
+                (status = 403, description = "The token's role may not act on alarms", body = ErrorBody),
+                (status = 404, description = "No such alarm", body = ErrorBody),
+                (status = 409, description = "The alarm's state or the site's limits do not allow it", body = ErrorBody),
+                (status = 413, description = "Body over the size limit", body = ErrorBody),
+                (status = 415, description = "Body is not `application/json`", body = ErrorBody),
+                (status = 422, description = "Body is JSON but not this command's", body = ErrorBody),
+                (status = 503, description = "The alarm system is shutting down", body = ErrorBody),
+            ))]
+        pub(super) async fn $name(
+            State(s): State<AppState>,
+            Extension(principal): Extension<Principal>,
+            ApiPath(id): ApiPath<String>,
+            ApiJson($b): ApiJson<$body>,
+        ) -> Result<Json<AlarmView>, ApiError> {
+            let command: Result<Command, ApiError> = $command;
+            run(&s, principal, id, command?, $b.user, $b.comment).await
+        }
+    };
+}
+
+command_endpoint!(
+    ack,
+    "/api/v1/alarms/{id}/ack",
+    CommandBody,
+    "Acknowledge (ISA-18.2): the operator has seen it.",
+    |b| Ok(Command::Acknowledge)
+);
+command_endpoint!(
+    unshelve,
+    "/api/v1/alarms/{id}/unshelve",
+    CommandBody,
+    "End shelving now.",
+    |b| Ok(Command::Unshelve)
+);
+command_endpoint!(
+    return_to_service,
+    "/api/v1/alarms/{id}/return-to-service",
+    CommandBody,
+    "Return an out-of-service alarm to service.",
+    |b| Ok(Command::ReturnToService)
+);
+command_endpoint!(
+    reset,
+    "/api/v1/alarms/{id}/reset",
+    ReasonBody,
+    "Reset a latched alarm whose condition has cleared.",
+    |b| Ok(Command::Reset)
+);
+command_endpoint!(
+    out_of_service,
+    "/api/v1/alarms/{id}/out-of-service",
+    ReasonBody,
+    "Take an alarm out of service for maintenance.",
+    |b| Ok(Command::RemoveFromService)
+);
+command_endpoint!(
+    shelve,
+    "/api/v1/alarms/{id}/shelve",
+    ShelveBody,
+    "Shelve: silence an alarm for a while (it returns when the time is up).",
+    |b| parse_duration(&b.duration)
+        .map(Command::Shelve)
+        .map_err(|reason| ApiError::BadParam {
+            name: "duration",
+            reason
+        })
+);
