@@ -150,13 +150,16 @@ fn check_signal(p: &ProfilePoint, m: &SimModel, err: &mut impl FnMut(String)) {
             "the everyday signal ({lo}..{hi}) leaves the measuring range {rlo}..{rhi}"
         ));
     }
-    let limits = p.setpoints.as_ref().map(|s| (s.limits(), s.deadband_for(range)));
-    if let Some((limits, deadband)) = &limits {
+    let limits = p
+        .setpoints
+        .as_ref()
+        .map(|s| (s.limits(), s.deadband_for(range), &s.clear));
+    if let Some((limits, deadband, own)) = &limits {
         for l in limits {
-            let clear = if l.falling {
-                l.value + deadband
-            } else {
-                l.value - deadband
+            let clear = match own.get(&l.level) {
+                Some(c) => *c,
+                None if l.falling => l.value + deadband,
+                None => l.value - deadband,
             };
             let quiet = if l.falling { lo > clear } else { hi < clear };
             if !quiet {
@@ -173,7 +176,7 @@ fn check_signal(p: &ProfilePoint, m: &SimModel, err: &mut impl FnMut(String)) {
         {
             err(format!("excursion {x} lies outside the measuring range {rlo}..{rhi}"));
         }
-        if let Some((limits, _)) = &limits {
+        if let Some((limits, ..)) = &limits {
             for l in limits {
                 if (l.falling && x >= l.value) || (!l.falling && x <= l.value) {
                     err(format!(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::scenario::Episode;
 use crate::config::units;
 
 /// The everyday behaviour of a simulated point: a base value with a slow swing and noise.
@@ -84,29 +85,14 @@ impl Leak {
 
     /// The value at `elapsed`, given the normal value `normal` at that moment.
     pub fn value_at(&self, elapsed: Duration, normal: f64) -> f64 {
-        let mut t = elapsed.as_secs_f64();
-        if let Some(every) = self.repeat_every {
-            let every = every.as_secs_f64().max(1e-3);
-            t %= every;
-        }
-        let t = t - self.start.as_secs_f64();
-        let (rise, hold, fall) = (
-            self.rise.as_secs_f64(),
-            self.hold.as_secs_f64(),
-            self.fall.as_secs_f64(),
-        );
-        let share = if t < 0.0 {
-            0.0
-        } else if t < rise {
-            t / rise.max(1e-9)
-        } else if t < rise + hold {
-            1.0
-        } else if t < rise + hold + fall {
-            1.0 - (t - rise - hold) / fall.max(1e-9)
-        } else {
-            0.0
+        let episode = Episode {
+            start: self.start,
+            rise: self.rise,
+            hold: self.hold,
+            fall: self.fall,
+            repeat_every: self.repeat_every,
         };
-        normal + (self.peak - normal) * share
+        normal + (self.peak - normal) * episode.share(elapsed)
     }
 }
 
