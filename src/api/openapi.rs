@@ -80,3 +80,66 @@ impl Modify for BearerScheme {
 pub(super) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> serde_json::Value {
+        serde_json::to_value(ApiDoc::openapi()).unwrap()
+    }
+
+    #[test]
+    fn every_route_is_described() {
+        let doc = doc();
+        let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+        for p in [
+            "/api/v1/points",
+            "/api/v1/points/{id}/history",
+            "/api/v1/devices",
+            "/api/v1/alarms",
+            "/api/v1/alarms/summary",
+            "/api/v1/alarms/history",
+            "/api/v1/alarms/{id}/ack",
+            "/api/v1/alarms/{id}/shelve",
+            "/api/v1/alarms/{id}/unshelve",
+            "/api/v1/alarms/{id}/reset",
+            "/api/v1/alarms/{id}/out-of-service",
+            "/api/v1/alarms/{id}/return-to-service",
+            "/api/v1/events",
+            "/api/v1/openapi.json",
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/",
+            "/console/{file}",
+        ] {
+            assert!(paths.contains(&p), "{p} missing from {paths:?}");
+        }
+        assert_eq!(paths.len(), 19, "a route was added: list it here and in the router");
+    }
+
+    #[test]
+    fn the_feed_is_an_event_stream_and_protected_routes_name_the_bearer_scheme() {
+        let doc = doc();
+        let feed = &doc["paths"]["/api/v1/events"]["get"];
+        assert!(feed["responses"]["200"]["content"]["text/event-stream"].is_object());
+        assert_eq!(feed["security"][0]["bearer"], serde_json::json!([]));
+        assert!(
+            feed["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "Last-Event-ID")
+        );
+        assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+        let shelve = &doc["paths"]["/api/v1/alarms/{id}/shelve"]["post"];
+        for code in ["200", "400", "401", "403", "404", "409", "413", "415", "422"] {
+            assert!(shelve["responses"][code].is_object(), "shelve documents {code}");
+        }
+        assert!(
+            doc["paths"]["/healthz"]["get"]["security"].is_null(),
+            "health stays open"
+        );
+    }
+}
