@@ -227,6 +227,8 @@ pub struct GatewayConfig {
     pub webhooks: Vec<crate::sinks::webhook::WebhookSpec>,
     /// Northbound MQTT brokers for alarm transitions.
     pub mqtt_north: Vec<crate::sinks::mqtt_north::MqttNorthSpec>,
+    /// MQTT brokers and subscriptions readings come from (their points are in `points`).
+    pub mqtt: crate::sources::mqtt::MqttInSpec,
 }
 
 impl GatewayConfig {

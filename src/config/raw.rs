@@ -39,6 +39,9 @@ pub(super) struct RawConfig {
     /// Northbound MQTT brokers for alarm transitions.
     #[serde(default)]
     pub(super) mqtt_north: Vec<crate::sinks::mqtt_north::config::RawMqttNorth>,
+    /// MQTT brokers and subscriptions readings come from.
+    #[serde(default)]
+    pub(super) mqtt: crate::sources::mqtt::config::RawMqtt,
 }
 
 #[derive(Debug, Deserialize)]

@@ -70,6 +70,9 @@ pub enum StartError {
     /// A time-series store output could not start.
     #[error(transparent)]
     Tsdb(#[from] TsdbError),
+    /// An MQTT broker connection could not be set up (password or TLS files).
+    #[error(transparent)]
+    MqttIn(#[from] crate::sources::mqtt::ClientError),
     /// A thread could not be started.
     #[error("cannot start a writer thread: {0}")]
     Thread(std::io::Error),
@@ -208,7 +211,7 @@ impl Gateway {
         let rules = tokio::spawn(task.run(src_rx, cmd_rx, rules_stop.clone()));
         let sources_cancel = CancellationToken::new();
         let device_health = HealthBoard::new(&config.devices);
-        let pollers = group_lines(&config.devices)
+        let mut pollers: Vec<JoinHandle<()>> = group_lines(&config.devices)
             .iter()
             .map(|line| {
                 let poller = Poller::new(
@@ -222,6 +225,15 @@ impl Gateway {
                 tokio::spawn(poller.run(sources_cancel.child_token()))
             })
             .collect();
+        // MQTT subscriptions: one task per broker, stopped and awaited like the pollers.
+        pollers.extend(crate::sources::mqtt::start(
+            &config.mqtt,
+            &config.points,
+            &src_tx,
+            &clock,
+            &metrics.mqtt_in,
+            &sources_cancel,
+        )?);
 
         let listener = TcpListener::bind(config.api_listen)
             .await
