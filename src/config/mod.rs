@@ -277,6 +277,19 @@ impl GatewayConfig {
                 d.points.len()
             ));
         }
+        for sub in &self.mqtt.subscriptions {
+            let broker = &self.mqtt.brokers[sub.broker];
+            s.push_str(&format!(
+                "  mqtt {} on {} {}:{} `{}` qos {}: {} points\n",
+                sub.name,
+                broker.name,
+                broker.host,
+                broker.port,
+                sub.filter.filter,
+                sub.qos,
+                sub.points.len()
+            ));
+        }
         s
     }
 }
