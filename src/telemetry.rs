@@ -229,6 +229,8 @@ pub struct Metrics {
     pub webhook_cursor: Family<WebhookLabel, Gauge>,
     /// Northbound MQTT publishes by target and outcome (`acked`, `retried`).
     pub mqtt_north_publishes: Family<WebhookLabel, Counter>,
+    /// MQTT subscriptions (sources).
+    pub mqtt_in: MqttInMetrics,
     /// Live-feed subscribers connected.
     pub sse_clients: Gauge,
     /// Alarm events a slow live-feed subscriber missed (it is told to reconnect and replay).
@@ -378,6 +380,8 @@ impl Metrics {
             "Northbound MQTT publishes of alarm transitions by target and outcome",
             mqtt_north_publishes.clone(),
         );
+        let mqtt_in = MqttInMetrics::default();
+        mqtt_in.register(&mut r);
         let sse_clients = Gauge::default();
         r.register(
             "hazard_api_sse_clients",
@@ -442,6 +446,7 @@ impl Metrics {
             webhook_deliveries,
             webhook_cursor,
             mqtt_north_publishes,
+            mqtt_in,
             sse_clients,
             sse_lagged,
         }
@@ -459,6 +464,105 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Label of per-subscription MQTT metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubscriptionLabel {
+    /// Subscription name from the config.
+    pub subscription: String,
+}
+
+/// Labels of a per-subscription MQTT problem.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubscriptionKind {
+    /// Subscription name from the config.
+    pub subscription: String,
+    /// `oversize`, `invalid_json`, `invalid_text`, `not_an_array`, `missing_field`,
+    /// `wrong_type`, `bad_timestamp`, `bad_quality`, `bad_point_field`, `unknown_point`.
+    pub kind: &'static str,
+}
+
+/// Label of per-broker MQTT metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BrokerLabel {
+    /// Broker name from the config.
+    pub broker: String,
+}
+
+/// Labels of a per-broker MQTT outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BrokerResult {
+    /// Broker name from the config.
+    pub broker: String,
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
+/// Handles of the MQTT source metrics.
+#[derive(Debug, Clone, Default)]
+pub struct MqttInMetrics {
+    /// Messages received per subscription.
+    pub messages: Family<SubscriptionLabel, Counter>,
+    /// Readings handed to the pipeline per subscription (stale markers included).
+    pub readings: Family<SubscriptionLabel, Counter>,
+    /// Bad input per subscription and kind.
+    pub errors: Family<SubscriptionKind, Counter>,
+    /// Points that turned stale, per subscription.
+    pub stale: Family<SubscriptionLabel, Counter>,
+    /// Messages that matched no subscription of their broker.
+    pub unmatched: Family<BrokerLabel, Counter>,
+    /// 1 while connected to the broker.
+    pub connected: Family<BrokerLabel, Gauge>,
+    /// Connection attempts by outcome.
+    pub connects: Family<BrokerResult, Counter>,
+    /// Acknowledgements that could not be queued (the broker redelivers: a duplicate).
+    pub ack_failures: Family<BrokerLabel, Counter>,
+}
+
+impl MqttInMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "hazard_mqtt_in_messages",
+            "MQTT messages received per subscription",
+            self.messages.clone(),
+        );
+        r.register(
+            "hazard_mqtt_in_readings",
+            "Readings from MQTT handed to the pipeline per subscription",
+            self.readings.clone(),
+        );
+        r.register(
+            "hazard_mqtt_in_errors",
+            "Bad MQTT input per subscription and kind",
+            self.errors.clone(),
+        );
+        r.register(
+            "hazard_mqtt_in_stale_points",
+            "MQTT-fed points that turned stale, per subscription",
+            self.stale.clone(),
+        );
+        r.register(
+            "hazard_mqtt_in_unmatched_messages",
+            "MQTT messages that matched no subscription of their broker",
+            self.unmatched.clone(),
+        );
+        r.register(
+            "hazard_mqtt_in_connected",
+            "1 while connected to the MQTT broker",
+            self.connected.clone(),
+        );
+        r.register(
+            "hazard_mqtt_in_connects",
+            "MQTT broker connection attempts by outcome",
+            self.connects.clone(),
+        );
+        r.register(
+            "hazard_mqtt_in_ack_failures",
+            "MQTT acknowledgements that could not be queued (the message is redelivered)",
+            self.ack_failures.clone(),
+        );
     }
 }
 

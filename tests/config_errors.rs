@@ -605,3 +605,148 @@ fn history_settings_default_and_resolve_point_deadbands() {
         )
     );
 }
+
+const MQTT: &str = r#"
+[[mqtt.brokers]]
+name = "plant"
+address = "127.0.0.1:1883"
+
+[[mqtt.subscriptions]]
+name = "dam"
+broker = "plant"
+topic = "park/{site}/dam/{tag}"
+point = "{site}/{tag}"
+value = "/v"
+unit = "mm"
+kind = "displacement"
+hazard_source = "MHS-001"
+points = ["A/P{01..40}"]
+stale_after = "30s"
+"#;
+
+fn mqtt_errors(from: &str, to: &str) -> Vec<ConfigError> {
+    assert_eq!(MQTT.matches(from).count(), 1, "`{from}` must occur once");
+    let text = format!("{GOOD}{}", MQTT.replace(from, to));
+    match GatewayConfig::parse(&file(), &text) {
+        Ok(_) => panic!("config with `{to}` was accepted"),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn mqtt_subscriptions_declare_their_points_for_rules_and_history() {
+    let text = format!("{GOOD}{MQTT}\n[[rules]]\npoints = \"A/P*\"\nthreshold = {{ high = 30.0, high_high = 50.0 }}\n");
+    let cfg = GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.mqtt.subscriptions[0].points.len(), 40);
+    let p = cfg.points.id_of("A/P07").expect("declared point");
+    let meta = cfg.points.meta(p);
+    assert_eq!(
+        (meta.unit.as_ref(), meta.device.as_ref(), meta.hazard_source.as_deref()),
+        ("mm", "mqtt:dam", Some("MHS-001"))
+    );
+    assert_eq!(cfg.mqtt.brokers[0].client_id, "gw-in-plant");
+    let bound = cfg
+        .rules
+        .iter()
+        .filter(|r| match &r.kind {
+            hazard_gateway::rules::RuleKind::Threshold { point, .. } => cfg.points.meta(*point).name.starts_with("A/P"),
+            _ => false,
+        })
+        .count();
+    assert_eq!(bound, 40, "the rule's glob matches every declared MQTT point");
+}
+
+#[test]
+fn mqtt_mistakes_name_their_key_and_line() {
+    let cases: [(&str, &str, &str, &str); 9] = [
+        (
+            "broker = \"plant\"",
+            "broker = \"site\"",
+            "mqtt.subscriptions[0].broker",
+            "no broker `site`",
+        ),
+        (
+            "topic = \"park/{site}/dam/{tag}\"",
+            "topic = \"park/#/dam\"",
+            "mqtt.subscriptions[0].topic",
+            "`#` may only be the last level",
+        ),
+        (
+            "point = \"{site}/{tag}\"",
+            "point = \"{site}/{sensor}\"",
+            "mqtt.subscriptions[0].point",
+            "`{sensor}` is not a level of the topic",
+        ),
+        (
+            "value = \"/v\"",
+            "value = \"v\"",
+            "mqtt.subscriptions[0].value",
+            "not a JSON pointer",
+        ),
+        (
+            "points = [\"A/P{01..40}\"]",
+            "points = [\"A/P{40..01}\"]",
+            "mqtt.subscriptions[0].points",
+            "runs backwards",
+        ),
+        (
+            "stale_after = \"30s\"",
+            "stale_after = \"10ms\"",
+            "mqtt.subscriptions[0].stale_after",
+            "at least 100ms",
+        ),
+        (
+            "hazard_source = \"MHS-001\"",
+            "hazard_source = \"MHS-009\"",
+            "mqtt.subscriptions[0].hazard_source",
+            "no hazard source `MHS-009`",
+        ),
+        (
+            "address = \"127.0.0.1:1883\"",
+            "address = \"plant-broker\"",
+            "mqtt.brokers[0].address",
+            "is not host:port",
+        ),
+        (
+            "name = \"dam\"",
+            "name = \"dam\"\nqos = 2",
+            "mqtt.subscriptions[0].qos",
+            "qos must be 0 or 1",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        let errors = mqtt_errors(from, to);
+        let text = format!("{GOOD}{}", MQTT.replace(from, to));
+        let e = errors
+            .iter()
+            .find(|e| e.key == key)
+            .unwrap_or_else(|| panic!("{to}: no error at {key}: {errors:#?}"));
+        assert!(e.message.contains(message), "{to}: {}", e.message);
+        let needle = to.lines().last().unwrap();
+        assert_eq!(e.position.map(|p| p.0), Some(line_of(&text, needle)), "{to}: {e}");
+    }
+}
+
+#[test]
+fn an_mqtt_point_id_may_not_repeat_a_device_point() {
+    let errors = mqtt_errors("points = [\"A/P{01..40}\"]", "points = [\"MHS-001/GT-101\"]");
+    let e = only(&errors);
+    assert_eq!(e.key, "mqtt.subscriptions[0].points");
+    assert_eq!(e.message, "point id `MHS-001/GT-101` is already used (by `gas-ai-1`)");
+}
+
+#[test]
+fn an_mqtt_subscription_without_declared_points_is_refused() {
+    let errors = mqtt_errors("points = [\"A/P{01..40}\"]\n", "");
+    let e = only(&errors);
+    assert_eq!(e.key, "mqtt.subscriptions[0].points");
+    assert!(e.message.starts_with("declare the point ids"), "{}", e.message);
+}
+
+#[test]
+fn an_unknown_mqtt_key_names_its_table() {
+    let errors = mqtt_errors("stale_after = \"30s\"", "stale_afer = \"30s\"");
+    let e = only(&errors);
+    assert_eq!(e.key, "mqtt.subscriptions[0].stale_afer");
+    assert!(e.message.contains("unknown field `stale_afer`"), "{}", e.message);
+}

@@ -235,6 +235,8 @@ pub struct GatewayConfig {
     pub ops: OpsSettings,
     /// API server: TLS, timeouts, request-head limit.
     pub api_server: crate::api::config::ServerSettings,
+    /// MQTT brokers and subscriptions readings come from (their points are in `points`).
+    pub mqtt: crate::sources::mqtt::MqttInSpec,
 }
 
 impl GatewayConfig {
@@ -281,6 +283,19 @@ impl GatewayConfig {
                 d.unit_id,
                 d.interval,
                 d.points.len()
+            ));
+        }
+        for sub in &self.mqtt.subscriptions {
+            let broker = &self.mqtt.brokers[sub.broker];
+            s.push_str(&format!(
+                "  mqtt {} on {} {}:{} `{}` qos {}: {} points\n",
+                sub.name,
+                broker.name,
+                broker.host,
+                broker.port,
+                sub.filter.filter,
+                sub.qos,
+                sub.points.len()
             ));
         }
         s

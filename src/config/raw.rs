@@ -42,6 +42,9 @@ pub(super) struct RawConfig {
     /// Readiness limits for operations.
     #[serde(default)]
     pub(super) ops: super::ops::RawOps,
+    /// MQTT brokers and subscriptions readings come from.
+    #[serde(default)]
+    pub(super) mqtt: crate::sources::mqtt::config::RawMqtt,
 }
 
 #[derive(Debug, Deserialize)]

@@ -82,6 +82,15 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     }
 
     check_serial_buses(&src, &raw, &devices, &mut errors);
+    // MQTT points enter the table before history and rules, which resolve point ids.
+    let mqtt = crate::sources::mqtt::validate::validate(
+        &src,
+        &raw.mqtt,
+        raw.gateway.id.get_ref(),
+        &known_sources,
+        &mut points,
+        &mut errors,
+    );
     let history = check_history(&src, &raw, &points, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
@@ -111,6 +120,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         mqtt_north,
         ops,
         api_server,
+        mqtt,
     })
 }
 

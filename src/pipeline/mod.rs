@@ -73,6 +73,9 @@ pub enum StartError {
     /// The API's TLS files could not be used (they changed since the config was checked).
     #[error("API TLS: {0}")]
     ApiTls(#[from] crate::api::server::TlsError),
+    /// An MQTT broker connection could not be set up (password or TLS files).
+    #[error(transparent)]
+    MqttIn(#[from] crate::sources::mqtt::ClientError),
     /// A thread could not be started.
     #[error("cannot start a writer thread: {0}")]
     Thread(std::io::Error),
@@ -216,7 +219,7 @@ impl Gateway {
         let rules = tokio::spawn(task.run(src_rx, cmd_rx, rules_stop.clone()));
         let sources_cancel = CancellationToken::new();
         let device_health = HealthBoard::new(&config.devices);
-        let pollers = group_lines(&config.devices)
+        let mut pollers: Vec<JoinHandle<()>> = group_lines(&config.devices)
             .iter()
             .map(|line| {
                 let poller = Poller::new(
@@ -230,6 +233,15 @@ impl Gateway {
                 tokio::spawn(poller.run(sources_cancel.child_token()))
             })
             .collect();
+        // MQTT subscriptions: one task per broker, stopped and awaited like the pollers.
+        pollers.extend(crate::sources::mqtt::start(
+            &config.mqtt,
+            &config.points,
+            &src_tx,
+            &clock,
+            &metrics.mqtt_in,
+            &sources_cancel,
+        )?);
 
         let listener = TcpListener::bind(config.api_listen)
             .await

@@ -1,9 +1,10 @@
-//! Sources of readings: field-device pollers and the built-in simulator.
+//! Sources of readings: field-device pollers, MQTT subscriptions and the built-in simulator.
 //!
 //! A source knows nothing of rules or sinks: it sends batches of readings into a bounded
 //! channel and stops when its cancellation token fires.
 
 pub mod modbus;
+pub mod mqtt;
 pub mod sim;
 
 use crate::model::Reading;

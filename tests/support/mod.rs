@@ -667,6 +667,12 @@ impl Mosquitto {
             self.extra
         );
         std::fs::write(&conf, text).expect("write mosquitto.conf");
+        // Started as root, mosquitto drops to the `mosquitto` user: without this it could not
+        // write its persistence file, and sessions would not survive a restart.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o777));
+        }
         let bin = ["/usr/sbin/mosquitto", "mosquitto"]
             .into_iter()
             .find(|b| Path::new(b).exists())

@@ -1,0 +1,263 @@
+//! The one place that knows rumqttc: builds MQTT 3.1.1 or 5 options (persistent session,
+//! manual acks, TLS with the ring provider) and turns either protocol's events into one
+//! [`LinkEvent`], so the broker task has a single body for both.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rumqttc::{TlsConfiguration, Transport};
+
+use super::config::{BrokerSpec, Protocol, TlsSpec};
+
+/// Requests (acks, subscribes) queued for the event loop. Acks are queued with `try_ack`; the
+/// loop reads at most 10 packets between draining requests, so this never fills in practice.
+const REQUEST_CAPACITY: usize = 4096;
+
+/// Why a broker connection could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The password's environment variable is not set.
+    #[error("mqtt broker `{broker}`: environment variable `{var}` (password_env) is not set")]
+    MissingPassword {
+        /// Broker.
+        broker: String,
+        /// Variable.
+        var: String,
+    },
+    /// A TLS file is missing or unusable.
+    #[error("mqtt broker `{broker}`: TLS: {reason}")]
+    Tls {
+        /// Broker.
+        broker: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// What happened on the link.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// The broker accepted the connection.
+    Connected {
+        /// Whether the broker still had our session (queued messages follow).
+        session_present: bool,
+    },
+    /// A message.
+    Message {
+        /// Topic (checked UTF-8 by the protocol layer, re-checked by the caller).
+        topic: Bytes,
+        /// Payload.
+        payload: Bytes,
+        /// What acknowledges it (QoS 1), once the pipeline has taken its readings.
+        ack: Option<AckToken>,
+    },
+    /// The broker refused a subscription.
+    SubscribeRefused,
+    /// Anything else (pings, acks of our requests).
+    Other,
+}
+
+/// Acknowledges one QoS 1 message.
+#[derive(Debug)]
+pub enum AckToken {
+    /// MQTT 3.1.1.
+    V4(Box<rumqttc::Publish>),
+    /// MQTT 5.
+    V5(Box<rumqttc::v5::mqttbytes::v5::Publish>),
+}
+
+/// A client and its event loop, of either protocol.
+pub enum Link {
+    /// MQTT 3.1.1.
+    V4(rumqttc::AsyncClient, Box<rumqttc::EventLoop>),
+    /// MQTT 5.
+    V5(rumqttc::v5::AsyncClient, Box<rumqttc::v5::EventLoop>),
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Link::V4(..) => "Link(MQTT 3.1.1)",
+            Link::V5(..) => "Link(MQTT 5)",
+        })
+    }
+}
+
+impl Link {
+    /// Options for `spec`; nothing connects until the first [`Link::poll`].
+    pub fn new(spec: &BrokerSpec) -> Result<Link, ClientError> {
+        let password = match (&spec.password, &spec.password_env) {
+            (Some(p), _) => Some(p.0.clone()),
+            (None, Some(var)) => Some(std::env::var(var).map_err(|_| ClientError::MissingPassword {
+                broker: spec.name.clone(),
+                var: var.clone(),
+            })?),
+            (None, None) => None,
+        };
+        let transport = match &spec.tls {
+            Some(tls) => Some(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(
+                tls_config(tls).map_err(|reason| ClientError::Tls {
+                    broker: spec.name.clone(),
+                    reason,
+                })?,
+            )))),
+            None => None,
+        };
+        // Validation guarantees what rumqttc's setters assert: keep-alive >= 1 s, non-empty
+        // client id with a persistent session.
+        Ok(match spec.protocol {
+            Protocol::V311 => {
+                let mut o = rumqttc::MqttOptions::new(spec.client_id.clone(), spec.host.clone(), spec.port);
+                o.set_keep_alive(spec.keep_alive)
+                    .set_clean_session(false)
+                    .set_manual_acks(true)
+                    .set_max_packet_size(spec.max_packet, 64 * 1024);
+                if let Some(user) = &spec.username {
+                    o.set_credentials(user.clone(), password.unwrap_or_default());
+                }
+                if let Some(t) = transport {
+                    o.set_transport(t);
+                }
+                let (c, e) = rumqttc::AsyncClient::new(o, REQUEST_CAPACITY);
+                Link::V4(c, Box::new(e))
+            }
+            Protocol::V5 => {
+                let mut o = rumqttc::v5::MqttOptions::new(spec.client_id.clone(), spec.host.clone(), spec.port);
+                o.set_keep_alive(spec.keep_alive)
+                    .set_clean_start(false)
+                    .set_session_expiry_interval(Some(u32::try_from(spec.session_expiry.as_secs()).unwrap_or(u32::MAX)))
+                    .set_manual_acks(true)
+                    .set_max_packet_size(Some(u32::try_from(spec.max_packet).unwrap_or(u32::MAX)));
+                if let Some(user) = &spec.username {
+                    o.set_credentials(user.clone(), password.unwrap_or_default());
+                }
+                if let Some(t) = transport {
+                    o.set_transport(t);
+                }
+                let (c, e) = rumqttc::v5::AsyncClient::new(o, REQUEST_CAPACITY);
+                Link::V5(c, Box::new(e))
+            }
+        })
+    }
+
+    /// Next event; an error means the connection is down (the next call reconnects).
+    pub async fn poll(&mut self) -> Result<LinkEvent, String> {
+        match self {
+            Link::V4(_, e) => {
+                use rumqttc::{Event, Packet};
+                match e.poll().await.map_err(|e| e.to_string())? {
+                    Event::Incoming(Packet::ConnAck(c)) => Ok(LinkEvent::Connected {
+                        session_present: c.session_present,
+                    }),
+                    Event::Incoming(Packet::Publish(p)) => Ok(LinkEvent::Message {
+                        topic: Bytes::copy_from_slice(p.topic.as_bytes()),
+                        payload: p.payload.clone(),
+                        ack: (p.qos != rumqttc::QoS::AtMostOnce).then(|| AckToken::V4(Box::new(p))),
+                    }),
+                    Event::Incoming(Packet::SubAck(s))
+                        if s.return_codes
+                            .iter()
+                            .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)) =>
+                    {
+                        Ok(LinkEvent::SubscribeRefused)
+                    }
+                    _ => Ok(LinkEvent::Other),
+                }
+            }
+            Link::V5(_, e) => {
+                use rumqttc::v5::Event;
+                use rumqttc::v5::mqttbytes::v5::Packet;
+                match e.poll().await.map_err(|e| e.to_string())? {
+                    Event::Incoming(Packet::ConnAck(c)) => Ok(LinkEvent::Connected {
+                        session_present: c.session_present,
+                    }),
+                    Event::Incoming(Packet::Publish(p)) => Ok(LinkEvent::Message {
+                        topic: p.topic.clone(),
+                        payload: p.payload.clone(),
+                        ack: (p.qos != rumqttc::v5::mqttbytes::QoS::AtMostOnce).then(|| AckToken::V5(Box::new(p))),
+                    }),
+                    Event::Incoming(Packet::SubAck(s)) if s.return_codes.iter().any(|c| !sub_ok_v5(c)) => {
+                        Ok(LinkEvent::SubscribeRefused)
+                    }
+                    _ => Ok(LinkEvent::Other),
+                }
+            }
+        }
+    }
+
+    /// Queues a subscription; `false` if the request queue is closed or full.
+    pub fn subscribe(&self, filter: &str, qos: u8) -> bool {
+        match self {
+            Link::V4(c, _) => {
+                let q = if qos == 0 {
+                    rumqttc::QoS::AtMostOnce
+                } else {
+                    rumqttc::QoS::AtLeastOnce
+                };
+                c.try_subscribe(filter, q).is_ok()
+            }
+            Link::V5(c, _) => {
+                use rumqttc::v5::mqttbytes::QoS;
+                let q = if qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                c.try_subscribe(filter, q).is_ok()
+            }
+        }
+    }
+
+    /// Queues the acknowledgement of one message; `false` if it could not be queued (the
+    /// broker then delivers the message again: a duplicate, never a loss).
+    pub fn ack(&self, token: &AckToken) -> bool {
+        match (self, token) {
+            (Link::V4(c, _), AckToken::V4(p)) => c.try_ack(p).is_ok(),
+            (Link::V5(c, _), AckToken::V5(p)) => c.try_ack(p).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Queues a DISCONNECT (the session stays on the broker).
+    pub fn disconnect(&self) {
+        let _ = match self {
+            Link::V4(c, _) => c.try_disconnect().is_ok(),
+            Link::V5(c, _) => c.try_disconnect().is_ok(),
+        };
+    }
+}
+
+fn sub_ok_v5(c: &rumqttc::v5::mqttbytes::v5::SubscribeReasonCode) -> bool {
+    use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode as C;
+    matches!(c, C::Success(_))
+}
+
+/// A rustls client config trusting `tls.ca_file`, with the optional client certificate.
+fn tls_config(tls: &TlsSpec) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    let cas = CertificateDer::pem_file_iter(&tls.ca_file)
+        .map_err(|e| format!("cannot read ca_file {}: {e}", tls.ca_file.display()))?;
+    for ca in cas {
+        let ca = ca.map_err(|e| format!("ca_file {}: {e}", tls.ca_file.display()))?;
+        roots
+            .add(ca)
+            .map_err(|e| format!("ca_file {}: {e}", tls.ca_file.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("ca_file {} holds no certificate", tls.ca_file.display()));
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    match &tls.client {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("client_cert {}: {e}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("client_key {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("client certificate: {e}"))
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! `[[mqtt.brokers]]` and `[[mqtt.subscriptions]]` as written, and the validated specs the
+//! broker tasks run. Validation lives in [`super::validate`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::decode::Layout;
+use super::template::{PointTemplate, TopicFilter};
+use super::time::TimeUnit;
+use crate::config::units::{self, DurationText};
+use crate::model::{PointId, PointKind, Quality};
+
+/// The `[mqtt]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    /// Brokers to subscribe at.
+    #[serde(default)]
+    pub brokers: Vec<Spanned<RawBroker>>,
+    /// What to subscribe to and how messages become readings.
+    #[serde(default)]
+    pub subscriptions: Vec<Spanned<RawSubscription>>,
+}
+
+/// MQTT protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Protocol {
+    /// MQTT 3.1.1 (the persistent session is `clean_session = false`).
+    #[default]
+    #[serde(rename = "3.1.1")]
+    V311,
+    /// MQTT 5 (the persistent session is `clean_start = false` plus a session expiry).
+    #[serde(rename = "5")]
+    V5,
+}
+
+/// A password written in the config; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+fn default_keep_alive() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_session_expiry() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+fn default_max_packet() -> u64 {
+    1024 * 1024
+}
+
+fn default_max_payload() -> u64 {
+    64 * 1024
+}
+
+fn default_qos() -> Spanned<u8> {
+    Spanned::new(0..0, 1)
+}
+
+/// A `[[mqtt.brokers]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBroker {
+    /// Name that subscriptions, logs and metrics use.
+    pub name: Spanned<String>,
+    /// `host:port`.
+    pub address: Spanned<String>,
+    /// `"3.1.1"` (default) or `"5"`.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Fixed client id, which names the persistent session; default `<gateway id>-in-<name>`.
+    #[serde(default)]
+    pub client_id: Option<Spanned<String>>,
+    /// Keep-alive interval (1 s to 18 h).
+    #[serde(default = "default_keep_alive", deserialize_with = "units::duration::deserialize")]
+    pub keep_alive: Duration,
+    /// User name, if the broker asks for one.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password written in the file (prefer `password_env`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// TLS; absent means plain TCP.
+    #[serde(default)]
+    pub tls: Option<Spanned<RawTls>>,
+    /// MQTT 5: how long the broker keeps the session (and queues QoS 1 messages) while the
+    /// gateway is away.
+    #[serde(
+        default = "default_session_expiry",
+        deserialize_with = "units::duration::deserialize"
+    )]
+    pub session_expiry: Duration,
+    /// Largest packet accepted. MQTT 5 announces it, so the broker drops larger messages; an
+    /// MQTT 3.1.1 broker must cap messages itself (mosquitto `message_size_limit`), since a
+    /// larger one breaks the connection.
+    #[serde(default = "default_max_packet", deserialize_with = "units::size::deserialize")]
+    pub max_packet: u64,
+}
+
+/// TLS settings of a broker connection.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM file of the certificate authorities trusted for the broker's certificate.
+    pub ca_file: PathBuf,
+    /// PEM client certificate (chain), for brokers that require one.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+}
+
+/// How payloads are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadKind {
+    /// JSON, read with `value`/`fields`, `array`, `timestamp`, `quality`.
+    #[default]
+    Json,
+    /// Plain numeric text such as `12.5`; the reading is stamped with the arrival time.
+    Text,
+}
+
+/// A `[[mqtt.subscriptions]]` entry as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubscription {
+    /// Name in metrics and logs; default: the topic.
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    /// `name` of a `[[mqtt.brokers]]` entry.
+    pub broker: Spanned<String>,
+    /// Topic filter; `{name}` is a `+` level the point template can use.
+    pub topic: Spanned<String>,
+    /// 0 (at most once) or 1 (at least once, survives restarts).
+    #[serde(default = "default_qos")]
+    pub qos: Spanned<u8>,
+    /// Point-id template: `{name}`, `{N}`, `{field}`, `{json:/pointer}`.
+    pub point: Spanned<String>,
+    /// `json` (default) or `text`.
+    #[serde(default)]
+    pub payload: PayloadKind,
+    /// JSON pointer of the value in a reading; default `""`, the reading itself.
+    #[serde(default)]
+    pub value: Option<Spanned<String>>,
+    /// Several values per reading: field name -> where it is and what it measures.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Spanned<RawField>>,
+    /// JSON pointer of an array of readings (`""`: the payload is the array).
+    #[serde(default)]
+    pub array: Option<Spanned<String>>,
+    /// JSON pointer of the device timestamp in a reading; absent: arrival time.
+    #[serde(default)]
+    pub timestamp: Option<Spanned<String>>,
+    /// Unit of a numeric timestamp: `s`, `ms`, `us`, `ns` (RFC 3339 text is always accepted).
+    #[serde(default)]
+    pub timestamp_unit: TimeUnit,
+    /// Status field mapped to quality.
+    #[serde(default)]
+    pub quality: Option<Spanned<RawQuality>>,
+    /// Engineering unit of the points.
+    #[serde(default)]
+    pub unit: String,
+    /// What the points measure.
+    #[serde(default = "default_kind")]
+    pub kind: PointKind,
+    /// Instrument range `[low, high]`; values outside are `out_of_range`.
+    #[serde(default)]
+    pub range: Option<Spanned<[f64; 2]>>,
+    /// Hazard source the points belong to.
+    #[serde(default)]
+    pub hazard_source: Option<Spanned<String>>,
+    /// The point ids this subscription feeds, with `{a,b}` and `{01..40}` expansion.
+    #[serde(default)]
+    pub points: Vec<Spanned<String>>,
+    /// A point turns `stale` when nothing arrived for it within this time.
+    #[serde(default)]
+    pub stale_after: Option<Spanned<DurationText>>,
+    /// Larger payloads are refused and counted (`oversize`).
+    #[serde(default = "default_max_payload", deserialize_with = "units::size::deserialize")]
+    pub max_payload: u64,
+}
+
+fn default_kind() -> PointKind {
+    PointKind::Other
+}
+
+/// One of several values in a reading.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    /// JSON pointer of the value within the reading.
+    pub pointer: String,
+    /// Unit, if not the subscription's.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Kind, if not the subscription's.
+    #[serde(default)]
+    pub kind: Option<PointKind>,
+    /// Range, if not the subscription's.
+    #[serde(default)]
+    pub range: Option<[f64; 2]>,
+    /// The point ids this field feeds (same expansion as the subscription's `points`).
+    #[serde(default)]
+    pub points: Vec<Spanned<String>>,
+}
+
+/// A status field and what its values mean.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuality {
+    /// JSON pointer of the status field within the reading; absent field means `good`.
+    pub pointer: String,
+    /// Status value (as text) -> quality; unlisted values mean `decode_error`.
+    pub map: BTreeMap<String, Quality>,
+}
+
+/// A validated broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerSpec {
+    /// Name.
+    pub name: String,
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Protocol version.
+    pub protocol: Protocol,
+    /// Client id (names the persistent session).
+    pub client_id: String,
+    /// Keep-alive.
+    pub keep_alive: Duration,
+    /// User name.
+    pub username: Option<String>,
+    /// Password from the file.
+    pub password: Option<Secret>,
+    /// Environment variable of the password, read at start.
+    pub password_env: Option<String>,
+    /// TLS files (resolved against the config file's folder).
+    pub tls: Option<TlsSpec>,
+    /// MQTT 5 session expiry.
+    pub session_expiry: Duration,
+    /// Largest packet accepted.
+    pub max_packet: usize,
+}
+
+/// TLS files of a broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// Trusted CAs (PEM).
+    pub ca_file: PathBuf,
+    /// Client certificate and key (PEM).
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// A validated subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriptionSpec {
+    /// Name in metrics and logs.
+    pub name: String,
+    /// Index into [`MqttInSpec::brokers`].
+    pub broker: usize,
+    /// Topic filter.
+    pub filter: TopicFilter,
+    /// Requested QoS (0 or 1).
+    pub qos: u8,
+    /// Point-id template.
+    pub template: PointTemplate,
+    /// Payload decoder.
+    pub layout: Layout,
+    /// Largest payload decoded.
+    pub max_payload: usize,
+    /// Silence after which its points turn stale.
+    pub stale_after: Option<Duration>,
+    /// Every point it may feed, by id (declared in the config).
+    pub points: Vec<(String, PointId)>,
+}
+
+/// Everything `[mqtt]` asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MqttInSpec {
+    /// Brokers.
+    pub brokers: Vec<BrokerSpec>,
+    /// Subscriptions, each naming its broker by index.
+    pub subscriptions: Vec<SubscriptionSpec>,
+}

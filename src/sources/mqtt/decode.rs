@@ -1,0 +1,265 @@
+//! Payload decoders: bytes of one MQTT message in, readings out. Pure: the arrival time is
+//! passed in, and nothing here knows topics or point ids (the caller fills the template in from
+//! each item's JSON element).
+//!
+//! Forms: plain numeric text (`12.5`); JSON with one value (`12.5`, `"12.5"`, `{"v": 12.5}`);
+//! JSON with several fields, one point each (`{"co": 3, "h2s": 0.4}`); and an array of readings
+//! (`[{"id": "P1", "v": 2}, ...]` or one inside the document, e.g. `/data`). Values are numbers,
+//! numeric text or booleans (0/1); anything else is a `decode_error` reading for that point.
+//!
+//! Bounds: the caller refuses payloads over the subscription's `max_payload` before decoding,
+//! and serde_json refuses nesting deeper than 128, so memory is bounded by the payload size.
+
+use serde_json::Value;
+
+use super::time::{self, TimeUnit};
+use crate::model::{Quality, Timestamp};
+
+/// How a subscription's payloads are laid out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layout {
+    /// Plain numeric text (UTF-8, surrounding white space ignored).
+    Text,
+    /// JSON.
+    Json(JsonLayout),
+}
+
+/// Where the values, timestamp and quality sit in a JSON payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonLayout {
+    /// JSON pointer of an array of readings (`""`: the document is the array); `None`: the
+    /// document is one reading.
+    pub array: Option<String>,
+    /// The value or values of one reading.
+    pub values: Values,
+    /// JSON pointer of the device timestamp, within the reading.
+    pub timestamp: Option<String>,
+    /// Unit of a numeric timestamp.
+    pub timestamp_unit: TimeUnit,
+    /// Quality/status field and its mapping.
+    pub quality: Option<QualityField>,
+}
+
+/// One value per reading, or several named fields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    /// JSON pointer of the value (`""`: the reading itself is the value).
+    One(String),
+    /// Field name (for `{field}` in the point template) and JSON pointer of each value.
+    Fields(Vec<(String, String)>),
+}
+
+/// A status field mapped onto reading quality.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityField {
+    /// JSON pointer of the field, within the reading. An absent field means `good`.
+    pub pointer: String,
+    /// Field value (as text: `"0"`, `"ok"`, `"true"`) to quality; a value not listed means
+    /// `decode_error`.
+    pub map: Vec<(String, Quality)>,
+}
+
+/// What was wrong with one reading (it is still emitted, with `decode_error` quality, except
+/// for a bad timestamp, which only falls back to the arrival time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The value's field is absent.
+    MissingField,
+    /// The value is not a number, numeric text or boolean (or not finite).
+    WrongType,
+    /// The timestamp is neither a number nor RFC 3339 text; the arrival time is used.
+    BadTimestamp,
+    /// The status value is not in the quality map.
+    BadQuality,
+}
+
+impl Problem {
+    /// Metric label.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Problem::MissingField => "missing_field",
+            Problem::WrongType => "wrong_type",
+            Problem::BadTimestamp => "bad_timestamp",
+            Problem::BadQuality => "bad_quality",
+        }
+    }
+}
+
+/// One decoded reading, before its point id is known.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a> {
+    /// The JSON element the reading came from (for `{json:...}` in the point template).
+    pub element: Option<&'a Value>,
+    /// Field name, with [`Values::Fields`].
+    pub field: Option<&'a str>,
+    /// Device time, else arrival time.
+    pub ts: Timestamp,
+    /// Value; NaN unless the quality carries one.
+    pub value: f64,
+    /// Quality.
+    pub quality: Quality,
+    /// What was wrong, if anything.
+    pub problem: Option<Problem>,
+}
+
+/// Why a whole message yielded nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// A text payload is not UTF-8 or not a finite number.
+    #[error("payload is not a number")]
+    InvalidText,
+    /// Not JSON (or nested deeper than 128).
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    /// The array of readings is absent or not an array.
+    #[error("no array of readings at `{0}`")]
+    NotAnArray(String),
+}
+
+impl DecodeError {
+    /// Metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::InvalidText => "invalid_text",
+            DecodeError::InvalidJson(_) => "invalid_json",
+            DecodeError::NotAnArray(_) => "not_an_array",
+        }
+    }
+}
+
+impl Layout {
+    /// Decodes `payload`, calling `emit` for each reading; returns how many it emitted.
+    pub fn decode(
+        &self,
+        payload: &[u8],
+        arrival: Timestamp,
+        emit: &mut dyn FnMut(Item<'_>),
+    ) -> Result<usize, DecodeError> {
+        match self {
+            Layout::Text => {
+                let value = std::str::from_utf8(payload)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite())
+                    .ok_or(DecodeError::InvalidText)?;
+                emit(Item {
+                    element: None,
+                    field: None,
+                    ts: arrival,
+                    value,
+                    quality: Quality::Good,
+                    problem: None,
+                });
+                Ok(1)
+            }
+            Layout::Json(j) => {
+                let doc: Value =
+                    serde_json::from_slice(payload).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+                j.decode_doc(&doc, arrival, emit)
+            }
+        }
+    }
+}
+
+impl JsonLayout {
+    /// Decodes a parsed document.
+    pub fn decode_doc(
+        &self,
+        doc: &Value,
+        arrival: Timestamp,
+        emit: &mut dyn FnMut(Item<'_>),
+    ) -> Result<usize, DecodeError> {
+        let mut n = 0;
+        match &self.array {
+            None => n += self.reading(doc, arrival, emit),
+            Some(ptr) => {
+                let Some(Value::Array(items)) = doc.pointer(ptr) else {
+                    return Err(DecodeError::NotAnArray(ptr.clone()));
+                };
+                for item in items {
+                    n += self.reading(item, arrival, emit);
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn reading(&self, element: &Value, arrival: Timestamp, emit: &mut dyn FnMut(Item<'_>)) -> usize {
+        let mut ts_problem = None;
+        let ts = match self.timestamp.as_deref().and_then(|p| element.pointer(p)) {
+            None => arrival,
+            Some(v) => time::from_json(v, self.timestamp_unit).unwrap_or_else(|| {
+                ts_problem = Some(Problem::BadTimestamp);
+                arrival
+            }),
+        };
+        let (quality, q_problem) = match &self.quality {
+            None => (Quality::Good, None),
+            Some(q) => q.of(element),
+        };
+        let mut one = |field: Option<&str>, ptr: &str| {
+            let (value, v_problem) = number(element.pointer(ptr));
+            let problem = v_problem.or(q_problem).or(ts_problem);
+            let quality = if v_problem.is_some() {
+                Quality::DecodeError
+            } else {
+                quality
+            };
+            emit(Item {
+                element: Some(element),
+                field,
+                ts,
+                value: if v_problem.is_some() { f64::NAN } else { value },
+                quality,
+                problem,
+            });
+        };
+        match &self.values {
+            Values::One(ptr) => {
+                one(None, ptr);
+                1
+            }
+            Values::Fields(fields) => {
+                for (name, ptr) in fields {
+                    one(Some(name), ptr);
+                }
+                fields.len()
+            }
+        }
+    }
+}
+
+impl QualityField {
+    fn of(&self, element: &Value) -> (Quality, Option<Problem>) {
+        let key = match element.pointer(&self.pointer) {
+            None => return (Quality::Good, None),
+            Some(Value::String(s)) => std::borrow::Cow::Borrowed(s.as_str()),
+            Some(Value::Number(n)) => std::borrow::Cow::Owned(n.to_string()),
+            Some(Value::Bool(b)) => std::borrow::Cow::Borrowed(if *b { "true" } else { "false" }),
+            Some(_) => return (Quality::DecodeError, Some(Problem::BadQuality)),
+        };
+        match self.map.iter().find(|(k, _)| k.as_str() == key.as_ref()) {
+            Some((_, q)) => (*q, None),
+            None => (Quality::DecodeError, Some(Problem::BadQuality)),
+        }
+    }
+}
+
+/// A reading's value: a finite number, numeric text, or a boolean as 0/1.
+fn number(v: Option<&Value>) -> (f64, Option<Problem>) {
+    let n = match v {
+        None => return (f64::NAN, Some(Problem::MissingField)),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(Value::Bool(b)) => Some(f64::from(u8::from(*b))),
+        Some(_) => None,
+    };
+    match n.filter(|x| x.is_finite()) {
+        Some(x) => (x, None),
+        None => (f64::NAN, Some(Problem::WrongType)),
+    }
+}
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

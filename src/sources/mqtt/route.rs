@@ -1,0 +1,286 @@
+//! From one message to readings: which subscriptions it belongs to, decoding, point-id
+//! templates, declared points, range checks and stale tracking. No I/O: the broker task owns
+//! a [`Router`] and feeds it messages and sweep times; it only counts and logs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use prometheus_client::metrics::counter::Counter;
+use tokio::time::Instant;
+use tracing::warn;
+
+use super::config::SubscriptionSpec;
+use super::stale::StaleTracker;
+use crate::model::{PointId, PointTable, Quality, Reading, Timestamp};
+use crate::telemetry::{BrokerLabel, MqttInMetrics, SubscriptionKind, SubscriptionLabel};
+
+/// At most one warning per subscription in this interval; the rest are counted in it.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    point: PointId,
+    range: Option<(f64, f64)>,
+}
+
+/// One warning line per interval, with how many were held back.
+#[derive(Debug, Default)]
+struct RateLog {
+    last: Option<Instant>,
+    held: u64,
+}
+
+impl RateLog {
+    fn warn(&mut self, now: Instant, sub: &str, topic: &str, kind: &str, detail: &str) {
+        if self.last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
+            self.held += 1;
+            return;
+        }
+        warn!(
+            subscription = sub,
+            topic,
+            kind,
+            detail,
+            held_back = self.held,
+            "Bad MQTT input; counted"
+        );
+        self.last = Some(now);
+        self.held = 0;
+    }
+}
+
+#[derive(Debug)]
+struct Sub {
+    spec: SubscriptionSpec,
+    targets: HashMap<Box<str>, Target>,
+    messages: Counter,
+    readings: Counter,
+    log: RateLog,
+}
+
+/// Problems found in one message, reported after decoding.
+#[derive(Debug, Default)]
+struct Tally {
+    counts: Vec<(&'static str, u64)>,
+    first: Option<(&'static str, String)>,
+}
+
+impl Tally {
+    fn add(&mut self, kind: &'static str, detail: impl FnOnce() -> String) {
+        match self.counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => self.counts.push((kind, 1)),
+        }
+        if self.first.is_none() {
+            self.first = Some((kind, detail()));
+        }
+    }
+}
+
+/// Routes one broker's messages to readings.
+#[derive(Debug)]
+pub struct Router {
+    broker: BrokerLabel,
+    subs: Vec<Sub>,
+    metrics: MqttInMetrics,
+    stale: StaleTracker,
+    /// Subscription of each watched point, for the stale counter.
+    stale_owner: HashMap<PointId, usize>,
+    point_buf: String,
+}
+
+impl Router {
+    /// A router for `subs` (all of one broker); stale clocks start at `now`.
+    pub fn new(
+        broker: &str,
+        subs: Vec<SubscriptionSpec>,
+        points: &PointTable,
+        metrics: MqttInMetrics,
+        now: Instant,
+    ) -> Self {
+        let mut stale = StaleTracker::default();
+        let mut stale_owner = HashMap::new();
+        let subs = subs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let label = SubscriptionLabel {
+                    subscription: spec.name.clone(),
+                };
+                let targets = spec
+                    .points
+                    .iter()
+                    .map(|(name, id)| {
+                        if let Some(after) = spec.stale_after {
+                            stale.watch(*id, after, now);
+                            stale_owner.entry(*id).or_insert(i);
+                        }
+                        let range = (id.index() < points.len()).then(|| points.meta(*id).range).flatten();
+                        (Box::from(name.as_str()), Target { point: *id, range })
+                    })
+                    .collect();
+                Sub {
+                    messages: metrics.messages.get_or_create(&label).clone(),
+                    readings: metrics.readings.get_or_create(&label).clone(),
+                    spec,
+                    targets,
+                    log: RateLog::default(),
+                }
+            })
+            .collect();
+        Self {
+            broker: BrokerLabel {
+                broker: broker.to_string(),
+            },
+            subs,
+            metrics,
+            stale,
+            stale_owner,
+            point_buf: String::with_capacity(64),
+        }
+    }
+
+    /// Every (filter, qos) to subscribe to.
+    pub fn filters(&self) -> impl Iterator<Item = (&str, u8)> {
+        self.subs.iter().map(|s| (s.spec.filter.filter.as_str(), s.spec.qos))
+    }
+
+    /// How often [`Router::sweep`] should run, if any point has a `stale_after`.
+    pub fn sweep_period(&self) -> Option<Duration> {
+        self.stale.period()
+    }
+
+    /// Decodes one message into `out`; `arrival` stamps readings without a device time and
+    /// `now` feeds the stale clocks and log limits. Returns the readings added.
+    pub fn route(
+        &mut self,
+        topic: &[u8],
+        payload: &[u8],
+        arrival: Timestamp,
+        now: Instant,
+        out: &mut Vec<Reading>,
+    ) -> usize {
+        let before = out.len();
+        let Ok(topic) = std::str::from_utf8(topic) else {
+            self.metrics.unmatched.get_or_create(&self.broker).inc();
+            return 0;
+        };
+        let levels: Vec<&str> = topic.split('/').collect();
+        let mut matched = false;
+        for sub in &mut self.subs {
+            if !sub.spec.filter.matches(&levels) {
+                continue;
+            }
+            matched = true;
+            sub.messages.inc();
+            let mut tally = Tally::default();
+            let start = out.len();
+            if payload.len() > sub.spec.max_payload {
+                tally.add("oversize", || {
+                    format!("{} B > max_payload {} B", payload.len(), sub.spec.max_payload)
+                });
+                fallback(sub, &levels, arrival, &mut self.point_buf, out);
+            } else {
+                let buf = &mut self.point_buf;
+                let stale = &mut self.stale;
+                let (template, targets) = (&sub.spec.template, &sub.targets);
+                let result = sub.spec.layout.decode(payload, arrival, &mut |item| {
+                    if let Some(p) = item.problem {
+                        tally.add(p.kind(), || format!("{p:?}"));
+                    }
+                    if let Err(e) = template.render(&levels, item.field, item.element, buf) {
+                        tally.add("bad_point_field", || e.to_string());
+                        return;
+                    }
+                    let Some(t) = targets.get(buf.as_str()) else {
+                        tally.add("unknown_point", || format!("point `{buf}` is not declared"));
+                        return;
+                    };
+                    let quality = match (item.quality, t.range) {
+                        (Quality::Good, Some((lo, hi))) if item.value < lo || item.value > hi => Quality::OutOfRange,
+                        (q, _) => q,
+                    };
+                    stale.seen(t.point, now);
+                    out.push(Reading {
+                        point: t.point,
+                        ts: item.ts,
+                        value: item.value,
+                        quality,
+                    });
+                });
+                if let Err(e) = result {
+                    tally.add(e.kind(), || e.to_string());
+                    fallback(sub, &levels, arrival, &mut self.point_buf, out);
+                }
+            }
+            sub.readings.inc_by((out.len() - start) as u64);
+            for (kind, n) in &tally.counts {
+                let label = SubscriptionKind {
+                    subscription: sub.spec.name.clone(),
+                    kind,
+                };
+                self.metrics.errors.get_or_create(&label).inc_by(*n);
+            }
+            if let Some((kind, detail)) = &tally.first {
+                sub.log.warn(now, &sub.spec.name, topic, kind, detail);
+            }
+        }
+        if !matched {
+            self.metrics.unmatched.get_or_create(&self.broker).inc();
+        }
+        out.len() - before
+    }
+
+    /// Appends a `stale` reading, stamped `ts`, for each point silent past its `stale_after`.
+    pub fn sweep(&mut self, now: Instant, ts: Timestamp, out: &mut Vec<Reading>) -> usize {
+        let mut gone = Vec::new();
+        self.stale.sweep(now, &mut gone);
+        for p in &gone {
+            if let Some(sub) = self.stale_owner.get(p).and_then(|&i| self.subs.get(i)) {
+                let label = SubscriptionLabel {
+                    subscription: sub.spec.name.clone(),
+                };
+                self.metrics.stale.get_or_create(&label).inc();
+                sub.readings.inc();
+            }
+            out.push(Reading {
+                point: *p,
+                ts,
+                value: f64::NAN,
+                quality: Quality::Stale,
+            });
+        }
+        gone.len()
+    }
+}
+
+/// A message that decoded to nothing still tells which point(s) it was for when the template
+/// needs only the topic: those points get a `decode_error` reading (a broken sensor shows).
+fn fallback(sub: &mut Sub, levels: &[&str], arrival: Timestamp, buf: &mut String, out: &mut Vec<Reading>) {
+    if sub.spec.template.uses_payload() {
+        return;
+    }
+    let fields: Vec<Option<&str>> = match &sub.spec.layout {
+        super::decode::Layout::Json(super::decode::JsonLayout {
+            values: super::decode::Values::Fields(f),
+            ..
+        }) => f.iter().map(|(n, _)| Some(n.as_str())).collect(),
+        _ => vec![None],
+    };
+    for field in fields {
+        if sub.spec.template.render(levels, field, None, buf).is_ok()
+            && let Some(t) = sub.targets.get(buf.as_str())
+        {
+            out.push(Reading {
+                point: t.point,
+                ts: arrival,
+                value: f64::NAN,
+                quality: Quality::DecodeError,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "route_tests.rs"]
+mod tests;
