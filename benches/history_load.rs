@@ -203,9 +203,9 @@ fn main() {
     let min_blocks = count("SELECT COUNT(*) FROM minute_blocks");
     let min_blob = count("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM minute_blocks");
     let (rb, rt, mb, mt) = (
-        bytes("raw_blocks"),
+        bytes("raw_blocks") + bytes("raw_blocks_point"),
         bytes("raw_readings"),
-        bytes("minute_blocks"),
+        bytes("minute_blocks") + bytes("minute_blocks_point"),
         bytes("rollup_minute"),
     );
     let rate = readings as f64 / wall;
@@ -225,12 +225,12 @@ fn main() {
         "on disk: {on_disk} bytes after checkpoint ({with_wal} with the WAL before it), {free} of them free pages"
     );
     println!(
-        "raw: {raw_packed} readings in {raw_blocks} blocks, {rb:.0} B of pages = {:.2} B per packed reading (blobs alone {:.2} B); tail {raw_tail} rows in {rt:.0} B",
+        "raw: {raw_packed} readings in {raw_blocks} blocks, {rb:.0} B of pages (with its index) = {:.2} B per packed reading (blobs alone {:.2} B); tail {raw_tail} rows in {rt:.0} B",
         rb / raw_packed.max(1) as f64,
         raw_blob as f64 / raw_packed.max(1) as f64
     );
     println!(
-        "minutes: {min_packed} minutes in {min_blocks} blocks, {mb:.0} B of pages = {:.2} B per packed minute (blobs alone {:.2} B); tail {min_tail} rows in {mt:.0} B",
+        "minutes: {min_packed} minutes in {min_blocks} blocks, {mb:.0} B of pages (with its index) = {:.2} B per packed minute (blobs alone {:.2} B); tail {min_tail} rows in {mt:.0} B",
         mb / min_packed.max(1) as f64,
         min_blob as f64 / min_packed.max(1) as f64
     );

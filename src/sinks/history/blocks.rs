@@ -9,8 +9,8 @@
 //! the parts merge), writes the new blocks and deletes the packed rows, all inside the
 //! writer's transaction, so a crash leaves either the rows or the blocks, never both or
 //! neither. Blocks of one point never overlap, so a point's blocks in key order are its
-//! samples in time order. A block stays under SQLite's largest in-page cell (about 1000 bytes
-//! with 4 KiB pages), so no block spills onto an overflow page.
+//! samples in time order. A block is closed near 900 bytes: several share a 4 KiB page, none
+//! spills onto an overflow page, and a read decodes little beyond the range it asked for.
 
 use std::collections::BTreeMap;
 

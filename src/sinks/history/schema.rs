@@ -4,8 +4,10 @@
 //! - `points(id, name)`: each point name once; rows refer to it by the integer `id`.
 //! - `raw_blocks(point, first_ts, last_ts, n, data)` and `minute_blocks(point, first_minute,
 //!   last_minute, n, data)`: each a run of one point's samples packed into one blob (see
-//!   [`super::codec`]), keyed `(point, first key)` without a rowid. A point's blocks never
-//!   overlap, span at most an hour, and stay under 1 KB.
+//!   [`super::codec`]). A point's blocks never overlap, span at most an hour, and stay under
+//!   1 KB. Rows go in rowid order, which is the order they are written, so SQLite appends
+//!   them to full pages (keyed by point, the pages a point's blocks land in would split and
+//!   stay a quarter empty); a unique index on `(point, first key)` finds a point's blocks.
 //! - The tails `raw_readings(point, ts, value, quality)` (`ts` in ns, `value` NULL when not
 //!   finite, `quality` a [`quality_code`]) and `rollup_minute(point, minute, min, max, sum,
 //!   count, bad)`: rows as they are written, one transaction per batch as before, until the
@@ -64,21 +66,23 @@ const TABLES: &str = "
         PRIMARY KEY (point, minute)
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS raw_blocks (
+        id       INTEGER PRIMARY KEY,
         point    INTEGER NOT NULL,
         first_ts INTEGER NOT NULL,
         last_ts  INTEGER NOT NULL,
         n        INTEGER NOT NULL,
-        data     BLOB NOT NULL,
-        PRIMARY KEY (point, first_ts)
-    ) WITHOUT ROWID;
+        data     BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS raw_blocks_point ON raw_blocks (point, first_ts);
     CREATE TABLE IF NOT EXISTS minute_blocks (
+        id           INTEGER PRIMARY KEY,
         point        INTEGER NOT NULL,
         first_minute INTEGER NOT NULL,
         last_minute  INTEGER NOT NULL,
         n            INTEGER NOT NULL,
-        data         BLOB NOT NULL,
-        PRIMARY KEY (point, first_minute)
-    ) WITHOUT ROWID;
+        data         BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS minute_blocks_point ON minute_blocks (point, first_minute);
     CREATE TABLE IF NOT EXISTS history_meta (
         key   TEXT PRIMARY KEY,
         value INTEGER NOT NULL
