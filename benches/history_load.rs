@@ -187,45 +187,74 @@ fn main() {
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
         .expect("checkpoint");
     let on_disk = dir_bytes(dir.path());
-    let mut per_table: Vec<(String, i64)> = conn
+    let tables: Vec<(String, i64)> = conn
         .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
         .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
         .expect("dbstat");
-    per_table.truncate(4);
     let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect("count");
-    let raw_rows = count("SELECT COUNT(*) FROM raw_readings");
-    let minute_rows = count("SELECT COUNT(*) FROM rollup_minute");
-    let table_bytes = |name: &str| per_table.iter().find(|(n, _)| n == name).map_or(0, |(_, b)| *b);
-    let raw_bytes = table_bytes("raw_readings");
-    let minute_bytes = table_bytes("rollup_minute");
+    let bytes = |name: &str| tables.iter().find(|(n, _)| n == name).map_or(0, |(_, b)| *b) as f64;
+    let free = count("PRAGMA freelist_count") * count("PRAGMA page_size");
+    let raw_tail = count("SELECT COUNT(*) FROM raw_readings");
+    let raw_packed = count("SELECT COALESCE(SUM(n), 0) FROM raw_blocks");
+    let raw_blocks = count("SELECT COUNT(*) FROM raw_blocks");
+    let raw_blob = count("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM raw_blocks");
+    let min_tail = count("SELECT COUNT(*) FROM rollup_minute");
+    let min_packed = count("SELECT COALESCE(SUM(n), 0) FROM minute_blocks");
+    let min_blocks = count("SELECT COUNT(*) FROM minute_blocks");
+    let min_blob = count("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM minute_blocks");
+    let (rb, rt, mb, mt) = (
+        bytes("raw_blocks") + bytes("raw_blocks_point"),
+        bytes("raw_readings"),
+        bytes("minute_blocks") + bytes("minute_blocks_point"),
+        bytes("rollup_minute"),
+    );
+    let rate = readings as f64 / wall;
 
+    println!("ingest: {readings} readings in {wall:.1} s wall = {rate:.0} readings/s");
     println!(
-        "ingest: {readings} readings in {wall:.1} s wall = {:.0} readings/s",
-        readings as f64 / wall
+        "keeps up with {points_n} points at 1 s ({points_n} readings/s): {} ({:.1}x)",
+        if rate >= points_n as f64 { "yes" } else { "NO" },
+        rate / points_n as f64
     );
     println!(
-        "kept: {raw_rows} raw rows ({:.2} % of readings; {raw} written), {minute_rows} minute rows ({minutes} written or merged)",
-        100.0 * raw_rows as f64 / readings as f64
+        "kept: {} raw readings = {:.2} % of readings ({raw} written); {minutes} minutes written or merged",
+        raw_packed + raw_tail,
+        100.0 * (raw_packed + raw_tail) as f64 / readings as f64
     );
-    println!("on disk: {on_disk} bytes after checkpoint ({with_wal} with the WAL before it)");
     println!(
-        "per table: raw_readings {raw_bytes} B ({:.1} B/row), rollup_minute {minute_bytes} B ({:.1} B/row), all: {per_table:?}",
-        raw_bytes as f64 / raw_rows.max(1) as f64,
-        minute_bytes as f64 / minute_rows.max(1) as f64,
+        "on disk: {on_disk} bytes after checkpoint ({with_wal} with the WAL before it), {free} of them free pages"
     );
-    if hours < window_hours {
-        let f = window_hours / hours;
-        println!(
-            "EXTRAPOLATED (x{f:.1}, linear in time) to {window_hours} h: {:.2} GB on disk, {:.0} raw rows",
-            on_disk as f64 * f / 1e9,
-            raw_rows as f64 * f
-        );
-    }
+    println!(
+        "raw: {raw_packed} readings in {raw_blocks} blocks, {rb:.0} B of pages (with its index) = {:.2} B per packed reading (blobs alone {:.2} B); tail {raw_tail} rows in {rt:.0} B",
+        rb / raw_packed.max(1) as f64,
+        raw_blob as f64 / raw_packed.max(1) as f64
+    );
+    println!(
+        "minutes: {min_packed} minutes in {min_blocks} blocks, {mb:.0} B of pages (with its index) = {:.2} B per packed minute (blobs alone {:.2} B); tail {min_tail} rows in {mt:.0} B",
+        mb / min_packed.max(1) as f64,
+        min_blob as f64 / min_packed.max(1) as f64
+    );
+    println!("all tables: {tables:?}");
+    // Blocks grow with time; the tails (about an hour per point) and the point names do not.
+    // Blocks are scaled by bytes per packed sample times the samples of the full window, so
+    // the readings still in the tails count once in each (a slight overestimate).
+    let fixed = on_disk as f64 - rb - mb - free as f64;
+    let kept_window = (raw_packed + raw_tail) as f64 * window_hours / hours;
+    let minutes_window = points_n as f64 * window_hours * 60.0;
+    let raw_window = rb / raw_packed.max(1) as f64 * kept_window;
+    let min_window = mb / min_packed.max(1) as f64 * minutes_window;
+    println!(
+        "EXTRAPOLATED to {window_hours} h ({kept_window:.0} kept readings, {minutes_window:.0} minutes): {:.2} GB on disk = raw blocks {:.2} GB + minute blocks {:.2} GB + tails/points/free pages {:.2} GB",
+        (raw_window + min_window + fixed + free as f64) / 1e9,
+        raw_window / 1e9,
+        min_window / 1e9,
+        (fixed + free as f64) / 1e9
+    );
     let rollup_days = keep.rollup.as_secs_f64() / 86_400.0;
+    let per_minute = mb / min_packed.max(1) as f64;
     println!(
-        "EXTRAPOLATED rollups at the {rollup_days:.0}-day window: {:.1} GB ({points_n} points x {:.0} minutes x {:.1} B/row)",
-        points_n as f64 * rollup_days * 1440.0 * minute_bytes as f64 / minute_rows.max(1) as f64 / 1e9,
+        "EXTRAPOLATED minute tier at the {rollup_days:.0}-day window: {:.1} GB ({points_n} points x {:.0} minutes x {per_minute:.2} B)",
+        points_n as f64 * rollup_days * 1440.0 * per_minute / 1e9,
         rollup_days * 1440.0,
-        minute_bytes as f64 / minute_rows.max(1) as f64,
     );
 }

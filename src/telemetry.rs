@@ -98,6 +98,10 @@ pub struct TsdbMetrics {
     pub values_omitted: Family<StoreLabel, Counter>,
     /// Damaged or torn buffer records skipped when the buffer was opened.
     pub buffer_damaged: Family<StoreLabel, Counter>,
+    /// Times the dead-letter file reached its cap and was moved to `.1`.
+    pub dead_letter_rotations: Family<StoreLabel, Counter>,
+    /// Bytes of refused batches deleted when a rotation replaced the previous `.1`.
+    pub dead_letter_discarded: Family<StoreLabel, Counter>,
 }
 
 impl TsdbMetrics {
@@ -162,6 +166,17 @@ impl TsdbMetrics {
             "hazard_tsdb_buffer_damaged_records",
             "Damaged or torn buffer records skipped on open",
             self.buffer_damaged.clone(),
+        );
+        r.register(
+            "hazard_tsdb_dead_letter_rotations",
+            "Times the dead-letter file reached its cap and was moved aside",
+            self.dead_letter_rotations.clone(),
+        );
+        r.register_with_unit(
+            "hazard_tsdb_dead_letter_discarded",
+            "Refused batches deleted by a dead-letter rotation",
+            Unit::Bytes,
+            self.dead_letter_discarded.clone(),
         );
     }
 }

@@ -15,6 +15,8 @@
 //! the channel and the minutes still open (up to a minute and the grace); SQLite's journal
 //! keeps the file whole, and a minute written in parts merges exactly on restart.
 
+mod blocks;
+pub mod codec;
 pub mod policy;
 mod reader;
 pub mod rollup;
@@ -30,7 +32,7 @@ use tracing::{debug, error};
 
 pub use policy::HistoryPolicy;
 pub use reader::{HistoryReader, HistoryRow, MinuteRow, Resolution, auto_resolution};
-pub use store::{HistoryStore, Pruned};
+pub use store::{HistoryStore, Packed, Pruned};
 pub use writer::{HistoryWriter, Ingested, Retention};
 
 use crate::clock::SharedClock;
@@ -75,6 +77,19 @@ pub(crate) fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError 
     move |source| StoreError::Sqlite {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+fn tier_err(path: &Path) -> impl Fn(blocks::TierError) -> StoreError + '_ {
+    move |e| match e {
+        blocks::TierError::Sqlite(source) => StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        },
+        blocks::TierError::Bad(detail) => StoreError::BadRow {
+            path: path.to_path_buf(),
+            detail,
+        },
     }
 }
 

@@ -1,16 +1,18 @@
 //! The read side of the history file, for the API: raw rows, minute rows, and the choice
-//! between them.
+//! between them. Each tier is read from its blocks and its tail together (see [`super::blocks`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
+
+use super::blocks::{self, Minutes, Raw};
 use serde::Serialize;
 
 use super::rollup::NANOS_PER_MINUTE;
-use super::schema::{self, quality_of};
-use super::{StoreError, sqlite_err};
+use super::schema;
+use super::{StoreError, sqlite_err, tier_err};
 use crate::model::{Quality, Timestamp};
 
 /// One stored reading, as the API returns it.
@@ -141,13 +143,9 @@ impl HistoryReader {
         let cap = i64::try_from(cap).unwrap_or(i64::MAX);
         let mut n: u64 = 0;
         if let Some(id) = Self::point_id(&conn, point).map_err(&err)? {
-            n += conn
-                .query_row(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM raw_readings WHERE point = ?1 AND ts BETWEEN ?2 AND ?3 LIMIT ?4)",
-                    params![id, from.as_nanos(), to.as_nanos(), cap],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(&err)? as u64;
+            n += blocks::read::<Raw>(&conn, id, from.as_nanos(), to.as_nanos(), cap as usize)
+                .map_err(tier_err(&self.path))?
+                .len() as u64;
         }
         if schema::has_legacy(&conn).map_err(&err)? {
             n += conn
@@ -175,21 +173,9 @@ impl HistoryReader {
         let lim = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut out = Vec::new();
         if let Some(id) = Self::point_id(&conn, point).map_err(&err)? {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT ts, value, quality FROM raw_readings WHERE point = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts LIMIT ?4",
-                )
-                .map_err(&err)?;
-            let rows = stmt
-                .query_map(params![id, from.as_nanos(), to.as_nanos(), lim], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<f64>>(1)?, r.get::<_, i64>(2)?))
-                })
-                .map_err(&err)?;
-            for row in rows {
-                let (ts, value, code) = row.map_err(&err)?;
-                let quality = quality_of(code).ok_or_else(|| self.bad_row(format!("unknown quality code {code}")))?;
-                out.push((ts, value, quality));
-            }
+            let samples =
+                blocks::read::<Raw>(&conn, id, from.as_nanos(), to.as_nanos(), limit).map_err(tier_err(&self.path))?;
+            out.extend(samples.into_iter().map(|s| (s.ts, s.value, s.quality)));
         }
         if schema::has_legacy(&conn).map_err(&err)? {
             let mut stmt = conn
@@ -234,30 +220,20 @@ impl HistoryReader {
         let Some(id) = Self::point_id(&conn, point).map_err(&err)? else {
             return Ok(Vec::new());
         };
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT minute, min, max, sum, count, bad FROM rollup_minute
-                 WHERE point = ?1 AND minute BETWEEN ?2 AND ?3 ORDER BY minute LIMIT ?4",
-            )
-            .map_err(&err)?;
         let first = from.as_nanos().div_euclid(NANOS_PER_MINUTE);
         let last = to.as_nanos().div_euclid(NANOS_PER_MINUTE);
-        let lim = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(params![id, first, last, lim], |r| {
-                let count = r.get::<_, i64>(4)?.max(0) as u64;
-                let sum: f64 = r.get(3)?;
-                Ok(MinuteRow {
-                    ts_ms: r.get::<_, i64>(0)?.saturating_mul(60_000),
-                    min: r.get(1)?,
-                    avg: (count > 0).then(|| sum / count as f64),
-                    max: r.get(2)?,
-                    count,
-                    bad_count: r.get::<_, i64>(5)?.max(0) as u64,
-                })
+        let minutes = blocks::read::<Minutes>(&conn, id, first, last, limit).map_err(tier_err(&self.path))?;
+        Ok(minutes
+            .into_iter()
+            .map(|m| MinuteRow {
+                ts_ms: m.minute.saturating_mul(60_000),
+                min: m.min,
+                avg: (m.count > 0).then(|| m.sum / m.count as f64),
+                max: m.max,
+                count: m.count,
+                bad_count: m.bad,
             })
-            .map_err(&err)?;
-        rows.collect::<Result<_, _>>().map_err(&err)
+            .collect())
     }
 
     /// Timestamp of the newest raw reading of `point`, if any.
@@ -266,11 +242,8 @@ impl HistoryReader {
         let conn = self.lock();
         let mut newest = None;
         if let Some(id) = Self::point_id(&conn, point).map_err(&err)? {
-            newest = conn
-                .query_row("SELECT MAX(ts) FROM raw_readings WHERE point = ?1", [id], |r| {
-                    r.get::<_, Option<i64>>(0)
-                })
-                .map_err(&err)?;
+            newest = blocks::newest::<Raw>(&conn, id, "SELECT MAX(ts) FROM raw_readings WHERE point = ?1")
+                .map_err(tier_err(&self.path))?;
         }
         if schema::has_legacy(&conn).map_err(&err)? {
             let old: Option<i64> = conn

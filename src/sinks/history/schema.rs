@@ -1,17 +1,28 @@
 //! The history file's layout, and the upgrade of a file written by an older version.
 //!
-//! Layout 2 (`PRAGMA user_version = 2`):
+//! Layout 3 (`PRAGMA user_version = 3`):
 //! - `points(id, name)`: each point name once; rows refer to it by the integer `id`.
-//! - `raw_readings(point, ts, value, quality)`, keyed `(point, ts)` without a rowid, so a
-//!   row is its key plus 9 bytes and a point's range is one contiguous B-tree walk. `ts` is
-//!   nanoseconds since the epoch, `value` NULL when not finite, `quality` a [`quality_code`].
-//! - `rollup_minute(point, minute, min, max, sum, count, bad)`, keyed `(point, minute)`.
+//! - `raw_blocks(point, first_ts, last_ts, n, data)` and `minute_blocks(point, first_minute,
+//!   last_minute, n, data)`: each a run of one point's samples packed into one blob (see
+//!   [`super::codec`]). A point's blocks never overlap, span at most an hour, and stay under
+//!   1 KB. Rows go in rowid order, which is the order they are written, so SQLite appends
+//!   them to full pages (keyed by point, the pages a point's blocks land in would split and
+//!   stay a quarter empty); a unique index on `(point, first key)` finds a point's blocks.
+//! - The tails `raw_readings(point, ts, value, quality)` (`ts` in ns, `value` NULL when not
+//!   finite, `quality` a [`quality_code`]) and `rollup_minute(point, minute, min, max, sum,
+//!   count, bad)`: rows as they are written, one transaction per batch as before, until the
+//!   writer packs them into blocks (see [`super::blocks`]).
+//! - `history_meta(key, value)`: the retention horizon of each tier; samples below it are
+//!   gone even where the rest of their block is still stored.
+//!
+//! Layout 2 had only `points` and the two tails (every row unpacked). Upgrading it adds the
+//! new tables: its rows are then the tails, read at once and packed in steps by the writer.
 //!
 //! Layout 1 (no `user_version`) had one table `readings(point TEXT, ts, value, quality TEXT)`.
 //! Upgrading it, in one transaction: the new tables are created, its point names are entered
 //! in `points`, and its rows are aggregated into `rollup_minute` (they were every reading, so
-//! the aggregates are exact). The old table itself is kept and read beside `raw_readings`
-//! until retention has emptied it; then it is dropped. A crash during the upgrade rolls it
+//! the aggregates are exact). The old table itself is kept and read beside the raw tier
+//! until retention has emptied it; then it is dropped. A crash during an upgrade rolls it
 //! back and the next start runs it again.
 
 use rusqlite::{Connection, OptionalExtension};
@@ -22,7 +33,7 @@ use crate::model::Quality;
 use std::path::Path;
 
 /// The layout this version writes.
-pub const LAYOUT: i64 = 2;
+pub const LAYOUT: i64 = 3;
 
 /// The pre-2 table still read until it ages out.
 pub const LEGACY_TABLE: &str = "readings";
@@ -54,6 +65,28 @@ const TABLES: &str = "
         bad    INTEGER NOT NULL,
         PRIMARY KEY (point, minute)
     ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS raw_blocks (
+        id       INTEGER PRIMARY KEY,
+        point    INTEGER NOT NULL,
+        first_ts INTEGER NOT NULL,
+        last_ts  INTEGER NOT NULL,
+        n        INTEGER NOT NULL,
+        data     BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS raw_blocks_point ON raw_blocks (point, first_ts);
+    CREATE TABLE IF NOT EXISTS minute_blocks (
+        id           INTEGER PRIMARY KEY,
+        point        INTEGER NOT NULL,
+        first_minute INTEGER NOT NULL,
+        last_minute  INTEGER NOT NULL,
+        n            INTEGER NOT NULL,
+        data         BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS minute_blocks_point ON minute_blocks (point, first_minute);
+    CREATE TABLE IF NOT EXISTS history_meta (
+        key   TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
 ";
 
 /// Merges a (possibly partial) minute into the stored one; `?1..?7` as in the table.
@@ -149,6 +182,8 @@ pub fn prepare(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         let minutes = tx.execute(ROLL_LEGACY, []).map_err(&err)?;
         info!(path = %path.display(), points = names, minutes,
               "Upgraded history from layout 1; its raw rows stay readable until retention removes them");
+    } else if version == 2 {
+        info!(path = %path.display(), "Upgraded history from layout 2; its rows are packed into blocks in steps");
     }
     tx.execute_batch(&format!("PRAGMA user_version = {LAYOUT}"))
         .map_err(&err)?;

@@ -1,12 +1,15 @@
-//! The writer side of the history file: point ids, raw rows, minute upserts and pruning.
+//! The writer side of the history file: point ids, tail rows, packing into blocks and
+//! pruning.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 
+use super::blocks::{self, Minutes, Raw, TailStat};
 use super::rollup::{MinuteAgg, NANOS_PER_MINUTE};
 use super::schema::{self, UPSERT_MINUTE, quality_code};
-use super::{StoreError, sqlite_err};
+use super::{StoreError, sqlite_err, tier_err};
 use crate::model::{PointTable, Reading, Timestamp};
 
 /// Rows removed by one prune.
@@ -20,6 +23,19 @@ pub struct Pruned {
     pub legacy: usize,
 }
 
+/// Tail rows packed into blocks by one write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Packed {
+    /// Tail rows moved into blocks (both tiers).
+    pub rows: usize,
+    /// Blocks written (both tiers).
+    pub blocks: usize,
+}
+
+/// Tail rows packed at most per write, so a backlog (an upgraded layout-2 file) is packed
+/// in steps without holding up ingest.
+const PACK_BUDGET: usize = 20_000;
+
 /// The writer's connection to the history file.
 #[derive(Debug)]
 pub struct HistoryStore {
@@ -28,6 +44,8 @@ pub struct HistoryStore {
     /// Database id of each point, by [`crate::model::PointId::index`].
     ids: Vec<i64>,
     legacy: bool,
+    raw_tail: BTreeMap<i64, TailStat>,
+    minute_tail: BTreeMap<i64, TailStat>,
 }
 
 impl HistoryStore {
@@ -52,12 +70,24 @@ impl HistoryStore {
             tx.commit().map_err(&err)?;
         }
         let legacy = schema::has_legacy(&conn).map_err(&err)?;
-        Ok(Self {
+        let mut store = Self {
             path: path.to_path_buf(),
             conn,
             ids,
             legacy,
-        })
+            raw_tail: BTreeMap::new(),
+            minute_tail: BTreeMap::new(),
+        };
+        store.reload_tails()?;
+        Ok(store)
+    }
+
+    /// Reads the tails' statistics afresh (at start, and after a failed write).
+    fn reload_tails(&mut self) -> Result<(), StoreError> {
+        let err = sqlite_err(&self.path);
+        self.raw_tail = blocks::tail_stats::<Raw>(&self.conn).map_err(&err)?;
+        self.minute_tail = blocks::tail_stats::<Minutes>(&self.conn).map_err(&err)?;
+        Ok(())
     }
 
     /// The file it writes.
@@ -65,10 +95,23 @@ impl HistoryStore {
         &self.path
     }
 
-    /// Writes kept raw readings and closed minutes in one transaction. A raw reading with the
-    /// same point and timestamp as a stored one replaces it.
-    pub fn write(&mut self, raw: &[Reading], minutes: &[MinuteAgg]) -> Result<(), StoreError> {
+    /// Writes kept raw readings and closed minutes into the tails and packs the tails due at
+    /// `now` into blocks, in one transaction. A raw reading with the same point and timestamp
+    /// as a stored one replaces it; a minute merges with its stored part.
+    pub fn write(&mut self, raw: &[Reading], minutes: &[MinuteAgg], now: Timestamp) -> Result<Packed, StoreError> {
+        let out = self.write_tx(raw, minutes, now);
+        if out.is_err() {
+            // The transaction rolled back: the tails are as they were before it.
+            if let Err(e) = self.reload_tails() {
+                tracing::error!(error = %e, "History tail statistics could not be read again");
+            }
+        }
+        out
+    }
+
+    fn write_tx(&mut self, raw: &[Reading], minutes: &[MinuteAgg], now: Timestamp) -> Result<Packed, StoreError> {
         let err = sqlite_err(&self.path);
+        let terr = tier_err(&self.path);
         let tx = self.conn.transaction().map_err(&err)?;
         {
             let mut put = tx
@@ -78,18 +121,17 @@ impl HistoryStore {
                 .map_err(&err)?;
             for r in raw {
                 let value = r.value.is_finite().then_some(r.value);
-                put.execute(params![
-                    self.ids[r.point.index()],
-                    r.ts.as_nanos(),
-                    value,
-                    quality_code(r.quality)
-                ])
-                .map_err(&err)?;
+                let id = self.ids[r.point.index()];
+                put.execute(params![id, r.ts.as_nanos(), value, quality_code(r.quality)])
+                    .map_err(&err)?;
+                self.raw_tail.entry(id).or_default().add(r.ts.as_nanos());
             }
             let mut up = tx.prepare_cached(UPSERT_MINUTE).map_err(&err)?;
             for m in minutes {
+                let id = self.ids[m.point.index()];
+                self.minute_tail.entry(id).or_default().add(m.minute);
                 up.execute(params![
-                    self.ids[m.point.index()],
+                    id,
                     m.minute,
                     m.min,
                     m.max,
@@ -100,35 +142,50 @@ impl HistoryStore {
                 .map_err(&err)?;
             }
         }
-        tx.commit().map_err(&err)
+        let now = now.as_nanos();
+        let (rows, n) = blocks::pack_due::<Raw>(&tx, &mut self.raw_tail, now, PACK_BUDGET).map_err(&terr)?;
+        let (mrows, mn) =
+            blocks::pack_due::<Minutes>(&tx, &mut self.minute_tail, now, PACK_BUDGET.saturating_sub(rows))
+                .map_err(&terr)?;
+        tx.commit().map_err(&err)?;
+        Ok(Packed {
+            rows: rows + mrows,
+            blocks: n + mn,
+        })
     }
 
-    /// Removes raw rows older than `raw_before` and minutes that began before
-    /// `rollup_before`, point by point along the primary key (no extra time index needed).
+    /// Removes raw samples older than `raw_before` and minutes that began before
+    /// `rollup_before`, point by point along the primary keys: tail rows and whole blocks are
+    /// deleted, the rest of a block that straddles the cutoff is hidden by the stored horizon.
     /// The layout-1 table goes by the raw window too, and is dropped once empty.
     pub fn prune(&mut self, raw_before: Timestamp, rollup_before: Timestamp) -> Result<Pruned, StoreError> {
         let err = sqlite_err(&self.path);
+        let terr = tier_err(&self.path);
         let minute = rollup_before.as_nanos().div_euclid(NANOS_PER_MINUTE);
-        let tx = self.conn.transaction().map_err(&err)?;
+        let raw_cut = raw_before.as_nanos();
         let mut out = Pruned::default();
-        {
-            let mut raw = tx
-                .prepare_cached("DELETE FROM raw_readings WHERE point = ?1 AND ts < ?2")
-                .map_err(&err)?;
-            let mut min = tx
-                .prepare_cached("DELETE FROM rollup_minute WHERE point = ?1 AND minute < ?2")
-                .map_err(&err)?;
+        let tx = self.conn.unchecked_transaction().map_err(&err)?;
+        let (raw_h, minute_h) = (
+            blocks::horizon::<Raw>(&tx).map_err(&err)?,
+            blocks::horizon::<Minutes>(&tx).map_err(&err)?,
+        );
+        let ids: Vec<i64> = {
             let mut all = tx.prepare("SELECT id FROM points").map_err(&err)?;
-            let ids: Vec<i64> = all
-                .query_map([], |r| r.get(0))
+            all.query_map([], |r| r.get(0))
                 .map_err(&err)?
                 .collect::<Result<_, _>>()
-                .map_err(&err)?;
-            for id in ids {
-                out.raw += raw.execute(params![id, raw_before.as_nanos()]).map_err(&err)?;
-                out.minutes += min.execute(params![id, minute]).map_err(&err)?;
+                .map_err(&err)?
+        };
+        for id in ids {
+            if raw_cut > raw_h {
+                out.raw += blocks::prune_point::<Raw>(&tx, id, raw_cut, raw_h).map_err(&terr)?;
+            }
+            if minute > minute_h {
+                out.minutes += blocks::prune_point::<Minutes>(&tx, id, minute, minute_h).map_err(&terr)?;
             }
         }
+        blocks::set_horizon::<Raw>(&tx, raw_cut).map_err(&err)?;
+        blocks::set_horizon::<Minutes>(&tx, minute).map_err(&err)?;
         let mut dropped = false;
         if self.legacy {
             out.legacy = tx
@@ -143,6 +200,15 @@ impl HistoryStore {
             }
         }
         tx.commit().map_err(&err)?;
+        drop(terr);
+        for (tail, cut) in [(&mut self.raw_tail, raw_cut), (&mut self.minute_tail, minute)] {
+            for stat in tail.values_mut() {
+                if stat.oldest.is_some_and(|o| o < cut) {
+                    // Rows below the cutoff are gone; the exact oldest is found at the next pack.
+                    stat.oldest = Some(cut);
+                }
+            }
+        }
         if dropped {
             self.legacy = false;
             tracing::info!(path = %self.path.display(), "Layout-1 history aged out; its table is dropped");

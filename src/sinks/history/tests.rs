@@ -282,3 +282,335 @@ fn an_unknown_point_has_an_empty_history_not_an_error() {
         Resolution::Raw
     );
 }
+
+fn all_kept_writer(path: &std::path::Path, points: &PointTable) -> HistoryWriter {
+    let settings = HistorySettings {
+        deadband_percent: 0.0,
+        ..HistorySettings::default()
+    };
+    HistoryWriter::new(
+        HistoryStore::open(path, points).unwrap(),
+        HistoryPolicy::new(&settings, points),
+    )
+}
+
+fn count(path: &std::path::Path, sql: &str) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+fn as_rows(readings: &[Reading]) -> Vec<HistoryRow> {
+    readings
+        .iter()
+        .map(|r| HistoryRow {
+            ts_ms: r.ts.as_millis(),
+            value: r.value.is_finite().then_some(r.value),
+            quality: r.quality,
+        })
+        .collect()
+}
+
+const OVERLAPPING_BLOCKS: &str = "SELECT COUNT(*) FROM raw_blocks a JOIN raw_blocks b
+    ON a.point = b.point AND a.first_ts < b.first_ts AND a.last_ts >= b.first_ts";
+
+#[test]
+fn packed_blocks_and_the_tail_read_back_as_every_kept_reading_page_by_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let points = table(&["a", "b"]);
+    let ids: Vec<PointId> = points.iter().map(|(id, _)| id).collect();
+    let mut w = all_kept_writer(&path, &points);
+    // The reference: what an independent filter keeps, and every reading for the minutes.
+    let policy = HistoryPolicy::new(
+        &HistorySettings {
+            deadband_percent: 0.0,
+            ..HistorySettings::default()
+        },
+        &points,
+    );
+    let mut filter = policy::RawFilter::default();
+    let mut kept: Vec<Reading> = Vec::new();
+    let mut all: Vec<Reading> = Vec::new();
+    // Three hours at 1 s, a batch a minute; a comm fault of 10 s, steady stretches.
+    for minute in 0..180 {
+        let batch: Vec<Reading> = (minute * 60..minute * 60 + 60)
+            .flat_map(|s| {
+                ids.iter().enumerate().map(move |(i, p)| match s {
+                    5000..5010 => reading(*p, s, f64::NAN, Quality::CommFault),
+                    7000..7300 => reading(*p, s, 4.5, Quality::Good),
+                    _ => reading(
+                        *p,
+                        s,
+                        ((s + 31 * i as i64) as f64 * 0.37).sin() * 7.0 + 10.0,
+                        Quality::Good,
+                    ),
+                })
+            })
+            .collect();
+        for r in &batch {
+            if filter.admit(&policy, r).is_some() {
+                kept.push(*r);
+            }
+        }
+        all.extend_from_slice(&batch);
+        w.ingest(&[batch], at(minute * 60 + 60)).unwrap();
+    }
+    assert!(count(&path, "SELECT COUNT(*) FROM raw_blocks") > 100);
+    assert!(count(&path, "SELECT COUNT(*) FROM minute_blocks") > 4);
+    let tail = count(&path, "SELECT COUNT(*) FROM raw_readings");
+    assert!(tail > 0 && tail < 2 * 256, "{tail} rows left in the tail");
+    // Crash: the writer goes without a flush; every kept reading was committed.
+    drop(w);
+    let reader = HistoryReader::open(&path, Duration::from_secs(48 * 3600)).unwrap();
+    for p in &ids {
+        let name = points.meta(*p).name.to_string();
+        let want = as_rows(&kept.iter().filter(|r| r.point == *p).copied().collect::<Vec<_>>());
+        assert_eq!(reader.query(&name, at(0), at(20_000), 100_000).unwrap(), want, "{name}");
+        // Paging by `from` = last row + 1 ms returns the same rows.
+        let mut paged = Vec::new();
+        let mut from = at(0);
+        for _ in 0..1000 {
+            let page = reader.query(&name, from, at(20_000), 777).unwrap();
+            let Some(last) = page.last() else { break };
+            from = Timestamp::from_millis(last.ts_ms + 1);
+            paged.extend(page);
+        }
+        assert_eq!(paged, want, "{name} paged");
+        // A range inside blocks: only its rows, in order.
+        let inner: Vec<_> = want
+            .iter()
+            .filter(|r| (at(1234).as_millis()..=at(5678).as_millis()).contains(&r.ts_ms))
+            .cloned()
+            .collect();
+        assert_eq!(reader.query(&name, at(1234), at(5678), 100_000).unwrap(), inner);
+        assert_eq!(
+            reader.count_raw(&name, at(1234), at(5678), 100).unwrap(),
+            100,
+            "counted up to the cap"
+        );
+        assert_eq!(reader.latest(&name).unwrap(), Some(at(180 * 60 - 1)));
+
+        // Minutes from blocks and tail equal the aggregates of every reading.
+        let mut rollups = rollup::Rollups::default();
+        let mut closed = Vec::new();
+        for r in all.iter().filter(|r| r.point == *p) {
+            rollups.add(r, &mut closed);
+        }
+        let got = reader.minutes(&name, at(0), at(20_000), 10_000).unwrap();
+        // The last minute is still open (it closes with the clock), so it is not stored.
+        assert_eq!(got.len(), closed.len(), "{name}");
+        for (g, m) in got.iter().zip(&closed) {
+            assert_eq!(
+                (g.ts_ms, g.min, g.max, g.avg, g.count, g.bad_count),
+                (m.minute * 60_000, m.min, m.max, m.avg(), m.count, m.bad)
+            );
+        }
+        let page = reader.minutes(&name, at(600), at(20_000), 50).unwrap();
+        assert_eq!(page.first().map(|m| m.ts_ms), Some(at(600).as_millis()));
+        assert_eq!(page.len(), 50);
+    }
+    assert_eq!(count(&path, OVERLAPPING_BLOCKS), 0);
+}
+
+#[test]
+fn a_reading_repeated_after_its_block_was_packed_replaces_the_packed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let points = table(&["a"]);
+    let p = points.id_of("a").unwrap();
+    let mut w = all_kept_writer(&path, &points);
+    let batch: Vec<Reading> = (0..600).map(|s| reading(p, s, s as f64 * 0.5, Quality::Good)).collect();
+    w.ingest(&[batch], at(600)).unwrap();
+    assert!(count(&path, "SELECT COUNT(*) FROM raw_blocks") > 0);
+    let reader = HistoryReader::open(&path, Duration::from_secs(48 * 3600)).unwrap();
+    let before = reader.query("a", at(0), at(10_000), 10_000).unwrap();
+    // A device re-sends the reading of second 100 with another value (a new writer, as after
+    // a restart), and a reading from the middle of a packed block arrives late.
+    drop(w);
+    let mut w = all_kept_writer(&path, &points);
+    w.ingest(
+        &[vec![
+            reading(p, 100, -1.0, Quality::OutOfRange),
+            Reading {
+                ts: at(200).plus(Duration::from_millis(500)),
+                ..reading(p, 0, 7.0, Quality::Good)
+            },
+        ]],
+        at(601),
+    )
+    .unwrap();
+    let mut want = before.clone();
+    want[100] = HistoryRow {
+        ts_ms: at(100).as_millis(),
+        value: Some(-1.0),
+        quality: Quality::OutOfRange,
+    };
+    want.insert(
+        201,
+        HistoryRow {
+            ts_ms: at(200).as_millis() + 500,
+            value: Some(7.0),
+            quality: Quality::Good,
+        },
+    );
+    assert_eq!(
+        reader.query("a", at(0), at(10_000), 10_000).unwrap(),
+        want,
+        "read before repacking"
+    );
+    // Two hours on, the tail is due by age and packs into the blocks it overlaps.
+    w.ingest(&[vec![reading(p, 7800, 1.0, Quality::Good)]], at(7800))
+        .unwrap();
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM raw_readings"), 0);
+    want.push(HistoryRow {
+        ts_ms: at(7800).as_millis(),
+        value: Some(1.0),
+        quality: Quality::Good,
+    });
+    assert_eq!(
+        reader.query("a", at(0), at(10_000), 10_000).unwrap(),
+        want,
+        "read after repacking"
+    );
+    assert_eq!(count(&path, OVERLAPPING_BLOCKS), 0);
+}
+
+/// The layout-2 schema exactly as the previous version created it.
+const LAYOUT_2: &str = "
+    PRAGMA journal_mode = WAL;
+    CREATE TABLE points (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+    CREATE TABLE raw_readings (
+        point INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL, quality INTEGER NOT NULL,
+        PRIMARY KEY (point, ts)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollup_minute (
+        point INTEGER NOT NULL, minute INTEGER NOT NULL, min REAL, max REAL,
+        sum REAL NOT NULL, count INTEGER NOT NULL, bad INTEGER NOT NULL,
+        PRIMARY KEY (point, minute)
+    ) WITHOUT ROWID;
+    PRAGMA user_version = 2;
+";
+
+#[test]
+fn a_layout_2_file_is_read_at_once_and_packed_in_steps_without_losing_a_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(LAYOUT_2).unwrap();
+        conn.execute_batch("INSERT INTO points (id, name) VALUES (1, 'a'), (2, 'gone')")
+            .unwrap();
+        for point in [1, 2] {
+            for s in 0..6000i64 {
+                let (value, q) = if s % 500 == 7 {
+                    (None, 1)
+                } else {
+                    (Some(s as f64 / 8.0), 0)
+                };
+                conn.execute(
+                    "INSERT INTO raw_readings VALUES (?1, ?2, ?3, ?4)",
+                    params![point, at(s).as_nanos(), value, q],
+                )
+                .unwrap();
+            }
+            for m in 0..100i64 {
+                conn.execute(
+                    "INSERT INTO rollup_minute VALUES (?1, ?2, ?3, ?4, ?5, 60, ?6)",
+                    params![
+                        point,
+                        at(m * 60).as_nanos() / 60_000_000_000,
+                        -(m as f64),
+                        m as f64,
+                        m as f64 * 3.0,
+                        m % 2
+                    ],
+                )
+                .unwrap();
+            }
+        }
+    }
+    let window = Duration::from_secs(48 * 3600);
+    let read = |reader: &HistoryReader, name: &str| {
+        (
+            reader.query(name, at(0), at(6000), 100_000).unwrap(),
+            reader.minutes(name, at(0), at(6000), 10_000).unwrap(),
+        )
+    };
+    // What the previous version answered, read through the raw tables as it did.
+    let expected: Vec<_> = ["a", "gone"]
+        .iter()
+        .map(|name| {
+            let conn = Connection::open(&path).unwrap();
+            let raw: Vec<HistoryRow> = conn
+                .prepare(
+                    "SELECT ts, value, quality FROM raw_readings JOIN points ON id = point WHERE name = ?1 ORDER BY ts",
+                )
+                .unwrap()
+                .query_map([name], |r| {
+                    Ok(HistoryRow {
+                        ts_ms: r.get::<_, i64>(0)? / 1_000_000,
+                        value: r.get(1)?,
+                        quality: schema::quality_of(r.get(2)?).unwrap(),
+                    })
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            (raw.len(), raw)
+        })
+        .collect();
+    assert_eq!(expected[0].0, 6000);
+
+    let points = table(&["a"]);
+    let a = points.id_of("a").unwrap();
+    let mut w = writer(&path, &points);
+    let reader = HistoryReader::open(&path, window).unwrap();
+    let at_upgrade: Vec<_> = ["a", "gone"].iter().map(|n| read(&reader, n)).collect();
+    for (i, name) in ["a", "gone"].iter().enumerate() {
+        assert_eq!(at_upgrade[i].0, expected[i].1, "{name}: raw right after the upgrade");
+        assert_eq!(at_upgrade[i].1.len(), 100);
+        assert_eq!(
+            (
+                at_upgrade[i].1[3].min,
+                at_upgrade[i].1[3].avg,
+                at_upgrade[i].1[3].bad_count
+            ),
+            (Some(-3.0), Some(0.15), 1)
+        );
+    }
+    assert_eq!(count(&path, "PRAGMA user_version"), schema::LAYOUT);
+
+    // The old rows are packed in steps as readings keep arriving hours later.
+    let mut steps = 0;
+    while count(
+        &path,
+        "SELECT COUNT(*) FROM raw_readings WHERE ts < ?1"
+            .replace("?1", &at(6000).as_nanos().to_string())
+            .as_str(),
+    ) > 0
+    {
+        steps += 1;
+        assert!(steps < 100, "the old rows are never packed");
+        w.ingest(
+            &[vec![reading(a, 10_000 + steps, steps as f64, Quality::Good)]],
+            at(10_000 + steps),
+        )
+        .unwrap();
+    }
+    assert!(count(&path, "SELECT COUNT(*) FROM raw_blocks") >= 2 * 6000 / 1000);
+    assert_eq!(
+        count(
+            &path,
+            &format!(
+                "SELECT COUNT(*) FROM rollup_minute WHERE minute < {}",
+                at(6000).as_nanos() / 60_000_000_000
+            )
+        ),
+        0
+    );
+    for (i, name) in ["a", "gone"].iter().enumerate() {
+        assert_eq!(read(&reader, name), at_upgrade[i], "{name}: after packing");
+    }
+}

@@ -29,6 +29,10 @@ pub struct Ingested {
     pub raw: usize,
     /// Minute rows written or merged.
     pub minutes: usize,
+    /// Tail rows packed into blocks (both tiers).
+    pub packed: usize,
+    /// Blocks written.
+    pub blocks: usize,
 }
 
 /// Minutes stay open this long past their end for readings still on their way.
@@ -43,6 +47,8 @@ pub struct HistoryWriter {
     rollups: Rollups,
     raw: Vec<Reading>,
     closed: Vec<MinuteAgg>,
+    /// The `now` of the last ingest, for the packing done by a flush.
+    now: Timestamp,
 }
 
 impl HistoryWriter {
@@ -55,6 +61,7 @@ impl HistoryWriter {
             rollups: Rollups::default(),
             raw: Vec::new(),
             closed: Vec::new(),
+            now: Timestamp::from_nanos(0),
         }
     }
 
@@ -81,6 +88,7 @@ impl HistoryWriter {
         }
         self.rollups
             .close_before(minute_of(now.minus(ROLLUP_GRACE)), &mut self.closed);
+        self.now = self.now.max(now);
         self.write(readings)
     }
 
@@ -104,11 +112,13 @@ impl HistoryWriter {
                 ..Ingested::default()
             });
         }
-        match self.store.write(&self.raw, &self.closed) {
-            Ok(()) => Ok(Ingested {
+        match self.store.write(&self.raw, &self.closed, self.now) {
+            Ok(p) => Ok(Ingested {
                 readings,
                 raw: self.raw.len(),
                 minutes: self.closed.len(),
+                packed: p.rows,
+                blocks: p.blocks,
             }),
             Err(e) => {
                 self.filter.forget_all();

@@ -130,6 +130,15 @@ pub struct RawTsdb {
     /// The durable buffer.
     #[serde(default)]
     pub buffer: RawBuffer,
+    /// Size at which the dead-letter file of refused batches is moved to `.1` and a new one
+    /// begins (`"64MiB"`); the previous `.1`, with its refused batches, is then deleted
+    /// (counted in `hazard_tsdb_dead_letter_discarded_bytes_total`).
+    #[serde(default = "default_dead_letter_max", deserialize_with = "units::size::deserialize")]
+    pub dead_letter_max: u64,
+}
+
+fn default_dead_letter_max() -> u64 {
+    64 << 20
 }
 
 fn default_batch_lines() -> usize {
@@ -209,6 +218,8 @@ pub struct TsdbSpec {
     pub queue_batches: usize,
     /// Buffer settings.
     pub buffer: BufferConfig,
+    /// Size at which the dead-letter file rotates.
+    pub dead_letter_max: u64,
 }
 
 impl RawTsdb {
@@ -307,6 +318,13 @@ impl RawTsdb {
                 "buffer.max_bytes must be at least 1MiB",
             ));
         }
+        if self.dead_letter_max < 64 << 10 {
+            errors.push(src.error(
+                at.clone(),
+                key("dead_letter_max"),
+                "dead_letter_max must be at least 64KiB",
+            ));
+        }
         if errors.len() > before {
             return None;
         }
@@ -329,6 +347,7 @@ impl RawTsdb {
             retry_max: self.retry_max,
             queue_batches: self.queue_batches,
             buffer: BufferConfig::new(self.buffer.max_bytes, self.buffer.when_full, fsync),
+            dead_letter_max: self.dead_letter_max,
         })
     }
 }

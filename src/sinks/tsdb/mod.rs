@@ -9,6 +9,7 @@
 //! restart. Alarm transitions reach the intake through a tap on the live alarm feed.
 
 pub mod config;
+pub mod dead_letter;
 mod intake;
 pub mod line;
 pub mod schema;
@@ -143,6 +144,7 @@ impl Store {
             retry_min: spec.retry_min,
             retry_max: spec.retry_max,
             dead_letter: dead_letter_file(data_dir, &spec.name),
+            dead_letter_max: spec.dead_letter_max,
         };
         let stop = CancellationToken::new();
         Ok(Store {

@@ -2,7 +2,6 @@
 //! `concurrency` requests in flight, retries what may succeed later and dead-letters what
 //! never will, and acknowledges each batch in the buffer only after the store answered.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::dead_letter;
 use super::writer::{Outcome, Writer};
 use crate::clock::SharedClock;
 use crate::sinks::buffer::{DiskQueue, Record};
@@ -40,6 +40,7 @@ pub(super) struct Sender {
     pub(super) retry_min: Duration,
     pub(super) retry_max: Duration,
     pub(super) dead_letter: PathBuf,
+    pub(super) dead_letter_max: u64,
 }
 
 enum Done {
@@ -141,16 +142,25 @@ impl Sender {
             rec.items
         );
         let payload = rec.payload.clone();
-        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
-            f.write_all(header.as_bytes())?;
-            f.write_all(&payload)?;
-            f.sync_data()
-        })
-        .await;
+        let max = self.dead_letter_max;
+        let written =
+            tokio::task::spawn_blocking(move || dead_letter::append(&path, max, header.as_bytes(), &payload)).await;
         match written {
-            Ok(Ok(())) => warn!(store = %self.store, status, reason = %body, seq = rec.seq, lines = rec.items,
-                                file = %self.dead_letter.display(), "Store refused batch; written to dead-letter file"),
+            Ok(Ok(appended)) => {
+                if appended.rotated {
+                    self.metrics.dead_letter_rotations.get_or_create(&self.label()).inc();
+                }
+                if appended.discarded_bytes > 0 {
+                    self.metrics
+                        .dead_letter_discarded
+                        .get_or_create(&self.label())
+                        .inc_by(appended.discarded_bytes);
+                    warn!(store = %self.store, bytes = appended.discarded_bytes, max_bytes = max,
+                          "Dead-letter file full; the oldest refused batches were deleted");
+                }
+                warn!(store = %self.store, status, reason = %body, seq = rec.seq, lines = rec.items,
+                      file = %self.dead_letter.display(), "Store refused batch; written to dead-letter file")
+            }
             Ok(Err(e)) => error!(store = %self.store, status, reason = %body, error = %e, lines = rec.items,
                                  "Store refused batch and the dead-letter file cannot be written; batch lost"),
             Err(e) => error!(store = %self.store, error = %e, "Dead-letter task failed"),
