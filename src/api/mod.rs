@@ -2,6 +2,7 @@
 //!
 //! The API only reads shared state, the history store and the journal; it never drives devices.
 
+pub mod admin;
 mod alarms;
 pub mod auth;
 mod devices;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub devices: Arc<HealthBoard>,
     /// What `/readyz` checks beyond the rules engine (a std lock: never held across an await).
     pub readiness: Arc<std::sync::RwLock<crate::health::Readiness>>,
+    /// Config reload requests to the pipeline.
+    pub reload: admin::ReloadSender,
 }
 
 /// Every route of the API.
@@ -87,6 +90,9 @@ pub fn router(state: AppState) -> Router {
             guard(auth::Role::Operator),
             auth::require,
         ));
+    let admin = Router::new()
+        .route("/api/v1/admin/reload", post(admin::reload))
+        .route_layer(middleware::from_fn_with_state(guard(auth::Role::Admin), auth::require));
     Router::new()
         .route("/", get(page::index))
         .route("/console/{file}", get(page::file))
@@ -96,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(viewer)
         .merge(feed)
         .merge(operator)
+        .merge(admin)
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)

@@ -41,6 +41,8 @@ pub(super) struct RulesTask {
     pub(super) stores: Vec<(String, mpsc::Sender<SinkItem>)>,
     pub(super) metrics: Metrics,
     pub(super) clock: SharedClock,
+    /// Batches held for stores being restarted by a reload, handed to them when they return.
+    pub(super) parked: super::reload::Parked,
 }
 
 impl RulesTask {
@@ -49,6 +51,7 @@ impl RulesTask {
         mut self,
         mut readings: mpsc::Receiver<ReadingBatch>,
         mut commands: mpsc::Receiver<CommandRequest>,
+        mut control: mpsc::Receiver<super::reload::RulesControl>,
         stop: CancellationToken,
     ) {
         let mut out = Output::default();
@@ -76,8 +79,10 @@ impl RulesTask {
                     }
                     self.state.update(&batch);
                     self.commit(&mut out, None).await;
+                    self.parked.hold(&batch, &self.metrics);
                     self.to_history(batch, &mut drops);
                 }
+                Some(ctl) = control.recv() => self.control(ctl),
                 Some(req) = commands.recv() => {
                     let now = self.clock.now();
                     match self.engine.command(&req.alarm_id, req.command, &req.user, &req.comment, now, &mut out) {
