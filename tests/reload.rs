@@ -364,3 +364,28 @@ async fn reloading_a_changed_store_and_device_loses_no_buffered_or_arriving_read
     let m = gw.metrics().await;
     assert_eq!(support::metric(&m, "hazard_tsdb_lines_dropped_total", &[]), 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_admin_token_may_reload() {
+    let sim = simulator("ai4-gas-lel", None).await;
+    let hash = hazard_gateway::api::auth::hash_token;
+    let tokens = format!(
+        "[[api.tokens]]\nname = \"duty\"\nrole = \"operator\"\nhash = \"{}\"\n\
+         [[api.tokens]]\nname = \"it\"\nrole = \"admin\"\nhash = \"{}\"\n",
+        hash("operator-token-0123456789"),
+        hash("admin-token-0123456789")
+    );
+    let text = gas_config(sim.local_addr(), 20.0, "").replace("[[devices]]", &format!("{tokens}[[devices]]"));
+    let gw = TestGateway::start(&text).await;
+    std::fs::write(config_file(&gw), &text).unwrap();
+    let post = |token: Option<&'static str>| {
+        let mut req = gw.http.post(format!("{}/api/v1/admin/reload", gw.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(post(None).await, 401);
+    assert_eq!(post(Some("operator-token-0123456789")).await, 403);
+    assert_eq!(post(Some("admin-token-0123456789")).await, 200);
+}
