@@ -67,6 +67,8 @@ impl RulesTask {
                     readings.close();
                     stopping = true;
                 }
+                // Before readings: a reload step is rare and must not wait behind a busy queue.
+                Some(ctl) = control.recv() => self.control(ctl),
                 batch = readings.recv() => {
                     let Some(batch) = batch else { break };
                     let mut counts = [0u64; QUALITIES.len()];
@@ -82,7 +84,6 @@ impl RulesTask {
                     self.parked.hold(&batch, &self.metrics);
                     self.to_history(batch, &mut drops);
                 }
-                Some(ctl) = control.recv() => self.control(ctl),
                 Some(req) = commands.recv() => {
                     let now = self.clock.now();
                     match self.engine.command(&req.alarm_id, req.command, &req.user, &req.comment, now, &mut out) {
