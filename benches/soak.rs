@@ -1,6 +1,6 @@
 //! Soak harness: the demo plant plus 10,000 readings/s of extra load, for as long as asked,
-//! printing the gateway's resident memory, open files, store backlog and history size over
-//! time. Flat lines are the pass mark: a leak of memory, descriptors or backlog shows as a
+//! printing the gateway's resident memory, open files, store backlog and data directory size
+//! (history, alarm journal, store buffer) over time. Flat lines are the pass mark: a leak of memory, descriptors or backlog shows as a
 //! slope. Not run in CI.
 //!
 //! The gateway is the release binary, run as a child process (`run --config`), so the figures
@@ -8,6 +8,12 @@
 //! (with the scripted leak, so alarms are raised and cleared every three minutes), one bulk
 //! simulator of `SOAK_POINTS` registers polled every 10 ms (100 points: 10,000 readings/s), and
 //! a VictoriaMetrics the gateway writes every reading to through its durable buffer.
+//!
+//! Columns: `rss_kib` resident memory; `fds` open file descriptors; `readings/s` evaluated
+//! since the last sample; `pending_b` store backlog not yet acknowledged; `buffer_b` bytes of
+//! the buffer's segment files (delivered records stay until their 64 MiB segment rolls);
+//! `data_kib` the whole data directory; `sent` lines the store acknowledged; `dropped` lines
+//! and history readings lost; `alarms` alarm transitions.
 //!
 //! ```sh
 //! SOAK_SECS=1200 cargo bench --bench soak                  # 20 minutes, a sample a minute
@@ -225,8 +231,8 @@ fn main() {
         points * 100
     );
     println!(
-        "{:>6} {:>9} {:>6} {:>11} {:>10} {:>10} {:>11} {:>10} {:>8} {:>7}",
-        "t_s", "rss_kib", "fds", "readings/s", "pending_b", "buffer_b", "history_kib", "sent", "dropped", "alarms"
+        "{:>6} {:>9} {:>6} {:>11} {:>10} {:>10} {:>10} {:>10} {:>8} {:>7}",
+        "t_s", "rss_kib", "fds", "readings/s", "pending_b", "buffer_b", "data_kib", "sent", "dropped", "alarms"
     );
     let started = tokio::time::Instant::now();
     let mut last_readings = 0.0;
@@ -235,7 +241,7 @@ fn main() {
         let t = started.elapsed().as_secs_f64();
         let m = http_get(&listen, "/metrics").unwrap_or_default();
         let readings = metric(&m, "hazard_readings_total");
-        let rate = if t > last_t {
+        let rate = if t - last_t >= 1.0 {
             (readings - last_readings) / (t - last_t)
         } else {
             0.0
@@ -245,7 +251,7 @@ fn main() {
         let dropped =
             metric(&m, "hazard_tsdb_lines_dropped_total") + metric(&m, "hazard_history_readings_dropped_total");
         println!(
-            "{:>6.0} {:>9} {:>6} {:>11.0} {:>10.0} {:>10.0} {:>11} {:>10.0} {:>8.0} {:>7.0}",
+            "{:>6.0} {:>9} {:>6} {:>11.0} {:>10.0} {:>10.0} {:>10} {:>10.0} {:>8.0} {:>7.0}",
             t,
             rss_kib(pid),
             open_files(pid),
