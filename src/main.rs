@@ -220,7 +220,7 @@ async fn run(path: &Path) -> Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from("data"));
     let gateway = Gateway::start(config, &data_dir, clock::system()).await?;
     let service = Service::started(&gateway);
-    wait_for_shutdown_signal().await;
+    run_until_stopped(&gateway, &service).await;
     service.stopping();
     gateway.shutdown().await;
     Ok(ExitCode::SUCCESS)
@@ -393,6 +393,22 @@ impl Service {
         }
     }
 
+    /// Tells the service manager that a config reload has begun.
+    fn reloading(&self) {
+        #[cfg(unix)]
+        if let Some(n) = &self.notifier {
+            n.send("RELOADING=1\nSTATUS=Reloading the config");
+        }
+    }
+
+    /// Tells the service manager that the reload is over (applied or refused: it runs on).
+    fn reloaded(&self) {
+        #[cfg(unix)]
+        if let Some(n) = &self.notifier {
+            n.send("READY=1\nSTATUS=Monitoring; config reload handled (see the log)");
+        }
+    }
+
     /// Tells the service manager that an orderly stop has begun.
     fn stopping(&self) {
         self.watchdog_stop.cancel();
@@ -400,6 +416,42 @@ impl Service {
         if let Some(n) = &self.notifier {
             n.send("STOPPING=1\nSTATUS=Stopping: draining rules, flushing history and buffers");
         }
+    }
+}
+
+/// Serves until SIGINT or SIGTERM; on SIGHUP re-reads and applies the config file, logging
+/// what changed or every error (a refused config leaves the running one in place).
+async fn run_until_stopped(gateway: &Gateway, service: &Service) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(h) => h,
+            Err(e) => {
+                error!(error = %e, "Cannot watch SIGHUP; reload through the API only");
+                wait_for_shutdown_signal().await;
+                return;
+            }
+        };
+        let stop = wait_for_shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading the config");
+                    service.reloading();
+                    let outcome = gateway.reload().await;
+                    hazard_gateway::pipeline::log_reload("sighup", None, &outcome);
+                    service.reloaded();
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (gateway, service);
+        wait_for_shutdown_signal().await;
     }
 }
 

@@ -185,6 +185,13 @@ impl LiveState {
         v
     }
 
+    /// Takes an alarm off the visible set without a transition (its rule was removed by a
+    /// config reload); whether it was there.
+    pub fn forget(&self, alarm_id: &str) -> bool {
+        let mut active = self.active.write().unwrap_or_else(|p| p.into_inner());
+        active.remove(alarm_id).is_some()
+    }
+
     /// A live subscription to alarm events published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
         self.events.subscribe()

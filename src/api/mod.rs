@@ -2,6 +2,7 @@
 //!
 //! The API only reads shared state, the history store and the journal; it never drives devices.
 
+pub mod admin;
 mod alarms;
 pub mod auth;
 mod commands;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub devices: Arc<HealthBoard>,
     /// What `/readyz` checks beyond the rules engine (a std lock: never held across an await).
     pub readiness: Arc<std::sync::RwLock<crate::health::Readiness>>,
+    /// Config reload requests to the pipeline.
+    pub reload: admin::ReloadSender,
 }
 
 /// Every route of the API.
@@ -107,6 +110,9 @@ pub fn router(state: AppState) -> Router {
             guard(auth::Role::Operator),
             auth::require,
         ));
+    let admin = Router::new()
+        .route("/api/v1/admin/reload", post(admin::reload))
+        .route_layer(middleware::from_fn_with_state(guard(auth::Role::Admin), auth::require));
     // Everything but the feed answers within the request timeout (408 after it).
     let bounded = Router::new()
         .route("/", get(page::index))
@@ -117,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .merge(viewer)
         .merge(operator)
+        .merge(admin)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,

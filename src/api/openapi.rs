@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alarms, commands, devices, events, ops, page, points};
+use super::{admin, alarms, commands, devices, events, ops, page, points};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -34,6 +34,7 @@ use super::{alarms, commands, devices, events, ops, page, points};
         ops::healthz,
         ops::readyz,
         ops::metrics,
+        admin::reload,
         page::index,
         page::file,
     ),
@@ -111,12 +112,13 @@ mod tests {
             "/healthz",
             "/readyz",
             "/metrics",
+            "/api/v1/admin/reload",
             "/",
             "/console/{file}",
         ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
-        assert_eq!(paths.len(), 19, "a route was added: list it here and in the router");
+        assert_eq!(paths.len(), 20, "a route was added: list it here and in the router");
     }
 
     #[test]

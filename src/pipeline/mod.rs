@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod journal_writer;
+mod reload;
 mod rules_task;
+
+pub use reload::log_outcome as log_reload;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -25,7 +28,6 @@ use crate::sinks::journal::AlarmJournal;
 use crate::sinks::tsdb::{self, SinkItem, Store, TsdbError};
 use crate::sources::ReadingBatch;
 use crate::sources::modbus::health::HealthBoard;
-use crate::sources::modbus::poller::{Poller, group_lines};
 use crate::state::LiveState;
 use crate::telemetry::Metrics;
 
@@ -99,17 +101,14 @@ pub struct Gateway {
     rules_stop: CancellationToken,
     api_cancel: CancellationToken,
     readings: mpsc::Sender<ReadingBatch>,
-    pollers: Vec<JoinHandle<()>>,
     rules: JoinHandle<()>,
     journal_thread: std::thread::JoinHandle<()>,
     api: JoinHandle<()>,
     history: std::thread::JoinHandle<()>,
-    stores: Vec<Store>,
-    alarm_tap: JoinHandle<()>,
-    /// Journal-driven delivery tasks (webhooks, northbound MQTT).
-    deliveries: Vec<JoinHandle<()>>,
-    deliveries_stop: CancellationToken,
-    alarm_tap_stop: CancellationToken,
+    /// Pollers, stores, the alarm tap and deliveries: what a config reload may replace.
+    reloader: reload::Reloader,
+    reload_server: JoinHandle<()>,
+    reload_stop: CancellationToken,
 }
 
 impl Gateway {
@@ -169,40 +168,9 @@ impl Gateway {
             alarm_tap_stop.clone(),
         );
 
-        let deliveries_stop = CancellationToken::new();
-        let webhooks = config
-            .webhooks
-            .iter()
-            .map(|spec| {
-                crate::sinks::webhook::start(
-                    spec.clone(),
-                    &config.gateway_id,
-                    data_dir,
-                    journal.clone(),
-                    state.subscribe(),
-                    metrics.clone(),
-                    deliveries_stop.clone(),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut deliveries = webhooks;
-        for spec in &config.mqtt_north {
-            deliveries.push(crate::sinks::mqtt_north::start(
-                spec.clone(),
-                &config.gateway_id,
-                data_dir,
-                journal.clone(),
-                crate::sinks::mqtt_north::ReadingSource {
-                    live: state.clone(),
-                    clock: clock.clone(),
-                },
-                metrics.clone(),
-                deliveries_stop.clone(),
-            )?);
-        }
-
         let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (control_tx, control_rx) = mpsc::channel(4);
         let (journal_tx, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
         let journal_thread = journal_writer::spawn(journal.clone(), journal_rx, state.clone(), metrics.clone())
             .map_err(StartError::Thread)?;
@@ -214,34 +182,29 @@ impl Gateway {
             stores: store_txs,
             metrics: metrics.clone(),
             clock: clock.clone(),
+            parked: reload::Parked::default(),
         };
         let rules_stop = CancellationToken::new();
-        let rules = tokio::spawn(task.run(src_rx, cmd_rx, rules_stop.clone()));
+        let rules = tokio::spawn(task.run(src_rx, cmd_rx, control_rx, rules_stop.clone()));
         let sources_cancel = CancellationToken::new();
         let device_health = HealthBoard::new(&config.devices);
-        let mut pollers: Vec<JoinHandle<()>> = group_lines(&config.devices)
-            .iter()
-            .map(|line| {
-                let poller = Poller::new(
-                    line,
-                    &config.devices,
-                    src_tx.clone(),
-                    clock.clone(),
-                    metrics.clone(),
-                    device_health.clone(),
-                );
-                tokio::spawn(poller.run(sources_cancel.child_token()))
-            })
-            .collect();
-        // MQTT subscriptions: one task per broker, stopped and awaited like the pollers.
-        pollers.extend(crate::sources::mqtt::start(
-            &config.mqtt,
-            &config.points,
-            &src_tx,
-            &clock,
-            &metrics.mqtt_in,
-            &sources_cancel,
-        )?);
+        let readiness = Arc::new(std::sync::RwLock::new(crate::health::Readiness::of(&config)));
+        let ctx = Arc::new(reload::Context {
+            data_dir: data_dir.to_path_buf(),
+            journal: journal.clone(),
+            state: state.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+            control: control_tx,
+            readings: src_tx.clone(),
+            device_health: device_health.clone(),
+            readiness: readiness.clone(),
+            sources_cancel: sources_cancel.clone(),
+        });
+        let deliveries_stop = CancellationToken::new();
+        let deliveries = ctx.start_deliveries(&config, &deliveries_stop)?;
+        let pollers_cancel = sources_cancel.child_token();
+        let pollers = ctx.start_pollers(&config, &pollers_cancel)?;
 
         let listener = TcpListener::bind(config.api_listen)
             .await
@@ -254,6 +217,7 @@ impl Gateway {
             source,
         })?;
         let api_cancel = CancellationToken::new();
+        let (reload_tx, reload_rx) = mpsc::channel(4);
         let app = AppState {
             live: state.clone(),
             history: reader,
@@ -266,7 +230,8 @@ impl Gateway {
             commands: cmd_tx,
             auth: std::sync::Arc::new(api::auth::Auth::new(config.api_tokens.clone())),
             devices: device_health,
-            readiness: Arc::new(std::sync::RwLock::new(crate::health::Readiness::of(&config))),
+            readiness,
+            reload: reload_tx,
         };
         let api = tokio::spawn(api::serve(
             listener,
@@ -277,6 +242,21 @@ impl Gateway {
         ));
         info!(gateway = %config.gateway_id, %api_addr, devices = config.devices.len(), points = config.points.len(),
               data_dir = %data_dir.display(), "Gateway started");
+        let reloader = reload::Reloader {
+            parts: Arc::new(tokio::sync::Mutex::new(Some(reload::Parts {
+                config,
+                pollers,
+                pollers_cancel,
+                stores,
+                alarm_tap,
+                alarm_tap_stop,
+                deliveries,
+                deliveries_stop,
+            }))),
+            ctx,
+        };
+        let reload_stop = CancellationToken::new();
+        let reload_server = tokio::spawn(reloader.clone().serve(reload_rx, reload_stop.clone()));
         Ok(Gateway {
             api_addr,
             state,
@@ -286,16 +266,13 @@ impl Gateway {
             rules_stop,
             api_cancel,
             readings: src_tx,
-            pollers,
             rules,
             journal_thread,
             api,
             history,
-            stores,
-            alarm_tap,
-            alarm_tap_stop,
-            deliveries,
-            deliveries_stop,
+            reloader,
+            reload_server,
+            reload_stop,
         })
     }
 
@@ -305,10 +282,23 @@ impl Gateway {
         self.readings.clone()
     }
 
+    /// Re-reads the config file and applies it (see [`reload`]): a summary of what changed,
+    /// or why nothing (or only part) was applied. A refused reload changes nothing.
+    pub async fn reload(&self) -> Result<serde_json::Value, crate::api::admin::ReloadFailure> {
+        self.reloader.reload().await
+    }
+
     /// Stops sources, lets the rules engine drain, flushes history, then closes the API.
     pub async fn shutdown(self) {
+        self.reload_stop.cancel();
+        let _ = self.reload_server.await;
+        // Waits for a reload in progress, then takes what it manages.
+        let Some(parts) = self.reloader.parts.lock().await.take() else {
+            error!("Gateway parts already taken; cannot stop cleanly");
+            return;
+        };
         self.sources_cancel.cancel();
-        for p in self.pollers {
+        for p in parts.pollers {
             let _ = p.await;
         }
         drop(self.readings);
@@ -322,14 +312,14 @@ impl Gateway {
         ) {
             error!("Alarm journal writer ended abnormally");
         }
-        self.alarm_tap_stop.cancel();
-        let _ = self.alarm_tap.await;
+        parts.alarm_tap_stop.cancel();
+        let _ = parts.alarm_tap.await;
         // Deliveries stop where they are; their cursors resume them at the next start.
-        self.deliveries_stop.cancel();
-        for w in self.deliveries {
+        parts.deliveries_stop.cancel();
+        for w in parts.deliveries {
             let _ = w.await;
         }
-        for store in self.stores {
+        for store in parts.stores {
             store.shutdown().await;
         }
         if !matches!(

@@ -41,6 +41,8 @@ pub(super) struct RulesTask {
     pub(super) stores: Vec<(String, mpsc::Sender<SinkItem>)>,
     pub(super) metrics: Metrics,
     pub(super) clock: SharedClock,
+    /// Batches held for stores being restarted by a reload, handed to them when they return.
+    pub(super) parked: super::reload::Parked,
 }
 
 impl RulesTask {
@@ -49,6 +51,7 @@ impl RulesTask {
         mut self,
         mut readings: mpsc::Receiver<ReadingBatch>,
         mut commands: mpsc::Receiver<CommandRequest>,
+        mut control: mpsc::Receiver<super::reload::RulesControl>,
         stop: CancellationToken,
     ) {
         let mut out = Output::default();
@@ -64,6 +67,8 @@ impl RulesTask {
                     readings.close();
                     stopping = true;
                 }
+                // Before readings: a reload step is rare and must not wait behind a busy queue.
+                Some(ctl) = control.recv() => self.control(ctl),
                 batch = readings.recv() => {
                     let Some(batch) = batch else { break };
                     let mut counts = [0u64; QUALITIES.len()];
@@ -76,6 +81,7 @@ impl RulesTask {
                     }
                     self.state.update(&batch);
                     self.commit(&mut out, None).await;
+                    self.parked.hold(&batch, &self.metrics);
                     self.to_history(batch, &mut drops);
                 }
                 Some(req) = commands.recv() => {

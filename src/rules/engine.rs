@@ -8,6 +8,7 @@
 //! one communication alarm instead of a flood).
 
 mod build;
+mod carry;
 #[cfg(test)]
 mod tests;
 
@@ -15,6 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 pub use build::BuildError;
+pub use carry::CarryReport;
 
 use super::flood::{CHATTER_WINDOW, FloodGuard};
 use super::rate::RateWindow;

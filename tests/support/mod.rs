@@ -310,6 +310,11 @@ impl GatewayProcess {
         api_post(&self.http, &self.base, path, body).await
     }
 
+    /// Its process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
