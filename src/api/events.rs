@@ -140,7 +140,7 @@ pub(super) async fn feed(
             reason,
         })?,
     };
-    let mut filter = q
+    let filter = q
         .readings
         .as_deref()
         .map(|pattern| ReadingFilter::new(&s.live.points, pattern, interval))
@@ -200,7 +200,7 @@ pub(super) async fn feed(
         .chain(live)
         .map(|e| Some(to_sse(&e)))
         .chain(stream::once(async { None }));
-    let reading_events = match (readings, filter.take()) {
+    let reading_events = match (readings, filter) {
         (Some(batches), Some(filter)) => reading_stream(&s, batches, filter).left_stream(),
         _ => stream::pending().right_stream(),
     };
