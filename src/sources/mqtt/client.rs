@@ -277,3 +277,48 @@ fn tls_config(tls: &TlsSpec) -> Result<rustls::ClientConfig, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::mqtt::config::Secret;
+
+    fn spec() -> BrokerSpec {
+        BrokerSpec {
+            name: "plant".into(),
+            host: "127.0.0.1".into(),
+            port: 1883,
+            protocol: Protocol::V5,
+            client_id: "gw-in-plant".into(),
+            keep_alive: std::time::Duration::from_secs(30),
+            username: Some("gw".into()),
+            password: None,
+            password_env: Some("HAZARD_TEST_UNSET_MQTT_PASSWORD".into()),
+            tls: None,
+            session_expiry: std::time::Duration::from_secs(3600),
+            max_packet: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn a_missing_password_variable_or_ca_file_stops_the_start_with_its_name() {
+        let e = link(&spec()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "mqtt broker `plant`: environment variable `HAZARD_TEST_UNSET_MQTT_PASSWORD` (password_env) is not set"
+        );
+        let mut s = spec();
+        s.password_env = None;
+        s.password = Some(Secret("x".into()));
+        s.tls = Some(TlsSpec {
+            ca_file: "/nonexistent/ca.pem".into(),
+            client: None,
+        });
+        let e = link(&s).unwrap_err().to_string();
+        assert!(
+            e.starts_with("mqtt broker `plant`: TLS: cannot read ca_file /nonexistent/ca.pem"),
+            "{e}"
+        );
+        assert_eq!(format!("{:?}", s.password), "Some(Secret(***))");
+    }
+}
