@@ -210,7 +210,7 @@ fn counter(metrics: &Metrics, f: impl Fn(&str) -> bool) -> f64 {
         .lines()
         .filter(|l| !l.starts_with('#') && f(l))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |a, b| a + b)
 }
 
 async fn run_gateway(p: Params) {

@@ -5,7 +5,8 @@
 //! - [`config`]: typed TOML configuration and device profiles; every error names file, line and key.
 //! - [`model`]: points, readings, quality and alarm events; imports nothing else of ours.
 //! - [`clock`]: the only place that reads wall time, so tests can drive time by hand.
-//! - [`sources`]: Modbus pollers and the built-in simulator; they emit reading batches.
+//! - [`sources`]: Modbus pollers, MQTT subscriptions and the built-in simulator; they emit reading
+//!   batches.
 //! - [`rules`]: pure alarm evaluation (threshold, deadband, on-delay) and its alarm events.
 //! - [`sinks`]: the embedded history store and the durable alarm journal.
 //! - [`state`]: live values and active alarms shared between the rules task and the API.

@@ -53,6 +53,8 @@ pub enum LinkEvent {
     },
     /// The broker refused a subscription.
     SubscribeRefused,
+    /// Our DISCONNECT went out (we are stopping).
+    Disconnected,
     /// Anything else (pings, acks of our requests).
     Other,
 }
@@ -66,84 +68,94 @@ pub enum AckToken {
     V5(Box<rumqttc::v5::mqttbytes::v5::Publish>),
 }
 
-/// A client and its event loop, of either protocol.
-pub enum Link {
+/// The handle side: queues acknowledgements, subscriptions and the disconnect.
+#[derive(Debug, Clone)]
+pub enum Client {
     /// MQTT 3.1.1.
-    V4(rumqttc::AsyncClient, Box<rumqttc::EventLoop>),
+    V4(rumqttc::AsyncClient),
     /// MQTT 5.
-    V5(rumqttc::v5::AsyncClient, Box<rumqttc::v5::EventLoop>),
+    V5(rumqttc::v5::AsyncClient),
 }
 
-impl std::fmt::Debug for Link {
+/// The event loop of either protocol. Its `poll` must not be cancelled midway (a packet
+/// being written could be lost), so one task owns it and polls it without `select!`.
+pub enum Events {
+    /// MQTT 3.1.1.
+    V4(Box<rumqttc::EventLoop>),
+    /// MQTT 5.
+    V5(Box<rumqttc::v5::EventLoop>),
+}
+
+impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Link::V4(..) => "Link(MQTT 3.1.1)",
-            Link::V5(..) => "Link(MQTT 5)",
+            Events::V4(..) => "Events(MQTT 3.1.1)",
+            Events::V5(..) => "Events(MQTT 5)",
         })
     }
 }
 
-impl Link {
-    /// Options for `spec`; nothing connects until the first [`Link::poll`].
-    pub fn new(spec: &BrokerSpec) -> Result<Link, ClientError> {
-        let password = match (&spec.password, &spec.password_env) {
-            (Some(p), _) => Some(p.0.clone()),
-            (None, Some(var)) => Some(std::env::var(var).map_err(|_| ClientError::MissingPassword {
+/// Builds the client and its event loop for `spec`; nothing connects until the first poll.
+pub fn link(spec: &BrokerSpec) -> Result<(Client, Events), ClientError> {
+    let password = match (&spec.password, &spec.password_env) {
+        (Some(p), _) => Some(p.0.clone()),
+        (None, Some(var)) => Some(std::env::var(var).map_err(|_| ClientError::MissingPassword {
+            broker: spec.name.clone(),
+            var: var.clone(),
+        })?),
+        (None, None) => None,
+    };
+    let transport = match &spec.tls {
+        Some(tls) => Some(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(
+            tls_config(tls).map_err(|reason| ClientError::Tls {
                 broker: spec.name.clone(),
-                var: var.clone(),
-            })?),
-            (None, None) => None,
-        };
-        let transport = match &spec.tls {
-            Some(tls) => Some(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(
-                tls_config(tls).map_err(|reason| ClientError::Tls {
-                    broker: spec.name.clone(),
-                    reason,
-                })?,
-            )))),
-            None => None,
-        };
-        // Validation guarantees what rumqttc's setters assert: keep-alive >= 1 s, non-empty
-        // client id with a persistent session.
-        Ok(match spec.protocol {
-            Protocol::V311 => {
-                let mut o = rumqttc::MqttOptions::new(spec.client_id.clone(), spec.host.clone(), spec.port);
-                o.set_keep_alive(spec.keep_alive)
-                    .set_clean_session(false)
-                    .set_manual_acks(true)
-                    .set_max_packet_size(spec.max_packet, 64 * 1024);
-                if let Some(user) = &spec.username {
-                    o.set_credentials(user.clone(), password.unwrap_or_default());
-                }
-                if let Some(t) = transport {
-                    o.set_transport(t);
-                }
-                let (c, e) = rumqttc::AsyncClient::new(o, REQUEST_CAPACITY);
-                Link::V4(c, Box::new(e))
+                reason,
+            })?,
+        )))),
+        None => None,
+    };
+    // Validation guarantees what rumqttc's setters assert: keep-alive >= 1 s, non-empty
+    // client id with a persistent session.
+    Ok(match spec.protocol {
+        Protocol::V311 => {
+            let mut o = rumqttc::MqttOptions::new(spec.client_id.clone(), spec.host.clone(), spec.port);
+            o.set_keep_alive(spec.keep_alive)
+                .set_clean_session(false)
+                .set_manual_acks(true)
+                .set_max_packet_size(spec.max_packet, 64 * 1024);
+            if let Some(user) = &spec.username {
+                o.set_credentials(user.clone(), password.unwrap_or_default());
             }
-            Protocol::V5 => {
-                let mut o = rumqttc::v5::MqttOptions::new(spec.client_id.clone(), spec.host.clone(), spec.port);
-                o.set_keep_alive(spec.keep_alive)
-                    .set_clean_start(false)
-                    .set_session_expiry_interval(Some(u32::try_from(spec.session_expiry.as_secs()).unwrap_or(u32::MAX)))
-                    .set_manual_acks(true)
-                    .set_max_packet_size(Some(u32::try_from(spec.max_packet).unwrap_or(u32::MAX)));
-                if let Some(user) = &spec.username {
-                    o.set_credentials(user.clone(), password.unwrap_or_default());
-                }
-                if let Some(t) = transport {
-                    o.set_transport(t);
-                }
-                let (c, e) = rumqttc::v5::AsyncClient::new(o, REQUEST_CAPACITY);
-                Link::V5(c, Box::new(e))
+            if let Some(t) = transport {
+                o.set_transport(t);
             }
-        })
-    }
+            let (c, e) = rumqttc::AsyncClient::new(o, REQUEST_CAPACITY);
+            (Client::V4(c), Events::V4(Box::new(e)))
+        }
+        Protocol::V5 => {
+            let mut o = rumqttc::v5::MqttOptions::new(spec.client_id.clone(), spec.host.clone(), spec.port);
+            o.set_keep_alive(spec.keep_alive)
+                .set_clean_start(false)
+                .set_session_expiry_interval(Some(u32::try_from(spec.session_expiry.as_secs()).unwrap_or(u32::MAX)))
+                .set_manual_acks(true)
+                .set_max_packet_size(Some(u32::try_from(spec.max_packet).unwrap_or(u32::MAX)));
+            if let Some(user) = &spec.username {
+                o.set_credentials(user.clone(), password.unwrap_or_default());
+            }
+            if let Some(t) = transport {
+                o.set_transport(t);
+            }
+            let (c, e) = rumqttc::v5::AsyncClient::new(o, REQUEST_CAPACITY);
+            (Client::V5(c), Events::V5(Box::new(e)))
+        }
+    })
+}
 
+impl Events {
     /// Next event; an error means the connection is down (the next call reconnects).
     pub async fn poll(&mut self) -> Result<LinkEvent, String> {
         match self {
-            Link::V4(_, e) => {
+            Events::V4(e) => {
                 use rumqttc::{Event, Packet};
                 match e.poll().await.map_err(|e| e.to_string())? {
                     Event::Incoming(Packet::ConnAck(c)) => Ok(LinkEvent::Connected {
@@ -161,10 +173,11 @@ impl Link {
                     {
                         Ok(LinkEvent::SubscribeRefused)
                     }
+                    Event::Outgoing(rumqttc::Outgoing::Disconnect) => Ok(LinkEvent::Disconnected),
                     _ => Ok(LinkEvent::Other),
                 }
             }
-            Link::V5(_, e) => {
+            Events::V5(e) => {
                 use rumqttc::v5::Event;
                 use rumqttc::v5::mqttbytes::v5::Packet;
                 match e.poll().await.map_err(|e| e.to_string())? {
@@ -179,16 +192,19 @@ impl Link {
                     Event::Incoming(Packet::SubAck(s)) if s.return_codes.iter().any(|c| !sub_ok_v5(c)) => {
                         Ok(LinkEvent::SubscribeRefused)
                     }
+                    Event::Outgoing(rumqttc::Outgoing::Disconnect) => Ok(LinkEvent::Disconnected),
                     _ => Ok(LinkEvent::Other),
                 }
             }
         }
     }
+}
 
+impl Client {
     /// Queues a subscription; `false` if the request queue is closed or full.
     pub fn subscribe(&self, filter: &str, qos: u8) -> bool {
         match self {
-            Link::V4(c, _) => {
+            Client::V4(c) => {
                 let q = if qos == 0 {
                     rumqttc::QoS::AtMostOnce
                 } else {
@@ -196,7 +212,7 @@ impl Link {
                 };
                 c.try_subscribe(filter, q).is_ok()
             }
-            Link::V5(c, _) => {
+            Client::V5(c) => {
                 use rumqttc::v5::mqttbytes::QoS;
                 let q = if qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
                 c.try_subscribe(filter, q).is_ok()
@@ -208,8 +224,8 @@ impl Link {
     /// broker then delivers the message again: a duplicate, never a loss).
     pub fn ack(&self, token: &AckToken) -> bool {
         match (self, token) {
-            (Link::V4(c, _), AckToken::V4(p)) => c.try_ack(p).is_ok(),
-            (Link::V5(c, _), AckToken::V5(p)) => c.try_ack(p).is_ok(),
+            (Client::V4(c), AckToken::V4(p)) => c.try_ack(p).is_ok(),
+            (Client::V5(c), AckToken::V5(p)) => c.try_ack(p).is_ok(),
             _ => false,
         }
     }
@@ -217,8 +233,8 @@ impl Link {
     /// Queues a DISCONNECT (the session stays on the broker).
     pub fn disconnect(&self) {
         let _ = match self {
-            Link::V4(c, _) => c.try_disconnect().is_ok(),
-            Link::V5(c, _) => c.try_disconnect().is_ok(),
+            Client::V4(c) => c.try_disconnect().is_ok(),
+            Client::V5(c) => c.try_disconnect().is_ok(),
         };
     }
 }
@@ -259,5 +275,50 @@ fn tls_config(tls: &TlsSpec) -> Result<rustls::ClientConfig, String> {
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| format!("client certificate: {e}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::mqtt::config::Secret;
+
+    fn spec() -> BrokerSpec {
+        BrokerSpec {
+            name: "plant".into(),
+            host: "127.0.0.1".into(),
+            port: 1883,
+            protocol: Protocol::V5,
+            client_id: "gw-in-plant".into(),
+            keep_alive: std::time::Duration::from_secs(30),
+            username: Some("gw".into()),
+            password: None,
+            password_env: Some("HAZARD_TEST_UNSET_MQTT_PASSWORD".into()),
+            tls: None,
+            session_expiry: std::time::Duration::from_secs(3600),
+            max_packet: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn a_missing_password_variable_or_ca_file_stops_the_start_with_its_name() {
+        let e = link(&spec()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "mqtt broker `plant`: environment variable `HAZARD_TEST_UNSET_MQTT_PASSWORD` (password_env) is not set"
+        );
+        let mut s = spec();
+        s.password_env = None;
+        s.password = Some(Secret("x".into()));
+        s.tls = Some(TlsSpec {
+            ca_file: "/nonexistent/ca.pem".into(),
+            client: None,
+        });
+        let e = link(&s).unwrap_err().to_string();
+        assert!(
+            e.starts_with("mqtt broker `plant`: TLS: cannot read ca_file /nonexistent/ca.pem"),
+            "{e}"
+        );
+        assert_eq!(format!("{:?}", s.password), "Some(Secret(***))");
     }
 }

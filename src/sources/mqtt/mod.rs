@@ -62,11 +62,12 @@ pub fn start(
         if subs.is_empty() {
             continue;
         }
-        let link = client::Link::new(broker)?;
+        let (client, events) = client::link(broker)?;
         let router = route::Router::new(&broker.name, subs, points, metrics.clone(), tokio::time::Instant::now());
         tasks.push(task::BrokerTask {
             name: broker.name.clone(),
-            link,
+            client,
+            events,
             router,
             tx: tx.clone(),
             clock: clock.clone(),

@@ -1,25 +1,30 @@
-//! The broker task: owns one [`Link`] and polls it without pause, routes messages to
-//! readings, hands them to the pipeline in batches, and only then acknowledges them.
+//! The broker tasks: a driver owns the rumqttc event loop and polls it without pause (never
+//! cancelled midway, so no packet is half-sent), forwarding events through a bounded channel;
+//! the routing task turns messages into readings, hands them to the pipeline in batches, and
+//! only then acknowledges them.
 //!
 //! Design:
 //! - At least once: a QoS 1 message is acknowledged after the batch holding its readings was
 //!   accepted by the pipeline's channel. A crash before that leaves it unacknowledged in the
 //!   broker's session, which delivers it again at the next connection.
-//! - Batching: readings are sent when 1024 have gathered, when 8 acknowledgements are waiting
-//!   (brokers allow few unacknowledged messages in flight: mosquitto 20), or 5 ms after the
-//!   first unsent one, whichever comes first.
-//! - Reconnect: after an error the task waits (250 ms doubling to 30 s, with jitter) before the
-//!   next poll, which reconnects; every CONNACK resubscribes every filter.
+//! - Batching without delay: the routing task takes every event already waiting and sends
+//!   the batch as soon as none is (or at 1024 readings or 64 pending acknowledgements), so a
+//!   quiet link sends at once and a busy one sends larger batches.
+//! - Backpressure: when the pipeline is slow, the channel fills, the driver stops reading the
+//!   socket, and the broker queues (or, past its own limit, drops and logs) messages.
+//! - Reconnect: after an error the driver waits (250 ms doubling to 30 s, with jitter) before
+//!   the next poll, which reconnects; every CONNACK resubscribes every filter.
 //! - Stale: a sweep at a quarter of the shortest `stale_after` sends `stale` readings.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::client::{AckToken, Link, LinkEvent};
+use super::client::{AckToken, Client, Events, LinkEvent};
 use super::route::Router;
 use crate::clock::SharedClock;
 use crate::model::Reading;
@@ -27,8 +32,9 @@ use crate::sources::ReadingBatch;
 use crate::telemetry::{BrokerLabel, BrokerResult, MqttInMetrics};
 
 const MAX_BATCH: usize = 1024;
-const ACK_EVERY: usize = 8;
-const LINGER: Duration = Duration::from_millis(5);
+const MAX_PENDING_ACKS: usize = 64;
+/// Events buffered between the driver and the routing task.
+const EVENT_QUEUE: usize = 256;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a stopping task waits for its last acknowledgements and DISCONNECT to leave.
@@ -39,8 +45,10 @@ const GOODBYE: Duration = Duration::from_secs(1);
 pub struct BrokerTask {
     /// Broker name.
     pub name: String,
-    /// Its connection.
-    pub link: Link,
+    /// Its client handle.
+    pub client: Client,
+    /// Its event loop (moved into the driver).
+    pub events: Events,
     /// Its subscriptions.
     pub router: Router,
     /// Into the pipeline.
@@ -51,107 +59,181 @@ pub struct BrokerTask {
     pub metrics: MqttInMetrics,
 }
 
+/// The routing side of a broker task (everything but the event loop).
+#[derive(Debug)]
+struct Session {
+    name: String,
+    client: Client,
+    router: Router,
+    tx: mpsc::Sender<ReadingBatch>,
+    clock: SharedClock,
+    metrics: MqttInMetrics,
+}
+
 #[derive(Debug, Default)]
 struct Pending {
     batch: Vec<Reading>,
     acks: Vec<AckToken>,
-    flush_at: Option<Instant>,
+}
+
+/// Polls the event loop until it reports our DISCONNECT, the routing task is gone, or `stop`.
+async fn drive(mut events: Events, tx: mpsc::Sender<Result<LinkEvent, String>>, stop: CancellationToken) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => return,
+            e = events.poll() => e,
+        };
+        let failed = event.is_err();
+        let last = matches!(event, Ok(LinkEvent::Disconnected));
+        if matches!(event, Ok(LinkEvent::Connected { .. })) {
+            backoff = FIRST_BACKOFF;
+        }
+        if tx.send(event).await.is_err() || last {
+            return;
+        }
+        if failed {
+            let wait = backoff.mul_f64(rand::random_range(0.8..1.2));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = sleep(wait) => {}
+            }
+        }
+    }
 }
 
 impl BrokerTask {
     /// Runs until `cancel` fires or the pipeline goes away.
-    pub async fn run(mut self, cancel: CancellationToken) {
+    pub async fn run(self, cancel: CancellationToken) {
+        let BrokerTask {
+            name,
+            client,
+            events,
+            router,
+            tx,
+            clock,
+            metrics,
+        } = self;
+        let session = Session {
+            name,
+            client,
+            router,
+            tx,
+            clock,
+            metrics,
+        };
+        session.run(events, cancel).await;
+    }
+}
+
+impl Session {
+    async fn run(mut self, events: Events, cancel: CancellationToken) {
         let label = BrokerLabel {
             broker: self.name.clone(),
         };
+        let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let driver_stop = CancellationToken::new();
+        let driver = tokio::spawn(drive(events, ev_tx, driver_stop.clone()));
         let mut p = Pending::default();
-        let mut backoff = FIRST_BACKOFF;
         let mut connected: Option<bool> = None;
         let sweep_period = self.router.sweep_period();
         let mut sweep = tokio::time::interval(sweep_period.unwrap_or(Duration::from_secs(3600)));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.metrics.connected.get_or_create(&label).set(0);
-        loop {
-            let flush_at = p.flush_at;
+        'run: loop {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
-                _ = sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
-                    if !self.flush(&mut p).await { return; }
-                }
                 _ = sweep.tick(), if sweep_period.is_some() => {
-                    if self.router.sweep(Instant::now(), self.clock.now(), &mut p.batch) > 0 {
-                        p.flush_at.get_or_insert_with(|| Instant::now() + LINGER);
-                    }
+                    self.router.sweep(Instant::now(), self.clock.now(), &mut p.batch);
                 }
-                event = self.link.poll() => match event {
-                    Ok(LinkEvent::Message { topic, payload, ack }) => {
-                        self.router.route(&topic, &payload, self.clock.now(), Instant::now(), &mut p.batch);
-                        p.acks.extend(ack);
-                        p.flush_at.get_or_insert_with(|| Instant::now() + LINGER);
-                    }
-                    Ok(LinkEvent::Connected { session_present }) => {
-                        backoff = FIRST_BACKOFF;
-                        self.connects("ok");
-                        self.metrics.connected.get_or_create(&label).set(1);
-                        info!(broker = %self.name, session_present, "Connected to the MQTT broker; subscribing");
-                        connected = Some(true);
-                        for (filter, qos) in self.router.filters() {
-                            if !self.link.subscribe(filter, qos) {
-                                warn!(broker = %self.name, filter, "Cannot queue a subscription");
-                            }
+                event = ev_rx.recv() => {
+                    let Some(mut event) = event else { break };
+                    // Take whatever is already waiting, then send: batches grow only under load.
+                    loop {
+                        self.handle(event, &mut p, &mut connected, &label);
+                        if (p.batch.len() >= MAX_BATCH || p.acks.len() >= MAX_PENDING_ACKS)
+                            && !self.flush(&mut p).await
+                        {
+                            break 'run;
                         }
-                    }
-                    Ok(LinkEvent::SubscribeRefused) => {
-                        warn!(broker = %self.name, "The broker refused a subscription (check its ACL); those topics bring nothing");
-                    }
-                    Ok(LinkEvent::Other) => {}
-                    Err(error) => {
-                        self.metrics.connected.get_or_create(&label).set(0);
-                        if connected != Some(false) {
-                            warn!(broker = %self.name, %error, "MQTT broker unreachable; reconnecting with backoff");
-                        }
-                        self.connects("error");
-                        connected = Some(false);
-                        if !self.flush(&mut p).await { return; }
-                        let wait = backoff.mul_f64(rand::random_range(0.8..1.2));
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        tokio::select! {
-                            _ = cancel.cancelled() => break,
-                            _ = sleep(wait) => {}
+                        match ev_rx.try_recv() {
+                            Ok(next) => event = next,
+                            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                         }
                     }
                 }
             }
-            if (p.batch.len() >= MAX_BATCH || p.acks.len() >= ACK_EVERY) && !self.flush(&mut p).await {
-                return;
+            if !self.flush(&mut p).await {
+                break;
             }
         }
         // Stopping: what was decoded goes to the pipeline and is acknowledged, then the
         // acknowledgements and a DISCONNECT get a moment to leave (the session stays).
         if self.flush(&mut p).await {
-            self.link.disconnect();
+            self.client.disconnect();
             let _ = tokio::time::timeout(GOODBYE, async {
-                while let Ok(ev) = self.link.poll().await {
-                    if matches!(ev, LinkEvent::Message { .. }) {
-                        // Not acknowledged: the broker delivers it again next time.
-                        continue;
+                // Messages still arriving are not acknowledged: the broker delivers them again.
+                while let Some(ev) = ev_rx.recv().await {
+                    if matches!(ev, Ok(LinkEvent::Disconnected) | Err(_)) {
+                        break;
                     }
                 }
             })
             .await;
         }
+        driver_stop.cancel();
+        let _ = driver.await;
         self.metrics.connected.get_or_create(&label).set(0);
+    }
+
+    fn handle(
+        &mut self,
+        event: Result<LinkEvent, String>,
+        p: &mut Pending,
+        connected: &mut Option<bool>,
+        label: &BrokerLabel,
+    ) {
+        match event {
+            Ok(LinkEvent::Message { topic, payload, ack }) => {
+                self.router
+                    .route(&topic, &payload, self.clock.now(), Instant::now(), &mut p.batch);
+                p.acks.extend(ack);
+            }
+            Ok(LinkEvent::Connected { session_present }) => {
+                self.connects("ok");
+                self.metrics.connected.get_or_create(label).set(1);
+                info!(broker = %self.name, session_present, "Connected to the MQTT broker; subscribing");
+                *connected = Some(true);
+                for (filter, qos) in self.router.filters() {
+                    if !self.client.subscribe(filter, qos) {
+                        warn!(broker = %self.name, filter, "Cannot queue a subscription");
+                    }
+                }
+            }
+            Ok(LinkEvent::SubscribeRefused) => {
+                warn!(broker = %self.name, "The broker refused a subscription (check its ACL); those topics bring nothing");
+            }
+            Ok(LinkEvent::Disconnected | LinkEvent::Other) => {}
+            Err(error) => {
+                self.metrics.connected.get_or_create(label).set(0);
+                self.connects("error");
+                if *connected != Some(false) {
+                    warn!(broker = %self.name, %error, "MQTT broker unreachable; reconnecting with backoff");
+                }
+                *connected = Some(false);
+            }
+        }
     }
 
     /// Sends the batch, then acknowledges its messages; `false` if the pipeline is gone.
     async fn flush(&mut self, p: &mut Pending) -> bool {
-        p.flush_at = None;
         if !p.batch.is_empty() && self.tx.send(std::mem::take(&mut p.batch)).await.is_err() {
             return false;
         }
         for ack in p.acks.drain(..) {
-            if !self.link.ack(&ack) {
+            if !self.client.ack(&ack) {
                 self.metrics
                     .ack_failures
                     .get_or_create(&BrokerLabel {
