@@ -7,6 +7,7 @@
 
 mod bind;
 mod bind_groups;
+pub mod dtu;
 pub mod error;
 mod ops;
 pub mod profile;
@@ -51,6 +52,8 @@ pub enum TransportSpec {
     Rtu(SerialSpec),
     /// RTU frames carried over a TCP connection to a serial server / DTU at `host:port`.
     RtuOverTcp(String),
+    /// Through a DTU that dials in to the gateway: the station's name.
+    Dtu(String),
 }
 
 impl TransportSpec {
@@ -60,13 +63,14 @@ impl TransportSpec {
             TransportSpec::Tcp(_) => "tcp",
             TransportSpec::Rtu(_) => "rtu",
             TransportSpec::RtuOverTcp(_) => "rtu_over_tcp",
+            TransportSpec::Dtu(_) => "dtu",
         }
     }
 
     /// The endpoint: `host:port` or the serial port path.
     pub fn endpoint(&self) -> &str {
         match self {
-            TransportSpec::Tcp(a) | TransportSpec::RtuOverTcp(a) => a,
+            TransportSpec::Tcp(a) | TransportSpec::RtuOverTcp(a) | TransportSpec::Dtu(a) => a,
             TransportSpec::Rtu(s) => &s.port,
         }
     }
@@ -235,6 +239,8 @@ pub struct GatewayConfig {
     pub ops: OpsSettings,
     /// API server: TLS, timeouts, request-head limit.
     pub api_server: crate::api::config::ServerSettings,
+    /// DTUs that dial in (`[dtu]`): listeners and stations.
+    pub dtu: dtu::DtuSpec,
 }
 
 impl GatewayConfig {

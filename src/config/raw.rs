@@ -42,6 +42,9 @@ pub(super) struct RawConfig {
     /// Readiness limits for operations.
     #[serde(default)]
     pub(super) ops: super::ops::RawOps,
+    /// DTUs that dial in: listeners and the stations behind them.
+    #[serde(default)]
+    pub(super) dtu: super::dtu::RawDtu,
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,6 +254,8 @@ pub(super) enum RawTransport {
     Rtu(RawSerial),
     /// RTU frames over TCP through a serial server / DTU, `host:port`.
     RtuOverTcp(String),
+    /// Through a DTU that dials in: the name of its `[[dtu.stations]]` entry.
+    Dtu(String),
 }
 
 /// Serial line settings; devices on one port form one bus and must agree on them.

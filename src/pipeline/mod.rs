@@ -216,6 +216,16 @@ impl Gateway {
         let rules = tokio::spawn(task.run(src_rx, cmd_rx, rules_stop.clone()));
         let sources_cancel = CancellationToken::new();
         let device_health = HealthBoard::new(&config.devices);
+        let dtu = if config.dtu.listeners.is_empty() {
+            None
+        } else {
+            let hub = crate::sources::dtu::DtuHub::new(&config.dtu, metrics.clone(), clock.clone());
+            hub.start(sources_cancel.child_token())
+                .await
+                .map_err(|(addr, source)| StartError::Listen { addr, source })?;
+            device_health.attach_stations(hub.clone());
+            Some(hub)
+        };
         let pollers = group_lines(&config.devices)
             .iter()
             .map(|line| {
@@ -226,7 +236,8 @@ impl Gateway {
                     clock.clone(),
                     metrics.clone(),
                     device_health.clone(),
-                );
+                )
+                .with_dtu(dtu.clone());
                 tokio::spawn(poller.run(sources_cancel.child_token()))
             })
             .collect();
