@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
 
-use super::{DtuHub, Station};
+use super::{DtuHub, Session, Station};
 use crate::config::dtu::DtuFraming;
 use crate::sources::modbus::frame::{self, Answer, MBAP_LEN, ReadRequest};
 use crate::sources::modbus::transport::LinkError;
@@ -41,11 +41,48 @@ impl DtuLink {
         self.station.session().is_some()
     }
 
-    /// Sends `req` to `unit` and waits at most `limit` for its answer.
+    /// Sends `req` to `unit` and waits at most `limit` for its answer. Without a connection,
+    /// waits up to `limit` for the DTU to dial in (after a gateway restart or a redial); if
+    /// the connection is replaced mid-request, the request goes once more on the new one.
     pub async fn exchange(&mut self, unit: u8, req: &ReadRequest, limit: Duration) -> Result<Answer, LinkError> {
-        let Some(session) = self.station.session() else {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "the DTU is not connected").into());
-        };
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut tried: Option<u64> = None;
+        loop {
+            let session = match self.station.session() {
+                Some(s) => s,
+                None => {
+                    let attached = self.station.attached.notified();
+                    if let Some(s) = self.station.session() {
+                        s
+                    } else if tokio::time::timeout_at(deadline, attached).await.is_err() {
+                        return Err(io::Error::new(io::ErrorKind::NotConnected, "the DTU is not connected").into());
+                    } else {
+                        continue;
+                    }
+                }
+            };
+            if tried == Some(session.serial) {
+                return Err(io::Error::from(io::ErrorKind::ConnectionReset).into());
+            }
+            tried = Some(session.serial);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.exchange_on(&session, unit, req, left).await {
+                Err(LinkError::Io(e)) if self.station.session().is_some_and(|s| s.serial != session.serial) => {
+                    tracing::debug!(station = %self.station.name(), error = %e, "DTU redialled mid-request; asking again");
+                }
+                Err(LinkError::Timeout(_)) => return Err(LinkError::Timeout(limit)),
+                other => return other,
+            }
+        }
+    }
+
+    async fn exchange_on(
+        &mut self,
+        session: &Session,
+        unit: u8,
+        req: &ReadRequest,
+        limit: Duration,
+    ) -> Result<Answer, LinkError> {
         let mut frames = session.frames.lock().await;
         while frames.try_recv().is_ok() {
             self.hub.late_reply(&self.station);

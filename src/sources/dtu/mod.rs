@@ -90,6 +90,8 @@ pub struct Station {
     spec: StationSpec,
     label: StationLabel,
     current: Mutex<Option<Arc<Session>>>,
+    /// Woken when a connection registers.
+    attached: tokio::sync::Notify,
     health: Mutex<StationHealthView>,
 }
 
@@ -139,6 +141,7 @@ impl DtuHub {
                         ..Default::default()
                     }),
                     current: Mutex::new(None),
+                    attached: tokio::sync::Notify::new(),
                     spec: s.clone(),
                 })
             })
@@ -192,6 +195,7 @@ impl DtuHub {
             tracing::info!(station = %station.spec.name, peer = %session.peer, "DTU registered");
         }
         self.metrics.dtu.connected.get_or_create(&station.label).set(1);
+        station.attached.notify_waiters();
         station.health(|h| {
             h.connected = true;
             h.peer = Some(session.peer.to_string());
