@@ -349,24 +349,24 @@ pub(super) fn validate(
             false,
             errors,
         );
-        if let (Some(l), Some(Matcher::Bytes(b))) = (listener, &id)
+        if let (Some(l), Some((Matcher::Bytes(b), span, kind))) = (listener, &id)
             && let Some(first) = ids.insert((l, b.clone()), i)
         {
             errors.push(src.error(
-                st.span(),
-                key("id"),
+                span.clone(),
+                key(kind),
                 format!(
                     "station id {} is already used by dtu.stations[{first}] on the same listener",
                     Matcher::Bytes(b.clone())
                 ),
             ));
         }
-        if let (Some(listener), Some(id)) = (listener, id) {
+        if let (Some(listener), Some((id, _, _))) = (listener, id) {
             spec.stations.push(StationSpec {
                 name,
                 listener,
                 id,
-                heartbeat,
+                heartbeat: heartbeat.map(|h| h.0),
             });
         }
     }
@@ -399,15 +399,16 @@ pub(super) fn validate(
     spec
 }
 
-/// The one matcher among `options` (at most one may be given; `required`: exactly one).
-fn one_matcher(
+/// The one matcher among `options` (at most one may be given; `required`: exactly one), with
+/// the place and key it was given at.
+fn one_matcher<'k>(
     src: &SourceText<'_>,
     i: usize,
     station_span: Range<usize>,
-    options: &[(&str, &Option<Spanned<String>>)],
+    options: &[(&'k str, &Option<Spanned<String>>)],
     required: bool,
     errors: &mut Vec<ConfigError>,
-) -> Option<Matcher> {
+) -> Option<(Matcher, Range<usize>, &'k str)> {
     let given: Vec<(&str, &Spanned<String>)> = options
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)))
@@ -423,10 +424,10 @@ fn one_matcher(
         }
         return None;
     };
-    if given.len() > 1 {
+    if let Some(&(extra, extra_value)) = given.get(1) {
         errors.push(src.error(
-            value.span(),
-            format!("dtu.stations[{i}].{kind}"),
+            extra_value.span(),
+            format!("dtu.stations[{i}].{extra}"),
             format!(
                 "give only one of {}",
                 given.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
@@ -476,7 +477,7 @@ fn one_matcher(
         }
         Matcher::Bytes(text.as_bytes().to_vec())
     };
-    Some(matcher)
+    Some((matcher, value.span(), kind))
 }
 
 /// Hex bytes, with optional spaces, `:` or `0x` prefixes: `"FE 01 a2"`, `"0xfe01a2"`.
