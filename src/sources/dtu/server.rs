@@ -149,6 +149,12 @@ impl DtuHub {
                 })
                 .inc();
         };
+        let regex = self
+            .stations
+            .iter()
+            .any(|s| s.spec.listener == index && matches!(s.spec.id, crate::config::dtu::Matcher::Regex(_)));
+        // True once a wait for more bytes ran out: what is there is all there is.
+        let mut settled = false;
         let mut buf = Vec::with_capacity(64);
         let mut chunk = [0u8; 256];
         let (station, len) = loop {
@@ -163,6 +169,8 @@ impl DtuHub {
                 Registration::Match { .. } => (Instant::now() + SETTLE).min(deadline),
                 Registration::NeedMore => deadline,
                 Registration::Unknown if buf.is_empty() => deadline,
+                // A pattern may need bytes still in flight: give them a moment.
+                Registration::Unknown if regex && !settled => (Instant::now() + SETTLE).min(deadline),
                 Registration::Unknown => {
                     count("unknown");
                     self.refused(index, peer, &buf);
@@ -179,9 +187,13 @@ impl DtuHub {
                     count("closed");
                     return;
                 }
-                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                Ok(Ok(n)) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    settled = false;
+                }
                 Err(_) => match reg {
                     Registration::Match { station, len, .. } => break (station, len),
+                    Registration::Unknown if !buf.is_empty() => settled = true,
                     _ => {
                         count("timeout");
                         debug!(%peer, first_bytes = %hex(&buf), "A DTU connection sent no registration in time");
