@@ -289,3 +289,75 @@ impl DtuHub {
         self.metrics.dtu.garbled_bytes.get_or_create(&st.label).inc_by(n as u64);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::dtu::{DtuFraming, DtuSpec, Matcher, StationSpec};
+
+    fn hub() -> Arc<DtuHub> {
+        let listener = DtuListenerSpec {
+            name: "dtu".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            framing: DtuFraming::Rtu,
+            heartbeat_interval: Duration::from_secs(30),
+            heartbeat_timeout: Duration::from_secs(90),
+            registration_timeout: Duration::from_secs(10),
+        };
+        let station = |name: &str, id: Matcher| StationSpec {
+            name: name.into(),
+            listener: 0,
+            id,
+            heartbeat: None,
+        };
+        let spec = DtuSpec {
+            listeners: vec![listener],
+            stations: vec![
+                station("a", Matcher::Bytes(b"DTU1".to_vec())),
+                station("b", Matcher::Bytes(b"DTU12".to_vec())),
+                station(
+                    "c",
+                    Matcher::Regex(regex::bytes::Regex::new("^(?:REG[0-9]{2};)").unwrap()),
+                ),
+            ],
+        };
+        DtuHub::new(&spec, crate::telemetry::Metrics::new(), crate::clock::system())
+    }
+
+    #[test]
+    fn the_longest_id_wins_and_a_prefix_waits_for_more() {
+        let hub = hub();
+        assert_eq!(hub.recognise(0, b"DT"), Registration::NeedMore);
+        assert_eq!(
+            hub.recognise(0, b"DTU1"),
+            Registration::Match {
+                station: 0,
+                len: 4,
+                settled: false
+            },
+            "DTU12 could still come"
+        );
+        assert_eq!(
+            hub.recognise(0, b"DTU12HB"),
+            Registration::Match {
+                station: 1,
+                len: 5,
+                settled: true
+            }
+        );
+        assert_eq!(
+            hub.recognise(0, b"REG07;\x01\x03"),
+            Registration::Match {
+                station: 2,
+                len: 6,
+                settled: true
+            }
+        );
+        assert_eq!(hub.recognise(0, b"XYZ"), Registration::Unknown);
+        assert_eq!(
+            hub.recognise(0, b"xDTU12"),
+            Registration::Unknown,
+            "ids match at the first byte"
+        );
+    }
+}
