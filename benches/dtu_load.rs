@@ -217,10 +217,10 @@ async fn run_gateway(stations: usize, secs: u64) {
     drop(child.stdin.take());
     let _ = child.wait();
     let text = metrics.render();
-    let sum = |name: &str| -> f64 {
+    let sum = |name: &str| -> u64 {
         text.lines()
             .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     };
     println!(
