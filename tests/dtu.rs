@@ -314,5 +314,15 @@ async fn a_silent_dtu_turns_its_points_comm_fault_under_one_station_alarm() {
         .collect();
     assert_eq!(comm, vec!["dam:communication"], "{alarms}");
     assert_eq!(gw.point("gas-1/gas").await["quality"], "comm_fault");
+    // The DTU redials: values come back and the station's alarm returns to normal.
+    drop(dtu);
+    let _again = SimDtu::start(options(port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[&s1, &s2])).await;
+    both_good(&gw).await;
+    wait_for("the station's alarm to return to normal", WAIT, || async {
+        let a = gw.alarm("dam:communication").await?;
+        (a["state"] == "unack_rtn").then_some(())
+    })
+    .await;
+    assert_eq!(gw.device("gas-1").await["station"]["connected"], true);
     gw.shutdown().await;
 }
