@@ -639,6 +639,16 @@ fn dtu_stations_are_accepted_and_their_devices_share_the_station_alarm() {
     let pz = cfg.devices.iter().find(|d| d.name == "pz-1").unwrap();
     assert_eq!(pz.transport, hazard_gateway::config::TransportSpec::Dtu("dam".into()));
     assert_eq!(cfg.alarms.comm_groups, [("pz-1".to_string(), "dam".to_string())]);
+    let summary = cfg.summary();
+    assert!(summary.contains("device pz-1 (piezometer) dtu dam unit 3"), "{summary}");
+    assert!(
+        summary.contains("dtu station dam registers as \"866123456789012\", heartbeat \"HB\""),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("dtu station tank registers as hex fe01, heartbeat none"),
+        "{summary}"
+    );
 }
 
 #[test]

@@ -289,6 +289,23 @@ impl GatewayConfig {
                 d.points.len()
             ));
         }
+        for l in &self.dtu.listeners {
+            let framing = match l.framing {
+                dtu::DtuFraming::Rtu => "rtu",
+                dtu::DtuFraming::Tcp => "tcp",
+            };
+            s.push_str(&format!(
+                "  dtu listener {} on {} ({framing} framing, heartbeat every {:?}, lost after {:?})\n",
+                l.name, l.listen, l.heartbeat_interval, l.heartbeat_timeout
+            ));
+        }
+        for st in &self.dtu.stations {
+            let heartbeat = st.heartbeat.as_ref().map_or("none".to_string(), |h| h.to_string());
+            s.push_str(&format!(
+                "  dtu station {} registers as {}, heartbeat {heartbeat}\n",
+                st.name, st.id
+            ));
+        }
         s
     }
 }
