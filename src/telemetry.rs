@@ -238,6 +238,8 @@ pub struct Metrics {
     pub history_dropped: Family<ReasonLabel, Counter>,
     /// Time-series store output.
     pub tsdb: TsdbMetrics,
+    /// Dialled-in DTUs: registrations, heartbeats, late answers.
+    pub dtu: crate::sources::dtu::metrics::DtuMetrics,
     /// Webhook delivery attempts by target and outcome.
     pub webhook_deliveries: Family<WebhookLabel, Counter>,
     /// Journal sequence number each webhook target has dealt with.
@@ -377,6 +379,8 @@ impl Metrics {
         );
         let tsdb = TsdbMetrics::default();
         tsdb.register(&mut r);
+        let dtu = crate::sources::dtu::metrics::DtuMetrics::default();
+        dtu.register(&mut r);
         let webhook_deliveries = Family::default();
         r.register(
             "hazard_webhook_deliveries",
@@ -458,6 +462,7 @@ impl Metrics {
             history_minute_rows,
             history_dropped,
             tsdb,
+            dtu,
             webhook_deliveries,
             webhook_cursor,
             mqtt_north_publishes,

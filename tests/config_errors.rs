@@ -750,3 +750,115 @@ fn an_unknown_mqtt_key_names_its_table() {
     assert_eq!(e.key, "mqtt.subscriptions[0].stale_afer");
     assert!(e.message.contains("unknown field `stale_afer`"), "{}", e.message);
 }
+const DTU: &str = r#"
+[[dtu.listeners]]
+listen = "0.0.0.0:9000"
+heartbeat_interval = "30s"
+
+[[dtu.stations]]
+name = "dam"
+imei = "866123456789012"
+heartbeat = "HB"
+
+[[dtu.stations]]
+name = "tank"
+id_hex = "fe 01"
+
+[[devices]]
+name = "pz-1"
+profile = "piezometer"
+transport = { dtu = "dam" }
+unit_id = 3
+"#;
+
+#[test]
+fn dtu_stations_are_accepted_and_their_devices_share_the_station_alarm() {
+    let cfg = GatewayConfig::parse(&file(), &format!("{GOOD}{DTU}")).unwrap();
+    assert_eq!(cfg.dtu.listeners.len(), 1);
+    assert_eq!(
+        cfg.dtu.listeners[0].heartbeat_timeout,
+        std::time::Duration::from_secs(90)
+    );
+    assert_eq!(cfg.dtu.stations.len(), 2);
+    let pz = cfg.devices.iter().find(|d| d.name == "pz-1").unwrap();
+    assert_eq!(pz.transport, hazard_gateway::config::TransportSpec::Dtu("dam".into()));
+    assert_eq!(cfg.alarms.comm_groups, [("pz-1".to_string(), "dam".to_string())]);
+    let summary = cfg.summary();
+    assert!(summary.contains("device pz-1 (piezometer) dtu dam unit 3"), "{summary}");
+    assert!(
+        summary.contains("dtu station dam registers as \"866123456789012\", heartbeat \"HB\""),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("dtu station tank registers as hex fe01, heartbeat none"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn dtu_mistakes_are_located() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "transport = { dtu = \"dam\" }",
+            "transport = { dtu = \"nowhere\" }",
+            "devices[2].transport.dtu",
+            "no station `nowhere` under [[dtu.stations]]; known stations: dam, tank",
+        ),
+        (
+            "id_hex = \"fe 01\"",
+            "id_hex = \"fe0g\"",
+            "dtu.stations[1].id_hex",
+            "`fe0g` is not hex bytes: `g` is not a hex digit",
+        ),
+        (
+            "id_hex = \"fe 01\"",
+            "id_regex = \"RTU[0-9\"",
+            "dtu.stations[1].id_regex",
+            "bad regular expression",
+        ),
+        (
+            "id_hex = \"fe 01\"",
+            "imei = \"866123456789012\"",
+            "dtu.stations[1].imei",
+            "station id \"866123456789012\" is already used by dtu.stations[0] on the same listener",
+        ),
+        (
+            "name = \"tank\"",
+            "name = \"dam\"",
+            "dtu.stations[1].name",
+            "station name `dam` is already used by dtu.stations[0]",
+        ),
+        (
+            "imei = \"866123456789012\"",
+            "imei = \"86612345\"",
+            "dtu.stations[0].imei",
+            "an IMEI is 15 digits, got `86612345`",
+        ),
+        (
+            "heartbeat = \"HB\"",
+            "heartbeat = \"HB\"\nheartbeat_regex = \"^$\"",
+            "dtu.stations[0].heartbeat_regex",
+            "give only one of heartbeat, heartbeat_regex",
+        ),
+        (
+            "heartbeat_interval = \"30s\"",
+            "heartbeat_interval = \"30s\"\nheartbeat_timeout = \"30s\"",
+            "dtu.listeners[0].heartbeat_timeout",
+            "must be longer than heartbeat_interval",
+        ),
+    ];
+    for (from, to, key, message) in cases {
+        assert_eq!(DTU.matches(from).count(), 1, "`{from}` must occur once");
+        let text = format!("{GOOD}{}", DTU.replace(from, to));
+        let errors = match GatewayConfig::parse(&file(), &text) {
+            Ok(_) => panic!("config with `{to}` was accepted"),
+            Err(e) => e.0,
+        };
+        let e = only(&errors);
+        assert_eq!(e.key, *key, "{errors:#?}");
+        assert!(e.message.contains(message), "{key}: {}", e.message);
+        let needle = to.lines().last().unwrap();
+        let line = text.rfind(needle).map(|at| text[..at].matches('\n').count() + 1);
+        assert_eq!(e.position.map(|p| p.0), line, "{key} at its line: {e}");
+    }
+}

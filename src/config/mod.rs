@@ -7,6 +7,7 @@
 
 mod bind;
 mod bind_groups;
+pub mod dtu;
 pub mod error;
 mod ops;
 pub mod profile;
@@ -51,6 +52,8 @@ pub enum TransportSpec {
     Rtu(SerialSpec),
     /// RTU frames carried over a TCP connection to a serial server / DTU at `host:port`.
     RtuOverTcp(String),
+    /// Through a DTU that dials in to the gateway: the station's name.
+    Dtu(String),
 }
 
 impl TransportSpec {
@@ -60,13 +63,14 @@ impl TransportSpec {
             TransportSpec::Tcp(_) => "tcp",
             TransportSpec::Rtu(_) => "rtu",
             TransportSpec::RtuOverTcp(_) => "rtu_over_tcp",
+            TransportSpec::Dtu(_) => "dtu",
         }
     }
 
     /// The endpoint: `host:port` or the serial port path.
     pub fn endpoint(&self) -> &str {
         match self {
-            TransportSpec::Tcp(a) | TransportSpec::RtuOverTcp(a) => a,
+            TransportSpec::Tcp(a) | TransportSpec::RtuOverTcp(a) | TransportSpec::Dtu(a) => a,
             TransportSpec::Rtu(s) => &s.port,
         }
     }
@@ -237,6 +241,8 @@ pub struct GatewayConfig {
     pub api_server: crate::api::config::ServerSettings,
     /// MQTT brokers and subscriptions readings come from (their points are in `points`).
     pub mqtt: crate::sources::mqtt::MqttInSpec,
+    /// DTUs that dial in (`[dtu]`): listeners and stations.
+    pub dtu: dtu::DtuSpec,
 }
 
 impl GatewayConfig {
@@ -296,6 +302,23 @@ impl GatewayConfig {
                 sub.filter.filter,
                 sub.qos,
                 sub.points.len()
+            ));
+        }
+        for l in &self.dtu.listeners {
+            let framing = match l.framing {
+                dtu::DtuFraming::Rtu => "rtu",
+                dtu::DtuFraming::Tcp => "tcp",
+            };
+            s.push_str(&format!(
+                "  dtu listener {} on {} ({framing} framing, heartbeat every {:?}, lost after {:?})\n",
+                l.name, l.listen, l.heartbeat_interval, l.heartbeat_timeout
+            ));
+        }
+        for st in &self.dtu.stations {
+            let heartbeat = st.heartbeat.as_ref().map_or("none".to_string(), |h| h.to_string());
+            s.push_str(&format!(
+                "  dtu station {} registers as {}, heartbeat {heartbeat}\n",
+                st.name, st.id
             ));
         }
         s

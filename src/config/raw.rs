@@ -45,6 +45,9 @@ pub(super) struct RawConfig {
     /// MQTT brokers and subscriptions readings come from.
     #[serde(default)]
     pub(super) mqtt: crate::sources::mqtt::config::RawMqtt,
+    /// DTUs that dial in: listeners and the stations behind them.
+    #[serde(default)]
+    pub(super) dtu: super::dtu::RawDtu,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +257,8 @@ pub(super) enum RawTransport {
     Rtu(RawSerial),
     /// RTU frames over TCP through a serial server / DTU, `host:port`.
     RtuOverTcp(String),
+    /// Through a DTU that dials in: the name of its `[[dtu.stations]]` entry.
+    Dtu(String),
 }
 
 /// Serial line settings; devices on one port form one bus and must agree on them.

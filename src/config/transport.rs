@@ -29,6 +29,8 @@ pub(super) fn check_transport(
             }
             spec
         }
+        // The station is checked with the `[dtu]` section (`super::dtu::validate`).
+        RawTransport::Dtu(station) => TransportSpec::Dtu(station.clone()),
         RawTransport::Rtu(s) => {
             if s.port.trim().is_empty() {
                 err("rtu.port", "port must name a serial device, e.g. \"/dev/ttyS1\"".into());

@@ -91,6 +91,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         &mut points,
         &mut errors,
     );
+    let dtu = super::dtu::validate(&src, &raw, &devices, &mut errors);
+    let comm_groups = dtu.comm_groups(&devices);
     let history = check_history(&src, &raw, &points, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
@@ -113,7 +115,10 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         points,
         devices,
         rules,
-        alarms: settings(&raw.alarms),
+        alarms: crate::rules::AlarmSettings {
+            comm_groups,
+            ..settings(&raw.alarms)
+        },
         profiles,
         tsdb,
         webhooks,
@@ -121,6 +126,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         ops,
         api_server,
         mqtt,
+        dtu,
     })
 }
 

@@ -188,6 +188,16 @@ impl Gateway {
         let rules = tokio::spawn(task.run(src_rx, cmd_rx, control_rx, rules_stop.clone()));
         let sources_cancel = CancellationToken::new();
         let device_health = HealthBoard::new(&config.devices);
+        let dtu = if config.dtu.listeners.is_empty() {
+            None
+        } else {
+            let hub = crate::sources::dtu::DtuHub::new(&config.dtu, metrics.clone(), clock.clone());
+            hub.start(sources_cancel.child_token())
+                .await
+                .map_err(|(addr, source)| StartError::Listen { addr, source })?;
+            device_health.attach_stations(hub.clone());
+            Some(hub)
+        };
         let readiness = Arc::new(std::sync::RwLock::new(crate::health::Readiness::of(&config)));
         let ctx = Arc::new(reload::Context {
             data_dir: data_dir.to_path_buf(),
@@ -200,6 +210,7 @@ impl Gateway {
             device_health: device_health.clone(),
             readiness: readiness.clone(),
             sources_cancel: sources_cancel.clone(),
+            dtu,
         });
         let deliveries_stop = CancellationToken::new();
         let deliveries = ctx.start_deliveries(&config, &deliveries_stop)?;

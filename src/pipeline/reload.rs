@@ -173,6 +173,8 @@ pub(super) struct Context {
     pub(super) device_health: Arc<HealthBoard>,
     pub(super) readiness: Arc<RwLock<Readiness>>,
     pub(super) sources_cancel: CancellationToken,
+    /// The DTU listeners, started once (a change to `[dtu]` listeners needs a restart).
+    pub(super) dtu: Option<Arc<crate::sources::dtu::DtuHub>>,
 }
 
 /// Applies config reloads; cheap to clone.
@@ -199,7 +201,8 @@ impl Context {
                     self.clock.clone(),
                     self.metrics.clone(),
                     self.device_health.clone(),
-                );
+                )
+                .with_dtu(self.dtu.clone());
                 tokio::spawn(poller.run(cancel.child_token()))
             })
             .collect();

@@ -171,6 +171,9 @@ pub struct AlarmSettings {
     pub chatter_threshold: usize,
     /// Longest an operator may shelve an alarm for.
     pub max_shelve: Duration,
+    /// Devices whose communication alarm is their link's (device name, link name): the
+    /// devices behind one dialled-in DTU share one alarm, `<station>:communication`.
+    pub comm_groups: Vec<(String, String)>,
 }
 
 impl Default for AlarmSettings {
@@ -180,6 +183,7 @@ impl Default for AlarmSettings {
             flood_threshold: 10,
             chatter_threshold: 3,
             max_shelve: Duration::from_secs(8 * 3600),
+            comm_groups: Vec::new(),
         }
     }
 }

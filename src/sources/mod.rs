@@ -3,6 +3,7 @@
 //! A source knows nothing of rules or sinks: it sends batches of readings into a bounded
 //! channel and stops when its cancellation token fires.
 
+pub mod dtu;
 pub mod modbus;
 pub mod mqtt;
 pub mod sim;

@@ -14,6 +14,9 @@ use hazard_gateway::config::{GatewayConfig, ProfileSet};
 use hazard_gateway::pipeline::Gateway;
 use hazard_gateway::sources::sim::{Scenario, Simulator};
 
+/// A simulated 4G DTU that dials in to the gateway.
+pub mod dtu;
+
 /// Generous bound for conditions that normally hold within a second or two.
 pub const WAIT: Duration = Duration::from_secs(30);
 

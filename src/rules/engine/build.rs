@@ -281,10 +281,17 @@ impl Builder<'_> {
 
     fn add_devices(&mut self, settings: &AlarmSettings) -> Result<(), BuildError> {
         let mut index: HashMap<String, usize> = HashMap::new();
+        let groups: HashMap<&str, &str> = settings
+            .comm_groups
+            .iter()
+            .map(|(d, g)| (d.as_str(), g.as_str()))
+            .collect();
         for (id, meta) in self.points.iter() {
-            let dev = *index.entry(meta.device.to_string()).or_insert_with(|| {
+            // Devices behind one dialled-in DTU share their station's alarm.
+            let name = groups.get(&*meta.device).map_or(&*meta.device, |g| *g).to_string();
+            let dev = *index.entry(name.clone()).or_insert_with(|| {
                 self.engine.devices.push(DeviceEval {
-                    name: meta.device.to_string(),
+                    name,
                     slot: 0,
                     points: Vec::new(),
                     faulted: 0,

@@ -61,6 +61,9 @@ pub struct DeviceHealthView {
     pub response_ms_p50: Option<f64>,
     /// 99th percentile response time over the last requests, in milliseconds.
     pub response_ms_p99: Option<f64>,
+    /// The dialled-in DTU station the device sits behind, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub station: Option<crate::sources::dtu::StationHealthView>,
 }
 
 #[derive(Debug)]
@@ -68,6 +71,8 @@ struct Entry {
     name: String,
     profile: String,
     transport: String,
+    /// Station name of a device behind a dialled-in DTU.
+    station: Option<String>,
     unit_id: u8,
     health: Mutex<Health>,
 }
@@ -76,6 +81,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct HealthBoard {
     entries: Vec<Entry>,
+    /// Dialled-in DTU stations, for devices behind one.
+    stations: std::sync::OnceLock<Arc<crate::sources::dtu::DtuHub>>,
 }
 
 /// What happened to one request.
@@ -103,11 +110,21 @@ impl HealthBoard {
                     name: d.name.clone(),
                     profile: d.profile.clone(),
                     transport: d.transport.to_string(),
+                    station: match &d.transport {
+                        crate::config::TransportSpec::Dtu(s) => Some(s.clone()),
+                        _ => None,
+                    },
                     unit_id: d.unit_id,
                     health: Mutex::new(Health::default()),
                 })
                 .collect(),
+            stations: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Shows the health of dialled-in DTU stations with the devices behind them.
+    pub fn attach_stations(&self, hub: Arc<crate::sources::dtu::DtuHub>) {
+        let _ = self.stations.set(hub);
     }
 
     /// Index of a device by name.
@@ -196,6 +213,10 @@ impl HealthBoard {
                     link_errors: h.link_errors,
                     response_ms_p50: quantile(&rtts, 0.50),
                     response_ms_p99: quantile(&rtts, 0.99),
+                    station: e
+                        .station
+                        .as_deref()
+                        .and_then(|s| self.stations.get().and_then(|hub| hub.station_health(s))),
                 }
             })
             .collect()

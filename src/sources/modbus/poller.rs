@@ -76,6 +76,8 @@ pub struct Poller {
     clock: SharedClock,
     metrics: Metrics,
     health: Arc<HealthBoard>,
+    /// Dialled-in DTUs, for a line behind one.
+    dtu: Option<Arc<crate::sources::dtu::DtuHub>>,
 }
 
 impl Poller {
@@ -127,7 +129,14 @@ impl Poller {
             clock,
             metrics,
             health,
+            dtu: None,
         }
+    }
+
+    /// Lets the line reach dialled-in DTUs (`transport = { dtu = "..." }`).
+    pub fn with_dtu(mut self, hub: Option<Arc<crate::sources::dtu::DtuHub>>) -> Self {
+        self.dtu = hub;
+        self
     }
 
     /// Runs the poll loop until `cancel` fires or the rules engine goes away.
@@ -218,7 +227,7 @@ impl Poller {
 
     async fn connect(&mut self, i: usize) {
         let limit = self.devices[i].spec.timeout;
-        match transport::connect(&self.transport, limit).await {
+        match transport::connect(&self.transport, limit, self.dtu.as_ref()).await {
             Ok(link) => {
                 self.count_connect(i, "ok");
                 self.link_backoff.succeeded();
@@ -320,6 +329,8 @@ impl Poller {
     /// After a failed request: RTU waits for silence and keeps the port; TCP reconnects.
     async fn recover_link(&mut self, limit: Duration, e: &LinkError) {
         let keep = match self.link.as_mut() {
+            // A DTU's link follows the station's connections; it is never reopened here.
+            Some(link) if link.is_dtu() => true,
             Some(link) if link.is_rtu() && !matches!(e, LinkError::Io(_)) => link.resync(limit).await,
             _ => false,
         };

@@ -11,6 +11,7 @@
 //! times of silence since the last byte (Serial Line v1.02 §2.5.1.1).
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -20,6 +21,8 @@ use tokio_serial::SerialPortBuilderExt;
 
 use super::frame::{self, Answer, FrameError, MBAP_LEN, ReadRequest};
 use crate::config::{Parity, TransportSpec};
+use crate::sources::dtu::DtuHub;
+use crate::sources::dtu::link::DtuLink;
 
 /// Quiet time that ends a resync on a link without a baud rate (RTU over TCP), or the floor
 /// on a serial line (OS scheduling makes shorter gaps unreliable to see).
@@ -60,6 +63,9 @@ pub enum TransportError {
         /// Driver error.
         source: tokio_serial::Error,
     },
+    /// A DTU station that the gateway does not serve (no `[dtu]` listener runs for it).
+    #[error("no DTU station `{0}` is served")]
+    NoStation(String),
     /// The device did not accept the connection in time.
     #[error("connecting to {addr} timed out after {timeout:?}")]
     Timeout {
@@ -78,6 +84,7 @@ impl TransportError {
             TransportError::Connect { .. } => "refused",
             TransportError::Serial { .. } => "serial_error",
             TransportError::Timeout { .. } => "timeout",
+            TransportError::NoStation(_) => "no_station",
         }
     }
 }
@@ -117,9 +124,17 @@ enum Framing {
     Rtu,
 }
 
+/// What a link's bytes travel on.
+enum Wire {
+    /// A stream the link owns: TCP connection or serial port.
+    Stream(Box<dyn Stream>),
+    /// Whichever connection a dialled-in DTU has now.
+    Dtu(DtuLink),
+}
+
 /// One open stream to a device or a bus.
 pub struct Link {
-    stream: Box<dyn Stream>,
+    wire: Wire,
     framing: Framing,
     /// Minimum silence before an RTU request.
     silence: Duration,
@@ -138,9 +153,23 @@ impl std::fmt::Debug for Link {
     }
 }
 
-/// Opens a link, bounded by `limit`.
-pub async fn connect(spec: &TransportSpec, limit: Duration) -> Result<Link, TransportError> {
+/// Opens a link, bounded by `limit`; a DTU station's link comes from `dtu`.
+pub async fn connect(spec: &TransportSpec, limit: Duration, dtu: Option<&Arc<DtuHub>>) -> Result<Link, TransportError> {
     match spec {
+        TransportSpec::Dtu(name) => {
+            let hub = dtu.ok_or_else(|| TransportError::NoStation(name.clone()))?;
+            let station = hub
+                .station(name)
+                .ok_or_else(|| TransportError::NoStation(name.clone()))?;
+            Ok(Link {
+                wire: Wire::Dtu(DtuLink::new(hub.clone(), station)),
+                framing: Framing::Rtu,
+                silence: Duration::ZERO,
+                quiet: RESYNC_QUIET,
+                transaction: 0,
+                last_io: Instant::now(),
+            })
+        }
         TransportSpec::Tcp(addr) => Ok(Link::new(
             Box::new(tcp(addr, limit).await?),
             Framing::Tcp,
@@ -210,7 +239,7 @@ async fn tcp(addr: &str, limit: Duration) -> Result<TcpStream, TransportError> {
 impl Link {
     fn new(stream: Box<dyn Stream>, framing: Framing, silence: Duration) -> Self {
         Self {
-            stream,
+            wire: Wire::Stream(stream),
             framing,
             silence,
             quiet: RESYNC_QUIET.max(silence),
@@ -224,8 +253,23 @@ impl Link {
         self.framing == Framing::Rtu
     }
 
+    /// True for a dialled-in DTU's link: it outlives the DTU's connections and is kept.
+    pub fn is_dtu(&self) -> bool {
+        matches!(self.wire, Wire::Dtu(_))
+    }
+
+    fn stream(&mut self) -> Result<&mut Box<dyn Stream>, LinkError> {
+        match &mut self.wire {
+            Wire::Stream(s) => Ok(s),
+            Wire::Dtu(_) => Err(io::Error::from(io::ErrorKind::Unsupported).into()),
+        }
+    }
+
     /// Sends `req` to `unit` and waits at most `limit` for its answer.
     pub async fn exchange(&mut self, unit: u8, req: &ReadRequest, limit: Duration) -> Result<Answer, LinkError> {
+        if let Wire::Dtu(d) = &mut self.wire {
+            return d.exchange(unit, req, limit).await;
+        }
         let result = match self.framing {
             Framing::Tcp => timeout(limit, self.exchange_tcp(unit, req)).await,
             Framing::Rtu => {
@@ -239,23 +283,24 @@ impl Link {
 
     async fn exchange_tcp(&mut self, unit: u8, req: &ReadRequest) -> Result<Answer, LinkError> {
         self.transaction = self.transaction.wrapping_add(1);
-        self.stream
-            .write_all(&frame::encode_tcp(self.transaction, unit, req))
-            .await?;
+        let transaction = self.transaction;
+        let stream = self.stream()?;
+        stream.write_all(&frame::encode_tcp(transaction, unit, req)).await?;
         let mut buf = [0u8; MBAP_LEN + 256];
-        self.stream.read_exact(&mut buf[..MBAP_LEN]).await?;
+        stream.read_exact(&mut buf[..MBAP_LEN]).await?;
         let body = frame::tcp_body_len(&buf[..MBAP_LEN])?;
-        self.stream.read_exact(&mut buf[MBAP_LEN..MBAP_LEN + body]).await?;
+        stream.read_exact(&mut buf[MBAP_LEN..MBAP_LEN + body]).await?;
         Ok(frame::parse_tcp(&buf[..MBAP_LEN + body], self.transaction, unit, req)?)
     }
 
     async fn exchange_rtu(&mut self, unit: u8, req: &ReadRequest) -> Result<Answer, LinkError> {
-        self.stream.write_all(&frame::encode_rtu(unit, req)).await?;
-        self.stream.flush().await?;
+        let stream = self.stream()?;
+        stream.write_all(&frame::encode_rtu(unit, req)).await?;
+        stream.flush().await?;
         let mut buf = [0u8; MAX_RTU_FRAME];
         let mut len = 0;
         loop {
-            let n = self.stream.read(&mut buf[len..]).await?;
+            let n = stream.read(&mut buf[len..]).await?;
             if n == 0 {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
             }
@@ -278,10 +323,15 @@ impl Link {
     /// Reads and discards until the line has been quiet for the resync window, for at most
     /// `limit`; false if it never fell silent (a babbling device: reopen the link).
     pub async fn resync(&mut self, limit: Duration) -> bool {
+        // A DTU's reader cuts frames itself; late ones are discarded by the next exchange.
+        let quiet = self.quiet;
+        let Wire::Stream(stream) = &mut self.wire else {
+            return true;
+        };
         let deadline = Instant::now() + limit;
         let mut sink = [0u8; 256];
         loop {
-            match timeout(self.quiet, self.stream.read(&mut sink)).await {
+            match timeout(quiet, stream.read(&mut sink)).await {
                 Err(_) => {
                     self.last_io = Instant::now();
                     return true;
