@@ -175,42 +175,33 @@ fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, CodecError> {
     Err(CodecError::Header("varint too long"))
 }
 
-/// Delta-of-delta buckets: `0`; `10`+7 bits; `110`+12; `1110`+20; `1111`+64 (zigzagged).
+/// Delta-of-delta buckets (zigzagged): `0`; `10`+7 bits; `110`+12; `1110`+20; `11110`+32;
+/// `11111`+64. The 32-bit bucket holds the jitter of poll timestamps in ns (up to ±1 s).
 fn put_dod(w: &mut BitWriter, dod: i64) {
     let z = zigzag(dod);
-    match z {
-        0 => w.bit(false),
-        1..0x80 => {
-            w.bits(0b10, 2);
-            w.bits(z, 7);
-        }
-        0x80..0x1000 => {
-            w.bits(0b110, 3);
-            w.bits(z, 12);
-        }
-        0x1000..0x10_0000 => {
-            w.bits(0b1110, 4);
-            w.bits(z, 20);
-        }
-        _ => {
-            w.bits(0b1111, 4);
-            w.bits(z, 64);
-        }
-    }
+    let (prefix, prefix_bits, width) = match z {
+        0 => return w.bit(false),
+        1..0x80 => (0b10, 2, 7),
+        0x80..0x1000 => (0b110, 3, 12),
+        0x1000..0x10_0000 => (0b1110, 4, 20),
+        0x10_0000..0x1_0000_0000 => (0b11110, 5, 32),
+        _ => (0b11111, 5, 64),
+    };
+    w.bits(prefix, prefix_bits);
+    w.bits(z, width);
 }
 
 fn get_dod(r: &mut BitReader<'_>) -> Result<i64, CodecError> {
-    let width = if !r.bit()? {
+    if !r.bit()? {
         return Ok(0);
-    } else if !r.bit()? {
-        7
-    } else if !r.bit()? {
-        12
-    } else if !r.bit()? {
-        20
-    } else {
-        64
-    };
+    }
+    let mut width = 64;
+    for w in [7, 12, 20, 32] {
+        if !r.bit()? {
+            width = w;
+            break;
+        }
+    }
     Ok(unzigzag(r.bits(width)?))
 }
 
@@ -322,6 +313,9 @@ fn read_header(blob: &[u8]) -> Result<(usize, i64, u8, usize), CodecError> {
     Ok((n as usize, first, unit, pos + 1))
 }
 
+/// Samples looked at to choose a block's time unit.
+const UNIT_PROBE: usize = 64;
+
 /// The largest power of ten (up to 1 s) dividing every offset from the first timestamp.
 fn time_unit(samples: &[RawSample]) -> u8 {
     let first = samples[0].ts;
@@ -350,7 +344,7 @@ pub struct RawEncoder {
 }
 
 impl RawEncoder {
-    /// An encoder of samples whose timestamps are all on `unit_of`'s grid.
+    /// An encoder of samples whose offsets from `first` are multiples of `10^unit_exp` ns.
     fn new(first: i64, unit_exp: u8) -> Self {
         Self {
             n: 0,
@@ -421,24 +415,26 @@ pub fn encode_raw(samples: &[RawSample], target: usize, span: i64) -> Vec<Block>
     let mut out = Vec::new();
     let mut rest = samples;
     while let Some(first) = rest.first() {
-        let end = rest
-            .iter()
-            .position(|s| s.ts.saturating_sub(first.ts) > span)
-            .unwrap_or(rest.len());
-        let run = &rest[..end];
-        let mut enc = RawEncoder::new(first.ts, time_unit(run));
+        // The time unit is read off the first samples; a later sample off that grid (or past
+        // the span) starts the next block, so each sample is looked at once.
+        let unit_exp = time_unit(&rest[..rest.len().min(UNIT_PROBE)]);
+        let unit = 10i64.pow(u32::from(unit_exp));
+        let mut enc = RawEncoder::new(first.ts, unit_exp);
         let mut taken = 0;
-        for s in run {
+        for s in rest {
+            let off = s.ts.wrapping_sub(first.ts);
+            if taken > 0 && (off > span || off % unit != 0) {
+                break;
+            }
             enc.push(s);
             taken += 1;
             if enc.len() >= target {
                 break;
             }
         }
-        // The unit may be finer than a shorter run needs; that costs bits, never correctness.
         out.push(Block {
             first: first.ts,
-            last: run[taken - 1].ts,
+            last: rest[taken - 1].ts,
             n: taken,
             data: enc.finish(),
         });

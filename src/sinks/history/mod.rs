@@ -8,12 +8,15 @@
 //! writer (see [`writer`]) adds it to its point's open minute and asks the policy (see
 //! [`policy`]) whether raw history keeps it: on a change beyond the point's deadband, on a
 //! quality change, or at least once per heartbeat. Closed minutes and kept raw rows are
-//! written in one transaction. The API reads through its own connection; WAL mode lets it
-//! read while the writer writes. Each tier is pruned on its own window.
+//! written to each tier's tail table in one transaction per batch, which also packs the
+//! tails that are due into compact blocks (see [`blocks`] and [`codec`]). The API reads
+//! through its own connection, blocks and tails together; WAL mode lets it read while the
+//! writer writes. Each tier is pruned on its own window, by whole blocks.
 //!
 //! Layout and upgrade of older files: see [`schema`]. A crash loses the batches still in
-//! the channel and the minutes still open (up to a minute and the grace); SQLite's journal
-//! keeps the file whole, and a minute written in parts merges exactly on restart.
+//! the channel and the minutes still open (up to a minute and the grace), nothing that was
+//! committed: a pack moves rows into blocks inside one transaction. SQLite's journal keeps
+//! the file whole, and a minute written in parts merges exactly on restart.
 
 mod blocks;
 pub mod codec;
