@@ -437,114 +437,15 @@ async fn malformed_payloads_are_counted_and_do_not_disturb_good_ones() {
     assert!(metric(&text, "hazard_mqtt_in_messages_total", &["subscription=\"seq\""]) >= (2 * N) as f64);
 }
 
-/// Mosquitto with a plain listener (for the test's publisher) and a TLS listener that demands a
-/// client certificate signed by the test site CA (for the gateway); killed on drop.
-struct TlsBroker {
-    child: support::KillOnDrop,
-    plain: u16,
-    tls: u16,
-    dir: tempfile::TempDir,
-}
-
-impl TlsBroker {
-    fn start() -> TlsBroker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ca = support::self_signed_cert(dir.path());
-        let run = |args: &[&str]| {
-            let ok = std::process::Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .expect("openssl runs")
-                .success();
-            assert!(ok, "openssl {args:?}");
-        };
-        run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=gateway",
-            "-keyout",
-            "client.key",
-            "-out",
-            "client.csr",
-        ]);
-        // Extensions make it an X.509 v3 certificate, the only version webpki accepts.
-        std::fs::write(
-            dir.path().join("client.cnf"),
-            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-        )
-        .unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "client.cnf",
-            "-out",
-            "client.pem",
-        ]);
-        // Mosquitto started as root reads its files as the `mosquitto` user.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            for entry in std::fs::read_dir(dir.path()).unwrap() {
-                let _ = std::fs::set_permissions(entry.unwrap().path(), std::fs::Permissions::from_mode(0o644));
-            }
-            let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755));
-        }
-        let (plain, tls) = (support::free_port(), support::free_port());
-        let d = dir.path().display();
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "per_listener_settings false\nallow_anonymous true\nlog_type none\n\
-                 listener {plain} 127.0.0.1\n\
-                 listener {tls} 127.0.0.1\ncafile {}\ncertfile {d}/cert.pem\nkeyfile {d}/cert.key\nrequire_certificate true\n",
-                ca.display()
-            ),
-        )
-        .unwrap();
-        let mut child = std::process::Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("mosquitto runs");
-        for port in [plain, tls] {
-            assert!(
-                support::wait_tcp(&mut child, std::net::SocketAddr::from(([127, 0, 0, 1], port))),
-                "mosquitto listens on {port}"
-            );
-        }
-        TlsBroker {
-            child: support::KillOnDrop(child),
-            plain,
-            tls,
-            dir,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_arrive_over_tls_with_a_client_certificate() {
-    let broker = TlsBroker::start();
-    let d = broker.dir.path().display();
+    // A plain listener for the test's publisher, a TLS one that demands a client certificate
+    // signed by the test site CA for the gateway.
+    let certs = tempfile::tempdir().expect("temp dir");
+    support::self_signed_cert(certs.path());
+    support::client_cert(certs.path());
+    let broker = Mosquitto::start_tls(certs.path());
+    let d = certs.path().display();
     let config = format!(
         r#"
 [gateway]
@@ -562,10 +463,10 @@ point = "tls/{{tag}}"
 payload = "text"
 points = ["tls/a"]
 "#,
-        broker.tls
+        broker.tls_port.expect("TLS listener")
     );
     let gw = TestGateway::start(&config).await;
-    let mut p = Publisher::start(broker.plain, "tls-test-publisher");
+    let mut p = Publisher::start(broker.port, "tls-test-publisher");
     // QoS 1 messages published before the gateway's first subscription are not kept for it:
     // publish until one arrives.
     let mut v = serde_json::Value::Null;
@@ -584,5 +485,4 @@ points = ["tls/a"]
     );
     let text = gw.metrics().await;
     assert_eq!(metric(&text, "hazard_mqtt_in_connected", &["broker=\"secure\""]), 1.0);
-    drop(broker.child);
 }
