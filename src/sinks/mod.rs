@@ -7,4 +7,5 @@ pub mod history;
 pub mod journal;
 pub mod mqtt_north;
 pub mod tsdb;
+pub mod uplink;
 pub mod webhook;
