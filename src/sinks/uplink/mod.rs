@@ -20,6 +20,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub mod time;
+
 use crate::model::{AlarmEvent, Quality, Timestamp};
 
 /// What a record reports; platforms send each on its own schedule or channel.
