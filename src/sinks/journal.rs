@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, params};
 
-use super::history::{StoreError, sqlite_err};
+use super::history::{CacheBudget, StoreError, open_sqlite, sqlite_err};
 use crate::model::{AlarmEvent, Priority, Timestamp};
 
 const SCHEMA: &str = "
@@ -73,7 +73,7 @@ fn seq_param(seq: u64) -> i64 {
 impl AlarmJournal {
     /// Opens (creating if needed) the journal at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(sqlite_err(path))?;
+        let conn = open_sqlite(path, CacheBudget::Journal)?;
         conn.execute_batch(SCHEMA).map_err(sqlite_err(path))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -142,7 +142,7 @@ impl AlarmJournal {
     /// A separate connection to the same file that only checkpoints: a passive checkpoint on
     /// it runs beside the writer's commits instead of between them.
     pub fn checkpointer(&self) -> Result<AlarmJournal, StoreError> {
-        let conn = Connection::open(&self.path).map_err(sqlite_err(&self.path))?;
+        let conn = open_sqlite(&self.path, CacheBudget::Checkpointer)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite_err(&self.path))?;
         Ok(Self {

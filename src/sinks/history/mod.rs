@@ -76,6 +76,30 @@ pub enum StoreError {
     },
 }
 
+/// Page-cache budget of one SQLite connection, in KiB. Each connection's cache grows as pages
+/// are read until it reaches its budget, so the gateway's memory levels off at a known ceiling
+/// instead of depending on SQLite's compiled-in default.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CacheBudget {
+    /// The history writer: packs blocks from the tail tables every batch.
+    Writer = 2048,
+    /// API queries over history and the journal.
+    Reader = 1024,
+    /// The alarm journal writer: appends, rarely reads.
+    Journal = 512,
+    /// A connection that only checkpoints.
+    Checkpointer = 64,
+}
+
+/// Opens `path` with a page cache bounded by `budget`.
+pub(crate) fn open_sqlite(path: &Path, budget: CacheBudget) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open(path).map_err(sqlite_err(path))?;
+    // A negative cache_size is a size in KiB rather than a page count.
+    conn.pragma_update(None, "cache_size", -(budget as i64))
+        .map_err(sqlite_err(path))?;
+    Ok(conn)
+}
+
 pub(crate) fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Sqlite {
         path: path.to_path_buf(),

@@ -93,7 +93,7 @@ impl HistoryReader {
     /// Opens a read connection to the file at `path` (the writer must have created it);
     /// `raw_window` is how far back raw rows are kept.
     pub fn open(path: &Path, raw_window: Duration) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(sqlite_err(path))?;
+        let conn = super::open_sqlite(path, super::CacheBudget::Reader)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(sqlite_err(path))?;
         Ok(Self {
             path: path.to_path_buf(),

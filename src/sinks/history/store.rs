@@ -52,7 +52,7 @@ impl HistoryStore {
     /// Opens (creating or upgrading) the file at `path` and enters every point of `points`.
     pub fn open(path: &Path, points: &PointTable) -> Result<Self, StoreError> {
         let err = sqlite_err(path);
-        let mut conn = Connection::open(path).map_err(&err)?;
+        let mut conn = super::open_sqlite(path, super::CacheBudget::Writer)?;
         schema::prepare(&mut conn, path)?;
         let mut ids = Vec::with_capacity(points.len());
         {
