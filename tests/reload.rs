@@ -389,3 +389,42 @@ async fn only_an_admin_token_may_reload() {
     assert_eq!(post(Some("operator-token-0123456789")).await, 403);
     assert_eq!(post(Some("admin-token-0123456789")).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_health_follows_a_reload_that_moves_a_device() {
+    let first = simulator("ai4-gas-lel", None).await;
+    let second = simulator("ai4-gas-lel", None).await;
+    let text = gas_config(first.local_addr(), 20.0, "");
+    let gw = TestGateway::start(&text).await;
+    std::fs::write(config_file(&gw), &text).unwrap();
+    let device = |name: &'static str| {
+        let gw = &gw;
+        async move {
+            let all = gw.get_json("/api/v1/devices").await;
+            all.as_array()
+                .and_then(|d| d.iter().find(|d| d["name"] == name).cloned())
+        }
+    };
+    wait_for("g online on the first simulator", WAIT, || async {
+        device("g").await.filter(|d| d["status"] == "online")
+    })
+    .await;
+
+    // `g` moves to the second simulator (adding a device adds points: that needs a restart).
+    let moved = gas_config(second.local_addr(), 20.0, "");
+    drop(first);
+    std::fs::write(config_file(&gw), &moved).unwrap();
+    let (status, body) = reload(&gw).await;
+    assert_eq!(status, 200, "{body}");
+
+    let g = device("g").await.expect("g is still listed");
+    let transport = g["transport"].as_str().unwrap();
+    assert!(transport.contains(&second.local_addr().to_string()), "{g}");
+    wait_for("g online on the second simulator", WAIT, || async {
+        device("g").await.filter(|d| d["status"] == "online")
+    })
+    .await;
+    // Its counters start afresh with the new transport: every request went to the new one.
+    let g = device("g").await.unwrap();
+    assert_eq!(g["link_errors"], 0, "{g}");
+}

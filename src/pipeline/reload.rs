@@ -191,6 +191,8 @@ impl Context {
         config: &GatewayConfig,
         cancel: &CancellationToken,
     ) -> Result<Vec<JoinHandle<()>>, crate::sources::mqtt::ClientError> {
+        // The old line tasks have ended (or none ran yet): nobody writes by the old indexes.
+        self.device_health.reset(&config.devices);
         let mut tasks: Vec<JoinHandle<()>> = group_lines(&config.devices)
             .iter()
             .map(|line| {

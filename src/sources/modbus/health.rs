@@ -2,10 +2,12 @@
 //! response-time quantiles and error counters. The line tasks write it, the API reads it.
 //!
 //! Each device has its own std mutex, held only to copy or bump a few fields (never across an
-//! await), so the API never waits on a poll in progress.
+//! await), so the API never waits on a poll in progress. A reload that changes the devices
+//! rebuilds the board between stopping the old line tasks and starting the new ones; a device
+//! whose name, transport and unit stay the same keeps its history of health.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -77,10 +79,32 @@ struct Entry {
     health: Mutex<Health>,
 }
 
+impl Entry {
+    fn of(d: &DeviceSpec) -> Self {
+        Entry {
+            name: d.name.clone(),
+            profile: d.profile.clone(),
+            transport: d.transport.to_string(),
+            station: match &d.transport {
+                crate::config::TransportSpec::Dtu(s) => Some(s.clone()),
+                _ => None,
+            },
+            unit_id: d.unit_id,
+            health: Mutex::new(Health::default()),
+        }
+    }
+
+    /// Whether `other` polls the same device the same way (so its health carries over).
+    fn same_device(&self, other: &Entry) -> bool {
+        self.name == other.name && self.transport == other.transport && self.unit_id == other.unit_id
+    }
+}
+
 /// Health of every polled device, in config order.
 #[derive(Debug, Default)]
 pub struct HealthBoard {
-    entries: Vec<Entry>,
+    /// Line tasks address devices by index into this; replaced whole by [`HealthBoard::reset`].
+    entries: RwLock<Arc<[Entry]>>,
     /// Dialled-in DTU stations, for devices behind one.
     stations: std::sync::OnceLock<Arc<crate::sources::dtu::DtuHub>>,
 }
@@ -104,22 +128,31 @@ impl HealthBoard {
     /// A board for `devices`; the line tasks address them by index.
     pub fn new(devices: &[DeviceSpec]) -> Arc<Self> {
         Arc::new(Self {
-            entries: devices
-                .iter()
-                .map(|d| Entry {
-                    name: d.name.clone(),
-                    profile: d.profile.clone(),
-                    transport: d.transport.to_string(),
-                    station: match &d.transport {
-                        crate::config::TransportSpec::Dtu(s) => Some(s.clone()),
-                        _ => None,
-                    },
-                    unit_id: d.unit_id,
-                    health: Mutex::new(Health::default()),
-                })
-                .collect(),
+            entries: RwLock::new(devices.iter().map(Entry::of).collect()),
             stations: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Rebuilds the board for a reloaded device list. Call it only while no line task runs:
+    /// indexes of the old list mean nothing in the new one.
+    pub fn reset(&self, devices: &[DeviceSpec]) {
+        let old = self.entries();
+        let fresh: Arc<[Entry]> = devices
+            .iter()
+            .map(|d| {
+                let entry = Entry::of(d);
+                if let Some(prev) = old.iter().find(|o| o.same_device(&entry)) {
+                    let kept = prev.health.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    *entry.health.lock().unwrap_or_else(|p| p.into_inner()) = kept;
+                }
+                entry
+            })
+            .collect();
+        *self.entries.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
+    fn entries(&self) -> Arc<[Entry]> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Shows the health of dialled-in DTU stations with the devices behind them.
@@ -129,11 +162,12 @@ impl HealthBoard {
 
     /// Index of a device by name.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.entries.iter().position(|e| e.name == name)
+        self.entries().iter().position(|e| e.name == name)
     }
 
     fn with(&self, device: usize, f: impl FnOnce(&mut Health)) {
-        if let Some(e) = self.entries.get(device) {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = entries.get(device) {
             f(&mut e.health.lock().unwrap_or_else(|p| p.into_inner()));
         }
     }
@@ -188,7 +222,7 @@ impl HealthBoard {
 
     /// Every device's health.
     pub fn snapshot(&self) -> Vec<DeviceHealthView> {
-        self.entries
+        self.entries()
             .iter()
             .map(|e| {
                 let h = e.health.lock().unwrap_or_else(|p| p.into_inner()).clone();
