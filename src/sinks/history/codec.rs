@@ -49,7 +49,7 @@ pub struct RawSample {
     pub quality: Quality,
 }
 
-/// One minute of one point, as merged from its parts (see [`super::rollup::MinuteAgg`]).
+/// One minute of one point: min/avg/max/count of its good readings and a count of the rest.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MinuteSample {
     /// Minutes since the epoch.
@@ -67,7 +67,37 @@ pub struct MinuteSample {
 }
 
 impl MinuteSample {
-    /// Merges another part of the same minute (as [`super::rollup::MinuteAgg::merge`]).
+    /// A minute with nothing counted yet.
+    pub fn empty(minute: i64) -> Self {
+        Self {
+            minute,
+            min: None,
+            max: None,
+            sum: 0.0,
+            count: 0,
+            bad: 0,
+        }
+    }
+
+    /// Counts one reading: good finite values into the statistics, anything else as bad.
+    pub fn add(&mut self, value: f64, quality: Quality) {
+        if quality == Quality::Good && value.is_finite() {
+            self.min = Some(self.min.map_or(value, |m| m.min(value)));
+            self.max = Some(self.max.map_or(value, |m| m.max(value)));
+            self.sum += value;
+            self.count += 1;
+        } else {
+            self.bad += 1;
+        }
+    }
+
+    /// Mean of the good values, if any.
+    pub fn avg(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+
+    /// Merges another part of the same minute: min of mins, max of maxes, sums and counts
+    /// added, so a minute written in several parts stores the whole minute's aggregate.
     pub fn merge(&mut self, o: &MinuteSample) {
         self.min = pick(self.min, o.min, f64::min);
         self.max = pick(self.max, o.max, f64::max);

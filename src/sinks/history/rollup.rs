@@ -1,7 +1,8 @@
 //! Per-minute rollups: min/avg/max/count over every good reading of a minute, and a count of
 //! the readings that were not good. Pure accumulation; the store merges what it is handed.
 
-use crate::model::{PointId, Quality, Reading, Timestamp};
+pub use super::codec::MinuteSample;
+use crate::model::{PointId, Reading, Timestamp};
 
 /// Nanoseconds in a minute.
 pub const NANOS_PER_MINUTE: i64 = 60_000_000_000;
@@ -16,68 +17,31 @@ pub fn minute_of(ts: Timestamp) -> i64 {
 /// Design: two aggregates of the same point and minute merge exactly (min of mins, max of
 /// maxes, sums and counts added), so a minute may be written in several parts (late
 /// readings, a restart in mid-minute) and the stored row is still the minute's aggregate.
+/// The statistics are the same [`MinuteSample`] the block codec packs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MinuteAgg {
     /// Which point.
     pub point: PointId,
-    /// Minutes since the epoch.
-    pub minute: i64,
-    /// Smallest good value; `None` when no reading of the minute was good.
-    pub min: Option<f64>,
-    /// Largest good value.
-    pub max: Option<f64>,
-    /// Sum of good values (avg = sum / count).
-    pub sum: f64,
-    /// Good readings with a finite value.
-    pub count: u64,
-    /// Readings that were not good or had no finite value.
-    pub bad: u64,
+    /// The minute and its statistics.
+    pub stats: MinuteSample,
 }
 
 impl MinuteAgg {
     fn empty(point: PointId, minute: i64) -> Self {
         Self {
             point,
-            minute,
-            min: None,
-            max: None,
-            sum: 0.0,
-            count: 0,
-            bad: 0,
+            stats: MinuteSample::empty(minute),
         }
     }
 
     /// Adds one reading of the same point and minute.
     pub fn add(&mut self, r: &Reading) {
-        if r.quality == Quality::Good && r.value.is_finite() {
-            self.min = Some(self.min.map_or(r.value, |m| m.min(r.value)));
-            self.max = Some(self.max.map_or(r.value, |m| m.max(r.value)));
-            self.sum += r.value;
-            self.count += 1;
-        } else {
-            self.bad += 1;
-        }
-    }
-
-    /// Mean of the good values, if any.
-    pub fn avg(&self) -> Option<f64> {
-        (self.count > 0).then(|| self.sum / self.count as f64)
+        self.stats.add(r.value, r.quality);
     }
 
     /// Merges another part of the same point and minute.
     pub fn merge(&mut self, other: &MinuteAgg) {
-        self.min = opt(self.min, other.min, f64::min);
-        self.max = opt(self.max, other.max, f64::max);
-        self.sum += other.sum;
-        self.count += other.count;
-        self.bad += other.bad;
-    }
-}
-
-fn opt(a: Option<f64>, b: Option<f64>, f: fn(f64, f64) -> f64) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(f(a, b)),
-        (a, b) => a.or(b),
+        self.stats.merge(&other.stats);
     }
 }
 
@@ -98,7 +62,7 @@ impl Rollups {
         let minute = minute_of(r.ts);
         let slot = &mut self.open[i];
         match slot {
-            Some(agg) if agg.minute == minute => agg.add(r),
+            Some(agg) if agg.stats.minute == minute => agg.add(r),
             _ => {
                 if let Some(prev) = slot.take() {
                     closed.push(prev);
@@ -113,7 +77,7 @@ impl Rollups {
     /// Closes every open minute that started before `minute`.
     pub fn close_before(&mut self, minute: i64, closed: &mut Vec<MinuteAgg>) {
         for slot in &mut self.open {
-            if slot.is_some_and(|a| a.minute < minute)
+            if slot.is_some_and(|a| a.stats.minute < minute)
                 && let Some(agg) = slot.take()
             {
                 closed.push(agg);
@@ -123,7 +87,7 @@ impl Rollups {
 
     /// Readings counted in minutes not yet closed.
     pub fn pending(&self) -> u64 {
-        self.open.iter().flatten().map(|a| a.count + a.bad).sum()
+        self.open.iter().flatten().map(|a| a.stats.count + a.stats.bad).sum()
     }
 
     /// Closes every open minute (at shutdown).
@@ -136,6 +100,7 @@ impl Rollups {
 mod tests {
     use super::*;
     use crate::model::PointTable;
+    use crate::model::Quality;
 
     fn point() -> PointId {
         let mut t = PointTable::default();
@@ -177,7 +142,7 @@ mod tests {
         }
         assert!(closed.is_empty(), "the minute is still open");
         r.add(&reading(p, 120, 5.0, Quality::Good), &mut closed);
-        let m = closed[0];
+        let m = closed[0].stats;
         assert_eq!(
             (m.minute, m.min, m.max, m.count, m.bad),
             (1, Some(1.0), Some(7.0), 3, 3)
@@ -190,10 +155,8 @@ mod tests {
         let p = point();
         let mut agg = MinuteAgg::empty(p, 0);
         agg.add(&reading(p, 1, f64::NAN, Quality::CommFault));
-        assert_eq!(
-            (agg.min, agg.max, agg.avg(), agg.count, agg.bad),
-            (None, None, None, 0, 1)
-        );
+        let m = agg.stats;
+        assert_eq!((m.min, m.max, m.avg(), m.count, m.bad), (None, None, None, 0, 1));
     }
 
     #[test]
@@ -229,6 +192,6 @@ mod tests {
         assert_eq!(closed.len(), 1);
         r.add(&reading(p, 130, 1.0, Quality::Good), &mut closed);
         r.close_all(&mut closed);
-        assert_eq!(closed.iter().map(|m| m.minute).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(closed.iter().map(|m| m.stats.minute).collect::<Vec<_>>(), [1, 2]);
     }
 }

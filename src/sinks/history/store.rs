@@ -127,8 +127,9 @@ impl HistoryStore {
                 self.raw_tail.entry(id).or_default().add(r.ts.as_nanos());
             }
             let mut up = tx.prepare_cached(UPSERT_MINUTE).map_err(&err)?;
-            for m in minutes {
-                let id = self.ids[m.point.index()];
+            for agg in minutes {
+                let id = self.ids[agg.point.index()];
+                let m = &agg.stats;
                 self.minute_tail.entry(id).or_default().add(m.minute);
                 up.execute(params![
                     id,

@@ -401,7 +401,7 @@ fn packed_blocks_and_the_tail_read_back_as_every_kept_reading_page_by_page() {
         let got = reader.minutes(&name, at(0), at(20_000), 10_000).unwrap();
         // The last minute is still open (it closes with the clock), so it is not stored.
         assert_eq!(got.len(), closed.len(), "{name}");
-        for (g, m) in got.iter().zip(&closed) {
+        for (g, m) in got.iter().zip(closed.iter().map(|c| c.stats)) {
             assert_eq!(
                 (g.ts_ms, g.min, g.max, g.avg, g.count, g.bad_count),
                 (m.minute * 60_000, m.min, m.max, m.avg(), m.count, m.bad)
