@@ -18,6 +18,9 @@ use hazard_gateway::config::GatewayConfig;
 use hazard_gateway::model::{PointId, Quality, Reading};
 use hazard_gateway::pipeline::Gateway;
 
+#[path = "common/proc.rs"]
+mod proc;
+
 const MODULES: usize = 250;
 const RATE: usize = 50_000;
 const BATCH_EVERY: Duration = Duration::from_millis(10);
@@ -34,27 +37,6 @@ fn config() -> String {
         );
     }
     c
-}
-
-/// CPU seconds (user + system) this process has used, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
-}
-
-/// Peak resident set size in MiB, from /proc/self/status.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn quantile(sorted: &[u64], q: f64) -> f64 {
@@ -107,7 +89,7 @@ async fn main() {
     let mut ticker = tokio::time::interval(BATCH_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut high = vec![false; points.len()];
-    let (cpu0, start) = (cpu_seconds(), tokio::time::Instant::now());
+    let (cpu0, start) = (proc::cpu_seconds("self"), tokio::time::Instant::now());
     let (mut sent, mut batches, mut cursor) = (0usize, 0usize, 0usize);
     while start.elapsed() < RUN_FOR {
         ticker.tick().await;
@@ -142,7 +124,7 @@ async fn main() {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = proc::cpu_seconds("self") - cpu0;
     drop(tx);
     // Let the last transitions reach the feed, then stop (the feed ends at shutdown).
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -163,6 +145,6 @@ async fn main() {
     println!(
         "alarm_latency: process CPU {:.0} % of one core (gateway + injector + feed client), peak RSS {:.0} MiB",
         cpu / elapsed * 100.0,
-        peak_rss_mib()
+        proc::peak_rss_mib()
     );
 }

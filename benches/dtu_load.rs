@@ -36,6 +36,9 @@ use hazard_gateway::telemetry::Metrics;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+#[path = "common/proc.rs"]
+mod proc;
+
 fn args() -> (usize, u64) {
     let nums: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     (
@@ -89,25 +92,6 @@ async fn run_dtus(port: u16, stations: usize) {
     })
     .await;
     drop(dtus);
-}
-
-/// User + system CPU seconds of a process (`self` or a pid), from /proc/<pid>/stat.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// A line of /proc/self/status in MiB (`VmHWM:`, `VmRSS:`).
-fn status_mib(key: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 async fn run_gateway(stations: usize, secs: u64) {
@@ -195,8 +179,8 @@ async fn run_gateway(stations: usize, secs: u64) {
     let (g0, p0, cpu0, sim0) = (
         good.load(Ordering::Relaxed),
         polls.load(Ordering::Relaxed),
-        cpu_seconds("self"),
-        cpu_seconds(&sim_pid),
+        proc::cpu_seconds("self"),
+        proc::cpu_seconds(&sim_pid),
     );
     let started = tokio::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -204,10 +188,10 @@ async fn run_gateway(stations: usize, secs: u64) {
     let (g1, p1, cpu1, sim1) = (
         good.load(Ordering::Relaxed),
         polls.load(Ordering::Relaxed),
-        cpu_seconds("self"),
-        cpu_seconds(&sim_pid),
+        proc::cpu_seconds("self"),
+        proc::cpu_seconds(&sim_pid),
     );
-    let rss = status_mib("VmRSS:");
+    let rss = proc::status_mib("self", "VmRSS:");
     let online = connected();
     cancel.cancel();
     for t in tasks {
@@ -232,7 +216,10 @@ async fn run_gateway(stations: usize, secs: u64) {
         (g1 - g0) as f64 / wall
     );
     println!("  gateway CPU      {:.1} % of one core", 100.0 * (cpu1 - cpu0) / wall);
-    println!("  RSS              {rss:.1} MiB (peak {:.1} MiB)", status_mib("VmHWM:"));
+    println!(
+        "  RSS              {rss:.1} MiB (peak {:.1} MiB)",
+        proc::status_mib("self", "VmHWM:")
+    );
     println!(
         "  (DTU + simulator process, for scale: {:.1} % of one core)",
         100.0 * (sim1 - sim0) / wall

@@ -28,6 +28,9 @@ use hazard_gateway::telemetry::Metrics;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+#[path = "common/proc.rs"]
+mod proc;
+
 /// A profile of `n` consecutive u16 holding registers.
 fn profile_text(n: usize) -> String {
     let mut s = String::from("[profile]\ndescription = \"load test\"\n");
@@ -67,27 +70,6 @@ async fn run_simulators(devices: usize, registers: usize) {
         let _ = std::io::stdin().read_line(&mut line);
     })
     .await;
-}
-
-/// User + system CPU seconds of a process (`self` or a pid), from /proc/<pid>/stat.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the full line: 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Peak resident set (VmHWM) of this process, in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 async fn run_gateway(devices: usize, registers: usize, secs: u64) {
@@ -161,18 +143,18 @@ async fn run_gateway(devices: usize, registers: usize, secs: u64) {
     let (g0, t0, cpu0) = (
         good.load(Ordering::Relaxed),
         total.load(Ordering::Relaxed),
-        cpu_seconds("self"),
+        proc::cpu_seconds("self"),
     );
-    let sim_cpu0 = cpu_seconds(&sim_pid);
+    let sim_cpu0 = proc::cpu_seconds(&sim_pid);
     let started = tokio::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let wall = started.elapsed().as_secs_f64();
     let (g1, t1, cpu1) = (
         good.load(Ordering::Relaxed),
         total.load(Ordering::Relaxed),
-        cpu_seconds("self"),
+        proc::cpu_seconds("self"),
     );
-    let sim_cpu = cpu_seconds(&sim_pid) - sim_cpu0;
+    let sim_cpu = proc::cpu_seconds(&sim_pid) - sim_cpu0;
     cancel.cancel();
     for t in tasks {
         let _ = t.await;
@@ -196,7 +178,7 @@ async fn run_gateway(devices: usize, registers: usize, secs: u64) {
         (g1 - g0) as f64 / wall
     );
     println!("  gateway CPU      {:.1} % of one core", 100.0 * (cpu1 - cpu0) / wall);
-    println!("  peak RSS (VmHWM) {:.1} MiB", peak_rss_mib());
+    println!("  peak RSS (VmHWM) {:.1} MiB", proc::peak_rss_mib());
     println!(
         "  (simulator process, for scale: {:.1} % of one core)",
         100.0 * sim_cpu / wall

@@ -31,6 +31,9 @@ use hazard_gateway::pipeline::Gateway;
 use hazard_gateway::telemetry::{Metrics, SubscriptionLabel};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
+#[path = "common/proc.rs"]
+mod proc;
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -56,25 +59,6 @@ impl Params {
     fn stations(&self) -> u64 {
         self.sensors / self.per_message
     }
-}
-
-/// User + system CPU seconds of a process (`self` or a pid), from /proc/<pid>/stat.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Peak resident set (VmHWM) of this process, in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// A Mosquitto on a free loopback port with a private directory; killed on drop.
@@ -268,7 +252,7 @@ points = ["P{{00000..{last:05}}}"]
         .expect("start the publisher process");
     let pub_pid = child.id().to_string();
     let broker_pid = broker.child.id().to_string();
-    let (cpu0, broker0) = (cpu_seconds("self"), cpu_seconds(&broker_pid));
+    let (cpu0, broker0) = (proc::cpu_seconds("self"), proc::cpu_seconds(&broker_pid));
     let started = tokio::time::Instant::now();
     let stdout = child.stdout.take().expect("stdout");
     let line = tokio::task::spawn_blocking(move || {
@@ -280,7 +264,7 @@ points = ["P{{00000..{last:05}}}"]
     .await
     .expect("publisher output")
     .expect("publisher reports");
-    let pub_cpu = cpu_seconds(&pub_pid);
+    let pub_cpu = proc::cpu_seconds(&pub_pid);
     let _ = child.wait();
     let nums: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
     let (acked, sent) = (nums[0], nums[1]);
@@ -292,8 +276,8 @@ points = ["P{{00000..{last:05}}}"]
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds("self") - cpu0;
-    let broker_cpu = cpu_seconds(&broker_pid) - broker0;
+    let cpu = proc::cpu_seconds("self") - cpu0;
+    let broker_cpu = proc::cpu_seconds(&broker_pid) - broker0;
     let got = ingested();
     let evaluated = counter(&gw.metrics, |l| l.starts_with("hazard_readings_total{"));
     let errors = counter(&gw.metrics, |l| l.starts_with("hazard_mqtt_in_errors_total{"));
@@ -312,7 +296,7 @@ points = ["P{{00000..{last:05}}}"]
     println!("  rules evaluated  {evaluated:.0}; decode errors {errors:.0}");
     println!("  history          {history_written:.0} readings taken in, {history_dropped:.0} dropped");
     println!("  gateway CPU      {:.1} % of one core", 100.0 * cpu / wall);
-    println!("  peak RSS (VmHWM) {:.1} MiB", peak_rss_mib());
+    println!("  peak RSS (VmHWM) {:.1} MiB", proc::peak_rss_mib());
     println!(
         "  (for scale: publisher {:.1} %, mosquitto {:.1} % of one core)",
         100.0 * pub_cpu / wall,

@@ -30,6 +30,9 @@ use hazard_gateway::config::{Profile, ProfileSet};
 use hazard_gateway::sources::sim::signal::Leak;
 use hazard_gateway::sources::sim::{Scenario, Simulator};
 
+#[path = "common/proc.rs"]
+mod proc;
+
 const DEMO_CONFIG: &str = include_str!("../deploy/demo.toml");
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -100,21 +103,6 @@ fn metric(text: &str, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn open_files(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -253,8 +241,8 @@ fn main() {
         println!(
             "{:>6.0} {:>9} {:>6} {:>11.0} {:>10.0} {:>10.0} {:>10} {:>10.0} {:>8.0} {:>7.0}",
             t,
-            rss_kib(pid),
-            open_files(pid),
+            proc::status_kib(&pid.to_string(), "VmRSS:"),
+            proc::open_files(&pid.to_string()),
             rate,
             metric(&m, "hazard_tsdb_buffer_pending_bytes"),
             metric(&m, "hazard_tsdb_buffer_bytes"),

@@ -15,27 +15,13 @@ use hazard_gateway::model::{PointKind, PointMeta, PointTable, Quality, Reading, 
 use hazard_gateway::sinks::tsdb::{SinkItem, Store};
 use hazard_gateway::telemetry::Metrics;
 
+#[path = "common/proc.rs"]
+mod proc;
+
 const POINTS: usize = 10_000;
 const TOTAL: usize = 3_000_000;
 const BATCH: usize = 1_000;
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 (utime, stime) sit at 11 and 12 after the command name (field 2).
-    let field = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    field(11) + field(12)
-}
-
-fn status_kib(key: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn sent(m: &Metrics) -> f64 {
     m.render()
@@ -102,7 +88,7 @@ async fn main() {
     )
     .expect("store");
     let t0 = tokio::time::Instant::now();
-    let cpu0 = cpu_ticks();
+    let cpu0 = proc::cpu_seconds("self");
     let start = clock.now().as_nanos() - 3_600_000_000_000;
     let mut produced = 0usize;
     while produced < TOTAL && t0.elapsed() < LIMIT {
@@ -123,7 +109,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = t0.elapsed().as_secs_f64();
-    let cpu = (cpu_ticks() - cpu0) as f64 / 100.0; // USER_HZ is 100 on Linux
+    let cpu = proc::cpu_seconds("self") - cpu0;
     let done = sent(&metrics);
     println!(
         "tsdb_stream: {POINTS} points, {done:.0} of {produced} readings acknowledged by VictoriaMetrics in {secs:.2} s"
@@ -132,8 +118,8 @@ async fn main() {
     println!(
         "tsdb_stream: gateway CPU {:.0} % of one core, RSS now {} MiB, peak {} MiB",
         100.0 * cpu / secs,
-        status_kib("VmRSS:") / 1024,
-        status_kib("VmHWM:") / 1024
+        proc::status_kib("self", "VmRSS:") / 1024,
+        proc::status_kib("self", "VmHWM:") / 1024
     );
     store.shutdown().await;
     let _ = vm.kill();
