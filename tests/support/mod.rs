@@ -651,13 +651,20 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
+        Self::start_with(|| (String::new(), None))
+    }
+
+    /// Starts a broker with `listeners()` (extra config lines and a second port to wait for),
+    /// trying fresh ports a few times in case another test took one meanwhile.
+    fn start_with(listeners: impl Fn() -> (String, Option<u16>)) -> Mosquitto {
         for _ in 0..5 {
+            let (extra, tls_port) = listeners();
             let mut m = Mosquitto {
                 child: None,
                 port: free_port(),
                 dir: tempfile::tempdir().expect("temp dir"),
-                extra: String::new(),
-                tls_port: None,
+                extra,
+                tls_port,
             };
             if m.spawn() {
                 return m;
@@ -850,61 +857,86 @@ impl Drop for KillOnDrop {
 /// returns the CA (`ca.pem`); the server's are `cert.pem` and `cert.key` beside it. (A lone
 /// self-signed certificate is a CA used as an end entity, which rustls rightly refuses.)
 pub fn self_signed_cert(dir: &Path) -> PathBuf {
-    let run = |args: &[&str]| {
-        let status = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl runs");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
+    openssl(
+        dir,
         &[
+            &["req", "-x509"][..],
+            &EC_KEY,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test site CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    signed_by_ca(
+        dir,
+        "cert",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    );
+    dir.join("ca.pem")
+}
+
+/// A fresh P-256 key, unencrypted, for `openssl req`.
+const EC_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/// Runs `openssl` in `dir`; panics naming the arguments if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// `<stem>.pem` and `<stem>.key` for `subject`, with `extensions`, signed by `ca.pem` in `dir`.
+fn signed_by_ca(dir: &Path, stem: &str, subject: &str, extensions: &str) {
+    let (key, csr, ext, pem) = (
+        format!("{stem}.key"),
+        format!("{stem}.csr"),
+        format!("{stem}.cnf"),
+        format!("{stem}.pem"),
+    );
+    openssl(
+        dir,
+        &[
+            &["req"][..],
+            &EC_KEY,
+            &["-subj", subject, "-keyout", &key, "-out", &csr],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join(&ext), extensions).expect("extension file");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
             "-days",
             "2",
-            "-subj",
-            "/CN=test site CA",
-            "-keyout",
-            "ca.key",
+            "-extfile",
+            &ext,
             "-out",
-            "ca.pem",
+            &pem,
         ],
-    ]
-    .concat());
-    run(&[
-        &["req"][..],
-        &ec,
-        &["-subj", "/CN=127.0.0.1", "-keyout", "cert.key", "-out", "cert.csr"],
-    ]
-    .concat());
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("ext file");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "cert.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "cert.pem",
-    ]);
-    dir.join("ca.pem")
+    );
 }
 
 /// The console flow of `tests/browser/console_flow.mjs`: node driving Debian's headless
@@ -1018,76 +1050,27 @@ impl Mosquitto {
     /// `certs/cert.pem` (from [`self_signed_cert`]) and requires a client certificate signed by
     /// `certs/ca.pem`.
     pub fn start_tls(certs: &Path) -> Mosquitto {
-        for _ in 0..5 {
+        Self::start_with(|| {
             let tls_port = free_port();
-            let mut m = Mosquitto {
-                child: None,
-                port: free_port(),
-                dir: tempfile::tempdir().expect("temp dir"),
-                // `user root`: run as root (CI), mosquitto would switch to its own user, which
-                // cannot read the key in our private temp dir; as anyone else it is ignored.
-                extra: format!(
-                    "user root\nlistener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/cert.pem\nkeyfile {0}/cert.key\n\
-                     require_certificate true\n",
-                    certs.display()
-                ),
-                tls_port: Some(tls_port),
-            };
-            if m.spawn() {
-                return m;
-            }
-        }
-        panic!("mosquitto with TLS did not start");
+            // `user root`: run as root (CI), mosquitto would switch to its own user, which
+            // cannot read the key in our private temp dir; as anyone else it is ignored.
+            let extra = format!(
+                "user root\nlistener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/cert.pem\nkeyfile {0}/cert.key\n\
+                 require_certificate true\n",
+                certs.display()
+            );
+            (extra, Some(tls_port))
+        })
     }
 }
 
 /// A client certificate (`client.pem`, `client.key`) signed by the CA that
 /// [`self_signed_cert`] made in `dir`.
 pub fn client_cert(dir: &Path) {
-    let run = |args: &[&str]| {
-        let status = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl runs");
-        assert!(status.success(), "openssl {args:?}");
-    };
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-subj",
+    signed_by_ca(
+        dir,
+        "client",
         "/CN=gateway",
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-    ]);
-    std::fs::write(
-        dir.join("client.cnf"),
         "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    )
-    .expect("ext file");
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "client.cnf",
-        "-out",
-        "client.pem",
-    ]);
+    );
 }
