@@ -88,21 +88,36 @@ async fn both_good(gw: &TestGateway) {
     assert_eq!(b["value"], 7.5, "{b}");
 }
 
+/// Station `dam` registering by IMEI with `HB` heartbeats over RTU framing: its two detectors
+/// and the gateway's DTU port; `dial` starts a simulated DTU for it.
+struct ImeiStation {
+    port: u16,
+    detectors: (Simulator, Simulator),
+}
+
+impl ImeiStation {
+    /// The station and a gateway waiting for it.
+    async fn start(heartbeat_timeout: &str) -> (TestGateway, Self) {
+        let detectors = (
+            detector(1, 12.5, Framing::Rtu).await,
+            detector(2, 7.5, Framing::Rtu).await,
+        );
+        let port = free_port();
+        let station = format!("imei = \"{IMEI}\"\nheartbeat = \"HB\"");
+        let gw = TestGateway::start(&config(port, "rtu", &station, heartbeat_timeout)).await;
+        (gw, Self { port, detectors })
+    }
+
+    async fn dial(&self) -> SimDtu {
+        let (s1, s2) = &self.detectors;
+        SimDtu::start(options(self.port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[s1, s2])).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registered_dtu_is_polled_and_its_heartbeats_never_reach_the_decoder() {
-    let (s1, s2) = (
-        detector(1, 12.5, Framing::Rtu).await,
-        detector(2, 7.5, Framing::Rtu).await,
-    );
-    let port = free_port();
-    let mut gw = TestGateway::start(&config(
-        port,
-        "rtu",
-        &format!("imei = \"{IMEI}\"\nheartbeat = \"HB\""),
-        "3s",
-    ))
-    .await;
-    let dtu = SimDtu::start(options(port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[&s1, &s2])).await;
+    let (mut gw, station) = ImeiStation::start("3s").await;
+    let dtu = station.dial().await;
     both_good(&gw).await;
     // Several cycles more, every one of them with heartbeats around each answer.
     for _ in 0..3 {
@@ -152,19 +167,8 @@ async fn tcp_framing_with_a_regex_id_and_a_hex_heartbeat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_answer_is_discarded_not_taken_for_the_next_request() {
-    let (s1, s2) = (
-        detector(1, 12.5, Framing::Rtu).await,
-        detector(2, 7.5, Framing::Rtu).await,
-    );
-    let port = free_port();
-    let mut gw = TestGateway::start(&config(
-        port,
-        "rtu",
-        &format!("imei = \"{IMEI}\"\nheartbeat = \"HB\""),
-        "3s",
-    ))
-    .await;
-    let dtu = SimDtu::start(options(port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[&s1, &s2])).await;
+    let (mut gw, station) = ImeiStation::start("3s").await;
+    let dtu = station.dial().await;
     both_good(&gw).await;
     // Unit 1's next answer is held past the gateway's timeout and arrives just before an
     // answer of unit 2, in the same packet.
@@ -190,21 +194,10 @@ async fn a_late_answer_is_discarded_not_taken_for_the_next_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dtu_that_redials_with_the_same_id_replaces_its_old_connection() {
-    let (s1, s2) = (
-        detector(1, 12.5, Framing::Rtu).await,
-        detector(2, 7.5, Framing::Rtu).await,
-    );
-    let port = free_port();
-    let mut gw = TestGateway::start(&config(
-        port,
-        "rtu",
-        &format!("imei = \"{IMEI}\"\nheartbeat = \"HB\""),
-        "3s",
-    ))
-    .await;
-    let old = SimDtu::start(options(port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[&s1, &s2])).await;
+    let (mut gw, station) = ImeiStation::start("3s").await;
+    let old = station.dial().await;
     both_good(&gw).await;
-    let new = SimDtu::start(options(port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[&s1, &s2])).await;
+    let new = station.dial().await;
     wait_for("the old connection to be closed", WAIT, || async {
         old.closed_by_gateway().then_some(())
     })
@@ -230,19 +223,10 @@ async fn a_dtu_that_redials_with_the_same_id_replaces_its_old_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_id_is_refused_and_counted() {
-    let (s1, s2) = (
-        detector(1, 12.5, Framing::Rtu).await,
-        detector(2, 7.5, Framing::Rtu).await,
-    );
-    let port = free_port();
-    let mut gw = TestGateway::start(&config(
-        port,
-        "rtu",
-        &format!("imei = \"{IMEI}\"\nheartbeat = \"HB\""),
-        "3s",
-    ))
-    .await;
-    let mut stranger = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut gw, station) = ImeiStation::start("3s").await;
+    let mut stranger = tokio::net::TcpStream::connect(("127.0.0.1", station.port))
+        .await
+        .unwrap();
     stranger.write_all(b"861111111111111").await.unwrap();
     let mut buf = [0u8; 16];
     let read = tokio::time::timeout(WAIT, stranger.read(&mut buf))
@@ -260,26 +244,15 @@ async fn an_unknown_id_is_refused_and_counted() {
     );
     assert_eq!(metric(&m, "hazard_dtu_station_connected", &["station=\"dam\""]), 0.0);
     // The station's own DTU still gets in.
-    let _dtu = SimDtu::start(options(port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[&s1, &s2])).await;
+    let _dtu = station.dial().await;
     both_good(&gw).await;
     gw.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_dtu_turns_its_points_comm_fault_under_one_station_alarm() {
-    let (s1, s2) = (
-        detector(1, 12.5, Framing::Rtu).await,
-        detector(2, 7.5, Framing::Rtu).await,
-    );
-    let port = free_port();
-    let mut gw = TestGateway::start(&config(
-        port,
-        "rtu",
-        &format!("imei = \"{IMEI}\"\nheartbeat = \"HB\""),
-        "2s",
-    ))
-    .await;
-    let dtu = SimDtu::start(options(port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[&s1, &s2])).await;
+    let (mut gw, station) = ImeiStation::start("2s").await;
+    let dtu = station.dial().await;
     both_good(&gw).await;
     dtu.set_silent(true);
     quality_is(&gw, "gas-1/gas", "comm_fault").await;
@@ -316,7 +289,7 @@ async fn a_silent_dtu_turns_its_points_comm_fault_under_one_station_alarm() {
     assert_eq!(gw.point("gas-1/gas").await["quality"], "comm_fault");
     // The DTU redials: values come back and the station's alarm returns to normal.
     drop(dtu);
-    let _again = SimDtu::start(options(port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[&s1, &s2])).await;
+    let _again = station.dial().await;
     both_good(&gw).await;
     wait_for("the station's alarm to return to normal", WAIT, || async {
         let a = gw.alarm("dam:communication").await?;
