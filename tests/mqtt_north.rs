@@ -3,38 +3,11 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
-use support::{Mosquitto, TestGateway, WAIT, simulator, wait_for};
-
-/// A subscriber with a persistent session that collects (topic, payload) and resubscribes
-/// after every reconnect.
-fn subscriber(port: u16, got: Arc<Mutex<Vec<(String, Value)>>>, subscribed: Arc<AtomicBool>) {
-    let mut opts = MqttOptions::new("north-test-subscriber", "127.0.0.1", port);
-    opts.set_clean_session(false);
-    opts.set_keep_alive(Duration::from_secs(5));
-    let (client, mut eventloop) = AsyncClient::new(opts, 16);
-    tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = client.subscribe("hazard/+/alarms", QoS::AtLeastOnce).await;
-                }
-                Ok(Event::Incoming(Packet::SubAck(_))) => subscribed.store(true, Ordering::SeqCst),
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                    got.lock().unwrap().push((p.topic.clone(), v));
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    });
-}
+use support::{Mosquitto, MqttCollector, TestGateway, WAIT, simulator, wait_for};
 
 fn seqs_of(got: &Arc<Mutex<Vec<(String, Value)>>>, alarm: &str) -> Vec<(u64, String)> {
     got.lock()
@@ -53,9 +26,8 @@ fn seqs_of(got: &Arc<Mutex<Vec<(String, Value)>>>, alarm: &str) -> Vec<(u64, Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarm_transitions_reach_the_broker_even_across_its_restart() {
     let mut broker = Mosquitto::start();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let subscribed = Arc::new(AtomicBool::new(false));
-    subscriber(broker.port, got.clone(), subscribed.clone());
+    let sub = MqttCollector::start(broker.port, "north-test-subscriber", "hazard/+/alarms", true);
+    let (got, subscribed) = (sub.got.clone(), sub.subscribed.clone());
     let sim = simulator("ai4-gas-lel", None).await;
     for ch in ["ch1", "ch2", "ch3", "ch4"] {
         sim.pin(ch, 1.0);

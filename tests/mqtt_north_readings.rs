@@ -5,42 +5,12 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
-use support::{Mosquitto, TestGateway, WAIT, client_cert, self_signed_cert, simulator, wait_for};
-
-type Got = Arc<Mutex<Vec<(String, Value)>>>;
-
-/// A plain-TCP subscriber to `filter` collecting (topic, payload).
-fn subscriber(port: u16, filter: &'static str) -> (Got, Arc<AtomicBool>) {
-    let got: Got = Arc::default();
-    let subscribed = Arc::new(AtomicBool::new(false));
-    let mut opts = MqttOptions::new(format!("sub-{port}"), "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(5));
-    let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    let (g, s) = (got.clone(), subscribed.clone());
-    tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = client.subscribe(filter, QoS::AtLeastOnce).await;
-                }
-                Ok(Event::Incoming(Packet::SubAck(_))) => s.store(true, Ordering::SeqCst),
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let v = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                    g.lock().unwrap().push((p.topic.clone(), v));
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    });
-    (got, subscribed)
-}
+use support::{
+    Messages, Mosquitto, MqttCollector, TestGateway, WAIT, client_cert, self_signed_cert, simulator, wait_for,
+};
 
 fn gateway_config(north: &str, sim: std::net::SocketAddr) -> String {
     format!(
@@ -53,7 +23,13 @@ fn gateway_config(north: &str, sim: std::net::SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_of_matching_points_arrive_on_per_point_topics_at_most_once_per_interval() {
     let broker = Mosquitto::start();
-    let (got, subscribed) = subscriber(broker.port, "hazard/+/readings/#");
+    let sub = MqttCollector::start(
+        broker.port,
+        &format!("sub-{}", broker.port),
+        "hazard/+/readings/#",
+        false,
+    );
+    let (got, subscribed) = (sub.got.clone(), sub.subscribed.clone());
     wait_for("the subscription", WAIT, || async {
         subscribed.load(Ordering::SeqCst).then_some(())
     })
@@ -68,7 +44,7 @@ async fn readings_of_matching_points_arrive_on_per_point_topics_at_most_once_per
         broker.addr()
     );
     let gw = TestGateway::start(&gateway_config(&north, sim.local_addr())).await;
-    let per_point = |got: &Got| {
+    let per_point = |got: &Messages| {
         let mut m: HashMap<String, Vec<(String, Value)>> = HashMap::new();
         for (topic, v) in got.lock().unwrap().iter() {
             m.entry(v["point"].as_str().unwrap_or_default().to_string())
@@ -109,7 +85,8 @@ async fn alarms_and_readings_reach_a_broker_that_requires_tls_and_a_client_certi
     client_cert(certs.path());
     let broker = Mosquitto::start_tls(certs.path());
     let tls_port = broker.tls_port.unwrap();
-    let (got, subscribed) = subscriber(broker.port, "hazard/#");
+    let sub = MqttCollector::start(broker.port, &format!("sub-{}", broker.port), "hazard/#", false);
+    let (got, subscribed) = (sub.got.clone(), sub.subscribed.clone());
     wait_for("the subscription", WAIT, || async {
         subscribed.load(Ordering::SeqCst).then_some(())
     })

@@ -7,41 +7,14 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde_json::Value;
-use support::{GatewayProcess, Mosquitto, VictoriaMetrics, WAIT, free_port, simulator, wait_for};
+use support::{
+    GatewayProcess, Messages, Mosquitto, MqttCollector, VictoriaMetrics, WAIT, free_port, simulator, wait_for,
+};
 
 const GATEWAYS: [&str; 2] = ["park-a-gw1", "park-a-gw2"];
 const POINTS: [&str; 4] = ["MHS-001/GT-101", "MHS-001/GT-102", "MHS-001/GT-103", "MHS-001/GT-104"];
-
-type Messages = Arc<Mutex<Vec<(String, Value)>>>;
-
-/// Collects every message on `hazard/#` (the park's alarm topics).
-fn subscriber(port: u16, got: Messages, subscribed: Arc<AtomicBool>) {
-    let mut opts = MqttOptions::new("park-test-subscriber", "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(5));
-    let (client, mut eventloop) = AsyncClient::new(opts, 16);
-    tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = client.subscribe("hazard/#", QoS::AtLeastOnce).await;
-                }
-                Ok(Event::Incoming(Packet::SubAck(_))) => subscribed.store(true, Ordering::SeqCst),
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                    got.lock().unwrap().push((p.topic.clone(), v));
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    });
-}
 
 fn config(id: &str, dir: &Path, port: u16, sim: std::net::SocketAddr, broker: &str, vm: &str) -> String {
     format!(
@@ -89,13 +62,9 @@ fn transitions(got: &Messages, topic: &str) -> Vec<(String, String)> {
 async fn two_gateways_share_one_broker_and_one_tsdb_without_collisions() {
     let vm = VictoriaMetrics::start();
     let broker = Mosquitto::start();
-    let got: Messages = Arc::new(Mutex::new(Vec::new()));
-    let subscribed = Arc::new(AtomicBool::new(false));
-    subscriber(broker.port, got.clone(), subscribed.clone());
-    wait_for("the subscription", WAIT, || async {
-        subscribed.load(Ordering::SeqCst).then_some(())
-    })
-    .await;
+    let sub = MqttCollector::start(broker.port, "park-test-subscriber", "hazard/#", false);
+    sub.wait_subscribed().await;
+    let got = sub.got.clone();
 
     let dir = tempfile::tempdir().unwrap();
     let sims = [

@@ -1074,3 +1074,60 @@ pub fn client_cert(dir: &Path) {
         "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
     );
 }
+
+/// (topic, JSON payload) of every message an [`MqttCollector`] received, in arrival order.
+pub type Messages = std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// A plain-TCP MQTT subscriber to one filter, collecting what arrives. With `persistent`
+/// (clean session off) the broker keeps its subscription and queue across a restart.
+pub struct MqttCollector {
+    /// What arrived; a payload that is not JSON is `null`.
+    pub got: Messages,
+    /// Set once the broker acknowledged the subscription.
+    pub subscribed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl MqttCollector {
+    /// Connects as `client_id` to the broker on `port` and subscribes to `filter` (again after
+    /// every reconnect); runs until the test's runtime ends.
+    pub fn start(port: u16, client_id: &str, filter: &'static str, persistent: bool) -> Self {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        use std::sync::atomic::Ordering;
+        let collector = Self {
+            got: Messages::default(),
+            subscribed: Default::default(),
+        };
+        let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+        opts.set_clean_session(!persistent);
+        opts.set_keep_alive(Duration::from_secs(5));
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let (got, subscribed) = (collector.got.clone(), collector.subscribed.clone());
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = client.subscribe(filter, QoS::AtLeastOnce).await;
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => subscribed.store(true, Ordering::SeqCst),
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let v = serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                        got.lock().unwrap().push((p.topic.clone(), v));
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        collector
+    }
+
+    /// Waits until the broker acknowledged the subscription.
+    pub async fn wait_subscribed(&self) {
+        let flag = self.subscribed.clone();
+        wait_for("the MQTT subscription", WAIT, || {
+            let flag = flag.clone();
+            async move { flag.load(std::sync::atomic::Ordering::SeqCst).then_some(()) }
+        })
+        .await;
+    }
+}
