@@ -4,15 +4,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use hazard_gateway::clock;
-use hazard_gateway::config::GatewayConfig;
-use hazard_gateway::model::{PointKind, PointMeta, PointTable, Quality, Reading};
-use hazard_gateway::sinks::tsdb::{self, SinkItem, Store};
-use hazard_gateway::telemetry::Metrics;
-use support::{InfluxV1, WAIT, metric, wait_for};
+use hazard_gateway::model::{PointKind, PointMeta, Quality, Reading};
+use hazard_gateway::sinks::tsdb::{self, SinkItem};
+use support::{InfluxV1, LoneStore, WAIT, metric, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_batches_rotate_the_dead_letter_file_at_its_cap_and_the_loss_is_counted() {
@@ -26,11 +23,14 @@ async fn refused_batches_rotate_the_dead_letter_file_at_its_cap_and_the_loss_is_
          batch_lines = 1000\nbatch_age = \"50ms\"\nconcurrency = 1\ndead_letter_max = \"64KiB\"\n",
         influx.url()
     );
-    let cfg = GatewayConfig::parse(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
-    let spec = cfg.tsdb.into_iter().next().unwrap();
-    let mut table = PointTable::default();
-    let id = table
-        .insert(PointMeta {
+    let LoneStore {
+        store,
+        point: id,
+        metrics,
+        dir,
+    } = LoneStore::start(
+        &text,
+        PointMeta {
             name: "tailings/TP-1/level".into(),
             unit: "m".into(),
             kind: PointKind::Level,
@@ -38,11 +38,8 @@ async fn refused_batches_rotate_the_dead_letter_file_at_its_cap_and_the_loss_is_
             hazard_source: Some("TP-1".into()),
             range: None,
             description: None,
-        })
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = Metrics::new();
-    let store = Store::start(&spec, "gw", &table, dir.path(), clock::system(), metrics.tsdb.clone()).unwrap();
+        },
+    );
     // Three batches of 1000 readings from two days ago (each about 100 KB of line protocol,
     // more than the cap): the first fills the file, the second moves it to `.1`, the third
     // moves the second there, deleting the first.

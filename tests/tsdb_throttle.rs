@@ -10,16 +10,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hazard_gateway::clock;
-use hazard_gateway::config::GatewayConfig;
-use hazard_gateway::model::{PointKind, PointMeta, PointTable, Quality, Reading, Timestamp};
-use hazard_gateway::sinks::tsdb::{SinkItem, Store};
-use hazard_gateway::telemetry::Metrics;
-use support::{VictoriaMetrics, WAIT, metric, wait_for};
+use hazard_gateway::model::{PointKind, PointMeta, Quality, Reading, Timestamp};
+use hazard_gateway::sinks::tsdb::SinkItem;
+use support::{LoneStore, VictoriaMetrics, WAIT, metric, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -120,11 +116,14 @@ async fn a_store_answering_429_then_503_with_retry_after_is_waited_for_and_then_
         "[gateway]\nid = \"gw\"\n[[tsdb]]\nurl = \"{url}\"\napi = \"v2\"\norg = \"o\"\nbucket = \"b\"\n\
          batch_lines = 100\nbatch_age = \"50ms\"\nretry_min = \"10ms\"\nretry_max = \"20ms\"\nconcurrency = 1\n"
     );
-    let cfg = GatewayConfig::parse(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
-    let spec = cfg.tsdb.into_iter().next().unwrap();
-    let mut table = PointTable::default();
-    let id = table
-        .insert(PointMeta {
+    let LoneStore {
+        store,
+        point: id,
+        metrics,
+        dir: _dir,
+    } = LoneStore::start(
+        &text,
+        PointMeta {
             name: "MHS-001/GT-101".into(),
             unit: "%LEL".into(),
             kind: PointKind::Gas,
@@ -132,11 +131,8 @@ async fn a_store_answering_429_then_503_with_retry_after_is_waited_for_and_then_
             hazard_source: Some("MHS-001".into()),
             range: None,
             description: None,
-        })
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let metrics = Metrics::new();
-    let store = Store::start(&spec, "gw", &table, dir.path(), clock::system(), metrics.tsdb.clone()).unwrap();
+        },
+    );
     let base = 1_700_000_000_000i64;
     let batch: Vec<Reading> = (0..100)
         .map(|i| Reading {

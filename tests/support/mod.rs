@@ -1131,3 +1131,42 @@ impl MqttCollector {
         .await;
     }
 }
+
+/// One time-series store output run on its own, outside a gateway, feeding one point.
+pub struct LoneStore {
+    /// The running output; send it `SinkItem`s.
+    pub store: hazard_gateway::sinks::tsdb::Store,
+    /// The point it knows.
+    pub point: hazard_gateway::model::PointId,
+    /// Its metrics.
+    pub metrics: hazard_gateway::telemetry::Metrics,
+    /// Its data directory (buffer, dead-letter file).
+    pub dir: tempfile::TempDir,
+}
+
+impl LoneStore {
+    /// Starts the first `[[tsdb]]` of `config` for gateway `gw` with the one point `point`.
+    pub fn start(config: &str, point: hazard_gateway::model::PointMeta) -> Self {
+        let cfg = GatewayConfig::parse(Path::new("t.toml"), config).unwrap_or_else(|e| panic!("{e}"));
+        let spec = cfg.tsdb.into_iter().next().expect("a [[tsdb]] section");
+        let mut table = hazard_gateway::model::PointTable::default();
+        let point = table.insert(point).expect("a new point");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let metrics = hazard_gateway::telemetry::Metrics::new();
+        let store = hazard_gateway::sinks::tsdb::Store::start(
+            &spec,
+            "gw",
+            &table,
+            dir.path(),
+            clock::system(),
+            metrics.tsdb.clone(),
+        )
+        .expect("the store output starts");
+        Self {
+            store,
+            point,
+            metrics,
+            dir,
+        }
+    }
+}
