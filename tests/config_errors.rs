@@ -772,7 +772,7 @@ unit_id = 3
 "#;
 
 #[test]
-fn dtu_stations_are_accepted_and_their_devices_share_the_station_alarm() {
+fn dtu_stations_are_accepted_and_each_has_a_communication_alarm_over_its_devices() {
     let cfg = GatewayConfig::parse(&file(), &format!("{GOOD}{DTU}")).unwrap();
     assert_eq!(cfg.dtu.listeners.len(), 1);
     assert_eq!(
@@ -782,7 +782,9 @@ fn dtu_stations_are_accepted_and_their_devices_share_the_station_alarm() {
     assert_eq!(cfg.dtu.stations.len(), 2);
     let pz = cfg.devices.iter().find(|d| d.name == "pz-1").unwrap();
     assert_eq!(pz.transport, hazard_gateway::config::TransportSpec::Dtu("dam".into()));
-    assert_eq!(cfg.alarms.comm_groups, [("pz-1".to_string(), "dam".to_string())]);
+    let dam = cfg.alarms.stations.iter().find(|g| g.station == "dam").unwrap();
+    assert_eq!(dam.devices, ["pz-1"]);
+    assert!(dam.grace >= pz.interval + pz.timeout, "{dam:?}");
     let summary = cfg.summary();
     assert!(summary.contains("device pz-1 (piezometer) dtu dam unit 3"), "{summary}");
     assert!(

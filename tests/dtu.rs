@@ -112,6 +112,14 @@ impl ImeiStation {
         let (s1, s2) = &self.detectors;
         SimDtu::start(options(self.port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[s1, s2])).await
     }
+
+    /// A DTU whose unit 2 is dead: requests to it get no answer, the rest flows as usual.
+    async fn dial_with_unit_2_dead(&self) -> SimDtu {
+        let mut opts = options(self.port, Framing::Rtu, IMEI.as_bytes(), b"HB", &[&self.detectors.0]);
+        // Nothing listens there: the DTU's serial side finds no device and stays silent.
+        opts.upstream.insert(2, SocketAddr::from(([127, 0, 0, 1], free_port())));
+        SimDtu::start(opts).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,6 +304,26 @@ async fn a_silent_dtu_turns_its_points_comm_fault_under_one_station_alarm() {
         (a["state"] == "unack_rtn").then_some(())
     })
     .await;
+    assert_eq!(gw.device("gas-1").await["station"]["connected"], true);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_device_inside_a_live_station_raises_its_own_alarm() {
+    let (mut gw, station) = ImeiStation::start("3s").await;
+    let _dtu = station.dial_with_unit_2_dead().await;
+    quality_is(&gw, "gas-1/gas", "good").await;
+    quality_is(&gw, "gas-2/gas", "comm_fault").await;
+    let alarm = wait_for("the dead device's communication alarm", WAIT, || async {
+        gw.alarm("gas-2:communication").await
+    })
+    .await;
+    assert_eq!(alarm["state"], "unack_active", "{alarm}");
+    assert_eq!(alarm["annunciated"], true, "{alarm}");
+    // The station is alive: no station alarm, and the live device reads on.
+    assert!(gw.alarm("dam:communication").await.is_none());
+    assert!(gw.alarm("gas-1:communication").await.is_none());
+    assert_eq!(next_reading(&gw, "gas-1/gas").await["quality"], "good");
     assert_eq!(gw.device("gas-1").await["station"]["connected"], true);
     gw.shutdown().await;
 }

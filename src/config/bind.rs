@@ -28,7 +28,7 @@ pub(super) fn settings(alarms: &AlarmsConfig) -> AlarmSettings {
         flood_threshold: alarms.flood_threshold,
         chatter_threshold: alarms.chatter_threshold.max(1),
         max_shelve: alarms.max_shelve,
-        comm_groups: Vec::new(),
+        stations: Vec::new(),
     }
 }
 

@@ -186,14 +186,28 @@ pub struct DtuSpec {
 }
 
 impl DtuSpec {
-    /// (device, station) for every device behind a DTU: they share the station's alarm.
-    pub fn comm_groups(&self, devices: &[DeviceSpec]) -> Vec<(String, String)> {
-        devices
+    /// Every station with the devices behind it, for the communication alarms.
+    pub fn station_groups(&self, devices: &[DeviceSpec]) -> Vec<crate::rules::StationGroup> {
+        self.stations
             .iter()
-            .filter_map(|d| match &d.transport {
-                TransportSpec::Dtu(s) => Some((d.name.clone(), s.clone())),
-                _ => None,
+            .map(|st| {
+                let members: Vec<&DeviceSpec> = devices
+                    .iter()
+                    .filter(|d| matches!(&d.transport, TransportSpec::Dtu(s) if *s == st.name))
+                    .collect();
+                // The members share one link and are polled one after another, so after the link
+                // went every member has failed once within the longest interval plus every
+                // member's timeouts (with retries); twice that is the grace.
+                let interval = members.iter().map(|d| d.interval).max().unwrap_or_default();
+                let timeouts: Duration = members.iter().map(|d| d.timeout * (1 + u32::from(d.retries))).sum();
+                let grace = (interval + timeouts) * 2;
+                crate::rules::StationGroup {
+                    station: st.name.clone(),
+                    devices: members.iter().map(|d| d.name.clone()).collect(),
+                    grace,
+                }
             })
+            .filter(|g| !g.devices.is_empty())
             .collect()
     }
 

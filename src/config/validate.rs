@@ -92,7 +92,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         &mut errors,
     );
     let dtu = super::dtu::validate(&src, &raw, &devices, &mut errors);
-    let comm_groups = dtu.comm_groups(&devices);
+    let stations = dtu.station_groups(&devices);
     let history = check_history(&src, &raw, &points, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
@@ -116,7 +116,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         devices,
         rules,
         alarms: crate::rules::AlarmSettings {
-            comm_groups,
+            stations,
             ..settings(&raw.alarms)
         },
         profiles,

@@ -80,6 +80,28 @@ struct DeviceEval {
     points: Vec<PointId>,
     /// Points whose latest reading is a communication fault.
     faulted: usize,
+    /// For a device behind a dialled-in DTU: its station's entry.
+    station: Option<usize>,
+    /// For a station: the entries of the devices behind it.
+    members: Vec<usize>,
+}
+
+impl DeviceEval {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            slot: 0,
+            points: Vec::new(),
+            faulted: 0,
+            station: None,
+            members: Vec::new(),
+        }
+    }
+
+    /// Every point is silent.
+    fn offline(&self) -> bool {
+        self.faulted == self.points.len()
+    }
 }
 
 /// What one call produced: transitions to journal and publish, pending delay timers to persist,

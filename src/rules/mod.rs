@@ -171,9 +171,23 @@ pub struct AlarmSettings {
     pub chatter_threshold: usize,
     /// Longest an operator may shelve an alarm for.
     pub max_shelve: Duration,
-    /// Devices whose communication alarm is their link's (device name, link name): the
-    /// devices behind one dialled-in DTU share one alarm, `<station>:communication`.
-    pub comm_groups: Vec<(String, String)>,
+    /// Dialled-in DTU stations and the devices behind them: a station has its own
+    /// communication alarm, `<station>:communication`, raised when every device behind it is
+    /// silent; a device's own alarm is for a device silent inside a live station.
+    pub stations: Vec<StationGroup>,
+}
+
+/// The devices behind one dialled-in DTU station.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StationGroup {
+    /// Station name.
+    pub station: String,
+    /// Devices polled through it.
+    pub devices: Vec<String>,
+    /// On-delay of a member device's communication alarm: when the link itself is lost the
+    /// devices fall silent one poll after another, and within this time the station's alarm
+    /// takes over, so the duty officer sees one alarm, not one per device.
+    pub grace: Duration,
 }
 
 impl Default for AlarmSettings {
@@ -183,7 +197,7 @@ impl Default for AlarmSettings {
             flood_threshold: 10,
             chatter_threshold: 3,
             max_shelve: Duration::from_secs(8 * 3600),
-            comm_groups: Vec::new(),
+            stations: Vec::new(),
         }
     }
 }

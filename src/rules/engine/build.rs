@@ -1,6 +1,7 @@
 //! Building the engine from validated rules: one slot per alarm, indexes per point and device.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
 use super::super::vote::output_levels;
@@ -281,28 +282,31 @@ impl Builder<'_> {
 
     fn add_devices(&mut self, settings: &AlarmSettings) -> Result<(), BuildError> {
         let mut index: HashMap<String, usize> = HashMap::new();
-        let groups: HashMap<&str, &str> = settings
-            .comm_groups
-            .iter()
-            .map(|(d, g)| (d.as_str(), g.as_str()))
-            .collect();
         for (id, meta) in self.points.iter() {
-            // Devices behind one dialled-in DTU share their station's alarm.
-            let name = groups.get(&*meta.device).map_or(&*meta.device, |g| *g).to_string();
+            let name = meta.device.to_string();
             let dev = *index.entry(name.clone()).or_insert_with(|| {
-                self.engine.devices.push(DeviceEval {
-                    name,
-                    slot: 0,
-                    points: Vec::new(),
-                    faulted: 0,
-                });
+                self.engine.devices.push(DeviceEval::new(name));
                 self.engine.devices.len() - 1
             });
             self.engine.devices[dev].points.push(id);
             self.engine.point_device[id.index()] = dev;
         }
+        let mut grace = vec![Duration::ZERO; self.engine.devices.len()];
+        for group in &settings.stations {
+            let st = self.engine.devices.len();
+            let mut station = DeviceEval::new(group.station.clone());
+            for name in &group.devices {
+                let Some(&m) = index.get(name) else { continue };
+                station.members.push(m);
+                station.points.extend(self.engine.devices[m].points.iter().copied());
+                self.engine.devices[m].station = Some(st);
+                grace[m] = group.grace;
+            }
+            self.engine.devices.push(station);
+            grace.push(Duration::ZERO);
+        }
         const RULE: &str = "communication";
-        for dev in 0..self.engine.devices.len() {
+        for (dev, on) in grace.into_iter().enumerate() {
             let d = &self.engine.devices[dev];
             let meta = SlotMeta {
                 id: alarm_id(&d.name, ConditionKind::Communication, None),
@@ -317,7 +321,11 @@ impl Builder<'_> {
                 limit: None,
                 role: Role::Device(dev),
             };
-            let slot = self.add_named_slot(RULE, false, meta, Delays::default())?;
+            let delays = Delays {
+                on,
+                off: Duration::ZERO,
+            };
+            let slot = self.add_named_slot(RULE, false, meta, delays)?;
             self.engine.devices[dev].slot = slot;
         }
         Ok(())

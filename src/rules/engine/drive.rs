@@ -197,11 +197,19 @@ impl RulesEngine {
         }
         for d in 0..self.devices.len() {
             if self.slots[self.devices[d].slot].deb.is_active() {
-                for i in 0..self.devices[d].points.len() {
-                    let p = self.devices[d].points[i];
-                    for &slot in &self.point_slots[p.index()] {
-                        let _ = self.slots[slot].life.apply(Action::Suppress(true), self.started);
-                    }
+                let dev = &self.devices[d];
+                let points = dev
+                    .points
+                    .iter()
+                    .flat_map(|p| self.point_slots[p.index()].iter().copied());
+                let members = dev
+                    .members
+                    .iter()
+                    .map(|&m| self.devices[m].slot)
+                    .filter(|&s| self.slots[s].life.state() != crate::model::AlarmState::Normal);
+                let slots: Vec<usize> = points.chain(members).collect();
+                for slot in slots {
+                    let _ = self.slots[slot].life.apply(Action::Suppress(true), self.started);
                 }
             }
         }
@@ -290,19 +298,49 @@ impl RulesEngine {
     fn update_device(&mut self, r: &Reading, out: &mut Output) {
         let p = r.point.index();
         let d = self.point_device[p];
+        let station = self.devices[d].station;
         let faulted = r.quality == Quality::CommFault;
+        let mut station_flipped = false;
         if faulted != self.point_commfault[p] {
             self.point_commfault[p] = faulted;
-            let dev = &mut self.devices[d];
-            dev.faulted = if faulted {
-                dev.faulted + 1
-            } else {
-                dev.faulted.saturating_sub(1)
-            };
+            for e in std::iter::once(d).chain(station) {
+                let was = self.devices[e].offline();
+                let dev = &mut self.devices[e];
+                dev.faulted = if faulted {
+                    dev.faulted + 1
+                } else {
+                    dev.faulted.saturating_sub(1)
+                };
+                station_flipped |= Some(e) == station && was != self.devices[e].offline();
+            }
         }
+        match station {
+            None => {
+                let dev = &self.devices[d];
+                self.drive(dev.slot, dev.offline(), f64::NAN, r.ts, out);
+            }
+            Some(st) => {
+                self.drive(self.devices[st].slot, self.devices[st].offline(), f64::NAN, r.ts, out);
+                if station_flipped {
+                    for i in 0..self.devices[st].members.len() {
+                        self.drive_member(self.devices[st].members[i], r.ts, out);
+                    }
+                } else {
+                    self.drive_member(d, r.ts, out);
+                }
+            }
+        }
+    }
+
+    /// A device behind a station alarms on its own only while the station is alive: once every
+    /// device is silent the link is lost and the station's alarm speaks for them all (a device
+    /// already in alarm stays so, under the station's suppression).
+    fn drive_member(&mut self, d: usize, ts: Timestamp, out: &mut Output) {
         let dev = &self.devices[d];
-        let offline = dev.faulted == dev.points.len();
-        self.drive(dev.slot, offline, f64::NAN, r.ts, out);
+        let station_down = dev.station.is_some_and(|s| self.devices[s].offline());
+        let active = self.slots[dev.slot].deb.is_active();
+        let trip = dev.offline() && (!station_down || active);
+        self.drive(dev.slot, trip, f64::NAN, ts, out);
     }
 
     fn suppress_device(&mut self, d: usize, on: bool, ts: Timestamp, out: &mut Output) {
@@ -312,6 +350,16 @@ impl RulesEngine {
                 let slot = self.point_slots[p][j];
                 let _ = self.act(slot, Action::Suppress(on), ts, None, None, out);
             }
+        }
+        // Member devices' alarms are held back while the station is lost (they cannot raise
+        // then); only one already showing needs suppressing, so the list shows the station alone.
+        for i in 0..self.devices[d].members.len() {
+            let slot = self.devices[self.devices[d].members[i]].slot;
+            let life = &self.slots[slot].life;
+            if on == life.suppressed() || (on && life.state() == crate::model::AlarmState::Normal) {
+                continue;
+            }
+            let _ = self.act(slot, Action::Suppress(on), ts, None, None, out);
         }
     }
 

@@ -206,6 +206,87 @@ fn a_silent_device_raises_one_communication_alarm_and_suppresses_its_point_alarm
     assert_eq!(ev[1].transition, Transition::Unsuppressed);
 }
 
+/// `tank` and `tank2` behind dialled-in station `dam`, with a one-second grace.
+fn station_engine() -> (RulesEngine, PointId, PointId) {
+    let t = table();
+    let settings = AlarmSettings {
+        stations: vec![crate::rules::StationGroup {
+            station: "dam".into(),
+            devices: vec!["tank".into(), "tank2".into()],
+            grace: Duration::from_secs(1),
+        }],
+        ..AlarmSettings::default()
+    };
+    let e = RulesEngine::new(t.clone(), &[], settings, at(0)).unwrap();
+    (e, pid(&t, "lvl_a"), pid(&t, "lvl_b"))
+}
+
+fn tick(e: &mut RulesEngine, ms: i64) -> Vec<AlarmEvent> {
+    let mut out = Output::default();
+    e.tick(at(ms), &mut out);
+    out.events
+}
+
+#[test]
+fn a_lost_station_raises_its_own_alarm_and_none_per_device() {
+    let (mut e, a, b) = station_engine();
+    // The link goes: one device falls silent, then the other within the grace.
+    assert!(read(&mut e, a, 100, f64::NAN, Quality::CommFault).is_empty());
+    let ev = read(&mut e, b, 600, f64::NAN, Quality::CommFault);
+    assert_eq!(
+        summary(&ev),
+        vec![("dam:communication".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    // Long after the grace, still silent: no device alarm.
+    assert!(read(&mut e, a, 5_000, f64::NAN, Quality::CommFault).is_empty());
+    assert!(tick(&mut e, 6_000).is_empty());
+    let visible: Vec<(String, AlarmState)> = e
+        .visible(at(6_000))
+        .into_iter()
+        .map(|a| (a.alarm_id, a.state))
+        .collect();
+    assert_eq!(visible, [("dam:communication".to_string(), AlarmState::UnackActive)]);
+}
+
+#[test]
+fn a_device_silent_inside_a_live_station_raises_its_own_alarm_after_the_grace() {
+    let (mut e, a, b) = station_engine();
+    assert!(good(&mut e, b, 0, 1.0).is_empty());
+    assert!(read(&mut e, a, 100, f64::NAN, Quality::CommFault).is_empty());
+    assert!(good(&mut e, b, 600, 1.0).is_empty());
+    let ev = tick(&mut e, 1_200);
+    assert_eq!(
+        summary(&ev),
+        vec![("tank:communication".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    // Then the whole link goes: the station's alarm raises and takes the device's under it.
+    let ev = read(&mut e, b, 2_000, f64::NAN, Quality::CommFault);
+    assert_eq!(
+        summary(&ev),
+        vec![
+            ("dam:communication".into(), Transition::Raised, AlarmState::UnackActive),
+            (
+                "tank:communication".into(),
+                Transition::Suppressed,
+                AlarmState::UnackActive
+            ),
+        ]
+    );
+    // The link returns with the device still dead: station clears, the device's alarm shows.
+    let ev = good(&mut e, b, 3_000, 1.0);
+    assert_eq!(
+        summary(&ev),
+        vec![
+            ("dam:communication".into(), Transition::Cleared, AlarmState::UnackRtn),
+            (
+                "tank:communication".into(),
+                Transition::Unsuppressed,
+                AlarmState::UnackActive
+            ),
+        ]
+    );
+}
+
 #[test]
 fn sensor_faults_are_fault_alarms_apart_from_process_alarms() {
     let t = table();
