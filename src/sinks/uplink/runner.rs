@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use super::build::{BuildContext, BuildError, build_encoder, build_seal, build_transport};
 use super::config::{BasicPolicy, UplinkSpec};
-use super::metrics::{UplinkLabel, UplinkMetrics, UplinkReason};
+use super::metrics::{UplinkKind, UplinkLabel, UplinkMetrics, UplinkReason};
 use super::outbox::{Lane, Outbox};
 use super::select::{Selector, StatsWindow};
 use super::{Encoder, RecordKind, Seal, Transport, TransportError, UplinkRecord};
@@ -189,10 +189,6 @@ struct Producer {
     ctx: BuildContext,
 }
 
-fn kind_label(kind: RecordKind) -> &'static str {
-    kind.as_str()
-}
-
 /// A hash of basic-data records that ignores their send time.
 pub fn basic_hash(records: &[UplinkRecord]) -> String {
     let mut h = Sha256::new();
@@ -233,9 +229,9 @@ impl Producer {
         let uplink = self.spec.name.clone();
         let m = &self.ctx.metrics;
         m.records
-            .get_or_create(&UplinkReason {
+            .get_or_create(&UplinkKind {
                 uplink: uplink.clone(),
-                reason: kind_label(kind),
+                kind: kind.as_str(),
             })
             .inc_by(records.len() as u64);
         let payloads = match self.encoder.encode(records) {
@@ -347,10 +343,8 @@ impl Producer {
                 }
                 // A little after the boundary, so readings stamped just before it are in.
                 _ = tokio::time::sleep(stats_wait + Duration::from_millis(200)), if stats => {
-                    let late_before = self.stats.late;
                     let records = self.stats.take_due(self.ctx.clock.now(), &self.selector);
                     self.emit(records);
-                    let _ = late_before;
                 }
                 batch = readings.recv(), if stats => match batch {
                     Ok(batch) => {
