@@ -21,6 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub mod coal;
+pub mod file_drop;
 pub mod time;
 
 use crate::model::{AlarmEvent, Quality, Timestamp};
