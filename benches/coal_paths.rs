@@ -9,7 +9,6 @@ use hazard_gateway::model::{Quality, Timestamp};
 use hazard_gateway::sinks::uplink::coal::{CoalEncoder, CoalPoint, CoalSettings, TextEncoding};
 use hazard_gateway::sinks::uplink::time::{DEFAULT_ZONE, zone};
 use hazard_gateway::sinks::uplink::{Codes, Encoder, RecordKind, UplinkRecord};
-use toml::Spanned;
 
 /// One CDSS file of `points` records in `encoding`.
 #[derive(Clone, Copy)]
@@ -35,14 +34,11 @@ fn setup(s: Scenario) -> (CoalEncoder, Vec<UplinkRecord>) {
             let point = format!("8101/face/CH4-{i:03}");
             settings.points.insert(
                 point.clone(),
-                Spanned::new(
-                    0..0,
-                    CoalPoint {
-                        type_name: Some("甲烷".into()),
-                        location: Some(format!("8101工作面{i}号")),
-                        ..Default::default()
-                    },
-                ),
+                CoalPoint {
+                    type_name: Some("甲烷".into()),
+                    location: Some(format!("8101工作面{i}号")),
+                    ..Default::default()
+                },
             );
             UplinkRecord {
                 kind: RecordKind::Realtime,
@@ -56,14 +52,23 @@ fn setup(s: Scenario) -> (CoalEncoder, Vec<UplinkRecord>) {
                 time: Timestamp::from_millis(1_795_564_800_000),
                 value: Some(0.12 + (i % 50) as f64 * 0.01),
                 // One sensor in fifty has failed: its record has a fault state and no value.
-                quality: if i % 50 == 49 { Quality::OutOfRange } else { Quality::Good },
+                quality: if i % 50 == 49 {
+                    Quality::OutOfRange
+                } else {
+                    Quality::Good
+                },
                 stats: None,
                 alarm: None,
                 meta: None,
             }
         })
         .collect();
-    let enc = CoalEncoder::new("bench", settings, zone(DEFAULT_ZONE).expect("zone"), Duration::from_secs(300));
+    let enc = CoalEncoder::new(
+        "bench",
+        settings,
+        zone(DEFAULT_ZONE).expect("zone"),
+        Duration::from_secs(300),
+    );
     (enc, records)
 }
 

@@ -13,7 +13,6 @@ use hazard_gateway::sinks::uplink::file_drop::{AfterPush, FileDrop, FileDropSett
 use hazard_gateway::sinks::uplink::time::{DEFAULT_ZONE, zone};
 use hazard_gateway::sinks::uplink::{Codes, Encoder, Payload, RecordKind, Transport, TransportError, UplinkRecord};
 use support::FtpServer;
-use toml::Spanned;
 
 /// 2026-11-25 08:00:00 in Shanghai.
 const T0_SECS: i64 = 1_795_564_800;
@@ -39,17 +38,14 @@ fn reading(secs: i64, value: Option<f64>, quality: Quality) -> UplinkRecord {
 
 fn file_drop_settings(spool: &Path, ftp: &FtpServer, after_push: AfterPush) -> FileDropSettings {
     FileDropSettings {
-        spool_dir: Spanned::new(0..0, spool.to_path_buf()),
-        ftp: Some(Spanned::new(
-            0..0,
-            FtpSettings {
-                address: ftp.addr(),
-                user: FtpServer::USER.into(),
-                password_env: None,
-                remote_dir: None,
-                timeout: None,
-            },
-        )),
+        spool_dir: Some(spool.to_path_buf()),
+        ftp: Some(FtpSettings {
+            address: ftp.addr(),
+            user: FtpServer::USER.into(),
+            password: None,
+            remote_dir: None,
+            timeout: None,
+        }),
         after_push,
     }
 }
@@ -82,9 +78,7 @@ async fn coal_files_reach_a_real_ftp_server_complete_in_order_and_once_through_a
     let mut ftp = FtpServer::start();
     let spool = tempfile::tempdir().unwrap();
     let settings = file_drop_settings(spool.path(), &ftp, AfterPush::Move);
-    let mut drop = FileDrop::open("coal", &settings, Password(FtpServer::PASSWORD.into()))
-        .await
-        .unwrap();
+    let mut drop = FileDrop::open("coal", &settings, spool.path(), Password(FtpServer::PASSWORD.into())).unwrap();
     let coal = CoalSettings::for_mine("140211001", "示例煤矿", TextEncoding::Gbk);
     let mut enc = CoalEncoder::new("coal", coal, zone(DEFAULT_ZONE).unwrap(), Duration::from_secs(300));
 
@@ -159,9 +153,7 @@ async fn after_push_delete_leaves_nothing_and_a_new_gateway_pushes_what_an_old_o
     // A first run spools two files while the server is down, then stops.
     {
         let settings = file_drop_settings(spool.path(), &ftp, AfterPush::Delete);
-        let mut drop = FileDrop::open("coal", &settings, Password(FtpServer::PASSWORD.into()))
-            .await
-            .unwrap();
+        let mut drop = FileDrop::open("coal", &settings, spool.path(), Password(FtpServer::PASSWORD.into())).unwrap();
         let coal = CoalSettings::for_mine("140211001", "煤矿", TextEncoding::Utf8);
         let mut enc = CoalEncoder::new("coal", coal, zone(DEFAULT_ZONE).unwrap(), Duration::from_secs(300));
         for secs in [0, 10] {
@@ -175,9 +167,7 @@ async fn after_push_delete_leaves_nothing_and_a_new_gateway_pushes_what_an_old_o
     ftp.restart();
     // The next run's first file pushes the leftovers first, in name order.
     let settings = file_drop_settings(spool.path(), &ftp, AfterPush::Delete);
-    let mut drop = FileDrop::open("coal", &settings, Password(FtpServer::PASSWORD.into()))
-        .await
-        .unwrap();
+    let mut drop = FileDrop::open("coal", &settings, spool.path(), Password(FtpServer::PASSWORD.into())).unwrap();
     let coal = CoalSettings::for_mine("140211001", "煤矿", TextEncoding::Utf8);
     let mut enc = CoalEncoder::new("coal", coal, zone(DEFAULT_ZONE).unwrap(), Duration::from_secs(300));
     let p = enc.encode(&[reading(20, Some(0.3), Quality::Good)]).unwrap().remove(0);

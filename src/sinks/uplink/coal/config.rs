@@ -1,11 +1,11 @@
 //! Settings of the coal-mine file encoder (`encoder = { coal = { … } }` of an uplink) and their
 //! pure validation.
 
-use std::collections::BTreeMap;
-use std::ops::Range;
-
 use serde::Deserialize;
-use toml::Spanned;
+use std::collections::BTreeMap;
+
+use crate::config::error::ConfigError;
+use crate::sinks::uplink::config::Place;
 
 /// Text encoding of the files: fixed by the platform (*site*), so there is no default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -40,23 +40,23 @@ impl ValueType {
     }
 }
 
-/// The coal-mine file encoder's settings.
-#[derive(Debug, Clone, Deserialize)]
+/// `encoder = { type = "coal", … }`: the coal-mine file encoder's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoalSettings {
     /// The mine's code issued by the regulator: the first part of every file name and the first
     /// field of every header. Letters and digits only, since it becomes part of a file name.
-    pub mine_code: Spanned<String>,
+    pub mine_code: String,
     /// The mine's registered name, second field of every header.
-    pub mine_name: Spanned<String>,
+    pub mine_name: String,
     /// Text encoding the platform reads (*site*).
     pub encoding: TextEncoding,
     /// Decimals written for analog values and set-points unless a point says otherwise.
     #[serde(default = "default_decimals")]
-    pub decimals: Spanned<u8>,
+    pub decimals: u8,
     /// Name of the monitoring system (CDDY `system` field, e.g. the KJ system model).
-    #[serde(default = "empty_text")]
-    pub system: Spanned<String>,
+    #[serde(default)]
+    pub system: String,
     /// Point kinds (`methane`) whose high-high set-point is the power-cut set-point: their
     /// high-high alarm sets state bit 2 and is reported as abnormal type 002. For every other
     /// kind high-high is a second alarm level (bit 1, type 001).
@@ -64,7 +64,7 @@ pub struct CoalSettings {
     pub power_cut_kinds: Vec<String>,
     /// Per-point details the gateway's own point description lacks, by gateway point id.
     #[serde(default)]
-    pub points: BTreeMap<String, Spanned<CoalPoint>>,
+    pub points: BTreeMap<String, CoalPoint>,
 }
 
 /// Coal-specific details of one point.
@@ -100,12 +100,8 @@ pub struct CoalPoint {
     pub restore: Option<f64>,
 }
 
-fn default_decimals() -> Spanned<u8> {
-    Spanned::new(0..0, 2)
-}
-
-fn empty_text() -> Spanned<String> {
-    Spanned::new(0..0, String::new())
+fn default_decimals() -> u8 {
+    2
 }
 
 fn default_power_cut_kinds() -> Vec<String> {
@@ -115,13 +111,11 @@ fn default_power_cut_kinds() -> Vec<String> {
 /// Largest number of decimals accepted.
 pub const MAX_DECIMALS: u8 = 6;
 
-/// One mistake in the coal settings: a key below the encoder table and its place in the file.
+/// One mistake in the coal settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoalProblem {
-    /// Key path below `encoder.coal` (`points."8101/face/CH4".location`).
+    /// Key path below the encoder table (`points."8101/face/CH4".location`).
     pub key: String,
-    /// Byte span in the config file (empty when the value came from a default).
-    pub span: Range<usize>,
     /// What is wrong.
     pub message: String,
 }
@@ -137,34 +131,23 @@ impl CoalSettings {
     /// Checks what serde cannot: returns every problem found (pure, no I/O).
     pub fn validate(&self) -> Vec<CoalProblem> {
         let mut problems = Vec::new();
-        let mut push =
-            |key: String, span: Range<usize>, message: String| problems.push(CoalProblem { key, span, message });
-        let code = self.mine_code.get_ref();
+        let mut push = |key: String, message: String| problems.push(CoalProblem { key, message });
+        let code = &self.mine_code;
         if code.is_empty() || !code.chars().all(|c| c.is_ascii_alphanumeric()) {
             push(
                 "mine_code".into(),
-                self.mine_code.span(),
                 format!("`{code}` must be the regulator's mine code: letters and digits only, not empty"),
             );
         }
         for (key, text) in [("mine_name", &self.mine_name), ("system", &self.system)] {
-            if let Some(c) = reserved_in(text.get_ref()) {
-                push(
-                    key.into(),
-                    text.span(),
-                    format!("{c:?} separates fields or records in coal files"),
-                );
+            if let Some(c) = reserved_in(text) {
+                push(key.into(), format!("{c:?} separates fields or records in coal files"));
             }
         }
-        if *self.decimals.get_ref() > MAX_DECIMALS {
-            push(
-                "decimals".into(),
-                self.decimals.span(),
-                format!("at most {MAX_DECIMALS} decimals"),
-            );
+        if self.decimals > MAX_DECIMALS {
+            push("decimals".into(), format!("at most {MAX_DECIMALS} decimals"));
         }
-        for (point, spec) in &self.points {
-            let p = spec.get_ref();
+        for (point, p) in &self.points {
             let texts = [
                 ("type_name", &p.type_name),
                 ("substation", &p.substation),
@@ -176,7 +159,6 @@ impl CoalSettings {
                 if let Some(c) = text.as_deref().and_then(reserved_in) {
                     push(
                         format!("points.\"{point}\".{field}"),
-                        spec.span(),
                         format!("{c:?} separates fields or records in coal files"),
                     );
                 }
@@ -184,7 +166,6 @@ impl CoalSettings {
             if p.decimals.is_some_and(|d| d > MAX_DECIMALS) {
                 push(
                     format!("points.\"{point}\".decimals"),
-                    spec.span(),
                     format!("at most {MAX_DECIMALS} decimals"),
                 );
             }
@@ -193,11 +174,7 @@ impl CoalSettings {
                 .chain([("low_clear", p.low_clear), ("restore", p.restore)])
             {
                 if v.is_some_and(|v| !v.is_finite()) {
-                    push(
-                        format!("points.\"{point}\".{field}"),
-                        spec.span(),
-                        "must be a finite number".into(),
-                    );
+                    push(format!("points.\"{point}\".{field}"), "must be a finite number".into());
                 }
             }
         }
@@ -206,17 +183,24 @@ impl CoalSettings {
 
     /// The details configured for `point`, if any.
     pub fn point(&self, point: &str) -> Option<&CoalPoint> {
-        self.points.get(point).map(|s| s.get_ref())
+        self.points.get(point)
+    }
+
+    /// Reports every problem at the encoder table's place (config validation).
+    pub fn check(&self, at: &Place<'_>, errors: &mut Vec<ConfigError>) {
+        for p in self.validate() {
+            errors.push(at.error(&p.key, p.message));
+        }
     }
 
     /// Settings for tests and benches: a mine with no per-point details.
     pub fn for_mine(code: &str, name: &str, encoding: TextEncoding) -> Self {
         Self {
-            mine_code: Spanned::new(0..0, code.to_string()),
-            mine_name: Spanned::new(0..0, name.to_string()),
+            mine_code: code.to_string(),
+            mine_name: name.to_string(),
             encoding,
             decimals: default_decimals(),
-            system: Spanned::new(0..0, String::new()),
+            system: String::new(),
             power_cut_kinds: default_power_cut_kinds(),
             points: BTreeMap::new(),
         }

@@ -31,7 +31,7 @@ impl CoalEncoder {
             let spec = self.settings.point(&r.point).cloned().unwrap_or_default();
             let mut line = FileText::bare(RECORD_CAPACITY * 2);
             line.field(&info.code);
-            line.field(self.settings.system.get_ref());
+            line.field(&self.settings.system);
             line.opt(spec.substation.as_deref());
             line.field(&info.type_name);
             line.field(info.value_type.code());

@@ -137,7 +137,7 @@ impl CoalEncoder {
         let ts = Timestamp::from_nanos(secs.saturating_mul(1_000_000_000));
         let name = format!(
             "{}_{}_{}.txt",
-            self.settings.mine_code.get_ref(),
+            self.settings.mine_code,
             kind.as_str(),
             self.times.name(ts)
         );
@@ -148,8 +148,8 @@ impl CoalEncoder {
     fn start(&mut self, kind: FileType, newest: Timestamp, capacity: usize) -> (String, FileText) {
         let (name, header_time) = self.file_time(kind, newest);
         let text = FileText::with_header(
-            self.settings.mine_code.get_ref(),
-            self.settings.mine_name.get_ref(),
+            &self.settings.mine_code,
+            &self.settings.mine_name,
             &header_time,
             capacity,
         );
@@ -191,9 +191,7 @@ impl CoalEncoder {
             type_name: type_name.into(),
             location: location.into(),
             value_type,
-            decimals: spec
-                .and_then(|s| s.decimals)
-                .unwrap_or(*self.settings.decimals.get_ref()),
+            decimals: spec.and_then(|s| s.decimals).unwrap_or(self.settings.decimals),
             power_cut: kind.is_some_and(|k| self.settings.power_cut_kinds.iter().any(|p| p == k)),
         }
     }

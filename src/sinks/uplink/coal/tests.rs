@@ -4,8 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use toml::Spanned;
-
 use super::*;
 use crate::model::{
     AlarmClass, AlarmEvent, AlarmState, ConditionKind, Level, Priority, Quality, SubjectKind, Transition,
@@ -36,7 +34,7 @@ fn code_of(point: &str) -> &'static str {
 
 fn settings(encoding: TextEncoding) -> CoalSettings {
     let mut s = CoalSettings::for_mine("140211001", "示例煤矿", encoding);
-    s.system = Spanned::new(0..0, "KJ95X".into());
+    s.system = "KJ95X".into();
     let face = CoalPoint {
         substation: Some("F8".into()),
         location: Some("8101工作面".into()),
@@ -61,7 +59,7 @@ fn settings(encoding: TextEncoding) -> CoalSettings {
         ..Default::default()
     };
     for (p, spec) in [(T0, face), (CO, co), (FEED, feed)] {
-        s.points.insert(p.to_string(), Spanned::new(0..0, spec));
+        s.points.insert(p.to_string(), spec);
     }
     s
 }
@@ -473,15 +471,15 @@ fn out_of_service_is_reported_as_calibration() {
 #[test]
 fn validation_names_every_bad_key() {
     let mut s = settings(TextEncoding::Gbk);
-    s.mine_code = Spanned::new(3..9, "14/02".into());
-    s.mine_name = Spanned::new(20..30, "矿;井".into());
-    s.decimals = Spanned::new(40..41, 9);
+    s.mine_code = "14/02".into();
+    s.mine_name = "矿;井".into();
+    s.decimals = 9;
     let mut bad = CoalPoint {
         location: Some("巷道~1".into()),
         ..Default::default()
     };
     bad.x = Some(f64::INFINITY);
-    s.points.insert("p".into(), Spanned::new(50..60, bad));
+    s.points.insert("p".into(), bad);
     let problems = s.validate();
     let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(
@@ -494,7 +492,6 @@ fn validation_names_every_bad_key() {
             "points.\"p\".x"
         ]
     );
-    assert_eq!(problems[0].span, 3..9);
     assert!(
         problems[0].message.contains("letters and digits"),
         "{}",

@@ -1,26 +1,27 @@
 //! Settings of the file-drop transport (`transport = { file = { … } }` of an uplink) and their
 //! pure validation.
 
-use std::fmt;
-use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use toml::Spanned;
 
+use crate::config::error::ConfigError;
 use crate::config::units::DurationText;
+use crate::sinks::uplink::config::{Place, SecretRef};
 
-/// The file-drop transport's settings.
-#[derive(Debug, Clone, Deserialize)]
+/// `transport = { type = "file", … }`: the file-drop transport's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileDropSettings {
-    /// Directory the complete files appear in (created at start). Without `ftp`, the
-    /// platform's collector takes them from here; with `ftp`, they wait here until pushed.
-    /// One uplink per directory.
-    pub spool_dir: Spanned<PathBuf>,
+    /// Directory the complete files appear in (created at start; relative to the config file).
+    /// Without `ftp`, the platform's collector takes them from here; with `ftp`, they wait here
+    /// until pushed. Default `spool/` in the uplink's data directory. One uplink per directory.
+    #[serde(default)]
+    pub spool_dir: Option<PathBuf>,
     /// Push spooled files to the platform's FTP server; a file is delivered only once pushed.
-    pub ftp: Option<Spanned<FtpSettings>>,
+    #[serde(default)]
+    pub ftp: Option<FtpSettings>,
     /// What happens to a file once pushed (only with `ftp`).
     #[serde(default)]
     pub after_push: AfterPush,
@@ -40,18 +41,22 @@ pub enum AfterPush {
 }
 
 /// The platform's FTP server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FtpSettings {
     /// `host:port` of the server (plain FTP, passive mode).
     pub address: String,
     /// Login name.
     pub user: String,
-    /// Environment variable holding the password (never written in the config or a log).
-    pub password_env: Option<String>,
+    /// The password, from `{ env = "VAR" }` or `{ file = "…" }` (never written in the config
+    /// or a log); none for a server that asks for none.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
     /// Directory on the server the files go to; default the login directory.
+    #[serde(default)]
     pub remote_dir: Option<String>,
     /// Limit on each FTP step (connect, login, upload, rename); default 10 s.
+    #[serde(default)]
     pub timeout: Option<DurationText>,
 }
 
@@ -62,12 +67,12 @@ impl FtpSettings {
     }
 }
 
-/// An FTP password read from the environment; `Debug` never shows it.
+/// An FTP password as resolved at start; `Debug` never shows it.
 #[derive(Clone, Default)]
 pub struct Password(pub String);
 
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Password(REDACTED)")
     }
 }
@@ -75,10 +80,8 @@ impl fmt::Debug for Password {
 /// One mistake in the file-drop settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileDropProblem {
-    /// Key path below `transport.file`.
+    /// Key path below the transport table.
     pub key: String,
-    /// Byte span in the config file.
-    pub span: Range<usize>,
     /// What is wrong.
     pub message: String,
 }
@@ -87,16 +90,13 @@ impl FileDropSettings {
     /// Checks what serde cannot: returns every problem found (pure, no I/O).
     pub fn validate(&self) -> Vec<FileDropProblem> {
         let mut problems = Vec::new();
-        if self.spool_dir.get_ref().as_os_str().is_empty() {
+        if self.spool_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
             problems.push(FileDropProblem {
                 key: "spool_dir".into(),
-                span: self.spool_dir.span(),
                 message: "must name a directory".into(),
             });
         }
-        if let Some(ftp) = &self.ftp {
-            let span = ftp.span();
-            let f = ftp.get_ref();
+        if let Some(f) = &self.ftp {
             let port_ok = f
                 .address
                 .rsplit_once(':')
@@ -104,25 +104,36 @@ impl FileDropSettings {
             if !port_ok {
                 problems.push(FileDropProblem {
                     key: "ftp.address".into(),
-                    span: span.clone(),
                     message: format!("`{}` must be host:port (the FTP port is usually 21)", f.address),
                 });
             }
             if f.user.is_empty() {
                 problems.push(FileDropProblem {
                     key: "ftp.user".into(),
-                    span: span.clone(),
                     message: "must name the login (`anonymous` for an anonymous server)".into(),
                 });
             }
             if f.timeout.is_some_and(|t| t.0.is_zero()) {
                 problems.push(FileDropProblem {
                     key: "ftp.timeout".into(),
-                    span,
                     message: "must be longer than zero".into(),
                 });
             }
         }
         problems
+    }
+
+    /// Reports every problem at the transport table's place and resolves relative paths
+    /// (config validation; reads nothing).
+    pub fn check(&mut self, at: &Place<'_>, errors: &mut Vec<ConfigError>) {
+        for p in self.validate() {
+            errors.push(at.error(&p.key, p.message));
+        }
+        if let Some(dir) = &self.spool_dir {
+            self.spool_dir = Some(at.path(dir));
+        }
+        if let Some(secret) = self.ftp.as_mut().and_then(|f| f.password.as_mut()) {
+            secret.check(at, "ftp.password", errors);
+        }
     }
 }

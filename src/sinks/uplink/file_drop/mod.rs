@@ -61,13 +61,11 @@ pub struct SpoolError {
     pub source: std::io::Error,
 }
 
-/// Reads the FTP password from the variable `settings` names (at build, not in validation).
-pub fn password_from_env(settings: &FtpSettings) -> Result<Password, String> {
-    match &settings.password_env {
+/// Reads the FTP password the settings name (at build, not in validation).
+pub fn password(settings: &FileDropSettings) -> Result<Password, String> {
+    match settings.ftp.as_ref().and_then(|f| f.password.as_ref()) {
         None => Ok(Password::default()),
-        Some(var) => std::env::var(var)
-            .map(Password)
-            .map_err(|_| format!("environment variable {var} (the FTP password) is not set")),
+        Some(secret) => secret.resolve().map(|s| Password(s.text())),
     }
 }
 
@@ -92,24 +90,21 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl FileDrop {
-    /// Prepares the spool (creates it, removes half-written files) for uplink `uplink`.
-    pub async fn open(uplink: &str, settings: &FileDropSettings, password: Password) -> Result<Self, SpoolError> {
-        let dir = settings.spool_dir.get_ref().clone();
-        let prepared = {
-            let dir = dir.clone();
-            tokio::task::spawn_blocking(move || spool::prepare(&dir))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
-        };
-        prepared.map_err(|source| SpoolError {
+    /// Prepares the spool (creates it, removes half-written files) for uplink `uplink`;
+    /// `default_dir` is used when the settings name none. Blocking (start-up only).
+    pub fn open(
+        uplink: &str,
+        settings: &FileDropSettings,
+        default_dir: &Path,
+        password: Password,
+    ) -> Result<Self, SpoolError> {
+        let dir = settings.spool_dir.clone().unwrap_or_else(|| default_dir.to_path_buf());
+        spool::prepare(&dir).map_err(|source| SpoolError {
             uplink: uplink.to_string(),
             dir: dir.clone(),
             source,
         })?;
-        let ftp = settings
-            .ftp
-            .as_ref()
-            .map(|f| FtpPusher::new(f.get_ref().clone(), password));
+        let ftp = settings.ftp.as_ref().map(|f| FtpPusher::new(f.clone(), password));
         Ok(Self {
             uplink: uplink.to_string(),
             dir,

@@ -1,12 +1,10 @@
 //! The spool without FTP (the FTP push runs against a real server in tests/uplink_coal.rs).
 
-use toml::Spanned;
-
 use super::*;
 
 fn settings(dir: &Path) -> FileDropSettings {
     FileDropSettings {
-        spool_dir: Spanned::new(0..0, dir.to_path_buf()),
+        spool_dir: Some(dir.to_path_buf()),
         ftp: None,
         after_push: AfterPush::Move,
     }
@@ -35,9 +33,13 @@ async fn a_spooled_file_is_complete_under_its_name_and_nothing_else_is_left() {
     let tmp = tempfile::tempdir().unwrap();
     // A crash left half a file behind: start-up removes it.
     std::fs::write(tmp.path().join(".part-M_CDSS_20261125080000.txt"), "half").unwrap();
-    let mut drop = FileDrop::open("u", &settings(tmp.path()), Password::default())
-        .await
-        .unwrap();
+    let mut drop = FileDrop::open(
+        "u",
+        &settings(tmp.path()),
+        Path::new("/nonexistent"),
+        Password::default(),
+    )
+    .unwrap();
     drop.deliver(&file("M_CDSS_20261125080010.txt", "M;m;t~||"))
         .await
         .unwrap();
@@ -51,9 +53,13 @@ async fn a_spooled_file_is_complete_under_its_name_and_nothing_else_is_left() {
 #[tokio::test]
 async fn the_same_payload_again_is_not_written_twice_and_other_bytes_take_the_next_second() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut drop = FileDrop::open("u", &settings(tmp.path()), Password::default())
-        .await
-        .unwrap();
+    let mut drop = FileDrop::open(
+        "u",
+        &settings(tmp.path()),
+        Path::new("/nonexistent"),
+        Password::default(),
+    )
+    .unwrap();
     let name = "M_YCBJ_20261125235959.txt";
     drop.deliver(&file(name, "first")).await.unwrap();
     drop.deliver(&file(name, "first")).await.unwrap();
@@ -79,9 +85,13 @@ async fn the_same_payload_again_is_not_written_twice_and_other_bytes_take_the_ne
 #[tokio::test]
 async fn a_payload_without_a_plain_file_name_is_refused_for_good() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut drop = FileDrop::open("u", &settings(tmp.path()), Password::default())
-        .await
-        .unwrap();
+    let mut drop = FileDrop::open(
+        "u",
+        &settings(tmp.path()),
+        Path::new("/nonexistent"),
+        Password::default(),
+    )
+    .unwrap();
     for name in ["../escape.txt", ".hidden", "a/b.txt", ""] {
         let err = drop.deliver(&file(name, "x")).await.unwrap_err();
         assert!(matches!(err, TransportError::Rejected(_)), "{name}: {err}");
@@ -104,7 +114,7 @@ fn names_without_a_time_get_a_counter() {
 #[test]
 fn validation_names_address_user_and_timeout() {
     let s: FileDropSettings = toml::from_str(
-        "spool_dir = \"/var/spool/coal\"\nftp = { address = \"ftp.example\", user = \"\", timeout = \"0s\" }\n",
+        "spool_dir = \"/var/spool/coal\"\nftp = { address = \"ftp.example\", user = \"\", timeout = \"0s\", password = { env = \"P\" } }\n",
     )
     .unwrap();
     let keys: Vec<_> = s.validate().into_iter().map(|p| p.key).collect();
