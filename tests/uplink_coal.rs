@@ -1,5 +1,6 @@
 //! Coal-mine uplink files pushed to a real FTP server (pyftpdlib) on loopback: complete files,
-//! in time order, each once, nothing lost while the server is down.
+//! in time order, each once, nothing lost while the server is down; first the file-drop
+//! transport on its own, then a running gateway reading simulated methane sensors.
 
 mod support;
 
@@ -12,7 +13,7 @@ use hazard_gateway::sinks::uplink::coal::{CoalEncoder, CoalSettings, TextEncodin
 use hazard_gateway::sinks::uplink::file_drop::{AfterPush, FileDrop, FileDropSettings, FtpSettings, Password};
 use hazard_gateway::sinks::uplink::time::{DEFAULT_ZONE, zone};
 use hazard_gateway::sinks::uplink::{Codes, Encoder, Payload, RecordKind, Transport, TransportError, UplinkRecord};
-use support::FtpServer;
+use support::{FtpServer, TestGateway, WAIT, metric, simulator, wait_for};
 
 /// 2026-11-25 08:00:00 in Shanghai.
 const T0_SECS: i64 = 1_795_564_800;
@@ -187,4 +188,170 @@ async fn after_push_delete_leaves_nothing_and_a_new_gateway_pushes_what_an_old_o
         .collect();
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(std::fs::read_dir(spool.path().join("sent")).unwrap().count(), 0);
+}
+
+/// A coal face read from two simulated methane sensors; the second one has died (it serves
+/// 0xFFFF, outside its 0–4 % range).
+fn coal_gateway(live: &str, dead: &str, ftp: &FtpServer) -> String {
+    format!(
+        r#"
+[gateway]
+id = "mine-gw"
+[api]
+listen = "127.0.0.1:0"
+
+[[devices]]
+name = "T0-face"
+profile = "mine-ch4"
+transport = {{ tcp = "{live}" }}
+interval = "250ms"
+points = {{ ch4 = "8101/face/CH4-T0" }}
+
+[[devices]]
+name = "T1-corner"
+profile = "mine-ch4"
+transport = {{ tcp = "{dead}" }}
+interval = "250ms"
+points = {{ ch4 = "8101/face/CH4-T1" }}
+
+[[uplinks]]
+name = "coal"
+realtime_interval = "1s"
+replay_rate = 200
+retry_max = "2s"
+statistics = []
+codes = {{ enterprise = "140211001", points = {{ "8101/face/CH4-T0" = {{ code = "140211001MN0001", location = "8101工作面" }}, "8101/face/CH4-T1" = {{ code = "140211001MN0002", location = "8101上隅角" }} }} }}
+select = {{ points = ["8101/face/CH4-T0", "8101/face/CH4-T1"] }}
+encoder = {{ type = "coal", mine_code = "140211001", mine_name = "示例煤矿", encoding = "gbk", system = "KJ95X" }}
+transport = {{ type = "file", ftp = {{ address = "{addr}", user = "{user}", password = {{ file = "ftp-password.txt" }} }} }}
+"#,
+        addr = ftp.addr(),
+        user = FtpServer::USER,
+    )
+}
+
+/// A file on the FTP server, parsed back (it must be complete GBK).
+fn server_file(ftp: &FtpServer, name: &str) -> Vec<Vec<String>> {
+    parse_gbk(&std::fs::read(ftp.root().join(name)).unwrap())
+}
+
+fn of_type<'a>(names: &'a [String], kind: &str) -> Vec<&'a String> {
+    names.iter().filter(|n| n.contains(&format!("_{kind}_"))).collect()
+}
+
+/// CDSS rows of point `code` across `files`, in delivery order: (value, state, time).
+fn cdss_rows(ftp: &FtpServer, files: &[&String], code: &str) -> Vec<(String, u16, String)> {
+    files
+        .iter()
+        .flat_map(|f| server_file(ftp, f))
+        .filter(|r| r.len() == 7 && r[0] == code)
+        .map(|r| (r[3].clone(), r[5].parse().unwrap(), r[6].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_running_gateway_pushes_coal_files_through_a_60_second_ftp_outage() {
+    let live = simulator("mine-ch4", None).await;
+    let dead = simulator("mine-ch4", None).await;
+    assert!(dead.pin("ch4", 655.35), "the dead sensor serves 0xFFFF");
+    let mut ftp = FtpServer::start();
+    let config = coal_gateway(&live.local_addr().to_string(), &dead.local_addr().to_string(), &ftp);
+    let mut gw =
+        TestGateway::start_with_files(&config, &[("ftp-password.txt", &format!("{}\n", FtpServer::PASSWORD))]).await;
+    let metrics = gw.metric_handles().clone();
+
+    // Definitions first, then real-time files; the dead sensor's fault alarm opens a YCBJ
+    // record (004) and its CDSS rows carry over range + sensor fault, never a value.
+    wait_for("CDDY, CDSS with the dead sensor's fault, YCBJ", WAIT, || async {
+        let got = ftp.received();
+        let cdss = of_type(&got, "CDSS");
+        let faulted = cdss_rows(&ftp, &cdss, "140211001MN0002").iter().any(|r| r.1 & 128 != 0);
+        (!of_type(&got, "CDDY").is_empty() && cdss.len() >= 3 && faulted && !of_type(&got, "YCBJ").is_empty())
+            .then_some(())
+    })
+    .await;
+    let got = ftp.received();
+    assert!(got[0].contains("_CDDY_"), "definitions come first: {got:?}");
+    let cddy = server_file(&ftp, &got[0]);
+    assert_eq!(cddy[0][..2], ["140211001", "示例煤矿"]);
+    let t0 = cddy.iter().find(|r| r[0] == "140211001MN0001").expect("T0 defined");
+    // Coal-face methane: MN, %CH4, range 4.00–0.00, alarm 1.00, power cut 1.50, restore 1.00.
+    assert_eq!(
+        t0[1..10],
+        ["KJ95X", "", "甲烷", "MN", "%CH4", "4.00", "0.00", "1.00", "1.00"]
+    );
+    assert_eq!(t0[12..14], ["1.50", "1.00"]);
+    assert_eq!(t0[17], "8101工作面");
+    let ycbj = server_file(&ftp, of_type(&got, "YCBJ")[0]);
+    let fault = ycbj
+        .iter()
+        .find(|r| r[0] == "140211001MN0002")
+        .expect("the dead sensor's record");
+    assert_eq!(
+        (fault[3].as_str(), fault[5].as_str()),
+        ("004", ""),
+        "sensor fault, still open"
+    );
+    for (value, state, _) in cdss_rows(&ftp, &of_type(&got, "CDSS"), "140211001MN0002") {
+        assert_eq!(value, "", "a dead sensor never carries a value");
+        assert!(state & (8 | 128) != 0, "fault state expected, got {state}");
+    }
+
+    // The FTP server is down for 60 s while readings flow.
+    ftp.stop();
+    let down_at = now_ms();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let text = metrics.render();
+    assert!(metric(&text, "hazard_uplink_outbox_payloads", &["uplink=\"coal\""]) >= 50.0);
+    ftp.restart();
+    let up_at = now_ms();
+    wait_for("the backlog to drain", Duration::from_secs(90), || async {
+        let text = metrics.render();
+        (metric(&text, "hazard_uplink_outbox_payloads", &["uplink=\"coal\""]) <= 1.0).then_some(())
+    })
+    .await;
+    gw.shutdown().await;
+
+    let text = metrics.render();
+    assert_eq!(
+        text.matches("hazard_uplink_records_dropped_total{").count(),
+        0,
+        "nothing dropped"
+    );
+    let got = ftp.received();
+    let unique: std::collections::HashSet<_> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "a file arrived twice");
+    let delivered = metric(&text, "hazard_uplink_payloads_delivered_total", &["uplink=\"coal\""]);
+    assert_eq!(got.len() as f64, delivered, "every acknowledged file is on the server");
+    // Every file on the server is complete (parse_gbk insists on the `~||` ending).
+    for name in &got {
+        server_file(&ftp, name);
+    }
+    // Real-time files in time order: names sort as they arrived, collection times never go
+    // back, and the readings taken during the outage arrive with their own times.
+    let cdss = of_type(&got, "CDSS");
+    let mut sorted = cdss.clone();
+    sorted.sort();
+    assert_eq!(cdss, sorted, "CDSS files in time order");
+    let rows = cdss_rows(&ftp, &cdss, "140211001MN0001");
+    assert!(rows.windows(2).all(|w| w[0].2 <= w[1].2), "collection times go back");
+    let zone = zone(DEFAULT_ZONE).unwrap();
+    let fmt = "%Y-%m-%d %H:%M:%S";
+    let (from, to) = (
+        hazard_gateway::sinks::uplink::time::render(Timestamp::from_millis(down_at + 2000), &zone, fmt),
+        hazard_gateway::sinks::uplink::time::render(Timestamp::from_millis(up_at - 2000), &zone, fmt),
+    );
+    let during = rows.iter().filter(|r| r.2 > from && r.2 < to).count();
+    assert!(
+        during >= 50,
+        "readings from the outage delivered with their times: {during}"
+    );
+    assert!(
+        rows.iter().filter(|r| r.1 == 0).all(|r| !r.0.is_empty()),
+        "a good reading carries its value"
+    );
+}
+
+fn now_ms() -> i64 {
+    hazard_gateway::clock::system().now().as_millis()
 }

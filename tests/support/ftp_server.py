@@ -9,6 +9,7 @@ import os
 import sys
 
 from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.filesystems import FilesystemError
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
 
@@ -17,11 +18,21 @@ port, root, user, password, log = sys.argv[1:6]
 
 class Handler(FTPHandler):
     def ftp_RNTO(self, path):
-        done = super().ftp_RNTO(path)
-        if os.path.exists(path):
-            with open(log, "a", encoding="utf-8") as f:
-                f.write(os.path.basename(path) + "\n")
-        return done
+        # As pyftpdlib's own RNTO, with the delivery logged *before* the client hears "250",
+        # so a test that saw its push succeed finds it in the log.
+        if not self._rnfr:
+            self.respond("503 Bad sequence of commands: use RNFR first.")
+            return None
+        src, self._rnfr = self._rnfr, None
+        try:
+            self.run_as_current_user(self.fs.rename, src, path)
+        except (OSError, FilesystemError) as err:
+            self.respond(f"550 {err}.")
+            return None
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(os.path.basename(path) + "\n")
+        self.respond("250 Renaming ok.")
+        return (src, path)
 
 
 logging.basicConfig(level=logging.ERROR)
