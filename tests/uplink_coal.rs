@@ -355,3 +355,39 @@ async fn a_running_gateway_pushes_coal_files_through_a_60_second_ftp_outage() {
 fn now_ms() -> i64 {
     hazard_gateway::clock::system().now().as_millis()
 }
+
+#[test]
+fn check_config_names_every_bad_coal_and_file_setting_with_its_line() {
+    let text = r#"
+[gateway]
+id = "mine-gw"
+
+[[uplinks]]
+name = "coal"
+realtime_interval = "20s"
+codes = { enterprise = "140211001" }
+transport = { type = "file", ftp = { address = "ftp.example", user = "", password = { env = "A", file = "b" } } }
+
+[uplinks.encoder]
+type = "coal"
+mine_code = "14-02"
+mine_name = "示例;煤矿"
+encoding = "gbk"
+"#;
+    let path = Path::new("/etc/hazard-gateway/mine.toml");
+    let err = hazard_gateway::config::GatewayConfig::parse(path, text).unwrap_err();
+    let shown = err.to_string();
+    for want in [
+        "/etc/hazard-gateway/mine.toml:9:13: uplinks[0].transport.ftp.address: uplink `coal`: `ftp.example` must be host:port",
+        "/etc/hazard-gateway/mine.toml:9:13: uplinks[0].transport.ftp.user: uplink `coal`: must name the login",
+        "uplinks[0].transport.ftp.password: uplink `coal`: give exactly one of `env` or `file`",
+        "/etc/hazard-gateway/mine.toml:11:1: uplinks[0].encoder.mine_code: uplink `coal`: `14-02` must be the regulator's mine code",
+        "uplinks[0].encoder.mine_name: uplink `coal`: ';' separates fields",
+    ] {
+        assert!(shown.contains(want), "missing `{want}` in:\n{shown}");
+    }
+    // Unknown keys and a missing encoding are refused by name.
+    let bad = text.replace("encoding = \"gbk\"", "encodng = \"gbk\"");
+    let shown = hazard_gateway::config::GatewayConfig::parse(path, &bad).unwrap_err().to_string();
+    assert!(shown.contains("encodng"), "{shown}");
+}
