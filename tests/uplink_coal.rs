@@ -388,6 +388,8 @@ encoding = "gbk"
     }
     // Unknown keys and a missing encoding are refused by name.
     let bad = text.replace("encoding = \"gbk\"", "encodng = \"gbk\"");
-    let shown = hazard_gateway::config::GatewayConfig::parse(path, &bad).unwrap_err().to_string();
+    let shown = hazard_gateway::config::GatewayConfig::parse(path, &bad)
+        .unwrap_err()
+        .to_string();
     assert!(shown.contains("encodng"), "{shown}");
 }

@@ -162,9 +162,14 @@ impl CoalEncoder {
         if replaced > 0 {
             tracing::warn!(uplink = %self.uplink, file = %name, replaced, "Characters GBK cannot hold written as ?");
         }
+        let mut attrs = vec![("file_name".to_string(), name)];
+        if self.settings.encoding == TextEncoding::Gbk {
+            // Lets `uplink preview` show the text, not only its bytes.
+            attrs.push(("charset".to_string(), "gbk".to_string()));
+        }
         Payload {
             body,
-            attrs: vec![("file_name".to_string(), name)],
+            attrs,
             items: u32::try_from(items).unwrap_or(u32::MAX),
             urgent,
         }
