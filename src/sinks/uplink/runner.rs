@@ -308,10 +308,12 @@ impl Producer {
         let realtime = self.spec.select.realtime;
         let stats = self.stats.is_active();
         loop {
-            let stats_wait = self
-                .stats
-                .next_due(self.ctx.clock.now())
-                .map_or(Duration::from_secs(3600), |due| due.since(self.ctx.clock.now()));
+            // A little after the boundary, so readings stamped just before it are in; the
+            // wait is recomputed from the clock each round, so other wake-ups do not delay it.
+            let now = self.ctx.clock.now();
+            let stats_wait = self.stats.next_due(now).map_or(Duration::from_secs(3600), |due| {
+                due.plus(Duration::from_millis(200)).since(now)
+            });
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep_until(next_rt), if realtime => {
@@ -341,8 +343,7 @@ impl Producer {
                         std::future::pending::<()>().await;
                     }
                 }
-                // A little after the boundary, so readings stamped just before it are in.
-                _ = tokio::time::sleep(stats_wait + Duration::from_millis(200)), if stats => {
+                _ = tokio::time::sleep(stats_wait), if stats => {
                     let records = self.stats.take_due(self.ctx.clock.now(), &self.selector);
                     self.emit(records);
                 }
