@@ -322,7 +322,12 @@ async fn a_running_gateway_pushes_coal_files_through_a_60_second_ftp_outage() {
     let unique: std::collections::HashSet<_> = got.iter().collect();
     assert_eq!(unique.len(), got.len(), "a file arrived twice");
     let delivered = metric(&text, "hazard_uplink_payloads_delivered_total", &["uplink=\"coal\""]);
-    assert_eq!(got.len() as f64, delivered, "every acknowledged file is on the server");
+    // The one in flight at shutdown may have reached the server without its acknowledgement.
+    let on_server = got.len() as f64;
+    assert!(
+        on_server == delivered || on_server == delivered + 1.0,
+        "{on_server} files on the server, {delivered} acknowledged"
+    );
     // Every file on the server is complete (parse_gbk insists on the `~||` ending).
     for name in &got {
         server_file(&ftp, name);
