@@ -219,7 +219,7 @@ name = "coal"
 realtime_interval = "1s"
 replay_rate = 200
 retry_max = "2s"
-statistics = []
+statistics = ["minute"]
 codes = {{ enterprise = "140211001", points = {{ "8101/face/CH4-T0" = {{ code = "140211001MN0001", location = "8101工作面" }}, "8101/face/CH4-T1" = {{ code = "140211001MN0002", location = "8101上隅角" }} }} }}
 select = {{ points = ["8101/face/CH4-T0", "8101/face/CH4-T1"] }}
 encoder = {{ type = "coal", mine_code = "140211001", mine_name = "示例煤矿", encoding = "gbk", system = "KJ95X" }}
@@ -355,6 +355,22 @@ async fn a_running_gateway_pushes_coal_files_through_a_60_second_ftp_outage() {
         rows.iter().filter(|r| r.1 == 0).all(|r| !r.0.is_empty()),
         "a good reading carries its value"
     );
+    // Minute statistics: the live sensor's max/min/avg over its good readings, the dead
+    // sensor's interval without any good reading has no numbers.
+    let tjsj = of_type(&got, "TJSJ");
+    assert!(!tjsj.is_empty(), "a minute passed: statistics sent");
+    for file in tjsj {
+        for r in server_file(&ftp, file).iter().skip(1) {
+            assert_eq!(r.len(), 11, "{r:?}");
+            let count: u64 = r[7].parse().unwrap();
+            if r[0] == "140211001MN0002" {
+                assert_eq!((r[4..7].join(";").as_str(), count), (";;", 0), "dead sensor: {r:?}");
+            } else if count > 0 {
+                let (max, min): (f64, f64) = (r[4].parse().unwrap(), r[5].parse().unwrap());
+                assert!(max >= min, "{r:?}");
+            }
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -391,6 +407,32 @@ encoding = "gbk"
     ] {
         assert!(shown.contains(want), "missing `{want}` in:\n{shown}");
     }
+    // Two uplinks cannot share a spool directory.
+    let two = r#"
+[gateway]
+id = "mine-gw"
+
+[[uplinks]]
+name = "a"
+realtime_interval = "20s"
+codes = { enterprise = "1" }
+encoder = { type = "coal", mine_code = "1", mine_name = "m", encoding = "utf-8" }
+transport = { type = "file", spool_dir = "/var/spool/coal" }
+
+[[uplinks]]
+name = "b"
+realtime_interval = "20s"
+codes = { enterprise = "1" }
+encoder = { type = "coal", mine_code = "1", mine_name = "m", encoding = "utf-8" }
+transport = { type = "file", spool_dir = "/var/spool/coal" }
+"#;
+    let shown = hazard_gateway::config::GatewayConfig::parse(path, two)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        shown.contains("mine.toml:17:13: uplinks[1].transport.spool_dir: uplink `b`: spool directory /var/spool/coal is already uplink `a`'s"),
+        "{shown}"
+    );
     // Unknown keys and a missing encoding are refused by name.
     let bad = text.replace("encoding = \"gbk\"", "encodng = \"gbk\"");
     let shown = hazard_gateway::config::GatewayConfig::parse(path, &bad)

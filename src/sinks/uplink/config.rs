@@ -462,6 +462,7 @@ pub fn validate(
     errors: &mut Vec<ConfigError>,
 ) -> Vec<UplinkSpec> {
     let mut names = HashSet::new();
+    let mut spools: BTreeMap<PathBuf, String> = BTreeMap::new();
     let mut out = Vec::new();
     for (i, entry) in raw.iter().enumerate() {
         let before = errors.len();
@@ -562,6 +563,17 @@ pub fn validate(
             &place("transport", u.transport.span()),
             errors,
         );
+        // A spool directory belongs to one uplink: two would push each other's files.
+        if let TransportConfig::File(f) = &transport
+            && let Some(dir) = &f.spool_dir
+            && let Some(other) = spools.insert(dir.clone(), name.clone())
+        {
+            errors.push(err(
+                u.transport.span(),
+                "transport.spool_dir",
+                format!("spool directory {} is already uplink `{other}`'s", dir.display()),
+            ));
+        }
         if errors.len() > before {
             continue;
         }
