@@ -440,3 +440,24 @@ transport = { type = "file", spool_dir = "/var/spool/coal" }
         .to_string();
     assert!(shown.contains("encodng"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_session_the_server_dropped_is_replaced_without_failing_the_delivery() {
+    let mut ftp = FtpServer::start();
+    let spool = tempfile::tempdir().unwrap();
+    let settings = file_drop_settings(spool.path(), &ftp, AfterPush::Move);
+    let mut drop = FileDrop::open("coal", &settings, spool.path(), Password(FtpServer::PASSWORD.into())).unwrap();
+    let coal = CoalSettings::for_mine("140211001", "煤矿", TextEncoding::Utf8);
+    let mut enc = CoalEncoder::new("coal", coal, zone(DEFAULT_ZONE).unwrap(), Duration::from_secs(300));
+    let first = enc.encode(&[reading(0, Some(0.2), Quality::Good)]).unwrap().remove(0);
+    drop.deliver(&first).await.unwrap();
+    // The server restarts (as an idle timeout would close the session): the kept session is
+    // dead, the next push opens a new one at once instead of failing and backing off.
+    ftp.restart();
+    let second = enc.encode(&[reading(10, Some(0.3), Quality::Good)]).unwrap().remove(0);
+    drop.deliver(&second).await.unwrap();
+    assert_eq!(
+        ftp.received(),
+        ["140211001_CDSS_20261125080000.txt", "140211001_CDSS_20261125080010.txt"]
+    );
+}
