@@ -1287,3 +1287,100 @@ impl HttpReceiver {
             .collect()
     }
 }
+
+/// A real FTP server (pyftpdlib) on a free loopback port serving a private directory; killed
+/// on drop. `received()` lists the files renamed into place, in order, one line per delivery.
+pub struct FtpServer {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl FtpServer {
+    /// Login of the test server.
+    pub const USER: &'static str = "coal";
+    /// Password of the test server.
+    pub const PASSWORD: &'static str = "coal-secret";
+
+    pub fn start() -> FtpServer {
+        for _ in 0..5 {
+            let mut s = FtpServer {
+                child: None,
+                port: free_port(),
+                dir: tempfile::tempdir().expect("temp dir"),
+            };
+            std::fs::create_dir_all(s.root()).expect("ftp root");
+            if s.spawn() {
+                return s;
+            }
+        }
+        panic!("pyftpdlib did not start; is it installed? (`.ci/run` installs it)");
+    }
+
+    fn spawn(&mut self) -> bool {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ftp_server.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(self.port.to_string())
+            .arg(self.root())
+            .arg(Self::USER)
+            .arg(Self::PASSWORD)
+            .arg(self.dir.path().join("received.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs (`.ci/run` installs pyftpdlib)");
+        if wait_tcp(&mut child, SocketAddr::from(([127, 0, 0, 1], self.port))) {
+            self.child = Some(child);
+            return true;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The directory the server stores uploads in.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Names of the files renamed into place, in order (a name twice = delivered twice).
+    pub fn received(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("received.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Kills the server (an outage): connections drop, the port refuses.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        for _ in 0..50 {
+            if self.spawn() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("pyftpdlib restarts on port {}", self.port);
+    }
+}
+
+impl Drop for FtpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

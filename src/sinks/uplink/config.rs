@@ -304,6 +304,9 @@ pub struct UplinkSpec {
 pub enum EncoderConfig {
     /// Templated JSON ([`super::json`]).
     Json(super::json::JsonConfig),
+    /// Coal-mine safety monitoring text files, CDDY/CDSS/YCBJ/TJSJ ([`super::coal`]); give it
+    /// the `file` transport.
+    Coal(super::coal::CoalSettings),
 }
 
 impl EncoderConfig {
@@ -311,6 +314,7 @@ impl EncoderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             EncoderConfig::Json(_) => "json",
+            EncoderConfig::Coal(_) => "coal",
         }
     }
 }
@@ -335,6 +339,9 @@ pub enum TransportConfig {
     Http(super::transport::http::HttpConfig),
     /// MQTT publish, QoS 1 ([`super::transport::mqtt`]).
     Mqtt(super::transport::mqtt::MqttConfig),
+    /// Files in a spool directory, optionally pushed by FTP ([`super::file_drop`]); the
+    /// payload's `file_name` names each file (the `coal` encoder sets it).
+    File(super::file_drop::FileDropSettings),
 }
 
 impl TransportConfig {
@@ -344,6 +351,7 @@ impl TransportConfig {
             TransportConfig::Tcp(_) => "tcp",
             TransportConfig::Http(_) => "http",
             TransportConfig::Mqtt(_) => "mqtt",
+            TransportConfig::File(_) => "file",
         }
     }
 }
@@ -454,6 +462,7 @@ pub fn validate(
     errors: &mut Vec<ConfigError>,
 ) -> Vec<UplinkSpec> {
     let mut names = HashSet::new();
+    let mut spools: BTreeMap<PathBuf, String> = BTreeMap::new();
     let mut out = Vec::new();
     for (i, entry) in raw.iter().enumerate() {
         let before = errors.len();
@@ -554,6 +563,17 @@ pub fn validate(
             &place("transport", u.transport.span()),
             errors,
         );
+        // A spool directory belongs to one uplink: two would push each other's files.
+        if let TransportConfig::File(f) = &transport
+            && let Some(dir) = &f.spool_dir
+            && let Some(other) = spools.insert(dir.clone(), name.clone())
+        {
+            errors.push(err(
+                u.transport.span(),
+                "transport.spool_dir",
+                format!("spool directory {} is already uplink `{other}`'s", dir.display()),
+            ));
+        }
         if errors.len() > before {
             continue;
         }
@@ -597,6 +617,7 @@ pub fn check_stage(stage: Stage<'_>, at: &Place<'_>, errors: &mut Vec<ConfigErro
     match stage {
         Stage::Encoder(e) => match e {
             EncoderConfig::Json(c) => c.check(at, errors),
+            EncoderConfig::Coal(c) => c.check(at, errors),
         },
         Stage::Cipher(c) => match *c {},
         Stage::Envelope(e) => match *e {},
@@ -604,6 +625,7 @@ pub fn check_stage(stage: Stage<'_>, at: &Place<'_>, errors: &mut Vec<ConfigErro
             TransportConfig::Tcp(c) => c.check(at, errors),
             TransportConfig::Http(c) => c.check(at, errors),
             TransportConfig::Mqtt(c) => c.check(at, errors),
+            TransportConfig::File(c) => c.check(at, errors),
         },
     }
 }

@@ -21,7 +21,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub mod build;
+pub mod coal;
 pub mod config;
+pub mod file_drop;
 pub mod json;
 pub mod metrics;
 pub mod outbox;

@@ -168,6 +168,11 @@ pub fn render(items: &[PreviewItem]) -> String {
             hints.join(" ")
         ));
         s.push_str(&format!("plain:  {}\n", printable(&item.plain.body)));
+        if item.plain.attr("charset") == Some("gbk") {
+            // Coal-mine files in GBK: the text too, to compare with the platform's sample.
+            let (text, _, _) = encoding_rs::GBK.decode(&item.plain.body);
+            s.push_str(&format!("text:   {text}\n"));
+        }
         match &item.sealed {
             Some(p) => s.push_str(&format!("sealed: {}\n", printable(&p.body))),
             None => s.push_str("sealed: (no cipher or envelope: sent as plain)\n"),

@@ -298,12 +298,13 @@ impl StatsWindow {
         }
     }
 
-    /// When the earliest interval still open ends (the runner wakes then).
+    /// When the earliest interval still open ends (the runner wakes then): an interval that
+    /// holds readings and is not yet sent counts even once `now` is past its end, so readings
+    /// arriving just after a boundary cannot push its sending to the next boundary.
     pub fn next_due(&self, now: Timestamp) -> Option<Timestamp> {
-        self.periods
-            .iter()
-            .map(|p| self.end_of(*p, self.start_of(*p, now)))
-            .min()
+        let pending = self.buckets.keys().map(|(p, start)| self.end_of(*p, *start));
+        let upcoming = self.periods.iter().map(|p| self.end_of(*p, self.start_of(*p, now)));
+        pending.chain(upcoming).min()
     }
 
     /// Records of every interval that ended by `now`, for the `selected` points, oldest first.
@@ -387,6 +388,7 @@ mod tests {
         }
         BuildContext {
             uplink: "u".into(),
+            spec: Arc::new(spec()),
             gateway: "gw".into(),
             zone: super::super::time::zone("Asia/Shanghai").unwrap(),
             points,
@@ -405,6 +407,26 @@ mod tests {
             minute_interval: SharedInterval::new(Duration::from_secs(60)),
             stop: CancellationToken::new(),
         }
+    }
+
+    fn spec() -> crate::sinks::uplink::UplinkSpec {
+        let text = r#"
+[gateway]
+id = "gw"
+[[devices]]
+name = "T1"
+profile = "ai4-gas-lel"
+transport = { tcp = "127.0.0.1:502" }
+points = { ch1 = "T1/gas" }
+[[uplinks]]
+name = "u"
+realtime_interval = "30s"
+codes = { enterprise = "E1" }
+encoder = { type = "json" }
+transport = { type = "tcp", address = "127.0.0.1:9000" }
+"#;
+        let cfg = crate::config::GatewayConfig::parse(std::path::Path::new("t.toml"), text).unwrap();
+        cfg.uplinks[0].clone()
     }
 
     fn reading(point: u32, ms: i64, value: f64, quality: Quality, ctx: &BuildContext) -> Reading {
@@ -480,6 +502,17 @@ mod tests {
         );
         w.add(&reading(0, m0 + 1000, 1.0, Quality::Good, &c));
         assert_eq!(w.late, 1);
+    }
+
+    #[test]
+    fn an_interval_with_readings_stays_due_after_its_boundary() {
+        let c = ctx();
+        let mut w = StatsWindow::new(vec![StatsPeriod::Minute], Duration::from_secs(60), c.zone.clone());
+        let m0 = 1_700_000_040_000i64;
+        w.add(&reading(0, m0 + 59_900, 1.0, Quality::Good, &c));
+        // 100 ms past the boundary (a reading woke the runner): the first minute is still due.
+        let past = Timestamp::from_millis(m0 + 60_100);
+        assert_eq!(w.next_due(past).map(|t| t.as_millis()), Some(m0 + 60_000));
     }
 
     #[test]
