@@ -477,6 +477,8 @@ struct Envelope {
     body_len_hint: usize,
     data_path: Vec<Step>,
     headers: Vec<(String, Vec<Part>)>,
+    /// Headers whose value holds a secret: `uplink preview` masks them.
+    secret_headers: Vec<String>,
     uses_uuid: bool,
 }
 
@@ -577,6 +579,16 @@ pub fn build_with_env(spec: &SealSpec, uplink: &str, env: EnvLookup<'_>) -> Resu
                 .iter()
                 .map(|(name, parts)| (name.clone(), envelope::resolve(parts, &e.constants, &secrets)))
                 .collect();
+            let secret_headers = e
+                .headers
+                .iter()
+                .filter(|(_, parts)| {
+                    parts
+                        .iter()
+                        .any(|p| matches!(p, Part::Slot(envelope::Slot::Secret(_), _)))
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
             let uses_uuid = body
                 .iter()
                 .chain(headers.iter().flat_map(|h| h.1.iter()))
@@ -586,6 +598,7 @@ pub fn build_with_env(spec: &SealSpec, uplink: &str, env: EnvLookup<'_>) -> Resu
                 body_len_hint,
                 data_path: e.data_path.clone(),
                 headers,
+                secret_headers,
                 uses_uuid,
             })
         }
@@ -653,6 +666,78 @@ impl Sealer {
                 .map_err(|e| self.error(format!("cannot decrypt: {e}")))?,
         };
         Ok(Opened { plain, data })
+    }
+}
+
+/// One payload as `uplink preview` shows it: what the encoder made and what goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// The encoder's payload, before the seal.
+    pub plain: Vec<u8>,
+    /// The body on the wire.
+    pub sealed: Vec<u8>,
+    /// Header attributes the seal set (name without the `header:` prefix); values holding a
+    /// secret are replaced by `<secret>`.
+    pub headers: Vec<(String, String)>,
+    /// Whether opening the sealed body gave the plain payload back.
+    pub opens: bool,
+}
+
+fn printable(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => format!(
+            "(binary, as hex) {}",
+            String::from_utf8_lossy(&Output::HexUpper.encode(bytes))
+        ),
+    }
+}
+
+impl fmt::Display for Preview {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "decrypted ({} bytes): {}", self.plain.len(), printable(&self.plain))?;
+        writeln!(f, "sealed ({} bytes): {}", self.sealed.len(), printable(&self.sealed))?;
+        for (name, value) in &self.headers {
+            writeln!(f, "header {name}: {value}")?;
+        }
+        if !self.opens {
+            writeln!(f, "warning: the sealed body does not open to the payload again")?;
+        }
+        Ok(())
+    }
+}
+
+impl Sealer {
+    /// Seals a copy of `payload` and shows both forms, secrets masked; the sealed body is
+    /// opened again to prove the round trip.
+    pub fn preview(&self, payload: &Payload) -> Result<Preview, SealError> {
+        let mut sealed = payload.clone();
+        self.seal(&mut sealed)?;
+        let secret = |name: &str| {
+            self.envelope
+                .as_ref()
+                .is_some_and(|e| e.secret_headers.iter().any(|h| h == name))
+        };
+        let headers = sealed
+            .attrs
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(HEADER_PREFIX).map(|name| (name, v)))
+            .map(|(name, v)| {
+                let shown = if secret(name) {
+                    "<secret>".to_string()
+                } else {
+                    v.clone()
+                };
+                (name.to_string(), shown)
+            })
+            .collect();
+        let opens = self.open(&sealed.body).is_ok_and(|o| o.plain == payload.body);
+        Ok(Preview {
+            plain: payload.body.clone(),
+            sealed: sealed.body,
+            headers,
+            opens,
+        })
     }
 }
 

@@ -99,6 +99,21 @@ headers = {{ appsecret = "{{{{secret.appsecret}}}}", "X-Count" = "{{{{items}}}}"
     let opened = sealer.open(&p.body).unwrap();
     assert_eq!(opened.plain, plain.as_bytes());
     assert_eq!(opened.data.as_deref(), Some(data));
+
+    // The preview shows both forms and masks the secret header.
+    let preview = sealer.preview(&payload(plain.as_bytes())).unwrap();
+    assert!(preview.opens);
+    assert_eq!(
+        preview.sealed, p.body,
+        "CBC with a fixed IV: the same payload seals the same"
+    );
+    let shown = preview.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines[0], format!("decrypted ({} bytes): {plain}", plain.len()));
+    assert!(lines[1].starts_with(r#"sealed ("#) && lines[1].contains(r#"{"appid":"HG-3201","data":""#));
+    assert_eq!(lines[2], "header X-Count: 2");
+    assert_eq!(lines[3], "header appsecret: <secret>");
+    assert!(!shown.contains("s3cr3t"));
 }
 
 #[test]
