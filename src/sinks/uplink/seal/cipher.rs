@@ -21,26 +21,21 @@ use zeroize::Zeroizing;
 /// SM4's and AES's block size, and the size of an SM4 key and of a CBC IV.
 pub const BLOCK: usize = 16;
 
-/// Which cipher and mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+/// Which cipher and mode (the `type` of an uplink's `cipher` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CipherKind {
     /// SM4 in CBC mode with PKCS#7 padding; needs a 16-byte key and a 16-byte IV (the MEM
     /// IoT platform's choice, IV issued with the key).
-    #[serde(rename = "sm4-cbc")]
     Sm4Cbc,
     /// SM4 in ECB mode with PKCS#7 padding; a 16-byte key, no IV. Equal plaintext blocks give
     /// equal ciphertext blocks: use it only where the platform demands it.
-    #[serde(rename = "sm4-ecb")]
     Sm4Ecb,
     /// AES with a 16-byte key in ECB mode with PKCS#7 padding, no IV.
-    #[serde(rename = "aes-128-ecb")]
     Aes128Ecb,
     /// AES with a 24-byte key in ECB mode with PKCS#7 padding, no IV.
-    #[serde(rename = "aes-192-ecb")]
     Aes192Ecb,
     /// AES with a 32-byte key in ECB mode with PKCS#7 padding, no IV (provincial chemical
     /// platforms such as Jiangsu's use AES-ECB with Base64 output).
-    #[serde(rename = "aes-256-ecb")]
     Aes256Ecb,
 }
 
@@ -48,11 +43,11 @@ impl CipherKind {
     /// The name as written in the config.
     pub fn name(self) -> &'static str {
         match self {
-            Self::Sm4Cbc => "sm4-cbc",
-            Self::Sm4Ecb => "sm4-ecb",
-            Self::Aes128Ecb => "aes-128-ecb",
-            Self::Aes192Ecb => "aes-192-ecb",
-            Self::Aes256Ecb => "aes-256-ecb",
+            Self::Sm4Cbc => "sm4_cbc",
+            Self::Sm4Ecb => "sm4_ecb",
+            Self::Aes128Ecb => "aes_128_ecb",
+            Self::Aes192Ecb => "aes_192_ecb",
+            Self::Aes256Ecb => "aes_256_ecb",
         }
     }
 
@@ -84,10 +79,10 @@ pub enum Output {
     #[serde(rename = "raw")]
     Raw,
     /// Hexadecimal, `0-9A-F`.
-    #[serde(rename = "hex-upper")]
+    #[serde(rename = "hex_upper")]
     HexUpper,
     /// Hexadecimal, `0-9a-f`.
-    #[serde(rename = "hex-lower")]
+    #[serde(rename = "hex_lower")]
     HexLower,
     /// Standard Base64 (RFC 4648 alphabet with `+/`, `=` padding).
     #[serde(rename = "base64")]
@@ -99,8 +94,8 @@ impl Output {
     pub fn name(self) -> &'static str {
         match self {
             Self::Raw => "raw",
-            Self::HexUpper => "hex-upper",
-            Self::HexLower => "hex-lower",
+            Self::HexUpper => "hex_upper",
+            Self::HexLower => "hex_lower",
             Self::Base64 => "base64",
         }
     }
@@ -443,22 +438,22 @@ mod tests {
         let e = Cipher::new(CipherKind::Sm4Cbc, &[0; 15], Some(&[0; 16])).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "key has 15 bytes; sm4-cbc needs 16 (that is 32 hex digits)"
+            "key has 15 bytes; sm4_cbc needs 16 (that is 32 hex digits)"
         );
         let e = Cipher::new(CipherKind::Aes256Ecb, &[0; 16], None).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "key has 16 bytes; aes-256-ecb needs 32 (that is 64 hex digits)"
+            "key has 16 bytes; aes_256_ecb needs 32 (that is 64 hex digits)"
         );
         let e = Cipher::new(CipherKind::Sm4Cbc, &[0; 16], Some(&[0; 8])).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "iv has 8 bytes; sm4-cbc needs 16 (that is 32 hex digits)"
+            "iv has 8 bytes; sm4_cbc needs 16 (that is 32 hex digits)"
         );
         let e = Cipher::new(CipherKind::Sm4Cbc, &[0; 16], None).unwrap_err();
-        assert_eq!(e.to_string(), "sm4-cbc needs an iv");
+        assert_eq!(e.to_string(), "sm4_cbc needs an iv");
         let e = Cipher::new(CipherKind::Aes128Ecb, &[0; 16], Some(&[0; 16])).unwrap_err();
-        assert_eq!(e.to_string(), "aes-128-ecb takes no iv");
+        assert_eq!(e.to_string(), "aes_128_ecb takes no iv");
     }
 
     #[test]

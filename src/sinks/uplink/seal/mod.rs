@@ -1,26 +1,19 @@
 //! The cipher-and-envelope stage of an uplink: encrypts an encoded payload with the cipher the
 //! platform prescribes, writes the ciphertext as hex or Base64 and wraps it in the platform's
-//! envelope, with header values for the HTTP transport.
+//! envelope, with per-payload header values for the HTTP transport.
 //!
 //! ```toml
-//! [uplinks.seal]
-//! cipher = "sm4-cbc"
-//! key = { file = "/etc/hazard-gateway/mem.key", encoding = "hex" }
-//! iv = { env = "MEM_SM4_IV", encoding = "hex" }
-//! output = "hex-upper"
-//!
-//! [uplinks.seal.envelope]
-//! body = '{"appid":"{{appid}}","data":"{{data}}"}'
-//! constants = { appid = "HG3201000001" }
-//! secrets = { appsecret = { file = "/etc/hazard-gateway/mem.appsecret" } }
-//! headers = { appsecret = "{{secret.appsecret}}" }
+//! [[uplinks]]
+//! # …
+//! cipher = { type = "sm4_cbc", key = { file = "mem.key", encoding = "hex" }, iv = { env = "MEM_SM4_IV", encoding = "hex" }, output = "hex_upper" }
+//! envelope = { type = "json", body = '{"appid":"{{appid}}","data":"{{data}}"}', constants = { appid = "HG3201000001" } }
 //! ```
 //!
-//! Life cycle as for every component: [`validate`] is pure and reports every mistake with its
-//! place; [`build`] reads keys and secrets (files, environment), checks their lengths and
-//! returns a [`Sealer`]; [`Sealer::open`] undoes a seal, for `uplink preview` and for tests.
-//! Keys, IVs and secrets never reach a log: every type holding them redacts its `Debug`, and
-//! no error message quotes them.
+//! Life cycle as for every stage: [`check_cipher`], [`check_envelope`] and [`check_pair`] are
+//! pure and report every mistake with its place; [`build_with_env`] reads keys and secrets
+//! (files, environment), checks their lengths and returns a [`Sealer`]; [`Sealer::open`]
+//! undoes a seal, for `uplink preview` and for tests. Keys, IVs and secrets never reach a log:
+//! every type holding them redacts its `Debug`, and no error message quotes them.
 
 pub mod cipher;
 pub mod envelope;
@@ -31,12 +24,12 @@ use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use toml::Spanned;
 
 use self::cipher::{Cipher, CipherKind, Output, SecretBytes};
-use self::envelope::{Fill, Part, Step};
+use self::envelope::{Fill, Part, Slot, Step};
+use super::config::{CipherConfig, EnvelopeConfig, Place, SecretRef};
 use super::{Payload, Seal, SealError};
-use crate::config::error::{ConfigError, SourceText};
+use crate::config::error::ConfigError;
 
 /// How key or IV bytes are written where they are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -51,380 +44,232 @@ pub enum KeyEncoding {
     Raw,
 }
 
-/// Where a key or IV is kept, as written.
+/// Where a key or IV is kept: `{ file = "mem.key", encoding = "hex" }` or
+/// `{ env = "VAR", encoding = "raw" }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawKeySource {
-    /// A file holding it (readable by the gateway only, e.g. mode 0400).
+pub struct KeyRef {
+    /// A file holding it (relative to the config file; readable by the gateway only).
     #[serde(default)]
     pub file: Option<PathBuf>,
     /// An environment variable holding it.
     #[serde(default)]
     pub env: Option<String>,
     /// How it is written: `hex`, `base64` or `raw`. Required: a 32-character text could be
-    /// 16 bytes of hex or 32 raw bytes, and guessing wrong gives a platform that rejects all.
+    /// 16 bytes of hex or 32 raw bytes, and a wrong guess gives a platform that rejects all.
     #[serde(default)]
     pub encoding: Option<KeyEncoding>,
 }
 
-/// Where a text secret (an app secret, a token) is kept, as written.
+/// The settings of every cipher (`cipher = { type = "sm4_cbc", key = …, iv = …, output = … }`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTextSource {
-    /// A file holding it; one final line break is dropped.
+pub struct CipherSettings {
+    /// The key; its length must match the cipher (16, 24 or 32 bytes).
+    pub key: KeyRef,
+    /// The IV (16 bytes), for `sm4_cbc` only.
     #[serde(default)]
-    pub file: Option<PathBuf>,
-    /// An environment variable holding it.
-    #[serde(default)]
-    pub env: Option<String>,
+    pub iv: Option<KeyRef>,
+    /// How the ciphertext is written: `hex_upper`, `hex_lower`, `base64`, or `raw` (the bytes;
+    /// only without an envelope). Required: the platform's specification says which.
+    pub output: Output,
 }
 
-/// `[uplinks.seal.envelope]` as written.
+/// `envelope = { type = "json", … }`: a JSON body template around the data.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawEnvelope {
-    /// The JSON body template; must hold `{{data}}` once, as a whole string value.
-    pub body: Spanned<String>,
+pub struct EnvelopeSettings {
+    /// The JSON body template; holds `{{data}}` once, as a whole string value.
+    pub body: String,
     /// Fixed values for `{{NAME}}` placeholders (app id, district code, service id…).
     #[serde(default)]
     pub constants: BTreeMap<String, String>,
-    /// Secrets for `{{secret.NAME}}` placeholders, each from a file or an environment variable.
+    /// Secrets for `{{secret.NAME}}` placeholders in the body, each `{ env = … }` or
+    /// `{ file = … }`. They are part of every queued payload: a secret that belongs in an
+    /// HTTP header goes in the transport's `headers` instead, which is never queued.
     #[serde(default)]
-    pub secrets: BTreeMap<String, Spanned<RawTextSource>>,
-    /// HTTP header templates, header name to value (e.g. `appsecret = "{{secret.appsecret}}"`).
-    /// The HTTP transport sends them; other transports ignore them.
+    pub secrets: BTreeMap<String, SecretRef>,
+    /// Per-payload HTTP header templates, header name to value (`{{uuid}}`, `{{items}}`,
+    /// `{{attr.KEY}}`, constants). The HTTP transport sends them; others ignore them.
     #[serde(default)]
-    pub headers: BTreeMap<String, Spanned<String>>,
+    pub headers: BTreeMap<String, String>,
 }
 
-/// An uplink's `seal` table as written.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSeal {
-    /// The cipher: `sm4-cbc`, `sm4-ecb`, `aes-128-ecb`, `aes-192-ecb` or `aes-256-ecb`.
-    /// Without one the payload travels unencrypted (in the envelope, if there is one).
-    #[serde(default)]
-    pub cipher: Option<Spanned<CipherKind>>,
-    /// The cipher's key; its length must match the cipher (16, 24 or 32 bytes).
-    #[serde(default)]
-    pub key: Option<Spanned<RawKeySource>>,
-    /// The IV (16 bytes), for `sm4-cbc` only.
-    #[serde(default)]
-    pub iv: Option<Spanned<RawKeySource>>,
-    /// How the ciphertext is written: `hex-upper`, `hex-lower`, `base64` or `raw` (the bytes,
-    /// only without an envelope). Default `raw`; with a cipher and an envelope it is required.
-    #[serde(default)]
-    pub output: Option<Spanned<Output>>,
-    /// The envelope around the data, with header templates. Without one the body is the
-    /// output itself.
-    #[serde(default)]
-    pub envelope: Option<Spanned<RawEnvelope>>,
-}
-
-/// Where a key or secret comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// A file.
-    File(PathBuf),
-    /// An environment variable.
-    Env(String),
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::File(p) => write!(f, "file `{}`", p.display()),
-            Self::Env(v) => write!(f, "environment variable `{v}`"),
-        }
+/// The cipher kind and settings of a `cipher` table.
+pub fn cipher_parts(c: &CipherConfig) -> (CipherKind, &CipherSettings) {
+    match c {
+        CipherConfig::Sm4Cbc(s) => (CipherKind::Sm4Cbc, s),
+        CipherConfig::Sm4Ecb(s) => (CipherKind::Sm4Ecb, s),
+        CipherConfig::Aes128Ecb(s) => (CipherKind::Aes128Ecb, s),
+        CipherConfig::Aes192Ecb(s) => (CipherKind::Aes192Ecb, s),
+        CipherConfig::Aes256Ecb(s) => (CipherKind::Aes256Ecb, s),
     }
 }
 
-/// A validated key or IV source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeySource {
-    /// Where.
-    pub origin: Origin,
-    /// How it is written.
-    pub encoding: KeyEncoding,
-}
-
-/// A validated cipher choice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CipherSpec {
-    /// Which cipher.
-    pub kind: CipherKind,
-    /// Its key.
-    pub key: KeySource,
-    /// Its IV, for CBC.
-    pub iv: Option<KeySource>,
-}
-
-/// A validated envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvelopeSpec {
-    body: Vec<Part>,
-    data_path: Vec<Step>,
-    constants: BTreeMap<String, String>,
-    secrets: Vec<(String, Origin)>,
-    headers: Vec<(String, Vec<Part>)>,
-}
-
-/// A validated seal stage: nothing read yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SealSpec {
-    /// The cipher, if any.
-    pub cipher: Option<CipherSpec>,
-    /// How the ciphertext is written.
-    pub output: Output,
-    /// The envelope, if any.
-    pub envelope: Option<EnvelopeSpec>,
-}
-
-/// Checks `raw` (at key path `at`, e.g. `uplinks[0].seal`), collecting every mistake into
-/// `errors`. Pure: reads no file or variable.
-pub fn validate(src: &SourceText<'_>, raw: &RawSeal, at: &str, errors: &mut Vec<ConfigError>) -> Option<SealSpec> {
-    let before = errors.len();
-    let mut err = |span: std::ops::Range<usize>, key: &str, msg: String| {
-        let key = if key.is_empty() {
-            at.to_string()
-        } else {
-            format!("{at}.{key}")
-        };
-        errors.push(src.error(span, key, msg));
-    };
-
-    let key = raw
-        .key
-        .as_ref()
-        .and_then(|k| key_source(k.get_ref()).map_err(|m| err(k.span(), "key", m)).ok());
-    let iv = raw
-        .iv
-        .as_ref()
-        .and_then(|k| key_source(k.get_ref()).map_err(|m| err(k.span(), "iv", m)).ok());
-    let cipher = match &raw.cipher {
-        None => {
-            if let Some(k) = &raw.key {
-                err(k.span(), "key", "a key is given but no `cipher`".to_string());
-            }
-            if let Some(k) = &raw.iv {
-                err(k.span(), "iv", "an iv is given but no `cipher`".to_string());
-            }
-            None
-        }
-        Some(c) => {
-            let kind = *c.get_ref();
-            if raw.key.is_none() {
-                err(
-                    c.span(),
-                    "key",
-                    format!("{kind} needs a `key` (a file or an environment variable)"),
-                );
-            }
-            match (&raw.iv, kind.needs_iv()) {
-                (None, true) => err(c.span(), "iv", format!("{kind} needs an `iv` (16 bytes)")),
-                (Some(v), false) => err(v.span(), "iv", format!("{kind} takes no iv; remove `iv`")),
-                _ => {}
-            }
-            key.map(|key| CipherSpec {
-                kind,
-                key,
-                iv: iv.filter(|_| kind.needs_iv()),
-            })
-        }
-    };
-
-    let output = raw.output.as_ref().map_or(Output::Raw, |o| *o.get_ref());
-    if let (Some(c), Some(env)) = (&raw.cipher, &raw.envelope)
-        && output == Output::Raw
-    {
-        let span = raw.output.as_ref().map_or(env.span(), |o| o.span());
-        err(
-            span,
-            "output",
-            format!(
-                "a {} ciphertext cannot go into a JSON envelope as raw bytes: set `output` to \
-                 `hex-upper`, `hex-lower` or `base64`, as the platform's specification says",
-                c.get_ref()
-            ),
-        );
-    }
-
-    let envelope = raw
-        .envelope
-        .as_ref()
-        .and_then(|e| check_envelope(e.get_ref(), &mut err));
-
-    let nothing = raw.cipher.is_none() && raw.envelope.is_none() && raw.output.is_none();
-    if nothing && raw.key.is_none() && raw.iv.is_none() {
-        // An empty table has no place of its own in the text: name the key.
-        errors.push(ConfigError {
-            file: src.file.to_path_buf(),
-            position: None,
-            key: at.to_string(),
-            message: "nothing to do: give a `cipher`, an `envelope` or both".to_string(),
-        });
-    }
-
-    (errors.len() == before).then_some(SealSpec {
-        cipher,
-        output,
-        envelope,
-    })
-}
-
-fn origin(file: &Option<PathBuf>, env: &Option<String>) -> Result<Origin, String> {
-    match (file, env) {
-        (Some(f), None) if !f.as_os_str().is_empty() => Ok(Origin::File(f.clone())),
-        (None, Some(v)) if !v.is_empty() && !v.contains('=') && !v.contains('\0') => Ok(Origin::Env(v.clone())),
-        (Some(_), Some(_)) => Err("give either `file` or `env`, not both".to_string()),
-        (None, None) => Err("give `file` or `env`".to_string()),
-        _ => Err("the file name or variable name is empty or not a valid name".to_string()),
+fn cipher_parts_mut(c: &mut CipherConfig) -> (CipherKind, &mut CipherSettings) {
+    match c {
+        CipherConfig::Sm4Cbc(s) => (CipherKind::Sm4Cbc, s),
+        CipherConfig::Sm4Ecb(s) => (CipherKind::Sm4Ecb, s),
+        CipherConfig::Aes128Ecb(s) => (CipherKind::Aes128Ecb, s),
+        CipherConfig::Aes192Ecb(s) => (CipherKind::Aes192Ecb, s),
+        CipherConfig::Aes256Ecb(s) => (CipherKind::Aes256Ecb, s),
     }
 }
 
-fn key_source(raw: &RawKeySource) -> Result<KeySource, String> {
-    let origin = origin(&raw.file, &raw.env)?;
-    let encoding = raw
-        .encoding
-        .ok_or("say how the key is written: `encoding = \"hex\"`, `\"base64\"` or `\"raw\"`")?;
-    Ok(KeySource { origin, encoding })
+/// The settings of an `envelope` table.
+pub fn envelope_settings(e: &EnvelopeConfig) -> &EnvelopeSettings {
+    match e {
+        EnvelopeConfig::Json(s) => s,
+    }
 }
 
-fn check_envelope(
-    raw: &RawEnvelope,
-    err: &mut impl FnMut(std::ops::Range<usize>, &str, String),
-) -> Option<EnvelopeSpec> {
-    let mut ok = true;
-    let mut secrets = Vec::new();
-    for (name, source) in &raw.secrets {
-        match origin(&source.get_ref().file, &source.get_ref().env) {
-            Ok(o) => secrets.push((name.clone(), o)),
-            Err(m) => {
-                err(source.span(), &format!("envelope.secrets.{name}"), m);
-                ok = false;
-            }
-        }
+fn check_key_ref(r: &mut KeyRef, field: &str, at: &Place<'_>, errors: &mut Vec<ConfigError>) {
+    match (&r.file, &r.env) {
+        (Some(f), None) if !f.as_os_str().is_empty() => r.file = Some(at.path(f)),
+        (None, Some(v)) if !v.is_empty() && !v.contains(['=', '\0']) => {}
+        (Some(_), Some(_)) => errors.push(at.error(field, "give either `file` or `env`, not both")),
+        (None, None) => errors.push(at.error(field, "give `file` or `env`")),
+        _ => errors.push(at.error(field, "the file or variable name is empty or not a valid name")),
     }
-    let secret_names: Vec<&str> = raw.secrets.keys().map(String::as_str).collect();
-    for (name, value) in &raw.constants {
+    if r.encoding.is_none() {
+        errors.push(at.error(
+            field,
+            "say how it is written: `encoding = \"hex\"`, `\"base64\"` or `\"raw\"`",
+        ));
+    }
+}
+
+/// Checks a `cipher` table (pure), resolving key files against the config's directory.
+pub fn check_cipher(c: &mut CipherConfig, at: &Place<'_>, errors: &mut Vec<ConfigError>) {
+    let (kind, s) = cipher_parts_mut(c);
+    check_key_ref(&mut s.key, "key", at, errors);
+    match (&mut s.iv, kind.needs_iv()) {
+        (None, true) => errors.push(at.error("iv", format!("{kind} needs an `iv` (16 bytes)"))),
+        (Some(_), false) => errors.push(at.error("iv", format!("{kind} takes no iv; remove `iv`"))),
+        (Some(iv), true) => check_key_ref(iv, "iv", at, errors),
+        (None, false) => {}
+    }
+}
+
+/// Checks an `envelope` table (pure): the body template is JSON once filled and holds
+/// `{{data}}` once; every placeholder names something defined; header names are valid.
+pub fn check_envelope(e: &mut EnvelopeConfig, at: &Place<'_>, errors: &mut Vec<ConfigError>) {
+    let EnvelopeConfig::Json(s) = e;
+    for (name, secret) in &mut s.secrets {
+        secret.check(at, &format!("secrets.{name}"), errors);
+    }
+    for name in s.constants.keys() {
         if matches!(name.as_str(), "data" | "uuid" | "items") {
-            err(
-                raw.body.span(),
-                &format!("envelope.constants.{name}"),
+            errors.push(at.error(
+                &format!("constants.{name}"),
                 format!("`{name}` is a built-in placeholder; name the constant differently"),
-            );
-            ok = false;
-        }
-        if value.contains(['\r', '\n'])
-            && raw
-                .headers
-                .values()
-                .any(|h| h.get_ref().contains(&format!("{{{{{name}}}}}")))
-        {
-            err(
-                raw.body.span(),
-                &format!("envelope.constants.{name}"),
-                "a constant used in a header must not contain a line break".to_string(),
-            );
-            ok = false;
+            ));
         }
     }
-
-    let mut body_parts = None;
-    let mut data_path = None;
-    match envelope::parse(raw.body.get_ref(), true) {
-        Err(m) => err(raw.body.span(), "envelope.body", m),
+    let secret_names: Vec<&str> = s.secrets.keys().map(String::as_str).collect();
+    match envelope::parse(&s.body, true) {
+        Err(m) => errors.push(at.error("body", m)),
         Ok(parts) => {
             let mut problems = Vec::new();
-            envelope::check_names(&parts, &raw.constants, &secret_names, &mut problems);
-            match envelope::check_body(&parts) {
-                Ok(path) => data_path = Some(path),
-                Err(m) => problems.push(m),
+            envelope::check_names(&parts, &s.constants, &secret_names, &mut problems);
+            if let Err(m) = envelope::check_body(&parts) {
+                problems.push(m);
             }
-            for m in problems {
-                err(raw.body.span(), "envelope.body", m);
-            }
-            body_parts = Some(parts);
+            errors.extend(problems.into_iter().map(|m| at.error("body", m)));
         }
     }
-
-    let mut headers = Vec::new();
-    for (name, template) in &raw.headers {
-        let at = format!("envelope.headers.{name}");
+    for (name, template) in &s.headers {
+        let field = format!("headers.{name}");
         let token = !name.is_empty()
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !token {
-            err(
-                template.span(),
-                &at,
-                format!("`{name}` is not a valid HTTP header name"),
-            );
-            ok = false;
+            errors.push(at.error(&field, format!("`{name}` is not a valid HTTP header name")));
         }
-        if template.get_ref().contains(['\r', '\n']) {
-            err(
-                template.span(),
-                &at,
-                "a header value must not contain a line break".to_string(),
-            );
-            ok = false;
-            continue;
-        }
-        match envelope::parse(template.get_ref(), false) {
-            Err(m) => {
-                err(template.span(), &at, m);
-                ok = false;
-            }
+        match envelope::parse(template, false) {
+            Err(m) => errors.push(at.error(&field, m)),
             Ok(parts) => {
                 let mut problems = Vec::new();
-                envelope::check_names(&parts, &raw.constants, &secret_names, &mut problems);
-                ok &= problems.is_empty();
-                for m in problems {
-                    err(template.span(), &at, m);
+                envelope::check_names(&parts, &s.constants, &secret_names, &mut problems);
+                for part in &parts {
+                    match part {
+                        Part::Slot(Slot::Secret(n), _) => problems.push(format!(
+                            "`{{{{secret.{n}}}}}` in an envelope header would be stored with every queued payload; \
+                             give the header to the transport instead: `headers = {{ {name} = {{ file = … }} }}`"
+                        )),
+                        Part::Slot(Slot::Data, _) => problems.push("`{{data}}` belongs in the body".to_string()),
+                        Part::Slot(Slot::Const(c), _)
+                            if s.constants.get(c).is_some_and(|v| v.contains(['\r', '\n'])) =>
+                        {
+                            problems.push(format!("constant `{c}` holds a line break and cannot go into a header"));
+                        }
+                        Part::Lit(l) if l.contains(['\r', '\n']) => {
+                            problems.push("a header value must not contain a line break".to_string());
+                        }
+                        _ => {}
+                    }
                 }
-                headers.push((name.clone(), parts));
+                errors.extend(problems.into_iter().map(|m| at.error(&field, m)));
             }
         }
     }
+}
 
-    match (ok, body_parts, data_path) {
-        (true, Some(body), Some(data_path)) => Some(EnvelopeSpec {
-            body,
-            data_path,
-            constants: raw.constants.clone(),
-            secrets,
-            headers,
-        }),
-        _ => None,
+/// Checks what depends on both tables: a JSON envelope carries text, so a ciphertext needs
+/// `hex_*` or `base64` output. `at` is the envelope's place.
+pub fn check_pair(
+    cipher: Option<&CipherConfig>,
+    envelope: Option<&EnvelopeConfig>,
+    at: &Place<'_>,
+    errors: &mut Vec<ConfigError>,
+) {
+    if let (Some(c), Some(_)) = (cipher, envelope) {
+        let (kind, s) = cipher_parts(c);
+        if s.output == Output::Raw {
+            errors.push(at.error(
+                "",
+                format!(
+                    "a {kind} ciphertext cannot go into a JSON envelope as raw bytes: set the cipher's `output` \
+                     to `hex_upper`, `hex_lower` or `base64`, as the platform's specification says"
+                ),
+            ));
+        }
     }
 }
 
 /// Why an uplink's seal could not be set up: a key, IV or secret missing, unreadable or of the
 /// wrong length. Never quotes key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("uplink `{uplink}`: seal.{field}: {reason}")]
+#[error("uplink `{uplink}`: {field}: {reason}")]
 pub struct SealBuildError {
     /// The uplink.
     pub uplink: String,
-    /// The field at fault (`key`, `iv`, `envelope.secrets.appsecret`).
+    /// The field at fault (`cipher.key`, `cipher.iv`, `envelope.secrets.token`).
     pub field: String,
     /// What is wrong.
     pub reason: String,
 }
 
+impl SealBuildError {
+    /// `cipher` or `envelope`.
+    pub fn stage(&self) -> &'static str {
+        if self.field.starts_with("envelope") {
+            "envelope"
+        } else {
+            "cipher"
+        }
+    }
+}
+
 /// Reads environment variables; the real environment in the service, a map in tests.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 
-fn read_origin(origin: &Origin, env: EnvLookup<'_>) -> Result<(Vec<u8>, bool), String> {
-    match origin {
-        Origin::File(path) => std::fs::read(path)
-            .map(|b| (b, true))
-            .map_err(|e| format!("cannot read {origin}: {e}")),
-        Origin::Env(var) => env(var)
-            .map(|v| (v.into_encoded_bytes(), false))
-            .ok_or_else(|| format!("{origin} is not set")),
+fn describe(r: &KeyRef) -> String {
+    match (&r.file, &r.env) {
+        (Some(f), _) => format!("file `{}`", f.display()),
+        (_, Some(v)) => format!("environment variable `{v}`"),
+        _ => "nothing".to_string(),
     }
 }
 
@@ -438,36 +283,39 @@ fn strip_line_break(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-fn load_key(source: &KeySource, env: EnvLookup<'_>) -> Result<SecretBytes, String> {
-    let (bytes, from_file) = read_origin(&source.origin, env)?;
-    let bytes = SecretBytes::new(bytes);
-    let text = || -> Vec<u8> {
-        bytes
-            .expose()
-            .iter()
-            .copied()
-            .filter(|b| !b.is_ascii_whitespace())
-            .collect()
+fn load_key(r: &KeyRef, env: EnvLookup<'_>) -> Result<SecretBytes, String> {
+    let origin = describe(r);
+    let (bytes, from_file) = match (&r.file, &r.env) {
+        (Some(path), _) => (
+            std::fs::read(path).map_err(|e| format!("cannot read {origin}: {e}"))?,
+            true,
+        ),
+        (None, Some(var)) => (
+            env(var)
+                .map(OsString::into_encoded_bytes)
+                .ok_or_else(|| format!("{origin} is not set"))?,
+            false,
+        ),
+        (None, None) => return Err("no `file` or `env` given".to_string()),
     };
-    let decoded = match source.encoding {
-        KeyEncoding::Hex => cipher::decode_hex(&zeroize::Zeroizing::new(text())),
-        KeyEncoding::Base64 => Output::Base64.decode(&zeroize::Zeroizing::new(text())),
+    let bytes = SecretBytes::new(bytes);
+    let text = || {
+        zeroize::Zeroizing::new(
+            bytes
+                .expose()
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect::<Vec<u8>>(),
+        )
+    };
+    let decoded = match r.encoding.unwrap_or(KeyEncoding::Raw) {
+        KeyEncoding::Hex => cipher::decode_hex(&text()),
+        KeyEncoding::Base64 => Output::Base64.decode(&text()),
         KeyEncoding::Raw if from_file => Ok(strip_line_break(bytes.expose().to_vec())),
         KeyEncoding::Raw => Ok(bytes.expose().to_vec()),
     };
-    decoded
-        .map(SecretBytes::new)
-        .map_err(|e| format!("{} is {e}", source.origin))
-}
-
-fn load_text(origin: &Origin, env: EnvLookup<'_>) -> Result<String, String> {
-    let (bytes, from_file) = read_origin(origin, env)?;
-    let bytes = if from_file { strip_line_break(bytes) } else { bytes };
-    let text = String::from_utf8(bytes).map_err(|_| format!("{origin} is not UTF-8 text"))?;
-    if text.is_empty() {
-        return Err(format!("{origin} is empty"));
-    }
-    Ok(text)
+    decoded.map(SecretBytes::new).map_err(|e| format!("{origin} is {e}"))
 }
 
 /// A built envelope: constants and secrets in place.
@@ -477,8 +325,8 @@ struct Envelope {
     body_len_hint: usize,
     data_path: Vec<Step>,
     headers: Vec<(String, Vec<Part>)>,
-    /// Headers whose value holds a secret: `uplink preview` masks them.
-    secret_headers: Vec<String>,
+    /// Secret values, masked in previews.
+    secrets: Vec<String>,
     uses_uuid: bool,
 }
 
@@ -498,116 +346,105 @@ impl fmt::Debug for Sealer {
             .field("cipher", &self.cipher.as_ref().map(Cipher::kind))
             .field("output", &self.output)
             .field("envelope", &self.envelope.is_some())
-            .field(
-                "headers",
-                &self
-                    .envelope
-                    .as_ref()
-                    .map(|e| e.headers.iter().map(|h| &h.0).collect::<Vec<_>>()),
-            )
             .finish()
     }
 }
 
-/// Builds the seal stage of uplink `uplink` from `spec`: reads keys, IVs and secrets from the
-/// files and the process environment, and checks their lengths.
-pub fn build(spec: &SealSpec, uplink: &str) -> Result<Sealer, SealBuildError> {
-    build_with_env(spec, uplink, &|var| std::env::var_os(var))
+/// Builds the seal stage of uplink `uplink`: reads keys, IVs and secrets from the files and
+/// the process environment and checks their lengths. `None` when there is neither table.
+pub fn build(
+    cipher: Option<&CipherConfig>,
+    envelope: Option<&EnvelopeConfig>,
+    uplink: &str,
+) -> Result<Option<Sealer>, SealBuildError> {
+    if cipher.is_none() && envelope.is_none() {
+        return Ok(None);
+    }
+    build_with_env(cipher, envelope, uplink, &|var| std::env::var_os(var)).map(Some)
 }
 
-/// [`build`], boxed as the runner's stage.
-pub fn build_seal(spec: &SealSpec, uplink: &str) -> Result<Box<dyn Seal>, SealBuildError> {
-    Ok(Box::new(build(spec, uplink)?))
-}
-
-/// [`build`] with environment variables looked up by `env`.
-pub fn build_with_env(spec: &SealSpec, uplink: &str, env: EnvLookup<'_>) -> Result<Sealer, SealBuildError> {
+/// [`build`] with key and IV variables looked up by `env` (envelope secrets are read by
+/// [`SecretRef::resolve`]).
+pub fn build_with_env(
+    cipher: Option<&CipherConfig>,
+    envelope: Option<&EnvelopeConfig>,
+    uplink: &str,
+    env: EnvLookup<'_>,
+) -> Result<Sealer, SealBuildError> {
     let fail = |field: &str, reason: String| SealBuildError {
         uplink: uplink.to_string(),
         field: field.to_string(),
         reason,
     };
-    let cipher = match &spec.cipher {
-        None => None,
-        Some(c) => {
-            let key = load_key(&c.key, env).map_err(|r| fail("key", r))?;
+    let (cipher, output) = match cipher.map(cipher_parts) {
+        None => (None, Output::Raw),
+        Some((kind, s)) => {
+            let key = load_key(&s.key, env).map_err(|r| fail("cipher.key", r))?;
             let iv =
-                c.iv.as_ref()
-                    .map(|iv| load_key(iv, env).map_err(|r| fail("iv", r)))
+                s.iv.as_ref()
+                    .map(|iv| load_key(iv, env).map_err(|r| fail("cipher.iv", r)))
                     .transpose()?;
-            let cipher = Cipher::new(c.kind, key.expose(), iv.as_ref().map(SecretBytes::expose)).map_err(|e| {
+            let cipher = Cipher::new(kind, key.expose(), iv.as_ref().map(SecretBytes::expose)).map_err(|e| {
                 let (field, origin) = match e {
                     cipher::CipherError::IvLength { .. } | cipher::CipherError::IvMissing { .. } => {
-                        ("iv", c.iv.as_ref().map(|s| s.origin.to_string()).unwrap_or_default())
+                        ("cipher.iv", s.iv.as_ref().map(describe).unwrap_or_default())
                     }
-                    _ => ("key", c.key.origin.to_string()),
+                    _ => ("cipher.key", describe(&s.key)),
                 };
                 fail(field, format!("{origin}: {e}"))
             })?;
-            Some(cipher)
+            (Some(cipher), s.output)
         }
     };
-    let envelope = match &spec.envelope {
+    let envelope = match envelope.map(envelope_settings) {
         None => None,
-        Some(e) => {
-            let mut secrets = BTreeMap::new();
-            for (name, origin) in &e.secrets {
-                let text = load_text(origin, env).map_err(|r| fail(&format!("envelope.secrets.{name}"), r))?;
-                let in_header = e.headers.iter().any(|(_, parts)| {
-                    parts
-                        .iter()
-                        .any(|p| matches!(p, Part::Slot(envelope::Slot::Secret(n), _) if n == name))
-                });
-                if in_header && text.contains(['\r', '\n', '\0']) {
-                    return Err(fail(
-                        &format!("envelope.secrets.{name}"),
-                        format!("{origin} holds a line break, which cannot go into a header"),
-                    ));
-                }
-                secrets.insert(name.clone(), text);
-            }
-            let body = envelope::resolve(&e.body, &e.constants, &secrets);
-            let body_len_hint = body
-                .iter()
-                .map(|p| match p {
-                    Part::Lit(s) => s.len(),
-                    Part::Slot(..) => 40,
-                })
-                .sum();
-            let headers: Vec<(String, Vec<Part>)> = e
-                .headers
-                .iter()
-                .map(|(name, parts)| (name.clone(), envelope::resolve(parts, &e.constants, &secrets)))
-                .collect();
-            let secret_headers = e
-                .headers
-                .iter()
-                .filter(|(_, parts)| {
-                    parts
-                        .iter()
-                        .any(|p| matches!(p, Part::Slot(envelope::Slot::Secret(_), _)))
-                })
-                .map(|(name, _)| name.clone())
-                .collect();
-            let uses_uuid = body
-                .iter()
-                .chain(headers.iter().flat_map(|h| h.1.iter()))
-                .any(|p| matches!(p, Part::Slot(envelope::Slot::Uuid, _)));
-            Some(Envelope {
-                body,
-                body_len_hint,
-                data_path: e.data_path.clone(),
-                headers,
-                secret_headers,
-                uses_uuid,
-            })
-        }
+        Some(e) => Some(build_envelope(e, &fail)?),
     };
     Ok(Sealer {
         uplink: uplink.to_string(),
         cipher,
-        output: spec.output,
+        output,
         envelope,
+    })
+}
+
+fn build_envelope(
+    e: &EnvelopeSettings,
+    fail: &impl Fn(&str, String) -> SealBuildError,
+) -> Result<Envelope, SealBuildError> {
+    let mut secrets = BTreeMap::new();
+    for (name, r) in &e.secrets {
+        let field = format!("envelope.secrets.{name}");
+        let secret = r.resolve().map_err(|m| fail(&field, m))?;
+        let text = String::from_utf8(secret.0).map_err(|_| fail(&field, "is not UTF-8 text".to_string()))?;
+        secrets.insert(name.clone(), text);
+    }
+    let body = envelope::parse(&e.body, true).map_err(|m| fail("envelope.body", m))?;
+    let data_path = envelope::check_body(&body).map_err(|m| fail("envelope.body", m))?;
+    let body = envelope::resolve(&body, &e.constants, &secrets);
+    let body_len_hint = body
+        .iter()
+        .map(|p| match p {
+            Part::Lit(s) => s.len(),
+            Part::Slot(..) => 40,
+        })
+        .sum();
+    let mut headers = Vec::new();
+    for (name, template) in &e.headers {
+        let parts = envelope::parse(template, false).map_err(|m| fail(&format!("envelope.headers.{name}"), m))?;
+        headers.push((name.clone(), envelope::resolve(&parts, &e.constants, &secrets)));
+    }
+    let uses_uuid = body
+        .iter()
+        .chain(headers.iter().flat_map(|h| h.1.iter()))
+        .any(|p| matches!(p, Part::Slot(Slot::Uuid, _)));
+    Ok(Envelope {
+        body,
+        body_len_hint,
+        data_path,
+        headers,
+        secrets: secrets.into_values().collect(),
+        uses_uuid,
     })
 }
 
@@ -651,33 +488,59 @@ impl Sealer {
                 (data.as_bytes().to_vec(), Some(data.to_string()))
             }
         };
-        let sealed = match (&self.cipher, self.output) {
-            // Without a cipher and in raw form the data is the text itself.
-            (None, Output::Raw) => text,
-            _ => self
-                .output
-                .decode(&text)
-                .map_err(|e| self.error(format!("sealed data is {e}")))?,
-        };
         let plain = match &self.cipher {
-            None => sealed,
-            Some(c) => c
-                .decrypt(&sealed)
-                .map_err(|e| self.error(format!("cannot decrypt: {e}")))?,
+            // Without a cipher the data is the payload's text itself.
+            None => text,
+            Some(c) => {
+                let sealed = self
+                    .output
+                    .decode(&text)
+                    .map_err(|e| self.error(format!("sealed data is {e}")))?;
+                c.decrypt(&sealed)
+                    .map_err(|e| self.error(format!("cannot decrypt: {e}")))?
+            }
         };
         Ok(Opened { plain, data })
+    }
+
+    /// Seals a copy of `payload` and shows both forms with secrets masked; the sealed body is
+    /// opened again to prove the round trip.
+    pub fn preview(&self, payload: &Payload) -> Result<Preview, SealError> {
+        let mut sealed = payload.clone();
+        self.seal(&mut sealed)?;
+        let opens = self.open(&sealed.body).is_ok_and(|o| o.plain == payload.body);
+        let mut shown = printable(&sealed.body);
+        for secret in self.envelope.iter().flat_map(|e| e.secrets.iter()) {
+            shown = shown.replace(secret.as_str(), "<secret>");
+        }
+        let headers = sealed
+            .attrs
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(HEADER_PREFIX).map(|name| (name.to_string(), v.clone())))
+            .collect();
+        Ok(Preview {
+            plain: printable(&payload.body),
+            plain_len: payload.body.len(),
+            sealed: shown,
+            sealed_len: sealed.body.len(),
+            headers,
+            opens,
+        })
     }
 }
 
 /// One payload as `uplink preview` shows it: what the encoder made and what goes on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preview {
-    /// The encoder's payload, before the seal.
-    pub plain: Vec<u8>,
-    /// The body on the wire.
-    pub sealed: Vec<u8>,
-    /// Header attributes the seal set (name without the `header:` prefix); values holding a
-    /// secret are replaced by `<secret>`.
+    /// The encoder's payload as text (binary shown as hex).
+    pub plain: String,
+    /// Its length in bytes.
+    pub plain_len: usize,
+    /// The body on the wire as text (binary shown as hex), secrets masked.
+    pub sealed: String,
+    /// Its length in bytes.
+    pub sealed_len: usize,
+    /// Header attributes the envelope set (name without the `header:` prefix).
     pub headers: Vec<(String, String)>,
     /// Whether opening the sealed body gave the plain payload back.
     pub opens: bool,
@@ -695,8 +558,8 @@ fn printable(bytes: &[u8]) -> String {
 
 impl fmt::Display for Preview {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "decrypted ({} bytes): {}", self.plain.len(), printable(&self.plain))?;
-        writeln!(f, "sealed ({} bytes): {}", self.sealed.len(), printable(&self.sealed))?;
+        writeln!(f, "decrypted ({} bytes): {}", self.plain_len, self.plain)?;
+        writeln!(f, "sealed ({} bytes): {}", self.sealed_len, self.sealed)?;
         for (name, value) in &self.headers {
             writeln!(f, "header {name}: {value}")?;
         }
@@ -704,40 +567,6 @@ impl fmt::Display for Preview {
             writeln!(f, "warning: the sealed body does not open to the payload again")?;
         }
         Ok(())
-    }
-}
-
-impl Sealer {
-    /// Seals a copy of `payload` and shows both forms, secrets masked; the sealed body is
-    /// opened again to prove the round trip.
-    pub fn preview(&self, payload: &Payload) -> Result<Preview, SealError> {
-        let mut sealed = payload.clone();
-        self.seal(&mut sealed)?;
-        let secret = |name: &str| {
-            self.envelope
-                .as_ref()
-                .is_some_and(|e| e.secret_headers.iter().any(|h| h == name))
-        };
-        let headers = sealed
-            .attrs
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix(HEADER_PREFIX).map(|name| (name, v)))
-            .map(|(name, v)| {
-                let shown = if secret(name) {
-                    "<secret>".to_string()
-                } else {
-                    v.clone()
-                };
-                (name.to_string(), shown)
-            })
-            .collect();
-        let opens = self.open(&sealed.body).is_ok_and(|o| o.plain == payload.body);
-        Ok(Preview {
-            plain: payload.body.clone(),
-            sealed: sealed.body,
-            headers,
-            opens,
-        })
     }
 }
 
@@ -755,12 +584,12 @@ impl Seal for Sealer {
             payload.body = self.output.encode(bytes);
             return Ok(());
         };
-        let data = match (&self.cipher, self.output) {
-            (None, Output::Raw) => String::from_utf8(bytes.to_vec()).map_err(|_| {
-                self.error("the payload is not UTF-8 text, so it cannot stand in the envelope as is; set `output`")
-            })?,
-            // Hex and Base64 are ASCII.
-            (_, out) => String::from_utf8(out.encode(bytes)).map_err(|_| self.error("output is not text"))?,
+        let data = match &self.cipher {
+            None => String::from_utf8(bytes.to_vec())
+                .map_err(|_| self.error("the payload is not UTF-8 text, so it cannot stand in the envelope as is"))?,
+            // Hex and Base64 are ASCII; raw output with an envelope is refused by the check.
+            Some(_) => String::from_utf8(self.output.encode(bytes))
+                .map_err(|_| self.error("the cipher's output is not text; set `output` to hex or base64"))?,
         };
         let uuid = if env.uses_uuid {
             envelope::uuid_v4()
@@ -796,7 +625,7 @@ impl Seal for Sealer {
     }
 }
 
-/// Payload attributes whose key starts with this are HTTP headers (`header:appsecret`).
+/// Payload attributes whose key starts with this are HTTP headers (`header:X-Data-Id`).
 pub const HEADER_PREFIX: &str = "header:";
 
 #[cfg(test)]
