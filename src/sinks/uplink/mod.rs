@@ -25,6 +25,7 @@ pub mod config;
 pub mod json;
 pub mod metrics;
 pub mod outbox;
+pub mod preview;
 pub mod runner;
 pub mod seal;
 pub mod select;

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use super::build::{BuildContext, BuildError, build_encoder, build_seal, build_transport};
 use super::config::{BasicPolicy, UplinkSpec};
-use super::metrics::{UplinkLabel, UplinkMetrics, UplinkReason};
+use super::metrics::{UplinkKind, UplinkLabel, UplinkMetrics, UplinkReason};
 use super::outbox::{Lane, Outbox};
 use super::select::{Selector, StatsWindow};
 use super::{Encoder, RecordKind, Seal, Transport, TransportError, UplinkRecord};
@@ -40,9 +40,8 @@ use crate::sinks::history::HistoryReader;
 use crate::sinks::journal::AlarmJournal;
 use crate::state::LiveState;
 
-/// Shortest and longest wait between delivery attempts.
+/// Shortest wait between delivery attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// What every uplink of a gateway shares.
 #[derive(Debug, Clone)]
@@ -166,6 +165,7 @@ pub fn start(spec: &UplinkSpec, env: &UplinkEnv, stop: CancellationToken) -> Res
         clock: env.clock.clone(),
         metrics: env.metrics.clone(),
         pace: Duration::from_secs_f64(1.0 / spec.replay_rate.max(1e-3)),
+        retry_max: spec.retry_max,
     };
     info!(uplink = %name, encoder = spec.encoder.kind(), transport = spec.transport.kind(), points = spec.select.points.len(), "Uplink started");
     let readings = env.state.subscribe_readings();
@@ -187,10 +187,6 @@ struct Producer {
     state: Arc<LiveState>,
     dir: PathBuf,
     ctx: BuildContext,
-}
-
-fn kind_label(kind: RecordKind) -> &'static str {
-    kind.as_str()
 }
 
 /// A hash of basic-data records that ignores their send time.
@@ -233,9 +229,9 @@ impl Producer {
         let uplink = self.spec.name.clone();
         let m = &self.ctx.metrics;
         m.records
-            .get_or_create(&UplinkReason {
+            .get_or_create(&UplinkKind {
                 uplink: uplink.clone(),
-                reason: kind_label(kind),
+                kind: kind.as_str(),
             })
             .inc_by(records.len() as u64);
         let payloads = match self.encoder.encode(records) {
@@ -312,10 +308,12 @@ impl Producer {
         let realtime = self.spec.select.realtime;
         let stats = self.stats.is_active();
         loop {
-            let stats_wait = self
-                .stats
-                .next_due(self.ctx.clock.now())
-                .map_or(Duration::from_secs(3600), |due| due.since(self.ctx.clock.now()));
+            // A little after the boundary, so readings stamped just before it are in; the
+            // wait is recomputed from the clock each round, so other wake-ups do not delay it.
+            let now = self.ctx.clock.now();
+            let stats_wait = self.stats.next_due(now).map_or(Duration::from_secs(3600), |due| {
+                due.plus(Duration::from_millis(200)).since(now)
+            });
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep_until(next_rt), if realtime => {
@@ -345,12 +343,9 @@ impl Producer {
                         std::future::pending::<()>().await;
                     }
                 }
-                // A little after the boundary, so readings stamped just before it are in.
-                _ = tokio::time::sleep(stats_wait + Duration::from_millis(200)), if stats => {
-                    let late_before = self.stats.late;
+                _ = tokio::time::sleep(stats_wait), if stats => {
                     let records = self.stats.take_due(self.ctx.clock.now(), &self.selector);
                     self.emit(records);
-                    let _ = late_before;
                 }
                 batch = readings.recv(), if stats => match batch {
                     Ok(batch) => {
@@ -417,12 +412,13 @@ struct Sender {
     clock: SharedClock,
     metrics: UplinkMetrics,
     pace: Duration,
+    retry_max: Duration,
 }
 
-/// Delay before retry `attempt` (0-based): doubling from [`BACKOFF_MIN`] to [`BACKOFF_MAX`],
-/// half fixed and half random.
-fn backoff(attempt: u32) -> Duration {
-    let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_MAX);
+/// Delay before retry `attempt` (0-based): doubling from [`BACKOFF_MIN`] to `max`, half
+/// fixed and half random.
+fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16)).min(max);
     base / 2 + base.mul_f64(rand::rng().random_range(0.0..0.5))
 }
 
@@ -523,7 +519,7 @@ impl Sender {
                         })
                         .inc();
                     self.metrics.connected.get_or_create(&self.label()).set(up);
-                    let wait = backoff(attempt);
+                    let wait = backoff(attempt, self.retry_max);
                     if attempt == 0 {
                         warn!(uplink = %self.name, error = %e, "Uplink delivery failed; retrying with backoff");
                     } else {
@@ -653,11 +649,95 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {
+        let max = Duration::from_secs(60);
         for attempt in 0..30 {
-            let w = backoff(attempt);
-            let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_MAX);
+            let w = backoff(attempt, max);
+            let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16)).min(max);
             assert!(w >= base / 2 && w <= base, "{attempt}: {w:?}");
         }
-        assert!(backoff(40) <= BACKOFF_MAX);
+        assert!(backoff(40, max) <= max);
+    }
+
+    fn config(interval: &str, port: u16) -> crate::config::GatewayConfig {
+        let text = format!(
+            r#"
+[gateway]
+id = "gw"
+[[devices]]
+name = "T1"
+profile = "ai4-gas-lel"
+transport = {{ tcp = "127.0.0.1:1" }}
+points = {{ ch1 = "T1/gas" }}
+[[uplinks]]
+name = "a"
+realtime_interval = "{interval}"
+codes = {{ enterprise = "E1" }}
+encoder = {{ type = "json" }}
+transport = {{ type = "tcp", address = "127.0.0.1:{port}" }}
+[[uplinks]]
+name = "b"
+realtime_interval = "30s"
+codes = {{ enterprise = "E1" }}
+encoder = {{ type = "json" }}
+transport = {{ type = "tcp", address = "127.0.0.1:{port}" }}
+"#
+        );
+        crate::config::GatewayConfig::parse(Path::new("t.toml"), &text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reload_restarts_only_the_uplinks_that_changed_and_keeps_their_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let cfg = config("30s", port);
+        let clock = crate::clock::system();
+        let env = UplinkEnv {
+            gateway: "gw".into(),
+            data_dir: dir.path().to_path_buf(),
+            journal: Arc::new(AlarmJournal::open(&dir.path().join("alarms.db")).unwrap()),
+            state: Arc::new(LiveState::new("gw".into(), cfg.points.clone(), Vec::new(), clock.now())),
+            history: None,
+            clock,
+            metrics: UplinkMetrics::default(),
+            rules: cfg.rules.clone().into(),
+        };
+        let mut running = Uplinks::start_all(&cfg.uplinks, &env).await.unwrap();
+        // Basic data of each uplink is queued at start (the platform is unreachable).
+        let queued = |name: &str| {
+            env.metrics
+                .queued
+                .get_or_create(&UplinkLabel { uplink: name.into() })
+                .get()
+        };
+        for _ in 0..200 {
+            if queued("a") == 1 && queued("b") == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!((queued("a"), queued("b")), (1, 1));
+
+        let (summary, problems) = running.apply(&config("10s", port).uplinks, &env, false).await;
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(summary["restarted"], serde_json::json!(["a"]));
+        assert_eq!(summary["added"], serde_json::json!([]));
+        // Same basic data after the restart: not queued again; the outbox still holds it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(queued("a"), 1);
+        let pending = env
+            .metrics
+            .outbox_payloads
+            .get_or_create(&UplinkLabel { uplink: "a".into() })
+            .get();
+        assert_eq!(pending, 1);
+
+        let mut one = config("10s", port);
+        one.uplinks.truncate(1);
+        let (summary, _) = running.apply(&one.uplinks, &env, false).await;
+        assert_eq!(summary["removed"], serde_json::json!(["b"]));
+        running.stop_all().await;
     }
 }

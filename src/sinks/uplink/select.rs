@@ -387,6 +387,7 @@ mod tests {
         }
         BuildContext {
             uplink: "u".into(),
+            spec: Arc::new(spec()),
             gateway: "gw".into(),
             zone: super::super::time::zone("Asia/Shanghai").unwrap(),
             points,
@@ -405,6 +406,26 @@ mod tests {
             minute_interval: SharedInterval::new(Duration::from_secs(60)),
             stop: CancellationToken::new(),
         }
+    }
+
+    fn spec() -> crate::sinks::uplink::UplinkSpec {
+        let text = r#"
+[gateway]
+id = "gw"
+[[devices]]
+name = "T1"
+profile = "ai4-gas-lel"
+transport = { tcp = "127.0.0.1:502" }
+points = { ch1 = "T1/gas" }
+[[uplinks]]
+name = "u"
+realtime_interval = "30s"
+codes = { enterprise = "E1" }
+encoder = { type = "json" }
+transport = { type = "tcp", address = "127.0.0.1:9000" }
+"#;
+        let cfg = crate::config::GatewayConfig::parse(std::path::Path::new("t.toml"), text).unwrap();
+        cfg.uplinks[0].clone()
     }
 
     fn reading(point: u32, ms: i64, value: f64, quality: Quality, ctx: &BuildContext) -> Reading {
