@@ -302,3 +302,61 @@ async fn every_sealed_envelope_opens_with_an_independent_implementation() {
         );
     }
 }
+
+/// `uplink preview` of a sealed uplink prints each payload plain and sealed plus the
+/// envelope's headers; gmssl opens every sealed form to the plain one printed above it, and the
+/// transport's secret header is not printed.
+#[test]
+fn preview_shows_plain_and_sealed_forms_that_match() {
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(keys.path().join("mem.key"), format!("{SM4_KEY}\n")).unwrap();
+    std::fs::write(keys.path().join("mem.iv"), SM4_IV).unwrap();
+    std::fs::write(keys.path().join("mem.appsecret"), format!("{APPSECRET}\n")).unwrap();
+    std::fs::write(keys.path().join("js.key"), AES_KEY).unwrap();
+    // Nothing listens at these addresses: preview sends nothing.
+    let text = config("127.0.0.1:1502", "http://127.0.0.1:9/x", "127.0.0.1:9", keys.path());
+    let path = keys.path().join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(support::binary())
+        .args([
+            "uplink",
+            "preview",
+            "mem",
+            "--config",
+            path.to_str().unwrap(),
+            "--count",
+            "5",
+        ])
+        .output()
+        .expect("binary runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(!shown.contains("secret-42") && !shown.contains("warning"), "{shown}");
+    let plains: Vec<&str> = shown.lines().filter_map(|l| l.strip_prefix("plain:  ")).collect();
+    let sealed: Vec<Value> = shown
+        .lines()
+        .filter_map(|l| l.strip_prefix("sealed: "))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let ids: Vec<&str> = shown
+        .lines()
+        .filter_map(|l| l.strip_prefix("header: X-Data-Id: "))
+        .collect();
+    assert_eq!((plains.len(), sealed.len(), ids.len()), (5, 5, 5), "{shown}");
+    let ops: Vec<RefOp> = sealed
+        .iter()
+        .map(|env| {
+            assert_eq!(env["appid"], "HG3205000001");
+            RefOp {
+                op: "decrypt",
+                cipher: "sm4-cbc",
+                key: unhex(SM4_KEY),
+                iv: Some(unhex(SM4_IV)),
+                data: unhex(env["data"].as_str().unwrap()),
+            }
+        })
+        .collect();
+    for (plain, opened) in plains.iter().zip(reference(&ops)) {
+        assert_eq!(opened.expect("gmssl opens it"), plain.as_bytes());
+    }
+}
