@@ -3,7 +3,7 @@
 Reads one JSON document on stdin, {"ops": [{"op": "encrypt"|"decrypt", "cipher": NAME,
 "key": HEX, "iv": HEX or null, "data": HEX}, ...]}, and prints a JSON list with, for each op,
 {"ok": HEX} or {"error": TEXT}. Ciphers: sm4-cbc, sm4-ecb, aes-128-ecb, aes-192-ecb,
-aes-256-ecb, all with PKCS#7 padding.
+aes-256-ecb (or with `_` for `-`), all with PKCS#7 padding.
 """
 import json
 import sys
@@ -38,7 +38,7 @@ def run(op):
     key = bytes.fromhex(op["key"])
     iv = bytes.fromhex(op["iv"]) if op.get("iv") else None
     data = bytes.fromhex(op["data"])
-    name = op["cipher"]
+    name = op["cipher"].replace("_", "-")
     if name == "sm4-cbc":
         return sm4(op["op"], "cbc", key, iv, data)
     if name == "sm4-ecb":
