@@ -360,3 +360,49 @@ fn preview_shows_plain_and_sealed_forms_that_match() {
         assert_eq!(opened.expect("gmssl opens it"), plain.as_bytes());
     }
 }
+
+/// A key of the wrong length or a missing IV file stops the uplink with the uplink, the field
+/// and the cause named, and no key material in the message.
+#[test]
+fn bad_key_material_is_named_without_showing_it() {
+    let keys = tempfile::tempdir().unwrap();
+    // 15 bytes of hex where SM4 needs 16.
+    std::fs::write(keys.path().join("mem.key"), "7a3f09c1d2e4b5a69788f0e1d2c3b4").unwrap();
+    std::fs::write(keys.path().join("mem.iv"), SM4_IV).unwrap();
+    std::fs::write(keys.path().join("mem.appsecret"), APPSECRET).unwrap();
+    std::fs::write(keys.path().join("js.key"), AES_KEY).unwrap();
+    let path = keys.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        config("127.0.0.1:1502", "http://127.0.0.1:9/x", "127.0.0.1:9", keys.path()),
+    )
+    .unwrap();
+    let preview = || {
+        let out = std::process::Command::new(support::binary())
+            .args(["uplink", "preview", "mem", "--config", path.to_str().unwrap()])
+            .output()
+            .expect("binary runs");
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let err = preview();
+    let key_file = keys.path().join("mem.key");
+    assert!(
+        err.contains(&format!(
+            "uplink `mem`: cipher: key: file `{}`: key has 15 bytes; sm4_cbc needs 16 (that is 32 hex digits)",
+            key_file.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("7a3f09"), "{err}");
+    std::fs::write(&key_file, SM4_KEY).unwrap();
+    std::fs::remove_file(keys.path().join("mem.iv")).unwrap();
+    let err = preview();
+    assert!(
+        err.contains(&format!(
+            "uplink `mem`: cipher: iv: cannot read file `{}`",
+            keys.path().join("mem.iv").display()
+        )),
+        "{err}"
+    );
+}

@@ -156,11 +156,11 @@ pub fn build_seal(
 ) -> Result<Option<Box<dyn Seal>>, BuildError> {
     match super::seal::build(cipher, envelope, &ctx.uplink) {
         Ok(sealer) => Ok(sealer.map(|s| Box::new(s) as Box<dyn Seal>)),
-        Err(e) => Err(BuildError::new(
-            &ctx.uplink,
-            e.stage(),
-            format!("{}: {}", e.field, e.reason),
-        )),
+        Err(e) => {
+            let stage = e.stage();
+            let field = e.field.strip_prefix(stage).unwrap_or(&e.field).trim_start_matches('.');
+            Err(BuildError::new(&ctx.uplink, stage, format!("{field}: {}", e.reason)))
+        }
     }
 }
 
