@@ -7,8 +7,9 @@
 //! moves only after the alarm's payload is in the outbox, so an alarm is never lost between
 //! the two. The sender takes one payload at a time, urgent lane first, and removes it only on
 //! the transport's `Ok`; on failure it backs off (doubling, with jitter, up to a minute) and
-//! retries the same payload, so the platform sees payloads in queue order. Replay of the
-//! normal lane is paced at `replay_rate` payloads per second.
+//! retries the same payload, so the platform sees payloads in queue order. A backlog (what
+//! the outbox held at start, or what piled up while the platform failed) is replayed at
+//! `replay_rate` payloads per second; live traffic is not paced.
 //!
 //! Basic data is queued on start and whenever it differs from what was last queued; a hash of
 //! it is kept in `<data_dir>/uplinks/<name>/basic.sha256`, so a restart with an unchanged
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -169,10 +170,20 @@ pub fn start(spec: &UplinkSpec, env: &UplinkEnv, stop: CancellationToken) -> Res
     };
     info!(uplink = %name, encoder = spec.encoder.kind(), transport = spec.transport.kind(), points = spec.select.points.len(), "Uplink started");
     let readings = env.state.subscribe_readings();
-    Ok(vec![
-        tokio::spawn(producer.run(follower, readings, stop.clone())),
-        tokio::spawn(sender.run(stop)),
-    ])
+    let (pages_tx, pages_rx) = mpsc::channel(1);
+    let mut tasks = vec![
+        tokio::spawn(producer.run(pages_rx, readings, stop.clone())),
+        tokio::spawn(sender.run(stop.clone())),
+    ];
+    match follower {
+        Some(f) => tasks.push(tokio::spawn(follow(f, pages_tx, stop))),
+        // Without alarms the channel stays open and silent.
+        None => tasks.push(tokio::spawn(async move {
+            stop.cancelled().await;
+            drop(pages_tx);
+        })),
+    }
+    Ok(tasks)
 }
 
 /// Records in, payloads into the outbox.
@@ -297,7 +308,7 @@ impl Producer {
 
     async fn run(
         mut self,
-        mut follower: Option<Follower>,
+        mut alarms: mpsc::Receiver<AlarmPage>,
         mut readings: broadcast::Receiver<Arc<[Reading]>>,
         stop: CancellationToken,
     ) {
@@ -361,8 +372,9 @@ impl Producer {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                page = next_page(follower.as_mut(), &stop) => {
-                    let Some(page) = page else { break };
+                page = alarms.recv() => {
+                    let Some((page, done)) = page else { break };
+                    let mut handled = None;
                     for event in page {
                         let seq = event.seq;
                         if self.spec.select.transitions.contains(&event.transition) {
@@ -374,7 +386,8 @@ impl Producer {
                             if let Some(record) = self.selector.alarm(&event, current.as_ref())
                                 && !self.emit(vec![record])
                             {
-                                // Not in the outbox (disk trouble): keep the cursor, try again.
+                                // Not in the outbox (disk trouble): the cursor stays before it and
+                                // the follower offers it again.
                                 tokio::select! {
                                     _ = stop.cancelled() => {}
                                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -382,10 +395,9 @@ impl Producer {
                                 break;
                             }
                         }
-                        if let Some(f) = follower.as_mut() {
-                            f.advance(seq);
-                        }
+                        handled = Some(seq);
                     }
+                    let _ = done.send(handled);
                 }
             }
         }
@@ -396,10 +408,22 @@ impl Producer {
     }
 }
 
-async fn next_page(follower: Option<&mut Follower>, stop: &CancellationToken) -> Option<Vec<crate::model::AlarmEvent>> {
-    match follower {
-        Some(f) => f.next_page(stop).await,
-        None => std::future::pending().await,
+/// A page of alarm transitions, and where to say up to which sequence number they are queued.
+type AlarmPage = (Vec<crate::model::AlarmEvent>, oneshot::Sender<Option<u64>>);
+
+/// Follows the alarm journal in its own task (its waits and reads never hold up the producer)
+/// and moves the cursor to what the producer reports queued.
+async fn follow(mut follower: Follower, pages: mpsc::Sender<AlarmPage>, stop: CancellationToken) {
+    while let Some(page) = follower.next_page(&stop).await {
+        let (done, queued) = oneshot::channel();
+        if pages.send((page, done)).await.is_err() {
+            return;
+        }
+        match queued.await {
+            Ok(Some(seq)) => follower.advance(seq),
+            Ok(None) => {}
+            Err(_) => return,
+        }
     }
 }
 
@@ -436,6 +460,9 @@ impl Sender {
     async fn run(mut self, stop: CancellationToken) {
         let mut attempt = 0u32;
         let mut last_normal: Option<tokio::time::Instant> = None;
+        // Payloads queued before this instant are a backlog, replayed at `replay_rate`: what
+        // was left from before the start, and after an outage what piled up during it.
+        let mut replay_until = self.clock.now();
         loop {
             if stop.is_cancelled() {
                 return;
@@ -461,6 +488,7 @@ impl Sender {
                 }
             };
             if q.lane == Lane::Normal
+                && q.created < replay_until
                 && let Some(t) = last_normal
             {
                 let due = t + self.pace;
@@ -491,6 +519,7 @@ impl Sender {
                         .set(self.clock.now().as_nanos() / 1_000_000_000);
                     if attempt > 0 {
                         info!(uplink = %self.name, "Uplink platform reachable again; replaying");
+                        replay_until = self.clock.now();
                     }
                     attempt = 0;
                     if q.lane == Lane::Normal {
