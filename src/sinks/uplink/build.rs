@@ -160,11 +160,13 @@ pub fn build_seal(
     envelope: Option<&EnvelopeConfig>,
     ctx: &BuildContext,
 ) -> Result<Option<Box<dyn Seal>>, BuildError> {
-    let _ = ctx;
-    match (cipher, envelope) {
-        (None, None) => Ok(None),
-        (Some(c), _) => match *c {},
-        (None, Some(e)) => match *e {},
+    match super::seal::build(cipher, envelope, &ctx.uplink) {
+        Ok(sealer) => Ok(sealer.map(|s| Box::new(s) as Box<dyn Seal>)),
+        Err(e) => {
+            let stage = e.stage();
+            let field = e.field.strip_prefix(stage).unwrap_or(&e.field).trim_start_matches('.');
+            Err(BuildError::new(&ctx.uplink, stage, format!("{field}: {}", e.reason)))
+        }
     }
 }
 

@@ -319,15 +319,35 @@ impl EncoderConfig {
     }
 }
 
-/// `cipher = { type = …, … }`: one variant per cipher (the seal stage adds them).
+/// `cipher = { type = …, key = …, output = … }`: one variant per cipher ([`super::seal`]).
+/// Padding is PKCS#7 (Java's `PKCS5Padding`) for all.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum CipherConfig {}
+#[serde(tag = "type")]
+pub enum CipherConfig {
+    /// SM4 (GB/T 32907) in CBC mode: a 16-byte key and a 16-byte `iv` (the MEM IoT platform).
+    #[serde(rename = "sm4_cbc")]
+    Sm4Cbc(super::seal::CipherSettings),
+    /// SM4 in ECB mode: a 16-byte key, no IV; equal blocks give equal ciphertext.
+    #[serde(rename = "sm4_ecb")]
+    Sm4Ecb(super::seal::CipherSettings),
+    /// AES in ECB mode with a 16-byte key (provincial chemical platforms, e.g. Jiangsu).
+    #[serde(rename = "aes_128_ecb")]
+    Aes128Ecb(super::seal::CipherSettings),
+    /// AES in ECB mode with a 24-byte key.
+    #[serde(rename = "aes_192_ecb")]
+    Aes192Ecb(super::seal::CipherSettings),
+    /// AES in ECB mode with a 32-byte key.
+    #[serde(rename = "aes_256_ecb")]
+    Aes256Ecb(super::seal::CipherSettings),
+}
 
-/// `envelope = { type = …, … }`: one variant per envelope shape (the seal stage adds them).
+/// `envelope = { type = …, … }`: one variant per envelope shape ([`super::seal`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum EnvelopeConfig {}
+pub enum EnvelopeConfig {
+    /// A JSON body template around the (encrypted) data, with per-payload header templates.
+    Json(super::seal::EnvelopeSettings),
+}
 
 /// `transport = { type = …, … }`: one variant per transport.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -556,6 +576,7 @@ pub fn validate(
         let mut envelope = u.envelope.as_ref().map(|c| c.get_ref().clone());
         if let (Some(c), Some(s)) = (envelope.as_mut(), u.envelope.as_ref()) {
             check_stage(Stage::Envelope(c), &place("envelope", s.span()), errors);
+            super::seal::check_pair(cipher.as_ref(), Some(c), &place("envelope", s.span()), errors);
         }
         let mut transport = u.transport.get_ref().clone();
         check_stage(
@@ -619,8 +640,8 @@ pub fn check_stage(stage: Stage<'_>, at: &Place<'_>, errors: &mut Vec<ConfigErro
             EncoderConfig::Json(c) => c.check(at, errors),
             EncoderConfig::Coal(c) => c.check(at, errors),
         },
-        Stage::Cipher(c) => match *c {},
-        Stage::Envelope(e) => match *e {},
+        Stage::Cipher(c) => super::seal::check_cipher(c, at, errors),
+        Stage::Envelope(e) => super::seal::check_envelope(e, at, errors),
         Stage::Transport(t) => match t {
             TransportConfig::Tcp(c) => c.check(at, errors),
             TransportConfig::Http(c) => c.check(at, errors),

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod preview;
 pub mod runner;
+pub mod seal;
 pub mod select;
 pub mod template;
 pub mod time;

@@ -28,6 +28,8 @@ pub struct PreviewItem {
     pub plain: Payload,
     /// After cipher and envelope, when the uplink has them.
     pub sealed: Option<Payload>,
+    /// The sealed form as shown: secrets masked, envelope headers, round trip checked.
+    pub seal_view: Option<super::seal::Preview>,
 }
 
 /// Why a preview could not be made.
@@ -104,6 +106,8 @@ pub fn preview(
     .map_err(stage)?;
     let mut encoder = build_encoder(&spec.encoder, &ctx).map_err(stage)?;
     let seal = build_seal(spec.cipher.as_ref(), spec.envelope.as_ref(), &ctx).map_err(stage)?;
+    let sealer = super::seal::build(spec.cipher.as_ref(), spec.envelope.as_ref(), &spec.name)
+        .map_err(|e| PreviewError::Stage(e.to_string()))?;
     let selector = Selector::new(&ctx, &config.rules);
     let now = clock.now();
     let mut out = Vec::new();
@@ -138,7 +142,16 @@ pub fn preview(
                 }
                 None => None,
             };
-            out.push(PreviewItem { kind, plain, sealed });
+            let seal_view = match &sealer {
+                Some(s) => Some(s.preview(&plain).map_err(|e| PreviewError::Stage(e.to_string()))?),
+                None => None,
+            };
+            out.push(PreviewItem {
+                kind,
+                plain,
+                sealed,
+                seal_view,
+            });
             if out.len() >= count {
                 break;
             }
@@ -173,9 +186,18 @@ pub fn render(items: &[PreviewItem]) -> String {
             let (text, _, _) = encoding_rs::GBK.decode(&item.plain.body);
             s.push_str(&format!("text:   {text}\n"));
         }
-        match &item.sealed {
-            Some(p) => s.push_str(&format!("sealed: {}\n", printable(&p.body))),
-            None => s.push_str("sealed: (no cipher or envelope: sent as plain)\n"),
+        match (&item.seal_view, &item.sealed) {
+            (Some(v), _) => {
+                s.push_str(&format!("sealed: {}\n", v.sealed));
+                for (name, value) in &v.headers {
+                    s.push_str(&format!("header: {name}: {value}\n"));
+                }
+                if !v.opens {
+                    s.push_str("warning: the sealed body does not open to the plain payload again\n");
+                }
+            }
+            (None, Some(p)) => s.push_str(&format!("sealed: {}\n", printable(&p.body))),
+            (None, None) => s.push_str("sealed: (no cipher or envelope: sent as plain)\n"),
         }
     }
     s

@@ -193,6 +193,12 @@ impl HttpTransport {
                 HeaderPart::Text(t) => req.header(name, template::render_for(t, &self.uplink, &self.gateway, payload)),
             };
         }
+        // Per-payload headers the envelope rendered (`header:NAME` attributes).
+        for (key, value) in &payload.attrs {
+            if let Some(name) = key.strip_prefix(super::super::seal::HEADER_PREFIX) {
+                req = req.header(name, value);
+            }
+        }
         let resp = req.send().await.map_err(|e| {
             if e.is_connect() || e.is_timeout() || e.is_request() {
                 TransportError::Unreachable(strip_url(&e))
