@@ -916,6 +916,41 @@ mod tests {
     }
 
     #[test]
+    fn check_config_names_file_line_uplink_and_field() {
+        let text = r#"[gateway]
+id = "gw"
+[[devices]]
+name = "T1"
+profile = "ai4-gas-lel"
+transport = { tcp = "127.0.0.1:502" }
+points = { ch1 = "T1/gas" }
+
+[[uplinks]]
+name = "mem"
+realtime_interval = "30s"
+select = { points = ["T9/*"] }
+codes = { enterprise = "E1" }
+encoder = { type = "json" }
+transport = { type = "http", url = "ftp://platform" }
+"#;
+        let errors = crate::config::GatewayConfig::parse(Path::new("site.toml"), text)
+            .unwrap_err()
+            .0;
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{shown:?}");
+        assert_eq!(errors[0].key, "uplinks[0].select.points[0]");
+        assert_eq!(errors[0].position, Some((12, 10)));
+        assert!(
+            shown[0].contains("uplink `mem`") && shown[0].contains("T9/*"),
+            "{}",
+            shown[0]
+        );
+        assert_eq!(errors[1].key, "uplinks[0].transport.url");
+        assert_eq!(errors[1].position.map(|p| p.0), Some(15));
+        assert!(shown[1].starts_with("site.toml:15:"), "{}", shown[1]);
+    }
+
+    #[test]
     fn secrets_need_exactly_one_source_and_never_show() {
         let s = Secret(b"hunter2".to_vec());
         assert!(!format!("{s:?}").contains("hunter2"));

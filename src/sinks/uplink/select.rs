@@ -484,6 +484,11 @@ transport = { type = "tcp", address = "127.0.0.1:9000" }
         w.add(&reading(0, m0 + 5000, 99.0, Quality::DecodeError, &c));
         w.add(&reading(1, m0 + 5000, 0.0, Quality::CommFault, &c));
         assert!(w.take_due(Timestamp::from_millis(m0 + 59_999), &sel).is_empty());
+        // Past the boundary the ended minute is still due, not the next one.
+        assert_eq!(
+            w.next_due(Timestamp::from_millis(m0 + 60_500)).map(|t| t.as_millis()),
+            Some(m0 + 60_000)
+        );
         let recs = w.take_due(Timestamp::from_millis(m0 + 60_000), &sel);
         assert_eq!(recs.len(), 2);
         assert_eq!(
