@@ -20,6 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub mod hj212;
 pub mod time;
 
 use crate::model::{AlarmEvent, Quality, Timestamp};
