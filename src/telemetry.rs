@@ -240,6 +240,8 @@ pub struct Metrics {
     pub tsdb: TsdbMetrics,
     /// Dialled-in DTUs: registrations, heartbeats, late answers.
     pub dtu: crate::sources::dtu::metrics::DtuMetrics,
+    /// HJ 212 uplinks: connection, resends, centre requests, history answers.
+    pub hj212: crate::sinks::uplink::hj212::metrics::Hj212Metrics,
     /// Webhook delivery attempts by target and outcome.
     pub webhook_deliveries: Family<WebhookLabel, Counter>,
     /// Journal sequence number each webhook target has dealt with.
@@ -381,6 +383,8 @@ impl Metrics {
         tsdb.register(&mut r);
         let dtu = crate::sources::dtu::metrics::DtuMetrics::default();
         dtu.register(&mut r);
+        let hj212 = crate::sinks::uplink::hj212::metrics::Hj212Metrics::default();
+        hj212.register(&mut r);
         let webhook_deliveries = Family::default();
         r.register(
             "hazard_webhook_deliveries",
@@ -463,6 +467,7 @@ impl Metrics {
             history_dropped,
             tsdb,
             dtu,
+            hj212,
             webhook_deliveries,
             webhook_cursor,
             mqtt_north_publishes,

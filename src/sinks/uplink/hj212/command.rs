@@ -39,8 +39,6 @@ pub enum QnRtn {
     BadQn = 7,
     /// Command code unknown to this field unit.
     BadCn = 8,
-    /// CRC check failed.
-    BadCrc = 9,
 }
 
 /// `ExeRtn` of a 9012 answer (HJ 212-2017 table 9).

@@ -11,11 +11,20 @@
 //! - [`command`]: the centre's requests (9014 acknowledgements, time, intervals, history
 //!   pulls) and our answers (9011, 9012, data).
 //!
-//! All of it is pure: text in, text out, no I/O.
+//! - [`centre`]: what the field unit does for the centre's requests (time, intervals,
+//!   history pulls answered from the embedded history store).
+//! - [`link`]: the TCP connection: data out with 9014 acknowledgements, centre requests in,
+//!   reconnect with backoff.
+//!
+//! Everything but [`link`] is pure or blocking library code; `link` owns the socket.
 
+pub mod centre;
 pub mod command;
 pub mod encode;
 pub mod frame;
+pub mod history;
+pub mod link;
+pub mod metrics;
 pub mod segment;
 
 pub use command::{ExeRtn, Incoming, QnRtn, Request, classify};
@@ -23,5 +32,7 @@ pub use encode::{Cou, Hj212Encoder, Hj212Settings, data_flag};
 pub use frame::{Deframer, FrameError, MAX_SEGMENT, crc16};
 pub use segment::{Flag, Segment, SegmentError, Version};
 
+#[cfg(test)]
+mod link_tests;
 #[cfg(test)]
 mod tests;
