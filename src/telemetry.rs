@@ -242,6 +242,8 @@ pub struct Metrics {
     pub dtu: crate::sources::dtu::metrics::DtuMetrics,
     /// HJ 212 uplinks: connection, resends, centre requests, history answers.
     pub hj212: crate::sinks::uplink::hj212::metrics::Hj212Metrics,
+    /// Regulator uplink metrics.
+    pub uplink: crate::sinks::uplink::metrics::UplinkMetrics,
     /// Webhook delivery attempts by target and outcome.
     pub webhook_deliveries: Family<WebhookLabel, Counter>,
     /// Journal sequence number each webhook target has dealt with.
@@ -385,6 +387,8 @@ impl Metrics {
         dtu.register(&mut r);
         let hj212 = crate::sinks::uplink::hj212::metrics::Hj212Metrics::default();
         hj212.register(&mut r);
+        let uplink = crate::sinks::uplink::metrics::UplinkMetrics::default();
+        uplink.register(&mut r);
         let webhook_deliveries = Family::default();
         r.register(
             "hazard_webhook_deliveries",
@@ -468,6 +472,7 @@ impl Metrics {
             tsdb,
             dtu,
             hj212,
+            uplink,
             webhook_deliveries,
             webhook_cursor,
             mqtt_north_publishes,

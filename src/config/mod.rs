@@ -243,6 +243,8 @@ pub struct GatewayConfig {
     pub mqtt: crate::sources::mqtt::MqttInSpec,
     /// DTUs that dial in (`[dtu]`): listeners and stations.
     pub dtu: dtu::DtuSpec,
+    /// Regulator uplinks (`[[uplinks]]`).
+    pub uplinks: Vec<crate::sinks::uplink::UplinkSpec>,
 }
 
 impl GatewayConfig {
@@ -312,6 +314,17 @@ impl GatewayConfig {
             s.push_str(&format!(
                 "  dtu listener {} on {} ({framing} framing, heartbeat every {:?}, lost after {:?})\n",
                 l.name, l.listen, l.heartbeat_interval, l.heartbeat_timeout
+            ));
+        }
+        for u in &self.uplinks {
+            s.push_str(&format!(
+                "  uplink {} ({} over {}) every {:?}: {} points{}\n",
+                u.name,
+                u.encoder.kind(),
+                u.transport.kind(),
+                u.realtime_interval,
+                u.select.points.len(),
+                if u.select.alarms { " and alarms" } else { "" }
             ));
         }
         for st in &self.dtu.stations {

@@ -48,6 +48,9 @@ pub(super) struct RawConfig {
     /// DTUs that dial in: listeners and the stations behind them.
     #[serde(default)]
     pub(super) dtu: super::dtu::RawDtu,
+    /// Regulator uplinks (联网上报).
+    #[serde(default)]
+    pub(super) uplinks: Vec<Spanned<crate::sinks::uplink::config::RawUplink>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -100,6 +100,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let mqtt_north = crate::sinks::mqtt_north::config::validate(&src, &raw.mqtt_north, &mut errors);
     let buffers: Vec<(String, u64)> = tsdb.iter().map(|t| (t.name.clone(), t.buffer.max_bytes)).collect();
     let ops = super::ops::validate(&src, &raw.ops, &buffers, &mut errors);
+    let uplinks = crate::sinks::uplink::config::validate(&src, &raw.uplinks, &points, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -127,6 +128,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         api_server,
         mqtt,
         dtu,
+        uplinks,
     })
 }
 

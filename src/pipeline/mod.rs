@@ -78,6 +78,9 @@ pub enum StartError {
     /// An MQTT broker connection could not be set up (password or TLS files).
     #[error(transparent)]
     MqttIn(#[from] crate::sources::mqtt::ClientError),
+    /// A regulator uplink could not start.
+    #[error(transparent)]
+    Uplink(#[from] crate::sinks::uplink::UplinkError),
     /// A thread could not be started.
     #[error("cannot start a writer thread: {0}")]
     Thread(std::io::Error),
@@ -211,7 +214,10 @@ impl Gateway {
             readiness: readiness.clone(),
             sources_cancel: sources_cancel.clone(),
             dtu,
+            history: reader.clone(),
         });
+        let uplinks =
+            crate::sinks::uplink::runner::Uplinks::start_all(&config.uplinks, &ctx.uplink_env(&config)).await?;
         let deliveries_stop = CancellationToken::new();
         let deliveries = ctx.start_deliveries(&config, &deliveries_stop)?;
         let pollers_cancel = sources_cancel.child_token();
@@ -231,7 +237,7 @@ impl Gateway {
         let (reload_tx, reload_rx) = mpsc::channel(4);
         let app = AppState {
             live: state.clone(),
-            history: reader,
+            history: reader.clone(),
             journal,
             metrics: metrics.clone(),
             clock,
@@ -263,6 +269,7 @@ impl Gateway {
                 alarm_tap_stop,
                 deliveries,
                 deliveries_stop,
+                uplinks,
             }))),
             ctx,
         };
@@ -304,7 +311,7 @@ impl Gateway {
         self.reload_stop.cancel();
         let _ = self.reload_server.await;
         // Waits for a reload in progress, then takes what it manages.
-        let Some(parts) = self.reloader.parts.lock().await.take() else {
+        let Some(mut parts) = self.reloader.parts.lock().await.take() else {
             error!("Gateway parts already taken; cannot stop cleanly");
             return;
         };
@@ -330,6 +337,8 @@ impl Gateway {
         for w in parts.deliveries {
             let _ = w.await;
         }
+        // Uplinks stop where they are; outboxes and alarm cursors resume them at the next start.
+        parts.uplinks.stop_all().await;
         for store in parts.stores {
             store.shutdown().await;
         }

@@ -158,6 +158,8 @@ pub(super) struct Parts {
     pub(super) alarm_tap_stop: CancellationToken,
     pub(super) deliveries: Vec<JoinHandle<()>>,
     pub(super) deliveries_stop: CancellationToken,
+    /// Regulator uplinks.
+    pub(super) uplinks: crate::sinks::uplink::runner::Uplinks,
 }
 
 /// The running context a reload works in.
@@ -175,6 +177,8 @@ pub(super) struct Context {
     pub(super) sources_cancel: CancellationToken,
     /// The DTU listeners, started once (a change to `[dtu]` listeners needs a restart).
     pub(super) dtu: Option<Arc<crate::sources::dtu::DtuHub>>,
+    /// The embedded history (uplinks answer platforms' history pulls from it).
+    pub(super) history: Arc<crate::sinks::history::HistoryReader>,
 }
 
 /// Applies config reloads; cheap to clone.
@@ -252,6 +256,20 @@ impl Context {
         Ok(out)
     }
 
+    /// What the uplinks of `config` share.
+    pub(super) fn uplink_env(&self, config: &GatewayConfig) -> crate::sinks::uplink::UplinkEnv {
+        crate::sinks::uplink::UplinkEnv {
+            gateway: config.gateway_id.clone(),
+            data_dir: self.data_dir.clone(),
+            journal: self.journal.clone(),
+            state: self.state.clone(),
+            history: Some(self.history.clone()),
+            clock: self.clock.clone(),
+            metrics: self.metrics.uplink.clone(),
+            rules: config.rules.clone().into(),
+        }
+    }
+
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> RulesControl) -> Result<T, ReloadFailure> {
         let (tx, rx) = oneshot::channel();
         self.control.send(make(tx)).await.map_err(|_| ReloadFailure::Stopping)?;
@@ -294,6 +312,16 @@ impl Reloader {
                 Err(e) => problems.push(e.to_string()),
             }
         }
+        let uplinks = if parts.config.uplinks != new.uplinks || parts.config.rules != new.rules {
+            let (summary, mut failed) = parts
+                .uplinks
+                .apply(&new.uplinks, &ctx.uplink_env(&new), parts.config.rules != new.rules)
+                .await;
+            problems.append(&mut failed);
+            summary
+        } else {
+            json!({ "restarted": [], "added": [], "removed": [] })
+        };
         let devices = parts.config.devices != new.devices || parts.config.mqtt != new.mqtt;
         if devices {
             parts.pollers_cancel.cancel();
@@ -315,6 +343,7 @@ impl Reloader {
             "devices_restarted": devices,
             "stores": stores,
             "deliveries_restarted": deliveries,
+            "uplinks": uplinks,
         });
         parts.config = new;
         if !problems.is_empty() {

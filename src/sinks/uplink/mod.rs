@@ -20,8 +20,25 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+
+pub mod build;
+pub mod config;
 pub mod hj212;
+pub mod json;
+pub mod metrics;
+pub mod outbox;
+pub mod runner;
+pub mod select;
+pub mod template;
 pub mod time;
+pub mod tls;
+pub mod transport;
+
+pub use build::{BuildContext, BuildError, SharedInterval, build_encoder, build_seal, build_transport};
+pub use config::{
+    CipherConfig, CodeTable, EncoderConfig, EnvelopeConfig, SecretRef, StatsPeriod, TransportConfig, UplinkSpec,
+};
+pub use runner::{UplinkEnv, UplinkError, start};
 
 use crate::model::{AlarmEvent, Quality, Timestamp};
 
@@ -41,6 +58,20 @@ pub enum RecordKind {
     Day,
     /// An alarm or abnormal condition beginning, changing or ending.
     Alarm,
+}
+
+impl RecordKind {
+    /// `basic`, `realtime`, `minute`, `hour`, `day` or `alarm`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Basic => "basic",
+            RecordKind::Realtime => "realtime",
+            RecordKind::Minute => "minute",
+            RecordKind::Hour => "hour",
+            RecordKind::Day => "day",
+            RecordKind::Alarm => "alarm",
+        }
+    }
 }
 
 /// The regulator's codes for one point (from the uplink's code table).
