@@ -240,8 +240,6 @@ pub struct Metrics {
     pub tsdb: TsdbMetrics,
     /// Dialled-in DTUs: registrations, heartbeats, late answers.
     pub dtu: crate::sources::dtu::metrics::DtuMetrics,
-    /// HJ 212 uplinks: connection, resends, centre requests, history answers.
-    pub hj212: crate::sinks::uplink::hj212::metrics::Hj212Metrics,
     /// Regulator uplink metrics.
     pub uplink: crate::sinks::uplink::metrics::UplinkMetrics,
     /// Webhook delivery attempts by target and outcome.
@@ -385,8 +383,6 @@ impl Metrics {
         tsdb.register(&mut r);
         let dtu = crate::sources::dtu::metrics::DtuMetrics::default();
         dtu.register(&mut r);
-        let hj212 = crate::sinks::uplink::hj212::metrics::Hj212Metrics::default();
-        hj212.register(&mut r);
         let uplink = crate::sinks::uplink::metrics::UplinkMetrics::default();
         uplink.register(&mut r);
         let webhook_deliveries = Family::default();
@@ -471,7 +467,6 @@ impl Metrics {
             history_dropped,
             tsdb,
             dtu,
-            hj212,
             uplink,
             webhook_deliveries,
             webhook_cursor,

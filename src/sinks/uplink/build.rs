@@ -140,6 +140,7 @@ pub fn build_encoder(cfg: &EncoderConfig, ctx: &BuildContext) -> Result<Box<dyn 
         EncoderConfig::Json(c) => {
             Box::new(super::json::JsonEncoder::new(c, &ctx.uplink, &ctx.gateway, ctx.zone.clone()).map_err(err)?)
         }
+        EncoderConfig::Hj212(c) => Box::new(c.build(ctx).map_err(err)?),
     })
 }
 
@@ -169,5 +170,6 @@ pub fn build_transport(cfg: &TransportConfig, ctx: &BuildContext) -> Result<Box<
             super::transport::mqtt::MqttTransport::start(c, &ctx.uplink, &ctx.gateway, ctx.stop.clone())
                 .map_err(err)?,
         ),
+        TransportConfig::Hj212(c) => Box::new(c.build(ctx).map_err(err)?),
     })
 }

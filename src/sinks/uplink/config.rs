@@ -299,6 +299,8 @@ pub struct UplinkSpec {
 pub enum EncoderConfig {
     /// Templated JSON ([`super::json`]).
     Json(super::json::JsonConfig),
+    /// HJ 212 data messages ([`super::hj212`]).
+    Hj212(super::hj212::config::Hj212Config),
 }
 
 impl EncoderConfig {
@@ -306,6 +308,7 @@ impl EncoderConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             EncoderConfig::Json(_) => "json",
+            EncoderConfig::Hj212(_) => "hj212",
         }
     }
 }
@@ -330,6 +333,8 @@ pub enum TransportConfig {
     Http(super::transport::http::HttpConfig),
     /// MQTT publish, QoS 1 ([`super::transport::mqtt`]).
     Mqtt(super::transport::mqtt::MqttConfig),
+    /// HJ 212 field-unit link: 9014 acknowledgements, centre requests ([`super::hj212::link`]).
+    Hj212(super::hj212::config::Hj212LinkConfig),
 }
 
 impl TransportConfig {
@@ -339,6 +344,7 @@ impl TransportConfig {
             TransportConfig::Tcp(_) => "tcp",
             TransportConfig::Http(_) => "http",
             TransportConfig::Mqtt(_) => "mqtt",
+            TransportConfig::Hj212(_) => "hj212",
         }
     }
 }
@@ -540,6 +546,15 @@ pub fn validate(
             &place("transport", u.transport.span()),
             errors,
         );
+        super::hj212::config::pair(
+            &encoder,
+            &mut transport,
+            select.alarms,
+            u.basic,
+            &place("encoder", u.encoder.span()),
+            &place("transport", u.transport.span()),
+            errors,
+        );
         if errors.len() > before {
             continue;
         }
@@ -582,6 +597,7 @@ pub fn check_stage(stage: Stage<'_>, at: &Place<'_>, errors: &mut Vec<ConfigErro
     match stage {
         Stage::Encoder(e) => match e {
             EncoderConfig::Json(c) => c.check(at, errors),
+            EncoderConfig::Hj212(c) => c.check(at, errors),
         },
         Stage::Cipher(c) => match *c {},
         Stage::Envelope(e) => match *e {},
@@ -589,6 +605,7 @@ pub fn check_stage(stage: Stage<'_>, at: &Place<'_>, errors: &mut Vec<ConfigErro
             TransportConfig::Tcp(c) => c.check(at, errors),
             TransportConfig::Http(c) => c.check(at, errors),
             TransportConfig::Mqtt(c) => c.check(at, errors),
+            TransportConfig::Hj212(c) => c.check(at, errors),
         },
     }
 }

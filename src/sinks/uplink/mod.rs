@@ -20,7 +20,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-
 pub mod build;
 pub mod config;
 pub mod hj212;

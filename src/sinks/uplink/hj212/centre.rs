@@ -19,28 +19,26 @@ use super::metrics::{Hj212Metrics, UplinkLabel};
 use super::segment::Segment;
 use crate::clock::SharedClock;
 use crate::model::Timestamp;
+use crate::sinks::uplink::SharedInterval;
 use crate::sinks::uplink::{RecordKind, UplinkRecord};
 
 /// The real-time and minute-data intervals, shared between the centre's requests and the
-/// uplink's scheduler.
+/// uplink's runner (which applies a change from its next tick).
 #[derive(Debug, Clone)]
 pub struct Intervals {
-    rtd: Arc<watch::Sender<Duration>>,
-    minutes: Arc<watch::Sender<u32>>,
+    rtd: SharedInterval,
+    minute: SharedInterval,
 }
 
 impl Intervals {
-    /// Intervals starting at `rtd` and `minutes`.
-    pub fn new(rtd: Duration, minutes: u32) -> Self {
-        Self {
-            rtd: Arc::new(watch::Sender::new(rtd)),
-            minutes: Arc::new(watch::Sender::new(minutes.max(1))),
-        }
+    /// The runner's real-time and minute-statistics intervals.
+    pub fn new(rtd: SharedInterval, minute: SharedInterval) -> Self {
+        Self { rtd, minute }
     }
 
     /// The real-time interval.
     pub fn rtd(&self) -> Duration {
-        *self.rtd.borrow()
+        self.rtd.get()
     }
 
     /// Follows changes of the real-time interval.
@@ -48,22 +46,19 @@ impl Intervals {
         self.rtd.subscribe()
     }
 
-    /// The minute-data interval, in minutes.
+    /// The minute-data interval, in whole minutes (at least 1).
     pub fn minutes(&self) -> u32 {
-        *self.minutes.borrow()
-    }
-
-    /// Follows changes of the minute-data interval.
-    pub fn watch_minutes(&self) -> watch::Receiver<u32> {
-        self.minutes.subscribe()
+        u32::try_from(self.minute.get().as_secs() / 60)
+            .unwrap_or(u32::MAX)
+            .max(1)
     }
 
     fn set_rtd(&self, d: Duration) {
-        self.rtd.send_replace(d);
+        self.rtd.set(d);
     }
 
     fn set_minutes(&self, m: u32) {
-        self.minutes.send_replace(m.max(1));
+        self.minute.set(Duration::from_secs(u64::from(m.max(1)) * 60));
     }
 }
 

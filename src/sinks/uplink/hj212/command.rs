@@ -19,7 +19,7 @@ use crate::sinks::uplink::RecordKind;
 pub const ST_SYSTEM: &str = "91";
 /// Real-time interval limits in seconds (HJ 212-2017 table 7: 30 to 3600).
 pub const RTD_INTERVAL_SECS: std::ops::RangeInclusive<u32> = 30..=3600;
-/// Minute-data interval limits in minutes.
+/// Minute-data interval limits in minutes; it must also divide an hour.
 pub const MIN_INTERVAL_MINUTES: std::ops::RangeInclusive<u32> = 1..=60;
 
 /// `QnRtn` of a 9011 answer (HJ 212-2017 table 8).
@@ -166,7 +166,13 @@ pub fn classify(seg: &Segment, settings: &Hj212Settings) -> Incoming {
         "1061" => Ok(Request::GetRtdInterval),
         "1062" => interval("RtdInterval", RTD_INTERVAL_SECS).map(Request::SetRtdInterval),
         "1063" => Ok(Request::GetMinInterval),
-        "1064" => interval("MinInterval", MIN_INTERVAL_MINUTES).map(Request::SetMinInterval),
+        "1064" => interval("MinInterval", MIN_INTERVAL_MINUTES).and_then(|m| {
+            if 60 % m == 0 {
+                Ok(Request::SetMinInterval(m))
+            } else {
+                Err(format!("MinInterval {m} does not divide an hour"))
+            }
+        }),
         "2011" | "2051" | "2061" | "2031" => {
             let kind = match seg.cn.as_str() {
                 "2011" => RecordKind::Realtime,

@@ -341,6 +341,17 @@ fn cp_body<S: AsRef<str>>(data_time: &str, fields: &[S]) -> String {
 
 impl Encoder for Hj212Encoder {
     fn encode(&mut self, records: &[UplinkRecord]) -> Result<Vec<Payload>, EncodeError> {
+        // Current values carry each reading's own time: order them so one message holds
+        // every point of one second (a stable sort keeps the configured point order).
+        let sorted;
+        let records = if records.is_sorted_by_key(|r| r.time) {
+            records
+        } else {
+            let mut v = records.to_vec();
+            v.sort_by_key(|r| r.time);
+            sorted = v;
+            &sorted
+        };
         let mut out = Vec::new();
         for group in records.chunk_by(same_message) {
             let qn = self.qn.next(self.clock.now(), &self.settings.zone);

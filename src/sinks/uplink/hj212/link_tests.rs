@@ -16,8 +16,8 @@ use super::metrics::{Hj212Metrics, UplinkLabel};
 use super::segment::Version;
 use crate::clock::{ManualClock, SharedClock};
 use crate::model::{Quality, Timestamp};
-use crate::sinks::uplink::time;
 use crate::sinks::uplink::{Codes, Encoder, Payload, RecordKind, Transport, TransportError, UplinkRecord};
+use crate::sinks::uplink::{SharedInterval, time};
 
 const MN: &str = "MN0001";
 const PW: &str = "123456";
@@ -84,7 +84,10 @@ struct Setup {
 async fn setup(ack_timeout: Duration, retries: u32) -> Setup {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let clock: SharedClock = Arc::new(ManualClock::new(Timestamp::from_millis(T0_MS)));
-    let intervals = Intervals::new(Duration::from_secs(30), 1);
+    let intervals = Intervals::new(
+        SharedInterval::new(Duration::from_secs(30)),
+        SharedInterval::new(Duration::from_secs(60)),
+    );
     let metrics = Hj212Metrics::default();
     let services = CentreServices {
         uplink: "env".into(),
@@ -282,6 +285,8 @@ async fn the_centre_reads_and_sets_time_and_intervals() {
     c.request(QN1, "3020", "").await;
     assert_eq!(c.next().await.cp.get("QnRtn").map(String::as_str), Some("8"));
     c.request(QN1, "1062", "RtdInterval=1").await;
+    assert_eq!(c.next().await.cp.get("QnRtn").map(String::as_str), Some("2"));
+    c.request(QN1, "1064", "MinInterval=7").await;
     assert_eq!(c.next().await.cp.get("QnRtn").map(String::as_str), Some("2"));
     assert_eq!(s.intervals.rtd(), Duration::from_secs(60));
 }

@@ -20,6 +20,7 @@
 
 pub mod centre;
 pub mod command;
+pub mod config;
 pub mod encode;
 pub mod frame;
 pub mod history;

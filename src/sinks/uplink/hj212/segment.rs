@@ -5,14 +5,35 @@ use std::fmt::Write as _;
 
 /// Which edition of the standard a frame follows; it is written into the `Flag` field's
 /// version bits (7..2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Version {
     /// HJ 212-2017: version bits 1.
-    #[serde(rename = "2017")]
     V2017,
     /// HJ 212-2025 (in force from 2026-01-01): version bits 2.
-    #[serde(rename = "2025")]
     V2025,
+}
+
+impl<'de> serde::Deserialize<'de> for Version {
+    /// `version = 2017` or `version = "2025"`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(i64),
+            Text(String),
+        }
+        let year = match Written::deserialize(d)? {
+            Written::Number(n) => n.to_string(),
+            Written::Text(t) => t,
+        };
+        match year.as_str() {
+            "2017" => Ok(Version::V2017),
+            "2025" => Ok(Version::V2025),
+            other => Err(serde::de::Error::custom(format!(
+                "HJ 212 version `{other}` is not 2017 or 2025"
+            ))),
+        }
+    }
 }
 
 impl Version {

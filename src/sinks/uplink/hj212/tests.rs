@@ -437,3 +437,21 @@ fn settings_never_show_the_password() {
     let text = format!("{s:?}");
     assert!(!text.contains("123456") && text.contains("redacted"), "{text}");
 }
+
+#[test]
+fn current_values_of_several_seconds_are_ordered_into_one_message_per_second() {
+    let (mut enc, _) = encoder(settings(Version::V2017));
+    let records = [
+        record(RecordKind::Realtime, "a", T0_MS + 1_000, Some(1.0), Quality::Good),
+        record(RecordKind::Realtime, "b", T0_MS, Some(2.0), Quality::Good),
+        record(RecordKind::Realtime, "c", T0_MS + 1_100, Some(3.0), Quality::Good),
+    ];
+    let out = enc.encode(&records).unwrap();
+    assert_eq!(out.len(), 2);
+    let first = &packets(&out[0])[0];
+    assert_eq!(first.data_time.as_deref(), Some("20160801085857"));
+    assert!(group(first, "b").is_some());
+    let second = &packets(&out[1])[0];
+    assert_eq!(second.data_time.as_deref(), Some("20160801085858"));
+    assert!(group(second, "a").is_some() && group(second, "c").is_some());
+}
