@@ -170,7 +170,7 @@ impl Hj212Encoder {
     /// history pull carries the pull's `QN`.
     pub fn encode_as(&self, records: &[UplinkRecord], qn: &str, ack: bool) -> Result<Vec<Payload>, EncodeError> {
         let mut out = Vec::new();
-        for group in records.chunk_by(same_message) {
+        for group in messages(records) {
             out.push(self.message(group, qn, ack)?);
         }
         Ok(out)
@@ -329,6 +329,26 @@ fn same_message(a: &UplinkRecord, b: &UplinkRecord) -> bool {
     a.kind == b.kind && a.time.as_nanos().div_euclid(NANOS_PER_SECOND) == b.time.as_nanos().div_euclid(NANOS_PER_SECOND)
 }
 
+/// Splits time-ordered records into messages: one per kind and `DataTime`, and a new one
+/// where a point repeats within a second (a `CP` names each factor once).
+fn messages(records: &[UplinkRecord]) -> Vec<&[UplinkRecord]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut codes: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for (i, r) in records.iter().enumerate() {
+        if i > start && (!same_message(&records[start], r) || codes.contains(&*r.codes.point)) {
+            out.push(&records[start..i]);
+            start = i;
+            codes.clear();
+        }
+        codes.insert(&r.codes.point);
+    }
+    if start < records.len() {
+        out.push(&records[start..]);
+    }
+    out
+}
+
 fn cp_body<S: AsRef<str>>(data_time: &str, fields: &[S]) -> String {
     let mut cp = String::with_capacity(data_time.len() + fields.iter().map(|f| f.as_ref().len() + 1).sum::<usize>());
     cp.push_str(data_time);
@@ -353,7 +373,7 @@ impl Encoder for Hj212Encoder {
             &sorted
         };
         let mut out = Vec::new();
-        for group in records.chunk_by(same_message) {
+        for group in messages(records) {
             let qn = self.qn.next(self.clock.now(), &self.settings.zone);
             out.push(self.message(group, &qn, self.settings.ack)?);
         }

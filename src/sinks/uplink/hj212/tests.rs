@@ -455,3 +455,18 @@ fn current_values_of_several_seconds_are_ordered_into_one_message_per_second() {
     assert_eq!(second.data_time.as_deref(), Some("20160801085858"));
     assert!(group(second, "a").is_some() && group(second, "c").is_some());
 }
+
+#[test]
+fn a_point_twice_in_one_second_goes_into_two_messages() {
+    let (mut enc, _) = encoder(settings(Version::V2017));
+    let records = [
+        record(RecordKind::Realtime, "a", T0_MS, Some(1.0), Quality::Good),
+        record(RecordKind::Realtime, "b", T0_MS, Some(2.0), Quality::Good),
+        record(RecordKind::Realtime, "a", T0_MS + 500, Some(3.0), Quality::Good),
+    ];
+    let out = enc.encode(&records).unwrap();
+    assert_eq!(out.iter().map(|p| p.items).collect::<Vec<_>>(), [2, 1]);
+    let second = &packets(&out[1])[0];
+    assert_eq!(second.data_time.as_deref(), Some("20160801085857"));
+    assert_eq!(group(second, "a").unwrap(), "a-Rtd=3,a-Flag=N");
+}
