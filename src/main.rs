@@ -98,10 +98,31 @@ enum Command {
         #[arg(long)]
         generate: bool,
     },
+    /// Regulator uplinks (`[[uplinks]]`).
+    Uplink {
+        #[command(subcommand)]
+        action: UplinkAction,
+    },
     /// List or show device profiles.
     Profiles {
         #[command(subcommand)]
         action: ProfilesAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UplinkAction {
+    /// Print the next payloads an uplink would send, plain and sealed (cipher and envelope),
+    /// with values from the profiles' simulators; nothing is sent.
+    Preview {
+        /// Uplink name.
+        name: String,
+        /// Config file (TOML).
+        #[arg(long, short, default_value = "/etc/hazard-gateway/gateway.toml")]
+        config: PathBuf,
+        /// How many payloads.
+        #[arg(long, default_value_t = 5)]
+        count: usize,
     },
 }
 
@@ -188,6 +209,29 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::CheckConfig { file } => Ok(check_config(&file)),
         Command::HashToken { generate } => hash_token(generate),
         Command::Profiles { action } => profiles(action),
+        Command::Uplink {
+            action: UplinkAction::Preview { name, config, count },
+        } => uplink_preview(&name, &config, count),
+    }
+}
+
+fn uplink_preview(name: &str, file: &Path, count: usize) -> Result<ExitCode> {
+    let cfg = match GatewayConfig::load(file) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match hazard_gateway::sinks::uplink::preview::preview(&cfg, name, count, clock::system()) {
+        Ok(items) => {
+            print!("{}", hazard_gateway::sinks::uplink::preview::render(&items));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

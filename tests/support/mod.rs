@@ -1091,3 +1091,120 @@ pub fn client_cert(dir: &Path) {
         "client.pem",
     ]);
 }
+
+/// One request an [`HttpReceiver`] took.
+#[derive(Debug, Clone)]
+pub struct TakenRequest {
+    /// Path and query.
+    pub path: String,
+    /// Headers, names lower case.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// What an [`HttpReceiver`] got, and how it answers.
+#[derive(Debug)]
+pub struct Received {
+    /// Every request answered with `status`, in arrival order.
+    pub requests: Vec<TakenRequest>,
+    /// Status it answers with (default 200).
+    pub status: u16,
+    /// Body it answers with (default `{"code":0}`).
+    pub answer: String,
+}
+
+/// A small HTTP server on a loopback port that records every request and answers with a
+/// settable status and body. [`HttpReceiver::down`] closes the port (connections included)
+/// and [`HttpReceiver::up`] opens it again, for outage tests.
+pub struct HttpReceiver {
+    pub port: u16,
+    pub state: std::sync::Arc<std::sync::Mutex<Received>>,
+    server: Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+}
+
+impl HttpReceiver {
+    /// Starts on a free port.
+    pub async fn start() -> HttpReceiver {
+        let mut r = HttpReceiver {
+            port: free_port(),
+            state: std::sync::Arc::new(std::sync::Mutex::new(Received {
+                requests: Vec::new(),
+                status: 200,
+                answer: "{\"code\":0}".into(),
+            })),
+            server: None,
+        };
+        r.up().await;
+        r
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Opens the port (again).
+    pub async fn up(&mut self) {
+        use axum::body::Bytes;
+        use axum::extract::State;
+        use axum::http::{HeaderMap, StatusCode, Uri};
+        type Shared = std::sync::Arc<std::sync::Mutex<Received>>;
+        async fn take(State(st): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+            let mut st = st.lock().unwrap();
+            let status = StatusCode::from_u16(st.status).unwrap();
+            if status.is_success() {
+                st.requests.push(TakenRequest {
+                    path: uri.to_string(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                        .collect(),
+                    body: body.to_vec(),
+                });
+            }
+            (status, st.answer.clone())
+        }
+        let listener = wait_for("the receiver's port to bind", WAIT, || async {
+            tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.ok()
+        })
+        .await;
+        let app = axum::Router::new().fallback(take).with_state(self.state.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        self.server = Some((tx, task));
+    }
+
+    /// Closes the port; returns once nothing listens any more.
+    pub async fn down(&mut self) {
+        if let Some((tx, task)) = self.server.take() {
+            let _ = tx.send(());
+            let _ = task.await;
+        }
+    }
+
+    /// Bodies of every accepted request, in arrival order.
+    pub fn bodies(&self) -> Vec<Vec<u8>> {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .map(|r| r.body.clone())
+            .collect()
+    }
+
+    /// Every accepted body parsed as JSON.
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.bodies()
+            .iter()
+            .map(|b| serde_json::from_slice(b).expect("JSON body"))
+            .collect()
+    }
+}

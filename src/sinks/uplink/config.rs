@@ -43,6 +43,9 @@ pub struct RawUplink {
     /// Payloads per second while replaying a backlog (default 10).
     #[serde(default)]
     pub replay_rate: Option<Spanned<f64>>,
+    /// Longest wait between delivery attempts while the platform fails (default 1m).
+    #[serde(default)]
+    pub retry_max: Option<Spanned<DurationText>>,
     /// When basic data (metadata) is sent: `on_change` (default), `every_start`, `never`.
     #[serde(default)]
     pub basic: BasicPolicy,
@@ -273,6 +276,8 @@ pub struct UplinkSpec {
     pub minute_interval: Duration,
     /// Payloads per second while replaying.
     pub replay_rate: f64,
+    /// Longest wait between delivery attempts.
+    pub retry_max: Duration,
     /// Basic data policy.
     pub basic: BasicPolicy,
     /// Outbox.
@@ -516,6 +521,15 @@ pub fn validate(
                 format!("must be a positive number of payloads per second, got {replay_rate}"),
             ));
         }
+        let retry_max = u.retry_max.as_ref().map_or(Duration::from_secs(60), |r| r.get_ref().0);
+        if retry_max < Duration::from_secs(1) {
+            let span = u.retry_max.as_ref().map_or(u.name.span(), Spanned::span);
+            errors.push(err(
+                span,
+                "retry_max",
+                format!("must be at least 1s, got {retry_max:?}"),
+            ));
+        }
         let outbox = check_outbox(u, entry.span(), &err, errors);
         let select = check_select(u, entry.span(), points, &err, errors);
         let codes = check_codes(src, i, &name, &u.codes, points, errors);
@@ -565,6 +579,7 @@ pub fn validate(
             statistics,
             minute_interval,
             replay_rate,
+            retry_max,
             basic: u.basic,
             outbox,
             select,

@@ -22,11 +22,20 @@ pub struct UplinkReason {
     pub reason: &'static str,
 }
 
+/// Label of a per-uplink, per-record-kind metric.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UplinkKind {
+    /// Uplink name from the config.
+    pub uplink: String,
+    /// Record kind (`basic`, `realtime`, `minute`, `hour`, `day`, `alarm`).
+    pub kind: &'static str,
+}
+
 /// Handles to the uplink metrics.
 #[derive(Debug, Clone, Default)]
 pub struct UplinkMetrics {
     /// Records selected, by kind (`basic`, `realtime`, `minute`, `hour`, `day`, `alarm`).
-    pub records: Family<UplinkReason, Counter>,
+    pub records: Family<UplinkKind, Counter>,
     /// Payloads persisted in the outbox.
     pub queued: Family<UplinkLabel, Counter>,
     /// Payloads the platform acknowledged.

@@ -26,6 +26,7 @@ pub mod hj212;
 pub mod json;
 pub mod metrics;
 pub mod outbox;
+pub mod preview;
 pub mod runner;
 pub mod select;
 pub mod template;

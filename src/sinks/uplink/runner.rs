@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use super::build::{BuildContext, BuildError, build_encoder, build_seal, build_transport};
 use super::config::{BasicPolicy, UplinkSpec};
-use super::metrics::{UplinkLabel, UplinkMetrics, UplinkReason};
+use super::metrics::{UplinkKind, UplinkLabel, UplinkMetrics, UplinkReason};
 use super::outbox::{Lane, Outbox};
 use super::select::{Selector, StatsWindow};
 use super::{Encoder, RecordKind, Seal, Transport, TransportError, UplinkRecord};
@@ -40,9 +40,8 @@ use crate::sinks::history::HistoryReader;
 use crate::sinks::journal::AlarmJournal;
 use crate::state::LiveState;
 
-/// Shortest and longest wait between delivery attempts.
+/// Shortest wait between delivery attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// What every uplink of a gateway shares.
 #[derive(Debug, Clone)]
@@ -166,6 +165,7 @@ pub fn start(spec: &UplinkSpec, env: &UplinkEnv, stop: CancellationToken) -> Res
         clock: env.clock.clone(),
         metrics: env.metrics.clone(),
         pace: Duration::from_secs_f64(1.0 / spec.replay_rate.max(1e-3)),
+        retry_max: spec.retry_max,
     };
     info!(uplink = %name, encoder = spec.encoder.kind(), transport = spec.transport.kind(), points = spec.select.points.len(), "Uplink started");
     let readings = env.state.subscribe_readings();
@@ -187,10 +187,6 @@ struct Producer {
     state: Arc<LiveState>,
     dir: PathBuf,
     ctx: BuildContext,
-}
-
-fn kind_label(kind: RecordKind) -> &'static str {
-    kind.as_str()
 }
 
 /// A hash of basic-data records that ignores their send time.
@@ -233,9 +229,9 @@ impl Producer {
         let uplink = self.spec.name.clone();
         let m = &self.ctx.metrics;
         m.records
-            .get_or_create(&UplinkReason {
+            .get_or_create(&UplinkKind {
                 uplink: uplink.clone(),
-                reason: kind_label(kind),
+                kind: kind.as_str(),
             })
             .inc_by(records.len() as u64);
         let payloads = match self.encoder.encode(records) {
@@ -347,10 +343,8 @@ impl Producer {
                 }
                 // A little after the boundary, so readings stamped just before it are in.
                 _ = tokio::time::sleep(stats_wait + Duration::from_millis(200)), if stats => {
-                    let late_before = self.stats.late;
                     let records = self.stats.take_due(self.ctx.clock.now(), &self.selector);
                     self.emit(records);
-                    let _ = late_before;
                 }
                 batch = readings.recv(), if stats => match batch {
                     Ok(batch) => {
@@ -417,12 +411,13 @@ struct Sender {
     clock: SharedClock,
     metrics: UplinkMetrics,
     pace: Duration,
+    retry_max: Duration,
 }
 
-/// Delay before retry `attempt` (0-based): doubling from [`BACKOFF_MIN`] to [`BACKOFF_MAX`],
-/// half fixed and half random.
-fn backoff(attempt: u32) -> Duration {
-    let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_MAX);
+/// Delay before retry `attempt` (0-based): doubling from [`BACKOFF_MIN`] to `max`, half
+/// fixed and half random.
+fn backoff(attempt: u32, max: Duration) -> Duration {
+    let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16)).min(max);
     base / 2 + base.mul_f64(rand::rng().random_range(0.0..0.5))
 }
 
@@ -523,7 +518,7 @@ impl Sender {
                         })
                         .inc();
                     self.metrics.connected.get_or_create(&self.label()).set(up);
-                    let wait = backoff(attempt);
+                    let wait = backoff(attempt, self.retry_max);
                     if attempt == 0 {
                         warn!(uplink = %self.name, error = %e, "Uplink delivery failed; retrying with backoff");
                     } else {
@@ -653,11 +648,12 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {
+        let max = Duration::from_secs(60);
         for attempt in 0..30 {
-            let w = backoff(attempt);
-            let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16)).min(BACKOFF_MAX);
+            let w = backoff(attempt, max);
+            let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16)).min(max);
             assert!(w >= base / 2 && w <= base, "{attempt}: {w:?}");
         }
-        assert!(backoff(40) <= BACKOFF_MAX);
+        assert!(backoff(40, max) <= max);
     }
 }
