@@ -270,3 +270,87 @@ impl Hj212LinkConfig {
         Ok(link::spawn(opts, services, ctx.stop.clone()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::GatewayConfig;
+
+    fn config(uplink: &str) -> String {
+        format!(
+            r#"
+[gateway]
+id = "gw"
+
+[[devices]]
+name = "tank-T101"
+profile = "tank-ltp"
+transport = {{ tcp = "127.0.0.1:503" }}
+
+[[uplinks]]
+name = "env"
+realtime_interval = "30s"
+codes = {{ enterprise = "E1" }}
+{uplink}
+"#
+        )
+    }
+
+    const GOOD: &str = r#"basic = "never"
+select = { alarms = false }
+encoder = { type = "hj212", version = 2017, st = "22", mn = "MN01", pw = { env = "HJ212_PW" } }
+transport = { type = "hj212", address = "127.0.0.1:8801" }"#;
+
+    fn errors(uplink: &str) -> String {
+        match GatewayConfig::parse(Path::new("/etc/hazard-gateway/site.toml"), &config(uplink)) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_complete_hj212_uplink_is_accepted_and_the_link_gets_the_encoder_settings() {
+        let cfg = GatewayConfig::parse(Path::new("/etc/hazard-gateway/site.toml"), &config(GOOD)).unwrap();
+        let crate::sinks::uplink::TransportConfig::Hj212(link) = &cfg.uplinks[0].transport else {
+            panic!("hj212 transport");
+        };
+        let enc = link.encoder.as_ref().expect("paired");
+        assert_eq!((enc.mn.as_str(), enc.version), ("MN01", super::Version::V2017));
+        assert_eq!(link.ack_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(link.retries, 3);
+    }
+
+    #[test]
+    fn hj212_needs_basic_data_and_alarms_off() {
+        let text = errors(&GOOD.replace("basic = \"never\"\nselect = { alarms = false }\n", ""));
+        assert!(text.contains("uplinks[0].encoder") && text.contains("basic = \"never\""), "{text}");
+        assert!(text.contains("alarms = false"), "{text}");
+    }
+
+    #[test]
+    fn the_hj212_transport_needs_the_hj212_encoder() {
+        let text = errors(&GOOD.replace(
+            r#"encoder = { type = "hj212", version = 2017, st = "22", mn = "MN01", pw = { env = "HJ212_PW" } }"#,
+            r#"encoder = { type = "json", record = { v = "{value}" } }"#,
+        ));
+        assert!(text.contains("uplinks[0].transport") && text.contains("needs"), "{text}");
+    }
+
+    #[test]
+    fn bad_hj212_settings_are_named() {
+        let text = errors(
+            &GOOD
+                .replace("version = 2017", "version = 2019")
+                .replace("address = \"127.0.0.1:8801\"", "address = \"centre\", ack_timeout = \"0s\""),
+        );
+        assert!(text.contains("2019"), "{text}");
+        let text = errors(&GOOD.replace("mn = \"MN01\"", "mn = \"MN-01;\"").replace("st = \"22\"", "st = \"x\""));
+        assert!(text.contains("uplinks[0].encoder.mn") && text.contains("uplinks[0].encoder.st"), "{text}");
+        let text = errors(&GOOD.replace("address = \"127.0.0.1:8801\"", "address = \"centre\", ack_timeout = \"0s\""));
+        assert!(
+            text.contains("uplinks[0].transport.address") && text.contains("uplinks[0].transport.ack_timeout"),
+            "{text}"
+        );
+    }
+}
