@@ -28,7 +28,7 @@ replay_rate = 200
 retry_max = "2s"
 {extra}
 codes = {{ enterprise = "E-0001", hazard_sources = {{ "MHS-1" = "HS-01" }}, points = {{ "A/GT-101" = {{ code = "GT101", location = "Tank farm" }}{dead_code} }} }}
-encoder = {{ type = "json", record = {{ id = "{{uuid}}", qybm = "{{enterprise}}", wxy = "{{hazard_source}}", wh = "{{point_code}}", z = "{{value}}", zt = "{{status}}", sj = "{{time}}", ms = "{{time_ms}}", kind = "{{kind}}" }}, status = {{ good = "N", comm_fault = "D", stale = "B" }} }}
+encoder = {{ type = "json", record = {{ id = "{{uuid}}", qybm = "{{enterprise}}", wxy = "{{hazard_source}}", wh = "{{point_code}}", z = "{{value}}", zt = "{{status}}", sj = "{{time}}", ms = "{{time_ms}}", kind = "{{kind}}" }}, status = {{ good = "N", comm_fault = "D", stale = "B" }}, templates = {{ statistics = {{ id = "{{uuid}}", wh = "{{point_code}}", min = "{{min}}", avg = "{{avg}}", max = "{{max}}", cou = "{{count}}", zt = "{{status}}", sj = "{{time}}", ms = "{{time_ms}}", kind = "{{kind}}" }} }} }}
 transport = {{ type = "http", url = "{url}", headers = {{ appsecret = {{ file = "secret.txt" }}, "x-kind" = "{{kind}}" }}, ack = {{ pointer = "/code", equals = 0 }} }}
 "#
     )
@@ -155,7 +155,7 @@ async fn a_60_second_outage_loses_and_duplicates_nothing() {
     let config = format!(
         "[gateway]\nid = \"ul-gw\"\n[api]\nlisten = \"127.0.0.1:0\"\n{}{}",
         devices(&sim.local_addr().to_string(), false),
-        uplink(&rx.url("/api/data"), "statistics = []", false)
+        uplink(&rx.url("/api/data"), "statistics = [\"minute\"]", false)
     );
     let mut gw = TestGateway::start_with_files(&config, &[("secret.txt", SECRET)]).await;
     let metrics = gw.metric_handles().clone();
@@ -200,6 +200,10 @@ async fn a_60_second_outage_loses_and_duplicates_nothing() {
         &text,
         "hazard_uplink_records_total",
         &["uplink=\"mem\"", "kind=\"basic\""],
+    ) + metric(
+        &text,
+        "hazard_uplink_records_total",
+        &["uplink=\"mem\"", "kind=\"minute\""],
     );
     let delivered = metric(&text, "hazard_uplink_records_delivered_total", &["uplink=\"mem\""]);
     let left = metric(&text, "hazard_uplink_outbox_payloads", &["uplink=\"mem\""]);
@@ -238,6 +242,20 @@ async fn a_60_second_outage_loses_and_duplicates_nothing() {
         during >= 50,
         "records collected during the outage arrive with their own times: {during}"
     );
+    // Minute statistics of the good readings: whole local minutes, min <= avg <= max.
+    let minutes = records_of(&all, "minute", "GT101");
+    assert!(!minutes.is_empty(), "a minute ended during the test");
+    for m in minutes {
+        assert!(m["cou"].as_u64().unwrap() > 0, "{m}");
+        let (lo, avg, hi) = (
+            m["min"].as_f64().unwrap(),
+            m["avg"].as_f64().unwrap(),
+            m["max"].as_f64().unwrap(),
+        );
+        assert!(lo <= avg && avg <= hi, "{m}");
+        assert!(m["sj"].as_str().unwrap().ends_with(":00"), "{m}");
+        assert_eq!(m["ms"].as_i64().unwrap() % 60_000, 0, "{m}");
+    }
 }
 
 /// The gateway process is SIGKILLed while the platform is down and payloads pile up in the
@@ -296,4 +314,48 @@ async fn a_sigkilled_gateway_loses_nothing_it_had_queued() {
 
 fn now_ms() -> i64 {
     hazard_gateway::clock::system().now().as_millis()
+}
+
+/// `uplink preview` prints basic data then real-time payloads from the simulators, with the
+/// regulator codes, without sending anything; an unknown name is refused with the known ones.
+#[tokio::test]
+async fn preview_prints_the_next_payloads_without_sending() {
+    let mut rx = HttpReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[gateway]\nid = \"ul-gw\"\n{}{}",
+        devices("127.0.0.1:1502", true),
+        uplink(&rx.url("/api/data"), "statistics = []", true)
+    );
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, &config).unwrap();
+    std::fs::write(dir.path().join("secret.txt"), SECRET).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(support::binary())
+            .args(args)
+            .output()
+            .expect("binary runs")
+    };
+    let p = path.to_str().unwrap();
+    let out = run(&["uplink", "preview", "mem", "--config", p, "--count", "4"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let plains: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("plain:  "))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(plains.len(), 4, "{text}");
+    assert_eq!(plains[0]["kind"], "basic");
+    assert_eq!(plains[2]["kind"], "realtime");
+    assert_eq!(plains[2]["wh"], "GT101");
+    assert!(plains[2]["z"].is_number(), "simulated value: {text}");
+    assert_eq!(plains[3]["wh"], "GT201");
+    assert_eq!(text.matches("sealed: (no cipher or envelope").count(), 4);
+    rx.down().await;
+    assert!(rx.bodies().is_empty(), "preview must not send");
+
+    let out = run(&["uplink", "preview", "nope", "--config", p]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mem"));
 }

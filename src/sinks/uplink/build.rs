@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{CipherConfig, CodeTable, EncoderConfig, EnvelopeConfig, TransportConfig, UplinkSpec};
 use super::metrics::UplinkMetrics;
+use super::transport::tcp::TcpFraming;
 use super::{Encoder, Seal, Transport};
 use crate::clock::SharedClock;
 use crate::model::{PointId, PointTable};
@@ -49,6 +50,9 @@ impl SharedInterval {
 pub struct BuildContext {
     /// Uplink name.
     pub uplink: String,
+    /// The whole validated uplink, for a stage whose work depends on another's settings
+    /// (a transport answering a platform's commands in the encoder's format).
+    pub spec: Arc<UplinkSpec>,
     /// Gateway id.
     pub gateway: String,
     /// Zone times are rendered in.
@@ -93,6 +97,7 @@ impl BuildContext {
         let zone = super::time::zone(&spec.zone).map_err(|e| BuildError::new(&spec.name, "zone", e.to_string()))?;
         Ok(Self {
             uplink: spec.name.clone(),
+            spec: Arc::new(spec.clone()),
             gateway: gateway.to_string(),
             zone,
             points: points.clone(),
@@ -162,7 +167,9 @@ pub fn build_seal(
 pub fn build_transport(cfg: &TransportConfig, ctx: &BuildContext) -> Result<Box<dyn Transport>, BuildError> {
     let err = |e: String| BuildError::new(&ctx.uplink, "transport", e);
     Ok(match cfg {
-        TransportConfig::Tcp(c) => Box::new(super::transport::tcp::TcpTransport::new(c).map_err(err)?),
+        TransportConfig::Tcp(c) => match c.framing {
+            TcpFraming::Delimiter => Box::new(super::transport::tcp::TcpTransport::new(c).map_err(err)?),
+        },
         TransportConfig::Http(c) => {
             Box::new(super::transport::http::HttpTransport::new(c, &ctx.uplink, &ctx.gateway).map_err(err)?)
         }

@@ -7,8 +7,9 @@
 //! moves only after the alarm's payload is in the outbox, so an alarm is never lost between
 //! the two. The sender takes one payload at a time, urgent lane first, and removes it only on
 //! the transport's `Ok`; on failure it backs off (doubling, with jitter, up to a minute) and
-//! retries the same payload, so the platform sees payloads in queue order. Replay of the
-//! normal lane is paced at `replay_rate` payloads per second.
+//! retries the same payload, so the platform sees payloads in queue order. A backlog (what
+//! the outbox held at start, or what piled up while the platform failed) is replayed at
+//! `replay_rate` payloads per second; live traffic is not paced.
 //!
 //! Basic data is queued on start and whenever it differs from what was last queued; a hash of
 //! it is kept in `<data_dir>/uplinks/<name>/basic.sha256`, so a restart with an unchanged
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -169,10 +170,20 @@ pub fn start(spec: &UplinkSpec, env: &UplinkEnv, stop: CancellationToken) -> Res
     };
     info!(uplink = %name, encoder = spec.encoder.kind(), transport = spec.transport.kind(), points = spec.select.points.len(), "Uplink started");
     let readings = env.state.subscribe_readings();
-    Ok(vec![
-        tokio::spawn(producer.run(follower, readings, stop.clone())),
-        tokio::spawn(sender.run(stop)),
-    ])
+    let (pages_tx, pages_rx) = mpsc::channel(1);
+    let mut tasks = vec![
+        tokio::spawn(producer.run(pages_rx, readings, stop.clone())),
+        tokio::spawn(sender.run(stop.clone())),
+    ];
+    match follower {
+        Some(f) => tasks.push(tokio::spawn(follow(f, pages_tx, stop))),
+        // Without alarms the channel stays open and silent.
+        None => tasks.push(tokio::spawn(async move {
+            stop.cancelled().await;
+            drop(pages_tx);
+        })),
+    }
+    Ok(tasks)
 }
 
 /// Records in, payloads into the outbox.
@@ -297,7 +308,7 @@ impl Producer {
 
     async fn run(
         mut self,
-        mut follower: Option<Follower>,
+        mut alarms: mpsc::Receiver<AlarmPage>,
         mut readings: broadcast::Receiver<Arc<[Reading]>>,
         stop: CancellationToken,
     ) {
@@ -308,10 +319,12 @@ impl Producer {
         let realtime = self.spec.select.realtime;
         let stats = self.stats.is_active();
         loop {
-            let stats_wait = self
-                .stats
-                .next_due(self.ctx.clock.now())
-                .map_or(Duration::from_secs(3600), |due| due.since(self.ctx.clock.now()));
+            // A little after the boundary, so readings stamped just before it are in; the
+            // wait is recomputed from the clock each round, so other wake-ups do not delay it.
+            let now = self.ctx.clock.now();
+            let stats_wait = self.stats.next_due(now).map_or(Duration::from_secs(3600), |due| {
+                due.plus(Duration::from_millis(200)).since(now)
+            });
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep_until(next_rt), if realtime => {
@@ -341,8 +354,7 @@ impl Producer {
                         std::future::pending::<()>().await;
                     }
                 }
-                // A little after the boundary, so readings stamped just before it are in.
-                _ = tokio::time::sleep(stats_wait + Duration::from_millis(200)), if stats => {
+                _ = tokio::time::sleep(stats_wait), if stats => {
                     let records = self.stats.take_due(self.ctx.clock.now(), &self.selector);
                     self.emit(records);
                 }
@@ -360,8 +372,9 @@ impl Producer {
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
-                page = next_page(follower.as_mut(), &stop) => {
-                    let Some(page) = page else { break };
+                page = alarms.recv() => {
+                    let Some((page, done)) = page else { break };
+                    let mut handled = None;
                     for event in page {
                         let seq = event.seq;
                         if self.spec.select.transitions.contains(&event.transition) {
@@ -373,7 +386,8 @@ impl Producer {
                             if let Some(record) = self.selector.alarm(&event, current.as_ref())
                                 && !self.emit(vec![record])
                             {
-                                // Not in the outbox (disk trouble): keep the cursor, try again.
+                                // Not in the outbox (disk trouble): the cursor stays before it and
+                                // the follower offers it again.
                                 tokio::select! {
                                     _ = stop.cancelled() => {}
                                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -381,10 +395,9 @@ impl Producer {
                                 break;
                             }
                         }
-                        if let Some(f) = follower.as_mut() {
-                            f.advance(seq);
-                        }
+                        handled = Some(seq);
                     }
+                    let _ = done.send(handled);
                 }
             }
         }
@@ -395,10 +408,22 @@ impl Producer {
     }
 }
 
-async fn next_page(follower: Option<&mut Follower>, stop: &CancellationToken) -> Option<Vec<crate::model::AlarmEvent>> {
-    match follower {
-        Some(f) => f.next_page(stop).await,
-        None => std::future::pending().await,
+/// A page of alarm transitions, and where to say up to which sequence number they are queued.
+type AlarmPage = (Vec<crate::model::AlarmEvent>, oneshot::Sender<Option<u64>>);
+
+/// Follows the alarm journal in its own task (its waits and reads never hold up the producer)
+/// and moves the cursor to what the producer reports queued.
+async fn follow(mut follower: Follower, pages: mpsc::Sender<AlarmPage>, stop: CancellationToken) {
+    while let Some(page) = follower.next_page(&stop).await {
+        let (done, queued) = oneshot::channel();
+        if pages.send((page, done)).await.is_err() {
+            return;
+        }
+        match queued.await {
+            Ok(Some(seq)) => follower.advance(seq),
+            Ok(None) => {}
+            Err(_) => return,
+        }
     }
 }
 
@@ -435,6 +460,9 @@ impl Sender {
     async fn run(mut self, stop: CancellationToken) {
         let mut attempt = 0u32;
         let mut last_normal: Option<tokio::time::Instant> = None;
+        // Payloads queued before this instant are a backlog, replayed at `replay_rate`: what
+        // was left from before the start, and after an outage what piled up during it.
+        let mut replay_until = self.clock.now();
         loop {
             if stop.is_cancelled() {
                 return;
@@ -460,6 +488,7 @@ impl Sender {
                 }
             };
             if q.lane == Lane::Normal
+                && q.created < replay_until
                 && let Some(t) = last_normal
             {
                 let due = t + self.pace;
@@ -490,6 +519,7 @@ impl Sender {
                         .set(self.clock.now().as_nanos() / 1_000_000_000);
                     if attempt > 0 {
                         info!(uplink = %self.name, "Uplink platform reachable again; replaying");
+                        replay_until = self.clock.now();
                     }
                     attempt = 0;
                     if q.lane == Lane::Normal {
@@ -655,5 +685,88 @@ mod tests {
             assert!(w >= base / 2 && w <= base, "{attempt}: {w:?}");
         }
         assert!(backoff(40, max) <= max);
+    }
+
+    fn config(interval: &str, port: u16) -> crate::config::GatewayConfig {
+        let text = format!(
+            r#"
+[gateway]
+id = "gw"
+[[devices]]
+name = "T1"
+profile = "ai4-gas-lel"
+transport = {{ tcp = "127.0.0.1:1" }}
+points = {{ ch1 = "T1/gas" }}
+[[uplinks]]
+name = "a"
+realtime_interval = "{interval}"
+codes = {{ enterprise = "E1" }}
+encoder = {{ type = "json" }}
+transport = {{ type = "tcp", address = "127.0.0.1:{port}" }}
+[[uplinks]]
+name = "b"
+realtime_interval = "30s"
+codes = {{ enterprise = "E1" }}
+encoder = {{ type = "json" }}
+transport = {{ type = "tcp", address = "127.0.0.1:{port}" }}
+"#
+        );
+        crate::config::GatewayConfig::parse(Path::new("t.toml"), &text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reload_restarts_only_the_uplinks_that_changed_and_keeps_their_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let cfg = config("30s", port);
+        let clock = crate::clock::system();
+        let env = UplinkEnv {
+            gateway: "gw".into(),
+            data_dir: dir.path().to_path_buf(),
+            journal: Arc::new(AlarmJournal::open(&dir.path().join("alarms.db")).unwrap()),
+            state: Arc::new(LiveState::new("gw".into(), cfg.points.clone(), Vec::new(), clock.now())),
+            history: None,
+            clock,
+            metrics: UplinkMetrics::default(),
+            rules: cfg.rules.clone().into(),
+        };
+        let mut running = Uplinks::start_all(&cfg.uplinks, &env).await.unwrap();
+        // Basic data of each uplink is queued at start (the platform is unreachable).
+        let queued = |name: &str| {
+            env.metrics
+                .queued
+                .get_or_create(&UplinkLabel { uplink: name.into() })
+                .get()
+        };
+        for _ in 0..200 {
+            if queued("a") == 1 && queued("b") == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!((queued("a"), queued("b")), (1, 1));
+
+        let (summary, problems) = running.apply(&config("10s", port).uplinks, &env, false).await;
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(summary["restarted"], serde_json::json!(["a"]));
+        assert_eq!(summary["added"], serde_json::json!([]));
+        // Same basic data after the restart: not queued again; the outbox still holds it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(queued("a"), 1);
+        let pending = env
+            .metrics
+            .outbox_payloads
+            .get_or_create(&UplinkLabel { uplink: "a".into() })
+            .get();
+        assert_eq!(pending, 1);
+
+        let mut one = config("10s", port);
+        one.uplinks.truncate(1);
+        let (summary, _) = running.apply(&one.uplinks, &env, false).await;
+        assert_eq!(summary["removed"], serde_json::json!(["b"]));
+        running.stop_all().await;
     }
 }

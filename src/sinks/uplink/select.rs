@@ -298,12 +298,19 @@ impl StatsWindow {
         }
     }
 
-    /// When the earliest interval still open ends (the runner wakes then).
+    /// When the earliest interval not yet sent ends (the runner wakes then): an interval
+    /// holding readings, even one that has already ended, or else the current one.
     pub fn next_due(&self, now: Timestamp) -> Option<Timestamp> {
-        self.periods
+        let held = self.buckets.keys().map(|(p, start)| self.end_of(*p, *start)).min();
+        let current = self
+            .periods
             .iter()
             .map(|p| self.end_of(*p, self.start_of(*p, now)))
-            .min()
+            .min();
+        match (held, current) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Records of every interval that ended by `now`, for the `selected` points, oldest first.
@@ -387,6 +394,7 @@ mod tests {
         }
         BuildContext {
             uplink: "u".into(),
+            spec: Arc::new(spec()),
             gateway: "gw".into(),
             zone: super::super::time::zone("Asia/Shanghai").unwrap(),
             points,
@@ -405,6 +413,26 @@ mod tests {
             minute_interval: SharedInterval::new(Duration::from_secs(60)),
             stop: CancellationToken::new(),
         }
+    }
+
+    fn spec() -> crate::sinks::uplink::UplinkSpec {
+        let text = r#"
+[gateway]
+id = "gw"
+[[devices]]
+name = "T1"
+profile = "ai4-gas-lel"
+transport = { tcp = "127.0.0.1:502" }
+points = { ch1 = "T1/gas" }
+[[uplinks]]
+name = "u"
+realtime_interval = "30s"
+codes = { enterprise = "E1" }
+encoder = { type = "json" }
+transport = { type = "tcp", address = "127.0.0.1:9000" }
+"#;
+        let cfg = crate::config::GatewayConfig::parse(std::path::Path::new("t.toml"), text).unwrap();
+        cfg.uplinks[0].clone()
     }
 
     fn reading(point: u32, ms: i64, value: f64, quality: Quality, ctx: &BuildContext) -> Reading {
@@ -462,6 +490,11 @@ mod tests {
         w.add(&reading(0, m0 + 5000, 99.0, Quality::DecodeError, &c));
         w.add(&reading(1, m0 + 5000, 0.0, Quality::CommFault, &c));
         assert!(w.take_due(Timestamp::from_millis(m0 + 59_999), &sel).is_empty());
+        // Past the boundary the ended minute is still due, not the next one.
+        assert_eq!(
+            w.next_due(Timestamp::from_millis(m0 + 60_500)).map(|t| t.as_millis()),
+            Some(m0 + 60_000)
+        );
         let recs = w.take_due(Timestamp::from_millis(m0 + 60_000), &sel);
         assert_eq!(recs.len(), 2);
         assert_eq!(
