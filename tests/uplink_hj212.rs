@@ -239,7 +239,10 @@ fn local(ts: Timestamp, fmt: &str) -> String {
 fn assert_dead_detector(frames: &[Got], cns: &[&str]) {
     let data: Vec<&Got> = frames.iter().filter(|g| cns.contains(&g.cn.as_str())).collect();
     let flag = format!("{GAS}-Flag");
-    assert!(data.iter().any(|g| g.cp.contains_key(&flag)), "the detector is reported");
+    assert!(
+        data.iter().any(|g| g.cp.contains_key(&flag)),
+        "the detector is reported"
+    );
     for g in data {
         if let Some(f) = g.cp.get(&flag) {
             assert_eq!(f, "B", "{g:?}");

@@ -324,7 +324,10 @@ transport = { type = "hj212", address = "127.0.0.1:8801" }"#;
     #[test]
     fn hj212_needs_basic_data_and_alarms_off() {
         let text = errors(&GOOD.replace("basic = \"never\"\nselect = { alarms = false }\n", ""));
-        assert!(text.contains("uplinks[0].encoder") && text.contains("basic = \"never\""), "{text}");
+        assert!(
+            text.contains("uplinks[0].encoder") && text.contains("basic = \"never\""),
+            "{text}"
+        );
         assert!(text.contains("alarms = false"), "{text}");
     }
 
@@ -334,20 +337,32 @@ transport = { type = "hj212", address = "127.0.0.1:8801" }"#;
             r#"encoder = { type = "hj212", version = 2017, st = "22", mn = "MN01", pw = { env = "HJ212_PW" } }"#,
             r#"encoder = { type = "json", record = { v = "{value}" } }"#,
         ));
-        assert!(text.contains("uplinks[0].transport") && text.contains("needs"), "{text}");
+        assert!(
+            text.contains("uplinks[0].transport") && text.contains("needs"),
+            "{text}"
+        );
     }
 
     #[test]
     fn bad_hj212_settings_are_named() {
+        let text = errors(&GOOD.replace("version = 2017", "version = 2019").replace(
+            "address = \"127.0.0.1:8801\"",
+            "address = \"centre\", ack_timeout = \"0s\"",
+        ));
+        assert!(text.contains("2019"), "{text}");
         let text = errors(
             &GOOD
-                .replace("version = 2017", "version = 2019")
-                .replace("address = \"127.0.0.1:8801\"", "address = \"centre\", ack_timeout = \"0s\""),
+                .replace("mn = \"MN01\"", "mn = \"MN-01;\"")
+                .replace("st = \"22\"", "st = \"x\""),
         );
-        assert!(text.contains("2019"), "{text}");
-        let text = errors(&GOOD.replace("mn = \"MN01\"", "mn = \"MN-01;\"").replace("st = \"22\"", "st = \"x\""));
-        assert!(text.contains("uplinks[0].encoder.mn") && text.contains("uplinks[0].encoder.st"), "{text}");
-        let text = errors(&GOOD.replace("address = \"127.0.0.1:8801\"", "address = \"centre\", ack_timeout = \"0s\""));
+        assert!(
+            text.contains("uplinks[0].encoder.mn") && text.contains("uplinks[0].encoder.st"),
+            "{text}"
+        );
+        let text = errors(&GOOD.replace(
+            "address = \"127.0.0.1:8801\"",
+            "address = \"centre\", ack_timeout = \"0s\"",
+        ));
         assert!(
             text.contains("uplinks[0].transport.address") && text.contains("uplinks[0].transport.ack_timeout"),
             "{text}"
