@@ -151,6 +151,7 @@ pub fn build_encoder(cfg: &EncoderConfig, ctx: &BuildContext) -> Result<Box<dyn 
             ctx.zone.clone(),
             ctx.minute_interval.get(),
         )),
+        EncoderConfig::Hj212(c) => Box::new(c.build(ctx).map_err(err)?),
     })
 }
 
@@ -190,5 +191,6 @@ pub fn build_transport(cfg: &TransportConfig, ctx: &BuildContext) -> Result<Box<
                 .map_err(|e| err(e.to_string()))?;
             Box::new(spool)
         }
+        TransportConfig::Hj212(c) => Box::new(c.build(ctx).map_err(err)?),
     })
 }

@@ -307,6 +307,8 @@ pub enum EncoderConfig {
     /// Coal-mine safety monitoring text files, CDDY/CDSS/YCBJ/TJSJ ([`super::coal`]); give it
     /// the `file` transport.
     Coal(super::coal::CoalSettings),
+    /// HJ 212 data messages ([`super::hj212`]).
+    Hj212(super::hj212::config::Hj212Config),
 }
 
 impl EncoderConfig {
@@ -315,6 +317,7 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Json(_) => "json",
             EncoderConfig::Coal(_) => "coal",
+            EncoderConfig::Hj212(_) => "hj212",
         }
     }
 }
@@ -362,6 +365,8 @@ pub enum TransportConfig {
     /// Files in a spool directory, optionally pushed by FTP ([`super::file_drop`]); the
     /// payload's `file_name` names each file (the `coal` encoder sets it).
     File(super::file_drop::FileDropSettings),
+    /// HJ 212 field-unit link: 9014 acknowledgements, centre requests ([`super::hj212::link`]).
+    Hj212(super::hj212::config::Hj212LinkConfig),
 }
 
 impl TransportConfig {
@@ -372,6 +377,7 @@ impl TransportConfig {
             TransportConfig::Http(_) => "http",
             TransportConfig::Mqtt(_) => "mqtt",
             TransportConfig::File(_) => "file",
+            TransportConfig::Hj212(_) => "hj212",
         }
     }
 }
@@ -595,6 +601,15 @@ pub fn validate(
                 format!("spool directory {} is already uplink `{other}`'s", dir.display()),
             ));
         }
+        super::hj212::config::pair(
+            &encoder,
+            &mut transport,
+            select.alarms,
+            u.basic,
+            &place("encoder", u.encoder.span()),
+            &place("transport", u.transport.span()),
+            errors,
+        );
         if errors.len() > before {
             continue;
         }
@@ -639,6 +654,7 @@ pub fn check_stage(stage: Stage<'_>, at: &Place<'_>, errors: &mut Vec<ConfigErro
         Stage::Encoder(e) => match e {
             EncoderConfig::Json(c) => c.check(at, errors),
             EncoderConfig::Coal(c) => c.check(at, errors),
+            EncoderConfig::Hj212(c) => c.check(at, errors),
         },
         Stage::Cipher(c) => super::seal::check_cipher(c, at, errors),
         Stage::Envelope(e) => super::seal::check_envelope(e, at, errors),
@@ -647,6 +663,7 @@ pub fn check_stage(stage: Stage<'_>, at: &Place<'_>, errors: &mut Vec<ConfigErro
             TransportConfig::Http(c) => c.check(at, errors),
             TransportConfig::Mqtt(c) => c.check(at, errors),
             TransportConfig::File(c) => c.check(at, errors),
+            TransportConfig::Hj212(c) => c.check(at, errors),
         },
     }
 }

@@ -54,6 +54,8 @@ pub struct UplinkMetrics {
     pub connected: Family<UplinkLabel, Gauge>,
     /// Unix time of the last acknowledgement.
     pub last_ack: Family<UplinkLabel, Gauge>,
+    /// HJ 212 links: connection, resends, centre requests, history answers.
+    pub hj212: super::hj212::metrics::Hj212Metrics,
 }
 
 impl UplinkMetrics {
@@ -111,6 +113,7 @@ impl UplinkMetrics {
             Unit::Seconds,
             self.last_ack.clone(),
         );
+        self.hj212.register(r);
     }
 
     /// Counts `n` records of `uplink` lost for `reason`.

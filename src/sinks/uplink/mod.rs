@@ -24,6 +24,7 @@ pub mod build;
 pub mod coal;
 pub mod config;
 pub mod file_drop;
+pub mod hj212;
 pub mod json;
 pub mod metrics;
 pub mod outbox;
