@@ -240,6 +240,8 @@ pub struct Metrics {
     pub tsdb: TsdbMetrics,
     /// Dialled-in DTUs: registrations, heartbeats, late answers.
     pub dtu: crate::sources::dtu::metrics::DtuMetrics,
+    /// OPC UA endpoints: sessions, losses, readings, duplicates dropped.
+    pub opcua: crate::sources::opcua::metrics::OpcuaMetrics,
     /// Webhook delivery attempts by target and outcome.
     pub webhook_deliveries: Family<WebhookLabel, Counter>,
     /// Journal sequence number each webhook target has dealt with.
@@ -381,6 +383,8 @@ impl Metrics {
         tsdb.register(&mut r);
         let dtu = crate::sources::dtu::metrics::DtuMetrics::default();
         dtu.register(&mut r);
+        let opcua = crate::sources::opcua::metrics::OpcuaMetrics::default();
+        opcua.register(&mut r);
         let webhook_deliveries = Family::default();
         r.register(
             "hazard_webhook_deliveries",
@@ -463,6 +467,7 @@ impl Metrics {
             history_dropped,
             tsdb,
             dtu,
+            opcua,
             webhook_deliveries,
             webhook_cursor,
             mqtt_north_publishes,

@@ -243,6 +243,8 @@ pub struct GatewayConfig {
     pub mqtt: crate::sources::mqtt::MqttInSpec,
     /// DTUs that dial in (`[dtu]`): listeners and stations.
     pub dtu: dtu::DtuSpec,
+    /// OPC UA endpoints and monitored items (their points are in `points`).
+    pub opcua: crate::sources::opcua::OpcuaSpec,
 }
 
 impl GatewayConfig {
@@ -312,6 +314,16 @@ impl GatewayConfig {
             s.push_str(&format!(
                 "  dtu listener {} on {} ({framing} framing, heartbeat every {:?}, lost after {:?})\n",
                 l.name, l.listen, l.heartbeat_interval, l.heartbeat_timeout
+            ));
+        }
+        for (i, ep) in self.opcua.endpoints.iter().enumerate() {
+            s.push_str(&format!(
+                "  opcua {} {} ({}/{}): {} points\n",
+                ep.name,
+                ep.url,
+                ep.policy.as_str(),
+                ep.mode.as_str(),
+                self.opcua.items.iter().filter(|it| it.endpoint == i).count()
             ));
         }
         for st in &self.dtu.stations {

@@ -48,6 +48,9 @@ pub(super) struct RawConfig {
     /// DTUs that dial in: listeners and the stations behind them.
     #[serde(default)]
     pub(super) dtu: super::dtu::RawDtu,
+    /// OPC UA servers (DCS/SIS) and the points read from them.
+    #[serde(default)]
+    pub(super) opcua: crate::sources::opcua::config::RawOpcua,
 }
 
 #[derive(Debug, Deserialize)]

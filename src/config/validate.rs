@@ -91,6 +91,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         &mut points,
         &mut errors,
     );
+    let opcua = crate::sources::opcua::validate::validate(&src, &raw.opcua, &known_sources, &mut points, &mut errors);
     let dtu = super::dtu::validate(&src, &raw, &devices, &mut errors);
     let comm_groups = dtu.comm_groups(&devices);
     let history = check_history(&src, &raw, &points, &mut errors);
@@ -127,6 +128,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         api_server,
         mqtt,
         dtu,
+        opcua,
     })
 }
 
