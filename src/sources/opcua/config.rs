@@ -57,6 +57,27 @@ impl Policy {
     }
 }
 
+/// Parses `none` or `policy/mode` (`basic256sha256/sign_and_encrypt`), as the browse command
+/// takes it.
+pub fn parse_security(text: &str) -> Result<(Policy, Mode), String> {
+    let bad = || format!("`{text}` is not `none` or policy/mode like basic256sha256/sign_and_encrypt");
+    if text == "none" {
+        return Ok((Policy::None, Mode::None));
+    }
+    let (p, m) = text.split_once('/').ok_or_else(bad)?;
+    let policy = match p {
+        "basic256sha256" => Policy::Basic256Sha256,
+        "aes128_sha256_rsa_oaep" => Policy::Aes128Sha256RsaOaep,
+        _ => return Err(bad()),
+    };
+    let mode = match m {
+        "sign" => Mode::Sign,
+        "sign_and_encrypt" => Mode::SignAndEncrypt,
+        _ => return Err(bad()),
+    };
+    Ok((policy, mode))
+}
+
 /// OPC UA message security mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
