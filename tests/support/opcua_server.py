@@ -4,8 +4,10 @@ Usage: opcua_server.py PORT STATE_DIR [--secure TRUST_DIR] [--load N] [--period 
 
 Namespace `urn:hazard-gateway:test` (index 2), folder Objects/Plant:
 - Plant.<Type>: one variable per numeric built-in type with a fixed value (see VALUES);
-- Plant.Counter: Double, +1 every PERIOD ms; continues from STATE_DIR/counter after a restart;
-- Plant.Level: Double stepping once through LEVELS (deadband tests), then holding;
+- Plant.Counter: Double, +1 every PERIOD ms while STATE_DIR/pause does not exist; a restarted
+  server serves the last value with its original source time (STATE_DIR/counter), as a DCS
+  that restarts serves its last known value, then counts on;
+- Plant.Level: Double stepping through LEVELS (deadband tests) once STATE_DIR/level-go exists;
 - Plant.BadComm / Plant.BadSensor / Plant.Uncertain: status BadCommunicationError,
   BadSensorFailure, UncertainSensorNotAccurate (value 42.0);
 - with --load N: Load.0 .. Load.N-1, Double, all changed once a second.
@@ -16,6 +18,7 @@ client certificates must be in TRUST_DIR.
 
 import asyncio
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from asyncua import Server, ua
@@ -76,7 +79,10 @@ async def main():
     for name, vt, value in VALUES:
         await plant.add_variable(ua.NodeId(f"Plant.{name}", ns), ua.QualifiedName(name, ns), ua.Variant(value, vt))
     counter_file = state / "counter"
-    count = float(counter_file.read_text()) if counter_file.exists() else 0.0
+    count, stamp = 0.0, datetime.now(timezone.utc)
+    if counter_file.exists():
+        text, iso = counter_file.read_text().split()
+        count, stamp = float(text), datetime.fromisoformat(iso)
     counter = await plant.add_variable(ua.NodeId("Plant.Counter", ns), ua.QualifiedName("Counter", ns), count)
     level = await plant.add_variable(ua.NodeId("Plant.Level", ns), ua.QualifiedName("Level", ns), LEVELS[0])
     statuses = [
@@ -95,17 +101,24 @@ async def main():
             loads.append(await folder.add_variable(ua.NodeId(f"Load.{i}", ns), ua.QualifiedName(f"L{i}", ns), 0.0))
 
     async with server:
+        await counter.write_value(ua.DataValue(ua.Variant(count, ua.VariantType.Double), SourceTimestamp=stamp))
         for node, code in status_nodes:
             await node.write_value(ua.DataValue(ua.Variant(42.0, ua.VariantType.Double), ua.StatusCode(code)))
         step, tick = 0, 0
         while True:
             await asyncio.sleep(period / 1000)
-            count += 1
-            await counter.write_value(count)
-            counter_file.write_text(str(count))
-            step += 1
-            if step < len(LEVELS) * 3 and step % 3 == 0:
-                await level.write_value(LEVELS[step // 3])
+            if not (state / "pause").exists():
+                count += 1
+                stamp = datetime.now(timezone.utc)
+                await counter.write_value(
+                    ua.DataValue(ua.Variant(count, ua.VariantType.Double), SourceTimestamp=stamp))
+                tmp = state / "counter.tmp"
+                tmp.write_text(f"{count} {stamp.isoformat()}")
+                tmp.replace(counter_file)
+            if (state / "level-go").exists():
+                step += 1
+                if step < len(LEVELS) * 3 and step % 3 == 0:
+                    await level.write_value(LEVELS[step // 3])
             tick += period
             if loads and tick >= 1000:
                 tick = 0

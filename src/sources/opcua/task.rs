@@ -43,6 +43,7 @@ const ITEMS_PER_REQUEST: usize = 1000;
 enum Link {
     Up,
     Lost(StatusCode),
+    Failed(StatusCode),
     Ended(StatusCode),
 }
 
@@ -156,6 +157,7 @@ impl EndpointTask {
                 let msg = match ev {
                     Ok(SessionPollResult::Reconnected(_)) => Link::Up,
                     Ok(SessionPollResult::ConnectionLost(code)) => Link::Lost(code),
+                    Ok(SessionPollResult::ReconnectFailed(code)) => Link::Failed(code),
                     Ok(_) => continue,
                     Err(code) => {
                         let _ = link_tx.send(Link::Ended(code));
@@ -182,6 +184,7 @@ impl EndpointTask {
                             h.connected_since_ms = Some(now.as_millis());
                             h.sessions += 1;
                         });
+                        marked = false;
                         if !subscribed {
                             subscribed = self.subscribe(&session, &data_tx, &mut delivered).await;
                         }
@@ -196,6 +199,16 @@ impl EndpointTask {
                             h.last_error = Some(format!("connection lost: {code}"));
                         });
                         self.mark_all(Quality::CommFault, &mut delivered).await;
+                        marked = true;
+                    }
+                    Some(Link::Failed(code)) => {
+                        let e = client::connect_error(&self.spec, &self.pki, code, "cannot open the session");
+                        warn!(endpoint = %self.spec.name, error = %e, "OPC UA reconnect failed");
+                        self.fail(&e);
+                        if !marked {
+                            self.mark_all(Quality::CommFault, &mut delivered).await;
+                            marked = true;
+                        }
                     }
                     ended @ (Some(Link::Ended(_)) | None) => {
                         let code = match ended { Some(Link::Ended(c)) => c, _ => StatusCode::BadConnectionClosed };
