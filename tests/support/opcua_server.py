@@ -55,6 +55,8 @@ async def main():
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/test/")
     server.set_server_name("hazard-gateway test server")
+    # Must match the URI in the server's certificate; clients check it.
+    await server.set_application_uri("urn:hazard-gateway:test-server")
     if secure:
         key, cert = state / "server.pem", state / "server.der"
         await cert_gen.setup_self_signed_certificate(

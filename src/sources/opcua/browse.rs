@@ -101,7 +101,8 @@ async fn with_session<T>(
                         let _ = tx.send(Ok(()));
                     }
                 }
-                Err(code) => {
+                Ok(opcua::client::SessionPollResult::ReconnectFailed(code)) | Err(code) => {
+                    // A one-off command reports the first refusal instead of retrying.
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(Err(code));
                     }

@@ -32,6 +32,7 @@ pub enum Policy {
     #[default]
     None,
     /// RSA 2048+ with SHA-256 (the usual choice of DCS servers).
+    #[serde(rename = "basic256sha256")]
     Basic256Sha256,
     /// AES-128, SHA-256 and RSA-OAEP (newer servers).
     Aes128Sha256RsaOaep,

@@ -97,9 +97,9 @@ pub enum Converted {
 /// the arrival time (no source or server time) are never dropped: arrival times only grow.
 ///
 /// A point marked `comm_fault` while the link was down is the exception: when the server
-/// resends its unchanged value after the reconnect, that value is delivered again, stamped with
-/// its arrival time (its source time lies before the fault), or the point would stay
-/// `comm_fault` until the value next changes.
+/// resends its unchanged value after the reconnect, that value is delivered once more with its
+/// own source time, or the point would stay `comm_fault` until the value next changes. History
+/// and time-series stores key readings by point and time, so they keep it once.
 #[derive(Debug, Clone)]
 pub struct Delivered {
     last: Vec<Option<Timestamp>>,
@@ -140,7 +140,7 @@ impl Delivered {
             .or_else(|| dv.server_timestamp.as_ref().and_then(timestamp_of));
         let faulted = self.faulted.get(idx).copied().unwrap_or(false);
         let ts = match (device_time, self.last.get(idx)) {
-            (Some(t), Some(Some(last))) if t <= *last && faulted => arrival,
+            (Some(t), Some(Some(last))) if t <= *last && faulted => t,
             (Some(t), Some(Some(last))) if t <= *last => return Converted::Duplicate,
             (t, _) => {
                 let ts = t.unwrap_or(arrival);
@@ -289,7 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn after_a_fault_the_unchanged_value_restores_the_point_at_its_arrival_time() {
+    fn after_a_fault_the_unchanged_value_restores_the_point_once_with_its_own_time() {
         let mut d = Delivered::new(1);
         let v = dv(Variant::Int32(7), StatusCode::Good, Some(10));
         assert!(matches!(
@@ -301,7 +301,10 @@ mod tests {
         let Converted::Reading(r) = d.convert(0, pid(), None, &v, later) else {
             panic!()
         };
-        assert_eq!((r.ts, r.value, r.quality), (later, 7.0, Quality::Good));
+        assert_eq!(
+            (r.ts, r.value, r.quality),
+            (Timestamp::from_millis(10_000), 7.0, Quality::Good)
+        );
         assert_eq!(d.convert(0, pid(), None, &v, later), Converted::Duplicate, "only once");
     }
 

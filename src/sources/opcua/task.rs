@@ -185,7 +185,12 @@ impl EndpointTask {
                             h.sessions += 1;
                         });
                         marked = false;
-                        if !subscribed {
+                        if subscribed {
+                            // The library recreated (or transferred) the subscription while
+                            // reconnecting, but its publish loop starts idle: without a first
+                            // publish request the server never sends anything.
+                            session.trigger_publish_now();
+                        } else {
                             subscribed = self.subscribe(&session, &data_tx, &mut delivered).await;
                         }
                     }
@@ -298,9 +303,17 @@ impl EndpointTask {
             .dropped
             .get_or_create(&OpcuaMetrics::kind(&name, "queue_full"))
             .clone();
+        let (clock, endpoint) = (self.clock.clone(), name.clone());
+        let (mut held, mut last_log) = (0u64, None::<crate::model::Timestamp>);
         let callback = DataChangeCallback::new(move |dv: DataValue, item: &MonitoredItem| {
             if tx.try_send((item.client_handle(), dv)).is_err() {
                 dropped.inc();
+                held += 1;
+                let now = clock.now();
+                if last_log.is_none_or(|t| now.since(t) >= Duration::from_secs(10)) {
+                    warn!(endpoint = %endpoint, dropped = held, "OPC UA values lost: the intake queue is full");
+                    (held, last_log) = (0, Some(now));
+                }
             }
         });
         let interval = self.spec.publishing_interval;
