@@ -112,6 +112,7 @@ fn main() {
     }
     let config = GatewayConfig::parse(&state.path().join("load.toml"), &cfg).unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let pids: Vec<String> = children.0.iter().map(|c| c.id().to_string()).collect();
     rt.block_on(async move {
         let (tx, mut rx) = mpsc::channel::<ReadingBatch>(1024);
         let metrics = Metrics::new();
@@ -150,7 +151,6 @@ fn main() {
             "warm-up: {:.1} s to subscribe {items} items on {servers} server(s)",
             warm.elapsed().as_secs_f64()
         );
-        let pids: Vec<String> = children.0.iter().map(|c| c.id().to_string()).collect();
         let (v0, c0, t0) = (
             counted.load(std::sync::atomic::Ordering::Relaxed),
             cpu_seconds("self"),
