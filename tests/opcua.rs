@@ -316,3 +316,41 @@ async fn opcua_browse_lists_the_test_nodes() {
     assert!(line("ns=2;s=Plant.BadComm").ends_with("(BadCommunicationError)"));
     assert_eq!(text.lines().count(), 1 + 16, "header and the 16 test nodes:\n{text}");
 }
+
+#[test]
+fn check_config_names_file_line_and_field_of_opcua_mistakes() {
+    let text = r#"[gateway]
+id = "gw"
+
+[[opcua.endpoints]]
+name = "dcs"
+url = "tcp://10.0.0.5:4840"
+security_mode = "sign"
+username = "op"
+
+[[opcua.points]]
+endpoint = "dsc"
+point = "a"
+node = "ns=2;x=oops"
+
+[[opcua.points]]
+endpoint = "dcs"
+point = "b"
+browse_path = "2:Plant/2:LT101"
+deadband = { percent = 150.0 }
+"#;
+    let path = std::path::Path::new("site.toml");
+    let errors = hazard_gateway::config::GatewayConfig::parse(path, text)
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "site.toml:6:7: opcua.endpoints[0].url: `tcp://10.0.0.5:4840` is not an endpoint URL",
+        "opcua.endpoints[0].security_mode: security_mode `sign` needs a security_policy",
+        "site.toml:8:12: opcua.endpoints[0].password_file: a username needs password_file or password_env",
+        "site.toml:11:12: opcua.points[0].endpoint: no endpoint `dsc` under [[opcua.endpoints]]",
+        "site.toml:13:8: opcua.points[0].node: `ns=2;x=oops` is not a node id",
+        "site.toml:19:12: opcua.points[1].deadband: a percent deadband is 0..=100",
+    ] {
+        assert!(errors.contains(want), "missing `{want}` in:\n{errors}");
+    }
+}

@@ -47,7 +47,19 @@ pub fn validate(
     }
     let mut watched = HashMap::new();
     for (i, it) in raw.points.iter().enumerate() {
-        if let Some(item) = check_item(src, i, it.span(), it.get_ref(), &spec, hazard_sources, points, errors) {
+        let declared = names.contains_key(it.get_ref().endpoint.get_ref());
+        let item = check_item(
+            src,
+            i,
+            it.span(),
+            it.get_ref(),
+            &spec,
+            declared,
+            hazard_sources,
+            points,
+            errors,
+        );
+        if let Some(item) = item {
             let k = (item.endpoint, item.target.to_string());
             if let Some(first) = watched.insert(k, i) {
                 let msg = format!(
@@ -237,6 +249,7 @@ fn check_item(
     span: std::ops::Range<usize>,
     r: &RawItem,
     spec: &OpcuaSpec,
+    declared: bool,
     hazard_sources: &HashSet<&str>,
     points: &mut PointTable,
     errors: &mut Vec<ConfigError>,
@@ -244,7 +257,8 @@ fn check_item(
     let key = |f: &str| format!("opcua.points[{i}].{f}");
     let before = errors.len();
     let endpoint = spec.endpoints.iter().position(|e| &e.name == r.endpoint.get_ref());
-    if endpoint.is_none() {
+    // An endpoint that is declared but has errors of its own is reported once, there.
+    if endpoint.is_none() && !declared {
         let known: Vec<_> = spec.endpoints.iter().map(|e| e.name.as_str()).collect();
         let known = if known.is_empty() {
             "none".to_string()
