@@ -35,6 +35,10 @@ use crate::sources::ReadingBatch;
 const DATA_QUEUE: usize = 65_536;
 /// Readings per batch handed to the pipeline.
 const BATCH: usize = 1024;
+/// Notifications per publish response: 2,500 changes in one response from an asyncua server
+/// exceeded the client's message limits and the subscription stalled (benches/README.md); the
+/// server sends the rest in further responses.
+const MAX_PER_PUBLISH: u32 = 1000;
 /// Monitored items per CreateMonitoredItems request.
 const ITEMS_PER_REQUEST: usize = 1000;
 
@@ -320,7 +324,7 @@ impl EndpointTask {
         // Keep-alive every ~10 s and a lifetime of 3 keep-alives, as Part 4 5.13.2 asks.
         let keep_alive = u32::try_from((10_000 / interval.as_millis().max(1)).max(1)).unwrap_or(10);
         let sub = session
-            .create_subscription(interval, keep_alive * 3, keep_alive, 0, 0, true, callback)
+            .create_subscription(interval, keep_alive * 3, keep_alive, MAX_PER_PUBLISH, 0, true, callback)
             .await;
         let sub = match sub {
             Ok(id) => id,
