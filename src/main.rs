@@ -108,6 +108,55 @@ enum Command {
         #[command(subcommand)]
         action: ProfilesAction,
     },
+    /// OPC UA commissioning: browse a server, show the gateway's application certificate.
+    Opcua {
+        #[command(subcommand)]
+        action: OpcuaAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OpcuaAction {
+    /// List the nodes below a node: node id, browse name, class, data type and value.
+    Browse {
+        /// Endpoint URL, e.g. `opc.tcp://10.0.0.5:4840`.
+        endpoint: String,
+        /// Start node (default: the Objects folder, `i=85`).
+        #[arg(long, default_value = "i=85")]
+        node: String,
+        /// Levels to descend.
+        #[arg(long, default_value_t = 2)]
+        depth: usize,
+        /// `none`, or policy/mode such as `basic256sha256/sign_and_encrypt` or
+        /// `aes128_sha256_rsa_oaep/sign`.
+        #[arg(long, default_value = "none")]
+        security: String,
+        /// Server certificate to trust (DER or PEM).
+        #[arg(long)]
+        trust_server_cert: Option<PathBuf>,
+        /// User name; the password is read from the variable named by `--password-env`.
+        #[arg(long, requires = "password_env")]
+        username: Option<String>,
+        /// Environment variable holding the password.
+        #[arg(long)]
+        password_env: Option<String>,
+        /// The gateway's data dir (its application certificate is kept under `opcua/pki`).
+        #[arg(long, default_value = ".")]
+        data_dir: PathBuf,
+        /// The gateway id of the config (part of the certificate's application URI).
+        #[arg(long, default_value = "hazard-gateway")]
+        gateway_id: String,
+    },
+    /// Print the path of the gateway's application certificate (made if missing), to give
+    /// to the server's administrator.
+    Cert {
+        /// The gateway's data dir.
+        #[arg(long, default_value = ".")]
+        data_dir: PathBuf,
+        /// The gateway id of the config.
+        #[arg(long, default_value = "hazard-gateway")]
+        gateway_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +261,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Uplink {
             action: UplinkAction::Preview { name, config, count },
         } => uplink_preview(&name, &config, count),
+        Command::Opcua { action } => opcua(action).await,
     }
 }
 
@@ -231,6 +281,55 @@ fn uplink_preview(name: &str, file: &Path, count: usize) -> Result<ExitCode> {
         Err(e) => {
             eprintln!("{e}");
             Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn opcua(action: OpcuaAction) -> Result<ExitCode> {
+    use hazard_gateway::sources::opcua::{browse, client, config};
+    match action {
+        OpcuaAction::Cert { data_dir, gateway_id } => {
+            let path = client::own_certificate(&gateway_id, &data_dir)?;
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        OpcuaAction::Browse {
+            endpoint,
+            node,
+            depth,
+            security,
+            trust_server_cert,
+            username,
+            password_env,
+            data_dir,
+            gateway_id,
+        } => {
+            let (policy, mode) = config::parse_security(&security).map_err(anyhow::Error::msg)?;
+            let auth = match (username, password_env) {
+                (Some(name), Some(var)) => config::Auth::User {
+                    name,
+                    password: config::PasswordSource::Env(var),
+                },
+                _ => config::Auth::Anonymous,
+            };
+            let spec = config::EndpointSpec {
+                name: "browse".into(),
+                url: endpoint,
+                policy,
+                mode,
+                auth,
+                trusted_dir: None,
+                trust_server_cert,
+                publishing_interval: std::time::Duration::from_secs(1),
+                request_timeout: std::time::Duration::from_secs(10),
+                reconnect_max: std::time::Duration::from_secs(5),
+            };
+            let start = node
+                .parse()
+                .map_err(|_| anyhow::anyhow!("`{node}` is not a node id like ns=2;s=Plant or i=85"))?;
+            let lines = browse::browse(&spec, &gateway_id, &data_dir, start, depth).await?;
+            print!("{}", browse::render(&lines));
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

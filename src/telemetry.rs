@@ -242,6 +242,8 @@ pub struct Metrics {
     pub dtu: crate::sources::dtu::metrics::DtuMetrics,
     /// Regulator uplink metrics.
     pub uplink: crate::sinks::uplink::metrics::UplinkMetrics,
+    /// OPC UA endpoints: sessions, losses, readings, duplicates dropped.
+    pub opcua: crate::sources::opcua::metrics::OpcuaMetrics,
     /// Webhook delivery attempts by target and outcome.
     pub webhook_deliveries: Family<WebhookLabel, Counter>,
     /// Journal sequence number each webhook target has dealt with.
@@ -385,6 +387,8 @@ impl Metrics {
         dtu.register(&mut r);
         let uplink = crate::sinks::uplink::metrics::UplinkMetrics::default();
         uplink.register(&mut r);
+        let opcua = crate::sources::opcua::metrics::OpcuaMetrics::default();
+        opcua.register(&mut r);
         let webhook_deliveries = Family::default();
         r.register(
             "hazard_webhook_deliveries",
@@ -468,6 +472,7 @@ impl Metrics {
             tsdb,
             dtu,
             uplink,
+            opcua,
             webhook_deliveries,
             webhook_cursor,
             mqtt_north_publishes,

@@ -30,7 +30,8 @@ pub(super) struct PointView {
     range: Option<(f64, f64)>,
     /// Latest value; absent before the first reading or when the reading has none.
     value: Option<f64>,
-    /// A quality name (`good`, `comm_fault`, `decode_error`, `out_of_range`, `stale`), or
+    /// A quality name (`good`, `comm_fault`, `decode_error`, `out_of_range`, `stale`,
+    /// `uncertain`), or
     /// `no_data` before the first reading.
     quality: &'static str,
     /// Time of the latest reading, ms since the epoch.

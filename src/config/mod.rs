@@ -245,6 +245,8 @@ pub struct GatewayConfig {
     pub dtu: dtu::DtuSpec,
     /// Regulator uplinks (`[[uplinks]]`).
     pub uplinks: Vec<crate::sinks::uplink::UplinkSpec>,
+    /// OPC UA endpoints and monitored items (their points are in `points`).
+    pub opcua: crate::sources::opcua::OpcuaSpec,
 }
 
 impl GatewayConfig {
@@ -325,6 +327,16 @@ impl GatewayConfig {
                 u.realtime_interval,
                 u.select.points.len(),
                 if u.select.alarms { " and alarms" } else { "" }
+            ));
+        }
+        for (i, ep) in self.opcua.endpoints.iter().enumerate() {
+            s.push_str(&format!(
+                "  opcua {} {} ({}/{}): {} points\n",
+                ep.name,
+                ep.url,
+                ep.policy.as_str(),
+                ep.mode.as_str(),
+                self.opcua.items.iter().filter(|it| it.endpoint == i).count()
             ));
         }
         for st in &self.dtu.stations {

@@ -51,6 +51,9 @@ pub(super) struct RawConfig {
     /// Regulator uplinks (联网上报).
     #[serde(default)]
     pub(super) uplinks: Vec<Spanned<crate::sinks::uplink::config::RawUplink>>,
+    /// OPC UA servers (DCS/SIS) and the points read from them.
+    #[serde(default)]
+    pub(super) opcua: crate::sources::opcua::config::RawOpcua,
 }
 
 #[derive(Debug, Deserialize)]

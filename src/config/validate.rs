@@ -91,6 +91,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         &mut points,
         &mut errors,
     );
+    let opcua = crate::sources::opcua::validate::validate(&src, &raw.opcua, &known_sources, &mut points, &mut errors);
     let dtu = super::dtu::validate(&src, &raw, &devices, &mut errors);
     let stations = dtu.station_groups(&devices);
     let history = check_history(&src, &raw, &points, &mut errors);
@@ -129,6 +130,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         mqtt,
         dtu,
         uplinks,
+        opcua,
     })
 }
 

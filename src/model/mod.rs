@@ -70,8 +70,9 @@ impl PointId {
     }
 }
 
-/// How far a reading can be trusted. Anything but `Good` means the value must not drive a
-/// process alarm, and a silent or broken sensor is itself worth an alarm.
+/// How far a reading can be trusted. Only `Good` and `Uncertain` values drive process alarms
+/// (threshold, rate, deviation); the others hold them, and a silent or broken sensor is itself
+/// worth an alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Quality {
@@ -85,6 +86,11 @@ pub enum Quality {
     OutOfRange,
     /// Nothing arrived within the point's expected interval.
     Stale,
+    /// The source itself doubts the value (OPC UA `Uncertain_*`: last usable value, sensor not
+    /// accurate, engineering units exceeded, substituted). Rules treat it like `good` for
+    /// thresholds, so a rising gas reading still alarms; it is kept apart so the console, API
+    /// and history show that the value is doubtful.
+    Uncertain,
 }
 
 impl Quality {
@@ -96,7 +102,15 @@ impl Quality {
             Quality::DecodeError => "decode_error",
             Quality::OutOfRange => "out_of_range",
             Quality::Stale => "stale",
+            Quality::Uncertain => "uncertain",
         }
+    }
+
+    /// Whether the value may drive process alarms. `Uncertain` does: a gas reading the
+    /// source doubts is still the best one there is, and missing a real alarm on it costs more
+    /// than a doubtful one (DOMAIN.md: alarms on hazardous gas run with little or no delay).
+    pub fn drives_process_alarms(self) -> bool {
+        matches!(self, Quality::Good | Quality::Uncertain)
     }
 
     /// Parses the name written by [`Quality::as_str`].
@@ -107,6 +121,7 @@ impl Quality {
             "decode_error" => Quality::DecodeError,
             "out_of_range" => Quality::OutOfRange,
             "stale" => Quality::Stale,
+            "uncertain" => Quality::Uncertain,
             _ => return None,
         })
     }
@@ -290,6 +305,7 @@ mod tests {
             Quality::DecodeError,
             Quality::OutOfRange,
             Quality::Stale,
+            Quality::Uncertain,
         ] {
             assert_eq!(Quality::parse(q.as_str()), Some(q));
         }

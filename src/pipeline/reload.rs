@@ -220,6 +220,18 @@ impl Context {
             &self.metrics.mqtt_in,
             cancel,
         )?);
+        let opcua_health = Arc::new(crate::sources::opcua::OpcuaHealth::new(&config.opcua));
+        self.device_health.set_opcua(opcua_health.clone());
+        tasks.extend(crate::sources::opcua::start(
+            &config.opcua,
+            &config.gateway_id,
+            &self.data_dir,
+            &self.readings,
+            &self.clock,
+            &self.metrics.opcua,
+            &opcua_health,
+            cancel,
+        ));
         Ok(tasks)
     }
 
@@ -324,7 +336,8 @@ impl Reloader {
         } else {
             json!({ "restarted": [], "added": [], "removed": [] })
         };
-        let devices = parts.config.devices != new.devices || parts.config.mqtt != new.mqtt;
+        let devices =
+            parts.config.devices != new.devices || parts.config.mqtt != new.mqtt || parts.config.opcua != new.opcua;
         if devices {
             parts.pollers_cancel.cancel();
             for p in parts.pollers.drain(..) {

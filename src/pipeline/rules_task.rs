@@ -22,12 +22,13 @@ use crate::telemetry::{Metrics, QualityLabel, ReasonLabel, StoreReason};
 /// How often time-driven conditions (stale, delays, shelving expiry) are checked.
 const TICK: Duration = Duration::from_secs(1);
 
-const QUALITIES: [Quality; 5] = [
+const QUALITIES: [Quality; 6] = [
     Quality::Good,
     Quality::CommFault,
     Quality::DecodeError,
     Quality::OutOfRange,
     Quality::Stale,
+    Quality::Uncertain,
 ];
 
 /// Everything the rules task owns.

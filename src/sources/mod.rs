@@ -6,6 +6,7 @@
 pub mod dtu;
 pub mod modbus;
 pub mod mqtt;
+pub mod opcua;
 pub mod sim;
 
 use crate::model::Reading;

@@ -1384,3 +1384,110 @@ impl Drop for FtpServer {
         self.stop();
     }
 }
+
+/// An independent OPC UA server (asyncua, `tests/support/opcua_server.py`) on a free loopback
+/// port, with a private state dir; killed on drop. `restart` kills it and starts it again on
+/// the same port and state (its counter continues).
+pub struct OpcuaServer {
+    child: Option<Child>,
+    pub port: u16,
+    pub state: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl OpcuaServer {
+    /// Starts the server with extra arguments (`--secure DIR`, `--load N`, `--period MS`).
+    pub fn start(args: &[&str]) -> OpcuaServer {
+        let state = tempfile::tempdir().expect("temp dir");
+        let mut s = OpcuaServer {
+            child: None,
+            port: 0,
+            state,
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        for _ in 0..5 {
+            s.port = free_port();
+            if s.spawn() {
+                return s;
+            }
+        }
+        panic!("asyncua server did not start; is asyncua installed? (`.ci/run` installs it)");
+    }
+
+    /// `opc.tcp://127.0.0.1:PORT/test/`.
+    pub fn url(&self) -> String {
+        format!("opc.tcp://127.0.0.1:{}/test/", self.port)
+    }
+
+    /// The server's certificate (DER) of a `--secure` server.
+    pub fn certificate(&self) -> PathBuf {
+        self.state.path().join("server.der")
+    }
+
+    /// Creates or removes a control file (`pause`, `level-go`) the server polls.
+    pub fn control(&self, name: &str, on: bool) {
+        let p = self.state.path().join(name);
+        if on {
+            std::fs::write(p, b"").expect("control file");
+        } else {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    fn spawn(&mut self) -> bool {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/opcua_server.py");
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg(self.port.to_string())
+            .arg(self.state.path())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let mut child = child;
+        // asyncua takes seconds to import and build its address space, more when several
+        // tests start servers at once on a busy machine: poll for up to a minute.
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut ok = false;
+        for _ in 0..600 {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                ok = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.child = Some(child);
+        ok
+    }
+
+    /// Kills the server (as a crash or power loss would).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills the server and starts it again on the same port and state.
+    pub fn restart(&mut self) {
+        self.kill();
+        for _ in 0..50 {
+            if self.spawn() {
+                return;
+            }
+            self.kill();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("asyncua server did not restart on port {}", self.port);
+    }
+}
+
+impl Drop for OpcuaServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

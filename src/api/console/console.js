@@ -38,7 +38,7 @@
       l_high: '高报（一级）', l_high_high: '高高报（二级）', l_low: '低报', l_low_low: '低低报',
       l_blue: '蓝色预警', l_yellow: '黄色预警', l_orange: '橙色预警', l_red: '红色预警',
       q_good: '正常', q_comm_fault: '通信故障', q_decode_error: '解码错误',
-      q_out_of_range: '超量程', q_stale: '数据过期', q_no_data: '无数据',
+      q_out_of_range: '超量程', q_stale: '数据过期', q_uncertain: '数据存疑', q_no_data: '无数据',
       v_ok: '正常', v_alarms: '{n} 条报警', v_comm_lost: '通信中断', v_degraded: '部分异常',
       v_nodata: '无数据', d_points: '{n} 个测点', d_bad: '{b} 个异常',
     },
@@ -70,7 +70,7 @@
       l_high: 'High (level 1)', l_high_high: 'High-high (level 2)', l_low: 'Low', l_low_low: 'Low-low',
       l_blue: 'Blue warning', l_yellow: 'Yellow warning', l_orange: 'Orange warning', l_red: 'Red warning',
       q_good: 'Good', q_comm_fault: 'Comm fault', q_decode_error: 'Decode error',
-      q_out_of_range: 'Out of range', q_stale: 'Stale', q_no_data: 'No data',
+      q_out_of_range: 'Out of range', q_stale: 'Stale', q_uncertain: 'Uncertain', q_no_data: 'No data',
       v_ok: 'Normal', v_alarms: '{n} alarm(s)', v_comm_lost: 'Comm lost', v_degraded: 'Degraded',
       v_nodata: 'No data', d_points: '{n} points', d_bad: '{b} bad',
     },
@@ -545,7 +545,9 @@
       tr.appendChild(name);
       tr.appendChild(el('td', null, p.device));
       tr.appendChild(el('td', 'num value', fmtValue(p.value, p.unit)));
-      const qc = p.quality === 'good' ? 'q-good' : (p.quality === 'no_data' ? 'q-none' : 'q-bad');
+      // An uncertain value still drives alarms but is shown apart, neither good nor bad.
+      const qc = p.quality === 'good' ? 'q-good'
+        : (p.quality === 'no_data' ? 'q-none' : (p.quality === 'uncertain' ? 'q-doubt' : 'q-bad'));
       tr.appendChild(el('td', qc, t('q_' + p.quality)));
       tr.appendChild(el('td', 'num', p.ts_ms != null ? fmtTime(p.ts_ms * 1e6) : '—'));
       return tr;

@@ -30,7 +30,7 @@ impl RulesEngine {
             let slot = self.faults[p][i];
             self.drive(slot, sensor_fault, r.value, r.ts, out);
         }
-        if r.quality != Quality::Good {
+        if !r.quality.drives_process_alarms() {
             // Process alarms hold while the value cannot be trusted, and a running delay does
             // not complete on data nobody saw; the fault alarms speak instead.
             self.latest[p] = None;

@@ -689,3 +689,19 @@ fn gb_51108_escalation_lifts_items_and_the_pond() {
         Some(Priority::Critical)
     );
 }
+
+#[test]
+fn an_uncertain_reading_over_the_set_point_raises_like_a_good_one() {
+    let t = table();
+    let (mut e, _) = engine(vec![gas_threshold(pid(&t, "g1"), Delays::default())]);
+    let g1 = pid(&t, "g1");
+    let ev = read(&mut e, g1, 0, 30.0, Quality::Uncertain);
+    assert_eq!(
+        summary(&ev),
+        vec![("g1:high".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    assert!(
+        read(&mut e, g1, 1, f64::NAN, Quality::CommFault).is_empty(),
+        "a fault holds the alarm"
+    );
+}

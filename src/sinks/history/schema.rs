@@ -129,6 +129,7 @@ pub fn quality_code(q: Quality) -> i64 {
         Quality::DecodeError => 2,
         Quality::OutOfRange => 3,
         Quality::Stale => 4,
+        Quality::Uncertain => 5,
     }
 }
 
@@ -140,6 +141,7 @@ pub fn quality_of(code: i64) -> Option<Quality> {
         2 => Quality::DecodeError,
         3 => Quality::OutOfRange,
         4 => Quality::Stale,
+        5 => Quality::Uncertain,
         _ => return None,
     })
 }
@@ -202,6 +204,7 @@ mod tests {
             Quality::DecodeError,
             Quality::OutOfRange,
             Quality::Stale,
+            Quality::Uncertain,
         ] {
             assert_eq!(quality_of(quality_code(q)), Some(q));
         }

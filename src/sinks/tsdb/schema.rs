@@ -24,6 +24,7 @@ pub fn quality_code(q: crate::model::Quality) -> i64 {
         DecodeError => 2,
         OutOfRange => 3,
         Stale => 4,
+        Uncertain => 5,
     }
 }
 

@@ -66,6 +66,9 @@ pub struct DeviceHealthView {
     /// The dialled-in DTU station the device sits behind, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub station: Option<crate::sources::dtu::StationHealthView>,
+    /// The OPC UA session, for an OPC UA endpoint (`profile` is `opcua`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opcua: Option<crate::sources::opcua::health::OpcuaHealthView>,
 }
 
 #[derive(Debug)]
@@ -107,6 +110,8 @@ pub struct HealthBoard {
     entries: RwLock<Arc<[Entry]>>,
     /// Dialled-in DTU stations, for devices behind one.
     stations: std::sync::OnceLock<Arc<crate::sources::dtu::DtuHub>>,
+    /// OPC UA endpoints, listed after the polled devices; replaced on reload.
+    opcua: std::sync::RwLock<Option<Arc<crate::sources::opcua::OpcuaHealth>>>,
 }
 
 /// What happened to one request.
@@ -130,6 +135,7 @@ impl HealthBoard {
         Arc::new(Self {
             entries: RwLock::new(devices.iter().map(Entry::of).collect()),
             stations: std::sync::OnceLock::new(),
+            opcua: std::sync::RwLock::new(None),
         })
     }
 
@@ -158,6 +164,11 @@ impl HealthBoard {
     /// Shows the health of dialled-in DTU stations with the devices behind them.
     pub fn attach_stations(&self, hub: Arc<crate::sources::dtu::DtuHub>) {
         let _ = self.stations.set(hub);
+    }
+
+    /// Shows the health of OPC UA endpoints after the devices.
+    pub fn set_opcua(&self, health: Arc<crate::sources::opcua::OpcuaHealth>) {
+        *self.opcua.write().unwrap_or_else(|p| p.into_inner()) = Some(health);
     }
 
     /// Index of a device by name.
@@ -251,7 +262,42 @@ impl HealthBoard {
                         .station
                         .as_deref()
                         .and_then(|s| self.stations.get().and_then(|hub| hub.station_health(s))),
+                    opcua: None,
                 }
+            })
+            .chain(self.opcua_views())
+            .collect()
+    }
+
+    /// OPC UA endpoints as devices: online while the session is open.
+    fn opcua_views(&self) -> Vec<DeviceHealthView> {
+        let Some(board) = self.opcua.read().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return Vec::new();
+        };
+        board
+            .snapshot()
+            .into_iter()
+            .map(|(name, view, last_data)| DeviceHealthView {
+                name: crate::sources::opcua::validate::device_of(&name),
+                profile: "opcua".into(),
+                transport: format!("opcua {}", view.url),
+                unit_id: 0,
+                status: match (view.connected, view.sessions, view.last_error.is_some()) {
+                    (true, _, _) => "online",
+                    (false, 0, false) => "unknown",
+                    _ => "offline",
+                },
+                last_success_ms: last_data.map(Timestamp::as_millis),
+                consecutive_failures: 0,
+                requests: view.readings,
+                timeouts: 0,
+                exceptions: 0,
+                bad_frames: 0,
+                link_errors: view.connection_losses,
+                response_ms_p50: None,
+                response_ms_p99: None,
+                station: None,
+                opcua: Some(view),
             })
             .collect()
     }

@@ -34,10 +34,14 @@ fn raw_samples_round_trip_with_gaps_faults_and_odd_values() {
         raw(T0 + 91 * SEC, Some(f64::MIN_POSITIVE), Quality::Stale),
         raw(T0 + 3000 * SEC, Some(1e-300), Quality::DecodeError),
         raw(T0 + 3001 * SEC, Some(12.5), Quality::Good),
+        raw(T0 + 3002 * SEC, Some(12.75), Quality::Uncertain),
     ];
     let blocks = encode_raw(&samples, 900, 3600 * SEC);
     assert_eq!(blocks.len(), 1);
-    assert_eq!((blocks[0].first, blocks[0].last, blocks[0].n), (T0, T0 + 3001 * SEC, 9));
+    assert_eq!(
+        (blocks[0].first, blocks[0].last, blocks[0].n),
+        (T0, T0 + 3002 * SEC, 10)
+    );
     assert!(same_bits(&decode_all_raw(&blocks), &samples));
 }
 
@@ -112,6 +116,7 @@ fn quality() -> impl Strategy<Value = Quality> {
         Just(Quality::DecodeError),
         Just(Quality::OutOfRange),
         Just(Quality::Stale),
+        Just(Quality::Uncertain),
     ]
 }
 
@@ -174,4 +179,38 @@ proptest! {
         let _ = decode_raw(&blob);
         let _ = decode_minutes(&blob);
     }
+}
+
+/// Bytes a block of the five older qualities was written as before `uncertain` was added
+/// (taken from the previous release's encoder): files written then must still read.
+const BLOCK_BEFORE_UNCERTAIN: [u8; 26] = [
+    1, 5, 128, 128, 168, 150, 224, 133, 136, 166, 47, 9, 112, 138, 255, 240, 41, 43, 130, 95, 255, 175, 146, 70, 245,
+    128,
+];
+
+#[test]
+fn a_block_written_before_uncertain_existed_still_reads() {
+    let expected = vec![
+        raw(T0, Some(1.5), Quality::Good),
+        raw(T0 + SEC, None, Quality::CommFault),
+        raw(T0 + 2 * SEC, Some(2.0), Quality::DecodeError),
+        raw(T0 + 3 * SEC, Some(250.0), Quality::OutOfRange),
+        raw(T0 + 4 * SEC, None, Quality::Stale),
+    ];
+    assert!(same_bits(&decode_raw(&BLOCK_BEFORE_UNCERTAIN).unwrap(), &expected));
+    assert_eq!(encode_raw(&expected, 900, 3600 * SEC)[0].data, BLOCK_BEFORE_UNCERTAIN);
+}
+
+#[test]
+fn uncertain_round_trips_between_other_qualities() {
+    let samples = vec![
+        raw(T0, Some(1.0), Quality::Uncertain),
+        raw(T0 + SEC, Some(2.0), Quality::Good),
+        raw(T0 + 2 * SEC, Some(3.0), Quality::Uncertain),
+        raw(T0 + 3 * SEC, None, Quality::Stale),
+    ];
+    assert!(same_bits(
+        &decode_all_raw(&encode_raw(&samples, 900, 3600 * SEC)),
+        &samples
+    ));
 }

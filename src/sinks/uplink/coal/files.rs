@@ -102,7 +102,9 @@ impl CoalEncoder {
         for r in &records {
             let info = self.info_for(r).clone();
             let state = quality_bits(r.quality) | self.tracker.bits(&r.point);
-            let value = r.value.filter(|_| r.quality == Quality::Good);
+            let value = r
+                .value
+                .filter(|_| matches!(r.quality, Quality::Good | Quality::Uncertain));
             text.field(&info.code);
             text.field(&info.type_name);
             text.field(&info.location);

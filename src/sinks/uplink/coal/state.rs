@@ -39,9 +39,11 @@ pub mod bits {
 /// - `decode_error`: the substation sent something that is not a value → 128 sensor fault.
 /// - `out_of_range`: outside the measuring range → 8 over range; the sensor-fault alarm the
 ///   gateway raises on it adds 128 through the tracker.
+///
+/// The mask has no state for an OPC UA `uncertain` value: it is reported as measured.
 pub fn quality_bits(quality: Quality) -> u16 {
     match quality {
-        Quality::Good => bits::NORMAL,
+        Quality::Good | Quality::Uncertain => bits::NORMAL,
         Quality::CommFault => bits::SUBSTATION_FAULT,
         Quality::Stale => bits::NOT_POLLED,
         Quality::DecodeError => bits::SENSOR_FAULT,

@@ -96,10 +96,11 @@ impl Hj212Settings {
     }
 }
 
-/// The data flag for a reading's quality.
+/// The data flag for a reading's quality. HJ 212 has no flag for an OPC UA `uncertain` value:
+/// it is sent as measured, as the gateway's own alarms take it.
 pub fn data_flag(quality: Quality) -> char {
     match quality {
-        Quality::Good => 'N',
+        Quality::Good | Quality::Uncertain => 'N',
         Quality::OutOfRange => 'T',
         Quality::DecodeError => 'D',
         Quality::CommFault | Quality::Stale => 'B',
@@ -282,7 +283,7 @@ impl Hj212Encoder {
         let code = &r.codes.point;
         let flag = data_flag(r.quality);
         let mut out = String::with_capacity(48);
-        let trusted = matches!(r.quality, Quality::Good | Quality::OutOfRange);
+        let trusted = matches!(r.quality, Quality::Good | Quality::Uncertain | Quality::OutOfRange);
         match r.kind {
             RecordKind::Realtime => {
                 if let Some(v) = r.value.filter(|v| trusted && v.is_finite()) {

@@ -1,0 +1,260 @@
+//! The only module besides [`super::browse`] that builds async-opcua clients: the gateway's
+//! application certificate, the trust list, the user identity and the endpoint to match.
+//!
+//! Design: the gateway's application instance certificate and key live in
+//! `<data_dir>/opcua/pki/own/cert.der` and `<data_dir>/opcua/pki/private/private.pem`. They are
+//! made (self-signed, RSA 2048, application URI `urn:hazard-gateway:<gateway id>`) the first time
+//! a client is built and reused after, so a server administrator trusts the gateway once.
+//! Trusted server certificates sit in `pki/trusted/`; the configured `trusted_dir` and
+//! `trust_server_cert` are copied there at start. A server certificate that is not trusted
+//! is written to `pki/rejected/` and the connection fails with `BadCertificateUntrusted`:
+//! the log names that folder, so the engineer can check it and move it to the trust list.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use opcua::client::{Client, ClientBuilder, IdentityToken};
+use opcua::crypto::{CertificateStore, X509};
+use opcua::types::{EndpointDescription, MessageSecurityMode};
+
+use super::config::{Auth, EndpointSpec, Mode, PasswordSource};
+
+/// Why a client could not be set up or a session not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpcuaError {
+    /// The password file could not be read.
+    #[error("endpoint {endpoint}: cannot read password_file {file}: {source}")]
+    PasswordFile {
+        /// Endpoint name.
+        endpoint: String,
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The password variable is not set.
+    #[error("endpoint {endpoint}: environment variable {var} (password_env) is not set")]
+    PasswordEnv {
+        /// Endpoint name.
+        endpoint: String,
+        /// The variable.
+        var: String,
+    },
+    /// A certificate or key file could not be read or parsed.
+    #[error("endpoint {endpoint}: {what}")]
+    Certificate {
+        /// Endpoint name.
+        endpoint: String,
+        /// What failed, with the file.
+        what: String,
+    },
+    /// The client configuration was refused by the library.
+    #[error("OPC UA client setup: {0}")]
+    Setup(String),
+    /// Connecting or opening the session failed.
+    #[error("endpoint {endpoint}: {message}")]
+    Connect {
+        /// Endpoint name.
+        endpoint: String,
+        /// What the server or library said, with advice where we have some.
+        message: String,
+        /// Bounded kind for metric labels.
+        kind: &'static str,
+    },
+}
+
+impl OpcuaError {
+    /// A bounded name for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OpcuaError::PasswordFile { .. } | OpcuaError::PasswordEnv { .. } => "password",
+            OpcuaError::Certificate { .. } => "certificate",
+            OpcuaError::Setup(_) => "setup",
+            OpcuaError::Connect { kind, .. } => kind,
+        }
+    }
+}
+
+/// The PKI folder of the gateway's OPC UA client under its data dir.
+pub fn pki_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("opcua").join("pki")
+}
+
+/// A client with the gateway's own certificate (made on first use), trusting only what the
+/// trust list holds.
+pub fn build_client(
+    gateway_id: &str,
+    pki: &Path,
+    request_timeout: Duration,
+    reconnect_max: Duration,
+) -> Result<Client, OpcuaError> {
+    ClientBuilder::new()
+        .application_name("hazard-gateway")
+        .application_uri(format!("urn:hazard-gateway:{gateway_id}"))
+        .product_uri("urn:hazard-gateway")
+        .create_sample_keypair(true)
+        .pki_dir(pki)
+        .trust_server_certs(false)
+        .verify_server_certs(true)
+        .session_retry_limit(-1)
+        .session_retry_initial(Duration::from_millis(500))
+        .session_retry_max(reconnect_max)
+        .keep_alive_interval(Duration::from_secs(5))
+        .request_timeout(request_timeout)
+        .recreate_subscriptions(true)
+        .session_name(format!("hazard-gateway {gateway_id}"))
+        .session_timeout(60_000)
+        .client()
+        .map_err(|e| OpcuaError::Setup(e.join("; ")))
+}
+
+/// The gateway's application certificate, made if missing; returns its path.
+pub fn own_certificate(gateway_id: &str, data_dir: &Path) -> Result<PathBuf, OpcuaError> {
+    let pki = pki_dir(data_dir);
+    let client = build_client(gateway_id, &pki, Duration::from_secs(5), Duration::from_secs(5))?;
+    let path = client.certificate_store().read().own_certificate_path();
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(OpcuaError::Setup(format!(
+            "the application certificate could not be written to {}",
+            path.display()
+        )))
+    }
+}
+
+fn read_cert(endpoint: &str, path: &Path) -> Result<X509, OpcuaError> {
+    let bytes = std::fs::read(path).map_err(|e| OpcuaError::Certificate {
+        endpoint: endpoint.into(),
+        what: format!("cannot read certificate {}: {e}", path.display()),
+    })?;
+    let pem = bytes.starts_with(b"-----");
+    let cert = if pem {
+        X509::from_pem(&bytes)
+    } else {
+        X509::from_der(&bytes)
+    };
+    cert.map_err(|e| OpcuaError::Certificate {
+        endpoint: endpoint.into(),
+        what: format!("{} is not a DER or PEM certificate: {e}", path.display()),
+    })
+}
+
+/// Copies the endpoint's trusted server certificates into the trust list of `pki`; returns
+/// how many it holds from the config.
+pub fn install_trust(spec: &EndpointSpec, pki: &Path) -> Result<usize, OpcuaError> {
+    let mut files = Vec::new();
+    if let Some(dir) = &spec.trusted_dir {
+        let entries = std::fs::read_dir(dir).map_err(|e| OpcuaError::Certificate {
+            endpoint: spec.name.clone(),
+            what: format!("cannot read trusted_dir {}: {e}", dir.display()),
+        })?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|x| x == "der" || x == "pem" || x == "crt") {
+                files.push(p);
+            }
+        }
+    }
+    files.extend(spec.trust_server_cert.iter().cloned());
+    let trusted = pki.join("trusted");
+    std::fs::create_dir_all(&trusted).map_err(|e| OpcuaError::Certificate {
+        endpoint: spec.name.clone(),
+        what: format!("cannot create {}: {e}", trusted.display()),
+    })?;
+    for f in &files {
+        let cert = read_cert(&spec.name, f)?;
+        let der = cert.to_der().map_err(|e| OpcuaError::Certificate {
+            endpoint: spec.name.clone(),
+            what: format!("{}: {e}", f.display()),
+        })?;
+        let target = trusted.join(CertificateStore::cert_file_name(&cert));
+        std::fs::write(&target, der).map_err(|e| OpcuaError::Certificate {
+            endpoint: spec.name.clone(),
+            what: format!("cannot write {}: {e}", target.display()),
+        })?;
+    }
+    Ok(files.len())
+}
+
+/// The session identity of the endpoint: reads the password or the user certificate.
+pub fn identity(spec: &EndpointSpec) -> Result<IdentityToken, OpcuaError> {
+    match &spec.auth {
+        Auth::Anonymous => Ok(IdentityToken::Anonymous),
+        Auth::User { name, password } => {
+            let password = match password {
+                PasswordSource::File(f) => std::fs::read_to_string(f)
+                    .map_err(|source| OpcuaError::PasswordFile {
+                        endpoint: spec.name.clone(),
+                        file: f.clone(),
+                        source,
+                    })?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+                PasswordSource::Env(var) => std::env::var(var).map_err(|_| OpcuaError::PasswordEnv {
+                    endpoint: spec.name.clone(),
+                    var: var.clone(),
+                })?,
+            };
+            Ok(IdentityToken::new_user_name(name.clone(), password))
+        }
+        Auth::Certificate { cert, key } => {
+            let c = read_cert(&spec.name, cert)?;
+            let k = CertificateStore::read_pkey(key).map_err(|e| OpcuaError::Certificate {
+                endpoint: spec.name.clone(),
+                what: format!("user_key {}: {e}", key.display()),
+            })?;
+            Ok(IdentityToken::new_x509(c, k))
+        }
+    }
+}
+
+/// The endpoint description to match among those the server offers.
+pub fn wanted_endpoint(spec: &EndpointSpec) -> EndpointDescription {
+    let mode = match spec.mode {
+        Mode::None => MessageSecurityMode::None,
+        Mode::Sign => MessageSecurityMode::Sign,
+        Mode::SignAndEncrypt => MessageSecurityMode::SignAndEncrypt,
+    };
+    (spec.url.as_str(), spec.policy.uri(), mode).into()
+}
+
+/// Turns a library error into ours, with advice for the failures engineers meet at
+/// commissioning.
+pub fn connect_error(spec: &EndpointSpec, pki: &Path, status: opcua::types::StatusCode, msg: &str) -> OpcuaError {
+    let name = format!("{status}");
+    let (kind, advice) = if name.contains("Certificate") {
+        (
+            "certificate",
+            format!(
+                "; the server certificate is not trusted: check it and copy it from {} into trusted_dir (or set trust_server_cert), or the server refused the gateway's certificate {} (trust it on the server)",
+                pki.join("rejected").display(),
+                pki.join("own").join("cert.der").display()
+            ),
+        )
+    } else if name.contains("IdentityToken") || name.contains("UserAccessDenied") {
+        (
+            "auth",
+            "; the server refused the user (name, password or user certificate)".into(),
+        )
+    } else if name.contains("SecurityPolicy") || name.contains("EndpointUrl") || msg.contains("matching endpoint") {
+        (
+            "endpoint",
+            format!(
+                "; the server offers no endpoint with security_policy `{}` and security_mode `{}` (run `hazard-gateway opcua browse {}` to list what it offers)",
+                spec.policy.as_str(),
+                spec.mode.as_str(),
+                spec.url
+            ),
+        )
+    } else {
+        ("connect", String::new())
+    };
+    OpcuaError::Connect {
+        endpoint: spec.name.clone(),
+        message: format!("{status}: {msg}{advice}"),
+        kind,
+    }
+}

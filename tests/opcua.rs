@@ -1,0 +1,356 @@
+//! OPC UA sources against an independent server: asyncua (Python), started by each test on a
+//! free loopback port. Every numeric built-in type arrives with its value; a server restart
+//! mid-stream loses nothing and duplicates nothing; an absolute deadband filters small
+//! changes; Bad and Uncertain status codes map to their qualities; a Basic256Sha256
+//! SignAndEncrypt endpoint works with certificates trusted both ways (and fails clearly
+//! without); `opcua browse` lists the test nodes.
+
+mod support;
+
+use serde_json::Value;
+use support::{OpcuaServer, TestGateway, WAIT, wait_for};
+
+const TYPES: [(&str, f64); 11] = [
+    ("Boolean", 1.0),
+    ("SByte", -128.0),
+    ("Byte", 255.0),
+    ("Int16", -32768.0),
+    ("UInt16", 65535.0),
+    ("Int32", -2147483648.0),
+    ("UInt32", 4294967295.0),
+    ("Int64", -9007199254740992.0),
+    // 2^53 + 1 has no f64; it becomes the nearest, 2^53.
+    ("UInt64", 9007199254740992.0),
+    ("Float", 1.5),
+    ("Double", -1234.5678),
+];
+
+/// A config with one endpoint `dcs` at `url` (extra endpoint keys in `endpoint`) and the
+/// `[[opcua.points]]` entries in `points`.
+fn config(url: &str, endpoint: &str, points: &str) -> String {
+    format!(
+        r#"
+[gateway]
+id = "opcua-gw"
+[api]
+listen = "127.0.0.1:0"
+[history]
+deadband_percent = 0.0
+
+[[opcua.endpoints]]
+name = "dcs"
+url = "{url}"
+publishing_interval = "100ms"
+{endpoint}
+{points}
+"#
+    )
+}
+
+fn point(id: &str, node: &str, extra: &str) -> String {
+    format!("[[opcua.points]]\nendpoint = \"dcs\"\npoint = \"{id}\"\nnode = \"{node}\"\n{extra}\n")
+}
+
+/// Every stored reading of `point` as (ts_ms, value, quality), oldest first.
+async fn history(gw: &TestGateway, point: &str) -> Vec<(i64, Option<f64>, String)> {
+    let id = point.replace('/', "%2F");
+    let h = gw
+        .get_json(&format!(
+            "/api/v1/points/{id}/history?resolution=raw&from=0&to=9999999999999&limit=100000"
+        ))
+        .await;
+    let mut rows: Vec<_> = h["readings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            (
+                r["ts_ms"].as_i64().unwrap_or(0),
+                r["value"].as_f64(),
+                r["quality"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    rows
+}
+
+/// The good values of `point` in history once it holds `last` (history is written in batches).
+async fn stored_good(gw: &TestGateway, point: &str, last: f64) -> Vec<f64> {
+    wait_for(&format!("{point}: {last} in history"), WAIT, || async {
+        let good: Vec<f64> = history(gw, point)
+            .await
+            .into_iter()
+            .filter(|r| r.2 == "good")
+            .filter_map(|r| r.1)
+            .collect();
+        (good.last() == Some(&last)).then_some(good)
+    })
+    .await
+}
+
+async fn wait_point(gw: &TestGateway, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    wait_for(&format!("{id}: {what}"), WAIT, || async {
+        let p = gw.point(id).await;
+        ok(&p).then_some(p)
+    })
+    .await
+}
+
+fn metric_value(gw: &TestGateway, f: impl Fn(&hazard_gateway::telemetry::Metrics) -> u64) -> u64 {
+    f(gw.metric_handles())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_numeric_builtin_type_arrives_with_its_value() {
+    let server = OpcuaServer::start(&[]);
+    let points: String = TYPES
+        .iter()
+        .map(|(t, _)| point(&format!("t/{t}"), &format!("ns=2;s=Plant.{t}"), ""))
+        .collect();
+    let gw = TestGateway::start(&config(&server.url(), "", &points)).await;
+    for (t, want) in TYPES {
+        let p = wait_point(&gw, &format!("t/{t}"), "good", |p| p["quality"] == "good").await;
+        assert_eq!(p["value"].as_f64(), Some(want), "{t}");
+    }
+    let dev = gw.device("opcua:dcs").await;
+    assert_eq!(dev["status"], "online");
+    assert_eq!(dev["opcua"]["items_ok"], 11);
+    let m = gw.metrics().await;
+    assert!(m.contains("hazard_opcua_connected{endpoint=\"dcs\"} 1"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_and_uncertain_status_codes_map_to_their_qualities() {
+    let server = OpcuaServer::start(&[]);
+    let points = [
+        point("s/comm", "ns=2;s=Plant.BadComm", ""),
+        point("s/sensor", "ns=2;s=Plant.BadSensor", ""),
+        point("s/doubt", "ns=2;s=Plant.Uncertain", ""),
+        point("s/missing", "ns=2;s=Plant.NoSuchNode", ""),
+        // The same counter by browse path from the Objects folder.
+        "[[opcua.points]]\nendpoint = \"dcs\"\npoint = \"s/by-path\"\nbrowse_path = \"2:Plant/2:Counter\"\n".into(),
+    ]
+    .concat();
+    let gw = TestGateway::start(&config(&server.url(), "", &points)).await;
+    wait_point(&gw, "s/comm", "comm_fault", |p| p["quality"] == "comm_fault").await;
+    wait_point(&gw, "s/sensor", "decode_error", |p| p["quality"] == "decode_error").await;
+    let p = wait_point(&gw, "s/doubt", "uncertain", |p| p["quality"] == "uncertain").await;
+    assert_eq!(p["value"].as_f64(), Some(42.0));
+    // A node the server does not have: refused item, a fault on the point, counted.
+    wait_point(&gw, "s/missing", "decode_error", |p| p["quality"] == "decode_error").await;
+    wait_point(&gw, "s/by-path", "good", |p| p["quality"] == "good").await;
+    let refused = metric_value(&gw, |m| {
+        m.opcua
+            .errors
+            .get_or_create(&hazard_gateway::sources::opcua::metrics::OpcuaMetrics::kind(
+                "dcs",
+                "monitored_item",
+            ))
+            .get()
+    });
+    assert_eq!(refused, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absolute_deadband_filters_small_changes() {
+    let server = OpcuaServer::start(&[]);
+    let points = [
+        point("d/level", "ns=2;s=Plant.Level", "deadband = { absolute = 1.0 }"),
+        point("d/all", "ns=2;s=Plant.Level", "sampling_interval = \"50ms\""),
+    ]
+    .concat();
+    // Two items on one node is refused by validation, so the second is by browse path.
+    let points = points.replace(
+        "point = \"d/all\"\nnode = \"ns=2;s=Plant.Level\"",
+        "point = \"d/all\"\nbrowse_path = \"2:Plant/2:Level\"",
+    );
+    let gw = TestGateway::start(&config(&server.url(), "", &points)).await;
+    wait_point(&gw, "d/level", "first value", |p| p["value"].as_f64() == Some(10.0)).await;
+    wait_point(&gw, "d/all", "first value", |p| p["value"].as_f64() == Some(10.0)).await;
+    server.control("level-go", true);
+    // The unfiltered item sees the whole sequence and ends at 15.
+    wait_point(&gw, "d/all", "last level", |p| p["value"].as_f64() == Some(15.0)).await;
+    wait_point(&gw, "d/level", "last level", |p| p["value"].as_f64() == Some(15.0)).await;
+    let all = stored_good(&gw, "d/all", 15.0).await;
+    assert_eq!(all, vec![10.0, 10.2, 10.4, 12.0, 12.3, 11.5, 15.0]);
+    // Changes under 1.0 from the last reported value are not reported.
+    let filtered = stored_good(&gw, "d/level", 15.0).await;
+    assert_eq!(filtered, vec![10.0, 12.0, 15.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_stream_loses_and_duplicates_nothing() {
+    let mut server = OpcuaServer::start(&[]);
+    let points = point("r/counter", "ns=2;s=Plant.Counter", "");
+    let gw = TestGateway::start(&config(&server.url(), "", &points)).await;
+    wait_point(&gw, "r/counter", "counting", |p| p["value"].as_f64() > Some(5.0)).await;
+    // Hold the counter, so the last value is known to have been delivered before the restart.
+    server.control("pause", true);
+    let counter_file = server.state.path().join("counter");
+    let held = wait_for("the counter to hold", WAIT, || async {
+        let text = std::fs::read_to_string(&counter_file).ok()?;
+        let v: f64 = text.split_whitespace().next()?.parse().ok()?;
+        let p = gw.point("r/counter").await;
+        (p["value"].as_f64() == Some(v)).then_some(v)
+    })
+    .await;
+    let held_ts = gw.point("r/counter").await["ts_ms"].as_i64();
+    server.restart();
+    // The restarted server serves the held value with its original source time: once the
+    // session is back, the point is good again with that very sample, not a new one.
+    wait_for("a second session", WAIT, || async {
+        let d = gw.device("opcua:dcs").await;
+        (d["opcua"]["sessions"].as_u64() >= Some(2)).then_some(())
+    })
+    .await;
+    let p = wait_point(&gw, "r/counter", "good again", |p| p["quality"] == "good").await;
+    assert_eq!((p["value"].as_f64(), p["ts_ms"].as_i64()), (Some(held), held_ts));
+    server.control("pause", false);
+    wait_point(&gw, "r/counter", "counting again", |p| {
+        p["quality"] == "good" && p["value"].as_f64() > Some(held + 5.0)
+    })
+    .await;
+    let dev = gw.device("opcua:dcs").await;
+    assert!(dev["opcua"]["sessions"].as_u64() >= Some(2), "{dev}");
+    assert!(dev["opcua"]["connection_losses"].as_u64() >= Some(1), "{dev}");
+    let last = gw.point("r/counter").await["value"].as_f64().unwrap();
+    let good = stored_good(&gw, "r/counter", last).await;
+    let rows = history(&gw, "r/counter").await;
+    // Every value from the first seen to the last, once each, in order: none lost, none twice.
+    let first = good[0];
+    assert!(good.contains(&held));
+    let expected: Vec<f64> = (0..good.len()).map(|i| first + i as f64).collect();
+    assert_eq!(good, expected);
+    assert!(rows.iter().any(|r| r.2 == "comm_fault"), "the outage is recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_and_encrypted_endpoint_works_with_certificates_trusted_both_ways() {
+    // The gateway's application certificate, made before the first run and given to the
+    // server's trust list, as a site administrator would.
+    let dir = tempfile::tempdir().unwrap();
+    let cert = hazard_gateway::sources::opcua::client::own_certificate("opcua-gw", dir.path()).unwrap();
+    let first = std::fs::read(&cert).unwrap();
+    let server_trust = tempfile::tempdir().unwrap();
+    std::fs::copy(&cert, server_trust.path().join("gateway.der")).unwrap();
+    let server = OpcuaServer::start(&["--secure", server_trust.path().to_str().unwrap()]);
+    let secure = "security_policy = \"basic256sha256\"\nsecurity_mode = \"sign_and_encrypt\"";
+
+    // Without trusting the server's certificate the gateway refuses it and says where it is.
+    let untrusted = TestGateway::start(&config(
+        &server.url(),
+        secure,
+        &point("sec/counter", "ns=2;s=Plant.Counter", ""),
+    ))
+    .await;
+    let dev = wait_for("the untrusted server refused", WAIT, || async {
+        let d = untrusted.device("opcua:dcs").await;
+        d["opcua"]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("rejected"))
+            .then_some(d)
+    })
+    .await;
+    assert_eq!(dev["status"], "offline", "{dev}");
+    assert_eq!(untrusted.point("sec/counter").await["quality"], "comm_fault");
+    let mut untrusted = untrusted;
+    untrusted.shutdown().await;
+
+    let trusted = format!("{secure}\ntrust_server_cert = \"{}\"", server.certificate().display());
+    let cfg = config(
+        &server.url(),
+        &trusted,
+        &point("sec/counter", "ns=2;s=Plant.Counter", ""),
+    );
+    let gw = TestGateway::start_with(&cfg, dir, hazard_gateway::clock::system()).await;
+    wait_point(&gw, "sec/counter", "good over SignAndEncrypt", |p| {
+        p["quality"] == "good"
+    })
+    .await;
+    let dev = gw.device("opcua:dcs").await;
+    assert_eq!(dev["opcua"]["security"], "basic256sha256/sign_and_encrypt");
+    // The certificate of the first run is kept, not made again.
+    assert_eq!(std::fs::read(&cert).unwrap(), first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opcua_browse_lists_the_test_nodes() {
+    let server = OpcuaServer::start(&[]);
+    let data = tempfile::tempdir().unwrap();
+    let out = tokio::task::spawn_blocking({
+        let url = server.url();
+        let data = data.path().to_path_buf();
+        move || {
+            std::process::Command::new(support::binary())
+                .args([
+                    "opcua",
+                    "browse",
+                    &url,
+                    "--node",
+                    "ns=2;s=Plant",
+                    "--depth",
+                    "1",
+                    "--data-dir",
+                ])
+                .arg(&data)
+                .output()
+                .expect("binary runs")
+        }
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} in\n{text}"))
+    };
+    assert_eq!(
+        line("ns=2;s=Plant.UInt16").split('\t').collect::<Vec<_>>(),
+        ["ns=2;s=Plant.UInt16", "2:UInt16", "Variable", "UInt16", "65535"]
+    );
+    assert!(line("ns=2;s=Plant.Counter").contains("\tDouble\t"));
+    assert!(line("ns=2;s=Plant.BadComm").ends_with("(BadCommunicationError)"));
+    assert_eq!(text.lines().count(), 1 + 16, "header and the 16 test nodes:\n{text}");
+}
+
+#[test]
+fn check_config_names_file_line_and_field_of_opcua_mistakes() {
+    let text = r#"[gateway]
+id = "gw"
+
+[[opcua.endpoints]]
+name = "dcs"
+url = "tcp://10.0.0.5:4840"
+security_mode = "sign"
+username = "op"
+
+[[opcua.points]]
+endpoint = "dsc"
+point = "a"
+node = "ns=2;x=oops"
+
+[[opcua.points]]
+endpoint = "dcs"
+point = "b"
+browse_path = "2:Plant/2:LT101"
+deadband = { percent = 150.0 }
+"#;
+    let path = std::path::Path::new("site.toml");
+    let errors = hazard_gateway::config::GatewayConfig::parse(path, text)
+        .unwrap_err()
+        .to_string();
+    for want in [
+        "site.toml:6:7: opcua.endpoints[0].url: `tcp://10.0.0.5:4840` is not an endpoint URL",
+        "opcua.endpoints[0].security_mode: security_mode `sign` needs a security_policy",
+        "site.toml:8:12: opcua.endpoints[0].password_file: a username needs password_file or password_env",
+        "site.toml:11:12: opcua.points[0].endpoint: no endpoint `dsc` under [[opcua.endpoints]]",
+        "site.toml:13:8: opcua.points[0].node: `ns=2;x=oops` is not a node id",
+        "site.toml:19:12: opcua.points[1].deadband: a percent deadband is 0..=100",
+    ] {
+        assert!(errors.contains(want), "missing `{want}` in:\n{errors}");
+    }
+}
