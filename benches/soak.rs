@@ -20,6 +20,7 @@
 //! SOAK_SECS=60 SOAK_SAMPLE_SECS=5 cargo bench --bench soak  # a quick look
 //! ```
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -162,6 +163,68 @@ async fn start_simulators(bulk: &Profile) -> (Vec<Simulator>, String) {
     (sims, text.replace("{bulk}", &bulk_addr.to_string()))
 }
 
+/// Resident KiB of each mapping of a process (`/proc/<pid>/smaps`), keyed by its address range
+/// and name, so the end of a run can show which mapping grew: the main heap, a thread's
+/// allocator arena, a stack or a mapped file.
+fn mapping_rss(pid: u32) -> BTreeMap<String, u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(kib) = line.strip_prefix("Rss:") {
+            let kib = kib.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            out.insert(current.clone(), kib);
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            let mut fields = line.split_whitespace();
+            let range = fields.next().unwrap_or_default();
+            let name = fields.nth(4).unwrap_or("[anon]");
+            current = format!("{range} {name}");
+        }
+    }
+    out
+}
+
+/// Prints the mappings whose resident size changed by 64 KiB or more between two snapshots.
+fn print_mapping_growth(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) {
+    println!("soak: mappings whose resident size changed by 64 KiB or more since the first sample:");
+    for (name, &kib) in after {
+        let was = before.get(name).copied().unwrap_or(0);
+        if kib.abs_diff(was) >= 64 {
+            println!("  {name}: {was} -> {kib} KiB");
+        }
+    }
+    for (name, &was) in before {
+        if !after.contains_key(name) && was >= 64 {
+            println!("  {name}: {was} KiB -> unmapped");
+        }
+    }
+}
+
+/// The gateway's pid: `root` itself, or the first `hazard-gateway` process below it when a
+/// tool runs the gateway as its child.
+fn gateway_pid(root: u32) -> u32 {
+    let mut queue = vec![root];
+    while let Some(pid) = queue.pop() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim_end().starts_with("hazard-gateway") {
+            return pid;
+        }
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        for task in tasks {
+            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            queue.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+    }
+    root
+}
+
 fn main() {
     let secs = env_u64("SOAK_SECS", 1200);
     let sample = env_u64("SOAK_SAMPLE_SECS", 60).max(1);
@@ -201,8 +264,23 @@ fn main() {
     let config_path = work.path().join("soak.toml");
     std::fs::write(&config_path, config).expect("config");
 
+    // SOAK_WRAP runs the gateway under a tool (`SOAK_WRAP="heaptrack -o /tmp/soak"` for a
+    // heap profile); the figures are then read from the gateway process below the tool.
+    let wrap: Vec<String> = std::env::var("SOAK_WRAP")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let mut command = match wrap.split_first() {
+        Some((tool, args)) => {
+            let mut c = Command::new(tool);
+            c.args(args).arg(env!("CARGO_BIN_EXE_hazard-gateway"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_hazard-gateway")),
+    };
     let mut gw = Guard(
-        Command::new(env!("CARGO_BIN_EXE_hazard-gateway"))
+        command
             .arg("run")
             .arg("--config")
             .arg(&config_path)
@@ -213,18 +291,29 @@ fn main() {
             .expect("gateway binary runs"),
     );
     wait_http(&listen, "/healthz", &mut gw.0);
-    let pid = gw.0.id();
+    let pid = gateway_pid(gw.0.id());
     println!(
         "soak: demo plant (14 points) + {points} points every 10 ms (~{} readings/s), {secs} s, a sample every {sample} s",
         points * 100
     );
     println!(
-        "{:>6} {:>9} {:>6} {:>11} {:>10} {:>10} {:>10} {:>10} {:>8} {:>7}",
-        "t_s", "rss_kib", "fds", "readings/s", "pending_b", "buffer_b", "data_kib", "sent", "dropped", "alarms"
+        "{:>6} {:>9} {:>9} {:>6} {:>11} {:>10} {:>10} {:>10} {:>10} {:>8} {:>7}",
+        "t_s",
+        "rss_kib",
+        "anon_kib",
+        "fds",
+        "readings/s",
+        "pending_b",
+        "buffer_b",
+        "data_kib",
+        "sent",
+        "dropped",
+        "alarms"
     );
     let started = tokio::time::Instant::now();
     let mut last_readings = 0.0;
     let mut last_t = 0.0;
+    let mut first_maps = None;
     loop {
         let t = started.elapsed().as_secs_f64();
         let m = http_get(&listen, "/metrics").unwrap_or_default();
@@ -239,9 +328,10 @@ fn main() {
         let dropped =
             metric(&m, "hazard_tsdb_lines_dropped_total") + metric(&m, "hazard_history_readings_dropped_total");
         println!(
-            "{:>6.0} {:>9} {:>6} {:>11.0} {:>10.0} {:>10.0} {:>10} {:>10.0} {:>8.0} {:>7.0}",
+            "{:>6.0} {:>9} {:>9} {:>6} {:>11.0} {:>10.0} {:>10.0} {:>10} {:>10.0} {:>8.0} {:>7.0}",
             t,
             proc::status_kib(&pid.to_string(), "VmRSS:"),
+            proc::status_kib(&pid.to_string(), "RssAnon:"),
             proc::open_files(&pid.to_string()),
             rate,
             metric(&m, "hazard_tsdb_buffer_pending_bytes"),
@@ -252,7 +342,14 @@ fn main() {
             metric(&m, "hazard_alarm_transitions_total"),
         );
         let _ = std::io::stdout().flush();
+        // The first sample is taken at start-up; the second, once warmed up, is the baseline.
+        if first_maps.is_none() && t >= 1.0 {
+            first_maps = Some(mapping_rss(pid));
+        }
         if t >= secs as f64 {
+            if let Some(maps) = &first_maps {
+                print_mapping_growth(maps, &mapping_rss(pid));
+            }
             break;
         }
         std::thread::sleep(Duration::from_secs(sample).min(Duration::from_secs_f64(secs as f64 - t + 0.5)));
