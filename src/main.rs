@@ -15,6 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
+/// Resident memory must stay flat over months on an IPC; see Cargo.toml for why not glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Edge gateway for real-time monitoring of major hazard sources (重大危险源).
 #[derive(Debug, Parser)]
 #[command(version, about)]
