@@ -163,7 +163,7 @@ async fn start_simulators(bulk: &Profile) -> (Vec<Simulator>, String) {
     (sims, text.replace("{bulk}", &bulk_addr.to_string()))
 }
 
-/// Resident KiB of each mapping of a process (`/proc/<pid>/smaps`), keyed by its address range
+/// Resident KiB of each mapping of a process (`/proc/<pid>/smaps`), keyed by its start address
 /// and name, so the end of a run can show which mapping grew: the main heap, a thread's
 /// allocator arena, a stack or a mapped file.
 fn mapping_rss(pid: u32) -> BTreeMap<String, u64> {
@@ -180,9 +180,14 @@ fn mapping_rss(pid: u32) -> BTreeMap<String, u64> {
             .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
         {
             let mut fields = line.split_whitespace();
-            let range = fields.next().unwrap_or_default();
+            // Keyed by start address: a growing heap or arena keeps its start, not its end.
+            let start = fields
+                .next()
+                .and_then(|r| r.split('-').next())
+                .unwrap_or_default()
+                .to_string();
             let name = fields.nth(4).unwrap_or("[anon]");
-            current = format!("{range} {name}");
+            current = format!("{start} {name}");
         }
     }
     out
