@@ -17,7 +17,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Resident memory must stay flat over months on an IPC; see Cargo.toml for why not glibc's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Edge gateway for real-time monitoring of major hazard sources (重大危险源).
 #[derive(Debug, Parser)]
