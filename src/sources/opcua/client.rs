@@ -273,7 +273,10 @@ pub fn identity(spec: &EndpointSpec) -> Result<IdentityToken, OpcuaError> {
             let c = read_cert(&spec.name, cert)?;
             let k = CertificateStore::read_pkey(key).map_err(|e| OpcuaError::Certificate {
                 endpoint: spec.name.clone(),
-                what: format!("user_key {}: {e}", key.display()),
+                what: format!(
+                    "user_key {} is not an RSA private key in PEM (PKCS#8 or PKCS#1; OPC UA signs the user token with RSA): {e}",
+                    key.display()
+                ),
             })?;
             Ok(IdentityToken::new_x509(c, k))
         }
@@ -344,6 +347,39 @@ mod tests {
         assert!(big.max_chunks * 65_535 >= big.max_message, "{big:?}");
         // A ceiling, whatever the items ask.
         assert_eq!(Limits::for_queued(usize::MAX / 2).max_array, 1_000_000);
+    }
+
+    #[test]
+    fn a_user_key_that_is_not_an_rsa_pem_key_names_the_file_and_what_it_must_be() {
+        let dir = tempfile::tempdir().unwrap();
+        // The gateway's own certificate stands in for a user certificate (RSA, DER).
+        let cert = own_certificate("gw", dir.path()).unwrap();
+        let key = dir.path().join("user.key");
+        std::fs::write(
+            &key,
+            "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let spec = EndpointSpec {
+            name: "dcs".into(),
+            url: "opc.tcp://127.0.0.1:4840".into(),
+            policy: super::super::config::Policy::Basic256Sha256,
+            mode: Mode::SignAndEncrypt,
+            auth: Auth::Certificate { cert, key: key.clone() },
+            trusted_dir: None,
+            trust_server_cert: None,
+            publishing_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+            reconnect_max: Duration::from_secs(30),
+        };
+        let err = identity(&spec).unwrap_err();
+        assert_eq!(err.kind(), "certificate");
+        let text = err.to_string();
+        assert!(text.starts_with("endpoint dcs: user_key "), "{text}");
+        assert!(
+            text.contains(&key.display().to_string()) && text.contains("not an RSA private key"),
+            "{text}"
+        );
     }
 
     #[test]
