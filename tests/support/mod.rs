@@ -1491,3 +1491,29 @@ impl Drop for OpcuaServer {
         self.kill();
     }
 }
+
+/// A self-signed RSA 2048 certificate and key for OPC UA X.509 user authentication, made by
+/// `openssl` in `dir` as `NAME.pem` and `NAME.key` (OPC UA signs the user token with RSA, so
+/// not the P-256 keys of the TLS helpers); returns (certificate, key).
+pub fn opcua_user_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (format!("{name}.pem"), format!("{name}.key"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+        ],
+    );
+    (dir.join(cert), dir.join(key))
+}

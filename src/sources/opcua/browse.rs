@@ -81,7 +81,13 @@ async fn with_session<T>(
 ) -> Result<T, OpcuaError> {
     let pki = client::pki_dir(data_dir);
     client::install_trust(spec, &pki)?;
-    let mut c = client::build_client(gateway_id, &pki, spec.request_timeout, spec.reconnect_max)?;
+    let mut c = client::build_client(
+        gateway_id,
+        &pki,
+        spec.request_timeout,
+        spec.reconnect_max,
+        client::Limits::for_queued(0),
+    )?;
     let (session, event_loop) = tokio::time::timeout(
         spec.request_timeout,
         c.connect_to_matching_endpoint(client::wanted_endpoint(spec), identity),

@@ -80,15 +80,64 @@ pub fn pki_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("opcua").join("pki")
 }
 
+/// Notifications one response may carry at least (also the browse command's floor: a folder
+/// of up to this many children).
+const MIN_NOTIFICATIONS: usize = 10_000;
+/// Notifications one response may carry at most, whatever the items ask.
+const MAX_NOTIFICATIONS: usize = 1_000_000;
+/// Bytes one notification may take on the wire: client handle, encoding mask, a numeric
+/// variant, status code, both timestamps and their picoseconds come to about 40; the rest is
+/// room for a string value or diagnostic info.
+const BYTES_PER_NOTIFICATION: usize = 64;
+/// Bytes of one chunk the gateway offers to receive (the library's default).
+const CHUNK: usize = 65_535;
+
+/// How large a response the client accepts: the array length, message size and chunk count it
+/// decodes before refusing a message and dropping the connection.
+///
+/// The library's defaults (arrays of 1,000 elements, 5 chunks of 64 KiB) are too small for a
+/// subscription with more items: the gateway asks for at most 1,000 notifications per publish
+/// response, but servers may ignore that (asyncua sends every queued change in one response),
+/// and a single response of 2,500 changes then broke the connection with `BadDecodingError`
+/// at every publish, so no value ever arrived. The limits are sized for the endpoint instead:
+/// every item's whole queue in one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Elements in one array (notifications in a response, results of a call).
+    pub max_array: usize,
+    /// Bytes of one message.
+    pub max_message: usize,
+    /// Chunks of one message.
+    pub max_chunks: usize,
+}
+
+impl Limits {
+    /// Limits for a subscription whose items queue `queued` values in all (the sum of their
+    /// `queue_size`), so the server may send all of them in one response.
+    pub fn for_queued(queued: usize) -> Limits {
+        let max_array = queued.clamp(MIN_NOTIFICATIONS, MAX_NOTIFICATIONS);
+        let max_message = max_array * BYTES_PER_NOTIFICATION + CHUNK;
+        Limits {
+            max_array,
+            max_message,
+            max_chunks: max_message.div_ceil(CHUNK) + 1,
+        }
+    }
+}
+
 /// A client with the gateway's own certificate (made on first use), trusting only what the
-/// trust list holds.
+/// trust list holds, accepting responses within `limits`.
 pub fn build_client(
     gateway_id: &str,
     pki: &Path,
     request_timeout: Duration,
     reconnect_max: Duration,
+    limits: Limits,
 ) -> Result<Client, OpcuaError> {
     ClientBuilder::new()
+        .max_array_length(limits.max_array)
+        .max_message_size(limits.max_message)
+        .max_chunk_count(limits.max_chunks)
         .application_name("hazard-gateway")
         .application_uri(format!("urn:hazard-gateway:{gateway_id}"))
         .product_uri("urn:hazard-gateway")
@@ -108,10 +157,30 @@ pub fn build_client(
         .map_err(|e| OpcuaError::Setup(e.join("; ")))
 }
 
+/// What health shows for a lost connection, with advice where the cause is the gateway's
+/// response limits.
+pub fn lost_reason(code: opcua::types::StatusCode, limits: Limits) -> String {
+    let name = format!("{code}");
+    if name.contains("Decoding") || name.contains("TooLarge") || name.contains("EncodingLimits") {
+        format!(
+            "connection lost: {code}: a response from the server could not be decoded or exceeded the gateway's limits ({} elements per array, {} bytes per message); the log names the cause",
+            limits.max_array, limits.max_message
+        )
+    } else {
+        format!("connection lost: {code}")
+    }
+}
+
 /// The gateway's application certificate, made if missing; returns its path.
 pub fn own_certificate(gateway_id: &str, data_dir: &Path) -> Result<PathBuf, OpcuaError> {
     let pki = pki_dir(data_dir);
-    let client = build_client(gateway_id, &pki, Duration::from_secs(5), Duration::from_secs(5))?;
+    let client = build_client(
+        gateway_id,
+        &pki,
+        Duration::from_secs(5),
+        Duration::from_secs(5),
+        Limits::for_queued(0),
+    )?;
     let path = client.certificate_store().read().own_certificate_path();
     if path.is_file() {
         Ok(path)
@@ -204,7 +273,10 @@ pub fn identity(spec: &EndpointSpec) -> Result<IdentityToken, OpcuaError> {
             let c = read_cert(&spec.name, cert)?;
             let k = CertificateStore::read_pkey(key).map_err(|e| OpcuaError::Certificate {
                 endpoint: spec.name.clone(),
-                what: format!("user_key {}: {e}", key.display()),
+                what: format!(
+                    "user_key {} is not an RSA private key in PEM (PKCS#8 or PKCS#1; OPC UA signs the user token with RSA): {e}",
+                    key.display()
+                ),
             })?;
             Ok(IdentityToken::new_x509(c, k))
         }
@@ -256,5 +328,68 @@ pub fn connect_error(spec: &EndpointSpec, pki: &Path, status: opcua::types::Stat
         endpoint: spec.name.clone(),
         message: format!("{status}: {msg}{advice}"),
         kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_hold_every_queued_value_of_the_endpoint_in_one_response() {
+        // Small endpoints keep a floor well above the library's 1,000-element default.
+        let small = Limits::for_queued(25);
+        assert_eq!(small.max_array, 10_000);
+        // 10,000 items with a queue of 10 each: 100,000 notifications in one response.
+        let big = Limits::for_queued(100_000);
+        assert_eq!(big.max_array, 100_000);
+        assert!(big.max_message >= 100_000 * 40, "{big:?}");
+        assert!(big.max_chunks * 65_535 >= big.max_message, "{big:?}");
+        // A ceiling, whatever the items ask.
+        assert_eq!(Limits::for_queued(usize::MAX / 2).max_array, 1_000_000);
+    }
+
+    #[test]
+    fn a_user_key_that_is_not_an_rsa_pem_key_names_the_file_and_what_it_must_be() {
+        let dir = tempfile::tempdir().unwrap();
+        // The gateway's own certificate stands in for a user certificate (RSA, DER).
+        let cert = own_certificate("gw", dir.path()).unwrap();
+        let key = dir.path().join("user.key");
+        std::fs::write(
+            &key,
+            "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let spec = EndpointSpec {
+            name: "dcs".into(),
+            url: "opc.tcp://127.0.0.1:4840".into(),
+            policy: super::super::config::Policy::Basic256Sha256,
+            mode: Mode::SignAndEncrypt,
+            auth: Auth::Certificate { cert, key: key.clone() },
+            trusted_dir: None,
+            trust_server_cert: None,
+            publishing_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+            reconnect_max: Duration::from_secs(30),
+        };
+        let err = identity(&spec).unwrap_err();
+        assert_eq!(err.kind(), "certificate");
+        let text = err.to_string();
+        assert!(text.starts_with("endpoint dcs: user_key "), "{text}");
+        assert!(
+            text.contains(&key.display().to_string()) && text.contains("not an RSA private key"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_lost_connection_from_an_oversized_response_names_the_limits() {
+        let limits = Limits::for_queued(0);
+        let text = lost_reason(opcua::types::StatusCode::BadDecodingError, limits);
+        assert!(text.contains("10000 elements per array"), "{text}");
+        assert_eq!(
+            lost_reason(opcua::types::StatusCode::BadConnectionClosed, limits),
+            "connection lost: BadConnectionClosed"
+        );
     }
 }

@@ -141,7 +141,7 @@ pub struct RawEndpoint {
     /// X.509 user certificate (DER or PEM), for servers that authenticate users by certificate.
     #[serde(default)]
     pub user_certificate: Option<Spanned<PathBuf>>,
-    /// Private key (PEM) of `user_certificate`.
+    /// Private key of `user_certificate`: RSA, PEM (PKCS#8 or PKCS#1).
     #[serde(default)]
     pub user_key: Option<PathBuf>,
     /// Folder of server certificates (`.der`/`.pem`) to trust, added to the gateway's trust list.
@@ -176,7 +176,7 @@ pub enum Deadband {
     Absolute(f64),
     /// A change smaller than this percentage of the node's `EURange` is not reported. The server
     /// needs an `EURange` property on the node (analog items); without one it refuses the item
-    /// (`BadFilterNotAllowed`) and the point shows `comm_fault` with the reason logged.
+    /// (`BadFilterNotAllowed`) and the point shows `decode_error` with the reason logged.
     Percent(f64),
 }
 

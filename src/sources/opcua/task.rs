@@ -30,14 +30,15 @@ use crate::clock::SharedClock;
 use crate::model::{Quality, Reading};
 use crate::sources::ReadingBatch;
 
-/// Data changes waiting between the library's callback and this task; past it they are
-/// dropped and counted (`queue_full`).
+/// Data changes waiting between the library's callback and this task, at least (more for
+/// endpoints whose items queue more); past it they are dropped and counted (`queue_full`).
 const DATA_QUEUE: usize = 65_536;
 /// Readings per batch handed to the pipeline.
 const BATCH: usize = 1024;
-/// Notifications per publish response: 2,500 changes in one response from an asyncua server
-/// exceeded the client's message limits and the subscription stalled (benches/README.md); the
-/// server sends the rest in further responses.
+/// Notifications per publish response the gateway asks for; a server that honours it sends the
+/// rest in further responses. Not every server does (asyncua sends all queued changes at
+/// once), so the client's decoding limits are sized for the whole queue anyway
+/// ([`client::Limits`]).
 const MAX_PER_PUBLISH: u32 = 1000;
 /// Monitored items per CreateMonitoredItems request.
 const ITEMS_PER_REQUEST: usize = 1000;
@@ -75,6 +76,12 @@ pub struct EndpointTask {
 }
 
 impl EndpointTask {
+    /// Response limits for this endpoint's items: all their queued values in one response.
+    fn limits(&self) -> client::Limits {
+        let queued = self.items.iter().map(|it| it.queue_size as usize).sum();
+        client::Limits::for_queued(queued)
+    }
+
     fn fail(&self, e: &OpcuaError) {
         self.metrics
             .errors
@@ -152,7 +159,9 @@ impl EndpointTask {
                 }
             }
         };
-        let (data_tx, mut data_rx) = mpsc::channel::<(u32, DataValue)>(DATA_QUEUE);
+        // Room for every item's whole queue, as one response may bring it all.
+        let queue = DATA_QUEUE.max(self.limits().max_array);
+        let (data_tx, mut data_rx) = mpsc::channel::<(u32, DataValue)>(queue);
         let (link_tx, mut link_rx) = mpsc::unbounded_channel();
         let looper = tokio::spawn(async move {
             let stream = event_loop.enter();
@@ -199,13 +208,14 @@ impl EndpointTask {
                         }
                     }
                     Some(Link::Lost(code)) => {
-                        warn!(endpoint = %self.spec.name, status = %code, "OPC UA connection lost; reconnecting");
+                        let reason = client::lost_reason(code, self.limits());
+                        warn!(endpoint = %self.spec.name, status = %code, reason = %reason, "OPC UA connection lost; reconnecting");
                         self.metrics.connected.get_or_create(&label).set(0);
                         self.metrics.connection_losses.get_or_create(&label).inc();
                         self.health.update(self.index, |h| {
                             h.connected = false;
                             h.connection_losses += 1;
-                            h.last_error = Some(format!("connection lost: {code}"));
+                            h.last_error = Some(reason);
                         });
                         self.mark_all(Quality::CommFault, &mut delivered).await;
                         marked = true;
@@ -274,6 +284,7 @@ impl EndpointTask {
             &self.pki,
             self.spec.request_timeout,
             self.spec.reconnect_max,
+            self.limits(),
         )?;
         let wanted = client::wanted_endpoint(&self.spec);
         let found = tokio::time::timeout(
