@@ -416,3 +416,12 @@ async fn heartbeats_inside_and_around_split_tcp_answers_never_reach_the_decoder(
     let station = "id_regex = \"REG:[0-9]{4};\"\nheartbeat_hex = \"fe fe\"";
     split_answers_end_in_exact_values(Framing::Tcp, station, b"REG:0042;", &[0xfe, 0xfe]).await;
 }
+
+/// A heartbeat made of bytes every answer is full of: the zeros of the MBAP header, and the
+/// zero each answer here ends with (its status word), so every answer waits out the short
+/// pause in which a split answer's rest would come, then is taken whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_that_looks_like_answer_bytes_inside_split_tcp_answers_never_reaches_the_decoder() {
+    let station = "id_regex = \"REG:[0-9]{4};\"\nheartbeat_hex = \"00 fe\"";
+    split_answers_end_in_exact_values(Framing::Tcp, station, b"REG:0042;", &[0x00, 0xfe]).await;
+}

@@ -58,7 +58,8 @@ pub enum Piece {
 enum Trust {
     /// RTU with a good CRC, or TCP followed by nothing, a heartbeat or another frame.
     Sure,
-    /// TCP followed by bytes that may still become a heartbeat or a frame.
+    /// TCP followed by bytes that may still become a heartbeat or a frame, or ending the
+    /// stream with (the start of) the heartbeat's bytes.
     Unsure,
     /// TCP followed by bytes that can start neither.
     Doubtful,
@@ -74,6 +75,15 @@ enum Cut {
     /// No frame: the byte at index `at` (a header byte, or the last byte of a frame whose CRC
     /// fails) rules it out.
     Bad { at: usize },
+}
+
+/// The head read with a heartbeat taken out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Splice {
+    /// The heartbeat at `at`, `len` bytes long, and what the head makes without it.
+    Whole { at: usize, len: usize, cut: Cut },
+    /// The start of a heartbeat at the end of what arrived: its rest decides.
+    Partial,
 }
 
 /// Stream splitter of one connection.
@@ -126,16 +136,44 @@ impl Framer {
         self.held
     }
 
-    /// No bytes came after a held frame: takes it as received (a heartbeat that split a frame
-    /// is followed by the frame's rest within the DTU's packing gap).
-    pub fn settle(&mut self) -> Option<Piece> {
+    /// No bytes came after a held frame. A heartbeat that split a frame is followed by the
+    /// frame's rest within the DTU's packing gap, and a DTU sends whole frames, so after a
+    /// pause a reading that ends exactly where the bytes end wins over one that leaves a
+    /// fragment behind: the frame as received first, then the frame without a heartbeat
+    /// inside; failing both, the frame as received.
+    pub fn settle(&mut self) -> Vec<Piece> {
         if !std::mem::take(&mut self.held) {
-            return None;
+            return Vec::new();
         }
-        match self.cut(&self.buf) {
-            Cut::Frame { len, .. } => Some(Piece::Frame(self.buf.drain(..len).collect())),
-            _ => None,
+        let literal = self.cut(&self.buf);
+        let splices = self.splices(literal);
+        let whole = |len: usize, gone: usize| len + gone == self.buf.len();
+        let readings = std::iter::once((None, literal)).chain(splices.iter().filter_map(|s| match *s {
+            Splice::Whole { at, len, cut } => Some((Some((at, len)), cut)),
+            Splice::Partial => None,
+        }));
+        let mut choice = None;
+        for (heartbeat, cut) in readings {
+            let Cut::Frame { len, .. } = cut else { continue };
+            let gone = heartbeat.map_or(0, |(_, h)| h);
+            if whole(len, gone) {
+                choice = Some((heartbeat, len));
+                break;
+            }
+            if heartbeat.is_none() {
+                choice = Some((None, len));
+            }
         }
+        let Some((heartbeat, len)) = choice else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(2);
+        if let Some((at, h)) = heartbeat {
+            self.buf.drain(at..at + h);
+            out.push(Piece::Heartbeat);
+        }
+        out.push(Piece::Frame(self.buf.drain(..len).collect()));
+        out
     }
 
     /// The next complete piece, or `None` until more bytes arrive.
@@ -162,48 +200,72 @@ impl Framer {
             return Some(Piece::Frame(self.buf.drain(..len).collect()));
         }
         // Not a trustworthy frame as received: a heartbeat may have landed inside it.
-        let span = match literal {
-            Cut::Frame { len, .. } => len - 1,
-            Cut::Need => self.buf.len() - 1,
-            Cut::Bad { at } => at.min(self.buf.len() - 1),
-        };
         let mut undecided = false;
-        if let Some(hb) = &self.heartbeat {
-            for p in 1..=span {
-                let Some(h) = hb.match_len(&self.buf[p..]) else {
-                    // Half a heartbeat at the end: the other half decides.
-                    undecided |= hb.could_complete(&self.buf[p..]);
-                    continue;
-                };
-                let mut view = Vec::with_capacity(self.buf.len() - h);
-                view.extend_from_slice(&self.buf[..p]);
-                view.extend_from_slice(&self.buf[p + h..]);
-                match self.cut(&view) {
-                    Cut::Frame { trust: Trust::Sure, .. } => {
-                        self.buf.drain(p..p + h);
-                        return Some(Piece::Heartbeat);
-                    }
-                    Cut::Frame {
-                        trust: Trust::Unsure, ..
-                    }
-                    | Cut::Need => undecided = true,
-                    Cut::Frame {
-                        trust: Trust::Doubtful, ..
-                    }
-                    | Cut::Bad { .. } => {}
+        let mut complete = matches!(literal, Cut::Frame { .. });
+        for splice in self.splices(literal) {
+            match splice {
+                Splice::Whole {
+                    at,
+                    len,
+                    cut: Cut::Frame { trust: Trust::Sure, .. },
+                } => {
+                    self.buf.drain(at..at + len);
+                    return Some(Piece::Heartbeat);
                 }
+                Splice::Whole {
+                    cut: Cut::Frame {
+                        trust: Trust::Unsure, ..
+                    },
+                    ..
+                } => {
+                    undecided = true;
+                    complete = true;
+                }
+                Splice::Whole { cut: Cut::Need, .. } | Splice::Partial => undecided = true,
+                Splice::Whole { .. } => {}
             }
         }
         match literal {
             _ if self.buf.len() > MAX_PENDING => Some(self.garbage(self.buf.len())),
             Cut::Frame { len, .. } if !undecided => Some(Piece::Frame(self.buf.drain(..len).collect())),
             Cut::Bad { .. } if !undecided => Some(self.garbage(1)),
-            Cut::Frame { .. } => {
-                self.held = true;
+            // Bytes still to come decide; if none come, a complete reading is settled on.
+            _ => {
+                self.held = undecided && complete;
                 None
             }
-            _ => None,
         }
+    }
+
+    /// The head read with each heartbeat found inside the span of `literal` (the head as
+    /// received) taken out.
+    fn splices(&self, literal: Cut) -> Vec<Splice> {
+        let Some(hb) = &self.heartbeat else {
+            return Vec::new();
+        };
+        let last = self.buf.len().saturating_sub(1);
+        let span = match literal {
+            Cut::Frame { len, .. } => len - 1,
+            Cut::Need => last,
+            Cut::Bad { at } => at.min(last),
+        };
+        let mut out = Vec::new();
+        for at in 1..=span {
+            let rest = &self.buf[at..];
+            match hb.match_len(rest) {
+                Some(len) => {
+                    let view = [&self.buf[..at], &rest[len..]].concat();
+                    out.push(Splice::Whole {
+                        at,
+                        len,
+                        cut: self.cut(&view),
+                    });
+                }
+                None if hb.could_complete(rest) => out.push(Splice::Partial),
+                None => {}
+            }
+        }
+        out
     }
 
     fn garbage(&mut self, n: usize) -> Piece {
@@ -290,6 +352,8 @@ fn rtu_len(b: &[u8]) -> Result<Option<usize>, usize> {
 }
 
 /// Length of the TCP ADU at the head of `b`: `Err(index)` of the first byte that rules one out.
+/// Without a checksum, the header's own consistency is all there is: protocol id 0, a length
+/// that fits, a read function, and a byte count that agrees with the length.
 fn tcp_len(b: &[u8]) -> Result<Option<usize>, usize> {
     // Protocol id 0 and length high byte 0.
     if let Some(i) = (2..5).find(|&i| b.get(i).is_some_and(|&x| x != 0)) {
@@ -300,8 +364,15 @@ fn tcp_len(b: &[u8]) -> Result<Option<usize>, usize> {
         Some(&len) => Some(MBAP_LEN - 1 + usize::from(len)),
         None => None,
     };
-    if b.get(7).is_some_and(|&fc| !is_read_function(fc)) {
+    let Some(&fc) = b.get(7) else {
+        return Ok(len);
+    };
+    // A read function; an exception carries one code byte, an answer its byte count.
+    if !is_read_function(fc) || (fc & 0x80 != 0 && b[5] != 3) {
         return Err(7);
+    }
+    if fc & 0x80 == 0 && b.get(8).is_some_and(|&bc| usize::from(bc) + 3 != usize::from(b[5])) {
+        return Err(8);
     }
     Ok(len)
 }
@@ -488,6 +559,13 @@ mod tests {
             &answers,
         );
         check_every_interleaving(DtuFraming::Tcp, Matcher::Bytes(vec![0xfe]), &[0xfe], &answers);
+        // A heartbeat that starts like the zeros of an MBAP header and the end of most answers.
+        check_every_interleaving(
+            DtuFraming::Tcp,
+            Matcher::Bytes(vec![0x00, 0xfe]),
+            &[0x00, 0xfe],
+            &answers,
+        );
     }
 
     #[test]
@@ -529,7 +607,7 @@ mod tests {
             f.holding(),
             "the last two bytes may be a heartbeat before the frame's rest"
         );
-        assert_eq!(f.settle(), Some(Piece::Frame(t.clone())));
+        assert_eq!(f.settle(), vec![Piece::Frame(t.clone())]);
         assert!(!f.holding());
         assert_eq!(f.pending(), 0);
         // A heartbeat after it decides at once.

@@ -255,7 +255,7 @@ impl DtuHub {
             };
             match got {
                 Err(_) if framer.holding() && Instant::now() < silent_until => {
-                    if let Some(piece) = framer.settle() {
+                    for piece in framer.settle() {
                         self.deliver(st, piece, &tx);
                     }
                 }
