@@ -20,19 +20,22 @@
 //!      of bytes and a CRC collision (1 in 65,536). A frame that passes its CRC as received is
 //!      taken as received, even if its data holds the heartbeat's bytes.
 //!    - TCP has no checksum, so the MBAP length alone would cut the frame short by the
-//!      heartbeat's length and take heartbeat bytes for data. The reader therefore weighs what
-//!      each reading of the stream leaves behind: the frame as received is trusted when what
-//!      follows it is a heartbeat, a frame, or nothing (unless the frame ends in the
-//!      heartbeat's bytes or their start: the frame's last bytes may still be on their way);
-//!      it is doubted when what follows can start neither (then it most likely is the tail of
-//!      a frame the heartbeat split). A frame with the heartbeat taken out that leaves a clean
-//!      boundary wins over a doubted one; while bytes still to come could decide either way,
-//!      the reader waits for them, and a complete frame waiting so is [held](Framer::holding):
-//!      when no byte follows within a short pause the frame is [taken as
-//!      received](Framer::settle). Only answers whose data holds the heartbeat's bytes pay
-//!      that pause. What stays undecidable without a checksum: a heartbeat spliced in where
-//!      the bytes on both sides of it make two valid readings, which takes the frame as
-//!      received.
+//!      heartbeat's length and take heartbeat bytes for data. A reading must first be a
+//!      consistent header (protocol id 0, a read function, a byte count that agrees with the
+//!      length). Then the reader weighs what each reading leaves behind: the frame as
+//!      received is trusted when what follows it is a heartbeat, a frame, or nothing (unless
+//!      it ends in the heartbeat's bytes or their start: the frame's rest may still be on its
+//!      way); it is doubted when what follows can start neither (most likely the tail of a
+//!      frame the heartbeat split). A reading without the heartbeat that leaves a clean
+//!      boundary wins over the frame as received unless that is trusted too; while bytes
+//!      still to come could decide, the reader waits for them, and a complete frame waiting
+//!      so is [held](Framer::holding). If no byte comes within a short pause,
+//!      [`Framer::settle`] takes the reading that ends exactly where the bytes end (a DTU
+//!      sends whole frames, so a fragment left over means a wrong reading), the frame as
+//!      received first. Only answers holding the heartbeat's bytes (or ending in their first
+//!      byte) pay that pause. What stays undecidable without a checksum: a heartbeat spliced
+//!      in where the bytes on both sides make two whole, consistent readings; the frame is
+//!      then taken as received.
 //! 4. **Garbage.** Bytes that start no valid frame, even with a heartbeat taken out, are
 //!    dropped one at a time (counted) until a frame or heartbeat lines up.
 
