@@ -76,6 +76,7 @@ async fn run_dtus(port: u16, stations: usize) {
                 heartbeat: b"HB".to_vec(),
                 heartbeat_every: Duration::from_secs(5),
                 heartbeat_around_answers: false,
+                split_answers: false,
                 framing: dtu::Framing::Rtu,
                 upstream: HashMap::from([(1, sim.local_addr())]),
             })

@@ -54,6 +54,7 @@ fn options(port: u16, framing: Framing, registration: &[u8], heartbeat: &[u8], s
         heartbeat: heartbeat.to_vec(),
         heartbeat_every: Duration::from_millis(150),
         heartbeat_around_answers: true,
+        split_answers: false,
         framing,
         upstream: sims
             .iter()
@@ -326,4 +327,101 @@ async fn a_dead_device_inside_a_live_station_raises_its_own_alarm() {
     assert_eq!(next_reading(&gw, "gas-1/gas").await["quality"], "good");
     assert_eq!(gw.device("gas-1").await["station"]["connected"], true);
     gw.shutdown().await;
+}
+
+/// A DTU whose every answer arrives in two TCP segments with a heartbeat landing inside it or
+/// around it (whole between the halves, split across the halves, split just before and just
+/// after), the cut moving one byte per answer so it falls at every position of the frame.
+/// Its heartbeat timer fires only once, at dial-in: every other heartbeat is one of these.
+async fn split_answers_end_in_exact_values(framing: Framing, station: &str, registration: &[u8], heartbeat: &[u8]) {
+    let (s1, s2) = (detector(1, 12.5, framing).await, detector(2, 7.5, framing).await);
+    let port = free_port();
+    let name = match framing {
+        Framing::Rtu => "rtu",
+        Framing::Tcp => "tcp",
+    };
+    let mut gw = TestGateway::start(&config(port, name, station, "3s")).await;
+    let mut opts = options(port, framing, registration, heartbeat, &[&s1, &s2]);
+    opts.heartbeat_around_answers = false;
+    opts.split_answers = true;
+    opts.heartbeat_every = Duration::from_secs(3600);
+    let dtu = SimDtu::start(opts).await;
+    both_good(&gw).await;
+    // Three shapes times every cut of a 9-byte RTU or 13-byte TCP answer, with a margin.
+    wait_for("answers split at every position", WAIT, || async {
+        (dtu.split_sent() >= 3 * 13 + 6).then_some(())
+    })
+    .await;
+    for _ in 0..2 {
+        let a = next_reading(&gw, "gas-1/gas").await;
+        let b = next_reading(&gw, "gas-2/gas").await;
+        assert_eq!((&a["quality"], &a["value"]), (&"good".into(), &12.5.into()), "{a}");
+        assert_eq!((&b["quality"], &b["value"]), (&"good".into(), &7.5.into()), "{b}");
+    }
+    // Every heartbeat reached the station's liveness count, and nothing else did.
+    let sent = dtu.heartbeats_sent() as f64;
+    let counted = wait_for("every heartbeat sent so far counted", WAIT, || async {
+        let n = metric(&gw.metrics().await, "hazard_dtu_heartbeats_total", &["station=\"dam\""]);
+        (n >= sent).then_some(n)
+    })
+    .await;
+    assert!(
+        counted <= dtu.heartbeats_sent() as f64,
+        "{counted} counted, {} sent",
+        dtu.heartbeats_sent()
+    );
+    // No heartbeat byte went to the decoder or was dropped as garbage, and no answer was lost.
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(&m, "hazard_dtu_garbled_bytes_total", &["station=\"dam\""]),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "hazard_dtu_late_replies_total", &["station=\"dam\""]),
+        0.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "hazard_dtu_heartbeat_timeouts_total", &["station=\"dam\""]),
+        0.0
+    );
+    for device in ["gas-1", "gas-2"] {
+        let d = gw.device(device).await;
+        assert_eq!(d["status"], "online", "{d}");
+        assert_eq!(d["bad_frames"], 0, "{d}");
+        assert_eq!(d["timeouts"], 0, "{d}");
+        assert_eq!(d["station"]["connected"], true, "{d}");
+    }
+    // Not one reading of the run was anything but the pinned value, good.
+    for (point, value) in [("gas-1%2Fgas", 12.5), ("gas-2%2Fgas", 7.5)] {
+        let hist = gw.get_json(&format!("/api/v1/points/{point}/history")).await;
+        let rows = hist["readings"].as_array().expect("raw history");
+        assert!(!rows.is_empty(), "{hist}");
+        for r in rows {
+            assert_eq!((&r["quality"], &r["value"]), (&"good".into(), &value.into()), "{r}");
+        }
+    }
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_inside_and_around_split_rtu_answers_never_reach_the_decoder() {
+    let station = format!("imei = \"{IMEI}\"\nheartbeat = \"HB\"");
+    split_answers_end_in_exact_values(Framing::Rtu, &station, IMEI.as_bytes(), b"HB").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_inside_and_around_split_tcp_answers_never_reach_the_decoder() {
+    let station = "id_regex = \"REG:[0-9]{4};\"\nheartbeat_hex = \"fe fe\"";
+    split_answers_end_in_exact_values(Framing::Tcp, station, b"REG:0042;", &[0xfe, 0xfe]).await;
+}
+
+/// A heartbeat made of bytes every answer is full of: the zeros of the MBAP header, and the
+/// zero each answer here ends with (its status word), so every answer waits out the short
+/// pause in which a split answer's rest would come, then is taken whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_that_looks_like_answer_bytes_inside_split_tcp_answers_never_reaches_the_decoder() {
+    let station = "id_regex = \"REG:[0-9]{4};\"\nheartbeat_hex = \"00 fe\"";
+    split_answers_end_in_exact_values(Framing::Tcp, station, b"REG:0042;", &[0x00, 0xfe]).await;
 }

@@ -5,6 +5,7 @@ pub mod buffer;
 pub mod follow;
 pub mod history;
 pub mod journal;
+pub mod mqtt_link;
 pub mod mqtt_north;
 pub mod tsdb;
 pub mod uplink;

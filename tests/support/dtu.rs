@@ -2,7 +2,8 @@
 //! sends heartbeats on its own timer and around every answer, and answers each request by
 //! forwarding it to a real Modbus server (our simulator over RTU-over-TCP or TCP, or pymodbus)
 //! chosen by unit id. It can hold an answer back and deliver it late (before an answer to
-//! another unit), go silent, and report when the gateway closed its socket.
+//! another unit), send answers in two packets with a heartbeat between or around them, go
+//! silent, and report when the gateway closed its socket.
 //!
 //! Self-contained (tokio only), so the DTU load harness includes it too.
 
@@ -34,6 +35,10 @@ pub struct DtuOptions {
     pub heartbeat_every: Duration,
     /// Also send a heartbeat just before and just after each answer.
     pub heartbeat_around_answers: bool,
+    /// Send each answer in two packets with a heartbeat landing inside or around it, as a DTU
+    /// does when the serial side pauses mid-answer and its heartbeat timer fires (see
+    /// [`split_with_heartbeat`]).
+    pub split_answers: bool,
     pub framing: Framing,
     /// Server behind each unit id.
     pub upstream: HashMap<u8, SocketAddr>,
@@ -50,6 +55,10 @@ pub struct DtuState {
     pub requests: AtomicU64,
     /// Answers delivered late.
     pub late_sent: AtomicU64,
+    /// Answers sent in pieces with a heartbeat inside or around them.
+    pub split_sent: AtomicU64,
+    /// Heartbeats sent, on the timer, around answers and inside them.
+    pub heartbeats_sent: AtomicU64,
     /// The gateway closed the connection.
     pub closed_by_gateway: AtomicBool,
 }
@@ -81,6 +90,14 @@ impl SimDtu {
         self.state.requests.load(Ordering::Relaxed)
     }
 
+    pub fn heartbeats_sent(&self) -> u64 {
+        self.state.heartbeats_sent.load(Ordering::Relaxed)
+    }
+
+    pub fn split_sent(&self) -> u64 {
+        self.state.split_sent.load(Ordering::Relaxed)
+    }
+
     pub fn closed_by_gateway(&self) -> bool {
         self.state.closed_by_gateway.load(Ordering::Relaxed)
     }
@@ -110,9 +127,11 @@ async fn run(mut gw: TcpStream, opts: DtuOptions, state: Arc<DtuState>) {
     loop {
         tokio::select! {
             _ = hb.tick() => {
-                if !state.silent.load(Ordering::Relaxed) && !opts.heartbeat.is_empty()
-                    && gw.write_all(&opts.heartbeat).await.is_err() {
-                    break;
+                if !state.silent.load(Ordering::Relaxed) && !opts.heartbeat.is_empty() {
+                    if gw.write_all(&opts.heartbeat).await.is_err() {
+                        break;
+                    }
+                    state.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
                 }
             }
             r = gw.read(&mut chunk) => {
@@ -137,12 +156,23 @@ async fn run(mut gw: TcpStream, opts: DtuOptions, state: Arc<DtuState>) {
                         out.extend(&h);
                         state.late_sent.fetch_add(1, Ordering::Relaxed);
                     }
+                    if opts.split_answers && !opts.heartbeat.is_empty() {
+                        let n = state.split_sent.fetch_add(1, Ordering::Relaxed);
+                        let (segments, heartbeats) = split_with_heartbeat(&answer, &opts.heartbeat, n);
+                        state.heartbeats_sent.fetch_add(heartbeats, Ordering::Relaxed);
+                        if write_segments(&mut gw, out, segments).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
                     if opts.heartbeat_around_answers {
                         out.extend(&opts.heartbeat);
+                        state.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
                     }
                     out.extend(&answer);
                     if opts.heartbeat_around_answers {
                         out.extend(&opts.heartbeat);
+                        state.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
                     }
                     if gw.write_all(&out).await.is_err() {
                         return;
@@ -151,6 +181,43 @@ async fn run(mut gw: TcpStream, opts: DtuOptions, state: Arc<DtuState>) {
             }
         }
     }
+}
+
+/// Pause between the packets of a split answer. Each piece is written and flushed on a
+/// `TCP_NODELAY` socket, so it leaves as a TCP segment of its own; the pause lets the
+/// gateway's reader take it alone, so the gateway really sees half an answer, then a
+/// heartbeat, then the rest. Nothing depends on the exact cut the reader sees (the gateway's
+/// framer is unit-tested on every cut); this only makes the split states happen end to end.
+const SEGMENT_GAP: Duration = Duration::from_millis(15);
+
+/// The packets for answer number `n` with heartbeat `hb`, and how many heartbeats they hold.
+/// The answer is cut at a point that moves one byte further with each answer (so every
+/// position inside the frame, header and CRC included, comes up), and the heartbeat lands,
+/// in turn, (0) whole between the two halves, (1) split itself across the two halves, or
+/// (2) split across packets right before the first half and again right after the second.
+pub fn split_with_heartbeat(answer: &[u8], hb: &[u8], n: u64) -> (Vec<Vec<u8>>, u64) {
+    let k = 1 + (n / 3) as usize % (answer.len() - 1);
+    let (x, y) = answer.split_at(k);
+    let (h1, h2) = hb.split_at(hb.len().div_ceil(2));
+    match n % 3 {
+        0 => (vec![x.to_vec(), hb.to_vec(), y.to_vec()], 1),
+        1 => (vec![[x, h1].concat(), [h2, y].concat()], 1),
+        _ => (vec![h1.to_vec(), [h2, x].concat(), [y, h1].concat(), h2.to_vec()], 2),
+    }
+}
+
+/// Writes `first` (late answers due) with the first segment, then each segment on its own.
+async fn write_segments(gw: &mut TcpStream, first: Vec<u8>, segments: Vec<Vec<u8>>) -> std::io::Result<()> {
+    for (i, seg) in segments.into_iter().enumerate() {
+        if i == 0 {
+            gw.write_all(&[first.as_slice(), &seg].concat()).await?;
+        } else {
+            tokio::time::sleep(SEGMENT_GAP).await;
+            gw.write_all(&seg).await?;
+        }
+        gw.flush().await?;
+    }
+    Ok(())
 }
 
 /// Sends `req` to the server of `unit`; its answer, or `None` if it has none.

@@ -3,9 +3,9 @@
 //! Design: like webhooks, each target follows the alarm journal with a durable cursor
 //! ([`crate::sinks::follow`]); a transition counts as delivered only when the broker's PUBACK
 //! for its packet id arrives, and only then does the cursor move. One task owns the rumqttc
-//! event loop and polls it without pause (reconnecting with backoff), reporting sent packet ids,
-//! PUBACKs and connection losses to the delivery task. A publish whose PUBACK does not come
-//! within the deadline is sent again: delivery is at least once, in journal order.
+//! event loop and polls it without pause (reconnecting with backoff), reporting sent packet ids
+//! and PUBACKs to the delivery task ([`crate::sinks::mqtt_link`]). A publish whose PUBACK does
+//! not come within the deadline is sent again: delivery is at least once, in journal order.
 
 pub mod config;
 mod readings;
@@ -15,8 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
-use tokio::sync::mpsc;
+use rumqttc::{AsyncClient, ConnectionError, MqttOptions, QoS};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -26,12 +25,11 @@ pub use config::MqttNorthSpec;
 use crate::model::AlarmEvent;
 use crate::sinks::follow::{FollowError, Follower};
 use crate::sinks::journal::AlarmJournal;
+use crate::sinks::mqtt_link::{self, Acks, LinkLog};
 use crate::telemetry::{Metrics, WebhookLabel};
 
 /// How long to wait for a PUBACK before publishing again.
 const ACK_DEADLINE: Duration = Duration::from_secs(15);
-/// Longest wait between reconnect attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why a target could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +70,17 @@ pub struct ReadingSource {
     pub clock: crate::clock::SharedClock,
 }
 
-/// What the event-loop task reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Link {
-    Sent(u16),
-    Acked(u16),
-    Down,
+/// The log lines of a target's broker connection, named by the target (`mqtt_north = …`).
+struct NorthLog(String);
+
+impl LinkLog for NorthLog {
+    fn connected(&self) {
+        info!(mqtt_north = %self.0, "Connected to the northbound broker");
+    }
+
+    fn unreachable(&self, error: &ConnectionError, _after_connection: bool) {
+        warn!(mqtt_north = %self.0, error = %error, "Northbound broker unreachable; retrying");
+    }
 }
 
 /// Starts publishing to `spec`'s broker; the tasks stop when `stop` fires.
@@ -138,59 +141,15 @@ pub fn start(
         );
     }
     let (client, eventloop) = AsyncClient::new(opts, 16);
-    let (link_tx, link_rx) = mpsc::unbounded_channel();
-    tokio::spawn(drive(eventloop, link_tx, spec.name.clone(), stop.clone()));
+    let (acks, _up) = mqtt_link::start(eventloop, NorthLog(spec.name.clone()), stop.clone());
     let publisher = Publisher {
         spec,
         gateway: gateway.to_string(),
         client,
-        link: link_rx,
+        acks,
         metrics,
     };
     Ok(tokio::spawn(publisher.run(follower, stop)))
-}
-
-/// Polls the event loop without pause; rumqttc reconnects on the next poll after an error.
-async fn drive(mut eventloop: EventLoop, link: mpsc::UnboundedSender<Link>, name: String, stop: CancellationToken) {
-    let mut backoff = Duration::from_millis(250);
-    let mut connected = None;
-    loop {
-        let event = tokio::select! {
-            _ = stop.cancelled() => return,
-            e = eventloop.poll() => e,
-        };
-        let report = match event {
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(Link::Sent(pkid)),
-            Ok(Event::Incoming(Packet::PubAck(ack))) => Some(Link::Acked(ack.pkid)),
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(250);
-                if connected != Some(true) {
-                    info!(mqtt_north = %name, "Connected to the northbound broker");
-                }
-                connected = Some(true);
-                None
-            }
-            Ok(_) => None,
-            Err(e) => {
-                if connected != Some(false) {
-                    warn!(mqtt_north = %name, error = %e, "Northbound broker unreachable; retrying");
-                }
-                connected = Some(false);
-                let _ = link.send(Link::Down);
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                None
-            }
-        };
-        if let Some(r) = report
-            && link.send(r).is_err()
-        {
-            return;
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -198,7 +157,7 @@ struct Publisher {
     spec: MqttNorthSpec,
     gateway: String,
     client: AsyncClient,
-    link: mpsc::UnboundedReceiver<Link>,
+    acks: Acks,
     metrics: Metrics,
 }
 
@@ -224,7 +183,7 @@ impl Publisher {
             result,
         };
         loop {
-            while self.link.try_recv().is_ok() {} // forget reports about earlier packets
+            self.acks.forget_earlier();
             if self
                 .client
                 .publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
@@ -249,19 +208,10 @@ impl Publisher {
 
     /// `Some(true)` on our PUBACK, `Some(false)` past the deadline, `None` when stopped.
     async fn await_ack(&mut self, stop: &CancellationToken) -> Option<bool> {
-        let deadline = tokio::time::sleep(ACK_DEADLINE);
-        tokio::pin!(deadline);
-        let mut ours = None;
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return None,
-                _ = &mut deadline => return Some(false),
-                report = self.link.recv() => match report? {
-                    Link::Sent(pkid) if ours.is_none() => ours = Some(pkid),
-                    Link::Acked(pkid) if Some(pkid) == ours => return Some(true),
-                    _ => {}
-                },
-            }
+        tokio::select! {
+            _ = stop.cancelled() => None,
+            _ = tokio::time::sleep(ACK_DEADLINE) => Some(false),
+            acked = self.acks.acked() => acked.map(|_| true),
         }
     }
 }

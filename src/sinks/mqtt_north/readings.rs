@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use globset::Glob;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -45,15 +45,10 @@ pub(super) fn start(
     let glob = glob.compile_matcher();
     let wanted: Vec<bool> = live.points.iter().map(|(_, m)| glob.is_match(&*m.name)).collect();
     let (client, eventloop) = AsyncClient::new(opts, CLIENT_QUEUE);
-    let (link_tx, mut link_rx) = mpsc::unbounded_channel();
-    tokio::spawn(super::drive(
-        eventloop,
-        link_tx,
-        format!("{target} readings"),
-        stop.clone(),
-    ));
-    // Packet reports of this connection matter to nobody: drain them.
-    tokio::spawn(async move { while link_rx.recv().await.is_some() {} });
+    let log = super::NorthLog(format!("{target} readings"));
+    let (acks, _up) = crate::sinks::mqtt_link::start(eventloop, log, stop.clone());
+    // Packet reports of this connection matter to nobody.
+    acks.discard();
     let feed = live.subscribe_readings();
     let publisher = ReadingPublisher {
         last_sent: vec![None; wanted.len()],

@@ -5,7 +5,9 @@
 //!
 //! - [`server`]: accepts connections, recognises the registration, hands the connection to
 //!   its station (replacing an older one), refuses unknown ids.
-//! - [`framer`]: removes heartbeats and cuts answer frames out of the byte stream.
+//! - [`framer`]: removes heartbeats wherever they land (between frames, split across reads,
+//!   or inside an answer the DTU sent in two packets) and cuts answer frames out of the
+//!   byte stream.
 //! - [`link`]: one request/answer exchange over the station's current connection, discarding
 //!   late answers to earlier requests.
 //!

@@ -10,7 +10,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -21,7 +21,8 @@ use crate::config::dtu::{DtuListenerSpec, hex};
 
 /// Longest registration packet looked at.
 const MAX_REGISTRATION: usize = 128;
-/// After a partial match, how long to wait for bytes that could make a longer one.
+/// After a partial match, how long to wait for bytes that could make a longer one; and how
+/// long a complete TCP frame is held for bytes that tell whether a heartbeat split it.
 const SETTLE: Duration = Duration::from_millis(200);
 /// A partial frame older than this when new bytes arrive is dropped: the rest never came.
 const STALE_PARTIAL: Duration = Duration::from_secs(2);
@@ -223,6 +224,12 @@ impl DtuHub {
     }
 
     /// Runs until the connection closes, is replaced, or stays silent past `limit`.
+    ///
+    /// The [`Framer`] takes heartbeats out wherever they land (at frame boundaries, split
+    /// across reads, or inside a frame a slow serial side made the DTU send in two packets);
+    /// each one counts as traffic, so heartbeats keep the station alive while only frames
+    /// reach the line task. A frame the framer holds (see [`Framer::holding`]) is taken as
+    /// received after [`SETTLE`] without further bytes.
     async fn read_loop(
         &self,
         st: &Station,
@@ -236,11 +243,22 @@ impl DtuHub {
         let mut last_rx = Instant::now();
         loop {
             self.drain(st, &mut framer, &tx);
+            let silent_until = last_rx + limit;
+            let wait_until = if framer.holding() {
+                (Instant::now() + SETTLE).min(silent_until)
+            } else {
+                silent_until
+            };
             let got = tokio::select! {
                 _ = session.closed.cancelled() => return,
-                r = timeout(limit, read.read(&mut chunk)) => r,
+                r = timeout_at(wait_until, read.read(&mut chunk)) => r,
             };
             match got {
+                Err(_) if framer.holding() && Instant::now() < silent_until => {
+                    for piece in framer.settle() {
+                        self.deliver(st, piece, &tx);
+                    }
+                }
                 Err(_) => {
                     warn!(station = %st.spec.name, peer = %session.peer, timeout = ?limit,
                           "No heartbeat or answer from the DTU within the heartbeat timeout; closing its connection");
@@ -272,16 +290,21 @@ impl DtuHub {
 
     fn drain(&self, st: &Station, framer: &mut Framer, tx: &mpsc::Sender<Vec<u8>>) {
         while let Some(piece) = framer.next_piece() {
-            match piece {
-                Piece::Heartbeat => self.traffic(st, true),
-                Piece::Frame(f) => {
-                    if tx.try_send(f).is_err() {
-                        // Nobody is waiting for this many answers: they answer nothing.
-                        self.late_reply(st);
-                    }
+            self.deliver(st, piece, tx);
+        }
+    }
+
+    /// Heartbeats count as liveness, frames go to the line task, garbage is counted.
+    fn deliver(&self, st: &Station, piece: Piece, tx: &mpsc::Sender<Vec<u8>>) {
+        match piece {
+            Piece::Heartbeat => self.traffic(st, true),
+            Piece::Frame(f) => {
+                if tx.try_send(f).is_err() {
+                    // Nobody is waiting for this many answers: they answer nothing.
+                    self.late_reply(st);
                 }
-                Piece::Garbage(n) => self.garbled(st, n),
             }
+            Piece::Garbage(n) => self.garbled(st, n),
         }
     }
 

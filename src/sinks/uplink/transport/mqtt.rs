@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectionError, MqttOptions, QoS};
 use serde::Deserialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -19,6 +19,7 @@ use super::super::tls::TlsConfig;
 use super::super::{BoxFuture, Payload, Transport, TransportError};
 use crate::config::error::ConfigError;
 use crate::config::units;
+use crate::sinks::mqtt_link::{self, Acks, LinkLog};
 
 fn default_port() -> u16 {
     1883
@@ -100,10 +101,21 @@ impl MqttConfig {
     }
 }
 
-#[derive(Debug)]
-enum Link {
-    Sent(u16),
-    Acked(u16),
+/// The log lines of an uplink's broker connection, named by the uplink (`uplink = …`).
+struct UplinkLog(String);
+
+impl LinkLog for UplinkLog {
+    fn connected(&self) {
+        info!(uplink = %self.0, "Connected to the uplink's MQTT broker");
+    }
+
+    /// Warns when a connection that was up fails; a broker not reachable from the start is
+    /// reported by each delivery attempt (`broker not connected`).
+    fn unreachable(&self, error: &ConnectionError, after_connection: bool) {
+        if after_connection {
+            warn!(uplink = %self.0, error = %error, "Uplink's MQTT broker unreachable; retrying");
+        }
+    }
 }
 
 /// The MQTT publisher of one uplink.
@@ -115,7 +127,7 @@ pub struct MqttTransport {
     retain: bool,
     ack_timeout: Duration,
     client: AsyncClient,
-    link: mpsc::UnboundedReceiver<Link>,
+    acks: Acks,
     up: watch::Receiver<bool>,
 }
 
@@ -143,9 +155,7 @@ impl MqttTransport {
             )));
         }
         let (client, eventloop) = AsyncClient::new(opts, 16);
-        let (link_tx, link_rx) = mpsc::unbounded_channel();
-        let (up_tx, up_rx) = watch::channel(false);
-        tokio::spawn(drive(eventloop, link_tx, up_tx, uplink.to_string(), stop));
+        let (acks, up) = mqtt_link::start(eventloop, UplinkLog(uplink.to_string()), stop);
         Ok(Self {
             uplink: uplink.to_string(),
             gateway: gateway.to_string(),
@@ -153,8 +163,8 @@ impl MqttTransport {
             retain: cfg.retain,
             ack_timeout: cfg.ack_timeout,
             client,
-            link: link_rx,
-            up: up_rx,
+            acks,
+            up,
         })
     }
 
@@ -166,7 +176,7 @@ impl MqttTransport {
                 return Err(TransportError::Unreachable("broker not connected".into()));
             }
         }
-        while self.link.try_recv().is_ok() {} // reports about earlier packets
+        self.acks.forget_earlier();
         let topic = template::render_for(&self.topic, &self.uplink, &self.gateway, payload);
         self.client
             .publish(topic, QoS::AtLeastOnce, self.retain, payload.body.clone())
@@ -174,7 +184,8 @@ impl MqttTransport {
             .map_err(|e| TransportError::Unreachable(format!("publish: {e}")))?;
         let deadline = tokio::time::sleep(self.ack_timeout);
         tokio::pin!(deadline);
-        let mut ours = None;
+        let acked = self.acks.acked();
+        tokio::pin!(acked);
         loop {
             tokio::select! {
                 _ = &mut deadline => return Err(TransportError::NotAcknowledged(format!("no PUBACK in {:?}", self.ack_timeout))),
@@ -183,11 +194,9 @@ impl MqttTransport {
                         return Err(TransportError::Unreachable("connection lost before the PUBACK".into()));
                     }
                 }
-                report = self.link.recv() => match report {
-                    None => return Err(TransportError::Unreachable("MQTT client stopped".into())),
-                    Some(Link::Sent(pkid)) if ours.is_none() => ours = Some(pkid),
-                    Some(Link::Acked(pkid)) if Some(pkid) == ours => return Ok(()),
-                    Some(_) => {}
+                acked = &mut acked => return match acked {
+                    Some(_) => Ok(()),
+                    None => Err(TransportError::Unreachable("MQTT client stopped".into())),
                 },
             }
         }
@@ -197,52 +206,5 @@ impl MqttTransport {
 impl Transport for MqttTransport {
     fn deliver<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, Result<(), TransportError>> {
         Box::pin(self.publish(payload))
-    }
-}
-
-/// Polls the event loop; rumqttc reconnects on the next poll after an error.
-async fn drive(
-    mut eventloop: EventLoop,
-    link: mpsc::UnboundedSender<Link>,
-    up: watch::Sender<bool>,
-    name: String,
-    stop: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        let event = tokio::select! {
-            _ = stop.cancelled() => return,
-            e = eventloop.poll() => e,
-        };
-        let report = match event {
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(Link::Sent(pkid)),
-            Ok(Event::Incoming(Packet::PubAck(ack))) => Some(Link::Acked(ack.pkid)),
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(250);
-                if !*up.borrow() {
-                    info!(uplink = %name, "Connected to the uplink's MQTT broker");
-                }
-                up.send_replace(true);
-                None
-            }
-            Ok(_) => None,
-            Err(e) => {
-                if *up.borrow() {
-                    warn!(uplink = %name, error = %e, "Uplink's MQTT broker unreachable; retrying");
-                }
-                up.send_replace(false);
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                None
-            }
-        };
-        if let Some(r) = report
-            && link.send(r).is_err()
-        {
-            return;
-        }
     }
 }
