@@ -400,7 +400,7 @@ mod probe {
 /// Keeps samples for 100 years (its default retention silently drops old samples) and
 /// serves queries without its 30 s latency offset.
 pub struct VictoriaMetrics {
-    child: Option<Child>,
+    child: ServerChild,
     pub port: u16,
     pub dir: tempfile::TempDir,
     /// With HTTPS: the site CA (PEM) that signed its certificate (`cert.pem` beside it).
@@ -422,7 +422,7 @@ impl VictoriaMetrics {
             let dir = tempfile::tempdir().expect("temp dir");
             let tls_cert = tls.then(|| self_signed_cert(dir.path()));
             let mut vm = VictoriaMetrics {
-                child: None,
+                child: ServerChild::default(),
                 port: free_port(),
                 dir,
                 tls_cert,
@@ -457,7 +457,7 @@ impl VictoriaMetrics {
         } else {
             wait_http_ok(&mut child, &format!("http://127.0.0.1:{}/health", self.port), WAIT)
         };
-        self.child = Some(child);
+        self.child.set(child);
         ok
     }
 
@@ -478,25 +478,20 @@ impl VictoriaMetrics {
 
     /// Kills the server (the store goes away abruptly, as in a real outage).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.child.kill();
     }
 
     /// Stops the server the orderly way (SIGTERM), so it flushes what it acknowledged.
     /// (SIGKILL loses VictoriaMetrics' last second of acknowledged samples, which are still
     /// in its memory: a fault of the store, not of the gateway.)
     pub fn stop(&mut self) {
-        if let Some(c) = self.child.take() {
-            terminate(c);
-        }
+        self.child.terminate();
     }
 
     /// Starts it again on the same port and data dir.
     pub fn restart(&mut self) {
         self.stop();
-        assert!(self.spawn(), "victoria-metrics restarts on port {}", self.port);
+        respawn("victoria-metrics", self.port, || self.spawn());
     }
 
     /// Every series matching `selector`: (labels, timestamps in ms, values), after a flush.
@@ -531,12 +526,6 @@ impl VictoriaMetrics {
                 (v["metric"].clone(), ts, vals)
             })
             .collect()
-    }
-}
-
-impl Drop for VictoriaMetrics {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -640,7 +629,7 @@ impl TestGateway {
 /// A real Mosquitto broker on a free loopback port with a private data dir; killed on drop.
 /// Persistence is on, so a subscriber's QoS 1 session survives a broker restart.
 pub struct Mosquitto {
-    child: Option<Child>,
+    child: ServerChild,
     pub port: u16,
     dir: tempfile::TempDir,
     /// Extra listener lines (the TLS listener of [`Mosquitto::start_tls`]).
@@ -660,7 +649,7 @@ impl Mosquitto {
         for _ in 0..5 {
             let (extra, tls_port) = listeners();
             let mut m = Mosquitto {
-                child: None,
+                child: ServerChild::default(),
                 port: free_port(),
                 dir: tempfile::tempdir().expect("temp dir"),
                 extra,
@@ -703,7 +692,7 @@ impl Mosquitto {
             .tls_port
             .is_none_or(|p| wait_tcp(&mut child, SocketAddr::from(([127, 0, 0, 1], p))));
         if tls_ready && wait_tcp(&mut child, SocketAddr::from(([127, 0, 0, 1], self.port))) {
-            self.child = Some(child);
+            self.child.set(child);
             return true;
         }
         let _ = child.kill();
@@ -718,24 +707,13 @@ impl Mosquitto {
 
     /// Stops it the orderly way (SIGTERM), so it saves its sessions.
     pub fn stop(&mut self) {
-        if let Some(c) = self.child.take() {
-            terminate(c);
-        }
+        self.child.terminate();
     }
 
     /// Starts it again on the same port and data dir.
     pub fn restart(&mut self) {
         self.stop();
-        assert!(self.spawn(), "mosquitto restarts on port {}", self.port);
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        respawn("mosquitto", self.port, || self.spawn());
     }
 }
 
@@ -1045,6 +1023,53 @@ pub fn terminate(mut child: Child) {
     let _ = child.wait();
 }
 
+/// The process of a server that tests stop and start again: at most one runs, and it is
+/// killed when its owner is dropped, so a failing test leaves nothing behind.
+#[derive(Default)]
+pub struct ServerChild(Option<Child>);
+
+impl ServerChild {
+    /// Takes `child` as the running process (killing one still held).
+    pub fn set(&mut self, child: Child) {
+        self.kill();
+        self.0 = Some(child);
+    }
+
+    /// Kills it (an abrupt outage) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops it the orderly way (SIGTERM) and reaps it.
+    pub fn terminate(&mut self) {
+        if let Some(c) = self.0.take() {
+            terminate(c);
+        }
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts a stopped server again on its port: `spawn` reports whether it came up (killing
+/// what it started if not). The port was just freed, so the first tries may find it briefly
+/// busy; bounded at 50 tries, 100 ms apart.
+pub fn respawn(what: &str, port: u16, mut spawn: impl FnMut() -> bool) {
+    for _ in 0..50 {
+        if spawn() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not restart on port {port}");
+}
+
 impl Mosquitto {
     /// A broker with its plain listener (for test clients) and a TLS listener that presents
     /// `certs/cert.pem` (from [`self_signed_cert`]) and requires a client certificate signed by
@@ -1291,7 +1316,7 @@ impl HttpReceiver {
 /// A real FTP server (pyftpdlib) on a free loopback port serving a private directory; killed
 /// on drop. `received()` lists the files renamed into place, in order, one line per delivery.
 pub struct FtpServer {
-    child: Option<Child>,
+    child: ServerChild,
     pub port: u16,
     dir: tempfile::TempDir,
 }
@@ -1305,7 +1330,7 @@ impl FtpServer {
     pub fn start() -> FtpServer {
         for _ in 0..5 {
             let mut s = FtpServer {
-                child: None,
+                child: ServerChild::default(),
                 port: free_port(),
                 dir: tempfile::tempdir().expect("temp dir"),
             };
@@ -1331,7 +1356,7 @@ impl FtpServer {
             .spawn()
             .expect("python3 runs (`.ci/run` installs pyftpdlib)");
         if wait_tcp(&mut child, SocketAddr::from(([127, 0, 0, 1], self.port))) {
-            self.child = Some(child);
+            self.child.set(child);
             return true;
         }
         let _ = child.kill();
@@ -1360,28 +1385,13 @@ impl FtpServer {
 
     /// Kills the server (an outage): connections drop, the port refuses.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.child.kill();
     }
 
     /// Starts it again on the same port and directory.
     pub fn restart(&mut self) {
         self.stop();
-        for _ in 0..50 {
-            if self.spawn() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("pyftpdlib restarts on port {}", self.port);
-    }
-}
-
-impl Drop for FtpServer {
-    fn drop(&mut self) {
-        self.stop();
+        respawn("pyftpdlib", self.port, || self.spawn());
     }
 }
 
@@ -1389,7 +1399,7 @@ impl Drop for FtpServer {
 /// port, with a private state dir; killed on drop. `restart` kills it and starts it again on
 /// the same port and state (its counter continues).
 pub struct OpcuaServer {
-    child: Option<Child>,
+    child: ServerChild,
     pub port: u16,
     pub state: tempfile::TempDir,
     args: Vec<String>,
@@ -1400,7 +1410,7 @@ impl OpcuaServer {
     pub fn start(args: &[&str]) -> OpcuaServer {
         let state = tempfile::tempdir().expect("temp dir");
         let mut s = OpcuaServer {
-            child: None,
+            child: ServerChild::default(),
             port: 0,
             state,
             args: args.iter().map(|a| a.to_string()).collect(),
@@ -1460,35 +1470,19 @@ impl OpcuaServer {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        self.child = Some(child);
+        self.child.set(child);
         ok
     }
 
     /// Kills the server (as a crash or power loss would).
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.child.kill();
     }
 
     /// Kills the server and starts it again on the same port and state.
     pub fn restart(&mut self) {
         self.kill();
-        for _ in 0..50 {
-            if self.spawn() {
-                return;
-            }
-            self.kill();
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("asyncua server did not restart on port {}", self.port);
-    }
-}
-
-impl Drop for OpcuaServer {
-    fn drop(&mut self) {
-        self.kill();
+        respawn("asyncua server", self.port, || self.spawn());
     }
 }
 
