@@ -20,6 +20,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use hazard_gateway::sources::opcua::metrics::OpcuaMetrics;
 use serde_json::Value;
 use support::{OpcuaServer, TestGateway, WAIT, wait_for};
 
@@ -111,8 +112,22 @@ async fn wait_point(gw: &TestGateway, id: &str, what: &str, ok: impl Fn(&Value) 
     .await
 }
 
-fn metric_value(gw: &TestGateway, f: impl Fn(&hazard_gateway::telemetry::Metrics) -> u64) -> u64 {
-    f(gw.metric_handles())
+/// `hazard_opcua_errors_total` of endpoint `dcs` for one kind of error.
+fn opcua_errors(gw: &TestGateway, kind: &'static str) -> u64 {
+    gw.metric_handles()
+        .opcua
+        .errors
+        .get_or_create(&OpcuaMetrics::kind("dcs", kind))
+        .get()
+}
+
+/// `hazard_opcua_dropped_total` of endpoint `dcs` for one reason.
+fn opcua_dropped(gw: &TestGateway, reason: &'static str) -> u64 {
+    gw.metric_handles()
+        .opcua
+        .dropped
+        .get_or_create(&OpcuaMetrics::kind("dcs", reason))
+        .get()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,15 +169,7 @@ async fn bad_and_uncertain_status_codes_map_to_their_qualities() {
     // A node the server does not have: refused item, a fault on the point, counted.
     wait_point(&gw, "s/missing", "decode_error", |p| p["quality"] == "decode_error").await;
     wait_point(&gw, "s/by-path", "good", |p| p["quality"] == "good").await;
-    let refused = metric_value(&gw, |m| {
-        m.opcua
-            .errors
-            .get_or_create(&hazard_gateway::sources::opcua::metrics::OpcuaMetrics::kind(
-                "dcs",
-                "monitored_item",
-            ))
-            .get()
-    });
+    let refused = opcua_errors(&gw, "monitored_item");
     assert_eq!(refused, 1);
 }
 
@@ -357,15 +364,7 @@ async fn an_endpoint_with_2500_items_delivers_every_value() {
     assert_eq!(dev["opcua"]["items_ok"], ITEMS, "{dev}");
     assert_eq!(dev["opcua"]["connection_losses"], 0, "{dev}");
     assert_eq!(dev["opcua"]["sessions"], 1, "{dev}");
-    let dropped = metric_value(&gw, |m| {
-        m.opcua
-            .dropped
-            .get_or_create(&hazard_gateway::sources::opcua::metrics::OpcuaMetrics::kind(
-                "dcs",
-                "queue_full",
-            ))
-            .get()
-    });
+    let dropped = opcua_dropped(&gw, "queue_full");
     assert_eq!(dropped, 0);
 }
 
@@ -394,15 +393,7 @@ async fn a_percent_deadband_of_the_eu_range_filters_small_changes() {
     // absolute deadband of 2.0 would have let 63 through.
     let filtered = stored_good(&gw, "p/tank", 70.0).await;
     assert_eq!(filtered, vec![50.0, 60.0, 70.0]);
-    let refused = metric_value(&gw, |m| {
-        m.opcua
-            .errors
-            .get_or_create(&hazard_gateway::sources::opcua::metrics::OpcuaMetrics::kind(
-                "dcs",
-                "monitored_item",
-            ))
-            .get()
-    });
+    let refused = opcua_errors(&gw, "monitored_item");
     assert_eq!(refused, 1);
     assert_eq!(gw.device("opcua:dcs").await["opcua"]["items_ok"], 2);
 }
