@@ -9,15 +9,18 @@
 //! simulator of `SOAK_POINTS` registers polled every 10 ms (100 points: 10,000 readings/s), and
 //! a VictoriaMetrics the gateway writes every reading to through its durable buffer.
 //!
-//! Columns: `rss_kib` resident memory; `fds` open file descriptors; `readings/s` evaluated
+//! Columns: `rss_kib` resident memory; `anon_kib` its anonymous part (the heap, without the
+//! mapped binary); `fds` open file descriptors; `readings/s` evaluated
 //! since the last sample; `pending_b` store backlog not yet acknowledged; `buffer_b` bytes of
 //! the buffer's segment files (delivered records stay until their 64 MiB segment rolls);
 //! `data_kib` the whole data directory; `sent` lines the store acknowledged; `dropped` lines
-//! and history readings lost; `alarms` alarm transitions.
+//! and history readings lost; `alarms` alarm transitions. At the end it lists the mappings
+//! (heap, allocator arenas, the binary) whose resident size changed since the second sample.
 //!
 //! ```sh
 //! SOAK_SECS=1200 cargo bench --bench soak                  # 20 minutes, a sample a minute
 //! SOAK_SECS=60 SOAK_SAMPLE_SECS=5 cargo bench --bench soak  # a quick look
+//! SOAK_WRAP="heaptrack -o /tmp/soak-heap" cargo bench --bench soak   # under a heap profiler
 //! ```
 
 use std::collections::BTreeMap;
