@@ -98,6 +98,11 @@ transport = {transport}
     )
 }
 
+/// Payloads the platform acknowledged, from the gateway's metrics text.
+fn delivered(text: &str) -> f64 {
+    metric(text, "hazard_uplink_payloads_delivered_total", &["uplink=\"platform\""])
+}
+
 fn now_ms() -> i64 {
     hazard_gateway::clock::system().now().as_millis()
 }
@@ -135,11 +140,7 @@ async fn a_tls_tcp_uplink_replays_a_minute_long_outage_in_order_with_original_ti
     })
     .await;
     let text = metrics.render();
-    let acked = metric(
-        &text,
-        "hazard_uplink_payloads_delivered_total",
-        &["uplink=\"platform\""],
-    );
+    let acked = delivered(&text);
     assert_eq!(
         text.matches("hazard_uplink_records_dropped_total{").count(),
         0,
@@ -203,13 +204,7 @@ async fn an_mqtt_uplink_reaches_a_broker_that_requires_its_client_certificate() 
             .all(|(_, v)| v["code"].as_str().is_some_and(|c| c.starts_with("A/GT-")))
     );
     let text = gw.metric_handles().render();
-    assert!(
-        metric(
-            &text,
-            "hazard_uplink_payloads_delivered_total",
-            &["uplink=\"platform\""]
-        ) >= 4.0
-    );
+    assert!(delivered(&text) >= 4.0);
 }
 
 /// An HTTPS platform: keeps every POSTed JSON body, answers 200.
@@ -269,11 +264,5 @@ async fn an_http_uplink_posts_to_an_https_platform_it_trusts_through_the_site_ca
         "{got:?}"
     );
     let text = gw.metric_handles().render();
-    assert!(
-        metric(
-            &text,
-            "hazard_uplink_payloads_delivered_total",
-            &["uplink=\"platform\""]
-        ) >= 4.0
-    );
+    assert!(delivered(&text) >= 4.0);
 }
