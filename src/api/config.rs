@@ -3,7 +3,7 @@
 //! wrong path or a key that does not match its certificate is reported with its place in the
 //! file rather than at start-up.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use super::server::{Limits, MIN_HEADER_LIMIT, TlsError, TlsFiles};
 use crate::config::error::{ConfigError, SourceText};
+use crate::config::relative_to;
 use crate::config::units::{DurationText, SizeText};
 
 /// `[api] tls = { cert = "…", key = "…" }`.
@@ -104,12 +105,4 @@ pub(crate) fn validate(
         }
     }
     out
-}
-
-fn relative_to(config: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        config.parent().unwrap_or(Path::new(".")).join(p)
-    }
 }

@@ -32,6 +32,17 @@ use crate::rules::{AlarmSettings, RuleSpec};
 use crate::sources::modbus::planner::ReadLimits;
 use crate::sources::modbus::register::RegisterSpec;
 
+/// A path written in the config file `config`: absolute as written, or relative to the
+/// config's folder (so a config names its certificates and key files beside itself,
+/// whatever the working directory of the service).
+pub fn relative_to(config: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
 /// A hazard source (重大危险源) as registered with the authorities.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HazardSource {

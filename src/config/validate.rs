@@ -10,6 +10,7 @@ use super::bind::{ProfileDefault, bind_rules, settings};
 use super::error::{ConfigError, SourceText};
 use super::profile::{Profile, ProfileSet};
 use super::raw::{RawConfig, RawDevice};
+use super::relative_to;
 use super::transport::{check_serial_buses, check_transport};
 use super::{DeviceSpec, GatewayConfig, HazardSource, HistorySettings};
 use crate::api::auth::{TokenEntry, parse_hash};
@@ -233,14 +234,6 @@ fn check_tsdb(
         out.push(spec);
     }
     out
-}
-
-fn relative_to(config: &Path, p: &Path) -> std::path::PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        config.parent().unwrap_or(Path::new(".")).join(p)
-    }
 }
 
 fn load_profiles(src: &SourceText<'_>, raw: &RawConfig, errors: &mut Vec<ConfigError>) -> ProfileSet {

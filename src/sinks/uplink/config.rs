@@ -19,6 +19,7 @@ use toml::Spanned;
 
 use super::Codes;
 use crate::config::error::{ConfigError, SourceText};
+use crate::config::relative_to;
 use crate::config::units::{DurationText, SizeText};
 use crate::model::{PointId, PointTable};
 use crate::sinks::buffer::WhenFull;
@@ -410,14 +411,6 @@ impl Place<'_> {
     /// `p` resolved against the config file's directory.
     pub fn path(&self, p: &Path) -> PathBuf {
         relative_to(self.src.file, p)
-    }
-}
-
-fn relative_to(config: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        config.parent().unwrap_or(Path::new(".")).join(p)
     }
 }
 

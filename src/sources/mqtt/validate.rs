@@ -2,7 +2,6 @@
 //! sockets or environment are touched (TLS files and `password_env` are read at start).
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use super::config::{
 use super::decode::{JsonLayout, Layout, QualityField, Values};
 use super::template::{PointTemplate, TopicFilter, expand};
 use crate::config::error::{ConfigError, SourceText};
+use crate::config::relative_to;
 use crate::model::{PointKind, PointMeta, PointTable};
 
 /// The device name MQTT points carry (for communication alarms and the TSDB `device` tag).
@@ -164,14 +164,6 @@ fn check_broker(cx: &mut Cx<'_, '_>, i: usize, b: &RawBroker, gateway_id: &str) 
         session_expiry: b.session_expiry,
         max_packet: usize::try_from(b.max_packet).unwrap_or(usize::MAX),
     })
-}
-
-fn relative_to(config: &Path, p: &Path) -> std::path::PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        config.parent().unwrap_or(Path::new(".")).join(p)
-    }
 }
 
 fn pointer_ok(p: &str) -> bool {

@@ -3,7 +3,6 @@
 //! at start).
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use super::config::{
     Target,
 };
 use crate::config::error::{ConfigError, SourceText};
+use crate::config::relative_to;
 use crate::model::{PointMeta, PointTable};
 
 /// The device name OPC UA points carry (communication alarms, TSDB `device` tag, health).
@@ -72,14 +72,6 @@ pub fn validate(
         }
     }
     spec
-}
-
-fn relative_to(config: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        config.parent().unwrap_or(Path::new(".")).join(p)
-    }
 }
 
 fn check_endpoint(
