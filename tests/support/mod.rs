@@ -17,6 +17,9 @@ use hazard_gateway::sources::sim::{Scenario, Simulator};
 /// A simulated 4G DTU that dials in to the gateway.
 pub mod dtu;
 
+/// An independent reference for the uplink ciphers (Python `gmssl` and `cryptography`).
+pub mod seal_ref;
+
 /// Generous bound for conditions that normally hold within a second or two.
 pub const WAIT: Duration = Duration::from_secs(30);
 

@@ -1,5 +1,5 @@
 //! Runs `seal_reference.py` (SM4 from gmssl, AES from cryptography): an implementation of the
-//! uplink ciphers independent of ours. Included by the seal tests with `#[path]`.
+//! uplink ciphers independent of ours. A module of `support`, used by the seal and cipher-vector tests.
 
 #![allow(dead_code, unreachable_pub)]
 

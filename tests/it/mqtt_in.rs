@@ -1,0 +1,488 @@
+//! MQTT sensors in, against a real Mosquitto that each test starts on a free loopback port:
+//! every payload form reaches its point; a QoS 1 stream loses nothing across a broker restart
+//! or a gateway restart (the persistent session queues what was published meanwhile); silent
+//! points turn stale; bad payloads are counted and do not disturb good ones.
+
+use crate::support;
+
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use support::{Mosquitto, TestGateway, WAIT, metric, wait_for};
+use tokio::sync::mpsc;
+
+/// Milliseconds since the epoch to stamp the test's readings from: an hour ago, whole
+/// seconds, so history keeps them (raw retention is 48 h).
+fn base_ms() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| (hazard_gateway::clock::system().now().as_millis() / 1000 - 3600) * 1000)
+}
+
+/// A QoS 1 publisher that waits for each PUBACK, and publishes again after a timeout or a
+/// lost connection (so every message reaches the broker at least once).
+struct Publisher {
+    client: AsyncClient,
+    events: mpsc::UnboundedReceiver<(bool, u16)>,
+}
+
+impl Publisher {
+    fn start(port: u16, id: &str) -> Publisher {
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(5));
+        opts.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let r = match eventloop.poll().await {
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some((false, pkid)),
+                    Ok(Event::Incoming(Packet::PubAck(a))) => Some((true, a.pkid)),
+                    Ok(_) => None,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        None
+                    }
+                };
+                if let Some(r) = r
+                    && tx.send(r).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Publisher { client, events }
+    }
+
+    async fn send(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
+        let payload = payload.into();
+        loop {
+            while self.events.try_recv().is_ok() {}
+            self.client
+                .publish(topic, QoS::AtLeastOnce, false, payload.clone())
+                .await
+                .expect("publish queued");
+            let acked = tokio::time::timeout(Duration::from_secs(3), async {
+                let mut ours = None;
+                while let Some((ack, pkid)) = self.events.recv().await {
+                    match (ack, ours) {
+                        (false, None) => ours = Some(pkid),
+                        (true, Some(p)) if p == pkid => return true,
+                        _ => {}
+                    }
+                }
+                false
+            })
+            .await;
+            if acked == Ok(true) {
+                return;
+            }
+        }
+    }
+}
+
+/// `ms` as RFC 3339 text in China Standard Time (UTC+08:00), whole seconds.
+fn rfc3339_plus8(ms: i64) -> String {
+    let secs = ms / 1000 + 8 * 3600;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+08:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn gateway_config(broker: &Mosquitto, protocol: &str, extra: &str) -> String {
+    format!(
+        r#"
+[gateway]
+id = "mqtt-gw"
+[api]
+listen = "127.0.0.1:0"
+
+[[mqtt.brokers]]
+name = "plant"
+address = "{}"
+protocol = "{protocol}"
+keep_alive = "5s"
+
+[[mqtt.subscriptions]]
+name = "seq"
+broker = "plant"
+topic = "test/seq/{{tag}}"
+point = "seq/{{tag}}"
+value = "/v"
+timestamp = "/t"
+timestamp_unit = "ms"
+points = ["seq/a"]
+{extra}
+"#,
+        broker.addr()
+    )
+}
+
+/// Distinct device timestamps stored in history for `point`: each is one message.
+/// Distinct device times of `point`'s readings of quality `quality` (any when `None`) in the
+/// embedded history, read through the API so the count covers packed blocks and the open tail.
+async fn stored_with(gw: &TestGateway, point: &str, quality: Option<&str>) -> i64 {
+    let id = point.replace('/', "%2F");
+    let far = base_ms() + 86_400_000;
+    let history = gw
+        .get_json(&format!(
+            "/api/v1/points/{id}/history?resolution=raw&from=0&to={far}&limit=100000"
+        ))
+        .await;
+    let rows = history["readings"].as_array().cloned().unwrap_or_default();
+    let times: std::collections::BTreeSet<i64> = rows
+        .iter()
+        .filter(|r| quality.is_none_or(|q| r["quality"] == q))
+        .filter_map(|r| r["ts_ms"].as_i64())
+        .collect();
+    times.len() as i64
+}
+
+async fn stored(gw: &TestGateway, point: &str) -> i64 {
+    stored_with(gw, point, None).await
+}
+
+async fn wait_stored(gw: &TestGateway, point: &str, n: i64) {
+    wait_for(&format!("{n} readings of {point} in history"), WAIT, || async {
+        let got = stored(gw, point).await;
+        assert!(got <= n, "more readings than published: {got}");
+        (got == n).then_some(())
+    })
+    .await;
+}
+
+/// Publishes reading 0 until the gateway has it: its subscription (and, the first time, its
+/// persistent session) exists from then on. Repeats carry the same device time, so history
+/// stores them once.
+async fn until_subscribed(gw: &TestGateway, p: &mut Publisher) {
+    for _ in 0..150 {
+        p.send("test/seq/a", seq_payload(0)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if stored(gw, "seq/a").await >= 1 {
+            return;
+        }
+    }
+    panic!("the gateway never subscribed");
+}
+
+fn seq_payload(i: i64) -> String {
+    format!(r#"{{"v": {i}, "t": {}}}"#, base_ms() + i)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_payload_form_reaches_its_point() {
+    let broker = Mosquitto::start();
+    let extra = r#"
+[[mqtt.subscriptions]]
+name = "text"
+broker = "plant"
+topic = "park/{site}/gas/{tag}"
+point = "{site}/{tag}"
+payload = "text"
+unit = "%LEL"
+kind = "gas"
+range = [0, 100]
+points = ["A/GT-{101..102}"]
+
+[[mqtt.subscriptions]]
+name = "single"
+broker = "plant"
+topic = "park/{site}/level/{tag}"
+point = "{site}/{tag}"
+points = ["A/LT-1", "A/LT-2"]
+
+[[mqtt.subscriptions]]
+name = "fields"
+broker = "plant"
+topic = "mine/{station}/air"
+point = "{station}/{field}"
+timestamp = "/time"
+[mqtt.subscriptions.fields.ch4]
+pointer = "/gas/ch4"
+unit = "%CH4"
+kind = "methane"
+points = ["S1/ch4"]
+[mqtt.subscriptions.fields.co]
+pointer = "/gas/co"
+unit = "ppm"
+kind = "toxic_gas"
+points = ["S1/co"]
+
+[[mqtt.subscriptions]]
+name = "array"
+broker = "plant"
+topic = "dam/+/batch"
+point = "{1}/{json:/id}"
+array = "/data"
+value = "/val"
+timestamp = "/ts"
+timestamp_unit = "us"
+quality = { pointer = "/st", map = { "0" = "good", "fault" = "comm_fault" } }
+unit = "mm"
+kind = "displacement"
+points = ["d1/P{01..03}"]
+"#;
+    let gw = TestGateway::start(&gateway_config(&broker, "3.1.1", extra)).await;
+    let mut p = Publisher::start(broker.port, "forms-publisher");
+    // The gateway's subscriptions must be in place before anything is published.
+    until_subscribed(&gw, &mut p).await;
+
+    let t = base_ms() * 1000;
+    p.send("park/A/gas/GT-101", " 12.5 ").await;
+    p.send("park/A/gas/GT-102", "130").await;
+    p.send("park/A/level/LT-1", "3.25").await;
+    p.send("park/A/level/LT-2", r#""4.5""#).await;
+    p.send(
+        "mine/S1/air",
+        format!(
+            r#"{{"time": "{}", "gas": {{"ch4": 0.42, "co": "24"}}}}"#,
+            rfc3339_plus8(base_ms())
+        ),
+    )
+    .await;
+    let batch = format!(
+        r#"{{"data": [
+            {{"id": "P01", "val": 1.5, "ts": {t}, "st": 0}},
+            {{"id": "P02", "val": "2.5", "ts": {}, "st": "fault"}},
+            {{"id": "P03", "val": true, "ts": {}}}
+        ]}}"#,
+        t + 1000,
+        t + 2000
+    );
+    p.send("dam/d1/batch", batch).await;
+
+    let expect: [(&str, Option<f64>, &str, Option<i64>); 9] = [
+        ("A/GT-101", Some(12.5), "good", None),
+        ("A/GT-102", Some(130.0), "out_of_range", None),
+        ("A/LT-1", Some(3.25), "good", None),
+        ("A/LT-2", Some(4.5), "good", None),
+        ("S1/ch4", Some(0.42), "good", Some(base_ms())),
+        ("S1/co", Some(24.0), "good", Some(base_ms())),
+        ("d1/P01", Some(1.5), "good", Some(base_ms())),
+        ("d1/P02", Some(2.5), "comm_fault", Some(base_ms() + 1)),
+        ("d1/P03", Some(1.0), "good", Some(base_ms() + 2)),
+    ];
+    for (id, value, quality, ts_ms) in expect {
+        let v = wait_for(id, WAIT, || async {
+            let v = gw.point(id).await;
+            (v["quality"] != "no_data").then_some(v)
+        })
+        .await;
+        assert_eq!(v["value"].as_f64(), value, "{id}: {v}");
+        assert_eq!(v["quality"], quality, "{id}: {v}");
+        if let Some(ts) = ts_ms {
+            assert_eq!(v["ts_ms"].as_i64(), Some(ts), "{id}: {v}");
+        }
+    }
+    let co = gw.point("S1/co").await;
+    assert_eq!(
+        (co["unit"].as_str(), co["kind"].as_str()),
+        (Some("ppm"), Some("toxic_gas"))
+    );
+    assert_eq!(gw.point("d1/P01").await["device"], "mqtt:array");
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(&text, "hazard_mqtt_in_readings_total", &["subscription=\"array\""]),
+        3.0
+    );
+    assert_eq!(metric(&text, "hazard_mqtt_in_connected", &["broker=\"plant\""]), 1.0);
+}
+
+/// Publishes `n` sequence messages while the broker is restarted once they are under way.
+async fn broker_restart_body(protocol: &str) {
+    let mut broker = Mosquitto::start();
+    let mut gw = TestGateway::start(&gateway_config(&broker, protocol, "")).await;
+    let mut p = Publisher::start(broker.port, &format!("restart-publisher-{protocol}"));
+    until_subscribed(&gw, &mut p).await;
+
+    const N: i64 = 600;
+    let publisher = tokio::spawn(async move {
+        for i in 1..N {
+            p.send("test/seq/a", seq_payload(i)).await;
+            if i % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    });
+    wait_for("the stream under way", WAIT, || async {
+        (stored(&gw, "seq/a").await >= 150).then_some(())
+    })
+    .await;
+    assert!(
+        stored(&gw, "seq/a").await < N,
+        "the restart must come in the middle of the stream"
+    );
+    broker.restart();
+    publisher.await.expect("publisher finished");
+    wait_stored(&gw, "seq/a", N).await;
+    let text = gw.metrics().await;
+    assert!(metric(&text, "hazard_mqtt_in_connects_total", &["result=\"ok\""]) >= 2.0);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_in_a_qos1_stream_loses_no_message() {
+    broker_restart_body("3.1.1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_in_a_qos1_stream_loses_no_message_over_mqtt5() {
+    broker_restart_body("5").await;
+}
+
+async fn gateway_restart_body(protocol: &str) {
+    let broker = Mosquitto::start();
+    let config = gateway_config(&broker, protocol, "");
+    let mut gw = TestGateway::start(&config).await;
+    let mut p = Publisher::start(broker.port, &format!("gw-restart-publisher-{protocol}"));
+    until_subscribed(&gw, &mut p).await;
+    for i in 1..50 {
+        p.send("test/seq/a", seq_payload(i)).await;
+    }
+    wait_stored(&gw, "seq/a", 50).await;
+    gw.shutdown().await;
+    // Published while the gateway is away: the broker queues them in its session.
+    for i in 50..150 {
+        p.send("test/seq/a", seq_payload(i)).await;
+    }
+    let dir = std::mem::replace(&mut gw.dir, tempfile::tempdir().expect("temp dir"));
+    let gw = TestGateway::start_with(&config, dir, hazard_gateway::clock::system()).await;
+    wait_stored(&gw, "seq/a", 150).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gateway_receives_what_was_published_while_it_was_down() {
+    gateway_restart_body("3.1.1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_gateway_receives_what_was_published_while_it_was_down_over_mqtt5() {
+    gateway_restart_body("5").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_point_turns_stale_and_recovers() {
+    let broker = Mosquitto::start();
+    let gw = TestGateway::start(&gateway_config(&broker, "3.1.1", "stale_after = \"1s\"")).await;
+    let mut p = Publisher::start(broker.port, "stale-publisher");
+    until_subscribed(&gw, &mut p).await;
+    wait_for("stale", WAIT, || async {
+        (gw.point("seq/a").await["quality"] == "stale").then_some(())
+    })
+    .await;
+    // Seen good before it went stale: history holds the good reading, then the stale one.
+    wait_stored(&gw, "seq/a", 2).await;
+    p.send("test/seq/a", seq_payload(2)).await;
+    wait_for("good again", WAIT, || async {
+        (gw.point("seq/a").await["quality"] == "good").then_some(())
+    })
+    .await;
+    let text = gw.metrics().await;
+    assert!(metric(&text, "hazard_mqtt_in_stale_points_total", &["subscription=\"seq\""]) >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_payloads_are_counted_and_do_not_disturb_good_ones() {
+    let broker = Mosquitto::start();
+    let gw = TestGateway::start(&gateway_config(&broker, "3.1.1", "max_payload = \"1KiB\"")).await;
+    let mut p = Publisher::start(broker.port, "bad-publisher");
+    let bad: [&[u8]; 5] = [
+        b"{\"v\": 1,",
+        &[b'['; 2048],
+        b"\xff\xfe{\"v\": 1}",
+        b"{\"v\": \"high\", \"t\": 1}",
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+    ];
+    until_subscribed(&gw, &mut p).await;
+    const N: i64 = 100;
+    for i in 0..N {
+        if i > 0 {
+            p.send("test/seq/a", seq_payload(i)).await;
+        }
+        p.send("test/seq/a", bad[i as usize % bad.len()]).await;
+    }
+    p.send("test/seq/zz", seq_payload(N)).await;
+    wait_for("every bad message counted", WAIT, || async {
+        let text = gw.metrics().await;
+        let total = metric(&text, "hazard_mqtt_in_errors_total", &["subscription=\"seq\""]);
+        (total >= (N + 1) as f64).then_some(())
+    })
+    .await;
+    // Every good reading is in history; the bad ones left only decode_error readings.
+    wait_for("every good reading in history", WAIT, || async {
+        (stored_with(&gw, "seq/a", Some("good")).await >= N).then_some(())
+    })
+    .await;
+    assert_eq!(stored_with(&gw, "seq/a", Some("good")).await, N);
+    let text = gw.metrics().await;
+    let count = |kind: &str| metric(&text, "hazard_mqtt_in_errors_total", &[&format!("kind=\"{kind}\"")]);
+    assert_eq!(count("invalid_json"), 60.0, "{text}");
+    assert_eq!(count("oversize"), 20.0);
+    assert_eq!(count("wrong_type"), 20.0);
+    assert_eq!(count("unknown_point"), 1.0);
+    // Probes sent before the subscription existed never arrived; the rest all counted.
+    assert!(metric(&text, "hazard_mqtt_in_messages_total", &["subscription=\"seq\""]) >= (2 * N) as f64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_arrive_over_tls_with_a_client_certificate() {
+    // A plain listener for the test's publisher, a TLS one that demands a client certificate
+    // signed by the test site CA for the gateway.
+    let certs = tempfile::tempdir().expect("temp dir");
+    support::self_signed_cert(certs.path());
+    support::client_cert(certs.path());
+    let broker = Mosquitto::start_tls(certs.path());
+    let d = certs.path().display();
+    let config = format!(
+        r#"
+[gateway]
+id = "tls-gw"
+[api]
+listen = "127.0.0.1:0"
+[[mqtt.brokers]]
+name = "secure"
+address = "127.0.0.1:{}"
+tls = {{ ca_file = "{d}/ca.pem", client_cert = "{d}/client.pem", client_key = "{d}/client.key" }}
+[[mqtt.subscriptions]]
+broker = "secure"
+topic = "tls/{{tag}}"
+point = "tls/{{tag}}"
+payload = "text"
+points = ["tls/a"]
+"#,
+        broker.tls_port.expect("TLS listener")
+    );
+    let gw = TestGateway::start(&config).await;
+    let mut p = Publisher::start(broker.port, "tls-test-publisher");
+    // QoS 1 messages published before the gateway's first subscription are not kept for it:
+    // publish until one arrives.
+    let mut v = serde_json::Value::Null;
+    for _ in 0..150 {
+        p.send("tls/a", "7.5").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        v = gw.point("tls/a").await;
+        if v["quality"] == "good" {
+            break;
+        }
+    }
+    assert_eq!(
+        (v["value"].as_f64(), v["quality"].as_str()),
+        (Some(7.5), Some("good")),
+        "{v}"
+    );
+    let text = gw.metrics().await;
+    assert_eq!(metric(&text, "hazard_mqtt_in_connected", &["broker=\"secure\""]), 1.0);
+}
