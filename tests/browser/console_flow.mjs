@@ -1,5 +1,5 @@
 // Drives the duty-officer console in Debian's headless Chromium (playwright-core, no browser
-// download). Run by tests/console.rs, which owns the gateway and the simulator:
+// download). Run by tests/it/console.rs, which owns the gateway and the simulator:
 //
 //   1. opens the console (logging in with TOKEN if given), checks the Chinese default and the
 //      English switch (kept across a reload), enables sound, then prints `READY`;

@@ -5,7 +5,7 @@
 //!
 //! The live feed (`GET /api/v1/events`) is excluded: its answer is an endless
 //! `text/event-stream`, which schemathesis reads to the end before checking, so every case
-//! would only time out. tests/api_server.rs reads the feed on a real socket instead.
+//! would only time out. tests/it/api_server.rs reads the feed on a real socket instead.
 
 use crate::support;
 

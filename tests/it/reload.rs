@@ -61,10 +61,11 @@ async fn a_reloaded_rule_keeps_the_active_alarm_and_applies_the_new_set_point() 
     })
     .await;
 
-    // Raise the set-point above the present value, lower another channel's, add a rule.
+    // Raise the set-point but keep it below the present value (30 stays in alarm at 28, so the
+    // check below cannot race a clearing poll), lower another channel's, add a rule.
     let new_text = gas_config(
         sim.local_addr(),
-        35.0,
+        28.0,
         "[[rules]]\nname = \"ch2\"\npoints = \"g/ch2\"\nthreshold = { high = 5.0 }\n\
          [[rules]]\nname = \"ch3-silent\"\npoints = \"g/ch3\"\nstale = { after = \"1h\" }\n",
     );
@@ -82,8 +83,9 @@ async fn a_reloaded_rule_keeps_the_active_alarm_and_applies_the_new_set_point() 
     assert_eq!(after["raised_at"], before["raised_at"]);
     assert_eq!(raised_count(&gw, id).await, 1);
 
-    // The new set-point applies: 30 is below 35 - 1, so the alarm clears (it was
+    // The new set-point applies: 26 is below 28 - 1, so the alarm clears (it was
     // acknowledged, so it leaves the list); at 20 it would have stayed.
+    sim.pin("ch1", 26.0);
     wait_for("cleared under the new set-point", WAIT, || async {
         gw.alarm(id).await.is_none().then_some(())
     })
@@ -93,7 +95,7 @@ async fn a_reloaded_rule_keeps_the_active_alarm_and_applies_the_new_set_point() 
         gw.alarm(id).await.filter(|a| a["state"] == "unack_active")
     })
     .await;
-    assert_eq!(again["limit"], 35.0);
+    assert_eq!(again["limit"], 28.0);
     sim.pin("ch2", 6.0);
     wait_for("the set-point lowered by the reload raises", WAIT, || async {
         gw.alarm("g/ch2:high").await

@@ -1,4 +1,4 @@
-//! The spool without FTP (the FTP push runs against a real server in tests/uplink_coal.rs).
+//! The spool without FTP (the FTP push runs against a real server in tests/it/uplink_coal.rs).
 
 use super::*;
 

@@ -1,6 +1,6 @@
 //! The link against a scripted centre on loopback, built with the independent `a` crate.
 //! A real centre cannot be told to withhold or misdirect its 9014, so these faults need a
-//! scripted peer; the whole-gateway test (`tests/uplink_hj212.rs`) covers the normal flow.
+//! scripted peer; the whole-gateway test (`tests/it/uplink_hj212.rs`) covers the normal flow.
 
 use std::sync::Arc;
 use std::time::Duration;
