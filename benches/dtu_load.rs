@@ -27,7 +27,7 @@ use std::time::Duration;
 use hazard_gateway::clock;
 use hazard_gateway::config::{GatewayConfig, ProfileSet};
 use hazard_gateway::model::Quality;
-use hazard_gateway::sources::ReadingBatch;
+use hazard_gateway::model::ReadingBatch;
 use hazard_gateway::sources::dtu::DtuHub;
 use hazard_gateway::sources::modbus::health::HealthBoard;
 use hazard_gateway::sources::modbus::poller::{Poller, group_lines};

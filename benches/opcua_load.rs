@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use hazard_gateway::clock;
 use hazard_gateway::config::GatewayConfig;
-use hazard_gateway::sources::ReadingBatch;
+use hazard_gateway::model::ReadingBatch;
 use hazard_gateway::sources::opcua::{self, OpcuaHealth};
 use hazard_gateway::telemetry::Metrics;
 use tokio::sync::mpsc;

@@ -146,6 +146,9 @@ pub struct Reading {
     pub quality: Quality,
 }
 
+/// What every source sends towards the rules engine and the stores: one poll cycle's readings.
+pub type ReadingBatch = Vec<Reading>;
+
 /// What a point measures; decides which rules and defaults make sense for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

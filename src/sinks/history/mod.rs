@@ -39,8 +39,8 @@ pub use store::{HistoryStore, Packed, Pruned};
 pub use writer::{HistoryWriter, Ingested, Retention};
 
 use crate::clock::SharedClock;
+use crate::model::ReadingBatch;
 use crate::model::Timestamp;
-use crate::sources::ReadingBatch;
 use crate::telemetry::{Metrics, ReasonLabel};
 
 /// Errors of the SQLite-backed stores.

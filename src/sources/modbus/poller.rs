@@ -36,8 +36,8 @@ use super::schedule::{Backoff, next_due};
 use super::transport::{self, Link, LinkError};
 use crate::clock::SharedClock;
 use crate::config::{DeviceSpec, TransportSpec};
+use crate::model::ReadingBatch;
 use crate::model::{Quality, Timestamp};
-use crate::sources::ReadingBatch;
 use crate::telemetry::{DeviceLabel, DeviceResult, Metrics};
 
 /// One device on a line.

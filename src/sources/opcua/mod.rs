@@ -37,7 +37,7 @@ pub use config::OpcuaSpec;
 pub use health::OpcuaHealth;
 
 use crate::clock::SharedClock;
-use crate::sources::ReadingBatch;
+use crate::model::ReadingBatch;
 
 /// Starts one task per endpoint that has points; they stop when `cancel` fires.
 #[allow(clippy::too_many_arguments)]

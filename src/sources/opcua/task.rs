@@ -27,8 +27,8 @@ use super::convert::{Converted, Delivered};
 use super::health::OpcuaHealth;
 use super::metrics::OpcuaMetrics;
 use crate::clock::SharedClock;
+use crate::model::ReadingBatch;
 use crate::model::{Quality, Reading};
-use crate::sources::ReadingBatch;
 
 /// Data changes waiting between the library's callback and this task, at least (more for
 /// endpoints whose items queue more); past it they are dropped and counted (`queue_full`).
