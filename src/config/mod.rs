@@ -27,6 +27,7 @@ pub use error::{ConfigError, ConfigErrors, SourceText};
 pub use ops::OpsSettings;
 pub use profile::{Profile, ProfileSet};
 
+pub use crate::model::HazardSource;
 use crate::model::{PointId, PointTable};
 use crate::rules::{AlarmSettings, RuleSpec};
 use crate::sources::modbus::planner::ReadLimits;
@@ -41,17 +42,6 @@ pub fn relative_to(config: &Path, p: &Path) -> PathBuf {
     } else {
         config.parent().unwrap_or(Path::new(".")).join(p)
     }
-}
-
-/// A hazard source (重大危险源) as registered with the authorities.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HazardSource {
-    /// Registration code, e.g. `MHS-001`.
-    pub id: String,
-    /// Name, e.g. `液氯储罐区`.
-    pub name: String,
-    /// GB 18218-2018 grade, 1 (most severe) to 4.
-    pub level: u8,
 }
 
 /// How the gateway reaches a Modbus device.

@@ -27,8 +27,8 @@ use crate::rules::engine::BuildError;
 use crate::sinks::history::{self, HistoryPolicy, HistoryReader, HistoryStore, HistoryWriter, Retention, StoreError};
 use crate::sinks::journal::AlarmJournal;
 use crate::sinks::tsdb::{self, SinkItem, Store, TsdbError};
-use crate::sources::modbus::health::HealthBoard;
 use crate::state::LiveState;
+use crate::state::devices::HealthBoard;
 use crate::telemetry::Metrics;
 
 /// Reading batches in flight from sources to the rules engine.

@@ -42,9 +42,9 @@ use crate::rules::RulesEngine;
 use crate::rules::engine::CarryReport;
 use crate::sinks::journal::AlarmJournal;
 use crate::sinks::tsdb::{self, SinkItem, Store};
-use crate::sources::modbus::health::HealthBoard;
 use crate::sources::modbus::poller::{Poller, group_lines};
 use crate::state::LiveState;
+use crate::state::devices::HealthBoard;
 use crate::telemetry::{Metrics, StoreReason};
 
 mod check;

@@ -28,7 +28,6 @@ use tracing::{info, warn};
 
 use super::decoder::{decode_block, fill_block};
 use super::frame::{Answer, ILLEGAL_DATA_ADDRESS, ReadRequest};
-use super::health::{HealthBoard, RequestOutcome};
 pub use super::line::{LineSpec, group_lines};
 use super::planner::{ReadBlock, Splits, plan, split_after_rejection};
 use super::register::RegisterSpec;
@@ -38,6 +37,7 @@ use crate::clock::SharedClock;
 use crate::config::{DeviceSpec, TransportSpec};
 use crate::model::ReadingBatch;
 use crate::model::{Quality, Timestamp};
+use crate::state::devices::{HealthBoard, RequestOutcome};
 use crate::telemetry::{DeviceLabel, DeviceResult, Metrics};
 
 /// One device on a line.
