@@ -171,7 +171,10 @@ fn main() {
                 metrics
                     .opcua
                     .dropped
-                    .get_or_create(&opcua::metrics::OpcuaMetrics::kind(&format!("s{s}"), "queue_full"))
+                    .get_or_create(&hazard_gateway::telemetry::opcua::OpcuaMetrics::kind(
+                        &format!("s{s}"),
+                        "queue_full",
+                    ))
                     .get()
             })
             .sum();

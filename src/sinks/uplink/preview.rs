@@ -12,12 +12,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::build::{BuildContext, build_encoder, build_seal};
-use super::metrics::UplinkMetrics;
 use super::select::Selector;
 use super::{Payload, RecordKind};
 use crate::clock::SharedClock;
 use crate::config::GatewayConfig;
 use crate::model::{PointId, Quality, Reading, Timestamp};
+use crate::telemetry::uplink::UplinkMetrics;
 
 /// One previewed payload.
 #[derive(Debug, Clone, PartialEq)]

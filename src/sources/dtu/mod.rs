@@ -18,7 +18,6 @@
 
 pub mod framer;
 pub mod link;
-pub mod metrics;
 pub mod server;
 
 use std::collections::HashMap;
@@ -35,7 +34,7 @@ use crate::model::Timestamp;
 use crate::state::devices::StationBoard;
 pub use crate::state::devices::StationHealthView;
 use crate::telemetry::Metrics;
-use metrics::StationLabel;
+use crate::telemetry::dtu::StationLabel;
 
 /// One registered connection of a station.
 #[derive(Debug)]

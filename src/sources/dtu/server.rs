@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::framer::{Framer, Piece};
-use super::metrics::ListenerResult;
 use super::{DtuHub, Session, Station};
 use crate::config::dtu::{DtuListenerSpec, hex};
+use crate::telemetry::dtu::ListenerResult;
 
 /// Longest registration packet looked at.
 const MAX_REGISTRATION: usize = 128;

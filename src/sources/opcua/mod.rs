@@ -21,7 +21,6 @@ pub mod client;
 pub mod config;
 pub mod convert;
 pub mod health;
-pub mod metrics;
 pub mod task;
 pub mod validate;
 
@@ -47,7 +46,7 @@ pub fn start(
     data_dir: &Path,
     tx: &mpsc::Sender<ReadingBatch>,
     clock: &SharedClock,
-    metrics: &metrics::OpcuaMetrics,
+    metrics: &crate::telemetry::opcua::OpcuaMetrics,
     health: &Arc<OpcuaHealth>,
     cancel: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
