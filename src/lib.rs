@@ -29,5 +29,6 @@ pub mod rules;
 pub mod sd_notify;
 pub mod sinks;
 pub mod sources;
+pub mod spec;
 pub mod state;
 pub mod telemetry;

@@ -400,7 +400,7 @@ fn drill(name: &str, points: Vec<String>, repeat: Option<&str>) -> Result<Scenar
         format!("no scenario `{name}`; known: {}", known.join(", "))
     })?;
     let repeat_every = repeat
-        .map(hazard_gateway::config::units::parse_duration)
+        .map(hazard_gateway::spec::units::parse_duration)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--repeat: {e}"))?;
     Ok(Scenario::Drill {

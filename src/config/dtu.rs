@@ -24,10 +24,10 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::{ConfigError, SourceText};
 use super::raw::RawConfig;
-use super::units::DurationText;
 use super::{DeviceSpec, TransportSpec};
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::units::DurationText;
 
 /// `[dtu]` as serde reads it.
 #[derive(Debug, Default, Deserialize)]

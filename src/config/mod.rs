@@ -8,7 +8,6 @@
 mod bind;
 mod bind_groups;
 pub mod dtu;
-pub mod error;
 mod ops;
 pub mod profile;
 mod profile_check;
@@ -16,14 +15,13 @@ mod profile_show;
 mod raw;
 pub mod rules;
 mod transport;
-pub mod units;
 mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{ConfigError, ConfigErrors, SourceText};
+pub use crate::spec::{ConfigError, ConfigErrors, SourceText};
 pub use ops::OpsSettings;
 pub use profile::{Profile, ProfileSet};
 
@@ -32,17 +30,6 @@ use crate::model::{PointId, PointTable};
 use crate::rules::{AlarmSettings, RuleSpec};
 use crate::sources::modbus::planner::ReadLimits;
 use crate::sources::modbus::register::RegisterSpec;
-
-/// A path written in the config file `config`: absolute as written, or relative to the
-/// config's folder (so a config names its certificates and key files beside itself,
-/// whatever the working directory of the service).
-pub fn relative_to(config: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        config.parent().unwrap_or(Path::new(".")).join(p)
-    }
-}
 
 /// How the gateway reaches a Modbus device.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

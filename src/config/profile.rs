@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::error::{ConfigError, SourceText};
 use super::profile_check::{CheckedPoint, check_drills, check_overlaps, scenarios};
 use super::rules::ThresholdConfig;
 use crate::model::PointKind;
@@ -18,6 +17,7 @@ use crate::sources::modbus::register::{DataType, RegisterFunction, RegisterSpec,
 use crate::sources::sim::ScenarioSet;
 use crate::sources::sim::scenario::{EpisodeConfig, PointDrill, ScenarioKind, SimModel};
 use crate::sources::sim::signal::SimSignal;
+use crate::spec::error::{ConfigError, SourceText};
 
 /// Profiles built into the binary: (name, text).
 const BUILTIN: &[(&str, &str)] = &[

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bind::{ProfileDefault, bind_rules, settings};
-use super::error::{ConfigError, SourceText};
 use super::profile::{Profile, ProfileSet};
 use super::raw::{RawConfig, RawDevice};
-use super::relative_to;
 use super::transport::{check_serial_buses, check_transport};
 use super::{DeviceSpec, GatewayConfig, HazardSource, HistorySettings};
 use crate::api::auth::{TokenEntry, parse_hash};
 use crate::model::{PointMeta, PointTable};
 use crate::sources::modbus::planner::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ, ReadLimits};
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::relative_to;
 
 pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<ConfigError>> {
     let src = SourceText::new(path, text);
