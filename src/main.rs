@@ -277,7 +277,7 @@ fn uplink_preview(name: &str, file: &Path, count: usize) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    match hazard_gateway::sinks::uplink::preview::preview(&cfg, name, count, clock::system()) {
+    match cfg.preview_uplink(name, count, clock::system()) {
         Ok(items) => {
             print!("{}", hazard_gateway::sinks::uplink::preview::render(&items));
             Ok(ExitCode::SUCCESS)

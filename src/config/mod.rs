@@ -26,8 +26,9 @@ pub use ops::OpsSettings;
 pub use profile::{Profile, ProfileSet};
 
 pub use crate::model::HazardSource;
-use crate::model::{PointId, PointTable};
+use crate::model::{PointId, PointTable, Reading, Timestamp};
 use crate::rules::{AlarmSettings, RuleSpec};
+pub use crate::sinks::history::HistorySettings;
 use crate::sources::modbus::planner::ReadLimits;
 use crate::sources::modbus::register::RegisterSpec;
 
@@ -156,37 +157,6 @@ pub struct DeviceSpec {
     pub points: Vec<(PointId, RegisterSpec)>,
 }
 
-/// Settings of the embedded history store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistorySettings {
-    /// How long raw readings are kept.
-    pub retention: Duration,
-    /// How long per-minute rollups are kept.
-    pub rollup_retention: Duration,
-    /// A point's raw value is stored at least this often.
-    pub heartbeat: Duration,
-    /// Default deadband of a point, in percent of its instrument's span.
-    pub deadband_percent: f64,
-    /// Per-point deadbands in engineering units.
-    pub deadbands: Vec<(PointId, f64)>,
-    /// Reading batches queued for the store before new ones are dropped (and counted).
-    pub queue_batches: usize,
-}
-
-impl Default for HistorySettings {
-    /// The documented defaults: 48 h raw, 90 days of minutes, 60 s heartbeat, 0.5 % of span.
-    fn default() -> Self {
-        Self {
-            retention: Duration::from_secs(48 * 3600),
-            rollup_retention: Duration::from_secs(90 * 24 * 3600),
-            heartbeat: Duration::from_secs(60),
-            deadband_percent: 0.5,
-            deadbands: Vec::new(),
-            queue_batches: 1024,
-        }
-    }
-}
-
 /// A validated configuration, ready to run.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -238,6 +208,33 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// What `/readyz` and the watchdog check, from `[ops]` and the configured stores.
+    pub fn readiness(&self) -> crate::health::Readiness {
+        crate::health::Readiness {
+            buffer_limit: self.ops.unready_when_buffer_over,
+            stores: self.tsdb.iter().map(|t| t.name.clone()).collect(),
+        }
+    }
+
+    /// The first `count` payloads uplink `name` would send from the clock's now, with values
+    /// from the device profiles' simulator signals (`hazard-gateway uplink preview`).
+    pub fn preview_uplink(
+        &self,
+        name: &str,
+        count: usize,
+        clock: crate::clock::SharedClock,
+    ) -> Result<Vec<crate::sinks::uplink::preview::PreviewItem>, crate::sinks::uplink::preview::PreviewError> {
+        let simulated = |elapsed: Duration, ts: Timestamp| simulated(self, elapsed, ts);
+        let plant = crate::sinks::uplink::preview::PreviewPlant {
+            gateway_id: &self.gateway_id,
+            points: &self.points,
+            rules: &self.rules,
+            uplinks: &self.uplinks,
+            simulated: &simulated,
+        };
+        crate::sinks::uplink::preview::preview(&plant, name, count, clock)
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -336,4 +333,29 @@ impl GatewayConfig {
         }
         s
     }
+}
+
+/// Simulated readings of every point at `elapsed` since the simulators started.
+fn simulated(config: &GatewayConfig, elapsed: Duration, ts: Timestamp) -> Vec<(PointId, Option<Reading>)> {
+    let mut values: Vec<Option<Reading>> = vec![None; config.points.len()];
+    for dev in &config.devices {
+        let Some(profile) = config.profiles.get(&dev.profile) else {
+            continue;
+        };
+        for (id, reg) in &dev.points {
+            let model = profile
+                .points
+                .iter()
+                .find(|p| p.register.address == reg.address && p.register.function == reg.function);
+            if let Some(p) = model {
+                values[id.index()] = Some(Reading {
+                    point: *id,
+                    ts,
+                    value: p.sim.value_at(elapsed, 0.0),
+                    quality: crate::model::Quality::Good,
+                });
+            }
+        }
+    }
+    config.points.iter().map(|(id, _)| (id, values[id.index()])).collect()
 }

@@ -201,7 +201,7 @@ impl Gateway {
             device_health.attach_stations(hub.clone());
             Some(hub)
         };
-        let readiness = Arc::new(std::sync::RwLock::new(crate::health::Readiness::of(&config)));
+        let readiness = Arc::new(std::sync::RwLock::new(config.readiness()));
         let ctx = Arc::new(reload::Context {
             data_dir: data_dir.to_path_buf(),
             journal: journal.clone(),

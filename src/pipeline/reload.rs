@@ -349,7 +349,7 @@ impl Reloader {
                 Err(e) => problems.push(format!("MQTT sources: {e}")),
             }
         }
-        *ctx.readiness.write().unwrap_or_else(|p| p.into_inner()) = Readiness::of(&new);
+        *ctx.readiness.write().unwrap_or_else(|p| p.into_inner()) = new.readiness();
         let summary = json!({
             "alarms_kept": carry.kept,
             "alarms_added": carry.added,

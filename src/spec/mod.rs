@@ -3,7 +3,7 @@
 //! ([`units`]) and paths relative to the config file ([`relative_to`]).
 //!
 //! Sources, sinks and the API validate their own sections with these; the top-level
-//! [`crate::config`] gathers those sections into one config. This module imports no
+//! `config` module gathers those sections into one config. This module imports no
 //! component, so components never need to import `config`.
 
 pub mod error;

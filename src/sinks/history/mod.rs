@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, error};
 
-pub use policy::HistoryPolicy;
+pub use policy::{HistoryPolicy, HistorySettings};
 pub use reader::{HistoryReader, HistoryRow, MinuteRow, Resolution, auto_resolution};
 pub use store::{HistoryStore, Packed, Pruned};
 pub use writer::{HistoryWriter, Ingested, Retention};
