@@ -19,6 +19,7 @@
 pub mod framer;
 pub mod link;
 pub mod server;
+pub mod spec;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,8 +30,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::config::dtu::{DtuFraming, DtuSpec, StationSpec};
 use crate::model::Timestamp;
+use crate::sources::dtu::spec::{DtuFraming, DtuSpec, StationSpec};
 use crate::state::devices::StationBoard;
 pub use crate::state::devices::StationHealthView;
 use crate::telemetry::Metrics;

@@ -21,19 +21,5 @@ pub mod planner;
 pub mod poller;
 pub mod register;
 pub mod schedule;
+pub mod spec;
 pub mod transport;
-
-impl From<&crate::config::DeviceSpec> for crate::state::devices::DeviceIdentity {
-    fn from(d: &crate::config::DeviceSpec) -> Self {
-        Self {
-            name: d.name.clone(),
-            profile: d.profile.clone(),
-            transport: d.transport.to_string(),
-            station: match &d.transport {
-                crate::config::TransportSpec::Dtu(s) => Some(s.clone()),
-                _ => None,
-            },
-            unit_id: d.unit_id,
-        }
-    }
-}
