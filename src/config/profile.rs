@@ -189,6 +189,32 @@ pub struct Profile {
     pub scenarios: ScenarioSet,
 }
 
+/// The simulator serves a profile's registers, signals and drills.
+impl From<Profile> for crate::sources::sim::SimProfile {
+    fn from(p: Profile) -> Self {
+        Self {
+            name: p.name,
+            points: p
+                .points
+                .into_iter()
+                .map(|pt| crate::sources::sim::SimPoint {
+                    key: pt.key,
+                    register: pt.register,
+                    sim: pt.sim,
+                    drill: pt.drill,
+                })
+                .collect(),
+            scenarios: p.scenarios,
+        }
+    }
+}
+
+impl From<&Profile> for crate::sources::sim::SimProfile {
+    fn from(p: &Profile) -> Self {
+        p.clone().into()
+    }
+}
+
 impl Profile {
     /// A point by key.
     pub fn point(&self, key: &str) -> Option<&ProfilePoint> {
