@@ -4,6 +4,11 @@
 //! types and bad units are errors with their line), then [`validate`] checks what serde
 //! cannot (missing profiles, duplicate point ids, rules on unknown points) and builds the
 //! [`GatewayConfig`] the pipeline runs. Both steps name file, line, column and key.
+//!
+//! Components own their sections: each defines its spec type and validates it with the building
+//! blocks in `spec`; this module gathers them into [`GatewayConfig`] and re-exports the ones
+//! callers name (`DeviceSpec`, `HistorySettings`, ...). No component imports this module
+//! (`docs/architecture.md`).
 
 mod bind;
 mod bind_groups;
