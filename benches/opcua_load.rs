@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use hazard_gateway::clock;
 use hazard_gateway::config::GatewayConfig;
-use hazard_gateway::sources::ReadingBatch;
+use hazard_gateway::model::ReadingBatch;
 use hazard_gateway::sources::opcua::{self, OpcuaHealth};
 use hazard_gateway::telemetry::Metrics;
 use tokio::sync::mpsc;
@@ -171,7 +171,10 @@ fn main() {
                 metrics
                     .opcua
                     .dropped
-                    .get_or_create(&opcua::metrics::OpcuaMetrics::kind(&format!("s{s}"), "queue_full"))
+                    .get_or_create(&hazard_gateway::telemetry::opcua::OpcuaMetrics::kind(
+                        &format!("s{s}"),
+                        "queue_full",
+                    ))
                     .get()
             })
             .sum();

@@ -26,14 +26,6 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// Readiness for a validated config.
-    pub fn of(config: &crate::config::GatewayConfig) -> Self {
-        Self {
-            buffer_limit: config.ops.unready_when_buffer_over,
-            stores: config.tsdb.iter().map(|t| t.name.clone()).collect(),
-        }
-    }
-
     /// Every reason the gateway is not ready at `now`.
     pub fn problems(&self, now: Timestamp, rules_heartbeat: Timestamp, tsdb: &TsdbMetrics) -> Vec<String> {
         let mut out: Vec<String> = rules_problem(now, rules_heartbeat).into_iter().collect();

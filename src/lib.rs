@@ -1,17 +1,25 @@
 //! hazard-gateway: an edge gateway for real-time monitoring of major hazard sources (重大危险源).
 //!
-//! Data flows one way: sources -> rules -> sinks, and the API reads shared state.
+//! Data flows one way: sources -> rules -> sinks, and the API reads shared state. Imports between
+//! these modules run one way too (`docs/architecture.md`; `tests/it/layers.rs` enforces it).
 //!
-//! - [`config`]: typed TOML configuration and device profiles; every error names file, line and key.
-//! - [`model`]: points, readings, quality and alarm events; imports nothing else of ours.
+//! - [`config`]: typed TOML configuration and device profiles; gathers every component's spec
+//!   type into one validated config. No component imports it.
+//! - [`spec`]: what every component's config is built from: errors that name file, line and
+//!   key, durations and sizes, paths relative to the config file; imports no component.
+//! - [`model`]: points, readings and reading batches, quality, hazard sources and alarm events:
+//!   every type that crosses layers; imports nothing else of ours.
 //! - [`clock`]: the only place that reads wall time, so tests can drive time by hand.
-//! - [`sources`]: Modbus pollers, MQTT subscriptions and the built-in simulator; they emit reading
-//!   batches.
+//! - [`sources`]: Modbus pollers, DTU listener, MQTT subscriptions, OPC UA sessions and the
+//!   built-in simulator; they emit reading batches and define their own spec types.
 //! - [`rules`]: pure alarm evaluation (threshold, deadband, on-delay) and its alarm events.
-//! - [`sinks`]: the embedded history store and the durable alarm journal.
-//! - [`state`]: live values and active alarms shared between the rules task and the API.
+//! - [`sinks`]: the embedded history store, the durable alarm journal, time-series stores,
+//!   webhooks, northbound MQTT and regulator uplinks; each defines its own spec type.
+//! - [`state`]: live values and active alarms shared between the rules task and the API, and
+//!   device health ([`state::devices`]) that the sources write and the API reads.
 //! - [`api`]: HTTP API, SSE alarm feed, metrics and the duty-officer console.
-//! - [`telemetry`]: every metric the gateway exports, created in one place.
+//! - [`telemetry`]: every metric the gateway exports, created in one place; imports no source
+//!   or sink.
 //! - [`pipeline`]: wires the components from a validated config; start-up and shutdown.
 //! - [`demo`]: the built-in demo plant (simulators plus gateway in one process).
 //! - [`health`]: the readiness checks shared by `/readyz` and the service manager's watchdog.
@@ -29,5 +37,6 @@ pub mod rules;
 pub mod sd_notify;
 pub mod sinks;
 pub mod sources;
+pub mod spec;
 pub mod state;
 pub mod telemetry;

@@ -277,7 +277,7 @@ fn uplink_preview(name: &str, file: &Path, count: usize) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    match hazard_gateway::sinks::uplink::preview::preview(&cfg, name, count, clock::system()) {
+    match cfg.preview_uplink(name, count, clock::system()) {
         Ok(items) => {
             print!("{}", hazard_gateway::sinks::uplink::preview::render(&items));
             Ok(ExitCode::SUCCESS)
@@ -400,7 +400,7 @@ fn drill(name: &str, points: Vec<String>, repeat: Option<&str>) -> Result<Scenar
         format!("no scenario `{name}`; known: {}", known.join(", "))
     })?;
     let repeat_every = repeat
-        .map(hazard_gateway::config::units::parse_duration)
+        .map(hazard_gateway::spec::units::parse_duration)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--repeat: {e}"))?;
     Ok(Scenario::Drill {

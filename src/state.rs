@@ -2,6 +2,10 @@
 //! each point's latest reading, the active alarms, and the broadcast of alarm events.
 //!
 //! Locks are std `RwLock`s held for copies only, never across an await.
+//!
+//! [`devices`] holds the health of every device the sources talk to, which the API shows.
+
+pub mod devices;
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
@@ -9,8 +13,7 @@ use std::sync::RwLock;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::config::HazardSource;
-use crate::model::{AlarmEvent, PointId, PointTable, Reading, Timestamp};
+use crate::model::{AlarmEvent, HazardSource, PointId, PointTable, Reading, Timestamp};
 use crate::rules::{AlarmStats, Command, CommandError};
 
 /// What the live feed carries.

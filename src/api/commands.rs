@@ -15,8 +15,8 @@ use super::alarms::AlarmView;
 use super::auth::Principal;
 use super::error::{ApiJson, ApiPath, ErrorBody};
 use super::{ApiError, AppState};
-use crate::config::units::parse_duration;
 use crate::rules::{Command, CommandError};
+use crate::spec::units::parse_duration;
 use crate::state::CommandRequest;
 
 /// Body of a command that needs no reason (ack, unshelve, return-to-service).

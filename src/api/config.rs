@@ -10,9 +10,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::server::{Limits, MIN_HEADER_LIMIT, TlsError, TlsFiles};
-use crate::config::error::{ConfigError, SourceText};
-use crate::config::relative_to;
-use crate::config::units::{DurationText, SizeText};
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::relative_to;
+use crate::spec::units::{DurationText, SizeText};
 
 /// `[api] tls = { cert = "…", key = "…" }`.
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::error::ErrorBody;
 use super::{AppState, rfc3339};
 use crate::model::Timestamp;
-use crate::sources::modbus::health::DeviceHealthView;
+use crate::state::devices::DeviceHealthView;
 
 /// A device's health as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]

@@ -31,7 +31,7 @@ use utoipa::IntoParams;
 use super::error::{ApiQuery, ErrorBody};
 use super::feed_readings::{self, ReadingFilter};
 use super::{ApiError, AppState};
-use crate::config::units::parse_duration;
+use crate::spec::units::parse_duration;
 use crate::state::FeedEvent;
 
 /// Most journal events replayed to one reconnecting client.

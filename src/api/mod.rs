@@ -39,7 +39,7 @@ use crate::clock::SharedClock;
 use crate::model::Timestamp;
 use crate::sinks::history::HistoryReader;
 use crate::sinks::journal::AlarmJournal;
-use crate::sources::modbus::health::HealthBoard;
+use crate::state::devices::HealthBoard;
 use crate::state::{CommandSender, LiveState};
 use crate::telemetry::Metrics;
 

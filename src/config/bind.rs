@@ -8,11 +8,11 @@ use globset::Glob;
 use toml::Spanned;
 
 use super::bind_groups::{bind_deviation, bind_vote};
-use super::error::{ConfigError, SourceText};
 use super::rules::{AlarmsConfig, RuleConfig, ThresholdConfig};
 use crate::model::{PointId, PointKind, PointTable, Timestamp};
 use crate::rules::engine::BuildError;
 use crate::rules::{AlarmSettings, Delays, RuleKind, RuleSpec, RulesEngine};
+use crate::spec::error::{ConfigError, SourceText};
 
 /// A profile's default set-points for one bound point.
 #[derive(Debug)]

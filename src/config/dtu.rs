@@ -24,10 +24,10 @@ use regex::bytes::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::{ConfigError, SourceText};
 use super::raw::RawConfig;
-use super::units::DurationText;
 use super::{DeviceSpec, TransportSpec};
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::units::DurationText;
 
 /// `[dtu]` as serde reads it.
 #[derive(Debug, Default, Deserialize)]
@@ -79,142 +79,31 @@ struct RawStation {
     heartbeat_regex: Option<Spanned<String>>,
 }
 
-/// How Modbus frames travel on a DTU's connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DtuFraming {
-    /// RTU frames with CRC (a transparent DTU in front of an RS-485 bus): the usual case.
-    #[default]
-    Rtu,
-    /// Modbus TCP frames (MBAP header).
-    Tcp,
-}
+pub use crate::sources::dtu::spec::{DtuFraming, DtuListenerSpec, DtuSpec, Matcher, StationSpec, hex};
 
-/// Bytes that identify a registration or a heartbeat.
-#[derive(Debug, Clone)]
-pub enum Matcher {
-    /// These exact bytes.
-    Bytes(Vec<u8>),
-    /// A pattern that must match at the first byte.
-    Regex(Regex),
-}
-
-impl Matcher {
-    /// Length of the match at the start of `buf`, if there is one.
-    pub fn match_len(&self, buf: &[u8]) -> Option<usize> {
-        match self {
-            Matcher::Bytes(b) => buf.starts_with(b).then_some(b.len()),
-            Matcher::Regex(r) => r.find(buf).filter(|m| m.start() == 0 && m.end() > 0).map(|m| m.end()),
-        }
-    }
-
-    /// True if more bytes could still complete a match of `buf` (only exact bytes can tell).
-    pub fn could_complete(&self, buf: &[u8]) -> bool {
-        match self {
-            Matcher::Bytes(b) => buf.len() < b.len() && b.starts_with(buf),
-            Matcher::Regex(_) => false,
-        }
-    }
-}
-
-/// Two matchers are the same when they accept the same bytes by the same rule (a regex by its
-/// source text), which is what a config reload needs to know.
-impl PartialEq for Matcher {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Matcher::Bytes(a), Matcher::Bytes(b)) => a == b,
-            (Matcher::Regex(a), Matcher::Regex(b)) => a.as_str() == b.as_str(),
-            _ => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Matcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Matcher::Bytes(b) => match std::str::from_utf8(b) {
-                Ok(s) if s.chars().all(|c| c.is_ascii_graphic()) => write!(f, "\"{s}\""),
-                _ => write!(f, "hex {}", hex(b)),
-            },
-            Matcher::Regex(r) => write!(f, "regex {}", r.as_str()),
-        }
-    }
-}
-
-/// Lower-case hex of `bytes`, for logs and the API.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// One listening port.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DtuListenerSpec {
-    /// Name (`dtu` when not given).
-    pub name: String,
-    /// Address to listen on.
-    pub listen: SocketAddr,
-    /// Framing of the Modbus frames on its connections.
-    pub framing: DtuFraming,
-    /// Heartbeat period the DTUs are set to.
-    pub heartbeat_interval: Duration,
-    /// Silence (no heartbeat, no answer) after which a station is lost and its socket closed.
-    pub heartbeat_timeout: Duration,
-    /// How long a new connection has to register.
-    pub registration_timeout: Duration,
-}
-
-/// One DTU.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StationSpec {
-    /// Name devices refer to.
-    pub name: String,
-    /// Index of its listener.
-    pub listener: usize,
-    /// Recognises its registration packet.
-    pub id: Matcher,
-    /// Recognises its heartbeat packets, if it sends any.
-    pub heartbeat: Option<Matcher>,
-}
-
-/// Validated `[dtu]`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DtuSpec {
-    /// Listening ports.
-    pub listeners: Vec<DtuListenerSpec>,
-    /// Stations.
-    pub stations: Vec<StationSpec>,
-}
-
-impl DtuSpec {
-    /// Every station with the devices behind it, for the communication alarms.
-    pub fn station_groups(&self, devices: &[DeviceSpec]) -> Vec<crate::rules::StationGroup> {
-        self.stations
-            .iter()
-            .map(|st| {
-                let members: Vec<&DeviceSpec> = devices
-                    .iter()
-                    .filter(|d| matches!(&d.transport, TransportSpec::Dtu(s) if *s == st.name))
-                    .collect();
-                // The members share one link and are polled one after another, so after the link
-                // went every member has failed once within the longest interval plus every
-                // member's timeouts (with retries); twice that is the grace.
-                let interval = members.iter().map(|d| d.interval).max().unwrap_or_default();
-                let timeouts: Duration = members.iter().map(|d| d.timeout * (1 + u32::from(d.retries))).sum();
-                let grace = (interval + timeouts) * 2;
-                crate::rules::StationGroup {
-                    station: st.name.clone(),
-                    devices: members.iter().map(|d| d.name.clone()).collect(),
-                    grace,
-                }
-            })
-            .filter(|g| !g.devices.is_empty())
-            .collect()
-    }
-
-    /// The station named `name`.
-    pub fn station(&self, name: &str) -> Option<&StationSpec> {
-        self.stations.iter().find(|s| s.name == name)
-    }
+/// Every station with the devices behind it, for the communication alarms.
+pub(super) fn station_groups(dtu: &DtuSpec, devices: &[DeviceSpec]) -> Vec<crate::rules::StationGroup> {
+    dtu.stations
+        .iter()
+        .map(|st| {
+            let members: Vec<&DeviceSpec> = devices
+                .iter()
+                .filter(|d| matches!(&d.transport, TransportSpec::Dtu(s) if *s == st.name))
+                .collect();
+            // The members share one link and are polled one after another, so after the link
+            // went every member has failed once within the longest interval plus every
+            // member's timeouts (with retries); twice that is the grace.
+            let interval = members.iter().map(|d| d.interval).max().unwrap_or_default();
+            let timeouts: Duration = members.iter().map(|d| d.timeout * (1 + u32::from(d.retries))).sum();
+            let grace = (interval + timeouts) * 2;
+            crate::rules::StationGroup {
+                station: st.name.clone(),
+                devices: members.iter().map(|d| d.name.clone()).collect(),
+                grace,
+            }
+        })
+        .filter(|g| !g.devices.is_empty())
+        .collect()
 }
 
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
@@ -536,16 +425,5 @@ mod tests {
         assert_eq!(parse_hex("0xfe01").unwrap(), vec![0xfe, 0x01]);
         assert!(parse_hex("fe0").unwrap_err().contains("odd"));
         assert!(parse_hex("fg").unwrap_err().contains("`g`"));
-    }
-
-    #[test]
-    fn matchers_match_at_the_start_only() {
-        let b = Matcher::Bytes(b"HB".to_vec());
-        assert_eq!(b.match_len(b"HB\x01\x03"), Some(2));
-        assert_eq!(b.match_len(b"xHB"), None);
-        assert!(b.could_complete(b"H"));
-        let r = Matcher::Regex(Regex::new("^(?:\\$HB[0-9]*;)").unwrap());
-        assert_eq!(r.match_len(b"$HB12;\x01"), Some(6));
-        assert_eq!(r.match_len(b"\x01$HB12;"), None);
     }
 }

@@ -4,11 +4,15 @@
 //! types and bad units are errors with their line), then [`validate`] checks what serde
 //! cannot (missing profiles, duplicate point ids, rules on unknown points) and builds the
 //! [`GatewayConfig`] the pipeline runs. Both steps name file, line, column and key.
+//!
+//! Components own their sections: each defines its spec type and validates it with the building
+//! blocks in `spec`; this module gathers them into [`GatewayConfig`] and re-exports the ones
+//! callers name (`DeviceSpec`, `HistorySettings`, ...). No component imports this module
+//! (`docs/architecture.md`).
 
 mod bind;
 mod bind_groups;
 pub mod dtu;
-pub mod error;
 mod ops;
 pub mod profile;
 mod profile_check;
@@ -16,199 +20,21 @@ mod profile_show;
 mod raw;
 pub mod rules;
 mod transport;
-pub mod units;
 mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{ConfigError, ConfigErrors, SourceText};
+pub use crate::spec::{ConfigError, ConfigErrors, SourceText};
 pub use ops::OpsSettings;
 pub use profile::{Profile, ProfileSet};
 
-use crate::model::{PointId, PointTable};
+pub use crate::model::HazardSource;
+use crate::model::{PointId, PointTable, Reading, Timestamp};
 use crate::rules::{AlarmSettings, RuleSpec};
-use crate::sources::modbus::planner::ReadLimits;
-use crate::sources::modbus::register::RegisterSpec;
-
-/// A path written in the config file `config`: absolute as written, or relative to the
-/// config's folder (so a config names its certificates and key files beside itself,
-/// whatever the working directory of the service).
-pub fn relative_to(config: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        config.parent().unwrap_or(Path::new(".")).join(p)
-    }
-}
-
-/// A hazard source (重大危险源) as registered with the authorities.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HazardSource {
-    /// Registration code, e.g. `MHS-001`.
-    pub id: String,
-    /// Name, e.g. `液氯储罐区`.
-    pub name: String,
-    /// GB 18218-2018 grade, 1 (most severe) to 4.
-    pub level: u8,
-}
-
-/// How the gateway reaches a Modbus device.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum TransportSpec {
-    /// Modbus TCP to `host:port`.
-    Tcp(String),
-    /// Modbus RTU on a local serial line (RS-485/RS-232).
-    Rtu(SerialSpec),
-    /// RTU frames carried over a TCP connection to a serial server / DTU at `host:port`.
-    RtuOverTcp(String),
-    /// Through a DTU that dials in to the gateway: the station's name.
-    Dtu(String),
-}
-
-impl TransportSpec {
-    /// `tcp`, `rtu` or `rtu_over_tcp`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            TransportSpec::Tcp(_) => "tcp",
-            TransportSpec::Rtu(_) => "rtu",
-            TransportSpec::RtuOverTcp(_) => "rtu_over_tcp",
-            TransportSpec::Dtu(_) => "dtu",
-        }
-    }
-
-    /// The endpoint: `host:port` or the serial port path.
-    pub fn endpoint(&self) -> &str {
-        match self {
-            TransportSpec::Tcp(a) | TransportSpec::RtuOverTcp(a) | TransportSpec::Dtu(a) => a,
-            TransportSpec::Rtu(s) => &s.port,
-        }
-    }
-}
-
-impl std::fmt::Display for TransportSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TransportSpec::Rtu(s) => write!(
-                f,
-                "rtu {} {} {}{}{}",
-                s.port,
-                s.baud,
-                s.data_bits,
-                s.parity.letter(),
-                s.stop_bits
-            ),
-            other => write!(f, "{} {}", other.kind(), other.endpoint()),
-        }
-    }
-}
-
-/// Serial line settings of an RTU bus.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SerialSpec {
-    /// Serial device, e.g. `/dev/ttyS1`.
-    pub port: String,
-    /// Bits per second.
-    pub baud: u32,
-    /// Parity bit.
-    pub parity: Parity,
-    /// Data bits per character (7 or 8).
-    pub data_bits: u8,
-    /// Stop bits (1 or 2).
-    pub stop_bits: u8,
-}
-
-impl SerialSpec {
-    /// Modbus over Serial Line v1.02 §2.5.1.1: frames are separated by 3.5 character times of
-    /// silence; above 19200 baud a fixed 1.75 ms is recommended.
-    pub fn inter_frame_silence(&self) -> Duration {
-        if self.baud > 19_200 {
-            return Duration::from_micros(1750);
-        }
-        let bits = 1 + u32::from(self.data_bits) + u32::from(self.parity != Parity::None) + u32::from(self.stop_bits);
-        Duration::from_secs_f64(3.5 * f64::from(bits) / f64::from(self.baud.max(1)))
-    }
-}
-
-/// Parity of a serial line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Parity {
-    /// No parity bit (Modbus requires 2 stop bits then, though many devices use 1).
-    None,
-    /// Even parity, the Modbus default (Serial Line v1.02 §2.5.1).
-    Even,
-    /// Odd parity.
-    Odd,
-}
-
-impl Parity {
-    fn letter(self) -> char {
-        match self {
-            Parity::None => 'N',
-            Parity::Even => 'E',
-            Parity::Odd => 'O',
-        }
-    }
-}
-
-/// One polled device, with its points resolved.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceSpec {
-    /// Device name, unique in the gateway.
-    pub name: String,
-    /// Profile it follows.
-    pub profile: String,
-    /// Where it is.
-    pub transport: TransportSpec,
-    /// Modbus unit (slave) id.
-    pub unit_id: u8,
-    /// Poll period.
-    pub interval: Duration,
-    /// How long to wait for an answer before the device counts as silent.
-    pub timeout: Duration,
-    /// Extra attempts of a failed request while the device is online (none once it is not:
-    /// a dead device costs its bus one timeout per cycle).
-    pub retries: u8,
-    /// Pause before each request to this device, for slow serial devices and DTUs.
-    pub inter_request_delay: Duration,
-    /// Request limits (profile's, possibly narrowed per device).
-    pub limits: ReadLimits,
-    /// The points it feeds and where each sits in its register map.
-    pub points: Vec<(PointId, RegisterSpec)>,
-}
-
-/// Settings of the embedded history store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistorySettings {
-    /// How long raw readings are kept.
-    pub retention: Duration,
-    /// How long per-minute rollups are kept.
-    pub rollup_retention: Duration,
-    /// A point's raw value is stored at least this often.
-    pub heartbeat: Duration,
-    /// Default deadband of a point, in percent of its instrument's span.
-    pub deadband_percent: f64,
-    /// Per-point deadbands in engineering units.
-    pub deadbands: Vec<(PointId, f64)>,
-    /// Reading batches queued for the store before new ones are dropped (and counted).
-    pub queue_batches: usize,
-}
-
-impl Default for HistorySettings {
-    /// The documented defaults: 48 h raw, 90 days of minutes, 60 s heartbeat, 0.5 % of span.
-    fn default() -> Self {
-        Self {
-            retention: Duration::from_secs(48 * 3600),
-            rollup_retention: Duration::from_secs(90 * 24 * 3600),
-            heartbeat: Duration::from_secs(60),
-            deadband_percent: 0.5,
-            deadbands: Vec::new(),
-            queue_batches: 1024,
-        }
-    }
-}
+pub use crate::sinks::history::HistorySettings;
+pub use crate::sources::modbus::spec::{DeviceSpec, Parity, SerialSpec, TransportSpec};
 
 /// A validated configuration, ready to run.
 #[derive(Debug, Clone)]
@@ -261,6 +87,33 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// What `/readyz` and the watchdog check, from `[ops]` and the configured stores.
+    pub fn readiness(&self) -> crate::health::Readiness {
+        crate::health::Readiness {
+            buffer_limit: self.ops.unready_when_buffer_over,
+            stores: self.tsdb.iter().map(|t| t.name.clone()).collect(),
+        }
+    }
+
+    /// The first `count` payloads uplink `name` would send from the clock's now, with values
+    /// from the device profiles' simulator signals (`hazard-gateway uplink preview`).
+    pub fn preview_uplink(
+        &self,
+        name: &str,
+        count: usize,
+        clock: crate::clock::SharedClock,
+    ) -> Result<Vec<crate::sinks::uplink::preview::PreviewItem>, crate::sinks::uplink::preview::PreviewError> {
+        let simulated = |elapsed: Duration, ts: Timestamp| simulated(self, elapsed, ts);
+        let plant = crate::sinks::uplink::preview::PreviewPlant {
+            gateway_id: &self.gateway_id,
+            points: &self.points,
+            rules: &self.rules,
+            uplinks: &self.uplinks,
+            simulated: &simulated,
+        };
+        crate::sinks::uplink::preview::preview(&plant, name, count, clock)
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -359,4 +212,29 @@ impl GatewayConfig {
         }
         s
     }
+}
+
+/// Simulated readings of every point at `elapsed` since the simulators started.
+fn simulated(config: &GatewayConfig, elapsed: Duration, ts: Timestamp) -> Vec<(PointId, Option<Reading>)> {
+    let mut values: Vec<Option<Reading>> = vec![None; config.points.len()];
+    for dev in &config.devices {
+        let Some(profile) = config.profiles.get(&dev.profile) else {
+            continue;
+        };
+        for (id, reg) in &dev.points {
+            let model = profile
+                .points
+                .iter()
+                .find(|p| p.register.address == reg.address && p.register.function == reg.function);
+            if let Some(p) = model {
+                values[id.index()] = Some(Reading {
+                    point: *id,
+                    ts,
+                    value: p.sim.value_at(elapsed, 0.0),
+                    quality: crate::model::Quality::Good,
+                });
+            }
+        }
+    }
+    config.points.iter().map(|(id, _)| (id, values[id.index()])).collect()
 }

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::error::{ConfigError, SourceText};
-use super::units;
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::units;
 
 /// The `[ops]` table as written.
 #[derive(Debug, Default, Deserialize)]

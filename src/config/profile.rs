@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::error::{ConfigError, SourceText};
 use super::profile_check::{CheckedPoint, check_drills, check_overlaps, scenarios};
 use super::rules::ThresholdConfig;
 use crate::model::PointKind;
@@ -18,6 +17,7 @@ use crate::sources::modbus::register::{DataType, RegisterFunction, RegisterSpec,
 use crate::sources::sim::ScenarioSet;
 use crate::sources::sim::scenario::{EpisodeConfig, PointDrill, ScenarioKind, SimModel};
 use crate::sources::sim::signal::SimSignal;
+use crate::spec::error::{ConfigError, SourceText};
 
 /// Profiles built into the binary: (name, text).
 const BUILTIN: &[(&str, &str)] = &[
@@ -187,6 +187,32 @@ pub struct Profile {
     pub points: Vec<ProfilePoint>,
     /// Drills the simulator can play on this device.
     pub scenarios: ScenarioSet,
+}
+
+/// The simulator serves a profile's registers, signals and drills.
+impl From<Profile> for crate::sources::sim::SimProfile {
+    fn from(p: Profile) -> Self {
+        Self {
+            name: p.name,
+            points: p
+                .points
+                .into_iter()
+                .map(|pt| crate::sources::sim::SimPoint {
+                    key: pt.key,
+                    register: pt.register,
+                    sim: pt.sim,
+                    drill: pt.drill,
+                })
+                .collect(),
+            scenarios: p.scenarios,
+        }
+    }
+}
+
+impl From<&Profile> for crate::sources::sim::SimProfile {
+    fn from(p: &Profile) -> Self {
+        p.clone().into()
+    }
 }
 
 impl Profile {

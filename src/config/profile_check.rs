@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::error::{ConfigError, SourceText};
 use super::profile::ProfilePoint;
 use crate::model::Quality;
 use crate::sources::modbus::decoder::{decode, encode};
 use crate::sources::modbus::register::DataType;
 use crate::sources::sim::scenario::{EpisodeConfig, PointDrill, ScenarioKind, SimModel, StatusLink};
 use crate::sources::sim::{Drill, ScenarioSet};
+use crate::spec::error::{ConfigError, SourceText};
 
 /// A point as checked here: its built form, its place in the file and its simulator model
 /// (`None` when the profile gives no `sim` table: the point then rests at 0 and is not checked).

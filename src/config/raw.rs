@@ -9,10 +9,10 @@ use toml::Spanned;
 
 use super::Parity;
 use super::rules::{AlarmsConfig, RuleConfig};
-use super::units::{self, DurationText};
 use crate::api::auth::Role;
 use crate::sinks::tsdb::config::RawTsdb;
 use crate::sources::modbus::register::WordOrder;
+use crate::spec::units::{self, DurationText};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::units;
 use crate::model::{Level, PointId, Priority};
 use crate::rules::{Delays, Limit, RuleKind};
+use crate::spec::units;
 
 fn default_priority() -> Priority {
     Priority::High

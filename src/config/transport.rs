@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::error::{ConfigError, SourceText};
 use super::raw::{RawConfig, RawDevice, RawTransport};
 use super::{DeviceSpec, SerialSpec, TransportSpec};
+use crate::spec::error::{ConfigError, SourceText};
 
 pub(super) fn check_transport(
     src: &SourceText<'_>,

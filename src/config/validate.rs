@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bind::{ProfileDefault, bind_rules, settings};
-use super::error::{ConfigError, SourceText};
 use super::profile::{Profile, ProfileSet};
 use super::raw::{RawConfig, RawDevice};
-use super::relative_to;
 use super::transport::{check_serial_buses, check_transport};
 use super::{DeviceSpec, GatewayConfig, HazardSource, HistorySettings};
 use crate::api::auth::{TokenEntry, parse_hash};
 use crate::model::{PointMeta, PointTable};
 use crate::sources::modbus::planner::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ, ReadLimits};
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::relative_to;
 
 pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<ConfigError>> {
     let src = SourceText::new(path, text);
@@ -94,7 +94,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     );
     let opcua = crate::sources::opcua::validate::validate(&src, &raw.opcua, &known_sources, &mut points, &mut errors);
     let dtu = super::dtu::validate(&src, &raw, &devices, &mut errors);
-    let stations = dtu.station_groups(&devices);
+    let stations = super::dtu::station_groups(&dtu, &devices);
     let history = check_history(&src, &raw, &points, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);

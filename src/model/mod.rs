@@ -146,6 +146,20 @@ pub struct Reading {
     pub quality: Quality,
 }
 
+/// What every source sends towards the rules engine and the stores: one poll cycle's readings.
+pub type ReadingBatch = Vec<Reading>;
+
+/// A hazard source (重大危险源) as registered with the authorities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HazardSource {
+    /// Registration code, e.g. `MHS-001`.
+    pub id: String,
+    /// Name, e.g. `液氯储罐区`.
+    pub name: String,
+    /// GB 18218-2018 grade, 1 (most severe) to 4.
+    pub level: u8,
+}
+
 /// What a point measures; decides which rules and defaults make sense for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

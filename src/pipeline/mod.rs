@@ -21,14 +21,14 @@ use tracing::{error, info, warn};
 use crate::api::{self, AppState};
 use crate::clock::SharedClock;
 use crate::config::GatewayConfig;
+use crate::model::ReadingBatch;
 use crate::rules::RulesEngine;
 use crate::rules::engine::BuildError;
 use crate::sinks::history::{self, HistoryPolicy, HistoryReader, HistoryStore, HistoryWriter, Retention, StoreError};
 use crate::sinks::journal::AlarmJournal;
 use crate::sinks::tsdb::{self, SinkItem, Store, TsdbError};
-use crate::sources::ReadingBatch;
-use crate::sources::modbus::health::HealthBoard;
 use crate::state::LiveState;
+use crate::state::devices::HealthBoard;
 use crate::telemetry::Metrics;
 
 /// Reading batches in flight from sources to the rules engine.
@@ -201,7 +201,7 @@ impl Gateway {
             device_health.attach_stations(hub.clone());
             Some(hub)
         };
-        let readiness = Arc::new(std::sync::RwLock::new(crate::health::Readiness::of(&config)));
+        let readiness = Arc::new(std::sync::RwLock::new(config.readiness()));
         let ctx = Arc::new(reload::Context {
             data_dir: data_dir.to_path_buf(),
             journal: journal.clone(),

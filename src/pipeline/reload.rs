@@ -37,14 +37,14 @@ use crate::api::admin::{ReloadFailure, ReloadRequest};
 use crate::clock::SharedClock;
 use crate::config::GatewayConfig;
 use crate::health::Readiness;
+use crate::model::ReadingBatch;
 use crate::rules::RulesEngine;
 use crate::rules::engine::CarryReport;
 use crate::sinks::journal::AlarmJournal;
 use crate::sinks::tsdb::{self, SinkItem, Store};
-use crate::sources::ReadingBatch;
-use crate::sources::modbus::health::HealthBoard;
 use crate::sources::modbus::poller::{Poller, group_lines};
 use crate::state::LiveState;
+use crate::state::devices::HealthBoard;
 use crate::telemetry::{Metrics, StoreReason};
 
 mod check;
@@ -349,7 +349,7 @@ impl Reloader {
                 Err(e) => problems.push(format!("MQTT sources: {e}")),
             }
         }
-        *ctx.readiness.write().unwrap_or_else(|p| p.into_inner()) = Readiness::of(&new);
+        *ctx.readiness.write().unwrap_or_else(|p| p.into_inner()) = new.readiness();
         let summary = json!({
             "alarms_kept": carry.kept,
             "alarms_added": carry.added,

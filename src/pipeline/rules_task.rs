@@ -13,9 +13,9 @@ use tracing::warn;
 use super::journal_writer::JournalJob;
 use crate::clock::SharedClock;
 use crate::model::Quality;
+use crate::model::ReadingBatch;
 use crate::rules::{Output, RulesEngine};
 use crate::sinks::tsdb::SinkItem;
-use crate::sources::ReadingBatch;
 use crate::state::{CommandRequest, LiveState};
 use crate::telemetry::{Metrics, QualityLabel, ReasonLabel, StoreReason};
 

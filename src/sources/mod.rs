@@ -8,8 +8,3 @@ pub mod modbus;
 pub mod mqtt;
 pub mod opcua;
 pub mod sim;
-
-use crate::model::Reading;
-
-/// What sources send to the rules engine: one poll cycle's readings.
-pub type ReadingBatch = Vec<Reading>;

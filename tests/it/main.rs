@@ -15,6 +15,7 @@ mod deploy_docker;
 mod dtu;
 mod end_to_end;
 mod history;
+mod layers;
 mod modbus_faults;
 mod modbus_peer;
 mod modbus_types;

@@ -20,7 +20,7 @@ use crate::support;
 use std::path::Path;
 use std::time::Duration;
 
-use hazard_gateway::sources::opcua::metrics::OpcuaMetrics;
+use hazard_gateway::telemetry::opcua::OpcuaMetrics;
 use serde_json::Value;
 use support::{OpcuaServer, TestGateway, WAIT, wait_for};
 

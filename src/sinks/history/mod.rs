@@ -33,14 +33,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{debug, error};
 
-pub use policy::HistoryPolicy;
+pub use policy::{HistoryPolicy, HistorySettings};
 pub use reader::{HistoryReader, HistoryRow, MinuteRow, Resolution, auto_resolution};
 pub use store::{HistoryStore, Packed, Pruned};
 pub use writer::{HistoryWriter, Ingested, Retention};
 
 use crate::clock::SharedClock;
+use crate::model::ReadingBatch;
 use crate::model::Timestamp;
-use crate::sources::ReadingBatch;
 use crate::telemetry::{Metrics, ReasonLabel};
 
 /// Errors of the SQLite-backed stores.

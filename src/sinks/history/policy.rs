@@ -8,8 +8,38 @@
 
 use std::time::Duration;
 
-use crate::config::HistorySettings;
-use crate::model::{PointTable, Quality, Reading, Timestamp};
+use crate::model::{PointId, PointTable, Quality, Reading, Timestamp};
+
+/// Settings of the embedded history store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistorySettings {
+    /// How long raw readings are kept.
+    pub retention: Duration,
+    /// How long per-minute rollups are kept.
+    pub rollup_retention: Duration,
+    /// A point's raw value is stored at least this often.
+    pub heartbeat: Duration,
+    /// Default deadband of a point, in percent of its instrument's span.
+    pub deadband_percent: f64,
+    /// Per-point deadbands in engineering units.
+    pub deadbands: Vec<(PointId, f64)>,
+    /// Reading batches queued for the store before new ones are dropped (and counted).
+    pub queue_batches: usize,
+}
+
+impl Default for HistorySettings {
+    /// The documented defaults: 48 h raw, 90 days of minutes, 60 s heartbeat, 0.5 % of span.
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(48 * 3600),
+            rollup_retention: Duration::from_secs(90 * 24 * 3600),
+            heartbeat: Duration::from_secs(60),
+            deadband_percent: 0.5,
+            deadbands: Vec::new(),
+            queue_batches: 1024,
+        }
+    }
+}
 
 /// Per-point rules of raw history.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 use rusqlite::{Connection, params};
 
 use super::*;
-use crate::config::HistorySettings;
 use crate::model::{PointId, PointKind, PointMeta, PointTable, Quality, Reading};
+use crate::sinks::history::HistorySettings;
 
 /// 2023-11-14T22:13:20Z, on a minute boundary.
 const T0_MS: i64 = 1_700_000_000_000 - 1_700_000_000_000 % 60_000;

@@ -8,8 +8,8 @@ use super::StoreError;
 use super::policy::{HistoryPolicy, RawFilter};
 use super::rollup::{MinuteAgg, Rollups, minute_of};
 use super::store::{HistoryStore, Pruned};
+use crate::model::ReadingBatch;
 use crate::model::{Reading, Timestamp};
-use crate::sources::ReadingBatch;
 
 /// Retention windows of the two tiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

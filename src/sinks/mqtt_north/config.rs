@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::error::{ConfigError, SourceText};
-use crate::config::units;
 use crate::model::{AlarmEvent, Priority};
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::units;
 
 fn default_topic() -> String {
     "hazard/{gateway}/alarms".into()

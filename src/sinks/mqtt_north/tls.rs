@@ -9,7 +9,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::config::RawNorthTls;
-use crate::config::error::{ConfigError, SourceText};
+use crate::spec::error::{ConfigError, SourceText};
 
 /// Validated TLS files of a target.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::error::{ConfigError, SourceText};
-use crate::config::units;
 use crate::sinks::buffer::{BufferConfig, FsyncPolicy, WhenFull};
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::units;
 
 /// Which write API the store speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -12,8 +12,8 @@ use tracing::{error, warn};
 use super::schema::{self, Encoded, ReadingEncoder};
 use crate::clock::SharedClock;
 use crate::model::AlarmEvent;
+use crate::model::ReadingBatch;
 use crate::sinks::buffer::DiskQueue;
-use crate::sources::ReadingBatch;
 use crate::telemetry::{StoreLabel, StoreReason, TsdbMetrics};
 
 /// What the rules engine hands to a store.

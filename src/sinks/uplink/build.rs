@@ -11,12 +11,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{CipherConfig, CodeTable, EncoderConfig, EnvelopeConfig, TransportConfig, UplinkSpec};
-use super::metrics::UplinkMetrics;
 use super::transport::tcp::TcpFraming;
 use super::{Encoder, Seal, Transport};
 use crate::clock::SharedClock;
 use crate::model::{PointId, PointTable};
 use crate::sinks::history::HistoryReader;
+use crate::telemetry::uplink::UplinkMetrics;
 
 /// An interval the runner follows and a platform may change at run time (HJ 212 1062/1064).
 #[derive(Debug, Clone)]

@@ -18,11 +18,11 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Codes;
-use crate::config::error::{ConfigError, SourceText};
-use crate::config::relative_to;
-use crate::config::units::{DurationText, SizeText};
 use crate::model::{PointId, PointTable};
 use crate::sinks::buffer::WhenFull;
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::relative_to;
+use crate::spec::units::{DurationText, SizeText};
 
 /// A `[[uplinks]]` entry as written.
 #[derive(Debug, Clone, Deserialize)]

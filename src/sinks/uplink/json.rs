@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::config::Place;
 use super::template::Template;
 use super::{EncodeError, Encoder, Payload, RecordKind, UplinkRecord};
-use crate::config::error::ConfigError;
+use crate::spec::error::ConfigError;
 
 fn default_time_format() -> String {
     "%Y-%m-%d %H:%M:%S".into()
@@ -614,7 +614,7 @@ mod tests {
     #[test]
     fn unknown_placeholders_are_refused_by_check() {
         let src_text = "";
-        let src = crate::config::error::SourceText::new(std::path::Path::new("c.toml"), src_text);
+        let src = crate::spec::error::SourceText::new(std::path::Path::new("c.toml"), src_text);
         let at = Place {
             src: &src,
             span: 0..0,

@@ -26,7 +26,6 @@ pub mod config;
 pub mod file_drop;
 pub mod hj212;
 pub mod json;
-pub mod metrics;
 pub mod outbox;
 pub mod preview;
 pub mod runner;

@@ -17,9 +17,9 @@ use tracing::warn;
 
 use super::Payload;
 use super::config::OutboxSpec;
-use super::metrics::{UplinkLabel, UplinkMetrics};
 use crate::model::Timestamp;
 use crate::sinks::buffer::{BufferConfig, BufferError, DiskQueue, FsyncPolicy};
+use crate::telemetry::uplink::{UplinkLabel, UplinkMetrics};
 
 const VERSION: u8 = 1;
 
@@ -330,7 +330,7 @@ mod tests {
         assert_eq!(q.payload.body, b"new");
         let dropped = m
             .dropped
-            .get_or_create(&super::super::metrics::UplinkReason {
+            .get_or_create(&crate::telemetry::uplink::UplinkReason {
                 uplink: "u".into(),
                 reason: "expired",
             })

@@ -12,12 +12,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::build::{BuildContext, build_encoder, build_seal};
-use super::metrics::UplinkMetrics;
 use super::select::Selector;
 use super::{Payload, RecordKind};
 use crate::clock::SharedClock;
-use crate::config::GatewayConfig;
-use crate::model::{PointId, Quality, Reading, Timestamp};
+use crate::model::{PointId, PointTable, Reading, Timestamp};
+use crate::rules::RuleSpec;
+use crate::telemetry::uplink::UplinkMetrics;
 
 /// One previewed payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,35 +48,35 @@ pub enum PreviewError {
     Stage(String),
 }
 
-/// Simulated readings of every point at `elapsed` since the simulators started.
-fn simulated(config: &GatewayConfig, elapsed: Duration, ts: Timestamp) -> Vec<(PointId, Option<Reading>)> {
-    let mut values: Vec<Option<Reading>> = vec![None; config.points.len()];
-    for dev in &config.devices {
-        let Some(profile) = config.profiles.get(&dev.profile) else {
-            continue;
-        };
-        for (id, reg) in &dev.points {
-            let model = profile
-                .points
-                .iter()
-                .find(|p| p.register.address == reg.address && p.register.function == reg.function);
-            if let Some(p) = model {
-                values[id.index()] = Some(Reading {
-                    point: *id,
-                    ts,
-                    value: p.sim.value_at(elapsed, 0.0),
-                    quality: Quality::Good,
-                });
-            }
-        }
+/// What a preview needs of the configured plant. The top-level config fills it in, so this
+/// sink never reads the whole config.
+pub struct PreviewPlant<'a> {
+    /// Gateway id, carried on every record.
+    pub gateway_id: &'a str,
+    /// Every point.
+    pub points: &'a PointTable,
+    /// Every rule binding (alarm records name them).
+    pub rules: &'a [RuleSpec],
+    /// The configured uplinks.
+    pub uplinks: &'a [super::UplinkSpec],
+    /// Each point's simulated reading at an elapsed time since the simulators started.
+    pub simulated: &'a dyn Fn(Duration, Timestamp) -> Vec<(PointId, Option<Reading>)>,
+}
+
+impl std::fmt::Debug for PreviewPlant<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreviewPlant")
+            .field("gateway_id", &self.gateway_id)
+            .field("points", &self.points.len())
+            .field("uplinks", &self.uplinks.len())
+            .finish_non_exhaustive()
     }
-    config.points.iter().map(|(id, _)| (id, values[id.index()])).collect()
 }
 
 /// The first `count` payloads uplink `name` would send from `now`: basic data (as on a first
 /// start), then real-time rounds on its interval.
 pub fn preview(
-    config: &GatewayConfig,
+    config: &PreviewPlant<'_>,
     name: &str,
     count: usize,
     clock: SharedClock,
@@ -95,8 +95,8 @@ pub fn preview(
     let stage = |e: super::build::BuildError| PreviewError::Stage(e.to_string());
     let ctx = BuildContext::new(
         spec,
-        &config.gateway_id,
-        &config.points,
+        config.gateway_id,
+        config.points,
         None,
         clock.clone(),
         UplinkMetrics::default(),
@@ -108,7 +108,7 @@ pub fn preview(
     let seal = build_seal(spec.cipher.as_ref(), spec.envelope.as_ref(), &ctx).map_err(stage)?;
     let sealer = super::seal::build(spec.cipher.as_ref(), spec.envelope.as_ref(), &spec.name)
         .map_err(|e| PreviewError::Stage(e.to_string()))?;
-    let selector = Selector::new(&ctx, &config.rules);
+    let selector = Selector::new(&ctx, config.rules);
     let now = clock.now();
     let mut out = Vec::new();
     let mut batches = Vec::new();
@@ -123,7 +123,7 @@ pub fn preview(
                 round += 1;
                 let elapsed = spec.realtime_interval * round;
                 let ts = now.plus(elapsed);
-                selector.realtime(&simulated(config, elapsed, ts), ts)
+                selector.realtime(&(config.simulated)(elapsed, ts), ts)
             }
             None => break,
         };

@@ -28,7 +28,6 @@ use tracing::{debug, info, warn};
 
 use super::build::{BuildContext, BuildError, build_encoder, build_seal, build_transport};
 use super::config::{BasicPolicy, UplinkSpec};
-use super::metrics::{UplinkKind, UplinkLabel, UplinkMetrics, UplinkReason};
 use super::outbox::{Lane, Outbox};
 use super::select::{Selector, StatsWindow};
 use super::{Encoder, RecordKind, Seal, Transport, TransportError, UplinkRecord};
@@ -40,6 +39,7 @@ use crate::sinks::follow::{FollowError, Follower};
 use crate::sinks::history::HistoryReader;
 use crate::sinks::journal::AlarmJournal;
 use crate::state::LiveState;
+use crate::telemetry::uplink::{UplinkKind, UplinkLabel, UplinkMetrics, UplinkReason};
 
 /// Shortest wait between delivery attempts.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);

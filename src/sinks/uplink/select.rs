@@ -364,7 +364,7 @@ mod tests {
     use super::*;
     use crate::model::{PointKind, PointMeta};
     use crate::sinks::uplink::build::SharedInterval;
-    use crate::sinks::uplink::metrics::UplinkMetrics;
+    use crate::telemetry::uplink::UplinkMetrics;
     use tokio_util::sync::CancellationToken;
 
     fn ctx() -> BuildContext {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::config::Place;
-use crate::config::error::ConfigError;
 use crate::sinks::mqtt_north::tls::NorthTls;
+use crate::spec::error::ConfigError;
 
 /// TLS files of a transport.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::error::{ConfigError, SourceText};
-use crate::config::units;
 use crate::model::{AlarmEvent, Priority, Transition};
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::units;
 
 fn default_timeout() -> Duration {
     Duration::from_secs(5)

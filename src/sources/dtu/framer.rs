@@ -39,7 +39,7 @@
 //! 4. **Garbage.** Bytes that start no valid frame, even with a heartbeat taken out, are
 //!    dropped one at a time (counted) until a frame or heartbeat lines up.
 
-use crate::config::dtu::{DtuFraming, Matcher};
+use crate::sources::dtu::spec::{DtuFraming, Matcher};
 use crate::sources::modbus::frame::{MBAP_LEN, crc16};
 
 /// Most bytes held while waiting for a frame to complete; more means the stream is garbage.

@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
 
 use super::{DtuHub, Session, Station};
-use crate::config::dtu::DtuFraming;
+use crate::sources::dtu::spec::DtuFraming;
 use crate::sources::modbus::frame::{self, Answer, MBAP_LEN, ReadRequest};
 use crate::sources::modbus::transport::LinkError;
 
@@ -119,7 +119,7 @@ impl DtuLink {
                         DtuFraming::Tcp => frame::parse_tcp(&f, self.transaction, unit, req)?,
                     });
                 }
-                tracing::debug!(station = %self.station.name(), unit, frame = %crate::config::dtu::hex(&f),
+                tracing::debug!(station = %self.station.name(), unit, frame = %crate::sources::dtu::spec::hex(&f),
                                 "Discarded a late answer to an earlier request");
                 self.hub.late_reply(&self.station);
             }

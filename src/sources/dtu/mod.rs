@@ -18,23 +18,24 @@
 
 pub mod framer;
 pub mod link;
-pub mod metrics;
 pub mod server;
+pub mod spec;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::config::dtu::{DtuFraming, DtuSpec, StationSpec};
 use crate::model::Timestamp;
+use crate::sources::dtu::spec::{DtuFraming, DtuSpec, StationSpec};
+use crate::state::devices::StationBoard;
+pub use crate::state::devices::StationHealthView;
 use crate::telemetry::Metrics;
-use metrics::StationLabel;
+use crate::telemetry::dtu::StationLabel;
 
 /// One registered connection of a station.
 #[derive(Debug)]
@@ -59,31 +60,6 @@ impl Session {
     pub fn is_closed(&self) -> bool {
         self.closed.is_cancelled()
     }
-}
-
-/// What `/api/v1/devices` shows of the station a device sits behind.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct StationHealthView {
-    /// Station name.
-    pub name: String,
-    /// True while its DTU is connected and registered.
-    pub connected: bool,
-    /// The DTU's current address.
-    pub peer: Option<String>,
-    /// When the current connection registered (ms since the Unix epoch).
-    pub connected_since_ms: Option<i64>,
-    /// When it last sent anything, heartbeat or answer (ms since the Unix epoch).
-    pub last_traffic_ms: Option<i64>,
-    /// Registrations accepted.
-    pub registrations: u64,
-    /// Connections replaced by a newer one with the same id.
-    pub replaced: u64,
-    /// Heartbeats received.
-    pub heartbeats: u64,
-    /// Connections closed after the heartbeat timeout.
-    pub heartbeat_timeouts: u64,
-    /// Late answers to earlier requests discarded.
-    pub late_replies: u64,
 }
 
 /// One configured station: its spec, its current connection and its health.
@@ -125,6 +101,12 @@ pub struct DtuHub {
     serial: std::sync::atomic::AtomicU64,
     /// Per listener: when an unknown id was last logged, and how many since.
     unknown_log: Vec<Mutex<(Option<tokio::time::Instant>, u64)>>,
+}
+
+impl StationBoard for DtuHub {
+    fn station_health(&self, name: &str) -> Option<StationHealthView> {
+        DtuHub::station_health(self, name)
+    }
 }
 
 impl DtuHub {

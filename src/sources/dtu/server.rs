@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::framer::{Framer, Piece};
-use super::metrics::ListenerResult;
 use super::{DtuHub, Session, Station};
-use crate::config::dtu::{DtuListenerSpec, hex};
+use crate::sources::dtu::spec::{DtuListenerSpec, hex};
+use crate::telemetry::dtu::ListenerResult;
 
 /// Longest registration packet looked at.
 const MAX_REGISTRATION: usize = 128;
@@ -153,7 +153,7 @@ impl DtuHub {
         let regex = self
             .stations
             .iter()
-            .any(|s| s.spec.listener == index && matches!(s.spec.id, crate::config::dtu::Matcher::Regex(_)));
+            .any(|s| s.spec.listener == index && matches!(s.spec.id, crate::sources::dtu::spec::Matcher::Regex(_)));
         // True once a wait for more bytes ran out: what is there is all there is.
         let mut settled = false;
         let mut buf = Vec::with_capacity(64);
@@ -316,7 +316,7 @@ impl DtuHub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::dtu::{DtuFraming, DtuSpec, Matcher, StationSpec};
+    use crate::sources::dtu::spec::{DtuFraming, DtuSpec, Matcher, StationSpec};
 
     fn hub() -> Arc<DtuHub> {
         let listener = DtuListenerSpec {

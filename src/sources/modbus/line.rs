@@ -2,7 +2,7 @@
 //! TCP) address is one connection, whatever unit ids sit behind it. Pure grouping of the
 //! validated config; the poller runs one task per line.
 
-use crate::config::{DeviceSpec, TransportSpec};
+use super::spec::{DeviceSpec, TransportSpec};
 
 /// Devices that share one link, grouped from the config.
 #[derive(Debug, Clone)]
@@ -35,8 +35,8 @@ pub fn group_lines(devices: &[DeviceSpec]) -> Vec<LineSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Parity, SerialSpec};
     use crate::sources::modbus::planner::ReadLimits;
+    use crate::sources::modbus::spec::{Parity, SerialSpec};
     use std::time::Duration;
 
     fn dev(name: &str, transport: TransportSpec, unit_id: u8) -> DeviceSpec {

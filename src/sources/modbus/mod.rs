@@ -16,10 +16,10 @@
 
 pub mod decoder;
 pub mod frame;
-pub mod health;
 pub mod line;
 pub mod planner;
 pub mod poller;
 pub mod register;
 pub mod schedule;
+pub mod spec;
 pub mod transport;

@@ -28,16 +28,16 @@ use tracing::{info, warn};
 
 use super::decoder::{decode_block, fill_block};
 use super::frame::{Answer, ILLEGAL_DATA_ADDRESS, ReadRequest};
-use super::health::{HealthBoard, RequestOutcome};
 pub use super::line::{LineSpec, group_lines};
 use super::planner::{ReadBlock, Splits, plan, split_after_rejection};
 use super::register::RegisterSpec;
 use super::schedule::{Backoff, next_due};
+use super::spec::{DeviceSpec, TransportSpec};
 use super::transport::{self, Link, LinkError};
 use crate::clock::SharedClock;
-use crate::config::{DeviceSpec, TransportSpec};
+use crate::model::ReadingBatch;
 use crate::model::{Quality, Timestamp};
-use crate::sources::ReadingBatch;
+use crate::state::devices::{HealthBoard, RequestOutcome};
 use crate::telemetry::{DeviceLabel, DeviceResult, Metrics};
 
 /// One device on a line.

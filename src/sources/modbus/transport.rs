@@ -20,7 +20,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tokio_serial::SerialPortBuilderExt;
 
 use super::frame::{self, Answer, FrameError, MBAP_LEN, ReadRequest};
-use crate::config::{Parity, TransportSpec};
+use super::spec::{Parity, TransportSpec};
 use crate::sources::dtu::DtuHub;
 use crate::sources::dtu::link::DtuLink;
 

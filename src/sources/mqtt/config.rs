@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::decode::Layout;
 use super::template::{PointTemplate, TopicFilter};
 use super::time::TimeUnit;
-use crate::config::units::{self, DurationText};
 use crate::model::{PointId, PointKind, Quality};
+use crate::spec::units::{self, DurationText};
 
 /// The `[mqtt]` table.
 #[derive(Debug, Default, Deserialize)]

@@ -43,7 +43,7 @@ pub use config::MqttInSpec;
 
 use crate::clock::SharedClock;
 use crate::model::PointTable;
-use crate::sources::ReadingBatch;
+use crate::model::ReadingBatch;
 use crate::telemetry::MqttInMetrics;
 
 /// Starts one task per configured broker (with at least one subscription); they stop when

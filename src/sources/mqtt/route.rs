@@ -282,5 +282,4 @@ fn fallback(sub: &mut Sub, levels: &[&str], arrival: Timestamp, buf: &mut String
 }
 
 #[cfg(test)]
-#[path = "route_tests.rs"]
 mod tests;

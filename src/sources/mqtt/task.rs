@@ -28,7 +28,7 @@ use super::client::{AckToken, Client, Events, LinkEvent};
 use super::route::Router;
 use crate::clock::SharedClock;
 use crate::model::Reading;
-use crate::sources::ReadingBatch;
+use crate::model::ReadingBatch;
 use crate::telemetry::{BrokerLabel, BrokerResult, MqttInMetrics};
 
 const MAX_BATCH: usize = 1024;

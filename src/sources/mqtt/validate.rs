@@ -12,9 +12,9 @@ use super::config::{
 };
 use super::decode::{JsonLayout, Layout, QualityField, Values};
 use super::template::{PointTemplate, TopicFilter, expand};
-use crate::config::error::{ConfigError, SourceText};
-use crate::config::relative_to;
 use crate::model::{PointKind, PointMeta, PointTable};
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::relative_to;
 
 /// The device name MQTT points carry (for communication alarms and the TSDB `device` tag).
 pub fn device_of(subscription: &str) -> String {

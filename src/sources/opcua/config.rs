@@ -8,8 +8,8 @@ use opcua::types::NodeId;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::units::{self, DurationText};
 use crate::model::{PointId, PointKind};
+use crate::spec::units::{self, DurationText};
 
 /// The `[opcua]` table.
 #[derive(Debug, Default, Deserialize)]

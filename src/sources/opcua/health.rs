@@ -4,37 +4,10 @@
 
 use std::sync::Mutex;
 
-use serde::Serialize;
-
 use super::config::OpcuaSpec;
 use crate::model::Timestamp;
-
-/// What `/api/v1/devices` shows of an OPC UA endpoint.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct OpcuaHealthView {
-    /// Endpoint URL.
-    pub url: String,
-    /// Security policy and mode, e.g. `basic256sha256/sign_and_encrypt`.
-    pub security: String,
-    /// True while the session is open.
-    pub connected: bool,
-    /// When the current session opened (ms since the Unix epoch).
-    pub connected_since_ms: Option<i64>,
-    /// Sessions opened, the first and every reconnect.
-    pub sessions: u64,
-    /// Connections lost.
-    pub connection_losses: u64,
-    /// Monitored items configured.
-    pub items: usize,
-    /// Monitored items the server accepted at the last (re)subscription.
-    pub items_ok: usize,
-    /// Readings delivered.
-    pub readings: u64,
-    /// Values dropped as already delivered.
-    pub duplicates: u64,
-    /// The last failure, as logged (never holds a password).
-    pub last_error: Option<String>,
-}
+pub use crate::state::devices::OpcuaHealthView;
+use crate::state::devices::{DeviceHealthView, EndpointBoard};
 
 #[derive(Debug)]
 struct Entry {
@@ -95,6 +68,37 @@ impl OpcuaHealth {
                     e.view.lock().unwrap_or_else(|p| p.into_inner()).clone(),
                     *e.last_data.lock().unwrap_or_else(|p| p.into_inner()),
                 )
+            })
+            .collect()
+    }
+}
+
+impl EndpointBoard for OpcuaHealth {
+    /// OPC UA endpoints as devices: online while the session is open.
+    fn device_views(&self) -> Vec<DeviceHealthView> {
+        self.snapshot()
+            .into_iter()
+            .map(|(name, view, last_data)| DeviceHealthView {
+                name: super::validate::device_of(&name),
+                profile: "opcua".into(),
+                transport: format!("opcua {}", view.url),
+                unit_id: 0,
+                status: match (view.connected, view.sessions, view.last_error.is_some()) {
+                    (true, _, _) => "online",
+                    (false, 0, false) => "unknown",
+                    _ => "offline",
+                },
+                last_success_ms: last_data.map(Timestamp::as_millis),
+                consecutive_failures: 0,
+                requests: view.readings,
+                timeouts: 0,
+                exceptions: 0,
+                bad_frames: 0,
+                link_errors: view.connection_losses,
+                response_ms_p50: None,
+                response_ms_p99: None,
+                station: None,
+                opcua: Some(view),
             })
             .collect()
     }

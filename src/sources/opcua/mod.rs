@@ -21,7 +21,6 @@ pub mod client;
 pub mod config;
 pub mod convert;
 pub mod health;
-pub mod metrics;
 pub mod task;
 pub mod validate;
 
@@ -37,7 +36,7 @@ pub use config::OpcuaSpec;
 pub use health::OpcuaHealth;
 
 use crate::clock::SharedClock;
-use crate::sources::ReadingBatch;
+use crate::model::ReadingBatch;
 
 /// Starts one task per endpoint that has points; they stop when `cancel` fires.
 #[allow(clippy::too_many_arguments)]
@@ -47,7 +46,7 @@ pub fn start(
     data_dir: &Path,
     tx: &mpsc::Sender<ReadingBatch>,
     clock: &SharedClock,
-    metrics: &metrics::OpcuaMetrics,
+    metrics: &crate::telemetry::opcua::OpcuaMetrics,
     health: &Arc<OpcuaHealth>,
     cancel: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {

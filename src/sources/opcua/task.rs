@@ -25,10 +25,10 @@ use super::client::{self, OpcuaError};
 use super::config::{Deadband, EndpointSpec, ItemSpec, Target};
 use super::convert::{Converted, Delivered};
 use super::health::OpcuaHealth;
-use super::metrics::OpcuaMetrics;
 use crate::clock::SharedClock;
+use crate::model::ReadingBatch;
 use crate::model::{Quality, Reading};
-use crate::sources::ReadingBatch;
+use crate::telemetry::opcua::OpcuaMetrics;
 
 /// Data changes waiting between the library's callback and this task, at least (more for
 /// endpoints whose items queue more); past it they are dropped and counted (`queue_full`).

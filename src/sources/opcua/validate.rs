@@ -13,9 +13,9 @@ use super::config::{
     Auth, Deadband, EndpointSpec, ItemSpec, Mode, OpcuaSpec, PasswordSource, Policy, RawEndpoint, RawItem, RawOpcua,
     Target,
 };
-use crate::config::error::{ConfigError, SourceText};
-use crate::config::relative_to;
 use crate::model::{PointMeta, PointTable};
+use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::relative_to;
 
 /// The device name OPC UA points carry (communication alarms, TSDB `device` tag, health).
 pub fn device_of(endpoint: &str) -> String {

@@ -9,4 +9,4 @@ mod server;
 pub mod signal;
 
 pub use scenario::{Drill, Episode, ScenarioKind, ScenarioSet};
-pub use server::{Scenario, SimTransport, Simulator};
+pub use server::{Scenario, SimPoint, SimProfile, SimTransport, Simulator};

@@ -16,14 +16,13 @@ use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::scenario::{Drill, ScenarioKind, StatusLink};
-use super::signal::Leak;
+use super::scenario::{Drill, PointDrill, ScenarioKind, ScenarioSet, StatusLink};
+use super::signal::{Leak, SimSignal};
 use crate::clock::{self, SharedClock};
-use crate::config::Profile;
 use crate::model::Timestamp;
 use crate::sources::modbus::decoder::encode;
 use crate::sources::modbus::planner::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ};
-use crate::sources::modbus::register::{DataType, RegisterFunction};
+use crate::sources::modbus::register::{DataType, RegisterFunction, RegisterSpec};
 
 /// How the simulator is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +45,7 @@ pub enum Scenario {
         /// Its timing and peak.
         leak: Leak,
     },
-    /// One of the drills the profile offers (see [`Profile::scenarios`]).
+    /// One of the drills the profile offers (see [`SimProfile::scenarios`]).
     Drill {
         /// Which drill.
         kind: ScenarioKind,
@@ -57,10 +56,36 @@ pub enum Scenario {
     },
 }
 
+/// What the simulator serves of a device profile: its points' registers, everyday signals and
+/// drill parts, and the drills it offers. The config's device profiles convert into it, so the
+/// simulator needs nothing from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimProfile {
+    /// Profile name, for messages.
+    pub name: String,
+    /// Points in the profile's order (drill targets and status links index into it).
+    pub points: Vec<SimPoint>,
+    /// Drills the simulator can play on this device.
+    pub scenarios: ScenarioSet,
+}
+
+/// One simulated point of a [`SimProfile`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimPoint {
+    /// Key in the profile (`ch1`, `level`).
+    pub key: String,
+    /// Where and how it is read.
+    pub register: RegisterSpec,
+    /// Simulated everyday behaviour.
+    pub sim: SimSignal,
+    /// Part in the drills (excursion, fault value, status bit behaviour).
+    pub drill: PointDrill,
+}
+
 /// Device state shared by every connection.
 #[derive(Debug)]
 struct SimDevice {
-    profile: Profile,
+    profile: SimProfile,
     /// Scenario time runs on this clock, so a test can walk a drill with a manual clock.
     clock: SharedClock,
     started: Timestamp,
@@ -224,13 +249,17 @@ pub struct Simulator {
 
 impl Simulator {
     /// Binds `listen` and serves `profile` over Modbus TCP until stopped.
-    pub async fn start(profile: Profile, listen: SocketAddr, scenario: Option<Scenario>) -> io::Result<Self> {
+    pub async fn start(
+        profile: impl Into<SimProfile>,
+        listen: SocketAddr,
+        scenario: Option<Scenario>,
+    ) -> io::Result<Self> {
         Self::serve(profile, SimTransport::Tcp(listen), None, scenario).await
     }
 
     /// Serves `profile` on `transport` as unit `unit` (`None`: every unit) until stopped.
     pub async fn serve(
-        profile: Profile,
+        profile: impl Into<SimProfile>,
         transport: SimTransport,
         unit: Option<u8>,
         scenario: Option<Scenario>,
@@ -240,12 +269,13 @@ impl Simulator {
 
     /// Like [`Simulator::serve`], with scenario time taken from `clock`.
     pub async fn serve_on(
-        profile: Profile,
+        profile: impl Into<SimProfile>,
         transport: SimTransport,
         unit: Option<u8>,
         scenario: Option<Scenario>,
         clock: SharedClock,
     ) -> io::Result<Self> {
+        let profile: SimProfile = profile.into();
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
         let mut drill = None;
         let scenario = match scenario {

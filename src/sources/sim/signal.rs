@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::scenario::Episode;
-use crate::config::units;
+use crate::spec::units;
 
 /// The everyday behaviour of a simulated point: a base value with a slow swing and noise.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use crate::config::error::ConfigError;
 use crate::sinks::uplink::config::Place;
+use crate::spec::error::ConfigError;
 
 /// Text encoding of the files: fixed by the platform (*site*), so there is no default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::error::ConfigError;
-use crate::config::units::DurationText;
 use crate::sinks::uplink::config::{Place, SecretRef};
+use crate::spec::error::ConfigError;
+use crate::spec::units::DurationText;
 
 /// `transport = { type = "file", … }`: the file-drop transport's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -15,12 +15,12 @@ use tracing::{info, warn};
 
 use super::command::{self, ExeRtn, QnRtn, Request};
 use super::encode::{Hj212Encoder, Hj212Settings};
-use super::metrics::{Hj212Metrics, UplinkLabel};
 use super::segment::Segment;
 use crate::clock::SharedClock;
 use crate::model::Timestamp;
 use crate::sinks::uplink::SharedInterval;
 use crate::sinks::uplink::{RecordKind, UplinkRecord};
+use crate::telemetry::uplink::hj212::{Hj212Metrics, UplinkLabel};
 
 /// The real-time and minute-data intervals, shared between the centre's requests and the
 /// uplink's runner (which applies a change from its next tick).

@@ -12,11 +12,11 @@ use super::frame::MAX_SEGMENT;
 use super::history::{HistoryPoint, StoreHistory};
 use super::link::{self, Hj212Transport, LinkOptions};
 use super::segment::Version;
-use crate::config::error::ConfigError;
-use crate::config::units;
 use crate::sinks::uplink::config::BasicPolicy;
 use crate::sinks::uplink::config::{Place, SecretRef};
 use crate::sinks::uplink::{BuildContext, EncoderConfig, TransportConfig};
+use crate::spec::error::ConfigError;
+use crate::spec::units;
 
 fn yes() -> bool {
     true

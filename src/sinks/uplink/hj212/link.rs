@@ -25,9 +25,9 @@ use super::centre::{CentreServices, Frames};
 use super::command::{self, Incoming, QnRtn};
 use super::encode::{ATTR_ACK, ATTR_QN};
 use super::frame::Deframer;
-use super::metrics::{RequestLabel, UplinkLabel, UplinkResult};
 use super::segment::Segment;
 use crate::sinks::uplink::{BoxFuture, Payload, Transport, TransportError};
+use crate::telemetry::uplink::hj212::{RequestLabel, UplinkLabel, UplinkResult};
 
 /// How the link connects, waits and retries.
 #[derive(Debug, Clone)]

@@ -12,12 +12,12 @@ use tokio_util::sync::CancellationToken;
 use super::centre::{CentreServices, HistorySource, Intervals};
 use super::encode::{Cou, Hj212Encoder, Hj212Settings};
 use super::link::{self, Hj212Transport, LinkOptions};
-use super::metrics::{Hj212Metrics, UplinkLabel};
 use super::segment::Version;
 use crate::clock::{ManualClock, SharedClock};
 use crate::model::{Quality, Timestamp};
 use crate::sinks::uplink::{Codes, Encoder, Payload, RecordKind, Transport, TransportError, UplinkRecord};
 use crate::sinks::uplink::{SharedInterval, time};
+use crate::telemetry::uplink::hj212::{Hj212Metrics, UplinkLabel};
 
 const MN: &str = "MN0001";
 const PW: &str = "123456";

@@ -25,7 +25,6 @@ pub mod encode;
 pub mod frame;
 pub mod history;
 pub mod link;
-pub mod metrics;
 pub mod segment;
 
 pub use command::{ExeRtn, Incoming, QnRtn, Request, classify};

@@ -29,7 +29,7 @@ use self::cipher::{Cipher, CipherKind, Output, SecretBytes};
 use self::envelope::{Fill, Part, Slot, Step};
 use super::config::{CipherConfig, EnvelopeConfig, Place, SecretRef};
 use super::{Payload, Seal, SealError};
-use crate::config::error::ConfigError;
+use crate::spec::error::ConfigError;
 
 /// How key or IV bytes are written where they are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

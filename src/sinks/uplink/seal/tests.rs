@@ -5,7 +5,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::*;
-use crate::config::error::SourceText;
+use crate::spec::error::SourceText;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,8 +13,8 @@ use super::super::config::{Place, SecretRef};
 use super::super::template::{self, Template};
 use super::super::tls::TlsConfig;
 use super::super::{BoxFuture, Payload, Transport, TransportError};
-use crate::config::error::ConfigError;
-use crate::config::units;
+use crate::spec::error::ConfigError;
+use crate::spec::units;
 
 fn default_timeout() -> Duration {
     Duration::from_secs(10)

@@ -17,9 +17,9 @@ use super::super::config::{Place, SecretRef};
 use super::super::template::{self, Template};
 use super::super::tls::TlsConfig;
 use super::super::{BoxFuture, Payload, Transport, TransportError};
-use crate::config::error::ConfigError;
-use crate::config::units;
 use crate::sinks::mqtt_link::{self, Acks, LinkLog};
+use crate::spec::error::ConfigError;
+use crate::spec::units;
 
 fn default_port() -> u16 {
     1883

@@ -15,8 +15,8 @@ use tokio::net::TcpStream;
 use super::super::config::Place;
 use super::super::tls::TlsConfig;
 use super::super::{BoxFuture, Payload, Transport, TransportError};
-use crate::config::error::ConfigError;
-use crate::config::units;
+use crate::spec::error::ConfigError;
+use crate::spec::units;
 
 fn default_delimiter() -> String {
     "@@".into()

@@ -4,6 +4,13 @@
 //! Label values are bounded: device names and rule names come from the config, everything
 //! else is a fixed vocabulary. Each gateway owns its registry, so tests can run several
 //! gateways in one process and assert each one's counters.
+//!
+//! The metric groups of the DTU listener ([`dtu`]), the OPC UA source ([`opcua`]) and the
+//! regulator uplinks ([`uplink`]) live here too, so telemetry imports no source or sink.
+
+pub mod dtu;
+pub mod opcua;
+pub mod uplink;
 
 use std::sync::Arc;
 
@@ -239,11 +246,11 @@ pub struct Metrics {
     /// Time-series store output.
     pub tsdb: TsdbMetrics,
     /// Dialled-in DTUs: registrations, heartbeats, late answers.
-    pub dtu: crate::sources::dtu::metrics::DtuMetrics,
+    pub dtu: dtu::DtuMetrics,
     /// Regulator uplink metrics.
-    pub uplink: crate::sinks::uplink::metrics::UplinkMetrics,
+    pub uplink: uplink::UplinkMetrics,
     /// OPC UA endpoints: sessions, losses, readings, duplicates dropped.
-    pub opcua: crate::sources::opcua::metrics::OpcuaMetrics,
+    pub opcua: opcua::OpcuaMetrics,
     /// Webhook delivery attempts by target and outcome.
     pub webhook_deliveries: Family<WebhookLabel, Counter>,
     /// Journal sequence number each webhook target has dealt with.
@@ -383,11 +390,11 @@ impl Metrics {
         );
         let tsdb = TsdbMetrics::default();
         tsdb.register(&mut r);
-        let dtu = crate::sources::dtu::metrics::DtuMetrics::default();
+        let dtu = dtu::DtuMetrics::default();
         dtu.register(&mut r);
-        let uplink = crate::sinks::uplink::metrics::UplinkMetrics::default();
+        let uplink = uplink::UplinkMetrics::default();
         uplink.register(&mut r);
-        let opcua = crate::sources::opcua::metrics::OpcuaMetrics::default();
+        let opcua = opcua::OpcuaMetrics::default();
         opcua.register(&mut r);
         let webhook_deliveries = Family::default();
         r.register(
@@ -602,7 +609,7 @@ mod tests {
 
     #[test]
     fn every_metric_is_documented() {
-        let docs = include_str!("../docs/metrics.md");
+        let docs = include_str!("../../docs/metrics.md");
         let text = Metrics::new().render();
         let mut missing = Vec::new();
         for line in text.lines() {

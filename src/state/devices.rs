@@ -1,5 +1,8 @@
-//! Device health as the poller sees it: online/offline, last success, consecutive failures,
-//! response-time quantiles and error counters. The line tasks write it, the API reads it.
+//! Device health as the sources see it: online/offline, last success, consecutive failures,
+//! response-time quantiles and error counters. The Modbus line tasks write it, the API reads it.
+//! It lives with the shared state, not in a source, so the API reads it without importing
+//! sources: DTU stations and OPC UA endpoints plug in through [`StationBoard`] and
+//! [`EndpointBoard`].
 //!
 //! Each device has its own std mutex, held only to copy or bump a few fields (never across an
 //! await), so the API never waits on a poll in progress. A reload that changes the devices
@@ -12,7 +15,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::DeviceSpec;
 use crate::model::Timestamp;
 
 /// Response times kept per device for the p50/p99 figures.
@@ -65,10 +67,90 @@ pub struct DeviceHealthView {
     pub response_ms_p99: Option<f64>,
     /// The dialled-in DTU station the device sits behind, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub station: Option<crate::sources::dtu::StationHealthView>,
+    pub station: Option<StationHealthView>,
     /// The OPC UA session, for an OPC UA endpoint (`profile` is `opcua`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub opcua: Option<crate::sources::opcua::health::OpcuaHealthView>,
+    pub opcua: Option<OpcuaHealthView>,
+}
+
+/// What `/api/v1/devices` shows of the station a device sits behind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StationHealthView {
+    /// Station name.
+    pub name: String,
+    /// True while its DTU is connected and registered.
+    pub connected: bool,
+    /// The DTU's current address.
+    pub peer: Option<String>,
+    /// When the current connection registered (ms since the Unix epoch).
+    pub connected_since_ms: Option<i64>,
+    /// When it last sent anything, heartbeat or answer (ms since the Unix epoch).
+    pub last_traffic_ms: Option<i64>,
+    /// Registrations accepted.
+    pub registrations: u64,
+    /// Connections replaced by a newer one with the same id.
+    pub replaced: u64,
+    /// Heartbeats received.
+    pub heartbeats: u64,
+    /// Connections closed after the heartbeat timeout.
+    pub heartbeat_timeouts: u64,
+    /// Late answers to earlier requests discarded.
+    pub late_replies: u64,
+}
+
+/// What `/api/v1/devices` shows of an OPC UA endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct OpcuaHealthView {
+    /// Endpoint URL.
+    pub url: String,
+    /// Security policy and mode, e.g. `basic256sha256/sign_and_encrypt`.
+    pub security: String,
+    /// True while the session is open.
+    pub connected: bool,
+    /// When the current session opened (ms since the Unix epoch).
+    pub connected_since_ms: Option<i64>,
+    /// Sessions opened, the first and every reconnect.
+    pub sessions: u64,
+    /// Connections lost.
+    pub connection_losses: u64,
+    /// Monitored items configured.
+    pub items: usize,
+    /// Monitored items the server accepted at the last (re)subscription.
+    pub items_ok: usize,
+    /// Readings delivered.
+    pub readings: u64,
+    /// Values dropped as already delivered.
+    pub duplicates: u64,
+    /// The last failure, as logged (never holds a password).
+    pub last_error: Option<String>,
+}
+
+/// Who a polled device is, as the board lists it; built from the device's spec by the
+/// source that polls it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceIdentity {
+    /// Device name, unique in the gateway.
+    pub name: String,
+    /// Profile it follows.
+    pub profile: String,
+    /// Transport and endpoint, e.g. `tcp 10.0.0.5:502`.
+    pub transport: String,
+    /// Station name of a device behind a dialled-in DTU.
+    pub station: Option<String>,
+    /// Modbus unit id.
+    pub unit_id: u8,
+}
+
+/// The dialled-in DTU stations, as the board asks for them.
+pub trait StationBoard: std::fmt::Debug + Send + Sync {
+    /// Health of the station named `name`, if there is one.
+    fn station_health(&self, name: &str) -> Option<StationHealthView>;
+}
+
+/// Endpoints listed after the polled devices (OPC UA sessions), each already as a device view.
+pub trait EndpointBoard: std::fmt::Debug + Send + Sync {
+    /// Every endpoint's view, in config order.
+    fn device_views(&self) -> Vec<DeviceHealthView>;
 }
 
 #[derive(Debug)]
@@ -83,15 +165,12 @@ struct Entry {
 }
 
 impl Entry {
-    fn of(d: &DeviceSpec) -> Self {
+    fn of(d: DeviceIdentity) -> Self {
         Entry {
-            name: d.name.clone(),
-            profile: d.profile.clone(),
-            transport: d.transport.to_string(),
-            station: match &d.transport {
-                crate::config::TransportSpec::Dtu(s) => Some(s.clone()),
-                _ => None,
-            },
+            name: d.name,
+            profile: d.profile,
+            transport: d.transport,
+            station: d.station,
             unit_id: d.unit_id,
             health: Mutex::new(Health::default()),
         }
@@ -109,9 +188,9 @@ pub struct HealthBoard {
     /// Line tasks address devices by index into this; replaced whole by [`HealthBoard::reset`].
     entries: RwLock<Arc<[Entry]>>,
     /// Dialled-in DTU stations, for devices behind one.
-    stations: std::sync::OnceLock<Arc<crate::sources::dtu::DtuHub>>,
+    stations: std::sync::OnceLock<Arc<dyn StationBoard>>,
     /// OPC UA endpoints, listed after the polled devices; replaced on reload.
-    opcua: std::sync::RwLock<Option<Arc<crate::sources::opcua::OpcuaHealth>>>,
+    opcua: std::sync::RwLock<Option<Arc<dyn EndpointBoard>>>,
 }
 
 /// What happened to one request.
@@ -131,9 +210,12 @@ pub enum RequestOutcome {
 
 impl HealthBoard {
     /// A board for `devices`; the line tasks address them by index.
-    pub fn new(devices: &[DeviceSpec]) -> Arc<Self> {
+    pub fn new<'a, D: 'a>(devices: &'a [D]) -> Arc<Self>
+    where
+        &'a D: Into<DeviceIdentity>,
+    {
         Arc::new(Self {
-            entries: RwLock::new(devices.iter().map(Entry::of).collect()),
+            entries: RwLock::new(devices.iter().map(|d| Entry::of(d.into())).collect()),
             stations: std::sync::OnceLock::new(),
             opcua: std::sync::RwLock::new(None),
         })
@@ -141,12 +223,15 @@ impl HealthBoard {
 
     /// Rebuilds the board for a reloaded device list. Call it only while no line task runs:
     /// indexes of the old list mean nothing in the new one.
-    pub fn reset(&self, devices: &[DeviceSpec]) {
+    pub fn reset<'a, D: 'a>(&self, devices: &'a [D])
+    where
+        &'a D: Into<DeviceIdentity>,
+    {
         let old = self.entries();
         let fresh: Arc<[Entry]> = devices
             .iter()
             .map(|d| {
-                let entry = Entry::of(d);
+                let entry = Entry::of(d.into());
                 if let Some(prev) = old.iter().find(|o| o.same_device(&entry)) {
                     let kept = prev.health.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     *entry.health.lock().unwrap_or_else(|p| p.into_inner()) = kept;
@@ -162,12 +247,12 @@ impl HealthBoard {
     }
 
     /// Shows the health of dialled-in DTU stations with the devices behind them.
-    pub fn attach_stations(&self, hub: Arc<crate::sources::dtu::DtuHub>) {
+    pub fn attach_stations(&self, hub: Arc<dyn StationBoard>) {
         let _ = self.stations.set(hub);
     }
 
     /// Shows the health of OPC UA endpoints after the devices.
-    pub fn set_opcua(&self, health: Arc<crate::sources::opcua::OpcuaHealth>) {
+    pub fn set_opcua(&self, health: Arc<dyn EndpointBoard>) {
         *self.opcua.write().unwrap_or_else(|p| p.into_inner()) = Some(health);
     }
 
@@ -269,37 +354,9 @@ impl HealthBoard {
             .collect()
     }
 
-    /// OPC UA endpoints as devices: online while the session is open.
     fn opcua_views(&self) -> Vec<DeviceHealthView> {
-        let Some(board) = self.opcua.read().unwrap_or_else(|p| p.into_inner()).clone() else {
-            return Vec::new();
-        };
-        board
-            .snapshot()
-            .into_iter()
-            .map(|(name, view, last_data)| DeviceHealthView {
-                name: crate::sources::opcua::validate::device_of(&name),
-                profile: "opcua".into(),
-                transport: format!("opcua {}", view.url),
-                unit_id: 0,
-                status: match (view.connected, view.sessions, view.last_error.is_some()) {
-                    (true, _, _) => "online",
-                    (false, 0, false) => "unknown",
-                    _ => "offline",
-                },
-                last_success_ms: last_data.map(Timestamp::as_millis),
-                consecutive_failures: 0,
-                requests: view.readings,
-                timeouts: 0,
-                exceptions: 0,
-                bad_frames: 0,
-                link_errors: view.connection_losses,
-                response_ms_p50: None,
-                response_ms_p99: None,
-                station: None,
-                opcua: Some(view),
-            })
-            .collect()
+        let board = self.opcua.read().unwrap_or_else(|p| p.into_inner()).clone();
+        board.map_or_else(Vec::new, |b| b.device_views())
     }
 }
 

@@ -1,4 +1,6 @@
-//! Uplink metrics, registered with the gateway's other metrics (`docs/metrics.md`).
+//! Regulator uplink metrics, registered with the gateway's other metrics (`docs/metrics.md`).
+
+pub mod hj212;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -55,7 +57,7 @@ pub struct UplinkMetrics {
     /// Unix time of the last acknowledgement.
     pub last_ack: Family<UplinkLabel, Gauge>,
     /// HJ 212 links: connection, resends, centre requests, history answers.
-    pub hj212: super::hj212::metrics::Hj212Metrics,
+    pub hj212: hj212::Hj212Metrics,
 }
 
 impl UplinkMetrics {

@@ -1,4 +1,4 @@
-//! DTU metrics, registered with the gateway's other metrics (`docs/metrics.md`).
+//! Metrics of the DTU listener (a source), registered with the gateway's other metrics (`docs/metrics.md`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
