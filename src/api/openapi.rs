@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, alarms, commands, devices, events, ops, page, points};
+use super::{admin, alarms, commands, devices, events, ops, page, points, session};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -37,6 +37,7 @@ use super::{admin, alarms, commands, devices, events, ops, page, points};
         admin::reload,
         page::index,
         page::file,
+        session::settings,
     ),
     components(schemas(
         super::error::ErrorBody,

@@ -238,6 +238,8 @@ pub struct GatewayConfig {
     pub rules: Vec<RuleSpec>,
     /// Gateway-wide alarm settings.
     pub alarms: AlarmSettings,
+    /// What sounds in the console and who may shelve what (`[console]`, `[alarms.shelving]`).
+    pub console: crate::api::policy::ConsolePolicy,
     /// The profiles the config was checked against.
     pub profiles: ProfileSet,
     /// Time-series stores, each with its own buffer.

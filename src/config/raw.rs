@@ -24,6 +24,9 @@ pub(super) struct RawConfig {
     pub(super) history: RawHistory,
     #[serde(default)]
     pub(super) alarms: AlarmsConfig,
+    /// The duty officer's console.
+    #[serde(default)]
+    pub(super) console: crate::api::policy::RawConsole,
     #[serde(default)]
     pub(super) hazard_sources: Vec<Spanned<RawHazardSource>>,
     #[serde(default)]

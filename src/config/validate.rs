@@ -122,6 +122,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
             stations,
             ..settings(&raw.alarms)
         },
+        console: crate::api::policy::ConsolePolicy::new(&raw.console, &raw.alarms.shelving, raw.alarms.max_shelve),
         profiles,
         tsdb,
         webhooks,

@@ -249,6 +249,7 @@ impl Gateway {
             devices: device_health,
             readiness,
             reload: reload_tx,
+            policy: Arc::new(config.console.clone()),
         };
         let api = tokio::spawn(api::serve(
             listener,
