@@ -933,6 +933,11 @@ impl ConsoleBrowser {
     /// Starts the flow against `url`; `env` adds ALARM_ID, COMMENT, TOKEN or ACK_USER, ….
     /// Screenshots go to `target/`.
     pub fn start(url: &str, env: &[(&str, &str)]) -> ConsoleBrowser {
+        Self::start_script("console_flow.mjs", url, env)
+    }
+
+    /// Starts `script` (in `tests/browser`) against `url` with `env`; screenshots go to `target/`.
+    pub fn start_script(script: &str, url: &str, env: &[(&str, &str)]) -> ConsoleBrowser {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
         assert!(
             dir.join("node_modules/playwright-core").is_dir(),
@@ -944,7 +949,7 @@ impl ConsoleBrowser {
         );
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         let mut child = Command::new("node")
-            .arg("console_flow.mjs")
+            .arg(script)
             .current_dir(&dir)
             .env("CONSOLE_URL", url)
             .env("SCREENSHOT_DIR", &shots)

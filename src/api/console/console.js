@@ -200,6 +200,8 @@
   function onAlarm(e) {
     if (pending) pending.push(e);
     applyTo(alarms, e);
+    // An alarm back from shelving or out of service is news: a silence does not cover it.
+    if (silence && (e.transition === 'unshelved' || e.transition === 'returned_to_service')) silence.ids.delete(e.alarm_id);
     // The value behind a transition is news too: fetch values now rather than at the next poll.
     if (!pointsSoon) pointsSoon = setTimeout(() => { pointsSoon = null; loadPoints(); }, 200);
     scheduleRender();
@@ -421,7 +423,6 @@
     $('ack-user').value = '';
     $('ack-comment').value = '';
     $('ack-comment-label').textContent = spec.reason ? t('reason') : t('comment');
-    $('ack-comment').required = !!spec.reason;
     $('ack-duration-row').hidden = !spec.duration;
     if (spec.duration) {
       const max = (shelveRule(a.priority) || { max_s: 0 }).max_s;
@@ -539,7 +540,8 @@
 
   function updateHorn(tick) {
     const { tone, ids } = hornDemand();
-    if (silence && (Date.now() >= silence.until || ids.some((id) => !silence.ids.has(id)))) silence = null;
+    // Silence ends at its time, when a new alarm sounds, or when nothing is left to sound.
+    if (silence && (!tone || Date.now() >= silence.until || ids.some((id) => !silence.ids.has(id)))) silence = null;
     const running = !!audio && audio.state === 'running';
     const next = !tone ? 'off' : (silence ? 'silenced' : (running ? 'sounding' : 'blocked'));
     const b = document.body.dataset;
@@ -775,7 +777,7 @@
   function setConnLost(lost) {
     if (lost === connLost) return;
     connLost = lost;
-    document.body.classList.toggle('conn-lost', lost);
+    document.body.classList.toggle('gateway-lost', lost);
     $('conn-lost').hidden = !lost;
     if (lost) $('conn-lost-since').textContent = t('conn_since', { t: fmtTime(connDownSince * 1e6) });
     render();
