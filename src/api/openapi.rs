@@ -116,10 +116,11 @@ mod tests {
             "/api/v1/admin/reload",
             "/",
             "/console/{file}",
+            "/api/v1/console",
         ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
-        assert_eq!(paths.len(), 20, "a route was added: list it here and in the router");
+        assert_eq!(paths.len(), 21, "a route was added: list it here and in the router");
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod reload;
 mod systemd;
 mod tsdb;
 mod tsdb_dead_letter;
+mod tsdb_secret;
 mod tsdb_throttle;
 mod uplink_cipher_vectors;
 mod uplink_coal;
