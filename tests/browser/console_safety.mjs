@@ -3,7 +3,7 @@
 // opens) and stops and restarts it on cue:
 //
 //   A. a kiosk (autoplay allowed, token set before load, no click at all): the horn sounds at
-//      load with the critical tone; the rows show live, trip and set-point values; a faulty
+//      load with the critical tone; the gateway's own fault (a store without its secret) shows; the rows show live, trip and set-point values; a faulty
 //      sensor reads as its fault and a state point as its state; the operator sees no shelve
 //      button on a critical alarm; silence is separate from acknowledge; shelving needs a
 //      reason and keeps the alarm visible in its own counted section while the hazard-source
@@ -123,6 +123,8 @@ try {
   check((await horn(page)).audio === 'running', 'audio runs in a kiosk without a click');
   check(await page.locator('#audio-blocked').isHidden(), 'no audio-blocked banner when sound plays');
   check((await page.locator('#who').textContent()).includes('值班员张三'), 'header names the holder');
+  // The gateway's own fault (a store that cannot send) is shown to the duty officer.
+  await page.locator('#gateway-problems', { hasText: 'historian' }).waitFor();
   check((await page.locator('#who').textContent()).includes('操作员'), 'header names the role');
 
   // Live value, value at trip and set-point in the row.

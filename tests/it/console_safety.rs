@@ -47,6 +47,15 @@ max = "1h"
 by = "operator"
 max = "2h"
 
+# A historian whose secret is not set: the gateway runs and alarms all the same.
+[[tsdb]]
+name = "historian"
+url = "http://127.0.0.1:9"
+api = "v2"
+org = "o"
+bucket = "b"
+token_env = "HAZARD_TEST_CONSOLE_UNSET_TOKEN"
+
 [[hazard_sources]]
 id = "MHS-001"
 name = "液氯储罐区"

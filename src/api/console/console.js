@@ -53,6 +53,7 @@
       oos_title: '停用报警（检修）', rts_title: '恢复使用', reason: '原因（必填）', duration: '时长',
       need_reason: '请填写原因', forbidden_action: '此令牌无权执行该操作：{m}',
       st_on: '动作 (1)', st_off: '未动作 (0)', ago: '{a} 前',
+      gw_fault: '网关自身故障（报警判断照常，数据可能未送达）：',
     },
     en: {
       title: 'Major Hazard Monitoring', conn_up: 'LIVE', conn_down: 'DISCONNECTED',
@@ -97,6 +98,7 @@
       oos_title: 'Take out of service', rts_title: 'Return to service', reason: 'Reason (required)', duration: 'Duration',
       need_reason: 'Please give a reason', forbidden_action: 'This token may not do this: {m}',
       st_on: 'ON (1)', st_off: 'OFF (0)', ago: '{a} ago',
+      gw_fault: 'Gateway fault (alarms still evaluated; data may not be delivered): ',
     },
   };
   const PRIORITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
@@ -259,6 +261,24 @@
     } catch (_) { /* shown by the connection state */ }
   }
 
+  // The gateway's own faults (`/readyz`: a store that cannot send, a silent rules engine)
+  // are shown to the duty officer, not only to the orchestrator.
+  let problems = [];
+  async function loadReady() {
+    try {
+      const r = await fetch('/readyz');
+      const body = await r.json();
+      problems = body.ready === false ? (body.problems || []) : [];
+    } catch (_) { return; /* shown by the connection state */ }
+    renderProblems();
+  }
+
+  function renderProblems() {
+    const b = $('gateway-problems');
+    b.hidden = problems.length === 0;
+    b.replaceChildren(el('strong', null, t('gw_fault')), ...problems.map((p) => el('span', 'problem', p)));
+  }
+
   async function loadSettings() {
     settings = await api('/api/v1/console');
     renderWho();
@@ -300,7 +320,7 @@
 
   async function refreshAll() {
     try {
-      await Promise.all([loadSettings(), loadAlarms(), loadPoints(), loadSummary()]);
+      await Promise.all([loadSettings(), loadAlarms(), loadPoints(), loadSummary(), loadReady()]);
       showError('');
     } catch (err) {
       if (err.status !== 401) showError(t('failed', { m: err.message }));
@@ -812,6 +832,7 @@
     $('lang').lang = lang === 'zh' ? 'en' : 'zh-CN';
     $('flood-rate').textContent = t('flood_rate', { n: flood.rate });
     renderWho();
+    renderProblems();
     render();
   }
 
@@ -848,7 +869,7 @@
     tickClock();
     setInterval(tickClock, 1000);
     setInterval(() => { if (feed) loadPoints(); }, POINTS_EVERY_MS);
-    setInterval(() => { if (feed) loadSummary(); }, SUMMARY_EVERY_MS);
+    setInterval(() => { if (feed) { loadSummary(); loadReady(); } }, SUMMARY_EVERY_MS);
     setInterval(() => updateHorn(true), HORN_EVERY_MS);
     start();
   });

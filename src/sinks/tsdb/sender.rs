@@ -56,7 +56,12 @@ pub(super) async fn connect(spec: &TsdbSpec, metrics: &TsdbMetrics, stop: &Cance
                     .unusable_reasons
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(spec.name.clone(), e.to_string());
+                    .insert(spec.name.clone(), {
+                        // `/readyz` names the store itself.
+                        let text = e.to_string();
+                        let prefix = format!("store `{}`: ", spec.name);
+                        text.strip_prefix(&prefix).map_or(text.clone(), str::to_string)
+                    });
                 let wait = backoff(attempt, spec.retry_min, spec.retry_max, rand::rng().random::<f64>());
                 if attempt % 10 == 0 {
                     error!(store = %spec.name, error = %e, attempt = attempt + 1, retry_in_ms = wait.as_millis() as u64,
