@@ -37,6 +37,9 @@ pub(super) struct ConsoleSettings {
     role: Role,
     /// Whether the API takes requests without a token.
     open_api: bool,
+    /// An API without tokens reachable beyond loopback, not declared open: it refuses every
+    /// operator action.
+    read_only: bool,
     /// Unacknowledged alarms of this priority or a more urgent one sound.
     sound_from: Priority,
     /// Shelving rules, least urgent first.
@@ -66,6 +69,7 @@ pub(super) async fn settings(State(s): State<AppState>, Extension(who): Extensio
         user: who.user,
         role: who.role,
         open_api: !s.auth.enabled(),
+        read_only: s.auth.read_only_when_open(),
         sound_from: s.policy.sound_from,
         shelving,
     })

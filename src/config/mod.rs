@@ -225,6 +225,9 @@ pub struct GatewayConfig {
     pub api_max_body: usize,
     /// Accepted bearer tokens (empty: open API).
     pub api_tokens: Vec<crate::api::auth::TokenEntry>,
+    /// Without tokens, whether anyone may act (acknowledge, shelve…): on loopback, or when
+    /// `[api] open = true` says so; otherwise an API without tokens is read-only.
+    pub api_open_actions: bool,
     /// Embedded history.
     pub history: HistorySettings,
     /// Hazard sources.

@@ -112,6 +112,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         data_dir: raw.gateway.data_dir.as_ref().map(|d| relative_to(path, d)),
         api_listen,
         api_max_body: usize::try_from(raw.api.max_body).unwrap_or(usize::MAX),
+        api_open_actions: api_listen.ip().is_loopback() || raw.api.open,
         api_tokens,
         history,
         hazard_sources,
@@ -471,4 +472,27 @@ fn build_device(
         limits,
         points: bound,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::GatewayConfig;
+
+    fn open_actions(api: &str) -> bool {
+        let text = format!("[gateway]\nid = \"gw\"\n[api]\n{api}\n");
+        GatewayConfig::parse(Path::new("t.toml"), &text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .api_open_actions
+    }
+
+    #[test]
+    fn without_tokens_only_loopback_or_a_declared_open_api_lets_anyone_act() {
+        assert!(open_actions("listen = \"127.0.0.1:8080\""));
+        assert!(open_actions("listen = \"[::1]:8080\""));
+        assert!(!open_actions("listen = \"0.0.0.0:8080\""));
+        assert!(!open_actions("listen = \"192.168.10.5:8080\""));
+        assert!(open_actions("listen = \"0.0.0.0:8080\"\nopen = true"));
+    }
 }

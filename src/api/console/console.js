@@ -48,6 +48,7 @@
       live: '当前', trip: '触发', limit: '限值', latched_by: '锁存：需操作员复位',
       role_viewer: '只读', role_operator: '操作员', role_admin: '管理员',
       open_api_warn: '免登录模式：任何人可操作',
+      read_only: '只读：网关对外监听且未配置令牌，确认、搁置等操作已禁用',
       shelve: '搁置', unshelve: '取消搁置', reset: '复位', oos: '停用', rts: '恢复使用',
       shelve_title: '搁置报警', unshelve_title: '取消搁置', reset_title: '复位锁存报警',
       oos_title: '停用报警（检修）', rts_title: '恢复使用', reason: '原因（必填）', duration: '时长',
@@ -93,6 +94,7 @@
       live: 'now', trip: 'trip', limit: 'limit', latched_by: 'Latched: an operator must reset',
       role_viewer: 'viewer', role_operator: 'operator', role_admin: 'admin',
       open_api_warn: 'Open mode: anyone can act',
+      read_only: 'Read-only: the gateway listens beyond loopback without tokens; actions are disabled',
       shelve: 'Shelve', unshelve: 'Unshelve', reset: 'Reset', oos: 'Out of service', rts: 'Return',
       shelve_title: 'Shelve alarm', unshelve_title: 'Unshelve alarm', reset_title: 'Reset latched alarm',
       oos_title: 'Take out of service', rts_title: 'Return to service', reason: 'Reason (required)', duration: 'Duration',
@@ -397,7 +399,7 @@
     const who = $('who');
     who.replaceChildren();
     who.classList.toggle('open', openApi);
-    if (openApi) who.textContent = t('open_api_warn');
+    if (openApi) who.textContent = t(settings.read_only ? 'read_only' : 'open_api_warn');
     else if (token && settings.user) {
       who.appendChild(el('span', 'user', settings.user));
       who.appendChild(el('span', 'role', t('role_' + settings.role)));
