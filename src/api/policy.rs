@@ -79,6 +79,17 @@ pub struct ShelveRule {
     pub max: Duration,
 }
 
+/// A hazard source as the console names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SiteName {
+    /// Registration code, e.g. `MHS-001`.
+    pub id: String,
+    /// Name, e.g. `液氯储罐区`.
+    pub name: String,
+    /// GB 18218-2018 grade, 1 (most severe) to 4.
+    pub grade: u8,
+}
+
 /// The site's console and shelving policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsolePolicy {
@@ -86,6 +97,8 @@ pub struct ConsolePolicy {
     pub sound_from: Priority,
     /// Shelving rules by priority.
     pub shelving: BTreeMap<Priority, ShelveRule>,
+    /// The hazard sources, so the console shows their names and grades, not only codes.
+    pub hazard_sources: Vec<SiteName>,
 }
 
 impl ConsolePolicy {
@@ -109,6 +122,7 @@ impl ConsolePolicy {
         Self {
             sound_from: console.sound_from,
             shelving,
+            hazard_sources: Vec::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{Principal, Role};
 use super::error::ErrorBody;
-use super::policy::ShelveBy;
+use super::policy::{ShelveBy, SiteName};
 use crate::model::Priority;
 
 /// The shelving rule of one priority.
@@ -44,6 +44,8 @@ pub(super) struct ConsoleSettings {
     sound_from: Priority,
     /// Shelving rules, least urgent first.
     shelving: Vec<ShelveRuleView>,
+    /// Hazard sources: code, name and GB 18218 grade.
+    hazard_sources: Vec<SiteName>,
 }
 
 /// The caller, their role and the site's console policy.
@@ -72,5 +74,6 @@ pub(super) async fn settings(State(s): State<AppState>, Extension(who): Extensio
         read_only: s.auth.read_only_when_open(),
         sound_from: s.policy.sound_from,
         shelving,
+        hazard_sources: s.policy.hazard_sources.clone(),
     })
 }

@@ -106,6 +106,14 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     if !errors.is_empty() {
         return Err(errors);
     }
+    let site_names = hazard_sources
+        .iter()
+        .map(|h| crate::api::policy::SiteName {
+            id: h.id.clone(),
+            name: h.name.clone(),
+            grade: h.level,
+        })
+        .collect();
     Ok(GatewayConfig {
         file: path.to_path_buf(),
         gateway_id: raw.gateway.id.get_ref().clone(),
@@ -123,7 +131,10 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
             stations,
             ..settings(&raw.alarms)
         },
-        console: crate::api::policy::ConsolePolicy::new(&raw.console, &raw.alarms.shelving, raw.alarms.max_shelve),
+        console: crate::api::policy::ConsolePolicy {
+            hazard_sources: site_names,
+            ..crate::api::policy::ConsolePolicy::new(&raw.console, &raw.alarms.shelving, raw.alarms.max_shelve)
+        },
         profiles,
         tsdb,
         webhooks,

@@ -163,6 +163,8 @@ try {
   await row(page, SHELVE, '#held-rows').waitFor();
   check((await page.textContent('#held-count')).includes('1'), 'shelved section is counted');
   const card = page.locator(`#sources .card[data-source="${SHELVE_SOURCE}"]`);
+  check((await card.locator('.name').textContent()).includes('甲醇罐组'), 'the card names the hazard source');
+  check((await card.locator('.name').textContent()).includes('3级'), 'and its GB 18218 grade');
   await card.locator('.verdict', { hasText: '已搁置' }).waitFor();
   check(!(await card.textContent()).includes('正常'), `card never 正常 with an active shelved alarm: ${await card.textContent()}`);
   check(await card.evaluate((c) => c.classList.contains('high')), 'card keeps the alarm colour');

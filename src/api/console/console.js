@@ -41,7 +41,7 @@
       q_out_of_range: '超量程', q_stale: '数据过期', q_uncertain: '数据存疑', q_no_data: '无数据',
       v_ok: '正常', v_alarms: '{n} 条报警', v_comm_lost: '通信中断', v_degraded: '部分异常',
       v_nodata: '无数据', d_points: '{n} 个测点', d_bad: '{b} 个异常',
-      v_alarms_shelved: '{n} 条报警（{s} 条已搁置）', d_shelved: '{s} 条已搁置', d_oos: '{o} 条停用',
+      grade: '{g}级', v_alarms_shelved: '{n} 条报警（{s} 条已搁置）', d_shelved: '{s} 条已搁置', d_oos: '{o} 条停用',
       no_alarms_held: '无待处理报警；另有 {n} 条已搁置 / 停用，见下方',
       audio_blocked: '报警声音被浏览器阻止：点击此处启用声音',
       conn_lost: '与网关的连接中断：画面数据已停止更新，请立即现场确认', conn_since: '自 {t} 起',
@@ -87,7 +87,7 @@
       q_out_of_range: 'Out of range', q_stale: 'Stale', q_uncertain: 'Uncertain', q_no_data: 'No data',
       v_ok: 'Normal', v_alarms: '{n} alarm(s)', v_comm_lost: 'Comm lost', v_degraded: 'Degraded',
       v_nodata: 'No data', d_points: '{n} points', d_bad: '{b} bad',
-      v_alarms_shelved: '{n} alarm(s), {s} shelved', d_shelved: '{s} shelved', d_oos: '{o} out of service',
+      grade: 'grade {g}', v_alarms_shelved: '{n} alarm(s), {s} shelved', d_shelved: '{s} shelved', d_oos: '{o} out of service',
       no_alarms_held: 'Nothing to handle; {n} shelved / out of service below',
       audio_blocked: 'The browser blocks alarm sound: click here to enable it',
       conn_lost: 'CONNECTION TO THE GATEWAY LOST: values are not updating, check on site now', conn_since: 'since {t}',
@@ -721,7 +721,9 @@
       let detail = pointDetail(list);
       if (shelved) detail += ' · ' + t('d_shelved', { s: shelved });
       if (oos) detail += ' · ' + t('d_oos', { o: oos });
-      const c = card(k || t('none_source'), cls, verdict, detail);
+      const site = (settings.hazard_sources || []).find((h) => h.id === k);
+      const title = site ? site.name + ' · ' + k + ' · ' + t('grade', { g: site.grade }) : (k || t('none_source'));
+      const c = card(title, cls, verdict, detail);
       c.dataset.source = k;
       c.dataset.shelved = String(shelved);
       return c;
