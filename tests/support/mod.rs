@@ -995,6 +995,28 @@ impl ConsoleBrowser {
         }
     }
 
+    /// Waits for a line starting with `prefix` and returns the rest of it; panics if the
+    /// script ends first or `limit` passes.
+    pub async fn expect_prefix(&mut self, prefix: &str, limit: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.lines.try_recv() {
+                Ok(line) if line.starts_with(prefix) => return line[prefix.len()..].trim().to_string(),
+                Ok(other) => eprintln!("console flow: {other}"),
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    panic!("the console flow ended ({status:?}) before printing {prefix}; see its stderr above");
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {limit:?} waiting for the console flow to print {prefix}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Lets the script go on past `READY`.
     pub fn proceed(&mut self) {
         use std::io::Write as _;

@@ -430,7 +430,7 @@
     const rule = shelveRule(a.priority);
     if (a.shelved_until != null) out.push('unshelve');
     else if (rule && rule.allowed && a.state !== 'normal' && !a.out_of_service) out.push('shelve');
-    if (a.state === 'latched' && a.acknowledged) out.push('reset');
+    if (a.state === 'latched') out.push('reset');
     if (a.out_of_service) out.push('rts');
     else if (a.shelved_until == null) out.push('oos');
     return out;
