@@ -57,6 +57,9 @@ try {
     await page.locator('#conn.up').waitFor();
     for (const id of ALARMS) await page.locator(`tr[data-alarm-id="${id}"]`).waitFor();
     await page.locator('#who .role', { hasText: ROLE_TEXT[role] }).waitFor();
+    // A cleared latched alarm's recorded value is its value at return, and says so.
+    await page.locator(`tr[data-alarm-id="${LATCHED}"] .trip.cleared`, { hasText: '恢复时' }).waitFor();
+    await page.locator(`tr[data-alarm-id="${LATCHED}"] .tag.latch`).waitFor();
     const buttons = await page.evaluate(() => Object.fromEntries(
       [...document.querySelectorAll('tr[data-alarm-id]')].map((tr) => [
         tr.dataset.alarmId,

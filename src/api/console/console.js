@@ -45,7 +45,7 @@
       no_alarms_held: '无待处理报警；另有 {n} 条已搁置 / 停用，见下方',
       audio_blocked: '报警声音被浏览器阻止：点击此处启用声音',
       conn_lost: '与网关的连接中断：画面数据已停止更新，请立即现场确认', conn_since: '自 {t} 起',
-      live: '当前', trip: '触发', limit: '限值', latched_by: '锁存：需操作员复位',
+      live: '当前', trip: '触发', cleared: '恢复时', limit: '限值', latched_by: '锁存：需操作员复位',
       role_viewer: '只读', role_operator: '操作员', role_admin: '管理员',
       open_api_warn: '免登录模式：任何人可操作',
       read_only: '只读：网关对外监听且未配置令牌，确认、搁置等操作已禁用',
@@ -91,7 +91,7 @@
       no_alarms_held: 'Nothing to handle; {n} shelved / out of service below',
       audio_blocked: 'The browser blocks alarm sound: click here to enable it',
       conn_lost: 'CONNECTION TO THE GATEWAY LOST: values are not updating, check on site now', conn_since: 'since {t}',
-      live: 'now', trip: 'trip', limit: 'limit', latched_by: 'Latched: an operator must reset',
+      live: 'now', trip: 'trip', cleared: 'at return', limit: 'limit', latched_by: 'Latched: an operator must reset',
       role_viewer: 'viewer', role_operator: 'operator', role_admin: 'admin',
       open_api_warn: 'Open mode: anyone can act',
       read_only: 'Read-only: the gateway listens beyond loopback without tokens; actions are disabled',
@@ -619,8 +619,12 @@
       if (connLost) live.classList.add('lost');
       td.appendChild(live);
     }
+    // The record's value is the one behind its last condition change: the trip value while
+    // the condition is active, the value at return once it has cleared (latched, unack_rtn).
     if (a.condition !== 'sensor_fault' && Number.isFinite(a.value)) {
-      td.appendChild(el('span', 'trip', t('trip') + ' ' + fmtValue(a.value, '') + (a.limit == null ? unit : '')));
+      const active = a.state === 'unack_active' || a.state === 'ack_active';
+      td.appendChild(el('span', active ? 'trip' : 'trip cleared',
+        t(active ? 'trip' : 'cleared') + ' ' + fmtValue(a.value, '') + (a.limit == null ? unit : '')));
     }
     if (a.limit != null) td.appendChild(el('span', 'limit', t('limit') + ' ' + a.limit + unit));
     return td;
