@@ -29,6 +29,16 @@ impl Readiness {
     /// Every reason the gateway is not ready at `now`.
     pub fn problems(&self, now: Timestamp, rules_heartbeat: Timestamp, tsdb: &TsdbMetrics) -> Vec<String> {
         let mut out: Vec<String> = rules_problem(now, rules_heartbeat).into_iter().collect();
+        // A store that cannot send at all: the gateway still alarms, but its data piles up.
+        let unusable = tsdb.unusable_reasons.lock().unwrap_or_else(|e| e.into_inner());
+        for store in &self.stores {
+            if let Some(reason) = unusable.get(store) {
+                out.push(format!(
+                    "store `{store}` cannot send: {reason}; its readings are buffered and it retries"
+                ));
+            }
+        }
+        drop(unusable);
         if let Some(limit) = self.buffer_limit {
             let held = self.stores.iter().map(|store| {
                 let bytes = tsdb

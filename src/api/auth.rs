@@ -28,6 +28,16 @@ pub enum Role {
     Admin,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        })
+    }
+}
+
 /// One accepted token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenEntry {
@@ -49,9 +59,18 @@ pub struct Principal {
 }
 
 /// The configured tokens.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Auth {
     tokens: Vec<TokenEntry>,
+    /// The role of every caller when no token is configured: `Admin` where the API is meant to
+    /// be open, `Viewer` where it is reachable beyond loopback without anyone saying so.
+    open_role: Role,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
 }
 
 /// Why a request is refused.
@@ -113,7 +132,24 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 impl Auth {
     /// Authentication with these tokens; none means an open API.
     pub fn new(tokens: Vec<TokenEntry>) -> Self {
-        Self { tokens }
+        Self {
+            tokens,
+            open_role: Role::Admin,
+        }
+    }
+
+    /// Like [`Auth::new`], but without tokens and without `open_actions` every caller may
+    /// only read: a plant LAN must not be able to acknowledge or shelve anonymously.
+    pub fn with_open_actions(tokens: Vec<TokenEntry>, open_actions: bool) -> Self {
+        Self {
+            tokens,
+            open_role: if open_actions { Role::Admin } else { Role::Viewer },
+        }
+    }
+
+    /// Whether an API without tokens refuses operator actions.
+    pub fn read_only_when_open(&self) -> bool {
+        !self.enabled() && self.open_role < Role::Operator
     }
 
     /// Whether any token is configured.
@@ -126,7 +162,7 @@ impl Auth {
         if !self.enabled() {
             return Ok(Principal {
                 user: None,
-                role: Role::Admin,
+                role: self.open_role,
             });
         }
         let token = authorization
@@ -214,6 +250,16 @@ mod tests {
     fn an_open_api_lets_everyone_act_without_a_name() {
         let p = Auth::default().authenticate(None).unwrap();
         assert_eq!((p.user, p.role), (None, Role::Admin));
+    }
+
+    #[test]
+    fn an_open_api_beyond_loopback_only_reads_unless_declared_open() {
+        let closed = Auth::with_open_actions(Vec::new(), false);
+        assert_eq!(closed.authenticate(None).unwrap().role, Role::Viewer);
+        assert!(closed.read_only_when_open());
+        let open = Auth::with_open_actions(Vec::new(), true);
+        assert_eq!(open.authenticate(None).unwrap().role, Role::Admin);
+        assert!(!open.read_only_when_open());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use super::alarms::AlarmView;
 use super::auth::Principal;
 use super::error::{ApiJson, ApiPath, ErrorBody};
+use super::policy::ShelveRefusal;
 use super::{ApiError, AppState};
 use crate::rules::{Command, CommandError};
 use crate::spec::units::parse_duration;
@@ -53,7 +54,8 @@ pub(super) struct ShelveBody {
     /// Why (journaled).
     #[schema(min_length = 1)]
     comment: String,
-    /// How long, e.g. `"30m"` or `"2h"`; at most the site's `alarms.max_shelve`.
+    /// How long, e.g. `"30m"` or `"2h"`; at most the site's `alarms.max_shelve` and its
+    /// `alarms.shelving.<priority>.max`.
     #[schema(pattern = "^[0-9]{1,4}(s|m|h)$", example = "2h")]
     duration: String,
 }
@@ -71,6 +73,23 @@ async fn run(
         name,
         reason: reason.to_string(),
     };
+    if let Command::Shelve(duration) = command {
+        // The site's shelving rules (ISA-18.2), by the alarm's priority and the caller's role.
+        let priority = s
+            .live
+            .active_alarms()
+            .into_iter()
+            .find(|e| e.alarm_id == alarm_id)
+            .map(|e| e.priority);
+        if let Some(refusal) = priority.and_then(|p| s.policy.refuse_shelve(p, principal.role, duration)) {
+            tracing::warn!(alarm = %alarm_id, role = %principal.role, user = ?principal.user, reason = %refusal,
+                           "shelving refused by the site's rules");
+            return Err(match refusal {
+                ShelveRefusal::TooLong { .. } => ApiError::Conflict(refusal.to_string()),
+                _ => ApiError::Forbidden(refusal.to_string()),
+            });
+        }
+    }
     let user = principal.user.unwrap_or(user);
     if user.trim().is_empty() {
         return Err(bad("user", "who acts must be recorded"));
@@ -111,7 +130,7 @@ macro_rules! command_endpoint {
                 (status = 200, description = "The resulting transition", body = AlarmView),
                 (status = 400, description = "A bad parameter or body", body = ErrorBody),
                 (status = 401, description = "No or unknown token", body = ErrorBody),
-                (status = 403, description = "The token's role may not act on alarms", body = ErrorBody),
+                (status = 403, description = "The token's role may not act on alarms, or may not shelve one of this priority", body = ErrorBody),
                 (status = 404, description = "No such alarm", body = ErrorBody),
                 (status = 409, description = "The alarm's state or the site's limits do not allow it", body = ErrorBody),
                 (status = 413, description = "Body over the size limit", body = ErrorBody),

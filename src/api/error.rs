@@ -28,6 +28,9 @@ pub enum ApiError {
     /// The alarm's state does not allow the action.
     #[error("{0}")]
     Conflict(String),
+    /// The site's rules do not let this caller do this (e.g. shelve a critical alarm).
+    #[error("{0}")]
+    Forbidden(String),
     /// The rules engine is not taking commands (shutting down).
     #[error("the alarm system is shutting down")]
     Unavailable,
@@ -102,6 +105,7 @@ impl ApiError {
             ApiError::UnknownPoint(_) => (StatusCode::NOT_FOUND, "unknown_point"),
             ApiError::UnknownAlarm(_) => (StatusCode::NOT_FOUND, "unknown_alarm"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::BadParam { .. } => (StatusCode::BAD_REQUEST, "bad_parameter"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -15,7 +15,9 @@ pub mod openapi;
 mod ops;
 mod page;
 mod points;
+pub mod policy;
 pub mod server;
+mod session;
 mod time_param;
 
 use std::sync::Arc;
@@ -72,6 +74,8 @@ pub struct AppState {
     pub readiness: Arc<std::sync::RwLock<crate::health::Readiness>>,
     /// Config reload requests to the pipeline.
     pub reload: admin::ReloadSender,
+    /// What sounds in the console and who may shelve what.
+    pub policy: Arc<policy::ConsolePolicy>,
 }
 
 /// Every route of the API.
@@ -89,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms/summary", get(alarms::summary))
         .route("/api/v1/alarms/history", get(alarms::history))
         .route("/api/v1/devices", get(devices::list))
+        .route("/api/v1/console", get(session::settings))
         .route_layer(middleware::from_fn_with_state(guard(auth::Role::Viewer), auth::require));
     // The feed also takes its token from the query (EventSource sends no headers): the
     // outer layer moves it into the header the guard checks.

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, alarms, commands, devices, events, ops, page, points};
+use super::{admin, alarms, commands, devices, events, ops, page, points, session};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -37,6 +37,7 @@ use super::{admin, alarms, commands, devices, events, ops, page, points};
         admin::reload,
         page::index,
         page::file,
+        session::settings,
     ),
     components(schemas(
         super::error::ErrorBody,
@@ -115,10 +116,11 @@ mod tests {
             "/api/v1/admin/reload",
             "/",
             "/console/{file}",
+            "/api/v1/console",
         ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
-        assert_eq!(paths.len(), 20, "a route was added: list it here and in the router");
+        assert_eq!(paths.len(), 21, "a route was added: list it here and in the router");
     }
 
     #[test]

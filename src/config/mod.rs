@@ -51,6 +51,9 @@ pub struct GatewayConfig {
     pub api_max_body: usize,
     /// Accepted bearer tokens (empty: open API).
     pub api_tokens: Vec<crate::api::auth::TokenEntry>,
+    /// Without tokens, whether anyone may act (acknowledge, shelve…): on loopback, or when
+    /// `[api] open = true` says so; otherwise an API without tokens is read-only.
+    pub api_open_actions: bool,
     /// Embedded history.
     pub history: HistorySettings,
     /// Hazard sources.
@@ -64,6 +67,8 @@ pub struct GatewayConfig {
     pub rules: Vec<RuleSpec>,
     /// Gateway-wide alarm settings.
     pub alarms: AlarmSettings,
+    /// What sounds in the console and who may shelve what (`[console]`, `[alarms.shelving]`).
+    pub console: crate::api::policy::ConsolePolicy,
     /// The profiles the config was checked against.
     pub profiles: ProfileSet,
     /// Time-series stores, each with its own buffer.

@@ -24,6 +24,9 @@ pub(super) struct RawConfig {
     pub(super) history: RawHistory,
     #[serde(default)]
     pub(super) alarms: AlarmsConfig,
+    /// The duty officer's console.
+    #[serde(default)]
+    pub(super) console: crate::api::policy::RawConsole,
     #[serde(default)]
     pub(super) hazard_sources: Vec<Spanned<RawHazardSource>>,
     #[serde(default)]
@@ -81,6 +84,10 @@ pub(super) struct RawApi {
     /// Accepted bearer tokens; none leaves the API open.
     #[serde(default)]
     pub(super) tokens: Vec<Spanned<RawToken>>,
+    /// Without tokens on an address beyond loopback, operator actions are refused unless
+    /// this says the API is meant to be open to anyone who can reach it.
+    #[serde(default)]
+    pub(super) open: bool,
     /// Serve HTTPS with these PEM files (`tls = { cert = "api.crt", key = "api.key" }`).
     #[serde(default)]
     pub(super) tls: Option<Spanned<crate::api::config::RawTls>>,
@@ -122,6 +129,7 @@ impl Default for RawApi {
             listen: default_listen(),
             max_body: default_max_body(),
             tokens: Vec::new(),
+            open: false,
             tls: None,
             header_read_timeout: None,
             request_timeout: None,

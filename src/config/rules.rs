@@ -400,6 +400,9 @@ pub struct AlarmsConfig {
     /// Longest shelving an operator may ask for.
     #[serde(default = "default_max_shelve", deserialize_with = "units::duration::deserialize")]
     pub max_shelve: Duration,
+    /// ISA-18.2 shelving rules per priority (`[alarms.shelving.critical] by = "admin"`).
+    #[serde(default)]
+    pub shelving: std::collections::BTreeMap<Priority, crate::api::policy::RawShelveRule>,
 }
 
 fn yes() -> bool {
@@ -427,6 +430,7 @@ impl Default for AlarmsConfig {
             flood_threshold: default_flood(),
             chatter_threshold: default_chatter(),
             max_shelve: default_max_shelve(),
+            shelving: Default::default(),
         }
     }
 }

@@ -106,12 +106,21 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     if !errors.is_empty() {
         return Err(errors);
     }
+    let site_names = hazard_sources
+        .iter()
+        .map(|h| crate::api::policy::SiteName {
+            id: h.id.clone(),
+            name: h.name.clone(),
+            grade: h.level,
+        })
+        .collect();
     Ok(GatewayConfig {
         file: path.to_path_buf(),
         gateway_id: raw.gateway.id.get_ref().clone(),
         data_dir: raw.gateway.data_dir.as_ref().map(|d| relative_to(path, d)),
         api_listen,
         api_max_body: usize::try_from(raw.api.max_body).unwrap_or(usize::MAX),
+        api_open_actions: api_listen.ip().is_loopback() || raw.api.open,
         api_tokens,
         history,
         hazard_sources,
@@ -121,6 +130,10 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         alarms: crate::rules::AlarmSettings {
             stations,
             ..settings(&raw.alarms)
+        },
+        console: crate::api::policy::ConsolePolicy {
+            hazard_sources: site_names,
+            ..crate::api::policy::ConsolePolicy::new(&raw.console, &raw.alarms.shelving, raw.alarms.max_shelve)
         },
         profiles,
         tsdb,
@@ -470,4 +483,27 @@ fn build_device(
         limits,
         points: bound,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::GatewayConfig;
+
+    fn open_actions(api: &str) -> bool {
+        let text = format!("[gateway]\nid = \"gw\"\n[api]\n{api}\n");
+        GatewayConfig::parse(Path::new("t.toml"), &text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .api_open_actions
+    }
+
+    #[test]
+    fn without_tokens_only_loopback_or_a_declared_open_api_lets_anyone_act() {
+        assert!(open_actions("listen = \"127.0.0.1:8080\""));
+        assert!(open_actions("listen = \"[::1]:8080\""));
+        assert!(!open_actions("listen = \"0.0.0.0:8080\""));
+        assert!(!open_actions("listen = \"192.168.10.5:8080\""));
+        assert!(open_actions("listen = \"0.0.0.0:8080\"\nopen = true"));
+    }
 }

@@ -245,10 +245,14 @@ impl Gateway {
             max_body: config.api_max_body,
             request_timeout: config.api_server.request_timeout,
             commands: cmd_tx,
-            auth: std::sync::Arc::new(api::auth::Auth::new(config.api_tokens.clone())),
+            auth: std::sync::Arc::new(api::auth::Auth::with_open_actions(
+                config.api_tokens.clone(),
+                config.api_open_actions,
+            )),
             devices: device_health,
             readiness,
             reload: reload_tx,
+            policy: Arc::new(config.console.clone()),
         };
         let api = tokio::spawn(api::serve(
             listener,
@@ -259,6 +263,14 @@ impl Gateway {
         ));
         info!(gateway = %config.gateway_id, %api_addr, devices = config.devices.len(), points = config.points.len(),
               data_dir = %data_dir.display(), "Gateway started");
+        if config.api_tokens.is_empty() && !config.api_open_actions {
+            warn!(%api_addr, "The API listens beyond loopback without [[api.tokens]]: it is read-only, operator actions \
+                   (acknowledge, shelve, reset) are refused; configure tokens, or set [api] open = true to allow anyone \
+                   who can reach it to act");
+        } else if config.api_tokens.is_empty() && !config.api_listen.ip().is_loopback() {
+            warn!(%api_addr, "The API listens beyond loopback without tokens and [api] open = true: anyone who can reach \
+                   it may acknowledge and shelve alarms");
+        }
         let reloader = reload::Reloader {
             parts: Arc::new(tokio::sync::Mutex::new(Some(reload::Parts {
                 config,

@@ -109,10 +109,20 @@ pub struct TsdbMetrics {
     pub dead_letter_rotations: Family<StoreLabel, Counter>,
     /// Bytes of refused batches deleted when a rotation replaced the previous `.1`.
     pub dead_letter_discarded: Family<StoreLabel, Counter>,
+    /// 1 while a store cannot send at all (its client could not be built: a missing secret,
+    /// an unreadable CA file); its readings are buffered meanwhile.
+    pub unusable: Family<StoreLabel, Gauge>,
+    /// Why each unusable store cannot send, for `/readyz` (by store name).
+    pub unusable_reasons: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
 }
 
 impl TsdbMetrics {
     fn register(&self, r: &mut Registry) {
+        r.register(
+            "hazard_tsdb_store_unusable",
+            "1 while the store cannot send at all (missing secret, unreadable CA file); readings are buffered",
+            self.unusable.clone(),
+        );
         r.register(
             "hazard_tsdb_buffer_bytes",
             "Bytes held by the store's durable buffer",

@@ -17,7 +17,7 @@ use support::{ConsoleBrowser, GatewayProcess, TestGateway, free_port, simulator}
 const BROWSER_LIMIT: Duration = Duration::from_secs(120);
 
 /// One Chromium at a time: the machine has two cores.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const OPERATOR_TOKEN: &str = "console-operator-token-0123456789";
 const VIEWER_TOKEN: &str = "viewer+token/with=odd&chars 0123456789";

@@ -933,6 +933,11 @@ impl ConsoleBrowser {
     /// Starts the flow against `url`; `env` adds ALARM_ID, COMMENT, TOKEN or ACK_USER, ….
     /// Screenshots go to `target/`.
     pub fn start(url: &str, env: &[(&str, &str)]) -> ConsoleBrowser {
+        Self::start_script("console_flow.mjs", url, env)
+    }
+
+    /// Starts `script` (in `tests/browser`) against `url` with `env`; screenshots go to `target/`.
+    pub fn start_script(script: &str, url: &str, env: &[(&str, &str)]) -> ConsoleBrowser {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
         assert!(
             dir.join("node_modules/playwright-core").is_dir(),
@@ -944,7 +949,7 @@ impl ConsoleBrowser {
         );
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         let mut child = Command::new("node")
-            .arg("console_flow.mjs")
+            .arg(script)
             .current_dir(&dir)
             .env("CONSOLE_URL", url)
             .env("SCREENSHOT_DIR", &shots)
@@ -985,6 +990,28 @@ impl ConsoleBrowser {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "timed out after {limit:?} waiting for the console flow to print {word}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for a line starting with `prefix` and returns the rest of it; panics if the
+    /// script ends first or `limit` passes.
+    pub async fn expect_prefix(&mut self, prefix: &str, limit: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.lines.try_recv() {
+                Ok(line) if line.starts_with(prefix) => return line[prefix.len()..].trim().to_string(),
+                Ok(other) => eprintln!("console flow: {other}"),
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    let status = self.child.wait().ok();
+                    panic!("the console flow ended ({status:?}) before printing {prefix}; see its stderr above");
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {limit:?} waiting for the console flow to print {prefix}"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

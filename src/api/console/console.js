@@ -19,7 +19,7 @@
       flood: '报警泛滥：请按优先级处理', flood_rate: '近10分钟 {n} 条',
       active_alarms: '活动报警', counts: '未确认 {u} · 共 {n}',
       col_priority: '优先级', col_time: '报警时间', col_source: '危险源', col_subject: '对象',
-      col_alarm: '报警', col_value: '值 / 限值', col_state: '状态', col_action: '操作',
+      col_alarm: '报警', col_value: '当前值 / 触发值 / 限值', col_state: '状态', col_action: '操作',
       col_point: '测点', col_device: '设备', col_current: '当前值', col_quality: '质量',
       col_updated: '更新时间',
       no_alarms: '无活动报警', held: '已搁置 / 已抑制 / 停用',
@@ -41,6 +41,20 @@
       q_out_of_range: '超量程', q_stale: '数据过期', q_uncertain: '数据存疑', q_no_data: '无数据',
       v_ok: '正常', v_alarms: '{n} 条报警', v_comm_lost: '通信中断', v_degraded: '部分异常',
       v_nodata: '无数据', d_points: '{n} 个测点', d_bad: '{b} 个异常',
+      grade: '{g}级', v_alarms_shelved: '{n} 条报警（{s} 条已搁置）', d_shelved: '{s} 条已搁置', d_oos: '{o} 条停用',
+      no_alarms_held: '无待处理报警；另有 {n} 条已搁置 / 停用，见下方',
+      audio_blocked: '报警声音被浏览器阻止：点击此处启用声音',
+      conn_lost: '与网关的连接中断：画面数据已停止更新，请立即现场确认', conn_since: '自 {t} 起',
+      live: '当前', trip: '触发', cleared: '恢复时', limit: '限值', latched_by: '锁存：需操作员复位',
+      role_viewer: '只读', role_operator: '操作员', role_admin: '管理员',
+      open_api_warn: '免登录模式：任何人可操作',
+      read_only: '只读：网关对外监听且未配置令牌，确认、搁置等操作已禁用',
+      shelve: '搁置', unshelve: '取消搁置', reset: '复位', oos: '停用', rts: '恢复使用',
+      shelve_title: '搁置报警', unshelve_title: '取消搁置', reset_title: '复位锁存报警',
+      oos_title: '停用报警（检修）', rts_title: '恢复使用', reason: '原因（必填）', duration: '时长',
+      need_reason: '请填写原因', forbidden_action: '此令牌无权执行该操作：{m}',
+      st_on: '动作 (1)', st_off: '未动作 (0)', ago: '{a} 前',
+      gw_fault: '网关自身故障（报警判断照常，数据可能未送达）：',
     },
     en: {
       title: 'Major Hazard Monitoring', conn_up: 'LIVE', conn_down: 'DISCONNECTED',
@@ -51,7 +65,7 @@
       flood: 'ALARM FLOOD: handle by priority', flood_rate: '{n} in the last 10 min',
       active_alarms: 'Active alarms', counts: '{u} unacknowledged · {n} total',
       col_priority: 'Priority', col_time: 'Raised', col_source: 'Hazard source', col_subject: 'Subject',
-      col_alarm: 'Alarm', col_value: 'Value / limit', col_state: 'State', col_action: 'Action',
+      col_alarm: 'Alarm', col_value: 'Now / at trip / limit', col_state: 'State', col_action: 'Action',
       col_point: 'Point', col_device: 'Device', col_current: 'Value', col_quality: 'Quality',
       col_updated: 'Updated',
       no_alarms: 'No active alarms', held: 'Shelved / suppressed / out of service',
@@ -73,31 +87,59 @@
       q_out_of_range: 'Out of range', q_stale: 'Stale', q_uncertain: 'Uncertain', q_no_data: 'No data',
       v_ok: 'Normal', v_alarms: '{n} alarm(s)', v_comm_lost: 'Comm lost', v_degraded: 'Degraded',
       v_nodata: 'No data', d_points: '{n} points', d_bad: '{b} bad',
+      grade: 'grade {g}', v_alarms_shelved: '{n} alarm(s), {s} shelved', d_shelved: '{s} shelved', d_oos: '{o} out of service',
+      no_alarms_held: 'Nothing to handle; {n} shelved / out of service below',
+      audio_blocked: 'The browser blocks alarm sound: click here to enable it',
+      conn_lost: 'CONNECTION TO THE GATEWAY LOST: values are not updating, check on site now', conn_since: 'since {t}',
+      live: 'now', trip: 'trip', cleared: 'at return', limit: 'limit', latched_by: 'Latched: an operator must reset',
+      role_viewer: 'viewer', role_operator: 'operator', role_admin: 'admin',
+      open_api_warn: 'Open mode: anyone can act',
+      read_only: 'Read-only: the gateway listens beyond loopback without tokens; actions are disabled',
+      shelve: 'Shelve', unshelve: 'Unshelve', reset: 'Reset', oos: 'Out of service', rts: 'Return',
+      shelve_title: 'Shelve alarm', unshelve_title: 'Unshelve alarm', reset_title: 'Reset latched alarm',
+      oos_title: 'Take out of service', rts_title: 'Return to service', reason: 'Reason (required)', duration: 'Duration',
+      need_reason: 'Please give a reason', forbidden_action: 'This token may not do this: {m}',
+      st_on: 'ON (1)', st_off: 'OFF (0)', ago: '{a} ago',
+      gw_fault: 'Gateway fault (alarms still evaluated; data may not be delivered): ',
     },
   };
   const PRIORITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
+  const ROLE_RANK = { viewer: 1, operator: 2, admin: 3 };
   const POINTS_EVERY_MS = 2000;
   const SUMMARY_EVERY_MS = 5000;
   const HORN_EVERY_MS = 2500;
   const RETRY_MS = 3000;
+  // A feed that drops and comes straight back (a proxy, a reload of the gateway) is not yet a
+  // lost connection; one still down after this is.
+  const CONN_GRACE_MS = 4000;
+  // Silence stops the horn for this long; acknowledging is separate and still needed.
+  const SILENCE_MS = 120000;
+  const BAD_QUALITY = new Set(['comm_fault', 'decode_error', 'out_of_range', 'stale']);
+  const SHELVE_CHOICES = [[900, '15 min'], [1800, '30 min'], [3600, '1 h'], [7200, '2 h'], [14400, '4 h'], [28800, '8 h']];
 
   const $ = (id) => document.getElementById(id);
   let lang = localStorage.getItem('hg.lang') === 'en' ? 'en' : 'zh';
   let token = sessionStorage.getItem('hg.token') || '';
   let openApi = false;
+  // Who we are and the site's policy (GET /api/v1/console); until it loads, nothing may act.
+  let settings = { user: null, role: 'viewer', open_api: false, sound_from: 'high', shelving: [] };
   let alarms = new Map();     // alarm_id -> latest transition record
   let pending = null;         // transitions received while a snapshot loads
   let loadGen = 0;
   let loaded = false;
   let points = [];
+  let pointsById = new Map();
   let flood = { active: false, rate: 0 };
   let feed = null;
   let feedUp = false;
   let pollOk = true;
+  let connDownSince = null;
+  let connLost = false;
   let audio = null;
-  let alerting = false;
+  let silence = null;         // { until, ids } while the horn is silenced
+  let hornState = 'off';
   let beeps = 0;
-  let ackTarget = null;
+  let actTarget = null;
   let pointsSoon = null;
 
   function t(key, vars) {
@@ -126,13 +168,31 @@
     if (v === null || v === undefined || !Number.isFinite(v)) return '—';
     return v.toFixed(2) + (unit ? ' ' + unit : '');
   }
+  function fmtAge(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    const a = s < 120 ? s + ' s' : (s < 7200 ? Math.round(s / 60) + ' min' : Math.round(s / 3600) + ' h');
+    return t('ago', { a });
+  }
+  // What a point reads, as a duty officer should see it: a state point its state, a faulty
+  // reading its fault (never a scaled raw number), otherwise the value with its unit.
+  function pointText(p) {
+    if (!p) return '—';
+    if (p.quality === 'no_data') return '—';
+    if (BAD_QUALITY.has(p.quality)) return t('q_' + p.quality);
+    if (p.kind === 'state' && Number.isFinite(p.value)) return p.value >= 0.5 ? t('st_on') : t('st_off');
+    return fmtValue(p.value, p.unit) + (p.quality === 'uncertain' ? ' ?' : '');
+  }
 
   // ---- alarm state (ISA-18.2 overlays) ----
   const visible = (a) => a.state !== 'normal' || a.shelved_until != null || a.suppressed || a.out_of_service;
   const annunciated = (a) => a.state !== 'normal' && a.shelved_until == null && !a.suppressed && !a.out_of_service;
   // Unacknowledged: unack_active, unack_rtn, and a latched alarm that cleared before its ack.
   const needsAck = (a) => !a.acknowledged && a.state !== 'normal';
-  const urgent = (a) => PRIORITY_RANK[a.priority] >= PRIORITY_RANK.high;
+  // Sounds: annunciated, unacknowledged, at or above the site's `[console] sound_from`.
+  const soundable = (a) => annunciated(a) && needsAck(a)
+    && PRIORITY_RANK[a.priority] >= PRIORITY_RANK[settings.sound_from || 'high'];
+  const mayAct = () => ROLE_RANK[settings.role] >= ROLE_RANK.operator;
+  const shelveRule = (prio) => settings.shelving.find((r) => r.priority === prio);
 
   function applyTo(map, e) {
     const cur = map.get(e.alarm_id);
@@ -143,8 +203,9 @@
 
   function onAlarm(e) {
     if (pending) pending.push(e);
-    const fresh = applyTo(alarms, e);
-    if (fresh && loaded && e.transition === 'raised' && urgent(e) && annunciated(e)) startAlert();
+    applyTo(alarms, e);
+    // An alarm back from shelving or out of service is news: a silence does not cover it.
+    if (silence && (e.transition === 'unshelved' || e.transition === 'returned_to_service')) silence.ids.delete(e.alarm_id);
     // The value behind a transition is news too: fetch values now rather than at the next poll.
     if (!pointsSoon) pointsSoon = setTimeout(() => { pointsSoon = null; loadPoints(); }, 200);
     scheduleRender();
@@ -174,17 +235,10 @@
     pending = [];
     const list = await api('/api/v1/alarms');
     if (gen !== loadGen) return;
-    const prev = alarms;
     const next = new Map();
     for (const a of list) next.set(a.alarm_id, a);
     for (const e of pending) applyTo(next, e);
     pending = null;
-    // An urgent alarm raised while the feed was down still sounds.
-    if (loaded) {
-      for (const a of next.values()) {
-        if (!prev.has(a.alarm_id) && urgent(a) && annunciated(a) && needsAck(a)) { startAlert(); break; }
-      }
-    }
     alarms = next;
     loaded = true;
     scheduleRender();
@@ -193,6 +247,7 @@
   async function loadPoints() {
     try {
       points = await api('/api/v1/points');
+      pointsById = new Map(points.map((p) => [p.id, p]));
       pollOk = true;
     } catch (err) {
       pollOk = false;
@@ -206,6 +261,29 @@
       const s = await api('/api/v1/alarms/summary');
       setFlood(s.flood, s.rate_10min);
     } catch (_) { /* shown by the connection state */ }
+  }
+
+  // The gateway's own faults (`/readyz`: a store that cannot send, a silent rules engine)
+  // are shown to the duty officer, not only to the orchestrator.
+  let problems = [];
+  async function loadReady() {
+    try {
+      const r = await fetch('/readyz');
+      const body = await r.json();
+      problems = body.ready === false ? (body.problems || []) : [];
+    } catch (_) { return; /* shown by the connection state */ }
+    renderProblems();
+  }
+
+  function renderProblems() {
+    const b = $('gateway-problems');
+    b.hidden = problems.length === 0;
+    b.replaceChildren(el('strong', null, t('gw_fault')), ...problems.map((p) => el('span', 'problem', p)));
+  }
+
+  async function loadSettings() {
+    settings = await api('/api/v1/console');
+    renderWho();
   }
 
   function setFlood(active, rate) {
@@ -244,7 +322,7 @@
 
   async function refreshAll() {
     try {
-      await Promise.all([loadAlarms(), loadPoints(), loadSummary()]);
+      await Promise.all([loadSettings(), loadAlarms(), loadPoints(), loadSummary(), loadReady()]);
       showError('');
     } catch (err) {
       if (err.status !== 401) showError(t('failed', { m: err.message }));
@@ -258,10 +336,12 @@
       $('gateway').textContent = h.gateway_id || '';
     } catch (_) {
       showError(t('unreachable'));
+      feedUp = false;
+      renderConn();
       setTimeout(start, RETRY_MS);
       return;
     }
-    // An open API answers without a token; then acknowledgements carry a typed name.
+    // An open API answers without a token; then actions carry a typed name.
     const probe = await fetch('/api/v1/alarms/summary').catch(() => null);
     if (!probe) { setTimeout(start, RETRY_MS); return; }
     openApi = probe.ok;
@@ -307,43 +387,95 @@
     sessionStorage.removeItem('hg.token');
     alarms = new Map();
     points = [];
+    pointsById = new Map();
     loaded = false;
+    settings = { user: null, role: 'viewer', open_api: false, sound_from: 'high', shelving: [] };
     scheduleRender();
     renderWho();
     needLogin();
   }
 
   function renderWho() {
-    $('who').textContent = openApi ? t('open_api') : (token ? t('logged_in') : '');
+    const who = $('who');
+    who.replaceChildren();
+    who.classList.toggle('open', openApi);
+    if (openApi) who.textContent = t(settings.read_only ? 'read_only' : 'open_api_warn');
+    else if (token && settings.user) {
+      who.appendChild(el('span', 'user', settings.user));
+      who.appendChild(el('span', 'role', t('role_' + settings.role)));
+    } else if (token) who.textContent = t('logged_in');
+    who.dataset.role = token || openApi ? settings.role : '';
     $('login-btn').hidden = openApi || !!token;
     $('logout-btn').hidden = openApi || !token;
   }
 
-  // ---- acknowledge ----
-  function openAck(a) {
-    ackTarget = a;
-    $('ack-what').textContent = describeAlarm(a) + ' — ' + a.subject;
-    $('ack-user-row').hidden = !openApi;
-    $('ack-user').value = localStorage.getItem('hg.user') || '';
-    $('ack-comment').value = '';
-    $('ack-error').textContent = '';
-    $('ack-dialog').showModal();
-    (openApi && !$('ack-user').value ? $('ack-user') : $('ack-comment')).focus();
+  // ---- operator actions ----
+  // Each action: its API path, dialog title, whether a reason is required, whether it takes a
+  // duration. The server enforces roles and the site's shelving rules; the console only hides
+  // what the caller cannot do.
+  const ACTIONS = {
+    ack: { path: 'ack', title: 'ack_title', reason: false },
+    shelve: { path: 'shelve', title: 'shelve_title', reason: true, duration: true },
+    unshelve: { path: 'unshelve', title: 'unshelve_title', reason: false },
+    reset: { path: 'reset', title: 'reset_title', reason: true },
+    oos: { path: 'out-of-service', title: 'oos_title', reason: true },
+    rts: { path: 'return-to-service', title: 'rts_title', reason: false },
+  };
+
+  // The actions this caller can take on `a` now.
+  function actionsFor(a) {
+    if (!mayAct()) return [];
+    const out = [];
+    if (needsAck(a)) out.push('ack');
+    const rule = shelveRule(a.priority);
+    if (a.shelved_until != null) out.push('unshelve');
+    else if (rule && rule.allowed && a.state !== 'normal' && !a.out_of_service) out.push('shelve');
+    if (a.state === 'latched') out.push('reset');
+    if (a.out_of_service) out.push('rts');
+    else if (a.shelved_until == null) out.push('oos');
+    return out;
   }
 
-  async function submitAck(ev) {
+  function openAction(a, kind) {
+    const spec = ACTIONS[kind];
+    actTarget = { alarm: a, kind };
+    $('ack-h').textContent = t(spec.title);
+    $('ack-what').textContent = describeAlarm(a) + ' — ' + a.subject;
+    $('ack-user-row').hidden = !openApi;
+    $('ack-user').value = '';
+    $('ack-comment').value = '';
+    $('ack-comment-label').textContent = spec.reason ? t('reason') : t('comment');
+    $('ack-duration-row').hidden = !spec.duration;
+    if (spec.duration) {
+      const max = (shelveRule(a.priority) || { max_s: 0 }).max_s;
+      const choices = SHELVE_CHOICES.filter(([s]) => s <= max);
+      $('ack-duration').replaceChildren(...choices.map(([s, label]) => {
+        const o = el('option', null, label);
+        o.value = String(s);
+        return o;
+      }));
+    }
+    $('ack-error').textContent = '';
+    $('ack-submit').textContent = t(kind === 'ack' ? 'ack' : kind);
+    $('ack-dialog').showModal();
+    (openApi ? $('ack-user') : $('ack-comment')).focus();
+  }
+
+  async function submitAction(ev) {
     ev.preventDefault();
-    if (!ackTarget) return;
+    if (!actTarget) return;
+    const spec = ACTIONS[actTarget.kind];
     const body = { comment: $('ack-comment').value.trim() };
     if (openApi) {
       const user = $('ack-user').value.trim();
       if (!user) { $('ack-error').textContent = t('need_name'); return; }
-      localStorage.setItem('hg.user', user);
       body.user = user;
     }
+    if (spec.reason && !body.comment) { $('ack-error').textContent = t('need_reason'); return; }
+    if (spec.duration) body.duration = $('ack-duration').value + 's';
     $('ack-submit').disabled = true;
     try {
-      const path = '/api/v1/alarms/' + encodeURIComponent(ackTarget.alarm_id) + '/ack';
+      const path = '/api/v1/alarms/' + encodeURIComponent(actTarget.alarm.alarm_id) + '/' + spec.path;
       const view = await api(path, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
@@ -351,59 +483,109 @@
       });
       applyTo(alarms, view);
       $('ack-dialog').close();
-      ackTarget = null;
+      actTarget = null;
       scheduleRender();
     } catch (err) {
       if (err.status === 401) { $('ack-dialog').close(); return; }
-      $('ack-error').textContent = err.status === 403 ? t('forbidden') : t('failed', { m: err.message });
+      $('ack-error').textContent = err.status === 403
+        ? (actTarget.kind === 'ack' ? t('forbidden') : t('forbidden_action', { m: err.message }))
+        : t('failed', { m: err.message });
     } finally {
       $('ack-submit').disabled = false;
     }
   }
 
-  // ---- sound ----
-  function enableSound() {
-    if (!audio) {
-      const Ctx = window.AudioContext || window.webkitAudioContext;
-      if (!Ctx) return;
-      audio = new Ctx();
-    }
-    audio.resume();
-    $('sound').classList.remove('attention');
-    $('sound').classList.add('on');
-    $('sound').dataset.i18n = 'sound_on';
-    $('sound').textContent = t('sound_on');
+  // ---- annunciation ----
+  // The horn sounds while any unacknowledged alarm at or above `sound_from` is annunciated,
+  // whenever it appeared (present at load, after a reconnect, after unshelving), and while the
+  // gateway is unreachable. Silence is timed and ends early when a new alarm comes in; only
+  // acknowledging ends an alarm's claim on the horn. The page's audio state is in
+  // `document.body.dataset` (horn, tone, audio, beeps) for kiosks' watchdogs and for tests.
+  function ensureAudio() {
+    if (audio) return audio;
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return null;
+    audio = new Ctx();
+    audio.addEventListener('statechange', () => updateHorn(false));
+    return audio;
   }
 
-  function beep() {
-    if (!audio) { $('sound').classList.add('attention'); return; }
-    const t0 = audio.currentTime;
-    for (let i = 0; i < 3; i++) {
+  function enableSound() {
+    const a = ensureAudio();
+    if (a) a.resume().then(() => updateHorn(false), () => updateHorn(false));
+  }
+
+  // Distinct tones: frequencies and pulse pattern per priority, and a low slow one for a lost
+  // connection, so the officer knows what kind of problem it is before looking.
+  const TONES = {
+    critical: { wave: 'square', pulses: [1050, 760, 1050, 760], on: 0.16, gap: 0.06 },
+    high: { wave: 'square', pulses: [880, 880], on: 0.22, gap: 0.12 },
+    medium: { wave: 'triangle', pulses: [660], on: 0.35, gap: 0 },
+    low: { wave: 'sine', pulses: [440], on: 0.4, gap: 0 },
+    comm: { wave: 'sawtooth', pulses: [330, 220], on: 0.45, gap: 0.15 },
+  };
+
+  function beep(tone) {
+    if (!audio || audio.state !== 'running') return;
+    const spec = TONES[tone] || TONES.high;
+    let at = audio.currentTime;
+    for (const f of spec.pulses) {
       const osc = audio.createOscillator();
       const gain = audio.createGain();
-      osc.type = 'square';
-      osc.frequency.value = i % 2 ? 660 : 990;
-      gain.gain.setValueAtTime(0.25, t0 + i * 0.25);
-      gain.gain.setValueAtTime(0, t0 + i * 0.25 + 0.18);
+      osc.type = spec.wave;
+      osc.frequency.value = f;
+      gain.gain.setValueAtTime(0.25, at);
+      gain.gain.setValueAtTime(0, at + spec.on);
       osc.connect(gain).connect(audio.destination);
-      osc.start(t0 + i * 0.25);
-      osc.stop(t0 + i * 0.25 + 0.2);
+      osc.start(at);
+      osc.stop(at + spec.on + 0.01);
+      at += spec.on + spec.gap;
     }
     beeps += 1;
     document.body.dataset.beeps = String(beeps);
+    document.body.dataset.lastTone = tone;
   }
 
-  function startAlert() {
-    alerting = true;
-    $('silence').hidden = false;
-    beep();
+  // What the horn should sound now: `comm` for a lost gateway, else the most urgent
+  // soundable priority, else null. `ids` are what it sounds for (a new one ends a silence).
+  function hornDemand() {
+    const ids = [];
+    let tone = null;
+    for (const a of alarms.values()) {
+      if (!soundable(a)) continue;
+      ids.push(a.alarm_id);
+      if (!tone || PRIORITY_RANK[a.priority] > PRIORITY_RANK[tone]) tone = a.priority;
+    }
+    if (connLost) { ids.push('#connection'); tone = 'comm'; }
+    return { tone, ids };
   }
 
-  function hornTick() {
-    const still = [...alarms.values()].some((a) => urgent(a) && annunciated(a) && needsAck(a));
-    if (!still) { alerting = false; }
-    $('silence').hidden = !alerting;
-    if (alerting) beep();
+  function updateHorn(tick) {
+    const { tone, ids } = hornDemand();
+    // Silence ends at its time, when a new alarm sounds, or when nothing is left to sound.
+    if (silence && (!tone || Date.now() >= silence.until || ids.some((id) => !silence.ids.has(id)))) silence = null;
+    const running = !!audio && audio.state === 'running';
+    const next = !tone ? 'off' : (silence ? 'silenced' : (running ? 'sounding' : 'blocked'));
+    const b = document.body.dataset;
+    b.horn = next;
+    b.tone = tone || '';
+    b.audio = audio ? audio.state : 'none';
+    $('silence').hidden = next !== 'sounding' && next !== 'blocked';
+    $('audio-blocked').hidden = running;
+    const snd = $('sound');
+    snd.classList.toggle('on', running);
+    snd.classList.toggle('attention', !running);
+    snd.dataset.i18n = running ? 'sound_on' : 'sound_enable';
+    snd.textContent = t(snd.dataset.i18n);
+    // Sound at once when the horn starts, then on every tick while it should.
+    if (next === 'sounding' && (tick || hornState !== 'sounding')) beep(tone);
+    hornState = next;
+  }
+
+  function silenceHorn() {
+    const { ids } = hornDemand();
+    silence = { until: Date.now() + SILENCE_MS, ids: new Set(ids) };
+    updateHorn(false);
   }
 
   // ---- rendering ----
@@ -426,7 +608,29 @@
       || ((b.raised_at ?? b.ts) - (a.raised_at ?? a.ts));
   }
 
-  function alarmRow(a, withAction) {
+  // The live value of the alarm's point, the value at trip and the set-point.
+  function valueCell(a) {
+    const td = el('td', 'num value');
+    const p = a.subject_kind === 'point' ? pointsById.get(a.subject) : null;
+    const unit = a.unit ? ' ' + a.unit : '';
+    if (p) {
+      const live = el('span', 'live', t('live') + ' ' + pointText(p));
+      if (BAD_QUALITY.has(p.quality)) live.classList.add('fault');
+      if (connLost) live.classList.add('lost');
+      td.appendChild(live);
+    }
+    // The record's value is the one behind its last condition change: the trip value while
+    // the condition is active, the value at return once it has cleared (latched, unack_rtn).
+    if (a.condition !== 'sensor_fault' && Number.isFinite(a.value)) {
+      const active = a.state === 'unack_active' || a.state === 'ack_active';
+      td.appendChild(el('span', active ? 'trip' : 'trip cleared',
+        t(active ? 'trip' : 'cleared') + ' ' + fmtValue(a.value, '') + (a.limit == null ? unit : '')));
+    }
+    if (a.limit != null) td.appendChild(el('span', 'limit', t('limit') + ' ' + a.limit + unit));
+    return td;
+  }
+
+  function alarmRow(a) {
     const tr = el('tr', a.priority);
     tr.dataset.alarmId = a.alarm_id;
     tr.classList.add(needsAck(a) ? 'unack' : 'acked');
@@ -438,32 +642,39 @@
     tr.appendChild(el('td', 'id', a.hazard_source || '—'));
     tr.appendChild(el('td', 'id', a.subject));
     tr.appendChild(el('td', null, describeAlarm(a)));
-    const lim = a.limit != null ? ' / ' + a.limit : '';
-    tr.appendChild(el('td', 'num', fmtValue(a.value, '') + lim + (a.unit ? ' ' + a.unit : '')));
+    tr.appendChild(valueCell(a));
     const st = el('td', 'state ' + a.state, t('s_' + a.state));
+    if (a.latching && a.state !== 'normal') st.appendChild(el('span', 'tag latch', t('latched_by')));
     if (a.shelved_until != null) st.appendChild(el('span', 'tag', t('o_shelved', { t: fmtTime(a.shelved_until) })));
     if (a.suppressed) st.appendChild(el('span', 'tag', t('o_suppressed')));
     if (a.out_of_service) st.appendChild(el('span', 'tag', t('o_oos')));
     tr.appendChild(st);
-    const act = el('td');
-    if (withAction && needsAck(a)) {
-      const b = el('button', 'ack', t('ack'));
+    const cell = el('td');
+    const act = el('div', 'actions');
+    cell.appendChild(act);
+    for (const kind of actionsFor(a)) {
+      const b = el('button', 'act ' + kind + (kind === 'ack' ? ' ack' : ''), t(kind === 'ack' ? 'ack' : kind));
       b.type = 'button';
-      b.addEventListener('click', () => openAck(a));
+      b.dataset.action = kind;
+      b.addEventListener('click', () => openAction(a, kind));
       act.appendChild(b);
     }
-    tr.appendChild(act);
+    tr.appendChild(cell);
     return tr;
   }
 
   function renderAlarms(all) {
     const shown = all.filter(annunciated).sort(byUrgency);
     const held = all.filter((a) => !annunciated(a)).sort(byUrgency);
-    $('alarm-rows').replaceChildren(...shown.map((a) => alarmRow(a, true)));
-    $('no-alarms').hidden = shown.length > 0 || !loaded;
+    $('alarm-rows').replaceChildren(...shown.map(alarmRow));
+    // Never "no active alarms" while a shelved or out-of-service one is there.
+    const empty = $('no-alarms');
+    empty.hidden = shown.length > 0 || !loaded;
+    empty.textContent = held.length ? t('no_alarms_held', { n: held.length }) : t('no_alarms');
+    empty.classList.toggle('held-only', held.length > 0);
     $('held').hidden = held.length === 0;
     $('held-count').textContent = '(' + held.length + ')';
-    $('held-rows').replaceChildren(...held.map((a) => alarmRow(a, false)));
+    $('held-rows').replaceChildren(...held.map(alarmRow));
     const unack = shown.filter(needsAck).length;
     const c = $('alarm-counts');
     c.replaceChildren(el('span', unack ? 'unack' : '', t('counts', { u: unack, n: shown.length })));
@@ -491,6 +702,8 @@
     return t('d_points', { n: list.length }) + (bad ? ' · ' + t('d_bad', { b: bad }) : '');
   }
 
+  // A hazard source is in alarm while any of its alarms is active, shelved or not: a shelved
+  // alarm hides the horn, never the hazard.
   function renderSources(all) {
     const groups = new Map();
     for (const p of points) {
@@ -500,12 +713,23 @@
     }
     const cards = [...groups.keys()].sort().map((k) => {
       const list = groups.get(k);
-      const active = all.filter((a) => annunciated(a) && (a.hazard_source || '') === k);
+      const mine = all.filter((a) => (a.hazard_source || '') === k);
+      const active = mine.filter((a) => a.state !== 'normal');
+      const shelved = mine.filter((a) => a.shelved_until != null).length;
+      const oos = mine.filter((a) => a.out_of_service).length;
       const worst = worstPriority(active);
       const cls = worst || (list.some(isBad) ? 'degraded' : 'ok');
-      const verdict = worst ? t('v_alarms', { n: active.length }) : (list.some(isBad) ? t('v_degraded') : t('v_ok'));
-      const c = card(k || t('none_source'), cls, verdict, pointDetail(list));
+      const verdict = worst
+        ? (shelved ? t('v_alarms_shelved', { n: active.length, s: shelved }) : t('v_alarms', { n: active.length }))
+        : (list.some(isBad) ? t('v_degraded') : t('v_ok'));
+      let detail = pointDetail(list);
+      if (shelved) detail += ' · ' + t('d_shelved', { s: shelved });
+      if (oos) detail += ' · ' + t('d_oos', { o: oos });
+      const site = (settings.hazard_sources || []).find((h) => h.id === k);
+      const title = site ? site.name + ' · ' + k + ' · ' + t('grade', { g: site.grade }) : (k || t('none_source'));
+      const c = card(title, cls, verdict, detail);
       c.dataset.source = k;
+      c.dataset.shelved = String(shelved);
       return c;
     });
     $('sources').replaceChildren(...cards);
@@ -533,33 +757,66 @@
   }
 
   function renderPoints(all) {
-    const inAlarm = new Set(all.filter((a) => annunciated(a) && a.subject_kind === 'point').map((a) => a.subject));
+    // A point keeps its alarm colour while an alarm on it is active, shelved or not.
+    const worst = new Map();
+    for (const a of all) {
+      if (a.subject_kind !== 'point' || a.state === 'normal') continue;
+      const cur = worst.get(a.subject);
+      if (!cur || PRIORITY_RANK[a.priority] > PRIORITY_RANK[cur]) worst.set(a.subject, a.priority);
+    }
     const sorted = [...points].sort((a, b) =>
       (a.hazard_source || '~').localeCompare(b.hazard_source || '~') || a.id.localeCompare(b.id));
+    const now = Date.now();
     $('point-rows').replaceChildren(...sorted.map((p) => {
-      const tr = el('tr', inAlarm.has(p.id) ? 'in-alarm' : '');
+      const prio = worst.get(p.id);
+      const tr = el('tr', prio ? 'in-alarm ' + prio : '');
+      if (connLost) tr.classList.add('lost');
       tr.dataset.point = p.id;
       tr.appendChild(el('td', null, p.hazard_source || '—'));
       const name = el('td', null, p.id);
       if (p.description) name.title = p.description;
       tr.appendChild(name);
       tr.appendChild(el('td', null, p.device));
-      tr.appendChild(el('td', 'num value', fmtValue(p.value, p.unit)));
+      const v = el('td', 'num value', pointText(p));
+      if (BAD_QUALITY.has(p.quality)) v.classList.add('fault');
+      tr.appendChild(v);
       // An uncertain value still drives alarms but is shown apart, neither good nor bad.
       const qc = p.quality === 'good' ? 'q-good'
         : (p.quality === 'no_data' ? 'q-none' : (p.quality === 'uncertain' ? 'q-doubt' : 'q-bad'));
       tr.appendChild(el('td', qc, t('q_' + p.quality)));
-      tr.appendChild(el('td', 'num', p.ts_ms != null ? fmtTime(p.ts_ms * 1e6) : '—'));
+      const when = el('td', 'num updated', p.ts_ms != null ? fmtTime(p.ts_ms * 1e6) : '—');
+      // Cut off from the gateway, every value says how old it is.
+      if (connLost && p.ts_ms != null) when.appendChild(el('span', 'age', fmtAge(now - p.ts_ms)));
+      tr.appendChild(when);
       return tr;
     }));
   }
 
   function renderConn() {
     const up = feedUp && pollOk;
+    if (up) { connDownSince = null; setConnLost(false); }
+    else if (connDownSince === null) connDownSince = Date.now();
     const c = $('conn');
     c.className = 'conn ' + (up ? 'up' : 'down');
     c.dataset.i18n = up ? 'conn_up' : 'conn_down';
     c.textContent = t(c.dataset.i18n);
+  }
+
+  function setConnLost(lost) {
+    if (lost === connLost) return;
+    connLost = lost;
+    document.body.classList.toggle('gateway-lost', lost);
+    $('conn-lost').hidden = !lost;
+    if (lost) $('conn-lost-since').textContent = t('conn_since', { t: fmtTime(connDownSince * 1e6) });
+    render();
+    updateHorn(false);
+  }
+
+  // Lost: down past the grace time after the console had shown data (not while logging in).
+  function checkConn() {
+    if (connDownSince !== null && loaded && !$('login-dialog').open && Date.now() - connDownSince >= CONN_GRACE_MS) {
+      setConnLost(true);
+    }
   }
 
   function render() {
@@ -568,6 +825,7 @@
     renderSources(all);
     renderDevices(all);
     renderPoints(all);
+    updateHorn(false);
   }
 
   function showError(msg) {
@@ -582,6 +840,7 @@
     $('lang').lang = lang === 'zh' ? 'en' : 'zh-CN';
     $('flood-rate').textContent = t('flood_rate', { n: flood.rate });
     renderWho();
+    renderProblems();
     render();
   }
 
@@ -589,6 +848,8 @@
     const d = new Date();
     $('clock').textContent = d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' '
       + pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+    checkConn();
+    if (connLost) renderPoints([...alarms.values()]);
   }
 
   document.addEventListener('DOMContentLoaded', () => {
@@ -598,19 +859,26 @@
       applyLang();
     });
     $('sound').addEventListener('click', enableSound);
-    $('silence').addEventListener('click', () => { alerting = false; $('silence').hidden = true; });
+    $('audio-blocked').addEventListener('click', enableSound);
+    // Any touch of the page lets sound start where the browser asks for a gesture first.
+    document.addEventListener('pointerdown', () => { if (!audio || audio.state !== 'running') enableSound(); }, true);
+    document.addEventListener('keydown', () => { if (!audio || audio.state !== 'running') enableSound(); }, true);
+    $('silence').addEventListener('click', silenceHorn);
     $('login-btn').addEventListener('click', needLogin);
     $('logout-btn').addEventListener('click', logout);
     $('login-form').addEventListener('submit', submitLogin);
     $('login-dialog').addEventListener('cancel', (ev) => ev.preventDefault());
-    $('ack-form').addEventListener('submit', submitAck);
-    $('ack-cancel').addEventListener('click', () => { $('ack-dialog').close(); ackTarget = null; });
+    $('ack-form').addEventListener('submit', submitAction);
+    $('ack-cancel').addEventListener('click', () => { $('ack-dialog').close(); actTarget = null; });
+    // A kiosk started with `--autoplay-policy=no-user-gesture-required` sounds at once;
+    // elsewhere the audio-blocked banner shows until the first click.
+    enableSound();
     applyLang();
     tickClock();
     setInterval(tickClock, 1000);
     setInterval(() => { if (feed) loadPoints(); }, POINTS_EVERY_MS);
-    setInterval(() => { if (feed) loadSummary(); }, SUMMARY_EVERY_MS);
-    setInterval(hornTick, HORN_EVERY_MS);
+    setInterval(() => { if (feed) { loadSummary(); loadReady(); } }, SUMMARY_EVERY_MS);
+    setInterval(() => updateHorn(true), HORN_EVERY_MS);
     start();
   });
 })();

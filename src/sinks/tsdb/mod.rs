@@ -46,9 +46,6 @@ pub enum TsdbError {
         /// Cause.
         source: BufferError,
     },
-    /// Its HTTP client could not be built.
-    #[error(transparent)]
-    Writer(#[from] writer::WriterError),
 }
 
 /// How long a stopping store keeps sending what its buffer holds before it leaves the rest
@@ -104,7 +101,6 @@ impl Store {
         clock: SharedClock,
         metrics: TsdbMetrics,
     ) -> Result<Store, TsdbError> {
-        let writer = writer::Writer::build(spec)?;
         let dir = buffer_dir(data_dir, &spec.name);
         let (queue, rec) = DiskQueue::open(&dir, spec.buffer.clone()).map_err(|source| TsdbError::Buffer {
             store: spec.name.clone(),
@@ -118,7 +114,7 @@ impl Store {
             warn!(store = %spec.name, damaged = rec.damaged, "Store buffer had damaged records; skipped");
         }
         set_gauges(&metrics, &label, &queue.stats(), clock.now());
-        info!(store = %spec.name, url = %writer.url(), replay_batches = rec.records, "Time-series store output started");
+        info!(store = %spec.name, url = %spec.url, replay_batches = rec.records, "Time-series store output started");
         let queue = Arc::new(Mutex::new(queue));
         let notify = Arc::new(Notify::new());
         let (tx, rx) = mpsc::channel(spec.queue_batches);
@@ -133,26 +129,39 @@ impl Store {
             batch_lines: spec.batch_lines,
             batch_age: spec.batch_age,
         };
-        let sender = sender::Sender {
-            store: spec.name.clone(),
-            writer,
-            queue: queue.clone(),
-            notify,
-            clock,
-            metrics,
-            concurrency: spec.concurrency,
-            retry_min: spec.retry_min,
-            retry_max: spec.retry_max,
-            dead_letter: dead_letter_file(data_dir, &spec.name),
-            dead_letter_max: spec.dead_letter_max,
-        };
         let stop = CancellationToken::new();
+        // The store's client is built in its own task, retried until it can be: a store that
+        // cannot send (a secret missing from the environment) must never stop the gateway
+        // from starting and alarming. Its readings are buffered on disk meanwhile.
+        let (owned, stop_sender, sender_queue) = (spec.clone(), stop.clone(), queue.clone());
+        let dead_letter = dead_letter_file(data_dir, &spec.name);
+        let sender_task = async move {
+            let (spec, stop) = (owned, stop_sender);
+            let Some(writer) = sender::connect(&spec, &metrics, &stop).await else {
+                return;
+            };
+            sender::Sender {
+                store: spec.name.clone(),
+                writer,
+                queue: sender_queue,
+                notify,
+                clock,
+                metrics,
+                concurrency: spec.concurrency,
+                retry_min: spec.retry_min,
+                retry_max: spec.retry_max,
+                dead_letter,
+                dead_letter_max: spec.dead_letter_max,
+            }
+            .run(stop)
+            .await;
+        };
         Ok(Store {
             name: spec.name.clone(),
             tx,
             queue,
             intake: tokio::spawn(intake.run(rx)),
-            sender: tokio::spawn(sender.run(stop.clone())),
+            sender: tokio::spawn(sender_task),
             stop,
         })
     }

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::TsdbSpec;
 use super::dead_letter;
 use super::writer::{Outcome, Writer};
 use crate::clock::SharedClock;
@@ -25,6 +26,55 @@ use crate::telemetry::{StoreLabel, StoreReason, TsdbMetrics};
 pub fn backoff(attempt: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
     let base = min.saturating_mul(1u32 << attempt.min(20)).min(max);
     base / 2 + base.mul_f64(jitter.clamp(0.0, 1.0) / 2.0)
+}
+
+/// Builds the store's client, retrying with backoff until it can (a secret set, a CA file
+/// readable) or `stop` fires. While it cannot, the store is marked unusable (metric and
+/// `/readyz` reason) and the cause is logged at the first try and every tenth after.
+pub(super) async fn connect(spec: &TsdbSpec, metrics: &TsdbMetrics, stop: &CancellationToken) -> Option<Writer> {
+    let label = StoreLabel {
+        store: spec.name.clone(),
+    };
+    let mut attempt = 0u32;
+    loop {
+        match Writer::build(spec) {
+            Ok(w) => {
+                if attempt > 0 {
+                    info!(store = %spec.name, attempts = attempt + 1, "Store output can send now");
+                }
+                metrics.unusable.get_or_create(&label).set(0);
+                metrics
+                    .unusable_reasons
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&spec.name);
+                return Some(w);
+            }
+            Err(e) => {
+                metrics.unusable.get_or_create(&label).set(1);
+                metrics
+                    .unusable_reasons
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(spec.name.clone(), {
+                        // `/readyz` names the store itself.
+                        let text = e.to_string();
+                        let prefix = format!("store `{}`: ", spec.name);
+                        text.strip_prefix(&prefix).map_or(text.clone(), str::to_string)
+                    });
+                let wait = backoff(attempt, spec.retry_min, spec.retry_max, rand::rng().random::<f64>());
+                if attempt % 10 == 0 {
+                    error!(store = %spec.name, error = %e, attempt = attempt + 1, retry_in_ms = wait.as_millis() as u64,
+                           "Store output cannot send; its readings are buffered, alarms go on; will retry");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = stop.cancelled() => return None,
+                }
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
 }
 
 /// Everything the sender loop needs.

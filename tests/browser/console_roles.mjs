@@ -1,0 +1,99 @@
+// Which action buttons each role sees in the console, and the admin's actions through it.
+// Run by tests/it/console_roles.rs, which owns the gateway (alarms active before the pages
+// open, one of them latched):
+//
+//   1. for each `role=token` in ROLES (comma-separated), opens the console as a kiosk would
+//      (token in the tab's session storage), waits for every alarm in ALARMS, checks the
+//      header names the role, and prints `BUTTONS <role> <json: alarm id -> actions>`;
+//   2. as the last role (an admin): resets LATCHED_ID (a reason is required), takes OOS_ID out
+//      of service and returns it, each through the dialog, and prints `DONE`.
+//
+// Every wait is on a selector or a page condition, bounded by TIMEOUT_MS; the whole run by a
+// watchdog.
+
+import { chromium } from 'playwright-core';
+import path from 'node:path';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (v === undefined) throw new Error(`${name} is required`);
+  return v;
+};
+const URL_ = env('CONSOLE_URL');
+const ROLES = env('ROLES').split(',').map((p) => p.split('='));
+const ALARMS = env('ALARMS').split(',');
+const LATCHED = env('LATCHED_ID');
+const OOS = env('OOS_ID');
+const SHOTS = env('SCREENSHOT_DIR');
+const TIMEOUT_MS = Number(process.env.TIMEOUT_MS || '30000');
+const ROLE_TEXT = { viewer: '只读', operator: '操作员', admin: '管理员' };
+
+const watchdog = setTimeout(() => {
+  console.error('console roles: watchdog fired after 180 s');
+  process.exit(3);
+}, 180_000);
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--no-first-run', '--disable-quic', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+  timeout: TIMEOUT_MS,
+});
+const errors = [];
+try {
+  let page = null;
+  for (const [role, token] of ROLES) {
+    const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'zh-CN' });
+    await context.addInitScript((tok) => sessionStorage.setItem('hg.token', tok), token);
+    page = await context.newPage();
+    page.setDefaultTimeout(TIMEOUT_MS);
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(URL_);
+    await page.locator('#conn.up').waitFor();
+    for (const id of ALARMS) await page.locator(`tr[data-alarm-id="${id}"]`).waitFor();
+    await page.locator('#who .role', { hasText: ROLE_TEXT[role] }).waitFor();
+    // A cleared latched alarm's recorded value is its value at return, and says so.
+    await page.locator(`tr[data-alarm-id="${LATCHED}"] .trip.cleared`, { hasText: '恢复时' }).waitFor();
+    await page.locator(`tr[data-alarm-id="${LATCHED}"] .tag.latch`).waitFor();
+    const buttons = await page.evaluate(() => Object.fromEntries(
+      [...document.querySelectorAll('tr[data-alarm-id]')].map((tr) => [
+        tr.dataset.alarmId,
+        [...tr.querySelectorAll('button[data-action]')].map((b) => b.dataset.action),
+      ])));
+    await page.screenshot({ path: path.join(SHOTS, `console-roles-${role}.png`) });
+    console.log(`BUTTONS ${role} ${JSON.stringify(buttons)}`);
+  }
+
+  // The last role acts: reset with a reason, out of service and back.
+  const act = async (id, action, reason) => {
+    await page.locator(`tr[data-alarm-id="${id}"] button[data-action="${action}"]`).click();
+    await page.locator('#ack-dialog[open]').waitFor();
+    if (reason !== null) {
+      await page.click('#ack-submit');
+      await page.locator('#ack-error', { hasText: '原因' }).waitFor();
+      await page.fill('#ack-comment', reason);
+    }
+    await page.click('#ack-submit');
+    await page.locator('#ack-dialog').waitFor({ state: 'hidden' });
+  };
+  await act(LATCHED, 'reset', '现场确认已无泄漏，复位');
+  await page.locator(`tr[data-alarm-id="${LATCHED}"]`).waitFor({ state: 'detached' });
+  await act(OOS, 'oos', '探头更换 (detector replacement)');
+  await page.locator(`#held-rows tr[data-alarm-id="${OOS}"] button[data-action="rts"]`).waitFor();
+  await page.screenshot({ path: path.join(SHOTS, 'console-roles-out-of-service.png') });
+  await act(OOS, 'rts', null);
+  await page.locator(`#alarm-rows tr[data-alarm-id="${OOS}"]`).waitFor();
+  check(errors.length === 0, `no script errors: ${errors.join('; ')}`);
+  console.log('DONE');
+} catch (e) {
+  console.error(`console roles failed: ${e.stack || e}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  clearTimeout(watchdog);
+}

@@ -1,0 +1,173 @@
+//! Every action button of the console by role, in a real browser
+//! (`tests/browser/console_roles.mjs`): a viewer sees none, an operator may not shelve a
+//! critical alarm, an admin may; a latched alarm offers reset. The admin's reset and
+//! out-of-service round trip through the page are then read back from the journal.
+
+use crate::console::ONE_BROWSER;
+use crate::support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hazard_gateway::api::auth::hash_token;
+use serde_json::Value;
+use support::{ConsoleBrowser, TestGateway, simulator, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(120);
+const VIEWER: &str = "roles-viewer-token-0123456789abcd";
+const OPERATOR: &str = "roles-operator-token-0123456789ab";
+const ADMIN: &str = "roles-admin-token-0123456789abcdef";
+
+const CRITICAL: &str = "MHS-001/GT-101:high_high";
+const HIGH: &str = "MHS-001/GT-101:high";
+const LATCHED: &str = "MHS-001/GT-102:high";
+
+async fn get(gw: &TestGateway, path: &str) -> Value {
+    gw.http
+        .get(format!("{}{path}", gw.base))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .expect("API answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+async fn state_of(gw: &TestGateway, alarm: &str) -> Option<String> {
+    let all = get(gw, "/api/v1/alarms").await;
+    all.as_array()?
+        .iter()
+        .find(|a| a["alarm_id"] == alarm)
+        .and_then(|a| a["state"].as_str().map(str::to_string))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_sees_only_the_actions_it_may_take_and_an_admin_acts_through_the_console() {
+    let _one = ONE_BROWSER.lock().await;
+    let sim = simulator("ai4-gas-lel", None).await;
+    for (ch, v) in [("ch1", 60.0), ("ch2", 31.0), ("ch3", 2.0), ("ch4", 2.0)] {
+        assert!(sim.pin(ch, v));
+    }
+    let config = format!(
+        r#"
+[gateway]
+id = "console-roles"
+data_dir = "data"
+[api]
+listen = "127.0.0.1:0"
+[[api.tokens]]
+name = "大屏"
+role = "viewer"
+hash = "{viewer}"
+[[api.tokens]]
+name = "值班员张三"
+role = "operator"
+hash = "{operator}"
+[[api.tokens]]
+name = "班长王五"
+role = "admin"
+hash = "{admin}"
+
+[[hazard_sources]]
+id = "MHS-001"
+name = "液氯储罐区"
+level = 2
+
+[[devices]]
+name = "gas-ai-1"
+profile = "ai4-gas-lel"
+transport = {{ tcp = "{sim}" }}
+interval = "100ms"
+hazard_source = "MHS-001"
+points = {{ ch1 = "MHS-001/GT-101", ch2 = "MHS-001/GT-102", ch3 = "MHS-001/GT-103", ch4 = "MHS-001/GT-104" }}
+
+[[rules]]
+name = "latching-gt-102"
+points = "MHS-001/GT-102"
+threshold = {{ high = 25.0, high_high = 50.0, deadband = 2.0 }}
+latching = true
+"#,
+        viewer = hash_token(VIEWER),
+        operator = hash_token(OPERATOR),
+        admin = hash_token(ADMIN),
+        sim = sim.local_addr()
+    );
+    let gw = TestGateway::start(&config).await;
+    for a in [CRITICAL, HIGH, LATCHED] {
+        wait_for(&format!("{a} active"), LIMIT, || async {
+            (state_of(&gw, a).await.as_deref() == Some("unack_active")).then_some(())
+        })
+        .await;
+    }
+    assert!(sim.pin("ch2", 2.0), "GT-102 clears: its latching alarm stays");
+    wait_for("GT-102 latched", LIMIT, || async {
+        (state_of(&gw, LATCHED).await.as_deref() == Some("latched")).then_some(())
+    })
+    .await;
+
+    let mut browser = ConsoleBrowser::start_script(
+        "console_roles.mjs",
+        &format!("{}/", gw.base),
+        &[
+            ("ROLES", &format!("viewer={VIEWER},operator={OPERATOR},admin={ADMIN}")),
+            ("ALARMS", &[CRITICAL, HIGH, LATCHED].join(",")),
+            ("LATCHED_ID", LATCHED),
+            ("OOS_ID", HIGH),
+        ],
+    );
+    let mut seen = BTreeMap::new();
+    for role in ["viewer", "operator", "admin"] {
+        let line = browser.expect_prefix(&format!("BUTTONS {role} "), LIMIT).await;
+        let buttons: BTreeMap<String, Vec<String>> = serde_json::from_str(&line).expect("buttons as JSON");
+        seen.insert(role, buttons);
+    }
+    browser.expect_line("DONE", LIMIT).await;
+    browser.finish();
+
+    let want = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let expect = |critical: &[&str], high: &[&str], latched: &[&str]| {
+        BTreeMap::from([
+            (CRITICAL.to_string(), want(critical)),
+            (HIGH.to_string(), want(high)),
+            (LATCHED.to_string(), want(latched)),
+        ])
+    };
+    assert_eq!(seen["viewer"], expect(&[], &[], &[]), "a viewer acts on nothing");
+    assert_eq!(
+        seen["operator"],
+        expect(
+            &["ack", "oos"],
+            &["ack", "shelve", "oos"],
+            &["ack", "shelve", "reset", "oos"]
+        ),
+        "an operator may not shelve a critical alarm"
+    );
+    assert_eq!(
+        seen["admin"],
+        expect(
+            &["ack", "shelve", "oos"],
+            &["ack", "shelve", "oos"],
+            &["ack", "shelve", "reset", "oos"]
+        )
+    );
+
+    // The admin's actions, journaled with their reasons, by the token's holder.
+    let history = get(&gw, "/api/v1/alarms/history?limit=100").await;
+    let find = |alarm: &str, transition: &str| {
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["alarm_id"] == alarm && e["transition"] == transition)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {transition} of {alarm} in {history:#}"))
+    };
+    let reset = find(LATCHED, "reset");
+    assert_eq!(reset["user"], "班长王五");
+    assert_eq!(reset["comment"], "现场确认已无泄漏，复位");
+    let oos = find(HIGH, "removed_from_service");
+    assert_eq!(oos["comment"], "探头更换 (detector replacement)");
+    find(HIGH, "returned_to_service");
+    assert_eq!(state_of(&gw, LATCHED).await, None, "reset: nothing left to show");
+}
