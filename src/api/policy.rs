@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
-use crate::config::units::DurationText;
 use crate::model::Priority;
+use crate::spec::units::DurationText;
 
 /// Who may shelve alarms of one priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
