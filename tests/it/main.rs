@@ -13,6 +13,7 @@ mod config_errors;
 mod console;
 mod deploy_docker;
 mod dtu;
+mod durability;
 mod end_to_end;
 mod history;
 mod modbus_faults;

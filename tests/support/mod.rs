@@ -1514,3 +1514,39 @@ pub fn opcua_user_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     );
     (dir.join(cert), dir.join(key))
 }
+
+/// A size-limited tmpfs mounted on a private directory (the tests run as root, as in CI);
+/// unmounted on drop. Panics, saying why, if it cannot be mounted: a disk-full test must
+/// not pass without a disk that fills.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `kib` KiB.
+    pub fn mount(kib: u64) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount(8)");
+        assert!(
+            out.status.success(),
+            "cannot mount a {kib} KiB tmpfs at {} (the disk-full tests need root, as CI has): {}",
+            dir.path().display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}

@@ -14,7 +14,7 @@ use crate::clock::SharedClock;
 use crate::model::AlarmEvent;
 use crate::sinks::buffer::DiskQueue;
 use crate::sources::ReadingBatch;
-use crate::telemetry::{StoreLabel, StoreReason, TsdbMetrics};
+use crate::telemetry::{LogEvery, StoreLabel, StoreReason, TsdbMetrics};
 
 /// What the rules engine hands to a store.
 #[derive(Debug, Clone)]
@@ -52,6 +52,8 @@ pub(super) struct Intake {
     pub(super) metrics: TsdbMetrics,
     pub(super) batch_lines: usize,
     pub(super) batch_age: Duration,
+    /// Limits the lines of repeated buffer write failures (a full disk fails every batch).
+    pub(super) write_log: Mutex<LogEvery>,
 }
 
 #[derive(Debug, Default)]
@@ -160,7 +162,10 @@ impl Intake {
             }
             Ok((Err(e), _)) => {
                 self.count_drop("buffer_error", u64::from(lines));
-                error!(store = %self.store, error = %e, lines, "Store buffer write failed; lines lost");
+                if let Some(held) = self.write_log.lock().unwrap_or_else(|e| e.into_inner()).hit() {
+                    error!(store = %self.store, error = %e, lines, failures_not_logged = held,
+                           "Store buffer write failed; lines lost");
+                }
             }
             Err(e) => {
                 self.count_drop("buffer_error", u64::from(lines));
