@@ -10,8 +10,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 mod alarm;
+mod receipt;
 
 pub use alarm::{AlarmClass, AlarmEvent, AlarmState, ConditionKind, Level, Priority, SubjectKind, Transition};
+pub use receipt::{Durable, Receipt};
 
 /// Nanoseconds since the Unix epoch.
 #[derive(

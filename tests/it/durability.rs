@@ -171,3 +171,222 @@ async fn a_buffer_on_a_full_disk_sends_only_what_it_wrote_and_counts_the_rest() 
         "lines counted sent are the lines the store holds"
     );
 }
+
+/// Milliseconds since the epoch of reading 0 of the MQTT stream: an hour ago, whole seconds,
+/// so history keeps every reading raw.
+fn stream_base_ms() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| (clock::system().now().as_millis() / 1000 - 3600) * 1000)
+}
+
+/// Reading `i` of a point: value `i`, device time `base + i` ms.
+fn seq_payload(i: u64) -> String {
+    format!(r#"{{"v": {i}, "t": {}}}"#, stream_base_ms() + i as i64)
+}
+
+const POINTS: [&str; 2] = ["a", "b"];
+
+fn stream_config(broker: &support::Mosquitto, vm: &VictoriaMetrics, port: u16) -> String {
+    format!(
+        r#"
+[gateway]
+id = "durable-gw"
+data_dir = "data"
+[api]
+listen = "127.0.0.1:{port}"
+
+[[mqtt.brokers]]
+name = "plant"
+address = "{}"
+keep_alive = "5s"
+
+[[mqtt.subscriptions]]
+name = "seq"
+broker = "plant"
+topic = "test/seq/{{tag}}"
+point = "seq/{{tag}}"
+value = "/v"
+timestamp = "/t"
+timestamp_unit = "ms"
+points = ["seq/a", "seq/b"]
+
+[[tsdb]]
+name = "vm"
+url = "{}"
+api = "v2"
+org = "o"
+bucket = "b"
+retry_min = "50ms"
+retry_max = "500ms"
+"#,
+        broker.addr(),
+        vm.url()
+    )
+}
+
+/// Sequence numbers of `point` in the gateway's history (distinct device times, read through
+/// the API so packed blocks and the open tail both count), each checked against its value.
+async fn in_history(gw: &support::GatewayProcess, point: &str) -> std::collections::BTreeSet<u64> {
+    let far = stream_base_ms() + 86_400_000;
+    let h = gw
+        .get_json(&format!(
+            "/api/v1/points/seq%2F{point}/history?resolution=raw&from=0&to={far}&limit=1000000"
+        ))
+        .await;
+    let rows = h["readings"].as_array().cloned().unwrap_or_default();
+    rows.iter()
+        .filter_map(|r| {
+            let i = (r["ts_ms"].as_i64()? - stream_base_ms()) as u64;
+            assert_eq!(r["value"].as_f64(), Some(i as f64), "history row {r}");
+            Some(i)
+        })
+        .collect()
+}
+
+/// Sequence numbers of `point` in VictoriaMetrics, each checked against its value.
+async fn in_store(vm: &VictoriaMetrics, point: &str) -> std::collections::BTreeSet<u64> {
+    let mut out = std::collections::BTreeSet::new();
+    for (_, ts, vals) in vm
+        .export(&format!("hazard_reading_value{{point=\"seq/{point}\"}}"))
+        .await
+    {
+        for (t, v) in ts.into_iter().zip(vals) {
+            let i = (t - stream_base_ms()) as u64;
+            assert_eq!(v, i as f64, "store sample at {t}");
+            out.insert(i);
+        }
+    }
+    out
+}
+
+/// A QoS 1 publisher on a persistent session; its event loop retransmits until the broker
+/// acknowledges. Returns the client and a count of PUBACKs received.
+fn publisher(port: u16) -> (rumqttc::AsyncClient, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let mut opts = rumqttc::MqttOptions::new("durable-publisher", "127.0.0.1", port);
+    opts.set_keep_alive(std::time::Duration::from_secs(5));
+    opts.set_clean_session(false);
+    opts.set_inflight(100);
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 1000);
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = acked.clone();
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    });
+    (client, acked)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_three_times_mid_stream_loses_no_acknowledged_reading() {
+    const N: u64 = 3000;
+    let broker = support::Mosquitto::start_deep_queue();
+    let vm = VictoriaMetrics::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, stream_config(&broker, &vm, port)).unwrap();
+    let mut gw = support::GatewayProcess::start(&config, port).await;
+    let (client, acked) = publisher(broker.port);
+
+    // Reading 0 of each point until the gateway has it: its persistent session and
+    // subscription exist from then on, so the broker keeps what it misses while dead.
+    wait_for("the gateway's subscription", WAIT, || async {
+        for p in POINTS {
+            client
+                .publish(
+                    format!("test/seq/{p}"),
+                    rumqttc::QoS::AtLeastOnce,
+                    false,
+                    seq_payload(0),
+                )
+                .await
+                .expect("publish queued");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut all = true;
+        for p in POINTS {
+            all &= in_history(&gw, p).await.contains(&0);
+        }
+        all.then_some(())
+    })
+    .await;
+    let probes = acked.load(std::sync::atomic::Ordering::SeqCst);
+
+    // The stream: about 1,000 messages a second, in a task of its own.
+    let stream = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for i in 1..N {
+                for p in POINTS {
+                    client
+                        .publish(
+                            format!("test/seq/{p}"),
+                            rumqttc::QoS::AtLeastOnce,
+                            false,
+                            seq_payload(i),
+                        )
+                        .await
+                        .expect("publish queued");
+                }
+                if i % 10 == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        })
+    };
+
+    // Three SIGKILLs, each once the running gateway has taken a few hundred messages.
+    for kill in 0..3 {
+        wait_for("the gateway to take messages", WAIT, || async {
+            let text = gw
+                .http
+                .get(format!("{}/metrics", gw.base))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (metric(&text, "hazard_mqtt_in_messages_total", &[]) >= 400.0).then_some(())
+        })
+        .await;
+        gw.kill();
+        drop(gw);
+        gw = support::GatewayProcess::start(&config, port).await;
+        eprintln!("SIGKILL {} done, gateway restarted", kill + 1);
+    }
+    stream.await.expect("publisher task");
+    wait_for("the broker to acknowledge every published message", WAIT, || {
+        let n = acked.load(std::sync::atomic::Ordering::SeqCst);
+        async move { (n >= probes + (N - 1) * POINTS.len() as u64).then_some(()) }
+    })
+    .await;
+
+    // Every message reached the broker, so every reading must arrive: acknowledged ones were
+    // durable before their PUBACK, the rest are delivered again by the broker.
+    let want: std::collections::BTreeSet<u64> = (0..N).collect();
+    for p in POINTS {
+        let h = wait_for(&format!("every reading of seq/{p} in history"), 2 * WAIT, || async {
+            let h = in_history(&gw, p).await;
+            (h == want).then_some(h)
+        })
+        .await;
+        assert_eq!(h.len() as u64, N);
+    }
+    for p in POINTS {
+        let missing = wait_for(&format!("every reading of seq/{p} in the store"), 2 * WAIT, || async {
+            let s = in_store(&vm, p).await;
+            let missing: Vec<u64> = want.difference(&s).copied().collect();
+            missing.is_empty().then_some(missing)
+        })
+        .await;
+        assert!(missing.is_empty());
+    }
+}

@@ -646,6 +646,12 @@ impl Mosquitto {
         Self::start_with(|| (String::new(), None))
     }
 
+    /// A broker that queues up to a million QoS 1 messages for an absent persistent
+    /// subscriber (its default, 1,000, drops the rest of a fast stream during a restart).
+    pub fn start_deep_queue() -> Mosquitto {
+        Self::start_with(|| ("max_queued_messages 1000000\n".to_string(), None))
+    }
+
     /// Starts a broker with `listeners()` (extra config lines and a second port to wait for),
     /// trying fresh ports a few times in case another test took one meanwhile.
     fn start_with(listeners: impl Fn() -> (String, Option<u16>)) -> Mosquitto {

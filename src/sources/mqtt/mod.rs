@@ -43,7 +43,7 @@ pub use config::MqttInSpec;
 
 use crate::clock::SharedClock;
 use crate::model::PointTable;
-use crate::sources::ReadingBatch;
+use crate::sources::DurableBatch;
 use crate::telemetry::MqttInMetrics;
 
 /// Starts one task per configured broker (with at least one subscription); they stop when
@@ -51,7 +51,7 @@ use crate::telemetry::MqttInMetrics;
 pub fn start(
     spec: &MqttInSpec,
     points: &PointTable,
-    tx: &mpsc::Sender<ReadingBatch>,
+    tx: &mpsc::Sender<DurableBatch>,
     clock: &SharedClock,
     metrics: &MqttInMetrics,
     cancel: &CancellationToken,
