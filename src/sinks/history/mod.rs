@@ -144,6 +144,8 @@ pub fn spawn_writer(
         .spawn(move || {
             let mut last_prune: Option<Timestamp> = None;
             let mut receipts = Vec::new();
+            // A failing disk fails every transaction: one line per interval, with the count.
+            let mut write_log = crate::telemetry::LogEvery::new(Duration::from_secs(10));
             while let Some((first, receipt)) = rx.blocking_recv() {
                 let mut batches = vec![first];
                 receipts.extend(receipt);
@@ -165,7 +167,10 @@ pub fn spawn_writer(
                             .history_dropped
                             .get_or_create(&ReasonLabel { reason: "write_error" })
                             .inc_by(count as u64);
-                        error!(error = %e, readings = count, "History write failed; readings lost");
+                        if let Some(held) = write_log.hit() {
+                            error!(error = %e, readings = count, failures_not_logged = held,
+                                   "History write failed; readings lost");
+                        }
                     }
                 }
                 // Committed, or counted lost: either way settled.
