@@ -137,7 +137,11 @@ pub fn router(state: AppState) -> Router {
         .merge(feed)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(max_body, refuse_declared_oversize))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_failure(on_failure),
+        )
         .with_state(state)
 }
 
@@ -173,6 +177,27 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
         uri = %events::redacted_uri(req.uri()),
         version = ?req.version(),
     )
+}
+
+/// A 503 is an answer ("not ready", "busy"), not a failure of the gateway: `/readyz` gives
+/// one to every probe for as long as a reason lasts, and a line per probe at ERROR would bury
+/// real errors (the reasons are in the answer, the metrics and the components' own logs).
+/// Other server errors and broken responses stay at ERROR, as tower-http logs them.
+fn on_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass;
+    let latency_ms = latency.as_millis() as u64;
+    match class {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(target: "tower_http::trace::on_failure", latency_ms, "response: 503 service unavailable")
+        }
+        other => {
+            tracing::error!(target: "tower_http::trace::on_failure", classification = %other, latency_ms, "response failed")
+        }
+    }
 }
 
 /// Serves the API on `listener` (over TLS when given an acceptor) until `shutdown` fires.

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 mod alarm;
+mod receipt;
 
 pub use alarm::{AlarmClass, AlarmEvent, AlarmState, ConditionKind, Level, Priority, SubjectKind, Transition};
+pub use receipt::{Durable, Receipt};
 
 /// Nanoseconds since the Unix epoch.
 #[derive(
@@ -148,6 +150,16 @@ pub struct Reading {
 
 /// What every source sends towards the rules engine and the stores: one poll cycle's readings.
 pub type ReadingBatch = Vec<Reading>;
+
+/// A batch from a source that acknowledges upstream (MQTT QoS 1) only once the readings are
+/// durable in every sink: the receipt travels with the readings (see `docs/durability.md`).
+#[derive(Debug)]
+pub struct DurableBatch {
+    /// The readings.
+    pub readings: ReadingBatch,
+    /// Settled when every sink has them durable or counted lost.
+    pub receipt: Receipt,
+}
 
 /// A hazard source (重大危险源) as registered with the authorities.
 #[derive(Debug, Clone, PartialEq, Eq)]

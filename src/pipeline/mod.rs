@@ -172,6 +172,7 @@ impl Gateway {
         );
 
         let (src_tx, src_rx) = mpsc::channel(SOURCE_QUEUE);
+        let (durable_tx, durable_rx) = mpsc::channel(SOURCE_QUEUE);
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (control_tx, control_rx) = mpsc::channel(4);
         let (journal_tx, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
@@ -188,7 +189,7 @@ impl Gateway {
             parked: reload::Parked::default(),
         };
         let rules_stop = CancellationToken::new();
-        let rules = tokio::spawn(task.run(src_rx, cmd_rx, control_rx, rules_stop.clone()));
+        let rules = tokio::spawn(task.run(src_rx, durable_rx, cmd_rx, control_rx, rules_stop.clone()));
         let sources_cancel = CancellationToken::new();
         let device_health = HealthBoard::new(&config.devices);
         let dtu = if config.dtu.listeners.is_empty() {
@@ -210,6 +211,7 @@ impl Gateway {
             clock: clock.clone(),
             control: control_tx,
             readings: src_tx.clone(),
+            durable_readings: durable_tx,
             device_health: device_health.clone(),
             readiness: readiness.clone(),
             sources_cancel: sources_cancel.clone(),

@@ -72,18 +72,19 @@ pub(super) enum RulesControl {
     },
 }
 
-/// Batches held for stores being restarted.
+/// Batches held for stores being restarted, with the receipts of durable sources: those
+/// are settled only once the restarted store has buffered the batch.
 #[derive(Debug, Default)]
 pub(super) struct Parked {
-    held: Vec<(String, Vec<ReadingBatch>)>,
+    held: Vec<(String, Vec<crate::sinks::history::HistoryItem>)>,
 }
 
 impl Parked {
     /// Keeps a copy of `batch` for every parked store.
-    pub(super) fn hold(&mut self, batch: &ReadingBatch, metrics: &Metrics) {
+    pub(super) fn hold(&mut self, batch: &ReadingBatch, receipt: Option<&crate::model::Receipt>, metrics: &Metrics) {
         for (store, held) in &mut self.held {
             if held.len() < PARK_LIMIT {
-                held.push(batch.clone());
+                held.push((batch.clone(), receipt.cloned()));
             } else {
                 let label = StoreReason {
                     store: store.clone(),
@@ -126,12 +127,16 @@ impl RulesTask {
                     let Some((_, tx)) = self.stores.iter().find(|(n, _)| *n == name) else {
                         continue;
                     };
-                    for batch in batches {
-                        if let Err(e) = tx.try_send(SinkItem::Readings(batch)) {
+                    for (batch, receipt) in batches {
+                        let item = match receipt {
+                            Some(r) => SinkItem::Durable(batch, r),
+                            None => SinkItem::Readings(batch),
+                        };
+                        if let Err(e) = tx.try_send(item) {
                             let lost = match e {
-                                mpsc::error::TrySendError::Full(SinkItem::Readings(b))
-                                | mpsc::error::TrySendError::Closed(SinkItem::Readings(b)) => b.len(),
-                                _ => 0,
+                                mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item) => {
+                                    item.len()
+                                }
                             };
                             let label = StoreReason {
                                 store: name.clone(),
@@ -172,6 +177,8 @@ pub(super) struct Context {
     pub(super) clock: SharedClock,
     pub(super) control: mpsc::Sender<RulesControl>,
     pub(super) readings: mpsc::Sender<ReadingBatch>,
+    /// Into the rules task, for sources that acknowledge upstream once readings are durable.
+    pub(super) durable_readings: mpsc::Sender<crate::model::DurableBatch>,
     pub(super) device_health: Arc<HealthBoard>,
     pub(super) readiness: Arc<RwLock<Readiness>>,
     pub(super) sources_cancel: CancellationToken,
@@ -215,7 +222,7 @@ impl Context {
         tasks.extend(crate::sources::mqtt::start(
             &config.mqtt,
             &config.points,
-            &self.readings,
+            &self.durable_readings,
             &self.clock,
             &self.metrics.mqtt_in,
             cancel,

@@ -12,8 +12,7 @@ use tracing::warn;
 
 use super::journal_writer::JournalJob;
 use crate::clock::SharedClock;
-use crate::model::Quality;
-use crate::model::ReadingBatch;
+use crate::model::{DurableBatch, Quality, ReadingBatch, Receipt};
 use crate::rules::{Output, RulesEngine};
 use crate::sinks::tsdb::SinkItem;
 use crate::state::{CommandRequest, LiveState};
@@ -37,7 +36,7 @@ pub(super) struct RulesTask {
     pub(super) engine: RulesEngine,
     pub(super) journal: mpsc::Sender<JournalJob>,
     pub(super) state: std::sync::Arc<LiveState>,
-    pub(super) history_tx: mpsc::Sender<ReadingBatch>,
+    pub(super) history_tx: mpsc::Sender<HistoryItem>,
     /// Each time-series store's intake, by store name.
     pub(super) stores: Vec<(String, mpsc::Sender<SinkItem>)>,
     pub(super) metrics: Metrics,
@@ -51,6 +50,7 @@ impl RulesTask {
     pub(super) async fn run(
         mut self,
         mut readings: mpsc::Receiver<ReadingBatch>,
+        mut durable: mpsc::Receiver<DurableBatch>,
         mut commands: mpsc::Receiver<CommandRequest>,
         mut control: mpsc::Receiver<super::reload::RulesControl>,
         stop: CancellationToken,
@@ -66,25 +66,22 @@ impl RulesTask {
                 _ = stop.cancelled(), if !stopping => {
                     // No new readings; those already queued are still evaluated below.
                     readings.close();
+                    durable.close();
                     stopping = true;
                 }
                 // Before readings: a reload step is rare and must not wait behind a busy queue.
                 Some(ctl) = control.recv() => self.control(ctl),
                 batch = readings.recv() => {
-                    let Some(batch) = batch else { break };
-                    let mut counts = [0u64; QUALITIES.len()];
-                    for r in &batch {
-                        counts[QUALITIES.iter().position(|q| *q == r.quality).unwrap_or(0)] += 1;
-                        self.engine.evaluate(r, &mut out);
-                    }
-                    for (q, n) in QUALITIES.iter().zip(counts).filter(|(_, n)| *n > 0) {
-                        self.metrics.readings.get_or_create(&QualityLabel { quality: q.as_str() }).inc_by(n);
-                    }
-                    self.state.update(&batch);
-                    self.commit(&mut out, None).await;
-                    self.parked.hold(&batch, &self.metrics);
-                    self.to_history(batch, &mut drops);
+                    let Some(batch) = batch else {
+                        // Stopping: what durable sources sent before the close is taken too.
+                        while let Ok(b) = durable.try_recv() {
+                            self.take(b.readings, Some(b.receipt), &mut out, &mut drops).await;
+                        }
+                        break;
+                    };
+                    self.take(batch, None, &mut out, &mut drops).await;
                 }
+                Some(b) = durable.recv() => self.take(b.readings, Some(b.receipt), &mut out, &mut drops).await,
                 Some(req) = commands.recv() => {
                     let now = self.clock.now();
                     match self.engine.command(&req.alarm_id, req.command, &req.user, &req.comment, now, &mut out) {
@@ -101,6 +98,26 @@ impl RulesTask {
                 }
             }
         }
+    }
+
+    /// Evaluates one batch and hands it on to the stores and history, with its receipt if
+    /// its source waits for durability.
+    async fn take(&mut self, batch: ReadingBatch, receipt: Option<Receipt>, out: &mut Output, drops: &mut DropLog) {
+        let mut counts = [0u64; QUALITIES.len()];
+        for r in &batch {
+            counts[QUALITIES.iter().position(|q| *q == r.quality).unwrap_or(0)] += 1;
+            self.engine.evaluate(r, out);
+        }
+        for (q, n) in QUALITIES.iter().zip(counts).filter(|(_, n)| *n > 0) {
+            self.metrics
+                .readings
+                .get_or_create(&QualityLabel { quality: q.as_str() })
+                .inc_by(n);
+        }
+        self.state.update(&batch);
+        self.commit(out, None).await;
+        self.parked.hold(&batch, receipt.as_ref(), &self.metrics);
+        self.to_history(batch, receipt, drops);
     }
 
     /// Hands what the engine produced to the journal writer (which publishes after storing).
@@ -121,10 +138,15 @@ impl RulesTask {
     }
 
     /// Hands a batch to every store and to history; a full intake loses the batch for that
-    /// sink only, counted and logged.
-    fn to_history(&self, batch: ReadingBatch, drops: &mut DropLog) {
+    /// sink only, counted and logged (and its receipt clone is dropped: counted lost is
+    /// settled).
+    fn to_history(&self, batch: ReadingBatch, receipt: Option<Receipt>, drops: &mut DropLog) {
         for (store, tx) in &self.stores {
-            if let Err(e) = tx.try_send(SinkItem::Readings(batch.clone())) {
+            let item = match &receipt {
+                Some(r) => SinkItem::Durable(batch.clone(), r.clone()),
+                None => SinkItem::Readings(batch.clone()),
+            };
+            if let Err(e) = tx.try_send(item) {
                 let (reason, lost) = match e {
                     mpsc::error::TrySendError::Full(item) => ("queue_full", item.len()),
                     mpsc::error::TrySendError::Closed(item) => ("closed", item.len()),
@@ -137,10 +159,10 @@ impl RulesTask {
                 drops.record(reason, lost);
             }
         }
-        if let Err(e) = self.history_tx.try_send(batch) {
+        if let Err(e) = self.history_tx.try_send((batch, receipt)) {
             let (reason, lost) = match e {
-                mpsc::error::TrySendError::Full(b) => ("queue_full", b.len()),
-                mpsc::error::TrySendError::Closed(b) => ("write_error", b.len()),
+                mpsc::error::TrySendError::Full(b) => ("queue_full", b.0.len()),
+                mpsc::error::TrySendError::Closed(b) => ("write_error", b.0.len()),
             };
             self.metrics
                 .history_dropped
@@ -150,6 +172,9 @@ impl RulesTask {
         }
     }
 }
+
+/// What history takes: a batch, with the receipt it settles once committed.
+pub(super) type HistoryItem = crate::sinks::history::HistoryItem;
 
 type JobReply = Result<crate::model::AlarmEvent, crate::rules::CommandError>;
 

@@ -73,7 +73,7 @@ pub struct StoreLabel {
 pub struct StoreReason {
     /// Store name from the config.
     pub store: String,
-    /// Bounded reason: `queue_full`, `buffer_full`, `buffer_error`, `network`, `server_error`,
+    /// Bounded reason: `queue_full`, `buffer_full`, `buffer_error`, `buffer_corrupt`, `network`, `server_error`,
     /// `throttled`, `timeout`, or a line-protocol refusal kind.
     pub reason: &'static str,
 }
@@ -103,7 +103,8 @@ pub struct TsdbMetrics {
     pub dead_lettered: Family<StoreLabel, Counter>,
     /// Readings written without their value (NaN or infinite), quality only.
     pub values_omitted: Family<StoreLabel, Counter>,
-    /// Damaged or torn buffer records skipped when the buffer was opened.
+    /// Damaged or torn buffer records skipped: stretches found when the buffer was opened,
+    /// and records that did not read back as written when taken for sending.
     pub buffer_damaged: Family<StoreLabel, Counter>,
     /// Times the dead-letter file reached its cap and was moved to `.1`.
     pub dead_letter_rotations: Family<StoreLabel, Counter>,
@@ -181,7 +182,7 @@ impl TsdbMetrics {
         );
         r.register(
             "hazard_tsdb_buffer_damaged_records",
-            "Damaged or torn buffer records skipped on open",
+            "Damaged or torn buffer records skipped (on open, or when read back for sending)",
             self.buffer_damaged.clone(),
         );
         r.register(
@@ -613,9 +614,58 @@ impl MqttInMetrics {
     }
 }
 
+/// Lets a repeated error through to the log at most once per interval and says how many
+/// were held back meanwhile, so an outage of hours costs a few lines rather than millions,
+/// and the count still tells how often it happened. The metrics count every occurrence.
+#[derive(Debug)]
+pub struct LogEvery {
+    interval: std::time::Duration,
+    last: Option<tokio::time::Instant>,
+    held: u64,
+}
+
+impl LogEvery {
+    /// At most one line per `interval`.
+    pub const fn new(interval: std::time::Duration) -> Self {
+        Self {
+            interval,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// Records one occurrence now; see [`LogEvery::hit_at`].
+    pub fn hit(&mut self) -> Option<u64> {
+        self.hit_at(tokio::time::Instant::now())
+    }
+
+    /// Records one occurrence at `now`: `Some(held)` when this one is to be logged, `held`
+    /// being how many were not logged since the previous line; `None` to stay quiet.
+    pub fn hit_at(&mut self, now: tokio::time::Instant) -> Option<u64> {
+        if self.last.is_some_and(|t| now.duration_since(t) < self.interval) {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_every_lets_one_line_through_per_interval_with_the_count_held_back() {
+        let t0 = tokio::time::Instant::now();
+        let s = std::time::Duration::from_secs(1);
+        let mut l = LogEvery::new(10 * s);
+        assert_eq!(l.hit_at(t0), Some(0));
+        assert_eq!(l.hit_at(t0 + s), None);
+        assert_eq!(l.hit_at(t0 + 9 * s), None);
+        assert_eq!(l.hit_at(t0 + 10 * s), Some(2));
+        assert_eq!(l.hit_at(t0 + 25 * s), Some(0));
+    }
 
     #[test]
     fn every_metric_is_documented() {

@@ -138,3 +138,64 @@ async fn alarms_in_every_state_come_back_after_sigkill() {
     assert!(!after_reset.contains_key("g/ch4:high"));
     assert_eq!(after_reset.len(), before.len() - 1);
 }
+
+const JOURNAL: &str = "/api/v1/alarms/history?alarm=dead:communication";
+
+/// A device that stays dead across restarts: its acknowledged communication alarm comes
+/// back identical, every field, after SIGTERM and after SIGKILL, and the first polls after
+/// the start journal nothing (no clear and raise: the acknowledgement and `raised_at` hold).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_communication_alarm_of_a_dead_device_comes_back_identical() {
+    let dead = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = dir.path().join("site.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[gateway]\nid = \"restart-gw\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[devices]]\nname = \"dead\"\nprofile = \"ai4-gas-lel\"\ntransport = {{ tcp = \"127.0.0.1:{dead}\" }}\n\
+             interval = \"100ms\"\n"
+        ),
+    )
+    .unwrap();
+    let mut gw = GatewayProcess::start(&path, port).await;
+    wait_state(&gw, "dead:communication", "unack_active").await;
+    act(&gw, "dead:communication", "ack", json!({})).await;
+    wait_state(&gw, "dead:communication", "ack_active").await;
+    let before = gw.get_json("/api/v1/alarms").await;
+    let journaled = gw.get_json(JOURNAL).await;
+    assert_eq!(
+        journaled.as_array().map(Vec::len),
+        Some(2),
+        "raised, acknowledged: {journaled:#}"
+    );
+    for signal in ["TERM", "KILL"] {
+        gw.signal_and_wait(signal);
+        gw = GatewayProcess::start(&path, port).await;
+        // Several failed polls of the dead device in this run.
+        wait_for("failed polls after the start", WAIT, || async {
+            let text = gw
+                .http
+                .get(format!("{}/metrics", gw.base))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (support::metric(&text, "hazard_modbus_polls_total", &["device=\"dead\""]) >= 5.0).then_some(())
+        })
+        .await;
+        assert_eq!(
+            gw.get_json("/api/v1/alarms").await,
+            before,
+            "alarms after SIG{signal} and restart"
+        );
+        assert_eq!(
+            gw.get_json(JOURNAL).await,
+            journaled,
+            "journal entries written at the start after SIG{signal}"
+        );
+    }
+}

@@ -15,6 +15,7 @@ mod console_roles;
 mod console_safety;
 mod deploy_docker;
 mod dtu;
+mod durability;
 mod end_to_end;
 mod history;
 mod layers;

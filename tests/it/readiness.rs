@@ -59,3 +59,47 @@ async fn a_store_buffer_over_the_limit_makes_the_gateway_unready_until_it_drains
     })
     .await;
 }
+
+/// An orchestrator probes `/readyz` every few seconds for as long as a store is down: each
+/// 503 is an answer, not an error of the gateway, and must not fill the log at ERROR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unready_answers_are_not_logged_as_errors() {
+    let sim = simulator("tank-ltp", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    // A store nobody listens on: its backlog grows past the limit at once.
+    let dead = support::free_port();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = \"gw-quiet\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[devices]]\nname = \"t1\"\nprofile = \"tank-ltp\"\ntransport = {{ tcp = \"{}\" }}\ninterval = \"50ms\"\n\
+             [[tsdb]]\nname = \"central\"\nurl = \"http://127.0.0.1:{dead}\"\napi = \"v2\"\norg = \"o\"\nbucket = \"b\"\n\
+             batch_age = \"100ms\"\n[ops]\nunready_when_buffer_over = \"1KiB\"\n",
+            sim.local_addr()
+        ),
+    )
+    .unwrap();
+    let mut gw = support::GatewayProcess::start(&config, port).await;
+    let unready = std::sync::atomic::AtomicU32::new(0);
+    wait_for("twenty unready answers", WAIT, || async {
+        let r = gw.http.get(format!("{}/readyz", gw.base)).send().await.ok()?;
+        if r.status().as_u16() == 503 {
+            unready.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        (unready.load(std::sync::atomic::Ordering::SeqCst) >= 20).then_some(())
+    })
+    .await;
+    assert!(gw.signal_and_wait("TERM").success());
+    let log = gw.stderr();
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"ERROR\"") && (l.contains("503") || l.contains("response failed")))
+        .collect();
+    assert!(errors.is_empty(), "503 answers logged as errors: {errors:?}");
+    assert!(
+        log.contains("Time-series store output started"),
+        "the log was captured: {log}"
+    );
+}

@@ -646,6 +646,12 @@ impl Mosquitto {
         Self::start_with(|| (String::new(), None))
     }
 
+    /// A broker that queues up to a million QoS 1 messages for an absent persistent
+    /// subscriber (its default, 1,000, drops the rest of a fast stream during a restart).
+    pub fn start_deep_queue() -> Mosquitto {
+        Self::start_with(|| ("max_queued_messages 1000000\n".to_string(), None))
+    }
+
     /// Starts a broker with `listeners()` (extra config lines and a second port to wait for),
     /// trying fresh ports a few times in case another test took one meanwhile.
     fn start_with(listeners: impl Fn() -> (String, Option<u16>)) -> Mosquitto {
@@ -1540,4 +1546,40 @@ pub fn opcua_user_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         ],
     );
     (dir.join(cert), dir.join(key))
+}
+
+/// A size-limited tmpfs mounted on a private directory (the tests run as root, as in CI);
+/// unmounted on drop. Panics, saying why, if it cannot be mounted: a disk-full test must
+/// not pass without a disk that fills.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `kib` KiB.
+    pub fn mount(kib: u64) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("run mount(8)");
+        assert!(
+            out.status.success(),
+            "cannot mount a {kib} KiB tmpfs at {} (the disk-full tests need root, as CI has): {}",
+            dir.path().display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
 }

@@ -190,7 +190,29 @@ impl RulesEngine {
     }
 
     /// After [`RulesEngine::restore`]: recomputes group levels and device suppression silently.
+    ///
+    /// A device (or station) whose communication alarm was active at the last stop is taken
+    /// as still silent on every point until a reading says otherwise. Otherwise the first
+    /// poll, reporting its points one by one, would see one faulted point of several, clear
+    /// the alarm and raise it again a moment later, losing its acknowledgement.
     pub fn finish_restore(&mut self) {
+        for d in 0..self.devices.len() {
+            if !self.slots[self.devices[d].slot].deb.is_active() {
+                continue;
+            }
+            for i in 0..self.devices[d].points.len() {
+                let p = self.devices[d].points[i].index();
+                if self.point_commfault[p] {
+                    continue;
+                }
+                self.point_commfault[p] = true;
+                let dev = self.point_device[p];
+                let station = self.devices[dev].station;
+                for e in std::iter::once(dev).chain(station) {
+                    self.devices[e].faulted += 1;
+                }
+            }
+        }
         for v in 0..self.votes.len() {
             let levels = self.member_levels(v);
             self.votes[v].level = group_level(&self.votes[v].mode, &levels);

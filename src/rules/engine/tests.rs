@@ -534,6 +534,47 @@ fn restored_alarms_and_timers_resume_exactly() {
     assert_eq!(good(&mut e2, g1, 11_000, 1.0)[0].transition, Transition::Cleared);
 }
 
+/// A device still dead after a restart: its restored, acknowledged communication alarm
+/// stays exactly as it was while the first poll reports its points one by one, and clears
+/// only when the device answers again.
+#[test]
+fn a_restored_communication_alarm_is_not_cleared_and_raised_again_by_the_first_poll() {
+    let t = table();
+    let (g1, g2, g3) = (pid(&t, "g1"), pid(&t, "g2"), pid(&t, "g3"));
+    let (mut e, _) = engine(vec![gas_threshold(g1, Delays::default())]);
+    for p in [g1, g2] {
+        assert!(read(&mut e, p, 1, f64::NAN, Quality::CommFault).is_empty());
+    }
+    let raised = read(&mut e, g3, 1, f64::NAN, Quality::CommFault);
+    assert_eq!(raised[0].alarm_id, "gas:communication");
+    let mut out = Output::default();
+    e.command(
+        "gas:communication",
+        Command::Acknowledge,
+        "张三",
+        "line cut",
+        at(2),
+        &mut out,
+    )
+    .unwrap();
+    let acked = out.events.pop().unwrap();
+    assert_eq!(acked.state, AlarmState::AckActive);
+
+    let (mut e2, _) = engine(vec![gas_threshold(g1, Delays::default())]);
+    assert!(e2.restore(&acked));
+    e2.finish_restore();
+    for (i, p) in [g1, g2, g3].into_iter().enumerate() {
+        let ev = read(&mut e2, p, 10_000 + i as i64, f64::NAN, Quality::CommFault);
+        assert!(ev.is_empty(), "first poll after the restart changed the alarm: {ev:?}");
+    }
+    let ev = good(&mut e2, g2, 20_000, 1.0);
+    assert_eq!(
+        summary(&ev),
+        vec![("gas:communication".into(), Transition::Cleared, AlarmState::Normal)],
+        "acknowledged before, so it returns to normal when the device answers"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 

@@ -49,6 +49,8 @@ pub struct Scan {
     pub frames: Vec<FrameInfo>,
     /// Damaged or torn stretches skipped (each counted once, however long).
     pub damaged: u64,
+    /// Where each skipped stretch starts and how many bytes it spans, in file order.
+    pub damage: Vec<(u64, u64)>,
 }
 
 /// Writes one frame (header and payload) to the end of `out`.
@@ -103,6 +105,75 @@ pub fn frame_at(bytes: &[u8], at: usize) -> Option<FrameInfo> {
     })
 }
 
+/// Why a frame read back from where the index says it lies is not the record written there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    /// The bytes end before the frame does (a torn or truncated write).
+    #[error("short read")]
+    Short,
+    /// No magic where the frame should start.
+    #[error("bad magic")]
+    Magic,
+    /// The header's length is not the length recorded when it was written.
+    #[error("length {found}, expected {expected}")]
+    Length {
+        /// Length in the header.
+        found: u32,
+        /// Length recorded at the append.
+        expected: u32,
+    },
+    /// The CRC does not match the header and payload.
+    #[error("checksum mismatch")]
+    Checksum,
+    /// An intact frame, but of another record.
+    #[error("sequence {found}, expected {expected}")]
+    Sequence {
+        /// Sequence in the header.
+        found: u64,
+        /// Sequence asked for.
+        expected: u64,
+    },
+}
+
+impl Fault {
+    /// A bounded name for logs and labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Short => "short",
+            Fault::Magic => "magic",
+            Fault::Length { .. } => "length",
+            Fault::Checksum => "checksum",
+            Fault::Sequence { .. } => "sequence",
+        }
+    }
+}
+
+/// Checks that `bytes` (read from where record `seq` of payload length `len` was written)
+/// hold exactly that frame: magic, length, CRC and sequence. Never trusts the index alone,
+/// so bytes of a failed or foreign write are refused rather than sent.
+pub fn verify(bytes: &[u8], seq: u64, len: u32) -> Result<(), Fault> {
+    let header = bytes.get(..HEADER_LEN).ok_or(Fault::Short)?;
+    if header[..4] != MAGIC {
+        return Err(Fault::Magic);
+    }
+    let found = u32_at(header, 4);
+    if found != len {
+        return Err(Fault::Length { found, expected: len });
+    }
+    let payload = bytes.get(HEADER_LEN..HEADER_LEN + len as usize).ok_or(Fault::Short)?;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&header[4..28]);
+    h.update(payload);
+    if h.finalize() != u32_at(header, 28) {
+        return Err(Fault::Checksum);
+    }
+    let found = u64_at(header, 8);
+    if found != seq {
+        return Err(Fault::Sequence { found, expected: seq });
+    }
+    Ok(())
+}
+
 /// Finds every intact frame; a damaged stretch is skipped up to the next intact frame.
 pub fn scan(bytes: &[u8]) -> Scan {
     let mut out = Scan::default();
@@ -114,7 +185,9 @@ pub fn scan(bytes: &[u8]) -> Scan {
             continue;
         }
         out.damaged += 1;
-        pos = next_frame(bytes, pos + 1).unwrap_or(bytes.len());
+        let end = next_frame(bytes, pos + 1).unwrap_or(bytes.len());
+        out.damage.push((pos as u64, (end - pos) as u64));
+        pos = end;
     }
     out
 }
@@ -164,6 +237,27 @@ mod tests {
         let s = scan(&bytes[..bytes.len() - 1]);
         assert_eq!(s.frames, frames[..1]);
         assert_eq!(s.damaged, 1);
+        assert_eq!(
+            s.damage,
+            vec![(frames[1].offset, frames[1].end() - frames[1].offset - 1)]
+        );
+    }
+
+    #[test]
+    fn verify_accepts_only_the_exact_record() {
+        let mut bytes = Vec::new();
+        encode(&mut bytes, 9, 5, 1, b"a=1 1\n");
+        assert_eq!(verify(&bytes, 9, 6), Ok(()));
+        assert_eq!(verify(&bytes, 8, 6), Err(Fault::Sequence { found: 9, expected: 8 }));
+        assert_eq!(verify(&bytes, 9, 7), Err(Fault::Length { found: 6, expected: 7 }));
+        assert_eq!(verify(&bytes[..bytes.len() - 1], 9, 6), Err(Fault::Short));
+        let mut spliced = bytes.clone();
+        spliced[HEADER_LEN + 2] = 0;
+        assert_eq!(verify(&spliced, 9, 6), Err(Fault::Checksum));
+        // The bytes a torn write leaves before the frame: the read lands mid-frame.
+        let mut shifted = vec![0x48, 0x47];
+        shifted.extend_from_slice(&bytes);
+        assert_eq!(verify(&shifted, 9, 6), Err(Fault::Magic));
     }
 
     proptest! {

@@ -12,6 +12,13 @@
 //! - Sequence numbers strictly increase across segments; replay follows them.
 //! - A record's bytes are written (and, per [`FsyncPolicy`], synced) before
 //!   [`DiskQueue::append`] returns, so the caller may report it accepted.
+//! - A failed write or sync seals its segment: nothing is appended to it again (its tail
+//!   may hold a partial frame a full disk left), and the next append starts a new segment.
+//!   The failed record is not queued; the caller counts it lost.
+//! - Every record is checked when read back (magic, length, CRC, sequence), whatever the
+//!   index says: one that fails is removed and returned as [`BufferError::Corrupt`] naming
+//!   segment and offset, a counted loss; bytes that were not written as that record are
+//!   never handed out.
 //! - A segment is deleted only when every record in it was acknowledged (or dropped).
 //! - The bytes of all segment files stay within `max_bytes`; to make room, whole oldest
 //!   segments are dropped ([`WhenFull::DropOldest`]) or the new record is refused
@@ -98,6 +105,21 @@ pub enum BufferError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A queued record did not read back as written (torn or failed write, damaged disk):
+    /// it was removed from the queue and is a loss the caller must count and log.
+    #[error("buffer record {seq} in {path} at offset {offset} is damaged ({fault}); {items} items skipped")]
+    Corrupt {
+        /// Segment file.
+        path: PathBuf,
+        /// Byte offset of the frame in it.
+        offset: u64,
+        /// Sequence number of the record.
+        seq: u64,
+        /// Items the record carried (lost).
+        items: u32,
+        /// What the check found.
+        fault: frame::Fault,
+    },
     /// The record alone is larger than the whole buffer.
     #[error("record of {len} bytes is larger than the buffer's max_bytes ({max})")]
     TooLarge {
@@ -113,6 +135,7 @@ impl BufferError {
     pub fn kind(&self) -> &'static str {
         match self {
             BufferError::Io { .. } => "io",
+            BufferError::Corrupt { .. } => "corrupt",
             BufferError::TooLarge { .. } => "too_large",
         }
     }

@@ -30,6 +30,8 @@ pub struct Recovery {
     pub records: u64,
     /// Damaged or torn stretches skipped.
     pub damaged: u64,
+    /// Where each skipped stretch lies: segment file, offset, length in bytes.
+    pub damage: Vec<(PathBuf, u64, u64)>,
 }
 
 /// One record handed out for sending.
@@ -87,6 +89,8 @@ struct Segment {
     bytes: u64,
     live: u64,
     file: File,
+    /// A write or sync to it failed: its tail is not trusted and nothing more is appended.
+    sealed: bool,
 }
 
 /// A durable queue of byte records in one directory. See the module doc for the design.
@@ -108,6 +112,9 @@ pub struct DiskQueue {
     /// Payload bytes of the records not yet acknowledged (the backlog, unlike segment bytes,
     /// which include delivered records until their segment is deleted).
     pending_bytes: u64,
+    /// Tests only: the next append writes this many bytes of its frame and then fails as
+    /// a full disk would.
+    torn_write: Option<usize>,
 }
 
 impl DiskQueue {
@@ -151,6 +158,7 @@ impl DiskQueue {
             scratch: Vec::new(),
             items: 0,
             pending_bytes: 0,
+            torn_write: None,
         };
         let mut rec = Recovery::default();
         for id in ids {
@@ -158,6 +166,8 @@ impl DiskQueue {
             let bytes = std::fs::read(&path).map_err(io_err(&path))?;
             let scan = frame::scan(&bytes);
             rec.damaged += scan.damaged;
+            rec.damage
+                .extend(scan.damage.iter().map(|&(at, n)| (path.clone(), at, n)));
             let mut live = 0;
             for f in scan.frames {
                 q.next_seq = q.next_seq.max(f.seq + 1);
@@ -190,6 +200,7 @@ impl DiskQueue {
                 bytes: bytes.len() as u64,
                 live,
                 file,
+                sealed: false,
             });
         }
         q.cursor = q.records.keys().next().copied().unwrap_or(q.next_seq);
@@ -207,13 +218,18 @@ impl DiskQueue {
             .truncate(false)
             .open(&path)
             .map_err(io_err(&path))?;
-        let bytes = file.metadata().map_err(io_err(&path))?.len();
+        // No record has a sequence at or above `next_seq`, so a file of this name can only
+        // hold leftovers of a failed write: empty it, new frames never follow damage.
+        if file.metadata().map_err(io_err(&path))?.len() > 0 {
+            file.set_len(0).map_err(io_err(&path))?;
+        }
         self.segments.push_back(Segment {
             id,
             path,
-            bytes,
+            bytes: 0,
             live: 0,
             file,
+            sealed: false,
         });
         Ok(())
     }
@@ -226,6 +242,10 @@ impl DiskQueue {
                 len,
                 max: self.cfg.max_bytes,
             });
+        }
+        if self.segments.is_empty() {
+            // A roll whose new segment could not be created left none.
+            self.start_segment()?;
         }
         let mut out = Appended::default();
         while self.total_bytes() + len > self.cfg.max_bytes {
@@ -242,14 +262,21 @@ impl DiskQueue {
             out.dropped_records += r;
             out.dropped_items += i;
         }
-        if self.active().bytes > 0 && self.active().bytes + len > self.cfg.segment_bytes {
+        if self.active_is(|s| s.sealed || (s.bytes > 0 && s.bytes + len > self.cfg.segment_bytes)) {
             self.roll()?;
         }
         let seq = self.next_seq;
         self.scratch.clear();
         frame::encode(&mut self.scratch, seq, now.as_nanos(), items, payload);
+        let torn = self.torn_write.take();
         let seg = self.segments.back_mut().ok_or_else(|| missing(&self.dir))?;
-        seg.file.write_all(&self.scratch).map_err(io_err(&seg.path))?;
+        if let Err(source) = write_frame(&mut seg.file, &self.scratch, torn) {
+            seal(seg);
+            return Err(BufferError::Io {
+                path: seg.path.clone(),
+                source,
+            });
+        }
         let loc = Loc {
             segment: seg.id,
             offset: seg.bytes,
@@ -263,19 +290,33 @@ impl DiskQueue {
         self.items += u64::from(items);
         self.pending_bytes += u64::from(loc.len);
         self.next_seq += 1;
-        self.maybe_sync(now)?;
+        if let Err(e) = self.maybe_sync(now) {
+            // Not known to be on disk: not accepted. The caller counts it lost.
+            if let Some(seg) = self.segments.back_mut() {
+                seal(seg);
+            }
+            self.forget(seq);
+            return Err(e);
+        }
         out.seq = Some(seq);
         Ok(out)
     }
 
-    fn active(&self) -> &Segment {
-        // start_segment runs in open and roll, so there is always an active segment.
-        &self.segments[self.segments.len() - 1]
+    /// Tests only: makes the next append write `n` bytes of its frame, then fail.
+    #[cfg(test)]
+    pub(super) fn tear_next_write(&mut self, n: usize) {
+        self.torn_write = Some(n);
+    }
+
+    fn active_is(&self, test: impl Fn(&Segment) -> bool) -> bool {
+        self.segments.back().is_some_and(test)
     }
 
     fn roll(&mut self) -> Result<(), BufferError> {
         if let Some(seg) = self.segments.back() {
-            seg.file.sync_data().map_err(io_err(&seg.path))?;
+            if !seg.sealed {
+                seg.file.sync_data().map_err(io_err(&seg.path))?;
+            }
             if seg.live == 0 {
                 let path = seg.path.clone();
                 self.segments.pop_back();
@@ -309,25 +350,50 @@ impl DiskQueue {
     }
 
     /// The oldest record not yet handed out, marked as handed out; `None` when all are.
+    ///
+    /// The frame is read whole and checked (magic, length, CRC, sequence). A record that
+    /// fails is removed from the queue and returned as [`BufferError::Corrupt`]; calling
+    /// again goes on with the next record.
     pub fn next_unsent(&mut self) -> Result<Option<Record>, BufferError> {
         let Some((&seq, &loc)) = self.records.range(self.cursor..).next() else {
             return Ok(None);
         };
-        self.cursor = seq + 1;
         let seg = self
             .segments
             .iter()
             .find(|s| s.id == loc.segment)
             .ok_or_else(|| missing(&self.dir))?;
-        let mut payload = vec![0; loc.len as usize];
-        seg.file
-            .read_exact_at(&mut payload, loc.offset + HEADER_LEN as u64)
-            .map_err(io_err(&seg.path))?;
+        let mut bytes = vec![0; HEADER_LEN + loc.len as usize];
+        let checked = match seg.file.read_exact_at(&mut bytes, loc.offset) {
+            Ok(()) => frame::verify(&bytes, seq, loc.len),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(frame::Fault::Short),
+            // Left in place: a failed read may succeed later.
+            Err(source) => {
+                return Err(BufferError::Io {
+                    path: seg.path.clone(),
+                    source,
+                });
+            }
+        };
+        self.cursor = seq + 1;
+        if let Err(fault) = checked {
+            let path = seg.path.clone();
+            self.forget(seq);
+            self.advance_watermark()?;
+            return Err(BufferError::Corrupt {
+                path,
+                offset: loc.offset,
+                seq,
+                items: loc.items,
+                fault,
+            });
+        }
+        bytes.drain(..HEADER_LEN);
         Ok(Some(Record {
             seq,
             items: loc.items,
             created: Timestamp::from_nanos(loc.created_ns),
-            payload,
+            payload: bytes,
         }))
     }
 
@@ -340,21 +406,28 @@ impl DiskQueue {
     /// Marks `seq` delivered; a segment whose records are all delivered is deleted.
     /// Acknowledging an unknown or dropped record does nothing.
     pub fn ack(&mut self, seq: u64) -> Result<(), BufferError> {
-        let Some(loc) = self.records.remove(&seq) else {
-            return Ok(());
-        };
+        if let Some(Err(e)) = self.forget(seq) {
+            return Err(e);
+        }
+        self.advance_watermark()
+    }
+
+    /// Removes `seq` from the queue; deletes its segment once nothing in it is queued
+    /// (unless it is the one being written). `None` if `seq` was not queued.
+    fn forget(&mut self, seq: u64) -> Option<Result<(), BufferError>> {
+        let loc = self.records.remove(&seq)?;
         self.items -= u64::from(loc.items);
         self.pending_bytes -= u64::from(loc.len);
-        let last = self.segments.len() - 1;
+        let last = self.segments.len().saturating_sub(1);
         if let Some(i) = self.segments.iter().position(|s| s.id == loc.segment) {
             self.segments[i].live -= 1;
             if self.segments[i].live == 0 && i != last {
                 if let Some(seg) = self.segments.remove(i) {
-                    std::fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
+                    return Some(std::fs::remove_file(&seg.path).map_err(io_err(&seg.path)));
                 }
             }
         }
-        self.advance_watermark()
+        Some(Ok(()))
     }
 
     fn advance_watermark(&mut self) -> Result<(), BufferError> {
@@ -390,8 +463,10 @@ impl DiskQueue {
     /// Forces written records to stable storage now.
     pub fn sync(&mut self, now: Timestamp) -> Result<(), BufferError> {
         self.last_sync = Some(now);
-        let seg = self.active();
-        seg.file.sync_data().map_err(io_err(&seg.path))
+        match self.segments.back() {
+            Some(seg) => seg.file.sync_data().map_err(io_err(&seg.path)),
+            None => Ok(()),
+        }
     }
 
     fn total_bytes(&self) -> u64 {
@@ -416,6 +491,29 @@ impl DiskQueue {
     /// Whether every record has been acknowledged.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+}
+
+/// Writes one whole frame; `torn` (tests only) writes that many bytes and fails with
+/// ENOSPC, as a filling disk does.
+fn write_frame(file: &mut File, frame: &[u8], torn: Option<usize>) -> std::io::Result<()> {
+    match torn {
+        None => file.write_all(frame),
+        Some(n) => {
+            file.write_all(&frame[..n.min(frame.len())])?;
+            Err(std::io::Error::from_raw_os_error(28))
+        }
+    }
+}
+
+/// Marks a segment failed and cuts off what the failed write left, so a later reopen does
+/// not even see it; if the cut fails too, the frame check on read still refuses it.
+fn seal(seg: &mut Segment) {
+    seg.sealed = true;
+    if seg.file.set_len(seg.bytes).is_err() {
+        if let Ok(m) = seg.file.metadata() {
+            seg.bytes = seg.bytes.max(m.len());
+        }
     }
 }
 

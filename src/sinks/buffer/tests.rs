@@ -1,5 +1,8 @@
 use proptest::prelude::*;
 
+use std::io::Write as _;
+
+use super::frame::HEADER_LEN;
 use super::*;
 
 fn cfg(max: u64, seg: u64, when_full: WhenFull) -> BufferConfig {
@@ -142,11 +145,15 @@ fn a_torn_last_record_is_skipped_and_counted_and_writing_resumes() {
         .set_len(len - 10)
         .unwrap();
     let (mut q, rec) = DiskQueue::open(dir.path(), c.clone()).unwrap();
-    assert_eq!(rec, Recovery { records: 2, damaged: 1 });
+    assert_eq!((rec.records, rec.damaged), (2, 1));
+    assert_eq!(
+        rec.damage,
+        vec![(seg.clone(), 2 * (HEADER_LEN as u64 + 50), HEADER_LEN as u64 + 40)]
+    );
     q.append(&[7; 50], 1, t(0)).unwrap();
     drop(q);
     let (mut q, rec) = DiskQueue::open(dir.path(), c).unwrap();
-    assert_eq!(rec, Recovery { records: 3, damaged: 1 });
+    assert_eq!((rec.records, rec.damaged), (3, 1));
     let kept: Vec<u8> = drain(&mut q).iter().map(|r| r.payload[0]).collect();
     assert_eq!(kept, vec![0, 1, 7]);
 }
@@ -240,4 +247,95 @@ fn pending_bytes_count_only_undelivered_payloads_across_acks_reopen_and_drops() 
     }
     let s = q.stats();
     assert_eq!(s.pending_bytes, 40 * s.records, "dropped segments leave the backlog");
+}
+
+#[test]
+fn a_write_that_fails_midway_seals_its_segment_and_nothing_of_it_is_ever_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(1 << 20, 1 << 20, WhenFull::DropOldest);
+    let (mut q, _) = DiskQueue::open(dir.path(), c.clone()).unwrap();
+    for i in 0..3u8 {
+        q.append(&[i; 50], 1, t(0)).unwrap();
+    }
+    q.tear_next_write(40);
+    assert!(matches!(q.append(&[3; 50], 1, t(0)), Err(BufferError::Io { .. })));
+    assert_eq!(q.stats().records, 3, "the failed record is not queued");
+    for i in 4..6u8 {
+        q.append(&[i; 50], 1, t(0)).unwrap();
+    }
+    let segs = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("seg-"))
+        .count();
+    assert_eq!(segs, 2, "writing went on in a new segment");
+    let sent = drain(&mut q);
+    assert!(
+        sent.iter()
+            .all(|r| r.payload.len() == 50 && r.payload.iter().all(|b| *b == r.payload[0]))
+    );
+    let kept: Vec<u8> = sent.iter().map(|r| r.payload[0]).collect();
+    assert_eq!(kept, vec![0, 1, 2, 4, 5]);
+    drop(q);
+    let (mut q, rec) = DiskQueue::open(dir.path(), c).unwrap();
+    assert_eq!(rec.damaged, 0, "the partial frame was cut off");
+    let kept: Vec<u8> = drain(&mut q).iter().map(|r| r.payload[0]).collect();
+    assert_eq!(kept, vec![0, 1, 2, 4, 5]);
+}
+
+#[test]
+fn a_record_that_does_not_read_back_as_written_is_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = DiskQueue::open(dir.path(), cfg(1 << 20, 1 << 20, WhenFull::DropOldest)).unwrap();
+    for i in 0..4u8 {
+        q.append(&[i; 50], 3, t(0)).unwrap();
+    }
+    let seg = only_segment(dir.path());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let second = (frame::HEADER_LEN + 50) as u64;
+    bytes[second as usize + frame::HEADER_LEN + 7] ^= 0xff;
+    std::fs::write(&seg, &bytes).unwrap();
+    assert_eq!(q.next_unsent().unwrap().unwrap().payload, vec![0; 50]);
+    match q.next_unsent() {
+        Err(BufferError::Corrupt {
+            path,
+            offset,
+            seq,
+            items,
+            fault,
+        }) => {
+            assert_eq!(
+                (path, offset, items, fault),
+                (seg.clone(), second, 3, frame::Fault::Checksum)
+            );
+            assert_eq!(seq, 2);
+        }
+        other => panic!("expected a corrupt record, got {other:?}"),
+    }
+    assert_eq!(q.stats().records, 3, "the damaged record left the queue");
+    assert_eq!(q.stats().items, 9);
+    let rest: Vec<u8> = drain(&mut q).iter().map(|r| r.payload[0]).collect();
+    assert_eq!(rest, vec![2, 3]);
+}
+
+#[test]
+fn bytes_spliced_into_a_segment_behind_the_queue_are_never_sent() {
+    // What a failed write that could not be cut off leaves: bytes the index does not know.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut q, _) = DiskQueue::open(dir.path(), cfg(1 << 20, 1 << 20, WhenFull::DropOldest)).unwrap();
+    q.append(b"a=1 1\n", 1, t(0)).unwrap();
+    let seg = only_segment(dir.path());
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(b"HGQ1\x10\x00").unwrap();
+    q.append(b"a=2 2\n", 1, t(0)).unwrap();
+    assert_eq!(q.next_unsent().unwrap().unwrap().payload, b"a=1 1\n");
+    assert!(matches!(
+        q.next_unsent(),
+        Err(BufferError::Corrupt {
+            seq: 2,
+            fault: frame::Fault::Magic | frame::Fault::Length { .. } | frame::Fault::Checksum,
+            ..
+        })
+    ));
+    assert!(q.next_unsent().unwrap().is_none());
+    assert_eq!(q.stats().records, 1, "only the first, handed out, is still queued");
 }

@@ -125,11 +125,16 @@ const MAX_BATCHES_PER_TX: usize = 256;
 /// How often old rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// A batch for the history writer, with the receipt it settles once the batch is
+/// committed (or counted lost), for sources that acknowledge upstream only then.
+pub type HistoryItem = (ReadingBatch, Option<crate::model::Receipt>);
+
 /// Runs the writer on its own thread until `rx` closes, then drains it, writes the open
-/// minutes and returns.
+/// minutes and returns. Each transaction takes every batch waiting (a group commit), and
+/// their receipts are settled only after it.
 pub fn spawn_writer(
     mut writer: HistoryWriter,
-    mut rx: mpsc::Receiver<ReadingBatch>,
+    mut rx: mpsc::Receiver<HistoryItem>,
     clock: SharedClock,
     keep: Retention,
     metrics: Metrics,
@@ -138,11 +143,18 @@ pub fn spawn_writer(
         .name("history-writer".into())
         .spawn(move || {
             let mut last_prune: Option<Timestamp> = None;
-            while let Some(first) = rx.blocking_recv() {
+            let mut receipts = Vec::new();
+            // A failing disk fails every transaction: one line per interval, with the count.
+            let mut write_log = crate::telemetry::LogEvery::new(Duration::from_secs(10));
+            while let Some((first, receipt)) = rx.blocking_recv() {
                 let mut batches = vec![first];
+                receipts.extend(receipt);
                 while batches.len() < MAX_BATCHES_PER_TX {
                     match rx.try_recv() {
-                        Ok(b) => batches.push(b),
+                        Ok((b, r)) => {
+                            batches.push(b);
+                            receipts.extend(r);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -155,9 +167,14 @@ pub fn spawn_writer(
                             .history_dropped
                             .get_or_create(&ReasonLabel { reason: "write_error" })
                             .inc_by(count as u64);
-                        error!(error = %e, readings = count, "History write failed; readings lost");
+                        if let Some(held) = write_log.hit() {
+                            error!(error = %e, readings = count, failures_not_logged = held,
+                                   "History write failed; readings lost");
+                        }
                     }
                 }
+                // Committed, or counted lost: either way settled.
+                receipts.clear();
                 if last_prune.is_none_or(|t| now.since(t) >= PRUNE_EVERY) {
                     last_prune = Some(now);
                     match writer.prune(now, keep) {

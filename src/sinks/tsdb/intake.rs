@@ -11,16 +11,20 @@ use tracing::{error, warn};
 
 use super::schema::{self, Encoded, ReadingEncoder};
 use crate::clock::SharedClock;
-use crate::model::AlarmEvent;
-use crate::model::ReadingBatch;
+use crate::model::{AlarmEvent, ReadingBatch, Receipt};
 use crate::sinks::buffer::DiskQueue;
-use crate::telemetry::{StoreLabel, StoreReason, TsdbMetrics};
+use crate::telemetry::{LogEvery, StoreLabel, StoreReason, TsdbMetrics};
 
 /// What the rules engine hands to a store.
 #[derive(Debug, Clone)]
 pub enum SinkItem {
     /// One poll cycle's readings.
     Readings(ReadingBatch),
+    /// Readings whose source acknowledges upstream once they are durable: the receipt is
+    /// held until the buffer record holding them is written (or their loss counted). The
+    /// intake writes as soon as nothing more is waiting, so receipts are never held for
+    /// `batch_age`, and a burst still goes out as one record.
+    Durable(ReadingBatch, Receipt),
     /// One alarm transition; flushed at once, it never waits for a batch to fill.
     Alarm(Box<AlarmEvent>),
 }
@@ -29,7 +33,7 @@ impl SinkItem {
     /// Records it carries (readings, or one alarm transition).
     pub fn len(&self) -> usize {
         match self {
-            SinkItem::Readings(b) => b.len(),
+            SinkItem::Readings(b) | SinkItem::Durable(b, _) => b.len(),
             SinkItem::Alarm(_) => 1,
         }
     }
@@ -52,6 +56,8 @@ pub(super) struct Intake {
     pub(super) metrics: TsdbMetrics,
     pub(super) batch_lines: usize,
     pub(super) batch_age: Duration,
+    /// Limits the lines of repeated buffer write failures (a full disk fails every batch).
+    pub(super) write_log: Mutex<LogEvery>,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +65,8 @@ struct Pending {
     text: String,
     lines: u32,
     since: Option<Instant>,
+    /// Receipts of the readings in `text`, settled by the next flush.
+    receipts: Vec<Receipt>,
 }
 
 impl Intake {
@@ -86,24 +94,17 @@ impl Intake {
             tokio::select! {
                 item = rx.recv() => match item {
                     Some(SinkItem::Readings(batch)) => {
-                        for r in &batch {
-                            if p.since.is_none() {
-                                p.since = Some(Instant::now());
-                            }
-                            match self.encoder.encode(r, &mut p.text) {
-                                Ok(Encoded::Full) => p.lines += 1,
-                                Ok(Encoded::ValueOmitted) => {
-                                    p.lines += 1;
-                                    self.metrics.values_omitted.get_or_create(&self.label()).inc();
-                                }
-                                Err(e) => {
-                                    self.count_drop(e.kind(), 1);
-                                    warn!(store = %self.store, error = %e, "Reading cannot be written as line protocol; dropped");
-                                }
-                            }
-                            if p.lines as usize >= self.batch_lines {
-                                self.flush(&mut p).await;
-                            }
+                        self.add(&batch, &mut p).await;
+                        if !p.receipts.is_empty() && rx.is_empty() {
+                            self.flush(&mut p).await;
+                        }
+                    }
+                    Some(SinkItem::Durable(batch, receipt)) => {
+                        self.add(&batch, &mut p).await;
+                        p.receipts.push(receipt);
+                        // Group commit: everything already waiting joins this record.
+                        if rx.is_empty() {
+                            self.flush(&mut p).await;
                         }
                     }
                     Some(SinkItem::Alarm(e)) => {
@@ -126,7 +127,37 @@ impl Intake {
         }
     }
 
+    /// Encodes a batch into the pending record; writes it when it reaches `batch_lines`.
+    async fn add(&self, batch: &ReadingBatch, p: &mut Pending) {
+        for r in batch {
+            if p.since.is_none() {
+                p.since = Some(Instant::now());
+            }
+            match self.encoder.encode(r, &mut p.text) {
+                Ok(Encoded::Full) => p.lines += 1,
+                Ok(Encoded::ValueOmitted) => {
+                    p.lines += 1;
+                    self.metrics.values_omitted.get_or_create(&self.label()).inc();
+                }
+                Err(e) => {
+                    self.count_drop(e.kind(), 1);
+                    warn!(store = %self.store, error = %e, "Reading cannot be written as line protocol; dropped");
+                }
+            }
+            if p.lines as usize >= self.batch_lines {
+                self.flush(p).await;
+            }
+        }
+    }
+
+    /// Writes the pending record to the buffer (or counts its lines lost), then settles
+    /// the receipts of the readings it held.
     async fn flush(&self, p: &mut Pending) {
+        self.write(p).await;
+        p.receipts.clear();
+    }
+
+    async fn write(&self, p: &mut Pending) {
         let lines = std::mem::take(&mut p.lines);
         p.since = None;
         if lines == 0 {
@@ -160,7 +191,10 @@ impl Intake {
             }
             Ok((Err(e), _)) => {
                 self.count_drop("buffer_error", u64::from(lines));
-                error!(store = %self.store, error = %e, lines, "Store buffer write failed; lines lost");
+                if let Some(held) = self.write_log.lock().unwrap_or_else(|e| e.into_inner()).hit() {
+                    error!(store = %self.store, error = %e, lines, failures_not_logged = held,
+                           "Store buffer write failed; lines lost");
+                }
             }
             Err(e) => {
                 self.count_drop("buffer_error", u64::from(lines));

@@ -33,7 +33,7 @@ use crate::clock::SharedClock;
 use crate::model::{AlarmEvent, PointTable, Timestamp};
 use crate::sinks::buffer::{BufferError, BufferStats, DiskQueue};
 use crate::state::FeedEvent;
-use crate::telemetry::{StoreLabel, StoreReason, TsdbMetrics};
+use crate::telemetry::{LogEvery, StoreLabel, StoreReason, TsdbMetrics};
 
 /// Why a store could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,10 @@ pub enum TsdbError {
 /// How long a stopping store keeps sending what its buffer holds before it leaves the rest
 /// for the next start.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// At most one log line per this interval for each kind of repeated buffer failure (a full
+/// disk fails every batch); the metrics count every one.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A running store output.
 #[derive(Debug)]
@@ -111,6 +115,10 @@ impl Store {
         };
         if rec.damaged > 0 {
             metrics.buffer_damaged.get_or_create(&label).inc_by(rec.damaged);
+            // Each stretch by place, the first few: a wrecked disk must not flood the log.
+            for (path, offset, bytes) in rec.damage.iter().take(10) {
+                warn!(store = %spec.name, segment = %path.display(), offset, bytes, "Store buffer: damaged stretch skipped");
+            }
             warn!(store = %spec.name, damaged = rec.damaged, "Store buffer had damaged records; skipped");
         }
         set_gauges(&metrics, &label, &queue.stats(), clock.now());
@@ -128,6 +136,7 @@ impl Store {
             metrics: metrics.clone(),
             batch_lines: spec.batch_lines,
             batch_age: spec.batch_age,
+            write_log: Mutex::new(LogEvery::new(LOG_EVERY)),
         };
         let stop = CancellationToken::new();
         // The store's client is built in its own task, retried until it can be: a store that
@@ -152,6 +161,7 @@ impl Store {
                 retry_max: spec.retry_max,
                 dead_letter,
                 dead_letter_max: spec.dead_letter_max,
+                read_log: Mutex::new(LogEvery::new(LOG_EVERY)),
             }
             .run(stop)
             .await;

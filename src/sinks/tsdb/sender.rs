@@ -17,8 +17,8 @@ use super::TsdbSpec;
 use super::dead_letter;
 use super::writer::{Outcome, Writer};
 use crate::clock::SharedClock;
-use crate::sinks::buffer::{DiskQueue, Record};
-use crate::telemetry::{StoreLabel, StoreReason, TsdbMetrics};
+use crate::sinks::buffer::{BufferError, DiskQueue, Record};
+use crate::telemetry::{LogEvery, StoreLabel, StoreReason, TsdbMetrics};
 
 /// The delay before retry number `attempt` (0-based): doubling from `min`, capped at `max`,
 /// with "equal jitter" (half fixed, half random, `jitter` in 0..1) so that gateways that
@@ -91,6 +91,8 @@ pub(super) struct Sender {
     pub(super) retry_max: Duration,
     pub(super) dead_letter: PathBuf,
     pub(super) dead_letter_max: u64,
+    /// Limits the lines of a stretch of damaged records or of a buffer that cannot be read.
+    pub(super) read_log: Mutex<LogEvery>,
 }
 
 enum Done {
@@ -131,17 +133,47 @@ impl Sender {
         }
     }
 
+    /// The next batch to send. A batch that fails its check on read is counted lost (with
+    /// its segment and offset in the log) and the next one is taken instead.
     async fn take(&self) -> Option<Record> {
-        let queue = self.queue.clone();
-        match tokio::task::spawn_blocking(move || queue.lock().unwrap_or_else(|e| e.into_inner()).next_unsent()).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                error!(store = %self.store, error = %e, "Cannot read the store buffer");
-                None
-            }
-            Err(e) => {
-                error!(store = %self.store, error = %e, "Store buffer task failed");
-                None
+        loop {
+            let queue = self.queue.clone();
+            let taken =
+                tokio::task::spawn_blocking(move || queue.lock().unwrap_or_else(|e| e.into_inner()).next_unsent())
+                    .await;
+            match taken {
+                Ok(Ok(r)) => return r,
+                Ok(Err(BufferError::Corrupt {
+                    path,
+                    offset,
+                    seq,
+                    items,
+                    fault,
+                })) => {
+                    self.metrics.buffer_damaged.get_or_create(&self.label()).inc();
+                    self.metrics
+                        .dropped
+                        .get_or_create(&StoreReason {
+                            store: self.store.clone(),
+                            reason: "buffer_corrupt",
+                        })
+                        .inc_by(u64::from(items));
+                    if let Some(held) = self.read_log.lock().unwrap_or_else(|e| e.into_inner()).hit() {
+                        error!(store = %self.store, segment = %path.display(), offset, seq, lines = items,
+                               fault = fault.kind(), detail = %fault, not_logged_since_last = held,
+                               "Store buffer batch does not read back as written; skipped, lines lost");
+                    }
+                }
+                Ok(Err(e)) => {
+                    if let Some(held) = self.read_log.lock().unwrap_or_else(|e| e.into_inner()).hit() {
+                        error!(store = %self.store, error = %e, not_logged_since_last = held, "Cannot read the store buffer");
+                    }
+                    return None;
+                }
+                Err(e) => {
+                    error!(store = %self.store, error = %e, "Store buffer task failed");
+                    return None;
+                }
             }
         }
     }

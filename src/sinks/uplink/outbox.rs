@@ -190,7 +190,24 @@ impl Outbox {
     /// dropped (counted) on the way.
     pub fn next(&mut self, now: Timestamp) -> Result<Option<Queued>, BufferError> {
         for lane in [Lane::Urgent, Lane::Normal] {
-            while let Some(rec) = self.lane(lane).next_unsent()? {
+            loop {
+                let rec = match self.lane(lane).next_unsent() {
+                    Ok(Some(rec)) => rec,
+                    Ok(None) => break,
+                    Err(BufferError::Corrupt {
+                        path,
+                        offset,
+                        seq,
+                        items,
+                        fault,
+                    }) => {
+                        warn!(uplink = %self.uplink, segment = %path.display(), offset, seq, records = items,
+                              fault = fault.kind(), "Outbox payload does not read back as written; dropped");
+                        self.metrics.drop(&self.uplink.clone(), "damaged", u64::from(items));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let uplink = self.uplink.clone();
                 if let Some(max) = self.max_age
                     && now.since(rec.created) > max

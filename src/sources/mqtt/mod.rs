@@ -42,8 +42,8 @@ pub use client::ClientError;
 pub use config::MqttInSpec;
 
 use crate::clock::SharedClock;
+use crate::model::DurableBatch;
 use crate::model::PointTable;
-use crate::model::ReadingBatch;
 use crate::telemetry::MqttInMetrics;
 
 /// Starts one task per configured broker (with at least one subscription); they stop when
@@ -51,7 +51,7 @@ use crate::telemetry::MqttInMetrics;
 pub fn start(
     spec: &MqttInSpec,
     points: &PointTable,
-    tx: &mpsc::Sender<ReadingBatch>,
+    tx: &mpsc::Sender<DurableBatch>,
     clock: &SharedClock,
     metrics: &MqttInMetrics,
     cancel: &CancellationToken,

@@ -4,9 +4,12 @@
 //! only then acknowledges them.
 //!
 //! Design:
-//! - At least once: a QoS 1 message is acknowledged after the batch holding its readings was
-//!   accepted by the pipeline's channel. A crash before that leaves it unacknowledged in the
-//!   broker's session, which delivers it again at the next connection.
+//! - Accepted means durable: a QoS 1 message is acknowledged only once the batch holding its
+//!   readings is durable in history and in every store's buffer (or counted lost there): the
+//!   batch carries a [`Receipt`] that settles when the last sink lets go of it. Acks leave in
+//!   the order the messages came (MQTT requires it). A crash before that leaves the message
+//!   unacknowledged in the broker's session, which delivers it again at the next connection.
+//!   Meanwhile the task keeps reading, so consecutive batches commit as a group.
 //! - Batching without delay: the routing task takes every event already waiting and sends
 //!   the batch as soon as none is (or at 1024 readings or 64 pending acknowledgements), so a
 //!   quiet link sends at once and a busy one sends larger batches.
@@ -16,6 +19,7 @@
 //!   the next poll, which reconnects; every CONNACK resubscribes every filter.
 //! - Stale: a sweep at a quarter of the shortest `stale_after` sends `stale` readings.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -27,8 +31,7 @@ use tracing::{info, warn};
 use super::client::{AckToken, Client, Events, LinkEvent};
 use super::route::Router;
 use crate::clock::SharedClock;
-use crate::model::Reading;
-use crate::model::ReadingBatch;
+use crate::model::{Durable, DurableBatch, Reading, Receipt};
 use crate::telemetry::{BrokerLabel, BrokerResult, MqttInMetrics};
 
 const MAX_BATCH: usize = 1024;
@@ -39,6 +42,11 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a stopping task waits for its last acknowledgements and DISCONNECT to leave.
 const GOODBYE: Duration = Duration::from_secs(1);
+/// Batches sent but not yet durable; past this the task stops reading until one settles.
+const MAX_UNSETTLED: usize = 256;
+/// How long a stopping task waits for its sent batches to become durable before it leaves
+/// them unacknowledged (the broker then delivers them again).
+const SETTLE_GRACE: Duration = Duration::from_secs(5);
 
 /// One broker's subscriber.
 #[derive(Debug)]
@@ -52,7 +60,7 @@ pub struct BrokerTask {
     /// Its subscriptions.
     pub router: Router,
     /// Into the pipeline.
-    pub tx: mpsc::Sender<ReadingBatch>,
+    pub tx: mpsc::Sender<DurableBatch>,
     /// Stamps readings without a device time.
     pub clock: SharedClock,
     /// Broker metrics.
@@ -65,7 +73,7 @@ struct Session {
     name: String,
     client: Client,
     router: Router,
-    tx: mpsc::Sender<ReadingBatch>,
+    tx: mpsc::Sender<DurableBatch>,
     clock: SharedClock,
     metrics: MqttInMetrics,
 }
@@ -74,6 +82,19 @@ struct Session {
 struct Pending {
     batch: Vec<Reading>,
     acks: Vec<AckToken>,
+    /// Sent batches, oldest first, with the acknowledgements that wait for them.
+    unsettled: VecDeque<(Durable, Vec<AckToken>)>,
+}
+
+/// Resolves when the oldest sent batch is durable (never, if none is waiting).
+async fn oldest_settled(unsettled: &mut VecDeque<(Durable, Vec<AckToken>)>) {
+    match unsettled.front_mut() {
+        // An error means the receipt's sender is gone, which is also its settling.
+        Some((durable, _)) => {
+            let _ = durable.await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Polls the event loop until it reports our DISCONNECT, the routing task is gone, or `stop`.
@@ -145,10 +166,15 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => break,
+                () = oldest_settled(&mut p.unsettled) => {
+                    if let Some((_, acks)) = p.unsettled.pop_front() {
+                        self.ack(acks);
+                    }
+                }
                 _ = sweep.tick(), if sweep_period.is_some() => {
                     self.router.sweep(Instant::now(), self.clock.now(), &mut p.batch);
                 }
-                event = ev_rx.recv() => {
+                event = ev_rx.recv(), if p.unsettled.len() < MAX_UNSETTLED => {
                     let Some(mut event) = event else { break };
                     // Take whatever is already waiting, then send: batches grow only under load.
                     loop {
@@ -169,9 +195,19 @@ impl Session {
                 break;
             }
         }
-        // Stopping: what was decoded goes to the pipeline and is acknowledged, then the
-        // acknowledgements and a DISCONNECT get a moment to leave (the session stays).
+        // Stopping: what was decoded goes to the pipeline and is acknowledged once durable
+        // (the sinks still run), then the acknowledgements and a DISCONNECT get a moment to
+        // leave (the session stays).
         if self.flush(&mut p).await {
+            let settle = async {
+                while let Some((durable, acks)) = p.unsettled.pop_front() {
+                    let _ = durable.await;
+                    self.ack(acks);
+                }
+            };
+            if tokio::time::timeout(SETTLE_GRACE, settle).await.is_err() {
+                warn!(broker = %self.name, "Readings not durable in time at stop; left unacknowledged for the broker to deliver again");
+            }
             self.client.disconnect();
             let _ = tokio::time::timeout(GOODBYE, async {
                 // Messages still arriving are not acknowledged: the broker delivers them again.
@@ -227,12 +263,34 @@ impl Session {
         }
     }
 
-    /// Sends the batch, then acknowledges its messages; `false` if the pipeline is gone.
+    /// Sends the batch with a receipt; its messages are acknowledged when the receipt settles
+    /// (at once if the messages brought no readings, but still in order). `false` if the
+    /// pipeline is gone.
     async fn flush(&mut self, p: &mut Pending) -> bool {
-        if !p.batch.is_empty() && self.tx.send(std::mem::take(&mut p.batch)).await.is_err() {
-            return false;
+        if p.batch.is_empty() && p.acks.is_empty() {
+            return true;
         }
-        for ack in p.acks.drain(..) {
+        let (receipt, durable) = Receipt::new();
+        if !p.batch.is_empty() {
+            let batch = DurableBatch {
+                readings: std::mem::take(&mut p.batch),
+                receipt,
+            };
+            if self.tx.send(batch).await.is_err() {
+                return false;
+            }
+        } else {
+            drop(receipt);
+        }
+        if !p.acks.is_empty() {
+            p.unsettled.push_back((durable, std::mem::take(&mut p.acks)));
+        }
+        true
+    }
+
+    /// Queues the acknowledgements of messages whose readings are durable.
+    fn ack(&self, acks: Vec<AckToken>) {
+        for ack in acks {
             if !self.client.ack(&ack) {
                 self.metrics
                     .ack_failures
@@ -242,7 +300,6 @@ impl Session {
                     .inc();
             }
         }
-        true
     }
 
     fn connects(&self, result: &'static str) {
