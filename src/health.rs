@@ -27,8 +27,19 @@ pub struct Readiness {
 
 impl Readiness {
     /// Every reason the gateway is not ready at `now`.
-    pub fn problems(&self, now: Timestamp, rules_heartbeat: Timestamp, tsdb: &TsdbMetrics) -> Vec<String> {
+    pub fn problems(
+        &self,
+        now: Timestamp,
+        rules_heartbeat: Timestamp,
+        tsdb: &TsdbMetrics,
+        journal_held: i64,
+    ) -> Vec<String> {
         let mut out: Vec<String> = rules_problem(now, rules_heartbeat).into_iter().collect();
+        if journal_held > 0 {
+            out.push(format!(
+                "alarm journal cannot be written: {journal_held} transitions held in memory, retried every second"
+            ));
+        }
         // A store that cannot send at all: the gateway still alarms, but its data piles up.
         let unusable = tsdb.unusable_reasons.lock().unwrap_or_else(|e| e.into_inner());
         for store in &self.stores {
@@ -95,14 +106,15 @@ mod tests {
         };
         let now = Timestamp::from_millis(1000);
         assert_eq!(
-            r.problems(now, now, &tsdb),
+            r.problems(now, now, &tsdb, 0),
             vec!["store `central` buffer holds 4.9 KiB not yet delivered, over the 4.0 KiB limit".to_string()]
         );
         let off = Readiness {
             buffer_limit: None,
             ..r
         };
-        assert!(off.problems(now, now, &tsdb).is_empty());
+        assert!(off.problems(now, now, &tsdb, 0).is_empty());
+        assert_eq!(off.problems(now, now, &tsdb, 2).len(), 1, "held transitions");
     }
 
     #[test]

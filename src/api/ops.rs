@@ -60,6 +60,7 @@ pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Ready
         s.clock.now(),
         s.live.rules_heartbeat(),
         &s.metrics.tsdb,
+        s.metrics.journal_held.get(),
     );
     let status = if problems.is_empty() {
         StatusCode::OK
@@ -94,8 +95,8 @@ mod tests {
         let beat = Timestamp::from_millis(10_000);
         let r = crate::health::Readiness::default();
         let tsdb = crate::telemetry::TsdbMetrics::default();
-        assert!(r.problems(Timestamp::from_millis(15_000), beat, &tsdb).is_empty());
-        let p = r.problems(Timestamp::from_millis(15_001), beat, &tsdb);
+        assert!(r.problems(Timestamp::from_millis(15_000), beat, &tsdb, 0).is_empty());
+        let p = r.problems(Timestamp::from_millis(15_001), beat, &tsdb, 0);
         assert_eq!(p, vec!["rules engine silent for 5 s".to_string()]);
     }
 }

@@ -44,15 +44,45 @@ pub(super) fn spawn(
     std::thread::Builder::new().name("alarm-journal".into()).spawn(move || {
         let mut since_checkpoint = 0usize;
         let checkpoints = spawn_checkpointer(&journal);
-        while let Some(first) = rx.blocking_recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_JOBS_PER_COMMIT {
+        let mut held = Held::default();
+        loop {
+            let mut jobs = Vec::new();
+            if held.events.is_empty() && held.timers.is_empty() {
+                match rx.blocking_recv() {
+                    Some(first) => jobs.push(first),
+                    None => break,
+                }
+            } else {
+                // Transitions wait to be journaled: new bursts still pass at once, and the
+                // held ones are retried every second (bounded: the loop ends with the sender).
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if held.last_try.elapsed() < RETRY_EVERY {
+                            std::thread::sleep(POLL_WHILE_HELD);
+                            continue;
+                        }
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        // Stopping: one last try, then what is still held is lost (logged).
+                        commit(&journal, &mut jobs, &mut held, &metrics);
+                        if !held.events.is_empty() {
+                            error!(
+                                transitions = held.events.len(),
+                                "Alarm journal still failing at stop; transitions not journaled"
+                            );
+                        }
+                        break;
+                    }
+                }
+            }
+            while !jobs.is_empty() && jobs.len() < MAX_JOBS_PER_COMMIT {
                 match rx.try_recv() {
                     Ok(job) => jobs.push(job),
                     Err(_) => break,
                 }
             }
-            commit(&journal, &mut jobs, &metrics);
+            commit(&journal, &mut jobs, &mut held, &metrics);
             since_checkpoint += jobs.len();
             for job in jobs {
                 publish(job, &state, &metrics);
@@ -100,20 +130,76 @@ fn spawn_checkpointer(journal: &AlarmJournal) -> Option<std::sync::mpsc::SyncSen
     }
 }
 
-fn commit(journal: &AlarmJournal, jobs: &mut [JournalJob], metrics: &Metrics) {
+/// How often transitions that could not be journaled are tried again.
+const RETRY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the channel is looked at while transitions are held.
+const POLL_WHILE_HELD: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Transitions (and delay timers) published but not yet journaled, oldest first.
+#[derive(Debug)]
+struct Held {
+    events: Vec<AlarmEvent>,
+    timers: Vec<(String, Option<Timestamp>)>,
+    last_try: tokio::time::Instant,
+    log: crate::telemetry::LogEvery,
+}
+
+impl Default for Held {
+    fn default() -> Self {
+        Self {
+            events: Vec::new(),
+            timers: Vec::new(),
+            last_try: tokio::time::Instant::now(),
+            log: crate::telemetry::LogEvery::new(std::time::Duration::from_secs(10)),
+        }
+    }
+}
+
+/// Journals what is held, then the jobs' transitions, in one transaction. If that fails the
+/// jobs' transitions are still published (an alarm must show), with `seq` 0, and join the
+/// held ones to be retried: no transition exists only in memory for longer than the fault.
+fn commit(journal: &AlarmJournal, jobs: &mut [JournalJob], held: &mut Held, metrics: &Metrics) {
     let counts: Vec<usize> = jobs.iter().map(|j| j.events.len()).collect();
-    let mut events: Vec<AlarmEvent> = jobs.iter_mut().flat_map(|j| j.events.drain(..)).collect();
-    let timers: Vec<_> = jobs.iter_mut().flat_map(|j| j.timers.drain(..)).collect();
+    let fresh: Vec<AlarmEvent> = jobs.iter_mut().flat_map(|j| j.events.drain(..)).collect();
+    let fresh_timers: Vec<_> = jobs.iter_mut().flat_map(|j| j.timers.drain(..)).collect();
+    let was_held = held.events.len();
+    let mut events: Vec<AlarmEvent> = std::mem::take(&mut held.events);
+    events.extend(fresh);
+    let mut timers = std::mem::take(&mut held.timers);
+    timers.extend(fresh_timers);
     if events.is_empty() && timers.is_empty() {
         return;
     }
-    if let Err(e) = journal.append(&mut events, &timers) {
-        metrics.journal_errors.inc_by(events.len() as u64);
-        error!(error = %e, transitions = events.len(), "Alarm journal write failed; publishing unjournaled");
-        events.iter_mut().for_each(|e| e.seq = 0);
-    }
+    held.last_try = tokio::time::Instant::now();
+    let mut published: Vec<AlarmEvent> = match journal.append(&mut events, &timers) {
+        Ok(()) => {
+            if was_held > 0 {
+                info!(
+                    transitions = was_held,
+                    "Alarm journal writable again; held transitions journaled"
+                );
+            }
+            metrics.journal_held.set(0);
+            events.split_off(was_held)
+        }
+        Err(e) => {
+            metrics.journal_errors.inc_by(events.len() as u64);
+            if let Some(not_logged) = held.log.hit() {
+                error!(error = %e, transitions = events.len(), failures_not_logged = not_logged,
+                       "Alarm journal write failed; transitions shown and held, retried every second");
+            }
+            events.iter_mut().for_each(|e| e.seq = 0);
+            let fresh = events[was_held..].to_vec();
+            held.events = events;
+            held.timers = timers;
+            metrics
+                .journal_held
+                .set(i64::try_from(held.events.len()).unwrap_or(i64::MAX));
+            fresh
+        }
+    };
     // Hand the stored (numbered) events back to their jobs, in order.
-    let mut stored = events.into_iter();
+    let mut stored = published.drain(..);
     for (job, n) in jobs.iter_mut().zip(counts) {
         job.events.extend(stored.by_ref().take(n));
     }

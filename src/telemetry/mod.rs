@@ -246,6 +246,8 @@ pub struct Metrics {
     pub alarm_chattering: Gauge,
     /// Alarm transitions that could not be journaled (published anyway, logged as errors).
     pub journal_errors: Counter,
+    /// Transitions published but not yet journaled: held in memory and retried every second.
+    pub journal_held: Gauge,
     /// Readings written to the embedded history store.
     pub history_written: Counter,
     /// Raw rows kept by the deadband/heartbeat policy.
@@ -375,6 +377,12 @@ impl Metrics {
             "Alarm transitions the journal failed to store",
             journal_errors.clone(),
         );
+        let journal_held = Gauge::default();
+        r.register(
+            "hazard_alarm_journal_held_transitions",
+            "Alarm transitions shown but not yet journaled, held and retried",
+            journal_held.clone(),
+        );
         let history_written = Counter::default();
         r.register(
             "hazard_history_readings_written",
@@ -483,6 +491,7 @@ impl Metrics {
             alarms_active,
             alarm_chattering,
             journal_errors,
+            journal_held,
             history_written,
             history_raw_rows,
             history_minute_rows,

@@ -390,3 +390,103 @@ async fn sigkill_three_times_mid_stream_loses_no_acknowledged_reading() {
         assert!(missing.is_empty());
     }
 }
+
+/// Fills `dir`'s filesystem to the last byte (bounded: at most 64 MiB written); returns the
+/// ballast file to delete when space is to come back.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write as _;
+    let path = dir.join("ballast");
+    let mut f = std::fs::File::create(&path).expect("create ballast");
+    let chunk = vec![0u8; 4096];
+    for _ in 0..16 * 1024 {
+        if f.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    // Whatever a partial chunk could still take.
+    while f.write(&[0u8]).is_ok_and(|n| n == 1) {}
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_raised_while_the_journal_cannot_write_is_journaled_later_and_survives_a_restart() {
+    let disk = SmallDisk::mount(8 * 1024);
+    let sim = support::simulator("ai4-gas-lel", None).await;
+    sim.pin("ch1", 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = \"journal-gw\"\ndata_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[devices]]\nname = \"g\"\nprofile = \"ai4-gas-lel\"\ntransport = {{ tcp = \"{}\" }}\ninterval = \"100ms\"\n\
+             [[rules]]\nname = \"ch1\"\npoints = \"g/ch1\"\nthreshold = {{ high = 25.0 }}\n",
+            disk.path().join("data").display(),
+            sim.local_addr()
+        ),
+    )
+    .unwrap();
+    let mut gw = support::GatewayProcess::start(&config, port).await;
+    let ready = |gw: &support::GatewayProcess| {
+        let r = gw.http.get(format!("{}/readyz", gw.base)).send();
+        async move {
+            let r = r.await.ok()?;
+            let status = r.status().as_u16();
+            Some((status, r.json::<serde_json::Value>().await.ok()?))
+        }
+    };
+    wait_for("ready", WAIT, || async { (ready(&gw).await?.0 == 200).then_some(()) }).await;
+
+    let ballast = fill(disk.path());
+    sim.pin("ch1", 60.0);
+    let alarm = wait_for("the alarm shown although the journal cannot take it", WAIT, || async {
+        let alarms = gw.get_json("/api/v1/alarms").await;
+        alarms
+            .as_array()?
+            .iter()
+            .find(|a| a["alarm_id"] == "g/ch1:high")
+            .cloned()
+    })
+    .await;
+    assert_eq!(alarm["seq"], 0, "not journaled yet: {alarm}");
+    let (_, body) = wait_for("unready with the journal as the reason", WAIT, || async {
+        let (status, body) = ready(&gw).await?;
+        (status == 503).then_some((status, body))
+    })
+    .await;
+    assert!(
+        body["problems"].as_array().is_some_and(|p| p.iter().any(|p| p
+            .as_str()
+            .is_some_and(|p| p.starts_with("alarm journal cannot be written")))),
+        "{body}"
+    );
+
+    // Space returns: the held transition is journaled without a restart, and readiness returns.
+    std::fs::remove_file(&ballast).expect("remove ballast");
+    wait_for("ready again", WAIT, || async {
+        (ready(&gw).await?.0 == 200).then_some(())
+    })
+    .await;
+    gw.kill();
+    drop(gw);
+    let gw = support::GatewayProcess::start(&config, port).await;
+    let journal = gw.get_json("/api/v1/alarms/history?alarm=g%2Fch1:high").await;
+    let raised: Vec<&serde_json::Value> = journal
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["transition"] == "raised")
+        .collect();
+    assert_eq!(raised.len(), 1, "journaled once: {journal:#}");
+    assert!(raised[0]["seq"].as_u64().is_some_and(|s| s > 0));
+    let alarms = gw.get_json("/api/v1/alarms").await;
+    let restored = alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["alarm_id"] == "g/ch1:high")
+        .unwrap_or_else(|| panic!("alarm lost in the restart: {alarms:#}"));
+    assert_eq!(restored["state"], "unack_active");
+    assert_eq!(restored["raised_at"], alarm["raised_at"]);
+}
