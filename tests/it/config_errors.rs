@@ -658,7 +658,13 @@ fn mqtt_subscriptions_declare_their_points_for_rules_and_history() {
 
 #[test]
 fn mqtt_mistakes_name_their_key_and_line() {
-    let cases: [(&str, &str, &str, &str); 9] = [
+    let cases: [(&str, &str, &str, &str); 10] = [
+        (
+            "address = \"127.0.0.1:1883\"",
+            "address = \"127.0.0.1:1883\"\nmax_packet = \"1MiB\"",
+            "mqtt.brokers[0].max_packet",
+            "max_packet is no longer used",
+        ),
         (
             "broker = \"plant\"",
             "broker = \"site\"",

@@ -8,8 +8,8 @@
 //!   `{appId, serviceId, dataId, districtCode, data: Base64(AES-128-ECB(JSON rows))}`;
 //!   decrypted with Python's cryptography.
 
-use crate::support::seal_ref;
 use crate::support;
+use crate::support::seal_ref;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -57,13 +57,13 @@ fn default_session_expiry() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }
 
-fn default_max_packet() -> u64 {
-    1024 * 1024
-}
-
 fn default_max_payload() -> u64 {
     64 * 1024
 }
+
+/// The largest `max_payload` allowed. It bounds what a broker task queues between reading the
+/// socket and decoding: 256 messages of at most this size.
+pub const MAX_PAYLOAD_LIMIT: u64 = 1024 * 1024;
 
 fn default_qos() -> Spanned<u8> {
     Spanned::new(0..0, 1)
@@ -105,11 +105,11 @@ pub struct RawBroker {
         deserialize_with = "units::duration::deserialize"
     )]
     pub session_expiry: Duration,
-    /// Largest packet accepted. MQTT 5 announces it, so the broker drops larger messages; an
-    /// MQTT 3.1.1 broker must cap messages itself (mosquitto `message_size_limit`), since a
-    /// larger one breaks the connection.
-    #[serde(default = "default_max_packet", deserialize_with = "units::size::deserialize")]
-    pub max_packet: u64,
+    /// No longer accepted: a transport limit stalled MQTT 3.1.1 sessions (see
+    /// [`super::client`]); validation says so at this key. Payload sizes are limited per
+    /// subscription (`max_payload`).
+    #[serde(default)]
+    pub max_packet: Option<Spanned<toml::Value>>,
 }
 
 /// TLS settings of a broker connection.
@@ -192,7 +192,8 @@ pub struct RawSubscription {
     /// A point turns `stale` when nothing arrived for it within this time.
     #[serde(default)]
     pub stale_after: Option<Spanned<DurationText>>,
-    /// Larger payloads are refused and counted (`oversize`).
+    /// Larger payloads are dropped and counted (`oversize`); the message is still
+    /// acknowledged. At most [`MAX_PAYLOAD_LIMIT`].
     #[serde(default = "default_max_payload", deserialize_with = "units::size::deserialize")]
     pub max_payload: u64,
 }
@@ -256,8 +257,6 @@ pub struct BrokerSpec {
     pub tls: Option<TlsSpec>,
     /// MQTT 5 session expiry.
     pub session_expiry: Duration,
-    /// Largest packet accepted.
-    pub max_packet: usize,
 }
 
 /// TLS files of a broker.

@@ -176,10 +176,7 @@ impl Router {
             let mut tally = Tally::default();
             let start = out.len();
             if payload.len() > sub.spec.max_payload {
-                tally.add("oversize", || {
-                    format!("{} B > max_payload {} B", payload.len(), sub.spec.max_payload)
-                });
-                fallback(sub, &levels, arrival, &mut self.point_buf, out);
+                oversize(sub, payload.len(), &mut tally);
             } else {
                 let buf = &mut self.point_buf;
                 let stale = &mut self.stale;
@@ -214,21 +211,42 @@ impl Router {
                 }
             }
             sub.readings.inc_by((out.len() - start) as u64);
-            for (kind, n) in &tally.counts {
-                let label = SubscriptionKind {
-                    subscription: sub.spec.name.clone(),
-                    kind,
-                };
-                self.metrics.errors.get_or_create(&label).inc_by(*n);
-            }
-            if let Some((kind, detail)) = &tally.first {
-                sub.log.warn(now, &sub.spec.name, topic, kind, detail);
-            }
+            report(sub, &tally, &self.metrics, topic, now);
         }
         if !matched {
             self.metrics.unmatched.get_or_create(&self.broker).inc();
         }
         out.len() - before
+    }
+
+    /// The largest `max_payload` of this broker's subscriptions: a larger payload is oversize
+    /// for every one of them, so the link may drop it as soon as it is decoded.
+    pub fn keep_limit(&self) -> usize {
+        self.subs.iter().map(|s| s.spec.max_payload).max().unwrap_or(0)
+    }
+
+    /// Counts a message whose payload (`size` bytes, over [`Router::keep_limit`]) the link
+    /// already dropped: `oversize` for each subscription it matches, logged with its topic.
+    pub fn dropped(&mut self, topic: &[u8], size: usize, now: Instant) {
+        let Ok(topic) = std::str::from_utf8(topic) else {
+            self.metrics.unmatched.get_or_create(&self.broker).inc();
+            return;
+        };
+        let levels: Vec<&str> = topic.split('/').collect();
+        let mut matched = false;
+        for sub in &mut self.subs {
+            if !sub.spec.filter.matches(&levels) {
+                continue;
+            }
+            matched = true;
+            sub.messages.inc();
+            let mut tally = Tally::default();
+            oversize(sub, size, &mut tally);
+            report(sub, &tally, &self.metrics, topic, now);
+        }
+        if !matched {
+            self.metrics.unmatched.get_or_create(&self.broker).inc();
+        }
     }
 
     /// Appends a `stale` reading, stamped `ts`, for each point silent past its `stale_after`.
@@ -252,6 +270,28 @@ impl Router {
         }
         gone.len()
     }
+}
+
+/// Counts one message's problems and logs the first (at most once per [`LOG_EVERY`]).
+fn report(sub: &mut Sub, tally: &Tally, metrics: &MqttInMetrics, topic: &str, now: Instant) {
+    for (kind, n) in &tally.counts {
+        let label = SubscriptionKind {
+            subscription: sub.spec.name.clone(),
+            kind,
+        };
+        metrics.errors.get_or_create(&label).inc_by(*n);
+    }
+    if let Some((kind, detail)) = &tally.first {
+        sub.log.warn(now, &sub.spec.name, topic, kind, detail);
+    }
+}
+
+/// Notes an oversize payload: the message is dropped whole (no reading; it is still
+/// acknowledged, so it never blocks the session behind it).
+fn oversize(sub: &Sub, size: usize, tally: &mut Tally) {
+    tally.add("oversize", || {
+        format!("{size} B > max_payload {} B", sub.spec.max_payload)
+    });
 }
 
 /// A message that decoded to nothing still tells which point(s) it was for when the template

@@ -77,12 +77,12 @@ struct Pending {
 }
 
 /// Polls the event loop until it reports our DISCONNECT, the routing task is gone, or `stop`.
-async fn drive(mut events: Events, tx: mpsc::Sender<Result<LinkEvent, String>>, stop: CancellationToken) {
+async fn drive(mut events: Events, keep: usize, tx: mpsc::Sender<Result<LinkEvent, String>>, stop: CancellationToken) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         let event = tokio::select! {
             _ = stop.cancelled() => return,
-            e = events.poll() => e,
+            e = events.poll(keep) => e,
         };
         let failed = event.is_err();
         let last = matches!(event, Ok(LinkEvent::Disconnected));
@@ -134,7 +134,8 @@ impl Session {
         };
         let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
         let driver_stop = CancellationToken::new();
-        let driver = tokio::spawn(drive(events, ev_tx, driver_stop.clone()));
+        let keep = self.router.keep_limit();
+        let driver = tokio::spawn(drive(events, keep, ev_tx, driver_stop.clone()));
         let mut p = Pending::default();
         let mut connected: Option<bool> = None;
         let sweep_period = self.router.sweep_period();
@@ -196,9 +197,18 @@ impl Session {
         label: &BrokerLabel,
     ) {
         match event {
-            Ok(LinkEvent::Message { topic, payload, ack }) => {
-                self.router
-                    .route(&topic, &payload, self.clock.now(), Instant::now(), &mut p.batch);
+            Ok(LinkEvent::Message {
+                topic,
+                payload,
+                size,
+                ack,
+            }) => {
+                if payload.len() < size {
+                    self.router.dropped(&topic, size, Instant::now());
+                } else {
+                    self.router
+                        .route(&topic, &payload, self.clock.now(), Instant::now(), &mut p.batch);
+                }
                 p.acks.extend(ack);
             }
             Ok(LinkEvent::Connected { session_present }) => {

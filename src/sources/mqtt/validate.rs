@@ -8,7 +8,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::config::{
-    BrokerSpec, MqttInSpec, PayloadKind, Protocol, RawBroker, RawMqtt, RawSubscription, SubscriptionSpec, TlsSpec,
+    BrokerSpec, MAX_PAYLOAD_LIMIT, MqttInSpec, PayloadKind, Protocol, RawBroker, RawMqtt, RawSubscription,
+    SubscriptionSpec, TlsSpec,
 };
 use super::decode::{JsonLayout, Layout, QualityField, Values};
 use super::template::{PointTemplate, TopicFilter, expand};
@@ -122,8 +123,9 @@ fn check_broker(cx: &mut Cx<'_, '_>, i: usize, b: &RawBroker, gateway_id: &str) 
         let msg = "session_expiry must be at least 1s (0 would end the session, and lose queued messages, at every disconnect)";
         cx.err(b.name.span(), key("session_expiry"), msg);
     }
-    if b.max_packet < 1024 || b.max_packet > u64::from(u32::MAX) {
-        cx.err(b.name.span(), key("max_packet"), "max_packet must be 1KiB..4GiB");
+    if let Some(m) = &b.max_packet {
+        let msg = "max_packet is no longer used: the gateway reads messages of every size MQTT allows and drops payloads over each subscription's max_payload (counted as `oversize`); remove this line";
+        cx.err(m.span(), key("max_packet"), msg);
     }
     let client_id = match &b.client_id {
         Some(c) => {
@@ -162,7 +164,6 @@ fn check_broker(cx: &mut Cx<'_, '_>, i: usize, b: &RawBroker, gateway_id: &str) 
         password_env: b.password_env.clone(),
         tls,
         session_expiry: b.session_expiry,
-        max_packet: usize::try_from(b.max_packet).unwrap_or(usize::MAX),
     })
 }
 
@@ -227,15 +228,10 @@ fn check_subscription(
         }
         d.get_ref().0
     });
-    let max_packet = broker.map_or(usize::MAX, |b| brokers[b].max_packet);
-    let max_payload = usize::try_from(r.max_payload).unwrap_or(usize::MAX);
-    if max_payload < 16 || max_payload > max_packet {
-        cx.err(
-            s.span(),
-            key("max_payload"),
-            format!("max_payload must be 16B..=the broker's max_packet ({max_packet} B)"),
-        );
+    if r.max_payload < 16 || r.max_payload > MAX_PAYLOAD_LIMIT {
+        cx.err(s.span(), key("max_payload"), "max_payload must be 16B..1MiB");
     }
+    let max_payload = usize::try_from(r.max_payload).unwrap_or(usize::MAX);
     let declared = declare_points(cx, i, &name, r, points);
     if cx.errors.len() > before {
         return None;
