@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::model::Timestamp;
-use crate::telemetry::{StoreLabel, TsdbMetrics};
+use crate::telemetry::{BrokerLabel, MqttInMetrics, StoreLabel, TsdbMetrics};
 
 /// How long the rules task may be silent before the gateway is not ready: it ticks every
 /// second, so this is several missed ticks, not a slow one.
@@ -23,6 +23,8 @@ pub struct Readiness {
     pub buffer_limit: Option<u64>,
     /// The configured stores, by name.
     pub stores: Vec<String>,
+    /// The MQTT brokers with subscriptions, by name.
+    pub brokers: Vec<String>,
 }
 
 impl Readiness {
@@ -31,12 +33,35 @@ impl Readiness {
         Self {
             buffer_limit: config.ops.unready_when_buffer_over,
             stores: config.tsdb.iter().map(|t| t.name.clone()).collect(),
+            brokers: config
+                .mqtt
+                .brokers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| config.mqtt.subscriptions.iter().any(|s| s.broker == *i))
+                .map(|(_, b)| b.name.clone())
+                .collect(),
         }
     }
 
     /// Every reason the gateway is not ready at `now`.
-    pub fn problems(&self, now: Timestamp, rules_heartbeat: Timestamp, tsdb: &TsdbMetrics) -> Vec<String> {
+    pub fn problems(
+        &self,
+        now: Timestamp,
+        rules_heartbeat: Timestamp,
+        tsdb: &TsdbMetrics,
+        mqtt: &MqttInMetrics,
+    ) -> Vec<String> {
         let mut out: Vec<String> = rules_problem(now, rules_heartbeat).into_iter().collect();
+        // A lost broker: the points it feeds are blind (their communication alarm is raised).
+        for broker in &self.brokers {
+            let label = BrokerLabel { broker: broker.clone() };
+            if mqtt.broker_lost.get_or_create(&label).get() != 0 {
+                out.push(format!(
+                    "mqtt broker `{broker}` lost: the points it feeds are comm_fault"
+                ));
+            }
+        }
         if let Some(limit) = self.buffer_limit {
             let held = self.stores.iter().map(|store| {
                 let bytes = tsdb
@@ -90,17 +115,38 @@ mod tests {
         let r = Readiness {
             buffer_limit: Some(4096),
             stores: vec!["central".into()],
+            brokers: vec![],
         };
         let now = Timestamp::from_millis(1000);
+        let mqtt = MqttInMetrics::default();
         assert_eq!(
-            r.problems(now, now, &tsdb),
+            r.problems(now, now, &tsdb, &mqtt),
             vec!["store `central` buffer holds 4.9 KiB not yet delivered, over the 4.0 KiB limit".to_string()]
         );
         let off = Readiness {
             buffer_limit: None,
             ..r
         };
-        assert!(off.problems(now, now, &tsdb).is_empty());
+        assert!(off.problems(now, now, &tsdb, &mqtt).is_empty());
+    }
+
+    #[test]
+    fn a_lost_broker_is_a_problem_until_it_is_back() {
+        let r = Readiness {
+            brokers: vec!["plant".into()],
+            ..Readiness::default()
+        };
+        let (tsdb, mqtt) = (TsdbMetrics::default(), MqttInMetrics::default());
+        let now = Timestamp::from_millis(1000);
+        assert!(r.problems(now, now, &tsdb, &mqtt).is_empty());
+        let lost = mqtt.broker_lost.get_or_create(&BrokerLabel { broker: "plant".into() });
+        lost.set(1);
+        assert_eq!(
+            r.problems(now, now, &tsdb, &mqtt),
+            vec!["mqtt broker `plant` lost: the points it feeds are comm_fault".to_string()]
+        );
+        lost.set(0);
+        assert!(r.problems(now, now, &tsdb, &mqtt).is_empty());
     }
 
     #[test]

@@ -94,7 +94,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     );
     let opcua = crate::sources::opcua::validate::validate(&src, &raw.opcua, &known_sources, &mut points, &mut errors);
     let dtu = super::dtu::validate(&src, &raw, &devices, &mut errors);
-    let stations = dtu.station_groups(&devices);
+    let mut stations = dtu.station_groups(&devices);
+    stations.extend(mqtt.station_groups());
     let history = check_history(&src, &raw, &points, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);

@@ -2,7 +2,9 @@
 //! every payload form reaches its point; a QoS 1 stream loses nothing across a broker restart
 //! or a gateway restart (the persistent session queues what was published meanwhile); silent
 //! points turn stale; bad payloads are counted and do not disturb good ones; an oversize
-//! message is dropped, counted and acknowledged without holding up anything behind it.
+//! message is dropped, counted and acknowledged without holding up anything behind it; a lost
+//! broker is a device that goes offline, raises its communication alarm and makes `/readyz`
+//! fail, without clearing the process alarms of the points it feeds.
 
 use crate::support;
 
@@ -622,4 +624,119 @@ async fn an_oversize_message_is_dropped_counted_and_does_not_stall_intake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversize_message_is_dropped_counted_and_does_not_stall_intake_over_mqtt5() {
     oversize_body("5").await;
+}
+
+/// `{"v": value, "t": now}`: stamped with the current time, so it is newer than the
+/// `comm_fault` marker the gateway writes when it loses the broker.
+fn now_payload(value: f64) -> String {
+    format!(
+        r#"{{"v": {value}, "t": {}}}"#,
+        hazard_gateway::clock::system().now().as_millis()
+    )
+}
+
+/// `/readyz`: (HTTP status, problems).
+async fn readyz(gw: &TestGateway) -> (u16, Vec<String>) {
+    let r = gw
+        .http
+        .get(format!("{}/readyz", gw.base))
+        .send()
+        .await
+        .expect("API answers");
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.expect("JSON body");
+    let problems = body["problems"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    (status, problems)
+}
+
+async fn broker_device(gw: &TestGateway) -> serde_json::Value {
+    let devices = gw.get_json("/api/v1/devices").await;
+    devices
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == "mqtt-broker:plant").cloned())
+        .unwrap_or_else(|| panic!("no mqtt-broker:plant in {devices:#}"))
+}
+
+async fn transitions(gw: &TestGateway, alarm: &str) -> Vec<String> {
+    let id = alarm.replace('/', "%2F");
+    let history = gw.get_json(&format!("/api/v1/alarms/history?alarm={id}")).await;
+    history
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["transition"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_broker_is_an_offline_device_with_an_alarm_that_holds_the_process_alarms() {
+    let mut broker = Mosquitto::start();
+    let config = gateway_config(&broker, "3.1.1", "")
+        .replace("keep_alive = \"5s\"", "keep_alive = \"5s\"\ncomm_grace = \"1s\"")
+        + "\n[[rules]]\npoints = \"seq/a\"\nthreshold = { high = 50.0 }\n";
+    let gw = TestGateway::start(&config).await;
+    let mut p = Publisher::start(broker.port, "lost-broker-publisher");
+    until_subscribed(&gw, &mut p).await;
+    assert_eq!(broker_device(&gw).await["status"], "online");
+    p.send("test/seq/a", now_payload(80.0)).await;
+    wait_for("the high alarm", WAIT, || async {
+        (gw.alarm("seq/a:high").await?["state"] == "unack_active").then_some(())
+    })
+    .await;
+
+    broker.stop();
+    let comm = "mqtt-broker:plant:communication";
+    wait_for("the broker's communication alarm", WAIT, || async {
+        (gw.alarm(comm).await?["state"] == "unack_active").then_some(())
+    })
+    .await;
+    let device = broker_device(&gw).await;
+    assert_eq!(device["status"], "offline", "{device:#}");
+    assert_eq!(device["mqtt"]["online"], false, "{device:#}");
+    assert_eq!(device["mqtt"]["lost"], true, "{device:#}");
+    assert!(device["mqtt"]["last_error"].is_string(), "{device:#}");
+    let (status, problems) = readyz(&gw).await;
+    assert_eq!(status, 503);
+    assert!(
+        problems.iter().any(|p| p.contains("mqtt broker `plant` lost")),
+        "{problems:?}"
+    );
+    assert_eq!(gw.point("seq/a").await["quality"], "comm_fault");
+
+    broker.resume();
+    // The publisher reconnects by itself; its message proves the link is back end to end.
+    p.send("test/seq/a", now_payload(81.0)).await;
+    wait_for("seq/a good again", WAIT, || async {
+        let v = gw.point("seq/a").await;
+        (v["quality"] == "good" && v["value"] == 81.0).then_some(())
+    })
+    .await;
+    wait_for("the communication alarm cleared", WAIT, || async {
+        transitions(&gw, comm)
+            .await
+            .contains(&"cleared".to_string())
+            .then_some(())
+    })
+    .await;
+    wait_for("ready again", WAIT, || async {
+        (readyz(&gw).await.0 == 200).then_some(())
+    })
+    .await;
+    let device = broker_device(&gw).await;
+    assert_eq!(device["status"], "online", "{device:#}");
+    assert_eq!(device["mqtt"]["reconnects"], 1, "{device:#}");
+    assert_eq!(device["mqtt"]["lost"], false, "{device:#}");
+    // The process alarm held through the outage: raised once, never cleared.
+    let high = transitions(&gw, "seq/a:high").await;
+    assert_eq!(high.iter().filter(|t| *t == "raised").count(), 1, "{high:?}");
+    assert!(!high.contains(&"cleared".to_string()), "{high:?}");
+    assert_eq!(
+        gw.alarm("seq/a:high").await.expect("still shown")["state"],
+        "unack_active"
+    );
 }

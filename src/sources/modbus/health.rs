@@ -69,6 +69,9 @@ pub struct DeviceHealthView {
     /// The OPC UA session, for an OPC UA endpoint (`profile` is `opcua`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opcua: Option<crate::sources::opcua::health::OpcuaHealthView>,
+    /// The broker connection, for an MQTT broker (`profile` is `mqtt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<crate::sources::mqtt::health::MqttBrokerHealthView>,
 }
 
 #[derive(Debug)]
@@ -112,6 +115,8 @@ pub struct HealthBoard {
     stations: std::sync::OnceLock<Arc<crate::sources::dtu::DtuHub>>,
     /// OPC UA endpoints, listed after the polled devices; replaced on reload.
     opcua: std::sync::RwLock<Option<Arc<crate::sources::opcua::OpcuaHealth>>>,
+    /// MQTT broker connections, listed last; replaced on reload.
+    mqtt: std::sync::RwLock<Option<Arc<crate::sources::mqtt::health::MqttHealth>>>,
 }
 
 /// What happened to one request.
@@ -136,6 +141,7 @@ impl HealthBoard {
             entries: RwLock::new(devices.iter().map(Entry::of).collect()),
             stations: std::sync::OnceLock::new(),
             opcua: std::sync::RwLock::new(None),
+            mqtt: std::sync::RwLock::new(None),
         })
     }
 
@@ -169,6 +175,11 @@ impl HealthBoard {
     /// Shows the health of OPC UA endpoints after the devices.
     pub fn set_opcua(&self, health: Arc<crate::sources::opcua::OpcuaHealth>) {
         *self.opcua.write().unwrap_or_else(|p| p.into_inner()) = Some(health);
+    }
+
+    /// Shows the health of MQTT broker connections after the OPC UA endpoints.
+    pub fn set_mqtt(&self, health: Arc<crate::sources::mqtt::health::MqttHealth>) {
+        *self.mqtt.write().unwrap_or_else(|p| p.into_inner()) = Some(health);
     }
 
     /// Index of a device by name.
@@ -263,9 +274,11 @@ impl HealthBoard {
                         .as_deref()
                         .and_then(|s| self.stations.get().and_then(|hub| hub.station_health(s))),
                     opcua: None,
+                    mqtt: None,
                 }
             })
             .chain(self.opcua_views())
+            .chain(self.mqtt_views())
             .collect()
     }
 
@@ -298,6 +311,41 @@ impl HealthBoard {
                 response_ms_p99: None,
                 station: None,
                 opcua: Some(view),
+                mqtt: None,
+            })
+            .collect()
+    }
+
+    /// MQTT broker connections as devices: online while connected.
+    fn mqtt_views(&self) -> Vec<DeviceHealthView> {
+        let Some(board) = self.mqtt.read().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return Vec::new();
+        };
+        board
+            .snapshot()
+            .into_iter()
+            .map(|(name, view)| DeviceHealthView {
+                name: crate::sources::mqtt::validate::broker_device_of(&name),
+                profile: "mqtt".into(),
+                transport: format!("mqtt {}", view.address),
+                unit_id: 0,
+                status: match (view.online, view.since_ms) {
+                    (true, _) => "online",
+                    (false, None) => "unknown",
+                    (false, Some(_)) => "offline",
+                },
+                last_success_ms: None,
+                consecutive_failures: 0,
+                requests: view.messages,
+                timeouts: 0,
+                exceptions: 0,
+                bad_frames: 0,
+                link_errors: view.reconnects,
+                response_ms_p50: None,
+                response_ms_p99: None,
+                station: None,
+                opcua: None,
+                mqtt: Some(view),
             })
             .collect()
     }

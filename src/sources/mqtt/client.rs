@@ -340,6 +340,7 @@ mod tests {
             password_env: Some("HAZARD_TEST_UNSET_MQTT_PASSWORD".into()),
             tls: None,
             session_expiry: std::time::Duration::from_secs(3600),
+            comm_grace: std::time::Duration::from_secs(10),
         }
     }
 

@@ -57,6 +57,10 @@ fn default_session_expiry() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }
 
+fn default_comm_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
 fn default_max_payload() -> u64 {
     64 * 1024
 }
@@ -105,6 +109,10 @@ pub struct RawBroker {
         deserialize_with = "units::duration::deserialize"
     )]
     pub session_expiry: Duration,
+    /// How long the broker may be away before its points turn `comm_fault` and its
+    /// communication alarm is raised (1 s to 10 min); rides out a broker restart.
+    #[serde(default = "default_comm_grace", deserialize_with = "units::duration::deserialize")]
+    pub comm_grace: Duration,
     /// No longer accepted: a transport limit stalled MQTT 3.1.1 sessions (see
     /// [`super::client`]); validation says so at this key. Payload sizes are limited per
     /// subscription (`max_payload`).
@@ -257,6 +265,8 @@ pub struct BrokerSpec {
     pub tls: Option<TlsSpec>,
     /// MQTT 5 session expiry.
     pub session_expiry: Duration,
+    /// Absence before the broker counts as lost.
+    pub comm_grace: Duration,
 }
 
 /// TLS files of a broker.
@@ -298,4 +308,28 @@ pub struct MqttInSpec {
     pub brokers: Vec<BrokerSpec>,
     /// Subscriptions, each naming its broker by index.
     pub subscriptions: Vec<SubscriptionSpec>,
+}
+
+impl MqttInSpec {
+    /// Each broker with subscriptions as a station of the rules engine, with the subscriptions
+    /// (`mqtt:<subscription>` devices) behind it: when the broker is lost every point it feeds
+    /// turns `comm_fault` at once, and one communication alarm, `mqtt-broker:<name>`,
+    /// suppresses the process alarms of those points, as a Modbus device's does for its own.
+    pub fn station_groups(&self) -> Vec<crate::rules::StationGroup> {
+        self.brokers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| crate::rules::StationGroup {
+                station: super::validate::broker_device_of(&b.name),
+                devices: self
+                    .subscriptions
+                    .iter()
+                    .filter(|s| s.broker == i)
+                    .map(|s| super::validate::device_of(&s.name))
+                    .collect(),
+                grace: b.comm_grace,
+            })
+            .filter(|g| !g.devices.is_empty())
+            .collect()
+    }
 }

@@ -249,6 +249,35 @@ impl Router {
         }
     }
 
+    /// The broker is lost: appends a `comm_fault` reading, stamped `ts`, for every point this
+    /// broker feeds, and stops the stale clocks (a stale marker would replace `comm_fault`
+    /// while the cause is the link, not the sensor).
+    /// Returns the readings added.
+    pub fn link_lost(&mut self, ts: Timestamp, out: &mut Vec<Reading>) -> usize {
+        let mut points: Vec<PointId> = self
+            .subs
+            .iter()
+            .flat_map(|s| s.targets.values().map(|t| t.point))
+            .collect();
+        points.sort_unstable();
+        points.dedup();
+        for &point in &points {
+            out.push(Reading {
+                point,
+                ts,
+                value: f64::NAN,
+                quality: Quality::CommFault,
+            });
+        }
+        self.stale.pause();
+        points.len()
+    }
+
+    /// The broker is back at `now`: the stale clocks restart from now.
+    pub fn link_back(&mut self, now: Instant) {
+        self.stale.resume(now);
+    }
+
     /// Appends a `stale` reading, stamped `ts`, for each point silent past its `stale_after`.
     pub fn sweep(&mut self, now: Instant, ts: Timestamp, out: &mut Vec<Reading>) -> usize {
         let mut gone = Vec::new();

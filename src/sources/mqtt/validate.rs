@@ -22,6 +22,12 @@ pub fn device_of(subscription: &str) -> String {
     format!("mqtt:{subscription}")
 }
 
+/// The device name of a broker connection (its communication alarm is
+/// `mqtt-broker:<name>:communication`).
+pub fn broker_device_of(broker: &str) -> String {
+    format!("mqtt-broker:{broker}")
+}
+
 struct Cx<'s, 'a> {
     src: &'s SourceText<'a>,
     errors: &'s mut Vec<ConfigError>,
@@ -123,6 +129,9 @@ fn check_broker(cx: &mut Cx<'_, '_>, i: usize, b: &RawBroker, gateway_id: &str) 
         let msg = "session_expiry must be at least 1s (0 would end the session, and lose queued messages, at every disconnect)";
         cx.err(b.name.span(), key("session_expiry"), msg);
     }
+    if b.comm_grace < Duration::from_secs(1) || b.comm_grace > Duration::from_secs(600) {
+        cx.err(b.name.span(), key("comm_grace"), "comm_grace must be 1s..10m");
+    }
     if let Some(m) = &b.max_packet {
         let msg = "max_packet is no longer used: the gateway reads messages of every size MQTT allows and drops payloads over each subscription's max_payload (counted as `oversize`); remove this line";
         cx.err(m.span(), key("max_packet"), msg);
@@ -164,6 +173,7 @@ fn check_broker(cx: &mut Cx<'_, '_>, i: usize, b: &RawBroker, gateway_id: &str) 
         password_env: b.password_env.clone(),
         tls,
         session_expiry: b.session_expiry,
+        comm_grace: b.comm_grace,
     })
 }
 
