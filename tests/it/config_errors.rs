@@ -699,7 +699,7 @@ fn mqtt_mistakes_name_their_key_and_line() {
             "stale_after = \"30s\"",
             "stale_after = \"10ms\"",
             "mqtt.subscriptions[0].stale_after",
-            "at least 100ms",
+            "at least 100ms and at most 7d",
         ),
         (
             "hazard_source = \"MHS-001\"",

@@ -740,3 +740,52 @@ async fn a_lost_broker_is_an_offline_device_with_an_alarm_that_holds_the_process
         "unack_active"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn points_go_stale_by_default_and_silence_never_clears_a_process_alarm() {
+    let broker = Mosquitto::start();
+    // No stale_after: three expected intervals (6 s); seq/b publishes hourly.
+    let config = gateway_config(
+        &broker,
+        "3.1.1",
+        "interval = \"2s\"\npoint_stale_after = { \"seq/b\" = \"1h\" }",
+    )
+    .replace("points = [\"seq/a\"]", "points = [\"seq/a\", \"seq/b\"]")
+        + "\n[[rules]]\npoints = \"seq/a\"\nthreshold = { high = 50.0 }\n";
+    let gw = TestGateway::start(&config).await;
+    let mut p = Publisher::start(broker.port, "stale-default-publisher");
+    until_subscribed(&gw, &mut p).await;
+    p.send("test/seq/a", now_payload(80.0)).await;
+    p.send("test/seq/b", now_payload(1.0)).await;
+    wait_for("the high alarm", WAIT, || async {
+        (gw.alarm("seq/a:high").await?["state"] == "unack_active").then_some(())
+    })
+    .await;
+    wait_for("seq/a stale", WAIT, || async {
+        (gw.point("seq/a").await["quality"] == "stale").then_some(())
+    })
+    .await;
+    wait_for("its sensor-fault alarm", WAIT, || async {
+        (gw.alarm("seq/a:sensor_fault").await?["state"] == "unack_active").then_some(())
+    })
+    .await;
+    assert_eq!(gw.point("seq/b").await["quality"], "good", "its own limit is an hour");
+    assert_eq!(gw.alarm("seq/a:high").await.expect("held")["state"], "unack_active");
+    // One silence, one stale marker (a point turns stale once until it is heard again).
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(&text, "hazard_mqtt_in_stale_points_total", &["subscription=\"seq\""]),
+        1.0
+    );
+
+    p.send("test/seq/a", now_payload(81.0)).await;
+    wait_for("the sensor fault cleared", WAIT, || async {
+        transitions(&gw, "seq/a:sensor_fault")
+            .await
+            .contains(&"cleared".to_string())
+            .then_some(())
+    })
+    .await;
+    let high = transitions(&gw, "seq/a:high").await;
+    assert_eq!(high, ["raised"], "the high alarm held through the silence");
+}

@@ -197,9 +197,18 @@ pub struct RawSubscription {
     /// The point ids this subscription feeds, with `{a,b}` and `{01..40}` expansion.
     #[serde(default)]
     pub points: Vec<Spanned<String>>,
-    /// A point turns `stale` when nothing arrived for it within this time.
+    /// How often each point is expected to publish (default 60 s); the default stale limit is
+    /// three times this.
+    #[serde(default)]
+    pub interval: Option<Spanned<DurationText>>,
+    /// A point turns `stale` when nothing arrived for it within this time (default: three
+    /// expected intervals, so one late or lost message is not reported).
     #[serde(default)]
     pub stale_after: Option<Spanned<DurationText>>,
+    /// Stale limits of single points (ids with the `points` expansion) that publish at
+    /// another pace than the rest.
+    #[serde(default)]
+    pub point_stale_after: BTreeMap<String, Spanned<DurationText>>,
     /// Larger payloads are dropped and counted (`oversize`); the message is still
     /// acknowledged. At most [`MAX_PAYLOAD_LIMIT`].
     #[serde(default = "default_max_payload", deserialize_with = "units::size::deserialize")]
@@ -296,7 +305,9 @@ pub struct SubscriptionSpec {
     /// Largest payload decoded.
     pub max_payload: usize,
     /// Silence after which its points turn stale.
-    pub stale_after: Option<Duration>,
+    pub stale_after: Duration,
+    /// Points with their own stale limit, by id.
+    pub point_stale_after: Vec<(String, Duration)>,
     /// Every point it may feed, by id (declared in the config).
     pub points: Vec<(String, PointId)>,
 }

@@ -111,10 +111,13 @@ impl Router {
                     .points
                     .iter()
                     .map(|(name, id)| {
-                        if let Some(after) = spec.stale_after {
-                            stale.watch(*id, after, now);
-                            stale_owner.entry(*id).or_insert(i);
-                        }
+                        let after = spec
+                            .point_stale_after
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map_or(spec.stale_after, |(_, d)| *d);
+                        stale.watch(*id, after, now);
+                        stale_owner.entry(*id).or_insert(i);
                         let range = (id.index() < points.len()).then(|| points.meta(*id).range).flatten();
                         (Box::from(name.as_str()), Target { point: *id, range })
                     })

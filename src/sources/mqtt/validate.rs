@@ -232,10 +232,14 @@ fn check_subscription(
         let msg = format!("no hazard source `{}` is defined under [[hazard_sources]]", h.get_ref());
         cx.err(h.span(), key("hazard_source"), msg);
     }
-    let stale_after = r.stale_after.as_ref().map(|d| {
-        if d.get_ref().0 < Duration::from_millis(100) {
-            cx.err(d.span(), key("stale_after"), "stale_after must be at least 100ms");
+    let interval = r.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| {
+        if d.get_ref().0 < Duration::from_millis(100) || d.get_ref().0 > Duration::from_secs(24 * 3600) {
+            cx.err(d.span(), key("interval"), "interval must be 100ms..24h");
         }
+        d.get_ref().0
+    });
+    let stale_after = r.stale_after.as_ref().map_or(interval * 3, |d| {
+        check_stale(cx, d, key("stale_after"));
         d.get_ref().0
     });
     if r.max_payload < 16 || r.max_payload > MAX_PAYLOAD_LIMIT {
@@ -243,6 +247,24 @@ fn check_subscription(
     }
     let max_payload = usize::try_from(r.max_payload).unwrap_or(usize::MAX);
     let declared = declare_points(cx, i, &name, r, points);
+    let mut point_stale_after = Vec::new();
+    for (pattern, d) in &r.point_stale_after {
+        let k = key(&format!("point_stale_after.\"{pattern}\""));
+        check_stale(cx, d, k.clone());
+        match expand(pattern) {
+            Ok(ids) => {
+                for id in ids {
+                    if declared.iter().any(|(n, _)| *n == id) {
+                        point_stale_after.push((id, d.get_ref().0));
+                    } else {
+                        let msg = format!("point `{id}` is not declared by this subscription's points");
+                        cx.err(d.span(), k.clone(), msg);
+                    }
+                }
+            }
+            Err(e) => cx.err(d.span(), k.clone(), e),
+        }
+    }
     if cx.errors.len() > before {
         return None;
     }
@@ -255,8 +277,19 @@ fn check_subscription(
         layout: layout?,
         max_payload,
         stale_after,
+        point_stale_after,
         points: declared,
     })
+}
+
+/// The expected publish interval of a subscription that does not name one.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+fn check_stale(cx: &mut Cx<'_, '_>, d: &Spanned<crate::config::units::DurationText>, key: String) {
+    let v = d.get_ref().0;
+    if v < Duration::from_millis(100) || v > Duration::from_secs(7 * 24 * 3600) {
+        cx.err(d.span(), key, "a stale limit must be at least 100ms and at most 7d");
+    }
 }
 
 fn check_layout(cx: &mut Cx<'_, '_>, i: usize, r: &RawSubscription) -> Option<Layout> {
