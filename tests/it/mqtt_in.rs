@@ -191,6 +191,17 @@ async fn wait_stored(gw: &impl Api, point: &str, n: i64) {
     .await;
 }
 
+/// Waits for `n` good readings of `point` in history (an undecodable message adds a
+/// `decode_error` one besides).
+async fn wait_good(gw: &impl Api, point: &str, n: i64) {
+    wait_for(&format!("{n} good readings of {point} in history"), WAIT, || async {
+        let got = stored_with(gw, point, Some("good")).await;
+        assert!(got <= n, "more good readings than published: {got}");
+        (got == n).then_some(())
+    })
+    .await;
+}
+
 /// Publishes reading 0 until the gateway has it: its subscription (and, the first time, its
 /// persistent session) exists from then on. Repeats carry the same device time, so history
 /// stores them once.
@@ -551,7 +562,8 @@ async fn oversize_then_good(p: &mut Publisher, from: i64, n: i64) {
 }
 
 /// Checks what one gateway run saw: the oversize message counted once on its subscription
-/// only, and the connection never broken (a refused packet would have forced reconnects, and
+/// only (with one `decode_error` reading for the point its topic names), and the connection
+/// never broken (a refused packet would have forced reconnects, and
 /// the broker would have delivered the same message again each time).
 async fn assert_dropped_once(gw: &GatewayProcess) {
     let text = gw.metrics_text().await;
@@ -600,8 +612,8 @@ points = ["other/b"]
     reset_peak(gw.pid());
     let before = proc_kib(gw.pid(), "VmRSS");
     oversize_then_good(&mut p, 1, 20).await;
-    wait_stored(&gw, "seq/a", 21).await;
-    wait_stored(&gw, "other/b", 21).await;
+    wait_good(&gw, "seq/a", 21).await;
+    wait_good(&gw, "other/b", 21).await;
     assert_dropped_once(&gw).await;
     let grown = proc_kib(gw.pid(), "VmHWM").saturating_sub(before);
     assert!(grown < BOUND_KIB, "peak RSS grew {grown} KiB, bound {BOUND_KIB} KiB");
@@ -611,8 +623,8 @@ points = ["other/b"]
     gw.signal_and_wait("TERM");
     oversize_then_good(&mut p, 21, 20).await;
     let gw = GatewayProcess::start(&path, port).await;
-    wait_stored(&gw, "seq/a", 41).await;
-    wait_stored(&gw, "other/b", 41).await;
+    wait_good(&gw, "seq/a", 41).await;
+    wait_good(&gw, "other/b", 41).await;
     assert_dropped_once(&gw).await;
 }
 
@@ -788,4 +800,84 @@ async fn points_go_stale_by_default_and_silence_never_clears_a_process_alarm() {
     .await;
     let high = transitions(&gw, "seq/a:high").await;
     assert_eq!(high, ["raised"], "the high alarm held through the silence");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_subscription_takes_bare_quoted_object_and_array_payloads() {
+    let broker = Mosquitto::start();
+    let extra = r#"
+[[mqtt.subscriptions]]
+name = "obj"
+broker = "plant"
+topic = "obj/{tag}"
+point = "obj/{tag}"
+value = "/v"
+timestamp = "/t"
+timestamp_unit = "ms"
+points = ["obj/{bare,quoted,object}"]
+
+[[mqtt.subscriptions]]
+name = "arr"
+broker = "plant"
+topic = "arr/{tag}"
+point = "arr/{tag}"
+array = "/data"
+value = "/v"
+timestamp = "/ts"
+timestamp_unit = "ms"
+points = ["arr/{bare,quoted,batch}"]
+"#;
+    let gw = TestGateway::start(&gateway_config(&broker, "3.1.1", extra)).await;
+    let mut p = Publisher::start(broker.port, "shapes-publisher");
+    until_subscribed(&gw, &mut p).await;
+    let sent = hazard_gateway::clock::system().now().as_millis();
+    p.send("obj/bare", "12.5").await;
+    p.send("obj/quoted", r#""7.25""#).await;
+    p.send("obj/object", format!(r#"{{"v": 3, "t": {}}}"#, base_ms() + 7))
+        .await;
+    p.send("arr/bare", "-1.5").await;
+    p.send("arr/quoted", r#" "0.125" "#).await;
+    p.send(
+        "arr/batch",
+        format!(r#"{{"ts": {}, "data": [{{"v": 4.5}}]}}"#, base_ms() + 9),
+    )
+    .await;
+    // Device time where the payload has one (the array's at its root), else arrival time.
+    let expect: [(&str, f64, Option<i64>); 6] = [
+        ("obj/bare", 12.5, None),
+        ("obj/quoted", 7.25, None),
+        ("obj/object", 3.0, Some(base_ms() + 7)),
+        ("arr/bare", -1.5, None),
+        ("arr/quoted", 0.125, None),
+        ("arr/batch", 4.5, Some(base_ms() + 9)),
+    ];
+    for (id, value, ts) in expect {
+        let v = wait_for(id, WAIT, || async {
+            let v = gw.point(id).await;
+            (v["quality"] != "no_data").then_some(v)
+        })
+        .await;
+        assert_eq!(
+            (v["value"].as_f64(), v["quality"].as_str()),
+            (Some(value), Some("good")),
+            "{id}: {v}"
+        );
+        let got = v["ts_ms"].as_i64().expect("ts_ms");
+        match ts {
+            Some(t) => assert_eq!(got, t, "{id}: {v}"),
+            None => assert!(got >= sent, "{id}: arrival time expected, got {got} < {sent}"),
+        }
+    }
+    let text = gw.metrics().await;
+    for sub in ["obj", "arr"] {
+        assert_eq!(
+            metric(
+                &text,
+                "hazard_mqtt_in_errors_total",
+                &[&format!("subscription=\"{sub}\"")]
+            ),
+            0.0,
+            "{text}"
+        );
+    }
 }

@@ -180,6 +180,7 @@ impl Router {
             let start = out.len();
             if payload.len() > sub.spec.max_payload {
                 oversize(sub, payload.len(), &mut tally);
+                fallback(sub, &levels, arrival, &mut self.point_buf, out);
             } else {
                 let buf = &mut self.point_buf;
                 let stale = &mut self.stale;
@@ -229,11 +230,21 @@ impl Router {
     }
 
     /// Counts a message whose payload (`size` bytes, over [`Router::keep_limit`]) the link
-    /// already dropped: `oversize` for each subscription it matches, logged with its topic.
-    pub fn dropped(&mut self, topic: &[u8], size: usize, now: Instant) {
+    /// already dropped: `oversize` for each subscription it matches, logged with its topic,
+    /// and, like any message that cannot be decoded, a `decode_error` reading for the points
+    /// its topic names. Returns the readings added.
+    pub fn dropped(
+        &mut self,
+        topic: &[u8],
+        size: usize,
+        arrival: Timestamp,
+        now: Instant,
+        out: &mut Vec<Reading>,
+    ) -> usize {
+        let before = out.len();
         let Ok(topic) = std::str::from_utf8(topic) else {
             self.metrics.unmatched.get_or_create(&self.broker).inc();
-            return;
+            return 0;
         };
         let levels: Vec<&str> = topic.split('/').collect();
         let mut matched = false;
@@ -244,12 +255,16 @@ impl Router {
             matched = true;
             sub.messages.inc();
             let mut tally = Tally::default();
+            let start = out.len();
             oversize(sub, size, &mut tally);
+            fallback(sub, &levels, arrival, &mut self.point_buf, out);
+            sub.readings.inc_by((out.len() - start) as u64);
             report(sub, &tally, &self.metrics, topic, now);
         }
         if !matched {
             self.metrics.unmatched.get_or_create(&self.broker).inc();
         }
+        out.len() - before
     }
 
     /// The broker is lost: appends a `comm_fault` reading, stamped `ts`, for every point this
@@ -318,8 +333,8 @@ fn report(sub: &mut Sub, tally: &Tally, metrics: &MqttInMetrics, topic: &str, no
     }
 }
 
-/// Notes an oversize payload: the message is dropped whole (no reading; it is still
-/// acknowledged, so it never blocks the session behind it).
+/// Notes an oversize payload: it is not decoded (the message is still acknowledged, so it
+/// never blocks the session behind it).
 fn oversize(sub: &Sub, size: usize, tally: &mut Tally) {
     tally.add("oversize", || {
         format!("{size} B > max_payload {} B", sub.spec.max_payload)

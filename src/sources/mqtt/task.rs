@@ -234,8 +234,8 @@ impl Session {
                 ack,
             }) => {
                 let readings = if payload.len() < size {
-                    self.router.dropped(&topic, size, Instant::now());
-                    0
+                    self.router
+                        .dropped(&topic, size, self.clock.now(), Instant::now(), &mut p.batch)
                 } else {
                     self.router
                         .route(&topic, &payload, self.clock.now(), Instant::now(), &mut p.batch)
