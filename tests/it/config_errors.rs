@@ -870,3 +870,70 @@ fn dtu_mistakes_are_located() {
         assert_eq!(e.position.map(|p| p.0), line, "{key} at its line: {e}");
     }
 }
+
+#[test]
+fn unit_ids_follow_the_transport_and_errors_point_at_the_key() {
+    let tcp = "transport = { tcp = \"127.0.0.1:502\" }";
+    let accepts = |to: &str| {
+        let text = GOOD.replace(tcp, to);
+        GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{to}: {e}"));
+    };
+    // Modbus TCP: 0 and 255 address a device by IP alone (gateways ask for either).
+    accepts(&format!("{tcp}\nunit_id = 0"));
+    accepts(&format!("{tcp}\nunit_id = 255"));
+    accepts(&format!("{tcp}\nunit_id = 247"));
+    let cases = [
+        (format!("{tcp}\nunit_id = 248"), "unit_id", "248 is reserved"),
+        (
+            "transport = { rtu_over_tcp = \"127.0.0.1:502\" }\nunit_id = 0".to_string(),
+            "unit_id",
+            "must be 1..=247",
+        ),
+        (
+            "transport = { rtu_over_tcp = \"127.0.0.1:502\" }\nunit_id = 255".to_string(),
+            "unit_id",
+            "must be 1..=247",
+        ),
+    ];
+    for (to, field, message) in cases {
+        let errors = errors_after(tcp, &to);
+        let e = only(&errors);
+        assert_eq!(e.key, format!("devices[0].{field}"), "{to}");
+        assert!(e.message.contains(message), "{to}: {}", e.message);
+        let text = GOOD.replace(tcp, &to);
+        let needle = to.lines().last().unwrap();
+        assert_eq!(e.position.map(|p| p.0), Some(line_of(&text, needle)), "{to}: {e}");
+    }
+}
+
+#[test]
+fn intervals_and_timeouts_have_upper_bounds_reported_at_their_line() {
+    for (from, to, key, message) in [
+        (
+            "interval = \"1s\"",
+            "interval = \"99999999999999h\"",
+            "devices[0].interval",
+            "interval must be 10ms..24h",
+        ),
+        (
+            "interval = \"1s\"",
+            "interval = \"1s\"\ntimeout = \"5m\"",
+            "devices[0].timeout",
+            "timeout must be 10ms..60s",
+        ),
+        (
+            "interval = \"1s\"",
+            "interval = \"5ms\"",
+            "devices[0].interval",
+            "interval must be 10ms..24h",
+        ),
+    ] {
+        let errors = errors_after(from, to);
+        let e = only(&errors);
+        assert_eq!(e.key, key, "{to}");
+        assert!(e.message.contains(message), "{to}: {}", e.message);
+        let text = GOOD.replace(from, to);
+        let needle = to.lines().last().unwrap();
+        assert_eq!(e.position.map(|p| p.0), Some(line_of(&text, needle)), "{to}: {e}");
+    }
+}
