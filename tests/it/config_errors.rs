@@ -911,7 +911,7 @@ fn intervals_and_timeouts_have_upper_bounds_reported_at_their_line() {
     for (from, to, key, message) in [
         (
             "interval = \"1s\"",
-            "interval = \"99999999999999h\"",
+            "interval = \"999999999h\"",
             "devices[0].interval",
             "interval must be 10ms..24h",
         ),
