@@ -213,6 +213,9 @@ impl Default for HistorySettings {
 /// A validated configuration, ready to run.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
+    /// Things that are allowed but probably a mistake, located like errors; `check-config`
+    /// prints them and `run` logs them.
+    pub warnings: Vec<ConfigError>,
     /// File it came from (for messages).
     pub file: PathBuf,
     /// Gateway id; carried on every record it sends.

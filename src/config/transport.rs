@@ -89,6 +89,39 @@ fn check_unit_id(src: &SourceText<'_>, i: usize, d: &RawDevice, spec: &Transport
     ));
 }
 
+/// Warns about two devices polling one unit id at one Modbus TCP address: allowed (one
+/// instrument may be read under two profiles), but more often a copied block whose unit id
+/// was not changed, so one of them reads the wrong instrument.
+pub(super) fn shared_tcp_units(src: &SourceText<'_>, raw: &RawConfig, devices: &[DeviceSpec]) -> Vec<ConfigError> {
+    let mut seen: HashMap<(&str, u8), &str> = HashMap::new();
+    let mut out = Vec::new();
+    for dev in devices {
+        let TransportSpec::Tcp(addr) = &dev.transport else {
+            continue;
+        };
+        let first = match seen.entry((addr.as_str(), dev.unit_id)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(dev.name.as_str());
+                continue;
+            }
+            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
+        };
+        let Some(i) = raw.devices.iter().position(|d| d.get_ref().name.get_ref() == &dev.name) else {
+            continue;
+        };
+        let d = raw.devices[i].get_ref();
+        out.push(src.error(
+            super::validate::at_key(d.unit_id.span(), &d.name),
+            format!("devices[{i}].unit_id"),
+            format!(
+                "warning: `{}` and `{first}` both poll unit {} at {addr}; fine if they read one instrument twice, otherwise give each its own unit id",
+                dev.name, dev.unit_id
+            ),
+        ));
+    }
+    out
+}
+
 /// Devices on one serial port share one half-duplex bus: they must agree on its settings,
 /// and two of them must not both be unit `n`.
 pub(super) fn check_serial_buses(

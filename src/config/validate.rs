@@ -107,7 +107,9 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     if !errors.is_empty() {
         return Err(errors);
     }
+    let warnings = super::transport::shared_tcp_units(&src, &raw, &devices);
     Ok(GatewayConfig {
+        warnings,
         file: path.to_path_buf(),
         gateway_id: raw.gateway.id.get_ref().clone(),
         data_dir: raw.gateway.data_dir.as_ref().map(|d| relative_to(path, d)),

@@ -937,3 +937,29 @@ fn intervals_and_timeouts_have_upper_bounds_reported_at_their_line() {
         assert_eq!(e.position.map(|p| p.0), Some(line_of(&text, needle)), "{to}: {e}");
     }
 }
+
+#[test]
+fn two_devices_on_one_unit_of_one_tcp_address_are_a_located_warning() {
+    let from = "transport = { tcp = \"127.0.0.1:503\" }";
+    let text = GOOD.replace(from, "transport = { tcp = \"127.0.0.1:502\" }");
+    let cfg = GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+    let w = &cfg.warnings[0];
+    assert_eq!(w.key, "devices[1].unit_id");
+    assert!(
+        w.message
+            .contains("`tank-T101` and `gas-ai-1` both poll unit 1 at 127.0.0.1:502"),
+        "{w}"
+    );
+    // The unit id was left to its default: the warning points at the device's name.
+    assert_eq!(w.position.map(|p| p.0), Some(line_of(&text, "name = \"tank-T101\"")));
+    let text = text.replacen(
+        "transport = { tcp = \"127.0.0.1:502\" }\n\n[[rules]]",
+        "transport = { tcp = \"127.0.0.1:502\" }\nunit_id = 2\n\n[[rules]]",
+        1,
+    );
+    let cfg = GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let good = GatewayConfig::parse(&file(), GOOD).unwrap_or_else(|e| panic!("{e}"));
+    assert!(good.warnings.is_empty());
+}
