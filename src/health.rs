@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::model::Timestamp;
-use crate::telemetry::{StoreLabel, TsdbMetrics};
+use crate::telemetry::{BrokerLabel, MqttInMetrics, StoreLabel, TsdbMetrics};
 
 /// How long the rules task may be silent before the gateway is not ready: it ticks every
 /// second, so this is several missed ticks, not a slow one.
@@ -23,6 +23,8 @@ pub struct Readiness {
     pub buffer_limit: Option<u64>,
     /// The configured stores, by name.
     pub stores: Vec<String>,
+    /// The MQTT brokers with subscriptions, by name.
+    pub brokers: Vec<String>,
 }
 
 impl Readiness {
@@ -33,12 +35,22 @@ impl Readiness {
         rules_heartbeat: Timestamp,
         tsdb: &TsdbMetrics,
         journal_held: i64,
+        mqtt: &MqttInMetrics,
     ) -> Vec<String> {
         let mut out: Vec<String> = rules_problem(now, rules_heartbeat).into_iter().collect();
         if journal_held > 0 {
             out.push(format!(
                 "alarm journal cannot be written: {journal_held} transitions held in memory, retried every second"
             ));
+        }
+        // A lost broker: the points it feeds are blind (their communication alarm is raised).
+        for broker in &self.brokers {
+            let label = BrokerLabel { broker: broker.clone() };
+            if mqtt.broker_lost.get_or_create(&label).get() != 0 {
+                out.push(format!(
+                    "mqtt broker `{broker}` lost: the points it feeds are comm_fault"
+                ));
+            }
         }
         // A store that cannot send at all: the gateway still alarms, but its data piles up.
         let unusable = tsdb.unusable_reasons.lock().unwrap_or_else(|e| e.into_inner());
@@ -103,18 +115,39 @@ mod tests {
         let r = Readiness {
             buffer_limit: Some(4096),
             stores: vec!["central".into()],
+            brokers: vec![],
         };
         let now = Timestamp::from_millis(1000);
+        let mqtt = MqttInMetrics::default();
         assert_eq!(
-            r.problems(now, now, &tsdb, 0),
+            r.problems(now, now, &tsdb, 0, &mqtt),
             vec!["store `central` buffer holds 4.9 KiB not yet delivered, over the 4.0 KiB limit".to_string()]
         );
         let off = Readiness {
             buffer_limit: None,
             ..r
         };
-        assert!(off.problems(now, now, &tsdb, 0).is_empty());
-        assert_eq!(off.problems(now, now, &tsdb, 2).len(), 1, "held transitions");
+        assert!(off.problems(now, now, &tsdb, 0, &mqtt).is_empty());
+        assert_eq!(off.problems(now, now, &tsdb, 2, &mqtt).len(), 1, "held transitions");
+    }
+
+    #[test]
+    fn a_lost_broker_is_a_problem_until_it_is_back() {
+        let r = Readiness {
+            brokers: vec!["plant".into()],
+            ..Readiness::default()
+        };
+        let (tsdb, mqtt) = (TsdbMetrics::default(), MqttInMetrics::default());
+        let now = Timestamp::from_millis(1000);
+        assert!(r.problems(now, now, &tsdb, 0, &mqtt).is_empty());
+        let lost = mqtt.broker_lost.get_or_create(&BrokerLabel { broker: "plant".into() });
+        lost.set(1);
+        assert_eq!(
+            r.problems(now, now, &tsdb, 0, &mqtt),
+            vec!["mqtt broker `plant` lost: the points it feeds are comm_fault".to_string()]
+        );
+        lost.set(0);
+        assert!(r.problems(now, now, &tsdb, 0, &mqtt).is_empty());
     }
 
     #[test]

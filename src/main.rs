@@ -341,6 +341,9 @@ async fn opcua(action: OpcuaAction) -> Result<ExitCode> {
 fn check_config(file: &Path) -> ExitCode {
     match GatewayConfig::load(file) {
         Ok(cfg) => {
+            for w in &cfg.warnings {
+                eprintln!("{w}");
+            }
             print!("{}", cfg.summary());
             ExitCode::SUCCESS
         }
@@ -360,6 +363,9 @@ async fn run(path: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "Config warning");
+    }
     let data_dir = config
         .data_dir
         .clone()

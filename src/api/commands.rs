@@ -54,9 +54,9 @@ pub(super) struct ShelveBody {
     /// Why (journaled).
     #[schema(min_length = 1)]
     comment: String,
-    /// How long, e.g. `"30m"` or `"2h"`; at most the site's `alarms.max_shelve` and its
-    /// `alarms.shelving.<priority>.max`.
-    #[schema(pattern = "^[0-9]{1,4}(s|m|h)$", example = "2h")]
+    /// How long, in the config files' duration grammar (e.g. `"30m"`, `"1h30m"`); at most the
+    /// site's `alarms.max_shelve` and its `alarms.shelving.<priority>.max`.
+    #[schema(pattern = "^([0-9]{1,9}(ns|us|ms|s|m|h|d)){1,4}$", example = "2h")]
     duration: String,
 }
 

@@ -92,6 +92,24 @@ mod tests {
     }
 
     #[test]
+    fn every_duration_pattern_is_the_config_grammar() {
+        let text = doc().to_string();
+        let patterns: Vec<&str> = text
+            .match_indices("\"pattern\":\"")
+            .map(|(i, m)| &text[i + m.len()..])
+            .collect();
+        let durations: Vec<&str> = patterns
+            .iter()
+            .filter_map(|p| p.split('"').next())
+            .filter(|p| p.contains("ms|s"))
+            .collect();
+        assert!(!durations.is_empty(), "the shelve duration states its pattern");
+        for p in durations {
+            assert_eq!(p, crate::spec::units::DURATION_PATTERN);
+        }
+    }
+
+    #[test]
     fn every_route_is_described() {
         let doc = doc();
         let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();

@@ -47,9 +47,10 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Json<Health> {
     })
 }
 
-/// `GET /readyz`: 200 while the rules engine is evaluating and no store's buffer is over the
-/// `[ops]` limit; 503 with the reasons otherwise (an alarm could be missed, or a store has been
-/// unreachable long enough that its backlog needs a look).
+/// `GET /readyz`: 200 while the rules engine is evaluating, no store's buffer is over the
+/// `[ops]` limit and no MQTT broker is lost; 503 with the reasons otherwise (an alarm could be
+/// missed, a store has been unreachable long enough that its backlog needs a look, or a
+/// broker's points are blind).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Ready),
@@ -61,6 +62,7 @@ pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Ready
         s.live.rules_heartbeat(),
         &s.metrics.tsdb,
         s.metrics.journal_held.get(),
+        &s.metrics.mqtt_in,
     );
     let status = if problems.is_empty() {
         StatusCode::OK
@@ -95,8 +97,12 @@ mod tests {
         let beat = Timestamp::from_millis(10_000);
         let r = crate::health::Readiness::default();
         let tsdb = crate::telemetry::TsdbMetrics::default();
-        assert!(r.problems(Timestamp::from_millis(15_000), beat, &tsdb, 0).is_empty());
-        let p = r.problems(Timestamp::from_millis(15_001), beat, &tsdb, 0);
+        let mqtt = crate::telemetry::MqttInMetrics::default();
+        assert!(
+            r.problems(Timestamp::from_millis(15_000), beat, &tsdb, 0, &mqtt)
+                .is_empty()
+        );
+        let p = r.problems(Timestamp::from_millis(15_001), beat, &tsdb, 0, &mqtt);
         assert_eq!(p, vec!["rules engine silent for 5 s".to_string()]);
     }
 }

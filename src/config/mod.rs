@@ -39,6 +39,9 @@ pub use crate::sources::modbus::spec::{DeviceSpec, Parity, SerialSpec, Transport
 /// A validated configuration, ready to run.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
+    /// Things that are allowed but probably a mistake, located like errors; `check-config`
+    /// prints them and `run` logs them.
+    pub warnings: Vec<ConfigError>,
     /// File it came from (for messages).
     pub file: PathBuf,
     /// Gateway id; carried on every record it sends.
@@ -97,6 +100,14 @@ impl GatewayConfig {
         crate::health::Readiness {
             buffer_limit: self.ops.unready_when_buffer_over,
             stores: self.tsdb.iter().map(|t| t.name.clone()).collect(),
+            brokers: self
+                .mqtt
+                .brokers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| self.mqtt.subscriptions.iter().any(|s| s.broker == *i))
+                .map(|(_, b)| b.name.clone())
+                .collect(),
         }
     }
 
@@ -242,4 +253,27 @@ fn simulated(config: &GatewayConfig, elapsed: Duration, ts: Timestamp) -> Vec<(P
         }
     }
     config.points.iter().map(|(id, _)| (id, values[id.index()])).collect()
+}
+
+/// Each MQTT broker with subscriptions as a station of the rules engine, with the subscriptions
+/// (`mqtt:<subscription>` devices) behind it: when the broker is lost every point it feeds
+/// turns `comm_fault` at once, and one communication alarm, `mqtt-broker:<name>`, suppresses
+/// the process alarms of those points, as a Modbus device's does for its own.
+fn mqtt_station_groups(mqtt: &crate::sources::mqtt::MqttInSpec) -> Vec<crate::rules::StationGroup> {
+    use crate::sources::mqtt::validate::{broker_device_of, device_of};
+    mqtt.brokers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| crate::rules::StationGroup {
+            station: broker_device_of(&b.name),
+            devices: mqtt
+                .subscriptions
+                .iter()
+                .filter(|s| s.broker == i)
+                .map(|s| device_of(&s.name))
+                .collect(),
+            grace: b.comm_grace,
+        })
+        .filter(|g| !g.devices.is_empty())
+        .collect()
 }

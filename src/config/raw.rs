@@ -212,12 +212,13 @@ pub(super) struct RawDevice {
     pub(super) name: Spanned<String>,
     pub(super) profile: Spanned<String>,
     pub(super) transport: Spanned<RawTransport>,
+    /// Spanned so errors point at the key; a default has an empty span.
     #[serde(default = "default_unit")]
-    pub(super) unit_id: u8,
-    #[serde(default = "default_interval", deserialize_with = "units::duration::deserialize")]
-    pub(super) interval: Duration,
-    #[serde(default = "default_timeout", deserialize_with = "units::duration::deserialize")]
-    pub(super) timeout: Duration,
+    pub(super) unit_id: Spanned<u8>,
+    #[serde(default = "default_interval")]
+    pub(super) interval: Spanned<DurationText>,
+    #[serde(default = "default_timeout")]
+    pub(super) timeout: Spanned<DurationText>,
     #[serde(default)]
     pub(super) hazard_source: Option<Spanned<String>>,
     /// Profile point key -> point id. Absent: every profile point, as `<device>/<key>`.
@@ -250,16 +251,16 @@ fn default_retries() -> u8 {
     1
 }
 
-fn default_unit() -> u8 {
-    1
+fn default_unit() -> Spanned<u8> {
+    Spanned::new(0..0, 1)
 }
 
-fn default_interval() -> Duration {
-    Duration::from_secs(1)
+fn default_interval() -> Spanned<DurationText> {
+    Spanned::new(0..0, DurationText(Duration::from_secs(1)))
 }
 
-fn default_timeout() -> Duration {
-    Duration::from_secs(1)
+fn default_timeout() -> Spanned<DurationText> {
+    Spanned::new(0..0, DurationText(Duration::from_secs(1)))
 }
 
 #[derive(Debug, Deserialize)]

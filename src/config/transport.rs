@@ -50,16 +50,6 @@ pub(super) fn check_transport(
                     format!("stop_bits must be 1 or 2, got {}", s.stop_bits),
                 );
             }
-            if !(1..=247).contains(&d.unit_id) {
-                errors.push(src.error(
-                    d.name.span(),
-                    format!("devices[{i}].unit_id"),
-                    format!(
-                        "an RTU unit id must be 1..=247 (0 is broadcast, never answered), got {}",
-                        d.unit_id
-                    ),
-                ));
-            }
             TransportSpec::Rtu(SerialSpec {
                 port: s.port.clone(),
                 baud: s.baud,
@@ -69,7 +59,67 @@ pub(super) fn check_transport(
             })
         }
     };
+    check_unit_id(src, i, d, &spec, errors);
     (errors.len() == before).then_some(spec)
+}
+
+/// Unit ids as the Modbus specification allows them per transport. In RTU frames (a serial
+/// line, RTU over TCP, a dialled-in DTU) 1..=247 address devices, 0 is broadcast (never
+/// answered) and 248..=255 are reserved. Over Modbus TCP a device ignores the unit id, and a
+/// TCP-to-RTU gateway reads it as the serial address behind it, so 1..=247 are valid and 0
+/// and 255 are accepted for devices and gateways that ask for them (255 is what the
+/// specification recommends for a device addressed by IP alone); 248..=254 stay reserved.
+fn check_unit_id(src: &SourceText<'_>, i: usize, d: &RawDevice, spec: &TransportSpec, errors: &mut Vec<ConfigError>) {
+    let unit = *d.unit_id.get_ref();
+    let msg = match spec {
+        TransportSpec::Tcp(_) if matches!(unit, 0..=247 | 255) => return,
+        TransportSpec::Tcp(_) => format!(
+            "a Modbus TCP unit id must be 1..=247, or 0 or 255 for a device addressed by IP alone; {unit} is reserved"
+        ),
+        _ if (1..=247).contains(&unit) => return,
+        _ => format!(
+            "an RTU unit id ({}) must be 1..=247 (0 is broadcast, never answered; 248..=255 are reserved), got {unit}",
+            spec.kind()
+        ),
+    };
+    errors.push(src.error(
+        super::validate::at_key(d.unit_id.span(), &d.name),
+        format!("devices[{i}].unit_id"),
+        msg,
+    ));
+}
+
+/// Warns about two devices polling one unit id at one Modbus TCP address: allowed (one
+/// instrument may be read under two profiles), but more often a copied block whose unit id
+/// was not changed, so one of them reads the wrong instrument.
+pub(super) fn shared_tcp_units(src: &SourceText<'_>, raw: &RawConfig, devices: &[DeviceSpec]) -> Vec<ConfigError> {
+    let mut seen: HashMap<(&str, u8), &str> = HashMap::new();
+    let mut out = Vec::new();
+    for dev in devices {
+        let TransportSpec::Tcp(addr) = &dev.transport else {
+            continue;
+        };
+        let first = match seen.entry((addr.as_str(), dev.unit_id)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(dev.name.as_str());
+                continue;
+            }
+            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
+        };
+        let Some(i) = raw.devices.iter().position(|d| d.get_ref().name.get_ref() == &dev.name) else {
+            continue;
+        };
+        let d = raw.devices[i].get_ref();
+        out.push(src.error(
+            super::validate::at_key(d.unit_id.span(), &d.name),
+            format!("devices[{i}].unit_id"),
+            format!(
+                "warning: `{}` and `{first}` both poll unit {} at {addr}; fine if they read one instrument twice, otherwise give each its own unit id",
+                dev.name, dev.unit_id
+            ),
+        ));
+    }
+    out
 }
 
 /// Devices on one serial port share one half-duplex bus: they must agree on its settings,

@@ -94,7 +94,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     );
     let opcua = crate::sources::opcua::validate::validate(&src, &raw.opcua, &known_sources, &mut points, &mut errors);
     let dtu = super::dtu::validate(&src, &raw, &devices, &mut errors);
-    let stations = super::dtu::station_groups(&dtu, &devices);
+    let mut stations = super::dtu::station_groups(&dtu, &devices);
+    stations.extend(super::mqtt_station_groups(&mqtt));
     let history = check_history(&src, &raw, &points, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
@@ -114,7 +115,9 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
             grade: h.level,
         })
         .collect();
+    let warnings = super::transport::shared_tcp_units(&src, &raw, &devices);
     Ok(GatewayConfig {
+        warnings,
         file: path.to_path_buf(),
         gateway_id: raw.gateway.id.get_ref().clone(),
         data_dir: raw.gateway.data_dir.as_ref().map(|d| relative_to(path, d)),
@@ -337,6 +340,11 @@ fn check_hazard_sources(src: &SourceText<'_>, raw: &RawConfig, errors: &mut Vec<
     out
 }
 
+/// The span of a key as written, or of the device's name when the key was left to its default.
+pub(super) fn at_key<T>(span: std::ops::Range<usize>, name: &toml::Spanned<T>) -> std::ops::Range<usize> {
+    if span.is_empty() { name.span() } else { span }
+}
+
 fn build_device(
     src: &SourceText<'_>,
     i: usize,
@@ -350,12 +358,18 @@ fn build_device(
     let key = |field: &str| format!("devices[{i}].{field}");
     let before = errors.len();
     let transport = check_transport(src, i, d, errors);
-    for (field, dur) in [("interval", d.interval), ("timeout", d.timeout)] {
-        if dur < Duration::from_millis(10) {
+    // Upper bounds keep a slip of the keyboard ("99999999999999h") from turning into a device
+    // that is never polled again.
+    for (field, dur, max, max_text) in [
+        ("interval", &d.interval, Duration::from_secs(24 * 3600), "24h"),
+        ("timeout", &d.timeout, Duration::from_secs(60), "60s"),
+    ] {
+        let v = dur.get_ref().0;
+        if v < Duration::from_millis(10) || v > max {
             errors.push(src.error(
-                d.name.span(),
+                at_key(dur.span(), &d.name),
                 key(field),
-                format!("{field} must be at least 10ms, got {dur:?}"),
+                format!("{field} must be 10ms..{max_text}, got {v:?}"),
             ));
         }
     }
@@ -475,9 +489,9 @@ fn build_device(
         name: name.clone(),
         profile: profile.name.clone(),
         transport: transport?,
-        unit_id: d.unit_id,
-        interval: d.interval,
-        timeout: d.timeout,
+        unit_id: *d.unit_id.get_ref(),
+        interval: d.interval.get_ref().0,
+        timeout: d.timeout.get_ref().0,
         retries: d.retries,
         inter_request_delay: d.inter_request_delay,
         limits,

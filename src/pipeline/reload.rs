@@ -219,12 +219,15 @@ impl Context {
                 tokio::spawn(poller.run(cancel.child_token()))
             })
             .collect();
+        let mqtt_health = Arc::new(crate::sources::mqtt::health::MqttHealth::new(&config.mqtt));
+        self.device_health.set_mqtt(mqtt_health.clone());
         tasks.extend(crate::sources::mqtt::start(
             &config.mqtt,
             &config.points,
             &self.durable_readings,
             &self.clock,
             &self.metrics.mqtt_in,
+            &mqtt_health,
             cancel,
         )?);
         let opcua_health = Arc::new(crate::sources::opcua::OpcuaHealth::new(&config.opcua));

@@ -71,6 +71,9 @@ pub struct DeviceHealthView {
     /// The OPC UA session, for an OPC UA endpoint (`profile` is `opcua`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opcua: Option<OpcuaHealthView>,
+    /// The broker connection, for an MQTT broker (`profile` is `mqtt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttBrokerHealthView>,
 }
 
 /// What `/api/v1/devices` shows of the station a device sits behind.
@@ -123,6 +126,35 @@ pub struct OpcuaHealthView {
     pub duplicates: u64,
     /// The last failure, as logged (never holds a password).
     pub last_error: Option<String>,
+}
+
+/// What `/api/v1/devices` shows of a broker connection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MqttBrokerHealthView {
+    /// `host:port`.
+    pub address: String,
+    /// `3.1.1` or `5`.
+    pub protocol: String,
+    /// True while connected.
+    pub online: bool,
+    /// When the current state (online or offline) began (ms since the Unix epoch); absent
+    /// before the first connection attempt ended.
+    pub since_ms: Option<i64>,
+    /// Connections made after the first one.
+    pub reconnects: u64,
+    /// True once the broker has been lost for longer than `comm_grace`: its points are
+    /// `comm_fault` and its communication alarm is raised.
+    pub lost: bool,
+    /// The last connection error, as logged.
+    pub last_error: Option<String>,
+    /// Messages received in total.
+    pub messages: u64,
+    /// Readings handed to the pipeline in total.
+    pub readings: u64,
+    /// Messages per second over the last 10 s.
+    pub messages_per_s: f64,
+    /// Readings per second over the last 10 s.
+    pub readings_per_s: f64,
 }
 
 /// Who a polled device is, as the board lists it; built from the device's spec by the
@@ -191,6 +223,8 @@ pub struct HealthBoard {
     stations: std::sync::OnceLock<Arc<dyn StationBoard>>,
     /// OPC UA endpoints, listed after the polled devices; replaced on reload.
     opcua: std::sync::RwLock<Option<Arc<dyn EndpointBoard>>>,
+    /// MQTT broker connections, listed last; replaced on reload.
+    mqtt: std::sync::RwLock<Option<Arc<dyn EndpointBoard>>>,
 }
 
 /// What happened to one request.
@@ -218,6 +252,7 @@ impl HealthBoard {
             entries: RwLock::new(devices.iter().map(|d| Entry::of(d.into())).collect()),
             stations: std::sync::OnceLock::new(),
             opcua: std::sync::RwLock::new(None),
+            mqtt: std::sync::RwLock::new(None),
         })
     }
 
@@ -254,6 +289,11 @@ impl HealthBoard {
     /// Shows the health of OPC UA endpoints after the devices.
     pub fn set_opcua(&self, health: Arc<dyn EndpointBoard>) {
         *self.opcua.write().unwrap_or_else(|p| p.into_inner()) = Some(health);
+    }
+
+    /// Shows the health of MQTT broker connections after the OPC UA endpoints.
+    pub fn set_mqtt(&self, health: Arc<dyn EndpointBoard>) {
+        *self.mqtt.write().unwrap_or_else(|p| p.into_inner()) = Some(health);
     }
 
     /// Index of a device by name.
@@ -348,14 +388,22 @@ impl HealthBoard {
                         .as_deref()
                         .and_then(|s| self.stations.get().and_then(|hub| hub.station_health(s))),
                     opcua: None,
+                    mqtt: None,
                 }
             })
             .chain(self.opcua_views())
+            .chain(self.mqtt_views())
             .collect()
     }
 
     fn opcua_views(&self) -> Vec<DeviceHealthView> {
         let board = self.opcua.read().unwrap_or_else(|p| p.into_inner()).clone();
+        board.map_or_else(Vec::new, |b| b.device_views())
+    }
+
+    /// MQTT broker connections as devices.
+    fn mqtt_views(&self) -> Vec<DeviceHealthView> {
+        let board = self.mqtt.read().unwrap_or_else(|p| p.into_inner()).clone();
         board.map_or_else(Vec::new, |b| b.device_views())
     }
 }

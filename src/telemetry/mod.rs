@@ -576,6 +576,8 @@ pub struct MqttInMetrics {
     pub connects: Family<BrokerResult, Counter>,
     /// Acknowledgements that could not be queued (the broker redelivers: a duplicate).
     pub ack_failures: Family<BrokerLabel, Counter>,
+    /// 1 while the broker has been away past its `comm_grace` (its points are `comm_fault`).
+    pub broker_lost: Family<BrokerLabel, Gauge>,
 }
 
 impl MqttInMetrics {
@@ -619,6 +621,11 @@ impl MqttInMetrics {
             "hazard_mqtt_in_ack_failures",
             "MQTT acknowledgements that could not be queued (the message is redelivered)",
             self.ack_failures.clone(),
+        );
+        r.register(
+            "hazard_mqtt_in_broker_lost",
+            "1 while the MQTT broker has been away longer than its comm_grace",
+            self.broker_lost.clone(),
         );
     }
 }

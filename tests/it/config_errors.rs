@@ -658,7 +658,13 @@ fn mqtt_subscriptions_declare_their_points_for_rules_and_history() {
 
 #[test]
 fn mqtt_mistakes_name_their_key_and_line() {
-    let cases: [(&str, &str, &str, &str); 9] = [
+    let cases: [(&str, &str, &str, &str); 10] = [
+        (
+            "address = \"127.0.0.1:1883\"",
+            "address = \"127.0.0.1:1883\"\nmax_packet = \"1MiB\"",
+            "mqtt.brokers[0].max_packet",
+            "max_packet is no longer used",
+        ),
         (
             "broker = \"plant\"",
             "broker = \"site\"",
@@ -693,7 +699,7 @@ fn mqtt_mistakes_name_their_key_and_line() {
             "stale_after = \"30s\"",
             "stale_after = \"10ms\"",
             "mqtt.subscriptions[0].stale_after",
-            "at least 100ms",
+            "at least 100ms and at most 7d",
         ),
         (
             "hazard_source = \"MHS-001\"",
@@ -863,4 +869,97 @@ fn dtu_mistakes_are_located() {
         let line = text.rfind(needle).map(|at| text[..at].matches('\n').count() + 1);
         assert_eq!(e.position.map(|p| p.0), line, "{key} at its line: {e}");
     }
+}
+
+#[test]
+fn unit_ids_follow_the_transport_and_errors_point_at_the_key() {
+    let tcp = "transport = { tcp = \"127.0.0.1:502\" }";
+    let accepts = |to: &str| {
+        let text = GOOD.replace(tcp, to);
+        GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{to}: {e}"));
+    };
+    // Modbus TCP: 0 and 255 address a device by IP alone (gateways ask for either).
+    accepts(&format!("{tcp}\nunit_id = 0"));
+    accepts(&format!("{tcp}\nunit_id = 255"));
+    accepts(&format!("{tcp}\nunit_id = 247"));
+    let cases = [
+        (format!("{tcp}\nunit_id = 248"), "unit_id", "248 is reserved"),
+        (
+            "transport = { rtu_over_tcp = \"127.0.0.1:502\" }\nunit_id = 0".to_string(),
+            "unit_id",
+            "must be 1..=247",
+        ),
+        (
+            "transport = { rtu_over_tcp = \"127.0.0.1:502\" }\nunit_id = 255".to_string(),
+            "unit_id",
+            "must be 1..=247",
+        ),
+    ];
+    for (to, field, message) in cases {
+        let errors = errors_after(tcp, &to);
+        let e = only(&errors);
+        assert_eq!(e.key, format!("devices[0].{field}"), "{to}");
+        assert!(e.message.contains(message), "{to}: {}", e.message);
+        let text = GOOD.replace(tcp, &to);
+        let needle = to.lines().last().unwrap();
+        assert_eq!(e.position.map(|p| p.0), Some(line_of(&text, needle)), "{to}: {e}");
+    }
+}
+
+#[test]
+fn intervals_and_timeouts_have_upper_bounds_reported_at_their_line() {
+    for (from, to, key, message) in [
+        (
+            "interval = \"1s\"",
+            "interval = \"999999999h\"",
+            "devices[0].interval",
+            "interval must be 10ms..24h",
+        ),
+        (
+            "interval = \"1s\"",
+            "interval = \"1s\"\ntimeout = \"5m\"",
+            "devices[0].timeout",
+            "timeout must be 10ms..60s",
+        ),
+        (
+            "interval = \"1s\"",
+            "interval = \"5ms\"",
+            "devices[0].interval",
+            "interval must be 10ms..24h",
+        ),
+    ] {
+        let errors = errors_after(from, to);
+        let e = only(&errors);
+        assert_eq!(e.key, key, "{to}");
+        assert!(e.message.contains(message), "{to}: {}", e.message);
+        let text = GOOD.replace(from, to);
+        let needle = to.lines().last().unwrap();
+        assert_eq!(e.position.map(|p| p.0), Some(line_of(&text, needle)), "{to}: {e}");
+    }
+}
+
+#[test]
+fn two_devices_on_one_unit_of_one_tcp_address_are_a_located_warning() {
+    let from = "transport = { tcp = \"127.0.0.1:503\" }";
+    let text = GOOD.replace(from, "transport = { tcp = \"127.0.0.1:502\" }");
+    let cfg = GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+    let w = &cfg.warnings[0];
+    assert_eq!(w.key, "devices[1].unit_id");
+    assert!(
+        w.message
+            .contains("`tank-T101` and `gas-ai-1` both poll unit 1 at 127.0.0.1:502"),
+        "{w}"
+    );
+    // The unit id was left to its default: the warning points at the device's name.
+    assert_eq!(w.position.map(|p| p.0), Some(line_of(&text, "name = \"tank-T101\"")));
+    let text = text.replacen(
+        "transport = { tcp = \"127.0.0.1:502\" }\n\n[[rules]]",
+        "transport = { tcp = \"127.0.0.1:502\" }\nunit_id = 2\n\n[[rules]]",
+        1,
+    );
+    let cfg = GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let good = GatewayConfig::parse(&file(), GOOD).unwrap_or_else(|e| panic!("{e}"));
+    assert!(good.warnings.is_empty());
 }

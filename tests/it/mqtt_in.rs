@@ -1,14 +1,17 @@
 //! MQTT sensors in, against a real Mosquitto that each test starts on a free loopback port:
 //! every payload form reaches its point; a QoS 1 stream loses nothing across a broker restart
 //! or a gateway restart (the persistent session queues what was published meanwhile); silent
-//! points turn stale; bad payloads are counted and do not disturb good ones.
+//! points turn stale; bad payloads are counted and do not disturb good ones; an oversize
+//! message is dropped, counted and acknowledged without holding up anything behind it; a lost
+//! broker is a device that goes offline, raises its communication alarm and makes `/readyz`
+//! fail, without clearing the process alarms of the points it feeds.
 
 use crate::support;
 
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
-use support::{Mosquitto, TestGateway, WAIT, metric, wait_for};
+use support::{GatewayProcess, Mosquitto, TestGateway, WAIT, free_port, metric, wait_for};
 use tokio::sync::mpsc;
 
 /// Milliseconds since the epoch to stamp the test's readings from: an hour ago, whole
@@ -29,7 +32,7 @@ impl Publisher {
     fn start(port: u16, id: &str) -> Publisher {
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(5));
-        opts.set_max_packet_size(1 << 20, 1 << 20);
+        opts.set_max_packet_size(4 << 20, 4 << 20);
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         let (tx, events) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -131,14 +134,38 @@ points = ["seq/a"]
     )
 }
 
-/// Distinct device timestamps stored in history for `point`: each is one message.
+/// What the helpers read from a gateway, in this process or a child process.
+trait Api {
+    async fn get(&self, path: &str) -> serde_json::Value;
+    async fn metrics_text(&self) -> String;
+}
+
+impl Api for TestGateway {
+    async fn get(&self, path: &str) -> serde_json::Value {
+        self.get_json(path).await
+    }
+    async fn metrics_text(&self) -> String {
+        self.metrics().await
+    }
+}
+
+impl Api for GatewayProcess {
+    async fn get(&self, path: &str) -> serde_json::Value {
+        self.get_json(path).await
+    }
+    async fn metrics_text(&self) -> String {
+        let r = self.http.get(format!("{}/metrics", self.base)).send().await;
+        r.expect("API answers").text().await.expect("metrics text")
+    }
+}
+
 /// Distinct device times of `point`'s readings of quality `quality` (any when `None`) in the
 /// embedded history, read through the API so the count covers packed blocks and the open tail.
-async fn stored_with(gw: &TestGateway, point: &str, quality: Option<&str>) -> i64 {
+async fn stored_with(gw: &impl Api, point: &str, quality: Option<&str>) -> i64 {
     let id = point.replace('/', "%2F");
     let far = base_ms() + 86_400_000;
     let history = gw
-        .get_json(&format!(
+        .get(&format!(
             "/api/v1/points/{id}/history?resolution=raw&from=0&to={far}&limit=100000"
         ))
         .await;
@@ -151,11 +178,11 @@ async fn stored_with(gw: &TestGateway, point: &str, quality: Option<&str>) -> i6
     times.len() as i64
 }
 
-async fn stored(gw: &TestGateway, point: &str) -> i64 {
+async fn stored(gw: &impl Api, point: &str) -> i64 {
     stored_with(gw, point, None).await
 }
 
-async fn wait_stored(gw: &TestGateway, point: &str, n: i64) {
+async fn wait_stored(gw: &impl Api, point: &str, n: i64) {
     wait_for(&format!("{n} readings of {point} in history"), WAIT, || async {
         let got = stored(gw, point).await;
         assert!(got <= n, "more readings than published: {got}");
@@ -164,18 +191,34 @@ async fn wait_stored(gw: &TestGateway, point: &str, n: i64) {
     .await;
 }
 
+/// Waits for `n` good readings of `point` in history (an undecodable message adds a
+/// `decode_error` one besides).
+async fn wait_good(gw: &impl Api, point: &str, n: i64) {
+    wait_for(&format!("{n} good readings of {point} in history"), WAIT, || async {
+        let got = stored_with(gw, point, Some("good")).await;
+        assert!(got <= n, "more good readings than published: {got}");
+        (got == n).then_some(())
+    })
+    .await;
+}
+
 /// Publishes reading 0 until the gateway has it: its subscription (and, the first time, its
 /// persistent session) exists from then on. Repeats carry the same device time, so history
 /// stores them once.
-async fn until_subscribed(gw: &TestGateway, p: &mut Publisher) {
+async fn until_subscribed(gw: &impl Api, p: &mut Publisher) {
+    until_subscribed_to(gw, p, "test/seq/a", "seq/a").await;
+}
+
+/// Like [`until_subscribed`], for the subscription of `topic` that feeds `point`.
+async fn until_subscribed_to(gw: &impl Api, p: &mut Publisher, topic: &str, point: &str) {
     for _ in 0..150 {
-        p.send("test/seq/a", seq_payload(0)).await;
+        p.send(topic, seq_payload(0)).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if stored(gw, "seq/a").await >= 1 {
+        if stored(gw, point).await >= 1 {
             return;
         }
     }
-    panic!("the gateway never subscribed");
+    panic!("the gateway never subscribed to {topic}");
 }
 
 fn seq_payload(i: i64) -> String {
@@ -485,4 +528,356 @@ points = ["tls/a"]
     );
     let text = gw.metrics().await;
     assert_eq!(metric(&text, "hazard_mqtt_in_connected", &["broker=\"secure\""]), 1.0);
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status (Linux)");
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Resets the process's peak RSS to its current RSS (Linux >= 4.0), so `VmHWM` afterwards
+/// measures only what follows; the peak stays an upper bound if the kernel refuses.
+fn reset_peak(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+const BIG: usize = 2 << 20;
+/// The bound `docs/metrics.md` states for one broker: 11 packets of the largest message the
+/// broker delivers (rumqttc's read buffer and its batch of 10 decoded packets) plus the
+/// event queue (256 payloads of at most the largest `max_payload`, 64 KiB by default).
+const BOUND_KIB: u64 = (11 * BIG as u64 + 256 * 64 * 1024) / 1024;
+
+/// Publishes one 2 MiB QoS 1 message, then `n` good ones on its subscription and on another
+/// subscription of the same broker, starting at sequence number `from`.
+async fn oversize_then_good(p: &mut Publisher, from: i64, n: i64) {
+    p.send("test/seq/a", vec![b'7'; BIG]).await;
+    for i in from..from + n {
+        p.send("test/seq/a", seq_payload(i)).await;
+        p.send("test/other/b", seq_payload(i)).await;
+    }
+}
+
+/// Checks what one gateway run saw: the oversize message counted once on its subscription
+/// only (with one `decode_error` reading for the point its topic names), and the connection
+/// never broken (a refused packet would have forced reconnects, and
+/// the broker would have delivered the same message again each time).
+async fn assert_dropped_once(gw: &GatewayProcess) {
+    let text = gw.metrics_text().await;
+    let errors = |sub: &str, kind: &str| {
+        metric(
+            &text,
+            "hazard_mqtt_in_errors_total",
+            &[&format!("subscription=\"{sub}\""), &format!("kind=\"{kind}\"")],
+        )
+    };
+    assert_eq!(errors("seq", "oversize"), 1.0, "{text}");
+    assert_eq!(errors("other", "oversize"), 0.0, "{text}");
+    assert_eq!(
+        metric(&text, "hazard_mqtt_in_connects_total", &["result=\"error\""]),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "hazard_mqtt_in_connects_total", &["result=\"ok\""]), 1.0);
+}
+
+async fn oversize_body(protocol: &str) {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let extra = r#"
+[[mqtt.subscriptions]]
+name = "other"
+broker = "plant"
+topic = "test/other/{tag}"
+point = "other/{tag}"
+value = "/v"
+timestamp = "/t"
+timestamp_unit = "ms"
+points = ["other/b"]
+"#;
+    let config = gateway_config(&broker, protocol, extra)
+        .replace("id = \"mqtt-gw\"", "id = \"mqtt-gw\"\ndata_dir = \"data\"")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let path = dir.path().join("site.toml");
+    std::fs::write(&path, config).expect("write config");
+    let mut gw = GatewayProcess::start(&path, port).await;
+    let mut p = Publisher::start(broker.port, &format!("oversize-publisher-{protocol}"));
+    until_subscribed(&gw, &mut p).await;
+    until_subscribed_to(&gw, &mut p, "test/other/b", "other/b").await;
+
+    reset_peak(gw.pid());
+    let before = proc_kib(gw.pid(), "VmRSS");
+    oversize_then_good(&mut p, 1, 20).await;
+    wait_good(&gw, "seq/a", 21).await;
+    wait_good(&gw, "other/b", 21).await;
+    assert_dropped_once(&gw).await;
+    let grown = proc_kib(gw.pid(), "VmHWM").saturating_sub(before);
+    assert!(grown < BOUND_KIB, "peak RSS grew {grown} KiB, bound {BOUND_KIB} KiB");
+
+    // While the gateway is down its persistent session queues another oversize message with
+    // good ones behind it; the next run takes them all.
+    gw.signal_and_wait("TERM");
+    oversize_then_good(&mut p, 21, 20).await;
+    let gw = GatewayProcess::start(&path, port).await;
+    wait_good(&gw, "seq/a", 41).await;
+    wait_good(&gw, "other/b", 41).await;
+    assert_dropped_once(&gw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_message_is_dropped_counted_and_does_not_stall_intake() {
+    oversize_body("3.1.1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_message_is_dropped_counted_and_does_not_stall_intake_over_mqtt5() {
+    oversize_body("5").await;
+}
+
+/// `{"v": value, "t": now}`: stamped with the current time, so it is newer than the
+/// `comm_fault` marker the gateway writes when it loses the broker.
+fn now_payload(value: f64) -> String {
+    format!(
+        r#"{{"v": {value}, "t": {}}}"#,
+        hazard_gateway::clock::system().now().as_millis()
+    )
+}
+
+/// `/readyz`: (HTTP status, problems).
+async fn readyz(gw: &TestGateway) -> (u16, Vec<String>) {
+    let r = gw
+        .http
+        .get(format!("{}/readyz", gw.base))
+        .send()
+        .await
+        .expect("API answers");
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.expect("JSON body");
+    let problems = body["problems"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    (status, problems)
+}
+
+async fn broker_device(gw: &TestGateway) -> serde_json::Value {
+    let devices = gw.get_json("/api/v1/devices").await;
+    devices
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == "mqtt-broker:plant").cloned())
+        .unwrap_or_else(|| panic!("no mqtt-broker:plant in {devices:#}"))
+}
+
+async fn transitions(gw: &TestGateway, alarm: &str) -> Vec<String> {
+    let id = alarm.replace('/', "%2F");
+    let history = gw.get_json(&format!("/api/v1/alarms/history?alarm={id}")).await;
+    history
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["transition"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_broker_is_an_offline_device_with_an_alarm_that_holds_the_process_alarms() {
+    let mut broker = Mosquitto::start();
+    let config = gateway_config(&broker, "3.1.1", "")
+        .replace("keep_alive = \"5s\"", "keep_alive = \"5s\"\ncomm_grace = \"1s\"")
+        + "\n[[rules]]\npoints = \"seq/a\"\nthreshold = { high = 50.0 }\n";
+    let gw = TestGateway::start(&config).await;
+    let mut p = Publisher::start(broker.port, "lost-broker-publisher");
+    until_subscribed(&gw, &mut p).await;
+    assert_eq!(broker_device(&gw).await["status"], "online");
+    p.send("test/seq/a", now_payload(80.0)).await;
+    wait_for("the high alarm", WAIT, || async {
+        (gw.alarm("seq/a:high").await?["state"] == "unack_active").then_some(())
+    })
+    .await;
+
+    broker.stop();
+    let comm = "mqtt-broker:plant:communication";
+    wait_for("the broker's communication alarm", WAIT, || async {
+        (gw.alarm(comm).await?["state"] == "unack_active").then_some(())
+    })
+    .await;
+    let device = broker_device(&gw).await;
+    assert_eq!(device["status"], "offline", "{device:#}");
+    assert_eq!(device["mqtt"]["online"], false, "{device:#}");
+    assert_eq!(device["mqtt"]["lost"], true, "{device:#}");
+    assert!(device["mqtt"]["last_error"].is_string(), "{device:#}");
+    let (status, problems) = readyz(&gw).await;
+    assert_eq!(status, 503);
+    assert!(
+        problems.iter().any(|p| p.contains("mqtt broker `plant` lost")),
+        "{problems:?}"
+    );
+    assert_eq!(gw.point("seq/a").await["quality"], "comm_fault");
+
+    broker.resume();
+    // The publisher reconnects by itself; its message proves the link is back end to end.
+    p.send("test/seq/a", now_payload(81.0)).await;
+    wait_for("seq/a good again", WAIT, || async {
+        let v = gw.point("seq/a").await;
+        (v["quality"] == "good" && v["value"] == 81.0).then_some(())
+    })
+    .await;
+    wait_for("the communication alarm cleared", WAIT, || async {
+        transitions(&gw, comm)
+            .await
+            .contains(&"cleared".to_string())
+            .then_some(())
+    })
+    .await;
+    wait_for("ready again", WAIT, || async {
+        (readyz(&gw).await.0 == 200).then_some(())
+    })
+    .await;
+    let device = broker_device(&gw).await;
+    assert_eq!(device["status"], "online", "{device:#}");
+    assert_eq!(device["mqtt"]["reconnects"], 1, "{device:#}");
+    assert_eq!(device["mqtt"]["lost"], false, "{device:#}");
+    // The process alarm held through the outage: raised once, never cleared.
+    let high = transitions(&gw, "seq/a:high").await;
+    assert_eq!(high.iter().filter(|t| *t == "raised").count(), 1, "{high:?}");
+    assert!(!high.contains(&"cleared".to_string()), "{high:?}");
+    assert_eq!(
+        gw.alarm("seq/a:high").await.expect("still shown")["state"],
+        "unack_active"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn points_go_stale_by_default_and_silence_never_clears_a_process_alarm() {
+    let broker = Mosquitto::start();
+    // No stale_after: three expected intervals (6 s); seq/b publishes hourly.
+    let config = gateway_config(
+        &broker,
+        "3.1.1",
+        "interval = \"2s\"\npoint_stale_after = { \"seq/b\" = \"1h\" }",
+    )
+    .replace("points = [\"seq/a\"]", "points = [\"seq/a\", \"seq/b\"]")
+        + "\n[[rules]]\npoints = \"seq/a\"\nthreshold = { high = 50.0 }\n";
+    let gw = TestGateway::start(&config).await;
+    let mut p = Publisher::start(broker.port, "stale-default-publisher");
+    until_subscribed(&gw, &mut p).await;
+    p.send("test/seq/a", now_payload(80.0)).await;
+    p.send("test/seq/b", now_payload(1.0)).await;
+    wait_for("the high alarm", WAIT, || async {
+        (gw.alarm("seq/a:high").await?["state"] == "unack_active").then_some(())
+    })
+    .await;
+    wait_for("seq/a stale", WAIT, || async {
+        (gw.point("seq/a").await["quality"] == "stale").then_some(())
+    })
+    .await;
+    wait_for("its sensor-fault alarm", WAIT, || async {
+        (gw.alarm("seq/a:sensor_fault").await?["state"] == "unack_active").then_some(())
+    })
+    .await;
+    assert_eq!(gw.point("seq/b").await["quality"], "good", "its own limit is an hour");
+    assert_eq!(gw.alarm("seq/a:high").await.expect("held")["state"], "unack_active");
+    // One silence, one stale marker (a point turns stale once until it is heard again).
+    let text = gw.metrics().await;
+    assert_eq!(
+        metric(&text, "hazard_mqtt_in_stale_points_total", &["subscription=\"seq\""]),
+        1.0
+    );
+
+    p.send("test/seq/a", now_payload(81.0)).await;
+    wait_for("the sensor fault cleared", WAIT, || async {
+        transitions(&gw, "seq/a:sensor_fault")
+            .await
+            .contains(&"cleared".to_string())
+            .then_some(())
+    })
+    .await;
+    let high = transitions(&gw, "seq/a:high").await;
+    assert_eq!(high, ["raised"], "the high alarm held through the silence");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_subscription_takes_bare_quoted_object_and_array_payloads() {
+    let broker = Mosquitto::start();
+    let extra = r#"
+[[mqtt.subscriptions]]
+name = "obj"
+broker = "plant"
+topic = "obj/{tag}"
+point = "obj/{tag}"
+value = "/v"
+timestamp = "/t"
+timestamp_unit = "ms"
+points = ["obj/{bare,quoted,object}"]
+
+[[mqtt.subscriptions]]
+name = "arr"
+broker = "plant"
+topic = "arr/{tag}"
+point = "arr/{tag}"
+array = "/data"
+value = "/v"
+timestamp = "/ts"
+timestamp_unit = "ms"
+points = ["arr/{bare,quoted,batch}"]
+"#;
+    let gw = TestGateway::start(&gateway_config(&broker, "3.1.1", extra)).await;
+    let mut p = Publisher::start(broker.port, "shapes-publisher");
+    until_subscribed(&gw, &mut p).await;
+    let sent = hazard_gateway::clock::system().now().as_millis();
+    p.send("obj/bare", "12.5").await;
+    p.send("obj/quoted", r#""7.25""#).await;
+    p.send("obj/object", format!(r#"{{"v": 3, "t": {}}}"#, base_ms() + 7))
+        .await;
+    p.send("arr/bare", "-1.5").await;
+    p.send("arr/quoted", r#" "0.125" "#).await;
+    p.send(
+        "arr/batch",
+        format!(r#"{{"ts": {}, "data": [{{"v": 4.5}}]}}"#, base_ms() + 9),
+    )
+    .await;
+    // Device time where the payload has one (the array's at its root), else arrival time.
+    let expect: [(&str, f64, Option<i64>); 6] = [
+        ("obj/bare", 12.5, None),
+        ("obj/quoted", 7.25, None),
+        ("obj/object", 3.0, Some(base_ms() + 7)),
+        ("arr/bare", -1.5, None),
+        ("arr/quoted", 0.125, None),
+        ("arr/batch", 4.5, Some(base_ms() + 9)),
+    ];
+    for (id, value, ts) in expect {
+        let v = wait_for(id, WAIT, || async {
+            let v = gw.point(id).await;
+            (v["quality"] != "no_data").then_some(v)
+        })
+        .await;
+        assert_eq!(
+            (v["value"].as_f64(), v["quality"].as_str()),
+            (Some(value), Some("good")),
+            "{id}: {v}"
+        );
+        let got = v["ts_ms"].as_i64().expect("ts_ms");
+        match ts {
+            Some(t) => assert_eq!(got, t, "{id}: {v}"),
+            None => assert!(got >= sent, "{id}: arrival time expected, got {got} < {sent}"),
+        }
+    }
+    let text = gw.metrics().await;
+    for sub in ["obj", "arr"] {
+        assert_eq!(
+            metric(
+                &text,
+                "hazard_mqtt_in_errors_total",
+                &[&format!("subscription=\"{sub}\"")]
+            ),
+            0.0,
+            "{text}"
+        );
+    }
 }

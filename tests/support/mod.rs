@@ -722,6 +722,11 @@ impl Mosquitto {
     /// Starts it again on the same port and data dir.
     pub fn restart(&mut self) {
         self.stop();
+        self.resume();
+    }
+
+    /// Starts it again after [`Mosquitto::stop`], on the same port and data dir.
+    pub fn resume(&mut self) {
         respawn("mosquitto", self.port, || self.spawn());
     }
 }

@@ -25,10 +25,20 @@ impl RulesEngine {
             let slot = self.stales[p][i].slot;
             self.drive(slot, r.quality == Quality::Stale, f64::NAN, r.ts, out);
         }
-        let sensor_fault = matches!(r.quality, Quality::OutOfRange | Quality::DecodeError);
-        for i in 0..self.faults[p].len() {
-            let slot = self.faults[p][i];
-            self.drive(slot, sensor_fault, r.value, r.ts, out);
+        // A sensor-fault alarm returns to normal only on a trusted value (ISA-18.2: an alarm
+        // clears on evidence that its condition is gone, never on the absence of data). A
+        // silent (stale) sensor is itself a fault; a lost link holds the alarm as it is, since
+        // the device's communication alarm speaks for the outage.
+        let sensor_fault = match r.quality {
+            Quality::OutOfRange | Quality::DecodeError | Quality::Stale => Some(true),
+            Quality::Good | Quality::Uncertain => Some(false),
+            Quality::CommFault => None,
+        };
+        if let Some(fault) = sensor_fault {
+            for i in 0..self.faults[p].len() {
+                let slot = self.faults[p][i];
+                self.drive(slot, fault, r.value, r.ts, out);
+            }
         }
         if !r.quality.drives_process_alarms() {
             // Process alarms hold while the value cannot be trusted, and a running delay does

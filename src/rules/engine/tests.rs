@@ -315,6 +315,42 @@ fn sensor_faults_are_fault_alarms_apart_from_process_alarms() {
 }
 
 #[test]
+fn silence_raises_a_sensor_fault_and_never_clears_an_open_alarm() {
+    let t = table();
+    let g1 = pid(&t, "g1");
+    let fault = RuleSpec {
+        name: "sensor_fault".into(),
+        latching: false,
+        kind: RuleKind::SensorFault {
+            point: g1,
+            priority: Priority::High,
+            delays: Delays::default(),
+        },
+    };
+    let (mut e, _) = engine(vec![gas_threshold(g1, Delays::default()), fault]);
+    let ev = good(&mut e, g1, 0, 30.0);
+    assert_eq!(
+        summary(&ev),
+        vec![("g1:high".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    // Stale: the high alarm holds (no value says the gas is gone), the silence is a fault.
+    let ev = read(&mut e, g1, 1, f64::NAN, Quality::Stale);
+    assert_eq!(
+        summary(&ev),
+        vec![("g1:sensor_fault".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    // A lost link changes neither.
+    assert!(read(&mut e, g1, 2, f64::NAN, Quality::CommFault).is_empty());
+    assert!(read(&mut e, g1, 3, f64::NAN, Quality::Stale).is_empty());
+    // Only a trusted value clears the fault, and the high alarm with it only when it is low.
+    let ev = good(&mut e, g1, 4, 30.0);
+    assert_eq!(
+        summary(&ev),
+        vec![("g1:sensor_fault".into(), Transition::Cleared, AlarmState::UnackRtn)]
+    );
+}
+
+#[test]
 fn a_steady_rise_trips_the_rate_of_change_rule() {
     let t = table();
     let lvl = pid(&t, "lvl_a");

@@ -1,6 +1,18 @@
 //! The one place that knows rumqttc: builds MQTT 3.1.1 or 5 options (persistent session,
 //! manual acks, TLS with the ring provider) and turns either protocol's events into one
 //! [`LinkEvent`], so the broker task has a single body for both.
+//!
+//! Oversize messages: the transport accepts any packet MQTT allows ([`MQTT_MAX_REMAINING`])
+//! and the routing task drops payloads over the subscription's `max_payload`, after which the
+//! message is acknowledged like any other. A lower transport limit cannot work on MQTT 3.1.1:
+//! the client has no way to tell the broker its limit, so refusing a packet breaks the
+//! connection and the broker sends the same message again at every reconnect, and nothing
+//! behind it in the session ever arrives. On MQTT 5 the broker would drop larger messages
+//! itself, unseen and uncounted by the gateway, so the limit announced is the largest MQTT 5
+//! can express.
+//! Memory: payloads over `keep` are released as soon as their packet is decoded (only their
+//! size travels on), and the payloads kept are copied out of the read buffer, so a small
+//! message queued behind a big one does not pin the big one's buffer.
 
 use std::sync::Arc;
 
@@ -12,6 +24,10 @@ use super::config::{BrokerSpec, Protocol, TlsSpec};
 /// Requests (acks, subscribes) queued for the event loop. Acks are queued with `try_ack`; the
 /// loop reads at most 10 packets between draining requests, so this never fills in practice.
 const REQUEST_CAPACITY: usize = 4096;
+
+/// The largest "remaining length" of an MQTT packet (256 MiB - 1), the transport limit on both
+/// protocols; see the module doc for why it is not lower.
+pub const MQTT_MAX_REMAINING: usize = 268_435_455;
 
 /// Why a broker connection could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +62,10 @@ pub enum LinkEvent {
     Message {
         /// Topic (checked UTF-8 by the protocol layer, re-checked by the caller).
         topic: Bytes,
-        /// Payload.
+        /// Payload; empty when it was larger than the `keep` limit of [`Events::poll`].
         payload: Bytes,
+        /// Size of the payload as received.
+        size: usize,
         /// What acknowledges it (QoS 1), once the pipeline has taken its readings.
         ack: Option<AckToken>,
     },
@@ -122,7 +140,7 @@ pub fn link(spec: &BrokerSpec) -> Result<(Client, Events), ClientError> {
             o.set_keep_alive(spec.keep_alive)
                 .set_clean_session(false)
                 .set_manual_acks(true)
-                .set_max_packet_size(spec.max_packet, 64 * 1024);
+                .set_max_packet_size(MQTT_MAX_REMAINING, 64 * 1024);
             if let Some(user) = &spec.username {
                 o.set_credentials(user.clone(), password.unwrap_or_default());
             }
@@ -138,7 +156,9 @@ pub fn link(spec: &BrokerSpec) -> Result<(Client, Events), ClientError> {
                 .set_clean_start(false)
                 .set_session_expiry_interval(Some(u32::try_from(spec.session_expiry.as_secs()).unwrap_or(u32::MAX)))
                 .set_manual_acks(true)
-                .set_max_packet_size(Some(u32::try_from(spec.max_packet).unwrap_or(u32::MAX)));
+                // Announced, or rumqttc would apply its own 10 KiB default. u32::MAX is the
+                // largest value MQTT 5 can carry: the broker drops nothing for size.
+                .set_max_packet_size(Some(u32::MAX));
             if let Some(user) = &spec.username {
                 o.set_credentials(user.clone(), password.unwrap_or_default());
             }
@@ -152,8 +172,10 @@ pub fn link(spec: &BrokerSpec) -> Result<(Client, Events), ClientError> {
 }
 
 impl Events {
-    /// Next event; an error means the connection is down (the next call reconnects).
-    pub async fn poll(&mut self) -> Result<LinkEvent, String> {
+    /// Next event; an error means the connection is down (the next call reconnects). A
+    /// payload over `keep` bytes is dropped here (the event keeps its size); a kept one is
+    /// copied out of the read buffer.
+    pub async fn poll(&mut self, keep: usize) -> Result<LinkEvent, String> {
         match self {
             Events::V4(e) => {
                 use rumqttc::{Event, Packet};
@@ -161,11 +183,15 @@ impl Events {
                     Event::Incoming(Packet::ConnAck(c)) => Ok(LinkEvent::Connected {
                         session_present: c.session_present,
                     }),
-                    Event::Incoming(Packet::Publish(p)) => Ok(LinkEvent::Message {
-                        topic: Bytes::copy_from_slice(p.topic.as_bytes()),
-                        payload: p.payload.clone(),
-                        ack: (p.qos != rumqttc::QoS::AtMostOnce).then(|| AckToken::V4(Box::new(p))),
-                    }),
+                    Event::Incoming(Packet::Publish(mut p)) => {
+                        let (payload, size) = detach(std::mem::take(&mut p.payload), keep);
+                        Ok(LinkEvent::Message {
+                            topic: Bytes::copy_from_slice(p.topic.as_bytes()),
+                            payload,
+                            size,
+                            ack: (p.qos != rumqttc::QoS::AtMostOnce).then(|| AckToken::V4(Box::new(p))),
+                        })
+                    }
                     Event::Incoming(Packet::SubAck(s))
                         if s.return_codes
                             .iter()
@@ -184,11 +210,18 @@ impl Events {
                     Event::Incoming(Packet::ConnAck(c)) => Ok(LinkEvent::Connected {
                         session_present: c.session_present,
                     }),
-                    Event::Incoming(Packet::Publish(p)) => Ok(LinkEvent::Message {
-                        topic: p.topic.clone(),
-                        payload: p.payload.clone(),
-                        ack: (p.qos != rumqttc::v5::mqttbytes::QoS::AtMostOnce).then(|| AckToken::V5(Box::new(p))),
-                    }),
+                    Event::Incoming(Packet::Publish(mut p)) => {
+                        let (payload, size) = detach(std::mem::take(&mut p.payload), keep);
+                        // The token keeps only what the ack needs; the topic is a slice of
+                        // the read buffer too.
+                        let topic = Bytes::copy_from_slice(&std::mem::take(&mut p.topic));
+                        Ok(LinkEvent::Message {
+                            topic,
+                            payload,
+                            size,
+                            ack: (p.qos != rumqttc::v5::mqttbytes::QoS::AtMostOnce).then(|| AckToken::V5(Box::new(p))),
+                        })
+                    }
                     Event::Incoming(Packet::SubAck(s)) if s.return_codes.iter().any(|c| !sub_ok_v5(c)) => {
                         Ok(LinkEvent::SubscribeRefused)
                     }
@@ -236,6 +269,17 @@ impl Client {
             Client::V4(c) => c.try_disconnect().is_ok(),
             Client::V5(c) => c.try_disconnect().is_ok(),
         };
+    }
+}
+
+/// The payload to pass on (a copy, or nothing when over `keep`) and its size. The packet's
+/// own buffer is released when the caller drops `payload`.
+fn detach(payload: Bytes, keep: usize) -> (Bytes, usize) {
+    let size = payload.len();
+    if size > keep {
+        (Bytes::new(), size)
+    } else {
+        (Bytes::copy_from_slice(&payload), size)
     }
 }
 
@@ -296,7 +340,7 @@ mod tests {
             password_env: Some("HAZARD_TEST_UNSET_MQTT_PASSWORD".into()),
             tls: None,
             session_expiry: std::time::Duration::from_secs(3600),
-            max_packet: 1 << 20,
+            comm_grace: std::time::Duration::from_secs(10),
         }
     }
 

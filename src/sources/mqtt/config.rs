@@ -57,13 +57,17 @@ fn default_session_expiry() -> Duration {
     Duration::from_secs(7 * 24 * 3600)
 }
 
-fn default_max_packet() -> u64 {
-    1024 * 1024
+fn default_comm_grace() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_max_payload() -> u64 {
     64 * 1024
 }
+
+/// The largest `max_payload` allowed. It bounds what a broker task queues between reading the
+/// socket and decoding: 256 messages of at most this size.
+pub const MAX_PAYLOAD_LIMIT: u64 = 1024 * 1024;
 
 fn default_qos() -> Spanned<u8> {
     Spanned::new(0..0, 1)
@@ -105,11 +109,15 @@ pub struct RawBroker {
         deserialize_with = "units::duration::deserialize"
     )]
     pub session_expiry: Duration,
-    /// Largest packet accepted. MQTT 5 announces it, so the broker drops larger messages; an
-    /// MQTT 3.1.1 broker must cap messages itself (mosquitto `message_size_limit`), since a
-    /// larger one breaks the connection.
-    #[serde(default = "default_max_packet", deserialize_with = "units::size::deserialize")]
-    pub max_packet: u64,
+    /// How long the broker may be away before its points turn `comm_fault` and its
+    /// communication alarm is raised (1 s to 10 min); rides out a broker restart.
+    #[serde(default = "default_comm_grace", deserialize_with = "units::duration::deserialize")]
+    pub comm_grace: Duration,
+    /// No longer accepted: a transport limit stalled MQTT 3.1.1 sessions (see
+    /// [`super::client`]); validation says so at this key. Payload sizes are limited per
+    /// subscription (`max_payload`).
+    #[serde(default)]
+    pub max_packet: Option<Spanned<toml::Value>>,
 }
 
 /// TLS settings of a broker connection.
@@ -189,10 +197,20 @@ pub struct RawSubscription {
     /// The point ids this subscription feeds, with `{a,b}` and `{01..40}` expansion.
     #[serde(default)]
     pub points: Vec<Spanned<String>>,
-    /// A point turns `stale` when nothing arrived for it within this time.
+    /// How often each point is expected to publish (default 60 s); the default stale limit is
+    /// three times this.
+    #[serde(default)]
+    pub interval: Option<Spanned<DurationText>>,
+    /// A point turns `stale` when nothing arrived for it within this time (default: three
+    /// expected intervals, so one late or lost message is not reported).
     #[serde(default)]
     pub stale_after: Option<Spanned<DurationText>>,
-    /// Larger payloads are refused and counted (`oversize`).
+    /// Stale limits of single points (ids with the `points` expansion) that publish at
+    /// another pace than the rest.
+    #[serde(default)]
+    pub point_stale_after: BTreeMap<String, Spanned<DurationText>>,
+    /// Larger payloads are dropped and counted (`oversize`); the message is still
+    /// acknowledged. At most [`MAX_PAYLOAD_LIMIT`].
     #[serde(default = "default_max_payload", deserialize_with = "units::size::deserialize")]
     pub max_payload: u64,
 }
@@ -256,8 +274,8 @@ pub struct BrokerSpec {
     pub tls: Option<TlsSpec>,
     /// MQTT 5 session expiry.
     pub session_expiry: Duration,
-    /// Largest packet accepted.
-    pub max_packet: usize,
+    /// Absence before the broker counts as lost.
+    pub comm_grace: Duration,
 }
 
 /// TLS files of a broker.
@@ -287,7 +305,9 @@ pub struct SubscriptionSpec {
     /// Largest payload decoded.
     pub max_payload: usize,
     /// Silence after which its points turn stale.
-    pub stale_after: Option<Duration>,
+    pub stale_after: Duration,
+    /// Points with their own stale limit, by id.
+    pub point_stale_after: Vec<(String, Duration)>,
     /// Every point it may feed, by id (declared in the config).
     pub points: Vec<(String, PointId)>,
 }

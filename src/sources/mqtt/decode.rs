@@ -2,10 +2,13 @@
 //! passed in, and nothing here knows topics or point ids (the caller fills the template in from
 //! each item's JSON element).
 //!
-//! Forms: plain numeric text (`12.5`); JSON with one value (`12.5`, `"12.5"`, `{"v": 12.5}`);
-//! JSON with several fields, one point each (`{"co": 3, "h2s": 0.4}`); and an array of readings
-//! (`[{"id": "P1", "v": 2}, ...]` or one inside the document, e.g. `/data`). Values are numbers,
-//! numeric text or booleans (0/1); anything else is a `decode_error` reading for that point.
+//! Forms: plain numeric text (`12.5`, also quoted: `"12.5"`); JSON with one value (`12.5`,
+//! `"12.5"`, `{"v": 12.5}`); JSON with several fields, one point each (`{"co": 3, "h2s": 0.4}`);
+//! and an array of readings (`[{"id": "P1", "v": 2}, ...]` or one inside the document, e.g.
+//! `/data`, with the timestamp in each reading or once at the root). A one-value JSON layout
+//! also takes a bare number or numeric text per message, whatever its configured form, since
+//! one topic tree often carries several firmware versions. Values are numbers, numeric text
+//! or booleans (0/1); anything else is a `decode_error` reading for that point.
 //!
 //! Bounds: the caller refuses payloads over the subscription's `max_payload` before decoding,
 //! and serde_json refuses nesting deeper than 128, so memory is bounded by the payload size.
@@ -139,6 +142,10 @@ impl Layout {
             Layout::Text => {
                 let value = std::str::from_utf8(payload)
                     .ok()
+                    .map(|s| {
+                        let s = s.trim();
+                        s.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or(s)
+                    })
                     .and_then(|s| s.trim().parse::<f64>().ok())
                     .filter(|v| v.is_finite())
                     .ok_or(DecodeError::InvalidText)?;
@@ -169,24 +176,54 @@ impl JsonLayout {
         arrival: Timestamp,
         emit: &mut dyn FnMut(Item<'_>),
     ) -> Result<usize, DecodeError> {
+        // Fleets mix firmware on one topic tree: a bare number or numeric text is one reading
+        // at arrival time, whatever the configured object or array form.
+        if let (Values::One(_), Value::Number(_) | Value::String(_)) = (&self.values, doc) {
+            let (value, problem) = number(Some(doc));
+            emit(Item {
+                element: None,
+                field: None,
+                ts: arrival,
+                value,
+                quality: if problem.is_some() {
+                    Quality::DecodeError
+                } else {
+                    Quality::Good
+                },
+                problem,
+            });
+            return Ok(1);
+        }
         let mut n = 0;
         match &self.array {
-            None => n += self.reading(doc, arrival, emit),
+            None => n += self.reading(doc, None, arrival, emit),
             Some(ptr) => {
                 let Some(Value::Array(items)) = doc.pointer(ptr) else {
                     return Err(DecodeError::NotAnArray(ptr.clone()));
                 };
                 for item in items {
-                    n += self.reading(item, arrival, emit);
+                    n += self.reading(item, Some(doc), arrival, emit);
                 }
             }
         }
         Ok(n)
     }
 
-    fn reading(&self, element: &Value, arrival: Timestamp, emit: &mut dyn FnMut(Item<'_>)) -> usize {
+    /// One reading from `element`; with an array, `root` is the whole document, where the
+    /// timestamp is looked up when the element has none (one time for the whole batch).
+    fn reading(
+        &self,
+        element: &Value,
+        root: Option<&Value>,
+        arrival: Timestamp,
+        emit: &mut dyn FnMut(Item<'_>),
+    ) -> usize {
         let mut ts_problem = None;
-        let ts = match self.timestamp.as_deref().and_then(|p| element.pointer(p)) {
+        let stamp = self
+            .timestamp
+            .as_deref()
+            .and_then(|p| element.pointer(p).or_else(|| root.and_then(|r| r.pointer(p))));
+        let ts = match stamp {
             None => arrival,
             Some(v) => time::from_json(v, self.timestamp_unit).unwrap_or_else(|| {
                 ts_problem = Some(Problem::BadTimestamp);

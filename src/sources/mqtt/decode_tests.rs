@@ -255,3 +255,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn one_subscription_takes_a_bare_a_quoted_and_the_configured_form_per_message() {
+    let layout = Layout::Json(JsonLayout {
+        timestamp: Some("/t".into()),
+        ..json_one("/v")
+    });
+    assert_eq!(run(&layout, b"12.5").unwrap(), [good(12.5)]);
+    assert_eq!(run(&layout, br#" "7.25" "#).unwrap(), [good(7.25)]);
+    let object = run(&layout, br#"{"v": 3, "t": 5}"#).unwrap();
+    assert_eq!((object[0].value, object[0].ts), (Some(3.0), 5_000_000_000));
+    let word = run(&layout, br#""high""#).unwrap();
+    assert_eq!(
+        (word[0].quality, word[0].problem),
+        (Quality::DecodeError, Some(Problem::WrongType))
+    );
+    assert_eq!(run(&Layout::Text, br#""7.25""#).unwrap(), [good(7.25)]);
+}
+
+#[test]
+fn an_array_takes_its_timestamp_from_the_root_when_its_readings_have_none() {
+    let layout = Layout::Json(JsonLayout {
+        array: Some("/data".into()),
+        timestamp: Some("/ts".into()),
+        timestamp_unit: TimeUnit::Ms,
+        ..json_one("/dx")
+    });
+    let out = run(
+        &layout,
+        br#"{"ts": 1764057600123, "data": [{"id": "P01", "dx": 1.25}, {"id": "P02", "dx": 2, "ts": 1764057600000}]}"#,
+    )
+    .unwrap();
+    let got: Vec<(Option<f64>, i64)> = out.iter().map(|o| (o.value, o.ts)).collect();
+    assert_eq!(
+        got,
+        [
+            (Some(1.25), 1_764_057_600_123_000_000),
+            (Some(2.0), 1_764_057_600_000_000_000)
+        ]
+    );
+}

@@ -9,6 +9,7 @@
 //! - [`route`]: one message to readings, with per-subscription counters and stale tracking.
 //! - [`stale`]: which points have been silent past their `stale_after`, pure.
 //! - [`client`]: the only module that knows rumqttc (MQTT 3.1.1 and 5, TLS).
+//! - [`health`]: each broker connection's health, for `/api/v1/devices`.
 //! - [`task`]: one task per broker: poll, batch, hand to the pipeline, then acknowledge.
 //!
 //! Design: points are declared, not discovered. The point table is fixed when the config is
@@ -27,6 +28,7 @@
 pub mod client;
 pub mod config;
 pub mod decode;
+pub mod health;
 pub mod route;
 pub mod stale;
 pub mod task;
@@ -54,6 +56,7 @@ pub fn start(
     tx: &mpsc::Sender<DurableBatch>,
     clock: &SharedClock,
     metrics: &MqttInMetrics,
+    health: &std::sync::Arc<health::MqttHealth>,
     cancel: &CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>, ClientError> {
     let mut tasks = Vec::new();
@@ -72,6 +75,8 @@ pub fn start(
             tx: tx.clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
+            health: health.clone(),
+            grace: broker.comm_grace,
         });
     }
     Ok(tasks

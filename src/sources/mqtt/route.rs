@@ -111,10 +111,13 @@ impl Router {
                     .points
                     .iter()
                     .map(|(name, id)| {
-                        if let Some(after) = spec.stale_after {
-                            stale.watch(*id, after, now);
-                            stale_owner.entry(*id).or_insert(i);
-                        }
+                        let after = spec
+                            .point_stale_after
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map_or(spec.stale_after, |(_, d)| *d);
+                        stale.watch(*id, after, now);
+                        stale_owner.entry(*id).or_insert(i);
                         let range = (id.index() < points.len()).then(|| points.meta(*id).range).flatten();
                         (Box::from(name.as_str()), Target { point: *id, range })
                     })
@@ -176,9 +179,7 @@ impl Router {
             let mut tally = Tally::default();
             let start = out.len();
             if payload.len() > sub.spec.max_payload {
-                tally.add("oversize", || {
-                    format!("{} B > max_payload {} B", payload.len(), sub.spec.max_payload)
-                });
+                oversize(sub, payload.len(), &mut tally);
                 fallback(sub, &levels, arrival, &mut self.point_buf, out);
             } else {
                 let buf = &mut self.point_buf;
@@ -214,21 +215,85 @@ impl Router {
                 }
             }
             sub.readings.inc_by((out.len() - start) as u64);
-            for (kind, n) in &tally.counts {
-                let label = SubscriptionKind {
-                    subscription: sub.spec.name.clone(),
-                    kind,
-                };
-                self.metrics.errors.get_or_create(&label).inc_by(*n);
-            }
-            if let Some((kind, detail)) = &tally.first {
-                sub.log.warn(now, &sub.spec.name, topic, kind, detail);
-            }
+            report(sub, &tally, &self.metrics, topic, now);
         }
         if !matched {
             self.metrics.unmatched.get_or_create(&self.broker).inc();
         }
         out.len() - before
+    }
+
+    /// The largest `max_payload` of this broker's subscriptions: a larger payload is oversize
+    /// for every one of them, so the link may drop it as soon as it is decoded.
+    pub fn keep_limit(&self) -> usize {
+        self.subs.iter().map(|s| s.spec.max_payload).max().unwrap_or(0)
+    }
+
+    /// Counts a message whose payload (`size` bytes, over [`Router::keep_limit`]) the link
+    /// already dropped: `oversize` for each subscription it matches, logged with its topic,
+    /// and, like any message that cannot be decoded, a `decode_error` reading for the points
+    /// its topic names. Returns the readings added.
+    pub fn dropped(
+        &mut self,
+        topic: &[u8],
+        size: usize,
+        arrival: Timestamp,
+        now: Instant,
+        out: &mut Vec<Reading>,
+    ) -> usize {
+        let before = out.len();
+        let Ok(topic) = std::str::from_utf8(topic) else {
+            self.metrics.unmatched.get_or_create(&self.broker).inc();
+            return 0;
+        };
+        let levels: Vec<&str> = topic.split('/').collect();
+        let mut matched = false;
+        for sub in &mut self.subs {
+            if !sub.spec.filter.matches(&levels) {
+                continue;
+            }
+            matched = true;
+            sub.messages.inc();
+            let mut tally = Tally::default();
+            let start = out.len();
+            oversize(sub, size, &mut tally);
+            fallback(sub, &levels, arrival, &mut self.point_buf, out);
+            sub.readings.inc_by((out.len() - start) as u64);
+            report(sub, &tally, &self.metrics, topic, now);
+        }
+        if !matched {
+            self.metrics.unmatched.get_or_create(&self.broker).inc();
+        }
+        out.len() - before
+    }
+
+    /// The broker is lost: appends a `comm_fault` reading, stamped `ts`, for every point this
+    /// broker feeds, and stops the stale clocks (a stale marker would replace `comm_fault`
+    /// while the cause is the link, not the sensor).
+    /// Returns the readings added.
+    pub fn link_lost(&mut self, ts: Timestamp, out: &mut Vec<Reading>) -> usize {
+        let mut points: Vec<PointId> = self
+            .subs
+            .iter()
+            .flat_map(|s| s.targets.values().map(|t| t.point))
+            .collect();
+        points.sort_unstable();
+        points.dedup();
+        for &point in &points {
+            out.push(Reading {
+                point,
+                ts,
+                value: f64::NAN,
+                quality: Quality::CommFault,
+            });
+        }
+        self.stale.pause();
+        points.len()
+    }
+
+    /// The broker is back at `now`: the stale clocks restart from now.
+    pub fn link_back(&mut self, now: Instant) {
+        self.stale.resume(now);
     }
 
     /// Appends a `stale` reading, stamped `ts`, for each point silent past its `stale_after`.
@@ -252,6 +317,28 @@ impl Router {
         }
         gone.len()
     }
+}
+
+/// Counts one message's problems and logs the first (at most once per [`LOG_EVERY`]).
+fn report(sub: &mut Sub, tally: &Tally, metrics: &MqttInMetrics, topic: &str, now: Instant) {
+    for (kind, n) in &tally.counts {
+        let label = SubscriptionKind {
+            subscription: sub.spec.name.clone(),
+            kind,
+        };
+        metrics.errors.get_or_create(&label).inc_by(*n);
+    }
+    if let Some((kind, detail)) = &tally.first {
+        sub.log.warn(now, &sub.spec.name, topic, kind, detail);
+    }
+}
+
+/// Notes an oversize payload: it is not decoded (the message is still acknowledged, so it
+/// never blocks the session behind it).
+fn oversize(sub: &Sub, size: usize, tally: &mut Tally) {
+    tally.add("oversize", || {
+        format!("{size} B > max_payload {} B", sub.spec.max_payload)
+    });
 }
 
 /// A message that decoded to nothing still tells which point(s) it was for when the template

@@ -22,6 +22,8 @@ struct Slot {
 pub struct StaleTracker {
     slots: Vec<Slot>,
     index: HashMap<PointId, usize>,
+    /// While the link is lost nothing turns stale.
+    paused: bool,
 }
 
 impl StaleTracker {
@@ -51,8 +53,26 @@ impl StaleTracker {
         }
     }
 
+    /// Stops reporting points until [`StaleTracker::resume`] (their link is known lost).
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Reports again, counting silence from `now`.
+    pub fn resume(&mut self, now: Instant) {
+        if self.paused {
+            self.paused = false;
+            for s in &mut self.slots {
+                s.last = now;
+            }
+        }
+    }
+
     /// Appends the points that turned stale by `now` (each once per silence).
     pub fn sweep(&mut self, now: Instant, out: &mut Vec<PointId>) {
+        if self.paused {
+            return;
+        }
         for s in &mut self.slots {
             if !s.stale && now.saturating_duration_since(s.last) >= s.after {
                 s.stale = true;

@@ -18,8 +18,13 @@
 //! - Reconnect: after an error the driver waits (250 ms doubling to 30 s, with jitter) before
 //!   the next poll, which reconnects; every CONNACK resubscribes every filter.
 //! - Stale: a sweep at a quarter of the shortest `stale_after` sends `stale` readings.
+//! - Broker lost: once the broker has been away (or never reached) for `comm_grace`, every
+//!   point it feeds gets a `comm_fault` reading, which raises the broker's communication
+//!   alarm; stale sweeps pause until it is back. A shorter absence (a broker restart) changes
+//!   nothing downstream.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -29,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::client::{AckToken, Client, Events, LinkEvent};
+use super::health::MqttHealth;
 use super::route::Router;
 use crate::clock::SharedClock;
 use crate::model::{Durable, DurableBatch, Reading, Receipt};
@@ -65,6 +71,10 @@ pub struct BrokerTask {
     pub clock: SharedClock,
     /// Broker metrics.
     pub metrics: MqttInMetrics,
+    /// Broker health for the API.
+    pub health: Arc<MqttHealth>,
+    /// Absence before the broker counts as lost.
+    pub grace: Duration,
 }
 
 /// The routing side of a broker task (everything but the event loop).
@@ -76,6 +86,12 @@ struct Session {
     tx: mpsc::Sender<DurableBatch>,
     clock: SharedClock,
     metrics: MqttInMetrics,
+    health: Arc<MqttHealth>,
+    grace: Duration,
+    /// Since when the broker has been away (from the start until the first connection).
+    away_since: Option<Instant>,
+    /// Whether its points were marked `comm_fault` for this absence.
+    lost: bool,
 }
 
 #[derive(Debug, Default)]
@@ -98,12 +114,12 @@ async fn oldest_settled(unsettled: &mut VecDeque<(Durable, Vec<AckToken>)>) {
 }
 
 /// Polls the event loop until it reports our DISCONNECT, the routing task is gone, or `stop`.
-async fn drive(mut events: Events, tx: mpsc::Sender<Result<LinkEvent, String>>, stop: CancellationToken) {
+async fn drive(mut events: Events, keep: usize, tx: mpsc::Sender<Result<LinkEvent, String>>, stop: CancellationToken) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         let event = tokio::select! {
             _ = stop.cancelled() => return,
-            e = events.poll() => e,
+            e = events.poll(keep) => e,
         };
         let failed = event.is_err();
         let last = matches!(event, Ok(LinkEvent::Disconnected));
@@ -135,6 +151,8 @@ impl BrokerTask {
             tx,
             clock,
             metrics,
+            health,
+            grace,
         } = self;
         let session = Session {
             name,
@@ -143,6 +161,10 @@ impl BrokerTask {
             tx,
             clock,
             metrics,
+            health,
+            grace,
+            away_since: Some(Instant::now()),
+            lost: false,
         };
         session.run(events, cancel).await;
     }
@@ -155,13 +177,17 @@ impl Session {
         };
         let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
         let driver_stop = CancellationToken::new();
-        let driver = tokio::spawn(drive(events, ev_tx, driver_stop.clone()));
+        let keep = self.router.keep_limit();
+        let driver = tokio::spawn(drive(events, keep, ev_tx, driver_stop.clone()));
         let mut p = Pending::default();
         let mut connected: Option<bool> = None;
         let sweep_period = self.router.sweep_period();
         let mut sweep = tokio::time::interval(sweep_period.unwrap_or(Duration::from_secs(3600)));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut second = tokio::time::interval(Duration::from_secs(1));
+        second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.metrics.connected.get_or_create(&label).set(0);
+        self.metrics.broker_lost.get_or_create(&label).set(0);
         'run: loop {
             tokio::select! {
                 biased;
@@ -171,8 +197,13 @@ impl Session {
                         self.ack(acks);
                     }
                 }
+                _ = second.tick() => {
+                    self.health.sample(&self.name, self.clock.now());
+                    self.check_lost(&mut p, &label);
+                }
                 _ = sweep.tick(), if sweep_period.is_some() => {
-                    self.router.sweep(Instant::now(), self.clock.now(), &mut p.batch);
+                    let n = self.router.sweep(Instant::now(), self.clock.now(), &mut p.batch);
+                    self.health.count(&self.name, 0, n as u64);
                 }
                 event = ev_rx.recv(), if p.unsettled.len() < MAX_UNSETTLED => {
                     let Some(mut event) = event else { break };
@@ -232,14 +263,33 @@ impl Session {
         label: &BrokerLabel,
     ) {
         match event {
-            Ok(LinkEvent::Message { topic, payload, ack }) => {
-                self.router
-                    .route(&topic, &payload, self.clock.now(), Instant::now(), &mut p.batch);
+            Ok(LinkEvent::Message {
+                topic,
+                payload,
+                size,
+                ack,
+            }) => {
+                let readings = if payload.len() < size {
+                    self.router
+                        .dropped(&topic, size, self.clock.now(), Instant::now(), &mut p.batch)
+                } else {
+                    self.router
+                        .route(&topic, &payload, self.clock.now(), Instant::now(), &mut p.batch)
+                };
+                self.health.count(&self.name, 1, readings as u64);
                 p.acks.extend(ack);
             }
             Ok(LinkEvent::Connected { session_present }) => {
                 self.connects("ok");
                 self.metrics.connected.get_or_create(label).set(1);
+                self.metrics.broker_lost.get_or_create(label).set(0);
+                self.health.connected(&self.name, self.clock.now());
+                if self.away_since.take().is_some() {
+                    self.router.link_back(Instant::now());
+                }
+                if std::mem::take(&mut self.lost) {
+                    info!(broker = %self.name, "MQTT broker back; its points turn good with their next messages");
+                }
                 info!(broker = %self.name, session_present, "Connected to the MQTT broker; subscribing");
                 *connected = Some(true);
                 for (filter, qos) in self.router.filters() {
@@ -254,6 +304,8 @@ impl Session {
             Ok(LinkEvent::Disconnected | LinkEvent::Other) => {}
             Err(error) => {
                 self.metrics.connected.get_or_create(label).set(0);
+                self.health.failed(&self.name, self.clock.now(), &error);
+                self.away_since.get_or_insert_with(Instant::now);
                 self.connects("error");
                 if *connected != Some(false) {
                     warn!(broker = %self.name, %error, "MQTT broker unreachable; reconnecting with backoff");
@@ -261,6 +313,25 @@ impl Session {
                 *connected = Some(false);
             }
         }
+    }
+
+    /// Marks the broker lost once it has been away for `grace`: `comm_fault` for its points.
+    fn check_lost(&mut self, p: &mut Pending, label: &BrokerLabel) {
+        let Some(since) = self.away_since else { return };
+        if self.lost || since.elapsed() < self.grace {
+            return;
+        }
+        self.lost = true;
+        let points = self.router.link_lost(self.clock.now(), &mut p.batch);
+        self.health.lost(&self.name);
+        self.health.count(&self.name, 0, points as u64);
+        self.metrics.broker_lost.get_or_create(label).set(1);
+        warn!(
+            broker = %self.name,
+            away_s = since.elapsed().as_secs(),
+            points,
+            "MQTT broker lost; its points are comm_fault until it is back"
+        );
     }
 
     /// Sends the batch with a receipt; its messages are acknowledged when the receipt settles

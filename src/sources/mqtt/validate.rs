@@ -8,7 +8,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::config::{
-    BrokerSpec, MqttInSpec, PayloadKind, Protocol, RawBroker, RawMqtt, RawSubscription, SubscriptionSpec, TlsSpec,
+    BrokerSpec, MAX_PAYLOAD_LIMIT, MqttInSpec, PayloadKind, Protocol, RawBroker, RawMqtt, RawSubscription,
+    SubscriptionSpec, TlsSpec,
 };
 use super::decode::{JsonLayout, Layout, QualityField, Values};
 use super::template::{PointTemplate, TopicFilter, expand};
@@ -19,6 +20,12 @@ use crate::spec::relative_to;
 /// The device name MQTT points carry (for communication alarms and the TSDB `device` tag).
 pub fn device_of(subscription: &str) -> String {
     format!("mqtt:{subscription}")
+}
+
+/// The device name of a broker connection (its communication alarm is
+/// `mqtt-broker:<name>:communication`).
+pub fn broker_device_of(broker: &str) -> String {
+    format!("mqtt-broker:{broker}")
 }
 
 struct Cx<'s, 'a> {
@@ -122,8 +129,12 @@ fn check_broker(cx: &mut Cx<'_, '_>, i: usize, b: &RawBroker, gateway_id: &str) 
         let msg = "session_expiry must be at least 1s (0 would end the session, and lose queued messages, at every disconnect)";
         cx.err(b.name.span(), key("session_expiry"), msg);
     }
-    if b.max_packet < 1024 || b.max_packet > u64::from(u32::MAX) {
-        cx.err(b.name.span(), key("max_packet"), "max_packet must be 1KiB..4GiB");
+    if b.comm_grace < Duration::from_secs(1) || b.comm_grace > Duration::from_secs(600) {
+        cx.err(b.name.span(), key("comm_grace"), "comm_grace must be 1s..10m");
+    }
+    if let Some(m) = &b.max_packet {
+        let msg = "max_packet is no longer used: the gateway reads messages of every size MQTT allows and drops payloads over each subscription's max_payload (counted as `oversize`); remove this line";
+        cx.err(m.span(), key("max_packet"), msg);
     }
     let client_id = match &b.client_id {
         Some(c) => {
@@ -162,7 +173,7 @@ fn check_broker(cx: &mut Cx<'_, '_>, i: usize, b: &RawBroker, gateway_id: &str) 
         password_env: b.password_env.clone(),
         tls,
         session_expiry: b.session_expiry,
-        max_packet: usize::try_from(b.max_packet).unwrap_or(usize::MAX),
+        comm_grace: b.comm_grace,
     })
 }
 
@@ -221,22 +232,39 @@ fn check_subscription(
         let msg = format!("no hazard source `{}` is defined under [[hazard_sources]]", h.get_ref());
         cx.err(h.span(), key("hazard_source"), msg);
     }
-    let stale_after = r.stale_after.as_ref().map(|d| {
-        if d.get_ref().0 < Duration::from_millis(100) {
-            cx.err(d.span(), key("stale_after"), "stale_after must be at least 100ms");
+    let interval = r.interval.as_ref().map_or(DEFAULT_INTERVAL, |d| {
+        if d.get_ref().0 < Duration::from_millis(100) || d.get_ref().0 > Duration::from_secs(24 * 3600) {
+            cx.err(d.span(), key("interval"), "interval must be 100ms..24h");
         }
         d.get_ref().0
     });
-    let max_packet = broker.map_or(usize::MAX, |b| brokers[b].max_packet);
-    let max_payload = usize::try_from(r.max_payload).unwrap_or(usize::MAX);
-    if max_payload < 16 || max_payload > max_packet {
-        cx.err(
-            s.span(),
-            key("max_payload"),
-            format!("max_payload must be 16B..=the broker's max_packet ({max_packet} B)"),
-        );
+    let stale_after = r.stale_after.as_ref().map_or(interval * 3, |d| {
+        check_stale(cx, d, key("stale_after"));
+        d.get_ref().0
+    });
+    if r.max_payload < 16 || r.max_payload > MAX_PAYLOAD_LIMIT {
+        cx.err(s.span(), key("max_payload"), "max_payload must be 16B..1MiB");
     }
+    let max_payload = usize::try_from(r.max_payload).unwrap_or(usize::MAX);
     let declared = declare_points(cx, i, &name, r, points);
+    let mut point_stale_after = Vec::new();
+    for (pattern, d) in &r.point_stale_after {
+        let k = key(&format!("point_stale_after.\"{pattern}\""));
+        check_stale(cx, d, k.clone());
+        match expand(pattern) {
+            Ok(ids) => {
+                for id in ids {
+                    if declared.iter().any(|(n, _)| *n == id) {
+                        point_stale_after.push((id, d.get_ref().0));
+                    } else {
+                        let msg = format!("point `{id}` is not declared by this subscription's points");
+                        cx.err(d.span(), k.clone(), msg);
+                    }
+                }
+            }
+            Err(e) => cx.err(d.span(), k.clone(), e),
+        }
+    }
     if cx.errors.len() > before {
         return None;
     }
@@ -249,8 +277,19 @@ fn check_subscription(
         layout: layout?,
         max_payload,
         stale_after,
+        point_stale_after,
         points: declared,
     })
+}
+
+/// The expected publish interval of a subscription that does not name one.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+
+fn check_stale(cx: &mut Cx<'_, '_>, d: &Spanned<crate::spec::units::DurationText>, key: String) {
+    let v = d.get_ref().0;
+    if v < Duration::from_millis(100) || v > Duration::from_secs(7 * 24 * 3600) {
+        cx.err(d.span(), key, "a stale limit must be at least 100ms and at most 7d");
+    }
 }
 
 fn check_layout(cx: &mut Cx<'_, '_>, i: usize, r: &RawSubscription) -> Option<Layout> {

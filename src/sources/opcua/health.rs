@@ -99,6 +99,7 @@ impl EndpointBoard for OpcuaHealth {
                 response_ms_p99: None,
                 station: None,
                 opcua: Some(view),
+                mqtt: None,
             })
             .collect()
     }

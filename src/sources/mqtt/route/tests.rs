@@ -153,6 +153,8 @@ fn bad_messages_are_counted_and_mark_their_point_when_the_topic_names_it() {
         &mut out,
     );
     r.route(b"other/topic", b"1", Timestamp::from_nanos(1), now, &mut out);
+    // Every message that cannot be decoded (invalid, oversize, wrong type) marks the point its
+    // topic names.
     let q: Vec<Quality> = out.iter().map(|x| x.quality).collect();
     assert_eq!(
         q,
@@ -173,6 +175,27 @@ fn bad_messages_are_counted_and_mark_their_point_when_the_topic_names_it() {
         assert_eq!(errors(&m, "gas", kind), n, "{kind}");
     }
     assert_eq!(errors(&m, "dam", "bad_point_field"), 1);
+    let unmatched = m.unmatched.get_or_create(&BrokerLabel { broker: "plant".into() }).get();
+    assert_eq!(unmatched, 1);
+}
+
+#[test]
+fn a_payload_the_link_dropped_is_counted_oversize_per_matching_subscription() {
+    let (mut r, _cfg, m) = router();
+    assert_eq!(r.keep_limit(), 64 * 1024, "the largest max_payload of the broker");
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let ts = Timestamp::from_nanos(1);
+    assert_eq!(r.dropped(b"park/A/gas/GT-101", 2 << 20, ts, now, &mut out), 1);
+    assert_eq!(r.dropped(b"park/A/gas/GT-101", 3 << 20, ts, now, &mut out), 1);
+    assert_eq!(r.dropped(b"other/topic", 2 << 20, ts, now, &mut out), 0);
+    assert!(out.iter().all(|x| x.quality == Quality::DecodeError));
+    assert_eq!(errors(&m, "gas", "oversize"), 2);
+    let label = SubscriptionLabel {
+        subscription: "gas".into(),
+    };
+    assert_eq!(m.messages.get_or_create(&label).get(), 2);
+    assert_eq!(m.readings.get_or_create(&label).get(), 2);
     let unmatched = m.unmatched.get_or_create(&BrokerLabel { broker: "plant".into() }).get();
     assert_eq!(unmatched, 1);
 }
