@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{Principal, Role};
 use super::error::ErrorBody;
-use super::policy::{ShelveBy, SiteName};
+use super::policy::{SetpointView, ShelveBy, SiteName};
 use crate::model::Priority;
 
 /// The shelving rule of one priority.
@@ -46,6 +46,8 @@ pub(super) struct ConsoleSettings {
     shelving: Vec<ShelveRuleView>,
     /// Hazard sources: code, name and GB 18218 grade.
     hazard_sources: Vec<SiteName>,
+    /// Threshold set-points by point id.
+    setpoints: std::collections::BTreeMap<String, Vec<SetpointView>>,
 }
 
 /// The caller, their role and the site's console policy.
@@ -75,5 +77,6 @@ pub(super) async fn settings(State(s): State<AppState>, Extension(who): Extensio
         sound_from: s.policy.sound_from,
         shelving,
         hazard_sources: s.policy.hazard_sources.clone(),
+        setpoints: s.policy.setpoints.clone(),
     })
 }

@@ -55,6 +55,9 @@
       need_reason: '请填写原因', forbidden_action: '此令牌无权执行该操作：{m}',
       st_on: '动作 (1)', st_off: '未动作 (0)', ago: '{a} 前',
       gw_fault: '网关自身故障（报警判断照常，数据可能未送达）：',
+      trend: '趋势', r_hour: '1 小时', r_shift: '本班 8 小时', r_day: '1 天', r_week: '1 周',
+      overlay: '叠加测点', close: '关闭', trend_none: '（选择）',
+      trend_note: '虚线：报警设定值；竖线：报警发生（红）、恢复（绿）、确认（蓝）',
     },
     en: {
       title: 'Major Hazard Monitoring', conn_up: 'LIVE', conn_down: 'DISCONNECTED',
@@ -101,6 +104,9 @@
       need_reason: 'Please give a reason', forbidden_action: 'This token may not do this: {m}',
       st_on: 'ON (1)', st_off: 'OFF (0)', ago: '{a} ago',
       gw_fault: 'Gateway fault (alarms still evaluated; data may not be delivered): ',
+      trend: 'Trend', r_hour: '1 hour', r_shift: 'Shift (8 h)', r_day: '1 day', r_week: '1 week',
+      overlay: 'Overlay point', close: 'Close', trend_none: '(choose)',
+      trend_note: 'Dashed: alarm set-points; vertical lines: alarm raised (red), cleared (green), acknowledged (blue)',
     },
   };
   const PRIORITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
@@ -588,6 +594,132 @@
     updateHorn(false);
   }
 
+  // ---- trends ----
+  // A point's history from the gateway's own store, drawn with uPlot (vendored): set-points as
+  // dashed lines, alarm transitions as vertical marks; overlaid points share an axis per unit.
+  // What is drawn is summarised in `window.hgTrend` (and the chart's data attributes).
+  const trend = { points: [], range: 3600, chart: null };
+  const SERIES_COLOURS = ['#5ac8fa', '#34c759', '#bf5af2', '#ff9f0a', '#64d2ff'];
+  const PRIORITY_COLOURS = { critical: '#ff3b30', high: '#ff9500', medium: '#ffd60a', low: '#5ac8fa' };
+  const MARK_COLOURS = { raised: '#ff3b30', cleared: '#34c759', acknowledged: '#0a84ff' };
+
+  async function openTrend(id) {
+    trend.points = [id];
+    trend.range = 3600;
+    $('trend-dialog').showModal();
+    await drawTrend();
+  }
+
+  async function pointHistory(id, from, to) {
+    const h = await api('/api/v1/points/' + encodeURIComponent(id) + '/history?from=' + from + '&to=' + to + '&limit=20000');
+    const rows = h.readings
+      ? h.readings.map((r) => [r.ts_ms / 1000, r.value ?? null])
+      : h.minutes.map((m) => [m.ts_ms / 1000, m.avg ?? null]);
+    return { id, unit: h.unit, rows };
+  }
+
+  // uPlot wants one x array; each series gets null where it has no reading.
+  function align(series, from, to) {
+    const xs = [...new Set([from / 1000, to / 1000, ...series.flatMap((s) => s.rows.map((r) => r[0]))])].sort((a, b) => a - b);
+    const index = new Map(xs.map((x, i) => [x, i]));
+    const ys = series.map((s) => {
+      const y = new Array(xs.length).fill(null);
+      for (const [x, v] of s.rows) y[index.get(x)] = v;
+      return y;
+    });
+    return [xs, ...ys];
+  }
+
+  async function drawTrend() {
+    const to = Date.now();
+    const from = to - trend.range * 1000;
+    $('trend-title').textContent = trend.points.join(' + ');
+    const add = $('trend-add');
+    add.replaceChildren(el('option', null, t('trend_none')), ...points
+      .filter((p) => !trend.points.includes(p.id) && p.kind !== 'state')
+      .map((p) => { const o = el('option', null, p.id + (p.unit ? ' (' + p.unit + ')' : '')); o.value = p.id; return o; }));
+    for (const b of document.querySelectorAll('#trend-dialog [data-range]')) {
+      b.classList.toggle('on', Number(b.dataset.range) === trend.range);
+    }
+    let series;
+    let journal;
+    try {
+      [series, journal] = await Promise.all([
+        Promise.all(trend.points.map((id) => pointHistory(id, from, to))),
+        api('/api/v1/alarms/history?from=' + from + '&to=' + to + '&limit=2000'),
+      ]);
+    } catch (err) {
+      $('trend-note').textContent = t('failed', { m: err.message });
+      return;
+    }
+    const data = align(series, from, to);
+    const units = [...new Set(series.map((s) => s.unit))];
+    const scales = { x: { time: true } };
+    for (const u of units) scales[u || '-'] = { auto: true };
+    const uSeries = [{}];
+    series.forEach((s, i) => uSeries.push({
+      label: s.id + (s.unit ? ' (' + s.unit + ')' : ''), scale: s.unit || '-',
+      stroke: SERIES_COLOURS[i % SERIES_COLOURS.length], width: 2, spanGaps: false,
+    }));
+    const drawn = [];
+    for (const s of series) {
+      for (const sp of (settings.setpoints || {})[s.id] || []) {
+        data.push(data[0].map(() => sp.value));
+        uSeries.push({
+          label: s.id + ' ' + t('l_' + sp.level) + ' ' + sp.value, scale: s.unit || '-',
+          stroke: PRIORITY_COLOURS[sp.priority], dash: [8, 6], width: 1.5, points: { show: false },
+        });
+        drawn.push({ point: s.id, level: sp.level, value: sp.value });
+      }
+    }
+    const marks = journal
+      .filter((e) => trend.points.includes(e.subject) && MARK_COLOURS[e.transition])
+      .map((e) => ({ x: e.ts / 1e9, colour: MARK_COLOURS[e.transition], transition: e.transition }));
+    const axes = [{ stroke: '#9aa8b8', grid: { stroke: '#2b3644' } }];
+    units.forEach((u, i) => axes.push({
+      scale: u || '-', label: u, stroke: '#9aa8b8', side: i === 0 ? 3 : 1,
+      grid: { show: i === 0, stroke: '#2b3644' },
+    }));
+    const box = $('trend-chart');
+    const width = Math.max(300, box.clientWidth || 800);
+    const opts = {
+      width, height: Math.max(220, Math.min(420, Math.round(width * 0.45))),
+      scales, series: uSeries, axes,
+      legend: { show: true },
+      hooks: {
+        draw: [(u) => {
+          const ctx = u.ctx;
+          ctx.save();
+          ctx.lineWidth = 2;
+          for (const m of marks) {
+            const x = u.valToPos(m.x, 'x', true);
+            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+            ctx.strokeStyle = m.colour;
+            ctx.beginPath();
+            ctx.moveTo(x, u.bbox.top);
+            ctx.lineTo(x, u.bbox.top + u.bbox.height);
+            ctx.stroke();
+          }
+          ctx.restore();
+        }],
+      },
+    };
+    if (trend.chart) trend.chart.destroy();
+    box.replaceChildren();
+    trend.chart = new window.uPlot(opts, data, box);
+    $('trend-note').textContent = t('trend_note');
+    window.hgTrend = {
+      points: series.map((s) => ({ id: s.id, unit: s.unit, readings: s.rows.filter((r) => r[1] !== null).length })),
+      setpoints: drawn,
+      marks: marks.map((m) => m.transition),
+      axes: units,
+      range: trend.range,
+    };
+    box.dataset.series = String(series.length);
+    box.dataset.setpoints = String(drawn.length);
+    box.dataset.marks = String(marks.length);
+  }
+
   // ---- rendering ----
   let renderQueued = false;
   function scheduleRender() {
@@ -773,7 +905,11 @@
       if (connLost) tr.classList.add('lost');
       tr.dataset.point = p.id;
       tr.appendChild(el('td', null, p.hazard_source || '—'));
-      const name = el('td', null, p.id);
+      const name = el('td');
+      const open = el('button', 'trend-open', p.id);
+      open.type = 'button';
+      open.addEventListener('click', () => openTrend(p.id));
+      name.appendChild(open);
       if (p.description) name.title = p.description;
       tr.appendChild(name);
       tr.appendChild(el('td', null, p.device));
@@ -869,6 +1005,17 @@
     $('login-form').addEventListener('submit', submitLogin);
     $('login-dialog').addEventListener('cancel', (ev) => ev.preventDefault());
     $('ack-form').addEventListener('submit', submitAction);
+    for (const b of document.querySelectorAll('#trend-dialog [data-range]')) {
+      b.addEventListener('click', () => { trend.range = Number(b.dataset.range); drawTrend(); });
+    }
+    $('trend-add').addEventListener('change', () => {
+      const id = $('trend-add').value;
+      if (id && pointsById.has(id) && !trend.points.includes(id)) { trend.points.push(id); drawTrend(); }
+    });
+    $('trend-close').addEventListener('click', () => {
+      $('trend-dialog').close();
+      if (trend.chart) { trend.chart.destroy(); trend.chart = null; }
+    });
     $('ack-cancel').addEventListener('click', () => { $('ack-dialog').close(); actTarget = null; });
     // A kiosk started with `--autoplay-policy=no-user-gesture-required` sounds at once;
     // elsewhere the audio-blocked banner shows until the first click.
