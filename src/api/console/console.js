@@ -675,7 +675,14 @@
     const marks = journal
       .filter((e) => trend.points.includes(e.subject) && MARK_COLOURS[e.transition])
       .map((e) => ({ x: e.ts / 1e9, colour: MARK_COLOURS[e.transition], transition: e.transition }));
-    const axes = [{ stroke: '#9aa8b8', grid: { stroke: '#2b3644' } }];
+    // 24-hour local times, the date too when the range spans days.
+    const fmtX = (s) => {
+      const d = new Date(s * 1000);
+      const hm = pad(d.getHours()) + ':' + pad(d.getMinutes());
+      return trend.range > 86400 ? pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + hm : hm;
+    };
+    uSeries[0] = { value: (u, v) => (v == null ? '—' : fmtTime(v * 1e9)) };
+    const axes = [{ stroke: '#9aa8b8', grid: { stroke: '#2b3644' }, values: (u, splits) => splits.map(fmtX) }];
     units.forEach((u, i) => axes.push({
       scale: u || '-', label: u, stroke: '#9aa8b8', side: i === 0 ? 3 : 1,
       grid: { show: i === 0, stroke: '#2b3644' },
