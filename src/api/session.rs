@@ -58,8 +58,8 @@ pub(super) struct ConsoleSettings {
         (status = 401, description = "No or unknown token", body = ErrorBody),
     ))]
 pub(super) async fn settings(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Json<ConsoleSettings> {
-    let shelving = s
-        .policy
+    let policy = s.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let shelving = policy
         .shelving
         .iter()
         .map(|(&priority, rule)| ShelveRuleView {
@@ -74,9 +74,9 @@ pub(super) async fn settings(State(s): State<AppState>, Extension(who): Extensio
         role: who.role,
         open_api: !s.auth.enabled(),
         read_only: s.auth.read_only_when_open(),
-        sound_from: s.policy.sound_from,
+        sound_from: policy.sound_from,
         shelving,
-        hazard_sources: s.policy.hazard_sources.clone(),
-        setpoints: s.policy.setpoints.clone(),
+        hazard_sources: policy.hazard_sources,
+        setpoints: policy.setpoints,
     })
 }

@@ -202,6 +202,7 @@ impl Gateway {
             Some(hub)
         };
         let readiness = Arc::new(std::sync::RwLock::new(crate::health::Readiness::of(&config)));
+        let policy = Arc::new(std::sync::RwLock::new(config.console.clone()));
         let ctx = Arc::new(reload::Context {
             data_dir: data_dir.to_path_buf(),
             journal: journal.clone(),
@@ -212,6 +213,7 @@ impl Gateway {
             readings: src_tx.clone(),
             device_health: device_health.clone(),
             readiness: readiness.clone(),
+            policy: policy.clone(),
             sources_cancel: sources_cancel.clone(),
             dtu,
             history: reader.clone(),
@@ -252,7 +254,7 @@ impl Gateway {
             devices: device_health,
             readiness,
             reload: reload_tx,
-            policy: Arc::new(config.console.clone()),
+            policy,
         };
         let api = tokio::spawn(api::serve(
             listener,

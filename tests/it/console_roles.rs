@@ -114,6 +114,7 @@ latching = true
             ("ALARMS", &[CRITICAL, HIGH, LATCHED].join(",")),
             ("LATCHED_ID", LATCHED),
             ("OOS_ID", HIGH),
+            ("ACTOR", "班长王五"),
         ],
     );
     let mut seen = BTreeMap::new();
@@ -122,6 +123,8 @@ latching = true
         let buttons: BTreeMap<String, Vec<String>> = serde_json::from_str(&line).expect("buttons as JSON");
         seen.insert(role, buttons);
     }
+    let journal_rows: usize = browser.expect_prefix("JOURNAL ", LIMIT).await.parse().expect("a count");
+    let csv_lines: usize = browser.expect_prefix("CSV ", LIMIT).await.parse().expect("a count");
     browser.expect_line("DONE", LIMIT).await;
     browser.finish();
 
@@ -169,5 +172,15 @@ latching = true
     let oos = find(HIGH, "removed_from_service");
     assert_eq!(oos["comment"], "探头更换 (detector replacement)");
     find(HIGH, "returned_to_service");
+    // The journal page showed, and exported, exactly the admin's three actions.
+    let by_admin = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["user"] == "班长王五")
+        .count();
+    assert_eq!(by_admin, 3, "reset, out of service, return: {history:#}");
+    assert_eq!(journal_rows, by_admin, "rows shown for the user filter");
+    assert_eq!(csv_lines, by_admin, "lines exported");
     assert_eq!(state_of(&gw, LATCHED).await, None, "reset: nothing left to show");
 }

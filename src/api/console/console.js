@@ -55,6 +55,11 @@
       need_reason: '请填写原因', forbidden_action: '此令牌无权执行该操作：{m}',
       st_on: '动作 (1)', st_off: '未动作 (0)', ago: '{a} 前',
       gw_fault: '网关自身故障（报警判断照常，数据可能未送达）：',
+      journal: '报警记录', f_from: '从', f_to: '到', f_user: '操作人', f_apply: '查询', f_csv: '导出 CSV',
+      f_time: '时间', f_transition: '变化', f_tta: '确认用时', f_any: '全部', j_count: '共 {n} 条',
+      t_raised: '报警', t_cleared: '恢复', t_acknowledged: '确认', t_reset: '复位', t_shelved: '搁置',
+      t_unshelved: '取消搁置', t_suppressed: '抑制', t_unsuppressed: '取消抑制',
+      t_removed_from_service: '停用', t_returned_to_service: '恢复使用',
       trend: '趋势', r_hour: '1 小时', r_shift: '本班 8 小时', r_day: '1 天', r_week: '1 周',
       overlay: '叠加测点', close: '关闭', trend_none: '（选择）',
       trend_note: '虚线：报警设定值；竖线：报警发生（红）、恢复（绿）、确认（蓝）',
@@ -104,6 +109,11 @@
       need_reason: 'Please give a reason', forbidden_action: 'This token may not do this: {m}',
       st_on: 'ON (1)', st_off: 'OFF (0)', ago: '{a} ago',
       gw_fault: 'Gateway fault (alarms still evaluated; data may not be delivered): ',
+      journal: 'Alarm journal', f_from: 'From', f_to: 'To', f_user: 'User', f_apply: 'Search', f_csv: 'Export CSV',
+      f_time: 'Time', f_transition: 'Change', f_tta: 'Time to ack', f_any: 'All', j_count: '{n} entries',
+      t_raised: 'Raised', t_cleared: 'Cleared', t_acknowledged: 'Acknowledged', t_reset: 'Reset', t_shelved: 'Shelved',
+      t_unshelved: 'Unshelved', t_suppressed: 'Suppressed', t_unsuppressed: 'Unsuppressed',
+      t_removed_from_service: 'Out of service', t_returned_to_service: 'Returned to service',
       trend: 'Trend', r_hour: '1 hour', r_shift: 'Shift (8 h)', r_day: '1 day', r_week: '1 week',
       overlay: 'Overlay point', close: 'Close', trend_none: '(choose)',
       trend_note: 'Dashed: alarm set-points; vertical lines: alarm raised (red), cleared (green), acknowledged (blue)',
@@ -289,7 +299,9 @@
 
   async function loadSettings() {
     settings = await api('/api/v1/console');
+    // The buttons depend on the role: draw them in the same task as the header names it.
     renderWho();
+    render();
   }
 
   function setFlood(active, rate) {
@@ -592,6 +604,87 @@
     const { ids } = hornDemand();
     silence = { until: Date.now() + SILENCE_MS, ids: new Set(ids) };
     updateHorn(false);
+  }
+
+  // ---- journal ----
+  // The alarm journal with filters: time, hazard source and priority are asked of the server;
+  // point and user narrow what it returned. Export writes exactly the rows shown, as CSV
+  // (UTF-8 with a byte-order mark so spreadsheet programs read the Chinese text).
+  let journalRows = [];
+  const localInput = (ms) => {
+    const d = new Date(ms);
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + 'T' + pad(d.getHours()) + ':' + pad(d.getMinutes());
+  };
+  const ackDelay = (e) => (e.transition === 'acknowledged' && e.raised_at != null
+    ? Math.max(0, Math.round((e.ts - e.raised_at) / 1e9)) : null);
+  const fmtDelay = (s) => (s == null ? '' : (s < 120 ? s + ' s' : Math.floor(s / 60) + ' min ' + (s % 60) + ' s'));
+
+  function openJournal() {
+    const now = Date.now();
+    if (!$('j-from').value) $('j-from').value = localInput(now - 8 * 3600 * 1000);
+    if (!$('j-to').value) $('j-to').value = localInput(now + 60 * 1000);
+    const sources = [...new Set(points.map((p) => p.hazard_source).filter(Boolean))].sort();
+    const keepSource = $('j-source').value;
+    $('j-source').replaceChildren(el('option', null, t('f_any')), ...sources.map((s) => { const o = el('option', null, s); o.value = s; return o; }));
+    $('j-source').options[0].value = '';
+    $('j-source').value = keepSource;
+    if (!$('j-priority').options.length) {
+      $('j-priority').replaceChildren(el('option', null, t('f_any')), ...['low', 'medium', 'high', 'critical']
+        .map((p) => { const o = el('option', null, t('p_' + p) + ' +'); o.value = p; return o; }));
+      $('j-priority').options[0].value = '';
+    }
+    $('journal-dialog').showModal();
+    loadJournal();
+  }
+
+  async function loadJournal(ev) {
+    if (ev) ev.preventDefault();
+    const q = new URLSearchParams({ limit: '10000' });
+    const from = Date.parse($('j-from').value);
+    const to = Date.parse($('j-to').value);
+    if (Number.isFinite(from)) q.set('from', String(from));
+    if (Number.isFinite(to)) q.set('to', String(to));
+    if ($('j-source').value) q.set('hazard_source', $('j-source').value);
+    if ($('j-priority').value) q.set('priority', $('j-priority').value);
+    let list;
+    try { list = await api('/api/v1/alarms/history?' + q.toString()); } catch (err) {
+      $('j-count').textContent = t('failed', { m: err.message });
+      return;
+    }
+    const point = $('j-point').value.trim();
+    const user = $('j-user').value.trim();
+    journalRows = list.filter((e) => (!point || e.subject.includes(point)) && (!user || (e.user || '').includes(user)));
+    $('j-count').textContent = t('j_count', { n: journalRows.length });
+    $('j-rows').replaceChildren(...journalRows.map((e) => {
+      const tr = el('tr', e.priority);
+      tr.dataset.transition = e.transition;
+      for (const v of [fmtTime(e.ts), t('p_' + e.priority), e.hazard_source || '—', e.subject, describeAlarm(e),
+        t('t_' + e.transition), e.user || '', e.comment || '', fmtDelay(ackDelay(e))]) tr.appendChild(el('td', null, v));
+      return tr;
+    }));
+  }
+
+  function csvField(v) {
+    const s = String(v ?? '');
+    return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+
+  function exportJournal() {
+    const head = ['time', 'seq', 'alarm_id', 'priority', 'hazard_source', 'subject', 'condition', 'level',
+      'transition', 'state', 'value', 'limit', 'unit', 'user', 'comment', 'ack_delay_s'];
+    const lines = [head.join(',')].concat(journalRows.map((e) => [
+      e.time || new Date(e.ts / 1e6).toISOString(), e.seq, e.alarm_id, e.priority, e.hazard_source || '', e.subject,
+      e.condition, e.level || '', e.transition, e.state, e.value ?? '', e.limit ?? '', e.unit, e.user || '',
+      e.comment || '', ackDelay(e) ?? '',
+    ].map(csvField).join(',')));
+    const blob = new Blob(['\ufeff' + lines.join('\r\n') + '\r\n'], { type: 'text/csv;charset=utf-8' });
+    const a = el('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = 'alarm-journal-' + $('j-from').value.replace(/[:T]/g, '') + '-' + $('j-to').value.replace(/[:T]/g, '') + '.csv';
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   }
 
   // ---- trends ----
@@ -1015,6 +1108,10 @@
     for (const b of document.querySelectorAll('#trend-dialog [data-range]')) {
       b.addEventListener('click', () => { trend.range = Number(b.dataset.range); drawTrend(); });
     }
+    $('journal-btn').addEventListener('click', openJournal);
+    $('journal-form').addEventListener('submit', loadJournal);
+    $('j-csv').addEventListener('click', exportJournal);
+    $('j-close').addEventListener('click', () => $('journal-dialog').close());
     $('trend-add').addEventListener('change', () => {
       const id = $('trend-add').value;
       if (id && pointsById.has(id) && !trend.points.includes(id)) { trend.points.push(id); drawTrend(); }
