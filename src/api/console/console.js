@@ -55,7 +55,7 @@
       need_reason: '请填写原因', forbidden_action: '此令牌无权执行该操作：{m}',
       st_on: '动作 (1)', st_off: '未动作 (0)', ago: '{a} 前',
       gw_fault: '网关自身故障（报警判断照常，数据可能未送达）：',
-      journal: '报警记录', f_from: '从', f_to: '到', f_user: '操作人', f_apply: '查询', f_csv: '导出 CSV',
+      silenced: '已消音至 {t}', journal: '报警记录', f_from: '从', f_to: '到', f_user: '操作人', f_apply: '查询', f_csv: '导出 CSV',
       f_time: '时间', f_transition: '变化', f_tta: '确认用时', f_any: '全部', j_count: '共 {n} 条',
       t_raised: '报警', t_cleared: '恢复', t_acknowledged: '确认', t_reset: '复位', t_shelved: '搁置',
       t_unshelved: '取消搁置', t_suppressed: '抑制', t_unsuppressed: '取消抑制',
@@ -109,7 +109,7 @@
       need_reason: 'Please give a reason', forbidden_action: 'This token may not do this: {m}',
       st_on: 'ON (1)', st_off: 'OFF (0)', ago: '{a} ago',
       gw_fault: 'Gateway fault (alarms still evaluated; data may not be delivered): ',
-      journal: 'Alarm journal', f_from: 'From', f_to: 'To', f_user: 'User', f_apply: 'Search', f_csv: 'Export CSV',
+      silenced: 'Silenced until {t}', journal: 'Alarm journal', f_from: 'From', f_to: 'To', f_user: 'User', f_apply: 'Search', f_csv: 'Export CSV',
       f_time: 'Time', f_transition: 'Change', f_tta: 'Time to ack', f_any: 'All', j_count: '{n} entries',
       t_raised: 'Raised', t_cleared: 'Cleared', t_acknowledged: 'Acknowledged', t_reset: 'Reset', t_shelved: 'Shelved',
       t_unshelved: 'Unshelved', t_suppressed: 'Suppressed', t_unsuppressed: 'Unsuppressed',
@@ -588,7 +588,11 @@
     b.horn = next;
     b.tone = tone || '';
     b.audio = audio ? audio.state : 'none';
-    $('silence').hidden = next !== 'sounding' && next !== 'blocked';
+    // While silenced the button says until when (pressing it again restarts the silence).
+    const sil = $('silence');
+    sil.hidden = next === 'off';
+    sil.classList.toggle('silenced', next === 'silenced');
+    sil.textContent = next === 'silenced' ? t('silenced', { t: fmtTime(silence.until * 1e6) }) : t('silence');
     $('audio-blocked').hidden = running;
     const snd = $('sound');
     snd.classList.toggle('on', running);
