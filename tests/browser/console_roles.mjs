@@ -110,6 +110,16 @@ try {
   const data = text.slice(1).trim().split('\r\n').slice(1);
   for (const line of data) check(line.includes(ACTOR), `every exported line names ${ACTOR}: ${line}`);
   console.log(`CSV ${data.length}`);
+
+  // The shift handover: the last 8 hours summarised, and its print view.
+  await page.click('#j-handover');
+  await page.locator('#j-summary:not([hidden]) [data-h="raised"]').waitFor();
+  const h = await page.evaluate(() => ({ ...document.getElementById('j-summary').dataset }));
+  console.log(`HANDOVER ${h.raised} ${h.acknowledged} ${h.open}`);
+  await page.screenshot({ path: path.join(SHOTS, 'console-roles-handover.png') });
+  await page.emulateMedia({ media: 'print' });
+  await page.screenshot({ path: path.join(SHOTS, 'console-roles-handover-print.png'), fullPage: true });
+  await page.emulateMedia({ media: 'screen' });
   check(errors.length === 0, `no script errors: ${errors.join('; ')}`);
   console.log('DONE');
 } catch (e) {

@@ -125,6 +125,7 @@ latching = true
     }
     let journal_rows: usize = browser.expect_prefix("JOURNAL ", LIMIT).await.parse().expect("a count");
     let csv_lines: usize = browser.expect_prefix("CSV ", LIMIT).await.parse().expect("a count");
+    let handover = browser.expect_prefix("HANDOVER ", LIMIT).await;
     browser.expect_line("DONE", LIMIT).await;
     browser.finish();
 
@@ -182,5 +183,27 @@ latching = true
     assert_eq!(by_admin, 3, "reset, out of service, return: {history:#}");
     assert_eq!(journal_rows, by_admin, "rows shown for the user filter");
     assert_eq!(csv_lines, by_admin, "lines exported");
+    // The handover's figures are the journal's and the live view's.
+    let count = |transition: &str| {
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["transition"] == transition)
+            .count()
+    };
+    let open = get(&gw, "/api/v1/alarms")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] != "normal")
+        .count();
+    assert_eq!(
+        handover,
+        format!("{} {} {open}", count("raised"), count("acknowledged")),
+        "raised, acknowledged, still open"
+    );
+    assert_eq!(open, 2, "the critical and the returned high alarm");
     assert_eq!(state_of(&gw, LATCHED).await, None, "reset: nothing left to show");
 }

@@ -55,6 +55,9 @@
       need_reason: '请填写原因', forbidden_action: '此令牌无权执行该操作：{m}',
       st_on: '动作 (1)', st_off: '未动作 (0)', ago: '{a} 前',
       gw_fault: '网关自身故障（报警判断照常，数据可能未送达）：',
+      handover: '交接班', print: '打印',
+      h_title: '交接班记录 {from} — {to}', h_raised: '本班报警', h_acked: '已确认', h_open: '仍未处理',
+      h_tta: '平均确认用时', h_tta_max: '最长确认用时', h_actions: '操作记录',
       silenced: '已消音至 {t}', journal: '报警记录', f_from: '从', f_to: '到', f_user: '操作人', f_apply: '查询', f_csv: '导出 CSV',
       f_time: '时间', f_transition: '变化', f_tta: '确认用时', f_any: '全部', j_count: '共 {n} 条',
       t_raised: '报警', t_cleared: '恢复', t_acknowledged: '确认', t_reset: '复位', t_shelved: '搁置',
@@ -109,6 +112,9 @@
       need_reason: 'Please give a reason', forbidden_action: 'This token may not do this: {m}',
       st_on: 'ON (1)', st_off: 'OFF (0)', ago: '{a} ago',
       gw_fault: 'Gateway fault (alarms still evaluated; data may not be delivered): ',
+      handover: 'Shift handover', print: 'Print',
+      h_title: 'Shift handover {from} — {to}', h_raised: 'Raised this shift', h_acked: 'Acknowledged', h_open: 'Still open',
+      h_tta: 'Mean time to ack', h_tta_max: 'Longest time to ack', h_actions: 'Operator actions',
       silenced: 'Silenced until {t}', journal: 'Alarm journal', f_from: 'From', f_to: 'To', f_user: 'User', f_apply: 'Search', f_csv: 'Export CSV',
       f_time: 'Time', f_transition: 'Change', f_tta: 'Time to ack', f_any: 'All', j_count: '{n} entries',
       t_raised: 'Raised', t_cleared: 'Cleared', t_acknowledged: 'Acknowledged', t_reset: 'Reset', t_shelved: 'Shelved',
@@ -668,6 +674,44 @@
     }));
   }
 
+  // The shift handover (交接班): the last 8 hours of the journal with what was raised,
+  // acknowledged and is still open, operator actions and the times to acknowledge; printable.
+  async function handover() {
+    const now = Date.now();
+    $('j-from').value = localInput(now - 8 * 3600 * 1000);
+    $('j-to').value = localInput(now + 60 * 1000);
+    $('j-point').value = '';
+    $('j-user').value = '';
+    await loadJournal();
+    const raised = journalRows.filter((e) => e.transition === 'raised').length;
+    const acks = journalRows.filter((e) => e.transition === 'acknowledged');
+    const delays = acks.map(ackDelay).filter((d) => d != null);
+    const open = [...alarms.values()].filter((a) => a.state !== 'normal').length;
+    const actions = journalRows.filter((e) => e.user).length;
+    const mean = delays.length ? Math.round(delays.reduce((x, y) => x + y, 0) / delays.length) : null;
+    const box = $('j-summary');
+    const item = (key, value, name) => {
+      const d = el('div', 'h-item');
+      d.dataset.h = name;
+      d.appendChild(el('span', 'h-label', t(key)));
+      d.appendChild(el('span', 'h-value', value));
+      return d;
+    };
+    box.replaceChildren(
+      el('h3', null, t('h_title', { from: $('j-from').value.replace('T', ' '), to: $('j-to').value.replace('T', ' ') })),
+      item('h_raised', String(raised), 'raised'),
+      item('h_acked', String(acks.length), 'acknowledged'),
+      item('h_open', String(open), 'open'),
+      item('h_actions', String(actions), 'actions'),
+      item('h_tta', fmtDelay(mean) || '—', 'tta'),
+      item('h_tta_max', fmtDelay(delays.length ? Math.max(...delays) : null) || '—', 'tta_max'),
+    );
+    box.hidden = false;
+    box.dataset.raised = String(raised);
+    box.dataset.acknowledged = String(acks.length);
+    box.dataset.open = String(open);
+  }
+
   function csvField(v) {
     const s = String(v ?? '');
     return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
@@ -1115,6 +1159,9 @@
     $('journal-btn').addEventListener('click', openJournal);
     $('journal-form').addEventListener('submit', loadJournal);
     $('j-csv').addEventListener('click', exportJournal);
+    $('j-handover').addEventListener('click', handover);
+    $('j-print').addEventListener('click', () => window.print());
+    $('journal-form').addEventListener('input', () => { $('j-summary').hidden = true; });
     $('j-close').addEventListener('click', () => $('journal-dialog').close());
     $('trend-add').addEventListener('change', () => {
       const id = $('trend-add').value;
