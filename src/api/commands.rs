@@ -81,7 +81,13 @@ async fn run(
             .into_iter()
             .find(|e| e.alarm_id == alarm_id)
             .map(|e| e.priority);
-        if let Some(refusal) = priority.and_then(|p| s.policy.refuse_shelve(p, principal.role, duration)) {
+        let refusal = priority.and_then(|p| {
+            s.policy
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .refuse_shelve(p, principal.role, duration)
+        });
+        if let Some(refusal) = refusal {
             tracing::warn!(alarm = %alarm_id, role = %principal.role, user = ?principal.user, reason = %refusal,
                            "shelving refused by the site's rules");
             return Err(match refusal {
@@ -118,6 +124,19 @@ async fn run(
     }
 }
 
+/// Reads a command body: a JSON object only (serde would take `[]` for a struct whose fields
+/// all have defaults), 422 otherwise, as for any body that is not the action's.
+fn object_body<T: serde::de::DeserializeOwned>(raw: serde_json::Value) -> Result<T, ApiError> {
+    let invalid = |message: String| ApiError::Rejected {
+        status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        message,
+    };
+    if !raw.is_object() {
+        return Err(invalid("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(raw).map_err(|e| invalid(format!("invalid body: {e}")))
+}
+
 /// Declares one command endpoint: its handler, body type and OpenAPI description.
 macro_rules! command_endpoint {
     ($name:ident, $path:literal, $body:ty, $doc:literal, |$b:ident| $command:expr) => {
@@ -142,8 +161,9 @@ macro_rules! command_endpoint {
             State(s): State<AppState>,
             Extension(principal): Extension<Principal>,
             ApiPath(id): ApiPath<String>,
-            ApiJson($b): ApiJson<$body>,
+            ApiJson(raw): ApiJson<serde_json::Value>,
         ) -> Result<Json<AlarmView>, ApiError> {
+            let $b: $body = object_body(raw)?;
             let command: Result<Command, ApiError> = $command;
             run(&s, principal, id, command?, $b.user, $b.comment).await
         }

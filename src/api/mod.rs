@@ -74,8 +74,9 @@ pub struct AppState {
     pub readiness: Arc<std::sync::RwLock<crate::health::Readiness>>,
     /// Config reload requests to the pipeline.
     pub reload: admin::ReloadSender,
-    /// What sounds in the console and who may shelve what.
-    pub policy: Arc<policy::ConsolePolicy>,
+    /// What sounds in the console and who may shelve what (a std lock, replaced on reload;
+    /// never held across an await).
+    pub policy: Arc<std::sync::RwLock<policy::ConsolePolicy>>,
 }
 
 /// Every route of the API.

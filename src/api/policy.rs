@@ -99,7 +99,22 @@ pub struct ConsolePolicy {
     pub shelving: BTreeMap<Priority, ShelveRule>,
     /// The hazard sources, so the console shows their names and grades, not only codes.
     pub hazard_sources: Vec<SiteName>,
+    /// Each point's threshold set-points, drawn on its trend.
+    pub setpoints: BTreeMap<String, Vec<SetpointView>>,
 }
+
+/// One set-point of a point.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SetpointView {
+    /// Which level.
+    pub level: crate::model::Level,
+    /// The set-point in engineering units.
+    pub value: f64,
+    /// Priority of the alarm it raises.
+    pub priority: Priority,
+}
+
+impl Eq for SetpointView {}
 
 impl ConsolePolicy {
     /// Resolves the written sections; by default a critical alarm may be shelved only by an
@@ -123,6 +138,7 @@ impl ConsolePolicy {
             sound_from: console.sound_from,
             shelving,
             hazard_sources: Vec::new(),
+            setpoints: BTreeMap::new(),
         }
     }
 

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::{Principal, Role};
 use super::error::ErrorBody;
-use super::policy::{ShelveBy, SiteName};
+use super::policy::{SetpointView, ShelveBy, SiteName};
 use crate::model::Priority;
 
 /// The shelving rule of one priority.
@@ -46,6 +46,8 @@ pub(super) struct ConsoleSettings {
     shelving: Vec<ShelveRuleView>,
     /// Hazard sources: code, name and GB 18218 grade.
     hazard_sources: Vec<SiteName>,
+    /// Threshold set-points by point id.
+    setpoints: std::collections::BTreeMap<String, Vec<SetpointView>>,
 }
 
 /// The caller, their role and the site's console policy.
@@ -56,8 +58,8 @@ pub(super) struct ConsoleSettings {
         (status = 401, description = "No or unknown token", body = ErrorBody),
     ))]
 pub(super) async fn settings(State(s): State<AppState>, Extension(who): Extension<Principal>) -> Json<ConsoleSettings> {
-    let shelving = s
-        .policy
+    let policy = s.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let shelving = policy
         .shelving
         .iter()
         .map(|(&priority, rule)| ShelveRuleView {
@@ -72,8 +74,9 @@ pub(super) async fn settings(State(s): State<AppState>, Extension(who): Extensio
         role: who.role,
         open_api: !s.auth.enabled(),
         read_only: s.auth.read_only_when_open(),
-        sound_from: s.policy.sound_from,
+        sound_from: policy.sound_from,
         shelving,
-        hazard_sources: s.policy.hazard_sources.clone(),
+        hazard_sources: policy.hazard_sources,
+        setpoints: policy.setpoints,
     })
 }

@@ -107,6 +107,18 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     if !errors.is_empty() {
         return Err(errors);
     }
+    let mut setpoints: std::collections::BTreeMap<String, Vec<crate::api::policy::SetpointView>> =
+        std::collections::BTreeMap::new();
+    for rule in &rules {
+        if let crate::rules::RuleKind::Threshold { point, limits, .. } = &rule.kind {
+            let list = setpoints.entry(points.meta(*point).name.to_string()).or_default();
+            list.extend(limits.iter().map(|l| crate::api::policy::SetpointView {
+                level: l.level,
+                value: l.value,
+                priority: l.priority,
+            }));
+        }
+    }
     let site_names = hazard_sources
         .iter()
         .map(|h| crate::api::policy::SiteName {
@@ -136,6 +148,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         },
         console: crate::api::policy::ConsolePolicy {
             hazard_sources: site_names,
+            setpoints,
             ..crate::api::policy::ConsolePolicy::new(&raw.console, &raw.alarms.shelving, raw.alarms.max_shelve)
         },
         profiles,

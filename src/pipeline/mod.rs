@@ -203,6 +203,7 @@ impl Gateway {
             Some(hub)
         };
         let readiness = Arc::new(std::sync::RwLock::new(config.readiness()));
+        let policy = Arc::new(std::sync::RwLock::new(config.console.clone()));
         let ctx = Arc::new(reload::Context {
             data_dir: data_dir.to_path_buf(),
             journal: journal.clone(),
@@ -214,6 +215,7 @@ impl Gateway {
             durable_readings: durable_tx,
             device_health: device_health.clone(),
             readiness: readiness.clone(),
+            policy: policy.clone(),
             sources_cancel: sources_cancel.clone(),
             dtu,
             history: reader.clone(),
@@ -254,7 +256,7 @@ impl Gateway {
             devices: device_health,
             readiness,
             reload: reload_tx,
-            policy: Arc::new(config.console.clone()),
+            policy,
         };
         let api = tokio::spawn(api::serve(
             listener,

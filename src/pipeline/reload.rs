@@ -19,6 +19,7 @@
 //! - **devices**: when a device's settings changed the line tasks are restarted (a missed poll
 //!   at most); readings already queued are evaluated.
 //! - **readiness**: `[ops]` limits and the store list of `/readyz`.
+//! - **console policy**: `[console]`, `[alarms.shelving]` and the set-points the trends draw.
 //!
 //! What only a restart can change (the reload is refused, naming each): gateway id, data
 //! directory, API listen address, body limit and tokens, history settings, hazard sources, and
@@ -181,6 +182,8 @@ pub(super) struct Context {
     pub(super) durable_readings: mpsc::Sender<crate::model::DurableBatch>,
     pub(super) device_health: Arc<HealthBoard>,
     pub(super) readiness: Arc<RwLock<Readiness>>,
+    /// What the console and the shelving commands read (`[console]`, `[alarms.shelving]`).
+    pub(super) policy: Arc<RwLock<crate::api::policy::ConsolePolicy>>,
     pub(super) sources_cancel: CancellationToken,
     /// The DTU listeners, started once (a change to `[dtu]` listeners needs a restart).
     pub(super) dtu: Option<Arc<crate::sources::dtu::DtuHub>>,
@@ -360,6 +363,7 @@ impl Reloader {
             }
         }
         *ctx.readiness.write().unwrap_or_else(|p| p.into_inner()) = new.readiness();
+        *ctx.policy.write().unwrap_or_else(|p| p.into_inner()) = new.console.clone();
         let summary = json!({
             "alarms_kept": carry.kept,
             "alarms_added": carry.added,

@@ -6,13 +6,16 @@
 //      (token in the tab's session storage), waits for every alarm in ALARMS, checks the
 //      header names the role, and prints `BUTTONS <role> <json: alarm id -> actions>`;
 //   2. as the last role (an admin): resets LATCHED_ID (a reason is required), takes OOS_ID out
-//      of service and returns it, each through the dialog, and prints `DONE`.
+//      of service and returns it, each through the dialog;
+//   3. filters the alarm journal by ACTOR, prints `JOURNAL <rows shown>`, exports it as CSV and
+//      prints `CSV <data lines>` (each checked to name ACTOR), then `DONE`.
 //
 // Every wait is on a selector or a page condition, bounded by TIMEOUT_MS; the whole run by a
 // watchdog.
 
 import { chromium } from 'playwright-core';
 import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 
 const env = (name) => {
   const v = process.env[name];
@@ -24,6 +27,7 @@ const ROLES = env('ROLES').split(',').map((p) => p.split('='));
 const ALARMS = env('ALARMS').split(',');
 const LATCHED = env('LATCHED_ID');
 const OOS = env('OOS_ID');
+const ACTOR = env('ACTOR');
 const SHOTS = env('SCREENSHOT_DIR');
 const TIMEOUT_MS = Number(process.env.TIMEOUT_MS || '30000');
 const ROLE_TEXT = { viewer: '只读', operator: '操作员', admin: '管理员' };
@@ -88,10 +92,38 @@ try {
   await page.screenshot({ path: path.join(SHOTS, 'console-roles-out-of-service.png') });
   await act(OOS, 'rts', null);
   await page.locator(`#alarm-rows tr[data-alarm-id="${OOS}"]`).waitFor();
+
+  // The journal, filtered by who acted, and its CSV export.
+  await page.click('#journal-btn');
+  await page.locator('#journal-dialog[open]').waitFor();
+  await page.fill('#j-user', ACTOR);
+  await page.click('#journal-form button[type=submit]');
+  await page.locator('#j-count', { hasText: '共' }).waitFor();
+  await page.waitForFunction((who) => [...document.querySelectorAll('#j-rows tr')]
+    .every((tr) => tr.textContent.includes(who)), ACTOR);
+  const shown = await page.locator('#j-rows tr').count();
+  await page.screenshot({ path: path.join(SHOTS, 'console-roles-journal.png') });
+  console.log(`JOURNAL ${shown}`);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#j-csv')]);
+  const text = await readFile(await download.path(), 'utf8');
+  check(text.startsWith('\ufefftime,seq,alarm_id,'), `CSV header: ${text.slice(0, 60)}`);
+  const data = text.slice(1).trim().split('\r\n').slice(1);
+  for (const line of data) check(line.includes(ACTOR), `every exported line names ${ACTOR}: ${line}`);
+  console.log(`CSV ${data.length}`);
+
+  // The shift handover: the last 8 hours summarised, and its print view.
+  await page.click('#j-handover');
+  await page.locator('#j-summary:not([hidden]) [data-h="raised"]').waitFor();
+  const h = await page.evaluate(() => ({ ...document.getElementById('j-summary').dataset }));
+  console.log(`HANDOVER ${h.raised} ${h.acknowledged} ${h.open}`);
+  await page.screenshot({ path: path.join(SHOTS, 'console-roles-handover.png') });
+  await page.emulateMedia({ media: 'print' });
+  await page.screenshot({ path: path.join(SHOTS, 'console-roles-handover-print.png'), fullPage: true });
+  await page.emulateMedia({ media: 'screen' });
   check(errors.length === 0, `no script errors: ${errors.join('; ')}`);
   console.log('DONE');
 } catch (e) {
-  console.error(`console roles failed: ${e.stack || e}`);
+  console.error(`console roles failed: ${e.stack || e}; page errors: ${errors.join('; ')}`);
   process.exitCode = 1;
 } finally {
   await browser.close();

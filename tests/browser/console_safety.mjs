@@ -147,6 +147,7 @@ try {
   // Silence is not acknowledge.
   await page.click('#silence');
   await waitHorn(page, 'silenced', 'critical');
+  await page.locator('#silence.silenced', { hasText: '已消音至' }).waitFor();
   check((await crit.locator('button[data-action="ack"]').count()) === 1, 'still unacknowledged after silence');
 
   // Shelving asks for a reason, then keeps the alarm visible apart; its hazard source stays in alarm.

@@ -114,6 +114,7 @@ latching = true
             ("ALARMS", &[CRITICAL, HIGH, LATCHED].join(",")),
             ("LATCHED_ID", LATCHED),
             ("OOS_ID", HIGH),
+            ("ACTOR", "班长王五"),
         ],
     );
     let mut seen = BTreeMap::new();
@@ -122,6 +123,9 @@ latching = true
         let buttons: BTreeMap<String, Vec<String>> = serde_json::from_str(&line).expect("buttons as JSON");
         seen.insert(role, buttons);
     }
+    let journal_rows: usize = browser.expect_prefix("JOURNAL ", LIMIT).await.parse().expect("a count");
+    let csv_lines: usize = browser.expect_prefix("CSV ", LIMIT).await.parse().expect("a count");
+    let handover = browser.expect_prefix("HANDOVER ", LIMIT).await;
     browser.expect_line("DONE", LIMIT).await;
     browser.finish();
 
@@ -169,5 +173,37 @@ latching = true
     let oos = find(HIGH, "removed_from_service");
     assert_eq!(oos["comment"], "探头更换 (detector replacement)");
     find(HIGH, "returned_to_service");
+    // The journal page showed, and exported, exactly the admin's three actions.
+    let by_admin = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["user"] == "班长王五")
+        .count();
+    assert_eq!(by_admin, 3, "reset, out of service, return: {history:#}");
+    assert_eq!(journal_rows, by_admin, "rows shown for the user filter");
+    assert_eq!(csv_lines, by_admin, "lines exported");
+    // The handover's figures are the journal's and the live view's.
+    let count = |transition: &str| {
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["transition"] == transition)
+            .count()
+    };
+    let open = get(&gw, "/api/v1/alarms")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] != "normal")
+        .count();
+    assert_eq!(
+        handover,
+        format!("{} {} {open}", count("raised"), count("acknowledged")),
+        "raised, acknowledged, still open"
+    );
+    assert_eq!(open, 2, "the critical and the returned high alarm");
     assert_eq!(state_of(&gw, LATCHED).await, None, "reset: nothing left to show");
 }

@@ -13,6 +13,7 @@ mod config_errors;
 mod console;
 mod console_roles;
 mod console_safety;
+mod console_trend;
 mod deploy_docker;
 mod dtu;
 mod durability;

@@ -55,6 +55,17 @@
       need_reason: '请填写原因', forbidden_action: '此令牌无权执行该操作：{m}',
       st_on: '动作 (1)', st_off: '未动作 (0)', ago: '{a} 前',
       gw_fault: '网关自身故障（报警判断照常，数据可能未送达）：',
+      handover: '交接班', print: '打印',
+      h_title: '交接班记录 {from} — {to}', h_raised: '本班报警', h_acked: '已确认', h_open: '仍未处理',
+      h_tta: '平均确认用时', h_tta_max: '最长确认用时', h_actions: '操作记录',
+      silenced: '已消音至 {t}', journal: '报警记录', f_from: '从', f_to: '到', f_user: '操作人', f_apply: '查询', f_csv: '导出 CSV',
+      f_time: '时间', f_transition: '变化', f_tta: '确认用时', f_any: '全部', j_count: '共 {n} 条',
+      t_raised: '报警', t_cleared: '恢复', t_acknowledged: '确认', t_reset: '复位', t_shelved: '搁置',
+      t_unshelved: '取消搁置', t_suppressed: '抑制', t_unsuppressed: '取消抑制',
+      t_removed_from_service: '停用', t_returned_to_service: '恢复使用',
+      trend: '趋势', r_hour: '1 小时', r_shift: '本班 8 小时', r_day: '1 天', r_week: '1 周',
+      overlay: '叠加测点', close: '关闭', trend_none: '（选择）',
+      trend_note: '虚线：报警设定值；竖线：报警发生（红）、恢复（绿）、确认（蓝）',
     },
     en: {
       title: 'Major Hazard Monitoring', conn_up: 'LIVE', conn_down: 'DISCONNECTED',
@@ -101,6 +112,17 @@
       need_reason: 'Please give a reason', forbidden_action: 'This token may not do this: {m}',
       st_on: 'ON (1)', st_off: 'OFF (0)', ago: '{a} ago',
       gw_fault: 'Gateway fault (alarms still evaluated; data may not be delivered): ',
+      handover: 'Shift handover', print: 'Print',
+      h_title: 'Shift handover {from} — {to}', h_raised: 'Raised this shift', h_acked: 'Acknowledged', h_open: 'Still open',
+      h_tta: 'Mean time to ack', h_tta_max: 'Longest time to ack', h_actions: 'Operator actions',
+      silenced: 'Silenced until {t}', journal: 'Alarm journal', f_from: 'From', f_to: 'To', f_user: 'User', f_apply: 'Search', f_csv: 'Export CSV',
+      f_time: 'Time', f_transition: 'Change', f_tta: 'Time to ack', f_any: 'All', j_count: '{n} entries',
+      t_raised: 'Raised', t_cleared: 'Cleared', t_acknowledged: 'Acknowledged', t_reset: 'Reset', t_shelved: 'Shelved',
+      t_unshelved: 'Unshelved', t_suppressed: 'Suppressed', t_unsuppressed: 'Unsuppressed',
+      t_removed_from_service: 'Out of service', t_returned_to_service: 'Returned to service',
+      trend: 'Trend', r_hour: '1 hour', r_shift: 'Shift (8 h)', r_day: '1 day', r_week: '1 week',
+      overlay: 'Overlay point', close: 'Close', trend_none: '(choose)',
+      trend_note: 'Dashed: alarm set-points; vertical lines: alarm raised (red), cleared (green), acknowledged (blue)',
     },
   };
   const PRIORITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
@@ -283,7 +305,9 @@
 
   async function loadSettings() {
     settings = await api('/api/v1/console');
+    // The buttons depend on the role: draw them in the same task as the header names it.
     renderWho();
+    render();
   }
 
   function setFlood(active, rate) {
@@ -570,7 +594,11 @@
     b.horn = next;
     b.tone = tone || '';
     b.audio = audio ? audio.state : 'none';
-    $('silence').hidden = next !== 'sounding' && next !== 'blocked';
+    // While silenced the button says until when (pressing it again restarts the silence).
+    const sil = $('silence');
+    sil.hidden = next === 'off';
+    sil.classList.toggle('silenced', next === 'silenced');
+    sil.textContent = next === 'silenced' ? t('silenced', { t: fmtTime(silence.until * 1e6) }) : t('silence');
     $('audio-blocked').hidden = running;
     const snd = $('sound');
     snd.classList.toggle('on', running);
@@ -586,6 +614,258 @@
     const { ids } = hornDemand();
     silence = { until: Date.now() + SILENCE_MS, ids: new Set(ids) };
     updateHorn(false);
+  }
+
+  // ---- journal ----
+  // The alarm journal with filters: time, hazard source and priority are asked of the server;
+  // point and user narrow what it returned. Export writes exactly the rows shown, as CSV
+  // (UTF-8 with a byte-order mark so spreadsheet programs read the Chinese text).
+  let journalRows = [];
+  const localInput = (ms) => {
+    const d = new Date(ms);
+    return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + 'T' + pad(d.getHours()) + ':' + pad(d.getMinutes());
+  };
+  const ackDelay = (e) => (e.transition === 'acknowledged' && e.raised_at != null
+    ? Math.max(0, Math.round((e.ts - e.raised_at) / 1e9)) : null);
+  const fmtDelay = (s) => (s == null ? '' : (s < 120 ? s + ' s' : Math.floor(s / 60) + ' min ' + (s % 60) + ' s'));
+
+  function openJournal() {
+    const now = Date.now();
+    if (!$('j-from').value) $('j-from').value = localInput(now - 8 * 3600 * 1000);
+    if (!$('j-to').value) $('j-to').value = localInput(now + 60 * 1000);
+    const sources = [...new Set(points.map((p) => p.hazard_source).filter(Boolean))].sort();
+    const keepSource = $('j-source').value;
+    $('j-source').replaceChildren(el('option', null, t('f_any')), ...sources.map((s) => { const o = el('option', null, s); o.value = s; return o; }));
+    $('j-source').options[0].value = '';
+    $('j-source').value = keepSource;
+    if (!$('j-priority').options.length) {
+      $('j-priority').replaceChildren(el('option', null, t('f_any')), ...['low', 'medium', 'high', 'critical']
+        .map((p) => { const o = el('option', null, t('p_' + p) + ' +'); o.value = p; return o; }));
+      $('j-priority').options[0].value = '';
+    }
+    $('journal-dialog').showModal();
+    loadJournal();
+  }
+
+  async function loadJournal(ev) {
+    if (ev) ev.preventDefault();
+    const q = new URLSearchParams({ limit: '10000' });
+    const from = Date.parse($('j-from').value);
+    const to = Date.parse($('j-to').value);
+    if (Number.isFinite(from)) q.set('from', String(from));
+    if (Number.isFinite(to)) q.set('to', String(to));
+    if ($('j-source').value) q.set('hazard_source', $('j-source').value);
+    if ($('j-priority').value) q.set('priority', $('j-priority').value);
+    let list;
+    try { list = await api('/api/v1/alarms/history?' + q.toString()); } catch (err) {
+      $('j-count').textContent = t('failed', { m: err.message });
+      return;
+    }
+    const point = $('j-point').value.trim();
+    const user = $('j-user').value.trim();
+    journalRows = list.filter((e) => (!point || e.subject.includes(point)) && (!user || (e.user || '').includes(user)));
+    $('j-count').textContent = t('j_count', { n: journalRows.length });
+    $('j-rows').replaceChildren(...journalRows.map((e) => {
+      const tr = el('tr', e.priority);
+      tr.dataset.transition = e.transition;
+      for (const v of [fmtTime(e.ts), t('p_' + e.priority), e.hazard_source || '—', e.subject, describeAlarm(e),
+        t('t_' + e.transition), e.user || '', e.comment || '', fmtDelay(ackDelay(e))]) tr.appendChild(el('td', null, v));
+      return tr;
+    }));
+  }
+
+  // The shift handover (交接班): the last 8 hours of the journal with what was raised,
+  // acknowledged and is still open, operator actions and the times to acknowledge; printable.
+  async function handover() {
+    const now = Date.now();
+    $('j-from').value = localInput(now - 8 * 3600 * 1000);
+    $('j-to').value = localInput(now + 60 * 1000);
+    $('j-point').value = '';
+    $('j-user').value = '';
+    await loadJournal();
+    const raised = journalRows.filter((e) => e.transition === 'raised').length;
+    const acks = journalRows.filter((e) => e.transition === 'acknowledged');
+    const delays = acks.map(ackDelay).filter((d) => d != null);
+    const open = [...alarms.values()].filter((a) => a.state !== 'normal').length;
+    const actions = journalRows.filter((e) => e.user).length;
+    const mean = delays.length ? Math.round(delays.reduce((x, y) => x + y, 0) / delays.length) : null;
+    const box = $('j-summary');
+    const item = (key, value, name) => {
+      const d = el('div', 'h-item');
+      d.dataset.h = name;
+      d.appendChild(el('span', 'h-label', t(key)));
+      d.appendChild(el('span', 'h-value', value));
+      return d;
+    };
+    box.replaceChildren(
+      el('h3', null, t('h_title', { from: $('j-from').value.replace('T', ' '), to: $('j-to').value.replace('T', ' ') })),
+      item('h_raised', String(raised), 'raised'),
+      item('h_acked', String(acks.length), 'acknowledged'),
+      item('h_open', String(open), 'open'),
+      item('h_actions', String(actions), 'actions'),
+      item('h_tta', fmtDelay(mean) || '—', 'tta'),
+      item('h_tta_max', fmtDelay(delays.length ? Math.max(...delays) : null) || '—', 'tta_max'),
+    );
+    box.hidden = false;
+    box.dataset.raised = String(raised);
+    box.dataset.acknowledged = String(acks.length);
+    box.dataset.open = String(open);
+  }
+
+  function csvField(v) {
+    const s = String(v ?? '');
+    return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+
+  function exportJournal() {
+    const head = ['time', 'seq', 'alarm_id', 'priority', 'hazard_source', 'subject', 'condition', 'level',
+      'transition', 'state', 'value', 'limit', 'unit', 'user', 'comment', 'ack_delay_s'];
+    const lines = [head.join(',')].concat(journalRows.map((e) => [
+      e.time || new Date(e.ts / 1e6).toISOString(), e.seq, e.alarm_id, e.priority, e.hazard_source || '', e.subject,
+      e.condition, e.level || '', e.transition, e.state, e.value ?? '', e.limit ?? '', e.unit, e.user || '',
+      e.comment || '', ackDelay(e) ?? '',
+    ].map(csvField).join(',')));
+    const blob = new Blob(['\ufeff' + lines.join('\r\n') + '\r\n'], { type: 'text/csv;charset=utf-8' });
+    const a = el('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = 'alarm-journal-' + $('j-from').value.replace(/[:T]/g, '') + '-' + $('j-to').value.replace(/[:T]/g, '') + '.csv';
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  }
+
+  // ---- trends ----
+  // A point's history from the gateway's own store, drawn with uPlot (vendored): set-points as
+  // dashed lines, alarm transitions as vertical marks; overlaid points share an axis per unit.
+  // What is drawn is summarised in `window.hgTrend` (and the chart's data attributes).
+  const trend = { points: [], range: 3600, chart: null };
+  const SERIES_COLOURS = ['#5ac8fa', '#34c759', '#bf5af2', '#ff9f0a', '#64d2ff'];
+  const PRIORITY_COLOURS = { critical: '#ff3b30', high: '#ff9500', medium: '#ffd60a', low: '#5ac8fa' };
+  const MARK_COLOURS = { raised: '#ff3b30', cleared: '#34c759', acknowledged: '#0a84ff' };
+
+  async function openTrend(id) {
+    trend.points = [id];
+    trend.range = 3600;
+    $('trend-dialog').showModal();
+    await drawTrend();
+  }
+
+  async function pointHistory(id, from, to) {
+    const h = await api('/api/v1/points/' + encodeURIComponent(id) + '/history?from=' + from + '&to=' + to + '&limit=20000');
+    const rows = h.readings
+      ? h.readings.map((r) => [r.ts_ms / 1000, r.value ?? null])
+      : h.minutes.map((m) => [m.ts_ms / 1000, m.avg ?? null]);
+    return { id, unit: h.unit, rows };
+  }
+
+  // uPlot wants one x array; each series gets null where it has no reading.
+  function align(series, from, to) {
+    const xs = [...new Set([from / 1000, to / 1000, ...series.flatMap((s) => s.rows.map((r) => r[0]))])].sort((a, b) => a - b);
+    const index = new Map(xs.map((x, i) => [x, i]));
+    const ys = series.map((s) => {
+      const y = new Array(xs.length).fill(null);
+      for (const [x, v] of s.rows) y[index.get(x)] = v;
+      return y;
+    });
+    return [xs, ...ys];
+  }
+
+  async function drawTrend() {
+    const to = Date.now();
+    const from = to - trend.range * 1000;
+    $('trend-title').textContent = trend.points.join(' + ');
+    const add = $('trend-add');
+    add.replaceChildren(el('option', null, t('trend_none')), ...points
+      .filter((p) => !trend.points.includes(p.id) && p.kind !== 'state')
+      .map((p) => { const o = el('option', null, p.id + (p.unit ? ' (' + p.unit + ')' : '')); o.value = p.id; return o; }));
+    for (const b of document.querySelectorAll('#trend-dialog [data-range]')) {
+      b.classList.toggle('on', Number(b.dataset.range) === trend.range);
+    }
+    let series;
+    let journal;
+    try {
+      [series, journal] = await Promise.all([
+        Promise.all(trend.points.map((id) => pointHistory(id, from, to))),
+        api('/api/v1/alarms/history?from=' + from + '&to=' + to + '&limit=2000'),
+      ]);
+    } catch (err) {
+      $('trend-note').textContent = t('failed', { m: err.message });
+      return;
+    }
+    const data = align(series, from, to);
+    const units = [...new Set(series.map((s) => s.unit))];
+    const scales = { x: { time: true } };
+    for (const u of units) scales[u || '-'] = { auto: true };
+    const uSeries = [{}];
+    series.forEach((s, i) => uSeries.push({
+      label: s.id + (s.unit ? ' (' + s.unit + ')' : ''), scale: s.unit || '-',
+      stroke: SERIES_COLOURS[i % SERIES_COLOURS.length], width: 2, spanGaps: false,
+    }));
+    const drawn = [];
+    for (const s of series) {
+      for (const sp of (settings.setpoints || {})[s.id] || []) {
+        data.push(data[0].map(() => sp.value));
+        uSeries.push({
+          label: s.id + ' ' + t('l_' + sp.level) + ' ' + sp.value, scale: s.unit || '-',
+          stroke: PRIORITY_COLOURS[sp.priority], dash: [8, 6], width: 1.5, points: { show: false },
+        });
+        drawn.push({ point: s.id, level: sp.level, value: sp.value });
+      }
+    }
+    const marks = journal
+      .filter((e) => trend.points.includes(e.subject) && MARK_COLOURS[e.transition])
+      .map((e) => ({ x: e.ts / 1e9, colour: MARK_COLOURS[e.transition], transition: e.transition }));
+    // 24-hour local times, the date too when the range spans days.
+    const fmtX = (s) => {
+      const d = new Date(s * 1000);
+      const hm = pad(d.getHours()) + ':' + pad(d.getMinutes());
+      return trend.range > 86400 ? pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + hm : hm;
+    };
+    uSeries[0] = { value: (u, v) => (v == null ? '—' : fmtTime(v * 1e9)) };
+    const axes = [{ stroke: '#9aa8b8', grid: { stroke: '#2b3644' }, values: (u, splits) => splits.map(fmtX) }];
+    units.forEach((u, i) => axes.push({
+      scale: u || '-', label: u, stroke: '#9aa8b8', side: i === 0 ? 3 : 1,
+      grid: { show: i === 0, stroke: '#2b3644' },
+    }));
+    const box = $('trend-chart');
+    const width = Math.max(300, box.clientWidth || 800);
+    const opts = {
+      width, height: Math.max(220, Math.min(420, Math.round(width * 0.45))),
+      scales, series: uSeries, axes,
+      legend: { show: true },
+      hooks: {
+        draw: [(u) => {
+          const ctx = u.ctx;
+          ctx.save();
+          ctx.lineWidth = 2;
+          for (const m of marks) {
+            const x = u.valToPos(m.x, 'x', true);
+            if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+            ctx.strokeStyle = m.colour;
+            ctx.beginPath();
+            ctx.moveTo(x, u.bbox.top);
+            ctx.lineTo(x, u.bbox.top + u.bbox.height);
+            ctx.stroke();
+          }
+          ctx.restore();
+        }],
+      },
+    };
+    if (trend.chart) trend.chart.destroy();
+    box.replaceChildren();
+    trend.chart = new window.uPlot(opts, data, box);
+    $('trend-note').textContent = t('trend_note');
+    window.hgTrend = {
+      points: series.map((s) => ({ id: s.id, unit: s.unit, readings: s.rows.filter((r) => r[1] !== null).length })),
+      setpoints: drawn,
+      marks: marks.map((m) => m.transition),
+      axes: units,
+      range: trend.range,
+    };
+    box.dataset.series = String(series.length);
+    box.dataset.setpoints = String(drawn.length);
+    box.dataset.marks = String(marks.length);
   }
 
   // ---- rendering ----
@@ -773,7 +1053,11 @@
       if (connLost) tr.classList.add('lost');
       tr.dataset.point = p.id;
       tr.appendChild(el('td', null, p.hazard_source || '—'));
-      const name = el('td', null, p.id);
+      const name = el('td');
+      const open = el('button', 'trend-open', p.id);
+      open.type = 'button';
+      open.addEventListener('click', () => openTrend(p.id));
+      name.appendChild(open);
       if (p.description) name.title = p.description;
       tr.appendChild(name);
       tr.appendChild(el('td', null, p.device));
@@ -869,6 +1153,24 @@
     $('login-form').addEventListener('submit', submitLogin);
     $('login-dialog').addEventListener('cancel', (ev) => ev.preventDefault());
     $('ack-form').addEventListener('submit', submitAction);
+    for (const b of document.querySelectorAll('#trend-dialog [data-range]')) {
+      b.addEventListener('click', () => { trend.range = Number(b.dataset.range); drawTrend(); });
+    }
+    $('journal-btn').addEventListener('click', openJournal);
+    $('journal-form').addEventListener('submit', loadJournal);
+    $('j-csv').addEventListener('click', exportJournal);
+    $('j-handover').addEventListener('click', handover);
+    $('j-print').addEventListener('click', () => window.print());
+    $('journal-form').addEventListener('input', () => { $('j-summary').hidden = true; });
+    $('j-close').addEventListener('click', () => $('journal-dialog').close());
+    $('trend-add').addEventListener('change', () => {
+      const id = $('trend-add').value;
+      if (id && pointsById.has(id) && !trend.points.includes(id)) { trend.points.push(id); drawTrend(); }
+    });
+    $('trend-close').addEventListener('click', () => {
+      $('trend-dialog').close();
+      if (trend.chart) { trend.chart.destroy(); trend.chart = null; }
+    });
     $('ack-cancel').addEventListener('click', () => { $('ack-dialog').close(); actTarget = null; });
     // A kiosk started with `--autoplay-policy=no-user-gesture-required` sounds at once;
     // elsewhere the audio-blocked banner shows until the first click.

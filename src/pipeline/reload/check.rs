@@ -21,7 +21,6 @@ pub(super) fn needs_restart(old: &GatewayConfig, new: &GatewayConfig) -> Vec<Str
     check(old.api_open_actions != new.api_open_actions, "api.open");
     check(old.api_server != new.api_server, "api (tls, timeouts, header limit)");
     check(old.history != new.history, "history");
-    check(old.console != new.console, "console, alarms.shelving");
     check(old.dtu != new.dtu, "dtu (listeners and stations)");
     check(old.hazard_sources != new.hazard_sources, "hazard_sources");
     if let Some(msg) = point_changes(old, new) {

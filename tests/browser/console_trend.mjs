@@ -1,0 +1,86 @@
+// A point's trend in the console, drawn by the vendored uPlot from the gateway's history. Run by
+// tests/it/console_trend.rs, which owns the gateway (POINT has READINGS stored readings, an
+// alarm raised and acknowledged on it):
+//
+//   opens POINT's trend from the value table; checks the chart holds every stored reading,
+//   the set-points as dashed lines and the alarm's raise and acknowledgement as marks; overlays
+//   SAME_UNIT (one axis) and OTHER_UNIT (a second axis); switches to the shift range; saves
+//   screenshots at 1920x1080, 1366x768 and 390 px (no horizontal scroll); prints `DONE`.
+
+import { chromium } from 'playwright-core';
+import path from 'node:path';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (v === undefined) throw new Error(`${name} is required`);
+  return v;
+};
+const URL_ = env('CONSOLE_URL');
+const POINT = env('POINT');
+const READINGS = Number(env('READINGS'));
+const SAME_UNIT = env('SAME_UNIT');
+const OTHER_UNIT = env('OTHER_UNIT');
+const SHOTS = env('SCREENSHOT_DIR');
+const TIMEOUT_MS = Number(process.env.TIMEOUT_MS || '30000');
+
+const watchdog = setTimeout(() => {
+  console.error('console trend: watchdog fired after 120 s');
+  process.exit(3);
+}, 120_000);
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--no-first-run', '--disable-quic', '--disable-sync'],
+  timeout: TIMEOUT_MS,
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'zh-CN' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT_MS);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(URL_);
+  await page.locator('#conn.up').waitFor();
+  await page.locator(`#point-rows tr[data-point="${POINT}"] button.trend-open`).click();
+  await page.locator('#trend-dialog[open] #trend-chart canvas').waitFor();
+  await page.waitForFunction(() => window.hgTrend && window.hgTrend.points.length === 1);
+  let tr = await page.evaluate(() => window.hgTrend);
+  check(tr.points[0].id === POINT, `the trend is of ${POINT}`);
+  check(tr.points[0].readings >= READINGS, `every stored reading drawn: ${tr.points[0].readings} < ${READINGS}`);
+  const levels = tr.setpoints.map((s) => `${s.level}=${s.value}`).sort();
+  check(JSON.stringify(levels) === JSON.stringify(['high=25', 'high_high=50']), `set-points drawn: ${levels}`);
+  check(tr.marks.includes('raised') && tr.marks.includes('acknowledged'), `alarm marks: ${tr.marks}`);
+  check(tr.axes.length === 1, `one unit, one axis: ${tr.axes}`);
+
+  await page.selectOption('#trend-add', SAME_UNIT);
+  await page.waitForFunction(() => window.hgTrend.points.length === 2);
+  check((await page.evaluate(() => window.hgTrend.axes.length)) === 1, 'same unit shares the axis');
+  await page.selectOption('#trend-add', OTHER_UNIT);
+  await page.waitForFunction(() => window.hgTrend.points.length === 3);
+  tr = await page.evaluate(() => window.hgTrend);
+  check(tr.axes.length === 2, `a second unit gets its own axis: ${tr.axes}`);
+  await page.click('#trend-dialog [data-range="28800"]');
+  await page.waitForFunction(() => window.hgTrend.range === 28800);
+  for (const [tag, width, height] of [['1920', 1920, 1080], ['1366', 1366, 768], ['390', 390, 844]]) {
+    await page.setViewportSize({ width, height });
+    await page.click('#trend-dialog [data-range="28800"]');
+    await page.waitForFunction(() => window.hgTrend.range === 28800);
+    await page.screenshot({ path: path.join(SHOTS, `console-trend-${tag}.png`) });
+    const [scroll, inner] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    check(scroll <= inner, `no horizontal scroll at ${width} px: ${scroll} > ${inner}`);
+  }
+  check(errors.length === 0, `no script errors: ${errors.join('; ')}`);
+  console.log('DONE');
+} catch (e) {
+  console.error(`console trend failed: ${e.stack || e}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  clearTimeout(watchdog);
+}
