@@ -16,7 +16,8 @@ use support::{ConsoleBrowser, GatewayProcess, TestGateway, free_port, simulator}
 /// Bound on each leg of a browser flow (start-up, the alarm, the acknowledgement).
 const BROWSER_LIMIT: Duration = Duration::from_secs(120);
 
-/// One Chromium at a time: the machine has two cores.
+/// One Chromium at a time: the machine has two cores. This serialises the browser tests under
+/// `cargo test` (one process); under nextest the `browser` test group does it.
 pub(crate) static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const OPERATOR_TOKEN: &str = "console-operator-token-0123456789";

@@ -209,8 +209,18 @@ async fn sighup_applies_a_good_config_and_logs_why_a_bad_one_is_refused() {
     std::fs::write(&path, text.replace("[[rules]]", "[[rulez]]")).unwrap();
     hup(gw.pid());
     // The process keeps serving after the refused reload, with the alarm it had.
+    wait_for("the refused reload in the log", WAIT, || async {
+        gw.stderr_so_far().contains("Config reload error").then_some(())
+    })
+    .await;
     let (status, _) = gw.post_json("/api/v1/alarms/none/ack", json!({"user": "op"})).await;
     assert_eq!(status, 404);
+    assert!(
+        gw.get_json("/api/v1/alarms")
+            .await
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["alarm_id"] == "g/ch1:high"))
+    );
     assert!(gw.signal_and_wait("TERM").success());
     let log = gw.stderr();
     assert!(log.contains("Config reloaded"), "{log}");

@@ -260,6 +260,10 @@ pub struct GatewayProcess {
     child: Child,
     pub base: String,
     pub http: reqwest::Client,
+    /// What the process wrote to stderr so far, read as it comes by `stderr_reader` so a
+    /// gateway that logs a lot never blocks on a full pipe.
+    stderr_seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl GatewayProcess {
@@ -282,17 +286,31 @@ impl GatewayProcess {
 
     /// Like [`GatewayProcess::spawn`], with extra environment variables (secrets).
     pub async fn spawn_with_env(args: &[&std::ffi::OsStr], port: u16, env: &[(&str, &str)]) -> GatewayProcess {
-        let child = Command::new(binary())
+        let mut child = Command::new(binary())
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("gateway binary starts");
+        let stderr_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr_reader = child.stderr.take().map(|mut pipe| {
+            let seen = stderr_seen.clone();
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut pipe, &mut chunk) {
+                    seen.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&chunk[..n]);
+                }
+            })
+        });
         let p = GatewayProcess {
             child,
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
+            stderr_seen,
+            stderr_reader,
         };
         wait_for("the gateway API", WAIT, || async {
             p.http
@@ -345,11 +363,15 @@ impl GatewayProcess {
 
     /// Everything the process wrote to stderr so far (after it has exited).
     pub fn stderr(&mut self) -> String {
-        let mut out = String::new();
-        if let Some(e) = self.child.stderr.as_mut() {
-            let _ = std::io::Read::read_to_string(e, &mut out);
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
         }
-        out
+        self.stderr_so_far()
+    }
+
+    /// What the process has written to stderr until now, while it runs.
+    pub fn stderr_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.stderr_seen.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
     }
 }
 
