@@ -79,6 +79,15 @@ try {
   console.log('DONE');
 } catch (e) {
   console.error(`console trend failed: ${e.stack || e}`);
+  // What the console itself said: a failed history request is written under the chart.
+  for (const p of browser.contexts().flatMap((c) => c.pages())) {
+    const note = await p.evaluate(() => {
+      const n = document.getElementById('trend-note');
+      const d = document.getElementById('trend-dialog');
+      return `trend dialog open: ${d && d.open}; note: ${n && n.textContent}`;
+    }).catch((err) => `page not readable: ${err}`);
+    console.error(note);
+  }
   process.exitCode = 1;
 } finally {
   await browser.close();

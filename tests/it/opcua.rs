@@ -55,6 +55,8 @@ deadband_percent = 0.0
 name = "dcs"
 url = "{url}"
 publishing_interval = "100ms"
+# A first session that times out on a busy machine is tried again soon.
+reconnect_max = "2s"
 {endpoint}
 {points}
 "#
@@ -105,12 +107,24 @@ async fn stored_good(gw: &TestGateway, point: &str, last: f64) -> Vec<f64> {
 }
 
 async fn wait_point(gw: &TestGateway, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    wait_for(&format!("{id}: {what}"), WAIT, || async {
+    let deadline = tokio::time::Instant::now() + OPCUA_WAIT;
+    loop {
         let p = gw.point(id).await;
-        ok(&p).then_some(p)
-    })
-    .await
+        if ok(&p) {
+            return p;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            // The endpoint's health says why: never connected, refused items, or no data.
+            let dev = gw.device("opcua:dcs").await;
+            panic!("timed out after {OPCUA_WAIT:?} waiting for {id}: {what}\npoint: {p}\nendpoint: {dev}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
+
+/// asyncua opens a session in seconds on a busy two-core machine (the secure ones sign with
+/// RSA in Python), and a first attempt may time out: more room than [`WAIT`].
+const OPCUA_WAIT: Duration = Duration::from_secs(90);
 
 /// `hazard_opcua_errors_total` of endpoint `dcs` for one kind of error.
 fn opcua_errors(gw: &TestGateway, kind: &'static str) -> u64 {

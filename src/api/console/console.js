@@ -1047,33 +1047,51 @@
     const sorted = [...points].sort((a, b) =>
       (a.hazard_source || '~').localeCompare(b.hazard_source || '~') || a.id.localeCompare(b.id));
     const now = Date.now();
-    $('point-rows').replaceChildren(...sorted.map((p) => {
+    const body = $('point-rows');
+    const seen = new Set();
+    sorted.forEach((p, i) => {
+      seen.add(p.id);
+      const row = pointRow(p.id);
       const prio = worst.get(p.id);
-      const tr = el('tr', prio ? 'in-alarm ' + prio : '');
-      if (connLost) tr.classList.add('lost');
-      tr.dataset.point = p.id;
-      tr.appendChild(el('td', null, p.hazard_source || '—'));
-      const name = el('td');
-      const open = el('button', 'trend-open', p.id);
-      open.type = 'button';
-      open.addEventListener('click', () => openTrend(p.id));
-      name.appendChild(open);
-      if (p.description) name.title = p.description;
-      tr.appendChild(name);
-      tr.appendChild(el('td', null, p.device));
-      const v = el('td', 'num value', pointText(p));
-      if (BAD_QUALITY.has(p.quality)) v.classList.add('fault');
-      tr.appendChild(v);
+      row.tr.className = prio ? 'in-alarm ' + prio : '';
+      if (connLost) row.tr.classList.add('lost');
+      row.source.textContent = p.hazard_source || '—';
+      if (p.description) row.name.title = p.description; else row.name.removeAttribute('title');
+      row.device.textContent = p.device;
+      row.value.textContent = pointText(p);
+      row.value.className = 'num value' + (BAD_QUALITY.has(p.quality) ? ' fault' : '');
       // An uncertain value still drives alarms but is shown apart, neither good nor bad.
-      const qc = p.quality === 'good' ? 'q-good'
+      row.quality.className = p.quality === 'good' ? 'q-good'
         : (p.quality === 'no_data' ? 'q-none' : (p.quality === 'uncertain' ? 'q-doubt' : 'q-bad'));
-      tr.appendChild(el('td', qc, t('q_' + p.quality)));
-      const when = el('td', 'num updated', p.ts_ms != null ? fmtTime(p.ts_ms * 1e6) : '—');
+      row.quality.textContent = t('q_' + p.quality);
+      row.when.textContent = p.ts_ms != null ? fmtTime(p.ts_ms * 1e6) : '—';
       // Cut off from the gateway, every value says how old it is.
-      if (connLost && p.ts_ms != null) when.appendChild(el('span', 'age', fmtAge(now - p.ts_ms)));
-      tr.appendChild(when);
-      return tr;
-    }));
+      if (connLost && p.ts_ms != null) row.when.appendChild(el('span', 'age', fmtAge(now - p.ts_ms)));
+      // Moved only when out of place, so a row under the pointer is never taken away mid-click.
+      if (body.children[i] !== row.tr) body.insertBefore(row.tr, body.children[i] || null);
+    });
+    for (const [id, row] of pointRows) {
+      if (!seen.has(id)) { row.tr.remove(); pointRows.delete(id); }
+    }
+  }
+
+  // One row per point, kept across refreshes: rebuilding the table every poll would swallow
+  // a click that lands while it is rebuilt.
+  const pointRows = new Map();
+  function pointRow(id) {
+    let row = pointRows.get(id);
+    if (row) return row;
+    const tr = el('tr');
+    tr.dataset.point = id;
+    const name = el('td');
+    const open = el('button', 'trend-open', id);
+    open.type = 'button';
+    open.addEventListener('click', () => openTrend(id));
+    name.appendChild(open);
+    row = { tr, source: el('td'), name, device: el('td'), value: el('td'), quality: el('td'), when: el('td', 'num updated') };
+    tr.append(row.source, name, row.device, row.value, row.quality, row.when);
+    pointRows.set(id, row);
+    return row;
   }
 
   function renderConn() {
