@@ -13,6 +13,12 @@ use crate::model::Timestamp;
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Nanoseconds since the Unix epoch.
     fn now(&self) -> Timestamp;
+
+    /// Whether it follows real time, so that a step against the monotonic clock is a fault
+    /// worth reporting; a clock a test moves by hand steps on purpose.
+    fn is_wall(&self) -> bool {
+        false
+    }
 }
 
 /// Shared handle to whichever clock the gateway runs on.
@@ -27,6 +33,35 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         Timestamp::from_nanos(i64::try_from(since.as_nanos()).unwrap_or(i64::MAX))
+    }
+
+    fn is_wall(&self) -> bool {
+        true
+    }
+}
+
+/// The system clock plus an offset that can be stepped: a wall clock set by hand while the
+/// gateway runs, for tests of clock-jump detection.
+#[derive(Debug, Default)]
+pub struct SteppedClock {
+    offset_nanos: AtomicI64,
+}
+
+impl SteppedClock {
+    /// Steps the clock by `by` (forward if positive).
+    pub fn step(&self, by_nanos: i64) {
+        self.offset_nanos.fetch_add(by_nanos, Ordering::SeqCst);
+    }
+}
+
+impl Clock for SteppedClock {
+    fn now(&self) -> Timestamp {
+        let now = SystemClock.now().as_nanos();
+        Timestamp::from_nanos(now.saturating_add(self.offset_nanos.load(Ordering::SeqCst)))
+    }
+
+    fn is_wall(&self) -> bool {
+        true
     }
 }
 

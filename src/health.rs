@@ -21,6 +21,10 @@ pub fn rules_problem(now: Timestamp, heartbeat: Timestamp) -> Option<String> {
 pub struct Readiness {
     /// Buffer backlog in bytes above which a store makes the gateway unready (`[ops]`).
     pub buffer_limit: Option<u64>,
+    /// Free data-disk bytes below which the gateway raises its disk alarm (0: never).
+    pub min_free_disk: u64,
+    /// Wall-clock step that raises the clock alarm.
+    pub clock_jump_over: Duration,
     /// The configured stores, by name.
     pub stores: Vec<String>,
     /// The MQTT brokers with subscriptions, by name.
@@ -36,8 +40,11 @@ impl Readiness {
         tsdb: &TsdbMetrics,
         journal_held: i64,
         mqtt: &MqttInMetrics,
+        diagnostics: Vec<String>,
     ) -> Vec<String> {
         let mut out: Vec<String> = rules_problem(now, rules_heartbeat).into_iter().collect();
+        // The self-checks' findings: disk, history writes, clock.
+        out.extend(diagnostics);
         if journal_held > 0 {
             out.push(format!(
                 "alarm journal cannot be written: {journal_held} transitions held in memory, retried every second"
@@ -116,19 +123,24 @@ mod tests {
             buffer_limit: Some(4096),
             stores: vec!["central".into()],
             brokers: vec![],
+            ..Readiness::default()
         };
         let now = Timestamp::from_millis(1000);
         let mqtt = MqttInMetrics::default();
         assert_eq!(
-            r.problems(now, now, &tsdb, 0, &mqtt),
+            r.problems(now, now, &tsdb, 0, &mqtt, Vec::new()),
             vec!["store `central` buffer holds 4.9 KiB not yet delivered, over the 4.0 KiB limit".to_string()]
         );
         let off = Readiness {
             buffer_limit: None,
             ..r
         };
-        assert!(off.problems(now, now, &tsdb, 0, &mqtt).is_empty());
-        assert_eq!(off.problems(now, now, &tsdb, 2, &mqtt).len(), 1, "held transitions");
+        assert!(off.problems(now, now, &tsdb, 0, &mqtt, Vec::new()).is_empty());
+        assert_eq!(
+            off.problems(now, now, &tsdb, 2, &mqtt, Vec::new()).len(),
+            1,
+            "held transitions"
+        );
     }
 
     #[test]
@@ -139,15 +151,15 @@ mod tests {
         };
         let (tsdb, mqtt) = (TsdbMetrics::default(), MqttInMetrics::default());
         let now = Timestamp::from_millis(1000);
-        assert!(r.problems(now, now, &tsdb, 0, &mqtt).is_empty());
+        assert!(r.problems(now, now, &tsdb, 0, &mqtt, Vec::new()).is_empty());
         let lost = mqtt.broker_lost.get_or_create(&BrokerLabel { broker: "plant".into() });
         lost.set(1);
         assert_eq!(
-            r.problems(now, now, &tsdb, 0, &mqtt),
+            r.problems(now, now, &tsdb, 0, &mqtt, Vec::new()),
             vec!["mqtt broker `plant` lost: the points it feeds are comm_fault".to_string()]
         );
         lost.set(0);
-        assert!(r.problems(now, now, &tsdb, 0, &mqtt).is_empty());
+        assert!(r.problems(now, now, &tsdb, 0, &mqtt, Vec::new()).is_empty());
     }
 
     #[test]

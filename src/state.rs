@@ -69,6 +69,8 @@ pub struct LiveState {
     values: RwLock<Vec<Option<Reading>>>,
     /// When the rules task last finished a round (ns since the epoch); readiness watches it.
     rules_heartbeat: std::sync::atomic::AtomicI64,
+    /// What the self-checks found wrong, as `/readyz` reasons (replaced each round).
+    diagnostics: RwLock<Vec<String>>,
     active: RwLock<BTreeMap<String, AlarmEvent>>,
     stats: RwLock<AlarmStats>,
     events: broadcast::Sender<FeedEvent>,
@@ -90,6 +92,7 @@ impl LiveState {
             reading_batches,
             values: RwLock::new(vec![None; points.len()]),
             rules_heartbeat: std::sync::atomic::AtomicI64::new(started.as_nanos()),
+            diagnostics: RwLock::new(Vec::new()),
             active: RwLock::new(BTreeMap::new()),
             stats: RwLock::new(AlarmStats::default()),
             gateway_id,
@@ -157,6 +160,16 @@ impl LiveState {
     pub fn rules_alive(&self, now: Timestamp) {
         self.rules_heartbeat
             .store(now.as_nanos(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Replaces the self-checks' current findings.
+    pub fn set_diagnostics(&self, reasons: Vec<String>) {
+        *self.diagnostics.write().unwrap_or_else(|p| p.into_inner()) = reasons;
+    }
+
+    /// The self-checks' current findings, as `/readyz` reasons.
+    pub fn diagnostics(&self) -> Vec<String> {
+        self.diagnostics.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// When the rules task last reported itself alive.

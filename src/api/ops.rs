@@ -63,6 +63,7 @@ pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Ready
         &s.metrics.tsdb,
         s.metrics.journal_held.get(),
         &s.metrics.mqtt_in,
+        s.live.diagnostics(),
     );
     let status = if problems.is_empty() {
         StatusCode::OK
@@ -99,10 +100,10 @@ mod tests {
         let tsdb = crate::telemetry::TsdbMetrics::default();
         let mqtt = crate::telemetry::MqttInMetrics::default();
         assert!(
-            r.problems(Timestamp::from_millis(15_000), beat, &tsdb, 0, &mqtt)
+            r.problems(Timestamp::from_millis(15_000), beat, &tsdb, 0, &mqtt, Vec::new())
                 .is_empty()
         );
-        let p = r.problems(Timestamp::from_millis(15_001), beat, &tsdb, 0, &mqtt);
+        let p = r.problems(Timestamp::from_millis(15_001), beat, &tsdb, 0, &mqtt, Vec::new());
         assert_eq!(p, vec!["rules engine silent for 5 s".to_string()]);
     }
 }

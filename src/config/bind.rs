@@ -25,6 +25,7 @@ pub(super) struct ProfileDefault {
 pub(super) fn settings(alarms: &AlarmsConfig) -> AlarmSettings {
     AlarmSettings {
         communication_priority: alarms.communication_priority,
+        diagnostic_priority: alarms.diagnostic_priority,
         flood_threshold: alarms.flood_threshold,
         chatter_threshold: alarms.chatter_threshold.max(1),
         max_shelve: alarms.max_shelve,

@@ -99,6 +99,8 @@ impl GatewayConfig {
     pub fn readiness(&self) -> crate::health::Readiness {
         crate::health::Readiness {
             buffer_limit: self.ops.unready_when_buffer_over,
+            min_free_disk: self.ops.min_free_disk,
+            clock_jump_over: self.ops.clock_jump_over,
             stores: self.tsdb.iter().map(|t| t.name.clone()).collect(),
             brokers: self
                 .mqtt

@@ -1,6 +1,8 @@
 //! `[ops]`: how the gateway judges its own readiness for orchestrators, load balancers and
 //! the plant's monitoring.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -18,13 +20,44 @@ pub(super) struct RawOps {
     /// gateway unready.
     #[serde(default)]
     pub(super) unready_when_buffer_over: Option<Spanned<String>>,
+    /// Free space on the data directory's filesystem below which the gateway raises
+    /// `gateway:disk_space` and turns unready (`"1GiB"`; `"0"` turns the check off).
+    #[serde(default)]
+    pub(super) min_free_disk: Option<Spanned<String>>,
+    /// A step of the wall clock against the monotonic clock larger than this raises
+    /// `gateway:clock_jump` (`"30s"`).
+    #[serde(default)]
+    pub(super) clock_jump_over: Option<Spanned<String>>,
 }
 
+/// Free data-disk space below which the gateway says so: room for hours of history and
+/// journal at a large site's rates, and for an operator to act before writes fail.
+pub(super) const DEFAULT_MIN_FREE_DISK: u64 = 1 << 30;
+
+/// Wall-clock steps from this size are reported: NTP slews small errors, so a step this big
+/// means the clock was set (a dead RTC battery at boot, a manual change), and timestamps on
+/// either side of it do not compare.
+pub(super) const DEFAULT_CLOCK_JUMP: Duration = Duration::from_secs(30);
+
 /// Validated `[ops]` settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpsSettings {
     /// Buffer backlog in bytes above which a store makes the gateway unready.
     pub unready_when_buffer_over: Option<u64>,
+    /// Free data-disk bytes below which the gateway raises its disk alarm (0: never).
+    pub min_free_disk: u64,
+    /// Wall-clock step that raises the clock alarm.
+    pub clock_jump_over: Duration,
+}
+
+impl Default for OpsSettings {
+    fn default() -> Self {
+        Self {
+            unready_when_buffer_over: None,
+            min_free_disk: DEFAULT_MIN_FREE_DISK,
+            clock_jump_over: DEFAULT_CLOCK_JUMP,
+        }
+    }
 }
 
 /// Checks `[ops]` against the configured stores (`(name, buffer.max_bytes)` of each).
@@ -34,19 +67,38 @@ pub(super) fn validate(
     stores: &[(String, u64)],
     errors: &mut Vec<ConfigError>,
 ) -> OpsSettings {
+    let mut out = OpsSettings::default();
+    if let Some(text) = &raw.min_free_disk {
+        match units::parse_size(text.get_ref()) {
+            Ok(n) => out.min_free_disk = n,
+            Err(msg) => errors.push(src.error(text.span(), "ops.min_free_disk", msg)),
+        }
+    }
+    if let Some(text) = &raw.clock_jump_over {
+        const KEY: &str = "ops.clock_jump_over";
+        match units::parse_duration(text.get_ref()) {
+            Ok(d) if d < Duration::from_secs(1) => errors.push(src.error(
+                text.span(),
+                KEY,
+                "must be at least 1s: the check runs every few seconds and scheduling alone moves it by milliseconds",
+            )),
+            Ok(d) => out.clock_jump_over = d,
+            Err(msg) => errors.push(src.error(text.span(), KEY, msg)),
+        }
+    }
     const KEY: &str = "ops.unready_when_buffer_over";
     let Some(text) = &raw.unready_when_buffer_over else {
-        return OpsSettings::default();
+        return out;
     };
     let limit = match units::parse_size(text.get_ref()) {
         Ok(0) => {
             errors.push(src.error(text.span(), KEY, "must be more than 0 bytes"));
-            return OpsSettings::default();
+            return out;
         }
         Ok(n) => n,
         Err(msg) => {
             errors.push(src.error(text.span(), KEY, msg));
-            return OpsSettings::default();
+            return out;
         }
     };
     for (name, max) in stores {
@@ -62,9 +114,8 @@ pub(super) fn validate(
             ));
         }
     }
-    OpsSettings {
-        unready_when_buffer_over: Some(limit),
-    }
+    out.unready_when_buffer_over = Some(limit);
+    out
 }
 
 #[cfg(test)]

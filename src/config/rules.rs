@@ -384,6 +384,9 @@ pub struct AlarmsConfig {
     /// Priority of the automatic communication alarm of each device.
     #[serde(default = "default_priority")]
     pub communication_priority: Priority,
+    /// Priority of the gateway's self-diagnostic alarms (`gateway:disk_space`, ...).
+    #[serde(default = "default_priority")]
+    pub diagnostic_priority: Priority,
     /// Every point gets a sensor-fault alarm unless a rule says otherwise (GB 50493: a detector
     /// fault is itself an alarm).
     #[serde(default = "yes")]
@@ -425,6 +428,7 @@ impl Default for AlarmsConfig {
     fn default() -> Self {
         Self {
             communication_priority: default_priority(),
+            diagnostic_priority: default_priority(),
             sensor_fault: true,
             sensor_fault_priority: default_priority(),
             flood_threshold: default_flood(),

@@ -46,6 +46,15 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     for (i, dev) in raw.devices.iter().enumerate() {
         let d = dev.get_ref();
         let name = d.name.get_ref();
+        if name == crate::model::GATEWAY_SUBJECT {
+            errors.push(src.error(
+                d.name.span(),
+                format!("devices[{i}].name"),
+                format!(
+                    "device name `{name}` is reserved for the gateway's own self-diagnostic alarms; choose another"
+                ),
+            ));
+        }
         if let Some(first) = device_names.insert(name.clone(), i) {
             errors.push(src.error(
                 d.name.span(),

@@ -142,6 +142,17 @@ named_enum! {
         Deviation => "deviation",
         /// Enough members of a group are in alarm (k-of-n, escalation).
         Vote => "vote",
+        /// Self-diagnostic: the data disk has less free space than the configured limit.
+        DiskSpace => "disk_space",
+        /// Self-diagnostic: the alarm journal or the history cannot be written.
+        StorageWrite => "storage_write",
+        /// Self-diagnostic: a store's undelivered backlog is over its limit.
+        StoreBacklog => "store_backlog",
+        /// Self-diagnostic: an output (a time-series store) cannot send at all, e.g. a
+        /// missing secret.
+        OutputFault => "output_fault",
+        /// Self-diagnostic: the wall clock stepped against the monotonic clock.
+        ClockJump => "clock_jump",
     }
 }
 
@@ -150,9 +161,39 @@ impl ConditionKind {
     pub fn class(self) -> AlarmClass {
         match self {
             ConditionKind::Stale | ConditionKind::SensorFault | ConditionKind::Communication => AlarmClass::Fault,
+            k if k.is_self_diagnostic() => AlarmClass::Fault,
             _ => AlarmClass::Process,
         }
     }
+
+    /// The gateway's own faults (GB 51108 asks an online monitoring system to detect them),
+    /// raised on the `gateway` pseudo-device.
+    pub const SELF_DIAGNOSTIC: [ConditionKind; 5] = [
+        ConditionKind::DiskSpace,
+        ConditionKind::StorageWrite,
+        ConditionKind::StoreBacklog,
+        ConditionKind::OutputFault,
+        ConditionKind::ClockJump,
+    ];
+
+    /// Whether this is one of [`ConditionKind::SELF_DIAGNOSTIC`].
+    pub fn is_self_diagnostic(self) -> bool {
+        Self::SELF_DIAGNOSTIC.contains(&self)
+    }
+}
+
+/// The pseudo-device that carries the gateway's self-diagnostic alarms (`gateway:disk_space`).
+pub const GATEWAY_SUBJECT: &str = "gateway";
+
+/// One self-diagnostic check's finding, sent to the rules engine each round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Diagnosis {
+    /// Which check (one of [`ConditionKind::SELF_DIAGNOSTIC`]).
+    pub kind: ConditionKind,
+    /// Whether the fault is present.
+    pub active: bool,
+    /// The figure behind it (free MiB, failures, backlog MiB, seconds of jump); NaN if none.
+    pub value: f64,
 }
 
 named_enum! {

@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 mod alarm;
 mod receipt;
 
-pub use alarm::{AlarmClass, AlarmEvent, AlarmState, ConditionKind, Level, Priority, SubjectKind, Transition};
+pub use alarm::{
+    AlarmClass, AlarmEvent, AlarmState, ConditionKind, Diagnosis, GATEWAY_SUBJECT, Level, Priority, SubjectKind,
+    Transition,
+};
 pub use receipt::{Durable, Receipt};
 
 /// Nanoseconds since the Unix epoch.

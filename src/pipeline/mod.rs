@@ -9,6 +9,7 @@ use std::time::Duration;
 mod journal_writer;
 mod reload;
 mod rules_task;
+mod self_check;
 
 pub use reload::log_outcome as log_reload;
 
@@ -38,6 +39,8 @@ const SOURCE_QUEUE: usize = 256;
 const JOURNAL_QUEUE: usize = 4096;
 /// Operator commands queued for the rules task.
 const COMMAND_QUEUE: usize = 64;
+/// Self-check findings queued for the rules task: a few rounds' worth.
+const DIAGNOSIS_QUEUE: usize = 32;
 /// How long the API may take to finish open requests at shutdown.
 const API_DRAIN: Duration = Duration::from_secs(5);
 
@@ -112,6 +115,8 @@ pub struct Gateway {
     reloader: reload::Reloader,
     reload_server: JoinHandle<()>,
     reload_stop: CancellationToken,
+    self_check: JoinHandle<()>,
+    self_check_stop: CancellationToken,
 }
 
 impl Gateway {
@@ -176,6 +181,7 @@ impl Gateway {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (control_tx, control_rx) = mpsc::channel(4);
         let (journal_tx, journal_rx) = mpsc::channel(JOURNAL_QUEUE);
+        let (diag_tx, diag_rx) = mpsc::channel(DIAGNOSIS_QUEUE);
         let journal_thread = journal_writer::spawn(journal.clone(), journal_rx, state.clone(), metrics.clone())
             .map_err(StartError::Thread)?;
         let task = rules_task::RulesTask {
@@ -189,7 +195,16 @@ impl Gateway {
             parked: reload::Parked::default(),
         };
         let rules_stop = CancellationToken::new();
-        let rules = tokio::spawn(task.run(src_rx, durable_rx, cmd_rx, control_rx, rules_stop.clone()));
+        let rules = tokio::spawn(task.run(
+            rules_task::Inputs {
+                readings: src_rx,
+                durable: durable_rx,
+                commands: cmd_rx,
+                control: control_rx,
+                diagnoses: diag_rx,
+            },
+            rules_stop.clone(),
+        ));
         let sources_cancel = CancellationToken::new();
         let device_health = HealthBoard::new(&config.devices);
         let dtu = if config.dtu.listeners.is_empty() {
@@ -203,6 +218,18 @@ impl Gateway {
             Some(hub)
         };
         let readiness = Arc::new(std::sync::RwLock::new(config.readiness()));
+        let self_check_stop = CancellationToken::new();
+        let self_check = tokio::spawn(
+            self_check::SelfCheck {
+                data_dir: data_dir.to_path_buf(),
+                readiness: readiness.clone(),
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+                state: state.clone(),
+                rules: diag_tx,
+            }
+            .run(self_check_stop.clone()),
+        );
         let policy = Arc::new(std::sync::RwLock::new(config.console.clone()));
         let ctx = Arc::new(reload::Context {
             data_dir: data_dir.to_path_buf(),
@@ -307,6 +334,8 @@ impl Gateway {
             reloader,
             reload_server,
             reload_stop,
+            self_check,
+            self_check_stop,
         })
     }
 
@@ -324,6 +353,8 @@ impl Gateway {
 
     /// Stops sources, lets the rules engine drain, flushes history, then closes the API.
     pub async fn shutdown(self) {
+        self.self_check_stop.cancel();
+        let _ = self.self_check.await;
         self.reload_stop.cancel();
         let _ = self.reload_server.await;
         // Waits for a reload in progress, then takes what it manages.

@@ -12,7 +12,7 @@ use tracing::warn;
 
 use super::journal_writer::JournalJob;
 use crate::clock::SharedClock;
-use crate::model::{DurableBatch, Quality, ReadingBatch, Receipt};
+use crate::model::{Diagnosis, DurableBatch, Quality, ReadingBatch, Receipt};
 use crate::rules::{Output, RulesEngine};
 use crate::sinks::tsdb::SinkItem;
 use crate::state::{CommandRequest, LiveState};
@@ -29,6 +29,20 @@ const QUALITIES: [Quality; 6] = [
     Quality::Stale,
     Quality::Uncertain,
 ];
+
+/// What the rules task listens to.
+pub(super) struct Inputs {
+    /// Readings of sources without upstream acknowledgement.
+    pub(super) readings: mpsc::Receiver<ReadingBatch>,
+    /// Readings whose source acknowledges once they are durable.
+    pub(super) durable: mpsc::Receiver<DurableBatch>,
+    /// Operator commands.
+    pub(super) commands: mpsc::Receiver<CommandRequest>,
+    /// Reload steps.
+    pub(super) control: mpsc::Receiver<super::reload::RulesControl>,
+    /// The gateway's self-check findings.
+    pub(super) diagnoses: mpsc::Receiver<Diagnosis>,
+}
 
 /// Everything the rules task owns.
 #[derive(Debug)]
@@ -47,14 +61,14 @@ pub(super) struct RulesTask {
 
 impl RulesTask {
     /// Runs until `stop` fires (or every source is gone), then drains what was already sent.
-    pub(super) async fn run(
-        mut self,
-        mut readings: mpsc::Receiver<ReadingBatch>,
-        mut durable: mpsc::Receiver<DurableBatch>,
-        mut commands: mpsc::Receiver<CommandRequest>,
-        mut control: mpsc::Receiver<super::reload::RulesControl>,
-        stop: CancellationToken,
-    ) {
+    pub(super) async fn run(mut self, inputs: Inputs, stop: CancellationToken) {
+        let Inputs {
+            mut readings,
+            mut durable,
+            mut commands,
+            mut control,
+            mut diagnoses,
+        } = inputs;
         let mut out = Output::default();
         let mut drops = DropLog::default();
         let mut tick = tokio::time::interval(TICK);
@@ -89,6 +103,11 @@ impl RulesTask {
                         // The requester may have given up (client gone).
                         Err(e) => { let _ = req.reply.send(Err(e)); }
                     }
+                }
+                Some(d) = diagnoses.recv() => {
+                    let now = self.clock.now();
+                    self.engine.diagnose(d, now, &mut out);
+                    self.commit(&mut out, None).await;
                 }
                 _ = tick.tick() => {
                     let now = self.clock.now();

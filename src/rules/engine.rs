@@ -24,7 +24,9 @@ use super::slots::{Role, Slot};
 use super::threshold::tripped;
 use super::vote::group_level;
 use super::{Action, AlarmSettings, Lifecycle, LifecycleError, Limit, VoteMode};
-use crate::model::{AlarmEvent, Level, PointId, PointTable, Quality, Reading, Timestamp, Transition};
+use crate::model::{
+    AlarmEvent, ConditionKind, Diagnosis, Level, PointId, PointTable, Quality, Reading, Timestamp, Transition,
+};
 
 #[derive(Debug, Clone, Copy)]
 struct ThresholdEval {
@@ -198,6 +200,8 @@ pub struct RulesEngine {
     devices: Vec<DeviceEval>,
     point_device: Vec<usize>,
     point_commfault: Vec<bool>,
+    /// The `gateway:<check>` slot of each self-diagnostic.
+    gateway: Vec<(ConditionKind, usize)>,
     flood: FloodGuard,
     chattering: BTreeSet<usize>,
     chattering_total: u64,

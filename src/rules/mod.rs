@@ -165,6 +165,9 @@ pub struct RuleSpec {
 pub struct AlarmSettings {
     /// Priority of the automatic per-device communication alarm.
     pub communication_priority: Priority,
+    /// Priority of the gateway's self-diagnostic alarms (disk, storage, backlog, outputs,
+    /// clock).
+    pub diagnostic_priority: Priority,
     /// Annunciated alarms per 10 minutes above which the feed is in flood (EEMUA 191: 10).
     pub flood_threshold: usize,
     /// Raises per minute at which an alarm counts as chattering.
@@ -194,6 +197,7 @@ impl Default for AlarmSettings {
     fn default() -> Self {
         Self {
             communication_priority: Priority::High,
+            diagnostic_priority: Priority::High,
             flood_threshold: 10,
             chatter_threshold: 3,
             max_shelve: Duration::from_secs(8 * 3600),

@@ -18,6 +18,8 @@ pub(super) enum Role {
     Point(PointId),
     /// A group alarm (deviation, vote).
     Group,
+    /// A self-diagnostic alarm of the gateway.
+    Gateway,
 }
 
 /// Fixed description of an alarm.

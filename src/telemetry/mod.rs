@@ -248,6 +248,10 @@ pub struct Metrics {
     pub journal_errors: Counter,
     /// Transitions published but not yet journaled: held in memory and retried every second.
     pub journal_held: Gauge,
+    /// Rounds of the gateway's self-checks (disk, storage, stores, clock) completed.
+    pub self_checks: Counter,
+    /// Data-disk free bytes as the self-check last read them.
+    pub data_disk_free: Gauge,
     /// Readings written to the embedded history store.
     pub history_written: Counter,
     /// Raw rows kept by the deadband/heartbeat policy.
@@ -383,6 +387,18 @@ impl Metrics {
             "Alarm transitions shown but not yet journaled, held and retried",
             journal_held.clone(),
         );
+        let self_checks = Counter::default();
+        r.register(
+            "hazard_self_checks",
+            "Rounds of the gateway's self-checks (disk, storage, stores, clock) completed",
+            self_checks.clone(),
+        );
+        let data_disk_free = Gauge::default();
+        r.register(
+            "hazard_data_disk_free_bytes",
+            "Free bytes on the data directory's filesystem, as the self-check last read them",
+            data_disk_free.clone(),
+        );
         let history_written = Counter::default();
         r.register(
             "hazard_history_readings_written",
@@ -492,6 +508,8 @@ impl Metrics {
             alarm_chattering,
             journal_errors,
             journal_held,
+            self_checks,
+            data_disk_free,
             history_written,
             history_raw_rows,
             history_minute_rows,

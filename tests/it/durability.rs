@@ -420,6 +420,7 @@ async fn an_alarm_raised_while_the_journal_cannot_write_is_journaled_later_and_s
         &config,
         format!(
             "[gateway]\nid = \"journal-gw\"\ndata_dir = \"{}\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n\
+             [ops]\nmin_free_disk = \"1MiB\"\n\
              [[devices]]\nname = \"g\"\nprofile = \"ai4-gas-lel\"\ntransport = {{ tcp = \"{}\" }}\ninterval = \"100ms\"\n\
              [[rules]]\nname = \"ch1\"\npoints = \"g/ch1\"\nthreshold = {{ high = 25.0 }}\n",
             disk.path().join("data").display(),

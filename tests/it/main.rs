@@ -31,6 +31,7 @@ mod park;
 mod profiles;
 mod readiness;
 mod reload;
+mod self_check;
 mod systemd;
 mod tsdb;
 mod tsdb_dead_letter;

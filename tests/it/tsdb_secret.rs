@@ -82,7 +82,17 @@ timeout = "2s"
             .then_some(())
     })
     .await;
-    // The store's problem is a readiness reason and a metric; its readings are kept.
+    // The store's problem is a gateway alarm, a readiness reason and a metric; its readings
+    // are kept.
+    wait_for("the gateway's output alarm", WAIT, || async {
+        let alarms = gw.get_json("/api/v1/alarms").await;
+        alarms
+            .as_array()?
+            .iter()
+            .any(|a| a["alarm_id"] == "gateway:output_fault" && a["state"] == "unack_active" && a["class"] == "fault")
+            .then_some(())
+    })
+    .await;
     let (status, body) = readyz(&gw).await;
     assert_eq!(status, 503, "{body}");
     let problems = body["problems"].to_string();
@@ -114,6 +124,17 @@ timeout = "2s"
         (status == 200
             && metric(&m, "hazard_tsdb_store_unusable", &["historian"]) == 0.0
             && metric(&m, "hazard_tsdb_lines_sent_total", &["historian"]) > 0.0)
+            .then_some(())
+    })
+    .await;
+    // The output alarm, restored from the journal, clears once the store can send; it waits
+    // for an acknowledgement like any alarm that came and went.
+    wait_for("the output alarm cleared", WAIT, || async {
+        let alarms = gw.get_json("/api/v1/alarms").await;
+        alarms
+            .as_array()?
+            .iter()
+            .any(|a| a["alarm_id"] == "gateway:output_fault" && a["state"] == "unack_rtn")
             .then_some(())
     })
     .await;

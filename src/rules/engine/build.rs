@@ -7,7 +7,7 @@ use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
 use super::super::vote::output_levels;
 use super::super::{AlarmSettings, Delays, RuleKind, RuleSpec, VoteMember, VoteMode};
 use super::{DeviationEval, DeviceEval, RateEval, RulesEngine, StaleEval, ThresholdEval, VoteEval, VoteInput};
-use crate::model::{ConditionKind, Level, PointId, PointTable, Priority, SubjectKind, Timestamp};
+use crate::model::{ConditionKind, GATEWAY_SUBJECT, Level, PointId, PointTable, Priority, SubjectKind, Timestamp};
 use crate::rules::flood::FloodGuard;
 
 /// Why a rule set cannot run.
@@ -332,6 +332,37 @@ impl Builder<'_> {
     }
 }
 
+impl Builder<'_> {
+    /// One alarm per self-diagnostic check on the `gateway` pseudo-device. The checks decide
+    /// their own persistence (a clock jump holds for minutes), so no delays here.
+    fn add_gateway(&mut self, settings: &AlarmSettings) -> Result<(), BuildError> {
+        const RULE: &str = "self_diagnostic";
+        for kind in ConditionKind::SELF_DIAGNOSTIC {
+            let unit = match kind {
+                ConditionKind::DiskSpace | ConditionKind::StoreBacklog => "MiB",
+                ConditionKind::ClockJump => "s",
+                _ => "",
+            };
+            let meta = SlotMeta {
+                id: alarm_id(GATEWAY_SUBJECT, kind, None),
+                rule: RULE.to_string(),
+                subject: GATEWAY_SUBJECT.to_string(),
+                subject_kind: SubjectKind::Device,
+                hazard_source: None,
+                condition: kind,
+                level: None,
+                priority: settings.diagnostic_priority,
+                unit: unit.to_string(),
+                limit: None,
+                role: Role::Gateway,
+            };
+            let slot = self.add_named_slot(RULE, false, meta, Delays::default())?;
+            self.engine.gateway.push((kind, slot));
+        }
+        Ok(())
+    }
+}
+
 impl RulesEngine {
     /// Builds the engine for `rules` over `points`; `start` is when silence starts counting
     /// towards stale alarms.
@@ -360,6 +391,7 @@ impl RulesEngine {
             devices: Vec::new(),
             point_device: vec![0; n],
             point_commfault: vec![false; n],
+            gateway: Vec::new(),
             flood: FloodGuard::default(),
             chattering: Default::default(),
             chattering_total: 0,
@@ -372,6 +404,7 @@ impl RulesEngine {
             points: &points,
         };
         b.add_devices(&settings)?;
+        b.add_gateway(&settings)?;
         for rule in rules {
             b.add_rule(rule)?;
         }

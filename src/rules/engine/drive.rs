@@ -109,6 +109,14 @@ impl RulesEngine {
             .retain(|&s| self.slots[s].raises.count(now, CHATTER_WINDOW) >= chatter);
     }
 
+    /// Feeds one self-diagnostic finding to its `gateway:<check>` alarm.
+    pub fn diagnose(&mut self, d: Diagnosis, now: Timestamp, out: &mut Output) {
+        let Some(&(_, slot)) = self.gateway.iter().find(|(k, _)| *k == d.kind) else {
+            return;
+        };
+        self.drive(slot, d.active, d.value, now, out);
+    }
+
     /// Applies an operator command; the user and comment are journaled with the transition.
     pub fn command(
         &mut self,
@@ -273,7 +281,7 @@ impl RulesEngine {
         match self.slots[slot].meta.role {
             Role::Device(d) => self.suppress_device(d, active, ts, out),
             Role::Threshold(p) => self.eval_votes_of_point(p, ts, out),
-            Role::Point(_) | Role::Group => {}
+            Role::Point(_) | Role::Group | Role::Gateway => {}
         }
     }
 

@@ -140,8 +140,13 @@ impl Selector {
     }
 
     /// The record of an alarm transition, if this uplink sends it: point alarms of selected
-    /// points, and device and group alarms. Fault conditions carry no value.
+    /// points, and device and group alarms (not the gateway's self-diagnostics). Fault conditions carry no value.
     pub fn alarm(&self, e: &AlarmEvent, current: Option<&Reading>) -> Option<UplinkRecord> {
+        // The gateway's own faults are for its operators (console, webhooks, northbound MQTT),
+        // not a monitored condition of the plant a regulator's platform has a code for.
+        if e.condition.is_self_diagnostic() {
+            return None;
+        }
         let point = match e.subject_kind {
             SubjectKind::Point => {
                 let id = self.points.id_of(&e.subject)?;

@@ -122,7 +122,14 @@ impl Abnormal {
                 _ => Abnormal::UpperPreWarning,
             },
             ConditionKind::SensorFault | ConditionKind::Stale => Abnormal::SensorDisconnected,
-            ConditionKind::Communication => Abnormal::SubstationUnreachable,
+            // The gateway's self-diagnostics never reach an uplink (see `select`); were one to,
+            // it is the monitoring station itself in trouble.
+            ConditionKind::Communication
+            | ConditionKind::DiskSpace
+            | ConditionKind::StorageWrite
+            | ConditionKind::StoreBacklog
+            | ConditionKind::OutputFault
+            | ConditionKind::ClockJump => Abnormal::SubstationUnreachable,
             ConditionKind::Deviation | ConditionKind::Vote => Abnormal::OverLimit,
         }
     }
