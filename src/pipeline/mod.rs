@@ -141,6 +141,7 @@ impl Gateway {
         ));
         let mut engine = RulesEngine::new(config.points.clone(), &config.rules, config.alarms.clone(), clock.now())?;
         restore_alarms(&journal, &mut engine, &state, &metrics)?;
+        restore_windows(&journal, &mut engine, &state, clock.now())?;
 
         let (history_tx, history_rx) = mpsc::channel(config.history.queue_batches);
         let history = history::spawn_writer(
@@ -401,6 +402,33 @@ impl Gateway {
         }
         info!("Gateway stopped; history flushed");
     }
+}
+
+/// Raises journaled within the last flood window carry the flood and chattering counts over
+/// a restart (EEMUA 191 rates are per 10 minutes, whatever the gateway did meanwhile).
+fn restore_windows(
+    journal: &AlarmJournal,
+    engine: &mut RulesEngine,
+    state: &LiveState,
+    now: crate::model::Timestamp,
+) -> Result<(), StoreError> {
+    /// More raises than this in ten minutes is a flood whatever the exact count.
+    const MOST: usize = 10_000;
+    let window = i64::try_from(crate::rules::flood::FLOOD_WINDOW.as_nanos()).unwrap_or(i64::MAX);
+    let recent = journal.history(&crate::sinks::journal::HistoryFilter {
+        from: Some(crate::model::Timestamp::from_nanos(
+            now.as_nanos().saturating_sub(window),
+        )),
+        limit: MOST,
+        ..Default::default()
+    })?;
+    // Newest first from the journal; the windows want time order.
+    for e in recent.iter().rev() {
+        engine.restore_raise(e);
+    }
+    engine.finish_restore_windows(now);
+    state.set_stats(engine.stats());
+    Ok(())
 }
 
 fn restore_alarms(

@@ -19,11 +19,15 @@ impl RulesEngine {
         if p >= self.last_seen.len() {
             return;
         }
-        self.last_seen[p] = Some(r.ts);
         self.update_device(r, out);
-        for i in 0..self.stales[p].len() {
-            let slot = self.stales[p][i].slot;
-            self.drive(slot, r.quality == Quality::Stale, f64::NAN, r.ts, out);
+        // A lost link says nothing of the sensor: its stale alarm holds as it is (the
+        // communication alarm speaks for the outage) until the sensor is heard again.
+        if r.quality != Quality::CommFault {
+            self.last_seen[p] = Some(r.ts);
+            for i in 0..self.stales[p].len() {
+                let slot = self.stales[p][i].slot;
+                self.drive(slot, r.quality == Quality::Stale, f64::NAN, r.ts, out);
+            }
         }
         // A sensor-fault alarm returns to normal only on a trusted value (ISA-18.2: an alarm
         // clears on evidence that its condition is gone, never on the absence of data). A
@@ -82,10 +86,17 @@ impl RulesEngine {
     /// expiry and the sliding alarm-rate window.
     pub fn tick(&mut self, now: Timestamp, out: &mut Output) {
         for p in 0..self.stales.len() {
+            if self.point_commfault[p] {
+                continue;
+            }
             let last = self.last_seen[p].unwrap_or(self.started);
+            // Silence raises; only a reading (in `evaluate`) clears. A stale alarm restored
+            // at start is not cleared by the new run's short silence so far.
             for i in 0..self.stales[p].len() {
                 let s = self.stales[p][i];
-                self.drive(s.slot, now.since(last) >= s.after, f64::NAN, now, out);
+                if now.since(last) >= s.after {
+                    self.drive(s.slot, true, f64::NAN, now, out);
+                }
             }
         }
         for slot in 0..self.slots.len() {
@@ -194,6 +205,33 @@ impl RulesEngine {
         s.deb.restore(e.condition_active(), None);
         s.value = e.value;
         true
+    }
+
+    /// Replays a journaled raise (of the last flood window) into the alarm's chattering count
+    /// and the flood count, so a restart neither hides a flood nor restarts its window. Emits
+    /// nothing; call [`RulesEngine::finish_restore_windows`] after the last one.
+    pub fn restore_raise(&mut self, e: &AlarmEvent) {
+        if e.transition != Transition::Raised {
+            return;
+        }
+        if let Some(&slot) = self.by_id.get(&e.alarm_id) {
+            self.slots[slot].raises.record(e.ts, CHATTER_WINDOW);
+        }
+        if e.annunciated() {
+            let _ = self.flood.record(e.ts, self.settings.flood_threshold);
+        }
+    }
+
+    /// After the raises: the flood state and the chattering alarms as of `now`, silently (a
+    /// flood or chattering that began before the stop was announced then).
+    pub fn finish_restore_windows(&mut self, now: Timestamp) {
+        let _ = self.flood.tick(now, self.settings.flood_threshold);
+        let chatter = self.settings.chatter_threshold;
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].raises.count(now, CHATTER_WINDOW) >= chatter {
+                self.chattering.insert(slot);
+            }
+        }
     }
 
     /// Restores a delay timer that was running at the last stop; `false` if unknown.

@@ -180,6 +180,39 @@ fn stale_fires_one_tick_after_the_limit_and_clears_with_data() {
 }
 
 #[test]
+fn a_lost_link_holds_a_stale_alarm_until_the_sensor_is_heard_again() {
+    let t = table();
+    let g2 = pid(&t, "g2");
+    let stale = RuleSpec {
+        name: "silence".into(),
+        latching: false,
+        kind: RuleKind::Stale {
+            point: g2,
+            after: Duration::from_secs(5),
+            priority: Priority::Medium,
+        },
+    };
+    let (mut e, _) = engine(vec![stale]);
+    good(&mut e, g2, 1000, 1.0);
+    let mut out = Output::default();
+    e.tick(at(6000), &mut out);
+    assert_eq!(summary(&out.events)[0].1, Transition::Raised);
+    // The link goes: neither the comm_fault reading nor time clears or re-raises it.
+    let ev = read(&mut e, g2, 7000, f64::NAN, Quality::CommFault);
+    assert!(ev.iter().all(|e| e.alarm_id != "g2:stale"), "{ev:?}");
+    let mut out = Output::default();
+    e.tick(at(60_000), &mut out);
+    assert!(out.events.iter().all(|e| e.alarm_id != "g2:stale"), "{:?}", out.events);
+    // The sensor speaks again: cleared.
+    let ev = good(&mut e, g2, 61_000, 1.0);
+    assert!(
+        ev.iter()
+            .any(|e| e.alarm_id == "g2:stale" && e.transition == Transition::Cleared),
+        "{ev:?}"
+    );
+}
+
+#[test]
 fn a_silent_device_raises_one_communication_alarm_and_suppresses_its_point_alarms() {
     let t = table();
     let (g1, g2, g3) = (pid(&t, "g1"), pid(&t, "g2"), pid(&t, "g3"));
@@ -780,5 +813,95 @@ fn an_uncertain_reading_over_the_set_point_raises_like_a_good_one() {
     assert!(
         read(&mut e, g1, 1, f64::NAN, Quality::CommFault).is_empty(),
         "a fault holds the alarm"
+    );
+}
+
+#[test]
+fn flood_and_chattering_windows_carry_over_a_restore_from_the_raises() {
+    let t = table();
+    let rules = vec![gas_threshold(pid(&t, "g1"), Delays::default())];
+    let (mut e, _) = engine(rules.clone());
+    let g1 = pid(&t, "g1");
+    // g1:high raised 6 times within 50 s (chattering), g1:high_high 6 times: 12 raises > 10.
+    let mut journal = Vec::new();
+    for i in 0..6 {
+        journal.extend(good(&mut e, g1, 60_000 + i * 8_000, 60.0));
+        journal.extend(good(&mut e, g1, 60_000 + i * 8_000 + 4_000, 1.0));
+    }
+    let live = e.stats();
+    assert!(live.flood, "{live:?}");
+    assert_eq!(live.rate_10min, 12);
+    assert_eq!(live.chattering.len(), 2, "{live:?}");
+
+    // A new engine restored from the journal's latest states and recent raises agrees.
+    let now = at(120_000);
+    let (mut r, _) = engine(rules);
+    for ev in &journal {
+        r.restore_raise(ev);
+    }
+    r.finish_restore_windows(now);
+    let restored = r.stats();
+    assert_eq!(restored.flood, live.flood);
+    assert_eq!(restored.rate_10min, live.rate_10min);
+    assert_eq!(restored.chattering, live.chattering);
+    // The windows slide on from there: the first raise leaves the flood window 10 minutes on.
+    let mut out = Output::default();
+    r.tick(at(60_000 + 600_000), &mut out);
+    assert_eq!(out.flood, Some(false));
+    assert!(r.stats().chattering.is_empty());
+}
+
+#[test]
+fn each_self_diagnostic_drives_its_own_gateway_alarm() {
+    let (mut e, _) = engine(Vec::new());
+    let mut out = Output::default();
+    let disk = Diagnosis {
+        kind: ConditionKind::DiskSpace,
+        active: true,
+        value: 512.0,
+    };
+    e.diagnose(disk, at(1_000), &mut out);
+    assert_eq!(
+        summary(&out.events),
+        vec![("gateway:disk_space".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    let ev = &out.events[0];
+    assert_eq!(
+        (ev.subject.as_str(), ev.subject_kind),
+        ("gateway", crate::model::SubjectKind::Device)
+    );
+    assert_eq!(ev.class, crate::model::AlarmClass::Fault);
+    assert_eq!((ev.value, ev.unit.as_str()), (512.0, "MiB"));
+    out.clear();
+    // The same finding again changes nothing; its end clears it, to be acknowledged.
+    e.diagnose(disk, at(3_000), &mut out);
+    assert!(out.events.is_empty());
+    e.diagnose(Diagnosis { active: false, ..disk }, at(5_000), &mut out);
+    assert_eq!(
+        summary(&out.events),
+        vec![("gateway:disk_space".into(), Transition::Cleared, AlarmState::UnackRtn)]
+    );
+    out.clear();
+    for kind in ConditionKind::SELF_DIAGNOSTIC {
+        e.diagnose(
+            Diagnosis {
+                kind,
+                active: true,
+                value: f64::NAN,
+            },
+            at(7_000),
+            &mut out,
+        );
+    }
+    let ids: Vec<String> = out.events.iter().map(|e| e.alarm_id.clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            "gateway:disk_space",
+            "gateway:storage_write",
+            "gateway:store_backlog",
+            "gateway:output_fault",
+            "gateway:clock_jump"
+        ]
     );
 }
