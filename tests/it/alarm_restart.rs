@@ -260,7 +260,8 @@ async fn polled(gw: &GatewayProcess, devices: &[&str]) {
 }
 
 /// Every alarm kind the gateway raises (threshold, latching threshold, rate of change, vote,
-/// stale, sensor fault, communication, and process alarms suppressed by a dead device), in
+/// stale, sensor fault, communication of a device and of a DTU station, and process alarms
+/// suppressed by a dead device), in
 /// every state and overlay (unacknowledged, acknowledged with a comment, returned, latched,
 /// shelved, out of service, suppressed), and the flood and chattering figures: after SIGTERM
 /// and after SIGKILL the alarm list is identical field by field, the figures too, and the
@@ -307,6 +308,22 @@ transport = {{ tcp = "127.0.0.1:{dead}" }}
 interval = "100ms"
 timeout = "300ms"
 retries = 0
+[[devices]]
+name = "dam-gas"
+profile = "gas-lel-detector"
+transport = {{ dtu = "dam" }}
+unit_id = 1
+interval = "200ms"
+timeout = "500ms"
+[[dtu.listeners]]
+listen = "127.0.0.1:{dtu}"
+framing = "rtu"
+heartbeat_interval = "1s"
+heartbeat_timeout = "3s"
+[[dtu.stations]]
+name = "dam"
+imei = "860000000000001"
+heartbeat = "HB"
 [[rules]]
 name = "ch4-latching"
 points = "g/ch4"
@@ -341,6 +358,7 @@ points = ["m/stale", "m/range"]
             g = g.local_addr(),
             g2 = g2.local_addr(),
             mqtt = broker.port,
+            dtu = free_port(),
         ),
     )
     .unwrap();
@@ -362,6 +380,8 @@ points = ["m/stale", "m/range"]
         "g2/ch1:high_high",
         "zone:vote:high",
         "dead:communication",
+        // A dialled-in station that never dials: one alarm for the station.
+        "dam:communication",
     ] {
         wait_state(&gw, id, "unack_active").await;
     }
