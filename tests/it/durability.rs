@@ -491,3 +491,147 @@ async fn an_alarm_raised_while_the_journal_cannot_write_is_journaled_later_and_s
     assert_eq!(restored["state"], "unack_active");
     assert_eq!(restored["raised_at"], alarm["raised_at"]);
 }
+
+/// Publishes readings `from..to` of every point, waiting for the broker's PUBACK count.
+async fn publish_range(client: &rumqttc::AsyncClient, acked: &std::sync::atomic::AtomicU64, from: u64, to: u64) {
+    let before = acked.load(std::sync::atomic::Ordering::SeqCst);
+    for i in from..to {
+        for p in POINTS {
+            client
+                .publish(
+                    format!("test/seq/{p}"),
+                    rumqttc::QoS::AtLeastOnce,
+                    false,
+                    seq_payload(i),
+                )
+                .await
+                .expect("publish queued");
+        }
+    }
+    let want = before + (to - from) * POINTS.len() as u64;
+    wait_for("the broker to acknowledge the range", WAIT, || {
+        let n = acked.load(std::sync::atomic::Ordering::SeqCst);
+        async move { (n >= want).then_some(()) }
+    })
+    .await;
+}
+
+async fn gateway_metrics(gw: &support::GatewayProcess) -> String {
+    gw.http
+        .get(format!("{}/metrics", gw.base))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The whole gateway, fed numbered QoS 1 readings through a real Mosquitto, with its data
+/// directory on a small filesystem that fills while the store is down: each reading ends in
+/// history or in history's loss counter, and in the store or in the store's loss counters,
+/// exactly; nothing corrupt reaches the store; writing resumes when space returns, without a
+/// restart, and both losses are logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_data_disk_while_the_store_is_down_loses_only_counted_readings() {
+    const N: u64 = 1500;
+    let disk = SmallDisk::mount(24 * 1024);
+    let broker = support::Mosquitto::start_deep_queue();
+    let mut vm = VictoriaMetrics::start();
+    vm.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let config = dir.path().join("gateway.toml");
+    let text = stream_config(&broker, &vm, port).replace(
+        "data_dir = \"data\"",
+        &format!(
+            "data_dir = \"{}\"\n[ops]\nmin_free_disk = \"1MiB\"",
+            disk.path().join("data").display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut gw = support::GatewayProcess::start(&config, port).await;
+    let (client, acked) = publisher(broker.port);
+    wait_for("the gateway's subscription", WAIT, || async {
+        for p in POINTS {
+            client
+                .publish(
+                    format!("test/seq/{p}"),
+                    rumqttc::QoS::AtLeastOnce,
+                    false,
+                    seq_payload(0),
+                )
+                .await
+                .expect("publish queued");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut all = true;
+        for p in POINTS {
+            all &= in_history(&gw, p).await.contains(&0);
+        }
+        all.then_some(())
+    })
+    .await;
+
+    // A third with room, a third on a full disk, a third after space returns.
+    publish_range(&client, &acked, 1, N / 3).await;
+    let ballast = fill(disk.path());
+    publish_range(&client, &acked, N / 3, 2 * N / 3).await;
+    let m = gateway_metrics(&gw).await;
+    let history_lost = metric(&m, "hazard_history_readings_dropped_total", &[]);
+    let buffer_lost = metric(&m, "hazard_tsdb_lines_dropped_total", &["reason=\"buffer_error\""]);
+    assert!(
+        history_lost > 0.0 && buffer_lost > 0.0,
+        "the disk filled: {history_lost} {buffer_lost}"
+    );
+    std::fs::remove_file(&ballast).expect("remove ballast");
+    publish_range(&client, &acked, 2 * N / 3, N).await;
+
+    // The store returns and drains.
+    vm.restart();
+    let total = N * POINTS.len() as u64;
+    let (stored, store_lost) = wait_for("the store's backlog drained", 2 * WAIT, || async {
+        let m = gateway_metrics(&gw).await;
+        let lost = metric(&m, "hazard_tsdb_lines_dropped_total", &[]) as u64;
+        let mut stored = 0;
+        for p in POINTS {
+            stored += in_store(&vm, p).await.len() as u64;
+        }
+        (stored + lost >= total).then_some((stored, lost))
+    })
+    .await;
+    assert_eq!(
+        stored + store_lost,
+        total,
+        "stored {stored} + counted lost {store_lost}"
+    );
+    let m = gateway_metrics(&gw).await;
+    let history_lost = metric(&m, "hazard_history_readings_dropped_total", &[]) as u64;
+    let mut kept = 0;
+    for p in POINTS {
+        let h = in_history(&gw, p).await;
+        // Readings after space returned are all there: writing resumed without a restart.
+        assert!((2 * N / 3..N).all(|i| h.contains(&i)), "seq/{p}: history resumed");
+        kept += h.len() as u64;
+    }
+    eprintln!(
+        "of {total} readings: store {stored} + {store_lost} counted lost, history {kept} + {history_lost} counted lost"
+    );
+    assert_eq!(
+        kept + history_lost,
+        total,
+        "in history {kept} + counted lost {history_lost}"
+    );
+    for p in POINTS {
+        let s = in_store(&vm, p).await;
+        assert!((2 * N / 3..N).all(|i| s.contains(&i)), "seq/{p}: the store resumed");
+        assert!(s.iter().all(|i| *i < N), "nothing but published readings in the store");
+    }
+    gw.signal_and_wait("TERM");
+    let log = gw.stderr();
+    assert!(
+        log.contains("History write failed; readings lost"),
+        "history loss logged"
+    );
+    assert!(log.to_lowercase().contains("buffer"), "buffer loss logged:\n{log}");
+}
