@@ -77,11 +77,12 @@ impl From<&Readiness> for Limits {
 }
 
 /// One round's outcome: a finding per check, and the `/readyz` reasons among them (backlog,
-/// outputs and held journal transitions already have their own reasons there).
+/// outputs and held journal transitions already have their own reasons there), each with the
+/// check it comes from.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Findings {
     pub(super) diagnoses: Vec<Diagnosis>,
-    pub(super) reasons: Vec<String>,
+    pub(super) reasons: Vec<(ConditionKind, String)>,
 }
 
 /// Judges samples; keeps what must outlive one round (counter baselines, holds).
@@ -107,11 +108,11 @@ impl Checker {
         let free = s.free_disk;
         let low = limits.min_free_disk > 0 && free.is_some_and(|b| b < limits.min_free_disk);
         if low && let Some(b) = free {
-            f.reasons.push(format!(
+            f.reasons.push((ConditionKind::DiskSpace, format!(
                 "data disk has {} free, below ops.min_free_disk = {}: history, the alarm journal and store buffers fail when it is full",
                 ByteSize(b),
                 ByteSize(limits.min_free_disk)
-            ));
+            )));
         }
         f.diagnoses.push(Diagnosis {
             kind: ConditionKind::DiskSpace,
@@ -137,8 +138,9 @@ impl Checker {
             && lost > 0
             && s.mono.saturating_sub(at) < STORAGE_REASON_HOLD
         {
-            f.reasons.push(format!(
-                "history writes are failing: {lost} readings lost since the first failure (see the log)"
+            f.reasons.push((
+                ConditionKind::StorageWrite,
+                format!("history writes are failing: {lost} readings lost since the first failure (see the log)"),
             ));
         }
         f.diagnoses.push(Diagnosis {
@@ -180,9 +182,12 @@ impl Checker {
             self.clock_step = None;
         }
         if let Some((at, step)) = self.clock_step {
-            f.reasons.push(format!(
-                "the wall clock stepped by {step:+} s {} s ago: readings either side of the step do not compare in time",
-                s.mono.saturating_sub(at).as_secs()
+            f.reasons.push((
+                ConditionKind::ClockJump,
+                format!(
+                    "the wall clock stepped by {step:+} s {} s ago: readings either side of the step do not compare in time",
+                    s.mono.saturating_sub(at).as_secs()
+                ),
             ));
         }
         f.diagnoses.push(Diagnosis {
@@ -209,7 +214,7 @@ impl SelfCheck {
     pub(super) async fn run(self, stop: CancellationToken) {
         let start = tokio::time::Instant::now();
         let mut checker = Checker::default();
-        let mut was: Vec<String> = Vec::new();
+        let mut was: Vec<ConditionKind> = Vec::new();
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -226,16 +231,20 @@ impl SelfCheck {
                 self.metrics.data_disk_free.set(i64::try_from(free).unwrap_or(i64::MAX));
             }
             let found = checker.round(&sample, limits);
-            let problems: Vec<String> = found.reasons.clone();
-            // Logged when a finding starts or ends, not every round.
-            for p in problems.iter().filter(|p| !was.iter().any(|w| same_finding(w, p))) {
-                warn!(finding = %p, "Gateway self-check");
+            // Logged when a finding starts or ends, not every round (its figures change).
+            for (kind, text) in &found.reasons {
+                if !was.contains(kind) {
+                    warn!(check = %kind, finding = %text, "Gateway self-check found a fault");
+                }
             }
-            for w in was.iter().filter(|w| !problems.iter().any(|p| same_finding(w, p))) {
-                info!(finding = %w, "Gateway self-check: no longer");
+            for kind in &was {
+                if !found.reasons.iter().any(|(k, _)| k == kind) {
+                    info!(check = %kind, "Gateway self-check: fault gone");
+                }
             }
-            self.state.set_diagnostics(problems.clone());
-            was = problems;
+            was = found.reasons.iter().map(|(k, _)| *k).collect();
+            self.state
+                .set_diagnostics(found.reasons.into_iter().map(|(_, text)| text).collect());
             for d in found.diagnoses {
                 // Bounded and rare (five per round); a full queue means the rules task is
                 // stalled, which `/readyz` already reports, and the next round resends.
@@ -287,11 +296,6 @@ impl SelfCheck {
             unusable,
         }
     }
-}
-
-/// Two reasons about the same finding (their figures may differ from round to round).
-fn same_finding(a: &str, b: &str) -> bool {
-    a.split(':').next() == b.split(':').next()
 }
 
 /// Free bytes for an unprivileged writer on the filesystem holding `dir`.
@@ -351,7 +355,7 @@ mod tests {
         assert!(active(&f, ConditionKind::DiskSpace));
         assert_eq!(f.diagnoses[0].value, 512.0);
         assert!(
-            f.reasons[0].starts_with("data disk has 512.0 MiB free"),
+            f.reasons[0].1.starts_with("data disk has 512.0 MiB free"),
             "{:?}",
             f.reasons
         );
@@ -376,12 +380,15 @@ mod tests {
         assert!(active(&f, ConditionKind::StorageWrite));
         assert_eq!(
             f.reasons,
-            ["history writes are failing: 40 readings lost since the first failure (see the log)"]
+            [(
+                ConditionKind::StorageWrite,
+                "history writes are failing: 40 readings lost since the first failure (see the log)".to_string()
+            )]
         );
         s = sample(30);
         s.history_lost = 50;
         let f = c.round(&s, limits());
-        assert!(f.reasons[0].contains("50 readings"), "{:?}", f.reasons);
+        assert!(f.reasons[0].1.contains("50 readings"), "{:?}", f.reasons);
         s = sample(39);
         assert_eq!(
             c.round(&s, limits()).reasons.len(),
@@ -442,7 +449,7 @@ mod tests {
         assert!(active(&f, ConditionKind::ClockJump));
         assert_eq!(f.diagnoses[4].value, -1200.0);
         assert!(
-            f.reasons[0].starts_with("the wall clock stepped by -1200 s 0 s ago"),
+            f.reasons[0].1.starts_with("the wall clock stepped by -1200 s 0 s ago"),
             "{:?}",
             f.reasons
         );
