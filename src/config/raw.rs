@@ -226,13 +226,13 @@ pub(super) struct RawDevice {
     pub(super) points: Option<BTreeMap<String, Spanned<String>>>,
     /// Narrows the profile's registers-per-read limit for a fussy device.
     #[serde(default)]
-    pub(super) max_registers: Option<u16>,
+    pub(super) max_registers: Option<Spanned<u16>>,
     /// Overrides the profile's gap bridging.
     #[serde(default)]
     pub(super) max_gap: Option<u16>,
     /// Narrows the profile's coils/discrete-inputs-per-read limit.
     #[serde(default)]
-    pub(super) max_bits: Option<u16>,
+    pub(super) max_bits: Option<Spanned<u16>>,
     /// Byte/word order of this device's points that do not fix their own in the profile.
     #[serde(default)]
     pub(super) word_order: Option<WordOrder>,

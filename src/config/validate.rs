@@ -84,6 +84,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
 
     check_serial_buses(&src, &raw, &devices, &mut errors);
     // MQTT points enter the table before history and rules, which resolve point ids.
+    let mut warnings = Vec::new();
     let mqtt = crate::sources::mqtt::validate::validate(
         &src,
         &raw.mqtt,
@@ -91,6 +92,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         &known_sources,
         &mut points,
         &mut errors,
+        &mut warnings,
     );
     let opcua = crate::sources::opcua::validate::validate(&src, &raw.opcua, &known_sources, &mut points, &mut errors);
     let dtu = super::dtu::validate(&src, &raw, &devices, &mut errors);
@@ -127,7 +129,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
             grade: h.level,
         })
         .collect();
-    let warnings = super::transport::shared_tcp_units(&src, &raw, &devices);
+    warnings.extend(super::transport::shared_tcp_units(&src, &raw, &devices));
     Ok(GatewayConfig {
         warnings,
         file: path.to_path_buf(),
@@ -460,18 +462,23 @@ fn build_device(
             ));
         }
     }
-    let max_registers = d.max_registers.unwrap_or(profile.limits.max_registers);
+    // A limit the device does not set comes from the profile: its errors point at the name.
+    let limit_span = |l: &Option<toml::Spanned<u16>>| l.as_ref().map_or_else(|| d.name.span(), toml::Spanned::span);
+    let max_registers = d
+        .max_registers
+        .as_ref()
+        .map_or(profile.limits.max_registers, |m| *m.get_ref());
     if max_registers == 0 || max_registers > MAX_REGISTERS_PER_READ {
         errors.push(src.error(
-            d.name.span(),
+            limit_span(&d.max_registers),
             key("max_registers"),
             format!("max_registers must be 1..={MAX_REGISTERS_PER_READ}, got {max_registers}"),
         ));
     }
-    let max_bits = d.max_bits.unwrap_or(profile.limits.max_bits);
+    let max_bits = d.max_bits.as_ref().map_or(profile.limits.max_bits, |m| *m.get_ref());
     if max_bits == 0 || max_bits > MAX_BITS_PER_READ {
         errors.push(src.error(
-            d.name.span(),
+            limit_span(&d.max_bits),
             key("max_bits"),
             format!("max_bits must be 1..={MAX_BITS_PER_READ}, got {max_bits}"),
         ));
@@ -484,7 +491,7 @@ fn build_device(
     for (pid, r) in &bound {
         if u32::from(r.data_type.word_count()) > limits.max_items(r.function) {
             errors.push(src.error(
-                d.name.span(),
+                limit_span(&d.max_registers),
                 key("max_registers"),
                 format!(
                     "point `{}` ({} of {} registers) does not fit in one read of {max_registers} registers",
