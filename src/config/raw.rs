@@ -24,6 +24,9 @@ pub(super) struct RawConfig {
     pub(super) history: RawHistory,
     #[serde(default)]
     pub(super) alarms: AlarmsConfig,
+    /// The alarm journal.
+    #[serde(default)]
+    pub(super) journal: RawJournal,
     /// The duty officer's console.
     #[serde(default)]
     pub(super) console: crate::api::policy::RawConsole,
@@ -159,6 +162,27 @@ pub(super) struct RawHistory {
     /// Reading batches queued for the store; past this, batches are dropped and counted.
     #[serde(default = "default_queue")]
     pub(super) queue_batches: Spanned<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJournal {
+    /// How long alarm transitions are kept (those of unsettled alarms or not yet delivered
+    /// are kept longer).
+    #[serde(default = "default_journal_retention")]
+    pub(super) retention: Spanned<DurationText>,
+}
+
+fn default_journal_retention() -> Spanned<DurationText> {
+    unspanned(DurationText(crate::sinks::journal::DEFAULT_RETENTION))
+}
+
+impl Default for RawJournal {
+    fn default() -> Self {
+        Self {
+            retention: default_journal_retention(),
+        }
+    }
 }
 
 fn unspanned<T>(v: T) -> Spanned<T> {

@@ -99,6 +99,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let mut stations = super::dtu::station_groups(&dtu, &devices);
     stations.extend(super::mqtt_station_groups(&mqtt));
     let history = check_history(&src, &raw, &points, &mut errors);
+    let journal = check_journal(&src, &raw, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
     let webhooks = crate::sinks::webhook::config::validate(&src, &raw.webhooks, &mut errors);
@@ -140,6 +141,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         api_open_actions: api_listen.ip().is_loopback() || raw.api.open,
         api_tokens,
         history,
+        journal,
         hazard_sources,
         points,
         devices,
@@ -164,6 +166,23 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         uplinks,
         opcua,
     })
+}
+
+fn check_journal(
+    src: &SourceText<'_>,
+    raw: &RawConfig,
+    errors: &mut Vec<ConfigError>,
+) -> crate::config::JournalSettings {
+    let r = &raw.journal.retention;
+    let retention = r.get_ref().0;
+    if retention < crate::sinks::journal::MIN_RETENTION {
+        errors.push(src.error(
+            r.span(),
+            "journal.retention",
+            "retention must be at least 365d: regulators ask for at least one year of alarm records",
+        ));
+    }
+    crate::config::JournalSettings { retention }
 }
 
 fn check_history(

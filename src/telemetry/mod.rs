@@ -248,6 +248,8 @@ pub struct Metrics {
     pub journal_errors: Counter,
     /// Transitions published but not yet journaled: held in memory and retried every second.
     pub journal_held: Gauge,
+    /// Transitions deleted from the journal by its retention.
+    pub journal_pruned: Counter,
     /// Readings written to the embedded history store.
     pub history_written: Counter,
     /// Raw rows kept by the deadband/heartbeat policy.
@@ -377,6 +379,12 @@ impl Metrics {
             "Alarm transitions the journal failed to store",
             journal_errors.clone(),
         );
+        let journal_pruned = Counter::default();
+        r.register(
+            "hazard_alarm_journal_pruned_transitions",
+            "Alarm transitions deleted from the journal by its retention",
+            journal_pruned.clone(),
+        );
         let journal_held = Gauge::default();
         r.register(
             "hazard_alarm_journal_held_transitions",
@@ -492,6 +500,7 @@ impl Metrics {
             alarm_chattering,
             journal_errors,
             journal_held,
+            journal_pruned,
             history_written,
             history_raw_rows,
             history_minute_rows,

@@ -14,8 +14,9 @@ use support::{GatewayProcess, WAIT, binary, free_port, simulator, wait_for};
 const DEVICES: [&str; 3] = ["g1", "g2", "g3"];
 
 fn config(sim: &str, port: u16) -> String {
-    let mut text =
-        format!("[gateway]\nid = \"backup-gw\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n[history]\nheartbeat = \"1s\"\n");
+    let mut text = format!(
+        "[gateway]\nid = \"backup-gw\"\ndata_dir = \"data\"\n[api]\nlisten = \"127.0.0.1:{port}\"\n[history]\nheartbeat = \"1s\"\n"
+    );
     for d in DEVICES {
         text += &format!(
             "[[devices]]\nname = \"{d}\"\nprofile = \"ai4-gas-lel\"\ntransport = {{ tcp = \"{sim}\" }}\ninterval = \"50ms\"\n"

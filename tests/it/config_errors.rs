@@ -930,6 +930,20 @@ fn read_limits_and_rule_names_are_reported_at_their_key() {
 }
 
 #[test]
+fn journal_retention_defaults_to_three_years_and_is_at_least_one() {
+    let cfg = GatewayConfig::parse(&file(), GOOD).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.journal.retention, std::time::Duration::from_secs(1096 * 24 * 3600));
+    let ok = GatewayConfig::parse(&file(), &format!("{GOOD}\n[journal]\nretention = \"400d\"\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.journal.retention, std::time::Duration::from_secs(400 * 24 * 3600));
+    let errors = errors_with("[journal]\nretention = \"30d\"\n");
+    let e = only(&errors);
+    assert_eq!(e.key, "journal.retention");
+    assert!(e.message.contains("at least 365d"), "{e}");
+    assert_eq!(e.position, Some((GOOD.lines().count() + 3, 13)));
+}
+
+#[test]
 fn an_mqtt_point_id_may_not_repeat_a_device_point() {
     let errors = mqtt_errors("points = [\"A/P{01..40}\"]", "points = [\"MHS-001/GT-101\"]");
     let e = only(&errors);
