@@ -486,6 +486,17 @@ fn two_devices_with_one_unit_id_on_a_bus_are_an_error() {
     let e = only(&errs);
     assert_eq!(e.key, "devices[1].unit_id");
     assert!(e.message.contains("both unit 1"), "{e}");
+    // Left to its default, the unit id has no line: the error points at the device's name.
+    assert_eq!(e.position, Some((line_of(&text, "name = \"tank-T101\""), 8)));
+    // Written, it is the unit_id line.
+    let text = text.replacen(
+        "transport = { rtu = { port = \"/dev/ttyS1\" } }\n\n[[rules]]",
+        "transport = { rtu = { port = \"/dev/ttyS1\" } }\nunit_id = 1\n\n[[rules]]",
+        1,
+    );
+    let errs = GatewayConfig::parse(&file(), &text).unwrap_err().0;
+    let e = only(&errs);
+    assert_eq!(e.position, Some((line_of(&text, "unit_id = 1"), 11)));
 }
 
 #[test]
