@@ -31,6 +31,11 @@ pub const HISTORY_FILE: &str = "history.db";
 /// The manifest written last into the backup directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// Where the deliveries that follow the journal keep their cursors: `webhooks/<name>.cursor`,
+/// `mqtt_north/<name>.cursor`, `uplinks/<name>/alarms.cursor`. Only these are searched, so a
+/// backup kept under the data directory is never copied into the next one.
+const CURSOR_DIRS: [&str; 3] = ["webhooks", "mqtt_north", "uplinks"];
+
 /// Attempts of a copy that finds the database busy (a writer mid-checkpoint), 100 ms apart.
 const BUSY_ATTEMPTS: u32 = 50;
 
@@ -135,7 +140,12 @@ pub fn backup(data_dir: &Path, dest: &Path, meta: BackupMeta) -> Result<Manifest
     }
     let mut files = Vec::new();
     let mut cursors = Vec::new();
-    find_cursors(data_dir, data_dir, &mut cursors)?;
+    for dir in CURSOR_DIRS {
+        let dir = data_dir.join(dir);
+        if dir.is_dir() {
+            find_cursors(data_dir, &dir, &mut cursors)?;
+        }
+    }
     cursors.sort();
     for rel in cursors {
         let (from, to) = (data_dir.join(&rel), dest.join(&rel));
@@ -302,6 +312,8 @@ mod tests {
         std::fs::create_dir_all(data.path().join("webhooks")).unwrap();
         std::fs::write(data.path().join("webhooks/ops.cursor"), "2\n").unwrap();
         std::fs::write(data.path().join("webhooks/ops.cursor.tmp"), "9\n").unwrap();
+        std::fs::create_dir_all(data.path().join("backups/old/webhooks")).unwrap();
+        std::fs::write(data.path().join("backups/old/webhooks/ops.cursor"), "1\n").unwrap();
 
         let out = tempfile::tempdir().unwrap();
         let dest = out.path().join("b1");
