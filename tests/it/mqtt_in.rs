@@ -951,10 +951,7 @@ async fn an_older_config_with_max_packet_starts_warned_and_drops_payloads_over_i
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains(&located), "{stderr}");
-    assert!(
-        stderr.contains("max_payload = \\\"1KiB\\\"") || stderr.contains("max_payload = \"1KiB\""),
-        "{stderr}"
-    );
+    assert!(stderr.contains("max_payload = \"1KiB\""), "{stderr}");
 
     let gw = GatewayProcess::start(&path, port).await;
     let mut p = Publisher::start(broker.port, "max-packet-publisher");
