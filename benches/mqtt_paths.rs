@@ -9,7 +9,7 @@ use std::path::Path;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hazard_gateway::config::GatewayConfig;
 use hazard_gateway::model::{Quality, Timestamp};
-use hazard_gateway::sources::mqtt::decode::{JsonLayout, Layout, QualityField, Values};
+use hazard_gateway::sources::mqtt::decode::{Accept, JsonLayout, Layout, QualityField, Values};
 use hazard_gateway::sources::mqtt::route::Router;
 use hazard_gateway::sources::mqtt::time::TimeUnit;
 use hazard_gateway::telemetry::MqttInMetrics;
@@ -32,6 +32,7 @@ impl fmt::Display for Case {
 
 fn one(ptr: &str) -> JsonLayout {
     JsonLayout {
+        accept: Accept::ALL,
         array: None,
         values: Values::One(ptr.into()),
         timestamp: None,
@@ -71,6 +72,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "json_fields_4",
             layout: Layout::Json(JsonLayout {
+                accept: Accept::ALL,
                 values: Values::Fields(
                     ["ch4", "co", "o2", "h2s"]
                         .iter()
@@ -88,6 +90,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "json_array_100",
             layout: Layout::Json(JsonLayout {
+                accept: Accept::ALL,
                 array: Some("/data".into()),
                 values: Values::One("/v".into()),
                 timestamp: Some("/t".into()),

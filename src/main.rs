@@ -90,6 +90,15 @@ enum Command {
         #[arg(long)]
         profile_dir: Option<PathBuf>,
     },
+    /// Copy the alarm journal, the history and the delivery cursors consistently into a new
+    /// directory while the gateway runs (restore: deploy/README.md).
+    Backup {
+        /// The gateway's config file (TOML), to find its data directory.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where to write the backup: a new or empty directory.
+        dir: PathBuf,
+    },
     /// Validate a config file and print a summary, or every error with file, line and key.
     CheckConfig {
         /// Config file (TOML).
@@ -260,6 +269,7 @@ async fn dispatch(command: Command) -> Result<ExitCode> {
             simulate(&profile, (transport, unit), scenario, profile_dir).await
         }
         Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::Backup { config, dir } => backup(&config, &dir).await,
         Command::HashToken { generate } => hash_token(generate),
         Command::Profiles { action } => profiles(action),
         Command::Uplink {
@@ -355,6 +365,50 @@ fn check_config(file: &Path) -> ExitCode {
     }
 }
 
+/// The data directory `run` uses for `config`.
+fn data_dir_of(config: &GatewayConfig) -> PathBuf {
+    config
+        .data_dir
+        .clone()
+        .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("data"))
+}
+
+async fn backup(path: &Path, dest: &Path) -> Result<ExitCode> {
+    use hazard_gateway::sinks::backup::{self, BackupMeta};
+    let config = match GatewayConfig::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let data_dir = data_dir_of(&config);
+    let now = clock::system().now();
+    let meta = BackupMeta {
+        gateway_version: env!("CARGO_PKG_VERSION").to_string(),
+        created: hazard_gateway::api::rfc3339(now),
+        created_unix_ms: now.as_millis(),
+        data_dir: data_dir.clone(),
+    };
+    let to = dest.to_path_buf();
+    let manifest = tokio::task::spawn_blocking(move || backup::backup(&data_dir, &to, meta))
+        .await
+        .context("backup task")?
+        .with_context(|| format!("backup into {}", dest.display()))?;
+    for f in &manifest.files {
+        println!("{:>12} B  {}  ({})", f.bytes, f.path, f.kind);
+    }
+    println!(
+        "backup of {} written to {} (alarm journal up to #{}); manifest: {}",
+        manifest.meta.data_dir.display(),
+        dest.display(),
+        manifest.journal_last_seq,
+        backup::MANIFEST_FILE
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn run(path: &Path) -> Result<ExitCode> {
     let config = match GatewayConfig::load(path) {
         Ok(c) => c,
@@ -366,11 +420,7 @@ async fn run(path: &Path) -> Result<ExitCode> {
     for w in &config.warnings {
         tracing::warn!(warning = %w, "Config warning");
     }
-    let data_dir = config
-        .data_dir
-        .clone()
-        .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("data"));
+    let data_dir = data_dir_of(&config);
     let gateway = Gateway::start(config, &data_dir, clock::system()).await?;
     let service = Service::started(&gateway);
     run_until_stopped(&gateway, &service).await;

@@ -69,7 +69,7 @@ pub(super) fn bind_rules(
             .map_or_else(|| format!("rule-{i}"), |n| n.get_ref().clone());
         if let Some((first, _)) = spans.insert(name.clone(), (i, rule.span())) {
             cx.err(
-                rule.span(),
+                r.name.as_ref().map_or_else(|| rule.span(), toml::Spanned::span),
                 format!("rules[{i}].name"),
                 format!("rule name `{name}` is already used by rules[{first}]"),
             );

@@ -34,6 +34,7 @@ pub use crate::model::HazardSource;
 use crate::model::{PointId, PointTable, Reading, Timestamp};
 use crate::rules::{AlarmSettings, RuleSpec};
 pub use crate::sinks::history::HistorySettings;
+pub use crate::sinks::journal::JournalSettings;
 pub use crate::sources::modbus::spec::{DeviceSpec, Parity, SerialSpec, TransportSpec};
 
 /// A validated configuration, ready to run.
@@ -59,6 +60,8 @@ pub struct GatewayConfig {
     pub api_open_actions: bool,
     /// Embedded history.
     pub history: HistorySettings,
+    /// Alarm journal retention.
+    pub journal: JournalSettings,
     /// Hazard sources.
     pub hazard_sources: Vec<HazardSource>,
     /// Every point.

@@ -24,6 +24,9 @@ pub(super) struct RawConfig {
     pub(super) history: RawHistory,
     #[serde(default)]
     pub(super) alarms: AlarmsConfig,
+    /// The alarm journal.
+    #[serde(default)]
+    pub(super) journal: RawJournal,
     /// The duty officer's console.
     #[serde(default)]
     pub(super) console: crate::api::policy::RawConsole,
@@ -161,6 +164,27 @@ pub(super) struct RawHistory {
     pub(super) queue_batches: Spanned<usize>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJournal {
+    /// How long alarm transitions are kept (those of unsettled alarms or not yet delivered
+    /// are kept longer).
+    #[serde(default = "default_journal_retention")]
+    pub(super) retention: Spanned<DurationText>,
+}
+
+fn default_journal_retention() -> Spanned<DurationText> {
+    unspanned(DurationText(crate::sinks::journal::DEFAULT_RETENTION))
+}
+
+impl Default for RawJournal {
+    fn default() -> Self {
+        Self {
+            retention: default_journal_retention(),
+        }
+    }
+}
+
 fn unspanned<T>(v: T) -> Spanned<T> {
     Spanned::new(0..0, v)
 }
@@ -226,13 +250,13 @@ pub(super) struct RawDevice {
     pub(super) points: Option<BTreeMap<String, Spanned<String>>>,
     /// Narrows the profile's registers-per-read limit for a fussy device.
     #[serde(default)]
-    pub(super) max_registers: Option<u16>,
+    pub(super) max_registers: Option<Spanned<u16>>,
     /// Overrides the profile's gap bridging.
     #[serde(default)]
     pub(super) max_gap: Option<u16>,
     /// Narrows the profile's coils/discrete-inputs-per-read limit.
     #[serde(default)]
-    pub(super) max_bits: Option<u16>,
+    pub(super) max_bits: Option<Spanned<u16>>,
     /// Byte/word order of this device's points that do not fix their own in the profile.
     #[serde(default)]
     pub(super) word_order: Option<WordOrder>,

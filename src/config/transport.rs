@@ -154,8 +154,9 @@ pub(super) fn check_serial_buses(
             }
         }
         if let Some(other) = units.insert((serial.port.as_str(), dev.unit_id), dev.name.as_str()) {
+            let d = raw.devices[i].get_ref();
             errors.push(src.error(
-                span,
+                super::validate::at_key(d.unit_id.span(), &d.name),
                 format!("devices[{i}].unit_id"),
                 format!(
                     "devices `{other}` and `{}` are both unit {} on serial port `{}`",

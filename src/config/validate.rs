@@ -93,6 +93,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
 
     check_serial_buses(&src, &raw, &devices, &mut errors);
     // MQTT points enter the table before history and rules, which resolve point ids.
+    let mut warnings = Vec::new();
     let mqtt = crate::sources::mqtt::validate::validate(
         &src,
         &raw.mqtt,
@@ -100,12 +101,14 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         &known_sources,
         &mut points,
         &mut errors,
+        &mut warnings,
     );
     let opcua = crate::sources::opcua::validate::validate(&src, &raw.opcua, &known_sources, &mut points, &mut errors);
     let dtu = super::dtu::validate(&src, &raw, &devices, &mut errors);
     let mut stations = super::dtu::station_groups(&dtu, &devices);
     stations.extend(super::mqtt_station_groups(&mqtt));
     let history = check_history(&src, &raw, &points, &mut errors);
+    let journal = check_journal(&src, &raw, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
     let webhooks = crate::sinks::webhook::config::validate(&src, &raw.webhooks, &mut errors);
@@ -136,7 +139,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
             grade: h.level,
         })
         .collect();
-    let warnings = super::transport::shared_tcp_units(&src, &raw, &devices);
+    warnings.extend(super::transport::shared_tcp_units(&src, &raw, &devices));
     Ok(GatewayConfig {
         warnings,
         file: path.to_path_buf(),
@@ -147,6 +150,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         api_open_actions: api_listen.ip().is_loopback() || raw.api.open,
         api_tokens,
         history,
+        journal,
         hazard_sources,
         points,
         devices,
@@ -171,6 +175,23 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         uplinks,
         opcua,
     })
+}
+
+fn check_journal(
+    src: &SourceText<'_>,
+    raw: &RawConfig,
+    errors: &mut Vec<ConfigError>,
+) -> crate::config::JournalSettings {
+    let r = &raw.journal.retention;
+    let retention = r.get_ref().0;
+    if retention < crate::sinks::journal::MIN_RETENTION {
+        errors.push(src.error(
+            r.span(),
+            "journal.retention",
+            "retention must be at least 365d: regulators ask for at least one year of alarm records",
+        ));
+    }
+    crate::config::JournalSettings { retention }
 }
 
 fn check_history(
@@ -469,18 +490,23 @@ fn build_device(
             ));
         }
     }
-    let max_registers = d.max_registers.unwrap_or(profile.limits.max_registers);
+    // A limit the device does not set comes from the profile: its errors point at the name.
+    let limit_span = |l: &Option<toml::Spanned<u16>>| l.as_ref().map_or_else(|| d.name.span(), toml::Spanned::span);
+    let max_registers = d
+        .max_registers
+        .as_ref()
+        .map_or(profile.limits.max_registers, |m| *m.get_ref());
     if max_registers == 0 || max_registers > MAX_REGISTERS_PER_READ {
         errors.push(src.error(
-            d.name.span(),
+            limit_span(&d.max_registers),
             key("max_registers"),
             format!("max_registers must be 1..={MAX_REGISTERS_PER_READ}, got {max_registers}"),
         ));
     }
-    let max_bits = d.max_bits.unwrap_or(profile.limits.max_bits);
+    let max_bits = d.max_bits.as_ref().map_or(profile.limits.max_bits, |m| *m.get_ref());
     if max_bits == 0 || max_bits > MAX_BITS_PER_READ {
         errors.push(src.error(
-            d.name.span(),
+            limit_span(&d.max_bits),
             key("max_bits"),
             format!("max_bits must be 1..={MAX_BITS_PER_READ}, got {max_bits}"),
         ));
@@ -493,7 +519,7 @@ fn build_device(
     for (pid, r) in &bound {
         if u32::from(r.data_type.word_count()) > limits.max_items(r.function) {
             errors.push(src.error(
-                d.name.span(),
+                limit_span(&d.max_registers),
                 key("max_registers"),
                 format!(
                     "point `{}` ({} of {} registers) does not fit in one read of {max_registers} registers",

@@ -254,6 +254,14 @@ impl Gateway {
         let deliveries = ctx.start_deliveries(&config, &deliveries_stop)?;
         let pollers_cancel = sources_cancel.child_token();
         let pollers = ctx.start_pollers(&config, &pollers_cancel)?;
+        // Journal retention, once the deliveries hold their positions; stops with the rules task.
+        tokio::spawn(crate::sinks::journal::retention::run(
+            journal.clone(),
+            config.journal,
+            clock.clone(),
+            metrics.journal_pruned.clone(),
+            rules_stop.child_token(),
+        ));
 
         let listener = TcpListener::bind(config.api_listen)
             .await

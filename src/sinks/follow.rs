@@ -5,7 +5,8 @@
 //! never a torn one). It reads the journal after the cursor in pages and waits on the live
 //! feed (or a one-second tick) when it has caught up. The cursor moves only after a delivery
 //! succeeded, so delivery is at least once and in journal order. A new follower starts at the
-//! journal's end rather than replaying all history.
+//! journal's end rather than replaying all history. Its position is also held in the journal,
+//! so journal retention never deletes a transition it has not delivered.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use tracing::warn;
 
 use crate::model::AlarmEvent;
 use crate::sinks::history::StoreError;
-use crate::sinks::journal::AlarmJournal;
+use crate::sinks::journal::{AlarmJournal, HoldId};
 use crate::state::FeedEvent;
 
 /// Transitions read from the journal per page.
@@ -45,7 +46,14 @@ pub struct Follower {
     path: PathBuf,
     seq: u64,
     journal: Arc<AlarmJournal>,
+    hold: HoldId,
     feed: broadcast::Receiver<FeedEvent>,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.journal.release(&self.hold);
+    }
 }
 
 fn read_cursor(path: &Path) -> std::io::Result<Option<u64>> {
@@ -84,10 +92,12 @@ impl Follower {
                 end
             }
         };
+        let hold = journal.hold(seq);
         Ok(Self {
             path,
             seq,
             journal,
+            hold,
             feed,
         })
     }
@@ -122,6 +132,7 @@ impl Follower {
     /// Marks `seq` as dealt with.
     pub fn advance(&mut self, seq: u64) {
         self.seq = seq;
+        self.journal.move_hold(&self.hold, seq);
         if let Err(e) = write_cursor(&self.path, seq) {
             // Delivery goes on; after a restart the transitions since the last saved cursor are
             // delivered again (at least once), never lost.

@@ -64,6 +64,9 @@ pub struct AlarmJournal {
     path: PathBuf,
     /// A std mutex: calls run in `spawn_blocking` or at start-up, never across an await.
     conn: Mutex<Connection>,
+    /// Positions of the deliveries following the journal ([`crate::sinks::follow`]): what
+    /// they have not delivered is never pruned.
+    holds: retention::Holds,
 }
 
 fn seq_param(seq: u64) -> i64 {
@@ -78,6 +81,7 @@ impl AlarmJournal {
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            holds: retention::Holds::default(),
         })
     }
 
@@ -148,6 +152,7 @@ impl AlarmJournal {
         Ok(Self {
             path: self.path.clone(),
             conn: Mutex::new(conn),
+            holds: self.holds.clone(),
         })
     }
 
@@ -244,6 +249,9 @@ impl AlarmJournal {
         Ok(out)
     }
 }
+
+pub mod retention;
+pub use retention::{DEFAULT_RETENTION, HoldId, JournalSettings, MIN_RETENTION, Pruned};
 
 #[cfg(test)]
 mod tests;

@@ -252,6 +252,8 @@ pub struct Metrics {
     pub self_checks: Counter,
     /// Data-disk free bytes as the self-check last read them.
     pub data_disk_free: Gauge,
+    /// Transitions deleted from the journal by its retention.
+    pub journal_pruned: Counter,
     /// Readings written to the embedded history store.
     pub history_written: Counter,
     /// Raw rows kept by the deadband/heartbeat policy.
@@ -380,6 +382,12 @@ impl Metrics {
             "hazard_alarm_journal_errors",
             "Alarm transitions the journal failed to store",
             journal_errors.clone(),
+        );
+        let journal_pruned = Counter::default();
+        r.register(
+            "hazard_alarm_journal_pruned_transitions",
+            "Alarm transitions deleted from the journal by its retention",
+            journal_pruned.clone(),
         );
         let journal_held = Gauge::default();
         r.register(
@@ -510,6 +518,7 @@ impl Metrics {
             journal_held,
             self_checks,
             data_disk_free,
+            journal_pruned,
             history_written,
             history_raw_rows,
             history_minute_rows,

@@ -486,6 +486,17 @@ fn two_devices_with_one_unit_id_on_a_bus_are_an_error() {
     let e = only(&errs);
     assert_eq!(e.key, "devices[1].unit_id");
     assert!(e.message.contains("both unit 1"), "{e}");
+    // Left to its default, the unit id has no line: the error points at the device's name.
+    assert_eq!(e.position, Some((line_of(&text, "name = \"tank-T101\""), 8)));
+    // Written, it is the unit_id line.
+    let text = text.replacen(
+        "transport = { rtu = { port = \"/dev/ttyS1\" } }\n\n[[rules]]",
+        "transport = { rtu = { port = \"/dev/ttyS1\" } }\nunit_id = 1\n\n[[rules]]",
+        1,
+    );
+    let errs = GatewayConfig::parse(&file(), &text).unwrap_err().0;
+    let e = only(&errs);
+    assert_eq!(e.position, Some((line_of(&text, "unit_id = 1"), 11)));
 }
 
 #[test]
@@ -658,12 +669,66 @@ fn mqtt_subscriptions_declare_their_points_for_rules_and_history() {
 
 #[test]
 fn mqtt_mistakes_name_their_key_and_line() {
-    let cases: [(&str, &str, &str, &str); 10] = [
+    let cases: [(&str, &str, &str, &str); 19] = [
         (
             "address = \"127.0.0.1:1883\"",
-            "address = \"127.0.0.1:1883\"\nmax_packet = \"1MiB\"",
+            "address = \"127.0.0.1:1883\"\nmax_packet = \"8B\"",
             "mqtt.brokers[0].max_packet",
-            "max_packet is no longer used",
+            "must be at least 16B",
+        ),
+        (
+            "address = \"127.0.0.1:1883\"",
+            "address = \"127.0.0.1:1883\"\nkeep_alive = \"500ms\"",
+            "mqtt.brokers[0].keep_alive",
+            "keep_alive must be 1s..18h",
+        ),
+        (
+            "address = \"127.0.0.1:1883\"",
+            "address = \"127.0.0.1:1883\"\ncomm_grace = \"20m\"",
+            "mqtt.brokers[0].comm_grace",
+            "comm_grace must be 1s..10m",
+        ),
+        (
+            "address = \"127.0.0.1:1883\"",
+            "address = \"127.0.0.1:1883\"\nprotocol = \"5\"\nsession_expiry = \"0s\"",
+            "mqtt.brokers[0].session_expiry",
+            "session_expiry must be at least 1s",
+        ),
+        (
+            "address = \"127.0.0.1:1883\"",
+            "address = \"127.0.0.1:1883\"\npassword = \"secret\"",
+            "mqtt.brokers[0].username",
+            "a password needs a username",
+        ),
+        (
+            "address = \"127.0.0.1:1883\"",
+            "address = \"127.0.0.1:1883\"\nusername = \"gw\"\npassword = \"secret\"\npassword_env = \"MQTT_PASSWORD\"",
+            "mqtt.brokers[0].password_env",
+            "give password or password_env, not both",
+        ),
+        (
+            "stale_after = \"30s\"",
+            "stale_after = \"30s\"\nmax_payload = \"8B\"",
+            "mqtt.subscriptions[0].max_payload",
+            "max_payload must be 16B..1MiB",
+        ),
+        (
+            "stale_after = \"30s\"",
+            "stale_after = \"30s\"\nmax_payload = \"2MiB\"",
+            "mqtt.subscriptions[0].max_payload",
+            "max_payload must be 16B..1MiB",
+        ),
+        (
+            "stale_after = \"30s\"",
+            "stale_after = \"30s\"\naccept = []",
+            "mqtt.subscriptions[0].accept",
+            "`accept` lists no shape",
+        ),
+        (
+            "value = \"/v\"",
+            "value = \"\"\naccept = [\"object\"]",
+            "mqtt.subscriptions[0].accept",
+            "needs `value`, `fields` or `array`",
         ),
         (
             "broker = \"plant\"",
@@ -731,6 +796,162 @@ fn mqtt_mistakes_name_their_key_and_line() {
         let needle = to.lines().last().unwrap();
         assert_eq!(e.position.map(|p| p.0), Some(line_of(&text, needle)), "{to}: {e}");
     }
+}
+
+#[test]
+fn accept_names_json_shapes_and_is_refused_for_text_payloads() {
+    let text = format!(
+        "{GOOD}{}",
+        MQTT.replace("value = \"/v\"", "value = \"/v\"\naccept = [\"object\", \"string\"]")
+    );
+    let cfg = GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{e}"));
+    use hazard_gateway::sources::mqtt::decode::{Accept, Layout};
+    let Layout::Json(j) = &cfg.mqtt.subscriptions[0].layout else {
+        panic!("a JSON layout");
+    };
+    let want = Accept {
+        number: false,
+        string: true,
+        object: true,
+    };
+    assert_eq!(j.accept, want);
+    // Not given: every shape.
+    let cfg = GatewayConfig::parse(&file(), &format!("{GOOD}{MQTT}")).unwrap_or_else(|e| panic!("{e}"));
+    let Layout::Json(j) = &cfg.mqtt.subscriptions[0].layout else {
+        panic!("a JSON layout");
+    };
+    assert_eq!(j.accept, Accept::ALL);
+
+    let errors = mqtt_errors("value = \"/v\"", "payload = \"text\"\naccept = [\"number\"]");
+    let text = format!(
+        "{GOOD}{}",
+        MQTT.replace("value = \"/v\"", "payload = \"text\"\naccept = [\"number\"]")
+    );
+    let e = only(&errors);
+    assert_eq!(e.key, "mqtt.subscriptions[0].accept");
+    assert_eq!(e.message, "`accept` needs payload = \"json\"");
+    assert_eq!(e.position.map(|p| p.0), Some(line_of(&text, "accept = [\"number\"]")));
+
+    let errors = mqtt_errors("value = \"/v\"", "value = \"/v\"\naccept = [\"xml\"]");
+    let text = format!(
+        "{GOOD}{}",
+        MQTT.replace("value = \"/v\"", "value = \"/v\"\naccept = [\"xml\"]")
+    );
+    let e = only(&errors);
+    assert!(e.message.contains("unknown variant `xml`"), "{e}");
+    assert_eq!(e.position.map(|p| p.0), Some(line_of(&text, "accept = [\"xml\"]")));
+}
+
+#[test]
+fn max_packet_is_read_as_max_payload_with_a_located_warning() {
+    let text = format!(
+        "{GOOD}{}",
+        MQTT.replace(
+            "address = \"127.0.0.1:1883\"",
+            "address = \"127.0.0.1:1883\"\nmax_packet = \"256KiB\""
+        )
+    );
+    let cfg = GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.mqtt.subscriptions[0].max_payload, 256 * 1024);
+    let w = only(&cfg.warnings);
+    assert_eq!(w.key, "mqtt.brokers[0].max_packet");
+    assert_eq!(w.position, Some((line_of(&text, "max_packet = "), 14)));
+    assert!(
+        w.message
+            .starts_with("warning: max_packet is deprecated; it is read as max_payload = \"256KiB\" for this broker's 1 subscription(s)"),
+        "{w}"
+    );
+    assert!(
+        w.message
+            .contains("Write max_payload in each [[mqtt.subscriptions]] instead and remove max_packet"),
+        "{w}"
+    );
+
+    // Larger than max_payload may be: capped, and the warning says so.
+    let big = text.replace("max_packet = \"256KiB\"", "max_packet = \"4MiB\"");
+    let cfg = GatewayConfig::parse(&file(), &big).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.mqtt.subscriptions[0].max_payload, 1 << 20);
+    assert!(
+        only(&cfg.warnings)
+            .message
+            .contains("max_payload = \"1MiB\" (capped at 1MiB"),
+        "{:?}",
+        cfg.warnings
+    );
+
+    // With max_payload on one of its subscriptions the old key conflicts: an error at max_packet.
+    let both = text.replace(
+        "stale_after = \"30s\"",
+        "stale_after = \"30s\"\nmax_payload = \"64KiB\"",
+    );
+    let errors = GatewayConfig::parse(&file(), &both).unwrap_err().0;
+    let e = only(&errors);
+    assert_eq!(e.key, "mqtt.brokers[0].max_packet");
+    assert_eq!(e.position.map(|p| p.0), Some(line_of(&both, "max_packet = ")));
+    assert_eq!(
+        e.message,
+        format!(
+            "max_packet is deprecated and max_payload replaces it, but subscription `dam` sets max_payload (line {}) as well: remove max_packet",
+            line_of(&both, "max_payload = ")
+        )
+    );
+}
+
+#[test]
+fn two_brokers_with_one_client_id_are_reported_at_the_client_id() {
+    let second = "\n[[mqtt.brokers]]\nname = \"backup\"\naddress = \"127.0.0.1:1884\"\nclient_id = \"gw-in-plant\"\n";
+    let text = format!("{GOOD}{MQTT}{second}");
+    let errors = GatewayConfig::parse(&file(), &text).unwrap_err().0;
+    let e = only(&errors);
+    assert_eq!(e.key, "mqtt.brokers[1].client_id");
+    assert_eq!(e.position.map(|p| p.0), Some(line_of(&text, "client_id = ")));
+}
+
+#[test]
+fn read_limits_and_rule_names_are_reported_at_their_key() {
+    for (to, key, message) in [
+        (
+            "interval = \"1s\"\nmax_registers = 300",
+            "devices[0].max_registers",
+            "max_registers must be 1..=125",
+        ),
+        (
+            "interval = \"1s\"\nmax_bits = 5000",
+            "devices[0].max_bits",
+            "max_bits must be 1..=2000",
+        ),
+    ] {
+        let errors = errors_after("interval = \"1s\"", to);
+        let e = only(&errors);
+        assert_eq!(e.key, key, "{to}");
+        assert!(e.message.contains(message), "{to}: {}", e.message);
+        let text = GOOD.replace("interval = \"1s\"", to);
+        assert_eq!(
+            e.position.map(|p| p.0),
+            Some(line_of(&text, to.lines().last().unwrap())),
+            "{e}"
+        );
+    }
+    let extra = "[[rules]]\npoints = \"MHS-001/GT-101\"\nname = \"rule-0\"\nthreshold = { low = 1.0 }\n";
+    let errors = errors_with(extra);
+    let e = only(&errors);
+    assert_eq!(e.key, "rules[1].name");
+    let text = format!("{GOOD}\n{extra}");
+    assert_eq!(e.position, Some((line_of(&text, "name = \"rule-0\""), 8)));
+}
+
+#[test]
+fn journal_retention_defaults_to_three_years_and_is_at_least_one() {
+    let cfg = GatewayConfig::parse(&file(), GOOD).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.journal.retention, std::time::Duration::from_secs(1096 * 24 * 3600));
+    let ok = GatewayConfig::parse(&file(), &format!("{GOOD}\n[journal]\nretention = \"400d\"\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.journal.retention, std::time::Duration::from_secs(400 * 24 * 3600));
+    let errors = errors_with("[journal]\nretention = \"30d\"\n");
+    let e = only(&errors);
+    assert_eq!(e.key, "journal.retention");
+    assert!(e.message.contains("at least 365d"), "{e}");
+    assert_eq!(e.position, Some((GOOD.lines().count() + 3, 13)));
 }
 
 #[test]

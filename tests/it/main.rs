@@ -8,6 +8,7 @@ mod alarm_restart;
 mod api_auth;
 mod api_openapi;
 mod api_server;
+mod backup;
 mod cli;
 mod config_errors;
 mod console;

@@ -881,3 +881,93 @@ points = ["arr/{bare,quoted,batch}"]
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_that_accepts_only_objects_refuses_bare_values_like_malformed_ones() {
+    let broker = Mosquitto::start();
+    let gw = TestGateway::start(&gateway_config(&broker, "3.1.1", "accept = [\"object\"]")).await;
+    let mut p = Publisher::start(broker.port, "accept-publisher");
+    until_subscribed(&gw, &mut p).await;
+    const N: i64 = 30;
+    for i in 1..=N {
+        p.send("test/seq/a", seq_payload(i)).await;
+        p.send("test/seq/a", "5").await;
+        p.send("test/seq/a", r#""6""#).await;
+    }
+    let sub = ["subscription=\"seq\""];
+    wait_for("every refused message counted", WAIT, || async {
+        let text = gw.metrics().await;
+        let refused = metric(
+            &text,
+            "hazard_mqtt_in_errors_total",
+            &[sub[0], "kind=\"refused_shape\""],
+        );
+        assert!(refused <= (2 * N) as f64, "{refused}");
+        (refused == (2 * N) as f64).then_some(())
+    })
+    .await;
+    // The object form is taken; every refused message left one decode_error reading, like a
+    // malformed message whose topic names its point, and nothing else.
+    wait_good(&gw, "seq/a", N + 1).await;
+    let text = gw.metrics().await;
+    let messages = metric(&text, "hazard_mqtt_in_messages_total", &sub);
+    let readings = metric(&text, "hazard_mqtt_in_readings_total", &sub);
+    assert_eq!(messages, readings, "one reading per message: {text}");
+    assert_eq!(
+        metric(&text, "hazard_mqtt_in_errors_total", &sub),
+        (2 * N) as f64,
+        "{text}"
+    );
+    let last = gw.point("seq/a").await;
+    assert_eq!(last["quality"], "decode_error", "the last message was refused: {last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_config_with_max_packet_starts_warned_and_drops_payloads_over_it() {
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let config = gateway_config(&broker, "3.1.1", "")
+        .replace("id = \"mqtt-gw\"", "id = \"mqtt-gw\"\ndata_dir = \"data\"")
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"))
+        .replace("keep_alive = \"5s\"", "keep_alive = \"5s\"\nmax_packet = \"1KiB\"");
+    let path = dir.path().join("site.toml");
+    std::fs::write(&path, &config).expect("write config");
+    let line = config
+        .lines()
+        .position(|l| l.starts_with("max_packet"))
+        .expect("max_packet line")
+        + 1;
+    let located = format!(
+        "{}:{line}:14: mqtt.brokers[0].max_packet: warning: max_packet is deprecated",
+        path.display()
+    );
+
+    let out = std::process::Command::new(support::binary())
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("check-config runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&located), "{stderr}");
+    assert!(stderr.contains("max_payload = \"1KiB\""), "{stderr}");
+
+    let gw = GatewayProcess::start(&path, port).await;
+    let mut p = Publisher::start(broker.port, "max-packet-publisher");
+    until_subscribed(&gw, &mut p).await;
+    p.send("test/seq/a", vec![b' '; 2048]).await;
+    p.send("test/seq/a", seq_payload(1)).await;
+    wait_good(&gw, "seq/a", 2).await;
+    let text = gw.metrics_text().await;
+    assert_eq!(
+        metric(&text, "hazard_mqtt_in_errors_total", &["kind=\"oversize\""]),
+        1.0,
+        "{text}"
+    );
+    let log = gw.stderr_so_far();
+    assert!(
+        log.contains("Config warning") && log.contains("max_packet is deprecated"),
+        "{log}"
+    );
+}

@@ -8,11 +8,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::decode::Layout;
+use super::decode::{Layout, Shape};
 use super::template::{PointTemplate, TopicFilter};
 use super::time::TimeUnit;
 use crate::model::{PointId, PointKind, Quality};
-use crate::spec::units::{self, DurationText};
+use crate::spec::units::{DurationText, SizeText};
 
 /// The `[mqtt]` table.
 #[derive(Debug, Default, Deserialize)]
@@ -49,21 +49,21 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-fn default_keep_alive() -> Duration {
-    Duration::from_secs(30)
+// Defaults carry an empty span, so an error about them points at the broker's name.
+fn default_keep_alive() -> Spanned<DurationText> {
+    Spanned::new(0..0, DurationText(Duration::from_secs(30)))
 }
 
-fn default_session_expiry() -> Duration {
-    Duration::from_secs(7 * 24 * 3600)
+fn default_session_expiry() -> Spanned<DurationText> {
+    Spanned::new(0..0, DurationText(Duration::from_secs(7 * 24 * 3600)))
 }
 
-fn default_comm_grace() -> Duration {
-    Duration::from_secs(10)
+fn default_comm_grace() -> Spanned<DurationText> {
+    Spanned::new(0..0, DurationText(Duration::from_secs(10)))
 }
 
-fn default_max_payload() -> u64 {
-    64 * 1024
-}
+/// `max_payload` of a subscription that sets none (and whose broker has no `max_packet`).
+pub const DEFAULT_MAX_PAYLOAD: u64 = 64 * 1024;
 
 /// The largest `max_payload` allowed. It bounds what a broker task queues between reading the
 /// socket and decoding: 256 messages of at most this size.
@@ -88,36 +88,34 @@ pub struct RawBroker {
     #[serde(default)]
     pub client_id: Option<Spanned<String>>,
     /// Keep-alive interval (1 s to 18 h).
-    #[serde(default = "default_keep_alive", deserialize_with = "units::duration::deserialize")]
-    pub keep_alive: Duration,
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive: Spanned<DurationText>,
     /// User name, if the broker asks for one.
     #[serde(default)]
     pub username: Option<String>,
     /// Password written in the file (prefer `password_env`).
     #[serde(default)]
-    pub password: Option<Secret>,
+    pub password: Option<Spanned<Secret>>,
     /// Environment variable holding the password.
     #[serde(default)]
-    pub password_env: Option<String>,
+    pub password_env: Option<Spanned<String>>,
     /// TLS; absent means plain TCP.
     #[serde(default)]
     pub tls: Option<Spanned<RawTls>>,
     /// MQTT 5: how long the broker keeps the session (and queues QoS 1 messages) while the
     /// gateway is away.
-    #[serde(
-        default = "default_session_expiry",
-        deserialize_with = "units::duration::deserialize"
-    )]
-    pub session_expiry: Duration,
+    #[serde(default = "default_session_expiry")]
+    pub session_expiry: Spanned<DurationText>,
     /// How long the broker may be away before its points turn `comm_fault` and its
     /// communication alarm is raised (1 s to 10 min); rides out a broker restart.
-    #[serde(default = "default_comm_grace", deserialize_with = "units::duration::deserialize")]
-    pub comm_grace: Duration,
-    /// No longer accepted: a transport limit stalled MQTT 3.1.1 sessions (see
-    /// [`super::client`]); validation says so at this key. Payload sizes are limited per
-    /// subscription (`max_payload`).
+    #[serde(default = "default_comm_grace")]
+    pub comm_grace: Spanned<DurationText>,
+    /// Deprecated: once a transport limit, which stalled MQTT 3.1.1 sessions (see
+    /// [`super::client`]). Still read, so an older config starts, as the `max_payload` of
+    /// each of this broker's subscriptions (at most [`MAX_PAYLOAD_LIMIT`]), with a warning;
+    /// an error when one of them sets `max_payload` itself.
     #[serde(default)]
-    pub max_packet: Option<Spanned<toml::Value>>,
+    pub max_packet: Option<Spanned<SizeText>>,
 }
 
 /// TLS settings of a broker connection.
@@ -182,6 +180,12 @@ pub struct RawSubscription {
     /// Status field mapped to quality.
     #[serde(default)]
     pub quality: Option<Spanned<RawQuality>>,
+    /// Which payload shapes are decoded: `"number"` (a bare number), `"string"` (numeric
+    /// text), `"object"` (the object or array `value`, `fields`, `array` describe). Default:
+    /// all three. A message of another shape is handled like any undecodable message
+    /// (`refused_shape`).
+    #[serde(default)]
+    pub accept: Option<Spanned<Vec<Shape>>>,
     /// Engineering unit of the points.
     #[serde(default)]
     pub unit: String,
@@ -211,8 +215,9 @@ pub struct RawSubscription {
     pub point_stale_after: BTreeMap<String, Spanned<DurationText>>,
     /// Larger payloads are dropped and counted (`oversize`); the message is still
     /// acknowledged. At most [`MAX_PAYLOAD_LIMIT`].
-    #[serde(default = "default_max_payload", deserialize_with = "units::size::deserialize")]
-    pub max_payload: u64,
+    /// Absent: the broker's deprecated `max_packet`, else 64 KiB.
+    #[serde(default)]
+    pub max_payload: Option<Spanned<SizeText>>,
 }
 
 fn default_kind() -> PointKind {

@@ -7,8 +7,9 @@
 //! and an array of readings (`[{"id": "P1", "v": 2}, ...]` or one inside the document, e.g.
 //! `/data`, with the timestamp in each reading or once at the root). A one-value JSON layout
 //! also takes a bare number or numeric text per message, whatever its configured form, since
-//! one topic tree often carries several firmware versions. Values are numbers, numeric text
-//! or booleans (0/1); anything else is a `decode_error` reading for that point.
+//! one topic tree often carries several firmware versions, unless the subscription's `accept`
+//! leaves those shapes out ([`Accept`]). Values are numbers, numeric text or booleans (0/1);
+//! anything else is a `decode_error` reading for that point.
 //!
 //! Bounds: the caller refuses payloads over the subscription's `max_payload` before decoding,
 //! and serde_json refuses nesting deeper than 128, so memory is bounded by the payload size.
@@ -41,6 +42,86 @@ pub struct JsonLayout {
     pub timestamp_unit: TimeUnit,
     /// Quality/status field and its mapping.
     pub quality: Option<QualityField>,
+    /// Which shapes of document are decoded; a document of another shape is refused whole.
+    pub accept: Accept,
+}
+
+/// The shape of a whole JSON document, as `accept` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// A bare JSON number (`12.5`), or `true`, `false` or `null`.
+    Number,
+    /// A bare JSON string (`"12.5"`).
+    String,
+    /// An object or an array: the form `value`, `fields`, `array` describe.
+    Object,
+}
+
+impl Shape {
+    /// The shape of `doc`.
+    pub fn of(doc: &Value) -> Self {
+        match doc {
+            Value::String(_) => Shape::String,
+            Value::Object(_) | Value::Array(_) => Shape::Object,
+            Value::Number(_) | Value::Bool(_) | Value::Null => Shape::Number,
+        }
+    }
+
+    /// Name in config and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Number => "number",
+            Shape::String => "string",
+            Shape::Object => "object",
+        }
+    }
+}
+
+/// The shapes a subscription decodes. Restricting them keeps a publisher that sends a bare
+/// value on a topic of structured readings (a misconfigured or foreign device) from feeding
+/// a point unnoticed: its messages are refused and counted as `refused_shape` instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accept {
+    /// Bare numbers (and booleans).
+    pub number: bool,
+    /// Bare strings (numeric text).
+    pub string: bool,
+    /// Objects and arrays.
+    pub object: bool,
+}
+
+impl Accept {
+    /// Every shape: the default.
+    pub const ALL: Accept = Accept {
+        number: true,
+        string: true,
+        object: true,
+    };
+
+    /// Only the listed shapes.
+    pub fn only(shapes: &[Shape]) -> Self {
+        Accept {
+            number: shapes.contains(&Shape::Number),
+            string: shapes.contains(&Shape::String),
+            object: shapes.contains(&Shape::Object),
+        }
+    }
+
+    /// Whether documents of `shape` are decoded.
+    pub fn takes(self, shape: Shape) -> bool {
+        match shape {
+            Shape::Number => self.number,
+            Shape::String => self.string,
+            Shape::Object => self.object,
+        }
+    }
+}
+
+impl Default for Accept {
+    fn default() -> Self {
+        Accept::ALL
+    }
 }
 
 /// One value per reading, or several named fields.
@@ -117,6 +198,9 @@ pub enum DecodeError {
     /// The array of readings is absent or not an array.
     #[error("no array of readings at `{0}`")]
     NotAnArray(String),
+    /// The document's shape is not in the subscription's `accept` list.
+    #[error("the payload is of shape `{}`, which this subscription's `accept` leaves out", .0.as_str())]
+    RefusedShape(Shape),
 }
 
 impl DecodeError {
@@ -126,6 +210,7 @@ impl DecodeError {
             DecodeError::InvalidText => "invalid_text",
             DecodeError::InvalidJson(_) => "invalid_json",
             DecodeError::NotAnArray(_) => "not_an_array",
+            DecodeError::RefusedShape(_) => "refused_shape",
         }
     }
 }
@@ -176,6 +261,10 @@ impl JsonLayout {
         arrival: Timestamp,
         emit: &mut dyn FnMut(Item<'_>),
     ) -> Result<usize, DecodeError> {
+        let shape = Shape::of(doc);
+        if !self.accept.takes(shape) {
+            return Err(DecodeError::RefusedShape(shape));
+        }
         // Fleets mix firmware on one topic tree: a bare number or numeric text is one reading
         // at arrival time, whatever the configured object or array form.
         if let (Values::One(_), Value::Number(_) | Value::String(_)) = (&self.values, doc) {

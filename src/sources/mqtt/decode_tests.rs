@@ -33,6 +33,7 @@ fn run(layout: &Layout, payload: &[u8]) -> Result<Vec<Out>, DecodeError> {
 
 fn json_one(ptr: &str) -> JsonLayout {
     JsonLayout {
+        accept: Accept::ALL,
         array: None,
         values: Values::One(ptr.into()),
         timestamp: None,
@@ -80,8 +81,44 @@ fn a_single_json_value_may_be_a_number_numeric_text_or_a_boolean() {
 }
 
 #[test]
+fn accept_refuses_whole_documents_of_the_shapes_it_leaves_out() {
+    let objects = Layout::Json(JsonLayout {
+        accept: Accept::only(&[Shape::Object]),
+        ..json_one("/v")
+    });
+    assert_eq!(run(&objects, br#"{"v": 7}"#).unwrap(), [good(7.0)]);
+    assert_eq!(
+        run(&objects, br#"[{"v": 7}]"#).unwrap()[0].problem,
+        Some(Problem::MissingField)
+    );
+    for (payload, shape) in [
+        (&b"12.5"[..], Shape::Number),
+        (b"true", Shape::Number),
+        (b"null", Shape::Number),
+        (br#""12.5""#, Shape::String),
+    ] {
+        let e = run(&objects, payload).unwrap_err();
+        assert_eq!(e, DecodeError::RefusedShape(shape));
+        assert_eq!(e.kind(), "refused_shape");
+    }
+    let bare = Layout::Json(JsonLayout {
+        accept: Accept::only(&[Shape::Number, Shape::String]),
+        ..json_one("/v")
+    });
+    assert_eq!(run(&bare, b"3").unwrap(), [good(3.0)]);
+    assert_eq!(run(&bare, br#""4""#).unwrap(), [good(4.0)]);
+    assert_eq!(
+        run(&bare, br#"{"v": 5}"#).unwrap_err(),
+        DecodeError::RefusedShape(Shape::Object)
+    );
+    // Invalid JSON stays invalid JSON whatever is accepted.
+    assert_eq!(run(&objects, b"{").unwrap_err().kind(), "invalid_json");
+}
+
+#[test]
 fn an_object_yields_one_reading_per_field() {
     let layout = Layout::Json(JsonLayout {
+        accept: Accept::ALL,
         values: Values::Fields(vec![("co".into(), "/gas/co".into()), ("h2s".into(), "/gas/h2s".into())]),
         ..json_one("")
     });
@@ -97,6 +134,7 @@ fn an_object_yields_one_reading_per_field() {
 #[test]
 fn an_array_yields_its_readings_with_device_time_and_mapped_quality() {
     let layout = Layout::Json(JsonLayout {
+        accept: Accept::ALL,
         array: Some("/data".into()),
         values: Values::One("/v".into()),
         timestamp: Some("/t".into()),
@@ -140,6 +178,7 @@ fn an_array_yields_its_readings_with_device_time_and_mapped_quality() {
     assert_eq!(run(&layout, br#"{"data": {}}"#).unwrap_err().kind(), "not_an_array");
 
     let top = Layout::Json(JsonLayout {
+        accept: Accept::ALL,
         array: Some(String::new()),
         ..json_one("/v")
     });
@@ -149,6 +188,7 @@ fn an_array_yields_its_readings_with_device_time_and_mapped_quality() {
 #[test]
 fn a_bad_timestamp_keeps_the_value_at_arrival_time() {
     let layout = Layout::Json(JsonLayout {
+        accept: Accept::ALL,
         timestamp: Some("/ts".into()),
         ..json_one("/v")
     });
@@ -168,6 +208,7 @@ fn layouts() -> Vec<Layout> {
         Layout::Json(json_one("")),
         Layout::Json(json_one("/a/0/b")),
         Layout::Json(JsonLayout {
+            accept: Accept::ALL,
             values: Values::Fields(vec![("x".into(), "/x".into()), ("y".into(), "/y/z".into())]),
             timestamp: Some("/t".into()),
             quality: Some(QualityField {
@@ -177,6 +218,7 @@ fn layouts() -> Vec<Layout> {
             ..json_one("")
         }),
         Layout::Json(JsonLayout {
+            accept: Accept::ALL,
             array: Some(String::new()),
             timestamp: Some("/t".into()),
             timestamp_unit: TimeUnit::Ns,
@@ -259,6 +301,7 @@ proptest! {
 #[test]
 fn one_subscription_takes_a_bare_a_quoted_and_the_configured_form_per_message() {
     let layout = Layout::Json(JsonLayout {
+        accept: Accept::ALL,
         timestamp: Some("/t".into()),
         ..json_one("/v")
     });
@@ -277,6 +320,7 @@ fn one_subscription_takes_a_bare_a_quoted_and_the_configured_form_per_message() 
 #[test]
 fn an_array_takes_its_timestamp_from_the_root_when_its_readings_have_none() {
     let layout = Layout::Json(JsonLayout {
+        accept: Accept::ALL,
         array: Some("/data".into()),
         timestamp: Some("/ts".into()),
         timestamp_unit: TimeUnit::Ms,

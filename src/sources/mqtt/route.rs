@@ -83,9 +83,16 @@ pub struct Router {
     broker: BrokerLabel,
     subs: Vec<Sub>,
     metrics: MqttInMetrics,
-    stale: StaleTracker,
+    scratch: Scratch,
     /// Subscription of each watched point, for the stale counter.
     stale_owner: HashMap<PointId, usize>,
+}
+
+/// What decoding a message updates besides the readings: the stale clocks, and a buffer
+/// reused for each point id rendered from the template.
+#[derive(Debug)]
+struct Scratch {
+    stale: StaleTracker,
     point_buf: String,
 }
 
@@ -137,9 +144,11 @@ impl Router {
             },
             subs,
             metrics,
-            stale,
+            scratch: Scratch {
+                stale,
+                point_buf: String::with_capacity(64),
+            },
             stale_owner,
-            point_buf: String::with_capacity(64),
         }
     }
 
@@ -150,7 +159,7 @@ impl Router {
 
     /// How often [`Router::sweep`] should run, if any point has a `stale_after`.
     pub fn sweep_period(&self) -> Option<Duration> {
-        self.stale.period()
+        self.scratch.stale.period()
     }
 
     /// Decodes one message into `out`; `arrival` stamps readings without a device time and
@@ -163,64 +172,43 @@ impl Router {
         now: Instant,
         out: &mut Vec<Reading>,
     ) -> usize {
-        let before = out.len();
-        let Ok(topic) = std::str::from_utf8(topic) else {
-            self.metrics.unmatched.get_or_create(&self.broker).inc();
-            return 0;
-        };
-        let levels: Vec<&str> = topic.split('/').collect();
-        let mut matched = false;
-        for sub in &mut self.subs {
-            if !sub.spec.filter.matches(&levels) {
-                continue;
-            }
-            matched = true;
-            sub.messages.inc();
-            let mut tally = Tally::default();
-            let start = out.len();
+        self.each_match(topic, now, out, |sub, levels, scratch, tally, out| {
             if payload.len() > sub.spec.max_payload {
-                oversize(sub, payload.len(), &mut tally);
-                fallback(sub, &levels, arrival, &mut self.point_buf, out);
-            } else {
-                let buf = &mut self.point_buf;
-                let stale = &mut self.stale;
-                let (template, targets) = (&sub.spec.template, &sub.targets);
-                let result = sub.spec.layout.decode(payload, arrival, &mut |item| {
-                    if let Some(p) = item.problem {
-                        tally.add(p.kind(), || format!("{p:?}"));
-                    }
-                    if let Err(e) = template.render(&levels, item.field, item.element, buf) {
-                        tally.add("bad_point_field", || e.to_string());
-                        return;
-                    }
-                    let Some(t) = targets.get(buf.as_str()) else {
-                        tally.add("unknown_point", || format!("point `{buf}` is not declared"));
-                        return;
-                    };
-                    let quality = match (item.quality, t.range) {
-                        (Quality::Good, Some((lo, hi))) if item.value < lo || item.value > hi => Quality::OutOfRange,
-                        (q, _) => q,
-                    };
-                    stale.seen(t.point, now);
-                    out.push(Reading {
-                        point: t.point,
-                        ts: item.ts,
-                        value: item.value,
-                        quality,
-                    });
-                });
-                if let Err(e) = result {
-                    tally.add(e.kind(), || e.to_string());
-                    fallback(sub, &levels, arrival, &mut self.point_buf, out);
-                }
+                oversize(sub, payload.len(), tally);
+                fallback(sub, levels, arrival, &mut scratch.point_buf, out);
+                return;
             }
-            sub.readings.inc_by((out.len() - start) as u64);
-            report(sub, &tally, &self.metrics, topic, now);
-        }
-        if !matched {
-            self.metrics.unmatched.get_or_create(&self.broker).inc();
-        }
-        out.len() - before
+            let Scratch { point_buf: buf, stale } = scratch;
+            let (template, targets) = (&sub.spec.template, &sub.targets);
+            let result = sub.spec.layout.decode(payload, arrival, &mut |item| {
+                if let Some(p) = item.problem {
+                    tally.add(p.kind(), || format!("{p:?}"));
+                }
+                if let Err(e) = template.render(levels, item.field, item.element, buf) {
+                    tally.add("bad_point_field", || e.to_string());
+                    return;
+                }
+                let Some(t) = targets.get(buf.as_str()) else {
+                    tally.add("unknown_point", || format!("point `{buf}` is not declared"));
+                    return;
+                };
+                let quality = match (item.quality, t.range) {
+                    (Quality::Good, Some((lo, hi))) if item.value < lo || item.value > hi => Quality::OutOfRange,
+                    (q, _) => q,
+                };
+                stale.seen(t.point, now);
+                out.push(Reading {
+                    point: t.point,
+                    ts: item.ts,
+                    value: item.value,
+                    quality,
+                });
+            });
+            if let Err(e) = result {
+                tally.add(e.kind(), || e.to_string());
+                fallback(sub, levels, arrival, buf, out);
+            }
+        })
     }
 
     /// The largest `max_payload` of this broker's subscriptions: a larger payload is oversize
@@ -241,6 +229,24 @@ impl Router {
         now: Instant,
         out: &mut Vec<Reading>,
     ) -> usize {
+        self.each_match(topic, now, out, |sub, levels, scratch, tally, out| {
+            oversize(sub, size, tally);
+            fallback(sub, levels, arrival, &mut scratch.point_buf, out);
+        })
+    }
+
+    /// The steps every message takes, whatever becomes of its payload: a topic that is not
+    /// UTF-8 or matches no subscription is counted `unmatched`; for each subscription it
+    /// matches, the message is counted, `each` adds readings and notes problems, and the
+    /// readings and problems are counted (the first problem logged). Returns the readings
+    /// added.
+    fn each_match(
+        &mut self,
+        topic: &[u8],
+        now: Instant,
+        out: &mut Vec<Reading>,
+        mut each: impl FnMut(&mut Sub, &[&str], &mut Scratch, &mut Tally, &mut Vec<Reading>),
+    ) -> usize {
         let before = out.len();
         let Ok(topic) = std::str::from_utf8(topic) else {
             self.metrics.unmatched.get_or_create(&self.broker).inc();
@@ -256,8 +262,7 @@ impl Router {
             sub.messages.inc();
             let mut tally = Tally::default();
             let start = out.len();
-            oversize(sub, size, &mut tally);
-            fallback(sub, &levels, arrival, &mut self.point_buf, out);
+            each(sub, &levels, &mut self.scratch, &mut tally, out);
             sub.readings.inc_by((out.len() - start) as u64);
             report(sub, &tally, &self.metrics, topic, now);
         }
@@ -287,19 +292,19 @@ impl Router {
                 quality: Quality::CommFault,
             });
         }
-        self.stale.pause();
+        self.scratch.stale.pause();
         points.len()
     }
 
     /// The broker is back at `now`: the stale clocks restart from now.
     pub fn link_back(&mut self, now: Instant) {
-        self.stale.resume(now);
+        self.scratch.stale.resume(now);
     }
 
     /// Appends a `stale` reading, stamped `ts`, for each point silent past its `stale_after`.
     pub fn sweep(&mut self, now: Instant, ts: Timestamp, out: &mut Vec<Reading>) -> usize {
         let mut gone = Vec::new();
-        self.stale.sweep(now, &mut gone);
+        self.scratch.stale.sweep(now, &mut gone);
         for p in &gone {
             if let Some(sub) = self.stale_owner.get(p).and_then(|&i| self.subs.get(i)) {
                 let label = SubscriptionLabel {

@@ -8,14 +8,15 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::config::{
-    BrokerSpec, MAX_PAYLOAD_LIMIT, MqttInSpec, PayloadKind, Protocol, RawBroker, RawMqtt, RawSubscription,
-    SubscriptionSpec, TlsSpec,
+    BrokerSpec, DEFAULT_MAX_PAYLOAD, MAX_PAYLOAD_LIMIT, MqttInSpec, PayloadKind, Protocol, RawBroker, RawMqtt,
+    RawSubscription, SubscriptionSpec, TlsSpec,
 };
-use super::decode::{JsonLayout, Layout, QualityField, Values};
+use super::decode::{Accept, JsonLayout, Layout, QualityField, Shape, Values};
 use super::template::{PointTemplate, TopicFilter, expand};
 use crate::model::{PointKind, PointMeta, PointTable};
 use crate::spec::error::{ConfigError, SourceText};
 use crate::spec::relative_to;
+use crate::spec::units::SizeText;
 
 /// The device name MQTT points carry (for communication alarms and the TSDB `device` tag).
 pub fn device_of(subscription: &str) -> String {
@@ -39,7 +40,18 @@ impl Cx<'_, '_> {
     }
 }
 
-/// Validates `[mqtt]`, adding declared points to `points`; every problem goes to `errors`.
+/// What a subscription may refer to.
+#[derive(Clone, Copy)]
+struct Known<'k> {
+    brokers: &'k [BrokerSpec],
+    hazard_sources: &'k HashSet<&'k str>,
+}
+
+/// The smallest `max_payload`.
+const MIN_PAYLOAD: u64 = 16;
+
+/// Validates `[mqtt]`, adding declared points to `points`; every problem goes to `errors`,
+/// and what starts but should be changed (a deprecated key) to `warnings`.
 pub fn validate(
     src: &SourceText<'_>,
     raw: &RawMqtt,
@@ -47,6 +59,7 @@ pub fn validate(
     hazard_sources: &HashSet<&str>,
     points: &mut PointTable,
     errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<ConfigError>,
 ) -> MqttInSpec {
     let mut cx = Cx { src, errors };
     let mut spec = MqttInSpec::default();
@@ -65,10 +78,22 @@ pub fn validate(
                 "client id `{}` is already used by mqtt.brokers[{first}]; two sessions with one id keep disconnecting each other",
                 broker.client_id
             );
-            cx.err(b.span(), format!("mqtt.brokers[{i}].client_id"), msg);
+            let raw = b.get_ref();
+            let span = raw.client_id.as_ref().map_or_else(|| raw.name.span(), Spanned::span);
+            cx.err(span, format!("mqtt.brokers[{i}].client_id"), msg);
         }
         spec.brokers.push(broker);
     }
+    // Brokers that still set the deprecated `max_packet`, by name: (index, the key).
+    let max_packets: HashMap<&str, (usize, &Spanned<SizeText>)> = raw
+        .brokers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let b = b.get_ref();
+            b.max_packet.as_ref().map(|m| (b.name.get_ref().as_str(), (i, m)))
+        })
+        .collect();
     let mut sub_names = HashMap::new();
     for (i, s) in raw.subscriptions.iter().enumerate() {
         let r = s.get_ref();
@@ -81,11 +106,45 @@ pub fn validate(
             let msg = format!("subscription name `{name}` is already used by mqtt.subscriptions[{first}]");
             cx.err(span, format!("mqtt.subscriptions[{i}].name"), msg);
         }
-        if let Some(sub) = check_subscription(&mut cx, i, name, s, &spec.brokers, hazard_sources, points) {
+        let max_packet = max_packets.get(r.broker.get_ref().as_str()).copied();
+        let known = Known {
+            brokers: &spec.brokers,
+            hazard_sources,
+        };
+        if let Some(sub) = check_subscription(&mut cx, i, name, s, &known, max_packet, points) {
             spec.subscriptions.push(sub);
         }
     }
+    for (broker, (b, m)) in &max_packets {
+        let fed = raw
+            .subscriptions
+            .iter()
+            .filter(|s| s.get_ref().broker.get_ref() == broker && s.get_ref().max_payload.is_none())
+            .count();
+        let size = m.get_ref().0;
+        let capped = if size > MAX_PAYLOAD_LIMIT {
+            " (capped at 1MiB, the largest max_payload)"
+        } else {
+            ""
+        };
+        let msg = format!(
+            "warning: max_packet is deprecated; it is read as max_payload = \"{}\"{capped} for this broker's {fed} subscription(s) that set none: payloads over it are dropped, acknowledged and counted as `oversize`. Write max_payload in each [[mqtt.subscriptions]] instead and remove max_packet",
+            size_text(size.min(MAX_PAYLOAD_LIMIT))
+        );
+        warnings.push(src.error(m.span(), format!("mqtt.brokers[{b}].max_packet"), msg));
+    }
     spec
+}
+
+/// A byte count as a config would write it.
+fn size_text(n: u64) -> String {
+    if n % (1 << 20) == 0 {
+        format!("{}MiB", n >> 20)
+    } else if n % (1 << 10) == 0 {
+        format!("{}KiB", n >> 10)
+    } else {
+        format!("{n}B")
+    }
 }
 
 fn check_broker(cx: &mut Cx<'_, '_>, i: usize, b: &RawBroker, gateway_id: &str) -> Option<BrokerSpec> {
@@ -109,31 +168,44 @@ fn check_broker(cx: &mut Cx<'_, '_>, i: usize, b: &RawBroker, gateway_id: &str) 
         cx.err(b.address.span(), key("address"), msg);
         return None;
     };
+    let at = |span: std::ops::Range<usize>| if span.is_empty() { b.name.span() } else { span };
+    let keep_alive = b.keep_alive.get_ref().0;
     // rumqttc panics on a keep-alive under 1 s; MQTT carries it as u16 seconds.
-    if b.keep_alive < Duration::from_secs(1) || b.keep_alive > Duration::from_secs(u64::from(u16::MAX)) {
-        cx.err(b.name.span(), key("keep_alive"), "keep_alive must be 1s..18h");
+    if keep_alive < Duration::from_secs(1) || keep_alive > Duration::from_secs(u64::from(u16::MAX)) {
+        cx.err(at(b.keep_alive.span()), key("keep_alive"), "keep_alive must be 1s..18h");
     }
-    if b.password.is_some() && b.password_env.is_some() {
+    if let (Some(_), Some(env)) = (&b.password, &b.password_env) {
         cx.err(
-            b.name.span(),
-            key("password"),
+            env.span(),
+            key("password_env"),
             "give password or password_env, not both",
         );
     }
-    if (b.password.is_some() || b.password_env.is_some()) && b.username.is_none() {
-        cx.err(b.name.span(), key("username"), "a password needs a username");
+    let password_span = b
+        .password
+        .as_ref()
+        .map(Spanned::span)
+        .or_else(|| b.password_env.as_ref().map(Spanned::span));
+    if let Some(span) = password_span
+        && b.username.is_none()
+    {
+        cx.err(span, key("username"), "a password needs a username");
     }
+    let session_expiry = b.session_expiry.get_ref().0;
     if b.protocol == Protocol::V5
-        && (b.session_expiry < Duration::from_secs(1) || b.session_expiry.as_secs() > u64::from(u32::MAX))
+        && (session_expiry < Duration::from_secs(1) || session_expiry.as_secs() > u64::from(u32::MAX))
     {
         let msg = "session_expiry must be at least 1s (0 would end the session, and lose queued messages, at every disconnect)";
-        cx.err(b.name.span(), key("session_expiry"), msg);
+        cx.err(at(b.session_expiry.span()), key("session_expiry"), msg);
     }
-    if b.comm_grace < Duration::from_secs(1) || b.comm_grace > Duration::from_secs(600) {
-        cx.err(b.name.span(), key("comm_grace"), "comm_grace must be 1s..10m");
+    let comm_grace = b.comm_grace.get_ref().0;
+    if comm_grace < Duration::from_secs(1) || comm_grace > Duration::from_secs(600) {
+        cx.err(at(b.comm_grace.span()), key("comm_grace"), "comm_grace must be 1s..10m");
     }
-    if let Some(m) = &b.max_packet {
-        let msg = "max_packet is no longer used: the gateway reads messages of every size MQTT allows and drops payloads over each subscription's max_payload (counted as `oversize`); remove this line";
+    if let Some(m) = &b.max_packet
+        && m.get_ref().0 < MIN_PAYLOAD
+    {
+        let msg = "max_packet (deprecated; read as max_payload) must be at least 16B";
         cx.err(m.span(), key("max_packet"), msg);
     }
     let client_id = match &b.client_id {
@@ -167,13 +239,13 @@ fn check_broker(cx: &mut Cx<'_, '_>, i: usize, b: &RawBroker, gateway_id: &str) 
         port,
         protocol: b.protocol,
         client_id,
-        keep_alive: b.keep_alive,
+        keep_alive,
         username: b.username.clone(),
-        password: b.password.clone(),
-        password_env: b.password_env.clone(),
+        password: b.password.as_ref().map(|p| p.get_ref().clone()),
+        password_env: b.password_env.as_ref().map(|p| p.get_ref().clone()),
         tls,
-        session_expiry: b.session_expiry,
-        comm_grace: b.comm_grace,
+        session_expiry,
+        comm_grace,
     })
 }
 
@@ -186,10 +258,14 @@ fn check_subscription(
     i: usize,
     name: String,
     s: &Spanned<RawSubscription>,
-    brokers: &[BrokerSpec],
-    hazard_sources: &HashSet<&str>,
+    known: &Known<'_>,
+    max_packet: Option<(usize, &Spanned<SizeText>)>,
     points: &mut PointTable,
 ) -> Option<SubscriptionSpec> {
+    let Known {
+        brokers,
+        hazard_sources,
+    } = *known;
     let r = s.get_ref();
     let key = |f: &str| format!("mqtt.subscriptions[{i}].{f}");
     let before = cx.errors.len();
@@ -242,10 +318,24 @@ fn check_subscription(
         check_stale(cx, d, key("stale_after"));
         d.get_ref().0
     });
-    if r.max_payload < 16 || r.max_payload > MAX_PAYLOAD_LIMIT {
-        cx.err(s.span(), key("max_payload"), "max_payload must be 16B..1MiB");
-    }
-    let max_payload = usize::try_from(r.max_payload).unwrap_or(usize::MAX);
+    let max_payload = match (&r.max_payload, max_packet) {
+        (Some(p), _) => {
+            if !(MIN_PAYLOAD..=MAX_PAYLOAD_LIMIT).contains(&p.get_ref().0) {
+                cx.err(p.span(), key("max_payload"), "max_payload must be 16B..1MiB");
+            }
+            if let Some((b, m)) = max_packet {
+                let line = cx.src.line_col(p.span().start).0;
+                let msg = format!(
+                    "max_packet is deprecated and max_payload replaces it, but subscription `{name}` sets max_payload (line {line}) as well: remove max_packet"
+                );
+                cx.err(m.span(), format!("mqtt.brokers[{b}].max_packet"), msg);
+            }
+            p.get_ref().0
+        }
+        (None, Some((_, m))) => m.get_ref().0.clamp(MIN_PAYLOAD, MAX_PAYLOAD_LIMIT),
+        (None, None) => DEFAULT_MAX_PAYLOAD,
+    };
+    let max_payload = usize::try_from(max_payload).unwrap_or(usize::MAX);
     let declared = declare_points(cx, i, &name, r, points);
     let mut point_stale_after = Vec::new();
     for (pattern, d) in &r.point_stale_after {
@@ -311,6 +401,9 @@ fn check_layout(cx: &mut Cx<'_, '_>, i: usize, r: &RawSubscription) -> Option<La
         if !r.fields.is_empty() {
             cx.err(cx_span(r), key("fields"), "`fields` needs payload = \"json\"");
         }
+        if let Some(a) = &r.accept {
+            cx.err(a.span(), key("accept"), "`accept` needs payload = \"json\"");
+        }
         return Some(Layout::Text);
     }
     let mut ok = true;
@@ -357,8 +450,30 @@ fn check_layout(cx: &mut Cx<'_, '_>, i: usize, r: &RawSubscription) -> Option<La
             map: q.get_ref().map.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         }
     });
+    let accept = r.accept.as_ref().map_or(Accept::ALL, |a| {
+        let shapes = a.get_ref();
+        if shapes.is_empty() {
+            cx.err(
+                a.span(),
+                key("accept"),
+                "`accept` lists no shape, so every message would be refused; give one or more of \"number\", \"string\", \"object\", or leave it out to take all",
+            );
+            ok = false;
+        }
+        let bare = r.array.is_none() && r.fields.is_empty() && r.value.as_ref().is_none_or(|v| v.get_ref().is_empty());
+        if bare && shapes.iter().all(|s| *s == Shape::Object) && !shapes.is_empty() {
+            cx.err(
+                a.span(),
+                key("accept"),
+                "`accept = [\"object\"]` needs `value`, `fields` or `array` to say where values sit in the object; without them a reading is the bare value",
+            );
+            ok = false;
+        }
+        Accept::only(shapes)
+    });
     ok.then(|| {
         Layout::Json(JsonLayout {
+            accept,
             array: r.array.as_ref().map(|a| a.get_ref().clone()),
             values,
             timestamp: r.timestamp.as_ref().map(|t| t.get_ref().clone()),

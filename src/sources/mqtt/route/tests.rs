@@ -180,6 +180,42 @@ fn bad_messages_are_counted_and_mark_their_point_when_the_topic_names_it() {
 }
 
 #[test]
+fn a_refused_shape_is_handled_like_any_undecodable_message() {
+    let text = CONFIG.replace("value = \"/v\"", "value = \"/v\"\naccept = [\"object\"]");
+    let cfg = GatewayConfig::parse(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let m = MqttInMetrics::default();
+    let mut r = Router::new(
+        "plant",
+        cfg.mqtt.subscriptions.clone(),
+        &cfg.points,
+        m.clone(),
+        Instant::now(),
+    );
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let ts = Timestamp::from_nanos(5);
+    assert_eq!(r.route(b"park/A/gas/GT-101", b"12.5", ts, now, &mut out), 1);
+    assert_eq!(r.route(b"park/A/gas/GT-101", br#""12.5""#, ts, now, &mut out), 1);
+    assert_eq!(r.route(b"park/A/gas/GT-101", br#"{"v": 12.5}"#, ts, now, &mut out), 1);
+    let got: Vec<(Quality, bool)> = out.iter().map(|x| (x.quality, x.value.is_nan())).collect();
+    assert_eq!(
+        got,
+        [
+            (Quality::DecodeError, true),
+            (Quality::DecodeError, true),
+            (Quality::Good, false)
+        ]
+    );
+    assert!(out.iter().all(|x| cfg.points.meta(x.point).name.as_ref() == "A/GT-101"));
+    assert_eq!(errors(&m, "gas", "refused_shape"), 2);
+    let label = SubscriptionLabel {
+        subscription: "gas".into(),
+    };
+    assert_eq!(m.messages.get_or_create(&label).get(), 3);
+    assert_eq!(m.readings.get_or_create(&label).get(), 3);
+}
+
+#[test]
 fn a_payload_the_link_dropped_is_counted_oversize_per_matching_subscription() {
     let (mut r, _cfg, m) = router();
     assert_eq!(r.keep_limit(), 64 * 1024, "the largest max_payload of the broker");
