@@ -605,6 +605,17 @@ pub struct MqttInMetrics {
     pub ack_failures: Family<BrokerLabel, Counter>,
     /// 1 while the broker has been away past its `comm_grace` (its points are `comm_fault`).
     pub broker_lost: Family<BrokerLabel, Gauge>,
+    /// Messages dropped whole before decoding, per subscription and reason (`oversize`).
+    pub dropped: Family<SubscriptionReason, Counter>,
+}
+
+/// Labels of messages an MQTT subscription dropped whole.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubscriptionReason {
+    /// Subscription name from the config.
+    pub subscription: String,
+    /// Why: `oversize` (payload over `max_payload`).
+    pub reason: &'static str,
 }
 
 impl MqttInMetrics {
@@ -653,6 +664,11 @@ impl MqttInMetrics {
             "hazard_mqtt_in_broker_lost",
             "1 while the MQTT broker has been away longer than its comm_grace",
             self.broker_lost.clone(),
+        );
+        r.register(
+            "hazard_mqtt_in_messages_dropped",
+            "MQTT messages dropped whole before decoding, per subscription and reason",
+            self.dropped.clone(),
         );
     }
 }

@@ -576,6 +576,14 @@ async fn assert_dropped_once(gw: &GatewayProcess) {
     };
     assert_eq!(errors("seq", "oversize"), 1.0, "{text}");
     assert_eq!(errors("other", "oversize"), 0.0, "{text}");
+    let dropped = |sub: &str| {
+        metric(
+            &text,
+            "hazard_mqtt_in_messages_dropped_total",
+            &[&format!("subscription=\"{sub}\""), "reason=\"oversize\""],
+        )
+    };
+    assert_eq!((dropped("seq"), dropped("other")), (1.0, 0.0), "{text}");
     assert_eq!(
         metric(&text, "hazard_mqtt_in_connects_total", &["result=\"error\""]),
         0.0,

@@ -12,7 +12,7 @@ use tracing::warn;
 use super::config::SubscriptionSpec;
 use super::stale::StaleTracker;
 use crate::model::{PointId, PointTable, Quality, Reading, Timestamp};
-use crate::telemetry::{BrokerLabel, MqttInMetrics, SubscriptionKind, SubscriptionLabel};
+use crate::telemetry::{BrokerLabel, MqttInMetrics, SubscriptionKind, SubscriptionLabel, SubscriptionReason};
 
 /// At most one warning per subscription in this interval; the rest are counted in it.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -55,6 +55,8 @@ struct Sub {
     targets: HashMap<Box<str>, Target>,
     messages: Counter,
     readings: Counter,
+    /// Messages dropped whole for a payload over `max_payload`.
+    oversize: Counter,
     log: RateLog,
 }
 
@@ -132,6 +134,13 @@ impl Router {
                 Sub {
                     messages: metrics.messages.get_or_create(&label).clone(),
                     readings: metrics.readings.get_or_create(&label).clone(),
+                    oversize: metrics
+                        .dropped
+                        .get_or_create(&SubscriptionReason {
+                            subscription: label.subscription.clone(),
+                            reason: "oversize",
+                        })
+                        .clone(),
                     spec,
                     targets,
                     log: RateLog::default(),
@@ -341,6 +350,7 @@ fn report(sub: &mut Sub, tally: &Tally, metrics: &MqttInMetrics, topic: &str, no
 /// Notes an oversize payload: it is not decoded (the message is still acknowledged, so it
 /// never blocks the session behind it).
 fn oversize(sub: &Sub, size: usize, tally: &mut Tally) {
+    sub.oversize.inc();
     tally.add("oversize", || {
         format!("{size} B > max_payload {} B", sub.spec.max_payload)
     });
