@@ -2,6 +2,7 @@
 //!
 //! The API only reads shared state, the history store and the journal; it never drives devices.
 
+mod ack_many;
 pub mod admin;
 mod alarms;
 pub mod auth;
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(guard(auth::Role::Viewer), auth::require))
         .route_layer(middleware::from_fn(events::token_from_query));
     let operator = Router::new()
+        .route("/api/v1/alarms/ack", post(ack_many::ack_many))
         .route("/api/v1/alarms/{id}/ack", post(commands::ack))
         .route("/api/v1/alarms/{id}/shelve", post(commands::shelve))
         .route("/api/v1/alarms/{id}/unshelve", post(commands::unshelve))

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 mod alarm;
 mod receipt;
 
-pub use alarm::{AlarmClass, AlarmEvent, AlarmState, ConditionKind, Level, Priority, SubjectKind, Transition};
+pub use alarm::{
+    AckCategory, AlarmClass, AlarmEvent, AlarmState, ConditionKind, Level, Priority, SubjectKind, Transition,
+};
 pub use receipt::{Durable, Receipt};
 
 /// Nanoseconds since the Unix epoch.

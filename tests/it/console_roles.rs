@@ -141,17 +141,17 @@ latching = true
     assert_eq!(
         seen["operator"],
         expect(
-            &["ack", "oos"],
-            &["ack", "shelve", "oos"],
+            &["ack", "oos", "ack-subject"],
+            &["ack", "shelve", "oos", "ack-subject"],
             &["ack", "shelve", "reset", "oos"]
         ),
-        "an operator may not shelve a critical alarm"
+        "an operator may not shelve a critical alarm; GT-101's two alarms are acknowledged together"
     );
     assert_eq!(
         seen["admin"],
         expect(
-            &["ack", "shelve", "oos"],
-            &["ack", "shelve", "oos"],
+            &["ack", "shelve", "oos", "ack-subject"],
+            &["ack", "shelve", "oos", "ack-subject"],
             &["ack", "shelve", "reset", "oos"]
         )
     );

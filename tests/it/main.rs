@@ -11,6 +11,7 @@ mod api_server;
 mod cli;
 mod config_errors;
 mod console;
+mod console_ack;
 mod console_roles;
 mod console_safety;
 mod console_trend;

@@ -66,6 +66,12 @@
       trend: '趋势', r_hour: '1 小时', r_shift: '本班 8 小时', r_day: '1 天', r_week: '1 周',
       overlay: '叠加测点', close: '关闭', trend_none: '（选择）',
       trend_note: '虚线：报警设定值；竖线：报警发生（红）、恢复（绿）、确认（蓝）',
+      category: '报警类别', choose: '（请选择）', need_category: '请选择报警类别',
+      cat_real_alarm: '真实报警', cat_false_alarm: '误报', cat_equipment_fault: '设备故障',
+      cat_maintenance: '检修', cat_drill: '演练',
+      select: '选择', ack_selected: '确认所选（{n}）', ack_subject: '确认该对象全部（{n}）',
+      ack_many_title: '批量确认报警', ack_many_what: '共 {n} 条报警：',
+      ack_partial: '{a} 条已确认，{r} 条未能确认：{m}', h_categories: '确认类别',
     },
     en: {
       title: 'Major Hazard Monitoring', conn_up: 'LIVE', conn_down: 'DISCONNECTED',
@@ -123,6 +129,12 @@
       trend: 'Trend', r_hour: '1 hour', r_shift: 'Shift (8 h)', r_day: '1 day', r_week: '1 week',
       overlay: 'Overlay point', close: 'Close', trend_none: '(choose)',
       trend_note: 'Dashed: alarm set-points; vertical lines: alarm raised (red), cleared (green), acknowledged (blue)',
+      category: 'Category', choose: '(choose)', need_category: 'Please choose a category',
+      cat_real_alarm: 'Real alarm', cat_false_alarm: 'False alarm', cat_equipment_fault: 'Equipment fault',
+      cat_maintenance: 'Maintenance', cat_drill: 'Drill',
+      select: 'Select', ack_selected: 'Acknowledge selected ({n})', ack_subject: 'Acknowledge all on this subject ({n})',
+      ack_many_title: 'Acknowledge alarms', ack_many_what: '{n} alarms: ',
+      ack_partial: '{a} acknowledged, {r} not: {m}', h_categories: 'Acknowledged as',
     },
   };
   const PRIORITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
@@ -137,6 +149,9 @@
   // Silence stops the horn for this long; acknowledging is separate and still needed.
   const SILENCE_MS = 120000;
   const BAD_QUALITY = new Set(['comm_fault', 'decode_error', 'out_of_range', 'stale']);
+  // What an operator may find an alarm to be, recorded with the acknowledgement (the API's
+  // `category`); the console always asks for one.
+  const CATEGORIES = ['real_alarm', 'false_alarm', 'equipment_fault', 'maintenance', 'drill'];
   const SHELVE_CHOICES = [[900, '15 min'], [1800, '30 min'], [3600, '1 h'], [7200, '2 h'], [14400, '4 h'], [28800, '8 h']];
 
   const $ = (id) => document.getElementById(id);
@@ -238,6 +253,7 @@
     constructor(status, body) {
       super((body && body.message) || ('HTTP ' + status));
       this.status = status;
+      this.code = body && body.error;
     }
   }
 
@@ -460,15 +476,27 @@
     return out;
   }
 
-  function openAction(a, kind) {
+  // Opens the action dialog for one alarm, or (acknowledge only) for several: one category
+  // and comment for all of them, each journaled on its own.
+  function openAction(a, kind, many) {
     const spec = ACTIONS[kind];
-    actTarget = { alarm: a, kind };
-    $('ack-h').textContent = t(spec.title);
-    $('ack-what').textContent = describeAlarm(a) + ' — ' + a.subject;
+    const list = many && many.length ? many : [a];
+    actTarget = { alarm: list[0], alarms: list, kind };
+    $('ack-h').textContent = t(list.length > 1 ? 'ack_many_title' : spec.title);
+    $('ack-what').textContent = list.length > 1
+      ? t('ack_many_what', { n: list.length }) + list.map((x) => x.subject + ' ' + describeAlarm(x)).join('；')
+      : describeAlarm(a) + ' — ' + a.subject;
     $('ack-user-row').hidden = !openApi;
     $('ack-user').value = '';
     $('ack-comment').value = '';
     $('ack-comment-label').textContent = spec.reason ? t('reason') : t('comment');
+    $('ack-category-row').hidden = kind !== 'ack';
+    $('ack-category').replaceChildren(el('option', null, t('choose')), ...CATEGORIES.map((c) => {
+      const o = el('option', null, t('cat_' + c));
+      o.value = c;
+      return o;
+    }));
+    $('ack-category').options[0].value = '';
     $('ack-duration-row').hidden = !spec.duration;
     if (spec.duration) {
       const max = (shelveRule(a.priority) || { max_s: 0 }).max_s;
@@ -482,7 +510,7 @@
     $('ack-error').textContent = '';
     $('ack-submit').textContent = t(kind === 'ack' ? 'ack' : kind);
     $('ack-dialog').showModal();
-    (openApi ? $('ack-user') : $('ack-comment')).focus();
+    (openApi ? $('ack-user') : (kind === 'ack' ? $('ack-category') : $('ack-comment'))).focus();
   }
 
   async function submitAction(ev) {
@@ -495,28 +523,70 @@
       if (!user) { $('ack-error').textContent = t('need_name'); return; }
       body.user = user;
     }
+    if (actTarget.kind === 'ack') {
+      body.category = $('ack-category').value;
+      if (!body.category) { $('ack-error').textContent = t('need_category'); return; }
+    }
     if (spec.reason && !body.comment) { $('ack-error').textContent = t('need_reason'); return; }
     if (spec.duration) body.duration = $('ack-duration').value + 's';
     $('ack-submit').disabled = true;
+    const post = (path, data) => api(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(data),
+    });
     try {
-      const path = '/api/v1/alarms/' + encodeURIComponent(actTarget.alarm.alarm_id) + '/' + spec.path;
-      const view = await api(path, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      applyTo(alarms, view);
+      if (actTarget.alarms.length > 1) {
+        body.alarm_ids = actTarget.alarms.map((x) => x.alarm_id);
+        const res = await post('/api/v1/alarms/ack', body);
+        for (const view of res.acknowledged) applyTo(alarms, view);
+        for (const id of body.alarm_ids) selected.delete(id);
+        scheduleRender();
+        if (res.refused.length) {
+          $('ack-error').textContent = t('ack_partial', {
+            a: res.acknowledged.length, r: res.refused.length,
+            m: res.refused.map((x) => x.alarm_id + ' ' + x.message).join('；'),
+          });
+          return;
+        }
+      } else {
+        const path = '/api/v1/alarms/' + encodeURIComponent(actTarget.alarm.alarm_id) + '/' + spec.path;
+        applyTo(alarms, await post(path, body));
+        selected.delete(actTarget.alarm.alarm_id);
+      }
       $('ack-dialog').close();
       actTarget = null;
       scheduleRender();
     } catch (err) {
       if (err.status === 401) { $('ack-dialog').close(); return; }
       $('ack-error').textContent = err.status === 403
-        ? (actTarget.kind === 'ack' ? t('forbidden') : t('forbidden_action', { m: err.message }))
+        ? (actTarget.kind === 'ack' ? forbiddenText(err) : t('forbidden_action', { m: err.message }))
         : t('failed', { m: err.message });
     } finally {
       $('ack-submit').disabled = false;
     }
+  }
+
+  // A read-only gateway says why; otherwise the token's role is too low.
+  const forbiddenText = (err) => (err.code === 'read_only' ? t('read_only') : t('forbidden'));
+
+  // Rows picked for one acknowledgement, by alarm id; kept across re-renders, dropped once
+  // an alarm no longer waits for acknowledgement.
+  const selected = new Set();
+  const ackable = (a) => mayAct() && needsAck(a) && annunciated(a);
+
+  function renderSelection(shown) {
+    const waiting = new Set(shown.filter(ackable).map((a) => a.alarm_id));
+    for (const id of [...selected]) if (!waiting.has(id)) selected.delete(id);
+    const b = $('ack-selected');
+    b.hidden = !mayAct() || waiting.size === 0;
+    b.disabled = selected.size === 0;
+    b.textContent = t('ack_selected', { n: selected.size });
+  }
+
+  function ackSelected() {
+    const list = [...alarms.values()].filter((a) => selected.has(a.alarm_id) && ackable(a)).sort(byUrgency);
+    if (list.length) openAction(list[0], 'ack', list);
   }
 
   // ---- annunciation ----
@@ -627,6 +697,7 @@
   };
   const ackDelay = (e) => (e.transition === 'acknowledged' && e.raised_at != null
     ? Math.max(0, Math.round((e.ts - e.raised_at) / 1e9)) : null);
+  const catText = (e) => (e.category ? t('cat_' + e.category) : '');
   const fmtDelay = (s) => (s == null ? '' : (s < 120 ? s + ' s' : Math.floor(s / 60) + ' min ' + (s % 60) + ' s'));
 
   function openJournal() {
@@ -643,6 +714,14 @@
         .map((p) => { const o = el('option', null, t('p_' + p) + ' +'); o.value = p; return o; }));
       $('j-priority').options[0].value = '';
     }
+    const keepCategory = $('j-category').value;
+    $('j-category').replaceChildren(el('option', null, t('f_any')), ...CATEGORIES.map((c) => {
+      const o = el('option', null, t('cat_' + c));
+      o.value = c;
+      return o;
+    }));
+    $('j-category').options[0].value = '';
+    $('j-category').value = keepCategory;
     $('journal-dialog').showModal();
     loadJournal();
   }
@@ -656,6 +735,7 @@
     if (Number.isFinite(to)) q.set('to', String(to));
     if ($('j-source').value) q.set('hazard_source', $('j-source').value);
     if ($('j-priority').value) q.set('priority', $('j-priority').value);
+    if ($('j-category').value) q.set('category', $('j-category').value);
     let list;
     try { list = await api('/api/v1/alarms/history?' + q.toString()); } catch (err) {
       $('j-count').textContent = t('failed', { m: err.message });
@@ -669,7 +749,8 @@
       const tr = el('tr', e.priority);
       tr.dataset.transition = e.transition;
       for (const v of [fmtTime(e.ts), t('p_' + e.priority), e.hazard_source || '—', e.subject, describeAlarm(e),
-        t('t_' + e.transition), e.user || '', e.comment || '', fmtDelay(ackDelay(e))]) tr.appendChild(el('td', null, v));
+        t('t_' + e.transition), catText(e), e.user || '', e.comment || '', fmtDelay(ackDelay(e))]) tr.appendChild(el('td', null, v));
+      if (e.category) tr.dataset.category = e.category;
       return tr;
     }));
   }
@@ -682,12 +763,16 @@
     $('j-to').value = localInput(now + 60 * 1000);
     $('j-point').value = '';
     $('j-user').value = '';
+    $('j-category').value = '';
     await loadJournal();
     const raised = journalRows.filter((e) => e.transition === 'raised').length;
     const acks = journalRows.filter((e) => e.transition === 'acknowledged');
     const delays = acks.map(ackDelay).filter((d) => d != null);
     const open = [...alarms.values()].filter((a) => a.state !== 'normal').length;
     const actions = journalRows.filter((e) => e.user).length;
+    const byCategory = new Map();
+    for (const e of acks) if (e.category) byCategory.set(e.category, (byCategory.get(e.category) || 0) + 1);
+    const categories = CATEGORIES.filter((c) => byCategory.has(c)).map((c) => t('cat_' + c) + ' ' + byCategory.get(c)).join(' · ');
     const mean = delays.length ? Math.round(delays.reduce((x, y) => x + y, 0) / delays.length) : null;
     const box = $('j-summary');
     const item = (key, value, name) => {
@@ -705,11 +790,13 @@
       item('h_actions', String(actions), 'actions'),
       item('h_tta', fmtDelay(mean) || '—', 'tta'),
       item('h_tta_max', fmtDelay(delays.length ? Math.max(...delays) : null) || '—', 'tta_max'),
+      item('h_categories', categories || '—', 'categories'),
     );
     box.hidden = false;
     box.dataset.raised = String(raised);
     box.dataset.acknowledged = String(acks.length);
     box.dataset.open = String(open);
+    box.dataset.categories = CATEGORIES.filter((c) => byCategory.has(c)).map((c) => c + '=' + byCategory.get(c)).join(',');
   }
 
   function csvField(v) {
@@ -719,11 +806,11 @@
 
   function exportJournal() {
     const head = ['time', 'seq', 'alarm_id', 'priority', 'hazard_source', 'subject', 'condition', 'level',
-      'transition', 'state', 'value', 'limit', 'unit', 'user', 'comment', 'ack_delay_s'];
+      'transition', 'state', 'value', 'limit', 'unit', 'user', 'comment', 'category', 'category_name', 'ack_delay_s'];
     const lines = [head.join(',')].concat(journalRows.map((e) => [
       e.time || new Date(e.ts / 1e6).toISOString(), e.seq, e.alarm_id, e.priority, e.hazard_source || '', e.subject,
       e.condition, e.level || '', e.transition, e.state, e.value ?? '', e.limit ?? '', e.unit, e.user || '',
-      e.comment || '', ackDelay(e) ?? '',
+      e.comment || '', e.category || '', catText(e), ackDelay(e) ?? '',
     ].map(csvField).join(',')));
     const blob = new Blob(['\ufeff' + lines.join('\r\n') + '\r\n'], { type: 'text/csv;charset=utf-8' });
     const a = el('a');
@@ -916,6 +1003,18 @@
     tr.classList.add(needsAck(a) ? 'unack' : 'acked');
     if (a.state === 'unack_rtn') tr.classList.add('rtn');
     const prio = el('td');
+    if (ackable(a)) {
+      const pick = el('input', 'pick');
+      pick.type = 'checkbox';
+      pick.checked = selected.has(a.alarm_id);
+      pick.title = t('select');
+      pick.setAttribute('aria-label', t('select') + ' ' + a.subject);
+      pick.addEventListener('change', () => {
+        if (pick.checked) selected.add(a.alarm_id); else selected.delete(a.alarm_id);
+        renderSelection([...alarms.values()].filter(annunciated));
+      });
+      prio.appendChild(pick);
+    }
     prio.appendChild(el('span', 'prio ' + a.priority, t('p_' + a.priority)));
     tr.appendChild(prio);
     tr.appendChild(el('td', 'num', fmtTime(a.raised_at ?? a.ts)));
@@ -939,6 +1038,16 @@
       b.addEventListener('click', () => openAction(a, kind));
       act.appendChild(b);
     }
+    // Every alarm of this point (or device) still waiting, in one acknowledgement.
+    const same = ackable(a)
+      ? [...alarms.values()].filter((x) => x.subject === a.subject && ackable(x)).sort(byUrgency) : [];
+    if (same.length > 1) {
+      const b = el('button', 'act ack-subject', t('ack_subject', { n: same.length }));
+      b.type = 'button';
+      b.dataset.action = 'ack-subject';
+      b.addEventListener('click', () => openAction(same[0], 'ack', same));
+      act.appendChild(b);
+    }
     tr.appendChild(cell);
     return tr;
   }
@@ -946,6 +1055,7 @@
   function renderAlarms(all) {
     const shown = all.filter(annunciated).sort(byUrgency);
     const held = all.filter((a) => !annunciated(a)).sort(byUrgency);
+    renderSelection(shown);
     $('alarm-rows').replaceChildren(...shown.map(alarmRow));
     // Never "no active alarms" while a shelved or out-of-service one is there.
     const empty = $('no-alarms');
@@ -1171,6 +1281,7 @@
     $('login-form').addEventListener('submit', submitLogin);
     $('login-dialog').addEventListener('cancel', (ev) => ev.preventDefault());
     $('ack-form').addEventListener('submit', submitAction);
+    $('ack-selected').addEventListener('click', ackSelected);
     for (const b of document.querySelectorAll('#trend-dialog [data-range]')) {
       b.addEventListener('click', () => { trend.range = Number(b.dataset.range); drawTrend(); });
     }
