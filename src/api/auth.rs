@@ -82,6 +82,12 @@ pub enum AuthError {
     /// The token's role may not do this.
     #[error("this token's role may not do this")]
     Forbidden,
+    /// No tokens, reachable beyond loopback, and not declared open: nobody may act.
+    #[error(
+        "the API is read-only: it listens beyond loopback without [[api.tokens]]; configure tokens, \
+         or set [api] open = true to let anyone who can reach it act"
+    )]
+    ReadOnly,
 }
 
 impl IntoResponse for AuthError {
@@ -89,6 +95,7 @@ impl IntoResponse for AuthError {
         let (status, code) = match self {
             AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             AuthError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            AuthError::ReadOnly => (StatusCode::FORBIDDEN, "read_only"),
         };
         let body = axum::Json(serde_json::json!({ "error": code, "message": self.to_string() }));
         let mut resp = (status, body).into_response();
@@ -198,6 +205,9 @@ pub(super) async fn require(State(guard): State<Guard>, mut req: Request, next: 
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let principal = guard.auth.authenticate(header)?;
     if principal.role < guard.needs {
+        if guard.auth.read_only_when_open() {
+            return Err(AuthError::ReadOnly);
+        }
         return Err(AuthError::Forbidden);
     }
     req.extensions_mut().insert(principal);

@@ -7,6 +7,7 @@ mod support;
 mod alarm_restart;
 mod api_auth;
 mod api_openapi;
+mod api_read_only;
 mod api_server;
 mod cli;
 mod config_errors;
