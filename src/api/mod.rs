@@ -67,8 +67,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Operator commands to the rules task.
     pub commands: CommandSender,
-    /// Accepted bearer tokens (none: open API).
-    pub auth: Arc<auth::Auth>,
+    /// Accepted bearer tokens (none: open API); replaced on reload.
+    pub auth: Arc<auth::Tokens>,
     /// Health of every polled device.
     pub devices: Arc<HealthBoard>,
     /// What `/readyz` checks beyond the rules engine (a std lock: never held across an await).

@@ -72,8 +72,8 @@ pub(super) async fn settings(State(s): State<AppState>, Extension(who): Extensio
     Json(ConsoleSettings {
         user: who.user,
         role: who.role,
-        open_api: !s.auth.enabled(),
-        read_only: s.auth.read_only_when_open(),
+        open_api: !s.auth.current().enabled(),
+        read_only: s.auth.current().read_only_when_open(),
         sound_from: policy.sound_from,
         shelving,
         hazard_sources: policy.hazard_sources,

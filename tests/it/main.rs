@@ -9,6 +9,7 @@ mod api_auth;
 mod api_openapi;
 mod api_read_only;
 mod api_server;
+mod api_token_reload;
 mod cli;
 mod config_errors;
 mod console;
