@@ -12,6 +12,7 @@ mod devices;
 mod error;
 mod events;
 mod feed_readings;
+pub mod labels;
 pub mod openapi;
 mod ops;
 mod page;

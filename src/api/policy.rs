@@ -101,6 +101,8 @@ pub struct ConsolePolicy {
     pub hazard_sources: Vec<SiteName>,
     /// Each point's threshold set-points, drawn on its trend.
     pub setpoints: BTreeMap<String, Vec<SetpointView>>,
+    /// Names and places of points and devices (`[labels]`).
+    pub labels: super::labels::Labels,
 }
 
 /// One set-point of a point.
@@ -139,6 +141,7 @@ impl ConsolePolicy {
             shelving,
             hazard_sources: Vec::new(),
             setpoints: BTreeMap::new(),
+            labels: super::labels::Labels::default(),
         }
     }
 

@@ -14,6 +14,7 @@ mod cli;
 mod config_errors;
 mod console;
 mod console_ack;
+mod console_devices;
 mod console_roles;
 mod console_safety;
 mod console_trend;

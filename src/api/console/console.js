@@ -72,6 +72,8 @@
       select: '选择', ack_selected: '确认所选（{n}）', ack_subject: '确认该对象全部（{n}）',
       ack_many_title: '批量确认报警', ack_many_what: '共 {n} 条报警：',
       ack_partial: '{a} 条已确认，{r} 条未能确认：{m}', h_categories: '确认类别',
+      b_online: '在线', b_offline: '离线', b_since: '自 {t}', b_reconnects: '重连 {n} 次', b_error: '最近错误：{m}',
+      broker: 'MQTT 服务器',
     },
     en: {
       title: 'Major Hazard Monitoring', conn_up: 'LIVE', conn_down: 'DISCONNECTED',
@@ -135,6 +137,8 @@
       select: 'Select', ack_selected: 'Acknowledge selected ({n})', ack_subject: 'Acknowledge all on this subject ({n})',
       ack_many_title: 'Acknowledge alarms', ack_many_what: '{n} alarms: ',
       ack_partial: '{a} acknowledged, {r} not: {m}', h_categories: 'Acknowledged as',
+      b_online: 'Online', b_offline: 'Offline', b_since: 'since {t}', b_reconnects: '{n} reconnects', b_error: 'Last error: {m}',
+      broker: 'MQTT broker',
     },
   };
   const PRIORITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
@@ -165,6 +169,8 @@
   let loadGen = 0;
   let loaded = false;
   let points = [];
+  // `/api/v1/devices`: every device's health (Modbus, OPC UA, MQTT brokers) and label.
+  let devices = [];
   let pointsById = new Map();
   let flood = { active: false, rate: 0 };
   let feed = null;
@@ -301,6 +307,36 @@
     } catch (_) { /* shown by the connection state */ }
   }
 
+  async function loadDevices() {
+    try {
+      devices = await api('/api/v1/devices');
+      renderDevices([...alarms.values()]);
+    } catch (_) { /* shown by the connection state */ }
+  }
+
+  // A point's or device's label (`[labels]` in the config): its name and where it is.
+  const placeText = (label) => {
+    const l = label && label.location;
+    return l ? [l.area, l.unit, l.floor].filter(Boolean).join(' · ') : '';
+  };
+  const deviceLabel = (name) => {
+    const d = devices.find((x) => x.name === name);
+    return d && d.label;
+  };
+  // Names a subject for the duty officer: the label's name, else the id.
+  function subjectCell(a) {
+    const td = el('td', 'id subject');
+    const label = a.subject_kind === 'point' ? (pointsById.get(a.subject) || {}).label
+      : (a.subject_kind === 'device' ? deviceLabel(a.subject) : null);
+    if (label && label.name) {
+      td.appendChild(el('span', 'label-name', label.name));
+      td.appendChild(el('span', 'label-id', a.subject));
+      const place = placeText(label);
+      if (place) td.appendChild(el('span', 'label-place', place));
+    } else td.textContent = a.subject;
+    return td;
+  }
+
   // The gateway's own faults (`/readyz`: a store that cannot send, a silent rules engine)
   // are shown to the duty officer, not only to the orchestrator.
   let problems = [];
@@ -362,7 +398,7 @@
 
   async function refreshAll() {
     try {
-      await Promise.all([loadSettings(), loadAlarms(), loadPoints(), loadSummary(), loadReady()]);
+      await Promise.all([loadSettings(), loadAlarms(), loadPoints(), loadSummary(), loadReady(), loadDevices()]);
       showError('');
     } catch (err) {
       if (err.status !== 401) showError(t('failed', { m: err.message }));
@@ -1019,7 +1055,7 @@
     tr.appendChild(prio);
     tr.appendChild(el('td', 'num', fmtTime(a.raised_at ?? a.ts)));
     tr.appendChild(el('td', 'id', a.hazard_source || '—'));
-    tr.appendChild(el('td', 'id', a.subject));
+    tr.appendChild(subjectCell(a));
     tr.appendChild(el('td', null, describeAlarm(a)));
     tr.appendChild(valueCell(a));
     const st = el('td', 'state ' + a.state, t('s_' + a.state));
@@ -1125,22 +1161,46 @@
     $('sources').replaceChildren(...cards);
   }
 
+  // A card per device: the points it feeds, and what `/api/v1/devices` says of its link (an
+  // MQTT broker: online or offline since when, reconnects, its last error).
   function renderDevices(all) {
     const groups = new Map();
     for (const p of points) {
       if (!groups.has(p.device)) groups.set(p.device, []);
       groups.get(p.device).push(p);
     }
+    for (const d of devices) if (!groups.has(d.name)) groups.set(d.name, []);
     const cards = [...groups.keys()].sort().map((dev) => {
       const list = groups.get(dev);
+      const health = devices.find((d) => d.name === dev);
+      const broker = health && health.mqtt;
       const commLost = all.some((a) => a.subject_kind === 'device' && a.subject === dev && a.state !== 'normal');
       let cls = 'ok';
       let verdict = t('v_ok');
       if (commLost) { cls = 'fault'; verdict = t('v_comm_lost'); }
-      else if (list.every((p) => p.quality === 'no_data')) { cls = 'nodata'; verdict = t('v_nodata'); }
+      else if (broker && !broker.online) { cls = 'fault'; verdict = t('b_offline'); }
+      else if (list.length && list.every((p) => p.quality === 'no_data')) { cls = 'nodata'; verdict = t('v_nodata'); }
       else if (list.some(isBad)) { cls = 'degraded'; verdict = t('v_degraded'); }
-      const c = card(dev, cls, verdict, pointDetail(list));
+      else if (broker) verdict = t('b_online');
+      const label = health && health.label;
+      const title = label && label.name ? label.name + ' · ' + dev : dev;
+      let detail = list.length ? pointDetail(list) : '';
+      if (broker) {
+        const parts = [t('broker') + ' ' + broker.address];
+        if (broker.since_ms != null) parts.push(t('b_since', { t: fmtTime(broker.since_ms * 1e6) }));
+        parts.push(t('b_reconnects', { n: broker.reconnects }));
+        if (detail) parts.unshift(detail);
+        detail = parts.join(' · ');
+      }
+      const place = placeText(label);
+      if (place) detail = place + (detail ? ' · ' + detail : '');
+      const c = card(title, cls, verdict, detail);
+      if (broker && broker.last_error) c.appendChild(el('span', 'detail error-text', t('b_error', { m: broker.last_error })));
       c.dataset.device = dev;
+      if (broker) {
+        c.dataset.online = String(broker.online);
+        c.dataset.reconnects = String(broker.reconnects);
+      }
       return c;
     });
     $('devices').replaceChildren(...cards);
@@ -1166,8 +1226,13 @@
       row.tr.className = prio ? 'in-alarm ' + prio : '';
       if (connLost) row.tr.classList.add('lost');
       row.source.textContent = p.hazard_source || '—';
+      const label = p.label || {};
+      row.label.textContent = label.name || '';
+      row.place.textContent = placeText(label);
+      if (label.description) row.label.title = label.description; else row.label.removeAttribute('title');
+      const devLabel = deviceLabel(p.device);
       if (p.description) row.name.title = p.description; else row.name.removeAttribute('title');
-      row.device.textContent = p.device;
+      row.device.textContent = devLabel && devLabel.name ? devLabel.name + ' · ' + p.device : p.device;
       row.value.textContent = pointText(p);
       row.value.className = 'num value' + (BAD_QUALITY.has(p.quality) ? ' fault' : '');
       // An uncertain value still drives alarms but is shown apart, neither good nor bad.
@@ -1198,7 +1263,10 @@
     open.type = 'button';
     open.addEventListener('click', () => openTrend(id));
     name.appendChild(open);
-    row = { tr, source: el('td'), name, device: el('td'), value: el('td'), quality: el('td'), when: el('td', 'num updated') };
+    const label = el('span', 'label-name');
+    const place = el('span', 'label-place');
+    name.append(label, place);
+    row = { tr, source: el('td'), name, label, place, device: el('td'), value: el('td'), quality: el('td'), when: el('td', 'num updated') };
     tr.append(row.source, name, row.device, row.value, row.quality, row.when);
     pointRows.set(id, row);
     return row;
@@ -1308,7 +1376,7 @@
     tickClock();
     setInterval(tickClock, 1000);
     setInterval(() => { if (feed) loadPoints(); }, POINTS_EVERY_MS);
-    setInterval(() => { if (feed) { loadSummary(); loadReady(); } }, SUMMARY_EVERY_MS);
+    setInterval(() => { if (feed) { loadSummary(); loadReady(); loadDevices(); } }, SUMMARY_EVERY_MS);
     setInterval(() => updateHorn(true), HORN_EVERY_MS);
     start();
   });
