@@ -20,6 +20,7 @@ mod points;
 pub mod policy;
 pub mod server;
 mod session;
+pub mod shifts;
 mod time_param;
 
 use std::sync::Arc;

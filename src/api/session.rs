@@ -48,6 +48,9 @@ pub(super) struct ConsoleSettings {
     hazard_sources: Vec<SiteName>,
     /// Threshold set-points by point id.
     setpoints: std::collections::BTreeMap<String, Vec<SetpointView>>,
+    /// Shift starts (`"HH:MM"`, local time, ascending) the handover page covers; empty: the
+    /// last 8 hours.
+    shifts: Vec<String>,
 }
 
 /// The caller, their role and the site's console policy.
@@ -78,5 +81,6 @@ pub(super) async fn settings(State(s): State<AppState>, Extension(who): Extensio
         shelving,
         hazard_sources: policy.hazard_sources,
         setpoints: policy.setpoints,
+        shifts: policy.shifts.iter().copied().map(super::shifts::format).collect(),
     })
 }

@@ -130,6 +130,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         device_names.iter().map(String::as_str),
         &mut errors,
     );
+    let shifts = crate::api::shifts::validate(&src, raw.console.shifts.as_ref(), &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -176,6 +177,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
             hazard_sources: site_names,
             setpoints,
             labels,
+            shifts,
             ..crate::api::policy::ConsolePolicy::new(&raw.console, &raw.alarms.shelving, raw.alarms.max_shelve)
         },
         profiles,

@@ -8,6 +8,7 @@
 //   3. selects the rows of PICK_IDS (comma-separated) and acknowledges the selection;
 //   4. filters the journal by category `maintenance`, prints `JOURNAL <rows>`, exports the
 //      unfiltered journal and prints `CSV <lines whose category is drill>`, opens the handover
+//      (which starts at SHIFT_FROM, the current shift's start in the site's `[console] shifts`)
 //      and prints `HANDOVER <categories>`;
 //   5. saves screenshots of the page, the dialog, the journal and the handover at 1920x1080,
 //      1366x768 and 390 px wide, checks nothing scrolls sideways at 390 px, prints `DONE`.
@@ -29,6 +30,7 @@ const SINGLE = env('SINGLE_ID');
 const SUBJECT = env('SUBJECT');
 const PICKS = env('PICK_IDS').split(',');
 const USER = env('ACK_USER');
+const SHIFT_FROM = env('SHIFT_FROM');
 const SHOTS = env('SCREENSHOT_DIR');
 const TIMEOUT_MS = Number(process.env.TIMEOUT_MS || '30000');
 const SIZES = [[1920, 1080], [1366, 768], [390, 844]];
@@ -145,6 +147,7 @@ try {
   console.log(`CSV ${drills.length}`);
   await page.click('#j-handover');
   await page.locator('#j-summary:not([hidden]) [data-h="categories"]').waitFor();
+  check((await page.inputValue('#j-from')) === SHIFT_FROM, `the handover starts at the shift's start ${SHIFT_FROM}: ${await page.inputValue('#j-from')}`);
   console.log(`HANDOVER ${await page.evaluate(() => document.getElementById('j-summary').dataset.categories)}`);
   await shots('handover');
   check(errors.length === 0, `no script errors: ${errors.join('; ')}`);

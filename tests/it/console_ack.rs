@@ -15,8 +15,19 @@ use support::{ConsoleBrowser, TestGateway, simulator, wait_for};
 const LIMIT: Duration = Duration::from_secs(120);
 const USER: &str = "值班员赵六";
 
+/// Shift starts two hours ago and six hours ahead (UTC, to the minute), and the start of the
+/// current shift as the console's date-time field shows it in UTC.
+fn shifts() -> (String, String) {
+    let now_min = hazard_gateway::clock::system().now().as_millis() / 60_000;
+    let start = now_min - 120;
+    let hm = |m: i64| format!("\"{:02}:{:02}\"", m.rem_euclid(1440) / 60, m.rem_euclid(60));
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(start * 60).unwrap_or(0));
+    let field = humantime::format_rfc3339(at).to_string()[..16].to_string();
+    (format!("[{}, {}]", hm(start), hm(start + 480)), field)
+}
+
 /// An open API on loopback with four gas detectors; GT-101 above both set-points.
-async fn gateway(levels: [f64; 4]) -> (Simulator, TestGateway) {
+async fn gateway(levels: [f64; 4], shifts: &str) -> (Simulator, TestGateway) {
     let sim = simulator("ai4-gas-lel", None).await;
     for (ch, v) in ["ch1", "ch2", "ch3", "ch4"].iter().zip(levels) {
         assert!(sim.pin(ch, v));
@@ -28,6 +39,8 @@ id = "console-ack"
 data_dir = "data"
 [api]
 listen = "127.0.0.1:0"
+[console]
+shifts = {shifts}
 [[hazard_sources]]
 id = "MHS-001"
 name = "液氯储罐区"
@@ -70,7 +83,8 @@ async fn acks(gw: &TestGateway, query: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_acknowledges_with_a_category_one_alarm_a_point_and_a_selection() {
     let _one = ONE_BROWSER.lock().await;
-    let (_sim, gw) = gateway([60.0, 31.0, 31.0, 31.0]).await;
+    let (shift_starts, shift_from) = shifts();
+    let (_sim, gw) = gateway([60.0, 31.0, 31.0, 31.0], &shift_starts).await;
     let single = "MHS-001/GT-102:high";
     let subject = ["MHS-001/GT-101:high", "MHS-001/GT-101:high_high"];
     let picks = ["MHS-001/GT-103:high", "MHS-001/GT-104:high"];
@@ -84,6 +98,8 @@ async fn the_console_acknowledges_with_a_category_one_alarm_a_point_and_a_select
             ("SUBJECT", "MHS-001/GT-101"),
             ("PICK_IDS", &picks.join(",")),
             ("ACK_USER", USER),
+            ("SHIFT_FROM", &shift_from),
+            ("TZ", "UTC"),
         ],
     );
     let journal_rows: usize = browser.expect_prefix("JOURNAL ", LIMIT).await.parse().expect("a count");
@@ -127,7 +143,7 @@ async fn the_console_acknowledges_with_a_category_one_alarm_a_point_and_a_select
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_takes_acknowledgements_without_a_category_and_several_at_once() {
-    let (_sim, gw) = gateway([60.0, 31.0, 31.0, 2.0]).await;
+    let (_sim, gw) = gateway([60.0, 31.0, 31.0, 2.0], "[\"08:00\", \"20:00\"]").await;
     let ids = [
         "MHS-001/GT-101:high",
         "MHS-001/GT-101:high_high",

@@ -791,12 +791,37 @@
     }));
   }
 
-  // The shift handover (交接班): the last 8 hours of the journal with what was raised,
-  // acknowledged and is still open, operator actions and the times to acknowledge; printable.
+  // The span a handover covers. With the site's shift starts (`[console] shifts`, local time):
+  // the current shift so far, or, within the first half hour after a change (when handovers
+  // happen), the shift that just ended. Without them: the last 8 hours.
+  const HANDOVER_WINDOW_MS = 30 * 60 * 1000;
+  function shiftSpan(now) {
+    const starts = settings.shifts || [];
+    if (!starts.length) return [now - 8 * 3600 * 1000, now + 60 * 1000];
+    const bounds = [];
+    for (const back of [2, 1, 0]) {
+      for (const hm of starts) {
+        const [h, m] = hm.split(':').map(Number);
+        const d = new Date(now);
+        d.setDate(d.getDate() - back);
+        d.setHours(h, m, 0, 0);
+        bounds.push(d.getTime());
+      }
+    }
+    bounds.sort((a, b) => a - b);
+    const past = bounds.filter((b) => b <= now);
+    const cur = past[past.length - 1];
+    const prev = past[past.length - 2];
+    return now - cur < HANDOVER_WINDOW_MS ? [prev, cur] : [cur, now + 60 * 1000];
+  }
+
+  // The shift handover (交接班): the shift's journal with what was raised, acknowledged and is
+  // still open, operator actions and the times to acknowledge; printable.
   async function handover() {
     const now = Date.now();
-    $('j-from').value = localInput(now - 8 * 3600 * 1000);
-    $('j-to').value = localInput(now + 60 * 1000);
+    const [from, to] = shiftSpan(now);
+    $('j-from').value = localInput(from);
+    $('j-to').value = localInput(to);
     $('j-point').value = '';
     $('j-user').value = '';
     $('j-category').value = '';
