@@ -15,6 +15,7 @@ mod config_errors;
 mod console;
 mod console_ack;
 mod console_devices;
+mod console_english;
 mod console_roles;
 mod console_safety;
 mod console_trend;

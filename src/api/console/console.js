@@ -73,7 +73,7 @@
       ack_many_title: '批量确认报警', ack_many_what: '共 {n} 条报警：',
       ack_partial: '{a} 条已确认，{r} 条未能确认：{m}', h_categories: '确认类别',
       b_online: '在线', b_offline: '离线', b_since: '自 {t}', b_reconnects: '重连 {n} 次', b_error: '最近错误：{m}',
-      broker: 'MQTT 服务器',
+      broker: 'MQTT 服务器', list_sep: '；',
     },
     en: {
       title: 'Major Hazard Monitoring', conn_up: 'LIVE', conn_down: 'DISCONNECTED',
@@ -138,7 +138,7 @@
       ack_many_title: 'Acknowledge alarms', ack_many_what: '{n} alarms: ',
       ack_partial: '{a} acknowledged, {r} not: {m}', h_categories: 'Acknowledged as',
       b_online: 'Online', b_offline: 'Offline', b_since: 'since {t}', b_reconnects: '{n} reconnects', b_error: 'Last error: {m}',
-      broker: 'MQTT broker',
+      broker: 'MQTT broker', list_sep: '; ',
     },
   };
   const PRIORITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
@@ -520,7 +520,7 @@
     actTarget = { alarm: list[0], alarms: list, kind };
     $('ack-h').textContent = t(list.length > 1 ? 'ack_many_title' : spec.title);
     $('ack-what').textContent = list.length > 1
-      ? t('ack_many_what', { n: list.length }) + list.map((x) => x.subject + ' ' + describeAlarm(x)).join('；')
+      ? t('ack_many_what', { n: list.length }) + list.map((x) => x.subject + ' ' + describeAlarm(x)).join(t('list_sep'))
       : describeAlarm(a) + ' — ' + a.subject;
     $('ack-user-row').hidden = !openApi;
     $('ack-user').value = '';
@@ -581,7 +581,7 @@
         if (res.refused.length) {
           $('ack-error').textContent = t('ack_partial', {
             a: res.acknowledged.length, r: res.refused.length,
-            m: res.refused.map((x) => x.alarm_id + ' ' + x.message).join('；'),
+            m: res.refused.map((x) => x.alarm_id + ' ' + x.message).join(t('list_sep')),
           });
           return;
         }
