@@ -2,7 +2,7 @@
 // headings, states, options, messages), only in data (names from the config, users, comments),
 // which the Rust test lists in DATA (separated by `|`). Run by tests/it/console_english.rs,
 // which owns the gateway and has raised alarms and journaled a Chinese acknowledgement before
-// the page opens. Each page is checked and saved at 1920x1080, 1366x768 and 390 px, where
+// the page opens. Last, switched back to Chinese, the journal's choices follow the language. Each page is checked and saved at 1920x1080, 1366x768 and 390 px, where
 // nothing may scroll sideways; prints `DONE`.
 
 import { chromium } from 'playwright-core';
@@ -125,6 +125,16 @@ try {
   await english('trend', '#trend-dialog');
   await shots('trend');
   await page.click('#trend-close');
+
+  // Back to Chinese: the journal's choices, built while it was English, follow.
+  await page.click('#lang');
+  await page.locator('#alarms-h', { hasText: '活动报警' }).waitFor();
+  await page.click('#journal-btn');
+  await page.locator('#journal-dialog[open]').waitFor();
+  const choices = await page.$$eval('#j-priority option, #j-category option', (os) => os.map((o) => o.textContent));
+  check(choices.includes('紧急 +') && choices.includes('检修') && !choices.includes('CRITICAL +'),
+    `the journal's choices in Chinese: ${choices}`);
+  await page.click('#j-close');
   check(errors.length === 0, `no script errors: ${errors.join('; ')}`);
   console.log('DONE');
 } catch (e) {

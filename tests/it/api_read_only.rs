@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hazard_gateway::sources::sim::Simulator;
 use serde_json::json;
-use support::{ConsoleBrowser, GatewayProcess, free_port, simulator, wait_for};
+use support::{GatewayProcess, free_port, simulator, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const ALARM: &str = "MHS-001/GT-101:high";
@@ -82,13 +82,13 @@ async fn a_gateway_on_the_wildcard_address_without_tokens_refuses_actions_and_sa
         (Some(true), Some("viewer"))
     );
 
-    let mut browser = ConsoleBrowser::start_script(
+    support::console::run_script(
         "console_read_only.mjs",
         &format!("{}/", gw.base),
         &[("ALARM_ID", ALARM)],
-    );
-    browser.expect_line("DONE", LIMIT).await;
-    browser.finish();
+        LIMIT,
+    )
+    .await;
 
     let alarm = gw.get_json("/api/v1/alarms").await;
     let alarm = alarm

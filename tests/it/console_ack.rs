@@ -32,28 +32,11 @@ async fn gateway(levels: [f64; 4], shifts: &str) -> (Simulator, TestGateway) {
     for (ch, v) in ["ch1", "ch2", "ch3", "ch4"].iter().zip(levels) {
         assert!(sim.pin(ch, v));
     }
-    let config = format!(
-        r#"
-[gateway]
-id = "console-ack"
-data_dir = "data"
-[api]
-listen = "127.0.0.1:0"
-[console]
-shifts = {shifts}
-[[hazard_sources]]
-id = "MHS-001"
-name = "液氯储罐区"
-level = 2
-[[devices]]
-name = "gas-ai-1"
-profile = "ai4-gas-lel"
-transport = {{ tcp = "{sim}" }}
-interval = "100ms"
-hazard_source = "MHS-001"
-points = {{ ch1 = "MHS-001/GT-101", ch2 = "MHS-001/GT-102", ch3 = "MHS-001/GT-103", ch4 = "MHS-001/GT-104" }}
-"#,
-        sim = sim.local_addr()
+    let config = support::console::gas_gateway(
+        "console-ack",
+        sim.local_addr(),
+        "",
+        &format!("[console]\nshifts = {shifts}\n"),
     );
     let gw = TestGateway::start(&config).await;
     (sim, gw)

@@ -9,7 +9,7 @@ use crate::support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{ConsoleBrowser, TestGateway, simulator, wait_for};
+use support::{TestGateway, simulator, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(150);
 
@@ -20,32 +20,14 @@ async fn the_english_console_has_no_chinese_outside_the_data() {
     for (ch, v) in [("ch1", 60.0), ("ch2", 31.0), ("ch3", 2.0), ("ch4", 2.0)] {
         assert!(sim.pin(ch, v));
     }
-    let config = format!(
-        r#"
-[gateway]
-id = "console-en"
-data_dir = "data"
-[api]
-listen = "127.0.0.1:0"
-[[hazard_sources]]
-id = "MHS-001"
-name = "液氯储罐区"
-level = 2
-[[devices]]
-name = "gas-ai-1"
-profile = "ai4-gas-lel"
-transport = {{ tcp = "{sim}" }}
-interval = "100ms"
-hazard_source = "MHS-001"
-points = {{ ch1 = "MHS-001/GT-101", ch2 = "MHS-001/GT-102", ch3 = "MHS-001/GT-103", ch4 = "MHS-001/GT-104" }}
+    let labels = r#"
 [labels.points."MHS-001/GT-101"]
 name = "1号储罐 可燃气体"
-location = {{ area = "罐区", unit = "T-101" }}
+location = { area = "罐区", unit = "T-101" }
 [labels.devices.gas-ai-1]
 name = "气体报警控制器"
-"#,
-        sim = sim.local_addr()
-    );
+"#;
+    let config = support::console::gas_gateway("console-en", sim.local_addr(), "", labels);
     let gw = TestGateway::start(&config).await;
     let acked = "MHS-001/GT-102:high";
     wait_for("alarms", LIMIT, || async {
@@ -71,11 +53,11 @@ name = "气体报警控制器"
         "现场确认",
     ]
     .join("|");
-    let mut browser = ConsoleBrowser::start_script(
+    support::console::run_script(
         "console_english.mjs",
         &format!("{}/", gw.base),
         &[("POINT", "MHS-001/GT-101"), ("DATA", &data)],
-    );
-    browser.expect_line("DONE", LIMIT).await;
-    browser.finish();
+        LIMIT,
+    )
+    .await;
 }

@@ -191,6 +191,16 @@
     return s;
   }
 
+  // Fills a <select> with `items` ([value, text]) after an optional first choice `blank` (value
+  // ''), keeping the current choice when it is still offered.
+  function fillSelect(select, blank, items) {
+    const keep = select.value;
+    const opts = items.map(([value, text]) => { const o = el('option', null, text); o.value = value; return o; });
+    if (blank !== null) { const o = el('option', null, blank); o.value = ''; opts.unshift(o); }
+    select.replaceChildren(...opts);
+    if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+  }
+
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -527,21 +537,14 @@
     $('ack-comment').value = '';
     $('ack-comment-label').textContent = spec.reason ? t('reason') : t('comment');
     $('ack-category-row').hidden = kind !== 'ack';
-    $('ack-category').replaceChildren(el('option', null, t('choose')), ...CATEGORIES.map((c) => {
-      const o = el('option', null, t('cat_' + c));
-      o.value = c;
-      return o;
-    }));
-    $('ack-category').options[0].value = '';
+    fillSelect($('ack-category'), t('choose'), CATEGORIES.map((c) => [c, t('cat_' + c)]));
+    $('ack-category').value = '';
     $('ack-duration-row').hidden = !spec.duration;
     if (spec.duration) {
       const max = (shelveRule(a.priority) || { max_s: 0 }).max_s;
       const choices = SHELVE_CHOICES.filter(([s]) => s <= max);
-      $('ack-duration').replaceChildren(...choices.map(([s, label]) => {
-        const o = el('option', null, label);
-        o.value = String(s);
-        return o;
-      }));
+      fillSelect($('ack-duration'), null, choices.map(([s, label]) => [String(s), label]));
+      $('ack-duration').selectedIndex = 0;
     }
     $('ack-error').textContent = '';
     $('ack-submit').textContent = t(kind === 'ack' ? 'ack' : kind);
@@ -741,23 +744,10 @@
     if (!$('j-from').value) $('j-from').value = localInput(now - 8 * 3600 * 1000);
     if (!$('j-to').value) $('j-to').value = localInput(now + 60 * 1000);
     const sources = [...new Set(points.map((p) => p.hazard_source).filter(Boolean))].sort();
-    const keepSource = $('j-source').value;
-    $('j-source').replaceChildren(el('option', null, t('f_any')), ...sources.map((s) => { const o = el('option', null, s); o.value = s; return o; }));
-    $('j-source').options[0].value = '';
-    $('j-source').value = keepSource;
-    if (!$('j-priority').options.length) {
-      $('j-priority').replaceChildren(el('option', null, t('f_any')), ...['low', 'medium', 'high', 'critical']
-        .map((p) => { const o = el('option', null, t('p_' + p) + ' +'); o.value = p; return o; }));
-      $('j-priority').options[0].value = '';
-    }
-    const keepCategory = $('j-category').value;
-    $('j-category').replaceChildren(el('option', null, t('f_any')), ...CATEGORIES.map((c) => {
-      const o = el('option', null, t('cat_' + c));
-      o.value = c;
-      return o;
-    }));
-    $('j-category').options[0].value = '';
-    $('j-category').value = keepCategory;
+    // Rebuilt on every opening, so the choices follow the language and the data.
+    fillSelect($('j-source'), t('f_any'), sources.map((s) => [s, s]));
+    fillSelect($('j-priority'), t('f_any'), ['low', 'medium', 'high', 'critical'].map((p) => [p, t('p_' + p) + ' +']));
+    fillSelect($('j-category'), t('f_any'), CATEGORIES.map((c) => [c, t('cat_' + c)]));
     $('journal-dialog').showModal();
     loadJournal();
   }
@@ -924,9 +914,10 @@
     const from = to - trend.range * 1000;
     $('trend-title').textContent = trend.points.join(' + ');
     const add = $('trend-add');
-    add.replaceChildren(el('option', null, t('trend_none')), ...points
+    fillSelect(add, t('trend_none'), points
       .filter((p) => !trend.points.includes(p.id) && p.kind !== 'state')
-      .map((p) => { const o = el('option', null, p.id + (p.unit ? ' (' + p.unit + ')' : '')); o.value = p.id; return o; }));
+      .map((p) => [p.id, p.id + (p.unit ? ' (' + p.unit + ')' : '')]));
+    add.value = '';
     for (const b of document.querySelectorAll('#trend-dialog [data-range]')) {
       b.classList.toggle('on', Number(b.dataset.range) === trend.range);
     }
