@@ -1,5 +1,5 @@
 // The console of a gateway that is read-only (it listens beyond loopback without tokens and
-// without `[api] open = true`). Run by tests/it/api_read_only.rs, which owns the gateway and
+// without `[api] open = true`). Run by tests/it/console_read_only.rs, which owns the gateway and
 // has raised ALARM_ID before the page opens: the header says why nothing can be done, no row
 // offers an action or a tick box, and the same holds in English. Screenshots at 1920x1080,
 // 1366x768 and 390 px; prints `DONE`.
