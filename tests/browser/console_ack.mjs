@@ -93,6 +93,7 @@ try {
   await page.click('#ack-submit');
   await page.locator('#ack-error', { hasText: '请选择报警类别' }).waitFor();
   await page.selectOption('#ack-category', 'false_alarm');
+  check((await page.textContent('#ack-error')) === '', 'choosing a category clears the reminder');
   await page.fill('#ack-comment', '现场检测无泄漏，误报');
   await shots('dialog');
   await page.click('#ack-submit');

@@ -1366,6 +1366,8 @@
     $('login-dialog').addEventListener('cancel', (ev) => ev.preventDefault());
     $('ack-form').addEventListener('submit', submitAction);
     $('ack-selected').addEventListener('click', ackSelected);
+    // A correction clears what the last attempt said was missing.
+    $('ack-form').addEventListener('input', () => { $('ack-error').textContent = ''; });
     for (const b of document.querySelectorAll('#trend-dialog [data-range]')) {
       b.addEventListener('click', () => { trend.range = Number(b.dataset.range); drawTrend(); });
     }
