@@ -44,6 +44,8 @@ pub struct CommandRequest {
     pub user: String,
     /// Why.
     pub comment: String,
+    /// What the operator found the alarm to be; set on the acknowledgement it produces.
+    pub category: Option<crate::model::AckCategory>,
     /// The resulting transition, or why it was refused.
     pub reply: oneshot::Sender<Result<AlarmEvent, CommandError>>,
 }

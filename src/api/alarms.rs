@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiQuery, ErrorBody};
 use super::{ApiError, AppState, rfc3339};
-use crate::model::{AlarmClass, AlarmEvent, AlarmState, Priority};
+use crate::model::{AckCategory, AlarmClass, AlarmEvent, AlarmState, Priority};
 use crate::rules::AlarmStats;
 use crate::sinks::journal::HistoryFilter;
 
@@ -134,6 +134,8 @@ pub(super) struct HistoryQuery {
     hazard_source: Option<String>,
     /// Only this priority or a more urgent one.
     priority: Option<Priority>,
+    /// Only acknowledgements the operator gave this category.
+    category: Option<AckCategory>,
     /// Page backwards: only transitions with a sequence number below this.
     #[param(minimum = 0)]
     before: Option<i64>,
@@ -169,6 +171,7 @@ pub(super) async fn history(
         alarm_id: q.alarm,
         hazard_source: q.hazard_source,
         min_priority: q.priority,
+        category: q.category,
         before_seq: q.before.map(|b| non_negative("before", b)).transpose()?,
         limit: q
             .limit

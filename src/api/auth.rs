@@ -82,6 +82,12 @@ pub enum AuthError {
     /// The token's role may not do this.
     #[error("this token's role may not do this")]
     Forbidden,
+    /// No tokens, reachable beyond loopback, and not declared open: nobody may act.
+    #[error(
+        "the API is read-only: it listens beyond loopback without [[api.tokens]]; configure tokens, \
+         or set [api] open = true to let anyone who can reach it act"
+    )]
+    ReadOnly,
 }
 
 impl IntoResponse for AuthError {
@@ -89,6 +95,7 @@ impl IntoResponse for AuthError {
         let (status, code) = match self {
             AuthError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             AuthError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            AuthError::ReadOnly => (StatusCode::FORBIDDEN, "read_only"),
         };
         let body = axum::Json(serde_json::json!({ "error": code, "message": self.to_string() }));
         let mut resp = (status, body).into_response();
@@ -186,18 +193,50 @@ impl Auth {
     }
 }
 
+/// The tokens in force. A reload replaces them, so a token added to the config works and a
+/// removed one is refused from the next request on, without a restart.
+///
+/// Design: a std lock around an `Arc`: a request clones the `Arc` and lets go at once, so the
+/// lock is never held across an await nor while a token is hashed.
+#[derive(Debug, Default)]
+pub struct Tokens(std::sync::RwLock<std::sync::Arc<Auth>>);
+
+impl Tokens {
+    /// Starts with `auth`.
+    pub fn new(auth: Auth) -> Self {
+        Self(std::sync::RwLock::new(std::sync::Arc::new(auth)))
+    }
+
+    /// The tokens in force now.
+    pub fn current(&self) -> std::sync::Arc<Auth> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `auth` in force for every request from now on; whether anything changed.
+    pub fn replace(&self, auth: Auth) -> bool {
+        let mut held = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let changed = **held != auth;
+        *held = std::sync::Arc::new(auth);
+        changed
+    }
+}
+
 /// Middleware state: the tokens and the role a route group needs.
 #[derive(Debug, Clone)]
 pub(super) struct Guard {
-    pub(super) auth: std::sync::Arc<Auth>,
+    pub(super) auth: std::sync::Arc<Tokens>,
     pub(super) needs: Role,
 }
 
 /// Refuses the request unless its token has `needs`; passes the [`Principal`] on.
 pub(super) async fn require(State(guard): State<Guard>, mut req: Request, next: Next) -> Result<Response, AuthError> {
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let principal = guard.auth.authenticate(header)?;
+    let auth = guard.auth.current();
+    let principal = auth.authenticate(header)?;
     if principal.role < guard.needs {
+        if auth.read_only_when_open() {
+            return Err(AuthError::ReadOnly);
+        }
         return Err(AuthError::Forbidden);
     }
     req.extensions_mut().insert(principal);
@@ -260,6 +299,28 @@ mod tests {
         let open = Auth::with_open_actions(Vec::new(), true);
         assert_eq!(open.authenticate(None).unwrap().role, Role::Admin);
         assert!(!open.read_only_when_open());
+    }
+
+    #[test]
+    fn replaced_tokens_apply_to_the_next_request() {
+        let tokens = Tokens::new(auth());
+        assert!(tokens.current().authenticate(Some("Bearer s3cret-op")).is_ok());
+        let only_new = Auth::new(vec![TokenEntry {
+            name: "night shift".into(),
+            role: Role::Operator,
+            hash: parse_hash(&hash_token("n1ght")).unwrap(),
+        }]);
+        assert!(tokens.replace(only_new.clone()));
+        assert!(!tokens.replace(only_new), "the same tokens again change nothing");
+        let now = tokens.current();
+        assert_eq!(
+            now.authenticate(Some("Bearer s3cret-op")),
+            Err(AuthError::Unauthenticated)
+        );
+        assert_eq!(
+            now.authenticate(Some("Bearer n1ght")).unwrap().user.as_deref(),
+            Some("night shift")
+        );
     }
 
     #[test]

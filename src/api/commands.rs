@@ -1,9 +1,12 @@
 //! Operator commands on one alarm, each at its own path under `/api/v1/alarms/{id}/`:
-//! `ack`, `shelve`, `unshelve`, `reset`, `out-of-service`, `return-to-service`. Each is
-//! journaled with the user (the token's name when tokens are configured) and the comment.
+//! `ack`, `shelve`, `unshelve`, `reset`, `out-of-service`, `return-to-service`, and the
+//! acknowledgement of several alarms at once (`/api/v1/alarms/ack`). Each is journaled with
+//! the user (the token's name when tokens are configured) and the comment; an acknowledgement
+//! also with the operator's category (real alarm, false alarm, ...), when given.
 //!
 //! One path per action, so each documents exactly the body it needs: shelve, reset and
-//! out-of-service need a reason, shelve also a duration.
+//! out-of-service need a reason, shelve also a duration. The category is optional in the API
+//! so that clients written before it keep working; the console always asks for one.
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -16,6 +19,7 @@ use super::auth::Principal;
 use super::error::{ApiJson, ApiPath, ErrorBody};
 use super::policy::ShelveRefusal;
 use super::{ApiError, AppState};
+use crate::model::AckCategory;
 use crate::rules::{Command, CommandError};
 use crate::spec::units::parse_duration;
 use crate::state::CommandRequest;
@@ -30,6 +34,21 @@ pub(super) struct CommandBody {
     /// Remark (journaled).
     #[serde(default)]
     comment: String,
+}
+
+/// Body of an acknowledgement.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AckBody {
+    /// Who acts (journaled); with bearer tokens the token's name is used instead.
+    #[serde(default)]
+    user: String,
+    /// Remark (journaled).
+    #[serde(default)]
+    comment: String,
+    /// What the operator found the alarm to be (journaled with the acknowledgement).
+    #[serde(default)]
+    category: Option<AckCategory>,
 }
 
 /// Body of a command that needs a reason (reset, out-of-service).
@@ -60,15 +79,78 @@ pub(super) struct ShelveBody {
     duration: String,
 }
 
+/// Who acts, why, and (on an acknowledgement) what they found.
+#[derive(Debug, Clone)]
+pub(super) struct Act {
+    user: String,
+    comment: String,
+    category: Option<AckCategory>,
+}
+
+impl Act {
+    /// Who acts, their comment and (for an acknowledgement) category.
+    pub(super) fn new(user: String, comment: String, category: Option<AckCategory>) -> Self {
+        Act {
+            user,
+            comment,
+            category,
+        }
+    }
+}
+
+impl From<CommandBody> for Act {
+    fn from(b: CommandBody) -> Self {
+        Act {
+            user: b.user,
+            comment: b.comment,
+            category: None,
+        }
+    }
+}
+
+impl From<AckBody> for Act {
+    fn from(b: AckBody) -> Self {
+        Act {
+            user: b.user,
+            comment: b.comment,
+            category: b.category,
+        }
+    }
+}
+
+impl From<ReasonBody> for Act {
+    fn from(b: ReasonBody) -> Self {
+        Act {
+            user: b.user,
+            comment: b.comment,
+            category: None,
+        }
+    }
+}
+
+impl From<ShelveBody> for Act {
+    fn from(b: ShelveBody) -> Self {
+        Act {
+            user: b.user,
+            comment: b.comment,
+            category: None,
+        }
+    }
+}
+
 /// Sends `command` to the rules task and returns the resulting transition.
-async fn run(
+pub(super) async fn run(
     s: &AppState,
     principal: Principal,
     alarm_id: String,
     command: Command,
-    user: String,
-    comment: String,
+    act: Act,
 ) -> Result<Json<AlarmView>, ApiError> {
+    let Act {
+        user,
+        comment,
+        category,
+    } = act;
     let bad = |name: &'static str, reason: &str| ApiError::BadParam {
         name,
         reason: reason.to_string(),
@@ -113,6 +195,7 @@ async fn run(
         command,
         user,
         comment,
+        category,
         reply,
     };
     s.commands.send(req).await.map_err(|_| ApiError::Unavailable)?;
@@ -165,7 +248,7 @@ macro_rules! command_endpoint {
         ) -> Result<Json<AlarmView>, ApiError> {
             let $b: $body = object_body(raw)?;
             let command: Result<Command, ApiError> = $command;
-            run(&s, principal, id, command?, $b.user, $b.comment).await
+            run(&s, principal, id, command?, $b.into()).await
         }
     };
 }
@@ -173,8 +256,8 @@ macro_rules! command_endpoint {
 command_endpoint!(
     ack,
     "/api/v1/alarms/{id}/ack",
-    CommandBody,
-    "Acknowledge (ISA-18.2): the operator has seen it.",
+    AckBody,
+    "Acknowledge (ISA-18.2): the operator has seen it; `category` records what they found.",
     |b| Ok(Command::Acknowledge)
 );
 command_endpoint!(

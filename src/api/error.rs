@@ -100,7 +100,7 @@ pub(super) struct ApiPath<T>(pub(super) T);
 pub(super) struct ApiJson<T>(pub(super) T);
 
 impl ApiError {
-    fn code(&self) -> (StatusCode, &'static str) {
+    pub(super) fn code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::UnknownPoint(_) => (StatusCode::NOT_FOUND, "unknown_point"),
             ApiError::UnknownAlarm(_) => (StatusCode::NOT_FOUND, "unknown_alarm"),

@@ -2,6 +2,7 @@
 //!
 //! The API only reads shared state, the history store and the journal; it never drives devices.
 
+mod ack_many;
 pub mod admin;
 mod alarms;
 pub mod auth;
@@ -11,6 +12,7 @@ mod devices;
 mod error;
 mod events;
 mod feed_readings;
+pub mod labels;
 pub mod openapi;
 mod ops;
 mod page;
@@ -18,6 +20,7 @@ mod points;
 pub mod policy;
 pub mod server;
 mod session;
+pub mod shifts;
 mod time_param;
 
 use std::sync::Arc;
@@ -66,8 +69,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Operator commands to the rules task.
     pub commands: CommandSender,
-    /// Accepted bearer tokens (none: open API).
-    pub auth: Arc<auth::Auth>,
+    /// Accepted bearer tokens (none: open API); replaced on reload.
+    pub auth: Arc<auth::Tokens>,
     /// Health of every polled device.
     pub devices: Arc<HealthBoard>,
     /// What `/readyz` checks beyond the rules engine (a std lock: never held across an await).
@@ -103,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(guard(auth::Role::Viewer), auth::require))
         .route_layer(middleware::from_fn(events::token_from_query));
     let operator = Router::new()
+        .route("/api/v1/alarms/ack", post(ack_many::ack_many))
         .route("/api/v1/alarms/{id}/ack", post(commands::ack))
         .route("/api/v1/alarms/{id}/shelve", post(commands::shelve))
         .route("/api/v1/alarms/{id}/unshelve", post(commands::unshelve))

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, alarms, commands, devices, events, ops, page, points, session};
+use super::{ack_many, admin, alarms, commands, devices, events, ops, page, points, session};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -24,6 +24,7 @@ use super::{admin, alarms, commands, devices, events, ops, page, points, session
         alarms::summary,
         alarms::history,
         commands::ack,
+        ack_many::ack_many,
         commands::shelve,
         commands::unshelve,
         commands::reset,
@@ -121,6 +122,7 @@ mod tests {
             "/api/v1/alarms/summary",
             "/api/v1/alarms/history",
             "/api/v1/alarms/{id}/ack",
+            "/api/v1/alarms/ack",
             "/api/v1/alarms/{id}/shelve",
             "/api/v1/alarms/{id}/unshelve",
             "/api/v1/alarms/{id}/reset",
@@ -138,7 +140,7 @@ mod tests {
         ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
-        assert_eq!(paths.len(), 21, "a route was added: list it here and in the router");
+        assert_eq!(paths.len(), 22, "a route was added: list it here and in the router");
     }
 
     #[test]

@@ -23,8 +23,11 @@ pub(super) struct PointView {
     device: String,
     /// Hazard source (重大危险源) the point belongs to.
     hazard_source: Option<String>,
-    /// Free text from the config.
+    /// Free text from the device profile.
     description: Option<String>,
+    /// Name, description and place from the config's `[labels.points]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<super::labels::Label>,
     /// Measuring range `[low, high]` of the instrument.
     #[schema(value_type = Option<Vec<f64>>, min_items = 2, max_items = 2)]
     range: Option<(f64, f64)>,
@@ -51,6 +54,7 @@ pub(super) struct PointView {
     ))]
 pub(super) async fn list(State(s): State<AppState>) -> Json<Vec<PointView>> {
     let now = s.clock.now();
+    let labels = s.policy.read().unwrap_or_else(|e| e.into_inner()).labels.points.clone();
     let views = s
         .live
         .readings()
@@ -64,6 +68,7 @@ pub(super) async fn list(State(s): State<AppState>) -> Json<Vec<PointView>> {
                 device: m.device.to_string(),
                 hazard_source: m.hazard_source.as_deref().map(str::to_string),
                 description: m.description.as_deref().map(str::to_string),
+                label: labels.get(&*m.name).cloned(),
                 range: m.range,
                 value: reading.and_then(|r| r.value.is_finite().then_some(r.value)),
                 quality: reading.map_or("no_data", |r| r.quality.as_str()),

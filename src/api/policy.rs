@@ -56,6 +56,9 @@ pub struct RawConsole {
     /// Unacknowledged alarms of this priority or a more urgent one sound in the console.
     #[serde(default = "default_sound_from")]
     pub sound_from: Priority,
+    /// Shift starts (`"HH:MM"`, local time) the handover page covers; absent: the last 8 hours.
+    #[serde(default)]
+    pub shifts: Option<toml::Spanned<Vec<toml::Spanned<String>>>>,
 }
 
 fn default_sound_from() -> Priority {
@@ -66,6 +69,7 @@ impl Default for RawConsole {
     fn default() -> Self {
         Self {
             sound_from: default_sound_from(),
+            shifts: None,
         }
     }
 }
@@ -101,6 +105,10 @@ pub struct ConsolePolicy {
     pub hazard_sources: Vec<SiteName>,
     /// Each point's threshold set-points, drawn on its trend.
     pub setpoints: BTreeMap<String, Vec<SetpointView>>,
+    /// Names and places of points and devices (`[labels]`).
+    pub labels: super::labels::Labels,
+    /// Shift starts, minutes after local midnight, ascending; empty: the last 8 hours.
+    pub shifts: Vec<u16>,
 }
 
 /// One set-point of a point.
@@ -139,6 +147,8 @@ impl ConsolePolicy {
             shelving,
             hazard_sources: Vec::new(),
             setpoints: BTreeMap::new(),
+            labels: super::labels::Labels::default(),
+            shifts: Vec::new(),
         }
     }
 

@@ -48,6 +48,9 @@ pub(super) struct ConsoleSettings {
     hazard_sources: Vec<SiteName>,
     /// Threshold set-points by point id.
     setpoints: std::collections::BTreeMap<String, Vec<SetpointView>>,
+    /// Shift starts (`"HH:MM"`, local time, ascending) the handover page covers; empty: the
+    /// last 8 hours.
+    shifts: Vec<String>,
 }
 
 /// The caller, their role and the site's console policy.
@@ -72,11 +75,12 @@ pub(super) async fn settings(State(s): State<AppState>, Extension(who): Extensio
     Json(ConsoleSettings {
         user: who.user,
         role: who.role,
-        open_api: !s.auth.enabled(),
-        read_only: s.auth.read_only_when_open(),
+        open_api: !s.auth.current().enabled(),
+        read_only: s.auth.current().read_only_when_open(),
         sound_from: policy.sound_from,
         shelving,
         hazard_sources: policy.hazard_sources,
         setpoints: policy.setpoints,
+        shifts: policy.shifts.iter().copied().map(super::shifts::format).collect(),
     })
 }

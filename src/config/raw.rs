@@ -30,6 +30,9 @@ pub(super) struct RawConfig {
     /// The duty officer's console.
     #[serde(default)]
     pub(super) console: crate::api::policy::RawConsole,
+    /// Names, descriptions and places of points and devices, for the console.
+    #[serde(default)]
+    pub(super) labels: crate::api::labels::RawLabels,
     #[serde(default)]
     pub(super) hazard_sources: Vec<Spanned<RawHazardSource>>,
     #[serde(default)]

@@ -116,6 +116,33 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let buffers: Vec<(String, u64)> = tsdb.iter().map(|t| (t.name.clone(), t.buffer.max_bytes)).collect();
     let ops = super::ops::validate(&src, &raw.ops, &buffers, &mut errors);
     let uplinks = crate::sinks::uplink::config::validate(&src, &raw.uplinks, &points, &mut errors);
+    // Devices as `/api/v1/devices` names them: Modbus devices, MQTT broker connections, OPC UA
+    // endpoints, and whatever a point is read from.
+    let device_names: Vec<String> = raw
+        .devices
+        .iter()
+        .map(|d| d.get_ref().name.get_ref().clone())
+        .chain(
+            mqtt.brokers
+                .iter()
+                .map(|b| crate::sources::mqtt::validate::broker_device_of(&b.name)),
+        )
+        .chain(
+            opcua
+                .endpoints
+                .iter()
+                .map(|e| crate::sources::opcua::validate::device_of(&e.name)),
+        )
+        .chain(points.iter().map(|(_, m)| m.device.to_string()))
+        .collect();
+    let labels = crate::api::labels::validate(
+        &src,
+        &raw.labels,
+        points.iter().map(|(_, m)| &*m.name),
+        device_names.iter().map(String::as_str),
+        &mut errors,
+    );
+    let shifts = crate::api::shifts::validate(&src, raw.console.shifts.as_ref(), &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -162,6 +189,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         console: crate::api::policy::ConsolePolicy {
             hazard_sources: site_names,
             setpoints,
+            labels,
+            shifts,
             ..crate::api::policy::ConsolePolicy::new(&raw.console, &raw.alarms.shelving, raw.alarms.max_shelve)
         },
         profiles,

@@ -262,6 +262,23 @@ named_enum! {
     }
 }
 
+named_enum! {
+    /// What the operator found an alarm to be, recorded with its acknowledgement so the safety
+    /// manager can report real alarms apart from false ones, faults, maintenance and drills.
+    pub enum AckCategory {
+        /// A real process condition (真实报警).
+        RealAlarm => "real_alarm",
+        /// Nothing was wrong on site (误报).
+        FalseAlarm => "false_alarm",
+        /// The instrument or its link failed (设备故障).
+        EquipmentFault => "equipment_fault",
+        /// Caused by maintenance or calibration work (检修).
+        Maintenance => "maintenance",
+        /// Raised on purpose in an exercise (演练).
+        Drill => "drill",
+    }
+}
+
 /// One alarm transition with the alarm's complete state after it: journaled before it is
 /// published, so the journal alone can rebuild every alarm after a restart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -317,6 +334,10 @@ pub struct AlarmEvent {
     pub user: Option<String>,
     /// Why they acted.
     pub comment: Option<String>,
+    /// What the operator found the alarm to be, on an acknowledgement that gave one. Absent
+    /// (not `null`) otherwise, so records written before it existed read back unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<AckCategory>,
 }
 
 impl AlarmEvent {

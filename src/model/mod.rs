@@ -13,8 +13,8 @@ mod alarm;
 mod receipt;
 
 pub use alarm::{
-    AlarmClass, AlarmEvent, AlarmState, ConditionKind, Diagnosis, GATEWAY_SUBJECT, Level, Priority, SubjectKind,
-    Transition,
+    AckCategory, AlarmClass, AlarmEvent, AlarmState, ConditionKind, Diagnosis, GATEWAY_SUBJECT, Level, Priority,
+    SubjectKind, Transition,
 };
 pub use receipt::{Durable, Receipt};
 

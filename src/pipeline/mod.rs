@@ -232,7 +232,12 @@ impl Gateway {
             .run(self_check_stop.clone()),
         );
         let policy = Arc::new(std::sync::RwLock::new(config.console.clone()));
+        let auth = Arc::new(api::auth::Tokens::new(api::auth::Auth::with_open_actions(
+            config.api_tokens.clone(),
+            config.api_open_actions,
+        )));
         let ctx = Arc::new(reload::Context {
+            auth: auth.clone(),
             data_dir: data_dir.to_path_buf(),
             journal: journal.clone(),
             state: state.clone(),
@@ -285,10 +290,7 @@ impl Gateway {
             max_body: config.api_max_body,
             request_timeout: config.api_server.request_timeout,
             commands: cmd_tx,
-            auth: std::sync::Arc::new(api::auth::Auth::with_open_actions(
-                config.api_tokens.clone(),
-                config.api_open_actions,
-            )),
+            auth: auth.clone(),
             devices: device_health,
             readiness,
             reload: reload_tx,

@@ -20,9 +20,11 @@
 //!   at most); readings already queued are evaluated.
 //! - **readiness**: `[ops]` limits and the store list of `/readyz`.
 //! - **console policy**: `[console]`, `[alarms.shelving]` and the set-points the trends draw.
+//! - **API tokens**: `[[api.tokens]]` and `[api] open`, from the next request on (a live feed
+//!   opened with a removed token keeps running until it reconnects).
 //!
 //! What only a restart can change (the reload is refused, naming each): gateway id, data
-//! directory, API listen address, body limit and tokens, history settings, hazard sources, and
+//! directory, API listen address and body limit, history settings, hazard sources, and
 //! the point list (ids and metadata: points index every live table).
 
 use std::sync::{Arc, RwLock};
@@ -171,6 +173,8 @@ pub(super) struct Parts {
 /// The running context a reload works in.
 #[derive(Debug)]
 pub(super) struct Context {
+    /// The API's tokens, replaced on reload.
+    pub(super) auth: Arc<crate::api::auth::Tokens>,
     pub(super) data_dir: std::path::PathBuf,
     pub(super) journal: Arc<AlarmJournal>,
     pub(super) state: Arc<LiveState>,
@@ -364,6 +368,18 @@ impl Reloader {
         }
         *ctx.readiness.write().unwrap_or_else(|p| p.into_inner()) = new.readiness();
         *ctx.policy.write().unwrap_or_else(|p| p.into_inner()) = new.console.clone();
+        let tokens = crate::api::auth::Auth::with_open_actions(new.api_tokens.clone(), new.api_open_actions);
+        let tokens_changed = ctx.auth.replace(tokens);
+        if tokens_changed && new.api_tokens.is_empty() && !new.api_open_actions {
+            warn!(api_addr = %new.api_listen, "API tokens removed: the API listens beyond loopback without [[api.tokens]], \
+                  so it is read-only from now on; configure tokens, or set [api] open = true to allow anyone who can reach it to act");
+        } else if tokens_changed {
+            info!(
+                tokens = new.api_tokens.len(),
+                open = new.api_open_actions,
+                "API tokens replaced"
+            );
+        }
         let summary = json!({
             "alarms_kept": carry.kept,
             "alarms_added": carry.added,
@@ -373,6 +389,7 @@ impl Reloader {
             "stores": stores,
             "deliveries_restarted": deliveries,
             "uplinks": uplinks,
+            "tokens_changed": tokens_changed,
         });
         parts.config = new;
         if !problems.is_empty() {

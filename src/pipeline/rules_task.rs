@@ -12,7 +12,7 @@ use tracing::warn;
 
 use super::journal_writer::JournalJob;
 use crate::clock::SharedClock;
-use crate::model::{Diagnosis, DurableBatch, Quality, ReadingBatch, Receipt};
+use crate::model::{Diagnosis, DurableBatch, Quality, ReadingBatch, Receipt, Transition};
 use crate::rules::{Output, RulesEngine};
 use crate::sinks::tsdb::SinkItem;
 use crate::state::{CommandRequest, LiveState};
@@ -99,7 +99,17 @@ impl RulesTask {
                 Some(req) = commands.recv() => {
                     let now = self.clock.now();
                     match self.engine.command(&req.alarm_id, req.command, &req.user, &req.comment, now, &mut out) {
-                        Ok(_) => self.commit(&mut out, Some(req.reply)).await,
+                        Ok(_) => {
+                            // The engine knows nothing of categories: the acknowledgement it
+                            // produced carries the operator's before it is journaled.
+                            if let Some(category) = req.category {
+                                out.events
+                                    .iter_mut()
+                                    .filter(|e| e.alarm_id == req.alarm_id && e.transition == Transition::Acknowledged)
+                                    .for_each(|e| e.category = Some(category));
+                            }
+                            self.commit(&mut out, Some(req.reply)).await
+                        }
                         // The requester may have given up (client gone).
                         Err(e) => { let _ = req.reply.send(Err(e)); }
                     }

@@ -95,6 +95,7 @@ impl Slot {
             raised_at: self.life.raised_at(),
             user: user.map(str::to_string),
             comment: comment.map(str::to_string),
+            category: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use rusqlite::{Connection, params};
 
 use super::history::{CacheBudget, StoreError, open_sqlite, sqlite_err};
-use crate::model::{AlarmEvent, Priority, Timestamp};
+use crate::model::{AckCategory, AlarmEvent, Priority, Timestamp};
 
 const SCHEMA: &str = "
     PRAGMA journal_mode = WAL;
@@ -52,6 +52,8 @@ pub struct HistoryFilter {
     pub hazard_source: Option<String>,
     /// Only this priority or higher.
     pub min_priority: Option<Priority>,
+    /// Only acknowledgements the operator gave this category.
+    pub category: Option<AckCategory>,
     /// Only transitions with a sequence number below this (paging backwards).
     pub before_seq: Option<u64>,
     /// At most this many.
@@ -212,6 +214,7 @@ impl AlarmJournal {
              WHERE ts >= ?1 AND ts <= ?2 AND seq < ?3
                AND (?4 IS NULL OR alarm_id = ?4) AND (?5 IS NULL OR hazard_source = ?5)
                AND priority IN ({})
+               AND (?7 IS NULL OR json_extract(event, '$.category') = ?7)
              ORDER BY seq DESC LIMIT ?6",
             min_priority
                 .iter()
@@ -228,6 +231,7 @@ impl AlarmJournal {
                 f.alarm_id,
                 f.hazard_source,
                 seq_param(f.limit as u64),
+                f.category.map(AckCategory::as_str),
             ],
         )
     }

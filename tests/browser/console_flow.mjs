@@ -6,7 +6,8 @@
 //   2. the Rust test raises the alarm; this script waits for ALARM_ID's row, checks it stands
 //      out as unacknowledged and that the new alarm sounded (and, with EXPECT_FLOOD, that the
 //      flood banner shows), saves a screenshot;
-//   3. acknowledges it through the page with COMMENT (typing ACK_USER when the API is open),
+//   3. acknowledges it through the page as a real alarm with COMMENT (typing ACK_USER when the
+//      API is open),
 //      waits for the row to show it acknowledged, saves screenshots, prints `DONE`.
 //
 // Every wait is on a selector or a page condition, bounded by TIMEOUT_MS; the whole run is
@@ -114,6 +115,7 @@ try {
     await page.fill('#ack-user', ACK_USER);
   }
   await page.fill('#ack-comment', COMMENT);
+  await page.selectOption('#ack-category', 'real_alarm');
   await page.screenshot({ path: path.join(SHOTS, `${PREFIX}-ack-dialog.png`) });
   await page.click('#ack-submit');
   await page.locator('#ack-dialog').waitFor({ state: 'hidden' });

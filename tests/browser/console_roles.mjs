@@ -69,6 +69,10 @@ try {
         tr.dataset.alarmId,
         [...tr.querySelectorAll('button[data-action]')].map((b) => b.dataset.action),
       ])));
+    const picks = await page.locator('input.pick').count();
+    const ackSelected = await page.locator('#ack-selected').isVisible();
+    check(role === 'viewer' ? picks === 0 && !ackSelected : picks > 0 && ackSelected,
+      `${role}: rows to pick and "acknowledge selected" only for roles that may acknowledge (${picks}, ${ackSelected})`);
     await page.screenshot({ path: path.join(SHOTS, `console-roles-${role}.png`) });
     console.log(`BUTTONS ${role} ${JSON.stringify(buttons)}`);
   }

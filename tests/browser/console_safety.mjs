@@ -177,7 +177,10 @@ try {
 
   // Acknowledge what sounds; the horn stops.
   for (const id of [CRITICAL, HIGH]) {
-    await act(page, id, '#alarm-rows', 'ack', () => page.fill('#ack-comment', '已通知现场'));
+    await act(page, id, '#alarm-rows', 'ack', async () => {
+      await page.fill('#ack-comment', '已通知现场');
+      await page.selectOption('#ack-category', 'real_alarm');
+    });
     await page.locator(`#alarm-rows tr.acked[data-alarm-id="${id}"]`).waitFor();
   }
   await waitHorn(page, 'off', null);

@@ -126,6 +126,7 @@ async fn a_gas_alarm_is_acknowledged_through_the_console_by_the_named_duty_offic
     let ack = acknowledgement(&gw, alarm, None).await;
     assert_eq!(ack["user"], "值班员李四");
     assert_eq!(ack["comment"], comment);
+    assert_eq!(ack["category"], "real_alarm");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

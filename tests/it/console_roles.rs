@@ -49,13 +49,8 @@ async fn each_role_sees_only_the_actions_it_may_take_and_an_admin_acts_through_t
     for (ch, v) in [("ch1", 60.0), ("ch2", 31.0), ("ch3", 2.0), ("ch4", 2.0)] {
         assert!(sim.pin(ch, v));
     }
-    let config = format!(
+    let extra = format!(
         r#"
-[gateway]
-id = "console-roles"
-data_dir = "data"
-[api]
-listen = "127.0.0.1:0"
 [[api.tokens]]
 name = "大屏"
 role = "viewer"
@@ -69,19 +64,6 @@ name = "班长王五"
 role = "admin"
 hash = "{admin}"
 
-[[hazard_sources]]
-id = "MHS-001"
-name = "液氯储罐区"
-level = 2
-
-[[devices]]
-name = "gas-ai-1"
-profile = "ai4-gas-lel"
-transport = {{ tcp = "{sim}" }}
-interval = "100ms"
-hazard_source = "MHS-001"
-points = {{ ch1 = "MHS-001/GT-101", ch2 = "MHS-001/GT-102", ch3 = "MHS-001/GT-103", ch4 = "MHS-001/GT-104" }}
-
 [[rules]]
 name = "latching-gt-102"
 points = "MHS-001/GT-102"
@@ -91,8 +73,8 @@ latching = true
         viewer = hash_token(VIEWER),
         operator = hash_token(OPERATOR),
         admin = hash_token(ADMIN),
-        sim = sim.local_addr()
     );
+    let config = support::console::gas_gateway("console-roles", sim.local_addr(), "", &extra);
     let gw = TestGateway::start(&config).await;
     for a in [CRITICAL, HIGH, LATCHED] {
         wait_for(&format!("{a} active"), LIMIT, || async {
@@ -141,17 +123,17 @@ latching = true
     assert_eq!(
         seen["operator"],
         expect(
-            &["ack", "oos"],
-            &["ack", "shelve", "oos"],
+            &["ack", "oos", "ack-subject"],
+            &["ack", "shelve", "oos", "ack-subject"],
             &["ack", "shelve", "reset", "oos"]
         ),
-        "an operator may not shelve a critical alarm"
+        "an operator may not shelve a critical alarm; GT-101's two alarms are acknowledged together"
     );
     assert_eq!(
         seen["admin"],
         expect(
-            &["ack", "shelve", "oos"],
-            &["ack", "shelve", "oos"],
+            &["ack", "shelve", "oos", "ack-subject"],
+            &["ack", "shelve", "oos", "ack-subject"],
             &["ack", "shelve", "reset", "oos"]
         )
     );

@@ -8,7 +8,7 @@ use crate::support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{ConsoleBrowser, TestGateway, simulator, wait_for};
+use support::{TestGateway, simulator, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(120);
 const POINT: &str = "MHS-001/GT-101";
@@ -33,34 +33,12 @@ async fn a_points_trend_shows_its_history_set_points_and_alarm_marks() {
         assert!(gas.pin(ch, 2.0));
     }
     let tank = simulator("tank-ltp", None).await;
-    let config = format!(
-        r#"
-[gateway]
-id = "console-trend"
-data_dir = "data"
-[api]
-listen = "127.0.0.1:0"
-[[hazard_sources]]
-id = "MHS-001"
-name = "液氯储罐区"
-level = 2
-[[devices]]
-name = "gas-ai-1"
-profile = "ai4-gas-lel"
-transport = {{ tcp = "{gas}" }}
-interval = "100ms"
-hazard_source = "MHS-001"
-points = {{ ch1 = "MHS-001/GT-101", ch2 = "MHS-001/GT-102", ch3 = "MHS-001/GT-103", ch4 = "MHS-001/GT-104" }}
-[[devices]]
-name = "tank-1"
-profile = "tank-ltp"
-transport = {{ tcp = "{tank}" }}
-interval = "200ms"
-hazard_source = "MHS-001"
-"#,
-        gas = gas.local_addr(),
-        tank = tank.local_addr()
+    let tank_device = format!(
+        "[[devices]]\nname = \"tank-1\"\nprofile = \"tank-ltp\"\ntransport = {{ tcp = \"{}\" }}\n\
+         interval = \"200ms\"\nhazard_source = \"MHS-001\"\n",
+        tank.local_addr()
     );
+    let config = support::console::gas_gateway("console-trend", gas.local_addr(), "", &tank_device);
     let gw = TestGateway::start(&config).await;
     // A rising concentration, each step stored (well past the history deadband), ending in alarm.
     for (i, v) in [8.0, 14.0, 20.0, 30.0].into_iter().enumerate() {
@@ -82,7 +60,7 @@ hazard_source = "MHS-001"
     let readings = stored(&gw).await;
     assert!(readings >= 5, "at least the first reading and four steps: {readings}");
 
-    let mut browser = ConsoleBrowser::start_script(
+    support::console::run_script(
         "console_trend.mjs",
         &format!("{}/", gw.base),
         &[
@@ -91,7 +69,7 @@ hazard_source = "MHS-001"
             ("SAME_UNIT", "MHS-001/GT-102"),
             ("OTHER_UNIT", "tank-1/temperature"),
         ],
-    );
-    browser.expect_line("DONE", LIMIT).await;
-    browser.finish();
+        LIMIT,
+    )
+    .await;
 }

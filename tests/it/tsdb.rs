@@ -122,6 +122,7 @@ async fn values_and_names_round_trip_exactly_through_influxdb_v1() {
         raised_at: Some(Timestamp::from_nanos(base + 5)),
         user: None,
         comment: None,
+        category: None,
     };
     store.tx.send(SinkItem::Alarm(Box::new(alarm))).await.unwrap();
     wait_sent(&metrics, "tsdb0", (sent + 1) as f64).await;

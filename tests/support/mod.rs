@@ -15,6 +15,7 @@ use hazard_gateway::pipeline::Gateway;
 use hazard_gateway::sources::sim::{Scenario, Simulator};
 
 /// A simulated 4G DTU that dials in to the gateway.
+pub mod console;
 pub mod dtu;
 
 /// An independent reference for the uplink ciphers (Python `gmssl` and `cryptography`).

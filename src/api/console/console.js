@@ -68,6 +68,14 @@
       trend: '趋势', r_hour: '1 小时', r_shift: '本班 8 小时', r_day: '1 天', r_week: '1 周',
       overlay: '叠加测点', close: '关闭', trend_none: '（选择）',
       trend_note: '虚线：报警设定值；竖线：报警发生（红）、恢复（绿）、确认（蓝）',
+      category: '报警类别', choose: '（请选择）', need_category: '请选择报警类别',
+      cat_real_alarm: '真实报警', cat_false_alarm: '误报', cat_equipment_fault: '设备故障',
+      cat_maintenance: '检修', cat_drill: '演练',
+      select: '选择', ack_selected: '确认所选（{n}）', ack_subject: '确认该对象全部（{n}）',
+      ack_many_title: '批量确认报警', ack_many_what: '共 {n} 条报警：',
+      ack_partial: '{a} 条已确认，{r} 条未能确认：{m}', h_categories: '确认类别',
+      b_online: '在线', b_offline: '离线', b_since: '自 {t}', b_reconnects: '重连 {n} 次', b_error: '最近错误：{m}',
+      broker: 'MQTT 服务器', list_sep: '；',
     },
     en: {
       title: 'Major Hazard Monitoring', conn_up: 'LIVE', conn_down: 'DISCONNECTED',
@@ -127,6 +135,14 @@
       trend: 'Trend', r_hour: '1 hour', r_shift: 'Shift (8 h)', r_day: '1 day', r_week: '1 week',
       overlay: 'Overlay point', close: 'Close', trend_none: '(choose)',
       trend_note: 'Dashed: alarm set-points; vertical lines: alarm raised (red), cleared (green), acknowledged (blue)',
+      category: 'Category', choose: '(choose)', need_category: 'Please choose a category',
+      cat_real_alarm: 'Real alarm', cat_false_alarm: 'False alarm', cat_equipment_fault: 'Equipment fault',
+      cat_maintenance: 'Maintenance', cat_drill: 'Drill',
+      select: 'Select', ack_selected: 'Acknowledge selected ({n})', ack_subject: 'Acknowledge all on this subject ({n})',
+      ack_many_title: 'Acknowledge alarms', ack_many_what: '{n} alarms: ',
+      ack_partial: '{a} acknowledged, {r} not: {m}', h_categories: 'Acknowledged as',
+      b_online: 'Online', b_offline: 'Offline', b_since: 'since {t}', b_reconnects: '{n} reconnects', b_error: 'Last error: {m}',
+      broker: 'MQTT broker', list_sep: '; ',
     },
   };
   const PRIORITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
@@ -141,6 +157,9 @@
   // Silence stops the horn for this long; acknowledging is separate and still needed.
   const SILENCE_MS = 120000;
   const BAD_QUALITY = new Set(['comm_fault', 'decode_error', 'out_of_range', 'stale']);
+  // What an operator may find an alarm to be, recorded with the acknowledgement (the API's
+  // `category`); the console always asks for one.
+  const CATEGORIES = ['real_alarm', 'false_alarm', 'equipment_fault', 'maintenance', 'drill'];
   const SHELVE_CHOICES = [[900, '15 min'], [1800, '30 min'], [3600, '1 h'], [7200, '2 h'], [14400, '4 h'], [28800, '8 h']];
 
   const $ = (id) => document.getElementById(id);
@@ -154,6 +173,8 @@
   let loadGen = 0;
   let loaded = false;
   let points = [];
+  // `/api/v1/devices`: every device's health (Modbus, OPC UA, MQTT brokers) and label.
+  let devices = [];
   let pointsById = new Map();
   let flood = { active: false, rate: 0 };
   let feed = null;
@@ -172,6 +193,16 @@
     let s = (I18N[lang][key] ?? I18N.zh[key] ?? key);
     for (const [k, v] of Object.entries(vars || {})) s = s.replace('{' + k + '}', v);
     return s;
+  }
+
+  // Fills a <select> with `items` ([value, text]) after an optional first choice `blank` (value
+  // ''), keeping the current choice when it is still offered.
+  function fillSelect(select, blank, items) {
+    const keep = select.value;
+    const opts = items.map(([value, text]) => { const o = el('option', null, text); o.value = value; return o; });
+    if (blank !== null) { const o = el('option', null, blank); o.value = ''; opts.unshift(o); }
+    select.replaceChildren(...opts);
+    if ([...select.options].some((o) => o.value === keep)) select.value = keep;
   }
 
   function el(tag, cls, text) {
@@ -242,6 +273,7 @@
     constructor(status, body) {
       super((body && body.message) || ('HTTP ' + status));
       this.status = status;
+      this.code = body && body.error;
     }
   }
 
@@ -287,6 +319,36 @@
       const s = await api('/api/v1/alarms/summary');
       setFlood(s.flood, s.rate_10min);
     } catch (_) { /* shown by the connection state */ }
+  }
+
+  async function loadDevices() {
+    try {
+      devices = await api('/api/v1/devices');
+      renderDevices([...alarms.values()]);
+    } catch (_) { /* shown by the connection state */ }
+  }
+
+  // A point's or device's label (`[labels]` in the config): its name and where it is.
+  const placeText = (label) => {
+    const l = label && label.location;
+    return l ? [l.area, l.unit, l.floor].filter(Boolean).join(' · ') : '';
+  };
+  const deviceLabel = (name) => {
+    const d = devices.find((x) => x.name === name);
+    return d && d.label;
+  };
+  // Names a subject for the duty officer: the label's name, else the id.
+  function subjectCell(a) {
+    const td = el('td', 'id subject');
+    const label = a.subject_kind === 'point' ? (pointsById.get(a.subject) || {}).label
+      : (a.subject_kind === 'device' ? deviceLabel(a.subject) : null);
+    if (label && label.name) {
+      td.appendChild(el('span', 'label-name', label.name));
+      td.appendChild(el('span', 'label-id', a.subject));
+      const place = placeText(label);
+      if (place) td.appendChild(el('span', 'label-place', place));
+    } else td.textContent = a.subject;
+    return td;
   }
 
   // The gateway's own faults (`/readyz`: a store that cannot send, a silent rules engine)
@@ -350,7 +412,7 @@
 
   async function refreshAll() {
     try {
-      await Promise.all([loadSettings(), loadAlarms(), loadPoints(), loadSummary(), loadReady()]);
+      await Promise.all([loadSettings(), loadAlarms(), loadPoints(), loadSummary(), loadReady(), loadDevices()]);
       showError('');
     } catch (err) {
       if (err.status !== 401) showError(t('failed', { m: err.message }));
@@ -464,29 +526,34 @@
     return out;
   }
 
-  function openAction(a, kind) {
+  // Opens the action dialog for one alarm, or (acknowledge only) for several: one category
+  // and comment for all of them, each journaled on its own.
+  function openAction(a, kind, many) {
     const spec = ACTIONS[kind];
-    actTarget = { alarm: a, kind };
-    $('ack-h').textContent = t(spec.title);
-    $('ack-what').textContent = describeAlarm(a) + ' — ' + a.subject;
+    const list = many && many.length ? many : [a];
+    actTarget = { alarm: list[0], alarms: list, kind };
+    $('ack-h').textContent = t(list.length > 1 ? 'ack_many_title' : spec.title);
+    $('ack-what').textContent = list.length > 1
+      ? t('ack_many_what', { n: list.length }) + list.map((x) => x.subject + ' ' + describeAlarm(x)).join(t('list_sep'))
+      : describeAlarm(a) + ' — ' + a.subject;
     $('ack-user-row').hidden = !openApi;
     $('ack-user').value = '';
     $('ack-comment').value = '';
     $('ack-comment-label').textContent = spec.reason ? t('reason') : t('comment');
+    $('ack-category-row').hidden = kind !== 'ack';
+    fillSelect($('ack-category'), t('choose'), CATEGORIES.map((c) => [c, t('cat_' + c)]));
+    $('ack-category').value = '';
     $('ack-duration-row').hidden = !spec.duration;
     if (spec.duration) {
       const max = (shelveRule(a.priority) || { max_s: 0 }).max_s;
       const choices = SHELVE_CHOICES.filter(([s]) => s <= max);
-      $('ack-duration').replaceChildren(...choices.map(([s, label]) => {
-        const o = el('option', null, label);
-        o.value = String(s);
-        return o;
-      }));
+      fillSelect($('ack-duration'), null, choices.map(([s, label]) => [String(s), label]));
+      $('ack-duration').selectedIndex = 0;
     }
     $('ack-error').textContent = '';
     $('ack-submit').textContent = t(kind === 'ack' ? 'ack' : kind);
     $('ack-dialog').showModal();
-    (openApi ? $('ack-user') : $('ack-comment')).focus();
+    (openApi ? $('ack-user') : (kind === 'ack' ? $('ack-category') : $('ack-comment'))).focus();
   }
 
   async function submitAction(ev) {
@@ -499,28 +566,70 @@
       if (!user) { $('ack-error').textContent = t('need_name'); return; }
       body.user = user;
     }
+    if (actTarget.kind === 'ack') {
+      body.category = $('ack-category').value;
+      if (!body.category) { $('ack-error').textContent = t('need_category'); return; }
+    }
     if (spec.reason && !body.comment) { $('ack-error').textContent = t('need_reason'); return; }
     if (spec.duration) body.duration = $('ack-duration').value + 's';
     $('ack-submit').disabled = true;
+    const post = (path, data) => api(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(data),
+    });
     try {
-      const path = '/api/v1/alarms/' + encodeURIComponent(actTarget.alarm.alarm_id) + '/' + spec.path;
-      const view = await api(path, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify(body),
-      });
-      applyTo(alarms, view);
+      if (actTarget.alarms.length > 1) {
+        body.alarm_ids = actTarget.alarms.map((x) => x.alarm_id);
+        const res = await post('/api/v1/alarms/ack', body);
+        for (const view of res.acknowledged) applyTo(alarms, view);
+        for (const id of body.alarm_ids) selected.delete(id);
+        scheduleRender();
+        if (res.refused.length) {
+          $('ack-error').textContent = t('ack_partial', {
+            a: res.acknowledged.length, r: res.refused.length,
+            m: res.refused.map((x) => x.alarm_id + ' ' + x.message).join(t('list_sep')),
+          });
+          return;
+        }
+      } else {
+        const path = '/api/v1/alarms/' + encodeURIComponent(actTarget.alarm.alarm_id) + '/' + spec.path;
+        applyTo(alarms, await post(path, body));
+        selected.delete(actTarget.alarm.alarm_id);
+      }
       $('ack-dialog').close();
       actTarget = null;
       scheduleRender();
     } catch (err) {
       if (err.status === 401) { $('ack-dialog').close(); return; }
       $('ack-error').textContent = err.status === 403
-        ? (actTarget.kind === 'ack' ? t('forbidden') : t('forbidden_action', { m: err.message }))
+        ? (actTarget.kind === 'ack' ? forbiddenText(err) : t('forbidden_action', { m: err.message }))
         : t('failed', { m: err.message });
     } finally {
       $('ack-submit').disabled = false;
     }
+  }
+
+  // A read-only gateway says why; otherwise the token's role is too low.
+  const forbiddenText = (err) => (err.code === 'read_only' ? t('read_only') : t('forbidden'));
+
+  // Rows picked for one acknowledgement, by alarm id; kept across re-renders, dropped once
+  // an alarm no longer waits for acknowledgement.
+  const selected = new Set();
+  const ackable = (a) => mayAct() && needsAck(a) && annunciated(a);
+
+  function renderSelection(shown) {
+    const waiting = new Set(shown.filter(ackable).map((a) => a.alarm_id));
+    for (const id of [...selected]) if (!waiting.has(id)) selected.delete(id);
+    const b = $('ack-selected');
+    b.hidden = !mayAct() || waiting.size === 0;
+    b.disabled = selected.size === 0;
+    b.textContent = t('ack_selected', { n: selected.size });
+  }
+
+  function ackSelected() {
+    const list = [...alarms.values()].filter((a) => selected.has(a.alarm_id) && ackable(a)).sort(byUrgency);
+    if (list.length) openAction(list[0], 'ack', list);
   }
 
   // ---- annunciation ----
@@ -631,6 +740,7 @@
   };
   const ackDelay = (e) => (e.transition === 'acknowledged' && e.raised_at != null
     ? Math.max(0, Math.round((e.ts - e.raised_at) / 1e9)) : null);
+  const catText = (e) => (e.category ? t('cat_' + e.category) : '');
   const fmtDelay = (s) => (s == null ? '' : (s < 120 ? s + ' s' : Math.floor(s / 60) + ' min ' + (s % 60) + ' s'));
 
   function openJournal() {
@@ -638,15 +748,10 @@
     if (!$('j-from').value) $('j-from').value = localInput(now - 8 * 3600 * 1000);
     if (!$('j-to').value) $('j-to').value = localInput(now + 60 * 1000);
     const sources = [...new Set(points.map((p) => p.hazard_source).filter(Boolean))].sort();
-    const keepSource = $('j-source').value;
-    $('j-source').replaceChildren(el('option', null, t('f_any')), ...sources.map((s) => { const o = el('option', null, s); o.value = s; return o; }));
-    $('j-source').options[0].value = '';
-    $('j-source').value = keepSource;
-    if (!$('j-priority').options.length) {
-      $('j-priority').replaceChildren(el('option', null, t('f_any')), ...['low', 'medium', 'high', 'critical']
-        .map((p) => { const o = el('option', null, t('p_' + p) + ' +'); o.value = p; return o; }));
-      $('j-priority').options[0].value = '';
-    }
+    // Rebuilt on every opening, so the choices follow the language and the data.
+    fillSelect($('j-source'), t('f_any'), sources.map((s) => [s, s]));
+    fillSelect($('j-priority'), t('f_any'), ['low', 'medium', 'high', 'critical'].map((p) => [p, t('p_' + p) + ' +']));
+    fillSelect($('j-category'), t('f_any'), CATEGORIES.map((c) => [c, t('cat_' + c)]));
     $('journal-dialog').showModal();
     loadJournal();
   }
@@ -660,6 +765,7 @@
     if (Number.isFinite(to)) q.set('to', String(to));
     if ($('j-source').value) q.set('hazard_source', $('j-source').value);
     if ($('j-priority').value) q.set('priority', $('j-priority').value);
+    if ($('j-category').value) q.set('category', $('j-category').value);
     let list;
     try { list = await api('/api/v1/alarms/history?' + q.toString()); } catch (err) {
       $('j-count').textContent = t('failed', { m: err.message });
@@ -673,25 +779,55 @@
       const tr = el('tr', e.priority);
       tr.dataset.transition = e.transition;
       for (const v of [fmtTime(e.ts), t('p_' + e.priority), e.hazard_source || '—', e.subject, describeAlarm(e),
-        t('t_' + e.transition), e.user || '', e.comment || '', fmtDelay(ackDelay(e))]) tr.appendChild(el('td', null, v));
+        t('t_' + e.transition), catText(e), e.user || '', e.comment || '', fmtDelay(ackDelay(e))]) tr.appendChild(el('td', null, v));
+      if (e.category) tr.dataset.category = e.category;
       return tr;
     }));
   }
 
-  // The shift handover (交接班): the last 8 hours of the journal with what was raised,
-  // acknowledged and is still open, operator actions and the times to acknowledge; printable.
+  // The span a handover covers. With the site's shift starts (`[console] shifts`, local time):
+  // the current shift so far, or, within the first half hour after a change (when handovers
+  // happen), the shift that just ended. Without them: the last 8 hours.
+  const HANDOVER_WINDOW_MS = 30 * 60 * 1000;
+  function shiftSpan(now) {
+    const starts = settings.shifts || [];
+    if (!starts.length) return [now - 8 * 3600 * 1000, now + 60 * 1000];
+    const bounds = [];
+    for (const back of [2, 1, 0]) {
+      for (const hm of starts) {
+        const [h, m] = hm.split(':').map(Number);
+        const d = new Date(now);
+        d.setDate(d.getDate() - back);
+        d.setHours(h, m, 0, 0);
+        bounds.push(d.getTime());
+      }
+    }
+    bounds.sort((a, b) => a - b);
+    const past = bounds.filter((b) => b <= now);
+    const cur = past[past.length - 1];
+    const prev = past[past.length - 2];
+    return now - cur < HANDOVER_WINDOW_MS ? [prev, cur] : [cur, now + 60 * 1000];
+  }
+
+  // The shift handover (交接班): the shift's journal with what was raised, acknowledged and is
+  // still open, operator actions and the times to acknowledge; printable.
   async function handover() {
     const now = Date.now();
-    $('j-from').value = localInput(now - 8 * 3600 * 1000);
-    $('j-to').value = localInput(now + 60 * 1000);
+    const [from, to] = shiftSpan(now);
+    $('j-from').value = localInput(from);
+    $('j-to').value = localInput(to);
     $('j-point').value = '';
     $('j-user').value = '';
+    $('j-category').value = '';
     await loadJournal();
     const raised = journalRows.filter((e) => e.transition === 'raised').length;
     const acks = journalRows.filter((e) => e.transition === 'acknowledged');
     const delays = acks.map(ackDelay).filter((d) => d != null);
     const open = [...alarms.values()].filter((a) => a.state !== 'normal').length;
     const actions = journalRows.filter((e) => e.user).length;
+    const byCategory = new Map();
+    for (const e of acks) if (e.category) byCategory.set(e.category, (byCategory.get(e.category) || 0) + 1);
+    const categories = CATEGORIES.filter((c) => byCategory.has(c)).map((c) => t('cat_' + c) + ' ' + byCategory.get(c)).join(' · ');
     const mean = delays.length ? Math.round(delays.reduce((x, y) => x + y, 0) / delays.length) : null;
     const box = $('j-summary');
     const item = (key, value, name) => {
@@ -709,11 +845,13 @@
       item('h_actions', String(actions), 'actions'),
       item('h_tta', fmtDelay(mean) || '—', 'tta'),
       item('h_tta_max', fmtDelay(delays.length ? Math.max(...delays) : null) || '—', 'tta_max'),
+      item('h_categories', categories || '—', 'categories'),
     );
     box.hidden = false;
     box.dataset.raised = String(raised);
     box.dataset.acknowledged = String(acks.length);
     box.dataset.open = String(open);
+    box.dataset.categories = CATEGORIES.filter((c) => byCategory.has(c)).map((c) => c + '=' + byCategory.get(c)).join(',');
   }
 
   function csvField(v) {
@@ -723,11 +861,11 @@
 
   function exportJournal() {
     const head = ['time', 'seq', 'alarm_id', 'priority', 'hazard_source', 'subject', 'condition', 'level',
-      'transition', 'state', 'value', 'limit', 'unit', 'user', 'comment', 'ack_delay_s'];
+      'transition', 'state', 'value', 'limit', 'unit', 'user', 'comment', 'category', 'category_name', 'ack_delay_s'];
     const lines = [head.join(',')].concat(journalRows.map((e) => [
       e.time || new Date(e.ts / 1e6).toISOString(), e.seq, e.alarm_id, e.priority, e.hazard_source || '', e.subject,
       e.condition, e.level || '', e.transition, e.state, e.value ?? '', e.limit ?? '', e.unit, e.user || '',
-      e.comment || '', ackDelay(e) ?? '',
+      e.comment || '', e.category || '', catText(e), ackDelay(e) ?? '',
     ].map(csvField).join(',')));
     const blob = new Blob(['\ufeff' + lines.join('\r\n') + '\r\n'], { type: 'text/csv;charset=utf-8' });
     const a = el('a');
@@ -780,9 +918,10 @@
     const from = to - trend.range * 1000;
     $('trend-title').textContent = trend.points.join(' + ');
     const add = $('trend-add');
-    add.replaceChildren(el('option', null, t('trend_none')), ...points
+    fillSelect(add, t('trend_none'), points
       .filter((p) => !trend.points.includes(p.id) && p.kind !== 'state')
-      .map((p) => { const o = el('option', null, p.id + (p.unit ? ' (' + p.unit + ')' : '')); o.value = p.id; return o; }));
+      .map((p) => [p.id, p.id + (p.unit ? ' (' + p.unit + ')' : '')]));
+    add.value = '';
     for (const b of document.querySelectorAll('#trend-dialog [data-range]')) {
       b.classList.toggle('on', Number(b.dataset.range) === trend.range);
     }
@@ -920,11 +1059,23 @@
     tr.classList.add(needsAck(a) ? 'unack' : 'acked');
     if (a.state === 'unack_rtn') tr.classList.add('rtn');
     const prio = el('td');
+    if (ackable(a)) {
+      const pick = el('input', 'pick');
+      pick.type = 'checkbox';
+      pick.checked = selected.has(a.alarm_id);
+      pick.title = t('select');
+      pick.setAttribute('aria-label', t('select') + ' ' + a.subject);
+      pick.addEventListener('change', () => {
+        if (pick.checked) selected.add(a.alarm_id); else selected.delete(a.alarm_id);
+        renderSelection([...alarms.values()].filter(annunciated));
+      });
+      prio.appendChild(pick);
+    }
     prio.appendChild(el('span', 'prio ' + a.priority, t('p_' + a.priority)));
     tr.appendChild(prio);
     tr.appendChild(el('td', 'num', fmtTime(a.raised_at ?? a.ts)));
     tr.appendChild(el('td', 'id', a.hazard_source || '—'));
-    tr.appendChild(el('td', 'id', a.subject));
+    tr.appendChild(subjectCell(a));
     tr.appendChild(el('td', null, describeAlarm(a)));
     tr.appendChild(valueCell(a));
     const st = el('td', 'state ' + a.state, t('s_' + a.state));
@@ -943,6 +1094,16 @@
       b.addEventListener('click', () => openAction(a, kind));
       act.appendChild(b);
     }
+    // Every alarm of this point (or device) still waiting, in one acknowledgement.
+    const same = ackable(a)
+      ? [...alarms.values()].filter((x) => x.subject === a.subject && ackable(x)).sort(byUrgency) : [];
+    if (same.length > 1) {
+      const b = el('button', 'act ack-subject', t('ack_subject', { n: same.length }));
+      b.type = 'button';
+      b.dataset.action = 'ack-subject';
+      b.addEventListener('click', () => openAction(same[0], 'ack', same));
+      act.appendChild(b);
+    }
     tr.appendChild(cell);
     return tr;
   }
@@ -950,6 +1111,7 @@
   function renderAlarms(all) {
     const shown = all.filter(annunciated).sort(byUrgency);
     const held = all.filter((a) => !annunciated(a)).sort(byUrgency);
+    renderSelection(shown);
     $('alarm-rows').replaceChildren(...shown.map(alarmRow));
     // Never "no active alarms" while a shelved or out-of-service one is there.
     const empty = $('no-alarms');
@@ -1019,22 +1181,46 @@
     $('sources').replaceChildren(...cards);
   }
 
+  // A card per device: the points it feeds, and what `/api/v1/devices` says of its link (an
+  // MQTT broker: online or offline since when, reconnects, its last error).
   function renderDevices(all) {
     const groups = new Map();
     for (const p of points) {
       if (!groups.has(p.device)) groups.set(p.device, []);
       groups.get(p.device).push(p);
     }
+    for (const d of devices) if (!groups.has(d.name)) groups.set(d.name, []);
     const cards = [...groups.keys()].sort().map((dev) => {
       const list = groups.get(dev);
+      const health = devices.find((d) => d.name === dev);
+      const broker = health && health.mqtt;
       const commLost = all.some((a) => a.subject_kind === 'device' && a.subject === dev && a.state !== 'normal');
       let cls = 'ok';
       let verdict = t('v_ok');
       if (commLost) { cls = 'fault'; verdict = t('v_comm_lost'); }
-      else if (list.every((p) => p.quality === 'no_data')) { cls = 'nodata'; verdict = t('v_nodata'); }
+      else if (broker && !broker.online) { cls = 'fault'; verdict = t('b_offline'); }
+      else if (list.length && list.every((p) => p.quality === 'no_data')) { cls = 'nodata'; verdict = t('v_nodata'); }
       else if (list.some(isBad)) { cls = 'degraded'; verdict = t('v_degraded'); }
-      const c = card(dev, cls, verdict, pointDetail(list));
+      else if (broker) verdict = t('b_online');
+      const label = health && health.label;
+      const title = label && label.name ? label.name + ' · ' + dev : dev;
+      let detail = list.length ? pointDetail(list) : '';
+      if (broker) {
+        const parts = [t('broker') + ' ' + broker.address];
+        if (broker.since_ms != null) parts.push(t('b_since', { t: fmtTime(broker.since_ms * 1e6) }));
+        parts.push(t('b_reconnects', { n: broker.reconnects }));
+        if (detail) parts.unshift(detail);
+        detail = parts.join(' · ');
+      }
+      const place = placeText(label);
+      if (place) detail = place + (detail ? ' · ' + detail : '');
+      const c = card(title, cls, verdict, detail);
+      if (broker && broker.last_error) c.appendChild(el('span', 'detail error-text', t('b_error', { m: broker.last_error })));
       c.dataset.device = dev;
+      if (broker) {
+        c.dataset.online = String(broker.online);
+        c.dataset.reconnects = String(broker.reconnects);
+      }
       return c;
     });
     $('devices').replaceChildren(...cards);
@@ -1060,8 +1246,13 @@
       row.tr.className = prio ? 'in-alarm ' + prio : '';
       if (connLost) row.tr.classList.add('lost');
       row.source.textContent = p.hazard_source || '—';
+      const label = p.label || {};
+      row.label.textContent = label.name || '';
+      row.place.textContent = placeText(label);
+      if (label.description) row.label.title = label.description; else row.label.removeAttribute('title');
+      const devLabel = deviceLabel(p.device);
       if (p.description) row.name.title = p.description; else row.name.removeAttribute('title');
-      row.device.textContent = p.device;
+      row.device.textContent = devLabel && devLabel.name ? devLabel.name + ' · ' + p.device : p.device;
       row.value.textContent = pointText(p);
       row.value.className = 'num value' + (BAD_QUALITY.has(p.quality) ? ' fault' : '');
       // An uncertain value still drives alarms but is shown apart, neither good nor bad.
@@ -1092,7 +1283,10 @@
     open.type = 'button';
     open.addEventListener('click', () => openTrend(id));
     name.appendChild(open);
-    row = { tr, source: el('td'), name, device: el('td'), value: el('td'), quality: el('td'), when: el('td', 'num updated') };
+    const label = el('span', 'label-name');
+    const place = el('span', 'label-place');
+    name.append(label, place);
+    row = { tr, source: el('td'), name, label, place, device: el('td'), value: el('td'), quality: el('td'), when: el('td', 'num updated') };
     tr.append(row.source, name, row.device, row.value, row.quality, row.when);
     pointRows.set(id, row);
     return row;
@@ -1175,6 +1369,9 @@
     $('login-form').addEventListener('submit', submitLogin);
     $('login-dialog').addEventListener('cancel', (ev) => ev.preventDefault());
     $('ack-form').addEventListener('submit', submitAction);
+    $('ack-selected').addEventListener('click', ackSelected);
+    // A correction clears what the last attempt said was missing.
+    $('ack-form').addEventListener('input', () => { $('ack-error').textContent = ''; });
     for (const b of document.querySelectorAll('#trend-dialog [data-range]')) {
       b.addEventListener('click', () => { trend.range = Number(b.dataset.range); drawTrend(); });
     }
@@ -1201,7 +1398,7 @@
     tickClock();
     setInterval(tickClock, 1000);
     setInterval(() => { if (feed) loadPoints(); }, POINTS_EVERY_MS);
-    setInterval(() => { if (feed) { loadSummary(); loadReady(); } }, SUMMARY_EVERY_MS);
+    setInterval(() => { if (feed) { loadSummary(); loadReady(); loadDevices(); } }, SUMMARY_EVERY_MS);
     setInterval(() => updateHorn(true), HORN_EVERY_MS);
     start();
   });

@@ -17,8 +17,6 @@ pub(super) fn needs_restart(old: &GatewayConfig, new: &GatewayConfig) -> Vec<Str
     check(old.data_dir != new.data_dir, "gateway.data_dir");
     check(old.api_listen != new.api_listen, "api.listen");
     check(old.api_max_body != new.api_max_body, "api.max_body");
-    check(old.api_tokens != new.api_tokens, "api.tokens");
-    check(old.api_open_actions != new.api_open_actions, "api.open");
     check(old.api_server != new.api_server, "api (tls, timeouts, header limit)");
     check(old.history != new.history, "history");
     check(old.dtu != new.dtu, "dtu (listeners and stations)");

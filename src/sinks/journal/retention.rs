@@ -284,6 +284,7 @@ mod tests {
             raised_at: None,
             user: None,
             comment: None,
+            category: None,
         }
     }
 

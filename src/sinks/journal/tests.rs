@@ -27,6 +27,7 @@ fn event(subject: &str, transition: Transition, state: AlarmState, priority: Pri
         raised_at: None,
         user: Some("张三".into()),
         comment: Some("checked on site".into()),
+        category: None,
     }
 }
 
@@ -111,4 +112,62 @@ fn history_filters_and_pages_newest_first() {
         })
         .unwrap();
     assert_eq!(one.len(), 1);
+}
+
+#[test]
+fn a_journal_written_before_ack_categories_opens_reads_and_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    // A row exactly as an older gateway wrote it: its event JSON has no `category` key.
+    let old = event("a", Transition::Acknowledged, AlarmState::AckActive, Priority::High);
+    let mut json = serde_json::to_value(&old).unwrap();
+    json.as_object_mut().unwrap().remove("category");
+    json["seq"] = 1.into();
+    assert!(json.get("category").is_none());
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute(
+            "INSERT INTO alarm_transitions (ts, alarm_id, transition, state, priority, hazard_source, event)
+             VALUES (1000000000, 'a:high', 'acknowledged', 'ack_active', 'high', 'MHS-001', ?1)",
+            params![json.to_string()],
+        )
+        .unwrap();
+    }
+    let j = AlarmJournal::open(&path).unwrap();
+    let mut new = event("b", Transition::Acknowledged, AlarmState::AckActive, Priority::High);
+    new.category = Some(AckCategory::FalseAlarm);
+    j.append(&mut [new], &[]).unwrap();
+    let all = j
+        .history(&HistoryFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].category, None);
+    assert_eq!(
+        (all[1].seq, &all[1].alarm_id, &all[1].user),
+        (1, &old.alarm_id, &old.user)
+    );
+    assert_eq!(all[0].category, Some(AckCategory::FalseAlarm));
+    let false_alarms = j
+        .history(&HistoryFilter {
+            category: Some(AckCategory::FalseAlarm),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        false_alarms.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(),
+        vec!["b"]
+    );
+    let drills = j
+        .history(&HistoryFilter {
+            category: Some(AckCategory::Drill),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(drills.is_empty());
 }

@@ -225,6 +225,7 @@ mod tests {
             raised_at: Some(Timestamp::from_nanos(9)),
             user: None,
             comment: None,
+            category: None,
         };
         let mut out = String::new();
         encode_alarm("gw-1", &e, &mut out).unwrap();

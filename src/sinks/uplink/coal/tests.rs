@@ -161,6 +161,7 @@ fn alarm(
         raised_at: None,
         user: None,
         comment: None,
+        category: None,
     }
 }
 
