@@ -40,6 +40,12 @@ async fn a_points_trend_shows_its_history_set_points_and_alarm_marks() {
     );
     let config = support::console::gas_gateway("console-trend", gas.local_addr(), "", &tank_device);
     let gw = TestGateway::start(&config).await;
+    // The first poll's 2.0 first: a step pinned before it would replace it, leaving one row
+    // until history's heartbeat (a minute) adds the next.
+    wait_for("the first reading stored", LIMIT, || async {
+        (stored(&gw).await >= 1).then_some(())
+    })
+    .await;
     // A rising concentration, each step stored (well past the history deadband), ending in alarm.
     for (i, v) in [8.0, 14.0, 20.0, 30.0].into_iter().enumerate() {
         assert!(gas.pin("ch1", v));
