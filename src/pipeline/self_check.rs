@@ -158,10 +158,11 @@ impl Checker {
         });
 
         // Outputs that cannot send at all.
+        // No figure: the `/readyz` reason and the console's banner name the store and why.
         f.diagnoses.push(Diagnosis {
             kind: ConditionKind::OutputFault,
             active: !s.unusable.is_empty(),
-            value: s.unusable.len() as f64,
+            value: f64::NAN,
         });
 
         // Wall clock against monotonic time.

@@ -31,6 +31,8 @@ const URL_ = env('CONSOLE_URL');
 const TOKEN = env('TOKEN');
 const CRITICAL = env('CRITICAL_ID');      // critical, unacknowledged, not shelvable by an operator
 const HIGH = env('HIGH_ID');              // high, on the same point as CRITICAL
+// The gateway's own high alarm: the store whose secret is missing cannot send.
+const GATEWAY = env('GATEWAY_ID');
 const SHELVE = env('SHELVE_ID');          // high, the only alarm of its hazard source
 const SHELVE_SOURCE = env('SHELVE_SOURCE');
 const FAULT_POINT = env('FAULT_POINT');   // out of range
@@ -176,7 +178,7 @@ try {
   await shots(page, 'shelved');
 
   // Acknowledge what sounds; the horn stops.
-  for (const id of [CRITICAL, HIGH]) {
+  for (const id of [CRITICAL, HIGH, GATEWAY]) {
     await act(page, id, '#alarm-rows', 'ack', async () => {
       await page.fill('#ack-comment', '已通知现场');
       await page.selectOption('#ack-category', 'real_alarm');

@@ -139,7 +139,8 @@ async fn the_console_sounds_for_open_alarms_keeps_shelved_ones_in_alarm_and_alar
     let critical = "MHS-001/GT-101:high_high";
     let high = "MHS-001/GT-101:high";
     let shelvable = "det-201/gas:high";
-    for a in [critical, high, shelvable] {
+    // The store whose secret is missing is the gateway's own (high) alarm.
+    for a in [critical, high, shelvable, "gateway:output_fault"] {
         active(&gw, a).await;
     }
 
@@ -182,6 +183,7 @@ async fn the_console_sounds_for_open_alarms_keeps_shelved_ones_in_alarm_and_alar
             ("TOKEN", OPERATOR),
             ("CRITICAL_ID", critical),
             ("HIGH_ID", high),
+            ("GATEWAY_ID", "gateway:output_fault"),
             ("SHELVE_ID", shelvable),
             ("SHELVE_SOURCE", "MHS-002"),
             ("FAULT_POINT", "MHS-001/GT-104"),

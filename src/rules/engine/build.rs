@@ -341,6 +341,7 @@ impl Builder<'_> {
             let unit = match kind {
                 ConditionKind::DiskSpace | ConditionKind::StoreBacklog => "MiB",
                 ConditionKind::ClockJump => "s",
+                ConditionKind::StorageWrite => "readings",
                 _ => "",
             };
             let meta = SlotMeta {
