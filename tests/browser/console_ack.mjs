@@ -16,15 +16,10 @@
 // Every wait is on a selector or a page condition, bounded by TIMEOUT_MS; the whole run by a
 // watchdog.
 
-import { chromium } from 'playwright-core';
+import { TIMEOUT_MS, check, env, launch, watchdog } from './common.mjs';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
 const URL_ = env('CONSOLE_URL');
 const SINGLE = env('SINGLE_ID');
 const SUBJECT = env('SUBJECT');
@@ -32,25 +27,11 @@ const PICKS = env('PICK_IDS').split(',');
 const USER = env('ACK_USER');
 const SHIFT_FROM = env('SHIFT_FROM');
 const SHOTS = env('SCREENSHOT_DIR');
-const TIMEOUT_MS = Number(process.env.TIMEOUT_MS || '30000');
 const SIZES = [[1920, 1080], [1366, 768], [390, 844]];
 
-const watchdog = setTimeout(() => {
-  console.error('console ack: watchdog fired after 180 s');
-  process.exit(3);
-}, 180_000);
+const guard = watchdog('console ack', 180);
 
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-quic', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-  timeout: TIMEOUT_MS,
-});
+const browser = await launch();
 const errors = [];
 try {
   const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'zh-CN' });
@@ -158,5 +139,5 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  clearTimeout(watchdog);
+  clearTimeout(guard);
 }

@@ -12,15 +12,9 @@
 // Every wait is on a selector or a page condition, bounded by TIMEOUT_MS; the whole run by a
 // watchdog.
 
-import { chromium } from 'playwright-core';
-import { createInterface } from 'node:readline';
+import { TIMEOUT_MS, check, env, launch, closeInput, nextLine, watchdog } from './common.mjs';
 import path from 'node:path';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
 const URL_ = env('CONSOLE_URL');
 const POINT = env('LABELLED_POINT');
 const NAME = env('NAME');
@@ -29,26 +23,9 @@ const DEVICE = env('DEVICE');
 const DEVICE_NAME = env('DEVICE_NAME');
 const BROKER = env('BROKER');
 const SHOTS = env('SCREENSHOT_DIR');
-const TIMEOUT_MS = Number(process.env.TIMEOUT_MS || '30000');
 
-const watchdog = setTimeout(() => {
-  console.error('console devices: watchdog fired after 150 s');
-  process.exit(3);
-}, 150_000);
-const stdinLines = createInterface({ input: process.stdin });
-const nextLine = () => new Promise((resolve) => stdinLines.once('line', resolve));
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-quic', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-  timeout: TIMEOUT_MS,
-});
+const guard = watchdog('console devices', 150);
+const browser = await launch();
 const errors = [];
 const shots = async (page, name) => {
   for (const [w, h] of [[1920, 1080], [1366, 768], [390, 844]]) {
@@ -104,6 +81,6 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  stdinLines.close();
-  clearTimeout(watchdog);
+  closeInput();
+  clearTimeout(guard);
 }

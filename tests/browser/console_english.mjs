@@ -5,38 +5,19 @@
 // the page opens. Last, switched back to Chinese, the journal's choices follow the language. Each page is checked and saved at 1920x1080, 1366x768 and 390 px, where
 // nothing may scroll sideways; prints `DONE`.
 
-import { chromium } from 'playwright-core';
+import { TIMEOUT_MS, check, env, launch, watchdog } from './common.mjs';
 import path from 'node:path';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
 const URL_ = env('CONSOLE_URL');
 const POINT = env('POINT');
 const DATA = env('DATA').split('|').filter(Boolean).sort((a, b) => b.length - a.length);
 const SHOTS = env('SCREENSHOT_DIR');
-const TIMEOUT_MS = Number(process.env.TIMEOUT_MS || '30000');
 // CJK ideographs, CJK punctuation and full-width forms.
 const CHINESE = /[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]/;
 
-const watchdog = setTimeout(() => {
-  console.error('console english: watchdog fired after 170 s');
-  process.exit(3);
-}, 170_000);
+const guard = watchdog('console english', 170);
 
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-quic', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-  timeout: TIMEOUT_MS,
-});
+const browser = await launch();
 const errors = [];
 try {
   const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'en-US' });
@@ -120,7 +101,10 @@ try {
   await page.click('#j-close');
 
   // The trend.
-  await page.locator(`#point-rows tr[data-point="${POINT}"] button.trend-open`).click();
+  // Enter on the focused button runs the same handler as a click, without depending on
+  // where the button is at that instant: the device cards and alarm list arrive on their own
+  // fetches and can move the table between the pointer's aim and its press.
+  await page.locator(`#point-rows tr[data-point="${POINT}"] button.trend-open`).press('Enter');
   await page.locator('#trend-dialog[open] #trend-chart canvas').waitFor();
   await english('trend', '#trend-dialog');
   await shots('trend');
@@ -142,5 +126,5 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  clearTimeout(watchdog);
+  clearTimeout(guard);
 }

@@ -13,15 +13,9 @@
 // Every wait is on a selector or a page condition, bounded by TIMEOUT_MS; the whole run is
 // bounded by a watchdog.
 
-import { chromium } from 'playwright-core';
-import { createInterface } from 'node:readline';
+import { TIMEOUT_MS, check, env, launch, closeInput, nextLine, watchdog } from './common.mjs';
 import path from 'node:path';
 
-const env = (name, fallback) => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
 const URL_ = env('CONSOLE_URL');
 const ALARM_ID = env('ALARM_ID');
 const COMMENT = env('COMMENT');
@@ -30,30 +24,10 @@ const ACK_USER = process.env.ACK_USER || '';
 const SHOTS = env('SCREENSHOT_DIR');
 const PREFIX = env('SCREENSHOT_PREFIX', 'console');
 const EXPECT_FLOOD = process.env.EXPECT_FLOOD === '1';
-const TIMEOUT_MS = Number(env('TIMEOUT_MS', '30000'));
 
-const watchdog = setTimeout(() => {
-  console.error('console flow: watchdog fired after 150 s');
-  process.exit(3);
-}, 150_000);
+const guard = watchdog('console flow', 150);
 
-const stdinLines = createInterface({ input: process.stdin });
-const nextLine = () => new Promise((resolve) => stdinLines.once('line', resolve));
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync',
-    '--autoplay-policy=user-gesture-required',
-  ],
-  timeout: TIMEOUT_MS,
-});
+const browser = await launch('user-gesture-required');
 try {
   // A fresh context is a fresh profile: no stored language, token or name.
   const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'zh-CN' });
@@ -134,6 +108,6 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  stdinLines.close();
-  clearTimeout(watchdog);
+  closeInput();
+  clearTimeout(guard);
 }

@@ -4,35 +4,16 @@
 // offers an action or a tick box, and the same holds in English. Screenshots at 1920x1080,
 // 1366x768 and 390 px; prints `DONE`.
 
-import { chromium } from 'playwright-core';
+import { TIMEOUT_MS, check, env, launch, watchdog } from './common.mjs';
 import path from 'node:path';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
 const URL_ = env('CONSOLE_URL');
 const ALARM = env('ALARM_ID');
 const SHOTS = env('SCREENSHOT_DIR');
-const TIMEOUT_MS = Number(process.env.TIMEOUT_MS || '30000');
 
-const watchdog = setTimeout(() => {
-  console.error('console read-only: watchdog fired after 120 s');
-  process.exit(3);
-}, 120_000);
+const guard = watchdog('console read-only', 120);
 
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-quic', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-  timeout: TIMEOUT_MS,
-});
+const browser = await launch();
 const errors = [];
 try {
   const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'zh-CN' });
@@ -63,5 +44,5 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  clearTimeout(watchdog);
+  clearTimeout(guard);
 }

@@ -13,15 +13,10 @@
 // Every wait is on a selector or a page condition, bounded by TIMEOUT_MS; the whole run by a
 // watchdog.
 
-import { chromium } from 'playwright-core';
+import { TIMEOUT_MS, check, env, launch, watchdog } from './common.mjs';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
 const URL_ = env('CONSOLE_URL');
 const ROLES = env('ROLES').split(',').map((p) => p.split('='));
 const ALARMS = env('ALARMS').split(',');
@@ -29,25 +24,11 @@ const LATCHED = env('LATCHED_ID');
 const OOS = env('OOS_ID');
 const ACTOR = env('ACTOR');
 const SHOTS = env('SCREENSHOT_DIR');
-const TIMEOUT_MS = Number(process.env.TIMEOUT_MS || '30000');
 const ROLE_TEXT = { viewer: '只读', operator: '操作员', admin: '管理员' };
 
-const watchdog = setTimeout(() => {
-  console.error('console roles: watchdog fired after 180 s');
-  process.exit(3);
-}, 180_000);
+const guard = watchdog('console roles', 180);
 
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-quic', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
-  timeout: TIMEOUT_MS,
-});
+const browser = await launch();
 const errors = [];
 try {
   let page = null;
@@ -131,5 +112,5 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  clearTimeout(watchdog);
+  clearTimeout(guard);
 }

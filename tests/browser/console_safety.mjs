@@ -18,15 +18,9 @@
 // Screenshots at 1920x1080, 1366x768 and 390 px wide. Every wait is on a selector or a page
 // condition, bounded by TIMEOUT_MS; the whole run by a watchdog.
 
-import { chromium } from 'playwright-core';
-import { createInterface } from 'node:readline';
+import { TIMEOUT_MS, check, env, launch as launchChromium, closeInput, nextLine, watchdog } from './common.mjs';
 import path from 'node:path';
 
-const env = (name, fallback) => {
-  const v = process.env[name] ?? fallback;
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
 const URL_ = env('CONSOLE_URL');
 const TOKEN = env('TOKEN');
 const CRITICAL = env('CRITICAL_ID');      // critical, unacknowledged, not shelvable by an operator
@@ -38,19 +32,8 @@ const SHELVE_SOURCE = env('SHELVE_SOURCE');
 const FAULT_POINT = env('FAULT_POINT');   // out of range
 const STATE_POINT = env('STATE_POINT');   // a state point reading 1
 const SHOTS = env('SCREENSHOT_DIR');
-const TIMEOUT_MS = Number(env('TIMEOUT_MS', '30000'));
 
-const watchdog = setTimeout(() => {
-  console.error('console safety: watchdog fired after 240 s');
-  process.exit(3);
-}, 240_000);
-
-const stdinLines = createInterface({ input: process.stdin });
-const nextLine = () => new Promise((resolve) => stdinLines.once('line', resolve));
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
+const guard = watchdog('console safety', 240);
 
 const SIZES = [['1920', 1920, 1080], ['1366', 1366, 768], ['390', 390, 844]];
 
@@ -79,18 +62,9 @@ async function waitHorn(page, state, tone) {
 }
 const beeps = async (page) => Number((await horn(page)).beeps || 0);
 
-async function launch(autoplay) {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run', '--disable-quic', '--disable-sync',
-      `--autoplay-policy=${autoplay ? 'no-user-gesture-required' : 'document-user-activation-required'}`,
-    ],
-    timeout: TIMEOUT_MS,
-  });
-}
+// With autoplay, or with the policy that blocks sound until the page is used.
+const launch = (autoplay) =>
+  launchChromium(autoplay ? 'no-user-gesture-required' : 'document-user-activation-required');
 
 // A page already holding the token, as a kiosk's auto-login leaves it: no click before load.
 async function kioskPage(browser, errors) {
@@ -232,6 +206,6 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  stdinLines.close();
-  clearTimeout(watchdog);
+  closeInput();
+  clearTimeout(guard);
 }

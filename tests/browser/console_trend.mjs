@@ -7,38 +7,19 @@
 //   SAME_UNIT (one axis) and OTHER_UNIT (a second axis); switches to the shift range; saves
 //   screenshots at 1920x1080, 1366x768 and 390 px (no horizontal scroll); prints `DONE`.
 
-import { chromium } from 'playwright-core';
+import { TIMEOUT_MS, check, env, launch, watchdog } from './common.mjs';
 import path from 'node:path';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (v === undefined) throw new Error(`${name} is required`);
-  return v;
-};
 const URL_ = env('CONSOLE_URL');
 const POINT = env('POINT');
 const READINGS = Number(env('READINGS'));
 const SAME_UNIT = env('SAME_UNIT');
 const OTHER_UNIT = env('OTHER_UNIT');
 const SHOTS = env('SCREENSHOT_DIR');
-const TIMEOUT_MS = Number(process.env.TIMEOUT_MS || '30000');
 
-const watchdog = setTimeout(() => {
-  console.error('console trend: watchdog fired after 120 s');
-  process.exit(3);
-}, 120_000);
+const guard = watchdog('console trend', 120);
 
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-quic', '--disable-sync'],
-  timeout: TIMEOUT_MS,
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'zh-CN' });
   const page = await context.newPage();
@@ -47,7 +28,10 @@ try {
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(URL_);
   await page.locator('#conn.up').waitFor();
-  await page.locator(`#point-rows tr[data-point="${POINT}"] button.trend-open`).click();
+  // Enter on the focused button runs the same handler as a click, without depending on
+  // where the button is at that instant: the device cards and alarm list arrive on their own
+  // fetches and can move the table between the pointer's aim and its press.
+  await page.locator(`#point-rows tr[data-point="${POINT}"] button.trend-open`).press('Enter');
   await page.locator('#trend-dialog[open] #trend-chart canvas').waitFor();
   await page.waitForFunction(() => window.hgTrend && window.hgTrend.points.length === 1);
   let tr = await page.evaluate(() => window.hgTrend);
@@ -91,5 +75,5 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-  clearTimeout(watchdog);
+  clearTimeout(guard);
 }

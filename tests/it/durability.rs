@@ -283,20 +283,9 @@ fn publisher(port: u16) -> (rumqttc::AsyncClient, std::sync::Arc<std::sync::atom
     (client, acked)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_three_times_mid_stream_loses_no_acknowledged_reading() {
-    const N: u64 = 3000;
-    let broker = support::Mosquitto::start_deep_queue();
-    let vm = VictoriaMetrics::start();
-    let dir = tempfile::tempdir().unwrap();
-    let port = support::free_port();
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(&config, stream_config(&broker, &vm, port)).unwrap();
-    let mut gw = support::GatewayProcess::start(&config, port).await;
-    let (client, acked) = publisher(broker.port);
-
-    // Reading 0 of each point until the gateway has it: its persistent session and
-    // subscription exist from then on, so the broker keeps what it misses while dead.
+/// Publishes reading 0 of each point until the gateway has it: its persistent session and
+/// subscription exist from then on, so the broker keeps what it misses while it is down.
+async fn subscribed(client: &rumqttc::AsyncClient, gw: &support::GatewayProcess) {
     wait_for("the gateway's subscription", WAIT, || async {
         for p in POINTS {
             client
@@ -312,11 +301,26 @@ async fn sigkill_three_times_mid_stream_loses_no_acknowledged_reading() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let mut all = true;
         for p in POINTS {
-            all &= in_history(&gw, p).await.contains(&0);
+            all &= in_history(gw, p).await.contains(&0);
         }
         all.then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_three_times_mid_stream_loses_no_acknowledged_reading() {
+    const N: u64 = 3000;
+    let broker = support::Mosquitto::start_deep_queue();
+    let vm = VictoriaMetrics::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, stream_config(&broker, &vm, port)).unwrap();
+    let mut gw = support::GatewayProcess::start(&config, port).await;
+    let (client, acked) = publisher(broker.port);
+
+    subscribed(&client, &gw).await;
     let probes = acked.load(std::sync::atomic::Ordering::SeqCst);
 
     // The stream: about 1,000 messages a second, in a task of its own.
@@ -552,26 +556,7 @@ async fn a_full_data_disk_while_the_store_is_down_loses_only_counted_readings() 
     std::fs::write(&config, text).unwrap();
     let mut gw = support::GatewayProcess::start(&config, port).await;
     let (client, acked) = publisher(broker.port);
-    wait_for("the gateway's subscription", WAIT, || async {
-        for p in POINTS {
-            client
-                .publish(
-                    format!("test/seq/{p}"),
-                    rumqttc::QoS::AtLeastOnce,
-                    false,
-                    seq_payload(0),
-                )
-                .await
-                .expect("publish queued");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let mut all = true;
-        for p in POINTS {
-            all &= in_history(&gw, p).await.contains(&0);
-        }
-        all.then_some(())
-    })
-    .await;
+    subscribed(&client, &gw).await;
 
     // A third with room, a third on a full disk, a third after space returns.
     publish_range(&client, &acked, 1, N / 3).await;

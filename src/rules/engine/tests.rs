@@ -151,20 +151,24 @@ fn on_delay_expires_on_the_clock_without_a_new_reading() {
     assert_eq!(out.timers, vec![("g1:high".to_string(), None)]);
 }
 
+/// A stale rule: 5 s of silence on `point`.
+fn silence(point: PointId) -> RuleSpec {
+    RuleSpec {
+        name: "silence".into(),
+        latching: false,
+        kind: RuleKind::Stale {
+            point,
+            after: Duration::from_secs(5),
+            priority: Priority::Medium,
+        },
+    }
+}
+
 #[test]
 fn stale_fires_one_tick_after_the_limit_and_clears_with_data() {
     let t = table();
     let g2 = pid(&t, "g2");
-    let stale = RuleSpec {
-        name: "silence".into(),
-        latching: false,
-        kind: RuleKind::Stale {
-            point: g2,
-            after: Duration::from_secs(5),
-            priority: Priority::Medium,
-        },
-    };
-    let (mut e, _) = engine(vec![stale]);
+    let (mut e, _) = engine(vec![silence(g2)]);
     good(&mut e, g2, 1000, 1.0);
     let mut out = Output::default();
     e.tick(at(5999), &mut out);
@@ -183,16 +187,7 @@ fn stale_fires_one_tick_after_the_limit_and_clears_with_data() {
 fn a_lost_link_holds_a_stale_alarm_until_the_sensor_is_heard_again() {
     let t = table();
     let g2 = pid(&t, "g2");
-    let stale = RuleSpec {
-        name: "silence".into(),
-        latching: false,
-        kind: RuleKind::Stale {
-            point: g2,
-            after: Duration::from_secs(5),
-            priority: Priority::Medium,
-        },
-    };
-    let (mut e, _) = engine(vec![stale]);
+    let (mut e, _) = engine(vec![silence(g2)]);
     good(&mut e, g2, 1000, 1.0);
     let mut out = Output::default();
     e.tick(at(6000), &mut out);
