@@ -119,6 +119,9 @@ try {
   check((await crit.locator('button[data-action="shelve"]').count()) === 0, 'no shelve on critical for an operator');
   check((await row(page, SHELVE).locator('button[data-action="shelve"]').count()) === 1, 'shelve offered on high');
   await shots(page, 'load');
+  // The gateway's own fault reads as the gateway's, in the operator's language.
+  const own = await row(page, GATEWAY).locator('td.subject').textContent();
+  check(own.includes('本网关（自诊断）'), `the gateway's self-check alarm names the gateway: ${own}`);
 
   // Silence is not acknowledge.
   await page.click('#silence');

@@ -36,7 +36,7 @@
       c_sensor_fault: '传感器故障', c_communication: '通信中断', c_deviation: '偏差',
       c_vote: '表决报警',
       c_disk_space: '数据盘空间不足', c_storage_write: '存储写入失败', c_store_backlog: '转发积压',
-      c_output_fault: '输出故障', c_clock_jump: '系统时钟跳变',
+      c_output_fault: '输出故障', c_clock_jump: '系统时钟跳变', gateway_self: '本网关（自诊断）',
       l_high: '高报（一级）', l_high_high: '高高报（二级）', l_low: '低报', l_low_low: '低低报',
       l_blue: '蓝色预警', l_yellow: '黄色预警', l_orange: '橙色预警', l_red: '红色预警',
       q_good: '正常', q_comm_fault: '通信故障', q_decode_error: '解码错误',
@@ -103,7 +103,7 @@
       c_sensor_fault: 'Sensor fault', c_communication: 'Communication lost', c_deviation: 'Deviation',
       c_vote: 'Vote',
       c_disk_space: 'Data disk low', c_storage_write: 'Storage writes failing', c_store_backlog: 'Store backlog',
-      c_output_fault: 'Output fault', c_clock_jump: 'Clock jump',
+      c_output_fault: 'Output fault', c_clock_jump: 'Clock jump', gateway_self: 'This gateway (self-check)',
       l_high: 'High (level 1)', l_high_high: 'High-high (level 2)', l_low: 'Low', l_low_low: 'Low-low',
       l_blue: 'Blue warning', l_yellow: 'Yellow warning', l_orange: 'Orange warning', l_red: 'Red warning',
       q_good: 'Good', q_comm_fault: 'Comm fault', q_decode_error: 'Decode error',
@@ -340,8 +340,12 @@
   // Names a subject for the duty officer: the label's name, else the id.
   function subjectCell(a) {
     const td = el('td', 'id subject');
-    const label = a.subject_kind === 'point' ? (pointsById.get(a.subject) || {}).label
-      : (a.subject_kind === 'device' ? deviceLabel(a.subject) : null);
+    // The gateway's self-diagnostic alarms are on its `gateway` pseudo-device (a name no
+    // configured device may take): say so in the operator's language.
+    const self = a.subject_kind === 'device' && a.subject === 'gateway' && a.rule === 'self_diagnostic';
+    const label = self ? { name: t('gateway_self') }
+      : a.subject_kind === 'point' ? (pointsById.get(a.subject) || {}).label
+        : (a.subject_kind === 'device' ? deviceLabel(a.subject) : null);
     if (label && label.name) {
       td.appendChild(el('span', 'label-name', label.name));
       td.appendChild(el('span', 'label-id', a.subject));
