@@ -175,15 +175,7 @@ async fn an_acknowledged_communication_alarm_of_a_dead_device_comes_back_identic
         gw = GatewayProcess::start(&path, port).await;
         // Several failed polls of the dead device in this run.
         wait_for("failed polls after the start", WAIT, || async {
-            let text = gw
-                .http
-                .get(format!("{}/metrics", gw.base))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let text = gw.try_metrics().await?;
             (support::metric(&text, "hazard_modbus_polls_total", &["device=\"dead\""]) >= 5.0).then_some(())
         })
         .await;
@@ -242,15 +234,7 @@ async fn journal_head(gw: &GatewayProcess) -> u64 {
 /// Every poll counter of `devices` has moved by at least 5 in this run.
 async fn polled(gw: &GatewayProcess, devices: &[&str]) {
     wait_for("polls of every device after the start", WAIT, || async {
-        let text = gw
-            .http
-            .get(format!("{}/metrics", gw.base))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = gw.try_metrics().await?;
         devices
             .iter()
             .all(|d| support::metric(&text, "hazard_modbus_polls_total", &[&format!("device=\"{d}\"")]) >= 5.0)

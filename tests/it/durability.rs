@@ -349,15 +349,7 @@ async fn sigkill_three_times_mid_stream_loses_no_acknowledged_reading() {
     // Three SIGKILLs, each once the running gateway has taken a few hundred messages.
     for kill in 0..3 {
         wait_for("the gateway to take messages", WAIT, || async {
-            let text = gw
-                .http
-                .get(format!("{}/metrics", gw.base))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let text = gw.try_metrics().await?;
             (metric(&text, "hazard_mqtt_in_messages_total", &[]) >= 400.0).then_some(())
         })
         .await;
@@ -520,17 +512,6 @@ async fn publish_range(client: &rumqttc::AsyncClient, acked: &std::sync::atomic:
     .await;
 }
 
-async fn gateway_metrics(gw: &support::GatewayProcess) -> String {
-    gw.http
-        .get(format!("{}/metrics", gw.base))
-        .send()
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics text")
-}
-
 /// The whole gateway, fed numbered QoS 1 readings through a real Mosquitto, with its data
 /// directory on a small filesystem that fills while the store is down: each reading ends in
 /// history or in history's loss counter, and in the store or in the store's loss counters,
@@ -562,7 +543,7 @@ async fn a_full_data_disk_while_the_store_is_down_loses_only_counted_readings() 
     publish_range(&client, &acked, 1, N / 3).await;
     let ballast = fill(disk.path());
     publish_range(&client, &acked, N / 3, 2 * N / 3).await;
-    let m = gateway_metrics(&gw).await;
+    let m = gw.metrics().await;
     let history_lost = metric(&m, "hazard_history_readings_dropped_total", &[]);
     let buffer_lost = metric(&m, "hazard_tsdb_lines_dropped_total", &["reason=\"buffer_error\""]);
     assert!(
@@ -576,7 +557,7 @@ async fn a_full_data_disk_while_the_store_is_down_loses_only_counted_readings() 
     vm.restart();
     let total = N * POINTS.len() as u64;
     let (stored, store_lost) = wait_for("the store's backlog drained", 2 * WAIT, || async {
-        let m = gateway_metrics(&gw).await;
+        let m = gw.metrics().await;
         let lost = metric(&m, "hazard_tsdb_lines_dropped_total", &[]) as u64;
         let mut stored = 0;
         for p in POINTS {
@@ -590,7 +571,7 @@ async fn a_full_data_disk_while_the_store_is_down_loses_only_counted_readings() 
         total,
         "stored {stored} + counted lost {store_lost}"
     );
-    let m = gateway_metrics(&gw).await;
+    let m = gw.metrics().await;
     let history_lost = metric(&m, "hazard_history_readings_dropped_total", &[]) as u64;
     let mut kept = 0;
     for p in POINTS {

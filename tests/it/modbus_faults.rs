@@ -18,8 +18,7 @@ use tokio::net::TcpListener;
 
 /// A counter from `/metrics`, 0 when absent.
 async fn metric(gw: &TestGateway, series: &str) -> f64 {
-    let resp = gw.http.get(format!("{}/metrics", gw.base)).send().await.unwrap();
-    let text = resp.text().await.unwrap();
+    let text = gw.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
         .unwrap_or(0.0)

@@ -154,8 +154,7 @@ impl Api for GatewayProcess {
         self.get_json(path).await
     }
     async fn metrics_text(&self) -> String {
-        let r = self.http.get(format!("{}/metrics", self.base)).send().await;
-        r.expect("API answers").text().await.expect("metrics text")
+        self.metrics().await
     }
 }
 

@@ -21,17 +21,6 @@ async fn readyz(gw: &GatewayProcess) -> (u16, serde_json::Value) {
     (status, r.json().await.unwrap_or_default())
 }
 
-async fn metrics(gw: &GatewayProcess) -> String {
-    gw.http
-        .get(format!("{}/metrics", gw.base))
-        .send()
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("metrics text")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_without_its_secret_neither_stops_the_gateway_nor_loses_its_readings() {
     let vm = VictoriaMetrics::start();
@@ -101,7 +90,7 @@ timeout = "2s"
         "{body}"
     );
     let first = wait_for("readings buffered for the store", WAIT, || async {
-        let m = metrics(&gw).await;
+        let m = gw.metrics().await;
         (metric(&m, "hazard_tsdb_lines_buffered_total", &["historian"]) > 0.0).then_some(m)
     })
     .await;
@@ -119,7 +108,7 @@ timeout = "2s"
     // Started again with the secret, it sends what the first run buffered.
     let gw = GatewayProcess::spawn_with_env(&args, port, &[(TOKEN_VAR, "test-token")]).await;
     wait_for("ready, the store sending", WAIT, || async {
-        let m = metrics(&gw).await;
+        let m = gw.metrics().await;
         let (status, _) = readyz(&gw).await;
         (status == 200
             && metric(&m, "hazard_tsdb_store_unusable", &["historian"]) == 0.0

@@ -280,15 +280,7 @@ async fn a_sigkilled_gateway_loses_nothing_it_had_queued() {
 
     let mut gw = GatewayProcess::start(&path, port).await;
     let queued = wait_for("payloads queued while the platform is down", WAIT, || async {
-        let text = gw
-            .http
-            .get(format!("{}/metrics", gw.base))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = gw.try_metrics().await?;
         let q = metric(&text, "hazard_uplink_payloads_queued_total", &["uplink=\"mem\""]);
         (q >= 8.0).then_some(q)
     })

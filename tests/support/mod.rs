@@ -330,6 +330,18 @@ impl GatewayProcess {
         api_get(&self.http, &self.base, path).await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.try_metrics().await.expect("/metrics answers")
+    }
+
+    /// The Prometheus text of `/metrics`, or `None` while the API does not answer (for
+    /// polling across a restart).
+    pub async fn try_metrics(&self) -> Option<String> {
+        let resp = self.http.get(format!("{}/metrics", self.base)).send().await.ok()?;
+        resp.text().await.ok()
+    }
+
     /// POST a JSON body; returns status and answer.
     pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         api_post(&self.http, &self.base, path, body).await

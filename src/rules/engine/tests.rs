@@ -151,6 +151,19 @@ fn on_delay_expires_on_the_clock_without_a_new_reading() {
     assert_eq!(out.timers, vec![("g1:high".to_string(), None)]);
 }
 
+/// The sensor-fault alarm of `point`, high priority, no delays.
+fn sensor_fault(point: PointId) -> RuleSpec {
+    RuleSpec {
+        name: "sensor_fault".into(),
+        latching: false,
+        kind: RuleKind::SensorFault {
+            point,
+            priority: Priority::High,
+            delays: Delays::default(),
+        },
+    }
+}
+
 /// A stale rule: 5 s of silence on `point`.
 fn silence(point: PointId) -> RuleSpec {
     RuleSpec {
@@ -319,16 +332,7 @@ fn a_device_silent_inside_a_live_station_raises_its_own_alarm_after_the_grace() 
 fn sensor_faults_are_fault_alarms_apart_from_process_alarms() {
     let t = table();
     let g1 = pid(&t, "g1");
-    let fault = RuleSpec {
-        name: "sensor_fault".into(),
-        latching: false,
-        kind: RuleKind::SensorFault {
-            point: g1,
-            priority: Priority::High,
-            delays: Delays::default(),
-        },
-    };
-    let (mut e, _) = engine(vec![gas_threshold(g1, Delays::default()), fault]);
+    let (mut e, _) = engine(vec![gas_threshold(g1, Delays::default()), sensor_fault(g1)]);
     let ev = read(&mut e, g1, 0, -6.25, Quality::OutOfRange);
     assert_eq!(
         summary(&ev),
@@ -346,16 +350,7 @@ fn sensor_faults_are_fault_alarms_apart_from_process_alarms() {
 fn silence_raises_a_sensor_fault_and_never_clears_an_open_alarm() {
     let t = table();
     let g1 = pid(&t, "g1");
-    let fault = RuleSpec {
-        name: "sensor_fault".into(),
-        latching: false,
-        kind: RuleKind::SensorFault {
-            point: g1,
-            priority: Priority::High,
-            delays: Delays::default(),
-        },
-    };
-    let (mut e, _) = engine(vec![gas_threshold(g1, Delays::default()), fault]);
+    let (mut e, _) = engine(vec![gas_threshold(g1, Delays::default()), sensor_fault(g1)]);
     let ev = good(&mut e, g1, 0, 30.0);
     assert_eq!(
         summary(&ev),
