@@ -18,7 +18,7 @@ use crate::clock::SharedClock;
 use crate::health::Readiness;
 use crate::model::{ConditionKind, Diagnosis, Timestamp};
 use crate::state::LiveState;
-use crate::telemetry::{Metrics, ReasonLabel, StoreLabel};
+use crate::telemetry::{LogEvery, Metrics, ReasonLabel, StoreLabel};
 
 /// How often the checks run.
 pub(super) const EVERY: Duration = Duration::from_secs(2);
@@ -215,6 +215,8 @@ impl SelfCheck {
     pub(super) async fn run(self, stop: CancellationToken) {
         let start = tokio::time::Instant::now();
         let mut checker = Checker::default();
+        // An unreadable free space is retried every round but logged at most every 10 min.
+        let mut disk_log = LogEvery::new(Duration::from_secs(600));
         let mut was: Vec<ConditionKind> = Vec::new();
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -227,7 +229,7 @@ impl SelfCheck {
                 let r = self.readiness.read().unwrap_or_else(|p| p.into_inner());
                 (Limits::from(&*r), r.stores.clone())
             };
-            let sample = self.sample(start.elapsed(), &stores).await;
+            let sample = self.sample(start.elapsed(), &stores, &mut disk_log).await;
             if let Some(free) = sample.free_disk {
                 self.metrics.data_disk_free.set(i64::try_from(free).unwrap_or(i64::MAX));
             }
@@ -255,13 +257,20 @@ impl SelfCheck {
         }
     }
 
-    async fn sample(&self, mono: Duration, stores: &[String]) -> Sample {
+    async fn sample(&self, mono: Duration, stores: &[String], disk_log: &mut LogEvery) -> Sample {
         let dir = self.data_dir.clone();
         // statvfs is quick on a local disk, but a blocked filesystem must not block the runtime.
-        let free = tokio::task::spawn_blocking(move || free_bytes(&dir))
-            .await
-            .ok()
-            .flatten();
+        let free = match tokio::task::spawn_blocking(move || free_bytes(&dir)).await {
+            Ok(Ok(free)) => Some(free),
+            Ok(Err(e)) => {
+                if let Some(held) = disk_log.hit() {
+                    warn!(dir = %self.data_dir.display(), error = %e, failures_not_logged = held,
+                          "Cannot read the data disk's free space");
+                }
+                None
+            }
+            Err(_) => None,
+        };
         let m = &self.metrics;
         let unusable = m
             .tsdb
@@ -300,14 +309,8 @@ impl SelfCheck {
 }
 
 /// Free bytes for an unprivileged writer on the filesystem holding `dir`.
-fn free_bytes(dir: &std::path::Path) -> Option<u64> {
-    match rustix::fs::statvfs(dir) {
-        Ok(s) => Some(s.f_bavail.saturating_mul(s.f_frsize)),
-        Err(e) => {
-            warn!(dir = %dir.display(), error = %e, "Cannot read the data disk's free space");
-            None
-        }
-    }
+fn free_bytes(dir: &std::path::Path) -> Result<u64, rustix::io::Errno> {
+    rustix::fs::statvfs(dir).map(|s| s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 #[cfg(test)]
