@@ -13,6 +13,8 @@
 //! - [`sources`]: Modbus pollers, DTU listener, MQTT subscriptions, OPC UA sessions and the
 //!   built-in simulator; they emit reading batches and define their own spec types.
 //! - [`rules`]: pure alarm evaluation (threshold, deadband, on-delay) and its alarm events.
+//! - [`tuning`]: suggested deadbands and on/off delays for nuisance alarms, from their own
+//!   history, and the replay set that measures them.
 //! - [`sinks`]: the embedded history store, the durable alarm journal, time-series stores,
 //!   webhooks, northbound MQTT and regulator uplinks; each defines its own spec type.
 //! - [`state`]: live values and active alarms shared between the rules task and the API, and
@@ -40,3 +42,4 @@ pub mod sources;
 pub mod spec;
 pub mod state;
 pub mod telemetry;
+pub mod tuning;
