@@ -13,7 +13,7 @@ use std::sync::RwLock;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::model::{AlarmEvent, HazardSource, PointId, PointTable, Reading, Timestamp};
+use crate::model::{AlarmEvent, HazardSource, PointId, PointTable, Reading, ThresholdSetting, Timestamp};
 use crate::rules::{AlarmStats, Command, CommandError};
 
 /// What the live feed carries.
@@ -75,6 +75,8 @@ pub struct LiveState {
     diagnostics: RwLock<Vec<String>>,
     active: RwLock<BTreeMap<String, AlarmEvent>>,
     stats: RwLock<AlarmStats>,
+    /// The threshold alarms' settings in force, for tuning suggestions (replaced on reload).
+    thresholds: RwLock<std::sync::Arc<[ThresholdSetting]>>,
     events: broadcast::Sender<FeedEvent>,
     /// Reading batches for live-feed subscribers that asked for readings; sent only while
     /// someone listens.
@@ -97,6 +99,7 @@ impl LiveState {
             diagnostics: RwLock::new(Vec::new()),
             active: RwLock::new(BTreeMap::new()),
             stats: RwLock::new(AlarmStats::default()),
+            thresholds: RwLock::new(Vec::new().into()),
             gateway_id,
             points,
             hazard_sources,
@@ -182,6 +185,16 @@ impl LiveState {
     /// Records the latest flood and chattering figures.
     pub fn set_stats(&self, stats: AlarmStats) {
         *self.stats.write().unwrap_or_else(|p| p.into_inner()) = stats;
+    }
+
+    /// Publishes the threshold alarms' settings (at start and after a reload).
+    pub fn set_thresholds(&self, settings: Vec<ThresholdSetting>) {
+        *self.thresholds.write().unwrap_or_else(|p| p.into_inner()) = settings.into();
+    }
+
+    /// The threshold alarms' settings in force.
+    pub fn thresholds(&self) -> std::sync::Arc<[ThresholdSetting]> {
+        self.thresholds.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The latest flood and chattering figures.

@@ -22,6 +22,7 @@ pub mod server;
 mod session;
 pub mod shifts;
 mod time_param;
+mod tuning;
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -98,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms/history", get(alarms::history))
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/console", get(session::settings))
+        .route("/api/v1/tuning", get(tuning::suggestions))
         .route_layer(middleware::from_fn_with_state(guard(auth::Role::Viewer), auth::require));
     // The feed also takes its token from the query (EventSource sends no headers): the
     // outer layer moves it into the header the guard checks.

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{ack_many, admin, alarms, commands, devices, events, ops, page, points, session};
+use super::{ack_many, admin, alarms, commands, devices, events, ops, page, points, session, tuning};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -39,6 +39,7 @@ use super::{ack_many, admin, alarms, commands, devices, events, ops, page, point
         page::index,
         page::file,
         session::settings,
+        tuning::suggestions,
     ),
     components(schemas(
         super::error::ErrorBody,

@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 
 mod alarm;
 mod receipt;
+mod setting;
 
 pub use alarm::{
     AckCategory, AlarmClass, AlarmEvent, AlarmState, ConditionKind, Diagnosis, GATEWAY_SUBJECT, Level, Priority,
     SubjectKind, Transition,
 };
 pub use receipt::{Durable, Receipt};
+pub use setting::ThresholdSetting;
 
 /// Nanoseconds since the Unix epoch.
 #[derive(

@@ -140,6 +140,7 @@ impl Gateway {
             clock.now(),
         ));
         let mut engine = RulesEngine::new(config.points.clone(), &config.rules, config.alarms.clone(), clock.now())?;
+        state.set_thresholds(engine.threshold_settings());
         restore_alarms(&journal, &mut engine, &state, &metrics)?;
         restore_windows(&journal, &mut engine, &state, clock.now())?;
 

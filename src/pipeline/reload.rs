@@ -116,6 +116,7 @@ impl RulesTask {
                     .alarms_active
                     .set(i64::try_from(annunciated).unwrap_or(i64::MAX));
                 self.state.set_stats(self.engine.stats());
+                self.state.set_thresholds(self.engine.threshold_settings());
                 let _ = reply.send(report);
             }
             RulesControl::Park { stores, reply } => {

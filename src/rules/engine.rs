@@ -25,7 +25,8 @@ use super::threshold::tripped;
 use super::vote::group_level;
 use super::{Action, AlarmSettings, Lifecycle, LifecycleError, Limit, VoteMode};
 use crate::model::{
-    AlarmEvent, ConditionKind, Diagnosis, Level, PointId, PointTable, Quality, Reading, Timestamp, Transition,
+    AlarmEvent, ConditionKind, Diagnosis, Level, PointId, PointTable, Quality, Reading, ThresholdSetting, Timestamp,
+    Transition,
 };
 
 #[derive(Debug, Clone, Copy)]

@@ -236,6 +236,27 @@ impl AlarmJournal {
         )
     }
 
+    /// How often each alarm was raised in `[from, to]`, most raised first: the bad actors.
+    pub fn raise_counts(&self, from: Timestamp, to: Timestamp) -> Result<Vec<(String, u64)>, StoreError> {
+        let err = sqlite_err(&self.path);
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT alarm_id, COUNT(*) FROM alarm_transitions
+                 WHERE ts >= ?1 AND ts <= ?2 AND transition = 'raised'
+                 GROUP BY alarm_id ORDER BY 2 DESC, 1",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map(params![from.as_nanos(), to.as_nanos()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(&err)?;
+        rows.map(|r| r.map(|(id, n)| (id, u64::try_from(n).unwrap_or(0))))
+            .collect::<Result<_, _>>()
+            .map_err(&err)
+    }
+
     fn select(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<AlarmEvent>, StoreError> {
         let err = sqlite_err(&self.path);
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());

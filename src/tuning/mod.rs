@@ -72,7 +72,8 @@ pub struct Activation {
 }
 
 /// Replays `samples` (in time order) through one limit with `s`; the activations that
-/// result. Delays expire at their exact due time, as the engine's tick lets them.
+/// result. Delays expire at their exact due time, as the engine's tick lets them, even when
+/// a reading arrives at that same instant.
 pub fn simulate(samples: &[Sample], limit: &Limit, s: &Settings) -> Vec<Activation> {
     let mut out: Vec<Activation> = Vec::new();
     let mut deb = Debounce::default();
@@ -93,8 +94,9 @@ pub fn simulate(samples: &[Sample], limit: &Limit, s: &Settings) -> Vec<Activati
         if let Some(since) = deb.pending_since() {
             let delay = if deb.is_active() { s.off_delay } else { s.on_delay };
             let due = since.plus(delay);
-            // A reading at the due time itself decides through `update` below.
-            if due < x.ts
+            // The engine's tick may come at the due time itself, before a reading of that
+            // instant: count the delay as run out then, the way that raises soonest.
+            if due <= x.ts
                 && let Some(active) = deb.expire(due, s.on_delay, s.off_delay)
             {
                 flip(active, due, &mut out);

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::Sample;
-use crate::model::{Level, Priority, Timestamp};
+use crate::model::{Level, PointKind, Priority, Timestamp};
 use crate::rules::Limit;
 
 /// One point of the set.
@@ -20,6 +20,8 @@ pub struct ReplayPoint {
     pub name: String,
     /// Unit.
     pub unit: &'static str,
+    /// What it measures.
+    pub kind: PointKind,
     /// Measuring range.
     pub range: (f64, f64),
     /// The set-point a naive configuration alarms on.
@@ -69,6 +71,7 @@ enum Profile {
 struct Shape {
     prefix: &'static str,
     unit: &'static str,
+    kind: PointKind,
     range: (f64, f64),
     limit: f64,
     falling: bool,
@@ -92,6 +95,7 @@ fn shape(p: Profile) -> Shape {
         Profile::Gas => Shape {
             prefix: "GT",
             unit: "%LEL",
+            kind: PointKind::Gas,
             range: (0.0, 100.0),
             limit: 25.0,
             falling: false,
@@ -109,6 +113,7 @@ fn shape(p: Profile) -> Shape {
         Profile::Toxic => Shape {
             prefix: "AT",
             unit: "ppm",
+            kind: PointKind::ToxicGas,
             range: (0.0, 100.0),
             limit: 10.0,
             falling: false,
@@ -126,6 +131,7 @@ fn shape(p: Profile) -> Shape {
         Profile::Level => Shape {
             prefix: "LT",
             unit: "%",
+            kind: PointKind::Level,
             range: (0.0, 100.0),
             limit: 85.0,
             falling: false,
@@ -144,6 +150,7 @@ fn shape(p: Profile) -> Shape {
         Profile::Pressure => Shape {
             prefix: "PT",
             unit: "MPa",
+            kind: PointKind::Pressure,
             range: (0.0, 2.5),
             limit: 1.6,
             falling: false,
@@ -161,6 +168,7 @@ fn shape(p: Profile) -> Shape {
         Profile::Temperature => Shape {
             prefix: "TT",
             unit: "°C",
+            kind: PointKind::Temperature,
             range: (0.0, 150.0),
             limit: 80.0,
             falling: false,
@@ -179,6 +187,7 @@ fn shape(p: Profile) -> Shape {
         Profile::Oxygen => Shape {
             prefix: "OT",
             unit: "%VOL",
+            kind: PointKind::Oxygen,
             range: (0.0, 25.0),
             limit: 19.5,
             falling: true,
@@ -287,6 +296,7 @@ pub fn generate(seed: u64, start: Timestamp, span: Duration, step: Duration) -> 
             points.push(ReplayPoint {
                 name: format!("MHS-00{}/{}-{}0{}", pi / 2 + 1, sh.prefix, pi + 1, copy + 1),
                 unit: sh.unit,
+                kind: sh.kind,
                 range: sh.range,
                 limit: Limit {
                     level: if sh.falling { Level::Low } else { Level::High },

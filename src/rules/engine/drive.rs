@@ -13,6 +13,30 @@ impl RulesEngine {
         &self.points
     }
 
+    /// Every threshold alarm with the settings that shape when it raises and clears, for
+    /// tuning suggestions.
+    pub fn threshold_settings(&self) -> Vec<ThresholdSetting> {
+        let mut out = Vec::new();
+        for ((point, _), evals) in self.points.iter().zip(&self.thresholds) {
+            for t in evals {
+                let slot = &self.slots[t.slot];
+                out.push(ThresholdSetting {
+                    alarm_id: slot.meta.id.clone(),
+                    rule: slot.meta.rule.clone(),
+                    point,
+                    level: t.limit.level,
+                    set_point: t.limit.value,
+                    falling: t.limit.falling,
+                    priority: t.limit.priority,
+                    deadband: t.deadband,
+                    on_delay: slot.delays.on,
+                    off_delay: slot.delays.off,
+                });
+            }
+        }
+        out
+    }
+
     /// Evaluates one reading.
     pub fn evaluate(&mut self, r: &Reading, out: &mut Output) {
         let p = r.point.index();
