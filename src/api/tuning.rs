@@ -13,7 +13,6 @@ use super::error::{ApiQuery, ErrorBody};
 use super::{ApiError, AppState};
 use crate::model::{Level, Timestamp};
 use crate::rules::Limit;
-use crate::spec::units::parse_duration;
 use crate::tuning::{Outcome, Policy, Sample, Settings, recommend};
 
 /// Default period: the last week.
@@ -21,7 +20,7 @@ const DEFAULT_SPAN: Duration = Duration::from_secs(7 * 86_400);
 /// Longest period one request may replay.
 const MAX_SPAN: Duration = Duration::from_secs(31 * 86_400);
 /// Most alarms one request may ask about.
-const MAX_TOP: u64 = 50;
+const MAX_TOP: i64 = 50;
 /// Most readings replayed per alarm (the newest are kept): bounds the memory and time of one
 /// request (a few seconds per alarm at most).
 const MAX_SAMPLES: usize = 250_000;
@@ -35,16 +34,19 @@ const MAX_DELAY_CAP: Duration = Duration::from_secs(120);
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct TuningQuery {
-    /// Start (default: a week before `to`; at most 31 days before it).
+    /// Start (default: a week before `to`; a start more than 31 days before `to` is moved up
+    /// to 31 days before it, and the answer's `from_ms` says so).
     #[param(schema_with = super::time_param::schema)]
     from: Option<String>,
     /// End (default: now).
     #[param(schema_with = super::time_param::schema)]
     to: Option<String>,
-    /// How many of the most raised threshold alarms (default 10, at most 50).
+    /// How many of the most raised threshold alarms (default 10).
+    #[param(minimum = 1, maximum = 50)]
     top: Option<i64>,
-    /// Longest a suggestion may delay a true alarm, e.g. `10s` (default), at most `2m`.
-    max_delay: Option<String>,
+    /// Longest a suggestion may delay a true alarm, in seconds (default 10).
+    #[param(minimum = 0, maximum = 120)]
+    max_delay_s: Option<i64>,
 }
 
 /// One bad actor with its suggestion.
@@ -116,35 +118,25 @@ pub(super) async fn suggestions(
         Some(t) => super::time_param::parse_time("from", t)?,
         None => to.minus(DEFAULT_SPAN),
     };
-    if from >= to {
-        return Err(ApiError::BadParam {
-            name: "from",
-            reason: "must be before `to`".into(),
-        });
-    }
-    if to.since(from) > MAX_SPAN {
-        return Err(ApiError::BadParam {
-            name: "from",
-            reason: "the period is longer than 31 days".into(),
-        });
-    }
+    // Longer periods are cut to their last 31 days; an empty one has no bad actors.
+    let from = from.max(to.minus(MAX_SPAN));
     let top = match q.top {
-        Some(n) => super::alarms::non_negative("top", n)?.clamp(1, MAX_TOP) as usize,
+        Some(n @ 1..=50) => n as usize,
+        Some(n) => {
+            return Err(ApiError::BadParam {
+                name: "top",
+                reason: format!("must be 1 to {MAX_TOP}, got {n}"),
+            });
+        }
         None => 10,
     };
-    let max_delay = match q.max_delay.as_deref() {
-        Some(text) => {
-            let d = parse_duration(text).map_err(|reason| ApiError::BadParam {
-                name: "max_delay",
-                reason,
-            })?;
-            if d > MAX_DELAY_CAP {
-                return Err(ApiError::BadParam {
-                    name: "max_delay",
-                    reason: format!("at most 2m, got `{text}`"),
-                });
-            }
-            d
+    let max_delay = match q.max_delay_s {
+        Some(n @ 0..=120) => Duration::from_secs(n as u64),
+        Some(n) => {
+            return Err(ApiError::BadParam {
+                name: "max_delay_s",
+                reason: format!("must be 0 to {} seconds, got {n}", MAX_DELAY_CAP.as_secs()),
+            });
         }
         None => Duration::from_secs(10),
     };
@@ -158,6 +150,7 @@ pub(super) async fn suggestions(
         let settings = live.thresholds();
         let mut alarms = Vec::new();
         let persist = Policy::for_point(None, 1.0).persist;
+        let counts = if from < to { counts } else { Vec::new() };
         for (alarm_id, raises) in counts {
             if alarms.len() >= top {
                 break;

@@ -43,6 +43,7 @@ mod tsdb;
 mod tsdb_dead_letter;
 mod tsdb_secret;
 mod tsdb_throttle;
+mod tuning;
 mod uplink_cipher_vectors;
 mod uplink_coal;
 mod uplink_hj212;

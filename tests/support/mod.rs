@@ -17,6 +17,7 @@ use hazard_gateway::sources::sim::{Scenario, Simulator};
 /// A simulated 4G DTU that dials in to the gateway.
 pub mod console;
 pub mod dtu;
+pub mod mqtt;
 
 /// An independent reference for the uplink ciphers (Python `gmssl` and `cryptography`).
 pub mod seal_ref;
