@@ -49,28 +49,28 @@ impl UtcOffset {
 
     /// The local day (days since 1970-01-01, local) that `ts` falls in.
     pub fn day_of(self, ts: Timestamp) -> i64 {
-        (ts.as_nanos() + self.nanos()).div_euclid(NANOS_PER_DAY)
+        ts.as_nanos().saturating_add(self.nanos()).div_euclid(NANOS_PER_DAY)
     }
 
-    /// The instant local `day` begins, plus `minutes` after local midnight.
+    /// The instant local `day` begins, plus `minutes` after local midnight (saturating at the
+    /// ends of the nanosecond range).
     pub fn at(self, day: i64, minutes: i64) -> Timestamp {
-        Timestamp::from_nanos(day * NANOS_PER_DAY + minutes * NANOS_PER_MIN - self.nanos())
+        Timestamp::from_nanos(
+            day.saturating_mul(NANOS_PER_DAY)
+                .saturating_add(minutes.saturating_mul(NANOS_PER_MIN))
+                .saturating_sub(self.nanos()),
+        )
     }
 
     /// The start of the local `period_nanos`-long interval holding `ts` (intervals aligned to
     /// local midnight), as an interval index.
     pub fn interval_of(self, ts: Timestamp, period_nanos: i64) -> i64 {
-        (ts.as_nanos() + self.nanos()).div_euclid(period_nanos)
-    }
-
-    /// The instant local interval `index` of `period_nanos` begins.
-    pub fn interval_start(self, index: i64, period_nanos: i64) -> Timestamp {
-        Timestamp::from_nanos(index * period_nanos - self.nanos())
+        ts.as_nanos().saturating_add(self.nanos()).div_euclid(period_nanos)
     }
 
     /// `"2026-12-07 08:00:00"` in site-local time.
     pub fn format(self, ts: Timestamp) -> String {
-        let local = ts.as_nanos() + self.nanos();
+        let local = ts.as_nanos().saturating_add(self.nanos());
         let day = local.div_euclid(NANOS_PER_DAY);
         let secs = local.rem_euclid(NANOS_PER_DAY) / 1_000_000_000;
         let (y, m, d) = civil_from_days(day);
@@ -176,5 +176,8 @@ mod tests {
         assert_eq!(off.format(t), "2026-12-07 00:00:00");
         assert_eq!(off.day_of(t), days_from_civil(2026, 12, 7));
         assert_eq!(off.at(days_from_civil(2026, 12, 7), 0), t);
+        // A week of year 79 lies before the nanosecond range: it saturates, never overflows.
+        let monday = parse_week("0079-W42").unwrap();
+        assert_eq!(off.at(monday, 0), Timestamp::from_nanos(i64::MIN));
     }
 }
