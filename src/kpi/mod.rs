@@ -18,6 +18,7 @@
 mod calendar;
 pub mod config;
 mod figures;
+mod flood;
 mod types;
 
 use std::collections::HashMap;
