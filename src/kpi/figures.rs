@@ -350,7 +350,7 @@ fn priorities(by: &HashMap<Priority, u64>, total: u64) -> Priorities {
                 pct: pct(get(p)),
             })
             .collect(),
-        low_pct: Measure::at_most(pct(get(Priority::Low)), 80.0, None).unjudged(),
+        low_pct: Measure::about(pct(get(Priority::Low)), 80.0),
         medium_pct: judged(Measure::at_most(pct(get(Priority::Medium)), 15.0, Some(30.0))),
         high_pct: judged(Measure::at_most(
             pct(get(Priority::High) + get(Priority::Critical)),

@@ -372,6 +372,7 @@ fn kpis_are_exact_against_a_scripted_journal() {
     );
     assert_eq!(f.priorities.low_pct.value, 13.0 * 100.0 / 17.0);
     assert_eq!(f.priorities.low_pct.verdict, None);
+    assert_eq!(f.priorities.low_pct.comparison, Comparison::About);
     assert_eq!(f.priorities.medium_pct.value, 2.0 * 100.0 / 17.0);
     assert_eq!(f.priorities.medium_pct.verdict, Some(Verdict::Acceptable));
     assert_eq!(f.priorities.high_pct.value, 2.0 * 100.0 / 17.0);

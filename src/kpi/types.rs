@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use crate::model::Priority;
 
 /// How a figure stands against its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Meets the target.
@@ -27,6 +27,8 @@ pub enum Comparison {
     AtMost,
     /// Acceptable when the value is below the target.
     Below,
+    /// Shown beside a target it should be near; not judged.
+    About,
 }
 
 /// One figure beside its target and the verdict.
@@ -75,6 +77,17 @@ impl Measure {
             } else {
                 Verdict::Over
             }),
+        }
+    }
+
+    /// A figure that should be near `target`; shown, never judged.
+    pub fn about(value: f64, target: f64) -> Measure {
+        Measure {
+            value,
+            target,
+            comparison: Comparison::About,
+            manageable: None,
+            verdict: None,
         }
     }
 

@@ -487,9 +487,10 @@ async fn the_weekly_report_prints_the_figures_in_chinese_and_english() {
         "<tr><td>10分钟最高报警数</td><td>12</td><td>≤ 10</td><td class=\"bad\">超标</td></tr>",
         "<tr><td>平均每10分钟报警数</td><td>0.02</td><td>≤ 1 (可管理 ≤ 2)</td><td class=\"ok\">可接受</td></tr>",
         "<tr><td>2026-12-07 01:03:20</td><td>2026-12-07 01:12:20</td><td>0:09:00</td><td>2</td><td>12</td></tr>",
-        "<tr><td>C</td><td>C-subject</td><td>MHS-002</td><td>low</td><td>3</td><td>16.67%</td></tr>",
-        "<tr><td>S</td><td>S-subject</td><td>high</td><td>2026-12-12 18:00:00</td><td>30:00:00</td><td>报警中</td></tr>",
-        "<td>中控室一</td><td>12</td>",
+        "<tr><td>C</td><td>C-subject</td><td>MHS-002</td><td>低</td><td>3</td><td>16.67%</td></tr>",
+        "<tr><td>S</td><td>S-subject</td><td>高</td><td>2026-12-12 18:00:00</td><td>30:00:00</td><td>报警中</td></tr>",
+        "<tr><td>中控室一</td><td>12</td><td>0.01</td><td>12</td><td>0.09%</td><td>0</td><td>0</td><td class=\"bad\">超标</td></tr>",
+        "<tr><td>低优先级占比</td><td>72.22% (13)</td><td>≈ 80%</td><td></td></tr>",
         "@page { size: A4;",
     ] {
         assert!(zh.contains(text), "missing {text:?} in\n{zh}");

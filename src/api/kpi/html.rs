@@ -6,7 +6,7 @@
 //! A templating crate would add a build step for one page; this keeps the escaping rule in the
 //! type.
 
-use super::rows::{Lang, Row, duration, num, rows, verdict_text};
+use super::rows::{Lang, Row, duration, num, overall, priority_text, rows, verdict_text};
 use crate::kpi::{Group, KpiReport, Verdict};
 
 /// An HTML document being written.
@@ -153,7 +153,7 @@ pub(super) fn render(r: &KpiReport, lang: Lang) -> String {
                 &a.alarm_id,
                 &a.subject,
                 a.hazard_source.as_deref().unwrap_or("-"),
-                a.priority.as_str(),
+                priority_text(a.priority, lang),
                 &a.raises.to_string(),
                 &format!("{}%", num(a.share_pct)),
             ]);
@@ -305,7 +305,7 @@ fn aged_table(p: &mut Page, alarms: &[crate::kpi::AgedAlarm], lang: Lang) {
         p.row(&[
             &a.alarm_id,
             &a.subject,
-            a.priority.as_str(),
+            priority_text(a.priority, lang),
             &a.since_local,
             &duration(a.age_ms),
             state,
@@ -314,7 +314,7 @@ fn aged_table(p: &mut Page, alarms: &[crate::kpi::AgedAlarm], lang: Lang) {
     p.raw("</tbody></table>\n");
 }
 
-/// One line per group with the headline figures.
+/// One line per group with the headline figures and the worst of their verdicts.
 fn group_table(p: &mut Page, title: &str, groups: &[Group], lang: Lang) {
     let t = |zh, en| lang.t(zh, en);
     p.raw("<h2>").text(title).raw("</h2>\n<table>");
@@ -322,11 +322,11 @@ fn group_table(p: &mut Page, title: &str, groups: &[Group], lang: Lang) {
         t("分组", "Group"),
         t("报警数", "Alarms"),
         t("平均/10分钟", "Avg / 10 min"),
-        t("评价", "Verdict"),
         t("峰值/10分钟", "Peak / 10 min"),
         t("泛滥时间", "In flood"),
         t("振荡", "Chattering"),
         t("陈旧", "Stale"),
+        t("总体评价", "Overall"),
     ]);
     p.raw("<tbody>\n");
     for g in groups {
@@ -337,9 +337,7 @@ fn group_table(p: &mut Page, title: &str, groups: &[Group], lang: Lang) {
             .text(&f.rate.raises.to_string())
             .raw("</td><td>")
             .text(&num(f.rate.average_per_10min.value))
-            .raw("</td>")
-            .verdict(f.rate.average_per_10min.verdict, lang)
-            .raw("<td>")
+            .raw("</td><td>")
             .text(&num(f.rate.peak_per_10min.value))
             .raw("</td><td>")
             .text(&format!("{}%", num(f.flood.pct_time_in_flood.value)))
@@ -347,7 +345,9 @@ fn group_table(p: &mut Page, title: &str, groups: &[Group], lang: Lang) {
             .text(&f.chattering.alarms.len().to_string())
             .raw("</td><td>")
             .text(&f.stale.alarms.len().to_string())
-            .raw("</td></tr>\n");
+            .raw("</td>")
+            .verdict(overall(f), lang)
+            .raw("</tr>\n");
     }
     p.raw("</tbody></table>\n");
 }

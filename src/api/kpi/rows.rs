@@ -50,6 +50,32 @@ pub(super) fn verdict_text(v: Option<Verdict>, lang: Lang) -> &'static str {
     }
 }
 
+/// A priority's name.
+pub(super) fn priority_text(p: Priority, lang: Lang) -> &'static str {
+    match (lang, p) {
+        (Lang::En, p) => p.as_str(),
+        (Lang::Zh, Priority::Low) => "低",
+        (Lang::Zh, Priority::Medium) => "中",
+        (Lang::Zh, Priority::High) => "高",
+        (Lang::Zh, Priority::Critical) => "紧急",
+    }
+}
+
+/// The worst verdict of a group's headline figures: alarm rate, peak, time in flood,
+/// chattering and stale alarms.
+pub(super) fn overall(f: &Figures) -> Option<Verdict> {
+    [
+        f.rate.average_per_10min.verdict,
+        f.rate.peak_per_10min.verdict,
+        f.flood.pct_time_in_flood.verdict,
+        f.chattering.count.verdict,
+        f.stale.count.verdict,
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+}
+
 /// A number with at most two decimals, without trailing zeros.
 pub(super) fn num(v: f64) -> String {
     let s = format!("{v:.2}");
@@ -58,7 +84,7 @@ pub(super) fn num(v: f64) -> String {
 
 /// A duration in ms as `H:MM:SS` (or `N ms` below a second).
 pub(super) fn duration(ms: i64) -> String {
-    if ms.abs() < 1000 {
+    if ms != 0 && ms.abs() < 1000 {
         return format!("{ms} ms");
     }
     let s = ms / 1000;
@@ -69,6 +95,7 @@ fn target(m: &Measure, unit: &str, lang: Lang) -> String {
     let op = match m.comparison {
         Comparison::AtMost => "≤",
         Comparison::Below => "<",
+        Comparison::About => "≈",
     };
     let mut t = format!("{op} {}{unit}", num(m.target));
     if let Some(limit) = m.manageable {
@@ -272,6 +299,7 @@ mod tests {
         assert_eq!(num(12.0), "12");
         assert_eq!(num(70.5), "70.5");
         assert_eq!(duration(400), "400 ms");
+        assert_eq!(duration(0), "0:00:00");
         assert_eq!(duration(160_000), "0:02:40");
         assert_eq!(duration(108_000_000), "30:00:00");
     }
