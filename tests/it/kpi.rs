@@ -515,3 +515,23 @@ async fn the_weekly_report_prints_the_figures_in_chinese_and_english() {
         assert!(en.contains(text), "missing {text:?} in\n{en}");
     }
 }
+
+#[test]
+fn kpi_config_mistakes_name_the_file_line_and_key() {
+    let text = CONFIG.replace("hazard_sources = [\"MHS-001\"]", "hazard_sources = [\"MHS-009\"]")
+        + "[[kpi.positions]]\nname = \"中控室一\"\n";
+    let path = std::path::Path::new("/etc/hazard-gateway/site.toml");
+    let errors: Vec<String> = hazard_gateway::config::GatewayConfig::parse(path, &text)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "/etc/hazard-gateway/site.toml:20:19: kpi.positions[0].hazard_sources[0]: unknown hazard source `MHS-009` (not in [[hazard_sources]])",
+            "/etc/hazard-gateway/site.toml:22:8: kpi.positions[1].name: position name `中控室一` is already used by kpi.positions[0]",
+        ]
+    );
+}
