@@ -97,7 +97,14 @@ pub(super) fn compute<'a>(
         // Condition: activations, fleeting and stale ones.
         if e.condition_active() {
             if t.active_since.is_none() {
-                t.active_since = Some(e.raised_at.unwrap_or(ts));
+                // A raise starts the activation at its own time; any other transition that finds
+                // the condition active (a state restored after a restart) carries its start.
+                let since = if e.transition == Transition::Raised {
+                    None
+                } else {
+                    e.raised_at
+                };
+                t.active_since = Some(since.unwrap_or(ts));
             }
         } else if let Some(since) = t.active_since.take() {
             let lasted = ts.as_nanos() - since.as_nanos();
