@@ -24,6 +24,8 @@
 //!   or sink.
 //! - [`pipeline`]: wires the components from a validated config; start-up and shutdown.
 //! - [`demo`]: the built-in demo plant (simulators plus gateway in one process).
+//! - [`kpi`]: alarm-system performance KPIs (ISA-18.2 / EEMUA 191) computed from journaled
+//!   transitions; pure, imports only `model` and `spec`.
 //! - [`health`]: the readiness checks shared by `/readyz` and the service manager's watchdog.
 //! - [`sd_notify`]: readiness, watchdog and stopping notifications to systemd.
 
@@ -32,6 +34,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod health;
+pub mod kpi;
 pub mod model;
 pub mod pipeline;
 pub mod rules;

@@ -12,6 +12,7 @@ mod devices;
 mod error;
 mod events;
 mod feed_readings;
+mod kpi;
 pub mod labels;
 pub mod openapi;
 mod ops;
@@ -97,6 +98,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms", get(alarms::active))
         .route("/api/v1/alarms/summary", get(alarms::summary))
         .route("/api/v1/alarms/history", get(alarms::history))
+        .route("/api/v1/kpi", get(kpi::kpi))
+        .route("/api/v1/kpi/report.html", get(kpi::report_html))
+        .route("/api/v1/kpi/report.csv", get(kpi::report_csv))
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/console", get(session::settings))
         .route("/api/v1/tuning", get(tuning::suggestions))

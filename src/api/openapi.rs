@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{ack_many, admin, alarms, commands, devices, events, ops, page, points, session, tuning};
+use super::{ack_many, admin, alarms, commands, devices, events, kpi, ops, page, points, session, tuning};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -23,6 +23,9 @@ use super::{ack_many, admin, alarms, commands, devices, events, ops, page, point
         alarms::active,
         alarms::summary,
         alarms::history,
+        kpi::kpi,
+        kpi::report_html,
+        kpi::report_csv,
         commands::ack,
         ack_many::ack_many,
         commands::shelve,
@@ -122,6 +125,9 @@ mod tests {
             "/api/v1/alarms",
             "/api/v1/alarms/summary",
             "/api/v1/alarms/history",
+            "/api/v1/kpi",
+            "/api/v1/kpi/report.html",
+            "/api/v1/kpi/report.csv",
             "/api/v1/alarms/{id}/ack",
             "/api/v1/alarms/ack",
             "/api/v1/alarms/{id}/shelve",
@@ -141,7 +147,7 @@ mod tests {
         ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
-        assert_eq!(paths.len(), 22, "a route was added: list it here and in the router");
+        assert_eq!(paths.len(), 25, "a route was added: list it here and in the router");
     }
 
     #[test]

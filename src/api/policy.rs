@@ -109,6 +109,8 @@ pub struct ConsolePolicy {
     pub labels: super::labels::Labels,
     /// Shift starts, minutes after local midnight, ascending; empty: the last 8 hours.
     pub shifts: Vec<u16>,
+    /// Alarm KPI settings (`[kpi]`, with the shifts above).
+    pub kpi: crate::kpi::KpiSettings,
 }
 
 /// One set-point of a point.
@@ -149,6 +151,7 @@ impl ConsolePolicy {
             setpoints: BTreeMap::new(),
             labels: super::labels::Labels::default(),
             shifts: Vec::new(),
+            kpi: crate::kpi::KpiSettings::default(),
         }
     }
 

@@ -30,6 +30,9 @@ pub(super) struct RawConfig {
     /// The duty officer's console.
     #[serde(default)]
     pub(super) console: crate::api::policy::RawConsole,
+    /// Alarm performance KPIs: site-local time, operator positions.
+    #[serde(default)]
+    pub(super) kpi: crate::kpi::RawKpi,
     /// Names, descriptions and places of points and devices, for the console.
     #[serde(default)]
     pub(super) labels: crate::api::labels::RawLabels,

@@ -143,6 +143,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         &mut errors,
     );
     let shifts = crate::api::shifts::validate(&src, raw.console.shifts.as_ref(), &mut errors);
+    let kpi = crate::kpi::config::validate(&src, &raw.kpi, &known_sources, shifts.clone(), &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -191,6 +192,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
             setpoints,
             labels,
             shifts,
+            kpi,
             ..crate::api::policy::ConsolePolicy::new(&raw.console, &raw.alarms.shelving, raw.alarms.max_shelve)
         },
         profiles,

@@ -186,6 +186,17 @@ impl AlarmJournal {
         Ok(all.into_iter().filter(AlarmEvent::visible).collect())
     }
 
+    /// The latest transition before `ts` of every alarm that then had something to show: the
+    /// alarm states a KPI range starts from.
+    pub fn latest_before(&self, ts: Timestamp) -> Result<Vec<AlarmEvent>, StoreError> {
+        let all = self.select(
+            "SELECT event FROM alarm_transitions WHERE seq IN
+               (SELECT MAX(seq) FROM alarm_transitions WHERE ts < ?1 GROUP BY alarm_id) ORDER BY seq",
+            params![ts.as_nanos()],
+        )?;
+        Ok(all.into_iter().filter(AlarmEvent::visible).collect())
+    }
+
     /// Delay timers running at the last stop.
     pub fn pending_timers(&self) -> Result<Vec<(String, Timestamp)>, StoreError> {
         let err = sqlite_err(&self.path);

@@ -80,6 +80,17 @@ points = {{ ch1 = "MHS-001/GT-101", ch2 = "MHS-001/GT-102", ch3 = "MHS-001/GT-10
     .await;
 
     let work = tempfile::tempdir().unwrap();
+    // The KPI operations answer 400 with the reason to a range over 92 days or one that ends
+    // before it starts: bounds across two parameters that the schema cannot state, so a 400
+    // is an expected answer to schema-valid data there (and only there).
+    std::fs::write(
+        work.path().join("schemathesis.toml"),
+        "[[operations]]\n\
+         include-path-regex = \"^/api/v1/kpi\"\n\
+         checks.positive_data_acceptance.expected-statuses = \
+         [\"2xx\", \"3xx\", \"400\", \"401\", \"403\", \"404\", \"409\", \"429\", \"5xx\"]\n",
+    )
+    .unwrap();
     let mut st = Command::new("schemathesis");
     st.current_dir(work.path())
         .args(["run", &format!("{}/api/v1/openapi.json", gw.base)])

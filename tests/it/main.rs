@@ -25,6 +25,7 @@ mod dtu;
 mod durability;
 mod end_to_end;
 mod history;
+mod kpi;
 mod layers;
 mod modbus_faults;
 mod modbus_peer;

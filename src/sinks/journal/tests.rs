@@ -171,3 +171,48 @@ fn a_journal_written_before_ack_categories_opens_reads_and_filters() {
         .unwrap();
     assert!(drills.is_empty());
 }
+
+#[test]
+fn latest_before_gives_each_alarm_s_state_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = AlarmJournal::open(&dir.path().join("j.db")).unwrap();
+    let at = |ms, mut e: AlarmEvent| {
+        e.ts = Timestamp::from_millis(ms);
+        e
+    };
+    let mut batch = vec![
+        at(
+            1_000,
+            event("A", Transition::Raised, AlarmState::UnackActive, Priority::High),
+        ),
+        at(
+            2_000,
+            event("B", Transition::Raised, AlarmState::UnackActive, Priority::Low),
+        ),
+        at(
+            3_000,
+            event("B", Transition::Cleared, AlarmState::Normal, Priority::Low),
+        ),
+        at(
+            4_000,
+            event("A", Transition::Acknowledged, AlarmState::AckActive, Priority::High),
+        ),
+    ];
+    j.append(&mut batch, &[]).unwrap();
+    let ids = |v: Vec<AlarmEvent>| -> Vec<(String, Transition)> {
+        v.into_iter().map(|e| (e.alarm_id, e.transition)).collect()
+    };
+    assert_eq!(
+        ids(j.latest_before(Timestamp::from_millis(2_500)).unwrap()),
+        [
+            ("A:high".to_string(), Transition::Raised),
+            ("B:high".to_string(), Transition::Raised)
+        ]
+    );
+    assert_eq!(
+        ids(j.latest_before(Timestamp::from_millis(5_000)).unwrap()),
+        [("A:high".to_string(), Transition::Acknowledged)],
+        "B is back to normal"
+    );
+    assert!(j.latest_before(Timestamp::from_millis(1_000)).unwrap().is_empty());
+}
