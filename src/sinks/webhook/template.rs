@@ -1,7 +1,8 @@
 //! Bodies of SMS and voice gateways: a user's template with `{placeholder}`s filled from the
-//! message fields. `{{` and `}}` stand for literal braces. Values are escaped for the content
-//! type (JSON string escapes for `…json`, percent-encoding for form bodies), so a point name
-//! with a quote cannot break the gateway's request.
+//! message fields. A placeholder is a brace around a lower-case word (`{point}`); any other
+//! brace is text, so a JSON body is written as it is: `{"text":"{point} {value}"}`. Values
+//! are escaped for the content type (JSON string escapes for `…json`, percent-encoding for
+//! form bodies), so a point name with a quote cannot break the gateway's request.
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -37,9 +38,6 @@ pub enum TemplateError {
     /// `{name}` with a name that is not a placeholder.
     #[error("unknown placeholder `{{{0}}}`; known: {known}", known = PLACEHOLDERS.join(", "))]
     Unknown(String),
-    /// A `{` without its `}`.
-    #[error("`{{` at byte {0} is not closed (write `{{{{` for a literal brace)")]
-    Unclosed(usize),
 }
 
 /// A parsed body template.
@@ -85,39 +83,37 @@ impl Escape {
 }
 
 impl Template {
-    /// Parses `text`, naming the first unknown placeholder or unclosed brace.
+    /// Parses `text`, naming the first unknown placeholder.
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut pieces = Vec::new();
         let mut lit = String::new();
-        let mut rest = text.char_indices().peekable();
-        while let Some((i, c)) = rest.next() {
-            match c {
-                '{' if rest.peek().map(|p| p.1) == Some('{') => {
-                    rest.next();
-                    lit.push('{');
-                }
-                '}' if rest.peek().map(|p| p.1) == Some('}') => {
-                    rest.next();
-                    lit.push('}');
-                }
-                '{' => {
-                    let close = text[i..].find('}').ok_or(TemplateError::Unclosed(i))?;
-                    let name = &text[i + 1..i + close];
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            lit.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let word = after
+                .find('}')
+                .map(|close| &after[..close])
+                .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            match word {
+                Some(w) => {
                     let known = PLACEHOLDERS
                         .iter()
-                        .find(|p| **p == name)
-                        .ok_or_else(|| TemplateError::Unknown(name.to_string()))?;
+                        .find(|p| **p == w)
+                        .ok_or_else(|| TemplateError::Unknown(w.to_string()))?;
                     if !lit.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut lit)));
                     }
                     pieces.push(Piece::Field(known));
-                    while rest.peek().is_some_and(|(j, _)| *j <= i + close) {
-                        rest.next();
-                    }
+                    rest = &after[w.len() + 1..];
                 }
-                c => lit.push(c),
+                None => {
+                    lit.push('{');
+                    rest = after;
+                }
             }
         }
+        lit.push_str(rest);
         if !lit.is_empty() {
             pieces.push(Piece::Literal(lit));
         }
@@ -177,7 +173,7 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_and_escaped_for_json() {
-        let t = Template::parse(r#"{{"msg":"{point} {value} 限值{limit} {priority}","to":"{phones}"}}"#).unwrap();
+        let t = Template::parse(r#"{"msg":"{point} {value} 限值{limit} {priority}","to":"{phones}"}"#).unwrap();
         let body = t.render(&fields(), "", "a", &["138".into(), "139".into()], Escape::Json);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["msg"], "1号储罐 \"可燃\" 30 %LEL 限值25 %LEL 高");
@@ -205,6 +201,11 @@ mod tests {
             e.to_string()
                 .starts_with("unknown placeholder `{pointname}`; known: point, value")
         );
-        assert_eq!(Template::parse("x {time").unwrap_err(), TemplateError::Unclosed(2));
+        // Braces around anything but a lower-case word are text.
+        let t = Template::parse("{ \"a\": {x-1} } {time").unwrap();
+        assert_eq!(
+            t.render(&fields(), "", "a", &[], Escape::None),
+            "{ \"a\": {x-1} } {time"
+        );
     }
 }
