@@ -6,6 +6,12 @@
 //! never skipping — and only then moves the cursor. Delivery is therefore at least once, in
 //! journal order, across restarts and outages of either side; a receiver deduplicates by the
 //! `X-Hazard-Delivery` sequence number.
+//!
+//! A target's `kind` only changes the request ([`send`]): generic JSON, a chat robot's
+//! message ([`presets`]: a robot's HTTP 200 with a non-zero error code is a refusal and is
+//! retried like any other), or a template for SMS and voice gateways ([`template`]). Quiet
+//! hours ([`quiet`]) hold transitions below critical out of line; escalation rosters
+//! ([`escalate`]) send through the same [`Sender`].
 
 pub mod config;
 pub mod escalate;
