@@ -146,6 +146,7 @@ impl GatewayConfig {
                 .filter(|(i, _)| self.mqtt.subscriptions.iter().any(|s| s.broker == *i))
                 .map(|(_, b)| b.name.clone())
                 .collect(),
+            webhooks: self.webhooks.iter().map(|w| w.name.clone()).collect(),
         }
     }
 

@@ -286,7 +286,8 @@ pub struct Metrics {
     pub webhook_deliveries: Family<WebhookLabel, Counter>,
     /// Journal sequence number each webhook target has dealt with.
     pub webhook_cursor: Family<WebhookLabel, Gauge>,
-    /// 1 while a webhook target's latest attempt failed (it is retrying), else 0.
+    /// Failed attempts in a row of a webhook target (0 after a success); `/readyz` reports a
+    /// target stuck from `health::NOTIFY_STUCK_ATTEMPTS` on.
     pub webhook_failing: Family<WebhookLabel, Gauge>,
     /// Escalation steps by roster and outcome.
     pub escalation_steps: Family<EscalationLabel, Counter>,
@@ -472,7 +473,7 @@ impl Metrics {
         let webhook_failing = Family::default();
         r.register(
             "hazard_webhook_failing",
-            "1 while a webhook target's latest attempt failed and it is retrying",
+            "Failed attempts in a row of a webhook target (0 after a success)",
             webhook_failing.clone(),
         );
         let escalation_steps = Family::default();

@@ -263,14 +263,15 @@ impl Sender {
             Err(Failure::Error(_)) => "error",
         };
         self.count(label);
-        self.ctx
-            .metrics
-            .webhook_failing
-            .get_or_create(&WebhookLabel {
-                target: self.spec.name.clone(),
-                result: "failing",
-            })
-            .set(i64::from(result.is_err()));
+        let failing = self.ctx.metrics.webhook_failing.get_or_create(&WebhookLabel {
+            target: self.spec.name.clone(),
+            result: "failing",
+        });
+        if result.is_ok() {
+            failing.set(0);
+        } else {
+            failing.inc();
+        }
         result
     }
 
