@@ -644,3 +644,38 @@ async fn escalation_follows_the_clock_stops_at_acknowledgement_and_quiet_hours_h
         2.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalation_resumes_after_a_restart_without_repeating_a_step() {
+    let state: Shared = Arc::default();
+    let base = start_receiver(state.clone()).await;
+    let sim = simulator("ai4-gas-lel", None).await;
+    for ch in ["ch1", "ch2", "ch3", "ch4"] {
+        sim.pin(ch, 1.0);
+    }
+    // 11:30 local: no quiet hours.
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(NIGHT_MS + 12 * 3_600_000)));
+    let config = escalation_config(&base, &sim.local_addr().to_string());
+    let mut gw = TestGateway::start_with(&config, tempfile::tempdir().unwrap(), clock.clone()).await;
+    sim.pin("ch1", 60.0);
+    wait_for("level 1 told at the raise", WAIT, || async {
+        (generic_ids(&state, "duty").len() == 1).then_some(())
+    })
+    .await;
+
+    // Down across the five-minute mark; the alarm is still unacknowledged when it returns.
+    gw.shutdown().await;
+    clock.advance(Duration::from_secs(300));
+    let gw = TestGateway::start_with(&config, gw.dir, clock.clone()).await;
+    wait_for("level 2 after the restart", WAIT, || async {
+        (generic_ids(&state, "manager") == [("g/ch1:high_high".to_string(), Some(2))]).then_some(())
+    })
+    .await;
+    evaluated_at(&gw, clock.now()).await;
+    assert_eq!(
+        generic_ids(&state, "duty"),
+        [("g/ch1:high_high".to_string(), Some(1))],
+        "level 1 not repeated"
+    );
+    assert!(generic_ids(&state, "director").is_empty());
+}
