@@ -564,7 +564,7 @@ async fn escalation_follows_the_clock_stops_at_acknowledgement_and_quiet_hours_h
     let t0 = Timestamp::from_millis(NIGHT_MS);
     let clock = Arc::new(ManualClock::new(t0));
     let config = escalation_config(&base, &sim.local_addr().to_string());
-    let gw = TestGateway::start_with(&config, tempfile::tempdir().unwrap(), clock.clone()).await;
+    let mut gw = TestGateway::start_with(&config, tempfile::tempdir().unwrap(), clock.clone()).await;
 
     sim.pin("ch1", 60.0);
     // Level 1 at the raise, for the critical alarm only (the roster's default minimum).
@@ -618,8 +618,23 @@ async fn escalation_follows_the_clock_stops_at_acknowledgement_and_quiet_hours_h
     assert_eq!(generic_ids(&state, "duty").len(), 1);
     assert_eq!(generic_ids(&state, "manager").len(), 1);
 
-    // 07:00: the quiet hours end and the held alarm is sent.
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hazard_escalation_steps_total",
+            &["roster=\"gas\"", "result=\"sent\""]
+        ),
+        2.0
+    );
+
+    // The gateway stops during quiet hours with the high alarm held; it is back after 07:00 and
+    // sends the held alarm, from its record, though its cursor had passed it.
+    gw.shutdown().await;
+    let held = std::fs::read_to_string(gw.dir.path().join("webhooks/night.held")).unwrap();
+    assert_eq!(held.lines().count(), 1, "{held}");
     clock.set(Timestamp::from_millis(NIGHT_MS + 7 * 3_600_000 + 30 * 60_000));
+    let gw = TestGateway::start_with(&config, gw.dir, clock.clone()).await;
     wait_for("the held alarm sent when quiet hours end", WAIT, || async {
         generic_ids(&state, "night")
             .contains(&("g/ch1:high".to_string(), None))
@@ -635,14 +650,9 @@ async fn escalation_follows_the_clock_stops_at_acknowledgement_and_quiet_hours_h
         ),
         1.0
     );
-    assert_eq!(
-        metric(
-            &m,
-            "hazard_escalation_steps_total",
-            &["roster=\"gas\"", "result=\"sent\""]
-        ),
-        2.0
-    );
+    assert_eq!(generic_ids(&state, "night").len(), 2, "each alarm once");
+    let held = std::fs::read_to_string(gw.data_dir().join("webhooks/night.held")).unwrap();
+    assert_eq!(held, "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
