@@ -241,6 +241,12 @@ pub fn validate(src: &SourceText<'_>, raw: &[RawWebhook], errors: &mut Vec<Confi
         let template = match (&w.template, w.kind) {
             (Some(t), Kind::Template) => {
                 let raw_t = t.get_ref();
+                for h in raw_t.headers_env.keys() {
+                    if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                        let msg = format!("`{h}` is not an HTTP header name");
+                        errors.push(src.error(t.span(), at("template.headers_env"), msg));
+                    }
+                }
                 match Template::parse(raw_t.body.get_ref()) {
                     Ok(body) => Some(TemplateSpec {
                         body,
@@ -268,6 +274,15 @@ pub fn validate(src: &SourceText<'_>, raw: &[RawWebhook], errors: &mut Vec<Confi
             if !ok {
                 errors.push(src.error(p.span(), at(&format!("phones[{j}]")), "must be digits (and `+`)"));
             }
+        }
+        let mentions = matches!(w.kind, Kind::Wecom | Kind::Dingtalk);
+        if !mentions && w.mention_all_on_critical {
+            let msg = "only WeCom and DingTalk robots mention people";
+            errors.push(src.error(w.name.span(), at("mention_all_on_critical"), msg));
+        }
+        if let (Some(p), false) = (w.phones.first(), mentions || w.kind == Kind::Template) {
+            let msg = "only WeCom and DingTalk robots (mentions) and templates (`{phones}`) use phone numbers";
+            errors.push(src.error(p.span(), at("phones"), msg));
         }
         let quiet_hours = w
             .quiet_hours

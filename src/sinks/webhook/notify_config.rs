@@ -153,6 +153,15 @@ pub fn validate_escalations(
             levels,
         });
     }
+    for w in webhooks.iter().filter(|w| w.only_escalations) {
+        let told = out.iter().flat_map(|e| &e.levels).any(|l| l.notify.contains(&w.name));
+        if !told {
+            errors.push(src.file_error(format!(
+                "webhook `{}` has only_escalations = true but no [[escalations]] level notifies it: it would never be used",
+                w.name
+            )));
+        }
+    }
     out
 }
 

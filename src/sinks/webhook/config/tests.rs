@@ -77,3 +77,22 @@ fn escalations_name_existing_webhooks_in_order_of_time() {
         ]
     );
 }
+
+#[test]
+fn options_a_kind_does_not_use_are_refused_by_name() {
+    let (_, errors) = check(
+        "[[webhooks]]\nname = \"f\"\nkind = \"feishu\"\nkey_env = \"K\"\nphones = [\"138\"]\n\
+         mention_all_on_critical = true\nonly_escalations = true\n\
+         [[webhooks]]\nname = \"s\"\nkind = \"template\"\nurl = \"http://127.0.0.1:9/\"\n\
+         template = { body = \"{text}\", headers_env = { \"X Key\" = \"K\" } }\n",
+    );
+    assert_eq!(
+        errors,
+        [
+            "2:webhooks[0].mention_all_on_critical: only WeCom and DingTalk robots mention people",
+            "5:webhooks[0].phones: only WeCom and DingTalk robots (mentions) and templates (`{phones}`) use phone numbers",
+            "12:webhooks[1].template.headers_env: `X Key` is not an HTTP header name",
+            "0:: webhook `f` has only_escalations = true but no [[escalations]] level notifies it: it would never be used",
+        ]
+    );
+}
