@@ -16,6 +16,11 @@
 //! longer ask the duty officer for attention. An alarm that clears unacknowledged keeps
 //! escalating: nobody has seen it yet. Quiet hours of a target hold steps below critical
 //! until they end (counted `held` once per step); critical steps are never held.
+//!
+//! Steps go out one after another, one attempt per step per round; a failed step waits a
+//! growing number of rounds (up to 60) before its next attempt, so a dead target is retried
+//! about once a minute and logged at that rate. A target that hangs costs each round up to its
+//! `timeout` per due step.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
