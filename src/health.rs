@@ -4,7 +4,14 @@
 use std::time::Duration;
 
 use crate::model::Timestamp;
-use crate::telemetry::{BrokerLabel, MqttInMetrics, StoreLabel, TsdbMetrics};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::telemetry::{BrokerLabel, MqttInMetrics, StoreLabel, TsdbMetrics, WebhookLabel};
+
+/// Failed attempts in a row after which a notification target is reported stuck: with the
+/// backoff from 0.5 s doubling, about 15 s of refusals or silence, longer than a blip.
+pub const NOTIFY_STUCK_ATTEMPTS: i64 = 5;
 
 /// How long the rules task may be silent before the gateway is not ready: it ticks every
 /// second, so this is several missed ticks, not a slow one.
@@ -29,6 +36,8 @@ pub struct Readiness {
     pub stores: Vec<String>,
     /// The MQTT brokers with subscriptions, by name.
     pub brokers: Vec<String>,
+    /// The webhook (notification) targets, by name.
+    pub webhooks: Vec<String>,
 }
 
 impl Readiness {
@@ -80,6 +89,27 @@ impl Readiness {
             out.extend(buffer_problems(limit, held));
         }
         out
+    }
+}
+
+impl Readiness {
+    /// A problem for each notification target stuck retrying (`failing` counts its failed
+    /// attempts in a row): people are not being told, though the journal keeps every
+    /// transition for it.
+    pub fn notify_problems(&self, failing: &Family<WebhookLabel, Gauge>) -> Vec<String> {
+        self.webhooks
+            .iter()
+            .filter_map(|target| {
+                let label = WebhookLabel {
+                    target: target.clone(),
+                    result: "failing",
+                };
+                let n = failing.get_or_create(&label).get();
+                (n >= NOTIFY_STUCK_ATTEMPTS).then(|| {
+                    format!("webhook `{target}` stuck: {n} attempts in a row failed; its messages wait and are retried")
+                })
+            })
+            .collect()
     }
 }
 
@@ -140,6 +170,26 @@ mod tests {
             off.problems(now, now, &tsdb, 2, &mqtt, Vec::new()).len(),
             1,
             "held transitions"
+        );
+    }
+
+    #[test]
+    fn a_notification_target_failing_five_times_in_a_row_is_stuck() {
+        let r = Readiness {
+            webhooks: vec!["duty".into()],
+            ..Readiness::default()
+        };
+        let failing = Family::<WebhookLabel, Gauge>::default();
+        let g = failing.get_or_create(&WebhookLabel {
+            target: "duty".into(),
+            result: "failing",
+        });
+        g.set(4);
+        assert!(r.notify_problems(&failing).is_empty());
+        g.set(5);
+        assert_eq!(
+            r.notify_problems(&failing),
+            vec!["webhook `duty` stuck: 5 attempts in a row failed; its messages wait and are retried".to_string()]
         );
     }
 

@@ -48,7 +48,7 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Json<Health> {
 }
 
 /// `GET /readyz`: 200 while the rules engine is evaluating, no store's buffer is over the
-/// `[ops]` limit and no MQTT broker is lost; 503 with the reasons otherwise (an alarm could be
+/// `[ops]` limit, no MQTT broker is lost and no notification target is stuck; 503 with the reasons otherwise (an alarm could be
 /// missed, a store has been unreachable long enough that its backlog needs a look, or a
 /// broker's points are blind).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
@@ -57,14 +57,20 @@ pub(super) async fn healthz(State(s): State<AppState>) -> Json<Health> {
         (status = 503, description = "Not ready, with the reasons", body = Ready),
     ))]
 pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Ready>) {
-    let problems = s.readiness.read().unwrap_or_else(|p| p.into_inner()).problems(
-        s.clock.now(),
-        s.live.rules_heartbeat(),
-        &s.metrics.tsdb,
-        s.metrics.journal_held.get(),
-        &s.metrics.mqtt_in,
-        s.live.diagnostics(),
-    );
+    let problems = {
+        // A std lock: nothing awaits while it is held.
+        let r = s.readiness.read().unwrap_or_else(|p| p.into_inner());
+        let mut p = r.problems(
+            s.clock.now(),
+            s.live.rules_heartbeat(),
+            &s.metrics.tsdb,
+            s.metrics.journal_held.get(),
+            &s.metrics.mqtt_in,
+            s.live.diagnostics(),
+        );
+        p.extend(r.notify_problems(&s.metrics.webhook_failing));
+        p
+    };
     let status = if problems.is_empty() {
         StatusCode::OK
     } else {

@@ -81,6 +81,10 @@ pub struct GatewayConfig {
     pub tsdb: Vec<crate::sinks::tsdb::TsdbSpec>,
     /// Webhook targets for alarm transitions.
     pub webhooks: Vec<crate::sinks::webhook::WebhookSpec>,
+    /// How notification messages read (`[notify]`).
+    pub notify: crate::sinks::webhook::message::MessageSettings,
+    /// Escalation rosters (`[[escalations]]`).
+    pub escalations: Vec<crate::sinks::webhook::escalate::EscalationSpec>,
     /// Northbound MQTT brokers for alarm transitions.
     pub mqtt_north: Vec<crate::sinks::mqtt_north::MqttNorthSpec>,
     /// Readiness limits (`[ops]`).
@@ -98,6 +102,35 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// The names notification messages use: `[labels]` of points and devices, hazard sources.
+    pub fn notify_directory(&self) -> crate::sinks::webhook::message::Directory {
+        use crate::sinks::webhook::message::{Directory, Naming};
+        let naming = |l: &crate::api::labels::Label| Naming {
+            name: l.name.clone(),
+            place: l.location.as_ref().and_then(|loc| {
+                let parts: Vec<&str> = [&loc.area, &loc.unit, &loc.floor]
+                    .into_iter()
+                    .filter_map(|p| p.as_deref())
+                    .collect();
+                (!parts.is_empty()).then(|| parts.join(" "))
+            }),
+        };
+        let labels = &self.console.labels;
+        Directory {
+            subjects: labels
+                .devices
+                .iter()
+                .chain(&labels.points)
+                .map(|(id, l)| (id.clone(), naming(l)))
+                .collect(),
+            hazard_sources: self
+                .hazard_sources
+                .iter()
+                .map(|h| (h.id.clone(), h.name.clone()))
+                .collect(),
+        }
+    }
+
     /// What `/readyz` and the watchdog check, from `[ops]` and the configured stores.
     pub fn readiness(&self) -> crate::health::Readiness {
         crate::health::Readiness {
@@ -113,6 +146,7 @@ impl GatewayConfig {
                 .filter(|(i, _)| self.mqtt.subscriptions.iter().any(|s| s.broker == *i))
                 .map(|(_, b)| b.name.clone())
                 .collect(),
+            webhooks: self.webhooks.iter().map(|w| w.name.clone()).collect(),
         }
     }
 

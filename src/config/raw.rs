@@ -48,6 +48,12 @@ pub(super) struct RawConfig {
     /// Webhook targets for alarm transitions.
     #[serde(default)]
     pub(super) webhooks: Vec<crate::sinks::webhook::config::RawWebhook>,
+    /// How notification messages read: language, site time offset, console link.
+    #[serde(default)]
+    pub(super) notify: crate::sinks::webhook::notify_config::RawNotify,
+    /// Who is told next when an alarm stays unacknowledged.
+    #[serde(default)]
+    pub(super) escalations: Vec<crate::sinks::webhook::notify_config::RawEscalation>,
     /// Northbound MQTT brokers for alarm transitions.
     #[serde(default)]
     pub(super) mqtt_north: Vec<crate::sinks::mqtt_north::config::RawMqttNorth>,

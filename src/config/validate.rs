@@ -113,6 +113,9 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let tsdb = check_tsdb(&src, &raw, &mut errors);
     let webhooks = crate::sinks::webhook::config::validate(&src, &raw.webhooks, &mut errors);
     let mqtt_north = crate::sinks::mqtt_north::config::validate(&src, &raw.mqtt_north, &mut errors);
+    let notify = crate::sinks::webhook::notify_config::validate_notify(&src, &raw.notify, &mut errors);
+    let escalations =
+        crate::sinks::webhook::notify_config::validate_escalations(&src, &raw.escalations, &webhooks, &mut errors);
     let buffers: Vec<(String, u64)> = tsdb.iter().map(|t| (t.name.clone(), t.buffer.max_bytes)).collect();
     let ops = super::ops::validate(&src, &raw.ops, &buffers, &mut errors);
     let uplinks = crate::sinks::uplink::config::validate(&src, &raw.uplinks, &points, &mut errors);
@@ -198,6 +201,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         profiles,
         tsdb,
         webhooks,
+        notify,
+        escalations,
         mqtt_north,
         ops,
         api_server,

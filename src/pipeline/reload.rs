@@ -260,17 +260,32 @@ impl Context {
         stop: &CancellationToken,
     ) -> Result<Vec<JoinHandle<()>>, super::StartError> {
         let mut out = Vec::new();
+        let ctx = crate::sinks::webhook::SendContext {
+            gateway: config.gateway_id.clone(),
+            directory: Arc::new(config.notify_directory()),
+            settings: config.notify.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+        };
         for spec in &config.webhooks {
-            out.push(crate::sinks::webhook::start(
+            out.extend(crate::sinks::webhook::start(
                 spec.clone(),
-                &config.gateway_id,
+                ctx.clone(),
                 &self.data_dir,
                 self.journal.clone(),
                 self.state.subscribe(),
-                self.metrics.clone(),
                 stop.clone(),
             )?);
         }
+        out.extend(crate::sinks::webhook::escalate::start(
+            &config.escalations,
+            &config.webhooks,
+            ctx,
+            &self.data_dir,
+            self.journal.clone(),
+            self.state.subscribe(),
+            stop.clone(),
+        )?);
         for spec in &config.mqtt_north {
             out.push(crate::sinks::mqtt_north::start(
                 spec.clone(),
@@ -332,7 +347,11 @@ impl Reloader {
             .await?;
         let mut problems = Vec::new();
         let stores = self.reload_stores(parts, &new, &mut problems).await?;
-        let deliveries = parts.config.webhooks != new.webhooks || parts.config.mqtt_north != new.mqtt_north;
+        let deliveries = parts.config.webhooks != new.webhooks
+            || parts.config.notify != new.notify
+            || parts.config.escalations != new.escalations
+            || parts.config.console.labels != new.console.labels
+            || parts.config.mqtt_north != new.mqtt_north;
         if deliveries {
             parts.deliveries_stop.cancel();
             for d in parts.deliveries.drain(..) {

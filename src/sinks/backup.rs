@@ -6,10 +6,11 @@
 //! the gateway's writers carry on meanwhile (only the write-ahead log grows for the
 //! duration). A file copy of a WAL database is not used: it can pair a database file with a
 //! log from another moment and come back torn. Copied in this order:
-//! 1. the delivery cursors (`*.cursor` of webhooks, northbound MQTT and uplinks), first, so
-//!    none is ahead of the journal copy: after a restore each follower resumes at or before
-//!    the journal's end and delivers again what it had not confirmed at backup time (at least
-//!    once, never skipped);
+//! 1. the delivery cursors (`*.cursor` of webhooks, northbound MQTT and uplinks), with the
+//!    transitions webhooks hold for their quiet hours (`*.held`) and the escalation steps sent
+//!    (`escalations/*.sent`), first, so none is ahead of the journal copy: after a restore each
+//!    follower resumes at or before the journal's end and delivers again what it had not
+//!    confirmed at backup time (at least once, never skipped);
 //! 2. `alarms.db` (the alarm journal and running delay timers);
 //! 3. `history.db`.
 //!
@@ -33,8 +34,12 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// Where the deliveries that follow the journal keep their cursors: `webhooks/<name>.cursor`,
 /// `mqtt_north/<name>.cursor`, `uplinks/<name>/alarms.cursor`. Only these are searched, so a
-/// backup kept under the data directory is never copied into the next one.
-const CURSOR_DIRS: [&str; 3] = ["webhooks", "mqtt_north", "uplinks"];
+/// backup kept under the data directory is never copied into the next one. Escalation rosters
+/// keep their sent steps in `escalations/<name>.sent`.
+const CURSOR_DIRS: [&str; 4] = ["webhooks", "mqtt_north", "uplinks", "escalations"];
+
+/// Extensions of the delivery state copied from those folders.
+const CURSOR_EXTENSIONS: [&str; 3] = ["cursor", "held", "sent"];
 
 /// Attempts of a copy that finds the database busy (a writer mid-checkpoint), 100 ms apart.
 const BUSY_ATTEMPTS: u32 = 50;
@@ -232,7 +237,7 @@ fn copy_database(from: &Path, to: &Path, kind: &'static str) -> Result<CopiedFil
     })
 }
 
-/// Every `*.cursor` file under `dir`, relative to `root`.
+/// Every `*.cursor`, `*.held` and `*.sent` file under `dir`, relative to `root`.
 fn find_cursors(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BackupError> {
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
@@ -241,7 +246,9 @@ fn find_cursors(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), B
         if kind.is_dir() {
             find_cursors(root, &path, out)?;
         } else if kind.is_file()
-            && path.extension().is_some_and(|e| e == "cursor")
+            && path
+                .extension()
+                .is_some_and(|e| CURSOR_EXTENSIONS.iter().any(|c| e == *c))
             && let Ok(rel) = path.strip_prefix(root)
         {
             out.push(rel.to_path_buf());
@@ -313,6 +320,9 @@ mod tests {
         std::fs::create_dir_all(data.path().join("webhooks")).unwrap();
         std::fs::write(data.path().join("webhooks/ops.cursor"), "2\n").unwrap();
         std::fs::write(data.path().join("webhooks/ops.cursor.tmp"), "9\n").unwrap();
+        std::fs::write(data.path().join("webhooks/ops.held"), "1\n").unwrap();
+        std::fs::create_dir_all(data.path().join("escalations")).unwrap();
+        std::fs::write(data.path().join("escalations/gas.sent"), "").unwrap();
         std::fs::create_dir_all(data.path().join("backups/old/webhooks")).unwrap();
         std::fs::write(data.path().join("backups/old/webhooks/ops.cursor"), "1\n").unwrap();
 
@@ -321,7 +331,15 @@ mod tests {
         let m = backup(data.path(), &dest, meta(data.path())).unwrap();
         assert_eq!(m.journal_last_seq, 3);
         let names: Vec<(&str, &str)> = m.files.iter().map(|f| (f.path.as_str(), f.kind)).collect();
-        assert_eq!(names, [("webhooks/ops.cursor", "cursor"), ("alarms.db", "journal")]);
+        assert_eq!(
+            names,
+            [
+                ("escalations/gas.sent", "cursor"),
+                ("webhooks/ops.cursor", "cursor"),
+                ("webhooks/ops.held", "cursor"),
+                ("alarms.db", "journal")
+            ]
+        );
         assert_eq!(
             std::fs::read_to_string(dest.join("webhooks/ops.cursor")).unwrap(),
             "2\n"
@@ -331,7 +349,7 @@ mod tests {
         let manifest: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dest.join(MANIFEST_FILE)).unwrap()).unwrap();
         assert_eq!(manifest["gateway_version"], "test");
-        assert_eq!(manifest["files"][1]["bytes"], m.files[1].bytes);
+        assert_eq!(manifest["files"][3]["bytes"], m.files[3].bytes);
 
         // Into the same, now non-empty, directory: refused and nothing touched.
         let again = backup(data.path(), &dest, meta(data.path())).unwrap_err();

@@ -204,7 +204,19 @@ impl TsdbMetrics {
 pub struct WebhookLabel {
     /// Target name from the config.
     pub target: String,
-    /// `ok`, `rejected` (non-2xx), `error` (network), or `cursor`.
+    /// `ok`, `rejected` (non-2xx), `refused` (a chat robot's non-zero error code in a 2xx
+    /// answer), `error` (network), `held` / `released` (quiet hours), `held_lost` (a held
+    /// transition pruned from the journal before its hours ended), or `cursor` / `failing`
+    /// for the gauges.
+    pub result: &'static str,
+}
+
+/// Labels of an escalation roster's steps.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EscalationLabel {
+    /// Roster name from the config.
+    pub roster: String,
+    /// `sent`, `failed` (an attempt; retried) or `held` (by a target's quiet hours).
     pub result: &'static str,
 }
 
@@ -274,6 +286,13 @@ pub struct Metrics {
     pub webhook_deliveries: Family<WebhookLabel, Counter>,
     /// Journal sequence number each webhook target has dealt with.
     pub webhook_cursor: Family<WebhookLabel, Gauge>,
+    /// Failed attempts in a row of a webhook target (0 after a success); `/readyz` reports a
+    /// target stuck from `health::NOTIFY_STUCK_ATTEMPTS` on.
+    pub webhook_failing: Family<WebhookLabel, Gauge>,
+    /// Escalation steps by roster and outcome.
+    pub escalation_steps: Family<EscalationLabel, Counter>,
+    /// The gateway clock's time (ms since the epoch) at the last escalation round.
+    pub escalation_evaluated: Gauge,
     /// Northbound MQTT publishes by target and outcome (`acked`, `retried`).
     pub mqtt_north_publishes: Family<WebhookLabel, Counter>,
     /// MQTT subscriptions (sources).
@@ -451,6 +470,24 @@ impl Metrics {
             "Alarm journal sequence number each webhook target has dealt with",
             webhook_cursor.clone(),
         );
+        let webhook_failing = Family::default();
+        r.register(
+            "hazard_webhook_failing",
+            "Failed attempts in a row of a webhook target (0 after a success)",
+            webhook_failing.clone(),
+        );
+        let escalation_steps = Family::default();
+        r.register(
+            "hazard_escalation_steps",
+            "Escalation steps by roster and outcome",
+            escalation_steps.clone(),
+        );
+        let escalation_evaluated = Gauge::default();
+        r.register(
+            "hazard_escalation_evaluated_at_ms",
+            "Gateway clock time (ms since the epoch) of the last escalation round",
+            escalation_evaluated.clone(),
+        );
         let mqtt_north_publishes = Family::default();
         r.register(
             "hazard_mqtt_north_publishes",
@@ -529,6 +566,9 @@ impl Metrics {
             opcua,
             webhook_deliveries,
             webhook_cursor,
+            webhook_failing,
+            escalation_steps,
+            escalation_evaluated,
             mqtt_north_publishes,
             mqtt_in,
             sse_clients,

@@ -33,6 +33,7 @@ mod modbus_types;
 mod mqtt_in;
 mod mqtt_north;
 mod mqtt_north_readings;
+mod notify;
 mod opcua;
 mod park;
 mod profiles;
