@@ -132,6 +132,7 @@ pub fn router(state: AppState) -> Router {
     // Everything but the feed answers within the request timeout (408 after it).
     let bounded = Router::new()
         .route("/", get(page::index))
+        .route("/performance", get(page::performance))
         .route("/console/{file}", get(page::file))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

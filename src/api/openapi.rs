@@ -40,6 +40,7 @@ use super::{ack_many, admin, alarms, commands, devices, events, kpi, ops, page, 
         ops::metrics,
         admin::reload,
         page::index,
+        page::performance,
         page::file,
         session::settings,
         tuning::suggestions,
@@ -144,10 +145,12 @@ mod tests {
             "/",
             "/console/{file}",
             "/api/v1/console",
+            "/api/v1/tuning",
+            "/performance",
         ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
-        assert_eq!(paths.len(), 25, "a route was added: list it here and in the router");
+        assert_eq!(paths.len(), 27, "a route was added: list it here and in the router");
     }
 
     #[test]

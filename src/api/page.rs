@@ -11,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 const INDEX_HTML: &str = include_str!("console/index.html");
 const CONSOLE_JS: &str = include_str!("console/console.js");
 const CONSOLE_CSS: &str = include_str!("console/console.css");
+/// The alarm performance page (报警绩效) and its script.
+const PERFORMANCE_HTML: &str = include_str!("console/performance.html");
+const PERFORMANCE_JS: &str = include_str!("console/performance.js");
 /// uPlot 1.6.32 (MIT, `console/vendor/uplot-LICENSE`), unmodified from its npm package: the
 /// trend charts, small (50 KB) and without dependencies, served from the gateway itself.
 const UPLOT_JS: &str = include_str!("console/vendor/uplot-1.6.32.iife.min.js");
@@ -39,9 +42,17 @@ pub(super) async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
+/// The alarm performance page: the week's alarm KPIs with tuning advice for the bad actors
+/// (HTML page; it uses the token the console keeps for the tab).
+#[utoipa::path(get, path = "/performance", tag = "console",
+    responses((status = 200, description = "The alarm performance page", body = String, content_type = "text/html")))]
+pub(super) async fn performance() -> Response {
+    asset("text/html; charset=utf-8", PERFORMANCE_HTML)
+}
+
 /// The console's script and style sheet.
 #[utoipa::path(get, path = "/console/{file}", tag = "console",
-    params(("file" = String, Path, description = "`console.js`, `console.css`, `uplot.js` or `uplot.css`")),
+    params(("file" = String, Path, description = "`console.js`, `console.css`, `performance.js`, `uplot.js` or `uplot.css`")),
     responses(
         (status = 200, description = "The asset", content(
             (String = "text/javascript"),
@@ -53,6 +64,7 @@ pub(super) async fn file(Path(name): Path<String>) -> Response {
     match name.as_str() {
         "console.js" => asset("text/javascript; charset=utf-8", CONSOLE_JS),
         "console.css" => asset("text/css; charset=utf-8", CONSOLE_CSS),
+        "performance.js" => asset("text/javascript; charset=utf-8", PERFORMANCE_JS),
         "uplot.js" => asset("text/javascript; charset=utf-8", UPLOT_JS),
         "uplot.css" => asset("text/css; charset=utf-8", UPLOT_CSS),
         _ => StatusCode::NOT_FOUND.into_response(),
@@ -80,6 +92,28 @@ mod tests {
         assert!(
             !CONSOLE_JS.contains("http://") && !CONSOLE_JS.contains("https://"),
             "no external URL"
+        );
+    }
+
+    #[test]
+    fn the_performance_page_loads_only_assets_that_are_served() {
+        for src in [
+            "/console/performance.js",
+            "/console/console.css",
+            "/console/uplot.js",
+            "/console/uplot.css",
+        ] {
+            assert!(PERFORMANCE_HTML.contains(src), "performance.html links {src}");
+        }
+        for text in [PERFORMANCE_HTML, PERFORMANCE_JS] {
+            assert!(
+                !text.contains("http://") && !text.contains("https://"),
+                "no external URL"
+            );
+        }
+        assert!(
+            INDEX_HTML.contains("href=\"/performance\""),
+            "the console links the page"
         );
     }
 }

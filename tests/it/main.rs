@@ -16,6 +16,7 @@ mod console;
 mod console_ack;
 mod console_devices;
 mod console_english;
+mod console_performance;
 mod console_read_only;
 mod console_roles;
 mod console_safety;

@@ -13,13 +13,14 @@ use support::{Mosquitto, TestGateway, WAIT, wait_for};
 const POINT: &str = "tank/LT-1";
 const SET_POINT: f64 = 85.0;
 
-fn config(broker: &Mosquitto) -> String {
+fn config(broker: &Mosquitto, api_extra: &str) -> String {
     format!(
         r#"
 [gateway]
 id = "tuning-gw"
 [api]
 listen = "127.0.0.1:0"
+{api_extra}
 # Suggestions replay raw history as kept; a point tuned for chatter smaller than the history
 # deadband needs its readings kept as they came.
 [history.deadbands]
@@ -84,10 +85,30 @@ fn naive_raises(values: &[f64]) -> u64 {
     n
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chattering_level_alarm_gets_a_suggestion_that_removes_its_chattering_and_keeps_its_true_alarm() {
+/// A gateway fed the scripted level through a real Mosquitto, with every reading and raise
+/// processed.
+pub(crate) struct Chattering {
+    /// The broker (kept alive with the gateway).
+    pub _broker: Mosquitto,
+    /// The gateway.
+    pub gw: TestGateway,
+    /// Device time of the first reading, ms.
+    pub base: i64,
+    /// Device time of the last reading, ms.
+    pub last: i64,
+    /// Raises the journal holds.
+    pub expected: u64,
+    /// The tuning answer for the whole script.
+    pub report: Value,
+    /// Its query.
+    pub query: String,
+}
+
+/// Publishes the script through Mosquitto, readings stamped from two hours ago, and waits
+/// until the gateway has processed all of it; `api_extra` goes into `[api]` (tokens).
+pub(crate) async fn chattering_level(api_extra: &str) -> Chattering {
     let broker = Mosquitto::start();
-    let gw = TestGateway::start(&config(&broker)).await;
+    let gw = TestGateway::start(&config(&broker, api_extra)).await;
     let mut p = Publisher::start(broker.port, "tuning-publisher");
     let values = script();
     // Device times from two hours ago, whole seconds, within the history's raw window.
@@ -134,6 +155,28 @@ async fn a_chattering_level_alarm_gets_a_suggestion_that_removes_its_chattering_
         (r["alarms"][0]["raises"].as_u64() == Some(expected)).then_some(r)
     })
     .await;
+    Chattering {
+        _broker: broker,
+        gw,
+        base,
+        last,
+        expected,
+        report,
+        query,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chattering_level_alarm_gets_a_suggestion_that_removes_its_chattering_and_keeps_its_true_alarm() {
+    let Chattering {
+        gw,
+        base,
+        last,
+        expected,
+        report,
+        query,
+        ..
+    } = chattering_level("").await;
     let alarms = report["alarms"].as_array().expect("alarms");
     assert_eq!(alarms.len(), 1, "{report:#}");
     let a = &alarms[0];

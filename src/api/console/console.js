@@ -75,7 +75,7 @@
       ack_many_title: '批量确认报警', ack_many_what: '共 {n} 条报警：',
       ack_partial: '{a} 条已确认，{r} 条未能确认：{m}', h_categories: '确认类别',
       b_online: '在线', b_offline: '离线', b_since: '自 {t}', b_reconnects: '重连 {n} 次', b_error: '最近错误：{m}',
-      broker: 'MQTT 服务器', list_sep: '；',
+      broker: 'MQTT 服务器', list_sep: '；', performance: '报警绩效',
     },
     en: {
       title: 'Major Hazard Monitoring', conn_up: 'LIVE', conn_down: 'DISCONNECTED',
@@ -142,7 +142,7 @@
       ack_many_title: 'Acknowledge alarms', ack_many_what: '{n} alarms: ',
       ack_partial: '{a} acknowledged, {r} not: {m}', h_categories: 'Acknowledged as',
       b_online: 'Online', b_offline: 'Offline', b_since: 'since {t}', b_reconnects: '{n} reconnects', b_error: 'Last error: {m}',
-      broker: 'MQTT broker', list_sep: '; ',
+      broker: 'MQTT broker', list_sep: '; ', performance: 'Alarm performance',
     },
   };
   const PRIORITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
