@@ -161,6 +161,7 @@ fn main() {
     let mut delays_ms: Vec<u64> = Vec::new();
     let mut missed = Vec::new();
     let mut standing = 0;
+    let mut slow = Vec::new();
     let mut events = 0;
     for e in set.events.iter().filter(|e| e.start >= eval_start) {
         events += 1;
@@ -184,7 +185,11 @@ fn main() {
             (b, Some((a, was_standing))) => {
                 standing += usize::from(was_standing);
                 let b = b.map_or(a, |(t, _)| t);
-                delays_ms.push(u64::try_from(a.since(b).as_millis()).unwrap_or(u64::MAX));
+                let delay = u64::try_from(a.since(b).as_millis()).unwrap_or(u64::MAX);
+                if delay > 10_000 {
+                    slow.push((e, delay, suggested[e.point]));
+                }
+                delays_ms.push(delay);
             }
             (_, None) => missed.push(e),
         }
@@ -251,6 +256,15 @@ fn main() {
     println!(
         "recommendations computed in {recommend_s:.1} s; both replays through the rules engine in {replay_s:.1} s"
     );
+    for (e, delay, s) in &slow {
+        println!(
+            "over the 10 s bound: {} event at {:?}: {:.1} s later than the naive alarm (on-delay {} s)",
+            set.points[e.point].name,
+            e.start,
+            *delay as f64 / 1000.0,
+            s.on_delay.as_secs()
+        );
+    }
     for e in &missed {
         println!("MISSED: {} from {:?} to {:?}", set.points[e.point].name, e.start, e.end);
     }

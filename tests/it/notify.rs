@@ -452,6 +452,17 @@ async fn robots_and_sms_get_signed_chinese_messages_and_nothing_is_lost_across_a
             .then_some(())
     })
     .await;
+    // WeCom's refusal is counted before the restart (the new process counts afresh).
+    wait_for("a refused WeCom delivery counted", WAIT, || async {
+        let m = gw.metrics().await;
+        (metric(
+            &m,
+            "hazard_webhook_deliveries_total",
+            &["target=\"wecom\"", "result=\"refused\""],
+        ) >= 1.0)
+            .then_some(())
+    })
+    .await;
     assert!(gw.signal_and_wait("TERM").success());
     let log = gw.stderr();
     for secret in [WECOM_KEY, DING_TOKEN, DING_SECRET, FEISHU_TOKEN, FEISHU_SECRET, SMS_KEY] {
@@ -471,14 +482,6 @@ async fn robots_and_sms_get_signed_chinese_messages_and_nothing_is_lost_across_a
     let mut sorted = seqs.clone();
     sorted.sort();
     assert_eq!(seqs, sorted, "in journal order");
-    let m = gw.metrics().await;
-    assert!(
-        metric(
-            &m,
-            "hazard_webhook_deliveries_total",
-            &["target=\"wecom\"", "result=\"refused\""]
-        ) >= 1.0
-    );
 }
 
 /// 2026-12-07 23:30:00 at UTC+08:00: inside quiet hours 22:00–07:00.
