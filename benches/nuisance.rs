@@ -165,15 +165,15 @@ fn main() {
     let mut events = 0;
     for e in set.events.iter().filter(|e| e.start >= eval_start) {
         events += 1;
-        // When the alarm answered the event: already standing at its start (delay counted
-        // from the start), or its first raise from a minute before the start (the naive alarm
-        // may fire a little early, on noise) to the end.
+        // When the alarm answered the event: already standing at its start (since its raise,
+        // so it adds no delay), or its first raise from a minute before the start (the naive
+        // alarm may fire a little early, on noise) to the end.
         let answer = |acts: &[Activation]| -> Option<(Timestamp, bool)> {
-            if acts
+            if let Some(a) = acts
                 .iter()
-                .any(|a| a.raised < e.start && a.cleared.is_none_or(|c| c > e.start))
+                .find(|a| a.raised < e.start && a.cleared.is_none_or(|c| c > e.start))
             {
-                return Some((e.start, true));
+                return Some((a.raised, true));
             }
             let from = e.start.minus(Duration::from_secs(60));
             acts.iter()
