@@ -188,6 +188,10 @@ pub struct Outcome {
     pub max_added_delay_ms: u64,
     /// Median delay added to true alarms' raises, in milliseconds.
     pub median_added_delay_ms: u64,
+    /// Share of the replayed time the alarm was active, in percent: a deadband that keeps an
+    /// alarm standing for hours shows here (a process run at its set-point needs the set-point
+    /// reviewed, not a wider band).
+    pub active_pct: f64,
 }
 
 /// A suggestion for one alarm.
@@ -246,7 +250,13 @@ fn true_episodes(samples: &[Sample], limit: &Limit, acts: &[Activation], persist
 }
 
 /// Scores `acts` against the true episodes.
-fn outcome(acts: &[Activation], truth: &[TrueEpisode]) -> Outcome {
+fn outcome(acts: &[Activation], truth: &[TrueEpisode], span: (Timestamp, Timestamp)) -> Outcome {
+    let total = span.1.since(span.0).as_secs_f64();
+    let active: f64 = acts
+        .iter()
+        .map(|a| a.cleared.unwrap_or(span.1).since(a.raised).as_secs_f64())
+        .sum();
+    let active_pct = if total > 0.0 { 100.0 * active / total } else { 0.0 };
     let raises: Vec<Timestamp> = acts.iter().map(|a| a.raised).collect();
     let mut delays: Vec<u64> = Vec::new();
     let mut missed = 0;
@@ -276,6 +286,7 @@ fn outcome(acts: &[Activation], truth: &[TrueEpisode]) -> Outcome {
         true_missed: missed,
         max_added_delay_ms: delays.last().copied().unwrap_or(0),
         median_added_delay_ms: median,
+        active_pct,
     }
 }
 
@@ -294,7 +305,11 @@ pub fn recommend(samples: &[Sample], limit: &Limit, current: &Settings, policy: 
     let noise = noise(samples);
     let acts = simulate(samples, limit, current);
     let truth = true_episodes(samples, limit, &acts, policy.persist);
-    let current_outcome = outcome(&acts, &truth);
+    let span = match (samples.first(), samples.last()) {
+        (Some(a), Some(b)) => (a.ts, b.ts),
+        _ => (Timestamp::default(), Timestamp::default()),
+    };
+    let current_outcome = outcome(&acts, &truth, span);
     let mut deadbands: Vec<f64> = NOISE_MULTIPLES
         .iter()
         .map(|k| k * noise)
@@ -316,7 +331,7 @@ pub fn recommend(samples: &[Sample], limit: &Limit, current: &Settings, policy: 
                 if tried.iter().any(|(t, _)| *t == s) {
                     continue;
                 }
-                let o = outcome(&simulate(samples, limit, &s), &truth);
+                let o = outcome(&simulate(samples, limit, &s), &truth, span);
                 let keeps_bound = o.true_missed == 0
                     && Duration::from_millis(o.max_added_delay_ms)
                         <= policy

@@ -182,6 +182,11 @@ fn a_chattering_alarm_gets_a_deadband_or_off_delay_and_its_true_alarm_is_not_del
     assert!(r.suggested_outcome.true_raised >= 1);
     assert!(Duration::from_millis(r.suggested_outcome.max_added_delay_ms) <= policy.max_delay);
     assert!(r.suggested.deadband <= policy.max_deadband);
+    // With the suggested on-delay only the true excursion is active: its 300 s less the delay,
+    // of the 5099 s replayed.
+    assert_eq!(r.suggested.on_delay, secs(5), "{r:?}");
+    let expect = 100.0 * 295.0 / 5099.0;
+    assert!((r.suggested_outcome.active_pct - expect).abs() < 1e-9, "{r:?}");
     // The true excursion is raised by the suggestion within the bound of its crossing.
     let acts = simulate(&s, &HIGH, &r.suggested);
     assert!(
@@ -207,6 +212,13 @@ fn fleeting_spikes_get_an_on_delay_no_longer_than_the_bound() {
     let r = recommend(&s, &HIGH, &naive(), &policy);
     assert_eq!(r.current_outcome.raises, 12);
     assert_eq!(r.current_outcome.true_raised, 1, "only the leak persisted");
+    // 11 spikes of 2 s (each cleared at the next reading) and the leak's 180 s, of 7199 s.
+    let expect = 100.0 * (11.0 * 2.0 + 180.0) / 7199.0;
+    assert!(
+        (r.current_outcome.active_pct - expect).abs() < 1e-9,
+        "{}",
+        r.current_outcome.active_pct
+    );
     assert_eq!(r.suggested_outcome.raises, 1, "{r:?}");
     // Two samples 1 s apart past the set-point, and the next at 2 s back: a 2 s on-delay could
     // run out at a tick just before that reading, so 3 s is the shortest that surely holds.

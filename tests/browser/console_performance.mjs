@@ -59,7 +59,7 @@ try {
   check(bad[1] === RAISES, `raises ${bad[1]}, the journal holds ${RAISES}`);
   check(bad[3] === '0 / 0 s / 0 s', `current settings ${bad[3]}`);
   check(bad[4] !== '保持现设定' && bad[4] !== '（非越限报警或无历史数据）' && bad[4].includes(' / '), `a suggestion: ${bad[4]}`);
-  check(/→ [0-9]+ \/ 0$/.test(bad[5]), `no chattering with the suggestion: ${bad[5]}`);
+  check(/→ [0-9]+ \/ 0（/.test(bad[5]), `no chattering with the suggestion: ${bad[5]}`);
   const canvases = await perf.$$eval('#daily-chart canvas, #prio-chart canvas', (c) => c.length);
   check(canvases === 2, `${canvases} chart canvases`);
   await perf.screenshot({ path: path.join(SHOTS, 'performance-zh.png'), fullPage: true });

@@ -25,7 +25,7 @@
       k_ack: '确认用时（中位 / P90）', k_unacked: '未确认',
       v_acceptable: '可接受', v_manageable: '可管理', v_over: '超标', v_none: '—',
       no_change: '保持现设定', no_advice: '（非越限报警或无历史数据）',
-      raises_day: '报警数/天', peak_day: '当日10分钟峰值', count: '次数',
+      active: '（报警持续时间占比 {a} → {b}）', raises_day: '报警数/天', peak_day: '当日10分钟峰值', count: '次数',
       p_critical: '紧急', p_high: '高', p_medium: '中', p_low: '低',
       need_login: '请先在值班台登录（令牌只在本标签页内保存）。', failed: '读取失败：{m}',
     },
@@ -47,7 +47,7 @@
       k_ack: 'Time to acknowledge (median / p90)', k_unacked: 'Unacknowledged',
       v_acceptable: 'acceptable', v_manageable: 'manageable', v_over: 'over target', v_none: '—',
       no_change: 'keep current', no_advice: '(not a limit alarm, or no history)',
-      raises_day: 'Alarms per day', peak_day: 'Peak per 10 min that day', count: 'Count',
+      active: ' (active {a} → {b} of the time)', raises_day: 'Alarms per day', peak_day: 'Peak per 10 min that day', count: 'Count',
       p_critical: 'Critical', p_high: 'High', p_medium: 'Medium', p_low: 'Low',
       need_login: 'Log in on the console first (the token is kept for this tab only).', failed: 'Could not load: {m}',
     },
@@ -244,7 +244,8 @@
         adv ? settingsText(adv.current) : '—',
         adv ? (adv.changed ? settingsText(adv.suggested) : t('no_change')) : t('no_advice'),
         adv ? adv.current_outcome.raises + ' / ' + adv.current_outcome.chattering + ' → '
-          + adv.suggested_outcome.raises + ' / ' + adv.suggested_outcome.chattering : '—',
+          + adv.suggested_outcome.raises + ' / ' + adv.suggested_outcome.chattering
+          + t('active', { a: pct(adv.current_outcome.active_pct), b: pct(adv.suggested_outcome.active_pct) }) : '—',
         adv ? secs(adv.suggested_outcome.max_added_delay_ms) + ' ≤ ' + secs(tuning.max_delay_ms) : '—',
       ]);
       tr.dataset.alarm = a.alarm_id;
