@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::*;
-use crate::model::{AlarmClass, AlarmState, ConditionKind, Priority, SubjectKind, Transition};
+use crate::model::script::{AlarmScript, Overlay as Put};
+use crate::model::{ConditionKind, Priority};
 
 /// 2026-12-07 00:00:00 +08:00 (a Monday, ISO week 50).
 const T0: i64 = 1_796_572_800_000;
@@ -15,98 +16,25 @@ fn at(s: f64) -> Timestamp {
     Timestamp::from_millis(T0 + (s * 1000.0).round() as i64)
 }
 
-/// Drives alarms through their ISA-18.2 states the way the rules engine journals them.
-#[derive(Default)]
-struct Script {
-    events: Vec<AlarmEvent>,
-    last: HashMap<String, AlarmEvent>,
+/// The scripted day, read the way the API reads the journal.
+struct Script(AlarmScript);
+
+impl std::ops::Deref for Script {
+    type Target = AlarmScript;
+    fn deref(&self) -> &AlarmScript {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Script {
+    fn deref_mut(&mut self) -> &mut AlarmScript {
+        &mut self.0
+    }
 }
 
 impl Script {
-    fn alarm(&mut self, id: &str, hazard_source: Option<&str>, priority: Priority, condition: ConditionKind) {
-        let e = AlarmEvent {
-            seq: 0,
-            alarm_id: id.to_string(),
-            rule: "r".into(),
-            subject: format!("{id}-subject"),
-            subject_kind: SubjectKind::Point,
-            hazard_source: hazard_source.map(str::to_string),
-            condition,
-            class: AlarmClass::Process,
-            level: None,
-            priority,
-            transition: Transition::Cleared,
-            state: AlarmState::Normal,
-            acknowledged: true,
-            latching: false,
-            shelved_until: None,
-            suppressed: false,
-            out_of_service: false,
-            value: f64::NAN,
-            limit: None,
-            unit: String::new(),
-            ts: Timestamp::default(),
-            raised_at: None,
-            user: None,
-            comment: None,
-            category: None,
-        };
-        self.last.insert(id.to_string(), e);
-    }
-
-    fn step(&mut self, id: &str, s: f64, t: Transition, change: impl FnOnce(&mut AlarmEvent)) {
-        let mut e = self.last[id].clone();
-        e.ts = at(s);
-        e.transition = t;
-        change(&mut e);
-        e.seq = self.events.len() as u64 + 1;
-        self.last.insert(id.to_string(), e.clone());
-        self.events.push(e);
-    }
-
-    fn raise(&mut self, id: &str, s: f64) {
-        self.step(id, s, Transition::Raised, |e| {
-            e.state = AlarmState::UnackActive;
-            e.acknowledged = false;
-            e.raised_at = Some(e.ts);
-        });
-    }
-
-    fn clear(&mut self, id: &str, s: f64) {
-        self.step(id, s, Transition::Cleared, |e| {
-            e.state = if e.acknowledged {
-                AlarmState::Normal
-            } else {
-                AlarmState::UnackRtn
-            };
-            if e.acknowledged {
-                e.raised_at = None;
-            }
-        });
-    }
-
-    fn ack(&mut self, id: &str, s: f64) {
-        self.step(id, s, Transition::Acknowledged, |e| {
-            e.acknowledged = true;
-            if e.state == AlarmState::UnackRtn {
-                e.state = AlarmState::Normal;
-                e.raised_at = None;
-            } else {
-                e.state = AlarmState::AckActive;
-            }
-        });
-    }
-
-    fn overlay(&mut self, id: &str, s: f64, t: Transition) {
-        self.step(id, s, t, |e| match t {
-            Transition::Shelved => e.shelved_until = Some(e.ts.plus(Duration::from_secs(8 * 3600))),
-            Transition::Unshelved => e.shelved_until = None,
-            Transition::RemovedFromService => e.out_of_service = true,
-            Transition::ReturnedToService => e.out_of_service = false,
-            Transition::Suppressed => e.suppressed = true,
-            Transition::Unsuppressed => e.suppressed = false,
-            _ => unreachable!("not an overlay"),
-        });
+    fn new() -> Self {
+        Script(AlarmScript::new(Timestamp::from_millis(T0)))
     }
 
     /// Splits the script as the API reads the journal: the latest transition of each alarm
@@ -114,11 +42,11 @@ impl Script {
     fn input(&self, from: Timestamp, to: Timestamp) -> (Vec<AlarmEvent>, Vec<AlarmEvent>) {
         let lead = from.minus(KpiInput::LEAD);
         let mut initial: HashMap<&str, &AlarmEvent> = HashMap::new();
-        for e in self.events.iter().filter(|e| e.ts < lead) {
+        for e in self.events().iter().filter(|e| e.ts < lead) {
             initial.insert(&e.alarm_id, e);
         }
         let events = self
-            .events
+            .events()
             .iter()
             .filter(|e| e.ts >= lead && e.ts < to)
             .cloned()
@@ -131,7 +59,7 @@ impl Script {
 /// two fleeting activations, two stale alarms (one still active), shelving, out of service,
 /// suppression, a self-diagnostic alarm and acknowledgements at known delays.
 fn scripted_day() -> Script {
-    let mut s = Script::default();
+    let mut s = Script::new();
     use ConditionKind::Threshold;
     for i in 1..=12 {
         let p = match i {
@@ -160,7 +88,7 @@ fn scripted_day() -> Script {
         s.raise(&format!("F{:02}", i + 1), 3600.0 + 20.0 * f64::from(i));
     }
     for i in 1..=12 {
-        s.ack(&format!("F{i:02}"), 3900.0);
+        s.ack(&format!("F{i:02}"), 3900.0, None);
     }
     for i in 1..=12 {
         s.clear(&format!("F{i:02}"), 4000.0);
@@ -173,23 +101,23 @@ fn scripted_day() -> Script {
     s.clear("C", 7235.0);
     s.raise("C", 7250.0);
     s.clear("C", 7250.4);
-    s.ack("C", 7300.0);
+    s.ack("C", 7300.0, None);
     // Fleeting and never acknowledged.
     s.raise("E", 10_000.0);
     s.clear("E", 10_000.9);
     // Shelved 30 min after its raise, acknowledged 2000 s after it.
     s.raise("H", 20_000.0);
-    s.overlay("H", 20_100.0, Transition::Shelved);
-    s.overlay("H", 21_900.0, Transition::Unshelved);
-    s.ack("H", 22_000.0);
+    s.overlay("H", 20_100.0, Put::Shelve(Duration::from_secs(8 * 3600)));
+    s.overlay("H", 21_900.0, Put::Unshelve);
+    s.ack("H", 22_000.0, None);
     s.clear("H", 22_100.0);
     // Shelved to the end of the day, raised while shelved: not annunciated.
-    s.overlay("H2", 30_000.0, Transition::Shelved);
+    s.overlay("H2", 30_000.0, Put::Shelve(Duration::from_secs(8 * 3600)));
     s.raise("H2", 30_100.0);
-    s.overlay("O", 40_000.0, Transition::RemovedFromService);
-    s.overlay("O", 43_600.0, Transition::ReturnedToService);
-    s.overlay("P", 50_000.0, Transition::Suppressed);
-    s.overlay("P", 50_600.0, Transition::Unsuppressed);
+    s.overlay("O", 40_000.0, Put::RemoveFromService);
+    s.overlay("O", 43_600.0, Put::ReturnToService);
+    s.overlay("P", 50_000.0, Put::Suppress);
+    s.overlay("P", 50_600.0, Put::Unsuppress);
     s
 }
 
@@ -508,7 +436,7 @@ fn a_position_sees_only_its_hazard_sources() {
 
 #[test]
 fn a_flood_running_into_the_range_and_past_its_end_is_clipped_and_ongoing() {
-    let mut s = Script::default();
+    let mut s = Script::new();
     for i in 0..30 {
         s.alarm(&format!("A{i:02}"), None, Priority::Low, ConditionKind::Threshold);
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 mod alarm;
 mod receipt;
+pub mod script;
 mod setting;
 
 pub use alarm::{

@@ -4,15 +4,13 @@
 
 use crate::support;
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hazard_gateway::clock::ManualClock;
-use hazard_gateway::model::{
-    AlarmClass, AlarmEvent, AlarmState, ConditionKind, Priority, SubjectKind, Timestamp, Transition,
-};
+use hazard_gateway::model::script::AlarmScript;
+use hazard_gateway::model::{AlarmEvent, ConditionKind, Priority, Timestamp, Transition};
 use hazard_gateway::sinks::journal::AlarmJournal;
 use support::TestGateway;
 
@@ -44,111 +42,28 @@ name = "中控室一"
 hazard_sources = ["MHS-001"]
 "#;
 
-/// Transitions as the rules engine journals them, each with the alarm's whole state after it.
-#[derive(Default)]
-struct Script {
-    events: Vec<AlarmEvent>,
-    last: HashMap<String, AlarmEvent>,
-}
-
-impl Script {
-    fn alarm(&mut self, id: &str, hazard_source: &str, priority: Priority) {
-        let e = AlarmEvent {
-            seq: 0,
-            alarm_id: id.to_string(),
-            rule: "scripted".into(),
-            subject: format!("{id}-subject"),
-            subject_kind: SubjectKind::Point,
-            hazard_source: Some(hazard_source.to_string()),
-            condition: ConditionKind::Threshold,
-            class: AlarmClass::Process,
-            level: None,
-            priority,
-            transition: Transition::Cleared,
-            state: AlarmState::Normal,
-            acknowledged: true,
-            latching: false,
-            shelved_until: None,
-            suppressed: false,
-            out_of_service: false,
-            value: f64::NAN,
-            limit: None,
-            unit: String::new(),
-            ts: Timestamp::default(),
-            raised_at: None,
-            user: None,
-            comment: None,
-            category: None,
-        };
-        self.last.insert(id.to_string(), e);
-    }
-
-    fn step(&mut self, id: &str, s: f64, t: Transition, change: impl FnOnce(&mut AlarmEvent)) {
-        let mut e = self.last[id].clone();
-        e.ts = Timestamp::from_millis(MONDAY + (s * 1000.0).round() as i64);
-        e.transition = t;
-        change(&mut e);
-        self.last.insert(id.to_string(), e.clone());
-        self.events.push(e);
-    }
-
-    fn raise(&mut self, id: &str, s: f64) {
-        self.step(id, s, Transition::Raised, |e| {
-            e.state = AlarmState::UnackActive;
-            e.acknowledged = false;
-            e.raised_at = Some(e.ts);
-        });
-    }
-
-    fn clear(&mut self, id: &str, s: f64) {
-        self.step(id, s, Transition::Cleared, |e| {
-            e.state = if e.acknowledged {
-                AlarmState::Normal
-            } else {
-                AlarmState::UnackRtn
-            };
-            if e.acknowledged {
-                e.raised_at = None;
-            }
-        });
-    }
-
-    fn ack(&mut self, id: &str, s: f64) {
-        self.step(id, s, Transition::Acknowledged, |e| {
-            e.acknowledged = true;
-            e.user = Some("值班员张三".into());
-            if e.state == AlarmState::UnackRtn {
-                e.state = AlarmState::Normal;
-                e.raised_at = None;
-            } else {
-                e.state = AlarmState::AckActive;
-            }
-        });
-    }
-}
-
 /// A week: Monday's flood (12 alarms 20 s apart from 01:00), Tuesday's chattering alarm (3
 /// raises in 50 s), Wednesday's alarm shelved 30 minutes, Thursday's fleeting one (900 ms, never
 /// acknowledged) and Saturday's alarm raised at 18:00, still active 30 h later (stale).
 fn week() -> Vec<AlarmEvent> {
-    let mut s = Script::default();
+    let mut s = AlarmScript::new(Timestamp::from_millis(MONDAY));
     for i in 1..=12 {
         let p = match i {
             11 => Priority::Medium,
             12 => Priority::High,
             _ => Priority::Low,
         };
-        s.alarm(&format!("F{i:02}"), "MHS-001", p);
+        s.alarm(&format!("F{i:02}"), Some("MHS-001"), p, ConditionKind::Threshold);
     }
-    s.alarm("C", "MHS-002", Priority::Low);
-    s.alarm("E", "MHS-002", Priority::Critical);
-    s.alarm("H", "MHS-002", Priority::Medium);
-    s.alarm("S", "MHS-002", Priority::High);
+    s.alarm("C", Some("MHS-002"), Priority::Low, ConditionKind::Threshold);
+    s.alarm("E", Some("MHS-002"), Priority::Critical, ConditionKind::Threshold);
+    s.alarm("H", Some("MHS-002"), Priority::Medium, ConditionKind::Threshold);
+    s.alarm("S", Some("MHS-002"), Priority::High, ConditionKind::Threshold);
     for i in 0..12 {
         s.raise(&format!("F{:02}", i + 1), 3600.0 + 20.0 * f64::from(i));
     }
     for i in 1..=12 {
-        s.ack(&format!("F{i:02}"), 3900.0);
+        s.ack(&format!("F{i:02}"), 3900.0, Some("值班员张三"));
     }
     for i in 1..=12 {
         s.clear(&format!("F{i:02}"), 4000.0);
@@ -160,20 +75,20 @@ fn week() -> Vec<AlarmEvent> {
     s.clear("C", tue + 35.0);
     s.raise("C", tue + 50.0);
     s.clear("C", tue + 60.0);
-    s.ack("C", tue + 100.0);
+    s.ack("C", tue + 100.0, Some("值班员张三"));
     let wed = 2.0 * DAY_S + 36_000.0;
     s.raise("H", wed);
     s.step("H", wed + 100.0, Transition::Shelved, |e| {
         e.shelved_until = Some(e.ts.plus(Duration::from_secs(3600)));
     });
     s.step("H", wed + 1900.0, Transition::Unshelved, |e| e.shelved_until = None);
-    s.ack("H", wed + 2000.0);
+    s.ack("H", wed + 2000.0, Some("值班员张三"));
     s.clear("H", wed + 2100.0);
     let thu = 3.0 * DAY_S + 43_200.0;
     s.raise("E", thu);
     s.clear("E", thu + 0.9);
     s.raise("S", 5.0 * DAY_S + 64_800.0);
-    s.events
+    s.into_events()
 }
 
 async fn gateway() -> TestGateway {
