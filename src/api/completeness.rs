@@ -1,0 +1,414 @@
+//! The completeness ledger (数据完整率 / 在线率): `GET /api/v1/completeness` (JSON rows per point,
+//! hazard source or gateway and per day or shift) and the daily report
+//! `GET /api/v1/completeness/report.csv` / `.json`. Figures from [`crate::ledger`] over the
+//! history store's minute counts and quality changes and the gateway's run log; formulas in
+//! `docs/completeness.md`.
+//!
+//! Bounds: a period is at most [`MAX_SPAN`] and at most [`MAX_POINT_DAYS`] point-days (longer
+//! ones are cut to their end, and `from_ms` says so); a schema-valid request is never refused.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiQuery, ErrorBody};
+use super::kpi::Lang;
+use super::{ApiError, AppState};
+use crate::ledger::{self, By, Downtime, Group, Ledger, MinuteCount, PointInput, Row};
+use crate::model::{Quality, Timestamp};
+
+/// Longest period of one request.
+const MAX_SPAN: Duration = Duration::from_secs(31 * 86_400);
+/// Most point-days one request reads (each a day of minute counts and raw rows).
+const MAX_POINT_DAYS: u64 = 20_000;
+/// The default period: the last day.
+const DEFAULT_SPAN: Duration = Duration::from_secs(86_400);
+/// How far before a period its points' last quality is looked for (raw history keeps a row a
+/// minute while readings arrive, and every quality change).
+const LOOKBACK: Duration = Duration::from_secs(3600);
+/// Most raw rows read per point and request.
+const MAX_RAW: usize = 200_000;
+/// The latest instant a period may reach: 2200-01-01T00:00:00Z.
+const LATEST: Timestamp = Timestamp::from_millis(7_258_118_400_000);
+/// Interval of a point no source declares one for (the MQTT default).
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+const NANOS_PER_MINUTE: i64 = 60_000_000_000;
+const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+
+/// Grouping of the rows.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum GroupParam {
+    /// One row per point (the default).
+    #[default]
+    Point,
+    /// One row per hazard source.
+    HazardSource,
+    /// One row for the whole gateway.
+    Gateway,
+}
+
+/// Cut of the period.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum ByParam {
+    /// Site-local days (the default).
+    #[default]
+    Day,
+    /// Shifts (`[console] shifts`; none configured: one a day from midnight).
+    Shift,
+}
+
+/// Period and grouping; times are RFC 3339 or ms since the epoch.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct LedgerQuery {
+    /// Start (default: a day before `to`). Rounded down to its minute; a period over 31 days,
+    /// or over 20,000 point-days, is cut to its end, and `from_ms` says so.
+    #[param(schema_with = super::time_param::schema)]
+    from: Option<String>,
+    /// End (default and latest: now), exclusive, rounded down to its minute.
+    #[param(schema_with = super::time_param::schema)]
+    to: Option<String>,
+    /// Rows per point, hazard source or gateway.
+    #[param(inline)]
+    group: Option<GroupParam>,
+    /// Rows per day or shift.
+    #[param(inline)]
+    by: Option<ByParam>,
+}
+
+/// Day and language of the daily report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ReportQuery {
+    /// Site-local day, `YYYY-MM-DD` (default: yesterday).
+    #[param(value_type = Option<String>, format = Date)]
+    day: Option<String>,
+    /// Language of the CSV headers (default Chinese).
+    #[param(inline)]
+    lang: Option<Lang>,
+}
+
+/// What the ledger reads, gathered once per request.
+struct Inputs {
+    points: Vec<PointInput>,
+    down: Vec<Downtime>,
+    from: Timestamp,
+    to: Timestamp,
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+fn floor_minute(t: Timestamp) -> Timestamp {
+    Timestamp::from_nanos(t.as_nanos().div_euclid(NANOS_PER_MINUTE) * NANOS_PER_MINUTE)
+}
+
+/// The period `[from, to)` clamped to what one request may read; empty when `to <= from`.
+fn clamp(s: &AppState, from: Timestamp, to: Timestamp) -> (Timestamp, Timestamp) {
+    let to = floor_minute(to.min(s.clock.now()).min(LATEST));
+    let points = s.live.points.len().max(1) as u64;
+    let days = (MAX_POINT_DAYS / points).max(1);
+    let span = MAX_SPAN.min(Duration::from_secs(days * 86_400));
+    let from = floor_minute(from.max(to.minus(span)).max(Timestamp::from_nanos(0)));
+    (from, to.max(from))
+}
+
+/// Reads history and the run log for `[from, to)` on the blocking pool.
+async fn gather(s: &AppState, from: Timestamp, to: Timestamp) -> Result<Inputs, ApiError> {
+    let (history, live, run_log) = (s.history.clone(), s.live.clone(), s.run_log.clone());
+    let intervals = s.policy.read().unwrap_or_else(|p| p.into_inner()).intervals.clone();
+    tokio::task::spawn_blocking(move || -> Result<Inputs, ApiError> {
+        let mut points = Vec::new();
+        if to > from {
+            let last = Timestamp::from_nanos(to.as_nanos() - 1);
+            let span_minutes = usize::try_from(to.since(from).as_secs() / 60 + 1).unwrap_or(usize::MAX);
+            for (_, meta) in live.points.iter() {
+                let name = &*meta.name;
+                let minutes = history
+                    .minutes(name, from, last, span_minutes)
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(|m| MinuteCount {
+                        minute: Timestamp::from_millis(m.ts_ms),
+                        good: m.count,
+                        bad: m.bad_count,
+                    })
+                    .collect();
+                let before = history
+                    .query(
+                        name,
+                        from.minus(LOOKBACK),
+                        Timestamp::from_nanos(from.as_nanos() - 1),
+                        MAX_RAW,
+                    )
+                    .map_err(internal)?;
+                let during = history.query(name, from, last, MAX_RAW).map_err(internal)?;
+                let mut qualities: Vec<(Timestamp, Quality)> = Vec::new();
+                for row in before.last().into_iter().chain(during.iter()) {
+                    if qualities.last().is_none_or(|(_, q)| *q != row.quality) {
+                        qualities.push((Timestamp::from_millis(row.ts_ms), row.quality));
+                    }
+                }
+                points.push(PointInput {
+                    name: name.to_string(),
+                    hazard_source: meta.hazard_source.as_deref().map(str::to_string),
+                    interval: intervals.get(name).copied().unwrap_or(DEFAULT_INTERVAL),
+                    minutes,
+                    qualities,
+                });
+            }
+        }
+        let down = run_log
+            .downtimes(from, to)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(start, end)| Downtime { start, end })
+            .collect();
+        Ok(Inputs { points, down, from, to })
+    })
+    .await
+    .map_err(internal)?
+}
+
+fn buckets_of(s: &AppState, inputs: &Inputs, by: By) -> Vec<ledger::Bucket> {
+    let policy = s.policy.read().unwrap_or_else(|p| p.into_inner());
+    ledger::buckets(inputs.from, inputs.to, by, policy.kpi.utc_offset, &policy.shifts)
+}
+
+/// Online rate (在线率) and data completeness (完整率) per point, hazard source or the whole
+/// gateway and per site-local day or shift, with every gap and its cause.
+#[utoipa::path(get, path = "/api/v1/completeness", tag = "points",
+    security(("bearer" = [])),
+    params(LedgerQuery),
+    responses(
+        (status = 200, description = "The ledger", body = Ledger),
+        (status = 400, description = "A time that is neither RFC 3339 nor milliseconds", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+    ))]
+pub(super) async fn ledger(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<LedgerQuery>,
+) -> Result<Json<Ledger>, ApiError> {
+    let to = match q.to.as_deref() {
+        Some(t) => super::time_param::parse_time("to", t)?,
+        None => s.clock.now(),
+    };
+    let from = match q.from.as_deref() {
+        Some(t) => super::time_param::parse_time("from", t)?,
+        None => to.minus(DEFAULT_SPAN),
+    };
+    let (from, to) = clamp(&s, from, to);
+    let inputs = gather(&s, from, to).await?;
+    let by = match q.by.unwrap_or_default() {
+        ByParam::Day => By::Day,
+        ByParam::Shift => By::Shift,
+    };
+    let group = match q.group.unwrap_or_default() {
+        GroupParam::Point => Group::Point,
+        GroupParam::HazardSource => Group::HazardSource,
+        GroupParam::Gateway => Group::Gateway,
+    };
+    let buckets = buckets_of(&s, &inputs, by);
+    let mut out = ledger::ledger(&inputs.points, &inputs.down, &buckets, group, &s.live.gateway_id);
+    out.from_ms = from.as_millis();
+    out.to_ms = to.as_millis();
+    Ok(Json(out))
+}
+
+/// One site-local day for the regulator's file: the gateway, each hazard source, each point.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct DailyReport {
+    /// The day, `YYYY-MM-DD`, site-local.
+    day: String,
+    /// Site-local offset from UTC, `+08:00`.
+    utc_offset: String,
+    /// Start of what was counted, ms since the epoch.
+    from_ms: i64,
+    /// End of what was counted (the day's end, or now for today), ms since the epoch.
+    to_ms: i64,
+    /// The whole gateway (absent when nothing of the day has passed yet).
+    gateway: Option<Row>,
+    /// Each hazard source.
+    hazard_sources: Vec<Row>,
+    /// Each point, with its gaps.
+    points: Vec<Row>,
+    /// Whether some gaps were left out of the listings.
+    gaps_truncated: bool,
+}
+
+async fn daily(s: &AppState, q: &ReportQuery) -> Result<DailyReport, ApiError> {
+    let off = s.policy.read().unwrap_or_else(|p| p.into_inner()).kpi.utc_offset;
+    let day = match q.day.as_deref() {
+        Some(d) => {
+            let midnight_utc = super::time_param::parse_time("day", &format!("{d}T00:00:00Z"))?;
+            midnight_utc.as_nanos().div_euclid(NANOS_PER_DAY)
+        }
+        None => off.day_of(s.clock.now()) - 1,
+    };
+    let (start, end) = (off.at(day, 0), off.at(day + 1, 0));
+    let to = floor_minute(end.min(s.clock.now()).min(LATEST));
+    let from = start.max(Timestamp::from_nanos(0)).min(to);
+    let inputs = gather(s, from, to).await?;
+    let buckets = buckets_of(s, &inputs, By::Day);
+    let gw = &s.live.gateway_id;
+    let whole = ledger::ledger(&inputs.points, &inputs.down, &buckets, Group::Gateway, gw);
+    let sources = ledger::ledger(&inputs.points, &inputs.down, &buckets, Group::HazardSource, gw);
+    let points = ledger::ledger(&inputs.points, &inputs.down, &buckets, Group::Point, gw);
+    let without_gaps = |mut r: Row| {
+        r.gaps.clear();
+        r
+    };
+    Ok(DailyReport {
+        day: crate::kpi::day_label(day),
+        utc_offset: off.text(),
+        from_ms: from.as_millis(),
+        to_ms: to.as_millis(),
+        gateway: whole.rows.into_iter().next().map(without_gaps),
+        hazard_sources: sources.rows.into_iter().map(without_gaps).collect(),
+        gaps_truncated: points.gaps_truncated,
+        points: points.rows,
+    })
+}
+
+/// The daily completeness report as JSON.
+#[utoipa::path(get, path = "/api/v1/completeness/report.json", tag = "points",
+    security(("bearer" = [])),
+    params(ReportQuery),
+    responses(
+        (status = 200, description = "The day's ledger", body = DailyReport),
+        (status = 400, description = "A day that is not a date", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+    ))]
+pub(super) async fn report_json(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<Json<DailyReport>, ApiError> {
+    Ok(Json(daily(&s, &q).await?))
+}
+
+/// The daily completeness report as CSV (UTF-8 with a byte-order mark, for Excel): a line for
+/// the gateway, each hazard source and each point, then one per gap.
+#[utoipa::path(get, path = "/api/v1/completeness/report.csv", tag = "points",
+    security(("bearer" = [])),
+    params(ReportQuery),
+    responses(
+        (status = 200, description = "The day's ledger", content_type = "text/csv", body = String),
+        (status = 400, description = "A day that is not a date", body = ErrorBody),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+    ))]
+pub(super) async fn report_csv(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let r = daily(&s, &q).await?;
+    let off = s.policy.read().unwrap_or_else(|p| p.into_inner()).kpi.utc_offset;
+    let body = csv(&r, q.lang.unwrap_or_default(), off);
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"completeness.csv\""),
+    );
+    Ok(resp)
+}
+
+/// A CSV field, quoted when it holds a separator, a quote or a line break (RFC 4180).
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn line(out: &mut String, cells: &[String]) {
+    let cells: Vec<String> = cells.iter().map(|c| field(c)).collect();
+    out.push_str(&cells.join(","));
+    out.push_str("\r\n");
+}
+
+fn t(lang: Lang, zh: &'static str, en: &'static str) -> &'static str {
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
+fn csv(r: &DailyReport, lang: Lang, off: crate::kpi::UtcOffset) -> String {
+    let mut out = String::from("\u{feff}");
+    out.push_str(t(
+        lang,
+        "日期,范围,名称,测点数,应收条数,实收有效条数,实收无效条数,在线率%,完整率%,通信中断分钟,传感器故障分钟,网关停运分钟,中断次数",
+        "day,scope,key,points,expected,received_good,received_bad,online_rate_pct,completeness_pct,communication_min,sensor_fault_min,gateway_down_min,gaps",
+    ));
+    out.push_str("\r\n");
+    let pct = |x: f64| format!("{:.2}", x * 100.0);
+    let min = |ms: u64| format!("{:.1}", ms as f64 / 60_000.0);
+    let scopes = [
+        (t(lang, "网关", "gateway"), r.gateway.iter().collect::<Vec<_>>()),
+        (t(lang, "危险源", "hazard_source"), r.hazard_sources.iter().collect()),
+        (t(lang, "测点", "point"), r.points.iter().collect()),
+    ];
+    for (scope, rows) in &scopes {
+        for row in rows {
+            line(
+                &mut out,
+                &[
+                    r.day.clone(),
+                    scope.to_string(),
+                    row.key.clone(),
+                    row.points.to_string(),
+                    row.expected.to_string(),
+                    row.received_good.to_string(),
+                    row.received_bad.to_string(),
+                    pct(row.online_rate),
+                    pct(row.completeness),
+                    min(row.gap_ms.communication),
+                    min(row.gap_ms.sensor_fault),
+                    min(row.gap_ms.gateway_down),
+                    row.gap_count.to_string(),
+                ],
+            );
+        }
+    }
+    out.push_str("\r\n");
+    out.push_str(t(
+        lang,
+        "测点,中断开始,中断结束,分钟,原因",
+        "point,gap_start,gap_end,minutes,cause",
+    ));
+    out.push_str("\r\n");
+    for row in &r.points {
+        for g in &row.gaps {
+            let cause = match g.cause {
+                ledger::GapCause::Communication => t(lang, "通信中断", "communication"),
+                ledger::GapCause::SensorFault => t(lang, "传感器故障", "sensor_fault"),
+                ledger::GapCause::GatewayDown => t(lang, "网关停运", "gateway_down"),
+            };
+            line(
+                &mut out,
+                &[
+                    g.point.clone(),
+                    off.format(Timestamp::from_millis(g.start_ms)),
+                    off.format(Timestamp::from_millis(g.end_ms)),
+                    min(u64::try_from(g.end_ms - g.start_ms).unwrap_or(0)),
+                    cause.to_string(),
+                ],
+            );
+        }
+    }
+    out
+}
