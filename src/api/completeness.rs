@@ -107,13 +107,15 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
+/// `t` within 1970..2200, rounded down to its minute.
 fn floor_minute(t: Timestamp) -> Timestamp {
-    Timestamp::from_nanos(t.as_nanos().div_euclid(NANOS_PER_MINUTE) * NANOS_PER_MINUTE)
+    let t = t.clamp(Timestamp::from_nanos(0), LATEST).as_nanos();
+    Timestamp::from_nanos(t - t % NANOS_PER_MINUTE)
 }
 
 /// The period `[from, to)` clamped to what one request may read; empty when `to <= from`.
 fn clamp(s: &AppState, from: Timestamp, to: Timestamp) -> (Timestamp, Timestamp) {
-    let to = floor_minute(to.min(s.clock.now()).min(LATEST));
+    let to = floor_minute(to.min(s.clock.now()));
     let points = s.live.points.len().max(1) as u64;
     let days = (MAX_POINT_DAYS / points).max(1);
     let span = MAX_SPAN.min(Duration::from_secs(days * 86_400));
@@ -254,8 +256,8 @@ async fn daily(s: &AppState, q: &ReportQuery) -> Result<DailyReport, ApiError> {
         None => off.day_of(s.clock.now()) - 1,
     };
     let (start, end) = (off.at(day, 0), off.at(day + 1, 0));
-    let to = floor_minute(end.min(s.clock.now()).min(LATEST));
-    let from = start.max(Timestamp::from_nanos(0)).min(to);
+    let to = floor_minute(end.min(s.clock.now()));
+    let from = floor_minute(start).min(to);
     let inputs = gather(s, from, to).await?;
     let buckets = buckets_of(s, &inputs, By::Day);
     let gw = &s.live.gateway_id;
