@@ -122,6 +122,14 @@ pub fn gaps(point: &PointInput, down: &[Downtime], from: Timestamp, to: Timestam
         .filter(|g| g.end > g.start)
         .collect();
     down.sort_by_key(|g| g.start);
+    // Overlapping downtimes (a clock stepped back between runs) count once.
+    down.dedup_by(|next, prev| {
+        let overlaps = next.start <= prev.end;
+        if overlaps {
+            prev.end = prev.end.max(next.end);
+        }
+        overlaps
+    });
     let mut out: Vec<Gap> = Vec::new();
     for span in spans {
         let mut start = span.start;
@@ -174,15 +182,16 @@ pub fn ledger(points: &[PointInput], down: &[Downtime], buckets: &[Bucket], grou
             row.points += 1;
             row.period_ms += b.end.since(b.start).as_millis() as u64;
             row.expected += expected(p.interval, b.start, b.end);
-            for m in p.minutes.iter().filter(|m| m.minute >= b.start && m.minute < b.end) {
+            // Minutes and gaps are sorted and gaps do not overlap: each bucket finds its own
+            // by binary search, so a month of shifts costs no more than one pass over them.
+            let first = p.minutes.partition_point(|m| m.minute < b.start);
+            for m in p.minutes[first..].iter().take_while(|m| m.minute < b.end) {
                 row.received_good += m.good;
                 row.received_bad += m.bad;
             }
-            for g in &point_gaps {
+            let first = point_gaps.partition_point(|g| g.end <= b.start);
+            for g in point_gaps[first..].iter().take_while(|g| g.start < b.end) {
                 let (start, end) = (g.start.max(b.start), g.end.min(b.end));
-                if end <= start {
-                    continue;
-                }
                 let ms = end.since(start).as_millis() as u64;
                 match g.cause {
                     GapCause::Communication => row.gap_ms.communication += ms,

@@ -218,3 +218,40 @@ fn shifts_wrap_past_midnight_and_belong_to_the_day_they_start() {
     );
     assert!(buckets(at(5), at(5), By::Day, UtcOffset::CHINA, &[]).is_empty());
 }
+
+#[test]
+fn overlapping_downtimes_count_once_and_a_month_of_shifts_adds_up_to_its_days() {
+    let p = scripted("TT-1", None);
+    let down = [
+        DOWN,
+        Downtime {
+            start: at(3500),
+            end: at(4000),
+        },
+    ];
+    let g = gaps(&p, &down, at(0), at(7200));
+    assert_eq!(
+        g.iter().filter(|g| g.cause == GapCause::GatewayDown).count(),
+        1,
+        "{g:?}"
+    );
+    // The same two hours cut into 12 shifts of 10 minutes or into one day give the same sums.
+    let shifts: Vec<u16> = (0..144).map(|i| i * 10).collect();
+    let fine = buckets(at(0), at(7200), By::Shift, UtcOffset::CHINA, &shifts);
+    assert_eq!(fine.len(), 12);
+    let day = buckets(at(0), at(7200), By::Day, UtcOffset::CHINA, &[]);
+    let sum = |l: &Ledger| {
+        l.rows.iter().fold((0, 0, 0, 0), |a, r| {
+            (
+                a.0 + r.expected,
+                a.1 + r.received_good,
+                a.2 + r.online_ms,
+                a.3 + r.gap_ms.sensor_fault,
+            )
+        })
+    };
+    let by_shift = ledger(std::slice::from_ref(&p), &down, &fine, Group::Point, "gw");
+    let by_day = ledger(std::slice::from_ref(&p), &down, &day, Group::Point, "gw");
+    assert_eq!(sum(&by_shift), sum(&by_day));
+    assert_eq!(sum(&by_day), (720, 510, 5_400_000, 300_000));
+}
