@@ -21,6 +21,7 @@ use super::kpi::Lang;
 use super::{ApiError, AppState};
 use crate::ledger::{self, By, Downtime, Group, Ledger, MinuteCount, PointInput, Row};
 use crate::model::{Quality, Timestamp};
+use crate::sinks::history::{HistoryReader, HistoryRow, StoreError};
 
 /// Longest period of one request.
 const MAX_SPAN: Duration = Duration::from_secs(31 * 86_400);
@@ -31,8 +32,11 @@ const DEFAULT_SPAN: Duration = Duration::from_secs(86_400);
 /// How far before a period its points' last quality is looked for (raw history keeps a row a
 /// minute while readings arrive, and every quality change).
 const LOOKBACK: Duration = Duration::from_secs(3600);
-/// Most raw rows read per point and request.
-const MAX_RAW: usize = 200_000;
+/// Raw rows read per history query (quality changes are read page by page).
+const PAGE: usize = 100_000;
+/// Most raw rows one request reads in all: a few seconds of decoding. Points past it are named
+/// in the answer's `unread_points`, never silently short.
+const MAX_RAW_TOTAL: usize = 20_000_000;
 /// The latest instant a period may reach: 2200-01-01T00:00:00Z.
 const LATEST: Timestamp = Timestamp::from_millis(7_258_118_400_000);
 /// Interval of a point no source declares one for (the MQTT default).
@@ -98,6 +102,7 @@ pub(super) struct ReportQuery {
 /// What the ledger reads, gathered once per request.
 struct Inputs {
     points: Vec<PointInput>,
+    unread: Vec<String>,
     down: Vec<Downtime>,
     from: Timestamp,
     to: Timestamp,
@@ -129,6 +134,8 @@ async fn gather(s: &AppState, from: Timestamp, to: Timestamp) -> Result<Inputs, 
     let intervals = s.policy.read().unwrap_or_else(|p| p.into_inner()).intervals.clone();
     tokio::task::spawn_blocking(move || -> Result<Inputs, ApiError> {
         let mut points = Vec::new();
+        let mut unread = Vec::new();
+        let mut budget = MAX_RAW_TOTAL;
         if to > from {
             let last = Timestamp::from_nanos(to.as_nanos() - 1);
             let span_minutes = usize::try_from(to.since(from).as_secs() / 60 + 1).unwrap_or(usize::MAX);
@@ -144,20 +151,9 @@ async fn gather(s: &AppState, from: Timestamp, to: Timestamp) -> Result<Inputs, 
                         bad: m.bad_count,
                     })
                     .collect();
-                let before = history
-                    .query(
-                        name,
-                        from.minus(LOOKBACK),
-                        Timestamp::from_nanos(from.as_nanos() - 1),
-                        MAX_RAW,
-                    )
-                    .map_err(internal)?;
-                let during = history.query(name, from, last, MAX_RAW).map_err(internal)?;
-                let mut qualities: Vec<(Timestamp, Quality)> = Vec::new();
-                for row in before.last().into_iter().chain(during.iter()) {
-                    if qualities.last().is_none_or(|(_, q)| *q != row.quality) {
-                        qualities.push((Timestamp::from_millis(row.ts_ms), row.quality));
-                    }
+                let (qualities, complete) = qualities(&history, name, from, to, PAGE, &mut budget).map_err(internal)?;
+                if !complete {
+                    unread.push(name.to_string());
                 }
                 points.push(PointInput {
                     name: name.to_string(),
@@ -174,10 +170,83 @@ async fn gather(s: &AppState, from: Timestamp, to: Timestamp) -> Result<Inputs, 
             .into_iter()
             .map(|(start, end)| Downtime { start, end })
             .collect();
-        Ok(Inputs { points, down, from, to })
+        Ok(Inputs {
+            points,
+            unread,
+            down,
+            from,
+            to,
+        })
     })
     .await
     .map_err(internal)?
+}
+
+/// The quality changes of `name` in `[from, to)`, with the last one before `from` (within
+/// [`LOOKBACK`]) first, read `page` raw rows at a time and charged to `budget`; `false` when the
+/// budget ran out before `to`.
+fn qualities(
+    history: &HistoryReader,
+    name: &str,
+    from: Timestamp,
+    to: Timestamp,
+    page: usize,
+    budget: &mut usize,
+) -> Result<(Vec<(Timestamp, Quality)>, bool), StoreError> {
+    let mut out: Vec<(Timestamp, Quality)> = Vec::new();
+    let mut before: Option<HistoryRow> = None;
+    let read = pages(history, name, from.minus(LOOKBACK), from, page, budget, |rows| {
+        before = rows.last().cloned().or(before.take());
+    })?;
+    let mut keep = |rows: &[HistoryRow]| {
+        for row in rows {
+            if out.last().is_none_or(|(_, q)| *q != row.quality) {
+                out.push((Timestamp::from_millis(row.ts_ms), row.quality));
+            }
+        }
+    };
+    keep(before.as_slice());
+    let complete = read && pages(history, name, from, to, page, budget, &mut keep)?;
+    Ok((out, complete))
+}
+
+/// Hands the raw rows of `name` in `[from, to)` to `f`, oldest first, `page` at a time, until
+/// `budget` rows were read; `false` when the budget ran out first. A row may be handed twice
+/// (at a page boundary).
+fn pages(
+    history: &HistoryReader,
+    name: &str,
+    from: Timestamp,
+    to: Timestamp,
+    page: usize,
+    budget: &mut usize,
+    mut f: impl FnMut(&[HistoryRow]),
+) -> Result<bool, StoreError> {
+    if to <= from {
+        return Ok(true);
+    }
+    let last = Timestamp::from_nanos(to.as_nanos() - 1);
+    let mut cursor = from;
+    loop {
+        if *budget == 0 {
+            return Ok(false);
+        }
+        let limit = page.min(*budget);
+        let rows = history.query(name, cursor, last, limit)?;
+        *budget -= rows.len();
+        f(&rows);
+        let Some(end) = rows.last().filter(|_| rows.len() == limit) else {
+            return Ok(true);
+        };
+        // Rows carry milliseconds: the next page starts at the last row's millisecond
+        // (re-reading a row is harmless), or past it if the page did not move.
+        let next = Timestamp::from_millis(end.ts_ms);
+        cursor = if next > cursor {
+            next
+        } else {
+            Timestamp::from_millis(end.ts_ms + 1)
+        };
+    }
 }
 
 fn buckets_of(s: &AppState, inputs: &Inputs, by: By) -> Vec<ledger::Bucket> {
@@ -222,6 +291,7 @@ pub(super) async fn ledger(
     let mut out = ledger::ledger(&inputs.points, &inputs.down, &buckets, group, &s.live.gateway_id);
     out.from_ms = from.as_millis();
     out.to_ms = to.as_millis();
+    out.unread_points = inputs.unread;
     Ok(Json(out))
 }
 
@@ -244,6 +314,8 @@ pub(super) struct DailyReport {
     points: Vec<Row>,
     /// Whether some gaps were left out of the listings.
     gaps_truncated: bool,
+    /// Points whose quality changes could not all be read (their gaps are not all known).
+    unread_points: Vec<String>,
 }
 
 async fn daily(s: &AppState, q: &ReportQuery) -> Result<DailyReport, ApiError> {
@@ -276,6 +348,7 @@ async fn daily(s: &AppState, q: &ReportQuery) -> Result<DailyReport, ApiError> {
         gateway: whole.rows.into_iter().next().map(without_gaps),
         hazard_sources: sources.rows.into_iter().map(without_gaps).collect(),
         gaps_truncated: points.gaps_truncated,
+        unread_points: inputs.unread.clone(),
         points: points.rows,
     })
 }
@@ -413,4 +486,86 @@ fn csv(r: &DailyReport, lang: Lang, off: crate::kpi::UtcOffset) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PointKind, PointMeta, PointTable, Reading};
+    use crate::sinks::history::HistoryStore;
+
+    const T0_MS: i64 = 1_796_572_800_000;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_millis(T0_MS + secs * 1000)
+    }
+
+    /// A history file with one point: a reading a second for `n` seconds, `comm_fault` at
+    /// 100..110, `out_of_range` at 200..205.
+    fn history(dir: &std::path::Path, n: i64) -> HistoryReader {
+        let mut t = PointTable::default();
+        let id = t
+            .insert(PointMeta {
+                name: "P".into(),
+                unit: "m".into(),
+                kind: PointKind::Level,
+                device: "d".into(),
+                hazard_source: None,
+                range: None,
+                description: None,
+            })
+            .unwrap();
+        let path = dir.join("history.db");
+        let mut store = HistoryStore::open(&path, &t).unwrap();
+        let raw: Vec<Reading> = (0..n)
+            .map(|s| Reading {
+                point: id,
+                ts: at(s),
+                value: s as f64,
+                quality: match s {
+                    100..110 => Quality::CommFault,
+                    200..205 => Quality::OutOfRange,
+                    _ => Quality::Good,
+                },
+            })
+            .collect();
+        store.write(&raw, &[], at(n)).unwrap();
+        HistoryReader::open(&path, Duration::from_secs(30 * 86_400)).unwrap()
+    }
+
+    #[test]
+    fn quality_changes_are_read_page_by_page_and_a_spent_budget_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = history(dir.path(), 300);
+        let want = vec![
+            (at(49), Quality::Good),
+            (at(100), Quality::CommFault),
+            (at(110), Quality::Good),
+            (at(200), Quality::OutOfRange),
+            (at(205), Quality::Good),
+        ];
+        // Pages of 7 rows, from 00:00:50: the same changes as one page (the row before the
+        // period first), every row read once or, at a page boundary, twice.
+        let mut budget = 10_000;
+        let (q, complete) = qualities(&h, "P", at(50), at(300), 7, &mut budget).unwrap();
+        assert!(complete);
+        assert_eq!(q, want);
+        let read = 10_000 - budget;
+        assert!((300..=300 + 300 / 6 + 2).contains(&read), "{read} rows read");
+        let mut budget = usize::MAX;
+        assert_eq!(
+            qualities(&h, "P", at(50), at(300), 100_000, &mut budget).unwrap(),
+            (want.clone(), true)
+        );
+        // The last change before the period comes first: the point was good at its start.
+        let mut budget = usize::MAX;
+        let (q, _) = qualities(&h, "P", at(105), at(120), 100_000, &mut budget).unwrap();
+        assert_eq!(q, [(at(104), Quality::CommFault), (at(110), Quality::Good)]);
+        // A budget that runs out before the end says so.
+        let mut budget = 120;
+        let (q, complete) = qualities(&h, "P", at(50), at(300), 7, &mut budget).unwrap();
+        assert!(!complete);
+        assert_eq!(budget, 0);
+        assert!(q.len() < want.len() && want.starts_with(&q), "{q:?}");
+    }
 }

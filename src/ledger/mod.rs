@@ -220,6 +220,7 @@ pub fn ledger(points: &[PointInput], down: &[Downtime], buckets: &[Bucket], grou
         to_ms: to.as_millis(),
         rows,
         gaps_truncated: truncated,
+        unread_points: Vec::new(),
     }
 }
 

@@ -148,4 +148,7 @@ pub struct Ledger {
     pub rows: Vec<Row>,
     /// Whether some gaps were left out of the listings (they are still in the totals).
     pub gaps_truncated: bool,
+    /// Points whose quality changes could not all be read within the request's budget: their
+    /// gaps after the last change read are not known (ask for a shorter period).
+    pub unread_points: Vec<String>,
 }
