@@ -102,10 +102,9 @@ pub(super) struct ReportQuery {
 /// What the ledger reads, gathered once per request.
 struct Inputs {
     points: Vec<PointInput>,
+    buckets: Vec<ledger::Bucket>,
     unread: Vec<String>,
     down: Vec<Downtime>,
-    from: Timestamp,
-    to: Timestamp,
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -129,9 +128,13 @@ fn clamp(s: &AppState, from: Timestamp, to: Timestamp) -> (Timestamp, Timestamp)
 }
 
 /// Reads history and the run log for `[from, to)` on the blocking pool.
-async fn gather(s: &AppState, from: Timestamp, to: Timestamp) -> Result<Inputs, ApiError> {
+async fn gather(s: &AppState, from: Timestamp, to: Timestamp, by: By) -> Result<Inputs, ApiError> {
     let (history, live, run_log) = (s.history.clone(), s.live.clone(), s.run_log.clone());
-    let intervals = s.policy.read().unwrap_or_else(|p| p.into_inner()).intervals.clone();
+    let (intervals, buckets) = {
+        let policy = s.policy.read().unwrap_or_else(|p| p.into_inner());
+        let buckets = ledger::buckets(from, to, by, policy.kpi.utc_offset, &policy.shifts);
+        (policy.intervals.clone(), buckets)
+    };
     tokio::task::spawn_blocking(move || -> Result<Inputs, ApiError> {
         let mut points = Vec::new();
         let mut unread = Vec::new();
@@ -141,16 +144,8 @@ async fn gather(s: &AppState, from: Timestamp, to: Timestamp) -> Result<Inputs, 
             let span_minutes = usize::try_from(to.since(from).as_secs() / 60 + 1).unwrap_or(usize::MAX);
             for (_, meta) in live.points.iter() {
                 let name = &*meta.name;
-                let minutes = history
-                    .minutes(name, from, last, span_minutes)
-                    .map_err(internal)?
-                    .into_iter()
-                    .map(|m| MinuteCount {
-                        minute: Timestamp::from_millis(m.ts_ms),
-                        good: m.count,
-                        bad: m.bad_count,
-                    })
-                    .collect();
+                let rows = history.minutes(name, from, last, span_minutes).map_err(internal)?;
+                let minutes = per_bucket(&rows, &buckets);
                 let (qualities, complete) = qualities(&history, name, from, to, PAGE, &mut budget).map_err(internal)?;
                 if !complete {
                     unread.push(name.to_string());
@@ -172,10 +167,9 @@ async fn gather(s: &AppState, from: Timestamp, to: Timestamp) -> Result<Inputs, 
             .collect();
         Ok(Inputs {
             points,
+            buckets,
             unread,
             down,
-            from,
-            to,
         })
     })
     .await
@@ -249,9 +243,32 @@ fn pages(
     }
 }
 
-fn buckets_of(s: &AppState, inputs: &Inputs, by: By) -> Vec<ledger::Bucket> {
-    let policy = s.policy.read().unwrap_or_else(|p| p.into_inner());
-    ledger::buckets(inputs.from, inputs.to, by, policy.kpi.utc_offset, &policy.shifts)
+/// A point's minute counts summed per bucket (one entry at each bucket's start): what the
+/// ledger adds up anyway, held in a few entries instead of a month of minutes per point.
+fn per_bucket(rows: &[crate::sinks::history::MinuteRow], buckets: &[ledger::Bucket]) -> Vec<MinuteCount> {
+    let mut out: Vec<MinuteCount> = Vec::new();
+    let mut i = 0;
+    for m in rows {
+        let t = Timestamp::from_millis(m.ts_ms);
+        while buckets.get(i).is_some_and(|b| b.end <= t) {
+            i += 1;
+        }
+        let Some(b) = buckets.get(i).filter(|b| b.start <= t) else {
+            continue;
+        };
+        match out.last_mut() {
+            Some(c) if c.minute == b.start => {
+                c.good += m.count;
+                c.bad += m.bad_count;
+            }
+            _ => out.push(MinuteCount {
+                minute: b.start,
+                good: m.count,
+                bad: m.bad_count,
+            }),
+        }
+    }
+    out
 }
 
 /// Online rate (在线率) and data completeness (完整率) per point, hazard source or the whole
@@ -277,18 +294,17 @@ pub(super) async fn ledger(
         None => to.minus(DEFAULT_SPAN),
     };
     let (from, to) = clamp(&s, from, to);
-    let inputs = gather(&s, from, to).await?;
     let by = match q.by.unwrap_or_default() {
         ByParam::Day => By::Day,
         ByParam::Shift => By::Shift,
     };
+    let inputs = gather(&s, from, to, by).await?;
     let group = match q.group.unwrap_or_default() {
         GroupParam::Point => Group::Point,
         GroupParam::HazardSource => Group::HazardSource,
         GroupParam::Gateway => Group::Gateway,
     };
-    let buckets = buckets_of(&s, &inputs, by);
-    let mut out = ledger::ledger(&inputs.points, &inputs.down, &buckets, group, &s.live.gateway_id);
+    let mut out = ledger::ledger(&inputs.points, &inputs.down, &inputs.buckets, group, &s.live.gateway_id);
     out.from_ms = from.as_millis();
     out.to_ms = to.as_millis();
     out.unread_points = inputs.unread;
@@ -330,12 +346,12 @@ async fn daily(s: &AppState, q: &ReportQuery) -> Result<DailyReport, ApiError> {
     let (start, end) = (off.at(day, 0), off.at(day + 1, 0));
     let to = floor_minute(end.min(s.clock.now()));
     let from = floor_minute(start).min(to);
-    let inputs = gather(s, from, to).await?;
-    let buckets = buckets_of(s, &inputs, By::Day);
+    let inputs = gather(s, from, to, By::Day).await?;
+    let buckets = &inputs.buckets;
     let gw = &s.live.gateway_id;
-    let whole = ledger::ledger(&inputs.points, &inputs.down, &buckets, Group::Gateway, gw);
-    let sources = ledger::ledger(&inputs.points, &inputs.down, &buckets, Group::HazardSource, gw);
-    let points = ledger::ledger(&inputs.points, &inputs.down, &buckets, Group::Point, gw);
+    let whole = ledger::ledger(&inputs.points, &inputs.down, buckets, Group::Gateway, gw);
+    let sources = ledger::ledger(&inputs.points, &inputs.down, buckets, Group::HazardSource, gw);
+    let points = ledger::ledger(&inputs.points, &inputs.down, buckets, Group::Point, gw);
     let without_gaps = |mut r: Row| {
         r.gaps.clear();
         r
@@ -567,5 +583,26 @@ mod tests {
         assert!(!complete);
         assert_eq!(budget, 0);
         assert!(q.len() < want.len() && want.starts_with(&q), "{q:?}");
+    }
+
+    #[test]
+    fn minute_counts_are_summed_per_bucket() {
+        let b = ledger::buckets(at(0), at(7200), By::Shift, crate::kpi::UtcOffset::CHINA, &[0, 60]);
+        let rows: Vec<crate::sinks::history::MinuteRow> = [(0, 6, 0), (59, 5, 1), (60, 6, 0), (119, 2, 4)]
+            .into_iter()
+            .map(|(m, count, bad_count)| crate::sinks::history::MinuteRow {
+                ts_ms: at(m * 60).as_millis(),
+                min: None,
+                avg: None,
+                max: None,
+                count,
+                bad_count,
+            })
+            .collect();
+        let sums: Vec<(Timestamp, u64, u64)> = per_bucket(&rows, &b)
+            .iter()
+            .map(|c| (c.minute, c.good, c.bad))
+            .collect();
+        assert_eq!(sums, [(at(0), 11, 1), (at(3600), 8, 4)]);
     }
 }
