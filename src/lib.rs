@@ -35,6 +35,7 @@ pub mod config;
 pub mod demo;
 pub mod health;
 pub mod kpi;
+pub mod ledger;
 pub mod model;
 pub mod pipeline;
 pub mod rules;

@@ -7,6 +7,7 @@ pub mod admin;
 mod alarms;
 pub mod auth;
 mod commands;
+mod completeness;
 pub mod config;
 mod devices;
 mod error;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Wall clock.
     pub clock: SharedClock,
+    /// The gateway's start and stop times (completeness ledger).
+    pub run_log: Arc<crate::sinks::runlog::RunLog>,
     /// Fires at shutdown so long-lived feeds end and the server can drain.
     pub shutdown: CancellationToken,
     /// Largest request body accepted.
@@ -98,6 +101,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alarms", get(alarms::active))
         .route("/api/v1/alarms/summary", get(alarms::summary))
         .route("/api/v1/alarms/history", get(alarms::history))
+        .route("/api/v1/completeness", get(completeness::ledger))
+        .route("/api/v1/completeness/report.csv", get(completeness::report_csv))
+        .route("/api/v1/completeness/report.json", get(completeness::report_json))
         .route("/api/v1/kpi", get(kpi::kpi))
         .route("/api/v1/kpi/report.html", get(kpi::report_html))
         .route("/api/v1/kpi/report.csv", get(kpi::report_csv))

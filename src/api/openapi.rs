@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{ack_many, admin, alarms, commands, devices, events, kpi, ops, page, points, session, tuning};
+use super::{
+    ack_many, admin, alarms, commands, completeness, devices, events, kpi, ops, page, points, session, tuning,
+};
 
 /// The document.
 #[derive(Debug, OpenApi)]
@@ -24,6 +26,9 @@ use super::{ack_many, admin, alarms, commands, devices, events, kpi, ops, page, 
         alarms::summary,
         alarms::history,
         kpi::kpi,
+        completeness::ledger,
+        completeness::report_csv,
+        completeness::report_json,
         kpi::report_html,
         kpi::report_csv,
         commands::ack,
@@ -127,6 +132,9 @@ mod tests {
             "/api/v1/alarms/summary",
             "/api/v1/alarms/history",
             "/api/v1/kpi",
+            "/api/v1/completeness",
+            "/api/v1/completeness/report.csv",
+            "/api/v1/completeness/report.json",
             "/api/v1/kpi/report.html",
             "/api/v1/kpi/report.csv",
             "/api/v1/alarms/{id}/ack",
@@ -150,7 +158,7 @@ mod tests {
         ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
-        assert_eq!(paths.len(), 27, "a route was added: list it here and in the router");
+        assert_eq!(paths.len(), 30, "a route was added: list it here and in the router");
     }
 
     #[test]

@@ -111,6 +111,9 @@ pub struct ConsolePolicy {
     pub shifts: Vec<u16>,
     /// Alarm KPI settings (`[kpi]`, with the shifts above).
     pub kpi: crate::kpi::KpiSettings,
+    /// How often each point is expected to deliver a reading, by point id (the completeness
+    /// ledger's expected readings).
+    pub intervals: BTreeMap<String, Duration>,
 }
 
 /// One set-point of a point.
@@ -152,6 +155,7 @@ impl ConsolePolicy {
             labels: super::labels::Labels::default(),
             shifts: Vec::new(),
             kpi: crate::kpi::KpiSettings::default(),
+            intervals: BTreeMap::new(),
         }
     }
 

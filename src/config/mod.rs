@@ -13,6 +13,7 @@
 mod bind;
 mod bind_groups;
 pub mod dtu;
+mod ledger;
 mod ops;
 pub mod profile;
 mod profile_check;

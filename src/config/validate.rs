@@ -171,6 +171,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         })
         .collect();
     warnings.extend(super::transport::shared_tcp_units(&src, &raw, &devices));
+    let intervals = super::ledger::expected_intervals(&points, &devices, &mqtt, &opcua);
     Ok(GatewayConfig {
         warnings,
         file: path.to_path_buf(),
@@ -196,6 +197,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
             labels,
             shifts,
             kpi,
+            intervals,
             ..crate::api::policy::ConsolePolicy::new(&raw.console, &raw.alarms.shelving, raw.alarms.max_shelve)
         },
         profiles,

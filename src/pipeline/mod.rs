@@ -55,6 +55,14 @@ pub enum StartError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The run log could not be written.
+    #[error("cannot write the run log {path}: {source}")]
+    RunLog {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// A store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -117,6 +125,9 @@ pub struct Gateway {
     reload_stop: CancellationToken,
     self_check: JoinHandle<()>,
     self_check_stop: CancellationToken,
+    /// Start and stop times, for the completeness ledger's `gateway_down` gaps.
+    run_log: Arc<crate::sinks::runlog::RunLog>,
+    clock: SharedClock,
 }
 
 impl Gateway {
@@ -129,6 +140,11 @@ impl Gateway {
         // Before anything starts: the files were checked with the config but may have changed.
         let api_tls = config.api_server.tls.as_ref().map(|f| f.acceptor()).transpose()?;
         let metrics = Metrics::new();
+        let run_log = Arc::new(crate::sinks::runlog::RunLog::new(data_dir));
+        run_log.started(clock.now()).map_err(|source| StartError::RunLog {
+            path: data_dir.join("run.log"),
+            source,
+        })?;
         let journal = Arc::new(AlarmJournal::open(&data_dir.join("alarms.db"))?);
         let history_path = data_dir.join("history.db");
         let store = HistoryStore::open(&history_path, &config.points)?;
@@ -232,6 +248,7 @@ impl Gateway {
             }
             .run(self_check_stop.clone()),
         );
+        tokio::spawn(run_log.clone().run(clock.clone(), self_check_stop.clone()));
         let policy = Arc::new(std::sync::RwLock::new(config.console.clone()));
         let auth = Arc::new(api::auth::Tokens::new(api::auth::Auth::with_open_actions(
             config.api_tokens.clone(),
@@ -286,7 +303,8 @@ impl Gateway {
             history: reader.clone(),
             journal,
             metrics: metrics.clone(),
-            clock,
+            clock: clock.clone(),
+            run_log: run_log.clone(),
             shutdown: api_cancel.clone(),
             max_body: config.api_max_body,
             request_timeout: config.api_server.request_timeout,
@@ -348,6 +366,8 @@ impl Gateway {
             reload_stop,
             self_check,
             self_check_stop,
+            run_log,
+            clock,
         })
     }
 
@@ -410,6 +430,10 @@ impl Gateway {
         self.api_cancel.cancel();
         if tokio::time::timeout(API_DRAIN, self.api).await.is_err() {
             warn!("API did not drain in time");
+        }
+        // Last, so the downtime starts when nothing of the gateway runs any more.
+        if let Err(e) = self.run_log.stopped(self.clock.now()) {
+            error!(error = %e, "Cannot record the stop in the run log; the next start counts the downtime from the last heartbeat");
         }
         info!("Gateway stopped; history flushed");
     }

@@ -8,6 +8,7 @@ pub mod history;
 pub mod journal;
 pub mod mqtt_link;
 pub mod mqtt_north;
+pub mod runlog;
 pub mod tsdb;
 pub mod uplink;
 pub mod webhook;

@@ -11,6 +11,7 @@ mod api_server;
 mod api_token_reload;
 mod backup;
 mod cli;
+mod completeness;
 mod config_errors;
 mod console;
 mod console_ack;

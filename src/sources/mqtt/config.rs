@@ -309,6 +309,9 @@ pub struct SubscriptionSpec {
     pub layout: Layout,
     /// Largest payload decoded.
     pub max_payload: usize,
+    /// How often each point is expected to publish (the completeness ledger's expected
+    /// readings).
+    pub interval: Duration,
     /// Silence after which its points turn stale.
     pub stale_after: Duration,
     /// Points with their own stale limit, by id.

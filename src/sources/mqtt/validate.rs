@@ -366,6 +366,7 @@ fn check_subscription(
         template: template?,
         layout: layout?,
         max_payload,
+        interval,
         stale_after,
         point_stale_after,
         points: declared,
