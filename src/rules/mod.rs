@@ -4,10 +4,12 @@
 //! - [`debounce`]: on/off delays.
 //! - [`lifecycle`]: the ISA-18.2 state machine with shelving, suppression and out-of-service.
 //! - [`threshold`], [`rate`], [`vote`]: the conditions of the rule kinds that need arithmetic.
+//! - [`early_warning`]: time-to-limit prediction on a robust trend.
 //! - [`flood`]: alarm-rate and chattering tracking.
 //! - [`engine`]: binds rules to points, devices and groups and drives everything.
 
 pub mod debounce;
+pub mod early_warning;
 pub mod engine;
 pub mod flood;
 pub mod lifecycle;
