@@ -152,7 +152,9 @@ fn trial_build(
     };
     let rule = match &e {
         BuildError::DuplicateAlarm { second, .. } => second,
-        BuildError::UnknownGroup { rule, .. } | BuildError::MemberCannotVote { rule, .. } => rule,
+        BuildError::UnknownGroup { rule, .. }
+        | BuildError::MemberCannotVote { rule, .. }
+        | BuildError::NoSetPoint { rule, .. } => rule,
     };
     match spans.get(rule) {
         Some((i, span)) => cx.err(span.clone(), format!("rules[{i}]"), e.to_string()),

@@ -138,6 +138,22 @@ pub enum RuleKind {
         /// Delays.
         delays: Delays,
     },
+    /// Time-to-limit early warning on one point: one alarm per threshold set-point of the
+    /// point, raised while the trend is predicted to reach that set-point within `horizon`.
+    EarlyWarning {
+        /// The point; it needs threshold set-points (they are the targets).
+        point: PointId,
+        /// How far ahead a predicted crossing warns.
+        horizon: Duration,
+        /// The window the trend is estimated over.
+        window: Duration,
+        /// Samples (of at most 33 per window) needed before a trend is trusted.
+        min_samples: usize,
+        /// Priority of the warnings.
+        priority: Priority,
+        /// Delays.
+        delays: Delays,
+    },
     /// k-of-n voting or escalation over a group.
     Vote {
         /// The members.

@@ -79,6 +79,7 @@ impl Script {
             user: None,
             comment: None,
             category: None,
+            predicted_at: None,
         };
         self.last.insert(id.to_string(), e);
     }

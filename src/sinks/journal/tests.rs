@@ -28,6 +28,7 @@ fn event(subject: &str, transition: Transition, state: AlarmState, priority: Pri
         user: Some("张三".into()),
         comment: Some("checked on site".into()),
         category: None,
+        predicted_at: None,
     }
 }
 
