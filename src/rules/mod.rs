@@ -149,8 +149,9 @@ pub enum RuleKind {
         window: Duration,
         /// Samples (of at most 33 per window) needed before a trend is trusted.
         min_samples: usize,
-        /// Priority of the warnings.
-        priority: Priority,
+        /// Priority of the warnings; `None`: one step below the set-point's own (a warning
+        /// of a critical high-high is high, of a high limit medium, never below low).
+        priority: Option<Priority>,
         /// Delays.
         delays: Delays,
     },

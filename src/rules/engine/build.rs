@@ -194,7 +194,11 @@ impl Builder<'_> {
                 let mut slots = Vec::new();
                 for limit in limits {
                     let mut meta = self.point_meta(rule, *point, ConditionKind::EarlyWarning, Some(limit.level));
-                    meta.priority = *priority;
+                    meta.priority = priority.unwrap_or(match limit.priority {
+                        Priority::Critical => Priority::High,
+                        Priority::High => Priority::Medium,
+                        Priority::Medium | Priority::Low => Priority::Low,
+                    });
                     meta.limit = Some(limit.value);
                     slots.push((limit, self.add_slot(rule, meta, *delays)?));
                 }

@@ -47,7 +47,7 @@ fn rules(t: &PointTable) -> Vec<RuleSpec> {
                 horizon: 30 * MIN,
                 window: 10 * MIN,
                 min_samples: 10,
-                priority: Priority::Medium,
+                priority: None,
                 delays: Delays::default(),
             },
         },
@@ -116,7 +116,7 @@ fn a_ramp_warns_with_its_predicted_crossing_before_the_threshold_alarm() {
     let raised = &events[0];
     assert_eq!(raised.condition, ConditionKind::EarlyWarning);
     assert_eq!(raised.class, crate::model::AlarmClass::Process);
-    assert_eq!(raised.priority, Priority::Medium);
+    assert_eq!(raised.priority, Priority::Medium, "one step below the high limit's");
     assert_eq!(raised.limit, Some(25.0));
     assert_eq!(raised.value, 8.2);
     assert_eq!(raised.predicted_at, Some(at(2_000_000)));
