@@ -52,10 +52,12 @@ time_to_limit = {{ horizon = "30m", window = "10m", min_samples = 10 }}
 /// %LEL at `s` seconds: up 0.01/s from 5 to 15 at 1000 s, down to 9 at 1600 s, then up again
 /// at the same rate, reaching the high set-point (25) at 3200 s.
 fn value(s: i64) -> f64 {
-    match s {
-        ..=1000 => 5.0 + s as f64 / 100.0,
-        ..=1600 => 15.0 - (s - 1000) as f64 / 100.0,
-        _ => 9.0 + (s - 1600) as f64 / 100.0,
+    if s <= 1000 {
+        5.0 + s as f64 / 100.0
+    } else if s <= 1600 {
+        15.0 - (s - 1000) as f64 / 100.0
+    } else {
+        9.0 + (s - 1600) as f64 / 100.0
     }
 }
 
