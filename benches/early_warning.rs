@@ -159,7 +159,13 @@ fn main() {
             .iter()
             .find(|t| **t >= e.start.minus(BEFORE) && **t <= e.start);
         match first {
-            Some(t) => leads.push(e.start.since(*t)),
+            Some(t) => {
+                let lead = e.start.since(*t);
+                if lead < Duration::from_secs(600) {
+                    println!("short lead: {} {:.1} min", set.points[e.point].name, minutes(lead));
+                }
+                leads.push(lead);
+            }
             None => missed.push(format!("{} at {} ms", set.points[e.point].name, e.start.as_millis())),
         }
     }
