@@ -152,7 +152,9 @@ fn trial_build(
     };
     let rule = match &e {
         BuildError::DuplicateAlarm { second, .. } => second,
-        BuildError::UnknownGroup { rule, .. } | BuildError::MemberCannotVote { rule, .. } => rule,
+        BuildError::UnknownGroup { rule, .. }
+        | BuildError::MemberCannotVote { rule, .. }
+        | BuildError::NoSetPoint { rule, .. } => rule,
     };
     match spans.get(rule) {
         Some((i, span)) => cx.err(span.clone(), format!("rules[{i}]"), e.to_string()),
@@ -250,9 +252,10 @@ fn bind_one(
         r.sensor_fault.is_some(),
         r.deviation.is_some(),
         r.vote.is_some(),
+        r.time_to_limit.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        let msg = "a rule needs exactly one of threshold, rate_of_change, stale, sensor_fault, deviation, vote";
+        let msg = "a rule needs exactly one of threshold, rate_of_change, stale, sensor_fault, deviation, vote, time_to_limit";
         cx.err(span, format!("rules[{i}]"), msg);
         return Vec::new();
     }
@@ -314,6 +317,38 @@ fn bind_one(
                     fall: c.fall,
                     per: c.per,
                     window,
+                    priority: c.priority,
+                    delays,
+                })
+            })
+            .collect();
+    }
+    if let Some(tl) = &r.time_to_limit {
+        let c = tl.get_ref();
+        let key = format!("rules[{i}].time_to_limit");
+        if c.horizon.is_zero() || c.window.is_zero() {
+            cx.err(tl.span(), key.clone(), "horizon and window must be longer than zero");
+        }
+        if !(2..=32).contains(&c.min_samples) {
+            let msg = format!(
+                "min_samples must be 2 to 32 (the window keeps one sample per window / 32), not {}",
+                c.min_samples
+            );
+            cx.err(tl.span(), key, msg);
+        }
+        refuse_state_points(cx, i, "time_to_limit", tl.span(), matched);
+        let delays = Delays {
+            on: c.on_delay,
+            off: c.off_delay,
+        };
+        return matched
+            .iter()
+            .map(|&point| {
+                spec(RuleKind::EarlyWarning {
+                    point,
+                    horizon: c.horizon,
+                    window: c.window,
+                    min_samples: c.min_samples,
                     priority: c.priority,
                     delays,
                 })

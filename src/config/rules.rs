@@ -268,6 +268,39 @@ fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
     units::duration::deserialize(d).map(Some)
 }
 
+/// Time-to-limit early warning parameters (`time_to_limit = { horizon = "30m" }`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeToLimitConfig {
+    /// Warn when the trend is predicted to reach the next set-point within this time.
+    #[serde(deserialize_with = "units::duration::deserialize")]
+    pub horizon: Duration,
+    /// Window the trend is estimated over.
+    #[serde(default = "default_trend_window", deserialize_with = "units::duration::deserialize")]
+    pub window: Duration,
+    /// Samples (one per window / 32, each the mean of the readings in it) needed before a
+    /// trend is trusted.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: usize,
+    /// Priority of the warnings; by default one step below the set-point's own.
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// Delays against a noisy signal.
+    #[serde(default, deserialize_with = "units::duration::deserialize")]
+    pub on_delay: Duration,
+    /// Off-delay.
+    #[serde(default, deserialize_with = "units::duration::deserialize")]
+    pub off_delay: Duration,
+}
+
+fn default_trend_window() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_min_samples() -> usize {
+    10
+}
+
 /// Stale (no data) rule parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -375,6 +408,9 @@ pub struct RuleConfig {
     /// Voting or escalation over the matched points and listed groups.
     #[serde(default)]
     pub vote: Option<Spanned<VoteConfig>>,
+    /// Time-to-limit early warning towards the matched points' threshold set-points.
+    #[serde(default)]
+    pub time_to_limit: Option<Spanned<TimeToLimitConfig>>,
 }
 
 /// The `[alarms]` section.

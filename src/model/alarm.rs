@@ -142,6 +142,8 @@ named_enum! {
         Deviation => "deviation",
         /// Enough members of a group are in alarm (k-of-n, escalation).
         Vote => "vote",
+        /// A value's trend will reach its next set-point within the warning horizon (预警).
+        EarlyWarning => "early_warning",
         /// Self-diagnostic: the data disk has less free space than the configured limit.
         DiskSpace => "disk_space",
         /// Self-diagnostic: the alarm journal or the history cannot be written.
@@ -338,6 +340,10 @@ pub struct AlarmEvent {
     /// (not `null`) otherwise, so records written before it existed read back unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<AckCategory>,
+    /// When the trend is predicted to reach `limit`, for early warnings. Absent (not `null`)
+    /// otherwise, so records written before it existed read back unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_at: Option<Timestamp>,
 }
 
 impl AlarmEvent {

@@ -76,6 +76,7 @@ impl AlarmScript {
             user: None,
             comment: None,
             category: None,
+            predicted_at: None,
         };
         self.last.insert(id.to_string(), e);
     }

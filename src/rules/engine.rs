@@ -10,6 +10,8 @@
 mod build;
 mod carry;
 #[cfg(test)]
+mod early_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
@@ -18,6 +20,7 @@ use std::time::Duration;
 pub use build::BuildError;
 pub use carry::CarryReport;
 
+use super::early_warning::{Trend, TrendWindow, predict, warns};
 use super::flood::{CHATTER_WINDOW, FloodGuard};
 use super::rate::RateWindow;
 use super::slots::{Role, Slot};
@@ -44,6 +47,17 @@ struct RateEval {
     per: Duration,
     window: Duration,
     samples: RateWindow,
+}
+
+#[derive(Debug, Clone)]
+struct EarlyEval {
+    /// One warning per threshold set-point of the point.
+    slots: Vec<(Limit, usize)>,
+    horizon: Duration,
+    window: Duration,
+    min_samples: usize,
+    samples: TrendWindow,
+    trend: Option<Trend>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -190,6 +204,7 @@ pub struct RulesEngine {
     point_slots: Vec<Vec<usize>>,
     thresholds: Vec<Vec<ThresholdEval>>,
     rates: Vec<Vec<RateEval>>,
+    earlies: Vec<Vec<EarlyEval>>,
     faults: Vec<Vec<usize>>,
     stales: Vec<Vec<StaleEval>>,
     last_seen: Vec<Option<Timestamp>>,

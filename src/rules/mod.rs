@@ -4,10 +4,12 @@
 //! - [`debounce`]: on/off delays.
 //! - [`lifecycle`]: the ISA-18.2 state machine with shelving, suppression and out-of-service.
 //! - [`threshold`], [`rate`], [`vote`]: the conditions of the rule kinds that need arithmetic.
+//! - [`early_warning`]: time-to-limit prediction on a robust trend.
 //! - [`flood`]: alarm-rate and chattering tracking.
 //! - [`engine`]: binds rules to points, devices and groups and drives everything.
 
 pub mod debounce;
+pub mod early_warning;
 pub mod engine;
 pub mod flood;
 pub mod lifecycle;
@@ -133,6 +135,23 @@ pub enum RuleKind {
         deadband: f64,
         /// Priority.
         priority: Priority,
+        /// Delays.
+        delays: Delays,
+    },
+    /// Time-to-limit early warning on one point: one alarm per threshold set-point of the
+    /// point, raised while the trend is predicted to reach that set-point within `horizon`.
+    EarlyWarning {
+        /// The point; it needs threshold set-points (they are the targets).
+        point: PointId,
+        /// How far ahead a predicted crossing warns.
+        horizon: Duration,
+        /// The window the trend is estimated over.
+        window: Duration,
+        /// Samples (of at most 33 per window) needed before a trend is trusted.
+        min_samples: usize,
+        /// Priority of the warnings; `None`: one step below the set-point's own (a warning
+        /// of a critical high-high is high, of a high limit medium, never below low).
+        priority: Option<Priority>,
         /// Delays.
         delays: Delays,
     },

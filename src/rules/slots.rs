@@ -46,6 +46,8 @@ pub(super) struct Slot {
     pub(super) deb: Debounce,
     pub(super) delays: Delays,
     pub(super) value: f64,
+    /// The predicted crossing an early warning carries.
+    pub(super) predicted: Option<Timestamp>,
     pub(super) raises: RateCounter,
 }
 
@@ -57,6 +59,7 @@ impl Slot {
             deb: Debounce::default(),
             delays,
             value: f64::NAN,
+            predicted: None,
             raises: RateCounter::default(),
         }
     }
@@ -96,6 +99,7 @@ impl Slot {
             user: user.map(str::to_string),
             comment: comment.map(str::to_string),
             category: None,
+            predicted_at: self.predicted,
         }
     }
 }

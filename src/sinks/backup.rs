@@ -308,6 +308,7 @@ mod tests {
             user: None,
             comment: None,
             category: None,
+            predicted_at: None,
         }
     }
 

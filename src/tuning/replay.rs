@@ -226,6 +226,24 @@ fn normal(rng: &mut StdRng) -> f64 {
 
 /// The set for `seed`: 18 points read every `step` for `span` from `start`.
 pub fn generate(seed: u64, start: Timestamp, span: Duration, step: Duration) -> ReplaySet {
+    generate_with(seed, start, span, step, None)
+}
+
+/// Like [`generate`], but every true event creeps up to its peak over 30 to 120 minutes (a
+/// slow leak, a tank overfilling slowly): the events an early warning is for. Its own set: it
+/// does not change what [`generate`] gives for a seed.
+pub fn generate_slow(seed: u64, start: Timestamp, span: Duration, step: Duration) -> ReplaySet {
+    generate_with(seed, start, span, step, Some((1_800.0, 7_200.0)))
+}
+
+/// The set, with each event's ramp drawn from `slow_ramp` (seconds) instead of the profile's.
+fn generate_with(
+    seed: u64,
+    start: Timestamp,
+    span: Duration,
+    step: Duration,
+    slow_ramp: Option<(f64, f64)>,
+) -> ReplaySet {
     let mut rng = StdRng::seed_from_u64(seed);
     let step_s = step.as_secs_f64().max(0.001);
     let n = (span.as_secs_f64() / step_s) as usize;
@@ -248,7 +266,12 @@ pub fn generate(seed: u64, start: Timestamp, span: Duration, step: Duration) -> 
                 let centre = k * slot + rng.random_range(slot / 4..(3 * slot / 4).max(slot / 4 + 1));
                 let peak = rng.random_range(sh.peak.0..sh.peak.1);
                 let hold = rng.random_range(sh.hold.0..sh.hold.1);
-                let ramp = (sh.ramp / step_s).max(1.0) as usize;
+                // Only the slow set draws here, so the default set's draws stay as they were.
+                let ramp_s = match slow_ramp {
+                    Some((lo, hi)) => rng.random_range(lo..hi),
+                    None => sh.ramp,
+                };
+                let ramp = (ramp_s / step_s).max(1.0) as usize;
                 let hold_n = (hold / step_s) as usize;
                 let begin = centre.saturating_sub(ramp);
                 let end = (centre + hold_n + ramp).min(n);
@@ -334,6 +357,27 @@ mod tests {
         }
         let c = generate(8, Timestamp::default(), span, Duration::from_secs(5));
         assert_ne!(a.points[0].samples, c.points[0].samples);
+    }
+
+    #[test]
+    fn the_slow_set_creeps_up_to_its_events() {
+        let step = Duration::from_secs(10);
+        let set = generate_slow(3, Timestamp::default(), Duration::from_secs(3 * 86_400), step);
+        assert!(set.events.len() >= 10, "{} events", set.events.len());
+        for e in &set.events {
+            let p = &set.points[e.point];
+            // 25 minutes before the crossing the noise-free value was on its way but short of it.
+            let before = e.start.minus(Duration::from_secs(25 * 60));
+            let i = p.samples.iter().position(|s| s.ts >= before).unwrap_or(0);
+            let window: Vec<f64> = p.samples[i..i + 30].iter().map(|s| s.value).collect();
+            let mean = window.iter().sum::<f64>() / window.len() as f64;
+            let short = if p.limit.falling {
+                mean > p.limit.value
+            } else {
+                mean < p.limit.value
+            };
+            assert!(short, "{}: {mean} already past {}", p.name, p.limit.value);
+        }
     }
 
     #[test]

@@ -244,7 +244,7 @@ async fn polled(gw: &GatewayProcess, devices: &[&str]) {
 }
 
 /// Every alarm kind the gateway raises (threshold, latching threshold, rate of change, vote,
-/// stale, sensor fault, communication of a device and of a DTU station, and process alarms
+/// early warning, stale, sensor fault, communication of a device and of a DTU station, and process alarms
 /// suppressed by a dead device), in
 /// every state and overlay (unacknowledged, acknowledged with a comment, returned, latched,
 /// shelved, out of service, suppressed), and the flood and chattering figures: after SIGTERM
@@ -338,6 +338,26 @@ unit = "%LEL"
 kind = "gas"
 range = [0, 100]
 points = ["m/stale", "m/range"]
+[[mqtt.subscriptions]]
+name = "w"
+broker = "plant"
+topic = "w/{{tag}}"
+point = "w/{{tag}}"
+value = "/v"
+timestamp = "/t"
+timestamp_unit = "ms"
+unit = "%LEL"
+kind = "gas"
+range = [0, 100]
+points = ["w/GT-1"]
+[[rules]]
+name = "w-high"
+points = "w/GT-1"
+threshold = {{ high = 25.0 }}
+[[rules]]
+name = "w-trend"
+points = "w/GT-1"
+time_to_limit = {{ horizon = "30m", window = "10m" }}
 "#,
             g = g.local_addr(),
             g2 = g2.local_addr(),
@@ -378,6 +398,23 @@ points = ["m/stale", "m/range"]
     publish(broker.port, "m/stale", "5").await;
     wait_state(&gw, "m/range:sensor_fault", "unack_active").await;
     wait_state(&gw, "m/stale:stale", "unack_active").await;
+    // An early warning: a slow rise with device times up to ten seconds ago (inside the flood
+    // window, which the restart rebuilds from the raises' own times).
+    let mut ramp = support::mqtt::Publisher::start(broker.port, "restart-ramp");
+    let base = (hazard_gateway::clock::system().now().as_millis() / 1000 - 410) * 1000;
+    let reading = |s: i64| format!(r#"{{"v": {}, "t": {}}}"#, 5.0 + s as f64 / 100.0, base + s * 1000);
+    for s in (0..=400).step_by(10) {
+        ramp.send("w/GT-1", reading(s)).await;
+    }
+    let warning = wait_alarm(&gw, "the early warning on w/GT-1", |a| {
+        a["alarm_id"] == "w/GT-1:early_warning:high"
+    })
+    .await;
+    assert_eq!(
+        warning["predicted_at"],
+        json!((base + 2_000_000) * 1_000_000),
+        "{warning}"
+    );
 
     // Operator actions, each with who and why.
     act(&gw, "g/ch2:high", "ack", json!({})).await;

@@ -342,6 +342,11 @@ name = "tank-latch"
 points = "tank-T101/pressure"
 latching = true
 threshold = { high = 1.2, deadband_percent = 2.0, off_delay = "10s" }
+
+[[rules]]
+name = "gas-trend"
+points = "MHS-001/GT-*"
+time_to_limit = { horizon = "30m", window = "10m", min_samples = 10, priority = "low" }
 "#;
     let text = format!("{GOOD}\n{extra}");
     let cfg = GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{e}"));
@@ -351,6 +356,7 @@ threshold = { high = 1.2, deadband_percent = 2.0, off_delay = "10s" }
     assert_eq!(count("detector-fault"), 2);
     assert_eq!(count("sensor_fault"), 3, "the automatic one stays on the tank points");
     assert_eq!((count("gas-pair"), count("zone-a")), (1, 1));
+    assert_eq!(count("gas-trend"), 2, "one per gas point");
     assert!(cfg.rules.iter().any(|r| r.name == "tank-latch" && r.latching));
     assert_eq!(cfg.alarms.flood_threshold, 20);
 }
@@ -395,6 +401,36 @@ fn two_rules_defining_one_alarm_are_refused() {
         e.message
     );
     assert_eq!(e.position.unwrap().0, GOOD.lines().count() + 2);
+}
+
+#[test]
+fn a_time_to_limit_rule_names_its_bad_parameters() {
+    let extra = "[[rules]]\nname = \"trend\"\npoints = \"MHS-001/GT-101\"\ntime_to_limit = { horizon = \"0s\", min_samples = 40 }\n";
+    let errors = errors_with(extra);
+    let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["rules[1].time_to_limit", "rules[1].time_to_limit"],
+        "{errors:#?}"
+    );
+    assert!(
+        errors[0]
+            .message
+            .contains("horizon and window must be longer than zero")
+    );
+    assert!(
+        errors[1].message.contains("min_samples must be 2 to 32"),
+        "{}",
+        errors[1].message
+    );
+    let line = line_of(&format!("{GOOD}\n{extra}"), "time_to_limit");
+    assert_eq!(errors[0].position.unwrap().0, line);
+    let errors = errors_with(
+        "[[rules]]\npoints = \"MHS-001/GT-101\"\ntime_to_limit = { horizon = \"30m\", window = \"ten\" }\n",
+    );
+    let e = only(&errors);
+    assert_eq!(e.key, "rules[1].time_to_limit");
+    assert!(e.message.contains("invalid duration `ten`"), "{}", e.message);
 }
 
 #[test]

@@ -25,6 +25,7 @@ mod console_trend;
 mod deploy_docker;
 mod dtu;
 mod durability;
+mod early_warning;
 mod end_to_end;
 mod history;
 mod kpi;

@@ -123,6 +123,7 @@ async fn values_and_names_round_trip_exactly_through_influxdb_v1() {
         user: None,
         comment: None,
         category: None,
+        predicted_at: None,
     };
     store.tx.send(SinkItem::Alarm(Box::new(alarm))).await.unwrap();
     wait_sent(&metrics, "tsdb0", (sent + 1) as f64).await;

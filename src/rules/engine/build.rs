@@ -6,7 +6,9 @@ use std::time::Duration;
 use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
 use super::super::vote::output_levels;
 use super::super::{AlarmSettings, Delays, RuleKind, RuleSpec, VoteMember, VoteMode};
-use super::{DeviationEval, DeviceEval, RateEval, RulesEngine, StaleEval, ThresholdEval, VoteEval, VoteInput};
+use super::{
+    DeviationEval, DeviceEval, EarlyEval, RateEval, RulesEngine, StaleEval, ThresholdEval, VoteEval, VoteInput,
+};
 use crate::model::{ConditionKind, GATEWAY_SUBJECT, Level, PointId, PointTable, Priority, SubjectKind, Timestamp};
 use crate::rules::flood::FloodGuard;
 
@@ -40,6 +42,14 @@ pub enum BuildError {
         point: String,
         /// The level the vote counts.
         level: Level,
+    },
+    /// An early warning on a point no threshold rule gives a set-point.
+    #[error("early-warning rule `{rule}` watches point `{point}`, which has no threshold set-point to warn of")]
+    NoSetPoint {
+        /// The early-warning rule.
+        rule: String,
+        /// The point.
+        point: String,
     },
 }
 
@@ -164,6 +174,41 @@ impl Builder<'_> {
                     per: *per,
                     window: *window,
                     samples: Default::default(),
+                });
+            }
+            RuleKind::EarlyWarning {
+                point,
+                horizon,
+                window,
+                min_samples,
+                priority,
+                delays,
+            } => {
+                let limits: Vec<_> = self.engine.thresholds[point.index()].iter().map(|t| t.limit).collect();
+                if limits.is_empty() {
+                    return Err(BuildError::NoSetPoint {
+                        rule: rule.name.clone(),
+                        point: self.points.meta(*point).name.to_string(),
+                    });
+                }
+                let mut slots = Vec::new();
+                for limit in limits {
+                    let mut meta = self.point_meta(rule, *point, ConditionKind::EarlyWarning, Some(limit.level));
+                    meta.priority = priority.unwrap_or(match limit.priority {
+                        Priority::Critical => Priority::High,
+                        Priority::High => Priority::Medium,
+                        Priority::Medium | Priority::Low => Priority::Low,
+                    });
+                    meta.limit = Some(limit.value);
+                    slots.push((limit, self.add_slot(rule, meta, *delays)?));
+                }
+                self.engine.earlies[point.index()].push(EarlyEval {
+                    slots,
+                    horizon: *horizon,
+                    window: *window,
+                    min_samples: *min_samples,
+                    samples: Default::default(),
+                    trend: None,
                 });
             }
             RuleKind::Stale { point, after, priority } => {
@@ -381,6 +426,7 @@ impl RulesEngine {
             point_slots: vec![Vec::new(); n],
             thresholds: vec![Vec::new(); n],
             rates: (0..n).map(|_| Vec::new()).collect(),
+            earlies: (0..n).map(|_| Vec::new()).collect(),
             faults: vec![Vec::new(); n],
             stales: vec![Vec::new(); n],
             last_seen: vec![None; n],
@@ -406,7 +452,9 @@ impl RulesEngine {
         };
         b.add_devices(&settings)?;
         b.add_gateway(&settings)?;
-        for rule in rules {
+        // Early warnings target the set-points of threshold rules, wherever those are listed.
+        let early = |r: &&RuleSpec| matches!(r.kind, RuleKind::EarlyWarning { .. });
+        for rule in rules.iter().filter(|r| !early(r)).chain(rules.iter().filter(early)) {
             b.add_rule(rule)?;
         }
         let mut engine = b.engine;

@@ -45,6 +45,7 @@ impl RulesEngine {
             );
             slot.deb = prev.deb;
             slot.value = prev.value;
+            slot.predicted = prev.predicted;
             slot.raises = prev.raises.clone();
             if old.chattering.contains(&o) {
                 self.chattering.insert(new_slot);
@@ -66,6 +67,19 @@ impl RulesEngine {
                     let id = &self.slots[e.slot].meta.id;
                     if let Some(prev) = old.rates[p].iter().find(|r| old.slots[r.slot].meta.id == *id) {
                         e.samples = prev.samples.clone();
+                    }
+                }
+            }
+            for (p, evals) in self.earlies.iter_mut().enumerate() {
+                for e in evals.iter_mut() {
+                    let Some(&(_, first)) = e.slots.first() else { continue };
+                    let rule = &self.slots[first].meta.rule;
+                    let prev = old.earlies[p]
+                        .iter()
+                        .find(|o| o.slots.first().is_some_and(|&(_, s)| old.slots[s].meta.rule == *rule));
+                    if let Some(prev) = prev.filter(|o| o.window == e.window) {
+                        e.samples = prev.samples.clone();
+                        e.trend = prev.trend;
                     }
                 }
             }

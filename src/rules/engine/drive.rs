@@ -73,6 +73,11 @@ impl RulesEngine {
             // not complete on data nobody saw; the fault alarms speak instead.
             self.latest[p] = None;
             self.cancel_process_delays(p, out);
+            // A trend is only as good as every sample in it: start again on trusted data.
+            for e in &mut self.earlies[p] {
+                e.samples.clear();
+                e.trend = None;
+            }
             return;
         }
         self.latest[p] = Some(r.value);
@@ -96,6 +101,9 @@ impl RulesEngine {
             let trip = e.rise.is_some_and(|x| rate >= x) || e.fall.is_some_and(|x| rate <= -x);
             let slot = e.slot;
             self.drive(slot, trip, rate, r.ts, out);
+        }
+        for i in 0..self.earlies[p].len() {
+            self.eval_early(p, i, r, out);
         }
         for i in 0..self.point_deviations[p].len() {
             let d = self.point_deviations[p][i];
@@ -228,6 +236,7 @@ impl RulesEngine {
         );
         s.deb.restore(e.condition_active(), None);
         s.value = e.value;
+        s.predicted = e.predicted_at;
         true
     }
 
@@ -386,7 +395,8 @@ impl RulesEngine {
         let slots = self.thresholds[p]
             .iter()
             .map(|t| t.slot)
-            .chain(self.rates[p].iter().map(|r| r.slot));
+            .chain(self.rates[p].iter().map(|r| r.slot))
+            .chain(self.earlies[p].iter().flat_map(|e| e.slots.iter().map(|(_, s)| *s)));
         for slot in slots {
             let s = &mut self.slots[slot];
             if s.deb.pending_since().is_some() {
@@ -462,6 +472,29 @@ impl RulesEngine {
                 continue;
             }
             let _ = self.act(slot, Action::Suppress(on), ts, None, None, out);
+        }
+    }
+
+    /// One early-warning rule of point `p`: the set-point ahead of the trend warns while its
+    /// predicted crossing is near; every other set-point's warning is off (a value already
+    /// past a set-point has its threshold alarm instead).
+    fn eval_early(&mut self, p: usize, i: usize, r: &Reading, out: &mut Output) {
+        let e = &mut self.earlies[p][i];
+        if e.samples.push(r.ts, r.value, e.window) {
+            e.trend = e.samples.trend(e.window, e.min_samples);
+        }
+        let limits: Vec<Limit> = e.slots.iter().map(|(l, _)| *l).collect();
+        let target = e.trend.as_ref().and_then(|t| predict(t, r.value, &limits));
+        let horizon = e.horizon;
+        for j in 0..self.earlies[p][i].slots.len() {
+            let (limit, slot) = self.earlies[p][i].slots[j];
+            let active = self.slots[slot].deb.is_active();
+            let at = target
+                .filter(|(l, at)| l.level == limit.level && warns(active, r.ts, *at, horizon))
+                .map(|(_, at)| at);
+            // No crossing predicted any more: the record says so (also during an off-delay).
+            self.slots[slot].predicted = at;
+            self.drive(slot, at.is_some(), r.value, r.ts, out);
         }
     }
 

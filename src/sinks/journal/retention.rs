@@ -285,6 +285,7 @@ mod tests {
             user: None,
             comment: None,
             category: None,
+            predicted_at: None,
         }
     }
 

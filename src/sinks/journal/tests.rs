@@ -28,6 +28,7 @@ fn event(subject: &str, transition: Transition, state: AlarmState, priority: Pri
         user: Some("张三".into()),
         comment: Some("checked on site".into()),
         category: None,
+        predicted_at: None,
     }
 }
 
@@ -215,4 +216,28 @@ fn latest_before_gives_each_alarm_s_state_at_a_time() {
         "B is back to normal"
     );
     assert!(j.latest_before(Timestamp::from_millis(1_000)).unwrap().is_empty());
+}
+
+#[test]
+fn an_early_warning_keeps_its_predicted_crossing_and_older_records_have_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = AlarmJournal::open(&dir.path().join("j.db")).unwrap();
+    let plain = event("a", Transition::Raised, AlarmState::UnackActive, Priority::High);
+    assert!(
+        serde_json::to_value(&plain).unwrap().get("predicted_at").is_none(),
+        "absent, not null, so records stay as older gateways wrote them"
+    );
+    let mut warning = event("b", Transition::Raised, AlarmState::UnackActive, Priority::Medium);
+    warning.condition = ConditionKind::EarlyWarning;
+    warning.predicted_at = Some(Timestamp::from_millis(1_780_000_000_000));
+    j.append(&mut [plain, warning], &[]).unwrap();
+    let all = j
+        .history(&HistoryFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].predicted_at, Some(Timestamp::from_millis(1_780_000_000_000)));
+    assert_eq!(all[1].predicted_at, None);
 }

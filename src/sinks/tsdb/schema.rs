@@ -226,6 +226,7 @@ mod tests {
             user: None,
             comment: None,
             category: None,
+            predicted_at: None,
         };
         let mut out = String::new();
         encode_alarm("gw-1", &e, &mut out).unwrap();

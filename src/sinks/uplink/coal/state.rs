@@ -117,7 +117,7 @@ impl Abnormal {
                 Some(Level::HighHigh) if power_cut => Abnormal::PowerCut,
                 _ => Abnormal::OverLimit,
             },
-            ConditionKind::RateOfChange => match event.level {
+            ConditionKind::RateOfChange | ConditionKind::EarlyWarning => match event.level {
                 Some(l) if l.is_low() => Abnormal::LowerPreWarning,
                 _ => Abnormal::UpperPreWarning,
             },

@@ -162,6 +162,7 @@ fn alarm(
         user: None,
         comment: None,
         category: None,
+        predicted_at: None,
     }
 }
 

@@ -29,6 +29,7 @@ pub(crate) fn raised(priority: Priority) -> AlarmEvent {
         user: None,
         comment: None,
         category: None,
+        predicted_at: None,
     }
 }
 

@@ -1,0 +1,214 @@
+//! Early warning (time-to-limit), measured on the seeded replay set
+//! (`hazard_gateway::tuning::replay`) through the real rules engine.
+//!
+//! Two weeks are replayed, each point with its threshold set-point and a `time_to_limit` rule
+//! (horizon 30 min, window 10 min, 10 samples):
+//!
+//! - the noise week (`generate`): detector spikes, pump transients, levels and batch cycles
+//!   run close to their set-points, and fast true events. A warning raised more than 2 h before
+//!   any true event of its point, or after the event's end, is a false warning.
+//! - the slow week (`generate_slow`): the same kinds of noise, with every true event creeping
+//!   up over 30 to 120 min. Each event is caught when a warning of its point is raised in the
+//!   2 h before its crossing; the lead is the time from that raise to the crossing.
+//!
+//! `cargo bench --profile dev --bench early_warning` (figures in `benches/README.md`).
+//! Environment: `EARLY_SEED` (default 2026), `EARLY_DAYS` (default 7), `EARLY_STEP_MS` (sample
+//! period, default 5000). Exits 1 when a slow event is missed, a lead is under 10 min, or
+//! false warnings exceed one per point per week.
+
+use std::time::Duration;
+
+use hazard_gateway::model::{ConditionKind, PointId, PointMeta, PointTable, Quality, Reading, Timestamp, Transition};
+use hazard_gateway::rules::{AlarmSettings, Delays, Output, RuleKind, RuleSpec, RulesEngine};
+use hazard_gateway::tuning::replay::{ReplaySet, generate, generate_slow};
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+const BEFORE: Duration = Duration::from_secs(2 * 3600);
+
+/// Raise times of early warnings per point (index into the set), in time order.
+fn warnings(set: &ReplaySet) -> Vec<Vec<Timestamp>> {
+    let mut table = PointTable::default();
+    let mut ids: Vec<PointId> = Vec::new();
+    for p in &set.points {
+        let id = table
+            .insert(PointMeta {
+                name: p.name.clone().into(),
+                unit: p.unit.into(),
+                kind: p.kind,
+                device: "replay".into(),
+                hazard_source: p.name.split('/').next().map(Into::into),
+                range: Some(p.range),
+                description: None,
+            })
+            .expect("unique point names");
+        ids.push(id);
+    }
+    let mut rules = Vec::new();
+    for (p, id) in set.points.iter().zip(&ids) {
+        rules.push(RuleSpec {
+            name: format!("limit-{}", p.name),
+            latching: false,
+            kind: RuleKind::Threshold {
+                point: *id,
+                limits: vec![p.limit],
+                deadband: 0.0,
+                delays: Delays::default(),
+            },
+        });
+        rules.push(RuleSpec {
+            name: format!("trend-{}", p.name),
+            latching: false,
+            kind: RuleKind::EarlyWarning {
+                point: *id,
+                horizon: Duration::from_secs(30 * 60),
+                window: Duration::from_secs(10 * 60),
+                min_samples: 10,
+                priority: None,
+                delays: Delays::default(),
+            },
+        });
+    }
+    let start = set.points[0].samples[0].ts;
+    let mut engine = RulesEngine::new(table, &rules, AlarmSettings::default(), start).expect("rules build");
+    let mut raised = vec![Vec::new(); set.points.len()];
+    let mut out = Output::default();
+    for k in 0..set.points[0].samples.len() {
+        engine.tick(set.points[0].samples[k].ts, &mut out);
+        for (i, p) in set.points.iter().enumerate() {
+            let s = p.samples[k];
+            let r = Reading {
+                point: ids[i],
+                ts: s.ts,
+                value: s.value,
+                quality: Quality::Good,
+            };
+            engine.evaluate(&r, &mut out);
+            for e in out.events.drain(..) {
+                if e.condition == ConditionKind::EarlyWarning && e.transition == Transition::Raised {
+                    raised[i].push(e.ts);
+                }
+            }
+            out.clear();
+        }
+    }
+    raised
+}
+
+fn minutes(d: Duration) -> f64 {
+    d.as_secs_f64() / 60.0
+}
+
+fn main() {
+    let seed: u64 = env("EARLY_SEED", 2026);
+    let days: u64 = env("EARLY_DAYS", 7);
+    let step = Duration::from_millis(env("EARLY_STEP_MS", 5000));
+    let span = Duration::from_secs(days * 86_400);
+    let t0 = Timestamp::from_millis(1_780_000_000_000);
+    let weeks = days as f64 / 7.0;
+    let mut failed = false;
+
+    // The noise week: every warning not in the run-up to a true event is false.
+    let set = generate(seed, t0, span, step);
+    let raised = warnings(&set);
+    let mut false_total = 0;
+    let mut worst = (0, String::new());
+    let mut by_kind: Vec<(String, usize)> = Vec::new();
+    for (i, times) in raised.iter().enumerate() {
+        let events: Vec<_> = set.events.iter().filter(|e| e.point == i).collect();
+        let false_here = times
+            .iter()
+            .filter(|t| !events.iter().any(|e| **t >= e.start.minus(BEFORE) && **t <= e.end))
+            .count();
+        false_total += false_here;
+        let kind = format!("{:?}", set.points[i].kind);
+        match by_kind.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += false_here,
+            None => by_kind.push((kind, false_here)),
+        }
+        if false_here > worst.0 {
+            worst = (false_here, set.points[i].name.clone());
+        }
+    }
+    let per_point_week = false_total as f64 / set.points.len() as f64 / weeks;
+    println!(
+        "noise set: seed {seed}, {} points, {days} d every {} ms, {} fast true events",
+        set.points.len(),
+        step.as_millis(),
+        set.events.len()
+    );
+    println!(
+        "false warnings: {false_total} ({per_point_week:.2} per point per week; most on one point: {} {})",
+        worst.0, worst.1
+    );
+    let kinds: Vec<String> = by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!("false warnings by kind (3 points each): {}", kinds.join(", "));
+    if per_point_week > 1.0 {
+        failed = true;
+    }
+
+    // The slow week: every true event should be warned of, early enough.
+    let set = generate_slow(seed, t0, span, step);
+    let raised = warnings(&set);
+    let mut leads = Vec::new();
+    let mut missed = Vec::new();
+    for e in &set.events {
+        let first = raised[e.point]
+            .iter()
+            .find(|t| **t >= e.start.minus(BEFORE) && **t <= e.start);
+        match first {
+            Some(t) => {
+                let lead = e.start.since(*t);
+                if lead < Duration::from_secs(600) {
+                    println!("short lead: {} {:.1} min", set.points[e.point].name, minutes(lead));
+                }
+                leads.push(lead);
+            }
+            None => missed.push(format!("{} at {} ms", set.points[e.point].name, e.start.as_millis())),
+        }
+    }
+    let slow_false: usize = raised
+        .iter()
+        .enumerate()
+        .map(|(i, times)| {
+            times
+                .iter()
+                .filter(|t| {
+                    !set.events
+                        .iter()
+                        .any(|e| e.point == i && **t >= e.start.minus(BEFORE) && **t <= e.end)
+                })
+                .count()
+        })
+        .sum();
+    leads.sort();
+    let short = leads.iter().filter(|l| **l < Duration::from_secs(600)).count();
+    println!(
+        "slow set: {} true events creeping up over 30-120 min; warned {} (missed {}), false warnings {slow_false}",
+        set.events.len(),
+        leads.len(),
+        missed.len()
+    );
+    if let (Some(min), Some(max)) = (leads.first(), leads.last()) {
+        println!(
+            "lead before the crossing: min {:.1} min, median {:.1} min, max {:.1} min; under 10 min: {short}",
+            minutes(*min),
+            minutes(leads[leads.len() / 2]),
+            minutes(*max)
+        );
+    }
+    for m in &missed {
+        println!("missed: {m}");
+    }
+    if !missed.is_empty() || short > 0 {
+        failed = true;
+    }
+    if failed {
+        println!(
+            "FAILED: targets are no missed slow event, leads of 10 min or more, at most 1 false warning per point per week"
+        );
+        std::process::exit(1);
+    }
+}
