@@ -45,20 +45,39 @@ impl MinuteAgg {
     }
 }
 
+/// Counted reading times remembered per point to drop repeats.
+const RECENT: usize = 16;
+
 /// The open minute of every point.
 #[derive(Debug, Clone, Default)]
 pub struct Rollups {
     open: Vec<Option<MinuteAgg>>,
+    /// Times of each point's last [`RECENT`] counted readings: a reading delivered again with
+    /// one of them (an MQTT redelivery after a reconnect, a device answering with an
+    /// unchanged timestamp) is the same reading and counts once, as raw history keeps it once.
+    recent: Vec<std::collections::VecDeque<Timestamp>>,
 }
 
 impl Rollups {
-    /// Counts `r` into its point's open minute; a reading of another minute closes the open
-    /// one, which is pushed onto `closed`.
+    /// Counts `r` into its point's open minute, unless it repeats the point's last counted
+    /// reading; a reading of another minute closes the open one, which is pushed onto
+    /// `closed`.
     pub fn add(&mut self, r: &Reading, closed: &mut Vec<MinuteAgg>) {
         let i = r.point.index();
         if self.open.len() <= i {
             self.open.resize(i + 1, None);
         }
+        if self.recent.len() <= i {
+            self.recent.resize(i + 1, std::collections::VecDeque::new());
+        }
+        let recent = &mut self.recent[i];
+        if recent.contains(&r.ts) {
+            return;
+        }
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(r.ts);
         let minute = minute_of(r.ts);
         let slot = &mut self.open[i];
         match slot {
@@ -123,6 +142,20 @@ mod tests {
             value,
             quality,
         }
+    }
+
+    #[test]
+    fn a_reading_delivered_again_with_the_same_time_counts_once() {
+        let p = point();
+        let mut r = Rollups::default();
+        let mut closed = Vec::new();
+        for s in [60, 61, 61, 62, 61, 59] {
+            r.add(&reading(p, s, 1.0, Quality::Good), &mut closed);
+        }
+        r.close_all(&mut closed);
+        // Both repeats of 61 are dropped, even after 62; 59 is a late reading, counted.
+        assert_eq!((closed[0].stats.minute, closed[0].stats.count), (1, 3));
+        assert_eq!((closed[1].stats.minute, closed[1].stats.count), (0, 1));
     }
 
     #[test]
