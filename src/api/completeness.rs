@@ -285,14 +285,7 @@ pub(super) async fn ledger(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<LedgerQuery>,
 ) -> Result<Json<Ledger>, ApiError> {
-    let to = match q.to.as_deref() {
-        Some(t) => super::time_param::parse_time("to", t)?,
-        None => s.clock.now(),
-    };
-    let from = match q.from.as_deref() {
-        Some(t) => super::time_param::parse_time("from", t)?,
-        None => to.minus(DEFAULT_SPAN),
-    };
+    let (from, to) = super::time_param::range(q.from.as_deref(), q.to.as_deref(), s.clock.now(), DEFAULT_SPAN)?;
     let (from, to) = clamp(&s, from, to);
     let by = match q.by.unwrap_or_default() {
         ByParam::Day => By::Day,

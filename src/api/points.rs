@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiPath, ApiQuery, ErrorBody};
-use super::time_param::parse_time;
 use super::{ApiError, AppState, rfc3339};
 use crate::sinks::history::{HistoryRow, MinuteRow, Resolution, StoreError};
 
@@ -144,14 +143,7 @@ pub(super) async fn history(
         .id_of(&id)
         .ok_or_else(|| ApiError::UnknownPoint(id.clone()))?;
     let now = s.clock.now();
-    let to = match &q.to {
-        Some(t) => parse_time("to", t)?,
-        None => now,
-    };
-    let from = match &q.from {
-        Some(t) => parse_time("from", t)?,
-        None => to.minus(DEFAULT_WINDOW),
-    };
+    let (from, to) = super::time_param::range(q.from.as_deref(), q.to.as_deref(), now, DEFAULT_WINDOW)?;
     // A range that ends before it starts holds nothing.
     let to = to.max(from);
     let requested = q.resolution;

@@ -40,6 +40,25 @@ pub(super) fn parse_time(name: &'static str, text: &str) -> Result<Timestamp, Ap
     })
 }
 
+/// The range a query's `from` and `to` give: `to` defaults to `now`, `from` to `span` before
+/// `to`.
+pub(super) fn range(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: Timestamp,
+    span: std::time::Duration,
+) -> Result<(Timestamp, Timestamp), ApiError> {
+    let to = match to {
+        Some(t) => parse_time("to", t)?,
+        None => now,
+    };
+    let from = match from {
+        Some(t) => parse_time("from", t)?,
+        None => to.minus(span),
+    };
+    Ok((from, to))
+}
+
 /// Nanoseconds since the epoch of an RFC 3339 date-time, clamped to the `i64` range.
 fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     let b = text.as_bytes();

@@ -110,14 +110,7 @@ pub(super) async fn suggestions(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<TuningQuery>,
 ) -> Result<Json<TuningReport>, ApiError> {
-    let to = match q.to.as_deref() {
-        Some(t) => super::time_param::parse_time("to", t)?,
-        None => s.clock.now(),
-    };
-    let from = match q.from.as_deref() {
-        Some(t) => super::time_param::parse_time("from", t)?,
-        None => to.minus(DEFAULT_SPAN),
-    };
+    let (from, to) = super::time_param::range(q.from.as_deref(), q.to.as_deref(), s.clock.now(), DEFAULT_SPAN)?;
     // Longer periods are cut to their last 31 days; an empty one has no bad actors.
     let from = from.max(to.minus(MAX_SPAN));
     let top = match q.top {

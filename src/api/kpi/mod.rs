@@ -83,17 +83,7 @@ fn resolve(s: &AppState, q: KpiQuery) -> Result<Ask, ApiError> {
                 .ok_or_else(|| bad("week", format!("`{week}` is not an ISO week such as 2026-W50")))?;
             (off.at(monday, 0), off.at(monday + 7, 0))
         }
-        None => {
-            let to = match &q.to {
-                Some(t) => super::time_param::parse_time("to", t)?,
-                None => s.clock.now(),
-            };
-            let from = match &q.from {
-                Some(t) => super::time_param::parse_time("from", t)?,
-                None => to.minus(DEFAULT_RANGE),
-            };
-            (from, to)
-        }
+        None => super::time_param::range(q.from.as_deref(), q.to.as_deref(), s.clock.now(), DEFAULT_RANGE)?,
     };
     if to <= from {
         return Err(bad("to", "must be after `from`".into()));
