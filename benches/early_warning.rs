@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use hazard_gateway::model::{ConditionKind, PointId, PointMeta, PointTable, Quality, Reading, Timestamp, Transition};
+use hazard_gateway::model::{ConditionKind, Quality, Reading, Timestamp, Transition};
 use hazard_gateway::rules::{AlarmSettings, Delays, Output, RuleKind, RuleSpec, RulesEngine};
 use hazard_gateway::tuning::replay::{ReplaySet, generate, generate_slow};
 
@@ -30,22 +30,7 @@ const BEFORE: Duration = Duration::from_secs(2 * 3600);
 
 /// Raise times of early warnings per point (index into the set), in time order.
 fn warnings(set: &ReplaySet) -> Vec<Vec<Timestamp>> {
-    let mut table = PointTable::default();
-    let mut ids: Vec<PointId> = Vec::new();
-    for p in &set.points {
-        let id = table
-            .insert(PointMeta {
-                name: p.name.clone().into(),
-                unit: p.unit.into(),
-                kind: p.kind,
-                device: "replay".into(),
-                hazard_source: p.name.split('/').next().map(Into::into),
-                range: Some(p.range),
-                description: None,
-            })
-            .expect("unique point names");
-        ids.push(id);
-    }
+    let (table, ids) = set.point_table();
     let mut rules = Vec::new();
     for (p, id) in set.points.iter().zip(&ids) {
         rules.push(RuleSpec {

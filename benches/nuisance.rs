@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use hazard_gateway::model::{PointId, PointKind, PointMeta, PointTable, Quality, Reading, Timestamp, Transition};
+use hazard_gateway::model::{PointKind, Quality, Reading, Timestamp, Transition};
 use hazard_gateway::rules::{AlarmSettings, Delays, Output, RuleKind, RuleSpec, RulesEngine};
 use hazard_gateway::tuning::replay::{ReplaySet, generate};
 use hazard_gateway::tuning::{Activation, Policy, Sample, Settings, recommend};
@@ -27,22 +27,7 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// Activations per point (index into the set), in time order, from replaying `from..` of every
 /// point through the rules engine with `settings[i]` on point `i`.
 fn replay(set: &ReplaySet, from: usize, settings: &[Settings]) -> Vec<Vec<Activation>> {
-    let mut table = PointTable::default();
-    let mut ids: Vec<PointId> = Vec::new();
-    for p in &set.points {
-        let id = table
-            .insert(PointMeta {
-                name: p.name.clone().into(),
-                unit: p.unit.into(),
-                kind: p.kind,
-                device: "replay".into(),
-                hazard_source: p.name.split('/').next().map(Into::into),
-                range: Some(p.range),
-                description: None,
-            })
-            .expect("unique point names");
-        ids.push(id);
-    }
+    let (table, ids) = set.point_table();
     let rules: Vec<RuleSpec> = set
         .points
         .iter()

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::Sample;
-use crate::model::{Level, PointKind, Priority, Timestamp};
+use crate::model::{Level, PointId, PointKind, PointMeta, PointTable, Priority, Timestamp};
 use crate::rules::Limit;
 
 /// One point of the set.
@@ -48,6 +48,30 @@ pub struct ReplaySet {
     pub points: Vec<ReplayPoint>,
     /// True events, by point then time.
     pub events: Vec<TrueEvent>,
+}
+
+impl ReplaySet {
+    /// The set's points as a gateway's point table (device `replay`, hazard source the name's
+    /// prefix), with each point's id in set order: what replaying through the rules engine
+    /// needs. The generators name every point differently, so each gets its id.
+    pub fn point_table(&self) -> (PointTable, Vec<PointId>) {
+        let mut table = PointTable::default();
+        let mut ids = Vec::new();
+        for p in &self.points {
+            if let Some(id) = table.insert(PointMeta {
+                name: p.name.clone().into(),
+                unit: p.unit.into(),
+                kind: p.kind,
+                device: "replay".into(),
+                hazard_source: p.name.split('/').next().map(Into::into),
+                range: Some(p.range),
+                description: None,
+            }) {
+                ids.push(id);
+            }
+        }
+        (table, ids)
+    }
 }
 
 /// The kinds of measurement in the set, each with its own noise and nuisance.
@@ -345,6 +369,21 @@ fn generate_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_point_of_both_sets_gets_its_id_in_order() {
+        let day = Duration::from_secs(86_400);
+        for set in [
+            generate(3, Timestamp::default(), day, Duration::from_secs(60)),
+            generate_slow(3, Timestamp::default(), day, Duration::from_secs(60)),
+        ] {
+            let (table, ids) = set.point_table();
+            assert_eq!(ids.len(), set.points.len());
+            for (p, id) in set.points.iter().zip(&ids) {
+                assert_eq!(table.meta(*id).name.as_ref(), p.name);
+            }
+        }
+    }
 
     #[test]
     fn the_same_seed_gives_the_same_set() {
