@@ -397,6 +397,16 @@ time_to_limit = {{ horizon = "30m", window = "10m" }}
     publish(broker.port, "m/range", "150").await;
     publish(broker.port, "m/stale", "5").await;
     wait_state(&gw, "m/range:sensor_fault", "unack_active").await;
+    // The start's silence may have raised the stale alarm already: wait for the reading (it
+    // returns the alarm), then for the silence after it to raise it again.
+    wait_for("the m/stale reading", WAIT, || async {
+        let p = gw.get_json("/api/v1/points").await;
+        p.as_array()?
+            .iter()
+            .any(|p| p["id"] == "m/stale" && p["value"].as_f64() == Some(5.0))
+            .then_some(())
+    })
+    .await;
     wait_state(&gw, "m/stale:stale", "unack_active").await;
     // An early warning: a slow rise with device times up to ten seconds ago (inside the flood
     // window, which the restart rebuilds from the raises' own times).
