@@ -3,14 +3,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
+use std::time::Duration;
 
 use globset::Glob;
 use toml::Spanned;
 
 use super::bind_groups::{bind_deviation, bind_vote};
-use super::rules::{AlarmsConfig, RuleConfig, ThresholdConfig};
-use crate::model::{PointId, PointKind, PointTable, Timestamp};
+use super::rules::{AlarmsConfig, CheckRate, CheckWindow, RuleConfig, SuspectConfig, ThresholdConfig};
+use crate::model::{PointId, PointKind, PointTable, Priority, Timestamp};
 use crate::rules::engine::BuildError;
+use crate::rules::suspect::SuspectChecks;
 use crate::rules::{AlarmSettings, Delays, RuleKind, RuleSpec, RulesEngine};
 use crate::spec::error::{ConfigError, SourceText};
 
@@ -61,6 +63,7 @@ pub(super) fn bind_rules(
     let mut spans: HashMap<String, (usize, Range<usize>)> = HashMap::new();
     let mut has_threshold = HashSet::new();
     let mut has_fault = HashSet::new();
+    let mut has_suspect = HashSet::new();
     for (i, rule) in raw.iter().enumerate() {
         let r = rule.get_ref();
         let name = r
@@ -79,7 +82,7 @@ pub(super) fn bind_rules(
             continue;
         };
         let before = cx.errors.len();
-        let specs = bind_one(&mut cx, i, r, &name, &matched, rule.span());
+        let specs = bind_one(&mut cx, i, r, &name, &matched, rule.span(), alarms.suspect_priority);
         if cx.errors.len() > before {
             continue;
         }
@@ -90,6 +93,9 @@ pub(super) fn bind_rules(
                 }
                 RuleKind::SensorFault { point, .. } => {
                     has_fault.insert(*point);
+                }
+                RuleKind::Suspect { point, .. } => {
+                    has_suspect.insert(*point);
                 }
                 _ => {}
             }
@@ -129,6 +135,25 @@ pub(super) fn bind_rules(
                         priority: alarms.sensor_fault_priority,
                         delays: Delays::default(),
                     },
+                }),
+        );
+    }
+    if alarms.suspect_data {
+        rules.extend(
+            points
+                .iter()
+                .filter(|(p, _)| !has_suspect.contains(p))
+                .filter_map(|(point, m)| {
+                    let checks = SuspectChecks::for_kind(m.kind, m.range);
+                    checks.any().then(|| RuleSpec {
+                        name: "suspect_data".into(),
+                        latching: false,
+                        kind: RuleKind::Suspect {
+                            point,
+                            checks,
+                            priority: alarms.suspect_priority,
+                        },
+                    })
                 }),
         );
     }
@@ -244,6 +269,7 @@ fn bind_one(
     name: &str,
     matched: &[PointId],
     span: Range<usize>,
+    suspect_priority: Priority,
 ) -> Vec<RuleSpec> {
     let kinds = [
         r.threshold.is_some(),
@@ -253,9 +279,10 @@ fn bind_one(
         r.deviation.is_some(),
         r.vote.is_some(),
         r.time_to_limit.is_some(),
+        r.suspect.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        let msg = "a rule needs exactly one of threshold, rate_of_change, stale, sensor_fault, deviation, vote, time_to_limit";
+        let msg = "a rule needs exactly one of threshold, rate_of_change, stale, sensor_fault, deviation, vote, time_to_limit, suspect";
         cx.err(span, format!("rules[{i}]"), msg);
         return Vec::new();
     }
@@ -388,6 +415,12 @@ fn bind_one(
             })
             .collect();
     }
+    if let Some(s) = &r.suspect {
+        return bind_suspect(cx, i, s, matched, suspect_priority)
+            .into_iter()
+            .map(spec)
+            .collect();
+    }
     if let Some(d) = &r.deviation {
         return bind_deviation(cx, i, r, d, matched).map(spec).into_iter().collect();
     }
@@ -395,6 +428,111 @@ fn bind_one(
         return bind_vote(cx, i, r, v, matched).map(spec).into_iter().collect();
     }
     Vec::new()
+}
+
+/// One `Suspect` rule per matched point: the kind's defaults with what the rule gives.
+fn bind_suspect(
+    cx: &mut Ctx<'_, '_>,
+    i: usize,
+    s: &Spanned<SuspectConfig>,
+    matched: &[PointId],
+    priority: Priority,
+) -> Vec<RuleKind> {
+    let c = s.get_ref();
+    let key = format!("rules[{i}].suspect");
+    if c.epsilon.is_some_and(|e| !(e.is_finite() && e >= 0.0)) {
+        cx.err(
+            s.span(),
+            format!("{key}.epsilon"),
+            "must be zero or a positive number of units",
+        );
+        return Vec::new();
+    }
+    if let Some(CheckRate::Rate(r)) = c.max_rate
+        && !(r.is_finite() && r > 0.0)
+    {
+        cx.err(
+            s.span(),
+            format!("{key}.max_rate"),
+            format!("must be a positive number of units per second, got {r}"),
+        );
+        return Vec::new();
+    }
+    for (field, w) in [("stuck", c.stuck), ("pinned", c.pinned)] {
+        if let Some(CheckWindow::Window(d)) = w
+            && d.is_zero()
+        {
+            cx.err(
+                s.span(),
+                format!("{key}.{field}"),
+                "must be longer than zero (use false to turn the check off)",
+            );
+            return Vec::new();
+        }
+    }
+    let mut out = Vec::new();
+    for &point in matched {
+        let meta = cx.points.meta(point);
+        let base = SuspectChecks::for_kind(meta.kind, meta.range);
+        let mut problem = None;
+        let mut window = |field: &str, given: Option<CheckWindow>, default: Option<Duration>| match given {
+            None => default,
+            Some(CheckWindow::Switch(false)) => None,
+            Some(CheckWindow::Switch(true)) => {
+                if default.is_none() {
+                    problem = Some(format!(
+                        "{key}.{field}: point `{}` ({}) has no default window; give one",
+                        meta.name,
+                        meta.kind.as_str()
+                    ));
+                }
+                default
+            }
+            Some(CheckWindow::Window(d)) => Some(d),
+        };
+        let stuck = window("stuck", c.stuck, base.stuck);
+        // Asked for by the rule, the pinned check's default is a minute (it needs a range).
+        let pinned_default = base
+            .pinned
+            .or(Some(Duration::from_secs(60)).filter(|_| c.pinned.is_some()));
+        let pinned = window("pinned", c.pinned, pinned_default);
+        if pinned.is_some() && meta.range.is_none() {
+            problem = Some(format!("{key}.pinned: point `{}` has no measuring range", meta.name));
+        }
+        let max_rate = match c.max_rate {
+            None => base.max_rate,
+            Some(CheckRate::Switch(false)) => None,
+            Some(CheckRate::Switch(true)) => {
+                if base.max_rate.is_none() {
+                    problem = Some(format!(
+                        "{key}.max_rate: point `{}` ({}) has no default rate; give one in units per second",
+                        meta.name,
+                        meta.kind.as_str()
+                    ));
+                }
+                base.max_rate
+            }
+            Some(CheckRate::Rate(r)) => Some(r),
+        };
+        if let Some(msg) = problem {
+            cx.err(s.span(), key.clone(), msg);
+            return Vec::new();
+        }
+        let checks = SuspectChecks {
+            stuck,
+            epsilon: c.epsilon.unwrap_or(base.epsilon),
+            pinned,
+            rests_at_low: c.rests_at_low.unwrap_or(base.rests_at_low),
+            max_rate,
+            jump_hold: c.jump_hold.unwrap_or(base.jump_hold),
+        };
+        out.push(RuleKind::Suspect {
+            point,
+            checks,
+            priority: c.priority.unwrap_or(priority),
+        });
+    }
+    out
 }
 
 pub(super) fn refuse_state_points(cx: &mut Ctx<'_, '_>, i: usize, what: &str, span: Range<usize>, matched: &[PointId]) {

@@ -328,6 +328,55 @@ pub struct FaultConfig {
     pub off_delay: Duration,
 }
 
+/// A suspect-data check's window: `false` (off), `true` (the point kind's default) or a
+/// duration.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum CheckWindow {
+    /// Off, or the kind's default.
+    Switch(bool),
+    /// A window.
+    Window(#[serde(deserialize_with = "units::duration::deserialize")] Duration),
+}
+
+/// The jump check's limit: `false` (off), `true` (the kind's default) or units per second.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum CheckRate {
+    /// Off, or the kind's default.
+    Switch(bool),
+    /// Fastest possible change, units per second.
+    Rate(f64),
+}
+
+/// Suspect-data checks of the matched points (`suspect = { stuck = "30m", pinned = false }`);
+/// what is not given keeps the point kind's default (`docs/suspect-data.md`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuspectConfig {
+    /// Stuck: unchanged within `epsilon` this long.
+    #[serde(default)]
+    pub stuck: Option<CheckWindow>,
+    /// How far a stuck value may wander, in the point's unit.
+    #[serde(default)]
+    pub epsilon: Option<f64>,
+    /// Pinned: at an end of the measuring range this long.
+    #[serde(default)]
+    pub pinned: Option<CheckWindow>,
+    /// Impossible jump: faster than this many units per second.
+    #[serde(default)]
+    pub max_rate: Option<CheckRate>,
+    /// How long readings stay suspect after an impossible jump.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub jump_hold: Option<Duration>,
+    /// The low end of the range is a normal resting value (not pinned, not stuck there).
+    #[serde(default)]
+    pub rests_at_low: Option<bool>,
+    /// Priority of the data-quality alarms.
+    #[serde(default)]
+    pub priority: Option<Priority>,
+}
+
 /// Deviation between redundant sensors.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -411,6 +460,9 @@ pub struct RuleConfig {
     /// Time-to-limit early warning towards the matched points' threshold set-points.
     #[serde(default)]
     pub time_to_limit: Option<Spanned<TimeToLimitConfig>>,
+    /// Suspect-data checks (stuck, pinned, impossible jump) of the matched points.
+    #[serde(default)]
+    pub suspect: Option<Spanned<SuspectConfig>>,
 }
 
 /// The `[alarms]` section.
@@ -430,6 +482,13 @@ pub struct AlarmsConfig {
     /// Priority of the automatic sensor-fault alarms.
     #[serde(default = "default_priority")]
     pub sensor_fault_priority: Priority,
+    /// Every point gets its kind's suspect-data checks (stuck, pinned, impossible jump) unless
+    /// a rule says otherwise.
+    #[serde(default = "yes")]
+    pub suspect_data: bool,
+    /// Priority of the automatic data-quality alarms.
+    #[serde(default = "default_priority")]
+    pub suspect_priority: Priority,
     /// Annunciated alarms per 10 minutes above which the feed marks a flood.
     #[serde(default = "default_flood")]
     pub flood_threshold: usize,
@@ -467,6 +526,8 @@ impl Default for AlarmsConfig {
             diagnostic_priority: default_priority(),
             sensor_fault: true,
             sensor_fault_priority: default_priority(),
+            suspect_data: true,
+            suspect_priority: default_priority(),
             flood_threshold: default_flood(),
             chatter_threshold: default_chatter(),
             max_shelve: default_max_shelve(),

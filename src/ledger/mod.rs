@@ -74,7 +74,7 @@ pub fn expected(interval: Duration, from: Timestamp, to: Timestamp) -> u64 {
 /// Cause of the time a point spends with `quality`, `None` when it is online and valid.
 fn cause_of(quality: Option<Quality>) -> Option<GapCause> {
     match quality {
-        Some(Quality::Good | Quality::Uncertain) => None,
+        Some(Quality::Good | Quality::Uncertain | Quality::Suspect) => None,
         Some(Quality::DecodeError | Quality::OutOfRange) => Some(GapCause::SensorFault),
         // Nothing known yet, no answer, or nothing arrived in time: the point was not reachable.
         None | Some(Quality::CommFault | Quality::Stale) => Some(GapCause::Communication),

@@ -144,6 +144,12 @@ named_enum! {
         Vote => "vote",
         /// A value's trend will reach its next set-point within the warning horizon (预警).
         EarlyWarning => "early_warning",
+        /// Data quality: the value has not moved for longer than its kind ever rests.
+        Stuck => "stuck",
+        /// Data quality: the value sits at an end of its measuring range (a broken loop).
+        Pinned => "pinned",
+        /// Data quality: the value changed faster than its quantity can.
+        ImplausibleJump => "implausible_jump",
         /// Self-diagnostic: the data disk has less free space than the configured limit.
         DiskSpace => "disk_space",
         /// Self-diagnostic: the alarm journal or the history cannot be written.
@@ -162,7 +168,12 @@ impl ConditionKind {
     /// Fault alarms concern the monitoring system itself, not the process.
     pub fn class(self) -> AlarmClass {
         match self {
-            ConditionKind::Stale | ConditionKind::SensorFault | ConditionKind::Communication => AlarmClass::Fault,
+            ConditionKind::Stale
+            | ConditionKind::SensorFault
+            | ConditionKind::Communication
+            | ConditionKind::Stuck
+            | ConditionKind::Pinned
+            | ConditionKind::ImplausibleJump => AlarmClass::Fault,
             k if k.is_self_diagnostic() => AlarmClass::Fault,
             _ => AlarmClass::Process,
         }

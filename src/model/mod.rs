@@ -78,7 +78,7 @@ impl PointId {
     }
 }
 
-/// How far a reading can be trusted. Only `Good` and `Uncertain` values drive process alarms
+/// How far a reading can be trusted. Only `Good`, `Uncertain` and `Suspect` values drive process alarms
 /// (threshold, rate, deviation); the others hold them, and a silent or broken sensor is itself
 /// worth an alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -99,6 +99,10 @@ pub enum Quality {
     /// thresholds, so a rising gas reading still alarms; it is kept apart so the console, API
     /// and history show that the value is doubtful.
     Uncertain,
+    /// The gateway doubts the value: the sensor looks stuck, pinned at a range end, or it
+    /// jumped faster than its quantity can move (`rules::suspect`). Like `Uncertain` it still
+    /// drives process alarms (safety first), and its data-quality alarm says why.
+    Suspect,
 }
 
 impl Quality {
@@ -111,14 +115,15 @@ impl Quality {
             Quality::OutOfRange => "out_of_range",
             Quality::Stale => "stale",
             Quality::Uncertain => "uncertain",
+            Quality::Suspect => "suspect",
         }
     }
 
-    /// Whether the value may drive process alarms. `Uncertain` does: a gas reading the
+    /// Whether the value may drive process alarms. `Uncertain` and `Suspect` do: a gas reading the
     /// source doubts is still the best one there is, and missing a real alarm on it costs more
     /// than a doubtful one (DOMAIN.md: alarms on hazardous gas run with little or no delay).
     pub fn drives_process_alarms(self) -> bool {
-        matches!(self, Quality::Good | Quality::Uncertain)
+        matches!(self, Quality::Good | Quality::Uncertain | Quality::Suspect)
     }
 
     /// Parses the name written by [`Quality::as_str`].
@@ -130,6 +135,7 @@ impl Quality {
             "out_of_range" => Quality::OutOfRange,
             "stale" => Quality::Stale,
             "uncertain" => Quality::Uncertain,
+            "suspect" => Quality::Suspect,
             _ => return None,
         })
     }
@@ -338,6 +344,7 @@ mod tests {
             Quality::OutOfRange,
             Quality::Stale,
             Quality::Uncertain,
+            Quality::Suspect,
         ] {
             assert_eq!(Quality::parse(q.as_str()), Some(q));
         }

@@ -21,13 +21,14 @@ use crate::telemetry::{Metrics, QualityLabel, ReasonLabel, StoreReason};
 /// How often time-driven conditions (stale, delays, shelving expiry) are checked.
 const TICK: Duration = Duration::from_secs(1);
 
-const QUALITIES: [Quality; 6] = [
+const QUALITIES: [Quality; 7] = [
     Quality::Good,
     Quality::CommFault,
     Quality::DecodeError,
     Quality::OutOfRange,
     Quality::Stale,
     Quality::Uncertain,
+    Quality::Suspect,
 ];
 
 /// What the rules task listens to.
@@ -131,11 +132,12 @@ impl RulesTask {
 
     /// Evaluates one batch and hands it on to the stores and history, with its receipt if
     /// its source waits for durability.
-    async fn take(&mut self, batch: ReadingBatch, receipt: Option<Receipt>, out: &mut Output, drops: &mut DropLog) {
+    /// A reading a suspect-data check doubts goes on marked `suspect`.
+    async fn take(&mut self, mut batch: ReadingBatch, receipt: Option<Receipt>, out: &mut Output, drops: &mut DropLog) {
         let mut counts = [0u64; QUALITIES.len()];
-        for r in &batch {
+        for r in &mut batch {
+            r.quality = self.engine.evaluate(r, out);
             counts[QUALITIES.iter().position(|q| *q == r.quality).unwrap_or(0)] += 1;
-            self.engine.evaluate(r, out);
         }
         for (q, n) in QUALITIES.iter().zip(counts).filter(|(_, n)| *n > 0) {
             self.metrics

@@ -12,6 +12,8 @@ mod carry;
 #[cfg(test)]
 mod early_tests;
 #[cfg(test)]
+mod suspect_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
@@ -24,6 +26,7 @@ use super::early_warning::{Trend, TrendWindow, predict, warns};
 use super::flood::{CHATTER_WINDOW, FloodGuard};
 use super::rate::RateWindow;
 use super::slots::{Role, Slot};
+use super::suspect::{Check, SuspectChecks, SuspectState};
 use super::threshold::tripped;
 use super::vote::group_level;
 use super::{Action, AlarmSettings, Lifecycle, LifecycleError, Limit, VoteMode};
@@ -58,6 +61,15 @@ struct EarlyEval {
     min_samples: usize,
     samples: TrendWindow,
     trend: Option<Trend>,
+}
+
+/// The suspect-data checks of one point and the alarm of each check that is on.
+#[derive(Debug, Clone)]
+struct SuspectEval {
+    checks: SuspectChecks,
+    state: SuspectState,
+    /// By `Check::ALL` order: stuck, pinned, jump.
+    slots: [Option<usize>; 3],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -206,6 +218,7 @@ pub struct RulesEngine {
     rates: Vec<Vec<RateEval>>,
     earlies: Vec<Vec<EarlyEval>>,
     faults: Vec<Vec<usize>>,
+    suspects: Vec<Option<SuspectEval>>,
     stales: Vec<Vec<StaleEval>>,
     last_seen: Vec<Option<Timestamp>>,
     latest: Vec<Option<f64>>,

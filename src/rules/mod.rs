@@ -15,6 +15,7 @@ pub mod flood;
 pub mod lifecycle;
 pub mod rate;
 mod slots;
+pub mod suspect;
 pub mod threshold;
 pub mod vote;
 
@@ -124,6 +125,16 @@ pub enum RuleKind {
         priority: Priority,
         /// Delays.
         delays: Delays,
+    },
+    /// Suspect data on one point: stuck, pinned at a range end, impossible jumps
+    /// (`suspect.rs`); one data-quality alarm per check that is on.
+    Suspect {
+        /// The point.
+        point: PointId,
+        /// The checks and their windows.
+        checks: suspect::SuspectChecks,
+        /// Priority.
+        priority: Priority,
     },
     /// Redundant sensors disagree by more than `max`.
     Deviation {

@@ -4,10 +4,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
+use super::super::suspect::{Check, SuspectState};
 use super::super::vote::output_levels;
 use super::super::{AlarmSettings, Delays, RuleKind, RuleSpec, VoteMember, VoteMode};
 use super::{
-    DeviationEval, DeviceEval, EarlyEval, RateEval, RulesEngine, StaleEval, ThresholdEval, VoteEval, VoteInput,
+    DeviationEval, DeviceEval, EarlyEval, RateEval, RulesEngine, StaleEval, SuspectEval, ThresholdEval, VoteEval,
+    VoteInput,
 };
 use crate::model::{ConditionKind, GATEWAY_SUBJECT, Level, PointId, PointTable, Priority, SubjectKind, Timestamp};
 use crate::rules::flood::FloodGuard;
@@ -227,6 +229,36 @@ impl Builder<'_> {
                 let slot = self.add_slot(rule, meta, *delays)?;
                 self.engine.faults[point.index()].push(slot);
             }
+            RuleKind::Suspect {
+                point,
+                checks,
+                priority,
+            } => {
+                let mut slots = [None; 3];
+                let on = [
+                    checks.stuck.is_some(),
+                    checks.pinned.is_some(),
+                    checks.max_rate.is_some(),
+                ];
+                for ((check, on), slot) in Check::ALL.into_iter().zip(on).zip(&mut slots) {
+                    if !on {
+                        continue;
+                    }
+                    let condition = match check {
+                        Check::Stuck => ConditionKind::Stuck,
+                        Check::Pinned => ConditionKind::Pinned,
+                        Check::Jump => ConditionKind::ImplausibleJump,
+                    };
+                    let mut meta = self.point_meta(rule, *point, condition, None);
+                    meta.priority = *priority;
+                    *slot = Some(self.add_slot(rule, meta, Delays::default())?);
+                }
+                self.engine.suspects[point.index()] = Some(SuspectEval {
+                    checks: *checks,
+                    state: SuspectState::default(),
+                    slots,
+                });
+            }
             RuleKind::Deviation {
                 points,
                 max,
@@ -428,6 +460,7 @@ impl RulesEngine {
             rates: (0..n).map(|_| Vec::new()).collect(),
             earlies: (0..n).map(|_| Vec::new()).collect(),
             faults: vec![Vec::new(); n],
+            suspects: vec![None; n],
             stales: vec![Vec::new(); n],
             last_seen: vec![None; n],
             latest: vec![None; n],

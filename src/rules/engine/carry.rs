@@ -83,6 +83,14 @@ impl RulesEngine {
                     }
                 }
             }
+            // Suspect-data runs carry over while the point's checks are the same.
+            for (e, prev) in self.suspects.iter_mut().zip(&old.suspects) {
+                if let (Some(e), Some(prev)) = (e.as_mut(), prev.as_ref())
+                    && e.checks == prev.checks
+                {
+                    e.state = prev.state.clone();
+                }
+            }
             for d in &mut self.devices {
                 if let Some(prev) = old.devices.iter().find(|o| o.name == d.name && o.points == d.points) {
                     d.faulted = prev.faulted;

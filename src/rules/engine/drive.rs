@@ -38,11 +38,16 @@ impl RulesEngine {
     }
 
     /// Evaluates one reading.
-    pub fn evaluate(&mut self, r: &Reading, out: &mut Output) {
+    ///
+    /// Returns the reading's quality as it should be stored and sent on: a trusted reading
+    /// that a suspect-data check doubts comes back `Suspect` (it still drives the process
+    /// alarms below).
+    pub fn evaluate(&mut self, r: &Reading, out: &mut Output) -> Quality {
         let p = r.point.index();
         if p >= self.last_seen.len() {
-            return;
+            return r.quality;
         }
+        let quality = self.screen(p, r, out);
         self.update_device(r, out);
         // A lost link says nothing of the sensor: its stale alarm holds as it is (the
         // communication alarm speaks for the outage) until the sensor is heard again.
@@ -59,7 +64,7 @@ impl RulesEngine {
         // the device's communication alarm speaks for the outage.
         let sensor_fault = match r.quality {
             Quality::OutOfRange | Quality::DecodeError | Quality::Stale => Some(true),
-            Quality::Good | Quality::Uncertain => Some(false),
+            Quality::Good | Quality::Uncertain | Quality::Suspect => Some(false),
             Quality::CommFault => None,
         };
         if let Some(fault) = sensor_fault {
@@ -78,7 +83,7 @@ impl RulesEngine {
                 e.samples.clear();
                 e.trend = None;
             }
-            return;
+            return quality;
         }
         self.latest[p] = Some(r.value);
         let mut level_changed = false;
@@ -112,6 +117,28 @@ impl RulesEngine {
         if level_changed {
             self.eval_votes_of_point(r.point, r.ts, out);
         }
+        quality
+    }
+
+    /// The suspect-data checks of point `p` on a trusted reading: drives their alarms and
+    /// gives the quality the reading goes on with. An untrusted reading leaves them as they
+    /// are (a fault does not restart a flat run: a flatline after it is still caught).
+    fn screen(&mut self, p: usize, r: &Reading, out: &mut Output) -> Quality {
+        if !r.quality.drives_process_alarms() {
+            return r.quality;
+        }
+        let range = self.points.meta(r.point).range;
+        let Some(e) = self.suspects[p].as_mut() else {
+            return r.quality;
+        };
+        let verdict = e.state.judge(&e.checks, range, r.ts, r.value);
+        let slots = e.slots;
+        for (check, slot) in Check::ALL.into_iter().zip(slots) {
+            if let Some(slot) = slot {
+                self.drive(slot, verdict.get(check), r.value, r.ts, out);
+            }
+        }
+        if verdict.suspect() { Quality::Suspect } else { r.quality }
     }
 
     /// Lets time pass: stale detection, delays that expire without a new reading, shelving
@@ -129,6 +156,14 @@ impl RulesEngine {
                 if now.since(last) >= s.after {
                     self.drive(s.slot, true, f64::NAN, now, out);
                 }
+            }
+        }
+        // A jump's hold ends by time alone: the point may not be read again for a while.
+        for p in 0..self.suspects.len() {
+            let Some(e) = self.suspects[p].as_mut() else { continue };
+            let Some(slot) = e.slots[2] else { continue };
+            if !e.state.expire(&e.checks, now) && self.slots[slot].deb.is_active() {
+                self.drive(slot, false, f64::NAN, now, out);
             }
         }
         for slot in 0..self.slots.len() {

@@ -130,6 +130,7 @@ pub fn quality_code(q: Quality) -> i64 {
         Quality::OutOfRange => 3,
         Quality::Stale => 4,
         Quality::Uncertain => 5,
+        Quality::Suspect => 6,
     }
 }
 
@@ -142,6 +143,7 @@ pub fn quality_of(code: i64) -> Option<Quality> {
         3 => Quality::OutOfRange,
         4 => Quality::Stale,
         5 => Quality::Uncertain,
+        6 => Quality::Suspect,
         _ => return None,
     })
 }

@@ -25,6 +25,7 @@ pub fn quality_code(q: crate::model::Quality) -> i64 {
         OutOfRange => 3,
         Stale => 4,
         Uncertain => 5,
+        Suspect => 6,
     }
 }
 

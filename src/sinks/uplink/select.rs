@@ -38,7 +38,9 @@ pub struct Selector {
 /// value; any other quality carries none.
 pub fn reported_value(r: &Reading) -> Option<f64> {
     match r.quality {
-        Quality::Good | Quality::Uncertain | Quality::OutOfRange if r.value.is_finite() => Some(r.value),
+        Quality::Good | Quality::Uncertain | Quality::Suspect | Quality::OutOfRange if r.value.is_finite() => {
+            Some(r.value)
+        }
         _ => None,
     }
 }

@@ -104,7 +104,7 @@ impl CoalEncoder {
             let state = quality_bits(r.quality) | self.tracker.bits(&r.point);
             let value = r
                 .value
-                .filter(|_| matches!(r.quality, Quality::Good | Quality::Uncertain));
+                .filter(|_| matches!(r.quality, Quality::Good | Quality::Uncertain | Quality::Suspect));
             text.field(&info.code);
             text.field(&info.type_name);
             text.field(&info.location);

@@ -46,7 +46,8 @@ pub fn quality_bits(quality: Quality) -> u16 {
         Quality::Good | Quality::Uncertain => bits::NORMAL,
         Quality::CommFault => bits::SUBSTATION_FAULT,
         Quality::Stale => bits::NOT_POLLED,
-        Quality::DecodeError => bits::SENSOR_FAULT,
+        // The gateway's own doubt (stuck, pinned, impossible jump) is an instrument fault.
+        Quality::DecodeError | Quality::Suspect => bits::SENSOR_FAULT,
         Quality::OutOfRange => bits::OVER_RANGE,
     }
 }
@@ -122,6 +123,10 @@ impl Abnormal {
                 _ => Abnormal::UpperPreWarning,
             },
             ConditionKind::SensorFault | ConditionKind::Stale => Abnormal::SensorDisconnected,
+            // Suspect data: the sensor answers, but not with a measurement to trust.
+            ConditionKind::Stuck | ConditionKind::Pinned | ConditionKind::ImplausibleJump => {
+                Abnormal::SensorDisconnected
+            }
             // The gateway's self-diagnostics never reach an uplink (see `select`); were one to,
             // it is the monitoring station itself in trouble.
             ConditionKind::Communication

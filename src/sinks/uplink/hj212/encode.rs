@@ -102,7 +102,9 @@ pub fn data_flag(quality: Quality) -> char {
     match quality {
         Quality::Good | Quality::Uncertain => 'N',
         Quality::OutOfRange => 'T',
-        Quality::DecodeError => 'D',
+        // A suspect value (stuck, pinned, impossible jump) is sent with the instrument-fault
+        // flag, so the platform does not take it as a normal measurement.
+        Quality::DecodeError | Quality::Suspect => 'D',
         Quality::CommFault | Quality::Stale => 'B',
     }
 }
@@ -283,7 +285,10 @@ impl Hj212Encoder {
         let code = &r.codes.point;
         let flag = data_flag(r.quality);
         let mut out = String::with_capacity(48);
-        let trusted = matches!(r.quality, Quality::Good | Quality::Uncertain | Quality::OutOfRange);
+        let trusted = matches!(
+            r.quality,
+            Quality::Good | Quality::Uncertain | Quality::Suspect | Quality::OutOfRange
+        );
         match r.kind {
             RecordKind::Realtime => {
                 if let Some(v) = r.value.filter(|v| trusted && v.is_finite()) {
