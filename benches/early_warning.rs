@@ -5,11 +5,13 @@
 //! (horizon 30 min, window 10 min, 10 samples):
 //!
 //! - the noise week (`generate`): detector spikes, pump transients, levels and batch cycles
-//!   run close to their set-points, and fast true events. A warning raised more than 2 h before
-//!   any true event of its point, or after the event's end, is a false warning.
+//!   run close to their set-points, and fast true events. A warning raised outside a true
+//!   event of its point (from its onset, when the value leaves its normal course, to its end)
+//!   is a false warning.
 //! - the slow week (`generate_slow`): the same kinds of noise, with every true event creeping
-//!   up over 30 to 120 min. Each event is caught when a warning of its point is raised in the
-//!   2 h before its crossing; the lead is the time from that raise to the crossing.
+//!   from its onset to the set-point over 30 to 120 min. Each event is caught when a warning of
+//!   its point is raised between its onset and its crossing (a warning raised before the onset
+//!   is the normal course's, and false); the lead is the time from that raise to the crossing.
 //!
 //! `cargo bench --profile dev --bench early_warning` (figures in `benches/README.md`).
 //! Environment: `EARLY_SEED` (default 2026), `EARLY_DAYS` (default 7), `EARLY_STEP_MS` (sample
@@ -25,8 +27,6 @@ use hazard_gateway::tuning::replay::{ReplaySet, generate, generate_slow};
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
-
-const BEFORE: Duration = Duration::from_secs(2 * 3600);
 
 /// Raise times of early warnings per point (index into the set), in time order.
 fn warnings(set: &ReplaySet) -> Vec<Vec<Timestamp>> {
@@ -105,7 +105,7 @@ fn main() {
         let events: Vec<_> = set.events.iter().filter(|e| e.point == i).collect();
         let false_here = times
             .iter()
-            .filter(|t| !events.iter().any(|e| **t >= e.start.minus(BEFORE) && **t <= e.end))
+            .filter(|t| !events.iter().any(|e| **t >= e.onset && **t <= e.end))
             .count();
         false_total += false_here;
         let kind = format!("{:?}", set.points[i].kind);
@@ -140,18 +140,26 @@ fn main() {
     let mut leads = Vec::new();
     let mut missed = Vec::new();
     for e in &set.events {
-        let first = raised[e.point]
-            .iter()
-            .find(|t| **t >= e.start.minus(BEFORE) && **t <= e.start);
+        let first = raised[e.point].iter().find(|t| **t >= e.onset && **t <= e.start);
         match first {
             Some(t) => {
                 let lead = e.start.since(*t);
                 if lead < Duration::from_secs(600) {
-                    println!("short lead: {} {:.1} min", set.points[e.point].name, minutes(lead));
+                    println!(
+                        "short lead: {} {:.1} min ({:.1} min from onset to crossing)",
+                        set.points[e.point].name,
+                        minutes(lead),
+                        minutes(e.start.since(e.onset))
+                    );
                 }
                 leads.push(lead);
             }
-            None => missed.push(format!("{} at {} ms", set.points[e.point].name, e.start.as_millis())),
+            None => missed.push(format!(
+                "{} at {} ms ({:.1} min from onset to crossing)",
+                set.points[e.point].name,
+                e.start.as_millis(),
+                minutes(e.start.since(e.onset))
+            )),
         }
     }
     let slow_false: usize = raised
@@ -163,7 +171,7 @@ fn main() {
                 .filter(|t| {
                     !set.events
                         .iter()
-                        .any(|e| e.point == i && **t >= e.start.minus(BEFORE) && **t <= e.end)
+                        .any(|e| e.point == i && **t >= e.onset && **t <= e.end)
                 })
                 .count()
         })

@@ -72,9 +72,9 @@ impl SuspectChecks {
             Gas | ToxicGas | Methane => (None, Some(MIN), true, None),
             // Fresh air is a flat 20.9 %VOL; a dead cell reads 0.
             Oxygen => (None, Some(MIN), false, None),
-            // Process temperatures wander at the sensor's resolution and cannot step a tenth
-            // of their range in a second; an open thermocouple pins an end.
-            Temperature => (Some(120 * MIN), Some(MIN), false, Some(0.1)),
+            // Process temperatures wander at the sensor's resolution and cannot move 2 % of
+            // their range in a second (3 °C/s on 0–150 °C); an open thermocouple pins an end.
+            Temperature => (Some(120 * MIN), Some(MIN), false, Some(0.02)),
             // Pump pulsation keeps a live line's pressure moving; a depressurised one rests at
             // zero; water hammer is fast, so no jump limit.
             Pressure => (Some(120 * MIN), Some(MIN), true, None),
@@ -82,9 +82,10 @@ impl SuspectChecks {
             Flow => (Some(120 * MIN), Some(MIN), true, None),
             // Mine ventilation never stops: a frozen air velocity is a fault, zero too.
             AirVelocity => (Some(60 * MIN), Some(MIN), false, None),
-            // A tank or a pond at rest is flat for hours, but its level cannot jump.
-            Level | WaterLevel => (None, Some(MIN), true, Some(0.1)),
-            Seepage | BeachLength => (None, Some(MIN), false, Some(0.1)),
+            // A tank or a pond at rest is flat for hours, but its level cannot move 1 % of its
+            // range in a second (a fast fill is centimetres a minute).
+            Level | WaterLevel => (None, Some(MIN), true, Some(0.01)),
+            Seepage | BeachLength => (None, Some(MIN), false, Some(0.01)),
             // A landslide moves fast: no jump limit; the range ends still mean a fault.
             Displacement => (None, Some(MIN), false, None),
             Rainfall => (None, Some(MIN), true, None),
@@ -310,17 +311,17 @@ mod tests {
     fn an_impossible_jump_is_suspect_for_its_hold() {
         let range = Some((0.0, 10.0));
         let c = SuspectChecks::for_kind(PointKind::Level, range);
-        assert_eq!(c.max_rate, Some(1.0));
+        assert_eq!(c.max_rate, Some(0.1));
         let mut s = SuspectState::default();
         assert!(!s.judge(&c, range, at(0), 4.0).jump);
-        // 0.9 m in a second is possible by the default (1 m/s), 1.5 m is not.
-        assert!(!s.judge(&c, range, at(1), 4.9).jump);
-        assert!(s.judge(&c, range, at(2), 6.4).jump);
-        assert!(s.judge(&c, range, at(200), 6.4).jump);
+        // 0.09 m in a second is possible by the default (0.1 m/s), 1.5 m is not.
+        assert!(!s.judge(&c, range, at(1), 4.09).jump);
+        assert!(s.judge(&c, range, at(2), 5.59).jump);
+        assert!(s.judge(&c, range, at(200), 5.59).jump);
         assert!(s.expire(&c, at(301)));
         assert!(!s.expire(&c, at(302)));
-        assert!(!s.judge(&c, range, at(302), 6.4).jump);
-        // After a long gap, a large change is possible.
+        assert!(!s.judge(&c, range, at(302), 5.59).jump);
+        // After a long gap, a larger change is possible.
         assert!(!s.judge(&c, range, at(1000), 9.0).jump);
     }
 

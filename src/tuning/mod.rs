@@ -13,6 +13,7 @@
 //! set-point for [`Policy::persist`] without a break. Every true episode must still be raised
 //! by the suggestion, no later than the bound after the current settings raised it.
 
+pub mod faults;
 pub mod replay;
 
 use std::time::Duration;

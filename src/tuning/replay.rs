@@ -35,6 +35,8 @@ pub struct ReplayPoint {
 pub struct TrueEvent {
     /// Index into [`ReplaySet::points`].
     pub point: usize,
+    /// When the value began to leave its normal course (the first sample of the ramp).
+    pub onset: Timestamp,
     /// When the noise-free value crossed the set-point.
     pub start: Timestamp,
     /// When it came back.
@@ -253,9 +255,9 @@ pub fn generate(seed: u64, start: Timestamp, span: Duration, step: Duration) -> 
     generate_with(seed, start, span, step, None)
 }
 
-/// Like [`generate`], but every true event creeps up to its peak over 30 to 120 minutes (a
-/// slow leak, a tank overfilling slowly): the events an early warning is for. Its own set: it
-/// does not change what [`generate`] gives for a seed.
+/// Like [`generate`], but every true event creeps up from its onset to the set-point over 30 to
+/// 120 minutes (a slow leak, a tank overfilling slowly): the events an early warning is for.
+/// Its own set: it does not change what [`generate`] gives for a seed.
 pub fn generate_slow(seed: u64, start: Timestamp, span: Duration, step: Duration) -> ReplaySet {
     generate_with(seed, start, span, step, Some((1_800.0, 7_200.0)))
 }
@@ -291,8 +293,15 @@ fn generate_with(
                 let peak = rng.random_range(sh.peak.0..sh.peak.1);
                 let hold = rng.random_range(sh.hold.0..sh.hold.1);
                 // Only the slow set draws here, so the default set's draws stay as they were.
+                // A slow ramp is drawn as the time to the set-point: the ramp to the peak is
+                // longer by the share of the rise that lies beyond the set-point.
                 let ramp_s = match slow_ramp {
-                    Some((lo, hi)) => rng.random_range(lo..hi),
+                    Some((lo, hi)) => {
+                        let to_limit = rng.random_range(lo..hi);
+                        let from = clean[centre.saturating_sub((to_limit / step_s) as usize)];
+                        let share = ((sh.limit - from) / (peak - from)).clamp(0.05, 1.0);
+                        to_limit / share
+                    }
                     None => sh.ramp,
                 };
                 let ramp = (ramp_s / step_s).max(1.0) as usize;
@@ -318,6 +327,7 @@ fn generate_with(
                 if let (Some(f), Some(l)) = (first, last) {
                     events.push(TrueEvent {
                         point: index,
+                        onset: at(begin),
                         start: at(f),
                         end: at(l),
                     });

@@ -434,6 +434,27 @@ fn a_time_to_limit_rule_names_its_bad_parameters() {
 }
 
 #[test]
+fn a_suspect_rule_names_its_bad_parameters_and_the_point() {
+    let extra = "[[rules]]\nname = \"quality\"\npoints = \"MHS-001/GT-101\"\nsuspect = { epsilon = -0.5 }\n";
+    let errors = errors_with(extra);
+    let e = only(&errors);
+    assert_eq!(e.key, "rules[1].suspect.epsilon");
+    assert!(e.message.contains("zero or a positive number"), "{}", e.message);
+    assert_eq!(e.position.unwrap().0, line_of(&format!("{GOOD}\n{extra}"), "suspect ="));
+    // A gas detector has no default stuck window: asking for the default names the point.
+    let errors = errors_with("[[rules]]\npoints = \"MHS-001/GT-101\"\nsuspect = { stuck = true }\n");
+    let e = only(&errors);
+    assert_eq!(e.key, "rules[1].suspect");
+    assert!(
+        e.message.contains("point `MHS-001/GT-101` (gas) has no default window"),
+        "{}",
+        e.message
+    );
+    let errors = errors_with("[[rules]]\npoints = \"MHS-001/GT-101\"\nsuspect = { max_rate = -2 }\n");
+    assert!(only(&errors).message.contains("positive number of units per second"));
+}
+
+#[test]
 fn a_rule_needs_exactly_one_kind_and_a_selector() {
     let errors = errors_with("[[rules]]\npoints = \"MHS-001/GT-101\"\nstale = { after = \"1m\" }\nsensor_fault = {}\n");
     assert!(only(&errors).message.contains("exactly one of threshold"));

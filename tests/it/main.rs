@@ -43,6 +43,7 @@ mod profiles;
 mod readiness;
 mod reload;
 mod self_check;
+mod suspect;
 mod systemd;
 mod tsdb;
 mod tsdb_dead_letter;

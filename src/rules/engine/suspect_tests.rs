@@ -97,7 +97,7 @@ fn a_frozen_value_turns_suspect_after_its_window_and_raises_its_alarm_once() {
 fn a_suspect_value_still_raises_the_process_alarm() {
     let (mut e, p) = engine();
     read(&mut e, p, 0, 60.0);
-    // 60 °C to 130 °C in one second: 70 °C/s against a limit of 15 °C/s.
+    // 60 °C to 130 °C in one second: 70 °C/s against a limit of 3 °C/s.
     let (q, ev) = read(&mut e, p, 1, 130.0);
     assert_eq!(q, Quality::Suspect);
     let ids: Vec<&str> = ev.iter().map(|e| e.alarm_id.as_str()).collect();
