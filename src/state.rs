@@ -108,17 +108,32 @@ impl LiveState {
         }
     }
 
-    /// Records the latest readings.
+    /// Records the latest readings and publishes them to the live feed (the console, the
+    /// northbound readings, the uplinks' statistics). A reading that repeats the point's latest
+    /// one exactly (same time, value and quality: an MQTT redelivery, a cache sent again) is not
+    /// a new reading and is not published again.
     pub fn update(&self, batch: &[Reading]) {
         let mut values = self.values.write().unwrap_or_else(|p| p.into_inner());
-        for r in batch {
-            if let Some(slot) = values.get_mut(r.point.index()) {
+        let mut fresh: Option<Vec<Reading>> = None;
+        for (i, r) in batch.iter().enumerate() {
+            let Some(slot) = values.get_mut(r.point.index()) else {
+                continue;
+            };
+            let repeat =
+                slot.is_some_and(|l| l.ts == r.ts && l.quality == r.quality && l.value.to_bits() == r.value.to_bits());
+            if repeat {
+                fresh.get_or_insert_with(|| batch[..i].to_vec());
+            } else {
                 *slot = Some(*r);
+                if let Some(f) = fresh.as_mut() {
+                    f.push(*r);
+                }
             }
         }
         drop(values);
-        if self.reading_batches.receiver_count() > 0 && !batch.is_empty() {
-            let _ = self.reading_batches.send(batch.into());
+        let out: &[Reading] = fresh.as_deref().unwrap_or(batch);
+        if self.reading_batches.receiver_count() > 0 && !out.is_empty() {
+            let _ = self.reading_batches.send(out.into());
         }
     }
 
@@ -226,5 +241,49 @@ impl LiveState {
     /// A live subscription to alarm events published from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<FeedEvent> {
         self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PointKind, PointMeta, Quality};
+
+    #[test]
+    fn a_repeated_reading_is_not_published_again() {
+        let mut t = PointTable::default();
+        let mut ids = Vec::new();
+        for name in ["a", "b"] {
+            ids.push(
+                t.insert(PointMeta {
+                    name: name.into(),
+                    unit: "m".into(),
+                    kind: PointKind::Level,
+                    device: "d".into(),
+                    hazard_source: None,
+                    range: None,
+                    description: None,
+                })
+                .unwrap(),
+            );
+        }
+        let live = LiveState::new("gw".into(), t, Vec::new(), Timestamp::default());
+        let mut feed = live.subscribe_readings();
+        let r = |p: usize, ms: i64, v: f64| Reading {
+            point: ids[p],
+            ts: Timestamp::from_millis(ms),
+            value: v,
+            quality: Quality::Good,
+        };
+        live.update(&[r(0, 1000, 1.0), r(1, 1000, 2.0)]);
+        assert_eq!(feed.try_recv().unwrap().len(), 2);
+        // `a` again as it was (a redelivery), `b` with a new value at the same time, `a` later.
+        live.update(&[r(0, 1000, 1.0), r(1, 1000, 2.5), r(0, 2000, 1.0)]);
+        assert_eq!(&*feed.try_recv().unwrap(), &[r(1, 1000, 2.5), r(0, 2000, 1.0)]);
+        // Nothing new at all: nothing published; an older reading is still news.
+        live.update(&[r(0, 2000, 1.0)]);
+        live.update(&[r(0, 500, 0.5)]);
+        assert_eq!(&*feed.try_recv().unwrap(), &[r(0, 500, 0.5)]);
+        assert!(feed.try_recv().is_err());
     }
 }
