@@ -9,7 +9,13 @@
 //! ```sh
 //! cargo bench --bench modbus_load                       # 1000 devices x 50 registers, 1 s, 60 s
 //! cargo bench --bench modbus_load -- 200 50 10          # devices, registers, seconds
+//! cargo bench --bench modbus_load -- 3000 50 30 100 gateway   # ... interval (ms), whole gateway
 //! ```
+//!
+//! With `gateway`, the whole gateway runs on shipped defaults (`pipeline::Gateway`, history in
+//! a temporary data dir, no store): every reading goes through the rules task into history,
+//! and the figures are the readings history took in and those it dropped, by the gateway's own
+//! counters.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -42,10 +48,25 @@ fn profile_text(n: usize) -> String {
     s
 }
 
-fn args() -> (usize, usize, u64) {
-    let nums: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+struct Args {
+    devices: usize,
+    registers: usize,
+    secs: u64,
+    interval_ms: u64,
+    gateway: bool,
+}
+
+fn args() -> Args {
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let nums: Vec<u64> = all.iter().filter_map(|a| a.parse().ok()).collect();
     let get = |i: usize, d: u64| nums.get(i).copied().unwrap_or(d);
-    (get(0, 1000) as usize, get(1, 50) as usize, get(2, 60))
+    Args {
+        devices: get(0, 1000) as usize,
+        registers: get(1, 50) as usize,
+        secs: get(2, 60),
+        interval_ms: get(3, 1000).max(1),
+        gateway: all.iter().any(|a| a == "gateway"),
+    }
 }
 
 /// Child process: serves `devices` simulators, prints each port, then waits for stdin to close.
@@ -72,7 +93,8 @@ async fn run_simulators(devices: usize, registers: usize) {
     .await;
 }
 
-async fn run_gateway(devices: usize, registers: usize, secs: u64) {
+/// Starts the simulator process; returns it and its devices' ports.
+fn start_simulators(devices: usize, registers: usize) -> (std::process::Child, Vec<String>) {
     let exe = std::env::current_exe().expect("own path");
     let mut child = Command::new(exe)
         .arg(devices.to_string())
@@ -91,19 +113,98 @@ async fn run_gateway(devices: usize, registers: usize, secs: u64) {
         ports.push(line);
     }
     assert_eq!(ports.len(), devices, "simulator process failed");
+    (child, ports)
+}
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("load.toml"), profile_text(registers)).expect("write profile");
+/// The site config of the farm: every device polled every `interval_ms`, on shipped defaults.
+fn farm_config(dir: &std::path::Path, ports: &[String], registers: usize, interval_ms: u64) -> GatewayConfig {
+    std::fs::write(dir.join("load.toml"), profile_text(registers)).expect("write profile");
     let mut cfg = format!(
         "[gateway]\nid = \"load\"\nprofile_dirs = [\"{}\"]\n[api]\nlisten = \"127.0.0.1:0\"\n",
-        dir.path().display()
+        dir.display()
     );
     for (i, port) in ports.iter().enumerate() {
         cfg.push_str(&format!(
-            "[[devices]]\nname = \"d{i}\"\nprofile = \"load\"\ntransport = {{ tcp = \"127.0.0.1:{port}\" }}\ninterval = \"1s\"\ntimeout = \"1s\"\n"
+            "[[devices]]\nname = \"d{i}\"\nprofile = \"load\"\ntransport = {{ tcp = \"127.0.0.1:{port}\" }}\ninterval = \"{interval_ms}ms\"\ntimeout = \"1s\"\n"
         ));
     }
-    let config = GatewayConfig::parse(&dir.path().join("load-site.toml"), &cfg).expect("load config");
+    GatewayConfig::parse(&dir.join("load-site.toml"), &cfg).expect("load config")
+}
+
+fn counter_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// The whole gateway on the farm: readings through the rules task into history.
+async fn run_whole_gateway(a: &Args) {
+    let (mut child, ports) = start_simulators(a.devices, a.registers);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = farm_config(dir.path(), &ports, a.registers, a.interval_ms);
+    let gateway = hazard_gateway::pipeline::Gateway::start(config, dir.path(), clock::system())
+        .await
+        .expect("gateway starts");
+    let metrics = gateway.metrics.clone();
+    let read = |m: &Metrics| {
+        let text = m.render();
+        (
+            counter_sum(&text, "hazard_readings_total"),
+            counter_sum(&text, "hazard_history_readings_written_total"),
+            counter_sum(&text, "hazard_history_readings_dropped_total"),
+            counter_sum(&text, "hazard_modbus_overruns_total"),
+        )
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sim_pid = child.id().to_string();
+    let (r0, w0, d0, o0) = read(&metrics);
+    let (cpu0, sim_cpu0) = (proc::cpu_seconds("self"), proc::cpu_seconds(&sim_pid));
+    let started = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(a.secs)).await;
+    let wall = started.elapsed().as_secs_f64();
+    let (r1, w1, d1, o1) = read(&metrics);
+    let (cpu1, sim_cpu1) = (proc::cpu_seconds("self"), proc::cpu_seconds(&sim_pid));
+    gateway.shutdown().await;
+    let (_, w_end, d_end, _) = read(&metrics);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let target = (a.devices * a.registers) as f64 * 1000.0 / a.interval_ms as f64;
+    println!(
+        "modbus_load (whole gateway, shipped defaults): {} devices x {} registers every {} ms, {wall:.1} s measured",
+        a.devices, a.registers, a.interval_ms
+    );
+    println!(
+        "  readings evaluated/s  {:.0} (polled at full rate: {target:.0})",
+        (r1 - r0) / wall
+    );
+    println!("  into history/s        {:.0}", (w1 - w0) / wall);
+    println!(
+        "  dropped before history {:.0} in the window, {d0:.0} in the warm-up, {d_end:.0} in the whole run",
+        d1 - d0
+    );
+    println!("  history took in {w_end:.0} readings in the whole run");
+    println!("  overruns (polls skipped for lack of time) {:.0}", o1 - o0);
+    println!(
+        "  gateway CPU           {:.1} % of one core",
+        100.0 * (cpu1 - cpu0) / wall
+    );
+    println!("  peak RSS (VmHWM)      {:.1} MiB", proc::peak_rss_mib());
+    println!(
+        "  (simulator process: {:.1} % of one core)",
+        100.0 * (sim_cpu1 - sim_cpu0) / wall
+    );
+    if d_end > 0.0 {
+        println!("FAILED: readings dropped before history");
+        std::process::exit(1);
+    }
+}
+
+async fn run_gateway(a: &Args) {
+    let (devices, registers, secs) = (a.devices, a.registers, a.secs);
+    let (mut child, ports) = start_simulators(devices, registers);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = farm_config(dir.path(), &ports, registers, a.interval_ms);
 
     let metrics = Metrics::new();
     let health = HealthBoard::new(&config.devices);
@@ -170,8 +271,11 @@ async fn run_gateway(devices: usize, registers: usize, secs: u64) {
         .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()))
         .sum::<u64>();
     let offline = health.snapshot().iter().filter(|d| d.status != "online").count();
-    let target = (devices * registers) as f64;
-    println!("modbus_load: {devices} devices x {registers} registers every 1 s, {wall:.1} s measured on loopback");
+    let target = (devices * registers) as f64 * 1000.0 / a.interval_ms as f64;
+    println!(
+        "modbus_load: {devices} devices x {registers} registers every {} ms, {wall:.1} s measured on loopback",
+        a.interval_ms
+    );
     println!(
         "  readings/s       {:.0} (target {target:.0}); good {:.0}/s",
         (t1 - t0) as f64 / wall,
@@ -187,11 +291,13 @@ async fn run_gateway(devices: usize, registers: usize, secs: u64) {
 }
 
 fn main() {
-    let (devices, registers, secs) = args();
+    let a = args();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     if std::env::var("HAZARD_LOAD_ROLE").as_deref() == Ok("sim") {
-        rt.block_on(run_simulators(devices, registers));
+        rt.block_on(run_simulators(a.devices, a.registers));
+    } else if a.gateway {
+        rt.block_on(run_whole_gateway(&a));
     } else {
-        rt.block_on(run_gateway(devices, registers, secs));
+        rt.block_on(run_gateway(&a));
     }
 }

@@ -211,6 +211,7 @@ impl Gateway {
             metrics: metrics.clone(),
             clock: clock.clone(),
             parked: reload::Parked::default(),
+            gathered: Vec::new(),
         };
         let rules_stop = CancellationToken::new();
         let rules = tokio::spawn(task.run(

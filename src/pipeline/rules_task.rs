@@ -21,6 +21,13 @@ use crate::telemetry::{Metrics, QualityLabel, ReasonLabel, StoreReason};
 /// How often time-driven conditions (stale, delays, shelving expiry) are checked.
 const TICK: Duration = Duration::from_secs(1);
 
+/// Readings gathered into one batch for history and the stores at most. Every device's poll
+/// is its own small batch and devices poll in bursts; handing each on alone would take one
+/// queue slot each and overflow history's queue on a large plant (3,000 devices at 100 ms).
+/// Gathered, a burst takes a few slots, and nothing waits: the batch goes on as soon as the
+/// rules task finds no more readings queued (or this many are gathered, or at the next tick).
+const GATHER_MAX: usize = 8192;
+
 const QUALITIES: [Quality; 7] = [
     Quality::Good,
     Quality::CommFault,
@@ -58,6 +65,8 @@ pub(super) struct RulesTask {
     pub(super) clock: SharedClock,
     /// Batches held for stores being restarted by a reload, handed to them when they return.
     pub(super) parked: super::reload::Parked,
+    /// Evaluated readings of sources without receipts, gathered for history and the stores.
+    pub(super) gathered: ReadingBatch,
 }
 
 impl RulesTask {
@@ -85,16 +94,28 @@ impl RulesTask {
                     stopping = true;
                 }
                 // Before readings: a reload step is rare and must not wait behind a busy queue.
-                Some(ctl) = control.recv() => self.control(ctl),
+                Some(ctl) = control.recv() => {
+                    // A reload may swap stores: what was gathered goes to the ones it was
+                    // taken for.
+                    self.hand_on_gathered(&mut drops);
+                    self.control(ctl)
+                }
                 batch = readings.recv() => {
                     let Some(batch) = batch else {
                         // Stopping: what durable sources sent before the close is taken too.
                         while let Ok(b) = durable.try_recv() {
                             self.take(b.readings, Some(b.receipt), &mut out, &mut drops).await;
                         }
+                        self.hand_on_gathered(&mut drops);
                         break;
                     };
                     self.take(batch, None, &mut out, &mut drops).await;
+                    // Nothing more queued: hand on now, unless history is behind (starting
+                    // up, a slow disk), when fewer, larger batches save its queue.
+                    let tx = &self.history_tx;
+                    if readings.is_empty() && tx.capacity() * 2 >= tx.max_capacity() {
+                        self.hand_on_gathered(&mut drops);
+                    }
                 }
                 Some(b) = durable.recv() => self.take(b.readings, Some(b.receipt), &mut out, &mut drops).await,
                 Some(req) = commands.recv() => {
@@ -121,6 +142,7 @@ impl RulesTask {
                     self.commit(&mut out, None).await;
                 }
                 _ = tick.tick() => {
+                    self.hand_on_gathered(&mut drops);
                     let now = self.clock.now();
                     self.state.rules_alive(now);
                     self.engine.tick(now, &mut out);
@@ -148,7 +170,28 @@ impl RulesTask {
         self.state.update(&batch);
         self.commit(out, None).await;
         self.parked.hold(&batch, receipt.as_ref(), &self.metrics);
-        self.to_history(batch, receipt, drops);
+        match receipt {
+            None => {
+                self.gathered.extend_from_slice(&batch);
+                if self.gathered.len() >= GATHER_MAX {
+                    self.hand_on_gathered(drops);
+                }
+            }
+            Some(receipt) => {
+                // In order: what was gathered before goes first.
+                self.hand_on_gathered(drops);
+                self.to_history(batch, Some(receipt), drops);
+            }
+        }
+    }
+
+    /// Hands the gathered readings on to history and the stores as one batch.
+    fn hand_on_gathered(&mut self, drops: &mut DropLog) {
+        if self.gathered.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.gathered, Vec::with_capacity(GATHER_MAX.min(1024)));
+        self.to_history(batch, None, drops);
     }
 
     /// Hands what the engine produced to the journal writer (which publishes after storing).

@@ -5,6 +5,9 @@
 //! Design:
 //! - Fixed rate: a device due at `t` is next due at `t + interval`; ticks missed by a slow
 //!   cycle are skipped and counted as overruns, never queued ([`schedule::next_due`]).
+//! - Spread: every device is polled at once at start, then shifted by its own share of its
+//!   interval ([`spread`]), so a plant's devices do not all answer in the same instant of every
+//!   cycle and the rules task and history get an even stream instead of one burst per cycle.
 //! - Failures: the first timeout of a cycle ends that device's cycle (its unread points are
 //!   `comm_fault`), and retries apply only while the device is online, so a dead device costs
 //!   its bus at most one timeout per cycle. A device that failed is then polled on a
@@ -49,6 +52,8 @@ struct Device {
     blocks: Vec<ReadBlock>,
     splits: Splits,
     due: Instant,
+    /// Shift applied to the grid after the first poll.
+    phase: Option<Duration>,
     backoff: Backoff,
     online: Option<bool>,
     label: DeviceLabel,
@@ -63,6 +68,14 @@ enum Outcome {
     Split,
     /// No usable answer; the device's cycle ends.
     Failed(Quality),
+}
+
+/// The share of its interval device `index` (its place among all devices) is shifted by:
+/// the fractional parts of multiples of the golden ratio, which stay evenly spread for any
+/// number of devices, and the same on every start.
+pub fn spread(index: usize, interval: Duration) -> Duration {
+    const GOLDEN: f64 = 0.618_033_988_749_895;
+    interval.mul_f64((index as f64 * GOLDEN).fract())
 }
 
 /// Polls the devices of one line until cancelled.
@@ -109,6 +122,7 @@ impl Poller {
                     blocks,
                     splits,
                     due: now,
+                    phase: Some(spread(index, spec.interval)),
                     backoff: Backoff::new(Duration::from_millis(500), max),
                     online: None,
                     spec,
@@ -159,7 +173,7 @@ impl Poller {
                 .get_or_create(&d.label)
                 .observe(now.duration_since(started).as_secs_f64());
             let (next, skipped) = next_due(due, d.spec.interval, now);
-            d.due = next;
+            d.due = next + d.phase.take().unwrap_or_default();
             if skipped > 0 {
                 self.metrics
                     .modbus_overruns
@@ -395,4 +409,27 @@ impl Poller {
 
 fn jitter() -> f64 {
     rand::random_range(0.8..1.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_spread_evenly_over_their_interval() {
+        let interval = Duration::from_millis(100);
+        for n in [7usize, 100, 3000] {
+            let bins = 10.min(n);
+            let mut count = vec![0usize; bins];
+            for i in 0..n {
+                let p = spread(i, interval);
+                assert!(p < interval);
+                count[(p.as_secs_f64() / interval.as_secs_f64() * bins as f64) as usize] += 1;
+            }
+            let most = *count.iter().max().unwrap();
+            // Within one device of even, or 10 % for many devices.
+            assert!(most <= n / bins + 1 + n / bins / 10, "{n}: {count:?}");
+        }
+        assert_eq!(spread(0, interval), Duration::ZERO);
+    }
 }
