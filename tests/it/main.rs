@@ -16,6 +16,7 @@ mod config_errors;
 mod console;
 mod console_ack;
 mod console_devices;
+mod console_early_warning;
 mod console_english;
 mod console_performance;
 mod console_read_only;
