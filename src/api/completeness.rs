@@ -402,9 +402,11 @@ pub(super) async fn report_csv(
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Named by its day, so a month of files saved side by side never overwrite each other.
+    let name = format!("attachment; filename=\"completeness-{}.csv\"", r.day);
     h.insert(
         header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"completeness.csv\""),
+        HeaderValue::from_str(&name).map_err(internal)?,
     );
     Ok(resp)
 }

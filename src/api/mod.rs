@@ -139,6 +139,7 @@ pub fn router(state: AppState) -> Router {
     let bounded = Router::new()
         .route("/", get(page::index))
         .route("/performance", get(page::performance))
+        .route("/completeness", get(page::completeness))
         .route("/console/{file}", get(page::file))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -15,6 +15,7 @@ mod completeness;
 mod config_errors;
 mod console;
 mod console_ack;
+mod console_completeness;
 mod console_devices;
 mod console_early_warning;
 mod console_english;
