@@ -50,6 +50,7 @@ try {
   // Colour is never the only cue: a rate under the target is marked, and classed for colour.
   const marked = c.sources.flatMap((r) => r.slice(2, 4)).filter((x) => x.endsWith('▼')).length;
   check(marked > 0 && c.below === marked, `rates under the target: ${c.below} coloured, ${marked} marked`);
+  check(c.late.length === 0 && await ledger.locator('#late-none').isVisible(), `no uplink, nothing late: ${JSON.stringify(c.late)}`);
   check(c.week.days.length === 7 && c.week.days[6] === EXPECT.day, `7 days charted: ${c.week.days}`);
   check(same(c.week.data.map((d) => d[6]), EXPECT.week_last), `the chart's last day ${JSON.stringify(c.week.data.map((d) => d[6]))} vs ${EXPECT.week_last}`);
   check((await ledger.locator('#week-chart canvas').count()) === 1, 'the chart is drawn');

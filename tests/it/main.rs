@@ -55,6 +55,7 @@ mod uplink_cipher_vectors;
 mod uplink_coal;
 mod uplink_hj212;
 mod uplink_http;
+mod uplink_late;
 mod uplink_mqtt;
 mod uplink_seal;
 mod uplink_tls;

@@ -25,6 +25,9 @@
       range: '{day}：{from} 至 {to}（UTC{off}）', target: '目标', below: '未达标', met: '达标',
       need_login: '请先在值班台登录（令牌只在本标签页内保存）。', failed: '读取失败：{m}',
       unread: '以下测点的质量变化未能全部读取，中断可能不全：{p}',
+      late: '未实时上报监管平台的时段（补传）', no_late: '无：监管平台实时收到了全部数据',
+      col_uplink: '上报通道', col_late_start: '未实时上报开始', col_late_end: '平台恢复', col_backfill: '补传',
+      still_down: '仍未恢复', backfilled: '已补传（{t} 完成）', not_backfilled: '未补传完',
     },
     en: {
       title: 'Data completeness', back: 'Back to console', day: 'Day', apply: 'Show',
@@ -41,6 +44,9 @@
       range: '{day}: {from} to {to} (UTC{off})', target: 'Target', below: 'below target', met: 'meets target',
       need_login: 'Log in on the console first (the token is kept for this tab only).', failed: 'Could not load: {m}',
       unread: 'Not every quality change of these points could be read; their gaps may be incomplete: {p}',
+      late: 'Data the regulator did not get in real time (backfill)', no_late: 'None: the regulator got all data in real time',
+      col_uplink: 'Uplink', col_late_start: 'Late from', col_late_end: 'Platform back', col_backfill: 'Backfill',
+      still_down: 'not yet', backfilled: 'backfilled (done {t})', not_backfilled: 'not yet backfilled',
     },
   };
   // The regulator's target for both rates (docs/completeness.md).
@@ -216,6 +222,20 @@
     $('gap-cut').hidden = !report.gaps_truncated;
   }
 
+  // The spans the regulator uplinks did not deliver live, and whether each was backfilled.
+  function renderLate(report) {
+    const rows = (report.regulator_spans || []).map((s) => {
+      const tr = el('tr', null, s.backfilled ? 'late done' : 'late owed');
+      tr.dataset.uplink = s.uplink;
+      tr.append(el('td', s.uplink), el('td', local(s.start_ms), 'num'),
+        el('td', s.end_ms == null ? t('still_down') : local(s.end_ms), 'num'),
+        el('td', s.backfilled ? t('backfilled', { t: local(s.backfilled_at_ms) }) : t('not_backfilled'), 'backfill'));
+      return tr;
+    });
+    $('late-rows').replaceChildren(...rows);
+    $('late-none').hidden = rows.length > 0;
+  }
+
   function renderShifts(shifts) {
     const rows = shifts.rows.filter((r) => !drill || r.key === drill).map((r) => {
       const tr = el('tr');
@@ -270,6 +290,7 @@
     renderSources(report);
     renderPoints(report);
     renderGaps(report);
+    renderLate(report);
     renderShifts(shifts);
     const drawn = renderWeek(week);
     // For tests and diagnosis: what the page drew, as text where the page shows text.
@@ -281,6 +302,7 @@
       points: cells('#point-rows tr'),
       gaps: cells('#gap-rows tr'),
       shifts: cells('#shift-rows tr'),
+      late: cells('#late-rows tr'),
       below: [...document.querySelectorAll('#source-rows td.rate.below')].length,
       week: drawn,
     };

@@ -26,6 +26,7 @@ pub mod config;
 pub mod file_drop;
 pub mod hj212;
 pub mod json;
+pub mod late;
 pub mod outbox;
 pub mod preview;
 pub mod runner;

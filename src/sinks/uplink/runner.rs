@@ -11,6 +11,10 @@
 //! the outbox held at start, or what piled up while the platform failed) is replayed at
 //! `replay_rate` payloads per second; live traffic is not paced.
 //!
+//! The sender keeps the uplink's late-delivery log ([`super::late`]): when the platform stopped
+//! taking payloads, when it took them again, and when the backlog behind that had all gone
+//! out, so the completeness ledger can show which spans the regulator got late and backfilled.
+//!
 //! Basic data is queued on start and whenever it differs from what was last queued; a hash of
 //! it is kept in `<data_dir>/uplinks/<name>/basic.sha256`, so a restart with an unchanged
 //! config sends nothing (`basic = "every_start"` sends it on each start instead).
@@ -28,6 +32,7 @@ use tracing::{debug, info, warn};
 
 use super::build::{BuildContext, BuildError, build_encoder, build_seal, build_transport};
 use super::config::{BasicPolicy, UplinkSpec};
+use super::late::LateLog;
 use super::outbox::{Lane, Outbox};
 use super::select::{Selector, StatsWindow};
 use super::{Encoder, RecordKind, Seal, Transport, TransportError, UplinkRecord};
@@ -87,6 +92,14 @@ pub enum UplinkError {
         /// Cause.
         source: FollowError,
     },
+    /// The late-delivery log could not be read.
+    #[error("uplink `{uplink}`: late-delivery log: {source}")]
+    Late {
+        /// Uplink.
+        uplink: String,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The uplink's directory could not be created.
     #[error("uplink `{uplink}`: cannot create {}: {source}", path.display())]
     Dir {
@@ -144,6 +157,12 @@ pub fn start(spec: &UplinkSpec, env: &UplinkEnv, stop: CancellationToken) -> Res
         None
     };
     let transport = build_transport(&spec.transport, &ctx)?;
+    let late = LateLog::open(&dir).map_err(|source| UplinkError::Late {
+        uplink: name.clone(),
+        source,
+    })?;
+    // Payloads queued before this instant were left by an earlier run: a backlog.
+    let started = env.clock.now();
     let outbox = Arc::new(Mutex::new(outbox));
     let notify = Arc::new(Notify::new());
     let producer = Producer {
@@ -167,13 +186,15 @@ pub fn start(spec: &UplinkSpec, env: &UplinkEnv, stop: CancellationToken) -> Res
         metrics: env.metrics.clone(),
         pace: Duration::from_secs_f64(1.0 / spec.replay_rate.max(1e-3)),
         retry_max: spec.retry_max,
+        late,
+        late_warned: None,
     };
     info!(uplink = %name, encoder = spec.encoder.kind(), transport = spec.transport.kind(), points = spec.select.points.len(), "Uplink started");
     let readings = env.state.subscribe_readings();
     let (pages_tx, pages_rx) = mpsc::channel(1);
     let mut tasks = vec![
         tokio::spawn(producer.run(pages_rx, readings, stop.clone())),
-        tokio::spawn(sender.run(stop.clone())),
+        tokio::spawn(sender.run(started, stop.clone())),
     ];
     match follower {
         Some(f) => tasks.push(tokio::spawn(follow(f, pages_tx, stop))),
@@ -437,6 +458,9 @@ struct Sender {
     metrics: UplinkMetrics,
     pace: Duration,
     retry_max: Duration,
+    late: LateLog,
+    /// When a failed write of the late-delivery log was last logged.
+    late_warned: Option<tokio::time::Instant>,
 }
 
 /// Delay before retry `attempt` (0-based): doubling from [`BACKOFF_MIN`] to `max`, half
@@ -457,12 +481,26 @@ impl Sender {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn run(mut self, stop: CancellationToken) {
+    /// Applies `event` to the late-delivery log; a failed write is logged at most once a
+    /// minute (the next event of the same kind tries again, as the log's state did not move).
+    fn late_event(&mut self, event: impl FnOnce(&mut LateLog) -> std::io::Result<()>) {
+        if let Err(e) = event(&mut self.late)
+            && self.late_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            self.late_warned = Some(tokio::time::Instant::now());
+            warn!(uplink = %self.name, error = %e, "Cannot write the uplink's late-delivery log");
+        }
+    }
+
+    async fn run(mut self, started: crate::model::Timestamp, stop: CancellationToken) {
         let mut attempt = 0u32;
         let mut last_normal: Option<tokio::time::Instant> = None;
         // Payloads queued before this instant are a backlog, replayed at `replay_rate`: what
         // was left from before the start, and after an outage what piled up during it.
-        let mut replay_until = self.clock.now();
+        let mut replay_until = started;
+        // When the platform last acknowledged a payload (the backlog's last one, once the
+        // next payload is live data or there is none).
+        let mut last_ack: Option<crate::model::Timestamp> = None;
         loop {
             if stop.is_cancelled() {
                 return;
@@ -471,6 +509,10 @@ impl Sender {
             let q = match next {
                 Ok(Some(q)) => q,
                 Ok(None) => {
+                    // Nothing left: a backlog still owed went out with the last acknowledgement
+                    // (or, owed by an earlier run with nothing left in the outbox, before now).
+                    let at = last_ack.unwrap_or_else(|| self.clock.now());
+                    self.late_event(|l| l.backlog_delivered(at));
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = self.notify.notified() => {}
@@ -487,6 +529,15 @@ impl Sender {
                     continue;
                 }
             };
+            if q.created < replay_until {
+                // Left by an earlier run with no span open: the regulator is getting it late.
+                self.late_event(|l| l.backlog_found(q.created));
+            } else if q.lane == Lane::Normal
+                && let Some(at) = last_ack
+            {
+                // Live data is next in the queue: the backlog before it is delivered.
+                self.late_event(|l| l.backlog_delivered(at));
+            }
             if q.lane == Lane::Normal
                 && q.created < replay_until
                 && let Some(t) = last_normal
@@ -517,9 +568,12 @@ impl Sender {
                         .last_ack
                         .get_or_create(&l)
                         .set(self.clock.now().as_nanos() / 1_000_000_000);
+                    let now = self.clock.now();
+                    self.late_event(|l| l.delivered(now));
+                    last_ack = Some(now);
                     if attempt > 0 {
                         info!(uplink = %self.name, "Uplink platform reachable again; replaying");
-                        replay_until = self.clock.now();
+                        replay_until = now;
                     }
                     attempt = 0;
                     if q.lane == Lane::Normal {
@@ -536,6 +590,7 @@ impl Sender {
                 }
                 Err(e) => {
                     self.lock().rewind(q.lane);
+                    self.late_event(|l| l.failed(q.created));
                     let (reason, up) = match &e {
                         TransportError::Unreachable(_) => ("unreachable", 0),
                         _ => ("not_acknowledged", 1),
