@@ -118,6 +118,9 @@ try {
   check(w.alarm === 'Early warning · High (level 1)', `English description: ${w.alarm}`);
   const detail = await page.locator('#sources .card[data-source="MHS-001"] .detail').textContent();
   check(detail.includes('1 early warning(s)'), `English card: ${detail}`);
+  // Chinese only in the data (the hazard source's name) and on the switch back.
+  const left = (await page.locator('body').innerText()).replace(/液氯储罐区|^中文$/gm, '').match(/.{0,20}[\u4e00-\u9fff]+.{0,20}/g);
+  check(!left, `no Chinese left in English outside the data: ${left}`);
   await page.screenshot({ path: path.join(SHOTS, 'console-early-warning-en-1920.png') });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: path.join(SHOTS, 'console-early-warning-en-390.png'), fullPage: true });
