@@ -2,9 +2,9 @@
 // tests/it/console_completeness.rs, which owns the gateway and passes in EXPECT what
 // /api/v1/completeness and the daily report answer, written the way the page should show it
 // (day, hazard-source rows, POINT's row under DRILL, the gaps, the shifts, the last day of the
-// 7-day chart):
+// 7-day chart); the API takes TOKEN:
 //
-//   checks the default day (yesterday on the gateway's clock) and every cell of those tables;
+//   logs in on the console with TOKEN, opens the page from its link; checks the default day (yesterday on the gateway's clock) and every cell of those tables;
 //   drills into DRILL; downloads the day's CSV and JSON and compares them with the API's;
 //   switches to English; picks another day; saves screenshots at 1600 and 390 px; prints
 //   `DONE`.
@@ -17,6 +17,7 @@ const URL_ = env('CONSOLE_URL');
 const EXPECT = JSON.parse(env('EXPECT'));
 const DRILL = env('DRILL');
 const POINT = env('POINT');
+const TOKEN = env('TOKEN');
 const SHOTS = env('SCREENSHOT_DIR');
 
 const guard = watchdog('console completeness', 140);
@@ -29,6 +30,11 @@ try {
   page.setDefaultTimeout(TIMEOUT_MS);
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(URL_);
+  await page.locator('#login-dialog[open]').waitFor();
+  await page.fill('#login-token', TOKEN);
+  await page.locator('#login-token').press('Enter');
+  await page.locator('#login-dialog').waitFor({ state: 'hidden' });
+  await page.locator('#conn.up').waitFor();
   await page.waitForSelector('#completeness-link');
   check((await page.textContent('#completeness-link')) === '数据完整率', 'the console links the completeness page in Chinese');
   const [ledger] = await Promise.all([context.waitForEvent('page'), page.locator('#completeness-link').press('Enter')]);
@@ -74,7 +80,7 @@ try {
     // Byte for byte (a text decoder would drop the CSV's byte-order mark).
     const got = await readFile(await dl.path());
     const href = await ledger.locator(link).getAttribute('href');
-    const want = Buffer.from(await (await fetch(new URL(href, URL_))).arrayBuffer());
+    const want = Buffer.from(await (await fetch(new URL(href, URL_), { headers: { Authorization: `Bearer ${TOKEN}` } })).arrayBuffer());
     check(got.equals(want), `${file} is the API's (${got.length} vs ${want.length} bytes)`);
     const text = got.toString('utf8');
     if (link === '#report-csv') check(text.startsWith('\ufeff') && text.includes(POINT), 'the CSV has its BOM and the point');

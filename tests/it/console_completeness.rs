@@ -5,6 +5,7 @@
 //! shows for the day before (its default) what `/api/v1/completeness` and the daily report
 //! answer: each hazard source's rates against the target, its counts, the gaps with their
 //! causes, the shifts, the points of a hazard source, the 7-day chart and the day's files.
+//! The API takes tokens: the page uses the one the duty officer logged in with on the console.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,29 @@ const DAY_MS: i64 = 86_400_000;
 const LEVEL: &str = "site/TT-1";
 const PROBE: &str = "site/probe";
 const LIMIT: Duration = Duration::from_secs(150);
+const TOKEN: &str = "ledger-viewer-token-0123456789abcdef";
+
+/// GET a JSON document from the API with the viewer's token.
+async fn get(gw: &TestGateway, path: &str) -> Value {
+    gw.http
+        .get(format!("{}{path}", gw.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// The current view of one point.
+async fn point(gw: &TestGateway, id: &str) -> Value {
+    get(gw, "/api/v1/points")
+        .await
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["id"] == id).cloned())
+        .unwrap_or(Value::Null)
+}
 
 fn config(broker: &Mosquitto) -> String {
     format!(
@@ -32,6 +56,10 @@ fn config(broker: &Mosquitto) -> String {
 id = "ledger-console"
 [api]
 listen = "127.0.0.1:0"
+[[api.tokens]]
+name = "安全管理员"
+role = "viewer"
+hash = "{hash}"
 [console]
 shifts = ["08:00", "20:00"]
 
@@ -82,18 +110,19 @@ points = ["site/probe"]
 interval = "1s"
 stale_after = "1h"
 "#,
-        addr = broker.addr()
+        addr = broker.addr(),
+        hash = hazard_gateway::api::auth::hash_token(TOKEN)
     )
 }
 
-/// Sends `topic` a reading at device time `T0 + secs` until `point` shows it: the
+/// Sends `topic` a reading at device time `T0 + secs` until point `id` shows it: the
 /// subscription is live, and the repeats carry the same time, so they count once.
-async fn until_received(gw: &TestGateway, p: &mut Publisher, topic: &str, point: &str, secs: i64) {
+async fn until_received(gw: &TestGateway, p: &mut Publisher, topic: &str, id: &str, secs: i64) {
     let ts = T0 + secs * 1000;
     for _ in 0..150 {
         p.send(topic, format!(r#"{{"v": 40, "t": {ts}}}"#)).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let now = gw.point(point).await;
+        let now = point(gw, id).await;
         if now["ts_ms"].as_i64() == Some(ts) && now["quality"] == "good" {
             return;
         }
@@ -110,7 +139,7 @@ async fn publish(gw: &TestGateway, p: &mut Publisher, secs: std::ops::RangeInclu
             .await;
     }
     wait_for("the last reading processed", WAIT, || async {
-        (gw.point(LEVEL).await["ts_ms"].as_i64() == Some(last)).then_some(())
+        (point(gw, LEVEL).await["ts_ms"].as_i64() == Some(last)).then_some(())
     })
     .await;
 }
@@ -165,7 +194,7 @@ async fn the_completeness_page_shows_what_the_ledger_answers_per_hazard_source()
     clock.set(Timestamp::from_millis(T0 + 180_000));
     broker.stop();
     wait_for("both points marked comm_fault", WAIT, || async {
-        (gw.point(LEVEL).await["quality"] == "comm_fault" && gw.point(PROBE).await["quality"] == "comm_fault")
+        (point(&gw, LEVEL).await["quality"] == "comm_fault" && point(&gw, PROBE).await["quality"] == "comm_fault")
             .then_some(())
     })
     .await;
@@ -183,7 +212,7 @@ async fn the_completeness_page_shows_what_the_ledger_answers_per_hazard_source()
     let seen = std::sync::Mutex::new(Value::Null);
     let report = tokio::time::timeout(WAIT, async {
         loop {
-            let r = gw.get_json("/api/v1/completeness/report.json").await;
+            let r = get(&gw, "/api/v1/completeness/report.json").await;
             let level = r["points"]
                 .as_array()
                 .and_then(|p| p.iter().find(|x| x["key"] == LEVEL))
@@ -271,12 +300,14 @@ async fn the_completeness_page_shows_what_the_ledger_answers_per_hazard_source()
     all_gaps.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let gaps: Vec<Vec<String>> = all_gaps.into_iter().map(|g| g.2).collect();
     let from = report["from_ms"].as_i64().expect("from");
-    let shifts_api = gw
-        .get_json(&format!(
+    let shifts_api = get(
+        &gw,
+        &format!(
             "/api/v1/completeness?group=hazard_source&by=shift&from={from}&to={}",
             from + DAY_MS
-        ))
-        .await;
+        ),
+    )
+    .await;
     let shifts: Vec<Vec<String>> = shifts_api["rows"]
         .as_array()
         .expect("shift rows")
@@ -293,13 +324,15 @@ async fn the_completeness_page_shows_what_the_ledger_answers_per_hazard_source()
     // Midnight to 08:00 (the night shift begun the day before), 08:00 to 20:00, 20:00 on:
     // for each of the two hazard sources.
     assert_eq!(shifts.len(), 6, "{shifts_api:#}");
-    let week = gw
-        .get_json(&format!(
+    let week = get(
+        &gw,
+        &format!(
             "/api/v1/completeness?group=hazard_source&by=day&from={}&to={}",
             from - 6 * DAY_MS,
             from + DAY_MS
-        ))
-        .await;
+        ),
+    )
+    .await;
     let last_day: Vec<f64> = week["rows"]
         .as_array()
         .expect("week rows")
@@ -318,7 +351,12 @@ async fn the_completeness_page_shows_what_the_ledger_answers_per_hazard_source()
     support::console::run_script(
         "console_completeness.mjs",
         &format!("{}/", gw.base),
-        &[("EXPECT", &expect.to_string()), ("DRILL", "MHS-001"), ("POINT", LEVEL)],
+        &[
+            ("EXPECT", &expect.to_string()),
+            ("DRILL", "MHS-001"),
+            ("POINT", LEVEL),
+            ("TOKEN", TOKEN),
+        ],
         LIMIT,
     )
     .await;
