@@ -32,6 +32,7 @@ pub mod preview;
 pub mod runner;
 pub mod seal;
 pub mod select;
+mod sender;
 pub mod template;
 pub mod time;
 pub mod tls;
