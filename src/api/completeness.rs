@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiQuery, ErrorBody};
 use super::kpi::Lang;
 use super::{ApiError, AppState};
-use crate::ledger::{self, By, Downtime, Group, Ledger, MinuteCount, PointInput, Row};
+use crate::ledger::{self, By, Downtime, Group, Ledger, MinuteCount, PointInput, RegulatorSpan, Row};
 use crate::model::{Quality, Timestamp};
 use crate::sinks::history::{HistoryReader, HistoryRow, StoreError};
 
@@ -125,6 +125,26 @@ fn clamp(s: &AppState, from: Timestamp, to: Timestamp) -> (Timestamp, Timestamp)
     let span = MAX_SPAN.min(Duration::from_secs(days * 86_400));
     let from = floor_minute(from.max(to.minus(span)).max(Timestamp::from_nanos(0)));
     (from, to.max(from))
+}
+
+/// The spans the gateway's regulator uplinks delivered late that overlap `[from, to)`, from
+/// their late-delivery logs (`sinks::uplink::late`), on the blocking pool.
+async fn regulator(s: &AppState, from: Timestamp, to: Timestamp) -> Result<Vec<RegulatorSpan>, ApiError> {
+    let dir = s.data_dir.clone();
+    let spans = tokio::task::spawn_blocking(move || crate::sinks::uplink::late::spans_in(&dir, from, to))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    Ok(spans
+        .into_iter()
+        .map(|l| RegulatorSpan {
+            uplink: l.uplink,
+            start_ms: l.start.as_millis(),
+            end_ms: l.end.map(Timestamp::as_millis),
+            backfilled: l.backfilled_at.is_some(),
+            backfilled_at_ms: l.backfilled_at.map(Timestamp::as_millis),
+        })
+        .collect())
 }
 
 /// Reads history and the run log for `[from, to)` on the blocking pool.
@@ -286,6 +306,8 @@ pub(super) async fn ledger(
     ApiQuery(q): ApiQuery<LedgerQuery>,
 ) -> Result<Json<Ledger>, ApiError> {
     let (from, to) = super::time_param::range(q.from.as_deref(), q.to.as_deref(), s.clock.now(), DEFAULT_SPAN)?;
+    // Late spans are events, not minute counts: up to the asked end (or now), not its minute.
+    let late_to = to.min(s.clock.now());
     let (from, to) = clamp(&s, from, to);
     let by = match q.by.unwrap_or_default() {
         ByParam::Day => By::Day,
@@ -301,6 +323,7 @@ pub(super) async fn ledger(
     out.from_ms = from.as_millis();
     out.to_ms = to.as_millis();
     out.unread_points = inputs.unread;
+    out.regulator_spans = regulator(&s, from, late_to.max(to)).await?;
     Ok(Json(out))
 }
 
@@ -325,6 +348,9 @@ pub(super) struct DailyReport {
     gaps_truncated: bool,
     /// Points whose quality changes could not all be read (their gaps are not all known).
     unread_points: Vec<String>,
+    /// Spans of the day the gateway's regulator uplinks delivered late, and whether each was
+    /// backfilled.
+    regulator_spans: Vec<RegulatorSpan>,
 }
 
 async fn daily(s: &AppState, q: &ReportQuery) -> Result<DailyReport, ApiError> {
@@ -359,6 +385,7 @@ async fn daily(s: &AppState, q: &ReportQuery) -> Result<DailyReport, ApiError> {
         gaps_truncated: points.gaps_truncated,
         unread_points: inputs.unread.clone(),
         points: points.rows,
+        regulator_spans: regulator(s, from, end.min(s.clock.now()).max(to)).await?,
     })
 }
 
@@ -402,9 +429,11 @@ pub(super) async fn report_csv(
         HeaderValue::from_static("text/csv; charset=utf-8"),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Named by its day, so a month of files saved side by side never overwrite each other.
+    let name = format!("attachment; filename=\"completeness-{}.csv\"", r.day);
     h.insert(
         header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"completeness.csv\""),
+        HeaderValue::from_str(&name).map_err(internal)?,
     );
     Ok(resp)
 }
@@ -493,6 +522,31 @@ fn csv(r: &DailyReport, lang: Lang, off: crate::kpi::UtcOffset) -> String {
                 ],
             );
         }
+    }
+    out.push_str("\r\n");
+    out.push_str(t(
+        lang,
+        "上报通道,未实时上报开始,平台恢复,已补传,补传完成",
+        "uplink,late_start,platform_back,backfilled,backfilled_at",
+    ));
+    out.push_str("\r\n");
+    for s in &r.regulator_spans {
+        let when = |ms: Option<i64>| ms.map(|m| off.format(Timestamp::from_millis(m))).unwrap_or_default();
+        line(
+            &mut out,
+            &[
+                s.uplink.clone(),
+                off.format(Timestamp::from_millis(s.start_ms)),
+                when(s.end_ms),
+                if s.backfilled {
+                    t(lang, "是", "yes")
+                } else {
+                    t(lang, "否", "no")
+                }
+                .to_string(),
+                when(s.backfilled_at_ms),
+            ],
+        );
     }
     out
 }

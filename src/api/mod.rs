@@ -66,6 +66,9 @@ pub struct AppState {
     pub clock: SharedClock,
     /// The gateway's start and stop times (completeness ledger).
     pub run_log: Arc<crate::sinks::runlog::RunLog>,
+    /// The gateway's data dir: the completeness ledger reads the uplinks' late-delivery logs
+    /// (`uplinks/<name>/late.log`) from it.
+    pub data_dir: std::path::PathBuf,
     /// Fires at shutdown so long-lived feeds end and the server can drain.
     pub shutdown: CancellationToken,
     /// Largest request body accepted.
@@ -139,6 +142,7 @@ pub fn router(state: AppState) -> Router {
     let bounded = Router::new()
         .route("/", get(page::index))
         .route("/performance", get(page::performance))
+        .route("/completeness", get(page::completeness))
         .route("/console/{file}", get(page::file))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -46,6 +46,7 @@ use super::{
         admin::reload,
         page::index,
         page::performance,
+        page::completeness,
         page::file,
         session::settings,
         tuning::suggestions,
@@ -155,10 +156,11 @@ mod tests {
             "/api/v1/console",
             "/api/v1/tuning",
             "/performance",
+            "/completeness",
         ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
-        assert_eq!(paths.len(), 30, "a route was added: list it here and in the router");
+        assert_eq!(paths.len(), 31, "a route was added: list it here and in the router");
     }
 
     #[test]

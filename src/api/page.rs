@@ -14,6 +14,9 @@ const CONSOLE_CSS: &str = include_str!("console/console.css");
 /// The alarm performance page (报警绩效) and its script.
 const PERFORMANCE_HTML: &str = include_str!("console/performance.html");
 const PERFORMANCE_JS: &str = include_str!("console/performance.js");
+/// The completeness page (数据完整率) and its script.
+const COMPLETENESS_HTML: &str = include_str!("console/completeness.html");
+const COMPLETENESS_JS: &str = include_str!("console/completeness.js");
 /// uPlot 1.6.32 (MIT, `console/vendor/uplot-LICENSE`), unmodified from its npm package: the
 /// trend charts, small (50 KB) and without dependencies, served from the gateway itself.
 const UPLOT_JS: &str = include_str!("console/vendor/uplot-1.6.32.iife.min.js");
@@ -50,9 +53,18 @@ pub(super) async fn performance() -> Response {
     asset("text/html; charset=utf-8", PERFORMANCE_HTML)
 }
 
+/// The completeness page: online rate and data completeness per hazard source, day and shift,
+/// with the gaps and the daily report (HTML page; it uses the token the console keeps for the
+/// tab).
+#[utoipa::path(get, path = "/completeness", tag = "console",
+    responses((status = 200, description = "The completeness page", body = String, content_type = "text/html")))]
+pub(super) async fn completeness() -> Response {
+    asset("text/html; charset=utf-8", COMPLETENESS_HTML)
+}
+
 /// The console's script and style sheet.
 #[utoipa::path(get, path = "/console/{file}", tag = "console",
-    params(("file" = String, Path, description = "`console.js`, `console.css`, `performance.js`, `uplot.js` or `uplot.css`")),
+    params(("file" = String, Path, description = "`console.js`, `console.css`, `performance.js`, `completeness.js`, `uplot.js` or `uplot.css`")),
     responses(
         (status = 200, description = "The asset", content(
             (String = "text/javascript"),
@@ -65,6 +77,7 @@ pub(super) async fn file(Path(name): Path<String>) -> Response {
         "console.js" => asset("text/javascript; charset=utf-8", CONSOLE_JS),
         "console.css" => asset("text/css; charset=utf-8", CONSOLE_CSS),
         "performance.js" => asset("text/javascript; charset=utf-8", PERFORMANCE_JS),
+        "completeness.js" => asset("text/javascript; charset=utf-8", COMPLETENESS_JS),
         "uplot.js" => asset("text/javascript; charset=utf-8", UPLOT_JS),
         "uplot.css" => asset("text/css; charset=utf-8", UPLOT_CSS),
         _ => StatusCode::NOT_FOUND.into_response(),
@@ -114,6 +127,28 @@ mod tests {
         assert!(
             INDEX_HTML.contains("href=\"/performance\""),
             "the console links the page"
+        );
+    }
+
+    #[test]
+    fn the_completeness_page_loads_only_assets_that_are_served() {
+        for src in [
+            "/console/completeness.js",
+            "/console/console.css",
+            "/console/uplot.js",
+            "/console/uplot.css",
+        ] {
+            assert!(COMPLETENESS_HTML.contains(src), "completeness.html links {src}");
+        }
+        for text in [COMPLETENESS_HTML, COMPLETENESS_JS] {
+            assert!(
+                !text.contains("http://") && !text.contains("https://"),
+                "no external URL"
+            );
+        }
+        assert!(
+            INDEX_HTML.contains("href=\"/completeness\" target=\"_blank\""),
+            "the console links the page, in a new tab"
         );
     }
 }

@@ -221,6 +221,7 @@ pub fn ledger(points: &[PointInput], down: &[Downtime], buckets: &[Bucket], grou
         rows,
         gaps_truncated: truncated,
         unread_points: Vec::new(),
+        regulator_spans: Vec::new(),
     }
 }
 

@@ -151,4 +151,23 @@ pub struct Ledger {
     /// Points whose quality changes could not all be read within the request's budget: their
     /// gaps after the last change read are not known (ask for a shorter period).
     pub unread_points: Vec<String>,
+    /// The gateway's spans of data its regulator uplinks did not deliver in real time,
+    /// overlapping the period, and whether each was backfilled.
+    pub regulator_spans: Vec<RegulatorSpan>,
+}
+
+/// A span of data a regulator uplink did not deliver in real time (its platform did not take
+/// payloads), and when its backlog reached the platform (补传).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RegulatorSpan {
+    /// The uplink (`[[uplinks]] name`).
+    pub uplink: String,
+    /// First data not delivered live (when its payload was queued), ms since the epoch.
+    pub start_ms: i64,
+    /// When the platform took payloads again, ms since the epoch; `null` while it does not.
+    pub end_ms: Option<i64>,
+    /// Whether the span's backlog has all been delivered since.
+    pub backfilled: bool,
+    /// When it had, ms since the epoch.
+    pub backfilled_at_ms: Option<i64>,
 }

@@ -306,6 +306,7 @@ impl Gateway {
             metrics: metrics.clone(),
             clock: clock.clone(),
             run_log: run_log.clone(),
+            data_dir: data_dir.to_path_buf(),
             shutdown: api_cancel.clone(),
             max_body: config.api_max_body,
             request_timeout: config.api_server.request_timeout,

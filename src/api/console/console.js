@@ -76,6 +76,11 @@
       ack_partial: '{a} 条已确认，{r} 条未能确认：{m}', h_categories: '确认类别',
       b_online: '在线', b_offline: '离线', b_since: '自 {t}', b_reconnects: '重连 {n} 次', b_error: '最近错误：{m}',
       broker: 'MQTT 服务器', list_sep: '；', performance: '报警绩效',
+      c_early_warning: '预警', early: '预警', ew_predict: '预计 {t} 达到 {level} {limit}',
+      ew_turned: '趋势已回落，预警解除', ew_unack_active: '预警 未确认', ew_ack_active: '预警 已确认',
+      ew_unack_rtn: '预警已解除 未确认', ew_latched: '预警 待复位', v_warnings: '{n} 条预警', d_warnings: '{n} 条预警',
+      ew_projection: '{p} 预计趋势', trend_ew_note: '紫色：预警（未越限）；紫色虚线：预计趋势至设定值',
+      completeness: '数据完整率',
     },
     en: {
       title: 'Major Hazard Monitoring', conn_up: 'LIVE', conn_down: 'DISCONNECTED',
@@ -143,6 +148,11 @@
       ack_partial: '{a} acknowledged, {r} not: {m}', h_categories: 'Acknowledged as',
       b_online: 'Online', b_offline: 'Offline', b_since: 'since {t}', b_reconnects: '{n} reconnects', b_error: 'Last error: {m}',
       broker: 'MQTT broker', list_sep: '; ', performance: 'Alarm performance',
+      c_early_warning: 'Early warning', early: 'Early warning', ew_predict: 'Predicted to reach {level} {limit} at {t}',
+      ew_turned: 'Trend turned, warning over', ew_unack_active: 'Warning, unacked', ew_ack_active: 'Warning, acked',
+      ew_unack_rtn: 'Warning over, unacked', ew_latched: 'Warning, reset needed', v_warnings: '{n} early warning(s)', d_warnings: '{n} early warning(s)',
+      ew_projection: '{p} projected trend', trend_ew_note: 'Violet: early warning (no limit crossed yet); violet dashed: projected trend to the set-point',
+      completeness: 'Data completeness',
     },
   };
   const PRIORITY_RANK = { low: 1, medium: 2, high: 3, critical: 4 };
@@ -221,6 +231,18 @@
     const hms = pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
     return d.toDateString() === now.toDateString() ? hms : pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + hms;
   }
+  // Hours and minutes (the date too when not today), for a predicted crossing.
+  function fmtHm(ns) {
+    const d = new Date(ns / 1e6);
+    const hm = pad(d.getHours()) + ':' + pad(d.getMinutes());
+    return d.toDateString() === new Date().toDateString() ? hm : pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + hm;
+  }
+  // "预计 14:32 达到 高报（一级） 25 %LEL": when an early warning's trend reaches which set-point.
+  function predictText(a) {
+    if (a.predicted_at == null) return null;
+    const limit = a.limit == null ? '' : a.limit + (a.unit ? ' ' + a.unit : '');
+    return t('ew_predict', { t: fmtHm(a.predicted_at), level: a.level ? t('l_' + a.level) : '', limit }).trim();
+  }
   function fmtValue(v, unit) {
     if (v === null || v === undefined || !Number.isFinite(v)) return '—';
     return v.toFixed(2) + (unit ? ' ' + unit : '');
@@ -248,6 +270,10 @@
   // Sounds: annunciated, unacknowledged, at or above the site's `[console] sound_from`.
   const soundable = (a) => annunciated(a) && needsAck(a)
     && PRIORITY_RANK[a.priority] >= PRIORITY_RANK[settings.sound_from || 'high'];
+  // An early warning (预警): the trend heads for a set-point not yet crossed. It counts and
+  // sounds by its own priority but is drawn apart (its own colour and label, the predicted
+  // crossing instead of a trip value), so it never reads as a crossed limit.
+  const isWarning = (a) => a.condition === 'early_warning';
   const mayAct = () => ROLE_RANK[settings.role] >= ROLE_RANK.operator;
   const shelveRule = (prio) => settings.shelving.find((r) => r.priority === prio);
 
@@ -780,7 +806,7 @@
     journalRows = list.filter((e) => (!point || e.subject.includes(point)) && (!user || (e.user || '').includes(user)));
     $('j-count').textContent = t('j_count', { n: journalRows.length });
     $('j-rows').replaceChildren(...journalRows.map((e) => {
-      const tr = el('tr', e.priority);
+      const tr = el('tr', isWarning(e) ? 'early' : e.priority);
       tr.dataset.transition = e.transition;
       for (const v of [fmtTime(e.ts), t('p_' + e.priority), e.hazard_source || '—', e.subject, describeAlarm(e),
         t('t_' + e.transition), catText(e), e.user || '', e.comment || '', fmtDelay(ackDelay(e))]) tr.appendChild(el('td', null, v));
@@ -886,7 +912,9 @@
   // dashed lines, alarm transitions as vertical marks; overlaid points share an axis per unit.
   // What is drawn is summarised in `window.hgTrend` (and the chart's data attributes).
   const trend = { points: [], range: 3600, chart: null };
-  const SERIES_COLOURS = ['#5ac8fa', '#34c759', '#bf5af2', '#ff9f0a', '#64d2ff'];
+  const SERIES_COLOURS = ['#5ac8fa', '#34c759', '#a2845e', '#ff9f0a', '#64d2ff'];
+  // Early warnings' marks and projected trend: violet, a colour no priority uses.
+  const EARLY_COLOUR = '#bf5af2';
   const PRIORITY_COLOURS = { critical: '#ff3b30', high: '#ff9500', medium: '#ffd60a', low: '#5ac8fa' };
   const MARK_COLOURS = { raised: '#ff3b30', cleared: '#34c759', acknowledged: '#0a84ff' };
 
@@ -940,7 +968,19 @@
       $('trend-note').textContent = t('failed', { m: err.message });
       return;
     }
-    const data = align(series, from, to);
+    // An active early warning on a shown point: its trend projected from the last reading to
+    // the set-point at the predicted crossing, the chart widened to show it (up to one range).
+    const warnings = [...alarms.values()].filter((a) => isWarning(a) && trend.points.includes(a.subject)
+      && (a.state === 'unack_active' || a.state === 'ack_active') && a.predicted_at != null && a.limit != null);
+    const projections = [];
+    for (const w of warnings) {
+      const s = series.find((x) => x.id === w.subject);
+      const last = s && [...s.rows].reverse().find((r) => r[1] !== null);
+      const at = w.predicted_at / 1e9;
+      if (last && at > last[0] && at * 1000 - to <= trend.range * 1000) projections.push({ w, s, rows: [last, [at, w.limit]] });
+    }
+    const end = Math.max(to, ...projections.map((p) => Math.ceil(p.rows[1][0] * 1000)));
+    const data = align([...series, ...projections], from, end);
     const units = [...new Set(series.map((s) => s.unit))];
     const scales = { x: { time: true } };
     for (const u of units) scales[u || '-'] = { auto: true };
@@ -949,6 +989,12 @@
       label: s.id + (s.unit ? ' (' + s.unit + ')' : ''), scale: s.unit || '-',
       stroke: SERIES_COLOURS[i % SERIES_COLOURS.length], width: 2, spanGaps: false,
     }));
+    for (const p of projections) {
+      uSeries.push({
+        label: t('ew_projection', { p: p.s.id }), scale: p.s.unit || '-',
+        stroke: EARLY_COLOUR, dash: [4, 4], width: 2, spanGaps: true, points: { show: true, size: 6 },
+      });
+    }
     const drawn = [];
     for (const s of series) {
       for (const sp of (settings.setpoints || {})[s.id] || []) {
@@ -962,7 +1008,10 @@
     }
     const marks = journal
       .filter((e) => trend.points.includes(e.subject) && MARK_COLOURS[e.transition])
-      .map((e) => ({ x: e.ts / 1e9, colour: MARK_COLOURS[e.transition], transition: e.transition }));
+      .map((e) => ({
+        x: e.ts / 1e9, colour: isWarning(e) ? EARLY_COLOUR : MARK_COLOURS[e.transition],
+        transition: (isWarning(e) ? 'early_' : '') + e.transition,
+      }));
     // 24-hour local times, the date too when the range spans days.
     const fmtX = (s) => {
       const d = new Date(s * 1000);
@@ -1002,13 +1051,22 @@
     if (trend.chart) trend.chart.destroy();
     box.replaceChildren();
     trend.chart = new window.uPlot(opts, data, box);
-    $('trend-note').textContent = t('trend_note');
+    $('trend-note').textContent = t('trend_note') + (warnings.length ? t('list_sep') + t('trend_ew_note') : '');
+    const warnBox = $('trend-warnings');
+    warnBox.hidden = warnings.length === 0;
+    warnBox.replaceChildren(...warnings.map((w) => {
+      const line = el('p', 'predict');
+      line.append(el('span', 'prio early', t('early')), ' ' + w.subject + ' ' + predictText(w));
+      return line;
+    }));
     window.hgTrend = {
       points: series.map((s) => ({ id: s.id, unit: s.unit, readings: s.rows.filter((r) => r[1] !== null).length })),
       setpoints: drawn,
       marks: marks.map((m) => m.transition),
       axes: units,
       range: trend.range,
+      warnings: warnings.map((w) => ({ point: w.subject, predicted_ms: Math.round(w.predicted_at / 1e6), limit: w.limit, text: predictText(w) })),
+      projections: projections.map((p) => ({ point: p.s.id, to_ms: Math.round(p.rows[1][0] * 1000), value: p.rows[1][1] })),
     };
     box.dataset.series = String(series.length);
     box.dataset.setpoints = String(drawn.length);
@@ -1046,6 +1104,13 @@
       if (connLost) live.classList.add('lost');
       td.appendChild(live);
     }
+    // A warning has tripped nothing: it says where the trend is heading, or that it turned.
+    if (isWarning(a)) {
+      const active = a.state === 'unack_active' || a.state === 'ack_active';
+      const text = active ? predictText(a) : t('ew_turned');
+      if (text) td.appendChild(el('span', 'predict', text));
+      return td;
+    }
     // The record's value is the one behind its last condition change: the trip value while
     // the condition is active, the value at return once it has cleared (latched, unack_rtn).
     if (a.condition !== 'sensor_fault' && Number.isFinite(a.value)) {
@@ -1057,9 +1122,15 @@
     return td;
   }
 
+  function stateText(a) {
+    const key = (isWarning(a) ? 'ew_' : 's_') + a.state;
+    return I18N[lang][key] ? t(key) : t('s_' + a.state);
+  }
+
   function alarmRow(a) {
-    const tr = el('tr', a.priority);
+    const tr = el('tr', isWarning(a) ? 'early' : a.priority);
     tr.dataset.alarmId = a.alarm_id;
+    tr.dataset.priority = a.priority;
     tr.classList.add(needsAck(a) ? 'unack' : 'acked');
     if (a.state === 'unack_rtn') tr.classList.add('rtn');
     const prio = el('td');
@@ -1075,14 +1146,17 @@
       });
       prio.appendChild(pick);
     }
-    prio.appendChild(el('span', 'prio ' + a.priority, t('p_' + a.priority)));
+    if (isWarning(a)) {
+      prio.appendChild(el('span', 'prio early', t('early')));
+      prio.appendChild(el('span', 'prio-of', t('p_' + a.priority)));
+    } else prio.appendChild(el('span', 'prio ' + a.priority, t('p_' + a.priority)));
     tr.appendChild(prio);
     tr.appendChild(el('td', 'num', fmtTime(a.raised_at ?? a.ts)));
     tr.appendChild(el('td', 'id', a.hazard_source || '—'));
     tr.appendChild(subjectCell(a));
     tr.appendChild(el('td', null, describeAlarm(a)));
     tr.appendChild(valueCell(a));
-    const st = el('td', 'state ' + a.state, t('s_' + a.state));
+    const st = el('td', 'state ' + a.state, stateText(a));
     if (a.latching && a.state !== 'normal') st.appendChild(el('span', 'tag latch', t('latched_by')));
     if (a.shelved_until != null) st.appendChild(el('span', 'tag', t('o_shelved', { t: fmtTime(a.shelved_until) })));
     if (a.suppressed) st.appendChild(el('span', 'tag', t('o_suppressed')));
@@ -1164,15 +1238,18 @@
     const cards = [...groups.keys()].sort().map((k) => {
       const list = groups.get(k);
       const mine = all.filter((a) => (a.hazard_source || '') === k);
-      const active = mine.filter((a) => a.state !== 'normal');
+      const active = mine.filter((a) => a.state !== 'normal' && !isWarning(a));
+      const warnings = mine.filter((a) => a.state !== 'normal' && isWarning(a)).length;
       const shelved = mine.filter((a) => a.shelved_until != null).length;
       const oos = mine.filter((a) => a.out_of_service).length;
       const worst = worstPriority(active);
-      const cls = worst || (list.some(isBad) ? 'degraded' : 'ok');
+      // Warnings alone colour the card as a warning, never as an alarm's priority.
+      const cls = worst || (warnings ? 'early' : (list.some(isBad) ? 'degraded' : 'ok'));
       const verdict = worst
         ? (shelved ? t('v_alarms_shelved', { n: active.length, s: shelved }) : t('v_alarms', { n: active.length }))
-        : (list.some(isBad) ? t('v_degraded') : t('v_ok'));
+        : (warnings ? t('v_warnings', { n: warnings }) : (list.some(isBad) ? t('v_degraded') : t('v_ok')));
       let detail = pointDetail(list);
+      if (worst && warnings) detail += ' · ' + t('d_warnings', { n: warnings });
       if (shelved) detail += ' · ' + t('d_shelved', { s: shelved });
       if (oos) detail += ' · ' + t('d_oos', { o: oos });
       const site = (settings.hazard_sources || []).find((h) => h.id === k);
@@ -1233,8 +1310,10 @@
   function renderPoints(all) {
     // A point keeps its alarm colour while an alarm on it is active, shelved or not.
     const worst = new Map();
+    const warned = new Set();
     for (const a of all) {
       if (a.subject_kind !== 'point' || a.state === 'normal') continue;
+      if (isWarning(a)) { warned.add(a.subject); continue; }
       const cur = worst.get(a.subject);
       if (!cur || PRIORITY_RANK[a.priority] > PRIORITY_RANK[cur]) worst.set(a.subject, a.priority);
     }
@@ -1247,7 +1326,7 @@
       seen.add(p.id);
       const row = pointRow(p.id);
       const prio = worst.get(p.id);
-      row.tr.className = prio ? 'in-alarm ' + prio : '';
+      row.tr.className = prio ? 'in-alarm ' + prio : (warned.has(p.id) ? 'in-warning' : '');
       if (connLost) row.tr.classList.add('lost');
       row.source.textContent = p.hazard_source || '—';
       const label = p.label || {};

@@ -11,6 +11,10 @@
 //! the outbox held at start, or what piled up while the platform failed) is replayed at
 //! `replay_rate` payloads per second; live traffic is not paced.
 //!
+//! The sender keeps the uplink's late-delivery log ([`super::late`]): when the platform stopped
+//! taking payloads, when it took them again, and when the backlog behind that had all gone
+//! out, so the completeness ledger can show which spans the regulator got late and backfilled.
+//!
 //! Basic data is queued on start and whenever it differs from what was last queued; a hash of
 //! it is kept in `<data_dir>/uplinks/<name>/basic.sha256`, so a restart with an unchanged
 //! config sends nothing (`basic = "every_start"` sends it on each start instead).
@@ -19,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -28,9 +31,11 @@ use tracing::{debug, info, warn};
 
 use super::build::{BuildContext, BuildError, build_encoder, build_seal, build_transport};
 use super::config::{BasicPolicy, UplinkSpec};
-use super::outbox::{Lane, Outbox};
+use super::late::LateLog;
+use super::outbox::Outbox;
 use super::select::{Selector, StatsWindow};
-use super::{Encoder, RecordKind, Seal, Transport, TransportError, UplinkRecord};
+use super::sender::Sender;
+use super::{Encoder, RecordKind, Seal, UplinkRecord};
 use crate::clock::SharedClock;
 use crate::model::Reading;
 use crate::rules::RuleSpec;
@@ -39,10 +44,7 @@ use crate::sinks::follow::{FollowError, Follower};
 use crate::sinks::history::HistoryReader;
 use crate::sinks::journal::AlarmJournal;
 use crate::state::LiveState;
-use crate::telemetry::uplink::{UplinkKind, UplinkLabel, UplinkMetrics, UplinkReason};
-
-/// Shortest wait between delivery attempts.
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
+use crate::telemetry::uplink::{UplinkKind, UplinkMetrics};
 
 /// What every uplink of a gateway shares.
 #[derive(Debug, Clone)]
@@ -86,6 +88,14 @@ pub enum UplinkError {
         uplink: String,
         /// Cause.
         source: FollowError,
+    },
+    /// The late-delivery log could not be read.
+    #[error("uplink `{uplink}`: late-delivery log: {source}")]
+    Late {
+        /// Uplink.
+        uplink: String,
+        /// Cause.
+        source: std::io::Error,
     },
     /// The uplink's directory could not be created.
     #[error("uplink `{uplink}`: cannot create {}: {source}", path.display())]
@@ -144,6 +154,12 @@ pub fn start(spec: &UplinkSpec, env: &UplinkEnv, stop: CancellationToken) -> Res
         None
     };
     let transport = build_transport(&spec.transport, &ctx)?;
+    let late = LateLog::open(&dir).map_err(|source| UplinkError::Late {
+        uplink: name.clone(),
+        source,
+    })?;
+    // Payloads queued before this instant were left by an earlier run: a backlog.
+    let started = env.clock.now();
     let outbox = Arc::new(Mutex::new(outbox));
     let notify = Arc::new(Notify::new());
     let producer = Producer {
@@ -167,13 +183,15 @@ pub fn start(spec: &UplinkSpec, env: &UplinkEnv, stop: CancellationToken) -> Res
         metrics: env.metrics.clone(),
         pace: Duration::from_secs_f64(1.0 / spec.replay_rate.max(1e-3)),
         retry_max: spec.retry_max,
+        late,
+        late_warned: None,
     };
     info!(uplink = %name, encoder = spec.encoder.kind(), transport = spec.transport.kind(), points = spec.select.points.len(), "Uplink started");
     let readings = env.state.subscribe_readings();
     let (pages_tx, pages_rx) = mpsc::channel(1);
     let mut tasks = vec![
         tokio::spawn(producer.run(pages_rx, readings, stop.clone())),
-        tokio::spawn(sender.run(stop.clone())),
+        tokio::spawn(sender.run(started, stop.clone())),
     ];
     match follower {
         Some(f) => tasks.push(tokio::spawn(follow(f, pages_tx, stop))),
@@ -427,144 +445,6 @@ async fn follow(mut follower: Follower, pages: mpsc::Sender<AlarmPage>, stop: Ca
     }
 }
 
-/// Outbox to platform.
-struct Sender {
-    name: String,
-    transport: Box<dyn Transport>,
-    outbox: Arc<Mutex<Outbox>>,
-    notify: Arc<Notify>,
-    clock: SharedClock,
-    metrics: UplinkMetrics,
-    pace: Duration,
-    retry_max: Duration,
-}
-
-/// Delay before retry `attempt` (0-based): doubling from [`BACKOFF_MIN`] to `max`, half
-/// fixed and half random.
-fn backoff(attempt: u32, max: Duration) -> Duration {
-    let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16)).min(max);
-    base / 2 + base.mul_f64(rand::rng().random_range(0.0..0.5))
-}
-
-impl Sender {
-    fn label(&self) -> UplinkLabel {
-        UplinkLabel {
-            uplink: self.name.clone(),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
-        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn run(mut self, stop: CancellationToken) {
-        let mut attempt = 0u32;
-        let mut last_normal: Option<tokio::time::Instant> = None;
-        // Payloads queued before this instant are a backlog, replayed at `replay_rate`: what
-        // was left from before the start, and after an outage what piled up during it.
-        let mut replay_until = self.clock.now();
-        loop {
-            if stop.is_cancelled() {
-                return;
-            }
-            let next = self.lock().next(self.clock.now());
-            let q = match next {
-                Ok(Some(q)) => q,
-                Ok(None) => {
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = self.notify.notified() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    warn!(uplink = %self.name, error = %e, "Cannot read the uplink outbox; retrying");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    continue;
-                }
-            };
-            if q.lane == Lane::Normal
-                && q.created < replay_until
-                && let Some(t) = last_normal
-            {
-                let due = t + self.pace;
-                if tokio::time::Instant::now() < due {
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep_until(due) => {}
-                    }
-                }
-            }
-            let outcome = tokio::select! {
-                _ = stop.cancelled() => return,
-                r = self.transport.deliver(&q.payload) => r,
-            };
-            let items = u64::from(q.payload.items);
-            match outcome {
-                Ok(()) => {
-                    if let Err(e) = self.lock().ack(q.lane, q.seq) {
-                        warn!(uplink = %self.name, error = %e, "Cannot mark a payload delivered; it may be sent again");
-                    }
-                    let l = self.label();
-                    self.metrics.delivered.get_or_create(&l).inc();
-                    self.metrics.delivered_records.get_or_create(&l).inc_by(items);
-                    self.metrics.connected.get_or_create(&l).set(1);
-                    self.metrics
-                        .last_ack
-                        .get_or_create(&l)
-                        .set(self.clock.now().as_nanos() / 1_000_000_000);
-                    if attempt > 0 {
-                        info!(uplink = %self.name, "Uplink platform reachable again; replaying");
-                        replay_until = self.clock.now();
-                    }
-                    attempt = 0;
-                    if q.lane == Lane::Normal {
-                        last_normal = Some(tokio::time::Instant::now());
-                    }
-                }
-                Err(TransportError::Rejected(why)) => {
-                    warn!(uplink = %self.name, records = items, reason = %why, "Uplink platform refused a payload for good; dropped");
-                    if let Err(e) = self.lock().ack(q.lane, q.seq) {
-                        warn!(uplink = %self.name, error = %e, "Cannot remove a refused payload");
-                    }
-                    self.metrics.drop(&self.name, "rejected", items);
-                    self.metrics.connected.get_or_create(&self.label()).set(1);
-                }
-                Err(e) => {
-                    self.lock().rewind(q.lane);
-                    let (reason, up) = match &e {
-                        TransportError::Unreachable(_) => ("unreachable", 0),
-                        _ => ("not_acknowledged", 1),
-                    };
-                    self.metrics
-                        .retried
-                        .get_or_create(&UplinkReason {
-                            uplink: self.name.clone(),
-                            reason,
-                        })
-                        .inc();
-                    self.metrics.connected.get_or_create(&self.label()).set(up);
-                    let wait = backoff(attempt, self.retry_max);
-                    if attempt == 0 {
-                        warn!(uplink = %self.name, error = %e, "Uplink delivery failed; retrying with backoff");
-                    } else {
-                        debug!(uplink = %self.name, error = %e, attempt, ?wait, "Uplink delivery failed again");
-                    }
-                    attempt = attempt.saturating_add(1);
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// One running uplink.
 #[derive(Debug)]
 struct Running {
@@ -675,17 +555,7 @@ impl Uplinks {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_a_minute() {
-        let max = Duration::from_secs(60);
-        for attempt in 0..30 {
-            let w = backoff(attempt, max);
-            let base = BACKOFF_MIN.saturating_mul(1u32 << attempt.min(16)).min(max);
-            assert!(w >= base / 2 && w <= base, "{attempt}: {w:?}");
-        }
-        assert!(backoff(40, max) <= max);
-    }
+    use crate::telemetry::uplink::UplinkLabel;
 
     fn config(interval: &str, port: u16) -> crate::config::GatewayConfig {
         let text = format!(
