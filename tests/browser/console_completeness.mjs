@@ -51,7 +51,7 @@ try {
   check(same(c.sources, EXPECT.sources), `hazard sources\n page ${JSON.stringify(c.sources)}\n API  ${JSON.stringify(EXPECT.sources)}`);
   check(same(c.gaps, EXPECT.gaps), `gaps\n page ${JSON.stringify(c.gaps)}\n API  ${JSON.stringify(EXPECT.gaps)}`);
   check(same(c.shifts, EXPECT.shifts), `shifts\n page ${JSON.stringify(c.shifts)}\n API  ${JSON.stringify(EXPECT.shifts)}`);
-  check(c.gaps.some((g) => g[1] === POINT && g[2] === '00:03:00' && g[3] === '00:04:00' && g[5] === '通讯中断'),
+  check(c.gaps.some((g) => g[1] === POINT && g[2] === '00:03:00' && g[3] === '00:04:00' && g[5] === '通信中断'),
     `the broker outage listed: ${JSON.stringify(c.gaps)}`);
   // Colour is never the only cue: a rate under the target is marked, and classed for colour.
   const marked = c.sources.flatMap((r) => r.slice(2, 4)).filter((x) => x.endsWith('▼')).length;

@@ -246,9 +246,9 @@ async fn the_completeness_page_shows_what_the_ledger_answers_per_hazard_source()
     assert_eq!(gaps, [(T0 + 180_000, T0 + 240_000, "communication")], "{level:#}");
 
     let zh_cause = |c: &Value| match c.as_str() {
-        Some("communication") => "通讯中断",
+        Some("communication") => "通信中断",
         Some("sensor_fault") => "传感器故障",
-        Some("gateway_down") => "网关停机",
+        Some("gateway_down") => "网关停运",
         _ => "?",
     };
     let sources: Vec<Vec<String>> = report["hazard_sources"]

@@ -34,13 +34,13 @@
       o_shelved: '已搁置至 {t}', o_suppressed: '已抑制', o_oos: '停用',
       c_threshold: '越限', c_rate_of_change: '变化过快', c_stale: '数据停更',
       c_sensor_fault: '传感器故障', c_communication: '通信中断', c_deviation: '偏差',
-      c_vote: '表决报警',
+      c_vote: '表决报警', c_stuck: '数据卡滞', c_pinned: '量程端饱和', c_implausible_jump: '数据跳变',
       c_disk_space: '数据盘空间不足', c_storage_write: '存储写入失败', c_store_backlog: '转发积压',
       c_output_fault: '输出故障', c_clock_jump: '系统时钟跳变', gateway_self: '本网关（自诊断）',
       l_high: '高报（一级）', l_high_high: '高高报（二级）', l_low: '低报', l_low_low: '低低报',
       l_blue: '蓝色预警', l_yellow: '黄色预警', l_orange: '橙色预警', l_red: '红色预警',
       q_good: '正常', q_comm_fault: '通信故障', q_decode_error: '解码错误',
-      q_out_of_range: '超量程', q_stale: '数据过期', q_uncertain: '数据存疑', q_no_data: '无数据',
+      q_out_of_range: '超量程', q_stale: '数据过期', q_uncertain: '数据存疑', q_suspect: '数据可疑', q_no_data: '无数据',
       v_ok: '正常', v_alarms: '{n} 条报警', v_comm_lost: '通信中断', v_degraded: '部分异常',
       v_nodata: '无数据', d_points: '{n} 个测点', d_bad: '{b} 个异常',
       grade: '{g}级', v_alarms_shelved: '{n} 条报警（{s} 条已搁置）', d_shelved: '{s} 条已搁置', d_oos: '{o} 条停用',
@@ -106,13 +106,13 @@
       o_shelved: 'Shelved until {t}', o_suppressed: 'Suppressed', o_oos: 'Out of service',
       c_threshold: 'Limit', c_rate_of_change: 'Rate of change', c_stale: 'Stale data',
       c_sensor_fault: 'Sensor fault', c_communication: 'Communication lost', c_deviation: 'Deviation',
-      c_vote: 'Vote',
+      c_vote: 'Vote', c_stuck: 'Stuck value', c_pinned: 'Pinned at range end', c_implausible_jump: 'Implausible jump',
       c_disk_space: 'Data disk low', c_storage_write: 'Storage writes failing', c_store_backlog: 'Store backlog',
       c_output_fault: 'Output fault', c_clock_jump: 'Clock jump', gateway_self: 'This gateway (self-check)',
       l_high: 'High (level 1)', l_high_high: 'High-high (level 2)', l_low: 'Low', l_low_low: 'Low-low',
       l_blue: 'Blue warning', l_yellow: 'Yellow warning', l_orange: 'Orange warning', l_red: 'Red warning',
       q_good: 'Good', q_comm_fault: 'Comm fault', q_decode_error: 'Decode error',
-      q_out_of_range: 'Out of range', q_stale: 'Stale', q_uncertain: 'Uncertain', q_no_data: 'No data',
+      q_out_of_range: 'Out of range', q_stale: 'Stale', q_uncertain: 'Uncertain', q_suspect: 'Suspect', q_no_data: 'No data',
       v_ok: 'Normal', v_alarms: '{n} alarm(s)', v_comm_lost: 'Comm lost', v_degraded: 'Degraded',
       v_nodata: 'No data', d_points: '{n} points', d_bad: '{b} bad',
       grade: 'grade {g}', v_alarms_shelved: '{n} alarm(s), {s} shelved', d_shelved: '{s} shelved', d_oos: '{o} out of service',
@@ -243,6 +243,11 @@
     const limit = a.limit == null ? '' : a.limit + (a.unit ? ' ' + a.unit : '');
     return t('ew_predict', { t: fmtHm(a.predicted_at), level: a.level ? t('l_' + a.level) : '', limit }).trim();
   }
+  // A value the source (uncertain) or the gateway's data-quality checks (suspect) doubt.
+  function doubtful(q) {
+    return q === 'uncertain' || q === 'suspect';
+  }
+
   function fmtValue(v, unit) {
     if (v === null || v === undefined || !Number.isFinite(v)) return '—';
     return v.toFixed(2) + (unit ? ' ' + unit : '');
@@ -259,7 +264,7 @@
     if (p.quality === 'no_data') return '—';
     if (BAD_QUALITY.has(p.quality)) return t('q_' + p.quality);
     if (p.kind === 'state' && Number.isFinite(p.value)) return p.value >= 0.5 ? t('st_on') : t('st_off');
-    return fmtValue(p.value, p.unit) + (p.quality === 'uncertain' ? ' ?' : '');
+    return fmtValue(p.value, p.unit) + (doubtful(p.quality) ? ' ?' : '');
   }
 
   // ---- alarm state (ISA-18.2 overlays) ----
@@ -1338,9 +1343,10 @@
       row.device.textContent = devLabel && devLabel.name ? devLabel.name + ' · ' + p.device : p.device;
       row.value.textContent = pointText(p);
       row.value.className = 'num value' + (BAD_QUALITY.has(p.quality) ? ' fault' : '');
-      // An uncertain value still drives alarms but is shown apart, neither good nor bad.
+      // An uncertain or suspect value still drives alarms but is shown apart, neither good
+      // nor bad.
       row.quality.className = p.quality === 'good' ? 'q-good'
-        : (p.quality === 'no_data' ? 'q-none' : (p.quality === 'uncertain' ? 'q-doubt' : 'q-bad'));
+        : (p.quality === 'no_data' ? 'q-none' : (doubtful(p.quality) ? 'q-doubt' : 'q-bad'));
       row.quality.textContent = t('q_' + p.quality);
       row.when.textContent = p.ts_ms != null ? fmtTime(p.ts_ms * 1e6) : '—';
       // Cut off from the gateway, every value says how old it is.
