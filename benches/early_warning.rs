@@ -89,24 +89,48 @@ fn minutes(d: Duration) -> f64 {
 fn main() {
     let seed: u64 = env("EARLY_SEED", 2026);
     let days: u64 = env("EARLY_DAYS", 7);
+    let learn: u64 = env("EARLY_LEARN_DAYS", 1);
     let step = Duration::from_millis(env("EARLY_STEP_MS", 5000));
-    let span = Duration::from_secs(days * 86_400);
+    let span = Duration::from_secs((learn + days) * 86_400);
     let t0 = Timestamp::from_millis(1_780_000_000_000);
+    // Warnings and events of the learning days are reported apart: the gateway learns a point's
+    // cycle from a day of its history (at start from stored history, `seed_cycles`).
+    let counted = t0.plus(Duration::from_secs(learn * 86_400));
     let weeks = days as f64 / 7.0;
     let mut failed = false;
 
     // The noise week: every warning not in the run-up to a true event is false.
     let set = generate(seed, t0, span, step);
+    let start = t0;
     let raised = warnings(&set);
     let mut false_total = 0;
     let mut worst = (0, String::new());
     let mut by_kind: Vec<(String, usize)> = Vec::new();
+    let mut learning_false = 0;
     for (i, times) in raised.iter().enumerate() {
         let events: Vec<_> = set.events.iter().filter(|e| e.point == i).collect();
-        let false_here = times
+        let all_false: Vec<&Timestamp> = times
             .iter()
             .filter(|t| !events.iter().any(|e| **t >= e.onset && **t <= e.end))
-            .count();
+            .collect();
+        learning_false += all_false.iter().filter(|t| ***t < counted).count();
+        let false_times: Vec<&Timestamp> = all_false.into_iter().filter(|t| **t >= counted).collect();
+        let false_here = false_times.len();
+        if std::env::var_os("EARLY_VERBOSE").is_some() {
+            for t in &false_times {
+                // The nearest true event of the point, for telling an after-echo from noise.
+                let near = events
+                    .iter()
+                    .map(|e| (t.as_nanos() - e.onset.as_nanos()) as f64 / 3.6e12)
+                    .min_by(|a, b| a.abs().total_cmp(&b.abs()));
+                println!(
+                    "false warning: {} at {:.2} h (nearest event onset {:+.2} h away)",
+                    set.points[i].name,
+                    t.since(start).as_secs_f64() / 3600.0,
+                    near.unwrap_or(f64::NAN)
+                );
+            }
+        }
         false_total += false_here;
         let kind = format!("{:?}", set.points[i].kind);
         match by_kind.iter_mut().find(|(k, _)| *k == kind) {
@@ -118,6 +142,7 @@ fn main() {
         }
     }
     let per_point_week = false_total as f64 / set.points.len() as f64 / weeks;
+    println!("learning: {learn} day(s) replayed first, {learning_false} false warnings in them (not counted below)");
     println!(
         "noise set: seed {seed}, {} points, {days} d every {} ms, {} fast true events",
         set.points.len(),
@@ -135,7 +160,8 @@ fn main() {
     }
 
     // The slow week: every true event should be warned of, early enough.
-    let set = generate_slow(seed, t0, span, step);
+    let mut set = generate_slow(seed, t0, span, step);
+    set.events.retain(|e| e.onset >= counted);
     let raised = warnings(&set);
     let mut leads = Vec::new();
     let mut missed = Vec::new();
@@ -168,6 +194,7 @@ fn main() {
         .map(|(i, times)| {
             times
                 .iter()
+                .filter(|t| **t >= counted)
                 .filter(|t| {
                     !set.events
                         .iter()

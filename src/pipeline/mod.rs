@@ -159,6 +159,7 @@ impl Gateway {
         state.set_thresholds(engine.threshold_settings());
         restore_alarms(&journal, &mut engine, &state, &metrics)?;
         restore_windows(&journal, &mut engine, &state, clock.now())?;
+        seed_cycles(&reader, &mut engine, clock.now());
 
         let (history_tx, history_rx) = mpsc::channel(config.history.queue_batches);
         let history = history::spawn_writer(
@@ -443,6 +444,28 @@ impl Gateway {
 
 /// Raises journaled within the last flood window carry the flood and chattering counts over
 /// a restart (EEMUA 191 rates are per 10 minutes, whatever the gateway did meanwhile).
+/// Gives each early-warning point the last day of its minute means from history, so a point
+/// run in cycles is recognised at once after a restart instead of after a day of learning. A
+/// history that cannot be read costs only that: the cycle is learned again.
+fn seed_cycles(reader: &HistoryReader, engine: &mut RulesEngine, now: crate::model::Timestamp) {
+    let from = now.minus(std::time::Duration::from_secs(86_400));
+    for p in engine.early_warning_points() {
+        let name = engine.points().meta(p).name.clone();
+        match reader.minutes(&name, from, now, 1440) {
+            Ok(rows) => {
+                let minutes: Vec<(i64, f64)> = rows
+                    .iter()
+                    .filter_map(|r| r.avg.map(|v| (r.ts_ms.div_euclid(60_000), v)))
+                    .collect();
+                engine.seed_cycles(p, &minutes);
+            }
+            Err(e) => {
+                warn!(point = %name, error = %e, "Cannot read history to learn the point's cycle; learning it again")
+            }
+        }
+    }
+}
+
 fn restore_windows(
     journal: &AlarmJournal,
     engine: &mut RulesEngine,

@@ -15,6 +15,12 @@
 //! spread`, with `spread` the median absolute residual scaled to a standard deviation
 //! (1.4826 · MAD), so a flat but noisy signal never predicts a crossing.
 //!
+//! A point run in cycles close to its set-point (a batch reactor, a tank filled to its normal
+//! top) rises towards it on every cycle, and a straight line cannot tell that rise from a slow
+//! overfill. When the point's history shows a clear cycle (`season.rs`), the prediction is
+//! the cycle's expected course plus the trend of the deviation from it: the cycle's own future
+//! comes from its past, and only a rise that leaves the cycle predicts a crossing.
+//!
 //! Hysteresis: the warning raises when the predicted crossing is within the horizon and clears
 //! only when it moves beyond `CLEAR_FACTOR` × the horizon (or the trend turns, or no
 //! significant trend remains), so a prediction hovering at the horizon does not chatter.
@@ -23,6 +29,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::Limit;
+use super::season::Season;
 use crate::model::Timestamp;
 
 /// Samples per window kept at most.
@@ -30,6 +37,10 @@ const SAMPLES_PER_WINDOW: u32 = 32;
 
 /// How many scatter widths the trend's rise over the window must span to count.
 pub const SIGNIFICANCE: f64 = 3.5;
+
+/// How many scatter widths of the deviation from a point's cycle a predicted crossing must
+/// pass its set-point by.
+pub const MARGIN: f64 = 2.0;
 
 /// An active warning clears only when the predicted crossing is beyond this many horizons.
 pub const CLEAR_FACTOR: f64 = 1.5;
@@ -167,6 +178,11 @@ impl TrendWindow {
         })
     }
 
+    /// The samples kept, oldest first.
+    pub fn samples(&self) -> impl Iterator<Item = &(Timestamp, f64)> {
+        self.samples.iter()
+    }
+
     /// Forgets the history (after untrusted data).
     pub fn clear(&mut self) {
         self.samples.clear();
@@ -192,6 +208,86 @@ pub fn predict(trend: &Trend, value: f64, limits: &[Limit]) -> Option<(Limit, Ti
         .at
         .plus(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     Some((*target, at))
+}
+
+/// With a cycle known to `season`: the set-point ahead of `value` that the cycle's expected
+/// course plus the trend of the deviation from it reaches first within `within` of the newest
+/// sample, and when (to the minute). `None` when the cycle cannot be used (no period, or too
+/// few samples with an expected value); `Some(None)` when no crossing is predicted.
+pub fn predict_seasonal(
+    season: &Season,
+    samples: &[(Timestamp, f64)],
+    value: f64,
+    limits: &[Limit],
+    within: Duration,
+    min_samples: usize,
+) -> Option<Option<(Limit, Timestamp)>> {
+    season.period_minutes()?;
+    let &(at, _) = samples.last()?;
+    let t0 = samples.first()?.0;
+    let dev: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|&(t, v)| season.expected(t).map(|e| (t.since(t0).as_secs_f64(), v - e)))
+        .collect();
+    if dev.len() < min_samples.max(2) {
+        return None;
+    }
+    let (slope, intercept, spread) = theil_sen(&dev)?;
+    let span = dev[dev.len() - 1].0 - dev[0].0;
+    let now = at.since(t0).as_secs_f64();
+    let trend = Trend {
+        slope,
+        level: intercept + slope * now,
+        at,
+        spread,
+        span: Duration::from_secs_f64(span.max(0.0)),
+    };
+    // Without a trend of its own, the deviation is taken as it stands (its median).
+    let receding = trend.significant();
+    let (level, slope) = if receding {
+        (trend.level, slope)
+    } else {
+        let mut d: Vec<f64> = dev.iter().map(|(_, d)| *d).collect();
+        (median(&mut d)?, 0.0)
+    };
+    // A deviation that shrinks back towards the cycle's course (the tail of an event, a
+    // disturbance dying out) heads for nothing the cycle does not reach on its own.
+    let ahead: Vec<&Limit> = limits
+        .iter()
+        .filter(|l| if l.falling { l.value < value } else { l.value > value })
+        .filter(|l| !(receding && (slope > 0.0) == l.falling))
+        .collect();
+    if ahead.is_empty() {
+        return Some(None);
+    }
+    // The cycle's course repeats only within its noise: a crossing counts when the prediction
+    // passes the set-point by twice the deviation's scatter, so a cycle that tops out just under
+    // its set-point does not warn on its noise.
+    let margin = MARGIN * spread;
+    let past = |l: &Limit, predicted: f64| {
+        if l.falling {
+            predicted <= l.value - margin
+        } else {
+            predicted >= l.value + margin
+        }
+    };
+    // A prediction already past a set-point the value is not past lags behind the value (the
+    // plateau of an event that has just ended): it says nothing of a coming crossing.
+    let ahead: Vec<&Limit> = match season.expected(at) {
+        Some(e) => ahead.into_iter().filter(|l| !past(l, e + level)).collect(),
+        None => ahead,
+    };
+    let minutes = within.as_secs().div_ceil(60);
+    for m in 0..=minutes {
+        let h = Duration::from_secs(m * 60);
+        let t = at.plus(h);
+        let Some(expected) = season.expected(t) else { continue };
+        let predicted = expected + level + slope * h.as_secs_f64();
+        if let Some(l) = ahead.iter().find(|l| past(l, predicted)) {
+            return Some(Some((**l, t)));
+        }
+    }
+    Some(None)
 }
 
 /// Whether a crossing predicted at `at` holds the warning at `now`, given whether it is

@@ -22,9 +22,10 @@ use std::time::Duration;
 pub use build::BuildError;
 pub use carry::CarryReport;
 
-use super::early_warning::{Trend, TrendWindow, predict, warns};
+use super::early_warning::{CLEAR_FACTOR, Trend, TrendWindow, predict, predict_seasonal, warns};
 use super::flood::{CHATTER_WINDOW, FloodGuard};
 use super::rate::RateWindow;
+use super::season::Season;
 use super::slots::{Role, Slot};
 use super::suspect::{Check, SuspectChecks, SuspectState};
 use super::threshold::tripped;
@@ -61,6 +62,11 @@ struct EarlyEval {
     min_samples: usize,
     samples: TrendWindow,
     trend: Option<Trend>,
+    /// The point's cycle, when its history shows one.
+    season: Season,
+    /// The crossing the cycle and the deviation from it predict, computed when a sample
+    /// closes; `None` while no cycle can be used (the straight trend speaks then).
+    seasonal: Option<Option<(Limit, Timestamp)>>,
 }
 
 /// The suspect-data checks of one point and the alarm of each check that is on.

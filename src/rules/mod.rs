@@ -14,6 +14,7 @@ pub mod engine;
 pub mod flood;
 pub mod lifecycle;
 pub mod rate;
+pub mod season;
 mod slots;
 pub mod suspect;
 pub mod threshold;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::super::season::Season;
 use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
 use super::super::suspect::{Check, SuspectState};
 use super::super::vote::output_levels;
@@ -211,6 +212,8 @@ impl Builder<'_> {
                     min_samples: *min_samples,
                     samples: Default::default(),
                     trend: None,
+                    season: Season::default(),
+                    seasonal: None,
                 });
             }
             RuleKind::Stale { point, after, priority } => {

@@ -80,6 +80,8 @@ impl RulesEngine {
                     if let Some(prev) = prev.filter(|o| o.window == e.window) {
                         e.samples = prev.samples.clone();
                         e.trend = prev.trend;
+                        e.season = prev.season.clone();
+                        e.seasonal = prev.seasonal;
                     }
                 }
             }

@@ -13,6 +13,26 @@ impl RulesEngine {
         &self.points
     }
 
+    /// Points that carry an early warning, whose cycles [`RulesEngine::seed_cycles`] can
+    /// start from history.
+    pub fn early_warning_points(&self) -> Vec<PointId> {
+        self.points
+            .iter()
+            .filter(|(p, _)| !self.earlies[p.index()].is_empty())
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    /// Starts point `p`'s early warnings from its stored minute means (minute since the epoch,
+    /// mean), oldest first: a point run in cycles is recognised from its first reading.
+    pub fn seed_cycles(&mut self, p: PointId, minutes: &[(i64, f64)]) {
+        if let Some(evals) = self.earlies.get_mut(p.index()) {
+            for e in evals {
+                e.season.seed(minutes);
+            }
+        }
+    }
+
     /// Every threshold alarm with the settings that shape when it raises and clears, for
     /// tuning suggestions.
     pub fn threshold_settings(&self) -> Vec<ThresholdSetting> {
@@ -82,6 +102,7 @@ impl RulesEngine {
             for e in &mut self.earlies[p] {
                 e.samples.clear();
                 e.trend = None;
+                e.seasonal = None;
             }
             return quality;
         }
@@ -515,11 +536,25 @@ impl RulesEngine {
     /// past a set-point has its threshold alarm instead).
     fn eval_early(&mut self, p: usize, i: usize, r: &Reading, out: &mut Output) {
         let e = &mut self.earlies[p][i];
+        let limits: Vec<Limit> = e.slots.iter().map(|(l, _)| *l).collect();
+        e.season.push(r.ts, r.value);
         if e.samples.push(r.ts, r.value, e.window) {
             e.trend = e.samples.trend(e.window, e.min_samples);
+            let samples: Vec<(Timestamp, f64)> = e.samples.samples().copied().collect();
+            let within = e.horizon.mul_f64(CLEAR_FACTOR);
+            e.seasonal = predict_seasonal(&e.season, &samples, r.value, &limits, within, e.min_samples);
         }
-        let limits: Vec<Limit> = e.slots.iter().map(|(l, _)| *l).collect();
-        let target = e.trend.as_ref().and_then(|t| predict(t, r.value, &limits));
+        let target = match e.seasonal {
+            // A set-point the value has passed meanwhile has its threshold alarm instead.
+            Some(s) => s.filter(|(l, _)| {
+                if l.falling {
+                    l.value < r.value
+                } else {
+                    l.value > r.value
+                }
+            }),
+            None => e.trend.as_ref().and_then(|t| predict(t, r.value, &limits)),
+        };
         let horizon = e.horizon;
         for j in 0..self.earlies[p][i].slots.len() {
             let (limit, slot) = self.earlies[p][i].slots[j];
