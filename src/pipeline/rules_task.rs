@@ -57,6 +57,8 @@ pub(super) struct RulesTask {
     pub(super) clock: SharedClock,
     /// Batches held for stores being restarted by a reload, handed to them when they return.
     pub(super) parked: super::reload::Parked,
+    /// The outboxes of northbound MQTT targets that publish readings.
+    pub(super) north: crate::sinks::mqtt_north::NorthIntakes,
 }
 
 impl RulesTask {
@@ -146,6 +148,7 @@ impl RulesTask {
         self.state.update(&batch);
         self.commit(out, None).await;
         self.parked.hold(&batch, receipt.as_ref(), &self.metrics);
+        self.north.offer(&batch, receipt.as_ref(), &self.metrics.north);
         self.to_history(batch, receipt, drops);
     }
 

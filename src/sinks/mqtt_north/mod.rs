@@ -8,14 +8,17 @@
 //! not come within the deadline is sent again: delivery is at least once, in journal order.
 
 pub mod config;
+mod outbox;
+mod payload;
 mod readings;
 pub mod tls;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, ConnectionError, MqttOptions, QoS};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -23,6 +26,7 @@ use tracing::{info, warn};
 pub use config::MqttNorthSpec;
 
 use crate::model::AlarmEvent;
+use crate::sinks::buffer::DiskQueue;
 use crate::sinks::follow::{FollowError, Follower};
 use crate::sinks::journal::AlarmJournal;
 use crate::sinks::mqtt_link::{self, Acks, LinkLog};
@@ -50,6 +54,22 @@ pub enum MqttNorthError {
         /// Cause.
         source: tls::NorthTlsError,
     },
+    /// The readings outbox could not be opened.
+    #[error("mqtt_north `{target}`: readings outbox: {source}")]
+    Outbox {
+        /// Target.
+        target: String,
+        /// Cause.
+        source: crate::sinks::buffer::BufferError,
+    },
+    /// The readings pattern is not a glob (validation checks it; the file changed since).
+    #[error("mqtt_north `{target}`: readings points: {detail}")]
+    Points {
+        /// Target.
+        target: String,
+        /// Cause.
+        detail: String,
+    },
     /// The delivery cursor could not be opened.
     #[error("mqtt_north `{target}`: {source}")]
     Follow {
@@ -60,14 +80,112 @@ pub enum MqttNorthError {
     },
 }
 
-/// The live state (its alarm feed, reading broadcast and point table) and the clock that
-/// paces each point's reading interval.
+/// The live state (its alarm feed and point table), the clock, and the list where a target
+/// with readings puts its intake for the rules task.
 #[derive(Debug, Clone)]
 pub struct ReadingSource {
-    /// Live state (its reading broadcast and point table).
+    /// Live state (its alarm feed and point table).
     pub live: Arc<crate::state::LiveState>,
     /// Wall clock.
     pub clock: crate::clock::SharedClock,
+    /// Where the rules task finds the readings intakes.
+    pub intakes: NorthIntakes,
+}
+
+pub use readings::NorthItem;
+
+#[derive(Debug)]
+struct Intake {
+    target: String,
+    id: u64,
+    tx: mpsc::Sender<NorthItem>,
+}
+
+/// The intakes of the targets that publish readings, where the rules task hands every batch
+/// (`try_send`: it never waits for a broker). A target joins when it starts and leaves when
+/// it stops, so a reload that restarts targets needs no rewiring.
+#[derive(Debug, Clone, Default)]
+pub struct NorthIntakes(Arc<Mutex<IntakeList>>);
+
+#[derive(Debug)]
+struct IntakeList {
+    next_id: u64,
+    intakes: Vec<Intake>,
+    /// Readings dropped since the last log line, and its pacing.
+    unlogged: u64,
+    log: crate::telemetry::LogEvery,
+}
+
+impl Default for IntakeList {
+    fn default() -> Self {
+        Self {
+            next_id: 0,
+            intakes: Vec::new(),
+            unlogged: 0,
+            log: crate::telemetry::LogEvery::new(readings::LOG_EVERY),
+        }
+    }
+}
+
+impl NorthIntakes {
+    fn join(&self, target: &str, tx: mpsc::Sender<NorthItem>) -> u64 {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.next_id += 1;
+        let id = g.next_id;
+        g.intakes.retain(|i| i.target != target);
+        g.intakes.push(Intake {
+            target: target.to_string(),
+            id,
+            tx,
+        });
+        id
+    }
+
+    fn leave(&self, id: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .intakes
+            .retain(|i| i.id != id);
+    }
+
+    /// Hands `batch` to every intake; a full or closed one loses it for that target only,
+    /// counted (`dropped_queue_full`, `dropped_closed`) and logged at most every 10 s.
+    pub fn offer(
+        &self,
+        batch: &crate::model::ReadingBatch,
+        receipt: Option<&crate::model::Receipt>,
+        metrics: &crate::telemetry::north::NorthMetrics,
+    ) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lost = 0;
+        for i in &g.intakes {
+            if let Err(e) = i.tx.try_send((batch.clone(), receipt.cloned())) {
+                let result = match e {
+                    mpsc::error::TrySendError::Full(_) => "dropped_queue_full",
+                    mpsc::error::TrySendError::Closed(_) => "dropped_closed",
+                };
+                metrics
+                    .readings
+                    .get_or_create(&WebhookLabel {
+                        target: i.target.clone(),
+                        result,
+                    })
+                    .inc_by(batch.len() as u64);
+                lost += batch.len() as u64;
+            }
+        }
+        if lost > 0 {
+            g.unlogged += lost;
+            if g.log.hit().is_some() {
+                warn!(
+                    readings = g.unlogged,
+                    "Northbound readings queue full; readings dropped"
+                );
+                g.unlogged = 0;
+            }
+        }
+    }
 }
 
 /// The log lines of a target's broker connection, named by the target (`mqtt_north = …`).
@@ -80,6 +198,17 @@ impl LinkLog for NorthLog {
 
     fn unreachable(&self, error: &ConnectionError, _after_connection: bool) {
         warn!(mqtt_north = %self.0, error = %error, "Northbound broker unreachable; retrying");
+    }
+}
+
+impl NorthLog {
+    fn connected_readings(&self) {
+        info!(mqtt_north = %self.0, "Readings connected to the northbound broker");
+    }
+
+    fn unreachable_readings(&self, error: &ConnectionError) {
+        warn!(mqtt_north = %self.0, error = %error,
+              "Northbound broker unreachable for readings; they wait in the outbox; retrying");
     }
 }
 
@@ -130,15 +259,16 @@ pub fn start(
         let mut reading_opts = opts.clone();
         let id = format!("{}-readings", opts.client_id());
         reading_opts.set_client_id(id);
-        readings::start(
-            target.clone(),
-            r.clone(),
-            gateway.to_string(),
+        start_readings(
+            &target,
+            r,
+            gateway,
+            data_dir,
             reading_opts,
             readings_from,
-            metrics.clone(),
-            stop.clone(),
-        );
+            &metrics,
+            &stop,
+        )?;
     }
     let (client, eventloop) = AsyncClient::new(opts, 16);
     let (acks, _up) = mqtt_link::start(eventloop, NorthLog(spec.name.clone()), stop.clone());
@@ -150,6 +280,75 @@ pub fn start(
         metrics,
     };
     Ok(tokio::spawn(publisher.run(follower, stop)))
+}
+
+/// Directory of a target's readings outbox under the gateway's data dir.
+pub fn outbox_dir(data_dir: &Path, target: &str) -> std::path::PathBuf {
+    data_dir.join("mqtt_north").join(format!("{target}.outbox"))
+}
+
+/// Opens the target's outbox (replaying what a previous run left), joins the rules task's
+/// list and starts the intake, the connection and the publisher.
+#[allow(clippy::too_many_arguments)]
+fn start_readings(
+    target: &str,
+    spec: &config::NorthReadings,
+    gateway: &str,
+    data_dir: &Path,
+    opts: MqttOptions,
+    from: ReadingSource,
+    metrics: &Metrics,
+    stop: &CancellationToken,
+) -> Result<(), MqttNorthError> {
+    let dir = outbox_dir(data_dir, target);
+    let (queue, rec) = DiskQueue::open(&dir, spec.buffer.clone()).map_err(|source| MqttNorthError::Outbox {
+        target: target.to_string(),
+        source,
+    })?;
+    if rec.damaged > 0 {
+        for (path, offset, bytes) in rec.damage.iter().take(10) {
+            warn!(mqtt_north = %target, segment = %path.display(), offset, bytes, "Northbound outbox: damaged stretch skipped");
+        }
+        warn!(mqtt_north = %target, damaged = rec.damaged, "Northbound outbox had damaged records; skipped");
+    }
+    let m = metrics.north.clone();
+    outbox::set_gauges(&m, target, &queue.stats(), from.clock.now());
+    info!(mqtt_north = %target, replay_messages = rec.records, batch = ?spec.batch, in_flight = spec.in_flight,
+          "Northbound readings outbox open");
+    let glob = globset::Glob::new(&spec.points)
+        .map(|g| g.compile_matcher())
+        .map_err(|e| MqttNorthError::Points {
+            target: target.to_string(),
+            detail: e.to_string(),
+        })?;
+    let encoder = payload::Encoder::new(gateway, spec, &from.live.points, |p| glob.is_match(p));
+    let queue = Arc::new(Mutex::new(queue));
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let (tx, rx) = mpsc::channel(spec.queue_batches);
+    let id = from.intakes.join(target, tx);
+    let intakes = from.intakes.clone();
+    let intake = readings::Intake {
+        target: target.to_string(),
+        spec: spec.clone(),
+        encoder,
+        queue: queue.clone(),
+        notify: notify.clone(),
+        clock: from.clock.clone(),
+        metrics: m.clone(),
+        leave: readings::Leave(Box::new(move || intakes.leave(id))),
+    };
+    tokio::spawn(intake.run(rx, stop.clone()));
+    let publisher = outbox::Publisher {
+        target: target.to_string(),
+        queue,
+        notify,
+        clock: from.clock,
+        metrics: m,
+        in_flight: spec.in_flight,
+        max_age: spec.max_age,
+    };
+    outbox::start(publisher, opts, NorthLog(format!("{target} readings")), stop.clone());
+    Ok(())
 }
 
 #[derive(Debug)]
