@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -188,18 +189,20 @@ impl Publisher {
     }
 
     async fn run(self, mut links: mpsc::UnboundedReceiver<Link>, stop: CancellationToken) {
-        let mut flights: VecDeque<Flight> = VecDeque::new();
-        let mut client: Option<AsyncClient> = None;
+        let mut w = Window::default();
         let mut read_log = LogEvery::new(super::readings::LOG_EVERY);
         let mut tick = tokio::time::interval(GAUGE_EVERY);
         let connected = self.metrics.connected.get_or_create(&self.label()).clone();
         let in_flight = self.metrics.in_flight.get_or_create(&self.label()).clone();
+        // Refill once a quarter of the window is free: one outbox read per many messages.
+        let refill_at = (self.in_flight / 4).max(1);
         loop {
-            if let Some(c) = &client
-                && flights.len() < self.in_flight
+            let free = self.in_flight - w.flights.len();
+            if let Some(c) = &w.client
+                && (free >= refill_at || w.flights.is_empty())
+                && free > 0
             {
-                let want = self.in_flight - flights.len();
-                for rec in self.take(want, &mut read_log).await {
+                for rec in self.take(free, &mut read_log).await {
                     let Some((topic, body)) = payload::split(&rec.payload) else {
                         // Only this module writes records; one without a topic cannot be sent.
                         self.count(&self.metrics.readings, "dropped_buffer_corrupt", u64::from(rec.items));
@@ -215,70 +218,87 @@ impl Publisher {
                         went_out: false,
                     };
                     publish(c, &mut f);
-                    flights.push_back(f);
+                    w.flights.push_back(f);
                 }
             }
-            in_flight.set(flights.len() as i64);
+            in_flight.set(w.flights.len() as i64);
             tokio::select! {
-                link = links.recv() => match link {
-                    Some(Link::Up(c)) => {
-                        connected.set(1);
-                        let (mut again, mut readings) = (0, 0);
-                        for f in flights.iter_mut().filter(|f| f.state != State::Acked) {
-                            if f.went_out {
-                                again += 1;
-                                readings += u64::from(f.items);
-                            }
-                            f.state = State::Waiting;
-                            publish(&c, f);
-                        }
-                        if again > 0 {
-                            self.count(&self.metrics.messages, "resent", again);
-                            self.count(&self.metrics.readings, "resent", readings);
-                            info!(mqtt_north = %self.target, messages = again, readings,
-                                  "Northbound readings not acknowledged before the connection failed are sent again");
-                        }
-                        client = Some(c);
+                link = links.recv() => {
+                    let Some(link) = link else { return };
+                    // Everything reported so far in one go, then one outbox acknowledgement.
+                    let mut done = Done::default();
+                    self.on_link(link, &mut w, &mut done, &connected);
+                    while let Ok(link) = links.try_recv() {
+                        self.on_link(link, &mut w, &mut done, &connected);
                     }
-                    Some(Link::Down) => {
-                        connected.set(0);
-                        client = None;
-                        for f in flights.iter_mut().filter(|f| f.state != State::Acked) {
-                            f.state = State::Waiting;
-                        }
+                    self.count(&self.metrics.messages, "acked", done.seqs.len() as u64);
+                    self.count(&self.metrics.readings, "delivered", done.readings);
+                    if !done.seqs.is_empty() {
+                        self.ack_seqs(done.seqs).await;
                     }
-                    Some(Link::Sent(pkid)) => {
-                        if let Some(f) = flights.iter_mut().find(|f| f.state == State::Queued) {
-                            f.state = State::Out(pkid);
-                            f.went_out = true;
-                        }
-                    }
-                    Some(Link::Acked(pkid)) => {
-                        if let Some(f) = flights.iter_mut().find(|f| f.state == State::Out(pkid)) {
-                            f.state = State::Acked;
-                        }
-                        let mut done = Vec::new();
-                        let (mut msgs, mut readings) = (0u64, 0u64);
-                        while flights.front().is_some_and(|f| f.state == State::Acked) {
-                            if let Some(f) = flights.pop_front() {
-                                done.push(f.seq);
-                                msgs += 1;
-                                readings += u64::from(f.items);
-                            }
-                        }
-                        self.count(&self.metrics.messages, "acked", msgs);
-                        self.count(&self.metrics.readings, "delivered", readings);
-                        if !done.is_empty() {
-                            self.ack_seqs(done).await;
-                        }
-                    }
-                    None => return,
-                },
+                }
                 () = self.notify.notified() => {}
                 _ = tick.tick() => self.refresh_gauges().await,
                 () = stop.cancelled() => {
                     connected.set(0);
                     return;
+                }
+            }
+        }
+    }
+
+    /// Applies one report of the connection task to the window; the acknowledged prefix
+    /// leaves the window into `done`.
+    fn on_link(&self, link: Link, w: &mut Window, done: &mut Done, connected: &Gauge) {
+        match link {
+            Link::Up(c) => {
+                connected.set(1);
+                let (mut again, mut readings) = (0, 0);
+                for f in w.flights.iter_mut().filter(|f| f.state != State::Acked) {
+                    if f.went_out {
+                        again += 1;
+                        readings += u64::from(f.items);
+                    }
+                    f.state = State::Waiting;
+                    publish(&c, f);
+                }
+                w.hint = 0;
+                if again > 0 {
+                    self.count(&self.metrics.messages, "resent", again);
+                    self.count(&self.metrics.readings, "resent", readings);
+                    info!(mqtt_north = %self.target, messages = again, readings,
+                          "Northbound readings not acknowledged before the connection failed are sent again");
+                }
+                w.client = Some(c);
+            }
+            Link::Down => {
+                connected.set(0);
+                w.client = None;
+                w.hint = 0;
+                for f in w.flights.iter_mut().filter(|f| f.state != State::Acked) {
+                    f.state = State::Waiting;
+                }
+            }
+            Link::Sent(pkid) => {
+                // The first message handed to this connection and not yet out is this one.
+                let from = w.hint.min(w.flights.len());
+                if let Some(i) = w.flights.range(from..).position(|f| f.state == State::Queued) {
+                    let i = from + i;
+                    w.flights[i].state = State::Out(pkid);
+                    w.flights[i].went_out = true;
+                    w.hint = i + 1;
+                }
+            }
+            Link::Acked(pkid) => {
+                if let Some(f) = w.flights.iter_mut().find(|f| f.state == State::Out(pkid)) {
+                    f.state = State::Acked;
+                }
+                while w.flights.front().is_some_and(|f| f.state == State::Acked) {
+                    if let Some(f) = w.flights.pop_front() {
+                        done.seqs.push(f.seq);
+                        done.readings += u64::from(f.items);
+                        w.hint = w.hint.saturating_sub(1);
+                    }
                 }
             }
         }
@@ -373,6 +393,23 @@ impl Publisher {
             set_gauges(&self.metrics, &self.target, &stats, self.clock.now());
         }
     }
+}
+
+/// The messages in flight on the current connection, oldest first.
+#[derive(Debug, Default)]
+struct Window {
+    flights: VecDeque<Flight>,
+    /// The current connection's client, while it is up.
+    client: Option<AsyncClient>,
+    /// No message before this index waits for its packet id (a search shortcut).
+    hint: usize,
+}
+
+/// Messages the broker acknowledged in one round, oldest first.
+#[derive(Debug, Default)]
+struct Done {
+    seqs: Vec<u64>,
+    readings: u64,
 }
 
 #[derive(Debug, Default)]
