@@ -392,7 +392,7 @@ fn check_readings(
     };
     let max_readings = bounded(&r.max_readings, "max_readings", MAX_READINGS, 1000, errors);
     let in_flight = bounded(&r.in_flight, "in_flight", IN_FLIGHT, 256, errors);
-    let queue_batches = bounded(&r.queue_batches, "queue_batches", 1..=1 << 20, 4096, errors);
+    let queue_batches = bounded(&r.queue_batches, "queue_batches", 1..=1 << 20, 16_384, errors);
     let raw_buffer = r.buffer.clone().unwrap_or(RawNorthBuffer {
         max_bytes: default_buffer_bytes(),
         max_age: default_max_age(),

@@ -6,6 +6,11 @@
 //! event loop and polls it without pause (reconnecting with backoff), reporting sent packet ids
 //! and PUBACKs to the delivery task ([`crate::sinks::mqtt_link`]). A publish whose PUBACK does
 //! not come within the deadline is sent again: delivery is at least once, in journal order.
+//!
+//! Readings (`readings = { … }`) take the time-series stores' acceptance path instead: the
+//! rules task offers each batch to the target's intake ([`NorthIntakes`]), which writes the
+//! messages to a durable outbox; a publisher on a connection of its own sends them at QoS 1
+//! with a window in flight (`readings.rs`, `outbox.rs`, `payload.rs`; `docs/mqtt-north.md`).
 
 pub mod config;
 mod outbox;
@@ -255,11 +260,12 @@ pub fn start(
             config,
         )));
     }
+    let mut readings_tasks: Vec<JoinHandle<()>> = Vec::new();
     if let Some(r) = &spec.readings {
         let mut reading_opts = opts.clone();
         let id = format!("{}-readings", opts.client_id());
         reading_opts.set_client_id(id);
-        start_readings(
+        readings_tasks = start_readings(
             &target,
             r,
             gateway,
@@ -279,7 +285,15 @@ pub fn start(
         acks,
         metrics,
     };
-    Ok(tokio::spawn(publisher.run(follower, stop)))
+    let alarms = tokio::spawn(publisher.run(follower, stop));
+    // One handle for the whole target: a reload or a stop waits until the readings intake
+    // has written what it held and nothing else uses the outbox's files.
+    Ok(tokio::spawn(async move {
+        let _ = alarms.await;
+        for t in readings_tasks {
+            let _ = t.await;
+        }
+    }))
 }
 
 /// Directory of a target's readings outbox under the gateway's data dir.
@@ -299,7 +313,7 @@ fn start_readings(
     from: ReadingSource,
     metrics: &Metrics,
     stop: &CancellationToken,
-) -> Result<(), MqttNorthError> {
+) -> Result<Vec<JoinHandle<()>>, MqttNorthError> {
     let dir = outbox_dir(data_dir, target);
     let (queue, rec) = DiskQueue::open(&dir, spec.buffer.clone()).map_err(|source| MqttNorthError::Outbox {
         target: target.to_string(),
@@ -337,7 +351,7 @@ fn start_readings(
         metrics: m.clone(),
         leave: readings::Leave(Box::new(move || intakes.leave(id))),
     };
-    tokio::spawn(intake.run(rx, stop.clone()));
+    let intake = tokio::spawn(intake.run(rx, stop.clone()));
     let publisher = outbox::Publisher {
         target: target.to_string(),
         queue,
@@ -347,8 +361,8 @@ fn start_readings(
         in_flight: spec.in_flight,
         max_age: spec.max_age,
     };
-    outbox::start(publisher, opts, NorthLog(format!("{target} readings")), stop.clone());
-    Ok(())
+    let [link, publish] = outbox::start(publisher, opts, NorthLog(format!("{target} readings")), stop.clone());
+    Ok(vec![intake, link, publish])
 }
 
 #[derive(Debug)]

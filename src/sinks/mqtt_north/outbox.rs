@@ -103,13 +103,20 @@ pub(super) struct Publisher {
 }
 
 /// Starts the connection task and the publisher; both stop when `stop` fires.
-pub(super) fn start(publisher: Publisher, mut opts: MqttOptions, log: super::NorthLog, stop: CancellationToken) {
+pub(super) fn start(
+    publisher: Publisher,
+    mut opts: MqttOptions,
+    log: super::NorthLog,
+    stop: CancellationToken,
+) -> [tokio::task::JoinHandle<()>; 2] {
     let window = publisher.in_flight;
     opts.set_inflight(u16::try_from(window).unwrap_or(u16::MAX));
     opts.set_max_packet_size(1 << 20, 64 << 20);
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(drive(opts, window + 16, tx, log, stop.clone()));
-    tokio::spawn(publisher.run(rx, stop));
+    [
+        tokio::spawn(drive(opts, window + 16, tx, log, stop.clone())),
+        tokio::spawn(publisher.run(rx, stop)),
+    ]
 }
 
 /// Connects, reports, and reconnects with backoff until `stop` fires or nobody listens.
