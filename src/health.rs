@@ -7,6 +7,7 @@ use crate::model::Timestamp;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
+use crate::telemetry::north::NorthLabel;
 use crate::telemetry::{BrokerLabel, MqttInMetrics, StoreLabel, TsdbMetrics, WebhookLabel};
 
 /// Failed attempts in a row after which a notification target is reported stuck: with the
@@ -38,6 +39,8 @@ pub struct Readiness {
     pub brokers: Vec<String>,
     /// The webhook (notification) targets, by name.
     pub webhooks: Vec<String>,
+    /// The northbound MQTT targets that publish readings (each with an outbox), by name.
+    pub north: Vec<String>,
 }
 
 impl Readiness {
@@ -93,6 +96,29 @@ impl Readiness {
 }
 
 impl Readiness {
+    /// A problem for each northbound readings outbox holding more than the buffer limit
+    /// (`[ops] unready_when_buffer_over`, as for stores): the park platform is falling
+    /// behind and, left so, the oldest readings will be dropped.
+    pub fn north_problems(&self, pending: &Family<NorthLabel, Gauge>) -> Vec<String> {
+        let Some(limit) = self.buffer_limit else {
+            return Vec::new();
+        };
+        self.north
+            .iter()
+            .filter_map(|target| {
+                let bytes = pending.get_or_create(&NorthLabel { target: target.clone() }).get();
+                let bytes = u64::try_from(bytes).unwrap_or(0);
+                (bytes > limit).then(|| {
+                    format!(
+                        "mqtt_north `{target}` readings outbox holds {} not yet acknowledged, over the {} limit",
+                        bytesize::ByteSize(bytes),
+                        bytesize::ByteSize(limit)
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// A problem for each notification target stuck retrying (`failing` counts its failed
     /// attempts in a row): people are not being told, though the journal keeps every
     /// transition for it.
@@ -191,6 +217,32 @@ mod tests {
             r.notify_problems(&failing),
             vec!["webhook `duty` stuck: 5 attempts in a row failed; its messages wait and are retried".to_string()]
         );
+    }
+
+    #[test]
+    fn a_northbound_outbox_over_the_buffer_limit_is_a_problem() {
+        let r = Readiness {
+            buffer_limit: Some(4096),
+            north: vec!["park".into()],
+            ..Readiness::default()
+        };
+        let pending = Family::<NorthLabel, Gauge>::default();
+        let g = pending.get_or_create(&NorthLabel { target: "park".into() });
+        g.set(4096);
+        assert!(r.north_problems(&pending).is_empty());
+        g.set(5000);
+        assert_eq!(
+            r.north_problems(&pending),
+            vec![
+                "mqtt_north `park` readings outbox holds 4.9 KiB not yet acknowledged, over the 4.0 KiB limit"
+                    .to_string()
+            ]
+        );
+        let off = Readiness {
+            buffer_limit: None,
+            ..r
+        };
+        assert!(off.north_problems(&pending).is_empty());
     }
 
     #[test]

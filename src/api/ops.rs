@@ -69,6 +69,7 @@ pub(super) async fn readyz(State(s): State<AppState>) -> (StatusCode, Json<Ready
             s.live.diagnostics(),
         );
         p.extend(r.notify_problems(&s.metrics.webhook_failing));
+        p.extend(r.north_problems(&s.metrics.north.buffer_pending_bytes));
         p
     };
     let status = if problems.is_empty() {

@@ -148,6 +148,12 @@ impl GatewayConfig {
                 .map(|(_, b)| b.name.clone())
                 .collect(),
             webhooks: self.webhooks.iter().map(|w| w.name.clone()).collect(),
+            north: self
+                .mqtt_north
+                .iter()
+                .filter(|m| m.readings.is_some())
+                .map(|m| m.name.clone())
+                .collect(),
         }
     }
 

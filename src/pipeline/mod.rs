@@ -203,6 +203,7 @@ impl Gateway {
         let (diag_tx, diag_rx) = mpsc::channel(DIAGNOSIS_QUEUE);
         let journal_thread = journal_writer::spawn(journal.clone(), journal_rx, state.clone(), metrics.clone())
             .map_err(StartError::Thread)?;
+        let north_intakes = crate::sinks::mqtt_north::NorthIntakes::default();
         let task = rules_task::RulesTask {
             engine,
             journal: journal_tx,
@@ -213,6 +214,7 @@ impl Gateway {
             clock: clock.clone(),
             parked: reload::Parked::default(),
             gathered: Vec::new(),
+            north: north_intakes.clone(),
         };
         let rules_stop = CancellationToken::new();
         let rules = tokio::spawn(task.run(
@@ -272,6 +274,7 @@ impl Gateway {
             sources_cancel: sources_cancel.clone(),
             dtu,
             history: reader.clone(),
+            north: north_intakes,
         });
         let uplinks =
             crate::sinks::uplink::runner::Uplinks::start_all(&config.uplinks, &ctx.uplink_env(&config)).await?;

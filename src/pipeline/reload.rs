@@ -194,6 +194,8 @@ pub(super) struct Context {
     pub(super) dtu: Option<Arc<crate::sources::dtu::DtuHub>>,
     /// The embedded history (uplinks answer platforms' history pulls from it).
     pub(super) history: Arc<crate::sinks::history::HistoryReader>,
+    /// Where northbound targets put their readings intakes for the rules task.
+    pub(super) north: crate::sinks::mqtt_north::NorthIntakes,
 }
 
 /// Applies config reloads; cheap to clone.
@@ -295,6 +297,7 @@ impl Context {
                 crate::sinks::mqtt_north::ReadingSource {
                     live: self.state.clone(),
                     clock: self.clock.clone(),
+                    intakes: self.north.clone(),
                 },
                 self.metrics.clone(),
                 stop.clone(),

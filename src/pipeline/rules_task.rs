@@ -67,6 +67,8 @@ pub(super) struct RulesTask {
     pub(super) parked: super::reload::Parked,
     /// Evaluated readings of sources without receipts, gathered for history and the stores.
     pub(super) gathered: ReadingBatch,
+    /// The outboxes of northbound MQTT targets that publish readings.
+    pub(super) north: crate::sinks::mqtt_north::NorthIntakes,
 }
 
 impl RulesTask {
@@ -170,6 +172,8 @@ impl RulesTask {
         self.state.update(&batch);
         self.commit(out, None).await;
         self.parked.hold(&batch, receipt.as_ref(), &self.metrics);
+        // Northbound messages follow each source batch (one message per device poll).
+        self.north.offer(&batch, receipt.as_ref(), &self.metrics.north);
         match receipt {
             None => {
                 self.gathered.extend_from_slice(&batch);

@@ -9,6 +9,7 @@
 //! regulator uplinks ([`uplink`]) live here too, so telemetry imports no source or sink.
 
 pub mod dtu;
+pub mod north;
 pub mod opcua;
 pub mod uplink;
 
@@ -301,10 +302,8 @@ pub struct Metrics {
     pub sse_clients: Gauge,
     /// Alarm events a slow live-feed subscriber missed (it is told to reconnect and replay).
     pub sse_lagged: Counter,
-    /// Northbound MQTT readings by target and outcome (`queued`, `dropped_queue_full`).
-    pub mqtt_north_readings: Family<WebhookLabel, Counter>,
-    /// Reading batches a northbound MQTT readings publisher skipped because it fell behind.
-    pub mqtt_north_reading_batches_lagged: Family<WebhookLabel, Counter>,
+    /// Northbound MQTT readings: the durable outbox of each target.
+    pub north: north::NorthMetrics,
     /// Reading events sent on the live feed (to subscribers that asked for readings).
     pub sse_readings_sent: Counter,
     /// Reading batches a slow live-feed subscriber skipped (readings are not replayed).
@@ -508,18 +507,8 @@ impl Metrics {
             "Alarm events a slow live-feed subscriber missed",
             sse_lagged.clone(),
         );
-        let mqtt_north_readings = Family::default();
-        r.register(
-            "hazard_mqtt_north_readings",
-            "Northbound MQTT readings by target and outcome",
-            mqtt_north_readings.clone(),
-        );
-        let mqtt_north_reading_batches_lagged = Family::default();
-        r.register(
-            "hazard_mqtt_north_reading_batches_lagged",
-            "Reading batches a northbound MQTT readings publisher skipped",
-            mqtt_north_reading_batches_lagged.clone(),
-        );
+        let north = north::NorthMetrics::default();
+        north.register(&mut r);
         let sse_readings_sent = Counter::default();
         r.register(
             "hazard_api_sse_readings_sent",
@@ -533,8 +522,7 @@ impl Metrics {
             sse_readings_lagged.clone(),
         );
         Self {
-            mqtt_north_readings,
-            mqtt_north_reading_batches_lagged,
+            north,
             sse_readings_sent,
             sse_readings_lagged,
             registry: Arc::new(r),

@@ -37,6 +37,7 @@ mod modbus_peer;
 mod modbus_types;
 mod mqtt_in;
 mod mqtt_north;
+mod mqtt_north_outbox;
 mod mqtt_north_readings;
 mod notify;
 mod opcua;

@@ -40,7 +40,7 @@ async fn readings_of_matching_points_arrive_on_per_point_topics_at_most_once_per
     }
     let north = format!(
         "[[mqtt_north]]\nname = \"park\"\nbroker = \"{}\"\nkeep_alive = \"5s\"\n\
-         readings = {{ points = \"MHS-001/*\", qos = \"at_least_once\", interval = \"500ms\" }}",
+         readings = {{ points = \"MHS-001/*\", batch = \"reading\", qos = \"at_least_once\", interval = \"500ms\" }}",
         broker.addr()
     );
     let gw = TestGateway::start(&gateway_config(&north, sim.local_addr())).await;
@@ -75,7 +75,7 @@ async fn readings_of_matching_points_arrive_on_per_point_topics_at_most_once_per
         assert!(ts.windows(2).all(|w| w[1] - w[0] >= 250), "{point}: {ts:?}");
     }
     let metrics = gw.metrics().await;
-    assert!(support::metric(&metrics, "hazard_mqtt_north_readings_total", &["result=\"queued\""]) >= 6.0);
+    assert!(support::metric(&metrics, "hazard_mqtt_north_readings_total", &["result=\"delivered\""]) >= 6.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,9 +108,13 @@ async fn alarms_and_readings_reach_a_broker_that_requires_tls_and_a_client_certi
         let alarm = got
             .iter()
             .any(|(t, v)| t == "hazard/north-gw/alarms" && v["event"]["alarm_id"] == "MHS-001/GT-101:high");
-        let reading = got
-            .iter()
-            .any(|(t, v)| t == "hazard/north-gw/readings/MHS-002/GT-201" && v["quality"] == "good");
+        // Batched (the default): the device's message carries the point.
+        let reading = got.iter().any(|(t, v)| {
+            t == "hazard/north-gw/readings/gas"
+                && v["device"] == "gas"
+                && v["points"][0]["id"] == "MHS-002/GT-201"
+                && v["points"][0]["quality"] == "good"
+        });
         (alarm && reading).then_some(())
     })
     .await;
@@ -150,6 +154,32 @@ fn northbound_tls_and_reading_mistakes_are_reported_with_their_place() {
         glob.contains("mqtt_north[0].readings.points") && glob.contains("not a glob"),
         "{glob}"
     );
-    let topic = check("readings = { points = \"*\", topic = \"hazard/all\" }").unwrap_err();
+    let topic = check("readings = { points = \"*\", batch = \"reading\", topic = \"hazard/all\" }").unwrap_err();
     assert!(topic.contains("mqtt_north[0].readings.topic"), "{topic}");
+    // A per-point topic written for the shape before batching names the way on.
+    let old = check("readings = { points = \"*\", topic = \"park/{point}\" }").unwrap_err();
+    assert!(
+        old.contains(&format!("{p}:6:"))
+            && old.contains("mqtt_north[0].readings.topic")
+            && old.contains("batch = \"reading\""),
+        "{old}"
+    );
+    let qos0 = check("readings = { points = \"*\", qos = \"at_most_once\" }").unwrap_err();
+    assert!(
+        qos0.contains("mqtt_north[0].readings.qos") && qos0.contains("QoS 1"),
+        "{qos0}"
+    );
+    let window = check("readings = { points = \"*\", window = \"1s\" }").unwrap_err();
+    assert!(window.contains("mqtt_north[0].readings.window"), "{window}");
+    let flight = check("readings = { points = \"*\", in_flight = 0 }").unwrap_err();
+    assert!(
+        flight.contains("mqtt_north[0].readings.in_flight") && flight.contains("between 1 and 4096"),
+        "{flight}"
+    );
+    assert_eq!(
+        check(
+            "readings = { points = \"*\", batch = \"window\", window = \"2s\", max_readings = 200, in_flight = 512 }"
+        ),
+        Ok(())
+    );
 }

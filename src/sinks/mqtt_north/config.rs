@@ -7,6 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{AlarmEvent, Priority};
+use crate::sinks::buffer::{BufferConfig, FsyncPolicy, WhenFull};
+use crate::sinks::tsdb::config::RawFsync;
 use crate::spec::error::{ConfigError, SourceText};
 use crate::spec::units;
 
@@ -54,36 +56,96 @@ pub struct RawMqttNorth {
     pub tls: Option<RawNorthTls>,
 }
 
-fn default_readings_topic() -> String {
-    "hazard/{gateway}/readings/{point}".into()
-}
-
 /// `readings = { … }` of a `[[mqtt_north]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNorthReadings {
     /// Glob of the points to publish (`*` for all).
     pub points: Spanned<String>,
-    /// Topic template; `{gateway}` and `{point}` are filled in (a point's `/` make levels).
-    #[serde(default = "default_readings_topic")]
-    pub topic: String,
-    /// `at_most_once` (default: a lost reading is replaced by the next) or `at_least_once`.
+    /// How readings are grouped into messages: `poll` (default), `window` or `reading`.
     #[serde(default)]
-    pub qos: ReadingQos,
-    /// At most one publish per point per this interval (`"5s"`); default: every reading.
+    pub batch: Option<Spanned<BatchMode>>,
+    /// Topic template; default `hazard/{gateway}/readings/{device}` (batched) or
+    /// `hazard/{gateway}/readings/{point}` (`batch = "reading"`).
+    #[serde(default)]
+    pub topic: Option<Spanned<String>>,
+    /// Kept so older files still read: readings always go at QoS 1 through the outbox;
+    /// `at_most_once` is refused with the reason.
+    #[serde(default)]
+    pub qos: Option<Spanned<ReadingQos>>,
+    /// At most one reading per point per this interval (`"5s"`, by the readings' own
+    /// timestamps); default: every reading.
     #[serde(default)]
     pub interval: Option<units::DurationText>,
+    /// `batch = "window"`: how long readings gather before a device's message goes.
+    #[serde(default)]
+    pub window: Option<Spanned<units::DurationText>>,
+    /// Readings in one message at most; a larger group is split.
+    #[serde(default)]
+    pub max_readings: Option<Spanned<usize>>,
+    /// Messages published and not yet acknowledged at most (the window in flight).
+    #[serde(default)]
+    pub in_flight: Option<Spanned<usize>>,
+    /// Reading batches queued between the rules engine and the outbox; past this they are
+    /// dropped and counted (the rules engine never waits for the broker).
+    #[serde(default)]
+    pub queue_batches: Option<Spanned<usize>>,
+    /// The durable outbox.
+    #[serde(default)]
+    pub buffer: Option<RawNorthBuffer>,
 }
 
-/// MQTT quality of service for readings.
+/// `buffer = { … }` of a target's readings: the outbox on disk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNorthBuffer {
+    /// Most disk the outbox may use (`"256MiB"`).
+    #[serde(default = "default_buffer_bytes", deserialize_with = "units::size::deserialize")]
+    pub max_bytes: u64,
+    /// Readings older than this when their turn comes are not sent (counted `expired`).
+    #[serde(default = "default_max_age", deserialize_with = "units::duration::deserialize")]
+    pub max_age: Duration,
+    /// What is lost when it is full.
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// When buffered bytes are forced to disk.
+    #[serde(default = "default_fsync")]
+    pub fsync: RawFsync,
+}
+
+fn default_buffer_bytes() -> u64 {
+    256 << 20
+}
+
+fn default_max_age() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+
+fn default_fsync() -> RawFsync {
+    RawFsync::Interval(Duration::from_secs(1))
+}
+
+/// How readings are grouped into MQTT messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchMode {
+    /// One message per device (and hazard source) per poll cycle.
+    #[default]
+    Poll,
+    /// One message per device (and hazard source) per time window.
+    Window,
+    /// One message per reading on a per-point topic (the shape before batching).
+    Reading,
+}
+
+/// MQTT quality of service for readings, as older files wrote it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadingQos {
-    /// QoS 0: fire and forget; a reading lost on the way is superseded by the next one.
-    #[default]
+    /// QoS 0: no longer offered for readings (refused with the reason).
     AtMostOnce,
-    /// QoS 1: the broker acknowledges each; while the link is down the newest readings wait
-    /// in the client's queue and older ones are dropped (counted).
+    /// QoS 1: the broker acknowledges each message; the outbox keeps it until then.
+    #[default]
     AtLeastOnce,
 }
 
@@ -106,24 +168,46 @@ pub struct RawNorthTls {
 pub struct NorthReadings {
     /// Glob of the points published.
     pub points: String,
+    /// How readings are grouped into messages.
+    pub batch: BatchMode,
     /// Topic template.
     pub topic: String,
-    /// Quality of service.
-    pub qos: ReadingQos,
     /// Per-point minimum interval.
     pub interval: Option<Duration>,
+    /// `batch = "window"`: the window.
+    pub window: Duration,
+    /// Readings per message at most.
+    pub max_readings: usize,
+    /// Messages in flight at most.
+    pub in_flight: usize,
+    /// Batches queued before the outbox.
+    pub queue_batches: usize,
+    /// The outbox on disk.
+    pub buffer: BufferConfig,
+    /// Age past which a buffered message is not sent.
+    pub max_age: Duration,
 }
 
 impl NorthReadings {
-    /// The topic of `point` for gateway `gateway`; MQTT wildcard characters in a point id
-    /// become `_` so a publish topic stays valid.
+    /// The topic of `point` for gateway `gateway` (`batch = "reading"`); MQTT wildcard
+    /// characters in a point id become `_` so a publish topic stays valid.
     pub fn topic_for(&self, gateway: &str, point: &str) -> String {
-        let point: String = point
-            .chars()
-            .map(|c| if c == '+' || c == '#' { '_' } else { c })
-            .collect();
-        self.topic.replace("{gateway}", gateway).replace("{point}", &point)
+        self.topic
+            .replace("{gateway}", gateway)
+            .replace("{point}", &topic_safe(point))
     }
+
+    /// The topic of a batched message of `device` (and `hazard_source`, `none` if absent).
+    pub fn device_topic(&self, gateway: &str, device: &str, hazard_source: Option<&str>) -> String {
+        self.topic
+            .replace("{gateway}", gateway)
+            .replace("{device}", &topic_safe(device))
+            .replace("{hazard_source}", &topic_safe(hazard_source.unwrap_or("none")))
+    }
+}
+
+fn topic_safe(s: &str) -> String {
+    s.chars().map(|c| if c == '+' || c == '#' { '_' } else { c }).collect()
 }
 
 /// A validated northbound MQTT target.
@@ -228,6 +312,11 @@ pub fn validate(src: &SourceText<'_>, raw: &[RawMqttNorth], errors: &mut Vec<Con
     out
 }
 
+/// Bounds of the window in flight (rumqttc counts packet ids in 16 bits).
+const IN_FLIGHT: std::ops::RangeInclusive<usize> = 1..=4096;
+/// Bounds of readings per message.
+const MAX_READINGS: std::ops::RangeInclusive<usize> = 1..=10_000;
+
 fn check_readings(
     src: &SourceText<'_>,
     i: usize,
@@ -235,23 +324,105 @@ fn check_readings(
     errors: &mut Vec<ConfigError>,
 ) -> Option<NorthReadings> {
     let at = |key: &str| format!("mqtt_north[{i}].readings.{key}");
-    let mut ok = true;
+    let before = errors.len();
     if let Err(e) = globset::Glob::new(r.points.get_ref()) {
         errors.push(src.error(r.points.span(), at("points"), format!("not a glob: {e}")));
-        ok = false;
     }
-    if r.topic.is_empty() || r.topic.contains(['+', '#']) || !r.topic.contains("{point}") {
+    let batch = r.batch.as_ref().map_or(BatchMode::Poll, |b| *b.get_ref());
+    let here = |s: Option<std::ops::Range<usize>>| s.unwrap_or_else(|| r.points.span());
+    if let Some(q) = &r.qos
+        && *q.get_ref() == ReadingQos::AtMostOnce
+    {
         errors.push(src.error(
-            r.points.span(),
-            at("topic"),
-            "a readings topic must contain `{point}` and have no wildcards",
+            q.span(),
+            at("qos"),
+            "readings are delivered at QoS 1 through a durable outbox, so none is lost while the broker is away; remove `qos`",
         ));
-        ok = false;
     }
-    ok.then(|| NorthReadings {
+    let topic = match &r.topic {
+        Some(t) => t.get_ref().clone(),
+        None if batch == BatchMode::Reading => "hazard/{gateway}/readings/{point}".into(),
+        None => "hazard/{gateway}/readings/{device}".into(),
+    };
+    let topic_span = here(r.topic.as_ref().map(Spanned::span));
+    if topic.is_empty() || topic.contains(['+', '#']) {
+        errors.push(src.error(
+            topic_span.clone(),
+            at("topic"),
+            "a readings topic must be non-empty and have no wildcards",
+        ));
+    } else if batch == BatchMode::Reading && !topic.contains("{point}") {
+        errors.push(src.error(
+            topic_span.clone(),
+            at("topic"),
+            "with batch = \"reading\" (one message per reading) the topic must contain `{point}`",
+        ));
+    } else if batch != BatchMode::Reading && topic.contains("{point}") {
+        errors.push(src.error(
+            topic_span,
+            at("topic"),
+            "`{point}` names one reading's topic, but a batched message carries a device's readings: \
+             use `{device}` (and `{hazard_source}`), or set batch = \"reading\" for one message per reading \
+             (see docs/mqtt-north.md)",
+        ));
+    }
+    let window = r.window.as_ref().map_or(Duration::from_secs(1), |w| w.get_ref().0);
+    if let Some(w) = &r.window {
+        if batch != BatchMode::Window {
+            errors.push(src.error(w.span(), at("window"), "`window` applies only with batch = \"window\""));
+        } else if window < Duration::from_millis(10) || window > Duration::from_secs(3600) {
+            errors.push(src.error(w.span(), at("window"), "must be between 10ms and 1h"));
+        }
+    }
+    let bounded = |v: &Option<Spanned<usize>>,
+                   key: &str,
+                   range: std::ops::RangeInclusive<usize>,
+                   default: usize,
+                   errors: &mut Vec<ConfigError>| match v {
+        Some(n) if !range.contains(n.get_ref()) => {
+            errors.push(src.error(
+                n.span(),
+                at(key),
+                format!("must be between {} and {}", range.start(), range.end()),
+            ));
+            default
+        }
+        Some(n) => *n.get_ref(),
+        None => default,
+    };
+    let max_readings = bounded(&r.max_readings, "max_readings", MAX_READINGS, 1000, errors);
+    let in_flight = bounded(&r.in_flight, "in_flight", IN_FLIGHT, 256, errors);
+    let queue_batches = bounded(&r.queue_batches, "queue_batches", 1..=1 << 20, 16_384, errors);
+    let raw_buffer = r.buffer.clone().unwrap_or(RawNorthBuffer {
+        max_bytes: default_buffer_bytes(),
+        max_age: default_max_age(),
+        when_full: WhenFull::default(),
+        fsync: default_fsync(),
+    });
+    if raw_buffer.max_bytes < 1 << 20 {
+        errors.push(src.error(r.points.span(), at("buffer.max_bytes"), "must be at least 1MiB"));
+    }
+    if raw_buffer.max_age < Duration::from_secs(60) {
+        errors.push(src.error(r.points.span(), at("buffer.max_age"), "must be at least 1m"));
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let fsync = match raw_buffer.fsync {
+        RawFsync::Always => FsyncPolicy::Always,
+        RawFsync::Never => FsyncPolicy::Never,
+        RawFsync::Interval(d) => FsyncPolicy::Interval(d),
+    };
+    Some(NorthReadings {
         points: r.points.get_ref().clone(),
-        topic: r.topic.clone(),
-        qos: r.qos,
+        batch,
+        topic,
         interval: r.interval.map(|d| d.0),
+        window,
+        max_readings,
+        in_flight,
+        queue_batches,
+        buffer: BufferConfig::new(raw_buffer.max_bytes, raw_buffer.when_full, fsync),
+        max_age: raw_buffer.max_age,
     })
 }
