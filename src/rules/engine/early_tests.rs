@@ -225,3 +225,52 @@ fn an_early_warning_needs_a_set_point() {
         }
     );
 }
+
+/// A batch cycle peaking 1.6 %LEL under the high set-point (25): 21 ± 2.4 over two hours.
+fn cycle(s: i64) -> f64 {
+    21.0 + 2.4 * (s as f64 * std::f64::consts::TAU / 7200.0).sin()
+}
+
+#[test]
+fn a_cycle_learned_from_history_does_not_warn_but_a_rise_that_leaves_it_does() {
+    let (mut e, p) = engine();
+    // Without its cycle the straight trend warns on a normal rise.
+    let plain = run(&mut e, p, 0, 7200, cycle);
+    assert!(
+        plain.iter().any(|ev| ev.condition == ConditionKind::EarlyWarning),
+        "{plain:#?}"
+    );
+
+    // A day of minute means from history, as `seed_cycles` gives at start: then the cycle
+    // alone warns of nothing over three more cycles.
+    let (mut e, p) = engine();
+    let day0 = 86_400;
+    let minutes: Vec<(i64, f64)> = (0..1440).map(|m| (m, cycle(m * 60 + 30))).collect();
+    e.seed_cycles(p, &minutes);
+    let quiet = run(&mut e, p, day0, day0 + 3 * 7200, cycle);
+    assert!(
+        quiet.iter().all(|ev| ev.condition != ConditionKind::EarlyWarning),
+        "{quiet:#?}"
+    );
+
+    // A rise of 0.2 %LEL a minute on top of the cycle from the next trough: warned well before
+    // the crossing.
+    let from = day0 + 3 * 7200 + 5400;
+    let with_rise = |s: i64| cycle(s) + (s - from).max(0) as f64 * 0.2 / 60.0;
+    let events = run(&mut e, p, day0 + 3 * 7200 + 10, from + 3600, with_rise);
+    let warned = events
+        .iter()
+        .find(|ev| ev.condition == ConditionKind::EarlyWarning && ev.transition == Transition::Raised)
+        .unwrap_or_else(|| panic!("no early warning: {events:#?}"));
+    let crossed = events
+        .iter()
+        .find(|ev| ev.alarm_id == "g1:high" && ev.transition == Transition::Raised)
+        .unwrap_or_else(|| panic!("no crossing: {events:#?}"));
+    assert!(warned.ts >= at(from * 1000), "warned before the rise: {warned:#?}");
+    assert!(
+        crossed.ts.since(warned.ts) >= 10 * MIN,
+        "ten minutes' notice at least: warned {:?}, crossed {:?}",
+        warned.ts,
+        crossed.ts
+    );
+}
