@@ -165,7 +165,21 @@ fn main() {
     let raised = warnings(&set);
     let mut leads = Vec::new();
     let mut missed = Vec::new();
+    // A slow rise takes 30 min or more from its onset to the set-point. The generator aims
+    // every event at 30-120 min, but on a point run in cycles the cycle can bring the crossing
+    // closer: those events are reported apart and are not held to the 10 min lead.
+    let slow_rise = Duration::from_secs(1800);
+    let mut quicker: Vec<(String, f64, Option<f64>)> = Vec::new();
     for e in &set.events {
+        if e.start.since(e.onset) < slow_rise {
+            let first = raised[e.point].iter().find(|t| **t >= e.onset && **t <= e.start);
+            quicker.push((
+                set.points[e.point].name.clone(),
+                minutes(e.start.since(e.onset)),
+                first.map(|t| minutes(e.start.since(*t))),
+            ));
+            continue;
+        }
         let first = raised[e.point].iter().find(|t| **t >= e.onset && **t <= e.start);
         match first {
             Some(t) => {
@@ -205,9 +219,15 @@ fn main() {
         .sum();
     leads.sort();
     let short = leads.iter().filter(|l| **l < Duration::from_secs(600)).count();
+    for (name, rise, lead) in &quicker {
+        println!(
+            "quicker rise (not counted as slow): {name}, {rise:.1} min from onset to crossing, warned {}",
+            lead.map_or("never".to_string(), |l| format!("{l:.1} min ahead"))
+        );
+    }
     println!(
-        "slow set: {} true events creeping up over 30-120 min; warned {} (missed {}), false warnings {slow_false}",
-        set.events.len(),
+        "slow set: {} true events creeping up over 30 min or more; warned {} (missed {}), false warnings {slow_false}",
+        set.events.len() - quicker.len(),
         leads.len(),
         missed.len()
     );
