@@ -14,9 +14,11 @@
 //!   is the normal course's, and false); the lead is the time from that raise to the crossing.
 //!
 //! `cargo bench --profile dev --bench early_warning` (figures in `benches/README.md`).
-//! Environment: `EARLY_SEED` (default 2026), `EARLY_DAYS` (default 7), `EARLY_STEP_MS` (sample
-//! period, default 5000). Exits 1 when a slow event is missed, a lead is under 10 min, or
-//! false warnings exceed one per point per week.
+//! Environment: `EARLY_SEED` (default 2026), `EARLY_DAYS` (default 7), `EARLY_LEARN_DAYS` (days
+//! replayed first and reported apart while cycles are learned, default 1), `EARLY_STEP_MS`
+//! (sample period, default 5000), `EARLY_VERBOSE` (list every false warning). Exits 1 when a
+//! slow rise is missed or warned under 10 min ahead, or false warnings exceed one per point
+//! per week.
 
 use std::time::Duration;
 
