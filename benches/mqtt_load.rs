@@ -20,9 +20,7 @@
 //! `MQTT_LOAD_PER_MESSAGE` readings per message (10), `MQTT_LOAD_SENSORS` (1000).
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hazard_gateway::clock;
@@ -30,6 +28,10 @@ use hazard_gateway::config::GatewayConfig;
 use hazard_gateway::pipeline::Gateway;
 use hazard_gateway::telemetry::{Metrics, SubscriptionLabel};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+#[path = "common/broker.rs"]
+mod broker;
+use broker::Broker;
 
 #[path = "common/proc.rs"]
 mod proc;
@@ -58,59 +60,6 @@ impl Params {
 
     fn stations(&self) -> u64 {
         self.sensors / self.per_message
-    }
-}
-
-/// A Mosquitto on a free loopback port with a private directory; killed on drop.
-struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let conf = dir.path().join("mosquitto.conf");
-        // A site broker for high-rate sensors lets a subscriber's queue absorb a short stall
-        // (mosquitto's default is 1000 messages).
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 200000\nlog_type none\n"),
-        )
-        .expect("write mosquitto.conf");
-        let bin = ["/usr/sbin/mosquitto", "mosquitto"]
-            .into_iter()
-            .find(|b| Path::new(b).exists())
-            .unwrap_or("mosquitto");
-        let mut child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto runs");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        for _ in 0..100 {
-            if TcpStream::connect(addr).is_ok() {
-                return Broker { child, port, _dir: dir };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("mosquitto did not start");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -198,7 +147,9 @@ fn counter(metrics: &Metrics, f: impl Fn(&str) -> bool) -> f64 {
 }
 
 async fn run_gateway(p: Params) {
-    let broker = Broker::start();
+    // A site broker for high-rate sensors lets a subscriber's queue absorb a short stall
+    // (mosquitto's default is 1000 messages).
+    let broker = Broker::start("max_queued_messages 200000\n");
     let dir = tempfile::tempdir().expect("temp dir");
     let config = format!(
         r#"
@@ -251,7 +202,7 @@ points = ["P{{00000..{last:05}}}"]
         .spawn()
         .expect("start the publisher process");
     let pub_pid = child.id().to_string();
-    let broker_pid = broker.child.id().to_string();
+    let broker_pid = broker.pid().to_string();
     let (cpu0, broker0) = (proc::cpu_seconds("self"), proc::cpu_seconds(&broker_pid));
     let started = tokio::time::Instant::now();
     let stdout = child.stdout.take().expect("stdout");

@@ -22,9 +22,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -37,67 +35,15 @@ use hazard_gateway::model::{PointId, Quality, Reading};
 use hazard_gateway::pipeline::Gateway;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
+#[path = "common/broker.rs"]
+mod broker;
+use broker::Broker;
+
 #[path = "common/proc.rs"]
 mod proc;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// A Mosquitto on a free loopback port with a private directory; killed on drop.
-struct Broker {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let conf = dir.path().join("mosquitto.conf");
-        // A park broker: deep queues and a wide QoS 1 window towards the subscriber (the
-        // default, 20 in flight, would make the subscriber's round trips the limit).
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\n\
-                 max_inflight_messages 1000\nlog_type none\n"
-            ),
-        )
-        .expect("write mosquitto.conf");
-        let bin = ["/usr/sbin/mosquitto", "mosquitto"]
-            .into_iter()
-            .find(|b| Path::new(b).exists())
-            .unwrap_or("mosquitto");
-        let mut child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto runs");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        for _ in 0..100 {
-            if TcpStream::connect(addr).is_ok() {
-                return Broker { child, port, _dir: dir };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("mosquitto did not start");
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[derive(serde::Deserialize)]
@@ -213,7 +159,9 @@ async fn harness() {
     let points_n = devices * registers;
     let cycle = Duration::from_secs_f64(points_n as f64 / rate as f64);
 
-    let broker = Broker::start();
+    // A park broker: deep queues and a wide QoS 1 window towards the subscriber (the
+    // default, 20 in flight, would make the subscriber's round trips the limit).
+    let broker = Broker::start("max_queued_messages 1000000\nmax_inflight_messages 1000\n");
     let mut sub = Command::new(std::env::current_exe().expect("own path"))
         .env("HAZARD_NORTH_ROLE", "sub")
         .env("HAZARD_NORTH_PORT", broker.port.to_string())
@@ -287,7 +235,7 @@ async fn harness() {
     );
     let (cpu0, broker0, sub0) = (
         proc::cpu_seconds("self"),
-        proc::cpu_seconds(&broker.child.id().to_string()),
+        proc::cpu_seconds(&broker.pid().to_string()),
         proc::cpu_seconds(&sub_pid),
     );
     let start = Instant::now();
@@ -330,7 +278,7 @@ async fn harness() {
     let done = *seen.lock().unwrap();
     let wall = start.elapsed().as_secs_f64() - still.elapsed().as_secs_f64().min(20.0);
     let cpu = proc::cpu_seconds("self") - cpu0;
-    let broker_cpu = proc::cpu_seconds(&broker.child.id().to_string()) - broker0;
+    let broker_cpu = proc::cpu_seconds(&broker.pid().to_string()) - broker0;
     let sub_cpu = proc::cpu_seconds(&sub_pid) - sub0;
     let text = http
         .get(&metrics_url)
