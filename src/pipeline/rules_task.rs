@@ -194,7 +194,7 @@ impl RulesTask {
         if self.gathered.is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.gathered, Vec::with_capacity(GATHER_MAX.min(1024)));
+        let batch = std::mem::take(&mut self.gathered);
         self.to_history(batch, None, drops);
     }
 

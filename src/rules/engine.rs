@@ -78,6 +78,13 @@ struct SuspectEval {
     slots: [Option<usize>; 3],
 }
 
+impl SuspectEval {
+    /// The alarm slot of `check`, if that check is on.
+    fn slot(&self, check: Check) -> Option<usize> {
+        Check::ALL.iter().position(|c| *c == check).and_then(|i| self.slots[i])
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct StaleEval {
     slot: usize,

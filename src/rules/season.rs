@@ -27,7 +27,7 @@ const MAX_PERIOD: usize = 480;
 /// How deep the dip at the period must be: its median difference at most this share of the
 /// largest one at a shorter lag (half a cycle apart, a sine differs most).
 pub const DIP: f64 = 0.25;
-/// How often the period is searched for again, minutes.
+/// How often the period is searched for again, minutes (once an hour).
 const REDETECT: i64 = 60;
 
 const MINUTE_NS: i64 = 60_000_000_000;
@@ -43,9 +43,25 @@ pub struct Season {
     period: Option<usize>,
     /// The minute from which the period is searched for again.
     next_search: i64,
+    /// The minute of each hour this point searches in, so a plant's points do not all search
+    /// in the same minute of the rules task.
+    slot: i64,
 }
 
 impl Season {
+    /// A season that searches in minute `slot % 60` of each hour (give each point its own).
+    pub fn in_minute(slot: usize) -> Season {
+        Season {
+            slot: (slot % REDETECT as usize) as i64,
+            ..Season::default()
+        }
+    }
+
+    /// The first minute after `minute` in this season's minute of the hour.
+    fn next_after(&self, minute: i64) -> i64 {
+        minute + REDETECT - (minute - self.slot).rem_euclid(REDETECT)
+    }
+
     /// Adds a trusted value.
     pub fn push(&mut self, ts: Timestamp, value: f64) {
         if !value.is_finite() {
@@ -74,7 +90,7 @@ impl Season {
         self.open = Some((minute, value, 1));
         if minute >= self.next_search {
             self.period = self.search();
-            self.next_search = minute + REDETECT;
+            self.next_search = self.next_after(minute);
         }
     }
 
@@ -90,7 +106,7 @@ impl Season {
             self.minutes.pop_front();
         }
         self.period = self.search();
-        self.next_search = self.minutes.back().map_or(0, |(m, _)| m + REDETECT);
+        self.next_search = self.minutes.back().map_or(0, |(m, _)| self.next_after(*m));
     }
 
     /// The cycle's length, when one is clear.
@@ -215,6 +231,15 @@ mod tests {
             .collect();
         s.seed(&day);
         assert_eq!(s.period_minutes(), Some(90));
+    }
+
+    #[test]
+    fn each_point_searches_in_its_own_minute_of_the_hour() {
+        let s = Season::in_minute(67);
+        assert_eq!(s.next_after(0), 7);
+        assert_eq!(s.next_after(7), 67);
+        assert_eq!(s.next_after(66), 67);
+        assert_eq!(Season::default().next_after(59), 60);
     }
 
     #[test]

@@ -213,12 +213,13 @@ impl SuspectState {
         if self.last.is_none_or(|(_, t0)| ts >= t0) {
             self.last = Some((value, ts));
         }
-        let jump = c.max_rate.is_some() && self.jumped.is_some_and(|t| ts.since(t) < c.jump_hold);
+        let jump = c.max_rate.is_some() && self.jump_holds(c, ts);
         Verdict { stuck, pinned, jump }
     }
 
-    /// What the checks say at `now` with no new reading: only a jump's hold ends by time.
-    pub fn expire(&mut self, c: &SuspectChecks, now: Timestamp) -> bool {
+    /// Whether the hold after the last impossible jump still runs at `now`: the one verdict
+    /// that ends by time alone, with no new reading.
+    pub fn jump_holds(&self, c: &SuspectChecks, now: Timestamp) -> bool {
         self.jumped.is_some_and(|t| now.since(t) < c.jump_hold)
     }
 }
@@ -318,8 +319,8 @@ mod tests {
         assert!(!s.judge(&c, range, at(1), 4.09).jump);
         assert!(s.judge(&c, range, at(2), 5.59).jump);
         assert!(s.judge(&c, range, at(200), 5.59).jump);
-        assert!(s.expire(&c, at(301)));
-        assert!(!s.expire(&c, at(302)));
+        assert!(s.jump_holds(&c, at(301)));
+        assert!(!s.jump_holds(&c, at(302)));
         assert!(!s.judge(&c, range, at(302), 5.59).jump);
         // After a long gap, a larger change is possible.
         assert!(!s.judge(&c, range, at(1000), 9.0).jump);

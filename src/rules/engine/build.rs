@@ -212,7 +212,7 @@ impl Builder<'_> {
                     min_samples: *min_samples,
                     samples: Default::default(),
                     trend: None,
-                    season: Season::default(),
+                    season: Season::in_minute(point.index()),
                     seasonal: None,
                 });
             }

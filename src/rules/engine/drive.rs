@@ -181,9 +181,9 @@ impl RulesEngine {
         }
         // A jump's hold ends by time alone: the point may not be read again for a while.
         for p in 0..self.suspects.len() {
-            let Some(e) = self.suspects[p].as_mut() else { continue };
-            let Some(slot) = e.slots[2] else { continue };
-            if !e.state.expire(&e.checks, now) && self.slots[slot].deb.is_active() {
+            let Some(e) = self.suspects[p].as_ref() else { continue };
+            let Some(slot) = e.slot(Check::Jump) else { continue };
+            if !e.state.jump_holds(&e.checks, now) && self.slots[slot].deb.is_active() {
                 self.drive(slot, false, f64::NAN, now, out);
             }
         }

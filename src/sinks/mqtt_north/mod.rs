@@ -202,14 +202,17 @@ impl NorthIntakes {
                 .inc_by(n);
         };
         // Targets away too long were removed by the reload: what waited for them is lost.
-        let now = tokio::time::Instant::now();
-        let (gone, away): (Vec<Away>, Vec<Away>) = std::mem::take(&mut g.away)
-            .into_iter()
-            .partition(|a| now.duration_since(a.since) >= AWAY_FOR);
-        g.away = away;
-        for a in gone {
-            let n: usize = a.items.iter().map(|(b, _)| b.len()).sum();
-            count(&a.target, "dropped_removed", n as u64);
+        // Nothing to do on the usual path, where no target is away.
+        if !g.away.is_empty() {
+            let now = tokio::time::Instant::now();
+            let (gone, away): (Vec<Away>, Vec<Away>) = std::mem::take(&mut g.away)
+                .into_iter()
+                .partition(|a| now.duration_since(a.since) >= AWAY_FOR);
+            g.away = away;
+            for a in gone {
+                let n: usize = a.items.iter().map(|(b, _)| b.len()).sum();
+                count(&a.target, "dropped_removed", n as u64);
+            }
         }
         for a in &mut g.away {
             if a.items.len() < AWAY_LIMIT {
