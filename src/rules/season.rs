@@ -141,8 +141,9 @@ impl Season {
     fn search(&self) -> Option<usize> {
         let (&(first, _), &(last, _)) = (self.minutes.front()?, self.minutes.back()?);
         let n = usize::try_from(last - first + 1).ok()?;
-        // Two periods at least must fit, so the dip is a repeat and not one long swing.
-        let top = MAX_PERIOD.min(n / 2);
+        // Three periods must fit, as many as the expected course is the median of: a dip seen
+        // over less is as likely one swing of an ordinary rise and fall as a cycle.
+        let top = MAX_PERIOD.min(n / 3);
         if top <= MIN_PERIOD {
             return None;
         }
