@@ -37,6 +37,10 @@ use tokio_util::sync::CancellationToken;
 #[path = "common/proc.rs"]
 mod proc;
 
+/// The product's allocator, so that resident memory reads as the installed gateway's would.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A profile of `n` consecutive u16 holding registers.
 fn profile_text(n: usize) -> String {
     let mut s = String::from("[profile]\ndescription = \"load test\"\n");
@@ -165,6 +169,7 @@ async fn run_whole_gateway(a: &Args) {
     let wall = started.elapsed().as_secs_f64();
     let (r1, w1, d1, o1) = read(&metrics);
     let (cpu1, sim_cpu1) = (proc::cpu_seconds("self"), proc::cpu_seconds(&sim_pid));
+    let rss_kib = proc::status_kib("self", "VmRSS:");
     gateway.shutdown().await;
     let (_, w_end, d_end, _) = read(&metrics);
     drop(child.stdin.take());
@@ -189,7 +194,17 @@ async fn run_whole_gateway(a: &Args) {
         "  gateway CPU           {:.1} % of one core",
         100.0 * (cpu1 - cpu0) / wall
     );
-    println!("  peak RSS (VmHWM)      {:.1} MiB", proc::peak_rss_mib());
+    let points = (a.devices * a.registers) as f64;
+    println!(
+        "  RSS at the end         {:.1} MiB, {:.0} bytes per point",
+        rss_kib as f64 / 1024.0,
+        rss_kib as f64 * 1024.0 / points
+    );
+    println!(
+        "  peak RSS (VmHWM)      {:.1} MiB, {:.0} bytes per point",
+        proc::peak_rss_mib(),
+        proc::peak_rss_mib() * 1048576.0 / points
+    );
     println!(
         "  (simulator process: {:.1} % of one core)",
         100.0 * (sim_cpu1 - sim_cpu0) / wall

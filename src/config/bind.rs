@@ -159,6 +159,7 @@ pub(super) fn bind_rules(
     }
     rules.extend(configured);
     rules.extend(votes);
+    rules.shrink_to_fit();
     if cx.errors.is_empty() {
         trial_build(&mut cx, &rules, alarms, &spans);
     }

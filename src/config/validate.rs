@@ -107,6 +107,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let dtu = super::dtu::validate(&src, &raw, &devices, &mut errors);
     let mut stations = super::dtu::station_groups(&dtu, &devices);
     stations.extend(super::mqtt_station_groups(&mqtt));
+    points.shrink_to_fit();
     let history = check_history(&src, &raw, &points, &mut errors);
     let journal = check_journal(&src, &raw, &mut errors);
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);

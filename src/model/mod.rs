@@ -266,8 +266,17 @@ pub struct PointMeta {
 }
 
 /// The interned set of points of one gateway.
+///
+/// Design: the config, the rules engine, the live state and the uplinks each hold the table;
+/// a clone shares it (copy on write while the config is built), so a large plant pays for its
+/// points once.
 #[derive(Debug, Clone, Default)]
 pub struct PointTable {
+    inner: Arc<PointTableInner>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PointTableInner {
     metas: Vec<PointMeta>,
     by_name: HashMap<Arc<str>, PointId>,
 }
@@ -275,38 +284,46 @@ pub struct PointTable {
 impl PointTable {
     /// Adds a point; returns `None` if its name is already taken.
     pub fn insert(&mut self, meta: PointMeta) -> Option<PointId> {
-        if self.by_name.contains_key(&meta.name) {
+        if self.inner.by_name.contains_key(&meta.name) {
             return None;
         }
-        let id = PointId(u32::try_from(self.metas.len()).ok()?);
-        self.by_name.insert(meta.name.clone(), id);
-        self.metas.push(meta);
+        let id = PointId(u32::try_from(self.inner.metas.len()).ok()?);
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.by_name.insert(meta.name.clone(), id);
+        inner.metas.push(meta);
         Some(id)
     }
 
     /// Looks a point up by its textual id.
     pub fn id_of(&self, name: &str) -> Option<PointId> {
-        self.by_name.get(name).copied()
+        self.inner.by_name.get(name).copied()
     }
 
     /// Metadata of a point.
     pub fn meta(&self, id: PointId) -> &PointMeta {
-        &self.metas[id.index()]
+        &self.inner.metas[id.index()]
     }
 
     /// Number of points.
     pub fn len(&self) -> usize {
-        self.metas.len()
+        self.inner.metas.len()
     }
 
     /// Whether the table has no points.
     pub fn is_empty(&self) -> bool {
-        self.metas.is_empty()
+        self.inner.metas.is_empty()
     }
 
     /// All points in id order.
     pub fn iter(&self) -> impl Iterator<Item = (PointId, &PointMeta)> {
-        self.metas.iter().enumerate().map(|(i, m)| (PointId(i as u32), m))
+        self.inner.metas.iter().enumerate().map(|(i, m)| (PointId(i as u32), m))
+    }
+
+    /// Gives back the spare capacity the table grew with; called once it is complete.
+    pub fn shrink_to_fit(&mut self) {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.metas.shrink_to_fit();
+        inner.by_name.shrink_to_fit();
     }
 }
 

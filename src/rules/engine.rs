@@ -17,6 +17,7 @@ mod suspect_tests;
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use build::BuildError;
@@ -225,13 +226,14 @@ pub struct RulesEngine {
     points: PointTable,
     settings: AlarmSettings,
     slots: Vec<Slot>,
-    by_id: HashMap<String, usize>,
+    by_id: HashMap<Arc<str>, usize>,
     point_slots: Vec<Vec<usize>>,
     thresholds: Vec<Vec<ThresholdEval>>,
     rates: Vec<Vec<RateEval>>,
     earlies: Vec<Vec<EarlyEval>>,
     faults: Vec<Vec<usize>>,
-    suspects: Vec<Option<SuspectEval>>,
+    /// Boxed: most points have no checks, and the state is large.
+    suspects: Vec<Option<Box<SuspectEval>>>,
     stales: Vec<Vec<StaleEval>>,
     last_seen: Vec<Option<Timestamp>>,
     latest: Vec<Option<f64>>,

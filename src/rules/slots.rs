@@ -1,6 +1,8 @@
 //! Alarm slots: one per alarm the configuration can raise, holding its lifecycle, debounce and
 //! the metadata every transition record carries.
 
+use std::sync::Arc;
+
 use crate::model::{AlarmEvent, ConditionKind, Level, PointId, Priority, SubjectKind, Timestamp, Transition};
 
 use super::debounce::Debounce;
@@ -25,15 +27,17 @@ pub(super) enum Role {
 /// Fixed description of an alarm.
 #[derive(Debug, Clone)]
 pub(super) struct SlotMeta {
-    pub(super) id: String,
-    pub(super) rule: String,
-    pub(super) subject: String,
+    // Shared strings: a plant has an alarm or more per point, and most of these texts are
+    // the point's own (name, unit, hazard source) or a rule name many alarms share.
+    pub(super) id: Arc<str>,
+    pub(super) rule: Arc<str>,
+    pub(super) subject: Arc<str>,
     pub(super) subject_kind: SubjectKind,
-    pub(super) hazard_source: Option<String>,
+    pub(super) hazard_source: Option<Arc<str>>,
     pub(super) condition: ConditionKind,
     pub(super) level: Option<Level>,
     pub(super) priority: Priority,
-    pub(super) unit: String,
+    pub(super) unit: Arc<str>,
     pub(super) limit: Option<f64>,
     pub(super) role: Role,
 }
@@ -75,11 +79,11 @@ impl Slot {
         let m = &self.meta;
         AlarmEvent {
             seq: 0,
-            alarm_id: m.id.clone(),
-            rule: m.rule.clone(),
-            subject: m.subject.clone(),
+            alarm_id: m.id.to_string(),
+            rule: m.rule.to_string(),
+            subject: m.subject.to_string(),
             subject_kind: m.subject_kind,
-            hazard_source: m.hazard_source.clone(),
+            hazard_source: m.hazard_source.as_deref().map(str::to_string),
             condition: m.condition,
             class: m.condition.class(),
             level: m.level,
@@ -93,7 +97,7 @@ impl Slot {
             out_of_service: self.life.out_of_service(),
             value: self.value,
             limit: m.limit,
-            unit: m.unit.clone(),
+            unit: m.unit.to_string(),
             ts,
             raised_at: self.life.raised_at(),
             user: user.map(str::to_string),
@@ -106,10 +110,11 @@ impl Slot {
 
 /// The id of an alarm: `<point>:<level>` for thresholds (`MHS-001/GT-101:high`), else
 /// `<subject>:<condition>[:<level>]` (`gas-ai-1:communication`, `zone-a:vote:high`).
-pub(super) fn alarm_id(subject: &str, condition: ConditionKind, level: Option<Level>) -> String {
+pub(super) fn alarm_id(subject: &str, condition: ConditionKind, level: Option<Level>) -> Arc<str> {
     match (condition, level) {
         (ConditionKind::Threshold, Some(l)) => format!("{subject}:{l}"),
         (_, Some(l)) => format!("{subject}:{condition}:{l}"),
         (_, None) => format!("{subject}:{condition}"),
     }
+    .into()
 }

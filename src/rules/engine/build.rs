@@ -1,6 +1,7 @@
 //! Building the engine from validated rules: one slot per alarm, indexes per point and device.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::season::Season;
@@ -65,7 +66,8 @@ fn mode_family(mode: &VoteMode) -> Option<Level> {
 
 struct Builder<'a> {
     engine: RulesEngine,
-    owner: HashMap<String, String>,
+    /// Rule names shared by the alarms they define (one per point for the defaults).
+    names: HashMap<String, Arc<str>>,
     points: &'a PointTable,
 }
 
@@ -81,10 +83,10 @@ impl Builder<'_> {
         meta: SlotMeta,
         delays: Delays,
     ) -> Result<usize, BuildError> {
-        if let Some(first) = self.owner.insert(meta.id.clone(), rule.to_string()) {
+        if let Some(&first) = self.engine.by_id.get(&meta.id) {
             return Err(BuildError::DuplicateAlarm {
-                id: meta.id,
-                first,
+                id: meta.id.to_string(),
+                first: self.engine.slots[first].meta.rule.to_string(),
                 second: rule.to_string(),
             });
         }
@@ -97,28 +99,51 @@ impl Builder<'_> {
         Ok(idx)
     }
 
-    fn point_meta(&self, rule: &RuleSpec, point: PointId, condition: ConditionKind, level: Option<Level>) -> SlotMeta {
+    /// The shared text of a rule's name.
+    fn name(&mut self, rule: &str) -> Arc<str> {
+        if let Some(n) = self.names.get(rule) {
+            return n.clone();
+        }
+        let n: Arc<str> = rule.into();
+        self.names.insert(rule.to_string(), n.clone());
+        n
+    }
+
+    fn point_meta(
+        &mut self,
+        rule: &RuleSpec,
+        point: PointId,
+        condition: ConditionKind,
+        level: Option<Level>,
+    ) -> SlotMeta {
         let m = self.points.meta(point);
         SlotMeta {
             id: alarm_id(&m.name, condition, level),
-            rule: rule.name.clone(),
-            subject: m.name.to_string(),
+            rule: self.name(&rule.name),
+            subject: m.name.clone(),
             subject_kind: SubjectKind::Point,
-            hazard_source: m.hazard_source.as_deref().map(str::to_string),
+            hazard_source: m.hazard_source.clone(),
             condition,
             level,
             priority: Priority::High,
-            unit: m.unit.to_string(),
+            unit: m.unit.clone(),
             limit: None,
             role: Role::Point(point),
         }
     }
 
-    fn group_meta(&self, rule: &RuleSpec, condition: ConditionKind, level: Option<Level>, unit: String) -> SlotMeta {
+    fn group_meta(
+        &mut self,
+        rule: &RuleSpec,
+        condition: ConditionKind,
+        level: Option<Level>,
+        unit: Arc<str>,
+    ) -> SlotMeta {
+        let name = self.name(&rule.name);
         SlotMeta {
             id: alarm_id(&rule.name, condition, level),
-            rule: rule.name.clone(),
-            subject: rule.name.clone(),
+            rule: name.clone(),
+            subject: name,
             subject_kind: SubjectKind::Group,
             hazard_source: None,
             condition,
@@ -130,10 +155,10 @@ impl Builder<'_> {
         }
     }
 
-    fn common_source(&self, points: impl Iterator<Item = PointId>) -> Option<String> {
+    fn common_source(&self, points: impl Iterator<Item = PointId>) -> Option<Arc<str>> {
         let mut sources = points.map(|p| self.points.meta(p).hazard_source.clone());
         let first = sources.next()??;
-        sources.all(|s| s.as_ref() == Some(&first)).then(|| first.to_string())
+        sources.all(|s| s.as_ref() == Some(&first)).then_some(first)
     }
 
     fn add_rule(&mut self, rule: &RuleSpec) -> Result<(), BuildError> {
@@ -256,11 +281,11 @@ impl Builder<'_> {
                     meta.priority = *priority;
                     *slot = Some(self.add_slot(rule, meta, Delays::default())?);
                 }
-                self.engine.suspects[point.index()] = Some(SuspectEval {
+                self.engine.suspects[point.index()] = Some(Box::new(SuspectEval {
                     checks: *checks,
                     state: SuspectState::default(),
                     slots,
-                });
+                }));
             }
             RuleKind::Deviation {
                 points,
@@ -271,8 +296,7 @@ impl Builder<'_> {
             } => {
                 let unit = points
                     .first()
-                    .map(|p| self.points.meta(*p).unit.to_string())
-                    .unwrap_or_default();
+                    .map_or_else(|| Arc::from(""), |p| self.points.meta(*p).unit.clone());
                 let mut meta = self.group_meta(rule, ConditionKind::Deviation, None, unit);
                 meta.priority = *priority;
                 meta.limit = Some(*max);
@@ -341,12 +365,12 @@ impl Builder<'_> {
         }
         let mut slots = Vec::new();
         for level in output_levels(mode) {
-            let mut meta = self.group_meta(rule, ConditionKind::Vote, Some(level), "members".into());
+            let mut meta = self.group_meta(rule, ConditionKind::Vote, Some(level), Arc::from("members"));
             meta.priority = priorities
                 .iter()
                 .find(|(l, _)| *l == level)
                 .map_or(level.default_priority(), |(_, p)| *p);
-            meta.hazard_source = hazard_source.clone();
+            meta.hazard_source = hazard_source.as_deref().map(Arc::from);
             slots.push((level, self.add_slot(rule, meta, Delays::default())?));
         }
         self.engine.votes.push(VoteEval {
@@ -387,17 +411,18 @@ impl Builder<'_> {
         }
         const RULE: &str = "communication";
         for (dev, on) in grace.into_iter().enumerate() {
+            let rule = self.name(RULE);
             let d = &self.engine.devices[dev];
             let meta = SlotMeta {
                 id: alarm_id(&d.name, ConditionKind::Communication, None),
-                rule: RULE.to_string(),
-                subject: d.name.clone(),
+                rule,
+                subject: d.name.as_str().into(),
                 subject_kind: SubjectKind::Device,
                 hazard_source: self.common_source(d.points.clone().into_iter()),
                 condition: ConditionKind::Communication,
                 level: None,
                 priority: settings.communication_priority,
-                unit: String::new(),
+                unit: Arc::from(""),
                 limit: None,
                 role: Role::Device(dev),
             };
@@ -426,14 +451,14 @@ impl Builder<'_> {
             };
             let meta = SlotMeta {
                 id: alarm_id(GATEWAY_SUBJECT, kind, None),
-                rule: RULE.to_string(),
-                subject: GATEWAY_SUBJECT.to_string(),
+                rule: self.name(RULE),
+                subject: GATEWAY_SUBJECT.into(),
                 subject_kind: SubjectKind::Device,
                 hazard_source: None,
                 condition: kind,
                 level: None,
                 priority: settings.diagnostic_priority,
-                unit: unit.to_string(),
+                unit: unit.into(),
                 limit: None,
                 role: Role::Gateway,
             };
@@ -483,7 +508,7 @@ impl RulesEngine {
         };
         let mut b = Builder {
             engine,
-            owner: HashMap::new(),
+            names: HashMap::new(),
             points: &points,
         };
         b.add_devices(&settings)?;
@@ -495,6 +520,34 @@ impl RulesEngine {
         }
         let mut engine = b.engine;
         engine.points = points;
+        engine.shrink_to_fit();
         Ok(engine)
+    }
+}
+
+impl RulesEngine {
+    /// Gives back what the build grew and will not use: a plant's points each hold a few of
+    /// these lists, so the spare capacity would cost more than the alarms themselves.
+    fn shrink_to_fit(&mut self) {
+        self.slots.shrink_to_fit();
+        self.by_id.shrink_to_fit();
+        for v in &mut self.point_slots {
+            v.shrink_to_fit();
+        }
+        for v in &mut self.faults {
+            v.shrink_to_fit();
+        }
+        for v in &mut self.thresholds {
+            v.shrink_to_fit();
+        }
+        for v in &mut self.stales {
+            v.shrink_to_fit();
+        }
+        for v in &mut self.point_deviations {
+            v.shrink_to_fit();
+        }
+        for v in &mut self.point_votes {
+            v.shrink_to_fit();
+        }
     }
 }

@@ -56,7 +56,7 @@ impl RulesEngine {
             .slots
             .iter()
             .filter(|s| !self.by_id.contains_key(&s.meta.id) && s.life.visible())
-            .map(|s| s.meta.id.clone())
+            .map(|s| s.meta.id.to_string())
             .collect();
         if self.points.len() == old.points.len() {
             self.last_seen.clone_from(&old.last_seen);

@@ -41,8 +41,8 @@ impl RulesEngine {
             for t in evals {
                 let slot = &self.slots[t.slot];
                 out.push(ThresholdSetting {
-                    alarm_id: slot.meta.id.clone(),
-                    rule: slot.meta.rule.clone(),
+                    alarm_id: slot.meta.id.to_string(),
+                    rule: slot.meta.rule.to_string(),
                     point,
                     level: t.limit.level,
                     set_point: t.limit.value,
@@ -192,7 +192,7 @@ impl RulesEngine {
             if s.deb.pending_since().is_some() {
                 let (on, off) = (s.delays.on, s.delays.off);
                 if let Some(active) = s.deb.expire(now, on, off) {
-                    out.timers.push((s.meta.id.clone(), None));
+                    out.timers.push((s.meta.id.to_string(), None));
                     self.flip(slot, active, now, out);
                 }
             }
@@ -269,7 +269,11 @@ impl RulesEngine {
         AlarmStats {
             flood: self.flood.in_flood(),
             rate_10min: self.flood.rate(),
-            chattering: self.chattering.iter().map(|&s| self.slots[s].meta.id.clone()).collect(),
+            chattering: self
+                .chattering
+                .iter()
+                .map(|&s| self.slots[s].meta.id.to_string())
+                .collect(),
             chattering_total: self.chattering_total,
         }
     }
@@ -277,7 +281,7 @@ impl RulesEngine {
     /// Restores an alarm from its last journaled transition; `false` if the configuration no
     /// longer defines it. Emits nothing.
     pub fn restore(&mut self, e: &AlarmEvent) -> bool {
-        let Some(&slot) = self.by_id.get(&e.alarm_id) else {
+        let Some(&slot) = self.by_id.get(e.alarm_id.as_str()) else {
             return false;
         };
         let s = &mut self.slots[slot];
@@ -303,7 +307,7 @@ impl RulesEngine {
         if e.transition != Transition::Raised {
             return;
         }
-        if let Some(&slot) = self.by_id.get(&e.alarm_id) {
+        if let Some(&slot) = self.by_id.get(e.alarm_id.as_str()) {
             self.slots[slot].raises.record(e.ts, CHATTER_WINDOW);
         }
         if e.annunciated() {
@@ -389,7 +393,7 @@ impl RulesEngine {
         let before = s.deb.pending_since();
         let flipped = s.deb.update(trip, ts, s.delays.on, s.delays.off);
         if s.deb.pending_since() != before {
-            out.timers.push((s.meta.id.clone(), s.deb.pending_since()));
+            out.timers.push((s.meta.id.to_string(), s.deb.pending_since()));
         }
         if !value.is_nan() || flipped.is_some() {
             s.value = value;
@@ -458,7 +462,7 @@ impl RulesEngine {
             if s.deb.pending_since().is_some() {
                 let active = s.deb.is_active();
                 s.deb.restore(active, None);
-                out.timers.push((s.meta.id.clone(), None));
+                out.timers.push((s.meta.id.to_string(), None));
             }
         }
     }
