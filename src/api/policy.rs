@@ -113,7 +113,7 @@ pub struct ConsolePolicy {
     pub kpi: crate::kpi::KpiSettings,
     /// How often each point is expected to deliver a reading, by point id (the completeness
     /// ledger's expected readings).
-    pub intervals: BTreeMap<String, Duration>,
+    pub intervals: BTreeMap<std::sync::Arc<str>, Duration>,
 }
 
 /// One set-point of a point.

@@ -3,6 +3,7 @@
 //! item's sampling interval.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::PointTable;
@@ -16,15 +17,17 @@ pub(super) fn expected_intervals(
     devices: &[DeviceSpec],
     mqtt: &MqttInSpec,
     opcua: &OpcuaSpec,
-) -> BTreeMap<String, Duration> {
-    let mut out: BTreeMap<String, Duration> = BTreeMap::new();
+) -> BTreeMap<Arc<str>, Duration> {
+    let mut out: BTreeMap<Arc<str>, Duration> = BTreeMap::new();
+    // Keys share the point table's names where it has them.
     let mut put = |name: &str, d: Duration| {
-        out.entry(name.to_string())
-            .and_modify(|e| *e = (*e).min(d))
-            .or_insert(d);
+        let key = points
+            .id_of(name)
+            .map_or_else(|| Arc::from(name), |id| points.meta(id).name.clone());
+        out.entry(key).and_modify(|e| *e = (*e).min(d)).or_insert(d);
     };
     for dev in devices {
-        for (id, _) in &dev.points {
+        for (id, _) in dev.points.iter() {
             put(&points.meta(*id).name, dev.interval);
         }
     }

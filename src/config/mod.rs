@@ -283,7 +283,7 @@ fn simulated(config: &GatewayConfig, elapsed: Duration, ts: Timestamp) -> Vec<(P
         let Some(profile) = config.profiles.get(&dev.profile) else {
             continue;
         };
-        for (id, reg) in &dev.points {
+        for (id, reg) in dev.points.iter() {
             let model = profile
                 .points
                 .iter()

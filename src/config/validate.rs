@@ -582,7 +582,7 @@ fn build_device(
         retries: d.retries,
         inter_request_delay: d.inter_request_delay,
         limits,
-        points: bound,
+        points: bound.into(),
     })
 }
 

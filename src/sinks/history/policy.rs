@@ -105,6 +105,13 @@ pub struct RawFilter {
 }
 
 impl RawFilter {
+    /// A filter for `points` points (more grow it).
+    pub fn with_points(points: usize) -> Self {
+        Self {
+            last: vec![None; points],
+        }
+    }
+
     /// Decides whether raw history keeps `r`, and remembers it if so.
     pub fn admit(&mut self, policy: &HistoryPolicy, r: &Reading) -> Option<KeepReason> {
         let i = r.point.index();

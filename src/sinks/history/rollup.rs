@@ -59,6 +59,14 @@ pub struct Rollups {
 }
 
 impl Rollups {
+    /// Open minutes for `points` points (more grow it).
+    pub fn with_points(points: usize) -> Self {
+        Self {
+            open: vec![None; points],
+            recent: vec![std::collections::VecDeque::new(); points],
+        }
+    }
+
     /// Counts `r` into its point's open minute, unless it repeats the point's last counted
     /// reading; a reading of another minute closes the open one, which is pushed onto
     /// `closed`.

@@ -54,11 +54,14 @@ pub struct HistoryWriter {
 impl HistoryWriter {
     /// A writer in front of `store`.
     pub fn new(store: HistoryStore, policy: HistoryPolicy) -> Self {
+        // Sized for the point table now: grown one point at a time, they would keep up to
+        // twice what they need.
+        let points = policy.deadbands.len();
         Self {
             store,
             policy,
-            filter: RawFilter::default(),
-            rollups: Rollups::default(),
+            filter: RawFilter::with_points(points),
+            rollups: Rollups::with_points(points),
             raw: Vec::new(),
             closed: Vec::new(),
             now: Timestamp::from_nanos(0),

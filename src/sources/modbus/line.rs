@@ -50,7 +50,7 @@ mod tests {
             retries: 0,
             inter_request_delay: Duration::ZERO,
             limits: ReadLimits::default(),
-            points: Vec::new(),
+            points: Vec::new().into(),
         }
     }
 

@@ -129,8 +129,9 @@ pub struct DeviceSpec {
     pub inter_request_delay: Duration,
     /// Request limits (profile's, possibly narrowed per device).
     pub limits: ReadLimits,
-    /// The points it feeds and where each sits in its register map.
-    pub points: Vec<(PointId, RegisterSpec)>,
+    /// The points it feeds and where each sits in its register map; shared by the config
+    /// and the device's poller.
+    pub points: std::sync::Arc<[(PointId, RegisterSpec)]>,
 }
 
 impl From<&DeviceSpec> for crate::state::devices::DeviceIdentity {
