@@ -279,16 +279,34 @@ pub struct PointTable {
 struct PointTableInner {
     metas: Vec<PointMeta>,
     by_name: HashMap<Arc<str>, PointId>,
+    /// Units, devices and hazard sources, each kept once however many points name it.
+    texts: std::collections::HashSet<Arc<str>>,
+}
+
+impl PointTableInner {
+    fn shared(&mut self, text: &mut Arc<str>) {
+        match self.texts.get(text) {
+            Some(t) => *text = t.clone(),
+            None => {
+                self.texts.insert(text.clone());
+            }
+        }
+    }
 }
 
 impl PointTable {
     /// Adds a point; returns `None` if its name is already taken.
-    pub fn insert(&mut self, meta: PointMeta) -> Option<PointId> {
+    pub fn insert(&mut self, mut meta: PointMeta) -> Option<PointId> {
         if self.inner.by_name.contains_key(&meta.name) {
             return None;
         }
         let id = PointId(u32::try_from(self.inner.metas.len()).ok()?);
         let inner = Arc::make_mut(&mut self.inner);
+        inner.shared(&mut meta.unit);
+        inner.shared(&mut meta.device);
+        if let Some(h) = meta.hazard_source.as_mut() {
+            inner.shared(h);
+        }
         inner.by_name.insert(meta.name.clone(), id);
         inner.metas.push(meta);
         Some(id)
@@ -324,6 +342,7 @@ impl PointTable {
         let inner = Arc::make_mut(&mut self.inner);
         inner.metas.shrink_to_fit();
         inner.by_name.shrink_to_fit();
+        inner.texts.shrink_to_fit();
     }
 }
 
@@ -341,6 +360,16 @@ mod tests {
             range: None,
             description: None,
         }
+    }
+
+    #[test]
+    fn points_share_one_copy_of_a_unit_and_a_device() {
+        let mut t = PointTable::default();
+        let a = t.insert(meta("a")).unwrap();
+        let b = t.insert(meta("b")).unwrap();
+        assert!(Arc::ptr_eq(&t.meta(a).unit, &t.meta(b).unit));
+        assert!(Arc::ptr_eq(&t.meta(a).device, &t.meta(b).device));
+        assert_eq!(&*t.meta(b).unit, "%LEL");
     }
 
     #[test]

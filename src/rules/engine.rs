@@ -220,6 +220,9 @@ pub struct AlarmStats {
     pub chattering_total: u64,
 }
 
+/// One point's list of evaluators or alarms.
+type PerPoint<T> = Box<[T]>;
+
 /// Per-point, per-device and per-group alarm state. Feed it readings; it returns transitions.
 #[derive(Debug)]
 pub struct RulesEngine {
@@ -227,20 +230,22 @@ pub struct RulesEngine {
     settings: AlarmSettings,
     slots: Vec<Slot>,
     by_id: HashMap<Arc<str>, usize>,
-    point_slots: Vec<Vec<usize>>,
-    thresholds: Vec<Vec<ThresholdEval>>,
-    rates: Vec<Vec<RateEval>>,
-    earlies: Vec<Vec<EarlyEval>>,
-    faults: Vec<Vec<usize>>,
+    // Per-point lists are boxed slices: they are filled once when the engine is built, and a
+    // plant has tens of thousands of points, most with one alarm or none in each list.
+    point_slots: Vec<PerPoint<usize>>,
+    thresholds: Vec<PerPoint<ThresholdEval>>,
+    rates: Vec<PerPoint<RateEval>>,
+    earlies: Vec<PerPoint<EarlyEval>>,
+    faults: Vec<PerPoint<usize>>,
     /// Boxed: most points have no checks, and the state is large.
     suspects: Vec<Option<Box<SuspectEval>>>,
-    stales: Vec<Vec<StaleEval>>,
+    stales: Vec<PerPoint<StaleEval>>,
     last_seen: Vec<Option<Timestamp>>,
     latest: Vec<Option<f64>>,
     deviations: Vec<DeviationEval>,
-    point_deviations: Vec<Vec<usize>>,
+    point_deviations: Vec<PerPoint<usize>>,
     votes: Vec<VoteEval>,
-    point_votes: Vec<Vec<usize>>,
+    point_votes: Vec<PerPoint<usize>>,
     devices: Vec<DeviceEval>,
     point_device: Vec<usize>,
     point_commfault: Vec<bool>,

@@ -93,7 +93,7 @@ impl Builder<'_> {
         let idx = self.engine.slots.len();
         self.engine.by_id.insert(meta.id.clone(), idx);
         if let Role::Threshold(p) | Role::Point(p) = meta.role {
-            self.engine.point_slots[p.index()].push(idx);
+            push(&mut self.engine.point_slots[p.index()], idx);
         }
         self.engine.slots.push(Slot::new(meta, latching, delays));
         Ok(idx)
@@ -175,11 +175,14 @@ impl Builder<'_> {
                     meta.limit = Some(limit.value);
                     meta.role = Role::Threshold(*point);
                     let slot = self.add_slot(rule, meta, *delays)?;
-                    self.engine.thresholds[point.index()].push(ThresholdEval {
-                        slot,
-                        limit: *limit,
-                        deadband: *deadband,
-                    });
+                    push(
+                        &mut self.engine.thresholds[point.index()],
+                        ThresholdEval {
+                            slot,
+                            limit: *limit,
+                            deadband: *deadband,
+                        },
+                    );
                 }
             }
             RuleKind::RateOfChange {
@@ -195,14 +198,17 @@ impl Builder<'_> {
                 meta.priority = *priority;
                 meta.limit = rise.or(fall.map(|f| -f));
                 let slot = self.add_slot(rule, meta, *delays)?;
-                self.engine.rates[point.index()].push(RateEval {
-                    slot,
-                    rise: *rise,
-                    fall: *fall,
-                    per: *per,
-                    window: *window,
-                    samples: Default::default(),
-                });
+                push(
+                    &mut self.engine.rates[point.index()],
+                    RateEval {
+                        slot,
+                        rise: *rise,
+                        fall: *fall,
+                        per: *per,
+                        window: *window,
+                        samples: Default::default(),
+                    },
+                );
             }
             RuleKind::EarlyWarning {
                 point,
@@ -230,22 +236,28 @@ impl Builder<'_> {
                     meta.limit = Some(limit.value);
                     slots.push((limit, self.add_slot(rule, meta, *delays)?));
                 }
-                self.engine.earlies[point.index()].push(EarlyEval {
-                    slots,
-                    horizon: *horizon,
-                    window: *window,
-                    min_samples: *min_samples,
-                    samples: Default::default(),
-                    trend: None,
-                    season: Season::in_minute(point.index()),
-                    seasonal: None,
-                });
+                push(
+                    &mut self.engine.earlies[point.index()],
+                    EarlyEval {
+                        slots,
+                        horizon: *horizon,
+                        window: *window,
+                        min_samples: *min_samples,
+                        samples: Default::default(),
+                        trend: None,
+                        season: Season::in_minute(point.index()),
+                        seasonal: None,
+                    },
+                );
             }
             RuleKind::Stale { point, after, priority } => {
                 let mut meta = self.point_meta(rule, *point, ConditionKind::Stale, None);
                 meta.priority = *priority;
                 let slot = self.add_slot(rule, meta, Delays::default())?;
-                self.engine.stales[point.index()].push(StaleEval { slot, after: *after });
+                push(
+                    &mut self.engine.stales[point.index()],
+                    StaleEval { slot, after: *after },
+                );
             }
             RuleKind::SensorFault {
                 point,
@@ -255,7 +267,7 @@ impl Builder<'_> {
                 let mut meta = self.point_meta(rule, *point, ConditionKind::SensorFault, None);
                 meta.priority = *priority;
                 let slot = self.add_slot(rule, meta, *delays)?;
-                self.engine.faults[point.index()].push(slot);
+                push(&mut self.engine.faults[point.index()], slot);
             }
             RuleKind::Suspect {
                 point,
@@ -304,7 +316,7 @@ impl Builder<'_> {
                 let slot = self.add_slot(rule, meta, *delays)?;
                 let idx = self.engine.deviations.len();
                 for p in points {
-                    self.engine.point_deviations[p.index()].push(idx);
+                    push(&mut self.engine.point_deviations[p.index()], idx);
                 }
                 self.engine.deviations.push(DeviationEval {
                     slot,
@@ -348,7 +360,7 @@ impl Builder<'_> {
                             level: family,
                         });
                     }
-                    self.engine.point_votes[p.index()].push(idx);
+                    push(&mut self.engine.point_votes[p.index()], idx);
                     inputs.push(VoteInput::Point(*p));
                 }
                 VoteMember::Group(name) => {
@@ -483,19 +495,19 @@ impl RulesEngine {
             settings: settings.clone(),
             slots: Vec::new(),
             by_id: HashMap::new(),
-            point_slots: vec![Vec::new(); n],
-            thresholds: vec![Vec::new(); n],
-            rates: (0..n).map(|_| Vec::new()).collect(),
-            earlies: (0..n).map(|_| Vec::new()).collect(),
-            faults: vec![Vec::new(); n],
+            point_slots: per_point(n),
+            thresholds: per_point(n),
+            rates: per_point(n),
+            earlies: per_point(n),
+            faults: per_point(n),
             suspects: vec![None; n],
-            stales: vec![Vec::new(); n],
+            stales: per_point(n),
             last_seen: vec![None; n],
             latest: vec![None; n],
             deviations: Vec::new(),
-            point_deviations: vec![Vec::new(); n],
+            point_deviations: per_point(n),
             votes: Vec::new(),
-            point_votes: vec![Vec::new(); n],
+            point_votes: per_point(n),
             devices: Vec::new(),
             point_device: vec![0; n],
             point_commfault: vec![false; n],
@@ -531,23 +543,17 @@ impl RulesEngine {
     fn shrink_to_fit(&mut self) {
         self.slots.shrink_to_fit();
         self.by_id.shrink_to_fit();
-        for v in &mut self.point_slots {
-            v.shrink_to_fit();
-        }
-        for v in &mut self.faults {
-            v.shrink_to_fit();
-        }
-        for v in &mut self.thresholds {
-            v.shrink_to_fit();
-        }
-        for v in &mut self.stales {
-            v.shrink_to_fit();
-        }
-        for v in &mut self.point_deviations {
-            v.shrink_to_fit();
-        }
-        for v in &mut self.point_votes {
-            v.shrink_to_fit();
-        }
     }
+}
+
+/// Empty lists for `n` points.
+fn per_point<T>(n: usize) -> Vec<Box<[T]>> {
+    (0..n).map(|_| Box::default()).collect()
+}
+
+/// Adds to a point's list while the engine is built (lists hold a few entries at most).
+fn push<T>(list: &mut Box<[T]>, item: T) {
+    let mut v = std::mem::take(list).into_vec();
+    v.push(item);
+    *list = v.into_boxed_slice();
 }
