@@ -287,6 +287,13 @@ impl Publisher {
                 }
             }
             w.pump();
+            // Records that needed no message (a device already offline) settle in their turn.
+            let mut settled = Done::default();
+            w.settle_front(&mut settled);
+            if !settled.seqs.is_empty() {
+                self.count(&self.metrics.messages, "acked", settled.seqs.len() as u64);
+                self.ack_seqs(settled.seqs).await;
+            }
             in_flight.set(w.flights.len() as i64);
             tokio::select! {
                 link = links.recv() => {
@@ -407,7 +414,11 @@ impl Publisher {
             Link::Up(c, bd_seq) => {
                 connected.set(1);
                 let (mut again, mut readings) = (0, 0);
-                for f in w.flights.iter().filter(|f| f.state != State::Acked && f.went_out) {
+                for f in w
+                    .flights
+                    .iter()
+                    .filter(|f| f.state != State::Acked && f.went_out && f.seq.is_some())
+                {
                     again += 1;
                     readings += u64::from(f.items);
                 }
@@ -479,15 +490,7 @@ impl Publisher {
                 if let Some(f) = w.flights.iter_mut().find(|f| f.state == State::Out(pkid)) {
                     f.state = State::Acked;
                 }
-                while w.flights.front().is_some_and(|f| f.state == State::Acked) {
-                    if let Some(f) = w.flights.pop_front() {
-                        if let Some(seq) = f.seq {
-                            done.seqs.push(seq);
-                        }
-                        done.readings += u64::from(f.items);
-                        w.hint = w.hint.saturating_sub(1);
-                    }
-                }
+                w.settle_front(done);
             }
         }
     }
@@ -609,6 +612,19 @@ struct Taken {
 }
 
 impl Window {
+    /// Takes the acknowledged prefix out of the window into `done`.
+    fn settle_front(&mut self, done: &mut Done) {
+        while self.flights.front().is_some_and(|f| f.state == State::Acked) {
+            if let Some(f) = self.flights.pop_front() {
+                if let Some(seq) = f.seq {
+                    done.seqs.push(seq);
+                }
+                done.readings += u64::from(f.items);
+                self.hint = self.hint.saturating_sub(1);
+            }
+        }
+    }
+
     /// Hands the waiting messages to the connection's client in window order, up to the first
     /// one it refuses (a full queue, or a connection that is gone): that one and those after
     /// it wait, so messages always go out in window order.
