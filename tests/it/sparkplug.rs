@@ -288,7 +288,7 @@ async fn births_data_by_alias_rebirth_device_loss_and_historical_replay_decode_w
     let mut gas = Some(Peer::start(gas_port));
     let mut gw = TestGateway::start(&config(&broker.addr(), tank_port, gas_port, "127.0.0.1:0", "")).await;
 
-    tokio::task::block_in_place(|| {
+    let all_aliases = tokio::task::block_in_place(|| {
         // The node birth: bdSeq and the rebirth control.
         let nbirth = host.next(&topic("NBIRTH", None));
         let start = host.seen.len() - 1;
@@ -308,15 +308,15 @@ async fn births_data_by_alias_rebirth_device_loss_and_historical_replay_decode_w
             let p = host.next(&topic("DBIRTH", Some(d)));
             aliases.extend(check_dbirth(&p, d, false));
         }
+        // Readings polled before the connection came up may go as historical; those after
+        // it are current.
         for d in ["tank", "gas"] {
             let p = host.until(&topic("DDATA", Some(d)), |p| {
-                p["metrics"].as_array().is_some_and(|m| !m.is_empty())
+                p["metrics"]
+                    .as_array()
+                    .is_some_and(|m| !m.is_empty() && m.iter().all(|m| m.get("isHistorical").is_none()))
             });
-            assert_eq!(
-                check_ddata(&p, &aliases),
-                0,
-                "nothing is historical on a first connection"
-            );
+            assert_eq!(check_ddata(&p, &aliases), 0);
         }
 
         // A host asks for a rebirth: NBIRTH (same bdSeq) and every DBIRTH, now with values.
@@ -351,6 +351,7 @@ async fn births_data_by_alias_rebirth_device_loss_and_historical_replay_decode_w
         let p = host.next(&topic("DDATA", Some("gas")));
         check_ddata(&p, &aliases);
         check_seq(&host.seen, start);
+        aliases
     });
 
     // The broker away: readings wait in the outbox; when it is back, a new session (NBIRTH
@@ -382,17 +383,37 @@ async fn births_data_by_alias_rebirth_device_loss_and_historical_replay_decode_w
                 check_dbirth(&p, d, true)
             })
             .collect();
-        let mut historical = 0;
-        while historical == 0 {
-            let p = host.next(&topic("DDATA", Some("tank")));
-            historical += check_ddata(&p, &aliases);
-        }
+        assert_eq!(aliases, all_aliases, "the same configuration gives the same aliases");
+        // The outage's readings, replayed after the births, historical.
+        let p = host.until(&topic("DDATA", Some("tank")), |p| {
+            p["metrics"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["isHistorical"] == true))
+        });
+        assert_eq!(check_ddata(&p, &aliases), p["metrics"].as_array().map_or(0, Vec::len));
         assert!(metric(&nbirth, "bdSeq")["value"].as_i64().is_some());
         check_seq(&host.seen, at);
         // What came before the new NBIRTH belongs to the old session (the broker may have
         // kept some of it for the host): its seq continues that session's.
         check_seq(&host.seen[..at], from.min(at));
+        // Ten more polls of the new session, in sequence.
+        for _ in 0..10 {
+            host.next(&topic("DDATA", Some("tank")));
+        }
+        check_seq(&host.seen, at);
     });
+    // Every DDATA of the device that never went away, current or historical, across three
+    // sessions: aliases only, exact values.
+    let tank: Vec<&Value> = host
+        .seen
+        .iter()
+        .filter(|(t, _)| *t == topic("DDATA", Some("tank")))
+        .map(|(_, p)| p)
+        .collect();
+    assert!(tank.len() > 10, "{} tank DDATA", tank.len());
+    for p in tank {
+        check_ddata(p, &all_aliases);
+    }
     assert_eq!(
         support::metric(
             &gw.metrics().await,
