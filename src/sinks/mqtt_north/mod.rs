@@ -11,6 +11,9 @@
 //! rules task offers each batch to the target's intake ([`NorthIntakes`]), which writes the
 //! messages to a durable outbox; a publisher on a connection of its own sends them at QoS 1
 //! with a window in flight (`readings.rs`, `outbox.rs`, `payload.rs`; `docs/mqtt-north.md`).
+//! With `encoding = "sparkplug_b"` the same outbox carries Sparkplug B: the intake writes
+//! session-free records and the publisher encodes them for the current MQTT session, after its
+//! births (`sparkplug.rs`, `sparkplug_proto.rs`; `docs/sparkplug.md`).
 
 pub mod config;
 mod outbox;

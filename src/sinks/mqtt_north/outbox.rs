@@ -449,6 +449,7 @@ impl Publisher {
                     }
                 }
                 w.hint = 0;
+                w.pumped = 0;
                 if again > 0 {
                     self.count(&self.metrics.messages, "resent", again);
                     self.count(&self.metrics.readings, "resent", readings);
@@ -472,6 +473,7 @@ impl Publisher {
                 connected.set(0);
                 w.client = None;
                 w.hint = 0;
+                w.pumped = 0;
                 for f in w.flights.iter_mut().filter(|f| f.state != State::Acked) {
                     f.state = State::Waiting;
                 }
@@ -594,6 +596,9 @@ struct Window {
     client: Option<AsyncClient>,
     /// No message before this index waits for its packet id (a search shortcut).
     hint: usize,
+    /// No message before this index waits to be handed to the connection (so handing them
+    /// over looks only at what is new).
+    pumped: usize,
 }
 
 /// Messages the broker acknowledged in one round, oldest first.
@@ -621,6 +626,7 @@ impl Window {
                 }
                 done.readings += u64::from(f.items);
                 self.hint = self.hint.saturating_sub(1);
+                self.pumped = self.pumped.saturating_sub(1);
             }
         }
     }
@@ -630,17 +636,19 @@ impl Window {
     /// it wait, so messages always go out in window order.
     fn pump(&mut self) {
         let Some(client) = &self.client else { return };
-        for f in self.flights.iter_mut().filter(|f| f.state != State::Acked) {
-            if f.state != State::Waiting {
-                continue;
+        let mut i = self.pumped;
+        while let Some(f) = self.flights.get_mut(i) {
+            if f.state == State::Waiting {
+                if client
+                    .try_publish(f.topic.clone(), QoS::AtLeastOnce, false, f.payload.clone())
+                    .is_err()
+                {
+                    break;
+                }
+                f.state = State::Queued;
             }
-            if client
-                .try_publish(f.topic.clone(), QoS::AtLeastOnce, false, f.payload.clone())
-                .is_err()
-            {
-                return;
-            }
-            f.state = State::Queued;
+            i += 1;
         }
+        self.pumped = i;
     }
 }
