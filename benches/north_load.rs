@@ -18,7 +18,8 @@
 //! ```
 //! Environment: `NORTH_LOAD_RATE` readings/s (500000), `NORTH_LOAD_SECS` (20),
 //! `NORTH_LOAD_DEVICES` (1000), `NORTH_LOAD_REGISTERS` (50), `NORTH_LOAD_IN_FLIGHT` (1024),
-//! `NORTH_LOAD_BATCH` (`poll` or `window`).
+//! `NORTH_LOAD_BATCH` (`poll` or `window`), `NORTH_LOAD_ENCODING` (`json` or `sparkplug_b`: the
+//! subscriber then decodes the Sparkplug B DDATA payloads and counts their metrics).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -63,6 +64,42 @@ struct Point<'a> {
     ts: i64,
 }
 
+/// The part of a Sparkplug B payload the counting subscriber reads (field numbers of the
+/// Sparkplug 3.0 specification): each metric's alias, timestamp and `Quality` property.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SpPayload {
+    #[prost(message, repeated, tag = "2")]
+    metrics: Vec<SpMetric>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SpMetric {
+    #[prost(uint64, optional, tag = "2")]
+    alias: Option<u64>,
+    #[prost(uint64, optional, tag = "3")]
+    timestamp: Option<u64>,
+    #[prost(message, optional, tag = "9")]
+    properties: Option<SpProperties>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SpProperties {
+    #[prost(string, repeated, tag = "1")]
+    keys: Vec<String>,
+    #[prost(message, repeated, tag = "2")]
+    values: Vec<SpProperty>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SpProperty {
+    #[prost(uint32, optional, tag = "3")]
+    int_value: Option<u32>,
+}
+
+fn sparkplug() -> bool {
+    std::env::var("NORTH_LOAD_ENCODING").is_ok_and(|e| e == "sparkplug_b")
+}
+
 /// Child process: subscribes at QoS 1 and prints `COUNT <readings> <good> <out_of_order>
 /// <messages> <unparsed>` twice a second.
 async fn subscribe(port: u16) {
@@ -80,15 +117,48 @@ async fn subscribe(port: u16) {
         }
     });
     let mut last: HashMap<String, i64> = HashMap::new();
+    let mut last_alias: HashMap<u64, u64> = HashMap::new();
+    let sp = sparkplug();
+    let filter = if sp { "spBv1.0/#" } else { "hazard/+/readings/#" };
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                client
-                    .subscribe("hazard/+/readings/#", QoS::AtLeastOnce)
-                    .await
-                    .expect("subscribe");
+                client.subscribe(filter, QoS::AtLeastOnce).await.expect("subscribe");
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => println!("READY"),
+            Ok(Event::Incoming(Packet::Publish(p))) if sp => {
+                counts[3].fetch_add(1, Ordering::Relaxed);
+                // Births and deaths carry no reading.
+                if !p.topic.contains("/DDATA/") {
+                    continue;
+                }
+                let Ok(m) = <SpPayload as prost::Message>::decode(&p.payload[..]) else {
+                    counts[4].fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let (mut n, mut good, mut late) = (0, 0, 0);
+                for pt in &m.metrics {
+                    n += 1;
+                    let quality = pt.properties.as_ref().and_then(|ps| {
+                        let i = ps.keys.iter().position(|k| k == "Quality")?;
+                        ps.values.get(i)?.int_value
+                    });
+                    if quality == Some(192) {
+                        good += 1;
+                    }
+                    let (alias, ts) = (pt.alias.unwrap_or(0), pt.timestamp.unwrap_or(0));
+                    match last_alias.get_mut(&alias) {
+                        Some(t) if ts < *t => late += 1,
+                        Some(t) => *t = ts,
+                        None => {
+                            last_alias.insert(alias, ts);
+                        }
+                    }
+                }
+                counts[0].fetch_add(n, Ordering::Relaxed);
+                counts[1].fetch_add(good, Ordering::Relaxed);
+                counts[2].fetch_add(late, Ordering::Relaxed);
+            }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 counts[3].fetch_add(1, Ordering::Relaxed);
                 let Ok(m) = serde_json::from_slice::<Message>(&p.payload) else {
@@ -199,10 +269,15 @@ async fn harness() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("load.toml"), profile_text(registers)).expect("write profile");
     let window = if batch == "window" { ", window = \"1s\"" } else { "" };
+    let encoding = if sparkplug() {
+        ", encoding = \"sparkplug_b\", group_id = \"park\""
+    } else {
+        ""
+    };
     let mut cfg = format!(
         "[gateway]\nid = \"load\"\nprofile_dirs = [\"{}\"]\n[api]\nlisten = \"127.0.0.1:0\"\n\
          [[mqtt_north]]\nname = \"park\"\nbroker = \"127.0.0.1:{}\"\n\
-         readings = {{ points = \"*\", batch = \"{batch}\"{window}, in_flight = {in_flight}, \
+         readings = {{ points = \"*\", batch = \"{batch}\"{window}{encoding}, in_flight = {in_flight}, \
          buffer = {{ max_bytes = \"4GiB\" }} }}\n",
         dir.path().display(),
         broker.port
@@ -230,8 +305,9 @@ async fn harness() {
     let tx = gw.reading_sender();
     println!(
         "north_load: {devices} devices x {registers} points, a poll cycle every {:.0} ms ({rate} readings/s), \
-         batch = {batch}, in_flight = {in_flight}, {secs} s",
-        cycle.as_secs_f64() * 1000.0
+         batch = {batch}, in_flight = {in_flight}, {secs} s{}",
+        cycle.as_secs_f64() * 1000.0,
+        if sparkplug() { ", Sparkplug B" } else { "" }
     );
     let (cpu0, broker0, sub0) = (
         proc::cpu_seconds("self"),

@@ -113,7 +113,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let rules = bind_rules(&src, &raw.rules, &raw.alarms, &points, defaults, &mut errors);
     let tsdb = check_tsdb(&src, &raw, &mut errors);
     let webhooks = crate::sinks::webhook::config::validate(&src, &raw.webhooks, &mut errors);
-    let mqtt_north = crate::sinks::mqtt_north::config::validate(&src, &raw.mqtt_north, &mut errors);
+    let mqtt_north =
+        crate::sinks::mqtt_north::config::validate(&src, &raw.mqtt_north, raw.gateway.id.get_ref(), &mut errors);
     let notify = crate::sinks::webhook::notify_config::validate_notify(&src, &raw.notify, &mut errors);
     let escalations =
         crate::sinks::webhook::notify_config::validate_escalations(&src, &raw.escalations, &webhooks, &mut errors);

@@ -1241,3 +1241,59 @@ fn two_devices_on_one_unit_of_one_tcp_address_are_a_located_warning() {
     let good = GatewayConfig::parse(&file(), GOOD).unwrap_or_else(|e| panic!("{e}"));
     assert!(good.warnings.is_empty());
 }
+
+#[test]
+fn sparkplug_readings_need_a_valid_group_id_named_with_file_line_and_target() {
+    let north = |readings: &str| {
+        format!("[[mqtt_north]]\nname = \"park\"\nbroker = \"10.1.0.5:1883\"\nreadings = {{ {readings} }}\n")
+    };
+    let text = north(r#"points = "*", encoding = "sparkplug_b""#);
+    let e = errors_with(&text);
+    let e = only(&e);
+    assert_eq!(e.file, file());
+    assert_eq!(e.key, "mqtt_north[0].readings.group_id");
+    assert_eq!(
+        e.position.map(|p| p.0),
+        Some(line_of(&format!("{GOOD}\n{text}"), "readings = {"))
+    );
+    assert!(
+        e.message.contains("target `park`") && e.message.contains("needs a `group_id`"),
+        "{e}"
+    );
+
+    let text = north(r#"points = "*", encoding = "sparkplug_b", group_id = "park/a""#);
+    let e = errors_with(&text);
+    let e = only(&e);
+    assert_eq!(e.key, "mqtt_north[0].readings.group_id");
+    assert!(e.message.contains("`park/a` has `/`"), "{e}");
+
+    let e = errors_with(&north(
+        r#"points = "*", encoding = "sparkplug_b", group_id = "park", edge_node_id = "gw#1", batch = "window""#,
+    ));
+    let keys: Vec<_> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["mqtt_north[0].readings.batch", "mqtt_north[0].readings.edge_node_id"],
+        "{e:#?}"
+    );
+
+    let e = errors_with(&north(r#"points = "*", group_id = "park""#));
+    assert_eq!(only(&e).key, "mqtt_north[0].readings.group_id");
+    assert!(
+        only(&e)
+            .message
+            .contains("applies only with encoding = \"sparkplug_b\"")
+    );
+
+    let ok = format!(
+        "{GOOD}\n{}",
+        north(r#"points = "*", encoding = "sparkplug_b", group_id = "park-a""#)
+    );
+    let cfg = GatewayConfig::parse(&file(), &ok).unwrap_or_else(|e| panic!("{e}"));
+    let ids = cfg.mqtt_north[0]
+        .readings
+        .as_ref()
+        .and_then(|r| r.sparkplug.clone())
+        .unwrap();
+    assert_eq!((ids.group_id.as_str(), ids.edge_node_id.as_str()), ("park-a", "gw"));
+}

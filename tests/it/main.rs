@@ -46,6 +46,7 @@ mod profiles;
 mod readiness;
 mod reload;
 mod self_check;
+mod sparkplug;
 mod suspect;
 mod systemd;
 mod tsdb;

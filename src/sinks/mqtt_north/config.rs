@@ -93,6 +93,48 @@ pub struct RawNorthReadings {
     /// The durable outbox.
     #[serde(default)]
     pub buffer: Option<RawNorthBuffer>,
+    /// How readings are encoded: `json` (default) or `sparkplug_b` (Eclipse Sparkplug 3.0).
+    #[serde(default)]
+    pub encoding: Option<Spanned<Encoding>>,
+    /// `encoding = "sparkplug_b"`: the Sparkplug group id (required).
+    #[serde(default)]
+    pub group_id: Option<Spanned<String>>,
+    /// `encoding = "sparkplug_b"`: the edge node id; default the gateway id.
+    #[serde(default)]
+    pub edge_node_id: Option<Spanned<String>>,
+}
+
+/// How a target's readings are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// The gateway's JSON (see docs/mqtt-north.md).
+    #[default]
+    Json,
+    /// Sparkplug B: births, data with aliases, deaths (see docs/sparkplug.md).
+    SparkplugB,
+}
+
+/// Where a Sparkplug B edge node publishes: `spBv1.0/{group_id}/…/{edge_node_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SparkplugIds {
+    /// Group id.
+    pub group_id: String,
+    /// Edge node id (the gateway id unless set).
+    pub edge_node_id: String,
+}
+
+/// Why `id` cannot be a Sparkplug group, edge node or device id, if it cannot: the
+/// specification asks for non-empty UTF-8 without the MQTT separators `/`, `+` and `#`.
+pub fn sparkplug_id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("must not be empty".into());
+    }
+    id.chars().find(|c| matches!(c, '/' | '+' | '#')).map(|c| {
+        format!(
+            "`{id}` has `{c}`, which a Sparkplug id must not contain (`/`, `+`, `#` are MQTT separators and wildcards)"
+        )
+    })
 }
 
 /// `buffer = { … }` of a target's readings: the outbox on disk.
@@ -186,6 +228,8 @@ pub struct NorthReadings {
     pub buffer: BufferConfig,
     /// Age past which a buffered message is not sent.
     pub max_age: Duration,
+    /// `encoding = "sparkplug_b"`: the ids it publishes under; `None` for JSON.
+    pub sparkplug: Option<SparkplugIds>,
 }
 
 impl NorthReadings {
@@ -254,7 +298,12 @@ impl MqttNorthSpec {
 }
 
 /// Validates the entries, reporting every problem with its place.
-pub fn validate(src: &SourceText<'_>, raw: &[RawMqttNorth], errors: &mut Vec<ConfigError>) -> Vec<MqttNorthSpec> {
+pub fn validate(
+    src: &SourceText<'_>,
+    raw: &[RawMqttNorth],
+    gateway_id: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<MqttNorthSpec> {
     let mut names = std::collections::HashSet::new();
     let mut out = Vec::new();
     for (i, m) in raw.iter().enumerate() {
@@ -293,7 +342,10 @@ pub fn validate(src: &SourceText<'_>, raw: &[RawMqttNorth], errors: &mut Vec<Con
                 "a publish topic must be non-empty and have no wildcards",
             ));
         }
-        let readings = m.readings.as_ref().and_then(|r| check_readings(src, i, r, errors));
+        let readings = m
+            .readings
+            .as_ref()
+            .and_then(|r| check_readings(src, i, name, r, gateway_id, errors));
         let tls = m.tls.as_ref().and_then(|t| super::tls::check(src, i, t, errors));
         out.push(MqttNorthSpec {
             readings,
@@ -320,7 +372,9 @@ const MAX_READINGS: std::ops::RangeInclusive<usize> = 1..=10_000;
 fn check_readings(
     src: &SourceText<'_>,
     i: usize,
+    target: &str,
     r: &RawNorthReadings,
+    gateway_id: &str,
     errors: &mut Vec<ConfigError>,
 ) -> Option<NorthReadings> {
     let at = |key: &str| format!("mqtt_north[{i}].readings.{key}");
@@ -405,6 +459,7 @@ fn check_readings(
     if raw_buffer.max_age < Duration::from_secs(60) {
         errors.push(src.error(r.points.span(), at("buffer.max_age"), "must be at least 1m"));
     }
+    let sparkplug = check_sparkplug(src, i, target, r, batch, gateway_id, errors);
     if errors.len() > before {
         return None;
     }
@@ -424,5 +479,102 @@ fn check_readings(
         queue_batches,
         buffer: BufferConfig::new(raw_buffer.max_bytes, raw_buffer.when_full, fsync),
         max_age: raw_buffer.max_age,
+        sparkplug,
+    })
+}
+
+/// The Sparkplug ids of a readings publication with `encoding = "sparkplug_b"`; errors for
+/// keys that do not fit the encoding.
+fn check_sparkplug(
+    src: &SourceText<'_>,
+    i: usize,
+    target: &str,
+    r: &RawNorthReadings,
+    batch: BatchMode,
+    gateway_id: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SparkplugIds> {
+    let at = |key: &str| format!("mqtt_north[{i}].readings.{key}");
+    let encoding = r.encoding.as_ref().map_or(Encoding::Json, |e| *e.get_ref());
+    let here = r.encoding.as_ref().map_or_else(|| r.points.span(), Spanned::span);
+    if encoding == Encoding::Json {
+        for (key, v) in [("group_id", &r.group_id), ("edge_node_id", &r.edge_node_id)] {
+            if let Some(v) = v {
+                errors.push(src.error(
+                    v.span(),
+                    at(key),
+                    format!("target `{target}`: `{key}` applies only with encoding = \"sparkplug_b\""),
+                ));
+            }
+        }
+        return None;
+    }
+    if batch != BatchMode::Poll {
+        let span = r.batch.as_ref().map_or_else(|| here.clone(), Spanned::span);
+        errors.push(src.error(
+            span,
+            at("batch"),
+            format!(
+                "target `{target}`: with encoding = \"sparkplug_b\" each device's poll goes as one DDATA message; \
+                 remove `batch`"
+            ),
+        ));
+    }
+    if let Some(t) = &r.topic {
+        errors.push(src.error(
+            t.span(),
+            at("topic"),
+            format!(
+                "target `{target}`: Sparkplug B topics are fixed (spBv1.0/<group_id>/<type>/<edge_node_id>/<device>); \
+                 remove `topic`"
+            ),
+        ));
+    }
+    let group_id = match &r.group_id {
+        None => {
+            errors.push(src.error(
+                here.clone(),
+                at("group_id"),
+                format!("target `{target}`: encoding = \"sparkplug_b\" needs a `group_id` (the Sparkplug group of this gateway, e.g. \"park-a\")"),
+            ));
+            None
+        }
+        Some(g) => match sparkplug_id_problem(g.get_ref()) {
+            Some(p) => {
+                errors.push(src.error(g.span(), at("group_id"), format!("target `{target}`: group_id {p}")));
+                None
+            }
+            None => Some(g.get_ref().clone()),
+        },
+    };
+    let edge_node_id = match &r.edge_node_id {
+        Some(e) => match sparkplug_id_problem(e.get_ref()) {
+            Some(p) => {
+                errors.push(src.error(
+                    e.span(),
+                    at("edge_node_id"),
+                    format!("target `{target}`: edge_node_id {p}"),
+                ));
+                None
+            }
+            None => Some(e.get_ref().clone()),
+        },
+        None => {
+            match sparkplug_id_problem(gateway_id) {
+                Some(p) => {
+                    errors.push(src.error(
+                    here,
+                    at("edge_node_id"),
+                    format!("target `{target}`: the edge node id defaults to the gateway id, but {p}; set `edge_node_id`"),
+                ));
+                    None
+                }
+                None => Some(gateway_id.to_string()),
+            }
+        }
+    };
+    Some(SparkplugIds {
+        group_id: group_id?,
+        edge_node_id: edge_node_id?,
     })
 }

@@ -11,11 +11,16 @@
 //! rules task offers each batch to the target's intake ([`NorthIntakes`]), which writes the
 //! messages to a durable outbox; a publisher on a connection of its own sends them at QoS 1
 //! with a window in flight (`readings.rs`, `outbox.rs`, `payload.rs`; `docs/mqtt-north.md`).
+//! With `encoding = "sparkplug_b"` the same outbox carries Sparkplug B: the intake writes
+//! session-free records and the publisher encodes them for the current MQTT session, after its
+//! births (`sparkplug.rs`, `sparkplug_proto.rs`; `docs/sparkplug.md`).
 
 pub mod config;
 mod outbox;
 mod payload;
 mod readings;
+mod sparkplug;
+mod sparkplug_proto;
 pub mod tls;
 
 use std::path::Path;
@@ -394,6 +399,43 @@ fn start_readings(
             detail: e.to_string(),
         })?;
     let encoder = payload::Encoder::new(gateway, spec, &from.live.points, |p| glob.is_match(p));
+    let (writer, framing, dial) = match &spec.sparkplug {
+        None => {
+            let dial = outbox::Dial {
+                connect: Box::new(move || (opts.clone(), 0)),
+                commands: None,
+                linger: None,
+            };
+            (None, outbox::Framing::Json, dial)
+        }
+        Some(ids) => {
+            let writer = sparkplug::Writer::new(&from.live.points, |p| glob.is_match(p));
+            let session = sparkplug::Session::new(ids.clone(), from.live.clone(), |p| glob.is_match(p));
+            let mut store = sparkplug::BdSeqStore::new(data_dir.join("mqtt_north").join(format!("{target}.bdseq")));
+            let commands = sparkplug::Session::command_topic(ids);
+            let (ids, name, clock) = (ids.clone(), target.to_string(), from.clock.clone());
+            let mut log = crate::telemetry::LogEvery::new(readings::LOG_EVERY);
+            let connect = move || {
+                let (bd_seq, error) = store.take();
+                if let Some(e) = error
+                    && let Some(held) = log.hit()
+                {
+                    warn!(mqtt_north = %name, error = %e, not_logged_since_last = held,
+                          "Cannot record the Sparkplug bdSeq; a restart may repeat it");
+                }
+                let (topic, body) = sparkplug::Session::death(&ids, bd_seq, clock.now());
+                let mut o = opts.clone();
+                o.set_last_will(rumqttc::LastWill::new(topic, body, QoS::AtLeastOnce, false));
+                (o, bd_seq)
+            };
+            let dial = outbox::Dial {
+                connect: Box::new(connect),
+                commands: Some(commands),
+                linger: Some(Duration::from_secs(3)),
+            };
+            (Some(writer), outbox::Framing::Sparkplug(Box::new(session)), dial)
+        }
+    };
     let queue = Arc::new(Mutex::new(queue));
     let notify = Arc::new(tokio::sync::Notify::new());
     let (tx, rx) = mpsc::channel(spec.queue_batches);
@@ -403,6 +445,7 @@ fn start_readings(
         target: target.to_string(),
         spec: spec.clone(),
         encoder,
+        sparkplug: writer,
         queue: queue.clone(),
         notify: notify.clone(),
         clock: from.clock.clone(),
@@ -418,8 +461,9 @@ fn start_readings(
         metrics: m,
         in_flight: spec.in_flight,
         max_age: spec.max_age,
+        framing,
     };
-    let [link, publish] = outbox::start(publisher, opts, NorthLog(format!("{target} readings")), stop.clone());
+    let [link, publish] = outbox::start(publisher, dial, NorthLog(format!("{target} readings")), stop.clone());
     Ok(vec![intake, link, publish])
 }
 

@@ -56,8 +56,11 @@ pub(super) fn set_gauges(m: &NorthMetrics, target: &str, s: &BufferStats, now: T
 /// What the connection task reports, in the order it happened.
 #[derive(Debug)]
 enum Link {
-    /// The broker accepted a new connection; publish through this client.
-    Up(AsyncClient),
+    /// The broker accepted a new connection (with this Sparkplug bdSeq); publish through
+    /// this client.
+    Up(AsyncClient, u64),
+    /// A Sparkplug node command arrived (its payload).
+    Command(Vec<u8>),
     /// The connection failed; what was queued in it is gone.
     Down,
     /// A publish went out with this packet id.
@@ -81,7 +84,12 @@ enum State {
 
 #[derive(Debug)]
 struct Flight {
-    seq: u64,
+    /// The outbox record it settles (on the last message of a record; a Sparkplug birth
+    /// settles none).
+    seq: Option<u64>,
+    /// The record as the outbox keeps it, to encode again on the next connection (Sparkplug:
+    /// the new session's births, aliases and seq).
+    source: Option<(Vec<u8>, Timestamp)>,
     items: u32,
     topic: String,
     payload: Vec<u8>,
@@ -100,28 +108,67 @@ pub(super) struct Publisher {
     pub(super) metrics: NorthMetrics,
     pub(super) in_flight: usize,
     pub(super) max_age: Duration,
+    pub(super) framing: Framing,
+}
+
+/// How outbox records become MQTT messages.
+#[derive(Debug)]
+pub(super) enum Framing {
+    /// A record is a topic and a JSON payload, sent as it is.
+    Json,
+    /// A record is a device's poll or offline mark, encoded for the current Sparkplug session.
+    Sparkplug(Box<super::sparkplug::Session>),
+}
+
+/// How each connection is opened: the options (Sparkplug: with this connection's NDEATH as
+/// the will) and the bdSeq they carry.
+pub(super) type Connect = Box<dyn FnMut() -> (MqttOptions, u64) + Send>;
+
+/// How the connection task connects, and what it does besides publishing.
+pub(super) struct Dial {
+    /// Opens each connection.
+    pub(super) connect: Connect,
+    /// Topic subscribed at each connection before anything is published (Sparkplug NCMD).
+    pub(super) commands: Option<String>,
+    /// On a stop, keep the connection up to this long so a last message and the disconnect
+    /// go out (Sparkplug's NDEATH).
+    pub(super) linger: Option<Duration>,
 }
 
 /// Starts the connection task and the publisher; both stop when `stop` fires.
 pub(super) fn start(
     publisher: Publisher,
-    mut opts: MqttOptions,
+    dial: Dial,
     log: super::NorthLog,
     stop: CancellationToken,
 ) -> [tokio::task::JoinHandle<()>; 2] {
     let window = publisher.in_flight;
-    opts.set_inflight(u16::try_from(window).unwrap_or(u16::MAX));
-    opts.set_max_packet_size(1 << 20, 64 << 20);
+    // Sparkplug births go beside the window: a node birth and one per device, twice over
+    // when a rebirth is asked for while the first ones are still queued.
+    let births = match &publisher.framing {
+        Framing::Json => 0,
+        Framing::Sparkplug(s) => 2 * (s.device_count() + 1),
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     [
-        tokio::spawn(drive(opts, window + 16, tx, log, stop.clone())),
+        tokio::spawn(drive(dial, window, window + births + 16, tx, log, stop.clone())),
         tokio::spawn(publisher.run(rx, stop)),
     ]
 }
 
+impl std::fmt::Debug for Dial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dial")
+            .field("commands", &self.commands)
+            .field("linger", &self.linger)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Connects, reports, and reconnects with backoff until `stop` fires or nobody listens.
 async fn drive(
-    opts: MqttOptions,
+    mut dial: Dial,
+    window: usize,
     capacity: usize,
     tx: mpsc::UnboundedSender<Link>,
     log: super::NorthLog,
@@ -131,11 +178,19 @@ async fn drive(
     // None until the first CONNACK or failure.
     let mut was_up: Option<bool> = None;
     loop {
-        let (client, mut eventloop) = AsyncClient::new(opts.clone(), capacity);
+        let (mut opts, bd_seq) = (dial.connect)();
+        opts.set_inflight(u16::try_from(window).unwrap_or(u16::MAX));
+        opts.set_max_packet_size(1 << 20, 64 << 20);
+        let (client, mut eventloop) = AsyncClient::new(opts, capacity);
         let mut up = false;
         loop {
             let event = tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => {
+                    if let Some(limit) = dial.linger.filter(|_| up) {
+                        linger(&mut eventloop, limit).await;
+                    }
+                    return;
+                }
                 e = eventloop.poll() => e,
             };
             let report = match event {
@@ -146,10 +201,17 @@ async fn drive(
                         log.connected_readings();
                     }
                     was_up = Some(true);
-                    Some(Link::Up(client.clone()))
+                    // Queued before anything the publisher sends on this connection.
+                    if let Some(topic) = &dial.commands {
+                        let _ = client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
+                    }
+                    Some(Link::Up(client.clone(), bd_seq))
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Some(Link::Sent(pkid)),
                 Ok(Event::Incoming(Packet::PubAck(ack))) => Some(Link::Acked(ack.pkid)),
+                Ok(Event::Incoming(Packet::Publish(p))) if dial.commands.as_deref() == Some(p.topic.as_str()) => {
+                    Some(Link::Command(p.payload.to_vec()))
+                }
                 Ok(_) => None,
                 Err(e) => {
                     if was_up != Some(false) {
@@ -177,6 +239,20 @@ async fn drive(
     }
 }
 
+/// Keeps polling a connection after a stop until the publisher's disconnect has gone out
+/// (after its last message), the connection fails, or `limit` passes.
+async fn linger(eventloop: &mut rumqttc::EventLoop, limit: Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+}
+
 impl Publisher {
     fn count(&self, family: &Family<WebhookLabel, Counter>, result: &'static str, n: u64) {
         if n > 0 {
@@ -195,7 +271,7 @@ impl Publisher {
         }
     }
 
-    async fn run(self, mut links: mpsc::UnboundedReceiver<Link>, stop: CancellationToken) {
+    async fn run(mut self, mut links: mpsc::UnboundedReceiver<Link>, stop: CancellationToken) {
         let mut w = Window::default();
         let mut read_log = LogEvery::new(super::readings::LOG_EVERY);
         let mut tick = tokio::time::interval(GAUGE_EVERY);
@@ -204,29 +280,19 @@ impl Publisher {
         // Refill once a quarter of the window is free: one outbox read per many messages.
         let refill_at = (self.in_flight / 4).max(1);
         loop {
-            let free = self.in_flight - w.flights.len();
-            if let Some(c) = &w.client
-                && (free >= refill_at || w.flights.is_empty())
-                && free > 0
-            {
+            let free = self.in_flight.saturating_sub(w.flights.len());
+            if w.client.is_some() && (free >= refill_at || w.flights.is_empty()) && free > 0 {
                 for rec in self.take(free, &mut read_log).await {
-                    let Some((topic, body)) = payload::split(&rec.payload) else {
-                        // Only this module writes records; one without a topic cannot be sent.
-                        self.count(&self.metrics.readings, "dropped_buffer_corrupt", u64::from(rec.items));
-                        self.ack_seqs(vec![rec.seq]).await;
-                        continue;
-                    };
-                    let mut f = Flight {
-                        seq: rec.seq,
-                        items: rec.items,
-                        topic: topic.to_string(),
-                        payload: body.to_vec(),
-                        state: State::Waiting,
-                        went_out: false,
-                    };
-                    publish(c, &mut f);
-                    w.flights.push_back(f);
+                    self.push_record(&mut w, rec.seq, rec.items, rec.payload, rec.created);
                 }
+            }
+            w.pump();
+            // Records that needed no message (a device already offline) settle in their turn.
+            let mut settled = Done::default();
+            w.settle_front(&mut settled);
+            if !settled.seqs.is_empty() {
+                self.count(&self.metrics.messages, "acked", settled.seqs.len() as u64);
+                self.ack_seqs(settled.seqs).await;
             }
             in_flight.set(w.flights.len() as i64);
             tokio::select! {
@@ -247,6 +313,13 @@ impl Publisher {
                 () = self.notify.notified() => {}
                 _ = tick.tick() => self.refresh_gauges().await,
                 () = stop.cancelled() => {
+                    // A clean stop of a Sparkplug edge node says so: NDEATH, then a disconnect
+                    // (which tells the broker not to publish the will as well).
+                    if let (Framing::Sparkplug(session), Some(c)) = (&self.framing, &w.client) {
+                        let (topic, body) = session.farewell(self.clock.now());
+                        let _ = c.try_publish(topic, QoS::AtLeastOnce, false, body);
+                        let _ = c.try_disconnect();
+                    }
                     connected.set(0);
                     return;
                 }
@@ -254,22 +327,129 @@ impl Publisher {
         }
     }
 
+    /// Puts the messages of an outbox record at the end of the window (not yet handed to the
+    /// connection: [`Window::pump`] does that, in order).
+    fn push_record(&mut self, w: &mut Window, seq: u64, items: u32, record: Vec<u8>, created: Timestamp) {
+        let settled = |w: &mut Window| {
+            // Nothing to send: it settles in its turn.
+            w.flights.push_back(Flight {
+                seq: Some(seq),
+                source: None,
+                items: 0,
+                topic: String::new(),
+                payload: Vec::new(),
+                state: State::Acked,
+                went_out: false,
+            });
+        };
+        let session = match &mut self.framing {
+            Framing::Json => {
+                let Some((topic, body)) = payload::split(&record) else {
+                    // Only this module writes records; one without a topic cannot be sent.
+                    self.count(&self.metrics.readings, "dropped_buffer_corrupt", u64::from(items));
+                    settled(w);
+                    return;
+                };
+                let f = Flight {
+                    seq: Some(seq),
+                    source: None,
+                    items,
+                    topic: topic.to_string(),
+                    payload: body.to_vec(),
+                    state: State::Waiting,
+                    went_out: false,
+                };
+                w.flights.push_back(f);
+                return;
+            }
+            Framing::Sparkplug(session) => session,
+        };
+        let e = session.encode(&record, created, self.clock.now());
+        if e.corrupt {
+            self.count(&self.metrics.readings, "dropped_buffer_corrupt", u64::from(items));
+            settled(w);
+            return;
+        }
+        self.count(&self.metrics.readings, "dropped_unknown_point", e.unknown);
+        let n = e.messages.len();
+        if n == 0 {
+            settled(w);
+            return;
+        }
+        let sent = u32::try_from(e.unknown).map_or(0, |u| items.saturating_sub(u));
+        let mut source = Some((record, created));
+        for (i, (topic, body)) in e.messages.into_iter().enumerate() {
+            let last = i + 1 == n;
+            w.flights.push_back(Flight {
+                seq: last.then_some(seq),
+                source: if last { source.take() } else { None },
+                items: if last { sent } else { 0 },
+                topic,
+                payload: body,
+                state: State::Waiting,
+                went_out: false,
+            });
+        }
+    }
+
+    /// Puts `messages` (births) at the end of the window.
+    fn push_births(w: &mut Window, messages: Vec<super::sparkplug::Message>) {
+        for (topic, payload) in messages {
+            w.flights.push_back(Flight {
+                seq: None,
+                source: None,
+                items: 0,
+                topic,
+                payload,
+                state: State::Waiting,
+                went_out: false,
+            });
+        }
+    }
+
     /// Applies one report of the connection task to the window; the acknowledged prefix
     /// leaves the window into `done`.
-    fn on_link(&self, link: Link, w: &mut Window, done: &mut Done, connected: &Gauge) {
+    fn on_link(&mut self, link: Link, w: &mut Window, done: &mut Done, connected: &Gauge) {
         match link {
-            Link::Up(c) => {
+            Link::Up(c, bd_seq) => {
                 connected.set(1);
                 let (mut again, mut readings) = (0, 0);
-                for f in w.flights.iter_mut().filter(|f| f.state != State::Acked) {
-                    if f.went_out {
-                        again += 1;
-                        readings += u64::from(f.items);
+                for f in w
+                    .flights
+                    .iter()
+                    .filter(|f| f.state != State::Acked && f.went_out && f.seq.is_some())
+                {
+                    again += 1;
+                    readings += u64::from(f.items);
+                }
+                let now = self.clock.now();
+                if let Framing::Sparkplug(session) = &mut self.framing {
+                    // A new session: its births first, then every record not yet
+                    // acknowledged, encoded for this session (births and data of the old one
+                    // mean nothing here). Acknowledged ones keep their place, settled.
+                    let old = std::mem::take(&mut w.flights);
+                    Self::push_births(w, session.begin(bd_seq, now));
+                    for f in old {
+                        match (f.state, f.seq, f.source) {
+                            (State::Acked, Some(_), _) => w.flights.push_back(Flight {
+                                source: None,
+                                payload: Vec::new(),
+                                ..f
+                            }),
+                            (_, Some(seq), Some((record, created))) => {
+                                self.push_record(w, seq, f.items, record, created);
+                            }
+                            _ => {}
+                        }
                     }
-                    f.state = State::Waiting;
-                    publish(&c, f);
+                    info!(mqtt_north = %self.target, bd_seq, "Sparkplug edge node born on the northbound broker");
+                } else {
+                    for f in w.flights.iter_mut().filter(|f| f.state != State::Acked) {
+                        f.state = State::Waiting;
+                    }
                 }
                 w.hint = 0;
+                w.pumped = 0;
                 if again > 0 {
                     self.count(&self.metrics.messages, "resent", again);
                     self.count(&self.metrics.readings, "resent", readings);
@@ -277,11 +457,23 @@ impl Publisher {
                           "Northbound readings not acknowledged before the connection failed are sent again");
                 }
                 w.client = Some(c);
+                w.pump();
+            }
+            Link::Command(body) => {
+                if let Framing::Sparkplug(session) = &mut self.framing
+                    && w.client.is_some()
+                    && super::sparkplug::asks_rebirth(&body)
+                {
+                    info!(mqtt_north = %self.target, "Sparkplug rebirth asked for by a host; publishing every birth again");
+                    Self::push_births(w, session.births(self.clock.now()));
+                    w.pump();
+                }
             }
             Link::Down => {
                 connected.set(0);
                 w.client = None;
                 w.hint = 0;
+                w.pumped = 0;
                 for f in w.flights.iter_mut().filter(|f| f.state != State::Acked) {
                     f.state = State::Waiting;
                 }
@@ -300,13 +492,7 @@ impl Publisher {
                 if let Some(f) = w.flights.iter_mut().find(|f| f.state == State::Out(pkid)) {
                     f.state = State::Acked;
                 }
-                while w.flights.front().is_some_and(|f| f.state == State::Acked) {
-                    if let Some(f) = w.flights.pop_front() {
-                        done.seqs.push(f.seq);
-                        done.readings += u64::from(f.items);
-                        w.hint = w.hint.saturating_sub(1);
-                    }
-                }
+                w.settle_front(done);
             }
         }
     }
@@ -410,6 +596,9 @@ struct Window {
     client: Option<AsyncClient>,
     /// No message before this index waits for its packet id (a search shortcut).
     hint: usize,
+    /// No message before this index waits to be handed to the connection (so handing them
+    /// over looks only at what is new).
+    pumped: usize,
 }
 
 /// Messages the broker acknowledged in one round, oldest first.
@@ -427,16 +616,39 @@ struct Taken {
     error: Option<String>,
 }
 
-/// Hands `f` to the connection's client; a client whose connection is gone refuses it and it
-/// waits for the next connection.
-fn publish(client: &AsyncClient, f: &mut Flight) {
-    if f.state != State::Waiting {
-        return;
+impl Window {
+    /// Takes the acknowledged prefix out of the window into `done`.
+    fn settle_front(&mut self, done: &mut Done) {
+        while self.flights.front().is_some_and(|f| f.state == State::Acked) {
+            if let Some(f) = self.flights.pop_front() {
+                if let Some(seq) = f.seq {
+                    done.seqs.push(seq);
+                }
+                done.readings += u64::from(f.items);
+                self.hint = self.hint.saturating_sub(1);
+                self.pumped = self.pumped.saturating_sub(1);
+            }
+        }
     }
-    if client
-        .try_publish(f.topic.clone(), QoS::AtLeastOnce, false, f.payload.clone())
-        .is_ok()
-    {
-        f.state = State::Queued;
+
+    /// Hands the waiting messages to the connection's client in window order, up to the first
+    /// one it refuses (a full queue, or a connection that is gone): that one and those after
+    /// it wait, so messages always go out in window order.
+    fn pump(&mut self) {
+        let Some(client) = &self.client else { return };
+        let mut i = self.pumped;
+        while let Some(f) = self.flights.get_mut(i) {
+            if f.state == State::Waiting {
+                if client
+                    .try_publish(f.topic.clone(), QoS::AtLeastOnce, false, f.payload.clone())
+                    .is_err()
+                {
+                    break;
+                }
+                f.state = State::Queued;
+            }
+            i += 1;
+        }
+        self.pumped = i;
     }
 }

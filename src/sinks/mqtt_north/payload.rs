@@ -212,6 +212,7 @@ mod tests {
                 crate::sinks::buffer::FsyncPolicy::Never,
             ),
             max_age: std::time::Duration::from_secs(60),
+            sparkplug: None,
         }
     }
 

@@ -42,6 +42,8 @@ pub(super) struct Intake {
     pub(super) target: String,
     pub(super) spec: NorthReadings,
     pub(super) encoder: Encoder,
+    /// `encoding = "sparkplug_b"`: builds the records instead of `encoder`.
+    pub(super) sparkplug: Option<super::sparkplug::Writer>,
     pub(super) queue: Arc<Mutex<DiskQueue>>,
     pub(super) notify: Arc<Notify>,
     pub(super) clock: SharedClock,
@@ -128,7 +130,7 @@ impl Intake {
     }
 
     /// Turns a batch into messages (or adds it to the open window).
-    fn add(&self, batch: &ReadingBatch, p: &mut Pending, last: &mut Vec<Option<Timestamp>>) {
+    fn add(&mut self, batch: &ReadingBatch, p: &mut Pending, last: &mut Vec<Option<Timestamp>>) {
         let interval = self.spec.interval;
         let mut due = |r: &crate::model::Reading| -> bool {
             let Some(every) = interval else { return true };
@@ -142,6 +144,11 @@ impl Intake {
             }
             ok
         };
+        if let Some(w) = self.sparkplug.as_mut() {
+            let added = w.add(batch, self.spec.max_readings, due, &mut p.out);
+            self.count("skipped_offline", added.offline);
+            return;
+        }
         match self.spec.batch {
             BatchMode::Reading => {
                 for r in batch.iter().filter(|r| self.encoder.wants(r)) {
