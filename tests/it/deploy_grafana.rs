@@ -1,0 +1,711 @@
+//! The shipped Grafana dashboard against real gateways. Two gateways with the same device names
+//! and point ids poll simulated plants with readings in %LEL, m, °C, MPa, a site unit (kPa)
+//! and no unit, write to one VictoriaMetrics through their `[[tsdb]]` stores, and that
+//! VictoriaMetrics scrapes their /metrics with the gateway id as a label (as in the compose
+//! demo). Every panel's query from the dashboard JSON then runs against it the way Grafana's
+//! Prometheus data source sends it: variables resolved with `label_values` in dashboard order,
+//! `$gateway` and the others escaped and joined as Grafana does for multi-value variables,
+//! repeated panels once per value, `$__interval` and `$__rate_interval` from the data source's
+//! scrape interval. The answers must keep gateways apart, put each unit on its own panel with
+//! the values the plants hold, name the qualities written, and list an alarm without a hazard
+//! source exactly as the gateway's own API lists it.
+
+use crate::deploy_docker::{dashboard, data_panels, quality_text, read};
+use crate::support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use hazard_gateway::model::Quality;
+use serde_json::Value;
+use support::{GatewayProcess, VictoriaMetrics, WAIT, free_port, simulator};
+
+const GW1: &str = "park-a-gw1";
+const GW2: &str = "park-a-gw2";
+
+/// Pinned values of the shared point ids in each plant (exact in the devices' encodings).
+const GAS: [(&str, [f64; 2]); 4] = [
+    ("MHS-001/GT-101", [6.25, 12.5]),
+    ("MHS-001/GT-102", [30.0, 6.25]),
+    ("MHS-001/GT-103", [12.5, 3.125]),
+    ("MHS-001/GT-104", [3.125, 18.75]),
+];
+const LEVEL: [f64; 2] = [9.5, 12.0];
+const TEMPERATURE: [f64; 2] = [21.5, 30.5];
+const PRESSURE: [f64; 2] = [0.45, 0.6];
+/// Gateway 1's differential pressure transmitter, in a unit no panel is made for.
+const DP_KPA: f64 = 1.25;
+/// Gateway 2's detectors outside any hazard source: GT-201 leaks, the others rest.
+const LOOSE: [(&str, f64); 4] = [("GT-201", 30.0), ("GT-202", 1.25), ("GT-203", 1.25), ("GT-204", 1.25)];
+
+fn config(id: &str, dir: &Path, port: u16, sims: &[std::net::SocketAddr], vm: &str) -> String {
+    let mut c = format!(
+        "[gateway]\nid = \"{id}\"\ndata_dir = \"{}\"\nprofile_dirs = [\"profiles\"]\n\
+         [api]\nlisten = \"127.0.0.1:{port}\"\n\
+         [[hazard_sources]]\nid = \"MHS-001\"\nname = \"tank area\"\nlevel = 2\n\
+         [[devices]]\nname = \"gas-ai-1\"\nprofile = \"ai4-gas-lel\"\ntransport = {{ tcp = \"{}\" }}\ninterval = \"200ms\"\n\
+         hazard_source = \"MHS-001\"\n\
+         points = {{ ch1 = \"{}\", ch2 = \"{}\", ch3 = \"{}\", ch4 = \"{}\" }}\n\
+         [[devices]]\nname = \"tank-T101\"\nprofile = \"tank-ltp\"\ntransport = {{ tcp = \"{}\" }}\ninterval = \"200ms\"\n\
+         hazard_source = \"MHS-001\"\n\
+         points = {{ level = \"MHS-001/T101/level\", temperature = \"MHS-001/T101/temperature\", pressure = \"MHS-001/T101/pressure\" }}\n",
+        dir.join(id).display(),
+        sims[0],
+        GAS[0].0,
+        GAS[1].0,
+        GAS[2].0,
+        GAS[3].0,
+        sims[1],
+    );
+    if id == GW1 {
+        c += &format!(
+            "[[devices]]\nname = \"dp-1\"\nprofile = \"dp-kpa\"\ntransport = {{ tcp = \"{}\" }}\ninterval = \"200ms\"\n\
+             hazard_source = \"MHS-001\"\n\
+             points = {{ pressure = \"MHS-001/PDT-1\", sensor_fault = \"MHS-001/PDT-1/fault\", over_pressure = \"MHS-001/PDT-1/over\" }}\n",
+            sims[2]
+        );
+    } else {
+        c += &format!(
+            "[[devices]]\nname = \"gas-ai-2\"\nprofile = \"ai4-gas-lel\"\ntransport = {{ tcp = \"{}\" }}\ninterval = \"200ms\"\n\
+             points = {{ ch1 = \"{}\", ch2 = \"{}\", ch3 = \"{}\", ch4 = \"{}\" }}\n",
+            sims[2], LOOSE[0].0, LOOSE[1].0, LOOSE[2].0, LOOSE[3].0
+        );
+    }
+    c + &format!(
+        "[[tsdb]]\nname = \"park-vm\"\nurl = \"{vm}\"\napi = \"v2\"\norg = \"park\"\nbucket = \"safety\"\nbatch_age = \"100ms\"\n"
+    )
+}
+
+/// A variable as resolved for one evaluation: its options and what is selected.
+#[derive(Debug, Clone)]
+struct Var {
+    multi_or_all: bool,
+    all_value: Option<String>,
+    options: Vec<String>,
+    /// None: All.
+    selected: Option<Vec<String>>,
+}
+
+/// Grafana's escape of one value of a multi-value or include-all variable in a Prometheus
+/// query (a regex, inside a double-quoted PromQL string).
+fn prometheus_regex_escape(v: &str) -> String {
+    let mut out = String::new();
+    for c in v.chars() {
+        if c == '\\' {
+            out.push_str("\\\\\\\\");
+        } else if "$^*{}[]'+?.()|".contains(c) {
+            out.push_str("\\\\");
+            out.push(c);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Var {
+    /// The text Grafana's Prometheus data source puts in place of `$name`; `scoped` is the one
+    /// value of a repeated panel.
+    fn text(&self, scoped: Option<&str>) -> String {
+        if !self.multi_or_all {
+            let v = scoped
+                .map(str::to_string)
+                .or_else(|| self.selected.as_ref()?.first().cloned());
+            return v.unwrap_or_default().replace('\\', "\\\\").replace('\'', "\\\\'");
+        }
+        if let Some(v) = scoped {
+            return prometheus_regex_escape(v);
+        }
+        let values = match (&self.selected, &self.all_value) {
+            (None, Some(all)) => return all.clone(),
+            (None, None) => self.options.clone(),
+            (Some(v), _) => v.clone(),
+        };
+        let escaped: Vec<String> = values.iter().map(|v| prometheus_regex_escape(v)).collect();
+        match escaped.as_slice() {
+            [one] => one.clone(),
+            _ => format!("({})", escaped.join("|")),
+        }
+    }
+}
+
+/// The data source's scrape interval (`timeInterval`), which Grafana takes as the least step.
+fn scrape_interval() -> Duration {
+    let text = read("deploy/docker/grafana/provisioning/datasources/datasources.yml");
+    let v = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("timeInterval:"))
+        .expect("the data source sets timeInterval");
+    humantime::parse_duration(v.trim()).expect("timeInterval is a duration")
+}
+
+/// `expr` as Grafana sends it: variables and interval macros replaced. Panics on a variable
+/// the dashboard does not define (Grafana would send it as typed, and the query would fail).
+fn interpolate(expr: &str, vars: &BTreeMap<String, Var>, scoped: Option<(&str, &str)>, step: Duration) -> String {
+    let scrape = scrape_interval().as_secs();
+    let interval = step.as_secs();
+    let rate_interval = (interval + scrape).max(4 * scrape);
+    let pattern = regex::Regex::new(r"\$\{(\w+)\}|\$(\w+)").expect("pattern");
+    pattern
+        .replace_all(expr, |c: &regex::Captures<'_>| {
+            let name = c.get(1).or_else(|| c.get(2)).expect("name").as_str();
+            match name {
+                "__interval" => format!("{interval}s"),
+                "__rate_interval" => format!("{rate_interval}s"),
+                _ => {
+                    let var = vars
+                        .get(name)
+                        .unwrap_or_else(|| panic!("`{expr}` uses ${name}, which the dashboard does not define"));
+                    var.text(scoped.filter(|(n, _)| *n == name).map(|(_, v)| v))
+                }
+            }
+        })
+        .into_owned()
+}
+
+/// One series of an answer: its labels and its values in time order.
+#[derive(Debug, Clone)]
+struct Series {
+    labels: BTreeMap<String, String>,
+    values: Vec<f64>,
+}
+
+impl Series {
+    fn label(&self, name: &str) -> &str {
+        self.labels.get(name).map_or("", String::as_str)
+    }
+
+    fn last(&self) -> f64 {
+        *self.values.last().expect("a series has values")
+    }
+}
+
+/// What Grafana would get for each panel: (title, repeated value) -> per query (refId, series).
+type Answers = BTreeMap<(String, Option<String>), Vec<(String, Vec<Series>)>>;
+
+struct Evaluation {
+    vars: BTreeMap<String, Var>,
+    panels: Answers,
+}
+
+impl Evaluation {
+    /// The series of the panel whose title contains `title` (its first query, or `refId`).
+    fn series(&self, title: &str, scoped: Option<&str>) -> Vec<Series> {
+        self.target(title, scoped, None)
+    }
+
+    fn target(&self, title: &str, scoped: Option<&str>, ref_id: Option<&str>) -> Vec<Series> {
+        let hits: Vec<_> = self
+            .panels
+            .iter()
+            .filter(|((t, s), _)| t.contains(title) && s.as_deref() == scoped)
+            .collect();
+        assert_eq!(hits.len(), 1, "panels `{title}` {scoped:?}: {:?}", self.panels.keys());
+        let targets = hits[0].1;
+        match ref_id {
+            None => targets[0].1.clone(),
+            Some(r) => targets.iter().find(|(id, _)| id == r).expect("refId").1.clone(),
+        }
+    }
+
+    /// (gateway, `label`) -> last value of each series of a panel.
+    fn last_by(&self, title: &str, scoped: Option<&str>, label: &str) -> BTreeMap<(String, String), f64> {
+        let mut out = BTreeMap::new();
+        for s in self.series(title, scoped) {
+            let key = (s.label("gateway").to_string(), s.label(label).to_string());
+            assert!(
+                out.insert(key.clone(), s.last()).is_none(),
+                "{title}: two series for {key:?}"
+            );
+        }
+        out
+    }
+}
+
+struct Store<'a> {
+    vm: &'a VictoriaMetrics,
+    http: reqwest::Client,
+    start: i64,
+    end: i64,
+}
+
+impl Store<'_> {
+    /// The dashboard's default range, "now-1h" to "now", aligned to the step as Grafana's
+    /// Prometheus data source does (both ends rounded down to a multiple of the step).
+    fn last_hour(vm: &VictoriaMetrics, now: i64) -> Store<'_> {
+        let step = scrape_interval().as_secs() as i64;
+        Store {
+            vm,
+            http: reqwest::Client::new(),
+            start: (now - 3600) / step * step,
+            end: now / step * step,
+        }
+    }
+
+    async fn get(&self, path: &str, params: &[(&str, String)]) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.vm.url()))
+            .query(params)
+            .send()
+            .await
+            .expect("VictoriaMetrics answers");
+        let body: Value = resp.json().await.expect("JSON answer");
+        assert_eq!(body["status"], "success", "{path} {params:?}: {body}");
+        body
+    }
+
+    /// Grafana's `label_values(selector, label)`: the label's values over the time range.
+    async fn label_values(&self, selector: &str, label: &str) -> Vec<String> {
+        let body = self
+            .get(
+                &format!("/api/v1/label/{label}/values"),
+                &[
+                    ("match[]", selector.to_string()),
+                    ("start", self.start.to_string()),
+                    ("end", self.end.to_string()),
+                ],
+            )
+            .await;
+        let mut out: Vec<String> = body["data"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        out.sort();
+        out
+    }
+
+    async fn query(&self, expr: &str, instant: bool, step: Duration) -> Vec<Series> {
+        let body = if instant {
+            self.get(
+                "/api/v1/query",
+                &[("query", expr.to_string()), ("time", self.end.to_string())],
+            )
+            .await
+        } else {
+            self.get(
+                "/api/v1/query_range",
+                &[
+                    ("query", expr.to_string()),
+                    ("start", self.start.to_string()),
+                    ("end", self.end.to_string()),
+                    ("step", format!("{}s", step.as_secs())),
+                ],
+            )
+            .await
+        };
+        let number = |v: &Value| v[1].as_str().and_then(|s| s.parse::<f64>().ok()).expect("a number");
+        body["data"]["result"]
+            .as_array()
+            .expect("result")
+            .iter()
+            .map(|r| Series {
+                labels: serde_json::from_value(r["metric"].clone()).expect("labels"),
+                values: match r["values"].as_array() {
+                    Some(vs) => vs.iter().map(number).collect(),
+                    None => vec![number(&r["value"])],
+                },
+            })
+            .collect()
+    }
+
+    /// Resolves the variables as Grafana does (in order, each with the ones before it) with
+    /// `pick` selecting values (None: All), then runs every panel's queries.
+    async fn evaluate(&self, dash: &Value, pick: &BTreeMap<&str, Vec<&str>>) -> Evaluation {
+        let step = scrape_interval();
+        let mut vars = BTreeMap::new();
+        for v in dash["templating"]["list"].as_array().expect("variables") {
+            let name = v["name"].as_str().expect("name").to_string();
+            let query = v["query"].as_str().expect("query");
+            let (selector, label) = query
+                .strip_prefix("label_values(")
+                .and_then(|q| q.strip_suffix(')'))
+                .and_then(|q| q.rsplit_once(','))
+                .expect("label_values(selector, label)");
+            let selector = interpolate(selector, &vars, None, step);
+            let options = self.label_values(&selector, label.trim()).await;
+            let var = Var {
+                multi_or_all: v["multi"] == true || v["includeAll"] == true,
+                all_value: v["allValue"].as_str().map(str::to_string),
+                options,
+                selected: pick
+                    .get(name.as_str())
+                    .map(|vs| vs.iter().map(|s| s.to_string()).collect()),
+            };
+            vars.insert(name, var);
+        }
+        let mut panels = Answers::new();
+        for p in data_panels(dash) {
+            let title = p["title"].as_str().expect("title").to_string();
+            let repeats: Vec<Option<(String, String)>> = match p["repeat"].as_str() {
+                Some(r) => {
+                    let var = &vars[r];
+                    let values = var.selected.clone().unwrap_or_else(|| var.options.clone());
+                    values.into_iter().map(|v| Some((r.to_string(), v))).collect()
+                }
+                None => vec![None],
+            };
+            for scoped in repeats {
+                let mut answers = Vec::new();
+                for t in p["targets"].as_array().expect("targets") {
+                    let expr = t["expr"].as_str().expect("expr");
+                    let sent = interpolate(
+                        expr,
+                        &vars,
+                        scoped.as_ref().map(|(n, v)| (n.as_str(), v.as_str())),
+                        step,
+                    );
+                    let series = self.query(&sent, t["instant"] == true, step).await;
+                    answers.push((t["refId"].as_str().unwrap_or("A").to_string(), series));
+                }
+                panels.insert((title.clone(), scoped.map(|(_, v)| v)), answers);
+            }
+        }
+        Evaluation { vars, panels }
+    }
+}
+
+/// The gateway's visible alarms (its own API): alarm id -> (hazard source, state, annunciated).
+async fn api_alarms(gw: &GatewayProcess) -> BTreeMap<String, (String, String, bool)> {
+    gw.get_json("/api/v1/alarms")
+        .await
+        .as_array()
+        .expect("alarm list")
+        .iter()
+        .map(|a| {
+            (
+                a["alarm_id"].as_str().unwrap_or_default().to_string(),
+                (
+                    a["hazard_source"].as_str().unwrap_or_default().to_string(),
+                    a["state"].as_str().unwrap_or_default().to_string(),
+                    a["annunciated"] == true,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The active-alarms table as the dashboard shows it: (gateway, alarm id) -> (source, state).
+fn table_alarms(e: &Evaluation) -> BTreeMap<(String, String), (String, String)> {
+    e.series("Active alarms", None)
+        .iter()
+        .map(|s| {
+            (
+                (s.label("gateway").to_string(), s.label("alarm_id").to_string()),
+                (s.label("hazard_source").to_string(), s.label("state").to_string()),
+            )
+        })
+        .collect()
+}
+
+fn assert_values(what: &str, series: &[Series], want: &BTreeMap<(String, String), f64>) {
+    let got: BTreeSet<(String, String)> = series
+        .iter()
+        .map(|s| (s.label("gateway").to_string(), s.label("point").to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        want.keys().cloned().collect(),
+        "{what}: one series per gateway and point"
+    );
+    for s in series {
+        let key = (s.label("gateway").to_string(), s.label("point").to_string());
+        for v in &s.values {
+            assert!(
+                (v - want[&key]).abs() < 1e-6,
+                "{what} {key:?}: {v}, want {}",
+                want[&key]
+            );
+        }
+    }
+}
+
+/// Wall time in Unix seconds, as Grafana's "now".
+fn unix_now() -> i64 {
+    hazard_gateway::clock::system().now().as_millis() / 1000
+}
+
+fn point_values(rows: &[(&str, &str, f64)]) -> BTreeMap<(String, String), f64> {
+    rows.iter()
+        .map(|(g, p, v)| ((g.to_string(), p.to_string()), *v))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir(&profiles).unwrap();
+    let transmitter = read("device-profiles/pressure-transmitter.toml");
+    assert!(transmitter.contains("unit = \"MPa\""));
+    std::fs::write(
+        profiles.join("dp-kpa.toml"),
+        transmitter.replace("unit = \"MPa\"", "unit = \"kPa\""),
+    )
+    .unwrap();
+
+    // Each plant's devices, pinned before the gateways first poll them.
+    let mut plants = Vec::new();
+    for g in 0..2 {
+        let gas = simulator("ai4-gas-lel", None).await;
+        for (i, (_, values)) in GAS.iter().enumerate() {
+            assert!(gas.pin(&format!("ch{}", i + 1), values[g]));
+        }
+        let tank = simulator("tank-ltp", None).await;
+        assert!(tank.pin("level", LEVEL[g]));
+        assert!(tank.pin("temperature", TEMPERATURE[g]));
+        assert!(tank.pin("pressure", PRESSURE[g]));
+        let third = if g == 0 {
+            let dp = simulator("pressure-transmitter", None).await;
+            assert!(dp.pin("pressure", DP_KPA));
+            dp
+        } else {
+            let loose = simulator("ai4-gas-lel", None).await;
+            for (i, (_, v)) in LOOSE.iter().enumerate() {
+                assert!(loose.pin(&format!("ch{}", i + 1), *v));
+            }
+            loose
+        };
+        plants.push([gas, tank, third]);
+    }
+
+    let ports = [free_port(), free_port()];
+    let scrape = dir.path().join("scrape.yml");
+    let mut scrape_text =
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: hazard-gateway\n    static_configs:\n"
+            .to_string();
+    for (id, port) in [GW1, GW2].iter().zip(ports) {
+        scrape_text += &format!("      - targets: [\"127.0.0.1:{port}\"]\n        labels:\n          gateway: {id}\n");
+    }
+    std::fs::write(&scrape, scrape_text).unwrap();
+    let vm = VictoriaMetrics::start_scraping(&scrape);
+
+    let mut gateways = Vec::new();
+    for ((id, port), plant) in [GW1, GW2].iter().zip(ports).zip(&plants) {
+        let path = dir.path().join(format!("{id}.toml"));
+        let addrs: Vec<_> = plant.iter().map(|s| s.local_addr()).collect();
+        std::fs::write(&path, config(id, dir.path(), port, &addrs, &vm.url())).unwrap();
+        gateways.push(GatewayProcess::start(&path, port).await);
+    }
+    // Gateway 2's tank transmitters lose power: their readings turn comm_fault.
+    plants[1][1].stop();
+
+    let dash = dashboard();
+    let all = BTreeMap::new();
+    // Polled until the store and the scrapes caught up with what the gateways report.
+    let mut eval = None;
+    let mut last_seen = String::new();
+    let deadline = tokio::time::Instant::now() + 2 * WAIT;
+    for _ in 0..600 {
+        if tokio::time::Instant::now() > deadline {
+            break;
+        }
+        let now = unix_now();
+        let store = Store::last_hour(&vm, now);
+        let e = store.evaluate(&dash, &all).await;
+        let mut api = BTreeMap::new();
+        for (id, gw) in [GW1, GW2].iter().zip(&gateways) {
+            for (alarm, (source, state, annunciated)) in api_alarms(gw).await {
+                api.insert((id.to_string(), alarm), (source, state, annunciated));
+            }
+        }
+        let table: BTreeMap<_, _> = api
+            .iter()
+            .map(|(k, (source, state, _))| (k.clone(), (source.clone(), state.clone())))
+            .collect();
+        let annunciated = |id: &str| api.iter().filter(|((g, _), v)| g == id && v.2).count() as f64;
+        let online = e.last_by("Device health", None, "device");
+        let counts: Vec<usize> = ["(%LEL)", "(m)", "(°C)", "(MPa)", "(no unit)", "Reading quality"]
+            .iter()
+            .map(|t| e.series(t, None).len())
+            .chain(
+                e.vars["other_unit"]
+                    .options
+                    .iter()
+                    .map(|u| e.series("Readings in", Some(u)).len()),
+            )
+            .collect();
+        let settled = counts == [12, 2, 2, 2, 2, 6, 1]
+            && table_alarms(&e) == table
+            && e.series("Points not good now", None).len() == 3
+            && online.get(&(GW2.to_string(), "tank-T101".to_string())) == Some(&0.0)
+            && online.len() == 6
+            && e.last_by("Alarms annunciated", None, "")
+                == BTreeMap::from([
+                    ((GW1.to_string(), String::new()), annunciated(GW1)),
+                    ((GW2.to_string(), String::new()), annunciated(GW2)),
+                ]);
+        if settled {
+            eval = Some((e, now));
+            break;
+        }
+        last_seen = format!(
+            "series per readings panel {counts:?} (want [12, 2, 2, 2, 2, 6, 1]), alarms {:?} vs. the gateways' {table:?}, online {online:?}",
+            table_alarms(&e)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let Some((e, end)) = eval else {
+        panic!("the dashboard did not show what the gateways report within 60 s: {last_seen}");
+    };
+
+    // Variables: both gateways, the one hazard source, the site unit only.
+    let gw = |s: &str| s.to_string();
+    assert_eq!(e.vars["gateway"].options, vec![gw(GW1), gw(GW2)]);
+    assert_eq!(e.vars["hazard_source"].options, vec![gw("MHS-001")]);
+    assert_eq!(e.vars["other_unit"].options, vec![gw("kPa")]);
+
+    // Readings: one panel per unit, one series per gateway and point, the values pinned.
+    let mut lel: Vec<(&str, &str, f64)> = Vec::new();
+    for (point, values) in GAS {
+        lel.push((GW1, point, values[0]));
+        lel.push((GW2, point, values[1]));
+    }
+    lel.extend(LOOSE.iter().map(|(p, v)| (GW2, *p, *v)));
+    assert_values("%LEL", &e.series("(%LEL)", None), &point_values(&lel));
+    for (title, point, values) in [
+        ("(m)", "MHS-001/T101/level", LEVEL),
+        ("(°C)", "MHS-001/T101/temperature", TEMPERATURE),
+        ("(MPa)", "MHS-001/T101/pressure", PRESSURE),
+    ] {
+        let want = point_values(&[(GW1, point, values[0]), (GW2, point, values[1])]);
+        assert_values(title, &e.series(title, None), &want);
+    }
+    assert_values(
+        "kPa",
+        &e.series("Readings in", Some("kPa")),
+        &point_values(&[(GW1, "MHS-001/PDT-1", DP_KPA)]),
+    );
+    assert_values(
+        "no unit",
+        &e.series("(no unit)", None),
+        &point_values(&[(GW1, "MHS-001/PDT-1/fault", 0.0), (GW1, "MHS-001/PDT-1/over", 0.0)]),
+    );
+    for title in ["(%CH4)", "(ppm)", "(mm)", "(%)", "(m/s)", "(dB)"] {
+        assert!(e.series(title, None).is_empty(), "{title}: no point in that unit");
+    }
+    // Each readings panel holds its unit only.
+    let readings: BTreeSet<String> = data_panels(&dash)
+        .iter()
+        .filter(|p| {
+            p["targets"][0]["expr"]
+                .as_str()
+                .is_some_and(|q| q.contains("hazard_reading_value"))
+        })
+        .filter_map(|p| p["title"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(readings.len(), 12, "{readings:?}");
+    for ((title, scoped), targets) in e.panels.iter().filter(|((t, _), _)| readings.contains(t)) {
+        for s in targets.iter().flat_map(|(_, s)| s) {
+            if let Some(unit) = title.rsplit_once(" (").and_then(|(_, u)| u.strip_suffix(')')) {
+                let unit = if unit == "no unit" { "" } else { unit };
+                assert_eq!(s.label("unit"), unit, "{title}: {:?}", s.labels);
+            }
+            if let Some(unit) = scoped {
+                assert_eq!(s.label("unit"), unit, "{title}: {:?}", s.labels);
+            }
+        }
+    }
+
+    // Quality: gateway 2's tank is comm_fault, everything else good, named as the console does.
+    let quality = e.last_by("Reading quality per device", None, "device");
+    let mut want_quality = BTreeMap::new();
+    for (id, third) in [(GW1, "dp-1"), (GW2, "gas-ai-2")] {
+        for device in ["gas-ai-1", "tank-T101", third] {
+            want_quality.insert((gw(id), gw(device)), 0.0);
+        }
+    }
+    want_quality.insert((gw(GW2), gw("tank-T101")), 1.0);
+    assert_eq!(quality, want_quality);
+    let not_good = e.last_by("Points not good now", None, "point");
+    assert_eq!(
+        not_good,
+        ["level", "temperature", "pressure"]
+            .iter()
+            .map(|p| ((gw(GW2), format!("MHS-001/T101/{p}")), 1.0))
+            .collect()
+    );
+    let panel = data_panels(&dash)
+        .into_iter()
+        .find(|p| p["title"].as_str().is_some_and(|t| t.contains("Points not good now")))
+        .unwrap();
+    let mapping = &panel["fieldConfig"]["overrides"][0]["properties"][0]["value"][0]["options"]["1"]["text"];
+    assert_eq!(mapping.as_str(), Some(quality_text(Some(Quality::CommFault)).as_str()));
+
+    // Alarms: the table is the gateways' own list, with gateway 2's alarm without a source.
+    let table = table_alarms(&e);
+    assert_eq!(
+        table.get(&(gw(GW2), gw("GT-201:high"))),
+        Some(&(String::new(), gw("unack_active")))
+    );
+    assert_eq!(
+        table.get(&(gw(GW1), gw("MHS-001/GT-102:high"))),
+        Some(&(gw("MHS-001"), gw("unack_active")))
+    );
+    assert!(!table.contains_key(&(gw(GW2), gw("MHS-001/GT-102:high"))), "{table:?}");
+
+    // Gateway metrics: per gateway, scraped with its id.
+    let online = e.last_by("Device health", None, "device");
+    let mut want_online = want_quality.clone();
+    for v in want_online.values_mut() {
+        *v = 1.0 - *v;
+    }
+    assert_eq!(online, want_online);
+    let stores: BTreeSet<_> = e
+        .target("backlog", None, Some("A"))
+        .iter()
+        .chain(&e.target("backlog", None, Some("B")))
+        .map(|s| (gw(s.label("gateway")), gw(s.label("store"))))
+        .collect();
+    assert_eq!(
+        stores,
+        BTreeSet::from([(gw(GW1), gw("park-vm")), (gw(GW2), gw("park-vm"))])
+    );
+    for s in e.series("Lines lost", None) {
+        assert!(s.values.iter().all(|v| *v == 0.0), "lines lost: {:?}", s);
+    }
+
+    // One gateway and one hazard source selected: every panel answers for that gateway only,
+    // and an alarm without a hazard source is still listed.
+    for (id, other) in [(GW1, GW2), (GW2, GW1)] {
+        let store = Store::last_hour(&vm, end);
+        let pick = BTreeMap::from([("gateway", vec![id]), ("hazard_source", vec!["MHS-001"])]);
+        let one = store.evaluate(&dash, &pick).await;
+        let mut answered = 0;
+        for ((title, _), targets) in &one.panels {
+            for s in targets.iter().flat_map(|(_, s)| s) {
+                assert_eq!(s.label("gateway"), id, "{title}: {:?}", s.labels);
+                answered += 1;
+            }
+        }
+        assert!(answered > 0);
+        let alarm = if id == GW1 {
+            "MHS-001/GT-102:high"
+        } else {
+            "GT-201:high"
+        };
+        assert!(table_alarms(&one).contains_key(&(gw(id), gw(alarm))), "{id}: {alarm}");
+        let lel_points: BTreeSet<String> = one
+            .series("(%LEL)", None)
+            .iter()
+            .map(|s| s.label("point").to_string())
+            .collect();
+        assert_eq!(
+            lel_points,
+            GAS.iter().map(|(p, _)| p.to_string()).collect(),
+            "{id}: MHS-001 only"
+        );
+        assert_eq!(
+            one.vars["gateway"].options,
+            vec![gw(GW1), gw(GW2)],
+            "{id} besides {other}"
+        );
+    }
+
+    for gw in &mut gateways {
+        assert!(gw.signal_and_wait("TERM").success(), "{}", gw.stderr());
+    }
+}
