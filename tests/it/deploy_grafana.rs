@@ -368,8 +368,11 @@ impl Store<'_> {
     }
 }
 
-/// The gateway's visible alarms (its own API): alarm id -> (hazard source, state, annunciated).
-async fn api_alarms(gw: &GatewayProcess) -> BTreeMap<String, (String, String, bool)> {
+/// An alarm as a table row: (hazard source, state, time of the transition in ms).
+type Row = (String, String, i64);
+
+/// The gateway's visible alarms (its own API): alarm id -> (row, annunciated).
+async fn api_alarms(gw: &GatewayProcess) -> BTreeMap<String, (Row, bool)> {
     gw.get_json("/api/v1/alarms")
         .await
         .as_array()
@@ -379,8 +382,11 @@ async fn api_alarms(gw: &GatewayProcess) -> BTreeMap<String, (String, String, bo
             (
                 a["alarm_id"].as_str().unwrap_or_default().to_string(),
                 (
-                    a["hazard_source"].as_str().unwrap_or_default().to_string(),
-                    a["state"].as_str().unwrap_or_default().to_string(),
+                    (
+                        a["hazard_source"].as_str().unwrap_or_default().to_string(),
+                        a["state"].as_str().unwrap_or_default().to_string(),
+                        a["ts"].as_i64().expect("transition time") / 1_000_000,
+                    ),
                     a["annunciated"] == true,
                 ),
             )
@@ -388,14 +394,18 @@ async fn api_alarms(gw: &GatewayProcess) -> BTreeMap<String, (String, String, bo
         .collect()
 }
 
-/// The active-alarms table as the dashboard shows it: (gateway, alarm id) -> (source, state).
-fn table_alarms(e: &Evaluation) -> BTreeMap<(String, String), (String, String)> {
+/// The active-alarms table as the dashboard shows it: (gateway, alarm id) -> row.
+fn table_alarms(e: &Evaluation) -> BTreeMap<(String, String), Row> {
     e.series("Active alarms", None)
         .iter()
         .map(|s| {
             (
                 (s.label("gateway").to_string(), s.label("alarm_id").to_string()),
-                (s.label("hazard_source").to_string(), s.label("state").to_string()),
+                (
+                    s.label("hazard_source").to_string(),
+                    s.label("state").to_string(),
+                    s.last().round() as i64,
+                ),
             )
         })
         .collect()
@@ -508,15 +518,12 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
         let e = store.evaluate(&dash, &all).await;
         let mut api = BTreeMap::new();
         for (id, gw) in [GW1, GW2].iter().zip(&gateways) {
-            for (alarm, (source, state, annunciated)) in api_alarms(gw).await {
-                api.insert((id.to_string(), alarm), (source, state, annunciated));
+            for (alarm, row) in api_alarms(gw).await {
+                api.insert((id.to_string(), alarm), row);
             }
         }
-        let table: BTreeMap<_, _> = api
-            .iter()
-            .map(|(k, (source, state, _))| (k.clone(), (source.clone(), state.clone())))
-            .collect();
-        let annunciated = |id: &str| api.iter().filter(|((g, _), v)| g == id && v.2).count() as f64;
+        let table: BTreeMap<_, _> = api.iter().map(|(k, (row, _))| (k.clone(), row.clone())).collect();
+        let annunciated = |id: &str| api.iter().filter(|((g, _), v)| g == id && v.1).count() as f64;
         let online = e.last_by("Device health", None, "device");
         let counts: Vec<usize> = ["(%LEL)", "(m)", "(°C)", "(MPa)", "(no unit)", "Reading quality"]
             .iter()
@@ -636,7 +643,10 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
     assert_eq!(mapping.as_str(), Some(quality_text(Some(Quality::CommFault)).as_str()));
 
     // Alarms: the table is the gateways' own list, with gateway 2's alarm without a source.
-    let table = table_alarms(&e);
+    let table: BTreeMap<_, _> = table_alarms(&e)
+        .into_iter()
+        .map(|(k, (source, state, _))| (k, (source, state)))
+        .collect();
     assert_eq!(
         table.get(&(gw(GW2), gw("GT-201:high"))),
         Some(&(String::new(), gw("unack_active")))
