@@ -288,17 +288,20 @@ fn profile_units() -> BTreeSet<String> {
     out
 }
 
-/// The one unit matcher of a readings query: `unit="X"` (Some) or `unit=~"$other_unit"` (None).
+/// The unit matchers of a readings query: `unit="X"` (Some), or `unit=~"$other_unit",
+/// unit!=""` (None: with no site-defined unit the variable is empty, and the panel must not
+/// show the unitless points a second time).
 fn unit_matcher(expr: &str) -> Result<Option<String>, String> {
     let found: Vec<_> = re(r#"\bunit\s*(=~|!~|!=|=)\s*"([^"]*)""#)
         .captures_iter(expr)
         .map(|c| (c[1].to_string(), c[2].to_string()))
         .collect();
+    let pair = |op: &str, u: &str| (op.to_string(), u.to_string());
     match found.as_slice() {
         [(op, u)] if op == "=" => Ok(Some(u.clone())),
-        [(op, u)] if op == "=~" && u == "$other_unit" => Ok(None),
+        [a, b] if *a == pair("=~", "$other_unit") && *b == pair("!=", "") => Ok(None),
         _ => Err(format!(
-            "needs exactly one unit=\"…\" or unit=~\"$other_unit\", has {found:?}"
+            "needs unit=\"…\", or unit=~\"$other_unit\", unit!=\"\", has {found:?}"
         )),
     }
 }

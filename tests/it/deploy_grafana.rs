@@ -340,11 +340,14 @@ impl Store<'_> {
         let mut panels = Answers::new();
         for p in data_panels(dash) {
             let title = p["title"].as_str().expect("title").to_string();
+            // A panel repeats once per selected value; with none, Grafana keeps the panel
+            // once, unscoped, and the variable expands to nothing (`()` when All is empty).
             let repeats: Vec<Option<(String, String)>> = match p["repeat"].as_str() {
                 Some(r) => {
                     let var = &vars[r];
                     let values = var.selected.clone().unwrap_or_else(|| var.options.clone());
-                    values.into_iter().map(|v| Some((r.to_string(), v))).collect()
+                    let scoped: Vec<_> = values.into_iter().map(|v| Some((r.to_string(), v))).collect();
+                    if scoped.is_empty() { vec![None] } else { scoped }
                 }
                 None => vec![None],
             };
@@ -714,6 +717,17 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
             "{id} besides {other}"
         );
     }
+
+    // A park with no site-defined unit: the repeated panel stays once with the variable
+    // empty, and must not show the unitless points again.
+    let store = Store::last_hour(&vm, end);
+    let none = store.evaluate(&dash, &BTreeMap::from([("other_unit", vec![])])).await;
+    assert!(!none.series("(no unit)", None).is_empty());
+    assert!(
+        none.series("Readings in", None).is_empty(),
+        "{:?}",
+        none.series("Readings in", None)
+    );
 
     for gw in &mut gateways {
         assert!(gw.signal_and_wait("TERM").success(), "{}", gw.stderr());
