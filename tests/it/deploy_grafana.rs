@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use hazard_gateway::model::Quality;
 use serde_json::Value;
-use support::{GatewayProcess, VictoriaMetrics, WAIT, free_port, simulator};
+use support::{GatewayProcess, VictoriaMetrics, WAIT, free_port, simulator, wait_for};
 
 const GW1: &str = "park-a-gw1";
 const GW2: &str = "park-a-gw2";
@@ -33,6 +33,8 @@ const GAS: [(&str, [f64; 2]); 4] = [
 ];
 const LEVEL: [f64; 2] = [9.5, 12.0];
 const TEMPERATURE: [f64; 2] = [21.5, 30.5];
+/// Gateway 1's tank temperature once it jumped, faster than a tank can heat: suspect.
+const JUMPED: f64 = 35.5;
 const PRESSURE: [f64; 2] = [0.45, 0.6];
 /// Gateway 1's differential pressure transmitter, in a unit no panel is made for.
 const DP_KPA: f64 = 1.25;
@@ -503,8 +505,18 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
         std::fs::write(&path, config(id, dir.path(), port, &addrs, &vm.url())).unwrap();
         gateways.push(GatewayProcess::start(&path, port).await);
     }
-    // Gateway 2's tank transmitters lose power: their readings turn comm_fault.
+    // Once each gateway's tank readings are in the store: gateway 2's tank transmitters lose
+    // power (their readings turn comm_fault), and gateway 1's tank temperature jumps 14 °C
+    // between two polls, faster than a tank heats (3.2 °C/s on its 160 °C span): suspect.
+    for id in [GW1, GW2] {
+        wait_for("the tank temperatures in the store", WAIT, || async {
+            let selector = format!("hazard_reading_value{{gateway=\"{id}\", point=\"MHS-001/T101/temperature\"}}");
+            (!vm.export(&selector).await.is_empty()).then_some(())
+        })
+        .await;
+    }
     plants[1][1].stop();
+    assert!(plants[0][1].pin("temperature", JUMPED));
 
     let dash = dashboard();
     let all = BTreeMap::new();
@@ -540,7 +552,7 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
             .collect();
         let settled = counts == [12, 2, 2, 2, 2, 6, 1]
             && table_alarms(&e) == table
-            && e.series("Points not good now", None).len() == 3
+            && e.series("Points not good now", None).len() == 4
             && online.get(&(GW2.to_string(), "tank-T101".to_string())) == Some(&0.0)
             && online.len() == 6
             && e.last_by("Alarms annunciated", None, "")
@@ -578,12 +590,27 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
     assert_values("%LEL", &e.series("(%LEL)", None), &point_values(&lel));
     for (title, point, values) in [
         ("(m)", "MHS-001/T101/level", LEVEL),
-        ("(°C)", "MHS-001/T101/temperature", TEMPERATURE),
         ("(MPa)", "MHS-001/T101/pressure", PRESSURE),
     ] {
         let want = point_values(&[(GW1, point, values[0]), (GW2, point, values[1])]);
         assert_values(title, &e.series(title, None), &want);
     }
+    // Gateway 1's temperature: a step's mean lies between the value before and after the jump.
+    let (jumped, steady): (Vec<Series>, Vec<Series>) = e
+        .series("(°C)", None)
+        .into_iter()
+        .partition(|s| s.label("gateway") == GW1);
+    let point = "MHS-001/T101/temperature";
+    assert_values("°C", &steady, &point_values(&[(GW2, point, TEMPERATURE[1])]));
+    assert_eq!(jumped.len(), 1, "{jumped:?}");
+    assert_eq!(jumped[0].label("point"), point);
+    assert!(
+        jumped[0]
+            .values
+            .iter()
+            .all(|v| (TEMPERATURE[0] - 1e-6..=JUMPED + 1e-6).contains(v)),
+        "{jumped:?}"
+    );
     assert_values(
         "kPa",
         &e.series("Readings in", Some("kPa")),
@@ -628,22 +655,34 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
             want_quality.insert((gw(id), gw(device)), 0.0);
         }
     }
+    let mut want_online = want_quality.clone();
+    for v in want_online.values_mut() {
+        *v = 1.0;
+    }
+    want_online.insert((gw(GW2), gw("tank-T101")), 0.0);
     want_quality.insert((gw(GW2), gw("tank-T101")), 1.0);
+    want_quality.insert((gw(GW1), gw("tank-T101")), 6.0);
     assert_eq!(quality, want_quality);
     let not_good = e.last_by("Points not good now", None, "point");
-    assert_eq!(
-        not_good,
-        ["level", "temperature", "pressure"]
-            .iter()
-            .map(|p| ((gw(GW2), format!("MHS-001/T101/{p}")), 1.0))
-            .collect()
-    );
+    let mut want_not_good: BTreeMap<(String, String), f64> = ["level", "temperature", "pressure"]
+        .iter()
+        .map(|p| ((gw(GW2), format!("MHS-001/T101/{p}")), 1.0))
+        .collect();
+    want_not_good.insert((gw(GW1), gw(point)), 6.0);
+    assert_eq!(not_good, want_not_good);
     let panel = data_panels(&dash)
         .into_iter()
         .find(|p| p["title"].as_str().is_some_and(|t| t.contains("Points not good now")))
         .unwrap();
-    let mapping = &panel["fieldConfig"]["overrides"][0]["properties"][0]["value"][0]["options"]["1"]["text"];
-    assert_eq!(mapping.as_str(), Some(quality_text(Some(Quality::CommFault)).as_str()));
+    let mapping = &panel["fieldConfig"]["overrides"][0]["properties"][0]["value"][0]["options"];
+    assert_eq!(
+        mapping["1"]["text"].as_str(),
+        Some(quality_text(Some(Quality::CommFault)).as_str())
+    );
+    assert_eq!(
+        mapping["6"]["text"].as_str(),
+        Some(quality_text(Some(Quality::Suspect)).as_str())
+    );
 
     // Alarms: the table is the gateways' own list, with gateway 2's alarm without a source.
     let table: BTreeMap<_, _> = table_alarms(&e)
@@ -662,10 +701,6 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
 
     // Gateway metrics: per gateway, scraped with its id.
     let online = e.last_by("Device health", None, "device");
-    let mut want_online = want_quality.clone();
-    for v in want_online.values_mut() {
-        *v = 1.0 - *v;
-    }
     assert_eq!(online, want_online);
     let stores: BTreeSet<_> = e
         .target("backlog", None, Some("A"))
