@@ -130,6 +130,31 @@ impl Var {
             _ => format!("({})", escaped.join("|")),
         }
     }
+
+    /// `${name:regex}`: Grafana's own regex format, the same for every data source (one
+    /// backslash before each special character; several values as `(a|b)`).
+    fn regex(&self, scoped: Option<&str>) -> String {
+        let escape = |v: &str| {
+            let mut out = String::new();
+            for c in v.chars() {
+                if "\\^$*+?.()|[]{}/".contains(c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        };
+        let values = match (scoped, &self.selected, &self.all_value) {
+            (Some(v), _, _) => vec![v.to_string()],
+            (None, None, Some(all)) => return all.clone(),
+            (None, None, None) => self.options.clone(),
+            (None, Some(v), _) => v.clone(),
+        };
+        match values.as_slice() {
+            [one] => escape(one),
+            _ => format!("({})", values.iter().map(|v| escape(v)).collect::<Vec<_>>().join("|")),
+        }
+    }
 }
 
 /// The data source's scrape interval (`timeInterval`), which Grafana takes as the least step.
@@ -148,19 +173,25 @@ fn interpolate(expr: &str, vars: &BTreeMap<String, Var>, scoped: Option<(&str, &
     let scrape = scrape_interval().as_secs();
     let interval = step.as_secs();
     let rate_interval = (interval + scrape).max(4 * scrape);
-    let pattern = regex::Regex::new(r"\$\{(\w+)\}|\$(\w+)").expect("pattern");
+    let pattern = regex::Regex::new(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)").expect("pattern");
     pattern
         .replace_all(expr, |c: &regex::Captures<'_>| {
-            let name = c.get(1).or_else(|| c.get(2)).expect("name").as_str();
-            match name {
-                "__interval" => format!("{interval}s"),
-                "__rate_interval" => format!("{rate_interval}s"),
-                _ => {
+            let name = c.get(1).or_else(|| c.get(3)).expect("name").as_str();
+            let format = c.get(2).map(|f| f.as_str());
+            match (name, format) {
+                ("__interval", None) => format!("{interval}s"),
+                ("__rate_interval", None) => format!("{rate_interval}s"),
+                (_, None | Some("regex")) => {
                     let var = vars
                         .get(name)
                         .unwrap_or_else(|| panic!("`{expr}` uses ${name}, which the dashboard does not define"));
-                    var.text(scoped.filter(|(n, _)| *n == name).map(|(_, v)| v))
+                    let scoped = scoped.filter(|(n, _)| *n == name).map(|(_, v)| v);
+                    match format {
+                        Some(_) => var.regex(scoped),
+                        None => var.text(scoped),
+                    }
                 }
+                (_, Some(f)) => panic!("`{expr}`: format `{f}` of ${name} is not one this test substitutes"),
             }
         })
         .into_owned()
@@ -447,6 +478,44 @@ fn point_values(rows: &[(&str, &str, f64)]) -> BTreeMap<(String, String), f64> {
     rows.iter()
         .map(|(g, p, v)| ((g.to_string(), p.to_string()), *v))
         .collect()
+}
+
+/// The substitutions follow Grafana's Prometheus data source: regex-escaped and joined for
+/// multi-value variables, verbatim for a custom All value, plain for single-value ones.
+#[test]
+fn variables_are_substituted_as_grafana_sends_them() {
+    let var = |multi_or_all, all_value: Option<&str>, selected: Option<&[&str]>| Var {
+        multi_or_all,
+        all_value: all_value.map(str::to_string),
+        options: vec!["gw.1".to_string(), "gw-2".to_string()],
+        selected: selected.map(|s| s.iter().map(|v| v.to_string()).collect()),
+    };
+    let step = Duration::from_secs(10);
+    let vars = BTreeMap::from([
+        ("gateway".to_string(), var(true, None, None)),
+        ("hazard_source".to_string(), var(true, Some(".*"), None)),
+        ("one".to_string(), var(true, None, Some(&["a|b"]))),
+        ("plain".to_string(), var(false, None, Some(&["it's"]))),
+    ]);
+    assert_eq!(
+        interpolate(
+            r#"x{gateway=~"$gateway", hazard_source=~"${hazard_source}|"}"#,
+            &vars,
+            None,
+            step
+        ),
+        r#"x{gateway=~"(gw\\.1|gw-2)", hazard_source=~".*|"}"#
+    );
+    assert_eq!(interpolate("$one ${plain}", &vars, None, step), r"a\\|b it\\'s");
+    assert_eq!(interpolate("${gateway:regex}", &vars, None, step), r"(gw\.1|gw-2)");
+    assert_eq!(
+        interpolate("$gateway", &vars, Some(("gateway", "gw.1")), step),
+        r"gw\\.1"
+    );
+    assert_eq!(
+        interpolate("rate(x[$__rate_interval]) [$__interval]", &vars, None, step),
+        "rate(x[40s]) [10s]"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
