@@ -23,6 +23,8 @@ use support::{GatewayProcess, VictoriaMetrics, WAIT, free_port, simulator, wait_
 
 const GW1: &str = "park-a-gw1";
 const GW2: &str = "park-a-gw2";
+/// A third gateway whose store never answers: no readings arrive, its metrics are scraped.
+const GW3: &str = "park-a-gw3";
 
 /// Pinned values of the shared point ids in each plant (exact in the devices' encodings).
 const GAS: [(&str, [f64; 2]); 4] = [
@@ -556,12 +558,12 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
         plants.push([gas, tank, third]);
     }
 
-    let ports = [free_port(), free_port()];
+    let ports = [free_port(), free_port(), free_port()];
     let scrape = dir.path().join("scrape.yml");
     let mut scrape_text =
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: hazard-gateway\n    static_configs:\n"
             .to_string();
-    for (id, port) in [GW1, GW2].iter().zip(ports) {
+    for (id, port) in [GW1, GW2, GW3].iter().zip(ports) {
         scrape_text += &format!("      - targets: [\"127.0.0.1:{port}\"]\n        labels:\n          gateway: {id}\n");
     }
     std::fs::write(&scrape, scrape_text).unwrap();
@@ -574,6 +576,18 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
         std::fs::write(&path, config(id, dir.path(), port, &addrs, &vm.url())).unwrap();
         gateways.push(GatewayProcess::start(&path, port).await);
     }
+    // Gateway 3 polls a gas module like the others but its store's port is closed.
+    let lone = simulator("ai4-gas-lel", None).await;
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let path = dir.path().join(format!("{GW3}.toml"));
+    let text = config(GW3, dir.path(), ports[2], &[lone.local_addr(); 3], &closed);
+    let gas_only = text
+        .split("[[devices]]\nname = \"tank-T101\"")
+        .next()
+        .expect("gas device");
+    let store = text.split_once("[[tsdb]]").expect("store").1;
+    std::fs::write(&path, format!("{gas_only}[[tsdb]]{store}")).unwrap();
+    let unreachable = GatewayProcess::start(&path, ports[2]).await;
     // Once each gateway's tank readings are in the store: gateway 2's tank transmitters lose
     // power (their readings turn comm_fault), and gateway 1's tank temperature jumps 14 °C
     // between two polls, faster than a tank heats (3.2 °C/s on its 160 °C span): suspect.
@@ -608,6 +622,7 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
         }
         let table: BTreeMap<_, _> = api.iter().map(|(k, (row, _))| (k.clone(), row.clone())).collect();
         let annunciated = |id: &str| api.iter().filter(|((g, _), v)| g == id && v.1).count() as f64;
+        let gw3_annunciated = api_alarms(&unreachable).await.values().filter(|(_, a)| *a).count() as f64;
         let online = e.last_by("Device health", None, "device");
         let counts: Vec<usize> = ["(%LEL)", "(m)", "(°C)", "(MPa)", "(no unit)", "Reading quality"]
             .iter()
@@ -623,11 +638,12 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
             && table_alarms(&e) == table
             && e.series("Points not good now", None).len() == 4
             && online.get(&(GW2.to_string(), "tank-T101".to_string())) == Some(&0.0)
-            && online.len() == 6
+            && online.len() == 7
             && e.last_by("Alarms annunciated", None, "")
                 == BTreeMap::from([
                     ((GW1.to_string(), String::new()), annunciated(GW1)),
                     ((GW2.to_string(), String::new()), annunciated(GW2)),
+                    ((GW3.to_string(), String::new()), gw3_annunciated),
                 ]);
         if settled {
             eval = Some((e, now));
@@ -645,7 +661,8 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
 
     // Variables: both gateways, the one hazard source, the site unit only.
     let gw = |s: &str| s.to_string();
-    assert_eq!(e.vars["gateway"].options, vec![gw(GW1), gw(GW2)]);
+    // Gateway 3 is there from its scraped metrics alone.
+    assert_eq!(e.vars["gateway"].options, vec![gw(GW1), gw(GW2), gw(GW3)]);
     assert_eq!(e.vars["hazard_source"].options, vec![gw("MHS-001")]);
     assert_eq!(e.vars["other_unit"].options, vec![gw("kPa")]);
 
@@ -729,6 +746,7 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
         *v = 1.0;
     }
     want_online.insert((gw(GW2), gw("tank-T101")), 0.0);
+    want_online.insert((gw(GW3), gw("gas-ai-1")), 1.0);
     want_quality.insert((gw(GW2), gw("tank-T101")), 1.0);
     want_quality.insert((gw(GW1), gw("tank-T101")), 6.0);
     assert_eq!(quality, want_quality);
@@ -779,7 +797,23 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
         .collect();
     assert_eq!(
         stores,
-        BTreeSet::from([(gw(GW1), gw("park-vm")), (gw(GW2), gw("park-vm"))])
+        BTreeSet::from([
+            (gw(GW1), gw("park-vm")),
+            (gw(GW2), gw("park-vm")),
+            (gw(GW3), gw("park-vm"))
+        ])
+    );
+    // The unreachable store's backlog shows, and its gateway nowhere among the readings.
+    let pending = e.target("backlog", None, Some("A"));
+    let gw3_pending: Vec<f64> = pending
+        .iter()
+        .filter(|s| s.label("gateway") == GW3)
+        .map(Series::last)
+        .collect();
+    assert!(gw3_pending.len() == 1 && gw3_pending[0] > 0.0, "{pending:?}");
+    assert!(
+        !e.series("(%LEL)", None).iter().any(|s| s.label("gateway") == GW3),
+        "gateway 3's readings never reached the store"
     );
     for s in e.series("Lines lost", None) {
         assert!(s.values.iter().all(|v| *v == 0.0), "lines lost: {:?}", s);
@@ -817,7 +851,7 @@ async fn every_panel_keeps_gateways_and_units_apart_against_real_gateways() {
         );
         assert_eq!(
             one.vars["gateway"].options,
-            vec![gw(GW1), gw(GW2)],
+            vec![gw(GW1), gw(GW2), gw(GW3)],
             "{id} besides {other}"
         );
     }
