@@ -7,8 +7,9 @@
 //! `$gateway` and the others escaped and joined as Grafana does for multi-value variables,
 //! repeated panels once per value, `$__interval` and `$__rate_interval` from the data source's
 //! scrape interval. The answers must keep gateways apart, put each unit on its own panel with
-//! the values the plants hold, name the qualities written, and list an alarm without a hazard
-//! source exactly as the gateway's own API lists it.
+//! the values the plants hold, show a comm fault and a suspect reading with the console's
+//! names, list an alarm without a hazard source exactly as the gateway's own API lists it, and
+//! offer a third gateway whose store never answers, with its backlog.
 
 use crate::deploy_docker::{dashboard, data_panels, quality_text, read};
 use crate::support;
@@ -43,6 +44,8 @@ const DP_KPA: f64 = 1.25;
 /// Gateway 2's detectors outside any hazard source: GT-201 leaks, the others rest.
 const LOOSE: [(&str, f64); 4] = [("GT-201", 30.0), ("GT-202", 1.25), ("GT-203", 1.25), ("GT-204", 1.25)];
 
+/// A plant's config: the gas module and the tank on MHS-001 (`sims[0]`, `sims[1]`), then
+/// gateway 1's kPa transmitter or gateway 2's detectors without a source (`sims[2]`).
 fn config(id: &str, dir: &Path, port: u16, sims: &[std::net::SocketAddr], vm: &str) -> String {
     let mut c = format!(
         "[gateway]\nid = \"{id}\"\ndata_dir = \"{}\"\nprofile_dirs = [\"profiles\"]\n\
