@@ -25,6 +25,7 @@ mod console_roles;
 mod console_safety;
 mod console_trend;
 mod deploy_docker;
+mod deploy_grafana;
 mod dtu;
 mod durability;
 mod early_warning;

@@ -444,11 +444,19 @@ pub struct VictoriaMetrics {
     pub dir: tempfile::TempDir,
     /// With HTTPS: the site CA (PEM) that signed its certificate (`cert.pem` beside it).
     pub tls_cert: Option<PathBuf>,
+    /// A Prometheus-style scrape config it follows (`-promscrape.config`).
+    scrape_config: Option<PathBuf>,
 }
 
 impl VictoriaMetrics {
     pub fn start() -> VictoriaMetrics {
         Self::start_with(false)
+    }
+
+    /// Also scrapes the targets of `config` (Prometheus `scrape_configs`), as a park's
+    /// VictoriaMetrics scrapes each gateway's /metrics.
+    pub fn start_scraping(config: &Path) -> VictoriaMetrics {
+        Self::start_from(false, Some(config.to_path_buf()))
     }
 
     /// Serves HTTPS with a certificate for 127.0.0.1 from a test site CA made by `openssl`.
@@ -457,6 +465,10 @@ impl VictoriaMetrics {
     }
 
     fn start_with(tls: bool) -> VictoriaMetrics {
+        Self::start_from(tls, None)
+    }
+
+    fn start_from(tls: bool, scrape_config: Option<PathBuf>) -> VictoriaMetrics {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("temp dir");
             let tls_cert = tls.then(|| self_signed_cert(dir.path()));
@@ -465,6 +477,7 @@ impl VictoriaMetrics {
                 port: free_port(),
                 dir,
                 tls_cert,
+                scrape_config: scrape_config.clone(),
             };
             if vm.spawn() {
                 return vm;
@@ -480,6 +493,9 @@ impl VictoriaMetrics {
             cmd.arg("-tls")
                 .arg(format!("-tlsCertFile={}", dir.join("cert.pem").display()))
                 .arg(format!("-tlsKeyFile={}", dir.join("cert.key").display()));
+        }
+        if let Some(config) = &self.scrape_config {
+            cmd.arg(format!("-promscrape.config={}", config.display()));
         }
         let mut child = cmd
             .arg(format!("-storageDataPath={}", self.dir.path().display()))
