@@ -191,48 +191,128 @@ impl Tier for Minutes {
 }
 
 /// A point's tail as the writer tracks it, to know when to pack without asking SQLite.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Kept for every point, so it is small: counts are `u32` (saturating; a point's tail never
+/// nears four billion rows) and "no row" is the key `i64::MAX`, which is never old enough to
+/// pack by age nor below a retention cutoff, so it acts exactly as no row would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct TailStat {
     /// Rows in the tail (an upper bound: a merged minute part counts again).
-    pub(super) rows: u64,
-    /// Oldest key in the tail.
-    pub(super) oldest: Option<i64>,
+    rows: u32,
     /// After a pack by row count that left everything in the tail (the rows did not fill a
     /// block yet), the row count at which to try again.
-    pub(super) recheck: u64,
+    recheck: u32,
+    /// Oldest key in the tail, [`NO_ROW`] when empty.
+    oldest: i64,
 }
 
-impl TailStat {
-    pub(super) fn add(&mut self, key: i64) {
-        self.rows += 1;
-        self.oldest = Some(self.oldest.map_or(key, |o| o.min(key)));
-    }
+/// [`TailStat::oldest`] of an empty tail.
+const NO_ROW: i64 = i64::MAX;
 
-    /// Whether the tail is due: `Some(true)` when only by age (pack everything).
-    fn due<T: Tier>(&self, now_key: i64) -> Option<bool> {
-        let old = self.oldest.is_some_and(|o| now_key.saturating_sub(o) >= T::PACK_AGE);
-        if old {
-            Some(true)
-        } else {
-            (self.rows >= T::PACK_ROWS.max(self.recheck)).then_some(false)
+impl Default for TailStat {
+    fn default() -> Self {
+        Self {
+            rows: 0,
+            recheck: 0,
+            oldest: NO_ROW,
         }
     }
 }
 
-/// Reads every point's tail statistics.
-pub(super) fn tail_stats<T: Tier>(conn: &Connection) -> rusqlite::Result<BTreeMap<i64, TailStat>> {
+impl TailStat {
+    fn new(rows: i64, oldest: Option<i64>) -> Self {
+        Self {
+            rows: u32::try_from(rows.max(0)).unwrap_or(u32::MAX),
+            recheck: 0,
+            oldest: oldest.unwrap_or(NO_ROW),
+        }
+    }
+
+    pub(super) fn add(&mut self, key: i64) {
+        self.rows = self.rows.saturating_add(1);
+        self.oldest = self.oldest.min(key);
+    }
+
+    /// After retention removed the rows below `cut`: the oldest is at least `cut` (the exact
+    /// one is found at the next pack).
+    fn cut(&mut self, cut: i64) {
+        if self.oldest < cut {
+            self.oldest = cut;
+        }
+    }
+
+    /// Whether the tail is due: `Some(true)` when only by age (pack everything).
+    fn due<T: Tier>(&self, now_key: i64) -> Option<bool> {
+        let old = self.oldest != NO_ROW && now_key.saturating_sub(self.oldest) >= T::PACK_AGE;
+        if old {
+            Some(true)
+        } else {
+            (u64::from(self.rows) >= T::PACK_ROWS.max(u64::from(self.recheck))).then_some(false)
+        }
+    }
+}
+
+/// One tier's tail statistics for every point, by point index (the store's `ids`), and for
+/// points the file holds that the point table no longer has (removed from the config since
+/// their rows were written), which are packed and aged like the others.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Tails {
+    by_index: Vec<TailStat>,
+    others: BTreeMap<i64, TailStat>,
+}
+
+/// Which statistics a database id's tail is kept in.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Index(usize),
+    Other,
+}
+
+impl Tails {
+    /// The statistics of the point with index `i`.
+    pub(super) fn at(&mut self, i: usize) -> &mut TailStat {
+        if self.by_index.len() <= i {
+            self.by_index.resize(i + 1, TailStat::default());
+        }
+        &mut self.by_index[i]
+    }
+
+    fn slot(&mut self, slot: Slot, id: i64) -> &mut TailStat {
+        match slot {
+            Slot::Index(i) => self.at(i),
+            Slot::Other => self.others.entry(id).or_default(),
+        }
+    }
+
+    /// After retention removed every tail row below `cut`.
+    pub(super) fn cut(&mut self, cut: i64) {
+        for s in self.by_index.iter_mut().chain(self.others.values_mut()) {
+            s.cut(cut);
+        }
+    }
+}
+
+/// Reads every point's tail statistics; `ids` are the database ids by point index.
+pub(super) fn tail_stats<T: Tier>(conn: &Connection, ids: &[i64]) -> rusqlite::Result<Tails> {
+    let mut index: Vec<(i64, usize)> = ids.iter().copied().zip(0..).collect();
+    index.sort_unstable();
+    let mut tails = Tails {
+        by_index: vec![TailStat::default(); ids.len()],
+        others: BTreeMap::new(),
+    };
     let mut stmt = conn.prepare(T::TAIL_STATS)?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            TailStat {
-                rows: r.get::<_, i64>(1)?.max(0) as u64,
-                oldest: r.get(2)?,
-                recheck: 0,
-            },
-        ))
-    })?;
-    rows.collect()
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let stat = TailStat::new(r.get(1)?, r.get(2)?);
+        match index.binary_search_by_key(&id, |&(id, _)| id) {
+            Ok(at) => tails.by_index[index[at].1] = stat,
+            Err(_) => {
+                tails.others.insert(id, stat);
+            }
+        }
+    }
+    Ok(tails)
 }
 
 /// The horizon below which a tier's samples are hidden (retention), if any.
@@ -244,21 +324,35 @@ pub(super) fn horizon<T: Tier>(conn: &Connection) -> rusqlite::Result<i64> {
     .map(|h| h.unwrap_or(i64::MIN))
 }
 
-/// Packs due tails, oldest-keyed points first is not promised; returns (rows packed, blocks
-/// written). Stops after `budget` rows so one call never stalls ingest for long.
+/// Packs due tails in database id order; returns (rows packed, blocks written). Stops after
+/// `budget` rows so one call never stalls ingest for long. `ids` are the database ids by
+/// point index.
 pub(super) fn pack_due<T: Tier>(
     conn: &Connection,
-    stats: &mut BTreeMap<i64, TailStat>,
+    tails: &mut Tails,
+    ids: &[i64],
     now_nanos: i64,
     budget: usize,
 ) -> Result<(usize, usize), TierError> {
     let now_key = T::now_key(now_nanos);
-    let due: Vec<(i64, bool)> = stats
+    let mut due: Vec<(i64, Slot, bool)> = tails
+        .by_index
         .iter()
-        .filter_map(|(p, s)| s.due::<T>(now_key).map(|all| (*p, all)))
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let id = *ids.get(i)?;
+            s.due::<T>(now_key).map(|all| (id, Slot::Index(i), all))
+        })
+        .chain(
+            tails
+                .others
+                .iter()
+                .filter_map(|(id, s)| s.due::<T>(now_key).map(|all| (*id, Slot::Other, all))),
+        )
         .collect();
+    due.sort_unstable_by_key(|&(id, _, _)| id);
     let (mut rows, mut blocks) = (0, 0);
-    for (point, all) in due {
+    for (point, slot, all) in due {
         if rows >= budget {
             break;
         }
@@ -268,10 +362,13 @@ pub(super) fn pack_due<T: Tier>(
         let (left, oldest): (i64, Option<i64>) = conn
             .prepare_cached(T::TAIL_OLDEST)?
             .query_row([point], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        let stat = stats.entry(point).or_default();
-        stat.rows = left.max(0) as u64;
-        stat.oldest = oldest;
-        stat.recheck = if b == 0 { stat.rows + T::PACK_ROWS / 4 } else { 0 };
+        let stat = tails.slot(slot, point);
+        *stat = TailStat::new(left, oldest);
+        stat.recheck = if b == 0 {
+            stat.rows.saturating_add(T::PACK_ROWS as u32 / 4)
+        } else {
+            0
+        };
     }
     Ok((rows, blocks))
 }

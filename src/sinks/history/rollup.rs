@@ -55,7 +55,55 @@ pub struct Rollups {
     /// Times of each point's last [`RECENT`] counted readings: a reading delivered again with
     /// one of them (an MQTT redelivery after a reconnect, a device answering with an
     /// unchanged timestamp) is the same reading and counts once, as raw history keeps it once.
-    recent: Vec<std::collections::VecDeque<Timestamp>>,
+    recent: Recent,
+}
+
+/// The last [`RECENT`] counted reading times of every point, in one flat array (a ring of
+/// [`RECENT`] slots per point) rather than one allocation per point.
+#[derive(Debug, Clone, Default)]
+struct Recent {
+    /// `RECENT` slots per point; a point's times are `len` slots from `head`, wrapping.
+    times: Vec<Timestamp>,
+    /// Per point: the oldest time's slot and how many slots hold times.
+    rings: Vec<Ring>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Ring {
+    head: u8,
+    len: u8,
+}
+
+impl Recent {
+    fn with_points(points: usize) -> Self {
+        Self {
+            times: vec![Timestamp::from_nanos(0); points * RECENT],
+            rings: vec![Ring::default(); points],
+        }
+    }
+
+    /// Remembers `ts` for point `i`, forgetting its oldest time once full; false if `ts` is
+    /// already remembered.
+    fn insert(&mut self, i: usize, ts: Timestamp) -> bool {
+        if self.rings.len() <= i {
+            self.rings.resize(i + 1, Ring::default());
+            self.times.resize((i + 1) * RECENT, Timestamp::from_nanos(0));
+        }
+        let ring = &mut self.rings[i];
+        let times = &mut self.times[i * RECENT..(i + 1) * RECENT];
+        let (head, len) = (usize::from(ring.head), usize::from(ring.len));
+        if (0..len).any(|k| times[(head + k) % RECENT] == ts) {
+            return false;
+        }
+        if len == RECENT {
+            times[head] = ts;
+            ring.head = ((head + 1) % RECENT) as u8;
+        } else {
+            times[(head + len) % RECENT] = ts;
+            ring.len += 1;
+        }
+        true
+    }
 }
 
 impl Rollups {
@@ -63,7 +111,7 @@ impl Rollups {
     pub fn with_points(points: usize) -> Self {
         Self {
             open: vec![None; points],
-            recent: vec![std::collections::VecDeque::new(); points],
+            recent: Recent::with_points(points),
         }
     }
 
@@ -75,17 +123,9 @@ impl Rollups {
         if self.open.len() <= i {
             self.open.resize(i + 1, None);
         }
-        if self.recent.len() <= i {
-            self.recent.resize(i + 1, std::collections::VecDeque::new());
-        }
-        let recent = &mut self.recent[i];
-        if recent.contains(&r.ts) {
+        if !self.recent.insert(i, r.ts) {
             return;
         }
-        if recent.len() == RECENT {
-            recent.pop_front();
-        }
-        recent.push_back(r.ts);
         let minute = minute_of(r.ts);
         let slot = &mut self.open[i];
         match slot {
@@ -164,6 +204,20 @@ mod tests {
         // Both repeats of 61 are dropped, even after 62; 59 is a late reading, counted.
         assert_eq!((closed[0].stats.minute, closed[0].stats.count), (1, 3));
         assert_eq!((closed[1].stats.minute, closed[1].stats.count), (0, 1));
+    }
+
+    #[test]
+    fn only_the_last_sixteen_counted_times_are_remembered() {
+        let p = point();
+        let mut r = Rollups::with_points(1);
+        let mut closed = Vec::new();
+        // 0..=16 fill the 16 remembered times and push 0 out; 0 then counts again and pushes
+        // 1 out, 5 is a repeat, 1 counts again.
+        for s in (0..=16).chain([0, 5, 1, 16, 0]) {
+            r.add(&reading(p, s, 1.0, Quality::Good), &mut closed);
+        }
+        r.close_all(&mut closed);
+        assert_eq!((closed.len(), closed[0].stats.count), (1, 19));
     }
 
     #[test]

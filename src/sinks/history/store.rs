@@ -1,12 +1,11 @@
 //! The writer side of the history file: point ids, tail rows, packing into blocks and
 //! pruning.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 
-use super::blocks::{self, Minutes, Raw, TailStat};
+use super::blocks::{self, Minutes, Raw, Tails};
 use super::rollup::{MinuteAgg, NANOS_PER_MINUTE};
 use super::schema::{self, UPSERT_MINUTE, quality_code};
 use super::{StoreError, sqlite_err, tier_err};
@@ -44,8 +43,9 @@ pub struct HistoryStore {
     /// Database id of each point, by [`crate::model::PointId::index`].
     ids: Vec<i64>,
     legacy: bool,
-    raw_tail: BTreeMap<i64, TailStat>,
-    minute_tail: BTreeMap<i64, TailStat>,
+    /// Tail statistics of each tier, by point index.
+    raw_tail: Tails,
+    minute_tail: Tails,
 }
 
 impl HistoryStore {
@@ -75,8 +75,8 @@ impl HistoryStore {
             conn,
             ids,
             legacy,
-            raw_tail: BTreeMap::new(),
-            minute_tail: BTreeMap::new(),
+            raw_tail: Tails::default(),
+            minute_tail: Tails::default(),
         };
         store.reload_tails()?;
         Ok(store)
@@ -85,8 +85,8 @@ impl HistoryStore {
     /// Reads the tails' statistics afresh (at start, and after a failed write).
     fn reload_tails(&mut self) -> Result<(), StoreError> {
         let err = sqlite_err(&self.path);
-        self.raw_tail = blocks::tail_stats::<Raw>(&self.conn).map_err(&err)?;
-        self.minute_tail = blocks::tail_stats::<Minutes>(&self.conn).map_err(&err)?;
+        self.raw_tail = blocks::tail_stats::<Raw>(&self.conn, &self.ids).map_err(&err)?;
+        self.minute_tail = blocks::tail_stats::<Minutes>(&self.conn, &self.ids).map_err(&err)?;
         Ok(())
     }
 
@@ -121,18 +121,18 @@ impl HistoryStore {
                 .map_err(&err)?;
             for r in raw {
                 let value = r.value.is_finite().then_some(r.value);
-                let id = self.ids[r.point.index()];
-                put.execute(params![id, r.ts.as_nanos(), value, quality_code(r.quality)])
+                let i = r.point.index();
+                put.execute(params![self.ids[i], r.ts.as_nanos(), value, quality_code(r.quality)])
                     .map_err(&err)?;
-                self.raw_tail.entry(id).or_default().add(r.ts.as_nanos());
+                self.raw_tail.at(i).add(r.ts.as_nanos());
             }
             let mut up = tx.prepare_cached(UPSERT_MINUTE).map_err(&err)?;
             for agg in minutes {
-                let id = self.ids[agg.point.index()];
+                let i = agg.point.index();
                 let m = &agg.stats;
-                self.minute_tail.entry(id).or_default().add(m.minute);
+                self.minute_tail.at(i).add(m.minute);
                 up.execute(params![
-                    id,
+                    self.ids[i],
                     m.minute,
                     m.min,
                     m.max,
@@ -144,10 +144,15 @@ impl HistoryStore {
             }
         }
         let now = now.as_nanos();
-        let (rows, n) = blocks::pack_due::<Raw>(&tx, &mut self.raw_tail, now, PACK_BUDGET).map_err(&terr)?;
-        let (mrows, mn) =
-            blocks::pack_due::<Minutes>(&tx, &mut self.minute_tail, now, PACK_BUDGET.saturating_sub(rows))
-                .map_err(&terr)?;
+        let (rows, n) = blocks::pack_due::<Raw>(&tx, &mut self.raw_tail, &self.ids, now, PACK_BUDGET).map_err(&terr)?;
+        let (mrows, mn) = blocks::pack_due::<Minutes>(
+            &tx,
+            &mut self.minute_tail,
+            &self.ids,
+            now,
+            PACK_BUDGET.saturating_sub(rows),
+        )
+        .map_err(&terr)?;
         tx.commit().map_err(&err)?;
         Ok(Packed {
             rows: rows + mrows,
@@ -202,14 +207,9 @@ impl HistoryStore {
         }
         tx.commit().map_err(&err)?;
         drop(terr);
-        for (tail, cut) in [(&mut self.raw_tail, raw_cut), (&mut self.minute_tail, minute)] {
-            for stat in tail.values_mut() {
-                if stat.oldest.is_some_and(|o| o < cut) {
-                    // Rows below the cutoff are gone; the exact oldest is found at the next pack.
-                    stat.oldest = Some(cut);
-                }
-            }
-        }
+        // Rows below the cutoffs are gone; the exact oldest is found at the next pack.
+        self.raw_tail.cut(raw_cut);
+        self.minute_tail.cut(minute);
         if dropped {
             self.legacy = false;
             tracing::info!(path = %self.path.display(), "Layout-1 history aged out; its table is dropped");

@@ -614,3 +614,37 @@ fn a_layout_2_file_is_read_at_once_and_packed_in_steps_without_losing_a_row() {
         assert_eq!(read(&reader, name), at_upgrade[i], "{name}: after packing");
     }
 }
+
+#[test]
+fn the_tails_of_a_point_removed_from_the_config_are_still_packed_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.db");
+    let before = table(&["gone", "kept"]);
+    let gone = before.id_of("gone").unwrap();
+    {
+        let mut store = HistoryStore::open(&path, &before).unwrap();
+        let rows: Vec<Reading> = (0..10).map(|s| reading(gone, s, s as f64, Quality::Good)).collect();
+        let packed = store.write(&rows, &[], at(20)).unwrap();
+        assert_eq!(packed, Packed::default(), "ten fresh rows are not due yet");
+    }
+    // The new point table has no "gone", and its points' indexes no longer follow the file's
+    // ids ("kept" was the second point entered).
+    let after = table(&["kept", "new"]);
+    let kept = after.id_of("kept").unwrap();
+    let mut store = HistoryStore::open(&path, &after).unwrap();
+    let rows: Vec<Reading> = (0..5).map(|s| reading(kept, s, s as f64, Quality::Good)).collect();
+    let packed = store.write(&rows, &[], at(2 * 3600)).unwrap();
+    assert_eq!(packed.rows, 15, "both tails are an hour old: packed");
+    assert_eq!(count(&path, "SELECT COUNT(*) FROM raw_readings"), 0);
+    let reader = HistoryReader::open(&path, Duration::from_secs(48 * 3600)).unwrap();
+    let read = |name: &str| -> Vec<i64> {
+        reader
+            .query(name, at(0), at(60), 100)
+            .unwrap()
+            .iter()
+            .map(|r| (r.ts_ms - T0_MS) / 1000)
+            .collect()
+    };
+    assert_eq!(read("gone"), (0..10).collect::<Vec<_>>());
+    assert_eq!(read("kept"), (0..5).collect::<Vec<_>>());
+}

@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 
 use super::register::{RegisterFunction, RegisterSpec};
+use crate::model::PointId;
 
 pub use super::frame::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ};
 
@@ -88,15 +89,37 @@ fn bridges_split(splits: &Splits, function: RegisterFunction, end: u32, next: u3
     splits.range((function, lo)..=(function, hi)).next().is_some()
 }
 
+/// Something the planner reads registers for: a register spec, or a point of a device's
+/// shared register map, so a poller plans from that map without a copy of its own.
+pub trait Mapped {
+    /// Where the item is read.
+    fn register(&self) -> &RegisterSpec;
+}
+
+impl Mapped for RegisterSpec {
+    fn register(&self) -> &RegisterSpec {
+        self
+    }
+}
+
+impl Mapped for (PointId, RegisterSpec) {
+    fn register(&self) -> &RegisterSpec {
+        &self.1
+    }
+}
+
 /// Plans the reads for `points`; each slot of the input appears in exactly one block.
-pub fn plan(points: &[RegisterSpec], limits: ReadLimits, splits: &Splits) -> Vec<ReadBlock> {
+pub fn plan<M: Mapped>(points: &[M], limits: ReadLimits, splits: &Splits) -> Vec<ReadBlock> {
     let mut order: Vec<usize> = (0..points.len()).collect();
-    order.sort_by_key(|&i| (points[i].function, points[i].address, points[i].end()));
+    order.sort_by_key(|&i| {
+        let p = points[i].register();
+        (p.function, p.address, p.end())
+    });
 
     let mut blocks: Vec<ReadBlock> = Vec::new();
     let mut block_end: u32 = 0;
     for slot in order {
-        let p = &points[slot];
+        let p = points[slot].register();
         let start = u32::from(p.address);
         let joins = blocks.last().is_some_and(|b| {
             let end = p.end().max(block_end);
@@ -133,11 +156,16 @@ pub fn plan(points: &[RegisterSpec], limits: ReadLimits, splits: &Splits) -> Vec
 /// point that follows a hole; a block without holes is halved at its middle point. Repeated
 /// rejections therefore find the bad address in a logarithmic number of cycles, and every
 /// read that succeeds stays as long as it can be.
-pub fn split_after_rejection(points: &[RegisterSpec], block: &ReadBlock) -> Vec<(RegisterFunction, u16)> {
+pub fn split_after_rejection<M: Mapped>(points: &[M], block: &ReadBlock) -> Vec<(RegisterFunction, u16)> {
     let mut items: Vec<(u32, u32)> = block
         .items
         .iter()
-        .filter_map(|&(slot, _)| points.get(slot).map(|p| (u32::from(p.address), p.end())))
+        .filter_map(|&(slot, _)| {
+            points
+                .get(slot)
+                .map(M::register)
+                .map(|p| (u32::from(p.address), p.end()))
+        })
         .collect();
     items.sort_unstable();
     let mut covered = u32::from(block.start);

@@ -24,6 +24,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -48,7 +52,6 @@ use crate::telemetry::{DeviceLabel, DeviceResult, Metrics};
 struct Device {
     index: usize,
     spec: DeviceSpec,
-    registers: Vec<RegisterSpec>,
     blocks: Vec<ReadBlock>,
     splits: Splits,
     due: Instant,
@@ -70,6 +73,37 @@ enum Outcome {
     Failed(Quality),
 }
 
+/// The Modbus families of [`Metrics`], all a line task records: the whole set is over a
+/// kilobyte, and a plant runs a line task per TCP device.
+#[derive(Debug)]
+struct LineMetrics {
+    modbus_polls: Family<DeviceResult, Counter>,
+    modbus_requests: Family<DeviceResult, Counter>,
+    modbus_poll_duration: Family<DeviceLabel, Histogram, fn() -> Histogram>,
+    modbus_overruns: Family<DeviceLabel, Counter>,
+    modbus_connects: Family<DeviceResult, Counter>,
+    modbus_response_time: Family<DeviceLabel, Histogram, fn() -> Histogram>,
+    modbus_device_online: Family<DeviceLabel, Gauge>,
+    modbus_consecutive_failures: Family<DeviceLabel, Gauge>,
+    modbus_last_success: Family<DeviceLabel, Gauge>,
+}
+
+impl LineMetrics {
+    fn of(m: &Metrics) -> Self {
+        Self {
+            modbus_polls: m.modbus_polls.clone(),
+            modbus_requests: m.modbus_requests.clone(),
+            modbus_poll_duration: m.modbus_poll_duration.clone(),
+            modbus_overruns: m.modbus_overruns.clone(),
+            modbus_connects: m.modbus_connects.clone(),
+            modbus_response_time: m.modbus_response_time.clone(),
+            modbus_device_online: m.modbus_device_online.clone(),
+            modbus_consecutive_failures: m.modbus_consecutive_failures.clone(),
+            modbus_last_success: m.modbus_last_success.clone(),
+        }
+    }
+}
+
 /// The share of its interval device `index` (its place among all devices) is shifted by:
 /// the fractional parts of multiples of the golden ratio, which stay evenly spread for any
 /// number of devices, and the same on every start.
@@ -87,7 +121,7 @@ pub struct Poller {
     link_backoff: Backoff,
     tx: mpsc::Sender<ReadingBatch>,
     clock: SharedClock,
-    metrics: Metrics,
+    metrics: LineMetrics,
     health: Arc<HealthBoard>,
     /// Dialled-in DTUs, for a line behind one.
     dtu: Option<Arc<crate::sources::dtu::DtuHub>>,
@@ -109,16 +143,14 @@ impl Poller {
             .iter()
             .filter_map(|&i| all.get(i).map(|d| (i, d.clone())))
             .map(|(index, spec)| {
-                let registers: Vec<RegisterSpec> = spec.points.iter().map(|(_, r)| *r).collect();
                 let splits = Splits::new();
-                let blocks = plan(&registers, spec.limits, &splits);
+                let blocks = plan(&spec.points, spec.limits, &splits);
                 let max = Duration::from_secs(30).max(spec.interval);
                 Device {
                     index,
                     label: DeviceLabel {
                         device: spec.name.clone(),
                     },
-                    registers,
                     blocks,
                     splits,
                     due: now,
@@ -141,7 +173,7 @@ impl Poller {
             link: None,
             tx,
             clock,
-            metrics,
+            metrics: LineMetrics::of(&metrics),
             health,
             dtu: None,
         }
@@ -154,7 +186,15 @@ impl Poller {
     }
 
     /// Runs the poll loop until `cancel` fires or the rules engine goes away.
-    pub async fn run(mut self, cancel: CancellationToken) {
+    ///
+    /// An `async move` block rather than an `async fn`: the latter holds the poller twice
+    /// (the argument and its moved copy) for the life of the task.
+    #[allow(clippy::manual_async_fn)]
+    pub fn run(mut self, cancel: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+        async move { self.poll_loop(cancel).await }
+    }
+
+    async fn poll_loop(&mut self, cancel: CancellationToken) {
         loop {
             let Some(i) = (0..self.devices.len()).min_by_key(|&i| self.devices[i].due) else {
                 return;
@@ -201,7 +241,9 @@ impl Poller {
             return batch;
         }
         if self.link.is_none() && self.link_backoff.ready(now) {
-            self.connect(i).await;
+            // Boxed, as is recovering a link: rare, and large futures that every line task
+            // would otherwise hold space for while it waits.
+            Box::pin(self.connect(i)).await;
         }
         let mut queue: VecDeque<ReadBlock> = self.devices[i].blocks.iter().cloned().collect();
         let mut ok = self.link.is_some();
@@ -216,7 +258,7 @@ impl Poller {
                 Outcome::Refused(q) => fill_block(&self.devices[i].spec.points, &block, q, ts, &mut batch),
                 Outcome::Split => {
                     let d = &self.devices[i];
-                    let sub: Vec<RegisterSpec> = block.items.iter().map(|&(s, _)| d.registers[s]).collect();
+                    let sub: Vec<RegisterSpec> = block.items.iter().map(|&(s, _)| d.spec.points[s].1).collect();
                     for mut piece in plan(&sub, d.spec.limits, &d.splits).into_iter().rev() {
                         for item in &mut piece.items {
                             item.0 = block.items[item.0].0;
@@ -233,7 +275,7 @@ impl Poller {
         }
         if split {
             let d = &mut self.devices[i];
-            d.blocks = plan(&d.registers, d.spec.limits, &d.splits);
+            d.blocks = plan(&d.spec.points, d.spec.limits, &d.splits);
         }
         self.end_cycle(i, ok, ts);
         batch
@@ -294,7 +336,7 @@ impl Poller {
                     warn!(device = %name, function = block.function.as_str(), start = block.start, count = block.count,
                           exception = code, "Device answered with a Modbus exception");
                     let o = if code == ILLEGAL_DATA_ADDRESS && block.items.len() > 1 {
-                        let new = split_after_rejection(&self.devices[i].registers, block);
+                        let new = split_after_rejection(&self.devices[i].spec.points, block);
                         info!(device = %name, function = block.function.as_str(), splits = ?new.iter().map(|s| s.1).collect::<Vec<_>>(),
                               "Splitting a read the device rejects; remembered");
                         self.devices[i].splits.extend(new);
@@ -314,7 +356,7 @@ impl Poller {
                         LinkError::Io(_) => (RequestOutcome::LinkError, Quality::CommFault),
                     };
                     warn!(device = %name, transport = %self.transport, attempt, error = %e, "Modbus request failed");
-                    self.recover_link(limit, &e).await;
+                    Box::pin(self.recover_link(limit, &e)).await;
                     (Outcome::Failed(quality), health, label)
                 }
             };
@@ -414,6 +456,32 @@ fn jitter() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_task_stays_small() {
+        // One task per line runs for the life of the gateway, thousands on a large plant.
+        let dev = DeviceSpec {
+            name: "d".into(),
+            profile: "p".into(),
+            transport: super::super::spec::TransportSpec::Tcp("127.0.0.1:502".into()),
+            unit_id: 1,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            inter_request_delay: Duration::ZERO,
+            limits: super::super::planner::ReadLimits::default(),
+            points: Vec::new().into(),
+        };
+        let devices = [dev];
+        let line = &group_lines(&devices)[0];
+        let (tx, _rx) = mpsc::channel(1);
+        let health = HealthBoard::new(&devices);
+        let poller = Poller::new(line, &devices, tx, crate::clock::system(), Metrics::new(), health);
+        let task = poller.run(CancellationToken::new());
+        let size = std::mem::size_of_val(&task);
+        eprintln!("line task future: {size} bytes");
+        assert!(size <= 2048, "line task future: {size} bytes");
+    }
 
     #[test]
     fn devices_are_spread_evenly_over_their_interval() {
