@@ -438,7 +438,7 @@ impl Builder<'_> {
                 priority: settings.communication_priority,
                 unit: Arc::from(""),
                 limit: None,
-                role: Role::Device(dev),
+                role: Role::Device(u32::try_from(dev).unwrap_or(u32::MAX)),
             };
             let delays = Delays {
                 on,
