@@ -113,8 +113,12 @@ pub struct ConsolePolicy {
     pub kpi: crate::kpi::KpiSettings,
     /// How often each point is expected to deliver a reading, by point id (the completeness
     /// ledger's expected readings).
-    pub intervals: BTreeMap<std::sync::Arc<str>, Duration>,
+    pub intervals: Intervals,
 }
+
+/// Each point's expected reading interval, by point id: one entry per point, so the config,
+/// the live policy and each completeness request share one copy rather than each its own.
+pub type Intervals = std::sync::Arc<BTreeMap<std::sync::Arc<str>, Duration>>;
 
 /// One set-point of a point.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -155,7 +159,7 @@ impl ConsolePolicy {
             labels: super::labels::Labels::default(),
             shifts: Vec::new(),
             kpi: crate::kpi::KpiSettings::default(),
-            intervals: BTreeMap::new(),
+            intervals: Intervals::default(),
         }
     }
 
@@ -274,5 +278,14 @@ max = "48h"
         );
         assert_eq!(p.rule(Priority::Low).max, Duration::from_secs(4 * 3600));
         assert_eq!(p.rule(Priority::Low).by, ShelveBy::Admin);
+    }
+
+    #[test]
+    fn copies_of_the_policy_share_one_interval_map() {
+        let mut p = policy("");
+        p.intervals = Intervals::new(BTreeMap::from([("gas-1/GT-101".into(), Duration::from_secs(1))]));
+        let live = p.clone();
+        assert!(std::sync::Arc::ptr_eq(&p.intervals, &live.intervals));
+        assert_eq!(live.intervals.get("gas-1/GT-101"), Some(&Duration::from_secs(1)));
     }
 }

@@ -47,8 +47,9 @@ impl Ctx<'_, '_> {
     }
 }
 
-/// Binds every rule; profile defaults and automatic sensor-fault alarms fill in where no rule
-/// of the same kind matched a point.
+/// Binds every rule; profile defaults fill in where no threshold rule matched a point, and
+/// one rule each stands for the automatic sensor-fault and suspect-data alarms of every point
+/// no rule of the same kind matched (expanded by [`crate::rules::bindings`]).
 pub(super) fn bind_rules(
     src: &SourceText<'_>,
     raw: &[Spanned<RuleConfig>],
@@ -62,8 +63,6 @@ pub(super) fn bind_rules(
     let mut votes = Vec::new();
     let mut spans: HashMap<String, (usize, Range<usize>)> = HashMap::new();
     let mut has_threshold = HashSet::new();
-    let mut has_fault = HashSet::new();
-    let mut has_suspect = HashSet::new();
     for (i, rule) in raw.iter().enumerate() {
         let r = rule.get_ref();
         let name = r
@@ -87,17 +86,8 @@ pub(super) fn bind_rules(
             continue;
         }
         for spec in specs {
-            match &spec.kind {
-                RuleKind::Threshold { point, .. } => {
-                    has_threshold.insert(*point);
-                }
-                RuleKind::SensorFault { point, .. } => {
-                    has_fault.insert(*point);
-                }
-                RuleKind::Suspect { point, .. } => {
-                    has_suspect.insert(*point);
-                }
-                _ => {}
+            if let RuleKind::Threshold { point, .. } = &spec.kind {
+                has_threshold.insert(*point);
             }
             if matches!(spec.kind, RuleKind::Vote { .. }) {
                 votes.push(spec)
@@ -122,40 +112,24 @@ pub(super) fn bind_rules(
                 })
         })
         .collect();
+    // One rule each for every point's automatic alarms, expanded only where the engine is built.
     if alarms.sensor_fault {
-        rules.extend(
-            points
-                .iter()
-                .filter(|(p, _)| !has_fault.contains(p))
-                .map(|(point, _)| RuleSpec {
-                    name: "sensor_fault".into(),
-                    latching: false,
-                    kind: RuleKind::SensorFault {
-                        point,
-                        priority: alarms.sensor_fault_priority,
-                        delays: Delays::default(),
-                    },
-                }),
-        );
+        rules.push(RuleSpec {
+            name: "sensor_fault".into(),
+            latching: false,
+            kind: RuleKind::DefaultSensorFault {
+                priority: alarms.sensor_fault_priority,
+            },
+        });
     }
     if alarms.suspect_data {
-        rules.extend(
-            points
-                .iter()
-                .filter(|(p, _)| !has_suspect.contains(p))
-                .filter_map(|(point, m)| {
-                    let checks = SuspectChecks::for_kind(m.kind, m.range);
-                    checks.any().then(|| RuleSpec {
-                        name: "suspect_data".into(),
-                        latching: false,
-                        kind: RuleKind::Suspect {
-                            point,
-                            checks,
-                            priority: alarms.suspect_priority,
-                        },
-                    })
-                }),
-        );
+        rules.push(RuleSpec {
+            name: "suspect_data".into(),
+            latching: false,
+            kind: RuleKind::DefaultSuspect {
+                priority: alarms.suspect_priority,
+            },
+        });
     }
     rules.extend(configured);
     rules.extend(votes);

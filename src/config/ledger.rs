@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::policy::Intervals;
 use crate::model::PointTable;
 use crate::sources::modbus::spec::DeviceSpec;
 use crate::sources::mqtt::MqttInSpec;
@@ -17,7 +18,7 @@ pub(super) fn expected_intervals(
     devices: &[DeviceSpec],
     mqtt: &MqttInSpec,
     opcua: &OpcuaSpec,
-) -> BTreeMap<Arc<str>, Duration> {
+) -> Intervals {
     let mut out: BTreeMap<Arc<str>, Duration> = BTreeMap::new();
     // Keys share the point table's names where it has them.
     let mut put = |name: &str, d: Duration| {
@@ -39,5 +40,5 @@ pub(super) fn expected_intervals(
     for item in &opcua.items {
         put(&item.point_name, item.sampling_interval);
     }
-    out
+    Arc::new(out)
 }

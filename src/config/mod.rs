@@ -25,6 +25,7 @@ mod validate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::spec::{ConfigError, ConfigErrors, SourceText};
@@ -69,9 +70,10 @@ pub struct GatewayConfig {
     pub points: PointTable,
     /// Every polled device.
     pub devices: Vec<DeviceSpec>,
-    /// Every rule, bound to its points (profile defaults and automatic sensor-fault alarms
-    /// included).
-    pub rules: Vec<RuleSpec>,
+    /// Every rule, bound to its points (profile defaults included; the automatic sensor-fault
+    /// and suspect-data alarms as one rule each, see [`GatewayConfig::rule_bindings`]). Shared
+    /// with the uplinks that read it.
+    pub rules: Arc<[RuleSpec]>,
     /// Gateway-wide alarm settings.
     pub alarms: AlarmSettings,
     /// What sounds in the console and who may shelve what (`[console]`, `[alarms.shelving]`).
@@ -191,6 +193,11 @@ impl GatewayConfig {
         validate::validate(path, text).map_err(ConfigErrors)
     }
 
+    /// Every rule binding, with the automatic per-point alarms expanded to one per point.
+    pub fn rule_bindings(&self) -> impl Iterator<Item = std::borrow::Cow<'_, RuleSpec>> {
+        crate::rules::bindings(&self.rules, &self.points)
+    }
+
     /// A short human summary, as `check-config` prints it.
     pub fn summary(&self) -> String {
         let alarms = crate::rules::RulesEngine::new(
@@ -207,7 +214,7 @@ impl GatewayConfig {
             self.hazard_sources.len(),
             self.devices.len(),
             self.points.len(),
-            self.rules.len(),
+            self.rule_bindings().count(),
             alarms,
         );
         for d in &self.devices {

@@ -188,7 +188,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         hazard_sources,
         points,
         devices,
-        rules,
+        rules: rules.into(),
         alarms: crate::rules::AlarmSettings {
             stations,
             ..settings(&raw.alarms)

@@ -316,7 +316,7 @@ impl Context {
             history: Some(self.history.clone()),
             clock: self.clock.clone(),
             metrics: self.metrics.uplink.clone(),
-            rules: config.rules.clone().into(),
+            rules: config.rules.clone(),
         }
     }
 
@@ -407,7 +407,7 @@ impl Reloader {
             "alarms_kept": carry.kept,
             "alarms_added": carry.added,
             "alarms_removed": carry.removed_visible,
-            "rules": new.rules.len(),
+            "rules": new.rule_bindings().count(),
             "devices_restarted": devices,
             "stores": stores,
             "deliveries_restarted": deliveries,

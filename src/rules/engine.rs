@@ -7,6 +7,8 @@
 //! communication alarm, to suppression of that device's point alarms (suppression by design:
 //! one communication alarm instead of a flood).
 
+#[cfg(test)]
+mod bindings_tests;
 mod build;
 mod carry;
 #[cfg(test)]

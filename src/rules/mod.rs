@@ -20,12 +20,14 @@ pub mod suspect;
 pub mod threshold;
 pub mod vote;
 
+use std::borrow::Cow;
+use std::rc::Rc;
 use std::time::Duration;
 
 pub use engine::{AlarmStats, Command, CommandError, Output, RulesEngine};
 pub use lifecycle::{Action, Lifecycle, LifecycleError};
 
-use crate::model::{Level, PointId, Priority};
+use crate::model::{Level, PointId, PointTable, Priority};
 
 /// One limit of a threshold rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,6 +139,19 @@ pub enum RuleKind {
         /// Priority.
         priority: Priority,
     },
+    /// The automatic sensor-fault alarm (`[alarms] sensor_fault`) on every point that no
+    /// `SensorFault` rule covers: one rule for all of them, expanded per point only where it is
+    /// bound ([`bindings`]), so the configuration kept for a reload holds no rule per point.
+    DefaultSensorFault {
+        /// Priority.
+        priority: Priority,
+    },
+    /// The automatic suspect-data alarms (`[alarms] suspect_data`) on every point whose kind
+    /// has checks ([`suspect::SuspectChecks::for_kind`]) and that no `Suspect` rule covers.
+    DefaultSuspect {
+        /// Priority.
+        priority: Priority,
+    },
     /// Redundant sensors disagree by more than `max`.
     Deviation {
         /// The redundant points (two or more, same unit).
@@ -189,6 +204,78 @@ pub struct RuleSpec {
     pub latching: bool,
     /// What it watches.
     pub kind: RuleKind,
+}
+
+/// Every rule binding of `rules` over `points`, in order: the rules as they are, except that
+/// the default per-point alarms ([`RuleKind::DefaultSensorFault`], [`RuleKind::DefaultSuspect`])
+/// become one rule per point they cover, as if each had been configured on its own.
+pub fn bindings<'a>(rules: &'a [RuleSpec], points: &'a PointTable) -> impl Iterator<Item = Cow<'a, RuleSpec>> + 'a {
+    let defaults = rules.iter().any(|r| {
+        matches!(
+            r.kind,
+            RuleKind::DefaultSensorFault { .. } | RuleKind::DefaultSuspect { .. }
+        )
+    });
+    // Points with a rule of their own of the kind; only needed when there are defaults.
+    let mut faulted = vec![false; if defaults { points.len() } else { 0 }];
+    let mut suspected = faulted.clone();
+    if defaults {
+        for r in rules {
+            match &r.kind {
+                RuleKind::SensorFault { point, .. } => faulted[point.index()] = true,
+                RuleKind::Suspect { point, .. } => suspected[point.index()] = true,
+                _ => {}
+            }
+        }
+    }
+    let (faulted, suspected) = (Rc::new(faulted), Rc::new(suspected));
+    rules
+        .iter()
+        .flat_map(move |r| -> Box<dyn Iterator<Item = Cow<'a, RuleSpec>> + 'a> {
+            let spec = move |kind| {
+                Cow::Owned(RuleSpec {
+                    name: r.name.clone(),
+                    latching: r.latching,
+                    kind,
+                })
+            };
+            match r.kind {
+                RuleKind::DefaultSensorFault { priority } => {
+                    let faulted = faulted.clone();
+                    Box::new(
+                        points
+                            .iter()
+                            .filter(move |(p, _)| !faulted[p.index()])
+                            .map(move |(point, _)| {
+                                spec(RuleKind::SensorFault {
+                                    point,
+                                    priority,
+                                    delays: Delays::default(),
+                                })
+                            }),
+                    )
+                }
+                RuleKind::DefaultSuspect { priority } => {
+                    let suspected = suspected.clone();
+                    Box::new(
+                        points
+                            .iter()
+                            .filter(move |(p, _)| !suspected[p.index()])
+                            .filter_map(move |(point, m)| {
+                                let checks = suspect::SuspectChecks::for_kind(m.kind, m.range);
+                                checks.any().then(|| {
+                                    spec(RuleKind::Suspect {
+                                        point,
+                                        checks,
+                                        priority,
+                                    })
+                                })
+                            }),
+                    )
+                }
+                _ => Box::new(std::iter::once(Cow::Borrowed(r))),
+            }
+        })
 }
 
 /// Gateway-wide alarm settings.

@@ -62,7 +62,8 @@ fn the_good_config_is_accepted_with_rules_bound() {
     assert_eq!(cfg.devices.len(), 2);
     assert_eq!(cfg.points.len(), 5);
     // Two gas points carry the configured rule; three tank points keep their profile defaults.
-    let names: Vec<_> = cfg.rules.iter().map(|r| r.name.as_str()).collect();
+    let bindings: Vec<_> = cfg.rule_bindings().collect();
+    let names: Vec<_> = bindings.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names.iter().filter(|n| **n == "rule-0").count(), 2);
     assert_eq!(names.iter().filter(|n| **n == "profile:tank-ltp").count(), 3);
     assert!(cfg.summary().contains("2 device(s), 5 point(s)"), "{}", cfg.summary());
@@ -350,7 +351,7 @@ time_to_limit = { horizon = "30m", window = "10m", min_samples = 10, priority = 
 "#;
     let text = format!("{GOOD}\n{extra}");
     let cfg = GatewayConfig::parse(&file(), &text).unwrap_or_else(|e| panic!("{e}"));
-    let count = |name: &str| cfg.rules.iter().filter(|r| r.name == name).count();
+    let count = |name: &str| cfg.rule_bindings().filter(|r| r.name == name).count();
     assert_eq!(count("seepage-rise"), 1);
     assert_eq!(count("silence"), 2, "the two points of MHS-001");
     assert_eq!(count("detector-fault"), 2);

@@ -8,7 +8,7 @@ use super::super::season::Season;
 use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
 use super::super::suspect::{Check, SuspectState};
 use super::super::vote::output_levels;
-use super::super::{AlarmSettings, Delays, RuleKind, RuleSpec, VoteMember, VoteMode};
+use super::super::{AlarmSettings, Delays, RuleKind, RuleSpec, VoteMember, VoteMode, bindings};
 use super::{
     DeviationEval, DeviceEval, EarlyEval, RateEval, RulesEngine, StaleEval, SuspectEval, ThresholdEval, VoteEval,
     VoteInput,
@@ -299,6 +299,8 @@ impl Builder<'_> {
                     slots,
                 }));
             }
+            // Expanded into `SensorFault` and `Suspect` bindings by `bindings` before this.
+            RuleKind::DefaultSensorFault { .. } | RuleKind::DefaultSuspect { .. } => {}
             RuleKind::Deviation {
                 points,
                 max,
@@ -436,7 +438,7 @@ impl Builder<'_> {
                 priority: settings.communication_priority,
                 unit: Arc::from(""),
                 limit: None,
-                role: Role::Device(dev),
+                role: Role::Device(u32::try_from(dev).unwrap_or(u32::MAX)),
             };
             let delays = Delays {
                 on,
@@ -526,8 +528,12 @@ impl RulesEngine {
         b.add_devices(&settings)?;
         b.add_gateway(&settings)?;
         // Early warnings target the set-points of threshold rules, wherever those are listed.
-        let early = |r: &&RuleSpec| matches!(r.kind, RuleKind::EarlyWarning { .. });
-        for rule in rules.iter().filter(|r| !early(r)).chain(rules.iter().filter(early)) {
+        // The default per-point alarms are expanded here, one binding at a time, and nowhere kept.
+        let early = |r: &RuleSpec| matches!(r.kind, RuleKind::EarlyWarning { .. });
+        for rule in bindings(rules, &points).filter(|r| !early(r)) {
+            b.add_rule(&rule)?;
+        }
+        for rule in rules.iter().filter(|r| early(r)) {
             b.add_rule(rule)?;
         }
         let mut engine = b.engine;

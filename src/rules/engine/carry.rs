@@ -45,8 +45,7 @@ impl RulesEngine {
             );
             slot.deb = prev.deb;
             slot.value = prev.value;
-            slot.predicted = prev.predicted;
-            slot.raises = prev.raises.clone();
+            slot.carry_rare(prev);
             if old.chattering.contains(&o) {
                 self.chattering.insert(new_slot);
             }

@@ -1,6 +1,7 @@
 //! Driving the engine: readings, ticks, commands and restoration.
 
 use super::*;
+use crate::rules::Delays;
 
 impl RulesEngine {
     /// Number of alarms the configuration defines.
@@ -49,8 +50,8 @@ impl RulesEngine {
                     falling: t.limit.falling,
                     priority: t.limit.priority,
                     deadband: t.deadband,
-                    on_delay: slot.delays.on,
-                    off_delay: slot.delays.off,
+                    on_delay: slot.delays().on,
+                    off_delay: slot.delays().off,
                 });
             }
         }
@@ -190,7 +191,7 @@ impl RulesEngine {
         for slot in 0..self.slots.len() {
             let s = &mut self.slots[slot];
             if s.deb.pending_since().is_some() {
-                let (on, off) = (s.delays.on, s.delays.off);
+                let Delays { on, off } = s.delays();
                 if let Some(active) = s.deb.expire(now, on, off) {
                     out.timers.push((s.meta.id.to_string(), None));
                     self.flip(slot, active, now, out);
@@ -205,7 +206,7 @@ impl RulesEngine {
         }
         let chatter = self.settings.chatter_threshold;
         self.chattering
-            .retain(|&s| self.slots[s].raises.count(now, CHATTER_WINDOW) >= chatter);
+            .retain(|&s| self.slots[s].raise_count(now, CHATTER_WINDOW) >= chatter);
     }
 
     /// Feeds one self-diagnostic finding to its `gateway:<check>` alarm.
@@ -296,7 +297,7 @@ impl RulesEngine {
         );
         s.deb.restore(e.condition_active(), None);
         s.value = e.value;
-        s.predicted = e.predicted_at;
+        s.set_predicted(e.predicted_at);
         true
     }
 
@@ -308,7 +309,7 @@ impl RulesEngine {
             return;
         }
         if let Some(&slot) = self.by_id.get(e.alarm_id.as_str()) {
-            self.slots[slot].raises.record(e.ts, CHATTER_WINDOW);
+            self.slots[slot].record_raise(e.ts, CHATTER_WINDOW);
         }
         if e.annunciated() {
             let _ = self.flood.record(e.ts, self.settings.flood_threshold);
@@ -321,7 +322,7 @@ impl RulesEngine {
         let _ = self.flood.tick(now, self.settings.flood_threshold);
         let chatter = self.settings.chatter_threshold;
         for slot in 0..self.slots.len() {
-            if self.slots[slot].raises.count(now, CHATTER_WINDOW) >= chatter {
+            if self.slots[slot].raise_count(now, CHATTER_WINDOW) >= chatter {
                 self.chattering.insert(slot);
             }
         }
@@ -391,7 +392,8 @@ impl RulesEngine {
     fn drive(&mut self, slot: usize, trip: bool, value: f64, ts: Timestamp, out: &mut Output) -> bool {
         let s = &mut self.slots[slot];
         let before = s.deb.pending_since();
-        let flipped = s.deb.update(trip, ts, s.delays.on, s.delays.off);
+        let Delays { on, off } = s.delays();
+        let flipped = s.deb.update(trip, ts, on, off);
         if s.deb.pending_since() != before {
             out.timers.push((s.meta.id.to_string(), s.deb.pending_since()));
         }
@@ -410,7 +412,7 @@ impl RulesEngine {
     fn flip(&mut self, slot: usize, active: bool, ts: Timestamp, out: &mut Output) {
         let _ = self.act(slot, Action::Condition(active), ts, None, None, out);
         match self.slots[slot].meta.role {
-            Role::Device(d) => self.suppress_device(d, active, ts, out),
+            Role::Device(d) => self.suppress_device(d as usize, active, ts, out),
             Role::Threshold(p) => self.eval_votes_of_point(p, ts, out),
             Role::Point(_) | Role::Group | Role::Gateway => {}
         }
@@ -431,7 +433,7 @@ impl RulesEngine {
         };
         let event = s.event(t, ts, user, comment);
         if t == Transition::Raised {
-            let n = s.raises.record(ts, CHATTER_WINDOW);
+            let n = s.record_raise(ts, CHATTER_WINDOW);
             if n >= self.settings.chatter_threshold && self.chattering.insert(slot) {
                 self.chattering_total += 1;
             }
@@ -567,7 +569,7 @@ impl RulesEngine {
                 .filter(|(l, at)| l.level == limit.level && warns(active, r.ts, *at, horizon))
                 .map(|(_, at)| at);
             // No crossing predicted any more: the record says so (also during an off-delay).
-            self.slots[slot].predicted = at;
+            self.slots[slot].set_predicted(at);
             self.drive(slot, at.is_some(), r.value, r.ts, out);
         }
     }

@@ -601,7 +601,7 @@ transport = {{ type = "tcp", address = "127.0.0.1:{port}" }}
             history: None,
             clock,
             metrics: UplinkMetrics::default(),
-            rules: cfg.rules.clone().into(),
+            rules: cfg.rules.clone(),
         };
         let mut running = Uplinks::start_all(&cfg.uplinks, &env).await.unwrap();
         // Basic data of each uplink is queued at start (the platform is unreachable).
