@@ -203,8 +203,12 @@ async fn an_mqtt_uplink_reaches_a_broker_that_requires_its_client_certificate() 
         got.iter()
             .all(|(_, v)| v["code"].as_str().is_some_and(|c| c.starts_with("A/GT-")))
     );
-    let text = gw.metric_handles().render();
-    assert!(delivered(&text) >= 4.0);
+    // The platform has a record before the gateway has its answer (HTTP response, PUBACK) and
+    // counts it delivered: wait for the count rather than read it once.
+    wait_for("the gateway to count four records delivered", WAIT, || async {
+        (delivered(&gw.metric_handles().render()) >= 4.0).then_some(())
+    })
+    .await;
 }
 
 /// An HTTPS platform: keeps every POSTed JSON body, answers 200.
@@ -263,6 +267,10 @@ async fn an_http_uplink_posts_to_an_https_platform_it_trusts_through_the_site_ca
             .all(|v| v["code"].as_str().is_some_and(|c| c.starts_with("A/GT-"))),
         "{got:?}"
     );
-    let text = gw.metric_handles().render();
-    assert!(delivered(&text) >= 4.0);
+    // The platform has a record before the gateway has its answer (HTTP response, PUBACK) and
+    // counts it delivered: wait for the count rather than read it once.
+    wait_for("the gateway to count four records delivered", WAIT, || async {
+        (delivered(&gw.metric_handles().render()) >= 4.0).then_some(())
+    })
+    .await;
 }
