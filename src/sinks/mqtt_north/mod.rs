@@ -21,6 +21,8 @@ mod payload;
 mod readings;
 mod sparkplug;
 mod sparkplug_proto;
+#[cfg(test)]
+mod test_points;
 pub mod tls;
 
 use std::path::Path;

@@ -176,24 +176,14 @@ mod tests {
     use crate::model::{PointKind, PointMeta, Quality, Timestamp};
 
     fn table() -> PointTable {
-        let mut t = PointTable::default();
-        for (name, device, hs) in [
-            ("A/1", "plc", Some("MHS-001")),
-            ("A/2", "plc", Some("MHS-001")),
-            ("B/\"q\"", "plc", None),
-        ] {
-            t.insert(PointMeta {
-                name: name.into(),
-                unit: "%LEL".into(),
-                kind: PointKind::Gas,
-                device: device.into(),
-                hazard_source: hs.map(Into::into),
-                range: None,
-                description: None,
-            })
-            .unwrap();
-        }
-        t
+        super::super::test_points::gas_table(
+            &[
+                ("A/1", "plc", Some("MHS-001")),
+                ("A/2", "plc", Some("MHS-001")),
+                ("B/\"q\"", "plc", None),
+            ],
+            None,
+        )
     }
 
     fn spec(batch: BatchMode, topic: &str) -> NorthReadings {

@@ -502,23 +502,14 @@ mod tests {
     use crate::model::{PointKind, PointMeta};
 
     fn live() -> Arc<LiveState> {
-        let mut t = PointTable::default();
-        for (name, device, hs) in [
-            ("T1/GT-101", "plc/1", Some("MHS-001")),
-            ("T1/PT-101", "plc/1", Some("MHS-001")),
-            ("T2/LT-201", "plc2", None),
-        ] {
-            t.insert(PointMeta {
-                name: name.into(),
-                unit: "%LEL".into(),
-                kind: PointKind::Gas,
-                device: device.into(),
-                hazard_source: hs.map(Into::into),
-                range: Some((0.0, 100.0)),
-                description: None,
-            })
-            .unwrap();
-        }
+        let t = super::super::test_points::gas_table(
+            &[
+                ("T1/GT-101", "plc/1", Some("MHS-001")),
+                ("T1/PT-101", "plc/1", Some("MHS-001")),
+                ("T2/LT-201", "plc2", None),
+            ],
+            Some((0.0, 100.0)),
+        );
         Arc::new(LiveState::new("gw".into(), t, Vec::new(), Timestamp::from_millis(0)))
     }
 
