@@ -173,7 +173,7 @@ fn value_quality_ts(r: &Reading, ts_key: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PointKind, PointMeta, Quality, Timestamp};
+    use crate::model::{Quality, Timestamp};
 
     fn table() -> PointTable {
         super::super::test_points::gas_table(

@@ -499,7 +499,6 @@ impl BdSeqStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PointKind, PointMeta};
 
     fn live() -> Arc<LiveState> {
         let t = super::super::test_points::gas_table(
