@@ -17,6 +17,9 @@
 //!   history, and the replay set that measures them.
 //! - [`sinks`]: the embedded history store, the durable alarm journal, time-series stores,
 //!   webhooks, northbound MQTT and regulator uplinks; each defines its own spec type.
+//! - [`pair`]: hot standby: this gateway as one node of a pair, its lease at a witness broker,
+//!   the pair link that copies the journal to the standby, and the role loop that starts the
+//!   gateway on the node that holds the lease.
 //! - [`state`]: live values and active alarms shared between the rules task and the API, and
 //!   device health ([`state::devices`]) that the sources write and the API reads.
 //! - [`api`]: HTTP API, SSE alarm feed, metrics and the duty-officer console.
@@ -37,6 +40,7 @@ pub mod health;
 pub mod kpi;
 pub mod ledger;
 pub mod model;
+pub mod pair;
 pub mod pipeline;
 pub mod rules;
 #[cfg(unix)]

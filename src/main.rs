@@ -421,11 +421,44 @@ async fn run(path: &Path) -> Result<ExitCode> {
         tracing::warn!(warning = %w, "Config warning");
     }
     let data_dir = data_dir_of(&config);
+    if config.redundancy.is_some() {
+        return run_pair(config, &data_dir).await;
+    }
     let gateway = Gateway::start(config, &data_dir, clock::system()).await?;
     let service = Service::started(&gateway);
     run_until_stopped(&gateway, &service).await;
     service.stopping();
     gateway.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One node of a hot-standby pair (`[redundancy]`): standby or active as the lease decides,
+/// until SIGINT or SIGTERM (an active node hands the lease over as it stops).
+async fn run_pair(config: GatewayConfig, data_dir: &Path) -> Result<ExitCode> {
+    let stop = CancellationToken::new();
+    let watchdog_stop = CancellationToken::new();
+    #[cfg(unix)]
+    match hazard_gateway::sd_notify::Notifier::from_env() {
+        Ok(Some(n)) => {
+            let n = std::sync::Arc::new(n);
+            n.send("READY=1\nSTATUS=Pair node running; its role is at /api/v1/pair");
+            // Fed while the runtime runs the role loop; a standby has no rules engine to check.
+            tokio::spawn(hazard_gateway::sd_notify::run_watchdog(
+                n,
+                Vec::new,
+                watchdog_stop.clone(),
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => error!(error = %e, "Cannot talk to the service manager; running without its watchdog"),
+    }
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        wait_for_shutdown_signal().await;
+        signal.cancel();
+    });
+    hazard_gateway::pair::run(config, data_dir, clock::system(), stop).await?;
+    watchdog_stop.cancel();
     Ok(ExitCode::SUCCESS)
 }
 

@@ -18,6 +18,7 @@ pub mod labels;
 pub mod openapi;
 mod ops;
 mod page;
+pub mod pair;
 mod points;
 pub mod policy;
 pub mod server;
@@ -88,6 +89,8 @@ pub struct AppState {
     /// What sounds in the console and who may shelve what (a std lock, replaced on reload;
     /// never held across an await).
     pub policy: Arc<std::sync::RwLock<policy::ConsolePolicy>>,
+    /// The hot-standby pair this gateway is the active node of, if any.
+    pub pair: Option<Arc<crate::model::pair::PairView>>,
 }
 
 /// Every route of the API.
@@ -145,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .route("/completeness", get(page::completeness))
         .route("/console/{file}", get(page::file))
         .route("/healthz", get(ops::healthz))
+        .route("/api/v1/pair", get(pair::status))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))

@@ -43,6 +43,7 @@ use super::{
         ops::healthz,
         ops::readyz,
         ops::metrics,
+        super::pair::status,
         admin::reload,
         page::index,
         page::performance,
@@ -157,10 +158,11 @@ mod tests {
             "/api/v1/tuning",
             "/performance",
             "/completeness",
+            "/api/v1/pair",
         ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
-        assert_eq!(paths.len(), 31, "a route was added: list it here and in the router");
+        assert_eq!(paths.len(), 32, "a route was added: list it here and in the router");
     }
 
     #[test]

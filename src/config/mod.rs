@@ -19,6 +19,7 @@ pub mod profile;
 mod profile_check;
 mod profile_show;
 mod raw;
+mod redundancy;
 pub mod rules;
 mod transport;
 mod validate;
@@ -31,6 +32,7 @@ use std::time::Duration;
 pub use crate::spec::{ConfigError, ConfigErrors, SourceText};
 pub use ops::OpsSettings;
 pub use profile::{Profile, ProfileSet};
+pub use redundancy::PairSpec;
 
 pub use crate::model::HazardSource;
 use crate::model::{PointId, PointTable, Reading, Timestamp};
@@ -102,6 +104,8 @@ pub struct GatewayConfig {
     pub uplinks: Vec<crate::sinks::uplink::UplinkSpec>,
     /// OPC UA endpoints and monitored items (their points are in `points`).
     pub opcua: crate::sources::opcua::OpcuaSpec,
+    /// This gateway as one node of a hot-standby pair (`[redundancy]`), if it is one.
+    pub redundancy: Option<PairSpec>,
 }
 
 impl GatewayConfig {

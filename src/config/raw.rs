@@ -72,6 +72,9 @@ pub(super) struct RawConfig {
     /// OPC UA servers (DCS/SIS) and the points read from them.
     #[serde(default)]
     pub(super) opcua: crate::sources::opcua::config::RawOpcua,
+    /// This gateway as one node of a hot-standby pair.
+    #[serde(default)]
+    pub(super) redundancy: Option<super::redundancy::RawRedundancy>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -121,6 +121,10 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let buffers: Vec<(String, u64)> = tsdb.iter().map(|t| (t.name.clone(), t.buffer.max_bytes)).collect();
     let ops = super::ops::validate(&src, &raw.ops, &buffers, &mut errors);
     let uplinks = crate::sinks::uplink::config::validate(&src, &raw.uplinks, &points, &mut errors);
+    let redundancy = raw
+        .redundancy
+        .as_ref()
+        .and_then(|r| super::redundancy::validate(&src, r, api_listen, &|var| std::env::var(var).ok(), &mut errors));
     // Devices as `/api/v1/devices` names them: Modbus devices, MQTT broker connections, OPC UA
     // endpoints, and whatever a point is read from.
     let device_names: Vec<String> = raw
@@ -214,6 +218,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         dtu,
         uplinks,
         opcua,
+        redundancy,
     })
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 mod alarm;
+pub mod pair;
 mod receipt;
 pub mod script;
 mod setting;

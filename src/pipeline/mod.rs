@@ -130,16 +130,43 @@ pub struct Gateway {
     clock: SharedClock,
 }
 
+/// What a gateway started as the active node of a hot-standby pair shares with the pair.
+#[derive(Debug, Clone)]
+pub struct PairContext {
+    /// Whether this node may still drive buses and regulator sends.
+    pub fence: crate::model::pair::Fence,
+    /// The pair as the API shows it.
+    pub view: Arc<crate::model::pair::PairView>,
+    /// The pair's metrics, registered with the gateway's.
+    pub metrics: crate::telemetry::pair::PairMetrics,
+}
+
 impl Gateway {
     /// Starts every component of `config`, keeping stores in `data_dir`.
     pub async fn start(config: GatewayConfig, data_dir: &Path, clock: SharedClock) -> Result<Gateway, StartError> {
+        Self::start_with(config, data_dir, clock, None).await
+    }
+
+    /// Starts every component of `config`, as the active node of a pair when `pair` is given.
+    pub async fn start_with(
+        config: GatewayConfig,
+        data_dir: &Path,
+        clock: SharedClock,
+        pair: Option<PairContext>,
+    ) -> Result<Gateway, StartError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
             path: data_dir.to_path_buf(),
             source,
         })?;
         // Before anything starts: the files were checked with the config but may have changed.
         let api_tls = config.api_server.tls.as_ref().map(|f| f.acceptor()).transpose()?;
-        let metrics = Metrics::new();
+        let metrics = match &pair {
+            Some(p) => Metrics::in_pair(&p.metrics),
+            None => Metrics::new(),
+        };
+        let fence = pair
+            .as_ref()
+            .map_or_else(crate::model::pair::Fence::open, |p| p.fence.clone());
         let run_log = Arc::new(crate::sinks::runlog::RunLog::new(data_dir));
         run_log.started(clock.now()).map_err(|source| StartError::RunLog {
             path: data_dir.join("run.log"),
@@ -275,6 +302,7 @@ impl Gateway {
             dtu,
             history: reader.clone(),
             north: north_intakes,
+            fence,
         });
         let uplinks =
             crate::sinks::uplink::runner::Uplinks::start_all(&config.uplinks, &ctx.uplink_env(&config)).await?;
@@ -320,6 +348,7 @@ impl Gateway {
             readiness,
             reload: reload_tx,
             policy,
+            pair: pair.map(|p| p.view),
         };
         let api = tokio::spawn(api::serve(
             listener,

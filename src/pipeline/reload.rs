@@ -196,6 +196,8 @@ pub(super) struct Context {
     pub(super) history: Arc<crate::sinks::history::HistoryReader>,
     /// Where northbound targets put their readings intakes for the rules task.
     pub(super) north: crate::sinks::mqtt_north::NorthIntakes,
+    /// In a hot-standby pair, whether this node may drive buses and regulator sends.
+    pub(super) fence: crate::model::pair::Fence,
 }
 
 /// Applies config reloads; cheap to clone.
@@ -225,7 +227,8 @@ impl Context {
                     self.metrics.clone(),
                     self.device_health.clone(),
                 )
-                .with_dtu(self.dtu.clone());
+                .with_dtu(self.dtu.clone())
+                .with_fence(self.fence.clone(), self.metrics.pair.fenced_polls.clone());
                 tokio::spawn(poller.run(cancel.child_token()))
             })
             .collect();
@@ -317,6 +320,8 @@ impl Context {
             clock: self.clock.clone(),
             metrics: self.metrics.uplink.clone(),
             rules: config.rules.clone(),
+            fence: self.fence.clone(),
+            fenced: self.metrics.pair.fenced_sends.clone(),
         }
     }
 

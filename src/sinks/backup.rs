@@ -144,15 +144,7 @@ pub fn backup(data_dir: &Path, dest: &Path, meta: BackupMeta) -> Result<Manifest
         Err(e) => return Err(io(dest)(e)),
     }
     let mut files = Vec::new();
-    let mut cursors = Vec::new();
-    for dir in CURSOR_DIRS {
-        let dir = data_dir.join(dir);
-        if dir.is_dir() {
-            find_cursors(data_dir, &dir, &mut cursors)?;
-        }
-    }
-    cursors.sort();
-    for rel in cursors {
+    for rel in delivery_state_files(data_dir)? {
         let (from, to) = (data_dir.join(&rel), dest.join(&rel));
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
@@ -238,6 +230,35 @@ fn copy_database(from: &Path, to: &Path, kind: &'static str) -> Result<CopiedFil
 }
 
 /// Every `*.cursor`, `*.held` and `*.sent` file under `dir`, relative to `root`.
+/// The delivery state of `data_dir` (cursors, held transitions, escalation steps sent), as
+/// paths relative to it, sorted: what a successor needs to continue each delivery where this
+/// gateway stopped (a backup, a hot-standby peer).
+pub fn delivery_state_files(data_dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let mut out = Vec::new();
+    for dir in CURSOR_DIRS {
+        let dir = data_dir.join(dir);
+        if dir.is_dir() {
+            find_cursors(data_dir, &dir, &mut out)?;
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether `rel` (relative, `/`-separated) names delivery state: under one of the delivery
+/// folders, with a delivery-state extension, and nothing that climbs out.
+pub fn is_delivery_state(rel: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    parts.len() >= 2
+        && CURSOR_DIRS.contains(&parts[0])
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && *p != "." && *p != ".." && !p.contains('\\'))
+        && Path::new(rel)
+            .extension()
+            .is_some_and(|e| CURSOR_EXTENSIONS.iter().any(|c| e == *c))
+}
+
 fn find_cursors(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BackupError> {
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
@@ -257,7 +278,8 @@ fn find_cursors(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), B
     Ok(())
 }
 
-fn rel_text(p: &Path) -> String {
+/// `p` with `/` between its parts.
+pub fn rel_text(p: &Path) -> String {
     p.components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect::<Vec<_>>()

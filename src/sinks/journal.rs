@@ -286,6 +286,7 @@ impl AlarmJournal {
     }
 }
 
+pub mod replica;
 pub mod retention;
 pub use retention::{DEFAULT_RETENTION, HoldId, JournalSettings, MIN_RETENTION, Pruned};
 

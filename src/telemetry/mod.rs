@@ -11,6 +11,7 @@
 pub mod dtu;
 pub mod north;
 pub mod opcua;
+pub mod pair;
 pub mod uplink;
 
 use std::sync::Arc;
@@ -308,12 +309,27 @@ pub struct Metrics {
     pub sse_readings_sent: Counter,
     /// Reading batches a slow live-feed subscriber skipped (readings are not replayed).
     pub sse_readings_lagged: Counter,
+    /// The hot-standby pair's metrics (registered only in a pair, see [`Metrics::in_pair`]).
+    pub pair: pair::PairMetrics,
 }
 
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// Creates and registers every metric and the pair's, whose handles outlive this gateway
+    /// (the same counters go on across switch-overs).
+    pub fn in_pair(pair: &pair::PairMetrics) -> Self {
+        Self::build(Some(pair))
+    }
+
+    fn build(pair: Option<&pair::PairMetrics>) -> Self {
         let mut r = Registry::default();
+        if let Some(p) = pair {
+            p.register(&mut r);
+        }
         let modbus_polls = Family::default();
         r.register(
             "hazard_modbus_polls",
@@ -522,6 +538,7 @@ impl Metrics {
             sse_readings_lagged.clone(),
         );
         Self {
+            pair: pair.cloned().unwrap_or_default(),
             north,
             sse_readings_sent,
             sse_readings_lagged,

@@ -1,7 +1,7 @@
 use super::*;
 use crate::model::{AlarmClass, AlarmState, ConditionKind, Level, SubjectKind, Transition};
 
-fn event(subject: &str, transition: Transition, state: AlarmState, priority: Priority) -> AlarmEvent {
+pub(super) fn event(subject: &str, transition: Transition, state: AlarmState, priority: Priority) -> AlarmEvent {
     AlarmEvent {
         seq: 0,
         alarm_id: format!("{subject}:high"),

@@ -65,6 +65,10 @@ pub struct UplinkEnv {
     pub metrics: UplinkMetrics,
     /// Threshold rules (for basic data).
     pub rules: Arc<[RuleSpec]>,
+    /// In a hot-standby pair, whether this node may still send to regulators.
+    pub fence: crate::model::pair::Fence,
+    /// Sends held back at a closed fence.
+    pub fenced: prometheus_client::metrics::counter::Counter,
 }
 
 /// Why an uplink could not start.
@@ -185,6 +189,8 @@ pub fn start(spec: &UplinkSpec, env: &UplinkEnv, stop: CancellationToken) -> Res
         retry_max: spec.retry_max,
         late,
         late_warned: None,
+        fence: env.fence.clone(),
+        fenced: env.fenced.clone(),
     };
     info!(uplink = %name, encoder = spec.encoder.kind(), transport = spec.transport.kind(), points = spec.select.points.len(), "Uplink started");
     let readings = env.state.subscribe_readings();
@@ -602,6 +608,8 @@ transport = {{ type = "tcp", address = "127.0.0.1:{port}" }}
             clock,
             metrics: UplinkMetrics::default(),
             rules: cfg.rules.clone(),
+            fence: crate::model::pair::Fence::open(),
+            fenced: Default::default(),
         };
         let mut running = Uplinks::start_all(&cfg.uplinks, &env).await.unwrap();
         // Basic data of each uplink is queued at start (the platform is unreachable).

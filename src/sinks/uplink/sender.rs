@@ -34,6 +34,10 @@ pub(super) struct Sender {
     pub(super) late: LateLog,
     /// When a failed write of the late-delivery log was last logged.
     pub(super) late_warned: Option<tokio::time::Instant>,
+    /// In a hot-standby pair, whether this node may still send to the regulator.
+    pub(super) fence: crate::model::pair::Fence,
+    /// Sends held back at a closed fence.
+    pub(super) fenced: prometheus_client::metrics::counter::Counter,
 }
 
 /// Delay before retry `attempt` (0-based): doubling from [`BACKOFF_MIN`] to `max`, half
@@ -123,6 +127,16 @@ impl Sender {
                         _ = tokio::time::sleep_until(due) => {}
                     }
                 }
+            }
+            if !self.fence.may_drive() {
+                // Two nodes of a pair must never both send to a regulator: the payload stays
+                // queued for whichever node is active.
+                self.fenced.inc();
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+                continue;
             }
             let outcome = tokio::select! {
                 _ = stop.cancelled() => return,

@@ -125,6 +125,10 @@ pub struct Poller {
     health: Arc<HealthBoard>,
     /// Dialled-in DTUs, for a line behind one.
     dtu: Option<Arc<crate::sources::dtu::DtuHub>>,
+    /// In a hot-standby pair, whether this node may still drive the bus (always, alone).
+    fence: crate::model::pair::Fence,
+    /// Poll cycles skipped at a closed fence.
+    fenced: Counter,
 }
 
 impl Poller {
@@ -176,7 +180,17 @@ impl Poller {
             metrics: LineMetrics::of(&metrics),
             health,
             dtu: None,
+            fence: crate::model::pair::Fence::open(),
+            fenced: Counter::default(),
         }
+    }
+
+    /// Polls only while `fence` allows (a node of a hot-standby pair); skipped cycles are
+    /// counted in `fenced`.
+    pub fn with_fence(mut self, fence: crate::model::pair::Fence, fenced: Counter) -> Self {
+        self.fence = fence;
+        self.fenced = fenced;
+        self
     }
 
     /// Lets the line reach dialled-in DTUs (`transport = { dtu = "..." }`).
@@ -203,6 +217,14 @@ impl Poller {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = sleep_until(due) => {}
+            }
+            if !self.fence.may_drive() {
+                // This node may no longer be the pair's active: the bus belongs to the peer
+                // now, or will shortly. Not one transaction; the cycle is counted as fenced.
+                self.fenced.inc();
+                let d = &mut self.devices[i];
+                d.due = next_due(due, d.spec.interval, Instant::now()).0;
+                continue;
             }
             let started = Instant::now();
             let batch = self.poll_device(i).await;

@@ -1,0 +1,79 @@
+//! `GET /api/v1/pair`: this node's role in a hot-standby pair, for consoles, keepalived's
+//! check script and the plant's monitoring. The standby serves the same answer.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+use crate::model::pair::PairView;
+
+/// Replication from the active to the standby.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Replication {
+    /// Journal entries the standby has not confirmed (as the active counts them).
+    pub lag_entries: u64,
+    /// Milliseconds since the standby last confirmed everything it was sent.
+    pub lag_ms: u64,
+}
+
+/// A node's place in its pair.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PairStatus {
+    /// `single` (not in a pair), `active` or `standby`.
+    pub role: &'static str,
+    /// This node (`a` or `b`); absent when single.
+    pub node: Option<String>,
+    /// The other node.
+    pub peer: Option<String>,
+    /// The highest lease term seen.
+    pub term: u64,
+    /// Whether the pair link to the peer is up.
+    pub peer_up: bool,
+    /// Whether the witness broker is reachable.
+    pub witness_up: bool,
+    /// Replication state.
+    pub replication: Replication,
+    /// Where the active's API is (as it advertises it), when known.
+    pub active_api: Option<String>,
+}
+
+impl PairStatus {
+    /// What `view` shows; a gateway outside a pair is `single`.
+    pub fn of(view: Option<&PairView>) -> Self {
+        let Some(v) = view else {
+            return Self {
+                role: "single",
+                node: None,
+                peer: None,
+                term: 0,
+                peer_up: false,
+                witness_up: false,
+                replication: Replication {
+                    lag_entries: 0,
+                    lag_ms: 0,
+                },
+                active_api: None,
+            };
+        };
+        let (lag_entries, lag_ms) = v.lag();
+        Self {
+            role: v.role().as_str(),
+            node: Some(v.node.clone()),
+            peer: Some(v.peer.clone()),
+            term: v.term(),
+            peer_up: v.peer_up(),
+            witness_up: v.witness_up(),
+            replication: Replication { lag_entries, lag_ms },
+            active_api: v.active_api(),
+        }
+    }
+}
+
+/// This node's role in its hot-standby pair (`single` outside one).
+#[utoipa::path(get, path = "/api/v1/pair", tag = "operations",
+    responses((status = 200, description = "Role, term, peer and witness, replication lag", body = PairStatus)))]
+pub(super) async fn status(State(s): State<AppState>) -> Json<PairStatus> {
+    Json(PairStatus::of(s.pair.as_deref()))
+}

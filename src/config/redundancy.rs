@@ -1,0 +1,305 @@
+//! `[redundancy]`: this gateway as one node of a hot-standby pair (`docs/redundancy.md`).
+
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::spec::error::{ConfigError, SourceText};
+
+/// A validated `[redundancy]` section.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PairSpec {
+    /// This node: `a` or `b`.
+    pub node: String,
+    /// The other node.
+    pub peer_node: String,
+    /// The peer's pair-link address (`host:port`).
+    pub peer: String,
+    /// Where this node listens for the peer.
+    pub listen: SocketAddr,
+    /// The shared secret both nodes prove on the link.
+    pub secret: Vec<u8>,
+    /// Who takes the lease first when both start together.
+    pub prefer: String,
+    /// The witness broker (`host`, `port`).
+    pub witness_host: String,
+    /// The witness broker's port.
+    pub witness_port: u16,
+    /// The lease topic at the witness.
+    pub topic: String,
+    /// Where consoles find this node's API when it is active (the standby redirects there).
+    pub advertise_api: String,
+}
+
+impl std::fmt::Debug for PairSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairSpec")
+            .field("node", &self.node)
+            .field("peer_node", &self.peer_node)
+            .field("peer", &self.peer)
+            .field("listen", &self.listen)
+            .field("secret", &"<redacted>")
+            .field("prefer", &self.prefer)
+            .field("witness", &format!("{}:{}", self.witness_host, self.witness_port))
+            .field("topic", &self.topic)
+            .field("advertise_api", &self.advertise_api)
+            .finish()
+    }
+}
+
+/// Shortest shared secret accepted: 128 bits.
+const MIN_SECRET: usize = 16;
+
+/// The `[redundancy]` table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRedundancy {
+    /// This node: `"a"` or `"b"`.
+    node: Spanned<String>,
+    /// The peer's pair-link address, `host:port`.
+    peer: Spanned<String>,
+    /// This node's pair-link address.
+    listen: Spanned<String>,
+    /// Environment variable holding the shared secret.
+    #[serde(default)]
+    secret_env: Option<Spanned<String>>,
+    /// Who starts active when both start together.
+    #[serde(default)]
+    prefer: Option<Spanned<String>>,
+    /// The witness: `{ mqtt = "host:port", topic = "…" }`.
+    witness: Spanned<RawWitness>,
+    /// This node's API as consoles reach it (default `http://` and `[api] listen`).
+    #[serde(default)]
+    advertise_api: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWitness {
+    mqtt: Spanned<String>,
+    topic: Spanned<String>,
+}
+
+const NODES: [&str; 2] = ["a", "b"];
+
+/// Checks `[redundancy]`; `env` reads the secret's variable (the process environment in use).
+pub(super) fn validate(
+    src: &SourceText<'_>,
+    raw: &RawRedundancy,
+    api_listen: SocketAddr,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<PairSpec> {
+    let before = errors.len();
+    let node = raw.node.get_ref().clone();
+    if !NODES.contains(&node.as_str()) {
+        errors.push(src.error(
+            raw.node.span(),
+            "redundancy.node",
+            format!("`{node}`: a pair's nodes are \"a\" and \"b\""),
+        ));
+    }
+    let peer_node = if node == "a" { "b" } else { "a" }.to_string();
+    let prefer = raw.prefer.as_ref().map_or("a".to_string(), |p| p.get_ref().clone());
+    if let Some(p) = &raw.prefer
+        && !NODES.contains(&p.get_ref().as_str())
+    {
+        errors.push(src.error(
+            p.span(),
+            "redundancy.prefer",
+            format!("`{}`: must be \"a\" or \"b\"", p.get_ref()),
+        ));
+    }
+    let listen = match raw.listen.get_ref().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errors.push(src.error(
+                raw.listen.span(),
+                "redundancy.listen",
+                format!(
+                    "`{}` is not an address and port like \"10.0.8.1:7443\"",
+                    raw.listen.get_ref()
+                ),
+            ));
+            None
+        }
+    };
+    let peer = raw.peer.get_ref().clone();
+    if host_port(&peer).is_none() {
+        errors.push(src.error(
+            raw.peer.span(),
+            "redundancy.peer",
+            format!("`{peer}` is not a host and port like \"10.0.8.2:7443\""),
+        ));
+    } else if listen.is_some_and(|l| l.to_string() == peer) {
+        errors.push(src.error(
+            raw.peer.span(),
+            "redundancy.peer",
+            "is this node's own `listen` address: name the other gateway",
+        ));
+    }
+    let var = raw
+        .secret_env
+        .as_ref()
+        .map_or("HAZARD_PAIR_SECRET".to_string(), |v| v.get_ref().clone());
+    let span = raw.secret_env.as_ref().map_or(raw.node.span(), Spanned::span);
+    let secret = match env(&var) {
+        Some(s) if s.len() >= MIN_SECRET => s.into_bytes(),
+        Some(s) => {
+            errors.push(src.error(
+                span,
+                "redundancy.secret_env",
+                format!(
+                    "the secret in ${var} has {} bytes; use at least {MIN_SECRET} (the same on both nodes)",
+                    s.len()
+                ),
+            ));
+            Vec::new()
+        }
+        None => {
+            errors.push(src.error(
+                span,
+                "redundancy.secret_env",
+                format!("${var} is not set: the pair's nodes prove the same secret to each other"),
+            ));
+            Vec::new()
+        }
+    };
+    let w = raw.witness.get_ref();
+    let witness = host_port(w.mqtt.get_ref());
+    if witness.is_none() {
+        errors.push(src.error(
+            w.mqtt.span(),
+            "redundancy.witness.mqtt",
+            format!(
+                "`{}` is not a broker's host and port like \"10.0.1.5:1883\"",
+                w.mqtt.get_ref()
+            ),
+        ));
+    }
+    let topic = w.topic.get_ref().clone();
+    if topic.is_empty() || topic.contains(['+', '#']) || topic.starts_with('$') {
+        errors.push(src.error(
+            w.topic.span(),
+            "redundancy.witness.topic",
+            format!("`{topic}`: a plain topic name, without wildcards, not starting with `$`"),
+        ));
+    }
+    let advertise_api = raw.advertise_api.as_ref().map_or_else(
+        || format!("http://{api_listen}"),
+        |a| a.get_ref().trim_end_matches('/').to_string(),
+    );
+    if !(advertise_api.starts_with("http://") || advertise_api.starts_with("https://")) {
+        if let Some(a) = &raw.advertise_api {
+            errors.push(src.error(
+                a.span(),
+                "redundancy.advertise_api",
+                "must be an http:// or https:// URL",
+            ));
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let (witness_host, witness_port) = witness?;
+    Some(PairSpec {
+        node,
+        peer_node,
+        peer,
+        listen: listen?,
+        secret,
+        prefer,
+        witness_host,
+        witness_port,
+        topic,
+        advertise_api,
+    })
+}
+
+/// `host:port` with a port number.
+fn host_port(text: &str) -> Option<(String, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| (host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[redundancy]\nnode = \"a\"\npeer = \"127.0.0.1:7002\"\nlisten = \"127.0.0.1:7001\"\nwitness = { mqtt = \"127.0.0.1:1883\", topic = \"hazard/pair/gw\" }\n";
+
+    fn check(text: &str, secret: Option<&str>) -> Result<Option<PairSpec>, String> {
+        #[derive(Deserialize)]
+        struct Doc {
+            redundancy: RawRedundancy,
+        }
+        let doc: Doc = toml::from_str(text).map_err(|e| e.to_string())?;
+        let src = SourceText::new(std::path::Path::new("site.toml"), text);
+        let mut errors = Vec::new();
+        let secret = secret.map(str::to_string);
+        let spec = validate(
+            &src,
+            &doc.redundancy,
+            "127.0.0.1:8080".parse().unwrap(),
+            &|_| secret.clone(),
+            &mut errors,
+        );
+        if errors.is_empty() {
+            Ok(spec)
+        } else {
+            Err(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        }
+    }
+
+    #[test]
+    fn a_node_gets_its_peer_the_secret_and_the_defaults() {
+        let spec = check(GOOD, Some("0123456789abcdef")).unwrap().unwrap();
+        assert_eq!(
+            (spec.node.as_str(), spec.peer_node.as_str(), spec.prefer.as_str()),
+            ("a", "b", "a")
+        );
+        assert_eq!(spec.secret, b"0123456789abcdef");
+        assert_eq!((spec.witness_host.as_str(), spec.witness_port), ("127.0.0.1", 1883));
+        assert_eq!(spec.advertise_api, "http://127.0.0.1:8080");
+        assert!(
+            !format!("{spec:?}").contains("0123456789abcdef"),
+            "the secret is never printed"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named_with_file_line_and_key() {
+        let e = check(GOOD, None).unwrap_err();
+        assert!(
+            e.contains("site.toml:2:8: redundancy.secret_env: $HAZARD_PAIR_SECRET is not set"),
+            "{e}"
+        );
+        let e = check(GOOD, Some("short")).unwrap_err();
+        assert!(e.contains("has 5 bytes; use at least 16"), "{e}");
+        let text = GOOD.replace("node = \"a\"", "node = \"c\"").replace("7002", "7001");
+        let e = check(&text, Some("0123456789abcdef")).unwrap_err();
+        assert!(
+            e.contains("site.toml:2:8: redundancy.node: `c`: a pair's nodes are \"a\" and \"b\""),
+            "{e}"
+        );
+        assert!(
+            e.contains("site.toml:3:8: redundancy.peer: is this node's own `listen` address"),
+            "{e}"
+        );
+        let text = GOOD
+            .replace("hazard/pair/gw", "hazard/#")
+            .replace("127.0.0.1:1883", "broker");
+        let e = check(&text, Some("0123456789abcdef")).unwrap_err();
+        assert!(
+            e.contains("redundancy.witness.mqtt: `broker` is not a broker's host and port"),
+            "{e}"
+        );
+        assert!(
+            e.contains("redundancy.witness.topic: `hazard/#`: a plain topic name"),
+            "{e}"
+        );
+    }
+}

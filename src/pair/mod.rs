@@ -1,0 +1,278 @@
+//! Hot standby: this gateway as one node of a pair (`[redundancy]`, `docs/redundancy.md`).
+//!
+//! The role loop: a node starts as standby. It serves its role and redirects the console to
+//! the active ([`standby`]), follows the active over the pair link and keeps a copy of its
+//! journal, timers and delivery positions ([`replicate`]). It becomes active when it takes
+//! the lease at the witness ([`lease`]). Then it starts the whole gateway from that copy,
+//! through the same restore path as any restart. An active steps down (stops the gateway,
+//! standby again) when the lease goes to the peer or its fence runs out. The fence is
+//! checked before every bus transaction and every regulator send, so a node that was frozen
+//! or cut off never drives a bus the peer has taken.
+
+pub mod lease;
+pub mod link;
+pub mod replicate;
+pub mod spec;
+pub mod standby;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+pub use spec::PairSpec;
+
+use crate::clock::SharedClock;
+use crate::config::GatewayConfig;
+use crate::model::pair::{Fence, PairRole, PairView};
+use crate::pipeline::{Gateway, PairContext};
+use crate::telemetry::pair::{PairMetrics, SwitchReason};
+
+/// What the pair's tasks share.
+pub struct Shared {
+    /// The pair as the API shows it.
+    pub view: Arc<PairView>,
+    /// Whether this node may drive buses and regulator sends.
+    pub fence: Fence,
+    /// The pair's metrics.
+    pub metrics: PairMetrics,
+    /// The shared secret.
+    secret: Vec<u8>,
+    /// The peer's pair-link address.
+    peer_addr: String,
+    /// This node's API as consoles reach it.
+    advertise_api: String,
+    /// When the active peer was last heard on the pair link (on the standby).
+    active_contact: Mutex<Option<Instant>>,
+    /// Wall clock (names of set-aside journals).
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("view", &self.view)
+            .field("peer_addr", &self.peer_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn heard_active(&self) {
+        *self.active_contact.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// Whether an active peer answered on the pair link within `d`.
+    fn heard_active_within(&self, d: Duration) -> bool {
+        self.active_contact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < d)
+    }
+}
+
+/// Why the pair could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum PairError {
+    /// The config has no `[redundancy]`.
+    #[error("the config has no [redundancy] section")]
+    NotAPair,
+    /// The pair link's address could not be bound.
+    #[error("cannot listen for the peer on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        /// Directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// How often the active checks its fence and lease.
+const WATCH: Duration = Duration::from_millis(50);
+
+fn count(metrics: &PairMetrics, reason: &'static str) {
+    metrics.switchovers.get_or_create(&SwitchReason { reason }).inc();
+}
+
+fn set_role(shared: &Shared, role: PairRole) {
+    shared.view.set_role(role);
+    shared.metrics.role.set(role as i64);
+}
+
+/// Runs this node of the pair until `stop`: standby and active in turn, as the lease decides.
+pub async fn run(
+    config: GatewayConfig,
+    data_dir: &Path,
+    clock: SharedClock,
+    stop: CancellationToken,
+) -> Result<(), PairError> {
+    let spec = config.redundancy.clone().ok_or(PairError::NotAPair)?;
+    std::fs::create_dir_all(data_dir).map_err(|source| PairError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    let view = PairView::new(&spec.node, &spec.peer_node);
+    let term_file = data_dir.join("pair.term");
+    if let Some(t) = std::fs::read_to_string(&term_file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        view.see_term(t);
+    }
+    let shared = Arc::new(Shared {
+        view,
+        fence: Fence::closed(),
+        metrics: PairMetrics::default(),
+        secret: spec.secret.clone(),
+        peer_addr: spec.peer.clone(),
+        advertise_api: spec.advertise_api.clone(),
+        active_contact: Mutex::new(None),
+        clock: clock.clone(),
+    });
+    set_role(&shared, PairRole::Standby);
+    let listener = TcpListener::bind(spec.listen)
+        .await
+        .map_err(|source| PairError::Listen {
+            addr: spec.listen,
+            source,
+        })?;
+    info!(node = %spec.node, peer = %spec.peer, listen = %spec.listen, witness = %format!("{}:{}", spec.witness_host, spec.witness_port), topic = %spec.topic, "Pair: starting as standby");
+    let link_stop = stop.child_token();
+    let server = tokio::spawn(replicate::serve(
+        listener,
+        shared.clone(),
+        data_dir.to_path_buf(),
+        link_stop.clone(),
+    ));
+    let mut lease = lease::Lease::start(&spec, shared.clone(), term_file);
+
+    let outcome = roles(&config, data_dir, &clock, &shared, &mut lease, &stop).await;
+    link_stop.cancel();
+    let _ = server.await;
+    lease.stop().await;
+    outcome
+}
+
+async fn roles(
+    config: &GatewayConfig,
+    data_dir: &Path,
+    clock: &SharedClock,
+    shared: &Arc<Shared>,
+    lease: &mut lease::Lease,
+    stop: &CancellationToken,
+) -> Result<(), PairError> {
+    loop {
+        // Standby: copy the active, answer for the role, wait for the lease.
+        set_role(shared, PairRole::Standby);
+        let standby_stop = stop.child_token();
+        let api = match standby::serve(config.api_listen, shared.clone(), standby_stop.clone()).await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                warn!(addr = %config.api_listen, error = %e, "Pair: cannot serve the standby's role on the API address");
+                None
+            }
+        };
+        let follower = tokio::spawn(replicate::follow(
+            shared.clone(),
+            data_dir.to_path_buf(),
+            standby_stop.clone(),
+        ));
+        let won = loop {
+            if let lease::Holding::Yes(term, why) = *lease.holding.borrow_and_update() {
+                break Some((term, why));
+            }
+            tokio::select! {
+                () = stop.cancelled() => break None,
+                r = lease.holding.changed() => if r.is_err() { break None },
+            }
+        };
+        standby_stop.cancel();
+        let _ = follower.await;
+        if let Some(mut h) = api {
+            // Open connections (a browser's keep-alive) must not hold the address: the
+            // gateway binds it next.
+            if tokio::time::timeout(Duration::from_millis(300), &mut h).await.is_err() {
+                h.abort();
+                let _ = h.await;
+            }
+        }
+        let Some((term, why)) = won else {
+            return Ok(());
+        };
+
+        // Active: start the gateway from the copy.
+        let took = Instant::now();
+        set_role(shared, PairRole::Active);
+        count(&shared.metrics, why.reason());
+        let ctx = PairContext {
+            fence: shared.fence.clone(),
+            view: shared.view.clone(),
+            metrics: shared.metrics.clone(),
+        };
+        let gateway = match start_gateway(config, data_dir, clock, ctx).await {
+            Some(g) => g,
+            None => {
+                // Cannot monitor here: let the peer take over rather than hold an empty lease.
+                lease.release().await;
+                count(&shared.metrics, "step_down");
+                tokio::select! {
+                    () = stop.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+                continue;
+            }
+        };
+        info!(term, reason = why.reason(), started_in_ms = took.elapsed().as_millis() as u64, api = %gateway.api_addr, "Pair: active");
+        let stopping = loop {
+            tokio::select! {
+                () = stop.cancelled() => break true,
+                () = tokio::time::sleep(WATCH) => {}
+            }
+            if *lease.holding.borrow() == lease::Holding::No {
+                warn!("Pair: the lease is the peer's; stepping down");
+                break false;
+            }
+            if !shared.fence.may_drive() {
+                warn!("Pair: neither the witness nor the standby confirmed this node in time; stepping down");
+                lease.release().await;
+                break false;
+            }
+        };
+        // Stop driving before anything else, then stop in order.
+        shared.fence.close();
+        gateway.shutdown().await;
+        if stopping {
+            lease.vacate().await;
+            count(&shared.metrics, "stop");
+            return Ok(());
+        }
+        count(&shared.metrics, "step_down");
+    }
+}
+
+async fn start_gateway(
+    config: &GatewayConfig,
+    data_dir: &Path,
+    clock: &SharedClock,
+    ctx: PairContext,
+) -> Option<Gateway> {
+    match Gateway::start_with(config.clone(), data_dir, clock.clone(), Some(ctx)).await {
+        Ok(g) => Some(g),
+        Err(e) => {
+            error!(error = %e, "Pair: cannot start the gateway as active");
+            None
+        }
+    }
+}
