@@ -18,6 +18,15 @@ pub struct Replication {
     pub lag_ms: u64,
 }
 
+/// The lease record at the witness, as this node last saw it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaseSeen {
+    /// The node holding it; absent when vacant.
+    pub holder: Option<String>,
+    /// The holder's renewals in its term so far.
+    pub beat: u64,
+}
+
 /// A node's place in its pair.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PairStatus {
@@ -37,6 +46,8 @@ pub struct PairStatus {
     pub replication: Replication,
     /// Where the active's API is (as it advertises it), when known.
     pub active_api: Option<String>,
+    /// The lease record last seen at the witness, if any.
+    pub lease: Option<LeaseSeen>,
 }
 
 impl PairStatus {
@@ -55,6 +66,7 @@ impl PairStatus {
                     lag_ms: 0,
                 },
                 active_api: None,
+                lease: None,
             };
         };
         let (lag_entries, lag_ms) = v.lag();
@@ -67,6 +79,7 @@ impl PairStatus {
             witness_up: v.witness_up(),
             replication: Replication { lag_entries, lag_ms },
             active_api: v.active_api(),
+            lease: v.lease().map(|(holder, beat)| LeaseSeen { holder, beat }),
         }
     }
 }

@@ -122,6 +122,9 @@ pub struct PairView {
     lag_ms: AtomicU64,
     /// The active's API address, when known (the standby redirects there).
     active_api: Mutex<Option<String>>,
+    /// The latest lease record seen at the witness: holder (`None`: vacant) and its renewal
+    /// count.
+    lease: Mutex<Option<(Option<String>, u64)>>,
 }
 
 impl PairView {
@@ -137,6 +140,7 @@ impl PairView {
             lag_entries: AtomicU64::new(0),
             lag_ms: AtomicU64::new(0),
             active_api: Mutex::new(None),
+            lease: Mutex::new(None),
         })
     }
 
@@ -187,6 +191,14 @@ impl PairView {
     /// The active's API address, when known.
     pub fn active_api(&self) -> Option<String> {
         self.active_api.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// The latest lease record seen: holder and renewal count.
+    pub fn lease(&self) -> Option<(Option<String>, u64)> {
+        self.lease.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Records the latest lease record seen.
+    pub fn see_lease(&self, holder: Option<String>, beat: u64) {
+        *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some((holder, beat));
     }
     /// Records where the active's API is.
     pub fn set_active_api(&self, api: Option<String>) {

@@ -265,6 +265,7 @@ impl Task {
             .term
             .set(i64::try_from(self.shared.view.term()).unwrap_or(i64::MAX));
         self.save_term();
+        self.shared.view.see_lease(rec.node.clone(), rec.beat);
         let mine = rec.node.as_deref() == Some(self.node.as_str());
         if let Some(term) = self.held {
             if mine && rec.term == term {

@@ -42,6 +42,7 @@ mod mqtt_north_outbox;
 mod mqtt_north_readings;
 mod notify;
 mod opcua;
+mod pair;
 mod park;
 mod profiles;
 mod readiness;

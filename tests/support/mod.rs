@@ -314,15 +314,28 @@ impl GatewayProcess {
             stderr_seen,
             stderr_reader,
         };
-        wait_for("the gateway API", WAIT, || async {
-            p.http
-                .get(format!("{}/healthz", p.base))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
+        let up = tokio::time::timeout(WAIT, async {
+            loop {
+                let ok = p.http.get(format!("{}/healthz", p.base)).send().await;
+                if ok.is_ok_and(|r| r.status().is_success()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         })
         .await;
+        if up.is_err() {
+            let log = p.stderr_so_far();
+            let from = log.len().saturating_sub(4000);
+            let from = (from..log.len())
+                .find(|&i| log.is_char_boundary(i))
+                .unwrap_or(log.len());
+            let tail = &log[from..];
+            panic!(
+                "timed out after {WAIT:?} waiting for the gateway API on {}; its log ends:\n{tail}",
+                p.base
+            );
+        }
         p
     }
 
@@ -1638,5 +1651,122 @@ impl SmallDisk {
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// A TCP relay on loopback that a test can cut and restore, recording when each chunk of
+/// client-to-server bytes passed: a link between two components that fails on command (the
+/// network cut of a fault test) and tells who talked to the server, and when.
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    state: std::sync::Arc<CutState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct CutState {
+    cut: std::sync::atomic::AtomicBool,
+    /// Bumped at each cut: relays of an older generation end.
+    generation: std::sync::atomic::AtomicU64,
+    sent: std::sync::Mutex<Vec<tokio::time::Instant>>,
+}
+
+impl CutProxy {
+    /// Relays a fresh loopback port to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> CutProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let addr = listener.local_addr().expect("relay address");
+        let state = std::sync::Arc::new(CutState::default());
+        let s = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if s.cut.load(Ordering::Acquire) {
+                    continue; // dropped: the connection is refused the hard way
+                }
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let generation = s.generation.load(Ordering::Acquire);
+                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.split();
+                    let (mut sr, mut sw) = server.split();
+                    let up = async {
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            let n = match tokio::io::AsyncReadExt::read(&mut cr, &mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if s.generation.load(Ordering::Acquire) != generation {
+                                return;
+                            }
+                            s.sent
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(tokio::time::Instant::now());
+                            if tokio::io::AsyncWriteExt::write_all(&mut sw, &buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let down = async {
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            let n = match tokio::io::AsyncReadExt::read(&mut sr, &mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if s.generation.load(Ordering::Acquire) != generation {
+                                return;
+                            }
+                            if tokio::io::AsyncWriteExt::write_all(&mut cw, &buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let cut = async {
+                        // Bounded by the test's life; checks the cut ten times a second.
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            if s.generation.load(Ordering::Acquire) != generation {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        () = up => {}
+                        () = down => {}
+                        () = cut => {}
+                    }
+                });
+            }
+        });
+        CutProxy { addr, state, task }
+    }
+
+    /// Cuts every open connection and refuses new ones until [`CutProxy::restore`].
+    pub fn cut(&self) {
+        use std::sync::atomic::Ordering;
+        self.state.cut.store(true, Ordering::Release);
+        self.state.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        use std::sync::atomic::Ordering;
+        self.state.cut.store(false, Ordering::Release);
+    }
+
+    /// When each chunk of client-to-server bytes passed, in order.
+    pub fn sent(&self) -> Vec<tokio::time::Instant> {
+        self.state.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
