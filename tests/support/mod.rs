@@ -18,6 +18,7 @@ use hazard_gateway::sources::sim::{Scenario, Simulator};
 pub mod console;
 pub mod dtu;
 pub mod mqtt;
+pub mod pair;
 
 /// An independent reference for the uplink ciphers (Python `gmssl` and `cryptography`).
 pub mod seal_ref;

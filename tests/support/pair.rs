@@ -1,0 +1,271 @@
+//! A hot-standby pair for tests and the switch-over harness: two gateway processes of one
+//! pair, a real Mosquitto as the witness, and the simulator as the field device. Each node
+//! reaches the device, the witness and its peer through a relay of its own ([`CutProxy`]), so
+//! a test can cut any link and tell which node polled the device when.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use super::{CutProxy, GatewayProcess, Mosquitto, WAIT, free_port, simulator, wait_for};
+
+pub const SECRET: &str = "pair-secret-for-the-drill";
+
+/// One node's files and relays.
+pub struct Node {
+    pub name: &'static str,
+    pub config: PathBuf,
+    pub api: u16,
+    /// Relays this node's polls to the device.
+    pub device: CutProxy,
+    /// Relays this node's witness connection.
+    pub witness: CutProxy,
+    /// Relays the peer's pair link to this node's listener.
+    pub link_in: CutProxy,
+}
+
+pub struct Pair {
+    pub _witness: Mosquitto,
+    pub sim: hazard_gateway::sources::sim::Simulator,
+    pub dir: tempfile::TempDir,
+    pub nodes: [Node; 2],
+}
+
+#[allow(clippy::too_many_arguments, reason = "one node's addresses, named at the call")]
+pub fn config(
+    node: &str,
+    api: u16,
+    listen: u16,
+    peer: std::net::SocketAddr,
+    device: std::net::SocketAddr,
+    witness: std::net::SocketAddr,
+    topic: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[gateway]
+id = "pair-gw"
+data_dir = "data-{node}"
+[api]
+listen = "127.0.0.1:{api}"
+[[devices]]
+name = "g"
+profile = "ai4-gas-lel"
+transport = {{ tcp = "{device}" }}
+interval = "100ms"
+[redundancy]
+node = "{node}"
+listen = "127.0.0.1:{listen}"
+peer = "{peer}"
+witness = {{ mqtt = "{witness}", topic = "hazard/pair/{topic}" }}
+{extra}
+"#
+    )
+}
+
+impl Pair {
+    pub async fn new() -> Pair {
+        Self::with(|_| String::new()).await
+    }
+
+    /// A pair whose configs end with `extra(node)` (stores, webhooks).
+    pub async fn with(extra: impl Fn(&str) -> String) -> Pair {
+        let witness = Mosquitto::start();
+        let sim = simulator("ai4-gas-lel", None).await;
+        for ch in ["ch1", "ch2", "ch3", "ch4"] {
+            sim.pin(ch, 1.0);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let broker: std::net::SocketAddr = witness.addr().parse().unwrap();
+        let listens = [free_port(), free_port()];
+        let mut links = Vec::new();
+        for l in listens {
+            links.push(CutProxy::start(([127, 0, 0, 1], l).into()).await);
+        }
+        let topic = format!("t{}", free_port());
+        let mut nodes = Vec::new();
+        for (i, name) in ["a", "b"].into_iter().enumerate() {
+            let device = CutProxy::start(sim.local_addr()).await;
+            let w = CutProxy::start(broker).await;
+            let api = free_port();
+            let path = dir.path().join(format!("{name}.toml"));
+            let peer_link = links[1 - i].addr;
+            std::fs::write(
+                &path,
+                config(
+                    name,
+                    api,
+                    listens[i],
+                    peer_link,
+                    device.addr,
+                    w.addr,
+                    &topic,
+                    &extra(name),
+                ),
+            )
+            .unwrap();
+            nodes.push((name, path, api, device, w));
+        }
+        let mut links = links.into_iter();
+        let nodes: Vec<Node> = nodes
+            .into_iter()
+            .map(|(name, config, api, device, witness)| Node {
+                name,
+                config,
+                api,
+                device,
+                witness,
+                link_in: links.next().unwrap(),
+            })
+            .collect();
+        let Ok(nodes) = <[Node; 2]>::try_from(nodes) else {
+            unreachable!("two nodes")
+        };
+        Pair {
+            _witness: witness,
+            sim,
+            dir,
+            nodes,
+        }
+    }
+
+    pub async fn spawn(&self, i: usize) -> GatewayProcess {
+        let n = &self.nodes[i];
+        let args = [
+            std::ffi::OsStr::new("--log-format"),
+            "json".as_ref(),
+            "run".as_ref(),
+            "--config".as_ref(),
+            n.config.as_os_str(),
+        ];
+        GatewayProcess::spawn_with_env(&args, n.api, &[("HAZARD_PAIR_SECRET", SECRET)]).await
+    }
+
+    pub fn journal(&self, i: usize) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("data-{}", self.nodes[i].name))
+            .join("alarms.db")
+    }
+
+    /// Cuts the pair link both ways.
+    pub fn cut_link(&self) {
+        self.nodes[0].link_in.cut();
+        self.nodes[1].link_in.cut();
+    }
+
+    pub fn restore_link(&self) {
+        self.nodes[0].link_in.restore();
+        self.nodes[1].link_in.restore();
+    }
+}
+
+/// `/api/v1/pair` of a node, or `None` while it does not answer.
+pub async fn pair_status(gw: &GatewayProcess) -> Option<Value> {
+    let r = gw.http.get(format!("{}/api/v1/pair", gw.base)).send().await.ok()?;
+    r.json().await.ok()
+}
+
+pub async fn wait_role(gw: &GatewayProcess, role: &str) -> Value {
+    wait_for(&format!("{} {role}", gw.base), WAIT, || async {
+        pair_status(gw).await.filter(|s| s["role"] == role)
+    })
+    .await
+}
+
+/// Alarm id -> what a switch-over must keep.
+pub async fn snapshot(gw: &GatewayProcess) -> BTreeMap<String, Value> {
+    let alarms = gw.get_json("/api/v1/alarms").await;
+    alarms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let keep = json!({
+                "state": a["state"], "acknowledged": a["acknowledged"], "shelved_until": a["shelved_until"],
+                "out_of_service": a["out_of_service"], "raised_at": a["raised_at"], "user": a["user"],
+            });
+            (a["alarm_id"].as_str().unwrap().to_string(), keep)
+        })
+        .collect()
+}
+
+pub async fn wait_state(gw: &GatewayProcess, id: &str, state: &str) {
+    wait_for(&format!("{id} in {state}"), WAIT, || async {
+        let alarms = gw.get_json("/api/v1/alarms").await;
+        alarms
+            .as_array()?
+            .iter()
+            .any(|a| a["alarm_id"] == id && a["state"] == state)
+            .then_some(())
+    })
+    .await;
+}
+
+pub async fn act(gw: &GatewayProcess, id: &str, action: &str, extra: Value) {
+    let mut body = json!({"user": "值班员", "comment": "standby drill"});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (status, answer) = gw
+        .post_json(&format!("/api/v1/alarms/{}/{action}", id.replace('/', "%2F")), body)
+        .await;
+    assert_eq!(status, 200, "{action} {id}: {answer}");
+}
+
+pub fn journal_rows(path: &std::path::Path) -> i64 {
+    super::sqlite_count(path, "SELECT COUNT(*) FROM alarm_transitions", [])
+}
+
+/// Alarms in several states, one acknowledged and one shelved, on the active `gw`.
+pub async fn raise_and_handle(p: &Pair, gw: &GatewayProcess) {
+    p.sim.pin("ch1", 55.0); // high and high_high
+    p.sim.pin("ch2", 30.0); // high
+    for id in ["g/ch1:high", "g/ch1:high_high", "g/ch2:high"] {
+        wait_state(gw, id, "unack_active").await;
+    }
+    act(gw, "g/ch2:high", "ack", json!({})).await;
+    act(gw, "g/ch1:high_high", "shelve", json!({"duration": "2h"})).await;
+    wait_state(gw, "g/ch2:high", "ack_active").await;
+}
+
+/// Waits until the standby's journal holds every row of the active's.
+pub async fn wait_replicated(p: &Pair, active: usize) {
+    let standby = 1 - active;
+    wait_for("the standby holds the active's whole journal", WAIT, || async {
+        let (a, s) = (journal_rows(&p.journal(active)), journal_rows(&p.journal(standby)));
+        (a > 0 && a == s).then_some(())
+    })
+    .await;
+}
+
+/// Every request of the node that was active went to the device before the first request of
+/// the node that took over, and none after: never two masters.
+pub fn never_two_masters(before: &CutProxy, after: &CutProxy) {
+    let late = late_requests(before, after);
+    assert_eq!(
+        late, 0,
+        "the old active sent {late} requests after the new one started polling"
+    );
+}
+
+/// Requests that went through `before` at or after the first one through `after`.
+pub fn late_requests(before: &CutProxy, after: &CutProxy) -> usize {
+    let first_after = *after.sent().first().expect("the new active polled the device");
+    before.sent().into_iter().filter(|t| *t >= first_after).count()
+}
+
+pub async fn started_pair(p: &Pair) -> (GatewayProcess, GatewayProcess) {
+    let a = p.spawn(0).await;
+    wait_role(&a, "active").await;
+    let b = p.spawn(1).await;
+    wait_role(&b, "standby").await;
+    wait_for("the standby follows the active", WAIT, || async {
+        let s = pair_status(&b).await?;
+        (s["peer_up"] == true && s["active_api"] == a.base.as_str()).then_some(())
+    })
+    .await;
+    (a, b)
+}
