@@ -34,8 +34,10 @@
 //!      sends whole frames, so a fragment left over means a wrong reading), the frame as
 //!      received first. Only answers holding the heartbeat's bytes (or ending in their first
 //!      byte) pay that pause. What stays undecidable without a checksum: a heartbeat spliced
-//!      in where the bytes on both sides make two whole, consistent readings; the frame is
-//!      then taken as received.
+//!      in where the bytes on both sides make two whole, consistent readings, and a DTU
+//!      pausing longer than that pause right after a heartbeat that completes the bytes so
+//!      far into a whole answer; the frame is then taken as received (and in the second
+//!      case the late rest counted as garbled).
 //! 4. **Garbage.** Bytes that start no valid frame, even with a heartbeat taken out, are
 //!    dropped one at a time (counted) until a frame or heartbeat lines up.
 
@@ -799,5 +801,37 @@ mod tests {
             }
         }
         assert!(checked > 100_000, "{checked}");
+    }
+
+    /// A DTU that pauses, after the heartbeat, longer than the reader waits, where the bytes
+    /// so far already read as a whole answer with the heartbeat for its last data: without a
+    /// checksum that is what the bytes say, so the reader takes them as received and counts
+    /// the late rest as garbled (the case a split-answer test must not leave to timing).
+    /// Without the pause, the same bytes come out exact.
+    #[test]
+    fn a_pause_after_heartbeat_bytes_that_complete_an_answer_takes_it_as_received() {
+        let hb = [0xfe, 0xfe];
+        let a = tcp(1, 1, 3, &[0x00, 0x7d, 0x00, 0x00]);
+        for k in [a.len() - 2, a.len() - 1] {
+            let (x, y) = a.split_at(k);
+            let new = || Framer::new(DtuFraming::Tcp, Some(Matcher::Bytes(hb.to_vec())));
+            let mut f = new();
+            let straight = feed(&mut f, &[x, &hb, y]);
+            assert_eq!(straight, vec![Piece::Heartbeat, Piece::Frame(a.clone())], "cut at {k}");
+            let mut f = new();
+            let mut pieces = feed(&mut f, &[x, &hb]);
+            pieces.extend(feed(&mut f, &[y, &a]));
+            let literal = [x, &hb].concat()[..a.len()].to_vec();
+            assert_eq!(
+                pieces,
+                vec![
+                    Piece::Frame(literal),
+                    Piece::Garbage(1),
+                    Piece::Garbage(1),
+                    Piece::Frame(a.clone())
+                ],
+                "cut at {k}"
+            );
+        }
     }
 }
