@@ -14,7 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
 
 use super::{DtuHub, Session, Station};
-use crate::sources::dtu::spec::DtuFraming;
+use crate::sources::dtu::spec::{DtuFraming, Matcher};
 use crate::sources::modbus::frame::{self, Answer, MBAP_LEN, ReadRequest};
 use crate::sources::modbus::transport::LinkError;
 
@@ -87,7 +87,7 @@ impl DtuLink {
         while frames.try_recv().is_ok() {
             self.hub.late_reply(&self.station);
         }
-        self.transaction = self.transaction.wrapping_add(1);
+        self.transaction = next_transaction(self.transaction, self.station.spec.heartbeat.as_ref());
         let bytes: Vec<u8> = match session.framing {
             DtuFraming::Rtu => frame::encode_rtu(unit, req).to_vec(),
             DtuFraming::Tcp => frame::encode_tcp(self.transaction, unit, req).to_vec(),
@@ -143,6 +143,20 @@ impl DtuLink {
     }
 }
 
+/// The transaction id after `prev`, skipping ids an answer would open with the heartbeat's
+/// bytes (or their start): such an answer reads as a heartbeat at a frame boundary and its
+/// rest as garbage. With a one-byte heartbeat that is 256 ids of 65,536.
+fn next_transaction(prev: u16, heartbeat: Option<&Matcher>) -> u16 {
+    let opens_like_heartbeat = |t: u16| {
+        let [hi, lo] = t.to_be_bytes();
+        heartbeat.is_some_and(|hb| hb.could_complete(&[hi, lo]) || hb.match_len(&[hi, lo, 0, 0, 0]).is_some())
+    };
+    (1..=u16::MAX)
+        .map(|step| prev.wrapping_add(step))
+        .find(|&t| !opens_like_heartbeat(t))
+        .unwrap_or_else(|| prev.wrapping_add(1))
+}
+
 /// Unit, function and byte count of an answer PDU agree with the request.
 pub fn matches_request(answer_unit: u8, pdu: &[u8], unit: u8, req: &ReadRequest) -> bool {
     let fc = req.function.code();
@@ -159,6 +173,32 @@ pub fn matches_request(answer_unit: u8, pdu: &[u8], unit: u8, req: &ReadRequest)
 mod tests {
     use super::*;
     use crate::sources::modbus::register::RegisterFunction;
+
+    #[test]
+    fn transaction_ids_never_open_like_the_heartbeat() {
+        let fefe = Matcher::Bytes(vec![0xfe, 0xfe]);
+        assert_eq!(next_transaction(0xfefd, Some(&fefe)), 0xfeff);
+        assert_eq!(next_transaction(0xfefd, None), 0xfefe);
+        assert_eq!(next_transaction(u16::MAX, Some(&fefe)), 0);
+        // A one-byte heartbeat rules out every id whose high byte it is.
+        let zero = Matcher::Bytes(vec![0x00]);
+        assert_eq!(next_transaction(u16::MAX, Some(&zero)), 0x0100);
+        // A heartbeat that starts like a whole MBAP header start: id 0x0102 would read as it.
+        let long = Matcher::Bytes(vec![0x01, 0x02, 0x00, 0x00]);
+        assert_eq!(next_transaction(0x0101, Some(&long)), 0x0103);
+        let text = Matcher::Bytes(b"HB:1;".to_vec());
+        assert_eq!(
+            next_transaction(u16::from_be_bytes(*b"HA"), Some(&text)),
+            u16::from_be_bytes(*b"HC")
+        );
+        // Every id is skipped at most once in a full turn.
+        let mut t = 0;
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..65_536 - 256 {
+            t = next_transaction(t, Some(&zero));
+            assert!(t >> 8 != 0 && seen.insert(t), "{t:#06x}");
+        }
+    }
 
     #[test]
     fn an_answer_matches_only_its_unit_function_and_length() {
