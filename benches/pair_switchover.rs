@@ -242,7 +242,7 @@ async fn main() {
                 }
             }
             wait_following(nodes.gw(active), nodes.gw(sb)).await;
-            trial.late_requests = late_requests(&p.nodes[active].device, &p.nodes[sb].device);
+            trial.late_requests = late_requests(&p.nodes[active].device, &p.nodes[sb].device, t0);
             eprintln!(
                 "trial {t:>2} {fault}: switch-over {:?} ms, device unpolled {:?} ms, alarms identical {}, late requests {}",
                 trial.switch_ms, trial.device_gap_ms, trial.alarms_identical, trial.late_requests

@@ -33,8 +33,10 @@ use crate::sinks::journal::replica::{self, ReplicaRow};
 const POLL: Duration = Duration::from_millis(50);
 /// How often the active sends a beat.
 const BEAT_EVERY: Duration = Duration::from_millis(250);
-/// How often delivery-state files are compared.
-const FILES_EVERY: Duration = Duration::from_millis(500);
+/// How often delivery-state files are looked at (size and modification time; read only when
+/// they changed): a delivery confirmed just before a switch-over is repeated only if its
+/// cursor had not reached the standby yet.
+const FILES_EVERY: Duration = POLL;
 /// A link that carried nothing for this long is dead.
 const SILENCE: Duration = Duration::from_millis(1_500);
 /// Journal rows per frame.
@@ -132,7 +134,7 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
     let reader = tokio::spawn(read_acks(r, ack_tx));
     let mut cursor = last_seq;
     let mut timers: Option<Vec<(String, i64)>> = None;
-    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut files: HashMap<String, Sent> = HashMap::new();
     let mut beats: HashMap<u64, Instant> = HashMap::new();
     let mut beat_id = 0u64;
     let mut next_beat = Instant::now();
@@ -174,13 +176,12 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
         }
         if now >= next_files {
             next_files = now + FILES_EVERY;
-            for (path, data) in changed_files(data_dir, &files).await {
+            for (path, data) in changed_files(data_dir, &mut files).await {
                 w.send(&Msg::File {
-                    path: path.clone(),
+                    path,
                     data: base64::engine::general_purpose::STANDARD.encode(&data),
                 })
                 .await?;
-                files.insert(path, data);
             }
         }
         if now >= next_beat {
@@ -269,23 +270,46 @@ async fn diverged(journal: &Arc<AlarmJournal>, last_seq: u64, last: Option<&(i64
     }
 }
 
-async fn changed_files(data_dir: &Path, sent: &HashMap<String, Vec<u8>>) -> Vec<(String, Vec<u8>)> {
+/// A delivery-state file as last sent: its size and modification time, and a hash of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sent {
+    stamp: (u64, Option<std::time::SystemTime>),
+    hash: u64,
+}
+
+/// Files whose size or modification time moved since they were sent, and whose content
+/// changed; `sent` is updated for them.
+async fn changed_files(data_dir: &Path, sent: &mut HashMap<String, Sent>) -> Vec<(String, Vec<u8>)> {
     let dir = data_dir.to_path_buf();
-    let sent: HashMap<String, u64> = sent.iter().map(|(k, v)| (k.clone(), hash(v))).collect();
-    blocking(move || {
+    let known = std::mem::take(sent);
+    let (known, out) = blocking(move || {
+        let mut known = known;
         let Ok(list) = backup::delivery_state_files(&dir) else {
-            return Vec::new();
+            return (known, Vec::new());
         };
-        list.into_iter()
-            .filter_map(|rel| {
-                let data = std::fs::read(dir.join(&rel)).ok()?;
-                let key = backup::rel_text(&rel);
-                (sent.get(&key) != Some(&hash(&data))).then_some((key, data))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for rel in list {
+            let path = dir.join(&rel);
+            let Ok(meta) = std::fs::metadata(&path) else { continue };
+            let stamp = (meta.len(), meta.modified().ok());
+            let key = backup::rel_text(&rel);
+            if known.get(&key).is_some_and(|s| s.stamp == stamp) {
+                continue;
+            }
+            let Ok(data) = std::fs::read(&path) else { continue };
+            let hash = hash(&data);
+            let same = known.get(&key).is_some_and(|s| s.hash == hash);
+            known.insert(key.clone(), Sent { stamp, hash });
+            if !same {
+                out.push((key, data));
+            }
+        }
+        (known, out)
     })
     .await
-    .unwrap_or_default()
+    .unwrap_or_default();
+    *sent = known;
+    out
 }
 
 fn hash(data: &[u8]) -> u64 {

@@ -29,8 +29,9 @@ async fn a_killed_active_is_replaced_by_the_standby_with_every_alarm_and_acknowl
     let before = snapshot(&a).await;
     assert_eq!(before.len(), 3, "{before:#?}");
 
+    let fault = Instant::now();
     a.kill();
-    let killed = Instant::now();
+    let killed = fault;
     let status = wait_role(&b, "active").await;
     eprintln!("switch-over after SIGKILL: {} ms", killed.elapsed().as_millis());
     assert_eq!(status["node"], "b");
@@ -52,7 +53,7 @@ async fn a_killed_active_is_replaced_by_the_standby_with_every_alarm_and_acknowl
         .filter(|e| e["transition"] == "raised")
         .count();
     assert_eq!(raised, 1, "raised once, never again: {history:#}");
-    never_two_masters(&p.nodes[0].device, &p.nodes[1].device);
+    never_two_masters(&p.nodes[0].device, &p.nodes[1].device, fault);
     let m = b.metrics().await;
     assert_eq!(
         support::metric(&m, "hazard_pair_switchovers_total", &["reason=\"lease_expired\""]),
@@ -84,6 +85,7 @@ async fn a_frozen_active_is_replaced_and_steps_down_without_touching_the_bus_whe
     let before = snapshot(&a).await;
 
     let pid = a.pid().to_string();
+    let fault = Instant::now();
     assert!(
         std::process::Command::new("kill")
             .args(["-STOP", &pid])
@@ -106,7 +108,7 @@ async fn a_frozen_active_is_replaced_and_steps_down_without_touching_the_bus_whe
     );
     // Woken past its fence: it steps down before any transaction.
     wait_role(&a, "standby").await;
-    never_two_masters(&p.nodes[0].device, &p.nodes[1].device);
+    never_two_masters(&p.nodes[0].device, &p.nodes[1].device, fault);
     // And it follows the new active.
     wait_for("the woken node follows", WAIT, || async {
         let s = pair_status(&a).await?;
@@ -162,6 +164,7 @@ async fn an_active_cut_off_from_witness_and_peer_steps_down_and_only_one_node_po
     assert_eq!(pair_status(&a).await.unwrap()["role"], "active");
     assert_eq!(pair_status(&b).await.unwrap()["role"], "standby");
     // Now the link too: a can prove nothing and steps down; b takes the lease.
+    let fault = Instant::now();
     p.cut_link();
     wait_role(&b, "active").await;
     wait_role(&a, "standby").await;
@@ -169,7 +172,7 @@ async fn an_active_cut_off_from_witness_and_peer_steps_down_and_only_one_node_po
         (!p.nodes[1].device.sent().is_empty()).then_some(())
     })
     .await;
-    never_two_masters(&p.nodes[0].device, &p.nodes[1].device);
+    never_two_masters(&p.nodes[0].device, &p.nodes[1].device, fault);
     // Healed: a stays standby and follows b.
     p.nodes[0].witness.restore();
     p.restore_link();

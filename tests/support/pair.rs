@@ -243,17 +243,22 @@ pub async fn wait_replicated(p: &Pair, active: usize) {
 
 /// Every request of the node that was active went to the device before the first request of
 /// the node that took over, and none after: never two masters.
-pub fn never_two_masters(before: &CutProxy, after: &CutProxy) {
-    let late = late_requests(before, after);
+pub fn never_two_masters(before: &CutProxy, after: &CutProxy, since: tokio::time::Instant) {
+    let late = late_requests(before, after, since);
     assert_eq!(
         late, 0,
         "the old active sent {late} requests after the new one started polling"
     );
 }
 
-/// Requests that went through `before` at or after the first one through `after`.
-pub fn late_requests(before: &CutProxy, after: &CutProxy) -> usize {
-    let first_after = *after.sent().first().expect("the new active polled the device");
+/// Requests through `before` at or after the first request through `after` since `since`
+/// (the fault): what the old active sent while the new one drove the device.
+pub fn late_requests(before: &CutProxy, after: &CutProxy, since: tokio::time::Instant) -> usize {
+    let first_after = after
+        .sent()
+        .into_iter()
+        .find(|t| *t >= since)
+        .expect("the new active polled the device");
     before.sent().into_iter().filter(|t| *t >= first_after).count()
 }
 
