@@ -11,10 +11,11 @@
 //! - `stop`: SIGSTOP of the active (SIGCONT after the switch-over: it must step down);
 //! - `isolate`: the active cut from both the witness and its peer;
 //! - `link`: only the pair link cut, both nodes still reach the witness: no switch-over may
-//!   happen (watched over twelve lease renewals).
+//!   happen (watched over twelve lease renewals);
+//! - `handover`: an operator's hand-over (`POST /api/v1/pair/handover`) for maintenance.
 //!
 //! ```sh
-//! cargo bench --bench pair_switchover -- 20 kill,stop,isolate,link
+//! cargo bench --bench pair_switchover -- 20 kill,stop,isolate,link,handover
 //! ```
 
 #[allow(unused_imports)]
@@ -131,7 +132,11 @@ async fn main() {
         .get(1)
         .map_or("kill,stop,isolate,link", String::as_str)
         .split(',')
-        .filter_map(|f| ["kill", "stop", "isolate", "link"].into_iter().find(|k| *k == f))
+        .filter_map(|f| {
+            ["kill", "stop", "isolate", "link", "handover"]
+                .into_iter()
+                .find(|k| *k == f)
+        })
         .collect();
     let vm = VictoriaMetrics::start();
     let deliveries: Deliveries = Arc::default();
@@ -181,6 +186,10 @@ async fn main() {
                 "isolate" => {
                     p.nodes[active].witness.cut();
                     p.cut_link();
+                }
+                "handover" => {
+                    let (status, body) = nodes.gw(active).post_json("/api/v1/pair/handover", json!({})).await;
+                    assert_eq!(status, 202, "{body}");
                 }
                 _ => p.cut_link(),
             }
@@ -236,6 +245,7 @@ async fn main() {
             match fault {
                 "kill" => nodes.gws[active] = Some(p.spawn(active).await),
                 "stop" => signal(nodes.gw(active), "CONT"),
+                "handover" => {}
                 _ => {
                     p.nodes[active].witness.restore();
                     p.restore_link();

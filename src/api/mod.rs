@@ -140,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         ));
     let admin = Router::new()
         .route("/api/v1/admin/reload", post(admin::reload))
+        .route("/api/v1/pair/handover", post(pair::handover))
         .route_layer(middleware::from_fn_with_state(guard(auth::Role::Admin), auth::require));
     // Everything but the feed answers within the request timeout (408 after it).
     let bounded = Router::new()

@@ -44,6 +44,7 @@ use super::{
         ops::readyz,
         ops::metrics,
         super::pair::status,
+        super::pair::handover,
         admin::reload,
         page::index,
         page::performance,
@@ -159,10 +160,11 @@ mod tests {
             "/performance",
             "/completeness",
             "/api/v1/pair",
+            "/api/v1/pair/handover",
         ] {
             assert!(paths.contains(&p), "{p} missing from {paths:?}");
         }
-        assert_eq!(paths.len(), 32, "a route was added: list it here and in the router");
+        assert_eq!(paths.len(), 33, "a route was added: list it here and in the router");
     }
 
     #[test]

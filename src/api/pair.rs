@@ -84,6 +84,46 @@ impl PairStatus {
     }
 }
 
+/// Accepted hand-over.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Handover {
+    /// The node that takes over.
+    pub to: String,
+}
+
+/// `POST /api/v1/pair/handover`: the active hands over to its standby for maintenance. It
+/// stops monitoring in order (journal written, the standby confirmed it has everything), then
+/// marks the lease vacant so the standby takes it at once. Refused when this node is not the
+/// active or no standby follows it (nobody would be active).
+#[utoipa::path(post, path = "/api/v1/pair/handover", tag = "operations",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Handing over", body = Handover),
+        (status = 401, description = "No or unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "The token's role is not admin", body = super::error::ErrorBody),
+        (status = 409, description = "Not in a pair, not active, or no standby follows", body = super::error::ErrorBody),
+    ))]
+pub(super) async fn handover(
+    State(s): State<AppState>,
+) -> Result<(axum::http::StatusCode, Json<Handover>), super::error::ApiError> {
+    use super::error::ApiError;
+    let Some(v) = s.pair.as_deref() else {
+        return Err(ApiError::Conflict("this gateway is not in a pair".into()));
+    };
+    if v.role() != crate::model::pair::PairRole::Active {
+        return Err(ApiError::Conflict("this node is not the active one".into()));
+    }
+    if !v.peer_up() {
+        return Err(ApiError::Conflict(format!(
+            "node {} is not following: after a hand-over nobody would be monitoring",
+            v.peer
+        )));
+    }
+    tracing::warn!(to = %v.peer, "Pair: hand-over requested through the API");
+    v.request_handover();
+    Ok((axum::http::StatusCode::ACCEPTED, Json(Handover { to: v.peer.clone() })))
+}
+
 /// This node's role in its hot-standby pair (`single` outside one).
 #[utoipa::path(get, path = "/api/v1/pair", tag = "operations",
     responses((status = 200, description = "Role, term, peer and witness, replication lag", body = PairStatus)))]

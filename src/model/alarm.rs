@@ -161,6 +161,9 @@ named_enum! {
         OutputFault => "output_fault",
         /// Self-diagnostic: the wall clock stepped against the monotonic clock.
         ClockJump => "clock_jump",
+        /// Self-diagnostic: the hot-standby pair cannot take over if this node fails (the
+        /// peer is not following, the witness is unreachable, or replication is behind).
+        PairDegraded => "pair_degraded",
     }
 }
 
@@ -181,12 +184,13 @@ impl ConditionKind {
 
     /// The gateway's own faults (GB 51108 asks an online monitoring system to detect them),
     /// raised on the `gateway` pseudo-device.
-    pub const SELF_DIAGNOSTIC: [ConditionKind; 5] = [
+    pub const SELF_DIAGNOSTIC: [ConditionKind; 6] = [
         ConditionKind::DiskSpace,
         ConditionKind::StorageWrite,
         ConditionKind::StoreBacklog,
         ConditionKind::OutputFault,
         ConditionKind::ClockJump,
+        ConditionKind::PairDegraded,
     ];
 
     /// Whether this is one of [`ConditionKind::SELF_DIAGNOSTIC`].

@@ -125,6 +125,8 @@ pub struct PairView {
     /// The latest lease record seen at the witness: holder (`None`: vacant) and its renewal
     /// count.
     lease: Mutex<Option<(Option<String>, u64)>>,
+    /// An operator asked the active to hand over to the standby.
+    handover: tokio::sync::Notify,
 }
 
 impl PairView {
@@ -141,6 +143,7 @@ impl PairView {
             lag_ms: AtomicU64::new(0),
             active_api: Mutex::new(None),
             lease: Mutex::new(None),
+            handover: tokio::sync::Notify::new(),
         })
     }
 
@@ -191,6 +194,14 @@ impl PairView {
     /// The active's API address, when known.
     pub fn active_api(&self) -> Option<String> {
         self.active_api.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Asks the role loop to hand over to the standby (maintenance).
+    pub fn request_handover(&self) {
+        self.handover.notify_one();
+    }
+    /// Resolves when an operator asked for a hand-over.
+    pub async fn handover_requested(&self) {
+        self.handover.notified().await;
     }
     /// The latest lease record seen: holder and renewal count.
     pub fn lease(&self) -> Option<(Option<String>, u64)> {

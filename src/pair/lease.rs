@@ -409,21 +409,22 @@ impl Task {
         if !self.connected || self.hold_off.is_some_and(|t| now < t) {
             return None;
         }
+        let subscribed = self.subscribed?;
+        // Vacated in order (a stop or a hand-over): the node that vacated holds off, so this
+        // one takes it at once, even while the link still carries the last rows.
+        if self.record.as_ref().is_some_and(|r| r.node.is_none()) {
+            return Some(Won::Vacant);
+        }
         // An active peer answering on the pair link keeps its role, whatever the witness shows.
         if self.shared.heard_active_within(TAKEOVER) {
             return None;
         }
-        let subscribed = self.subscribed?;
         match &self.record {
             None => {
                 let wait = if self.prefer { EMPTY_WAIT } else { EMPTY_WAIT * 2 };
                 (now.duration_since(subscribed) >= wait).then_some(Won::Empty)
             }
-            Some(r) if r.node.is_none() => {
-                // Vacated in order: the preferred node goes first if both are standby.
-                let wait = if self.prefer { Duration::ZERO } else { BEAT };
-                (now.duration_since(self.heard.unwrap_or(subscribed)) >= wait).then_some(Won::Vacant)
-            }
+            Some(r) if r.node.is_none() => Some(Won::Vacant),
             Some(_) => {
                 let heard = self.heard.unwrap_or(subscribed);
                 (now.duration_since(heard) >= TAKEOVER).then_some(Won::Expired)

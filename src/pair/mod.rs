@@ -235,9 +235,14 @@ async fn roles(
             }
         };
         info!(term, reason = why.reason(), started_in_ms = took.elapsed().as_millis() as u64, api = %gateway.api_addr, "Pair: active");
+        let mut handover = false;
         let stopping = loop {
             tokio::select! {
                 () = stop.cancelled() => break true,
+                () = shared.view.handover_requested() => {
+                    handover = true;
+                    break false;
+                }
                 () = tokio::time::sleep(WATCH) => {}
             }
             if *lease.holding.borrow() == lease::Holding::No {
@@ -253,6 +258,14 @@ async fn roles(
         // Stop driving before anything else, then stop in order.
         shared.fence.close();
         gateway.shutdown().await;
+        if handover {
+            // Everything journaled is at the standby before it may take over.
+            drained(shared).await;
+            lease.vacate().await;
+            count(&shared.metrics, "handover");
+            info!(to = %shared.view.peer, "Pair: handed over; standby now");
+            continue;
+        }
         if stopping {
             lease.vacate().await;
             count(&shared.metrics, "stop");
@@ -260,6 +273,25 @@ async fn roles(
         }
         count(&shared.metrics, "step_down");
     }
+}
+
+/// Waits until the standby has confirmed every journal row (at most 3 s: a standby that does
+/// not confirm takes over with what it has, as after a failure).
+async fn drained(shared: &Shared) {
+    let until = Instant::now() + Duration::from_secs(3);
+    // Long enough for the link to read the last commits (every 50 ms) and for a beat after
+    // them (every 250 ms): the lag then counts them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while Instant::now() < until {
+        if shared.view.lag().0 == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    warn!(
+        behind = shared.view.lag().0,
+        "Pair: hand-over with the standby still behind"
+    );
 }
 
 async fn start_gateway(

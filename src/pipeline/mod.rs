@@ -276,6 +276,7 @@ impl Gateway {
                 clock: clock.clone(),
                 state: state.clone(),
                 rules: diag_tx,
+                pair: pair.as_ref().map(|p| p.view.clone()),
             }
             .run(self_check_stop.clone()),
         );

@@ -35,6 +35,21 @@ const STORAGE_REASON_HOLD: Duration = Duration::from_secs(10);
 /// duty officer must see it even if it happened between two glances.
 const CLOCK_HOLD: Duration = Duration::from_secs(300);
 
+/// A pair member that stays unable to hand over this long raises `gateway:pair_degraded`:
+/// longer than a peer's restart or a switch-over, after which the peer reconnects.
+const PAIR_GRACE: Duration = Duration::from_secs(10);
+
+/// Replication this far behind counts as degraded: a switch-over now would lose that much.
+const PAIR_LAG_MS: u64 = 5_000;
+
+/// The pair as one round sees it (on the active node of a pair).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct PairSample {
+    pub(super) peer_up: bool,
+    pub(super) witness_up: bool,
+    pub(super) lag_ms: u64,
+}
+
 /// What one round of checks sees.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Sample {
@@ -56,6 +71,8 @@ pub(super) struct Sample {
     pub(super) backlog: Vec<(String, u64)>,
     /// Stores that cannot send at all, with why.
     pub(super) unusable: Vec<(String, String)>,
+    /// The hot-standby pair, when this gateway is its active node.
+    pub(super) pair: Option<PairSample>,
 }
 
 /// The limits the checks judge against (`[ops]`).
@@ -95,6 +112,8 @@ pub(super) struct Checker {
     storage_failed: Option<(Duration, u64)>,
     /// When the clock last stepped, and by how many seconds.
     clock_step: Option<(Duration, f64)>,
+    /// Since when the pair has been unable to hand over.
+    pair_degraded: Option<Duration>,
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -196,6 +215,25 @@ impl Checker {
             active: self.clock_step.is_some(),
             value: self.clock_step.map_or(f64::NAN, |(_, step)| step),
         });
+
+        // The standby pair: could the peer take over if this node failed now?
+        let degraded = s
+            .pair
+            .is_some_and(|p| !p.peer_up || !p.witness_up || p.lag_ms > PAIR_LAG_MS);
+        if degraded {
+            self.pair_degraded.get_or_insert(s.mono);
+        } else {
+            self.pair_degraded = None;
+        }
+        let for_long = self
+            .pair_degraded
+            .map(|since| s.mono.saturating_sub(since))
+            .filter(|d| *d >= PAIR_GRACE);
+        f.diagnoses.push(Diagnosis {
+            kind: ConditionKind::PairDegraded,
+            active: for_long.is_some(),
+            value: for_long.map_or(f64::NAN, |d| d.as_secs() as f64),
+        });
         f
     }
 }
@@ -208,6 +246,8 @@ pub(super) struct SelfCheck {
     pub(super) clock: SharedClock,
     pub(super) state: Arc<LiveState>,
     pub(super) rules: mpsc::Sender<Diagnosis>,
+    /// The hot-standby pair, when this gateway is its active node.
+    pub(super) pair: Option<Arc<crate::model::pair::PairView>>,
 }
 
 impl SelfCheck {
@@ -304,6 +344,11 @@ impl SelfCheck {
                 })
                 .collect(),
             unusable,
+            pair: self.pair.as_ref().map(|v| PairSample {
+                peer_up: v.peer_up(),
+                witness_up: v.witness_up(),
+                lag_ms: v.lag().1,
+            }),
         }
     }
 }
@@ -339,6 +384,62 @@ mod tests {
 
     fn active(f: &Findings, kind: ConditionKind) -> bool {
         f.diagnoses.iter().find(|d| d.kind == kind).is_some_and(|d| d.active)
+    }
+
+    #[test]
+    fn a_pair_that_cannot_hand_over_for_ten_seconds_raises_its_alarm_and_recovery_clears_it() {
+        let mut c = Checker::default();
+        let good = PairSample {
+            peer_up: true,
+            witness_up: true,
+            lag_ms: 0,
+        };
+        let at = |secs: u64, pair: PairSample| Sample {
+            pair: Some(pair),
+            ..sample(secs)
+        };
+        assert!(!active(&c.round(&at(0, good), limits()), ConditionKind::PairDegraded));
+        let no_peer = PairSample { peer_up: false, ..good };
+        // A peer restarting reconnects within the grace: no alarm.
+        assert!(!active(
+            &c.round(&at(2, no_peer), limits()),
+            ConditionKind::PairDegraded
+        ));
+        assert!(!active(
+            &c.round(&at(10, no_peer), limits()),
+            ConditionKind::PairDegraded
+        ));
+        let f = c.round(&at(12, no_peer), limits());
+        assert!(active(&f, ConditionKind::PairDegraded));
+        let d = f
+            .diagnoses
+            .iter()
+            .find(|d| d.kind == ConditionKind::PairDegraded)
+            .unwrap();
+        assert_eq!(d.value, 10.0, "seconds degraded");
+        assert!(f.reasons.is_empty(), "the active still monitors: not a /readyz reason");
+        assert!(!active(&c.round(&at(14, good), limits()), ConditionKind::PairDegraded));
+        // The witness lost, and replication behind, count the same way.
+        let no_witness = PairSample {
+            witness_up: false,
+            ..good
+        };
+        c.round(&at(20, no_witness), limits());
+        assert!(active(
+            &c.round(&at(30, no_witness), limits()),
+            ConditionKind::PairDegraded
+        ));
+        c.round(&at(31, good), limits());
+        let behind = PairSample { lag_ms: 6_000, ..good };
+        c.round(&at(40, behind), limits());
+        assert!(active(&c.round(&at(50, behind), limits()), ConditionKind::PairDegraded));
+        // A gateway outside a pair never raises it.
+        let mut alone = Checker::default();
+        alone.round(&sample(0), limits());
+        assert!(!active(
+            &alone.round(&sample(100), limits()),
+            ConditionKind::PairDegraded
+        ));
     }
 
     #[test]

@@ -173,6 +173,8 @@ async fn an_active_cut_off_from_witness_and_peer_steps_down_and_only_one_node_po
     })
     .await;
     never_two_masters(&p.nodes[0].device, &p.nodes[1].device, fault);
+    // b monitors alone, and the duty officer is told: nobody could take over from it.
+    wait_state(&b, "gateway:pair_degraded", "unack_active").await;
     // Healed: a stays standby and follows b.
     p.nodes[0].witness.restore();
     p.restore_link();
@@ -181,4 +183,52 @@ async fn an_active_cut_off_from_witness_and_peer_steps_down_and_only_one_node_po
         (s["role"] == "standby" && s["peer_up"] == true && s["active_api"] == b.base.as_str()).then_some(())
     })
     .await;
+    wait_state(&b, "gateway:pair_degraded", "unack_rtn").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_hand_over_moves_the_role_with_every_alarm_and_no_second_master() {
+    let p = Pair::new().await;
+    let (a, b) = started_pair(&p).await;
+    raise_and_handle(&p, &a).await;
+    wait_replicated(&p, 0).await;
+    let before = snapshot(&a).await;
+    let (status, body) = b.post_json("/api/v1/pair/handover", json!({})).await;
+    assert_eq!(status, 202, "the standby's answer comes from the active: {body}");
+    assert_eq!(body["to"], "b");
+    let fault = Instant::now();
+    wait_role(&b, "active").await;
+    eprintln!("hand-over: {} ms", fault.elapsed().as_millis());
+    assert_eq!(snapshot(&b).await, before);
+    wait_for("the new active polls", WAIT, || async {
+        (p.nodes[1].device.sent().iter().any(|t| *t >= fault)).then_some(())
+    })
+    .await;
+    never_two_masters(&p.nodes[0].device, &p.nodes[1].device, fault);
+    wait_for("a follows b", WAIT, || async {
+        let s = pair_status(&a).await?;
+        (s["role"] == "standby" && s["peer_up"] == true).then_some(())
+    })
+    .await;
+    let m = a.metrics().await;
+    assert_eq!(
+        support::metric(&m, "hazard_pair_switchovers_total", &["reason=\"handover\""]),
+        1.0,
+        "{m}"
+    );
+    let m = b.metrics().await;
+    assert_eq!(
+        support::metric(&m, "hazard_pair_switchovers_total", &["reason=\"lease_vacant\""]),
+        1.0,
+        "{m}"
+    );
+    // Nothing was journaled on a that b lacks: a follows without setting its journal aside.
+    assert_eq!(
+        support::metric(&a.metrics().await, "hazard_pair_diverged_journals_total", &[]),
+        0.0
+    );
+    // A standby cannot be asked to hand over what it does not hold.
+    let (status, _) = a.post_json("/api/v1/pair/handover", json!({})).await;
+    assert_eq!(status, 202, "redirected to b, which hands back to a");
+    wait_role(&a, "active").await;
 }

@@ -459,7 +459,7 @@ impl Builder<'_> {
         for kind in ConditionKind::SELF_DIAGNOSTIC {
             let unit = match kind {
                 ConditionKind::DiskSpace | ConditionKind::StoreBacklog => "MiB",
-                ConditionKind::ClockJump => "s",
+                ConditionKind::ClockJump | ConditionKind::PairDegraded => "s",
                 ConditionKind::StorageWrite => "readings",
                 _ => "",
             };

@@ -891,7 +891,8 @@ fn each_self_diagnostic_drives_its_own_gateway_alarm() {
             "gateway:storage_write",
             "gateway:store_backlog",
             "gateway:output_fault",
-            "gateway:clock_jump"
+            "gateway:clock_jump",
+            "gateway:pair_degraded"
         ]
     );
 }

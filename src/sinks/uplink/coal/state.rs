@@ -134,7 +134,8 @@ impl Abnormal {
             | ConditionKind::StorageWrite
             | ConditionKind::StoreBacklog
             | ConditionKind::OutputFault
-            | ConditionKind::ClockJump => Abnormal::SubstationUnreachable,
+            | ConditionKind::ClockJump
+            | ConditionKind::PairDegraded => Abnormal::SubstationUnreachable,
             ConditionKind::Deviation | ConditionKind::Vote => Abnormal::OverLimit,
         }
     }
