@@ -232,3 +232,27 @@ async fn an_operator_hand_over_moves_the_role_with_every_alarm_and_no_second_mas
     assert_eq!(status, 202, "redirected to b, which hands back to a");
     wait_role(&a, "active").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_names_the_active_node_and_says_when_no_switch_over_is_possible() {
+    let p = Pair::new().await;
+    let (a, mut b) = started_pair(&p).await;
+    let mut browser = support::ConsoleBrowser::start_script(
+        "console_pair.mjs",
+        &format!("{}/", b.base),
+        &[
+            ("STANDBY_URL", &format!("{}/", b.base)),
+            ("ACTIVE_URL", &format!("{}/", a.base)),
+        ],
+    );
+    let limit = std::time::Duration::from_secs(90);
+    browser.expect_line("READY", limit).await;
+    b.kill();
+    wait_for("a sees its standby gone", WAIT, || async {
+        (pair_status(&a).await?["peer_up"] == false).then_some(())
+    })
+    .await;
+    browser.proceed();
+    browser.expect_line("DONE", limit).await;
+    browser.finish();
+}

@@ -57,6 +57,7 @@
       need_reason: '请填写原因', forbidden_action: '此令牌无权执行该操作：{m}',
       st_on: '动作 (1)', st_off: '未动作 (0)', ago: '{a} 前',
       gw_fault: '网关自身故障（报警判断照常，数据可能未送达）：',
+      pair_role: '双机热备：{n}机{r}', role_active: '主用', role_standby: '备用', pair_peer_down: '（备机未同步，无法切换）',
       handover: '交接班', print: '打印',
       h_title: '交接班记录 {from} — {to}', h_raised: '本班报警', h_acked: '已确认', h_open: '仍未处理',
       h_tta: '平均确认用时', h_tta_max: '最长确认用时', h_actions: '操作记录',
@@ -129,6 +130,7 @@
       need_reason: 'Please give a reason', forbidden_action: 'This token may not do this: {m}',
       st_on: 'ON (1)', st_off: 'OFF (0)', ago: '{a} ago',
       gw_fault: 'Gateway fault (alarms still evaluated; data may not be delivered): ',
+      pair_role: 'Standby pair: node {n} {r}', role_active: 'active', role_standby: 'standby', pair_peer_down: ' (standby not following: no switch-over possible)',
       handover: 'Shift handover', print: 'Print',
       h_title: 'Shift handover {from} — {to}', h_raised: 'Raised this shift', h_acked: 'Acknowledged', h_open: 'Still open',
       h_tta: 'Mean time to ack', h_tta_max: 'Longest time to ack', h_actions: 'Operator actions',
@@ -389,7 +391,28 @@
   // The gateway's own faults (`/readyz`: a store that cannot send, a silent rules engine)
   // are shown to the duty officer, not only to the orchestrator.
   let problems = [];
+  // The node's place in a hot-standby pair (GET /api/v1/pair); hidden outside a pair.
+  let pair = null;
+  async function loadPair() {
+    try {
+      pair = await fetch('/api/v1/pair').then((r) => (r.ok ? r.json() : null));
+    } catch (_) { pair = null; }
+    renderPair();
+  }
+
+  function renderPair() {
+    const p = $('pair');
+    const inPair = !!pair && pair.role !== 'single';
+    p.hidden = !inPair;
+    if (!inPair) return;
+    const role = t(pair.role === 'active' ? 'role_active' : 'role_standby');
+    p.textContent = t('pair_role', { n: String(pair.node || '').toUpperCase(), r: role })
+      + (pair.role === 'active' && !pair.peer_up ? t('pair_peer_down') : '');
+    p.classList.toggle('degraded', pair.role === 'active' && !pair.peer_up);
+  }
+
   async function loadReady() {
+    loadPair();
     try {
       const r = await fetch('/readyz');
       const body = await r.json();
@@ -1430,6 +1453,7 @@
     $('flood-rate').textContent = t('flood_rate', { n: flood.rate });
     renderWho();
     renderProblems();
+    renderPair();
     render();
   }
 
