@@ -26,6 +26,10 @@ pub struct PairSpec {
     pub witness_host: String,
     /// The witness broker's port.
     pub witness_port: u16,
+    /// User name and password at the witness, if it asks for them.
+    pub witness_login: Option<(String, String)>,
+    /// Whether the preferred node takes the role back once it follows again.
+    pub failback_auto: bool,
     /// The lease topic at the witness.
     pub topic: String,
     /// Where consoles find this node's API when it is active (the standby redirects there).
@@ -69,6 +73,9 @@ pub(super) struct RawRedundancy {
     prefer: Option<Spanned<String>>,
     /// The witness: `{ mqtt = "host:port", topic = "…" }`.
     witness: Spanned<RawWitness>,
+    /// `"manual"` (default) or `"auto"`: the preferred node takes the role back.
+    #[serde(default)]
+    failback: Option<Spanned<String>>,
     /// This node's API as consoles reach it (default `http://` and `[api] listen`).
     #[serde(default)]
     advertise_api: Option<Spanned<String>>,
@@ -79,6 +86,10 @@ pub(super) struct RawRedundancy {
 struct RawWitness {
     mqtt: Spanned<String>,
     topic: Spanned<String>,
+    #[serde(default)]
+    username: Option<Spanned<String>>,
+    #[serde(default)]
+    password_env: Option<Spanned<String>>,
 }
 
 const NODES: [&str; 2] = ["a", "b"];
@@ -186,6 +197,48 @@ pub(super) fn validate(
             format!("`{topic}`: a plain topic name, without wildcards, not starting with `$`"),
         ));
     }
+    let witness_login = match (&w.username, &w.password_env) {
+        (None, None) => None,
+        (Some(u), Some(var)) => match env(var.get_ref()) {
+            Some(p) => Some((u.get_ref().clone(), p)),
+            None => {
+                errors.push(src.error(
+                    var.span(),
+                    "redundancy.witness.password_env",
+                    format!("${} is not set", var.get_ref()),
+                ));
+                None
+            }
+        },
+        (Some(u), None) => {
+            errors.push(src.error(
+                u.span(),
+                "redundancy.witness.password_env",
+                "a username needs password_env",
+            ));
+            None
+        }
+        (None, Some(var)) => {
+            errors.push(src.error(
+                var.span(),
+                "redundancy.witness.username",
+                "password_env needs a username",
+            ));
+            None
+        }
+    };
+    let failback_auto = match raw.failback.as_ref().map(|f| (f, f.get_ref().as_str())) {
+        None | Some((_, "manual")) => false,
+        Some((_, "auto")) => true,
+        Some((f, other)) => {
+            errors.push(src.error(
+                f.span(),
+                "redundancy.failback",
+                format!("`{other}`: \"manual\" or \"auto\""),
+            ));
+            false
+        }
+    };
     let advertise_api = raw.advertise_api.as_ref().map_or_else(
         || format!("http://{api_listen}"),
         |a| a.get_ref().trim_end_matches('/').to_string(),
@@ -212,6 +265,8 @@ pub(super) fn validate(
         prefer,
         witness_host,
         witness_port,
+        witness_login,
+        failback_auto,
         topic,
         advertise_api,
     })
@@ -264,6 +319,15 @@ mod tests {
         assert_eq!(spec.secret, b"0123456789abcdef");
         assert_eq!((spec.witness_host.as_str(), spec.witness_port), ("127.0.0.1", 1883));
         assert_eq!(spec.advertise_api, "http://127.0.0.1:8080");
+        assert!(!spec.failback_auto);
+        assert_eq!(spec.witness_login, None);
+        let text = GOOD.replace(
+            "topic = \"hazard/pair/gw\" }",
+            "topic = \"hazard/pair/gw\", username = \"pair\", password_env = \"WITNESS_PW\" }\nfailback = \"auto\"",
+        );
+        let spec = check(&text, Some("0123456789abcdef")).unwrap().unwrap();
+        assert!(spec.failback_auto);
+        assert_eq!(spec.witness_login, Some(("pair".into(), "0123456789abcdef".into())));
         assert!(
             !format!("{spec:?}").contains("0123456789abcdef"),
             "the secret is never printed"
@@ -272,6 +336,11 @@ mod tests {
 
     #[test]
     fn mistakes_are_named_with_file_line_and_key() {
+        let e = check(&format!("{GOOD}failback = \"sometimes\"\n"), Some("0123456789abcdef")).unwrap_err();
+        assert!(
+            e.contains("site.toml:6:12: redundancy.failback: `sometimes`: \"manual\" or \"auto\""),
+            "{e}"
+        );
         let e = check(GOOD, None).unwrap_err();
         assert!(
             e.contains("site.toml:2:8: redundancy.secret_env: $HAZARD_PAIR_SECRET is not set"),

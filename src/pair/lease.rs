@@ -112,6 +112,9 @@ impl Lease {
             spec.witness_port,
         );
         opts.set_keep_alive(Duration::from_secs(2));
+        if let Some((user, password)) = &spec.witness_login {
+            opts.set_credentials(user.clone(), password.clone());
+        }
         opts.set_clean_session(true);
         let (client, eventloop) = AsyncClient::new(opts, 64);
         let task = Task {

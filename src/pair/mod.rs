@@ -102,6 +102,10 @@ pub enum PairError {
 /// How often the active checks its fence and lease.
 const WATCH: Duration = Duration::from_millis(50);
 
+/// With `failback = "auto"`, how long the preferred node must follow with nothing missing
+/// before the other hands the role back: a node that just came back may go again.
+const FAILBACK_AFTER: Duration = Duration::from_secs(30);
+
 fn count(metrics: &PairMetrics, reason: &'static str) {
     metrics.switchovers.get_or_create(&SwitchReason { reason }).inc();
 }
@@ -236,6 +240,11 @@ async fn roles(
         };
         info!(term, reason = why.reason(), started_in_ms = took.elapsed().as_millis() as u64, api = %gateway.api_addr, "Pair: active");
         let mut handover = false;
+        let give_back = config
+            .redundancy
+            .as_ref()
+            .is_some_and(|s| s.failback_auto && s.prefer != s.node);
+        let mut settled_since: Option<Instant> = None;
         let stopping = loop {
             tokio::select! {
                 () = stop.cancelled() => break true,
@@ -253,6 +262,18 @@ async fn roles(
                 warn!("Pair: neither the witness nor the standby confirmed this node in time; stepping down");
                 lease.release().await;
                 break false;
+            }
+            if give_back {
+                // The preferred node follows with nothing missing: hand the role back to it.
+                let settled = shared.view.peer_up() && shared.view.lag().0 == 0;
+                let since = settled_since.get_or_insert_with(Instant::now);
+                if !settled {
+                    settled_since = None;
+                } else if since.elapsed() >= FAILBACK_AFTER {
+                    info!(to = %shared.view.peer, "Pair: the preferred node follows again; handing the role back (failback = auto)");
+                    handover = true;
+                    break false;
+                }
             }
         };
         // Stop driving before anything else, then stop in order.

@@ -256,3 +256,36 @@ async fn the_console_names_the_active_node_and_says_when_no_switch_over_is_possi
     browser.expect_line("DONE", limit).await;
     browser.finish();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_automatic_failback_the_preferred_node_takes_its_role_back_once_it_follows() {
+    let p = Pair::with(|_| "failback = \"auto\"".to_string()).await;
+    let (mut a, b) = started_pair(&p).await;
+    raise_and_handle(&p, &a).await;
+    wait_replicated(&p, 0).await;
+    let before = snapshot(&a).await;
+    a.kill();
+    wait_role(&b, "active").await;
+    drop(a);
+    let a = p.spawn(0).await;
+    wait_role(&a, "standby").await;
+    // After 30 s of following with nothing missing, b hands the role back to a.
+    let back = Instant::now();
+    wait_for("a active again", std::time::Duration::from_secs(90), || async {
+        pair_status(&a).await.filter(|s| s["role"] == "active").map(|_| ())
+    })
+    .await;
+    eprintln!("failback after {} ms", back.elapsed().as_millis());
+    assert_eq!(snapshot(&a).await, before);
+    wait_for("b follows a", WAIT, || async {
+        let s = pair_status(&b).await?;
+        (s["role"] == "standby" && s["peer_up"] == true).then_some(())
+    })
+    .await;
+    let m = b.metrics().await;
+    assert_eq!(
+        support::metric(&m, "hazard_pair_switchovers_total", &["reason=\"handover\""]),
+        1.0,
+        "{m}"
+    );
+}
