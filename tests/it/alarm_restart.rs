@@ -4,9 +4,8 @@
 
 use crate::support;
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
+use support::alarms::{act, snapshot, wait_state};
 use support::{GatewayProcess, WAIT, free_port, simulator, wait_for};
 
 fn config(sim: &str, port: u16) -> String {
@@ -29,46 +28,6 @@ latching = true
 threshold = {{ high = 25.0 }}
 "#
     )
-}
-
-/// Alarm id -> the fields a restart must preserve.
-async fn snapshot(gw: &GatewayProcess) -> BTreeMap<String, Value> {
-    let alarms = gw.get_json("/api/v1/alarms").await;
-    alarms
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let keep = json!({
-                "state": a["state"], "acknowledged": a["acknowledged"], "shelved_until": a["shelved_until"],
-                "out_of_service": a["out_of_service"], "raised_at": a["raised_at"], "user": a["user"],
-            });
-            (a["alarm_id"].as_str().unwrap().to_string(), keep)
-        })
-        .collect()
-}
-
-async fn wait_state(gw: &GatewayProcess, id: &str, state: &str) {
-    wait_for(&format!("{id} in {state}"), WAIT, || async {
-        let alarms = gw.get_json("/api/v1/alarms").await;
-        alarms
-            .as_array()?
-            .iter()
-            .any(|a| a["alarm_id"] == id && a["state"] == state)
-            .then_some(())
-    })
-    .await;
-}
-
-async fn act(gw: &GatewayProcess, id: &str, action: &str, extra: Value) {
-    let mut body = json!({"user": "值班员", "comment": "restart drill"});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let (status, answer) = gw
-        .post_json(&format!("/api/v1/alarms/{}/{action}", id.replace('/', "%2F")), body)
-        .await;
-    assert_eq!(status, 200, "{action} {id}: {answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,7 +412,7 @@ time_to_limit = {{ horizon = "30m", window = "10m" }}
         (
             "ack_active with a comment",
             list.iter()
-                .any(|a| a["state"] == "ack_active" && a["comment"] == "restart drill"),
+                .any(|a| a["state"] == "ack_active" && a["comment"] == "drill"),
         ),
         ("unack_rtn", list.iter().any(|a| a["state"] == "unack_rtn")),
         ("latched", list.iter().any(|a| a["state"] == "latched")),

@@ -15,6 +15,7 @@ use hazard_gateway::pipeline::Gateway;
 use hazard_gateway::sources::sim::{Scenario, Simulator};
 
 /// A simulated 4G DTU that dials in to the gateway.
+pub mod alarms;
 pub mod console;
 pub mod dtu;
 pub mod mqtt;

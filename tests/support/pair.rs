@@ -3,11 +3,11 @@
 //! reaches the device, the witness and its peer through a relay of its own ([`CutProxy`]), so
 //! a test can cut any link and tell which node polled the device when.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
+pub use super::alarms::{act, snapshot, wait_state};
 use super::{CutProxy, GatewayProcess, Mosquitto, WAIT, free_port, simulator, wait_for};
 
 pub const SECRET: &str = "pair-secret-for-the-drill";
@@ -173,46 +173,6 @@ pub async fn wait_role(gw: &GatewayProcess, role: &str) -> Value {
         pair_status(gw).await.filter(|s| s["role"] == role)
     })
     .await
-}
-
-/// Alarm id -> what a switch-over must keep.
-pub async fn snapshot(gw: &GatewayProcess) -> BTreeMap<String, Value> {
-    let alarms = gw.get_json("/api/v1/alarms").await;
-    alarms
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let keep = json!({
-                "state": a["state"], "acknowledged": a["acknowledged"], "shelved_until": a["shelved_until"],
-                "out_of_service": a["out_of_service"], "raised_at": a["raised_at"], "user": a["user"],
-            });
-            (a["alarm_id"].as_str().unwrap().to_string(), keep)
-        })
-        .collect()
-}
-
-pub async fn wait_state(gw: &GatewayProcess, id: &str, state: &str) {
-    wait_for(&format!("{id} in {state}"), WAIT, || async {
-        let alarms = gw.get_json("/api/v1/alarms").await;
-        alarms
-            .as_array()?
-            .iter()
-            .any(|a| a["alarm_id"] == id && a["state"] == state)
-            .then_some(())
-    })
-    .await;
-}
-
-pub async fn act(gw: &GatewayProcess, id: &str, action: &str, extra: Value) {
-    let mut body = json!({"user": "值班员", "comment": "standby drill"});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let (status, answer) = gw
-        .post_json(&format!("/api/v1/alarms/{}/{action}", id.replace('/', "%2F")), body)
-        .await;
-    assert_eq!(status, 200, "{action} {id}: {answer}");
 }
 
 pub fn journal_rows(path: &std::path::Path) -> i64 {
