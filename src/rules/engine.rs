@@ -13,6 +13,7 @@ mod build;
 mod carry;
 #[cfg(test)]
 mod early_tests;
+mod lists;
 #[cfg(test)]
 mod suspect_tests;
 #[cfg(test)]
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 pub use build::BuildError;
 pub use carry::CarryReport;
+use lists::PointLists;
 
 use super::early_warning::{CLEAR_FACTOR, Trend, TrendWindow, predict, predict_seasonal, warns};
 use super::flood::{CHATTER_WINDOW, FloodGuard};
@@ -222,9 +224,6 @@ pub struct AlarmStats {
     pub chattering_total: u64,
 }
 
-/// One point's list of evaluators or alarms.
-type PerPoint<T> = Box<[T]>;
-
 /// Per-point, per-device and per-group alarm state. Feed it readings; it returns transitions.
 #[derive(Debug)]
 pub struct RulesEngine {
@@ -232,22 +231,22 @@ pub struct RulesEngine {
     settings: AlarmSettings,
     slots: Vec<Slot>,
     by_id: HashMap<Arc<str>, usize>,
-    // Per-point lists are boxed slices: they are filled once when the engine is built, and a
-    // plant has tens of thousands of points, most with one alarm or none in each list.
-    point_slots: Vec<PerPoint<usize>>,
-    thresholds: Vec<PerPoint<ThresholdEval>>,
-    rates: Vec<PerPoint<RateEval>>,
-    earlies: Vec<PerPoint<EarlyEval>>,
-    faults: Vec<PerPoint<usize>>,
+    // Per-point lists are flat: they are filled once when the engine is built, and a plant
+    // has tens of thousands of points, most with one alarm or none in each list.
+    point_slots: PointLists<usize>,
+    thresholds: PointLists<ThresholdEval>,
+    rates: PointLists<RateEval>,
+    earlies: PointLists<EarlyEval>,
+    faults: PointLists<usize>,
     /// Boxed: most points have no checks, and the state is large.
     suspects: Vec<Option<Box<SuspectEval>>>,
-    stales: Vec<PerPoint<StaleEval>>,
+    stales: PointLists<StaleEval>,
     last_seen: Vec<Option<Timestamp>>,
     latest: Vec<Option<f64>>,
     deviations: Vec<DeviationEval>,
-    point_deviations: Vec<PerPoint<usize>>,
+    point_deviations: PointLists<usize>,
     votes: Vec<VoteEval>,
-    point_votes: Vec<PerPoint<usize>>,
+    point_votes: PointLists<usize>,
     devices: Vec<DeviceEval>,
     point_device: Vec<usize>,
     point_commfault: Vec<bool>,

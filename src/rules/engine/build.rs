@@ -8,7 +8,8 @@ use super::super::season::Season;
 use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
 use super::super::suspect::{Check, SuspectState};
 use super::super::vote::output_levels;
-use super::super::{AlarmSettings, Delays, RuleKind, RuleSpec, VoteMember, VoteMode, bindings};
+use super::super::{AlarmSettings, Delays, Limit, RuleKind, RuleSpec, VoteMember, VoteMode, bindings};
+use super::lists::ListBuilder;
 use super::{
     DeviationEval, DeviceEval, EarlyEval, RateEval, RulesEngine, StaleEval, SuspectEval, ThresholdEval, VoteEval,
     VoteInput,
@@ -66,9 +67,39 @@ fn mode_family(mode: &VoteMode) -> Option<Level> {
 
 struct Builder<'a> {
     engine: RulesEngine,
+    lists: Lists,
+    /// Each point's threshold set-points so far, for the early warnings and votes built after
+    /// them (only points that have any).
+    set_points: HashMap<PointId, Vec<Limit>>,
     /// Rule names shared by the alarms they define (one per point for the defaults).
     names: HashMap<String, Arc<str>>,
     points: &'a PointTable,
+}
+
+/// The engine's per-point lists while they are gathered.
+#[derive(Default)]
+struct Lists {
+    point_slots: ListBuilder<usize>,
+    thresholds: ListBuilder<ThresholdEval>,
+    rates: ListBuilder<RateEval>,
+    earlies: ListBuilder<EarlyEval>,
+    faults: ListBuilder<usize>,
+    stales: ListBuilder<StaleEval>,
+    point_deviations: ListBuilder<usize>,
+    point_votes: ListBuilder<usize>,
+}
+
+impl Lists {
+    fn finish(self, e: &mut RulesEngine, n: usize) {
+        e.point_slots = self.point_slots.finish(n);
+        e.thresholds = self.thresholds.finish(n);
+        e.rates = self.rates.finish(n);
+        e.earlies = self.earlies.finish(n);
+        e.faults = self.faults.finish(n);
+        e.stales = self.stales.finish(n);
+        e.point_deviations = self.point_deviations.finish(n);
+        e.point_votes = self.point_votes.finish(n);
+    }
 }
 
 impl Builder<'_> {
@@ -93,7 +124,7 @@ impl Builder<'_> {
         let idx = self.engine.slots.len();
         self.engine.by_id.insert(meta.id.clone(), idx);
         if let Role::Threshold(p) | Role::Point(p) = meta.role {
-            push(&mut self.engine.point_slots[p.index()], idx);
+            self.lists.point_slots.push(p, idx);
         }
         self.engine.slots.push(Slot::new(meta, latching, delays));
         Ok(idx)
@@ -175,14 +206,15 @@ impl Builder<'_> {
                     meta.limit = Some(limit.value);
                     meta.role = Role::Threshold(*point);
                     let slot = self.add_slot(rule, meta, *delays)?;
-                    push(
-                        &mut self.engine.thresholds[point.index()],
+                    self.lists.thresholds.push(
+                        *point,
                         ThresholdEval {
                             slot,
                             limit: *limit,
                             deadband: *deadband,
                         },
                     );
+                    self.set_points.entry(*point).or_default().push(*limit);
                 }
             }
             RuleKind::RateOfChange {
@@ -198,8 +230,8 @@ impl Builder<'_> {
                 meta.priority = *priority;
                 meta.limit = rise.or(fall.map(|f| -f));
                 let slot = self.add_slot(rule, meta, *delays)?;
-                push(
-                    &mut self.engine.rates[point.index()],
+                self.lists.rates.push(
+                    *point,
                     RateEval {
                         slot,
                         rise: *rise,
@@ -218,7 +250,7 @@ impl Builder<'_> {
                 priority,
                 delays,
             } => {
-                let limits: Vec<_> = self.engine.thresholds[point.index()].iter().map(|t| t.limit).collect();
+                let limits = self.set_points.get(point).cloned().unwrap_or_default();
                 if limits.is_empty() {
                     return Err(BuildError::NoSetPoint {
                         rule: rule.name.clone(),
@@ -236,8 +268,8 @@ impl Builder<'_> {
                     meta.limit = Some(limit.value);
                     slots.push((limit, self.add_slot(rule, meta, *delays)?));
                 }
-                push(
-                    &mut self.engine.earlies[point.index()],
+                self.lists.earlies.push(
+                    *point,
                     EarlyEval {
                         slots,
                         horizon: *horizon,
@@ -254,10 +286,7 @@ impl Builder<'_> {
                 let mut meta = self.point_meta(rule, *point, ConditionKind::Stale, None);
                 meta.priority = *priority;
                 let slot = self.add_slot(rule, meta, Delays::default())?;
-                push(
-                    &mut self.engine.stales[point.index()],
-                    StaleEval { slot, after: *after },
-                );
+                self.lists.stales.push(*point, StaleEval { slot, after: *after });
             }
             RuleKind::SensorFault {
                 point,
@@ -267,7 +296,7 @@ impl Builder<'_> {
                 let mut meta = self.point_meta(rule, *point, ConditionKind::SensorFault, None);
                 meta.priority = *priority;
                 let slot = self.add_slot(rule, meta, *delays)?;
-                push(&mut self.engine.faults[point.index()], slot);
+                self.lists.faults.push(*point, slot);
             }
             RuleKind::Suspect {
                 point,
@@ -318,7 +347,7 @@ impl Builder<'_> {
                 let slot = self.add_slot(rule, meta, *delays)?;
                 let idx = self.engine.deviations.len();
                 for p in points {
-                    push(&mut self.engine.point_deviations[p.index()], idx);
+                    self.lists.point_deviations.push(*p, idx);
                 }
                 self.engine.deviations.push(DeviationEval {
                     slot,
@@ -351,9 +380,10 @@ impl Builder<'_> {
         for m in members {
             match m {
                 VoteMember::Point(p) => {
-                    let votes = self.engine.thresholds[p.index()]
-                        .iter()
-                        .any(|t| t.limit.level.same_family(family));
+                    let votes = self
+                        .set_points
+                        .get(p)
+                        .is_some_and(|limits| limits.iter().any(|l| l.level.same_family(family)));
                     if !votes {
                         let point = self.points.meta(*p).name.to_string();
                         return Err(BuildError::MemberCannotVote {
@@ -362,7 +392,7 @@ impl Builder<'_> {
                             level: family,
                         });
                     }
-                    push(&mut self.engine.point_votes[p.index()], idx);
+                    self.lists.point_votes.push(*p, idx);
                     inputs.push(VoteInput::Point(*p));
                 }
                 VoteMember::Group(name) => {
@@ -497,19 +527,19 @@ impl RulesEngine {
             settings: settings.clone(),
             slots: Vec::new(),
             by_id: HashMap::new(),
-            point_slots: per_point(n),
-            thresholds: per_point(n),
-            rates: per_point(n),
-            earlies: per_point(n),
-            faults: per_point(n),
+            point_slots: Default::default(),
+            thresholds: Default::default(),
+            rates: Default::default(),
+            earlies: Default::default(),
+            faults: Default::default(),
             suspects: vec![None; n],
-            stales: per_point(n),
+            stales: Default::default(),
             last_seen: vec![None; n],
             latest: vec![None; n],
             deviations: Vec::new(),
-            point_deviations: per_point(n),
+            point_deviations: Default::default(),
             votes: Vec::new(),
-            point_votes: per_point(n),
+            point_votes: Default::default(),
             devices: Vec::new(),
             point_device: vec![0; n],
             point_commfault: vec![false; n],
@@ -522,6 +552,8 @@ impl RulesEngine {
         };
         let mut b = Builder {
             engine,
+            lists: Lists::default(),
+            set_points: HashMap::new(),
             names: HashMap::new(),
             points: &points,
         };
@@ -537,6 +569,7 @@ impl RulesEngine {
             b.add_rule(rule)?;
         }
         let mut engine = b.engine;
+        b.lists.finish(&mut engine, n);
         engine.points = points;
         engine.shrink_to_fit();
         Ok(engine)
@@ -550,16 +583,4 @@ impl RulesEngine {
         self.slots.shrink_to_fit();
         self.by_id.shrink_to_fit();
     }
-}
-
-/// Empty lists for `n` points.
-fn per_point<T>(n: usize) -> Vec<Box<[T]>> {
-    (0..n).map(|_| Box::default()).collect()
-}
-
-/// Adds to a point's list while the engine is built (lists hold a few entries at most).
-fn push<T>(list: &mut Box<[T]>, item: T) {
-    let mut v = std::mem::take(list).into_vec();
-    v.push(item);
-    *list = v.into_boxed_slice();
 }

@@ -61,16 +61,16 @@ impl RulesEngine {
             self.last_seen.clone_from(&old.last_seen);
             self.latest.clone_from(&old.latest);
             self.point_commfault.clone_from(&old.point_commfault);
-            for (p, evals) in self.rates.iter_mut().enumerate() {
-                for e in evals.iter_mut() {
+            for p in 0..self.rates.len() {
+                for e in self.rates[p].iter_mut() {
                     let id = &self.slots[e.slot].meta.id;
                     if let Some(prev) = old.rates[p].iter().find(|r| old.slots[r.slot].meta.id == *id) {
                         e.samples = prev.samples.clone();
                     }
                 }
             }
-            for (p, evals) in self.earlies.iter_mut().enumerate() {
-                for e in evals.iter_mut() {
+            for p in 0..self.earlies.len() {
+                for e in self.earlies[p].iter_mut() {
                     let Some(&(_, first)) = e.slots.first() else { continue };
                     let rule = &self.slots[first].meta.rule;
                     let prev = old.earlies[p]

@@ -38,8 +38,8 @@ impl RulesEngine {
     /// tuning suggestions.
     pub fn threshold_settings(&self) -> Vec<ThresholdSetting> {
         let mut out = Vec::new();
-        for ((point, _), evals) in self.points.iter().zip(&self.thresholds) {
-            for t in evals {
+        for (point, _) in self.points.iter() {
+            for t in &self.thresholds[point.index()] {
                 let slot = &self.slots[t.slot];
                 out.push(ThresholdSetting {
                     alarm_id: slot.meta.id.to_string(),
