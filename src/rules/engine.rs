@@ -230,7 +230,9 @@ pub struct RulesEngine {
     points: PointTable,
     settings: AlarmSettings,
     slots: Vec<Slot>,
-    by_id: HashMap<Arc<str>, usize>,
+    /// The alarms of each subject that is not a point (devices, stations, groups, the
+    /// gateway), to find an alarm by its id; a point's are in `point_slots`.
+    subjects: HashMap<Arc<str>, Box<[usize]>>,
     // Per-point lists are flat: they are filled once when the engine is built, and a plant
     // has tens of thousands of points, most with one alarm or none in each list.
     point_slots: PointLists<usize>,

@@ -117,14 +117,7 @@ fn the_engine_builds_the_same_alarms_from_the_defaults() {
         let e = RulesEngine::new(t.clone(), rules, AlarmSettings::default(), Timestamp::default()).unwrap();
         e.slots
             .iter()
-            .map(|s| {
-                (
-                    s.meta.id.to_string(),
-                    s.meta.rule.to_string(),
-                    s.meta.priority,
-                    s.meta.condition,
-                )
-            })
+            .map(|s| (s.meta.id(), s.meta.rule.to_string(), s.meta.priority, s.meta.condition))
             .collect::<Vec<_>>()
     };
     let (shared, each) = (build(&with_defaults(&t)), build(&written_out(&t)));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::season::Season;
-use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
+use super::super::slots::{Role, Slot, SlotMeta};
 use super::super::suspect::{Check, SuspectState};
 use super::super::vote::output_levels;
 use super::super::{AlarmSettings, Delays, Limit, RuleKind, RuleSpec, VoteMember, VoteMode, bindings};
@@ -67,6 +67,10 @@ fn mode_family(mode: &VoteMode) -> Option<Level> {
 
 struct Builder<'a> {
     engine: RulesEngine,
+    /// Every alarm id so far, to refuse a second definition.
+    ids: HashMap<String, usize>,
+    /// The alarms of each subject that is not a point.
+    subjects: HashMap<Arc<str>, Vec<usize>>,
     lists: Lists,
     /// Each point's threshold set-points so far, for the early warnings and votes built after
     /// them (only points that have any).
@@ -114,17 +118,21 @@ impl Builder<'_> {
         meta: SlotMeta,
         delays: Delays,
     ) -> Result<usize, BuildError> {
-        if let Some(&first) = self.engine.by_id.get(&meta.id) {
+        let id = meta.id();
+        if let Some(&first) = self.ids.get(&id) {
             return Err(BuildError::DuplicateAlarm {
-                id: meta.id.to_string(),
+                id,
                 first: self.engine.slots[first].meta.rule.to_string(),
                 second: rule.to_string(),
             });
         }
         let idx = self.engine.slots.len();
-        self.engine.by_id.insert(meta.id.clone(), idx);
-        if let Role::Threshold(p) | Role::Point(p) = meta.role {
-            self.lists.point_slots.push(p, idx);
+        self.ids.insert(id, idx);
+        match meta.role {
+            Role::Threshold(p) | Role::Point(p) => self.lists.point_slots.push(p, idx),
+            Role::Device(_) | Role::Group | Role::Gateway => {
+                self.subjects.entry(meta.subject.clone()).or_default().push(idx);
+            }
         }
         self.engine.slots.push(Slot::new(meta, latching, delays));
         Ok(idx)
@@ -149,7 +157,6 @@ impl Builder<'_> {
     ) -> SlotMeta {
         let m = self.points.meta(point);
         SlotMeta {
-            id: alarm_id(&m.name, condition, level),
             rule: self.name(&rule.name),
             subject: m.name.clone(),
             subject_kind: SubjectKind::Point,
@@ -172,7 +179,6 @@ impl Builder<'_> {
     ) -> SlotMeta {
         let name = self.name(&rule.name);
         SlotMeta {
-            id: alarm_id(&rule.name, condition, level),
             rule: name.clone(),
             subject: name,
             subject_kind: SubjectKind::Group,
@@ -458,7 +464,6 @@ impl Builder<'_> {
             let rule = self.name(RULE);
             let d = &self.engine.devices[dev];
             let meta = SlotMeta {
-                id: alarm_id(&d.name, ConditionKind::Communication, None),
                 rule,
                 subject: d.name.as_str().into(),
                 subject_kind: SubjectKind::Device,
@@ -494,7 +499,6 @@ impl Builder<'_> {
                 _ => "",
             };
             let meta = SlotMeta {
-                id: alarm_id(GATEWAY_SUBJECT, kind, None),
                 rule: self.name(RULE),
                 subject: GATEWAY_SUBJECT.into(),
                 subject_kind: SubjectKind::Device,
@@ -526,7 +530,7 @@ impl RulesEngine {
         let engine = RulesEngine {
             settings: settings.clone(),
             slots: Vec::new(),
-            by_id: HashMap::new(),
+            subjects: HashMap::new(),
             point_slots: Default::default(),
             thresholds: Default::default(),
             rates: Default::default(),
@@ -552,6 +556,8 @@ impl RulesEngine {
         };
         let mut b = Builder {
             engine,
+            ids: HashMap::new(),
+            subjects: HashMap::new(),
             lists: Lists::default(),
             set_points: HashMap::new(),
             names: HashMap::new(),
@@ -570,6 +576,7 @@ impl RulesEngine {
         }
         let mut engine = b.engine;
         b.lists.finish(&mut engine, n);
+        engine.subjects = b.subjects.into_iter().map(|(s, v)| (s, v.into_boxed_slice())).collect();
         engine.points = points;
         engine.shrink_to_fit();
         Ok(engine)
@@ -581,6 +588,6 @@ impl RulesEngine {
     /// these lists, so the spare capacity would cost more than the alarms themselves.
     fn shrink_to_fit(&mut self) {
         self.slots.shrink_to_fit();
-        self.by_id.shrink_to_fit();
+        self.subjects.shrink_to_fit();
     }
 }

@@ -29,7 +29,7 @@ impl RulesEngine {
         let mut report = CarryReport::default();
         self.started = old.started;
         for (new_slot, slot) in self.slots.iter_mut().enumerate() {
-            let Some(&o) = old.by_id.get(&slot.meta.id) else {
+            let Some(o) = old.slot_of(&slot.meta.id()) else {
                 report.added += 1;
                 continue;
             };
@@ -54,8 +54,9 @@ impl RulesEngine {
         report.removed_visible = old
             .slots
             .iter()
-            .filter(|s| !self.by_id.contains_key(&s.meta.id) && s.life.visible())
-            .map(|s| s.meta.id.to_string())
+            .filter(|s| s.life.visible())
+            .map(|s| s.meta.id())
+            .filter(|id| self.slot_of(id).is_none())
             .collect();
         if self.points.len() == old.points.len() {
             self.last_seen.clone_from(&old.last_seen);
@@ -63,8 +64,8 @@ impl RulesEngine {
             self.point_commfault.clone_from(&old.point_commfault);
             for p in 0..self.rates.len() {
                 for e in self.rates[p].iter_mut() {
-                    let id = &self.slots[e.slot].meta.id;
-                    if let Some(prev) = old.rates[p].iter().find(|r| old.slots[r.slot].meta.id == *id) {
+                    let id = self.slots[e.slot].meta.id();
+                    if let Some(prev) = old.rates[p].iter().find(|r| old.slots[r.slot].meta.id() == id) {
                         e.samples = prev.samples.clone();
                     }
                 }

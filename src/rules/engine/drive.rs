@@ -42,7 +42,7 @@ impl RulesEngine {
             for t in &self.thresholds[point.index()] {
                 let slot = &self.slots[t.slot];
                 out.push(ThresholdSetting {
-                    alarm_id: slot.meta.id.to_string(),
+                    alarm_id: slot.meta.id(),
                     rule: slot.meta.rule.to_string(),
                     point,
                     level: t.limit.level,
@@ -56,6 +56,25 @@ impl RulesEngine {
             }
         }
         out
+    }
+
+    /// The slot of the alarm `id`.
+    ///
+    /// Ids are not kept (a plant has an alarm or more per point): an id is its subject, a `:`
+    /// and what follows, so each prefix up to a `:` that names a point, device, group or the
+    /// gateway is a candidate subject, and its alarms are compared whole.
+    pub(super) fn slot_of(&self, id: &str) -> Option<usize> {
+        id.match_indices(':').find_map(|(i, _)| {
+            let subject = &id[..i];
+            let points = self.points.id_of(subject).map(|p| &self.point_slots[p.index()]);
+            let others = self.subjects.get(subject).map(|s| &s[..]);
+            points
+                .into_iter()
+                .chain(others)
+                .flatten()
+                .copied()
+                .find(|&s| self.slots[s].meta.id() == id)
+        })
     }
 
     /// Evaluates one reading.
@@ -193,7 +212,7 @@ impl RulesEngine {
             if s.deb.pending_since().is_some() {
                 let Delays { on, off } = s.delays();
                 if let Some(active) = s.deb.expire(now, on, off) {
-                    out.timers.push((s.meta.id.to_string(), None));
+                    out.timers.push((s.meta.id(), None));
                     self.flip(slot, active, now, out);
                 }
             }
@@ -227,9 +246,8 @@ impl RulesEngine {
         now: Timestamp,
         out: &mut Output,
     ) -> Result<AlarmEvent, CommandError> {
-        let slot = *self
-            .by_id
-            .get(alarm_id)
+        let slot = self
+            .slot_of(alarm_id)
             .ok_or_else(|| CommandError::UnknownAlarm(alarm_id.to_string()))?;
         let action = match command {
             Command::Acknowledge => Action::Acknowledge,
@@ -270,11 +288,7 @@ impl RulesEngine {
         AlarmStats {
             flood: self.flood.in_flood(),
             rate_10min: self.flood.rate(),
-            chattering: self
-                .chattering
-                .iter()
-                .map(|&s| self.slots[s].meta.id.to_string())
-                .collect(),
+            chattering: self.chattering.iter().map(|&s| self.slots[s].meta.id()).collect(),
             chattering_total: self.chattering_total,
         }
     }
@@ -282,7 +296,7 @@ impl RulesEngine {
     /// Restores an alarm from its last journaled transition; `false` if the configuration no
     /// longer defines it. Emits nothing.
     pub fn restore(&mut self, e: &AlarmEvent) -> bool {
-        let Some(&slot) = self.by_id.get(e.alarm_id.as_str()) else {
+        let Some(slot) = self.slot_of(&e.alarm_id) else {
             return false;
         };
         let s = &mut self.slots[slot];
@@ -308,7 +322,7 @@ impl RulesEngine {
         if e.transition != Transition::Raised {
             return;
         }
-        if let Some(&slot) = self.by_id.get(e.alarm_id.as_str()) {
+        if let Some(slot) = self.slot_of(&e.alarm_id) {
             self.slots[slot].record_raise(e.ts, CHATTER_WINDOW);
         }
         if e.annunciated() {
@@ -330,7 +344,7 @@ impl RulesEngine {
 
     /// Restores a delay timer that was running at the last stop; `false` if unknown.
     pub fn restore_timer(&mut self, alarm_id: &str, since: Timestamp) -> bool {
-        let Some(&slot) = self.by_id.get(alarm_id) else {
+        let Some(slot) = self.slot_of(alarm_id) else {
             return false;
         };
         let s = &mut self.slots[slot];
@@ -395,7 +409,7 @@ impl RulesEngine {
         let Delays { on, off } = s.delays();
         let flipped = s.deb.update(trip, ts, on, off);
         if s.deb.pending_since() != before {
-            out.timers.push((s.meta.id.to_string(), s.deb.pending_since()));
+            out.timers.push((s.meta.id(), s.deb.pending_since()));
         }
         if !value.is_nan() || flipped.is_some() {
             s.value = value;
@@ -464,7 +478,7 @@ impl RulesEngine {
             if s.deb.pending_since().is_some() {
                 let active = s.deb.is_active();
                 s.deb.restore(active, None);
-                out.timers.push((s.meta.id.to_string(), None));
+                out.timers.push((s.meta.id(), None));
             }
         }
     }

@@ -508,6 +508,61 @@ fn operator_commands_follow_isa_18_2_and_record_who_and_why() {
 }
 
 #[test]
+fn an_alarm_is_found_by_its_id_when_names_contain_colons_and_subjects_share_a_name() {
+    // A point named like another's alarm, and a device with a point's name: each id still
+    // names exactly one alarm.
+    let mut t = PointTable::default();
+    for (name, device) in [("tank", "tank"), ("tank:high", "d2")] {
+        t.insert(PointMeta {
+            name: name.into(),
+            unit: "m".into(),
+            kind: PointKind::Level,
+            device: device.into(),
+            hazard_source: None,
+            range: Some((0.0, 100.0)),
+            description: None,
+        })
+        .unwrap();
+    }
+    let (tank, tank_high) = (pid(&t, "tank"), pid(&t, "tank:high"));
+    let rules = vec![
+        gas_threshold(tank, Delays::default()),
+        RuleSpec {
+            name: "second".into(),
+            ..gas_threshold(tank_high, Delays::default())
+        },
+    ];
+    let mut e = RulesEngine::new(t, &rules, AlarmSettings::default(), at(0)).unwrap();
+    good(&mut e, tank, 0, 60.0);
+    good(&mut e, tank_high, 0, 60.0);
+    let mut out = Output::default();
+    for id in ["tank:high", "tank:high_high", "tank:high:high", "tank:high:high_high"] {
+        let ev = e.command(id, Command::Acknowledge, "op", "", at(1), &mut out).unwrap();
+        assert_eq!((ev.alarm_id.as_str(), ev.state), (id, AlarmState::AckActive));
+    }
+    let ev = e
+        .command(
+            "tank:communication",
+            Command::RemoveFromService,
+            "op",
+            "",
+            at(2),
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(
+        (ev.alarm_id.as_str(), ev.subject_kind),
+        ("tank:communication", crate::model::SubjectKind::Device)
+    );
+    for unknown in ["tank", "tank:", "tank:high:low", "d2:high", ":high"] {
+        assert_eq!(
+            e.command(unknown, Command::Acknowledge, "op", "", at(3), &mut out),
+            Err(CommandError::UnknownAlarm(unknown.into()))
+        );
+    }
+}
+
+#[test]
 fn shelving_expires_on_the_clock() {
     let t = table();
     let g1 = pid(&t, "g1");
