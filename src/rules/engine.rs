@@ -14,6 +14,7 @@ mod carry;
 #[cfg(test)]
 mod early_tests;
 mod lists;
+mod store;
 #[cfg(test)]
 mod suspect_tests;
 #[cfg(test)]
@@ -31,7 +32,7 @@ use super::early_warning::{CLEAR_FACTOR, Trend, TrendWindow, predict, predict_se
 use super::flood::{CHATTER_WINDOW, FloodGuard};
 use super::rate::RateWindow;
 use super::season::Season;
-use super::slots::{Role, Slot};
+use super::slots::Role;
 use super::suspect::{Check, SuspectChecks, SuspectState};
 use super::threshold::tripped;
 use super::vote::group_level;
@@ -229,7 +230,7 @@ pub struct AlarmStats {
 pub struct RulesEngine {
     points: PointTable,
     settings: AlarmSettings,
-    slots: Vec<Slot>,
+    slots: store::Slots,
     /// The alarms of each subject that is not a point (devices, stations, groups, the
     /// gateway), to find an alarm by its id; a point's are in `point_slots`.
     subjects: HashMap<Arc<str>, Box<[usize]>>,

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::season::Season;
-use super::super::slots::{Role, Slot, SlotMeta};
+use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
 use super::super::suspect::{Check, SuspectState};
 use super::super::vote::output_levels;
 use super::super::{AlarmSettings, Delays, Limit, RuleKind, RuleSpec, VoteMember, VoteMode, bindings};
 use super::lists::ListBuilder;
+use super::store::Template;
 use super::{
     DeviationEval, DeviceEval, EarlyEval, RateEval, RulesEngine, StaleEval, SuspectEval, ThresholdEval, VoteEval,
     VoteInput,
@@ -71,6 +72,8 @@ struct Builder<'a> {
     ids: HashMap<String, usize>,
     /// The alarms of each subject that is not a point.
     subjects: HashMap<Arc<str>, Vec<usize>>,
+    /// The sensor-fault templates of each rule name.
+    templates: HashMap<Arc<str>, Vec<u32>>,
     lists: Lists,
     /// Each point's threshold set-points so far, for the early warnings and votes built after
     /// them (only points that have any).
@@ -118,16 +121,7 @@ impl Builder<'_> {
         meta: SlotMeta,
         delays: Delays,
     ) -> Result<usize, BuildError> {
-        let id = meta.id();
-        if let Some(&first) = self.ids.get(&id) {
-            return Err(BuildError::DuplicateAlarm {
-                id,
-                first: self.engine.slots[first].meta.rule.to_string(),
-                second: rule.to_string(),
-            });
-        }
-        let idx = self.engine.slots.len();
-        self.ids.insert(id, idx);
+        let idx = self.claim(meta.id(), rule)?;
         match meta.role {
             Role::Threshold(p) | Role::Point(p) => self.lists.point_slots.push(p, idx),
             Role::Device(_) | Role::Group | Role::Gateway => {
@@ -135,6 +129,51 @@ impl Builder<'_> {
             }
         }
         self.engine.slots.push(Slot::new(meta, latching, delays));
+        Ok(idx)
+    }
+
+    /// Refuses a second alarm with `id`; otherwise records it as the next slot's.
+    fn claim(&mut self, id: String, rule: &str) -> Result<usize, BuildError> {
+        if let Some(&first) = self.ids.get(&id) {
+            return Err(BuildError::DuplicateAlarm {
+                id,
+                first: self.engine.slots.view(first).meta.rule.to_string(),
+                second: rule.to_string(),
+            });
+        }
+        let idx = self.engine.slots.len();
+        self.ids.insert(id, idx);
+        Ok(idx)
+    }
+
+    /// A sensor-fault alarm on `point`, kept lazy (see `store`): the same alarm a full slot
+    /// from [`Builder::point_meta`] with the rule's priority would be.
+    fn add_sensor_fault(
+        &mut self,
+        rule: &RuleSpec,
+        point: PointId,
+        priority: Priority,
+        delays: Delays,
+    ) -> Result<usize, BuildError> {
+        let id = alarm_id(&self.points.meta(point).name, ConditionKind::SensorFault, None);
+        let idx = self.claim(id, &rule.name)?;
+        let template = Template {
+            rule: self.name(&rule.name),
+            priority,
+            latching: rule.latching,
+            delays,
+        };
+        let known = self.templates.entry(template.rule.clone()).or_default();
+        let t = match known.iter().find(|&&t| *self.engine.slots.template(t) == template) {
+            Some(&t) => t,
+            None => {
+                let t = self.engine.slots.add_template(template);
+                known.push(t);
+                t
+            }
+        };
+        self.lists.point_slots.push(point, idx);
+        self.engine.slots.push_lazy(t, point);
         Ok(idx)
     }
 
@@ -299,9 +338,7 @@ impl Builder<'_> {
                 priority,
                 delays,
             } => {
-                let mut meta = self.point_meta(rule, *point, ConditionKind::SensorFault, None);
-                meta.priority = *priority;
-                let slot = self.add_slot(rule, meta, *delays)?;
+                let slot = self.add_sensor_fault(rule, *point, *priority, *delays)?;
                 self.lists.faults.push(*point, slot);
             }
             RuleKind::Suspect {
@@ -529,7 +566,7 @@ impl RulesEngine {
         let n = points.len();
         let engine = RulesEngine {
             settings: settings.clone(),
-            slots: Vec::new(),
+            slots: Default::default(),
             subjects: HashMap::new(),
             point_slots: Default::default(),
             thresholds: Default::default(),
@@ -558,6 +595,7 @@ impl RulesEngine {
             engine,
             ids: HashMap::new(),
             subjects: HashMap::new(),
+            templates: HashMap::new(),
             lists: Lists::default(),
             set_points: HashMap::new(),
             names: HashMap::new(),
@@ -577,6 +615,7 @@ impl RulesEngine {
         let mut engine = b.engine;
         b.lists.finish(&mut engine, n);
         engine.subjects = b.subjects.into_iter().map(|(s, v)| (s, v.into_boxed_slice())).collect();
+        engine.slots.set_points(points.clone());
         engine.points = points;
         engine.shrink_to_fit();
         Ok(engine)

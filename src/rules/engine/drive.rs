@@ -40,7 +40,7 @@ impl RulesEngine {
         let mut out = Vec::new();
         for (point, _) in self.points.iter() {
             for t in &self.thresholds[point.index()] {
-                let slot = &self.slots[t.slot];
+                let slot = self.slots.view(t.slot);
                 out.push(ThresholdSetting {
                     alarm_id: slot.meta.id(),
                     rule: slot.meta.rule.to_string(),
@@ -73,7 +73,7 @@ impl RulesEngine {
                 .chain(others)
                 .flatten()
                 .copied()
-                .find(|&s| self.slots[s].meta.id() == id)
+                .find(|&s| self.slots.id(s) == id)
         })
     }
 
@@ -130,7 +130,7 @@ impl RulesEngine {
         let mut level_changed = false;
         for i in 0..self.thresholds[p].len() {
             let t = self.thresholds[p][i];
-            let active = self.slots[t.slot].deb.is_active();
+            let active = self.slots.view(t.slot).deb.is_active();
             level_changed |= self.drive(
                 t.slot,
                 tripped(&t.limit, t.deadband, active, r.value),
@@ -203,12 +203,13 @@ impl RulesEngine {
         for p in 0..self.suspects.len() {
             let Some(e) = self.suspects[p].as_ref() else { continue };
             let Some(slot) = e.slot(Check::Jump) else { continue };
-            if !e.state.jump_holds(&e.checks, now) && self.slots[slot].deb.is_active() {
+            if !e.state.jump_holds(&e.checks, now) && self.slots.view(slot).deb.is_active() {
                 self.drive(slot, false, f64::NAN, now, out);
             }
         }
+        // A lazy alarm has no delay running and is not shelved.
         for slot in 0..self.slots.len() {
-            let s = &mut self.slots[slot];
+            let Some(s) = self.slots.full_mut(slot) else { continue };
             if s.deb.pending_since().is_some() {
                 let Delays { on, off } = s.delays();
                 if let Some(active) = s.deb.expire(now, on, off) {
@@ -216,7 +217,7 @@ impl RulesEngine {
                     self.flip(slot, active, now, out);
                 }
             }
-            if self.slots[slot].life.shelved_until().is_some_and(|t| t <= now) {
+            if self.slots.view(slot).life.shelved_until().is_some_and(|t| t <= now) {
                 let _ = self.act(slot, Action::Unshelve, now, None, Some("shelving expired"), out);
             }
         }
@@ -225,7 +226,7 @@ impl RulesEngine {
         }
         let chatter = self.settings.chatter_threshold;
         self.chattering
-            .retain(|&s| self.slots[s].raise_count(now, CHATTER_WINDOW) >= chatter);
+            .retain(|&s| self.slots.get_mut(s).raise_count(now, CHATTER_WINDOW) >= chatter);
     }
 
     /// Feeds one self-diagnostic finding to its `gateway:<check>` alarm.
@@ -267,15 +268,16 @@ impl RulesEngine {
             .events
             .last()
             .cloned()
-            .unwrap_or_else(|| self.slots[slot].event(Transition::Acknowledged, now, None, None)))
+            .unwrap_or_else(|| self.slots.view(slot).event(Transition::Acknowledged, now, None, None)))
     }
 
     /// The current record of every alarm that has something to show.
     pub fn visible(&self, now: Timestamp) -> Vec<AlarmEvent> {
+        // A lazy alarm is normal, so not visible.
         self.slots
-            .iter()
-            .filter(|s| s.life.visible())
-            .map(|s| {
+            .iter_full()
+            .filter(|(_, s)| s.life.visible())
+            .map(|(_, s)| {
                 let mut e = s.event(Transition::Raised, s.life.raised_at().unwrap_or(now), None, None);
                 e.ts = s.life.raised_at().unwrap_or(now);
                 e
@@ -288,7 +290,7 @@ impl RulesEngine {
         AlarmStats {
             flood: self.flood.in_flood(),
             rate_10min: self.flood.rate(),
-            chattering: self.chattering.iter().map(|&s| self.slots[s].meta.id()).collect(),
+            chattering: self.chattering.iter().map(|&s| self.slots.id(s)).collect(),
             chattering_total: self.chattering_total,
         }
     }
@@ -299,7 +301,7 @@ impl RulesEngine {
         let Some(slot) = self.slot_of(&e.alarm_id) else {
             return false;
         };
-        let s = &mut self.slots[slot];
+        let s = self.slots.get_mut(slot);
         s.life = Lifecycle::restored(
             e.state,
             s.life.latching(),
@@ -323,7 +325,7 @@ impl RulesEngine {
             return;
         }
         if let Some(slot) = self.slot_of(&e.alarm_id) {
-            self.slots[slot].record_raise(e.ts, CHATTER_WINDOW);
+            self.slots.get_mut(slot).record_raise(e.ts, CHATTER_WINDOW);
         }
         if e.annunciated() {
             let _ = self.flood.record(e.ts, self.settings.flood_threshold);
@@ -336,7 +338,9 @@ impl RulesEngine {
         let _ = self.flood.tick(now, self.settings.flood_threshold);
         let chatter = self.settings.chatter_threshold;
         for slot in 0..self.slots.len() {
-            if self.slots[slot].raise_count(now, CHATTER_WINDOW) >= chatter {
+            // A lazy alarm has no raises.
+            let Some(s) = self.slots.full_mut(slot) else { continue };
+            if s.raise_count(now, CHATTER_WINDOW) >= chatter {
                 self.chattering.insert(slot);
             }
         }
@@ -347,7 +351,7 @@ impl RulesEngine {
         let Some(slot) = self.slot_of(alarm_id) else {
             return false;
         };
-        let s = &mut self.slots[slot];
+        let s = self.slots.get_mut(slot);
         let active = s.deb.is_active();
         s.deb.restore(active, Some(since));
         true
@@ -361,7 +365,7 @@ impl RulesEngine {
     /// the alarm and raise it again a moment later, losing its acknowledgement.
     pub fn finish_restore(&mut self) {
         for d in 0..self.devices.len() {
-            if !self.slots[self.devices[d].slot].deb.is_active() {
+            if !self.slots.view(self.devices[d].slot).deb.is_active() {
                 continue;
             }
             for i in 0..self.devices[d].points.len() {
@@ -382,7 +386,7 @@ impl RulesEngine {
             self.votes[v].level = group_level(&self.votes[v].mode, &levels);
         }
         for d in 0..self.devices.len() {
-            if self.slots[self.devices[d].slot].deb.is_active() {
+            if self.slots.view(self.devices[d].slot).deb.is_active() {
                 let dev = &self.devices[d];
                 let points = dev
                     .points
@@ -392,10 +396,14 @@ impl RulesEngine {
                     .members
                     .iter()
                     .map(|&m| self.devices[m].slot)
-                    .filter(|&s| self.slots[s].life.state() != crate::model::AlarmState::Normal);
+                    .filter(|&s| self.slots.view(s).life.state() != crate::model::AlarmState::Normal);
                 let slots: Vec<usize> = points.chain(members).collect();
                 for slot in slots {
-                    let _ = self.slots[slot].life.apply(Action::Suppress(true), self.started);
+                    let _ = self
+                        .slots
+                        .get_mut(slot)
+                        .life
+                        .apply(Action::Suppress(true), self.started);
                 }
             }
         }
@@ -404,7 +412,15 @@ impl RulesEngine {
     /// Feeds a raw condition to a slot's debounce; on a flip, runs the lifecycle and fan-out.
     /// Returns whether the debounced condition flipped.
     fn drive(&mut self, slot: usize, trip: bool, value: f64, ts: Timestamp, out: &mut Output) -> bool {
-        let s = &mut self.slots[slot];
+        // A lazy alarm whose condition stays off keeps only the value (its debounce is off
+        // with no delay running, so nothing else would change).
+        if !trip && let Some(v) = self.slots.lazy_value(slot) {
+            if !value.is_nan() {
+                *v = value;
+            }
+            return false;
+        }
+        let s = self.slots.get_mut(slot);
         let before = s.deb.pending_since();
         let Delays { on, off } = s.delays();
         let flipped = s.deb.update(trip, ts, on, off);
@@ -425,7 +441,7 @@ impl RulesEngine {
 
     fn flip(&mut self, slot: usize, active: bool, ts: Timestamp, out: &mut Output) {
         let _ = self.act(slot, Action::Condition(active), ts, None, None, out);
-        match self.slots[slot].meta.role {
+        match self.slots.view(slot).meta.role {
             Role::Device(d) => self.suppress_device(d as usize, active, ts, out),
             Role::Threshold(p) => self.eval_votes_of_point(p, ts, out),
             Role::Point(_) | Role::Group | Role::Gateway => {}
@@ -441,7 +457,7 @@ impl RulesEngine {
         comment: Option<&str>,
         out: &mut Output,
     ) -> Result<(), LifecycleError> {
-        let s = &mut self.slots[slot];
+        let s = self.slots.get_mut(slot);
         let Some(t) = s.life.apply(action, ts)? else {
             return Ok(());
         };
@@ -474,7 +490,7 @@ impl RulesEngine {
             .chain(self.rates[p].iter().map(|r| r.slot))
             .chain(self.earlies[p].iter().flat_map(|e| e.slots.iter().map(|(_, s)| *s)));
         for slot in slots {
-            let s = &mut self.slots[slot];
+            let s = self.slots.get_mut(slot);
             if s.deb.pending_since().is_some() {
                 let active = s.deb.is_active();
                 s.deb.restore(active, None);
@@ -526,7 +542,7 @@ impl RulesEngine {
     fn drive_member(&mut self, d: usize, ts: Timestamp, out: &mut Output) {
         let dev = &self.devices[d];
         let station_down = dev.station.is_some_and(|s| self.devices[s].offline());
-        let active = self.slots[dev.slot].deb.is_active();
+        let active = self.slots.view(dev.slot).deb.is_active();
         let trip = dev.offline() && (!station_down || active);
         self.drive(dev.slot, trip, f64::NAN, ts, out);
     }
@@ -543,7 +559,7 @@ impl RulesEngine {
         // then); only one already showing needs suppressing, so the list shows the station alone.
         for i in 0..self.devices[d].members.len() {
             let slot = self.devices[self.devices[d].members[i]].slot;
-            let life = &self.slots[slot].life;
+            let life = self.slots.view(slot).life;
             if on == life.suppressed() || (on && life.state() == crate::model::AlarmState::Normal) {
                 continue;
             }
@@ -578,12 +594,12 @@ impl RulesEngine {
         let horizon = e.horizon;
         for j in 0..self.earlies[p][i].slots.len() {
             let (limit, slot) = self.earlies[p][i].slots[j];
-            let active = self.slots[slot].deb.is_active();
+            let active = self.slots.view(slot).deb.is_active();
             let at = target
                 .filter(|(l, at)| l.level == limit.level && warns(active, r.ts, *at, horizon))
                 .map(|(_, at)| at);
             // No crossing predicted any more: the record says so (also during an off-delay).
-            self.slots[slot].set_predicted(at);
+            self.slots.get_mut(slot).set_predicted(at);
             self.drive(slot, at.is_some(), r.value, r.ts, out);
         }
     }
@@ -598,7 +614,7 @@ impl RulesEngine {
             hi = hi.max(v);
         }
         let spread = hi - lo;
-        let active = self.slots[dev.slot].deb.is_active();
+        let active = self.slots.view(dev.slot).deb.is_active();
         let limit = if active { dev.max - dev.deadband } else { dev.max };
         let trip = if active { spread >= limit } else { spread > limit };
         let slot = dev.slot;
@@ -609,7 +625,7 @@ impl RulesEngine {
     fn point_level(&self, p: PointId, family: Level) -> Option<Level> {
         self.thresholds[p.index()]
             .iter()
-            .filter(|t| t.limit.level.same_family(family) && self.slots[t.slot].deb.is_active())
+            .filter(|t| t.limit.level.same_family(family) && self.slots.view(t.slot).deb.is_active())
             .map(|t| t.limit.level)
             .max_by_key(|l| l.rank())
     }

@@ -347,6 +347,50 @@ fn sensor_faults_are_fault_alarms_apart_from_process_alarms() {
 }
 
 #[test]
+fn a_sensor_fault_alarm_takes_a_full_slot_only_once_it_changes() {
+    let t = table();
+    let (g1, g2) = (pid(&t, "g1"), pid(&t, "g2"));
+    let (mut e, _) = engine(vec![sensor_fault(g1), sensor_fault(g2)]);
+    let (s1, s2) = (e.faults[g1.index()][0], e.faults[g2.index()][0]);
+    good(&mut e, g1, 1_000, 5.0);
+    good(&mut e, g2, 1_000, 7.0);
+    read(&mut e, g2, 1_500, f64::NAN, Quality::CommFault);
+    assert!(
+        e.slots.is_lazy(s1) && e.slots.is_lazy(s2),
+        "good readings change nothing but the value"
+    );
+    let raised = read(&mut e, g1, 2_000, 120.0, Quality::OutOfRange);
+    assert_eq!(
+        summary(&raised),
+        [("g1:sensor_fault".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    assert_eq!((raised[0].value, raised[0].unit.as_str()), (120.0, "%LEL"));
+    assert!(!e.slots.is_lazy(s1) && e.slots.is_lazy(s2));
+    // A command on a lazy alarm records the value it last saw, as a full slot would.
+    let mut out = Output::default();
+    let ev = e
+        .command(
+            "g2:sensor_fault",
+            Command::RemoveFromService,
+            "op",
+            "calibration",
+            at(3_000),
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(
+        (ev.value, ev.out_of_service, ev.hazard_source.as_deref()),
+        (7.0, true, Some("MHS-001"))
+    );
+    assert_eq!(
+        e.alarm_count(),
+        2 + e.devices.len() + ConditionKind::SELF_DIAGNOSTIC.len()
+    );
+    let ids: Vec<String> = e.visible(at(4_000)).into_iter().map(|a| a.alarm_id).collect();
+    assert_eq!(ids, ["g1:sensor_fault", "g2:sensor_fault"]);
+}
+
+#[test]
 fn silence_raises_a_sensor_fault_and_never_clears_an_open_alarm() {
     let t = table();
     let g1 = pid(&t, "g1");
