@@ -28,7 +28,7 @@ pub(super) fn expected_intervals(
         out.entry(key).and_modify(|e| *e = (*e).min(d)).or_insert(d);
     };
     for dev in devices {
-        for (id, _) in dev.points.iter() {
+        for id in dev.points.iter() {
             put(&points.meta(*id).name, dev.interval);
         }
     }
