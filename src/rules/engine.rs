@@ -236,22 +236,24 @@ pub struct RulesEngine {
     subjects: HashMap<Arc<str>, Box<[usize]>>,
     // Per-point lists are flat: they are filled once when the engine is built, and a plant
     // has tens of thousands of points, most with one alarm or none in each list.
-    point_slots: PointLists<usize>,
+    /// Slot indexes here and in `faults` are `u32`s: one or more per point.
+    point_slots: PointLists<u32>,
     thresholds: PointLists<ThresholdEval>,
     rates: PointLists<RateEval>,
     earlies: PointLists<EarlyEval>,
-    faults: PointLists<usize>,
+    faults: PointLists<u32>,
     /// Boxed: most points have no checks, and the state is large.
     suspects: Vec<Option<Box<SuspectEval>>>,
     stales: PointLists<StaleEval>,
-    last_seen: Vec<Option<Timestamp>>,
+    /// When each point was last heard; the start for a point not heard yet.
+    last_seen: Vec<Timestamp>,
     latest: Vec<Option<f64>>,
     deviations: Vec<DeviationEval>,
     point_deviations: PointLists<usize>,
     votes: Vec<VoteEval>,
     point_votes: PointLists<usize>,
     devices: Vec<DeviceEval>,
-    point_device: Vec<usize>,
+    point_device: Vec<u32>,
     point_commfault: Vec<bool>,
     /// The `gateway:<check>` slot of each self-diagnostic.
     gateway: Vec<(ConditionKind, usize)>,

@@ -18,6 +18,11 @@ use super::{
 use crate::model::{ConditionKind, GATEWAY_SUBJECT, Level, PointId, PointTable, Priority, SubjectKind, Timestamp};
 use crate::rules::flood::FloodGuard;
 
+/// An index kept in 32 bits: an engine has fewer than 2^31 alarms and devices (see `store`).
+fn small(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
 /// Why a rule set cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
@@ -86,11 +91,11 @@ struct Builder<'a> {
 /// The engine's per-point lists while they are gathered.
 #[derive(Default)]
 struct Lists {
-    point_slots: ListBuilder<usize>,
+    point_slots: ListBuilder<u32>,
     thresholds: ListBuilder<ThresholdEval>,
     rates: ListBuilder<RateEval>,
     earlies: ListBuilder<EarlyEval>,
-    faults: ListBuilder<usize>,
+    faults: ListBuilder<u32>,
     stales: ListBuilder<StaleEval>,
     point_deviations: ListBuilder<usize>,
     point_votes: ListBuilder<usize>,
@@ -123,7 +128,7 @@ impl Builder<'_> {
     ) -> Result<usize, BuildError> {
         let idx = self.claim(meta.id(), rule)?;
         match meta.role {
-            Role::Threshold(p) | Role::Point(p) => self.lists.point_slots.push(p, idx),
+            Role::Threshold(p) | Role::Point(p) => self.lists.point_slots.push(p, small(idx)),
             Role::Device(_) | Role::Group | Role::Gateway => {
                 self.subjects.entry(meta.subject.clone()).or_default().push(idx);
             }
@@ -172,7 +177,7 @@ impl Builder<'_> {
                 t
             }
         };
-        self.lists.point_slots.push(point, idx);
+        self.lists.point_slots.push(point, small(idx));
         self.engine.slots.push_lazy(t, point);
         Ok(idx)
     }
@@ -339,7 +344,7 @@ impl Builder<'_> {
                 delays,
             } => {
                 let slot = self.add_sensor_fault(rule, *point, *priority, *delays)?;
-                self.lists.faults.push(*point, slot);
+                self.lists.faults.push(*point, small(slot));
             }
             RuleKind::Suspect {
                 point,
@@ -480,7 +485,7 @@ impl Builder<'_> {
                 self.engine.devices.len() - 1
             });
             self.engine.devices[dev].points.push(id);
-            self.engine.point_device[id.index()] = dev;
+            self.engine.point_device[id.index()] = small(dev);
         }
         let mut grace = vec![Duration::ZERO; self.engine.devices.len()];
         for group in &settings.stations {
@@ -575,7 +580,7 @@ impl RulesEngine {
             faults: Default::default(),
             suspects: vec![None; n],
             stales: Default::default(),
-            last_seen: vec![None; n],
+            last_seen: vec![start; n],
             latest: vec![None; n],
             deviations: Vec::new(),
             point_deviations: Default::default(),

@@ -28,6 +28,8 @@ impl RulesEngine {
     pub fn carry_over(&mut self, old: &RulesEngine) -> CarryReport {
         let mut report = CarryReport::default();
         self.started = old.started;
+        // Silence counts from the start carried over for a point not heard yet.
+        self.last_seen.fill(self.started);
         for new_slot in 0..self.slots.len() {
             let Some(o) = old.slot_of(&self.slots.id(new_slot)) else {
                 report.added += 1;
@@ -249,7 +251,7 @@ mod tests {
         let mut new = build();
         let report = new.carry_over(&old);
         assert_eq!((report.kept, report.added), (old.alarm_count(), 0));
-        let (s1, s2) = (new.faults[g1.index()][0], new.faults[g2.index()][0]);
+        let (s1, s2) = (new.faults[g1.index()][0] as usize, new.faults[g2.index()][0] as usize);
         assert!(!new.slots.is_lazy(s1) && new.slots.is_lazy(s2));
         let visible = new.visible(at(2_000));
         assert_eq!(

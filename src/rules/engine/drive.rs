@@ -66,14 +66,10 @@ impl RulesEngine {
     pub(super) fn slot_of(&self, id: &str) -> Option<usize> {
         id.match_indices(':').find_map(|(i, _)| {
             let subject = &id[..i];
-            let points = self.points.id_of(subject).map(|p| &self.point_slots[p.index()]);
-            let others = self.subjects.get(subject).map(|s| &s[..]);
-            points
-                .into_iter()
-                .chain(others)
-                .flatten()
-                .copied()
-                .find(|&s| self.slots.id(s) == id)
+            let points = self.points.id_of(subject).into_iter();
+            let points = points.flat_map(|p| self.point_slots[p.index()].iter().map(|&s| s as usize));
+            let others = self.subjects.get(subject).into_iter().flat_map(|s| s.iter().copied());
+            points.chain(others).find(|&s| self.slots.id(s) == id)
         })
     }
 
@@ -92,7 +88,7 @@ impl RulesEngine {
         // A lost link says nothing of the sensor: its stale alarm holds as it is (the
         // communication alarm speaks for the outage) until the sensor is heard again.
         if r.quality != Quality::CommFault {
-            self.last_seen[p] = Some(r.ts);
+            self.last_seen[p] = r.ts;
             for i in 0..self.stales[p].len() {
                 let slot = self.stales[p][i].slot;
                 self.drive(slot, r.quality == Quality::Stale, f64::NAN, r.ts, out);
@@ -109,7 +105,7 @@ impl RulesEngine {
         };
         if let Some(fault) = sensor_fault {
             for i in 0..self.faults[p].len() {
-                let slot = self.faults[p][i];
+                let slot = self.faults[p][i] as usize;
                 self.drive(slot, fault, r.value, r.ts, out);
             }
         }
@@ -189,7 +185,7 @@ impl RulesEngine {
             if self.point_commfault[p] {
                 continue;
             }
-            let last = self.last_seen[p].unwrap_or(self.started);
+            let last = self.last_seen[p];
             // Silence raises; only a reading (in `evaluate`) clears. A stale alarm restored
             // at start is not cleared by the new run's short silence so far.
             for i in 0..self.stales[p].len() {
@@ -374,7 +370,7 @@ impl RulesEngine {
                     continue;
                 }
                 self.point_commfault[p] = true;
-                let dev = self.point_device[p];
+                let dev = self.point_device[p] as usize;
                 let station = self.devices[dev].station;
                 for e in std::iter::once(dev).chain(station) {
                     self.devices[e].faulted += 1;
@@ -391,7 +387,7 @@ impl RulesEngine {
                 let points = dev
                     .points
                     .iter()
-                    .flat_map(|p| self.point_slots[p.index()].iter().copied());
+                    .flat_map(|p| self.point_slots[p.index()].iter().map(|&s| s as usize));
                 let members = dev
                     .members
                     .iter()
@@ -501,7 +497,7 @@ impl RulesEngine {
 
     fn update_device(&mut self, r: &Reading, out: &mut Output) {
         let p = r.point.index();
-        let d = self.point_device[p];
+        let d = self.point_device[p] as usize;
         let station = self.devices[d].station;
         let faulted = r.quality == Quality::CommFault;
         let mut station_flipped = false;
@@ -551,7 +547,7 @@ impl RulesEngine {
         for i in 0..self.devices[d].points.len() {
             let p = self.devices[d].points[i].index();
             for j in 0..self.point_slots[p].len() {
-                let slot = self.point_slots[p][j];
+                let slot = self.point_slots[p][j] as usize;
                 let _ = self.act(slot, Action::Suppress(on), ts, None, None, out);
             }
         }

@@ -351,7 +351,7 @@ fn a_sensor_fault_alarm_takes_a_full_slot_only_once_it_changes() {
     let t = table();
     let (g1, g2) = (pid(&t, "g1"), pid(&t, "g2"));
     let (mut e, _) = engine(vec![sensor_fault(g1), sensor_fault(g2)]);
-    let (s1, s2) = (e.faults[g1.index()][0], e.faults[g2.index()][0]);
+    let (s1, s2) = (e.faults[g1.index()][0] as usize, e.faults[g2.index()][0] as usize);
     good(&mut e, g1, 1_000, 5.0);
     good(&mut e, g2, 1_000, 7.0);
     read(&mut e, g2, 1_500, f64::NAN, Quality::CommFault);
