@@ -283,7 +283,8 @@ struct PointTableInner {
     /// Name index of a complete table (see [`PointTable::shrink_to_fit`]): the ids in name
     /// order, 4 bytes a point against about 30 for the map; `by_name` is empty then.
     sorted: Box<[PointId]>,
-    /// Units, devices and hazard sources, each kept once however many points name it.
+    /// Units, devices, hazard sources and descriptions, each kept once however many points
+    /// name it; only while the table is built, like `by_name`.
     texts: std::collections::HashSet<Arc<str>>,
 }
 
@@ -298,6 +299,15 @@ impl PointTableInner {
             .iter()
             .map(|&id| (self.metas[id.index()].name.clone(), id))
             .collect();
+        for m in &self.metas {
+            let texts = [
+                Some(&m.unit),
+                Some(&m.device),
+                m.hazard_source.as_ref(),
+                m.description.as_ref(),
+            ];
+            self.texts.extend(texts.into_iter().flatten().cloned());
+        }
     }
 
     fn shared(&mut self, text: &mut Arc<str>) {
@@ -323,6 +333,10 @@ impl PointTable {
         inner.shared(&mut meta.device);
         if let Some(h) = meta.hazard_source.as_mut() {
             inner.shared(h);
+        }
+        // A profile's description of a channel is the same for each device that follows it.
+        if let Some(d) = meta.description.as_mut() {
+            inner.shared(d);
         }
         inner.by_name.insert(meta.name.clone(), id);
         inner.metas.push(meta);
@@ -367,10 +381,10 @@ impl PointTable {
     pub fn shrink_to_fit(&mut self) {
         let inner = Arc::make_mut(&mut self.inner);
         inner.metas.shrink_to_fit();
-        inner.texts.shrink_to_fit();
         if inner.by_name.is_empty() {
             return;
         }
+        inner.texts = std::collections::HashSet::new();
         let metas = &inner.metas;
         let mut sorted: Vec<PointId> = inner.by_name.values().copied().collect();
         sorted.sort_unstable_by(|a, b| metas[a.index()].name.cmp(&metas[b.index()].name));
@@ -398,8 +412,14 @@ mod tests {
     #[test]
     fn points_share_one_copy_of_a_unit_and_a_device() {
         let mut t = PointTable::default();
-        let a = t.insert(meta("a")).unwrap();
-        let b = t.insert(meta("b")).unwrap();
+        let described = |name: &str| PointMeta {
+            description: Some("CH1 combustible gas".into()),
+            ..meta(name)
+        };
+        let a = t.insert(described("a")).unwrap();
+        let b = t.insert(described("b")).unwrap();
+        let (da, db) = (t.meta(a).description.clone(), t.meta(b).description.clone());
+        assert!(Arc::ptr_eq(&da.unwrap(), &db.unwrap()));
         assert!(Arc::ptr_eq(&t.meta(a).unit, &t.meta(b).unit));
         assert!(Arc::ptr_eq(&t.meta(a).device, &t.meta(b).device));
         assert_eq!(&*t.meta(b).unit, "%LEL");
@@ -430,6 +450,8 @@ mod tests {
         assert!(t.insert(meta("a")).is_none());
         let late = t.insert(meta("late")).unwrap();
         assert_eq!((t.id_of("late"), t.id_of("m/10")), (Some(late), Some(ids[3])));
+        // Added after completion, a point still shares the texts of the earlier ones.
+        assert!(Arc::ptr_eq(&t.meta(late).unit, &t.meta(ids[0]).unit));
         t.shrink_to_fit();
         assert_eq!((t.id_of("late"), t.id_of("B"), t.len()), (Some(late), Some(ids[4]), 7));
     }
