@@ -162,7 +162,7 @@ async fn gather(s: &AppState, from: Timestamp, to: Timestamp, by: By) -> Result<
         if to > from {
             let last = Timestamp::from_nanos(to.as_nanos() - 1);
             let span_minutes = usize::try_from(to.since(from).as_secs() / 60 + 1).unwrap_or(usize::MAX);
-            for (_, meta) in live.points.iter() {
+            for (id, meta) in live.points.iter() {
                 let name = &*meta.name;
                 let rows = history.minutes(name, from, last, span_minutes).map_err(internal)?;
                 let minutes = per_bucket(&rows, &buckets);
@@ -173,7 +173,7 @@ async fn gather(s: &AppState, from: Timestamp, to: Timestamp, by: By) -> Result<
                 points.push(PointInput {
                     name: name.to_string(),
                     hazard_source: meta.hazard_source.as_deref().map(str::to_string),
-                    interval: intervals.get(name).copied().unwrap_or(DEFAULT_INTERVAL),
+                    interval: intervals.get(id.index()).copied().flatten().unwrap_or(DEFAULT_INTERVAL),
                     minutes,
                     qualities,
                 });

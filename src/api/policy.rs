@@ -116,9 +116,10 @@ pub struct ConsolePolicy {
     pub intervals: Intervals,
 }
 
-/// Each point's expected reading interval, by point id: one entry per point, so the config,
-/// the live policy and each completeness request share one copy rather than each its own.
-pub type Intervals = std::sync::Arc<BTreeMap<std::sync::Arc<str>, Duration>>;
+/// Each point's expected reading interval, by [`crate::model::PointId::index`] (`None`: no
+/// source declares one): one entry per point, so the config, the live policy and each
+/// completeness request share one copy rather than each its own.
+pub type Intervals = std::sync::Arc<[Option<Duration>]>;
 
 /// One set-point of a point.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -159,7 +160,7 @@ impl ConsolePolicy {
             labels: super::labels::Labels::default(),
             shifts: Vec::new(),
             kpi: crate::kpi::KpiSettings::default(),
-            intervals: Intervals::default(),
+            intervals: Intervals::from([]),
         }
     }
 
@@ -283,9 +284,9 @@ max = "48h"
     #[test]
     fn copies_of_the_policy_share_one_interval_map() {
         let mut p = policy("");
-        p.intervals = Intervals::new(BTreeMap::from([("gas-1/GT-101".into(), Duration::from_secs(1))]));
+        p.intervals = Intervals::from([None, Some(Duration::from_secs(1))]);
         let live = p.clone();
         assert!(std::sync::Arc::ptr_eq(&p.intervals, &live.intervals));
-        assert_eq!(live.intervals.get("gas-1/GT-101"), Some(&Duration::from_secs(1)));
+        assert_eq!(live.intervals.get(1), Some(&Some(Duration::from_secs(1))));
     }
 }

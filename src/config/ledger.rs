@@ -2,36 +2,40 @@
 //! ledger: a polled device's poll period, an MQTT subscription's declared `interval`, an OPC UA
 //! item's sampling interval.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::policy::Intervals;
-use crate::model::PointTable;
+use crate::model::{PointId, PointTable};
 use crate::sources::modbus::spec::DeviceSpec;
 use crate::sources::mqtt::MqttInSpec;
 use crate::sources::opcua::OpcuaSpec;
 
-/// Point id to expected interval; a point fed by more than one source keeps the shortest.
+/// Each point's expected interval, by point index; a point fed by more than one source keeps
+/// the shortest.
 pub(super) fn expected_intervals(
     points: &PointTable,
     devices: &[DeviceSpec],
     mqtt: &MqttInSpec,
     opcua: &OpcuaSpec,
 ) -> Intervals {
-    let mut out: BTreeMap<Arc<str>, Duration> = BTreeMap::new();
-    // Keys share the point table's names where it has them.
-    let mut put = |name: &str, d: Duration| {
-        let key = points
-            .id_of(name)
-            .map_or_else(|| Arc::from(name), |id| points.meta(id).name.clone());
-        out.entry(key).and_modify(|e| *e = (*e).min(d)).or_insert(d);
+    let mut out: Vec<Option<Duration>> = vec![None; points.len()];
+    let mut put_id = |id: PointId, d: Duration| {
+        if let Some(e) = out.get_mut(id.index()) {
+            *e = Some(e.map_or(d, |e| e.min(d)));
+        }
     };
     for dev in devices {
-        for (id, _) in dev.points.iter() {
-            put(&points.meta(*id).name, dev.interval);
+        for id in dev.points.iter() {
+            put_id(*id, dev.interval);
         }
     }
+    // Every source's points are in the table by now; a name that is not has no point to
+    // expect readings of.
+    let mut put = |name: &str, d: Duration| {
+        if let Some(id) = points.id_of(name) {
+            put_id(id, d);
+        }
+    };
     for sub in &mqtt.subscriptions {
         for (name, _) in &sub.points {
             put(name, sub.interval);
@@ -40,5 +44,5 @@ pub(super) fn expected_intervals(
     for item in &opcua.items {
         put(&item.point_name, item.sampling_interval);
     }
-    Arc::new(out)
+    out.into()
 }

@@ -294,7 +294,7 @@ fn simulated(config: &GatewayConfig, elapsed: Duration, ts: Timestamp) -> Vec<(P
         let Some(profile) = config.profiles.get(&dev.profile) else {
             continue;
         };
-        for (id, reg) in dev.points.iter() {
+        for (id, reg) in dev.points.iter().zip(dev.registers.iter()) {
             let model = profile
                 .points
                 .iter()

@@ -14,6 +14,7 @@ use super::{DeviceSpec, GatewayConfig, HazardSource, HistorySettings};
 use crate::api::auth::{TokenEntry, parse_hash};
 use crate::model::{PointMeta, PointTable};
 use crate::sources::modbus::planner::{MAX_BITS_PER_READ, MAX_REGISTERS_PER_READ, ReadLimits};
+use crate::sources::modbus::register::RegisterSpec;
 use crate::spec::error::{ConfigError, SourceText};
 use crate::spec::relative_to;
 
@@ -42,6 +43,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
     let mut points = PointTable::default();
     let mut defaults: Vec<ProfileDefault> = Vec::new();
     let mut devices = Vec::new();
+    let mut maps = HashMap::new();
     let mut device_names = HashMap::new();
     for (i, dev) in raw.devices.iter().enumerate() {
         let d = dev.get_ref();
@@ -86,7 +88,8 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
             ));
             continue;
         };
-        if let Some(spec) = build_device(&src, i, d, profile, &mut points, &mut defaults, &mut errors) {
+        if let Some(mut spec) = build_device(&src, i, d, profile, &mut points, &mut defaults, &mut errors) {
+            share_registers(&mut spec, &mut maps);
             devices.push(spec);
         }
     }
@@ -433,6 +436,16 @@ pub(super) fn at_key<T>(span: std::ops::Range<usize>, name: &toml::Spanned<T>) -
     if span.is_empty() { name.span() } else { span }
 }
 
+/// Points `spec` at an equal register map of an earlier device of its profile, if there is one:
+/// the devices of a profile mostly bind the same registers, and a plant has thousands.
+fn share_registers(spec: &mut DeviceSpec, maps: &mut HashMap<String, Vec<Arc<[RegisterSpec]>>>) {
+    let known = maps.entry(spec.profile.clone()).or_default();
+    match known.iter().find(|m| **m == spec.registers) {
+        Some(m) => spec.registers = m.clone(),
+        None => known.push(spec.registers.clone()),
+    }
+}
+
 fn build_device(
     src: &SourceText<'_>,
     i: usize,
@@ -588,7 +601,8 @@ fn build_device(
         retries: d.retries,
         inter_request_delay: d.inter_request_delay,
         limits,
-        points: bound.into(),
+        points: bound.iter().map(|(id, _)| *id).collect(),
+        registers: bound.into_iter().map(|(_, r)| r).collect(),
     })
 }
 
@@ -603,6 +617,46 @@ mod tests {
         GatewayConfig::parse(Path::new("t.toml"), &text)
             .unwrap_or_else(|e| panic!("{e}"))
             .api_open_actions
+    }
+
+    #[test]
+    fn devices_of_a_profile_with_the_same_registers_share_one_map() {
+        let device = |name: &str, port: u16, points: &str, extra: &str| {
+            format!(
+                "[[devices]]\nname = \"{name}\"\nprofile = \"ai4-gas-lel\"\ntransport = {{ tcp = \"127.0.0.1:{port}\" }}\npoints = {{ {points} }}\n{extra}\n"
+            )
+        };
+        let text = [
+            "[gateway]\nid = \"gw\"\n".to_string(),
+            device("a", 502, "ch1 = \"a1\", ch2 = \"a2\"", ""),
+            device("b", 503, "ch1 = \"b1\", ch2 = \"b2\"", ""),
+            device("c", 504, "ch1 = \"c1\"", ""),
+            device("d", 505, "ch1 = \"d1\", ch2 = \"d2\"", "word_order = \"CDAB\""),
+        ]
+        .concat();
+        let cfg = GatewayConfig::parse(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+        let [a, b, c, d] = &cfg.devices[..] else {
+            panic!("{:?}", cfg.devices)
+        };
+        assert!(std::sync::Arc::ptr_eq(&a.registers, &b.registers));
+        assert!(!std::sync::Arc::ptr_eq(&a.registers, &c.registers) && c.registers.len() == 1);
+        // Each device still feeds its own points from the shared map.
+        let names = |dev: &crate::sources::modbus::spec::DeviceSpec| -> Vec<String> {
+            dev.points
+                .iter()
+                .map(|p| cfg.points.meta(*p).name.to_string())
+                .collect()
+        };
+        assert_eq!(
+            (names(a), names(b)),
+            (vec!["a1".into(), "a2".into()], vec!["b1".into(), "b2".into()])
+        );
+        // A device that reads its words in another order has a map of its own, if the
+        // profile lets it.
+        assert_eq!(
+            std::sync::Arc::ptr_eq(&a.registers, &d.registers),
+            a.registers == d.registers
+        );
     }
 
     #[test]

@@ -279,12 +279,38 @@ pub struct PointTable {
 #[derive(Debug, Clone, Default)]
 struct PointTableInner {
     metas: Vec<PointMeta>,
+    /// Name index while the table is built.
     by_name: HashMap<Arc<str>, PointId>,
-    /// Units, devices and hazard sources, each kept once however many points name it.
+    /// Name index of a complete table (see [`PointTable::shrink_to_fit`]): the ids in name
+    /// order, 4 bytes a point against about 30 for the map; `by_name` is empty then.
+    sorted: Box<[PointId]>,
+    /// Units, devices, hazard sources and descriptions, each kept once however many points
+    /// name it; only while the table is built, like `by_name`.
     texts: std::collections::HashSet<Arc<str>>,
 }
 
 impl PointTableInner {
+    /// Back to the map, to add points to a complete table.
+    fn thaw(&mut self) {
+        if self.sorted.is_empty() {
+            return;
+        }
+        let sorted = std::mem::take(&mut self.sorted);
+        self.by_name = sorted
+            .iter()
+            .map(|&id| (self.metas[id.index()].name.clone(), id))
+            .collect();
+        for m in &self.metas {
+            let texts = [
+                Some(&m.unit),
+                Some(&m.device),
+                m.hazard_source.as_ref(),
+                m.description.as_ref(),
+            ];
+            self.texts.extend(texts.into_iter().flatten().cloned());
+        }
+    }
+
     fn shared(&mut self, text: &mut Arc<str>) {
         match self.texts.get(text) {
             Some(t) => *text = t.clone(),
@@ -298,15 +324,20 @@ impl PointTableInner {
 impl PointTable {
     /// Adds a point; returns `None` if its name is already taken.
     pub fn insert(&mut self, mut meta: PointMeta) -> Option<PointId> {
-        if self.inner.by_name.contains_key(&meta.name) {
+        if self.id_of(&meta.name).is_some() {
             return None;
         }
         let id = PointId(u32::try_from(self.inner.metas.len()).ok()?);
         let inner = Arc::make_mut(&mut self.inner);
+        inner.thaw();
         inner.shared(&mut meta.unit);
         inner.shared(&mut meta.device);
         if let Some(h) = meta.hazard_source.as_mut() {
             inner.shared(h);
+        }
+        // A profile's description of a channel is the same for each device that follows it.
+        if let Some(d) = meta.description.as_mut() {
+            inner.shared(d);
         }
         inner.by_name.insert(meta.name.clone(), id);
         inner.metas.push(meta);
@@ -315,7 +346,15 @@ impl PointTable {
 
     /// Looks a point up by its textual id.
     pub fn id_of(&self, name: &str) -> Option<PointId> {
-        self.inner.by_name.get(name).copied()
+        let inner = &*self.inner;
+        if inner.sorted.is_empty() {
+            return inner.by_name.get(name).copied();
+        }
+        let at = inner
+            .sorted
+            .binary_search_by(|id| (*inner.metas[id.index()].name).cmp(name))
+            .ok()?;
+        Some(inner.sorted[at])
     }
 
     /// Metadata of a point.
@@ -338,12 +377,20 @@ impl PointTable {
         self.inner.metas.iter().enumerate().map(|(i, m)| (PointId(i as u32), m))
     }
 
-    /// Gives back the spare capacity the table grew with; called once it is complete.
+    /// Gives back the spare capacity the table grew with and swaps the name map for the
+    /// compact sorted index; called once it is complete (a later insert still works).
     pub fn shrink_to_fit(&mut self) {
         let inner = Arc::make_mut(&mut self.inner);
         inner.metas.shrink_to_fit();
-        inner.by_name.shrink_to_fit();
-        inner.texts.shrink_to_fit();
+        if inner.by_name.is_empty() {
+            return;
+        }
+        inner.texts = std::collections::HashSet::new();
+        let metas = &inner.metas;
+        let mut sorted: Vec<PointId> = inner.by_name.values().copied().collect();
+        sorted.sort_unstable_by(|a, b| metas[a.index()].name.cmp(&metas[b.index()].name));
+        inner.sorted = sorted.into_boxed_slice();
+        inner.by_name = HashMap::new();
     }
 }
 
@@ -366,8 +413,14 @@ mod tests {
     #[test]
     fn points_share_one_copy_of_a_unit_and_a_device() {
         let mut t = PointTable::default();
-        let a = t.insert(meta("a")).unwrap();
-        let b = t.insert(meta("b")).unwrap();
+        let described = |name: &str| PointMeta {
+            description: Some("CH1 combustible gas".into()),
+            ..meta(name)
+        };
+        let a = t.insert(described("a")).unwrap();
+        let b = t.insert(described("b")).unwrap();
+        let (da, db) = (t.meta(a).description.clone(), t.meta(b).description.clone());
+        assert!(Arc::ptr_eq(&da.unwrap(), &db.unwrap()));
         assert!(Arc::ptr_eq(&t.meta(a).unit, &t.meta(b).unit));
         assert!(Arc::ptr_eq(&t.meta(a).device, &t.meta(b).device));
         assert_eq!(&*t.meta(b).unit, "%LEL");
@@ -380,6 +433,28 @@ mod tests {
         assert!(t.insert(meta("a")).is_none());
         assert_eq!(t.id_of("a"), Some(a));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_complete_table_finds_points_by_name_and_still_takes_more() {
+        let mut t = PointTable::default();
+        let names = ["m/2", "a", "z:1", "m/10", "B", "中文"];
+        let ids: Vec<PointId> = names.iter().map(|n| t.insert(meta(n)).unwrap()).collect();
+        t.shrink_to_fit();
+        assert!(t.inner.by_name.is_empty() && t.inner.sorted.len() == names.len());
+        for (n, id) in names.iter().zip(&ids) {
+            assert_eq!(t.id_of(n), Some(*id), "{n}");
+        }
+        for absent in ["", "m", "m/1", "zz", "A"] {
+            assert_eq!(t.id_of(absent), None, "{absent}");
+        }
+        assert!(t.insert(meta("a")).is_none());
+        let late = t.insert(meta("late")).unwrap();
+        assert_eq!((t.id_of("late"), t.id_of("m/10")), (Some(late), Some(ids[3])));
+        // Added after completion, a point still shares the texts of the earlier ones.
+        assert!(Arc::ptr_eq(&t.meta(late).unit, &t.meta(ids[0]).unit));
+        t.shrink_to_fit();
+        assert_eq!((t.id_of("late"), t.id_of("B"), t.len()), (Some(late), Some(ids[4]), 7));
     }
 
     #[test]

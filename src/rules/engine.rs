@@ -13,6 +13,8 @@ mod build;
 mod carry;
 #[cfg(test)]
 mod early_tests;
+mod lists;
+mod store;
 #[cfg(test)]
 mod suspect_tests;
 #[cfg(test)]
@@ -24,12 +26,13 @@ use std::time::Duration;
 
 pub use build::BuildError;
 pub use carry::CarryReport;
+use lists::PointLists;
 
 use super::early_warning::{CLEAR_FACTOR, Trend, TrendWindow, predict, predict_seasonal, warns};
 use super::flood::{CHATTER_WINDOW, FloodGuard};
 use super::rate::RateWindow;
 use super::season::Season;
-use super::slots::{Role, Slot};
+use super::slots::Role;
 use super::suspect::{Check, SuspectChecks, SuspectState};
 use super::threshold::tripped;
 use super::vote::group_level;
@@ -222,34 +225,35 @@ pub struct AlarmStats {
     pub chattering_total: u64,
 }
 
-/// One point's list of evaluators or alarms.
-type PerPoint<T> = Box<[T]>;
-
 /// Per-point, per-device and per-group alarm state. Feed it readings; it returns transitions.
 #[derive(Debug)]
 pub struct RulesEngine {
     points: PointTable,
     settings: AlarmSettings,
-    slots: Vec<Slot>,
-    by_id: HashMap<Arc<str>, usize>,
-    // Per-point lists are boxed slices: they are filled once when the engine is built, and a
-    // plant has tens of thousands of points, most with one alarm or none in each list.
-    point_slots: Vec<PerPoint<usize>>,
-    thresholds: Vec<PerPoint<ThresholdEval>>,
-    rates: Vec<PerPoint<RateEval>>,
-    earlies: Vec<PerPoint<EarlyEval>>,
-    faults: Vec<PerPoint<usize>>,
+    slots: store::Slots,
+    /// The alarms of each subject that is not a point (devices, stations, groups, the
+    /// gateway), to find an alarm by its id; a point's are in `point_slots`.
+    subjects: HashMap<Arc<str>, Box<[usize]>>,
+    // Per-point lists are flat: they are filled once when the engine is built, and a plant
+    // has tens of thousands of points, most with one alarm or none in each list.
+    /// Slot indexes here and in `faults` are `u32`s: one or more per point.
+    point_slots: PointLists<u32>,
+    thresholds: PointLists<ThresholdEval>,
+    rates: PointLists<RateEval>,
+    earlies: PointLists<EarlyEval>,
+    faults: PointLists<u32>,
     /// Boxed: most points have no checks, and the state is large.
     suspects: Vec<Option<Box<SuspectEval>>>,
-    stales: Vec<PerPoint<StaleEval>>,
-    last_seen: Vec<Option<Timestamp>>,
+    stales: PointLists<StaleEval>,
+    /// When each point was last heard; the start for a point not heard yet.
+    last_seen: Vec<Timestamp>,
     latest: Vec<Option<f64>>,
     deviations: Vec<DeviationEval>,
-    point_deviations: Vec<PerPoint<usize>>,
+    point_deviations: PointLists<usize>,
     votes: Vec<VoteEval>,
-    point_votes: Vec<PerPoint<usize>>,
+    point_votes: PointLists<usize>,
     devices: Vec<DeviceEval>,
-    point_device: Vec<usize>,
+    point_device: Vec<u32>,
     point_commfault: Vec<bool>,
     /// The `gateway:<check>` slot of each self-diagnostic.
     gateway: Vec<(ConditionKind, usize)>,

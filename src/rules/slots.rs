@@ -30,8 +30,8 @@ pub(super) enum Role {
 #[derive(Debug, Clone)]
 pub(super) struct SlotMeta {
     // Shared strings: a plant has an alarm or more per point, and most of these texts are
-    // the point's own (name, unit, hazard source) or a rule name many alarms share.
-    pub(super) id: Arc<str>,
+    // the point's own (name, unit, hazard source) or a rule name many alarms share. The id is
+    // not kept: it follows from the subject, condition and level ([`SlotMeta::id`]).
     pub(super) rule: Arc<str>,
     pub(super) subject: Arc<str>,
     pub(super) subject_kind: SubjectKind,
@@ -42,6 +42,13 @@ pub(super) struct SlotMeta {
     pub(super) unit: Arc<str>,
     pub(super) limit: Option<f64>,
     pub(super) role: Role,
+}
+
+impl SlotMeta {
+    /// The alarm's id.
+    pub(super) fn id(&self) -> String {
+        alarm_id(&self.subject, self.condition, self.level)
+    }
 }
 
 /// One alarm's live state. A plant has a slot or more per point, most of them never raised,
@@ -129,7 +136,7 @@ impl Slot {
         let m = &self.meta;
         AlarmEvent {
             seq: 0,
-            alarm_id: m.id.to_string(),
+            alarm_id: m.id(),
             rule: m.rule.to_string(),
             subject: m.subject.to_string(),
             subject_kind: m.subject_kind,
@@ -160,13 +167,12 @@ impl Slot {
 
 /// The id of an alarm: `<point>:<level>` for thresholds (`MHS-001/GT-101:high`), else
 /// `<subject>:<condition>[:<level>]` (`gas-ai-1:communication`, `zone-a:vote:high`).
-pub(super) fn alarm_id(subject: &str, condition: ConditionKind, level: Option<Level>) -> Arc<str> {
+pub(super) fn alarm_id(subject: &str, condition: ConditionKind, level: Option<Level>) -> String {
     match (condition, level) {
         (ConditionKind::Threshold, Some(l)) => format!("{subject}:{l}"),
         (_, Some(l)) => format!("{subject}:{condition}:{l}"),
         (_, None) => format!("{subject}:{condition}"),
     }
-    .into()
 }
 
 #[cfg(test)]
@@ -175,7 +181,6 @@ mod tests {
 
     fn slot(delays: Delays) -> Slot {
         let meta = SlotMeta {
-            id: "g1:sensor_fault".into(),
             rule: "sensor_fault".into(),
             subject: "g1".into(),
             subject_kind: SubjectKind::Point,

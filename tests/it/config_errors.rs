@@ -602,7 +602,8 @@ fn device_and_point_word_orders_override_the_profile_in_that_order() {
     let tank = cfg.devices.iter().find(|d| d.name == "tank-T101").unwrap();
     let order = |key: &str| {
         let id = cfg.points.id_of(&format!("tank-T101/{key}")).unwrap();
-        tank.points.iter().find(|(p, _)| *p == id).unwrap().1.word_order
+        let at = tank.points.iter().position(|p| *p == id).unwrap();
+        tank.registers[at].word_order
     };
     use hazard_gateway::sources::modbus::register::WordOrder;
     assert_eq!(order("level"), WordOrder::CDAB);

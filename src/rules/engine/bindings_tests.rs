@@ -115,15 +115,10 @@ fn the_engine_builds_the_same_alarms_from_the_defaults() {
     let t = table();
     let build = |rules: &[RuleSpec]| {
         let e = RulesEngine::new(t.clone(), rules, AlarmSettings::default(), Timestamp::default()).unwrap();
-        e.slots
-            .iter()
-            .map(|s| {
-                (
-                    s.meta.id.to_string(),
-                    s.meta.rule.to_string(),
-                    s.meta.priority,
-                    s.meta.condition,
-                )
+        (0..e.slots.len())
+            .map(|i| {
+                let s = e.slots.view(i);
+                (s.meta.id(), s.meta.rule.to_string(), s.meta.priority, s.meta.condition)
             })
             .collect::<Vec<_>>()
     };

@@ -8,13 +8,20 @@ use super::super::season::Season;
 use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
 use super::super::suspect::{Check, SuspectState};
 use super::super::vote::output_levels;
-use super::super::{AlarmSettings, Delays, RuleKind, RuleSpec, VoteMember, VoteMode, bindings};
+use super::super::{AlarmSettings, Delays, Limit, RuleKind, RuleSpec, VoteMember, VoteMode, bindings};
+use super::lists::ListBuilder;
+use super::store::Template;
 use super::{
     DeviationEval, DeviceEval, EarlyEval, RateEval, RulesEngine, StaleEval, SuspectEval, ThresholdEval, VoteEval,
     VoteInput,
 };
 use crate::model::{ConditionKind, GATEWAY_SUBJECT, Level, PointId, PointTable, Priority, SubjectKind, Timestamp};
 use crate::rules::flood::FloodGuard;
+
+/// An index kept in 32 bits: an engine has fewer than 2^31 alarms and devices (see `store`).
+fn small(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
 
 /// Why a rule set cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,9 +73,45 @@ fn mode_family(mode: &VoteMode) -> Option<Level> {
 
 struct Builder<'a> {
     engine: RulesEngine,
+    /// Every alarm id so far, to refuse a second definition.
+    ids: HashMap<String, usize>,
+    /// The alarms of each subject that is not a point.
+    subjects: HashMap<Arc<str>, Vec<usize>>,
+    /// The sensor-fault templates of each rule name.
+    templates: HashMap<Arc<str>, Vec<u32>>,
+    lists: Lists,
+    /// Each point's threshold set-points so far, for the early warnings and votes built after
+    /// them (only points that have any).
+    set_points: HashMap<PointId, Vec<Limit>>,
     /// Rule names shared by the alarms they define (one per point for the defaults).
     names: HashMap<String, Arc<str>>,
     points: &'a PointTable,
+}
+
+/// The engine's per-point lists while they are gathered.
+#[derive(Default)]
+struct Lists {
+    point_slots: ListBuilder<u32>,
+    thresholds: ListBuilder<ThresholdEval>,
+    rates: ListBuilder<RateEval>,
+    earlies: ListBuilder<EarlyEval>,
+    faults: ListBuilder<u32>,
+    stales: ListBuilder<StaleEval>,
+    point_deviations: ListBuilder<usize>,
+    point_votes: ListBuilder<usize>,
+}
+
+impl Lists {
+    fn finish(self, e: &mut RulesEngine, n: usize) {
+        e.point_slots = self.point_slots.finish(n);
+        e.thresholds = self.thresholds.finish(n);
+        e.rates = self.rates.finish(n);
+        e.earlies = self.earlies.finish(n);
+        e.faults = self.faults.finish(n);
+        e.stales = self.stales.finish(n);
+        e.point_deviations = self.point_deviations.finish(n);
+        e.point_votes = self.point_votes.finish(n);
+    }
 }
 
 impl Builder<'_> {
@@ -83,19 +126,59 @@ impl Builder<'_> {
         meta: SlotMeta,
         delays: Delays,
     ) -> Result<usize, BuildError> {
-        if let Some(&first) = self.engine.by_id.get(&meta.id) {
+        let idx = self.claim(meta.id(), rule)?;
+        match meta.role {
+            Role::Threshold(p) | Role::Point(p) => self.lists.point_slots.push(p, small(idx)),
+            Role::Device(_) | Role::Group | Role::Gateway => {
+                self.subjects.entry(meta.subject.clone()).or_default().push(idx);
+            }
+        }
+        self.engine.slots.push(Slot::new(meta, latching, delays));
+        Ok(idx)
+    }
+
+    /// Refuses a second alarm with `id`; otherwise records it as the next slot's.
+    fn claim(&mut self, id: String, rule: &str) -> Result<usize, BuildError> {
+        if let Some(&first) = self.ids.get(&id) {
             return Err(BuildError::DuplicateAlarm {
-                id: meta.id.to_string(),
-                first: self.engine.slots[first].meta.rule.to_string(),
+                id,
+                first: self.engine.slots.view(first).meta.rule.to_string(),
                 second: rule.to_string(),
             });
         }
         let idx = self.engine.slots.len();
-        self.engine.by_id.insert(meta.id.clone(), idx);
-        if let Role::Threshold(p) | Role::Point(p) = meta.role {
-            push(&mut self.engine.point_slots[p.index()], idx);
-        }
-        self.engine.slots.push(Slot::new(meta, latching, delays));
+        self.ids.insert(id, idx);
+        Ok(idx)
+    }
+
+    /// A sensor-fault alarm on `point`, kept lazy (see `store`): the same alarm a full slot
+    /// from [`Builder::point_meta`] with the rule's priority would be.
+    fn add_sensor_fault(
+        &mut self,
+        rule: &RuleSpec,
+        point: PointId,
+        priority: Priority,
+        delays: Delays,
+    ) -> Result<usize, BuildError> {
+        let id = alarm_id(&self.points.meta(point).name, ConditionKind::SensorFault, None);
+        let idx = self.claim(id, &rule.name)?;
+        let template = Template {
+            rule: self.name(&rule.name),
+            priority,
+            latching: rule.latching,
+            delays,
+        };
+        let known = self.templates.entry(template.rule.clone()).or_default();
+        let t = match known.iter().find(|&&t| *self.engine.slots.template(t) == template) {
+            Some(&t) => t,
+            None => {
+                let t = self.engine.slots.add_template(template);
+                known.push(t);
+                t
+            }
+        };
+        self.lists.point_slots.push(point, small(idx));
+        self.engine.slots.push_lazy(t, point);
         Ok(idx)
     }
 
@@ -118,7 +201,6 @@ impl Builder<'_> {
     ) -> SlotMeta {
         let m = self.points.meta(point);
         SlotMeta {
-            id: alarm_id(&m.name, condition, level),
             rule: self.name(&rule.name),
             subject: m.name.clone(),
             subject_kind: SubjectKind::Point,
@@ -141,7 +223,6 @@ impl Builder<'_> {
     ) -> SlotMeta {
         let name = self.name(&rule.name);
         SlotMeta {
-            id: alarm_id(&rule.name, condition, level),
             rule: name.clone(),
             subject: name,
             subject_kind: SubjectKind::Group,
@@ -175,14 +256,15 @@ impl Builder<'_> {
                     meta.limit = Some(limit.value);
                     meta.role = Role::Threshold(*point);
                     let slot = self.add_slot(rule, meta, *delays)?;
-                    push(
-                        &mut self.engine.thresholds[point.index()],
+                    self.lists.thresholds.push(
+                        *point,
                         ThresholdEval {
                             slot,
                             limit: *limit,
                             deadband: *deadband,
                         },
                     );
+                    self.set_points.entry(*point).or_default().push(*limit);
                 }
             }
             RuleKind::RateOfChange {
@@ -198,8 +280,8 @@ impl Builder<'_> {
                 meta.priority = *priority;
                 meta.limit = rise.or(fall.map(|f| -f));
                 let slot = self.add_slot(rule, meta, *delays)?;
-                push(
-                    &mut self.engine.rates[point.index()],
+                self.lists.rates.push(
+                    *point,
                     RateEval {
                         slot,
                         rise: *rise,
@@ -218,7 +300,7 @@ impl Builder<'_> {
                 priority,
                 delays,
             } => {
-                let limits: Vec<_> = self.engine.thresholds[point.index()].iter().map(|t| t.limit).collect();
+                let limits = self.set_points.get(point).cloned().unwrap_or_default();
                 if limits.is_empty() {
                     return Err(BuildError::NoSetPoint {
                         rule: rule.name.clone(),
@@ -236,8 +318,8 @@ impl Builder<'_> {
                     meta.limit = Some(limit.value);
                     slots.push((limit, self.add_slot(rule, meta, *delays)?));
                 }
-                push(
-                    &mut self.engine.earlies[point.index()],
+                self.lists.earlies.push(
+                    *point,
                     EarlyEval {
                         slots,
                         horizon: *horizon,
@@ -254,20 +336,15 @@ impl Builder<'_> {
                 let mut meta = self.point_meta(rule, *point, ConditionKind::Stale, None);
                 meta.priority = *priority;
                 let slot = self.add_slot(rule, meta, Delays::default())?;
-                push(
-                    &mut self.engine.stales[point.index()],
-                    StaleEval { slot, after: *after },
-                );
+                self.lists.stales.push(*point, StaleEval { slot, after: *after });
             }
             RuleKind::SensorFault {
                 point,
                 priority,
                 delays,
             } => {
-                let mut meta = self.point_meta(rule, *point, ConditionKind::SensorFault, None);
-                meta.priority = *priority;
-                let slot = self.add_slot(rule, meta, *delays)?;
-                push(&mut self.engine.faults[point.index()], slot);
+                let slot = self.add_sensor_fault(rule, *point, *priority, *delays)?;
+                self.lists.faults.push(*point, small(slot));
             }
             RuleKind::Suspect {
                 point,
@@ -318,7 +395,7 @@ impl Builder<'_> {
                 let slot = self.add_slot(rule, meta, *delays)?;
                 let idx = self.engine.deviations.len();
                 for p in points {
-                    push(&mut self.engine.point_deviations[p.index()], idx);
+                    self.lists.point_deviations.push(*p, idx);
                 }
                 self.engine.deviations.push(DeviationEval {
                     slot,
@@ -351,9 +428,10 @@ impl Builder<'_> {
         for m in members {
             match m {
                 VoteMember::Point(p) => {
-                    let votes = self.engine.thresholds[p.index()]
-                        .iter()
-                        .any(|t| t.limit.level.same_family(family));
+                    let votes = self
+                        .set_points
+                        .get(p)
+                        .is_some_and(|limits| limits.iter().any(|l| l.level.same_family(family)));
                     if !votes {
                         let point = self.points.meta(*p).name.to_string();
                         return Err(BuildError::MemberCannotVote {
@@ -362,7 +440,7 @@ impl Builder<'_> {
                             level: family,
                         });
                     }
-                    push(&mut self.engine.point_votes[p.index()], idx);
+                    self.lists.point_votes.push(*p, idx);
                     inputs.push(VoteInput::Point(*p));
                 }
                 VoteMember::Group(name) => {
@@ -407,7 +485,7 @@ impl Builder<'_> {
                 self.engine.devices.len() - 1
             });
             self.engine.devices[dev].points.push(id);
-            self.engine.point_device[id.index()] = dev;
+            self.engine.point_device[id.index()] = small(dev);
         }
         let mut grace = vec![Duration::ZERO; self.engine.devices.len()];
         for group in &settings.stations {
@@ -428,7 +506,6 @@ impl Builder<'_> {
             let rule = self.name(RULE);
             let d = &self.engine.devices[dev];
             let meta = SlotMeta {
-                id: alarm_id(&d.name, ConditionKind::Communication, None),
                 rule,
                 subject: d.name.as_str().into(),
                 subject_kind: SubjectKind::Device,
@@ -464,7 +541,6 @@ impl Builder<'_> {
                 _ => "",
             };
             let meta = SlotMeta {
-                id: alarm_id(GATEWAY_SUBJECT, kind, None),
                 rule: self.name(RULE),
                 subject: GATEWAY_SUBJECT.into(),
                 subject_kind: SubjectKind::Device,
@@ -495,21 +571,21 @@ impl RulesEngine {
         let n = points.len();
         let engine = RulesEngine {
             settings: settings.clone(),
-            slots: Vec::new(),
-            by_id: HashMap::new(),
-            point_slots: per_point(n),
-            thresholds: per_point(n),
-            rates: per_point(n),
-            earlies: per_point(n),
-            faults: per_point(n),
+            slots: Default::default(),
+            subjects: HashMap::new(),
+            point_slots: Default::default(),
+            thresholds: Default::default(),
+            rates: Default::default(),
+            earlies: Default::default(),
+            faults: Default::default(),
             suspects: vec![None; n],
-            stales: per_point(n),
-            last_seen: vec![None; n],
+            stales: Default::default(),
+            last_seen: vec![start; n],
             latest: vec![None; n],
             deviations: Vec::new(),
-            point_deviations: per_point(n),
+            point_deviations: Default::default(),
             votes: Vec::new(),
-            point_votes: per_point(n),
+            point_votes: Default::default(),
             devices: Vec::new(),
             point_device: vec![0; n],
             point_commfault: vec![false; n],
@@ -522,6 +598,11 @@ impl RulesEngine {
         };
         let mut b = Builder {
             engine,
+            ids: HashMap::new(),
+            subjects: HashMap::new(),
+            templates: HashMap::new(),
+            lists: Lists::default(),
+            set_points: HashMap::new(),
             names: HashMap::new(),
             points: &points,
         };
@@ -537,6 +618,9 @@ impl RulesEngine {
             b.add_rule(rule)?;
         }
         let mut engine = b.engine;
+        b.lists.finish(&mut engine, n);
+        engine.subjects = b.subjects.into_iter().map(|(s, v)| (s, v.into_boxed_slice())).collect();
+        engine.slots.set_points(points.clone());
         engine.points = points;
         engine.shrink_to_fit();
         Ok(engine)
@@ -548,18 +632,6 @@ impl RulesEngine {
     /// these lists, so the spare capacity would cost more than the alarms themselves.
     fn shrink_to_fit(&mut self) {
         self.slots.shrink_to_fit();
-        self.by_id.shrink_to_fit();
+        self.subjects.shrink_to_fit();
     }
-}
-
-/// Empty lists for `n` points.
-fn per_point<T>(n: usize) -> Vec<Box<[T]>> {
-    (0..n).map(|_| Box::default()).collect()
-}
-
-/// Adds to a point's list while the engine is built (lists hold a few entries at most).
-fn push<T>(list: &mut Box<[T]>, item: T) {
-    let mut v = std::mem::take(list).into_vec();
-    v.push(item);
-    *list = v.into_boxed_slice();
 }

@@ -28,12 +28,24 @@ impl RulesEngine {
     pub fn carry_over(&mut self, old: &RulesEngine) -> CarryReport {
         let mut report = CarryReport::default();
         self.started = old.started;
-        for (new_slot, slot) in self.slots.iter_mut().enumerate() {
-            let Some(&o) = old.by_id.get(&slot.meta.id) else {
+        // Silence counts from the start carried over for a point not heard yet.
+        self.last_seen.fill(self.started);
+        for new_slot in 0..self.slots.len() {
+            let Some(o) = old.slot_of(&self.slots.id(new_slot)) else {
                 report.added += 1;
                 continue;
             };
-            let prev = &old.slots[o];
+            report.kept += 1;
+            let prev = old.slots.view(o);
+            // An alarm that never changed but for its value stays lazy: carrying its normal
+            // state over changes nothing else (a lazy alarm never chatters either).
+            if old.slots.is_lazy(o)
+                && let Some(v) = self.slots.lazy_value(new_slot)
+            {
+                *v = prev.value;
+                continue;
+            }
+            let slot = self.slots.get_mut(new_slot);
             slot.life = Lifecycle::restored(
                 prev.life.state(),
                 slot.life.latching(),
@@ -45,37 +57,39 @@ impl RulesEngine {
             );
             slot.deb = prev.deb;
             slot.value = prev.value;
-            slot.carry_rare(prev);
+            slot.carry_rare(&prev);
             if old.chattering.contains(&o) {
                 self.chattering.insert(new_slot);
             }
-            report.kept += 1;
         }
         report.removed_visible = old
             .slots
-            .iter()
-            .filter(|s| !self.by_id.contains_key(&s.meta.id) && s.life.visible())
-            .map(|s| s.meta.id.to_string())
+            .iter_full()
+            .filter(|(_, s)| s.life.visible())
+            .map(|(_, s)| s.meta.id())
+            .filter(|id| self.slot_of(id).is_none())
             .collect();
         if self.points.len() == old.points.len() {
             self.last_seen.clone_from(&old.last_seen);
             self.latest.clone_from(&old.latest);
             self.point_commfault.clone_from(&old.point_commfault);
-            for (p, evals) in self.rates.iter_mut().enumerate() {
-                for e in evals.iter_mut() {
-                    let id = &self.slots[e.slot].meta.id;
-                    if let Some(prev) = old.rates[p].iter().find(|r| old.slots[r.slot].meta.id == *id) {
+            for p in 0..self.rates.len() {
+                for e in self.rates[p].iter_mut() {
+                    let id = self.slots.id(e.slot);
+                    if let Some(prev) = old.rates[p].iter().find(|r| old.slots.id(r.slot) == id) {
                         e.samples = prev.samples.clone();
                     }
                 }
             }
-            for (p, evals) in self.earlies.iter_mut().enumerate() {
-                for e in evals.iter_mut() {
+            for p in 0..self.earlies.len() {
+                for e in self.earlies[p].iter_mut() {
                     let Some(&(_, first)) = e.slots.first() else { continue };
-                    let rule = &self.slots[first].meta.rule;
-                    let prev = old.earlies[p]
-                        .iter()
-                        .find(|o| o.slots.first().is_some_and(|&(_, s)| old.slots[s].meta.rule == *rule));
+                    let rule = self.slots.view(first).meta.rule.clone();
+                    let prev = old.earlies[p].iter().find(|o| {
+                        o.slots
+                            .first()
+                            .is_some_and(|&(_, s)| old.slots.view(s).meta.rule == rule)
+                    });
                     if let Some(prev) = prev.filter(|o| o.window == e.window) {
                         e.samples = prev.samples.clone();
                         e.trend = prev.trend;
@@ -206,6 +220,48 @@ mod tests {
         // The new set-point applies: 30 is below 35 minus the deadband.
         let cleared = read(&mut new, g1, 13_000, 30.0);
         assert_eq!(cleared[0].transition, Transition::Cleared);
+    }
+
+    #[test]
+    fn sensor_fault_alarms_carry_over_whether_or_not_they_ever_changed() {
+        let t = table();
+        let (g1, g2) = (t.id_of("g1").unwrap(), t.id_of("g2").unwrap());
+        let fault = |point| RuleSpec {
+            name: "fault".into(),
+            latching: false,
+            kind: RuleKind::SensorFault {
+                point,
+                priority: Priority::High,
+                delays: Delays::default(),
+            },
+        };
+        let rules = [fault(g1), fault(g2)];
+        let build = || RulesEngine::new(table(), &rules, AlarmSettings::default(), at(0)).unwrap();
+        let mut old = build();
+        let mut out = Output::default();
+        for (p, q, v) in [(g1, Quality::OutOfRange, 120.0), (g2, Quality::Good, 7.0)] {
+            let r = Reading {
+                point: p,
+                ts: at(1_000),
+                value: v,
+                quality: q,
+            };
+            old.evaluate(&r, &mut out);
+        }
+        let mut new = build();
+        let report = new.carry_over(&old);
+        assert_eq!((report.kept, report.added), (old.alarm_count(), 0));
+        let (s1, s2) = (new.faults[g1.index()][0] as usize, new.faults[g2.index()][0] as usize);
+        assert!(!new.slots.is_lazy(s1) && new.slots.is_lazy(s2));
+        let visible = new.visible(at(2_000));
+        assert_eq!(
+            visible
+                .iter()
+                .map(|a| (a.alarm_id.as_str(), a.state))
+                .collect::<Vec<_>>(),
+            [("g1:sensor_fault", AlarmState::UnackActive)]
+        );
+        assert_eq!(new.slots.view(s2).value, 7.0);
     }
 
     #[test]

@@ -38,11 +38,11 @@ impl RulesEngine {
     /// tuning suggestions.
     pub fn threshold_settings(&self) -> Vec<ThresholdSetting> {
         let mut out = Vec::new();
-        for ((point, _), evals) in self.points.iter().zip(&self.thresholds) {
-            for t in evals {
-                let slot = &self.slots[t.slot];
+        for (point, _) in self.points.iter() {
+            for t in &self.thresholds[point.index()] {
+                let slot = self.slots.view(t.slot);
                 out.push(ThresholdSetting {
-                    alarm_id: slot.meta.id.to_string(),
+                    alarm_id: slot.meta.id(),
                     rule: slot.meta.rule.to_string(),
                     point,
                     level: t.limit.level,
@@ -56,6 +56,21 @@ impl RulesEngine {
             }
         }
         out
+    }
+
+    /// The slot of the alarm `id`.
+    ///
+    /// Ids are not kept (a plant has an alarm or more per point): an id is its subject, a `:`
+    /// and what follows, so each prefix up to a `:` that names a point, device, group or the
+    /// gateway is a candidate subject, and its alarms are compared whole.
+    pub(super) fn slot_of(&self, id: &str) -> Option<usize> {
+        id.match_indices(':').find_map(|(i, _)| {
+            let subject = &id[..i];
+            let points = self.points.id_of(subject).into_iter();
+            let points = points.flat_map(|p| self.point_slots[p.index()].iter().map(|&s| s as usize));
+            let others = self.subjects.get(subject).into_iter().flat_map(|s| s.iter().copied());
+            points.chain(others).find(|&s| self.slots.id(s) == id)
+        })
     }
 
     /// Evaluates one reading.
@@ -73,7 +88,7 @@ impl RulesEngine {
         // A lost link says nothing of the sensor: its stale alarm holds as it is (the
         // communication alarm speaks for the outage) until the sensor is heard again.
         if r.quality != Quality::CommFault {
-            self.last_seen[p] = Some(r.ts);
+            self.last_seen[p] = r.ts;
             for i in 0..self.stales[p].len() {
                 let slot = self.stales[p][i].slot;
                 self.drive(slot, r.quality == Quality::Stale, f64::NAN, r.ts, out);
@@ -90,7 +105,7 @@ impl RulesEngine {
         };
         if let Some(fault) = sensor_fault {
             for i in 0..self.faults[p].len() {
-                let slot = self.faults[p][i];
+                let slot = self.faults[p][i] as usize;
                 self.drive(slot, fault, r.value, r.ts, out);
             }
         }
@@ -111,7 +126,7 @@ impl RulesEngine {
         let mut level_changed = false;
         for i in 0..self.thresholds[p].len() {
             let t = self.thresholds[p][i];
-            let active = self.slots[t.slot].deb.is_active();
+            let active = self.slots.view(t.slot).deb.is_active();
             level_changed |= self.drive(
                 t.slot,
                 tripped(&t.limit, t.deadband, active, r.value),
@@ -170,7 +185,7 @@ impl RulesEngine {
             if self.point_commfault[p] {
                 continue;
             }
-            let last = self.last_seen[p].unwrap_or(self.started);
+            let last = self.last_seen[p];
             // Silence raises; only a reading (in `evaluate`) clears. A stale alarm restored
             // at start is not cleared by the new run's short silence so far.
             for i in 0..self.stales[p].len() {
@@ -184,20 +199,21 @@ impl RulesEngine {
         for p in 0..self.suspects.len() {
             let Some(e) = self.suspects[p].as_ref() else { continue };
             let Some(slot) = e.slot(Check::Jump) else { continue };
-            if !e.state.jump_holds(&e.checks, now) && self.slots[slot].deb.is_active() {
+            if !e.state.jump_holds(&e.checks, now) && self.slots.view(slot).deb.is_active() {
                 self.drive(slot, false, f64::NAN, now, out);
             }
         }
+        // A lazy alarm has no delay running and is not shelved.
         for slot in 0..self.slots.len() {
-            let s = &mut self.slots[slot];
+            let Some(s) = self.slots.full_mut(slot) else { continue };
             if s.deb.pending_since().is_some() {
                 let Delays { on, off } = s.delays();
                 if let Some(active) = s.deb.expire(now, on, off) {
-                    out.timers.push((s.meta.id.to_string(), None));
+                    out.timers.push((s.meta.id(), None));
                     self.flip(slot, active, now, out);
                 }
             }
-            if self.slots[slot].life.shelved_until().is_some_and(|t| t <= now) {
+            if self.slots.view(slot).life.shelved_until().is_some_and(|t| t <= now) {
                 let _ = self.act(slot, Action::Unshelve, now, None, Some("shelving expired"), out);
             }
         }
@@ -206,7 +222,7 @@ impl RulesEngine {
         }
         let chatter = self.settings.chatter_threshold;
         self.chattering
-            .retain(|&s| self.slots[s].raise_count(now, CHATTER_WINDOW) >= chatter);
+            .retain(|&s| self.slots.get_mut(s).raise_count(now, CHATTER_WINDOW) >= chatter);
     }
 
     /// Feeds one self-diagnostic finding to its `gateway:<check>` alarm.
@@ -227,9 +243,8 @@ impl RulesEngine {
         now: Timestamp,
         out: &mut Output,
     ) -> Result<AlarmEvent, CommandError> {
-        let slot = *self
-            .by_id
-            .get(alarm_id)
+        let slot = self
+            .slot_of(alarm_id)
             .ok_or_else(|| CommandError::UnknownAlarm(alarm_id.to_string()))?;
         let action = match command {
             Command::Acknowledge => Action::Acknowledge,
@@ -249,15 +264,16 @@ impl RulesEngine {
             .events
             .last()
             .cloned()
-            .unwrap_or_else(|| self.slots[slot].event(Transition::Acknowledged, now, None, None)))
+            .unwrap_or_else(|| self.slots.view(slot).event(Transition::Acknowledged, now, None, None)))
     }
 
     /// The current record of every alarm that has something to show.
     pub fn visible(&self, now: Timestamp) -> Vec<AlarmEvent> {
+        // A lazy alarm is normal, so not visible.
         self.slots
-            .iter()
-            .filter(|s| s.life.visible())
-            .map(|s| {
+            .iter_full()
+            .filter(|(_, s)| s.life.visible())
+            .map(|(_, s)| {
                 let mut e = s.event(Transition::Raised, s.life.raised_at().unwrap_or(now), None, None);
                 e.ts = s.life.raised_at().unwrap_or(now);
                 e
@@ -270,11 +286,7 @@ impl RulesEngine {
         AlarmStats {
             flood: self.flood.in_flood(),
             rate_10min: self.flood.rate(),
-            chattering: self
-                .chattering
-                .iter()
-                .map(|&s| self.slots[s].meta.id.to_string())
-                .collect(),
+            chattering: self.chattering.iter().map(|&s| self.slots.id(s)).collect(),
             chattering_total: self.chattering_total,
         }
     }
@@ -282,10 +294,10 @@ impl RulesEngine {
     /// Restores an alarm from its last journaled transition; `false` if the configuration no
     /// longer defines it. Emits nothing.
     pub fn restore(&mut self, e: &AlarmEvent) -> bool {
-        let Some(&slot) = self.by_id.get(e.alarm_id.as_str()) else {
+        let Some(slot) = self.slot_of(&e.alarm_id) else {
             return false;
         };
-        let s = &mut self.slots[slot];
+        let s = self.slots.get_mut(slot);
         s.life = Lifecycle::restored(
             e.state,
             s.life.latching(),
@@ -308,8 +320,8 @@ impl RulesEngine {
         if e.transition != Transition::Raised {
             return;
         }
-        if let Some(&slot) = self.by_id.get(e.alarm_id.as_str()) {
-            self.slots[slot].record_raise(e.ts, CHATTER_WINDOW);
+        if let Some(slot) = self.slot_of(&e.alarm_id) {
+            self.slots.get_mut(slot).record_raise(e.ts, CHATTER_WINDOW);
         }
         if e.annunciated() {
             let _ = self.flood.record(e.ts, self.settings.flood_threshold);
@@ -322,7 +334,9 @@ impl RulesEngine {
         let _ = self.flood.tick(now, self.settings.flood_threshold);
         let chatter = self.settings.chatter_threshold;
         for slot in 0..self.slots.len() {
-            if self.slots[slot].raise_count(now, CHATTER_WINDOW) >= chatter {
+            // A lazy alarm has no raises.
+            let Some(s) = self.slots.full_mut(slot) else { continue };
+            if s.raise_count(now, CHATTER_WINDOW) >= chatter {
                 self.chattering.insert(slot);
             }
         }
@@ -330,10 +344,10 @@ impl RulesEngine {
 
     /// Restores a delay timer that was running at the last stop; `false` if unknown.
     pub fn restore_timer(&mut self, alarm_id: &str, since: Timestamp) -> bool {
-        let Some(&slot) = self.by_id.get(alarm_id) else {
+        let Some(slot) = self.slot_of(alarm_id) else {
             return false;
         };
-        let s = &mut self.slots[slot];
+        let s = self.slots.get_mut(slot);
         let active = s.deb.is_active();
         s.deb.restore(active, Some(since));
         true
@@ -347,7 +361,7 @@ impl RulesEngine {
     /// the alarm and raise it again a moment later, losing its acknowledgement.
     pub fn finish_restore(&mut self) {
         for d in 0..self.devices.len() {
-            if !self.slots[self.devices[d].slot].deb.is_active() {
+            if !self.slots.view(self.devices[d].slot).deb.is_active() {
                 continue;
             }
             for i in 0..self.devices[d].points.len() {
@@ -356,7 +370,7 @@ impl RulesEngine {
                     continue;
                 }
                 self.point_commfault[p] = true;
-                let dev = self.point_device[p];
+                let dev = self.point_device[p] as usize;
                 let station = self.devices[dev].station;
                 for e in std::iter::once(dev).chain(station) {
                     self.devices[e].faulted += 1;
@@ -368,20 +382,24 @@ impl RulesEngine {
             self.votes[v].level = group_level(&self.votes[v].mode, &levels);
         }
         for d in 0..self.devices.len() {
-            if self.slots[self.devices[d].slot].deb.is_active() {
+            if self.slots.view(self.devices[d].slot).deb.is_active() {
                 let dev = &self.devices[d];
                 let points = dev
                     .points
                     .iter()
-                    .flat_map(|p| self.point_slots[p.index()].iter().copied());
+                    .flat_map(|p| self.point_slots[p.index()].iter().map(|&s| s as usize));
                 let members = dev
                     .members
                     .iter()
                     .map(|&m| self.devices[m].slot)
-                    .filter(|&s| self.slots[s].life.state() != crate::model::AlarmState::Normal);
+                    .filter(|&s| self.slots.view(s).life.state() != crate::model::AlarmState::Normal);
                 let slots: Vec<usize> = points.chain(members).collect();
                 for slot in slots {
-                    let _ = self.slots[slot].life.apply(Action::Suppress(true), self.started);
+                    let _ = self
+                        .slots
+                        .get_mut(slot)
+                        .life
+                        .apply(Action::Suppress(true), self.started);
                 }
             }
         }
@@ -390,12 +408,20 @@ impl RulesEngine {
     /// Feeds a raw condition to a slot's debounce; on a flip, runs the lifecycle and fan-out.
     /// Returns whether the debounced condition flipped.
     fn drive(&mut self, slot: usize, trip: bool, value: f64, ts: Timestamp, out: &mut Output) -> bool {
-        let s = &mut self.slots[slot];
+        // A lazy alarm whose condition stays off keeps only the value (its debounce is off
+        // with no delay running, so nothing else would change).
+        if !trip && let Some(v) = self.slots.lazy_value(slot) {
+            if !value.is_nan() {
+                *v = value;
+            }
+            return false;
+        }
+        let s = self.slots.get_mut(slot);
         let before = s.deb.pending_since();
         let Delays { on, off } = s.delays();
         let flipped = s.deb.update(trip, ts, on, off);
         if s.deb.pending_since() != before {
-            out.timers.push((s.meta.id.to_string(), s.deb.pending_since()));
+            out.timers.push((s.meta.id(), s.deb.pending_since()));
         }
         if !value.is_nan() || flipped.is_some() {
             s.value = value;
@@ -411,7 +437,7 @@ impl RulesEngine {
 
     fn flip(&mut self, slot: usize, active: bool, ts: Timestamp, out: &mut Output) {
         let _ = self.act(slot, Action::Condition(active), ts, None, None, out);
-        match self.slots[slot].meta.role {
+        match self.slots.view(slot).meta.role {
             Role::Device(d) => self.suppress_device(d as usize, active, ts, out),
             Role::Threshold(p) => self.eval_votes_of_point(p, ts, out),
             Role::Point(_) | Role::Group | Role::Gateway => {}
@@ -427,7 +453,7 @@ impl RulesEngine {
         comment: Option<&str>,
         out: &mut Output,
     ) -> Result<(), LifecycleError> {
-        let s = &mut self.slots[slot];
+        let s = self.slots.get_mut(slot);
         let Some(t) = s.life.apply(action, ts)? else {
             return Ok(());
         };
@@ -460,18 +486,18 @@ impl RulesEngine {
             .chain(self.rates[p].iter().map(|r| r.slot))
             .chain(self.earlies[p].iter().flat_map(|e| e.slots.iter().map(|(_, s)| *s)));
         for slot in slots {
-            let s = &mut self.slots[slot];
+            let s = self.slots.get_mut(slot);
             if s.deb.pending_since().is_some() {
                 let active = s.deb.is_active();
                 s.deb.restore(active, None);
-                out.timers.push((s.meta.id.to_string(), None));
+                out.timers.push((s.meta.id(), None));
             }
         }
     }
 
     fn update_device(&mut self, r: &Reading, out: &mut Output) {
         let p = r.point.index();
-        let d = self.point_device[p];
+        let d = self.point_device[p] as usize;
         let station = self.devices[d].station;
         let faulted = r.quality == Quality::CommFault;
         let mut station_flipped = false;
@@ -512,7 +538,7 @@ impl RulesEngine {
     fn drive_member(&mut self, d: usize, ts: Timestamp, out: &mut Output) {
         let dev = &self.devices[d];
         let station_down = dev.station.is_some_and(|s| self.devices[s].offline());
-        let active = self.slots[dev.slot].deb.is_active();
+        let active = self.slots.view(dev.slot).deb.is_active();
         let trip = dev.offline() && (!station_down || active);
         self.drive(dev.slot, trip, f64::NAN, ts, out);
     }
@@ -521,7 +547,7 @@ impl RulesEngine {
         for i in 0..self.devices[d].points.len() {
             let p = self.devices[d].points[i].index();
             for j in 0..self.point_slots[p].len() {
-                let slot = self.point_slots[p][j];
+                let slot = self.point_slots[p][j] as usize;
                 let _ = self.act(slot, Action::Suppress(on), ts, None, None, out);
             }
         }
@@ -529,7 +555,7 @@ impl RulesEngine {
         // then); only one already showing needs suppressing, so the list shows the station alone.
         for i in 0..self.devices[d].members.len() {
             let slot = self.devices[self.devices[d].members[i]].slot;
-            let life = &self.slots[slot].life;
+            let life = self.slots.view(slot).life;
             if on == life.suppressed() || (on && life.state() == crate::model::AlarmState::Normal) {
                 continue;
             }
@@ -564,12 +590,12 @@ impl RulesEngine {
         let horizon = e.horizon;
         for j in 0..self.earlies[p][i].slots.len() {
             let (limit, slot) = self.earlies[p][i].slots[j];
-            let active = self.slots[slot].deb.is_active();
+            let active = self.slots.view(slot).deb.is_active();
             let at = target
                 .filter(|(l, at)| l.level == limit.level && warns(active, r.ts, *at, horizon))
                 .map(|(_, at)| at);
             // No crossing predicted any more: the record says so (also during an off-delay).
-            self.slots[slot].set_predicted(at);
+            self.slots.get_mut(slot).set_predicted(at);
             self.drive(slot, at.is_some(), r.value, r.ts, out);
         }
     }
@@ -584,7 +610,7 @@ impl RulesEngine {
             hi = hi.max(v);
         }
         let spread = hi - lo;
-        let active = self.slots[dev.slot].deb.is_active();
+        let active = self.slots.view(dev.slot).deb.is_active();
         let limit = if active { dev.max - dev.deadband } else { dev.max };
         let trip = if active { spread >= limit } else { spread > limit };
         let slot = dev.slot;
@@ -595,7 +621,7 @@ impl RulesEngine {
     fn point_level(&self, p: PointId, family: Level) -> Option<Level> {
         self.thresholds[p.index()]
             .iter()
-            .filter(|t| t.limit.level.same_family(family) && self.slots[t.slot].deb.is_active())
+            .filter(|t| t.limit.level.same_family(family) && self.slots.view(t.slot).deb.is_active())
             .map(|t| t.limit.level)
             .max_by_key(|l| l.rank())
     }

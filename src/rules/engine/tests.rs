@@ -347,6 +347,50 @@ fn sensor_faults_are_fault_alarms_apart_from_process_alarms() {
 }
 
 #[test]
+fn a_sensor_fault_alarm_takes_a_full_slot_only_once_it_changes() {
+    let t = table();
+    let (g1, g2) = (pid(&t, "g1"), pid(&t, "g2"));
+    let (mut e, _) = engine(vec![sensor_fault(g1), sensor_fault(g2)]);
+    let (s1, s2) = (e.faults[g1.index()][0] as usize, e.faults[g2.index()][0] as usize);
+    good(&mut e, g1, 1_000, 5.0);
+    good(&mut e, g2, 1_000, 7.0);
+    read(&mut e, g2, 1_500, f64::NAN, Quality::CommFault);
+    assert!(
+        e.slots.is_lazy(s1) && e.slots.is_lazy(s2),
+        "good readings change nothing but the value"
+    );
+    let raised = read(&mut e, g1, 2_000, 120.0, Quality::OutOfRange);
+    assert_eq!(
+        summary(&raised),
+        [("g1:sensor_fault".into(), Transition::Raised, AlarmState::UnackActive)]
+    );
+    assert_eq!((raised[0].value, raised[0].unit.as_str()), (120.0, "%LEL"));
+    assert!(!e.slots.is_lazy(s1) && e.slots.is_lazy(s2));
+    // A command on a lazy alarm records the value it last saw, as a full slot would.
+    let mut out = Output::default();
+    let ev = e
+        .command(
+            "g2:sensor_fault",
+            Command::RemoveFromService,
+            "op",
+            "calibration",
+            at(3_000),
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(
+        (ev.value, ev.out_of_service, ev.hazard_source.as_deref()),
+        (7.0, true, Some("MHS-001"))
+    );
+    assert_eq!(
+        e.alarm_count(),
+        2 + e.devices.len() + ConditionKind::SELF_DIAGNOSTIC.len()
+    );
+    let ids: Vec<String> = e.visible(at(4_000)).into_iter().map(|a| a.alarm_id).collect();
+    assert_eq!(ids, ["g1:sensor_fault", "g2:sensor_fault"]);
+}
+
+#[test]
 fn silence_raises_a_sensor_fault_and_never_clears_an_open_alarm() {
     let t = table();
     let g1 = pid(&t, "g1");
@@ -505,6 +549,61 @@ fn operator_commands_follow_isa_18_2_and_record_who_and_why() {
         ),
         Err(CommandError::ShelveTooLong { .. })
     ));
+}
+
+#[test]
+fn an_alarm_is_found_by_its_id_when_names_contain_colons_and_subjects_share_a_name() {
+    // A point named like another's alarm, and a device with a point's name: each id still
+    // names exactly one alarm.
+    let mut t = PointTable::default();
+    for (name, device) in [("tank", "tank"), ("tank:high", "d2")] {
+        t.insert(PointMeta {
+            name: name.into(),
+            unit: "m".into(),
+            kind: PointKind::Level,
+            device: device.into(),
+            hazard_source: None,
+            range: Some((0.0, 100.0)),
+            description: None,
+        })
+        .unwrap();
+    }
+    let (tank, tank_high) = (pid(&t, "tank"), pid(&t, "tank:high"));
+    let rules = vec![
+        gas_threshold(tank, Delays::default()),
+        RuleSpec {
+            name: "second".into(),
+            ..gas_threshold(tank_high, Delays::default())
+        },
+    ];
+    let mut e = RulesEngine::new(t, &rules, AlarmSettings::default(), at(0)).unwrap();
+    good(&mut e, tank, 0, 60.0);
+    good(&mut e, tank_high, 0, 60.0);
+    let mut out = Output::default();
+    for id in ["tank:high", "tank:high_high", "tank:high:high", "tank:high:high_high"] {
+        let ev = e.command(id, Command::Acknowledge, "op", "", at(1), &mut out).unwrap();
+        assert_eq!((ev.alarm_id.as_str(), ev.state), (id, AlarmState::AckActive));
+    }
+    let ev = e
+        .command(
+            "tank:communication",
+            Command::RemoveFromService,
+            "op",
+            "",
+            at(2),
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(
+        (ev.alarm_id.as_str(), ev.subject_kind),
+        ("tank:communication", crate::model::SubjectKind::Device)
+    );
+    for unknown in ["tank", "tank:", "tank:high:low", "d2:high", ":high"] {
+        assert_eq!(
+            e.command(unknown, Command::Acknowledge, "op", "", at(3), &mut out),
+            Err(CommandError::UnknownAlarm(unknown.into()))
+        );
+    }
 }
 
 #[test]

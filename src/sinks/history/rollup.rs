@@ -51,11 +51,86 @@ const RECENT: usize = 16;
 /// The open minute of every point.
 #[derive(Debug, Clone, Default)]
 pub struct Rollups {
-    open: Vec<Option<MinuteAgg>>,
+    /// By point index.
+    open: Vec<Open>,
     /// Times of each point's last [`RECENT`] counted readings: a reading delivered again with
     /// one of them (an MQTT redelivery after a reconnect, a device answering with an
     /// unchanged timestamp) is the same reading and counts once, as raw history keeps it once.
     recent: Recent,
+}
+
+/// A point's open minute in 48 bytes, where an `Option<MinuteAgg>` takes 72: no `Option`s
+/// (`count` and `bad` both 0: no open minute, and the other fields mean nothing; `count` 0:
+/// no min or max), and the count of bad readings in 32 bits (a minute with more is handed on
+/// in parts, which merge exactly).
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    minute: i64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    count: u64,
+    bad: u32,
+    point: PointId,
+}
+
+impl Open {
+    /// No open minute (`point` is any: it means nothing until a minute opens).
+    fn none(point: PointId) -> Self {
+        Self::from_agg(&MinuteAgg::empty(point, 0))
+    }
+
+    /// A minute opened by `r`.
+    fn start(r: &Reading, minute: i64) -> Self {
+        let mut a = MinuteAgg::empty(r.point, minute);
+        a.add(r);
+        Self::from_agg(&a)
+    }
+
+    fn is_open(&self) -> bool {
+        self.count > 0 || self.bad > 0
+    }
+
+    fn agg(&self) -> MinuteAgg {
+        let good = self.count > 0;
+        MinuteAgg {
+            point: self.point,
+            stats: MinuteSample {
+                minute: self.minute,
+                min: good.then_some(self.min),
+                max: good.then_some(self.max),
+                sum: self.sum,
+                count: self.count,
+                bad: u64::from(self.bad),
+            },
+        }
+    }
+
+    /// `a` as an open minute; `a.stats.bad` fits (see [`Open::add`]).
+    fn from_agg(a: &MinuteAgg) -> Self {
+        let s = &a.stats;
+        Self {
+            minute: s.minute,
+            min: s.min.unwrap_or(0.0),
+            max: s.max.unwrap_or(0.0),
+            sum: s.sum,
+            count: s.count,
+            bad: u32::try_from(s.bad).unwrap_or(u32::MAX),
+            point: a.point,
+        }
+    }
+
+    /// Counts `r` in the open minute, which is `r`'s; a part whose bad count is full is
+    /// pushed onto `closed` first.
+    fn add(&mut self, r: &Reading, closed: &mut Vec<MinuteAgg>) {
+        let mut a = self.agg();
+        if self.bad == u32::MAX {
+            closed.push(a);
+            a = MinuteAgg::empty(r.point, a.stats.minute);
+        }
+        a.add(r);
+        *self = Self::from_agg(&a);
+    }
 }
 
 /// The last [`RECENT`] counted reading times of every point, in one flat array (a ring of
@@ -110,7 +185,7 @@ impl Rollups {
     /// Open minutes for `points` points (more grow it).
     pub fn with_points(points: usize) -> Self {
         Self {
-            open: vec![None; points],
+            open: Vec::with_capacity(points),
             recent: Recent::with_points(points),
         }
     }
@@ -121,45 +196,50 @@ impl Rollups {
     pub fn add(&mut self, r: &Reading, closed: &mut Vec<MinuteAgg>) {
         let i = r.point.index();
         if self.open.len() <= i {
-            self.open.resize(i + 1, None);
+            self.open.resize(i + 1, Open::none(r.point));
         }
         if !self.recent.insert(i, r.ts) {
             return;
         }
         let minute = minute_of(r.ts);
         let slot = &mut self.open[i];
-        match slot {
-            Some(agg) if agg.stats.minute == minute => agg.add(r),
-            _ => {
-                if let Some(prev) = slot.take() {
-                    closed.push(prev);
-                }
-                let mut agg = MinuteAgg::empty(r.point, minute);
-                agg.add(r);
-                *slot = Some(agg);
+        if slot.is_open() && slot.minute == minute {
+            slot.add(r, closed);
+        } else {
+            if slot.is_open() {
+                closed.push(slot.agg());
             }
+            *slot = Open::start(r, minute);
         }
     }
 
     /// Closes every open minute that started before `minute`.
     pub fn close_before(&mut self, minute: i64, closed: &mut Vec<MinuteAgg>) {
         for slot in &mut self.open {
-            if slot.is_some_and(|a| a.stats.minute < minute)
-                && let Some(agg) = slot.take()
-            {
-                closed.push(agg);
+            if slot.is_open() && slot.minute < minute {
+                closed.push(slot.agg());
+                *slot = Open::none(slot.point);
             }
         }
     }
 
     /// Readings counted in minutes not yet closed.
     pub fn pending(&self) -> u64 {
-        self.open.iter().flatten().map(|a| a.stats.count + a.stats.bad).sum()
+        self.open
+            .iter()
+            .filter(|o| o.is_open())
+            .map(|o| o.count + u64::from(o.bad))
+            .sum()
     }
 
     /// Closes every open minute (at shutdown).
     pub fn close_all(&mut self, closed: &mut Vec<MinuteAgg>) {
-        closed.extend(self.open.iter_mut().filter_map(Option::take));
+        for slot in &mut self.open {
+            if slot.is_open() {
+                closed.push(slot.agg());
+                *slot = Open::none(slot.point);
+            }
+        }
     }
 }
 
@@ -204,6 +284,43 @@ mod tests {
         // Both repeats of 61 are dropped, even after 62; 59 is a late reading, counted.
         assert_eq!((closed[0].stats.minute, closed[0].stats.count), (1, 3));
         assert_eq!((closed[1].stats.minute, closed[1].stats.count), (0, 1));
+    }
+
+    #[test]
+    fn an_open_minute_stays_small() {
+        // One per point, a plant has tens of thousands.
+        assert_eq!(std::mem::size_of::<Open>(), 48);
+    }
+
+    #[test]
+    fn a_minute_with_more_bad_readings_than_fit_is_handed_on_in_parts_that_merge_exactly() {
+        let p = point();
+        let mut r = Rollups::with_points(1);
+        let mut closed = Vec::new();
+        r.add(&reading(p, 60, 3.0, Quality::Good), &mut closed);
+        r.open[0].bad = u32::MAX - 1;
+        for (s, v, q) in [
+            (61, 0.0, Quality::CommFault),
+            (62, 0.0, Quality::Stale),
+            (63, 5.0, Quality::Good),
+        ] {
+            r.add(&reading(p, s, v, q), &mut closed);
+        }
+        r.close_all(&mut closed);
+        assert_eq!(closed.len(), 2);
+        let mut whole = closed[0];
+        whole.merge(&closed[1]);
+        assert_eq!(
+            (
+                whole.stats.minute,
+                whole.stats.count,
+                whole.stats.bad,
+                whole.stats.min,
+                whole.stats.max
+            ),
+            (1, 2, u64::from(u32::MAX) + 1, Some(3.0), Some(5.0))
+        );
+        assert_eq!(r.pending(), 0);
     }
 
     #[test]

@@ -195,14 +195,15 @@ fn parse_text(bytes: &[u8]) -> Option<f64> {
 /// Readings of a block's points from the words read for it (a point whose words are missing
 /// is a `decode_error`).
 pub fn decode_block(
-    points: &[(PointId, RegisterSpec)],
+    points: &[PointId],
+    registers: &[RegisterSpec],
     block: &ReadBlock,
     words: &[u16],
     ts: Timestamp,
     out: &mut Vec<Reading>,
 ) {
     for &(slot, offset) in &block.items {
-        let Some((point, spec)) = points.get(slot) else {
+        let (Some(point), Some(spec)) = (points.get(slot), registers.get(slot)) else {
             continue;
         };
         let start = usize::from(offset);
@@ -221,15 +222,9 @@ pub fn decode_block(
 }
 
 /// Readings without a value, of `quality`, for every point of a block that was not read.
-pub fn fill_block(
-    points: &[(PointId, RegisterSpec)],
-    block: &ReadBlock,
-    quality: Quality,
-    ts: Timestamp,
-    out: &mut Vec<Reading>,
-) {
+pub fn fill_block(points: &[PointId], block: &ReadBlock, quality: Quality, ts: Timestamp, out: &mut Vec<Reading>) {
     for &(slot, _) in &block.items {
-        if let Some((point, _)) = points.get(slot) {
+        if let Some(point) = points.get(slot) {
             out.push(Reading {
                 point: *point,
                 ts,

@@ -51,6 +51,7 @@ mod tests {
             inter_request_delay: Duration::ZERO,
             limits: ReadLimits::default(),
             points: Vec::new().into(),
+            registers: Vec::new().into(),
         }
     }
 

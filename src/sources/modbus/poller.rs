@@ -148,7 +148,7 @@ impl Poller {
             .filter_map(|&i| all.get(i).map(|d| (i, d.clone())))
             .map(|(index, spec)| {
                 let splits = Splits::new();
-                let blocks = plan(&spec.points, spec.limits, &splits);
+                let blocks = plan(&spec.registers, spec.limits, &splits);
                 let max = Duration::from_secs(30).max(spec.interval);
                 Device {
                     index,
@@ -276,11 +276,18 @@ impl Poller {
                 continue;
             }
             match self.read_block(i, &block).await {
-                Outcome::Data(words) => decode_block(&self.devices[i].spec.points, &block, &words, ts, &mut batch),
+                Outcome::Data(words) => decode_block(
+                    &self.devices[i].spec.points,
+                    &self.devices[i].spec.registers,
+                    &block,
+                    &words,
+                    ts,
+                    &mut batch,
+                ),
                 Outcome::Refused(q) => fill_block(&self.devices[i].spec.points, &block, q, ts, &mut batch),
                 Outcome::Split => {
                     let d = &self.devices[i];
-                    let sub: Vec<RegisterSpec> = block.items.iter().map(|&(s, _)| d.spec.points[s].1).collect();
+                    let sub: Vec<RegisterSpec> = block.items.iter().map(|&(s, _)| d.spec.registers[s]).collect();
                     for mut piece in plan(&sub, d.spec.limits, &d.splits).into_iter().rev() {
                         for item in &mut piece.items {
                             item.0 = block.items[item.0].0;
@@ -297,7 +304,7 @@ impl Poller {
         }
         if split {
             let d = &mut self.devices[i];
-            d.blocks = plan(&d.spec.points, d.spec.limits, &d.splits);
+            d.blocks = plan(&d.spec.registers, d.spec.limits, &d.splits);
         }
         self.end_cycle(i, ok, ts);
         batch
@@ -358,7 +365,7 @@ impl Poller {
                     warn!(device = %name, function = block.function.as_str(), start = block.start, count = block.count,
                           exception = code, "Device answered with a Modbus exception");
                     let o = if code == ILLEGAL_DATA_ADDRESS && block.items.len() > 1 {
-                        let new = split_after_rejection(&self.devices[i].spec.points, block);
+                        let new = split_after_rejection(&self.devices[i].spec.registers, block);
                         info!(device = %name, function = block.function.as_str(), splits = ?new.iter().map(|s| s.1).collect::<Vec<_>>(),
                               "Splitting a read the device rejects; remembered");
                         self.devices[i].splits.extend(new);
@@ -493,6 +500,7 @@ mod tests {
             inter_request_delay: Duration::ZERO,
             limits: super::super::planner::ReadLimits::default(),
             points: Vec::new().into(),
+            registers: Vec::new().into(),
         };
         let devices = [dev];
         let line = &group_lines(&devices)[0];

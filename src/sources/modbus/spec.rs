@@ -129,9 +129,12 @@ pub struct DeviceSpec {
     pub inter_request_delay: Duration,
     /// Request limits (profile's, possibly narrowed per device).
     pub limits: ReadLimits,
-    /// The points it feeds and where each sits in its register map; shared by the config
-    /// and the device's poller.
-    pub points: std::sync::Arc<[(PointId, RegisterSpec)]>,
+    /// The points it feeds, by position in its register map; shared by the config and the
+    /// device's poller.
+    pub points: std::sync::Arc<[PointId]>,
+    /// Where each of `points` sits (same positions). One copy serves every device with the
+    /// same map (the devices of a profile, as a rule): a plant has thousands of devices.
+    pub registers: std::sync::Arc<[RegisterSpec]>,
 }
 
 impl From<&DeviceSpec> for crate::state::devices::DeviceIdentity {
