@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
-use crate::model::pair::PairView;
+use crate::model::pair::{FieldReach, PairView};
 
 /// Replication from the active to the standby.
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,6 +48,11 @@ pub struct PairStatus {
     pub active_api: Option<String>,
     /// The lease record last seen at the witness, if any.
     pub lease: Option<LeaseSeen>,
+    /// What this node reaches of the plant network (Modbus TCP and RTU-over-TCP devices):
+    /// the active's pollers, or the standby's while it polls them; absent otherwise.
+    pub field: Option<FieldReach>,
+    /// What the peer last said it reaches, if it polls.
+    pub peer_field: Option<FieldReach>,
 }
 
 impl PairStatus {
@@ -67,6 +72,8 @@ impl PairStatus {
                 },
                 active_api: None,
                 lease: None,
+                field: None,
+                peer_field: None,
             };
         };
         let (lag_entries, lag_ms) = v.lag();
@@ -80,6 +87,8 @@ impl PairStatus {
             replication: Replication { lag_entries, lag_ms },
             active_api: v.active_api(),
             lease: v.lease().map(|(holder, beat)| LeaseSeen { holder, beat }),
+            field: v.field(),
+            peer_field: v.peer_field(),
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct PairSpec {
     pub witness_login: Option<(String, String)>,
     /// Whether the preferred node takes the role back once it follows again.
     pub failback_auto: bool,
+    /// Whether the standby polls the network devices all the time (read-only), not only when
+    /// the active asks.
+    pub dual_poll: bool,
     /// The lease topic at the witness.
     pub topic: String,
     /// Where consoles find this node's API when it is active (the standby redirects there).
@@ -46,6 +49,7 @@ impl std::fmt::Debug for PairSpec {
             .field("secret", &"<redacted>")
             .field("prefer", &self.prefer)
             .field("witness", &format!("{}:{}", self.witness_host, self.witness_port))
+            .field("dual_poll", &self.dual_poll)
             .field("topic", &self.topic)
             .field("advertise_api", &self.advertise_api)
             .finish()
@@ -79,6 +83,9 @@ pub(super) struct RawRedundancy {
     /// This node's API as consoles reach it (default `http://` and `[api] listen`).
     #[serde(default)]
     advertise_api: Option<Spanned<String>>,
+    /// The standby polls the network devices (Modbus TCP, RTU over TCP) all the time.
+    #[serde(default)]
+    dual_poll: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,6 +274,7 @@ pub(super) fn validate(
         witness_port,
         witness_login,
         failback_auto,
+        dual_poll: raw.dual_poll,
         topic,
         advertise_api,
     })
@@ -320,13 +328,15 @@ mod tests {
         assert_eq!((spec.witness_host.as_str(), spec.witness_port), ("127.0.0.1", 1883));
         assert_eq!(spec.advertise_api, "http://127.0.0.1:8080");
         assert!(!spec.failback_auto);
+        assert!(!spec.dual_poll);
         assert_eq!(spec.witness_login, None);
         let text = GOOD.replace(
             "topic = \"hazard/pair/gw\" }",
-            "topic = \"hazard/pair/gw\", username = \"pair\", password_env = \"WITNESS_PW\" }\nfailback = \"auto\"",
+            "topic = \"hazard/pair/gw\", username = \"pair\", password_env = \"WITNESS_PW\" }\nfailback = \"auto\"\ndual_poll = true",
         );
         let spec = check(&text, Some("0123456789abcdef")).unwrap().unwrap();
         assert!(spec.failback_auto);
+        assert!(spec.dual_poll);
         assert_eq!(spec.witness_login, Some(("pair".into(), "0123456789abcdef".into())));
         assert!(
             !format!("{spec:?}").contains("0123456789abcdef"),

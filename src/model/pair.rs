@@ -105,6 +105,26 @@ impl PairRole {
     }
 }
 
+/// What a node reaches of the plant network: its network devices (Modbus TCP, RTU over
+/// TCP), how many have had a poll cycle, and how many answered their last one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct FieldReach {
+    /// Network devices in the config.
+    pub devices: u32,
+    /// Of those, how many have had a poll cycle.
+    pub known: u32,
+    /// Of those, how many answered their last cycle.
+    pub online: u32,
+}
+
+impl FieldReach {
+    /// Every network device failed its last cycle: this node has lost the plant network, or
+    /// the devices are down (the peer's reach tells which).
+    pub fn lost(&self) -> bool {
+        self.devices > 0 && self.known == self.devices && self.online == 0
+    }
+}
+
 /// The pair as this node sees it, for the API, the console and `/metrics`.
 #[derive(Debug)]
 pub struct PairView {
@@ -127,6 +147,14 @@ pub struct PairView {
     lease: Mutex<Option<(Option<String>, u64)>>,
     /// An operator asked the active to hand over to the standby.
     handover: tokio::sync::Notify,
+    /// What this node reaches of the plant network (the active's pollers, or the standby's
+    /// probe); `None` while it does not poll.
+    field: Mutex<Option<FieldReach>>,
+    /// What the peer last said it reaches (`None`: it does not poll or has not said).
+    peer_field: Mutex<Option<FieldReach>>,
+    /// On the standby: the active asked for this node's reach (its own plant network is
+    /// gone, or it wants to hand the role back).
+    field_asked: AtomicBool,
 }
 
 impl PairView {
@@ -144,6 +172,9 @@ impl PairView {
             active_api: Mutex::new(None),
             lease: Mutex::new(None),
             handover: tokio::sync::Notify::new(),
+            field: Mutex::new(None),
+            peer_field: Mutex::new(None),
+            field_asked: AtomicBool::new(false),
         })
     }
 
@@ -211,6 +242,30 @@ impl PairView {
     pub fn see_lease(&self, holder: Option<String>, beat: u64) {
         *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some((holder, beat));
     }
+    /// What this node reaches of the plant network, if it polls.
+    pub fn field(&self) -> Option<FieldReach> {
+        *self.field.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Records what this node reaches.
+    pub fn set_field(&self, reach: Option<FieldReach>) {
+        *self.field.lock().unwrap_or_else(|p| p.into_inner()) = reach;
+    }
+    /// What the peer last said it reaches.
+    pub fn peer_field(&self) -> Option<FieldReach> {
+        *self.peer_field.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Records what the peer said it reaches.
+    pub fn set_peer_field(&self, reach: Option<FieldReach>) {
+        *self.peer_field.lock().unwrap_or_else(|p| p.into_inner()) = reach;
+    }
+    /// On the standby: whether the active asked for this node's reach.
+    pub fn field_asked(&self) -> bool {
+        self.field_asked.load(Ordering::Acquire)
+    }
+    /// Records whether the active asks for this node's reach.
+    pub fn set_field_asked(&self, asked: bool) {
+        self.field_asked.store(asked, Ordering::Release);
+    }
     /// Records where the active's API is.
     pub fn set_active_api(&self, api: Option<String>) {
         *self.active_api.lock().unwrap_or_else(|p| p.into_inner()) = api;
@@ -238,6 +293,16 @@ mod tests {
         f.extend_to(Instant::now() - Duration::from_millis(1));
         assert!(!f.may_drive());
         assert!(Fence::open().may_drive());
+    }
+
+    #[test]
+    fn the_field_is_lost_only_when_every_network_device_failed_its_last_cycle() {
+        let reach = |devices, known, online| FieldReach { devices, known, online };
+        assert!(reach(3, 3, 0).lost());
+        // Not yet polled, one still answering, or nothing on the network to lose.
+        assert!(!reach(3, 2, 0).lost());
+        assert!(!reach(3, 3, 1).lost());
+        assert!(!reach(0, 0, 0).lost());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use crate::model::pair::FieldReach;
 use crate::sinks::journal::replica::ReplicaRow;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -95,6 +96,10 @@ pub enum Msg {
         id: u64,
         /// The active's last journal sequence number.
         head: u64,
+        /// The active asks what the standby reaches of the plant network (it lost its own,
+        /// or it would hand the role back).
+        #[serde(default)]
+        probe: bool,
     },
     /// The standby has stored everything up to `applied` and answers beat `id`.
     Ack {
@@ -102,6 +107,9 @@ pub enum Msg {
         id: u64,
         /// Its last journal sequence number.
         applied: u64,
+        /// What it reaches of the plant network, while it polls.
+        #[serde(default)]
+        field: Option<FieldReach>,
     },
 }
 
@@ -303,12 +311,24 @@ mod tests {
         let (a, b) = pair(b"0123456789abcdef", b"0123456789abcdef").await;
         let (mut ar, mut aw) = a.unwrap().into_halves();
         let (mut br, mut bw) = b.unwrap().into_halves();
-        let beat = Msg::Beat { id: 7, head: 42 };
+        let beat = Msg::Beat {
+            id: 7,
+            head: 42,
+            probe: true,
+        };
         aw.send(&beat).await.unwrap();
         aw.send(&Msg::Diverged).await.unwrap();
         assert_eq!(br.recv().await.unwrap(), beat);
         assert_eq!(br.recv().await.unwrap(), Msg::Diverged);
-        let ack = Msg::Ack { id: 7, applied: 42 };
+        let ack = Msg::Ack {
+            id: 7,
+            applied: 42,
+            field: Some(FieldReach {
+                devices: 2,
+                known: 2,
+                online: 1,
+            }),
+        };
         bw.send(&ack).await.unwrap();
         assert_eq!(ar.recv().await.unwrap(), ack);
     }
@@ -336,7 +356,11 @@ mod tests {
         let conn = Conn::dial(stream, b"0123456789abcdef").await.unwrap();
         let (_r, mut w) = conn.into_halves();
         // A genuine frame, captured by sending it through a second writer with the same key.
-        let msg = Msg::Beat { id: 1, head: 1 };
+        let msg = Msg::Beat {
+            id: 1,
+            head: 1,
+            probe: false,
+        };
         let body = serde_json::to_vec(&msg).unwrap();
         let tag = mac(&w.key, &[&[w.dir], &1u64.to_be_bytes(), &body]);
         let mut frame = (body.len() as u32).to_be_bytes().to_vec();

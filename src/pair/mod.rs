@@ -9,6 +9,7 @@
 //! checked before every bus transaction and every regulator send, so a node that was frozen
 //! or cut off never drives a bus the peer has taken.
 
+pub mod field;
 pub mod lease;
 pub mod link;
 pub mod replicate;
@@ -16,6 +17,7 @@ pub mod spec;
 pub mod standby;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +52,8 @@ pub struct Shared {
     active_contact: Mutex<Option<Instant>>,
     /// Wall clock (names of set-aside journals).
     clock: SharedClock,
+    /// On the active: it would hand the role back and wants the standby's field reach.
+    asking_reach: AtomicBool,
 }
 
 impl std::fmt::Debug for Shared {
@@ -64,6 +68,11 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     fn heard_active(&self) {
         *self.active_contact.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// On the active: whether beats ask the standby what it reaches of the plant network.
+    fn wants_peer_field(&self) -> bool {
+        self.asking_reach.load(Ordering::Acquire) || self.view.field().is_some_and(|f| f.lost())
     }
 
     /// Whether an active peer answered on the pair link within `d`.
@@ -144,6 +153,7 @@ pub async fn run(
         advertise_api: spec.advertise_api.clone(),
         active_contact: Mutex::new(None),
         clock: clock.clone(),
+        asking_reach: AtomicBool::new(false),
     });
     set_role(&shared, PairRole::Standby);
     let listener = TcpListener::bind(spec.listen)
@@ -162,6 +172,7 @@ pub async fn run(
     ));
     let mut lease = lease::Lease::start(&spec, shared.clone(), term_file);
 
+    let config = Arc::new(config);
     let outcome = roles(&config, data_dir, &clock, &shared, &mut lease, &stop).await;
     link_stop.cancel();
     let _ = server.await;
@@ -170,7 +181,7 @@ pub async fn run(
 }
 
 async fn roles(
-    config: &GatewayConfig,
+    config: &Arc<GatewayConfig>,
     data_dir: &Path,
     clock: &SharedClock,
     shared: &Arc<Shared>,
@@ -193,6 +204,13 @@ async fn roles(
             data_dir.to_path_buf(),
             standby_stop.clone(),
         ));
+        let prober = tokio::spawn(field::watch(
+            config.clone(),
+            shared.clone(),
+            clock.clone(),
+            config.redundancy.as_ref().is_some_and(|s| s.dual_poll),
+            standby_stop.clone(),
+        ));
         let won = loop {
             if let lease::Holding::Yes(term, why) = *lease.holding.borrow_and_update() {
                 break Some((term, why));
@@ -204,6 +222,7 @@ async fn roles(
         };
         standby_stop.cancel();
         let _ = follower.await;
+        let _ = prober.await;
         if let Some(mut h) = api {
             // Open connections (a browser's keep-alive) must not hold the address: the
             // gateway binds it next.
@@ -245,6 +264,9 @@ async fn roles(
             .as_ref()
             .is_some_and(|s| s.failback_auto && s.prefer != s.node);
         let mut settled_since: Option<Instant> = None;
+        let mut field_lost = false;
+        let mut field_warned = false;
+        shared.asking_reach.store(give_back, Ordering::Release);
         let stopping = loop {
             tokio::select! {
                 () = stop.cancelled() => break true,
@@ -263,9 +285,34 @@ async fn roles(
                 lease.release().await;
                 break false;
             }
+            let own = gateway.network_reach();
+            shared.view.set_field(Some(own));
+            let peer_field = shared.view.peer_field().filter(|_| shared.view.peer_up());
+            if field::hand_over_for_field(own, peer_field) {
+                warn!(
+                    devices = own.devices,
+                    standby_reaches = peer_field.map_or(0, |p| p.online),
+                    "Pair: no network device answers here and the standby reaches them; handing over"
+                );
+                handover = true;
+                field_lost = true;
+                break false;
+            }
+            if own.lost() && !field_warned {
+                field_warned = true;
+                warn!(
+                    devices = own.devices,
+                    "Pair: no network device answers here, and the standby does not reach them either (or has not said yet); staying active"
+                );
+            } else if !own.lost() {
+                field_warned = false;
+            }
             if give_back {
-                // The preferred node follows with nothing missing: hand the role back to it.
-                let settled = shared.view.peer_up() && shared.view.lag().0 == 0;
+                // The preferred node follows with nothing missing and reaches the plant
+                // network as well as this node: hand the role back to it.
+                let reaches =
+                    own.devices == 0 || peer_field.is_some_and(|p| p.known == p.devices && p.online >= own.online);
+                let settled = shared.view.peer_up() && shared.view.lag().0 == 0 && reaches;
                 let since = settled_since.get_or_insert_with(Instant::now);
                 if !settled {
                     settled_since = None;
@@ -278,12 +325,14 @@ async fn roles(
         };
         // Stop driving before anything else, then stop in order.
         shared.fence.close();
+        shared.asking_reach.store(false, Ordering::Release);
         gateway.shutdown().await;
+        shared.view.set_field(None);
         if handover {
             // Everything journaled is at the standby before it may take over.
             drained(shared).await;
             lease.vacate().await;
-            count(&shared.metrics, "handover");
+            count(&shared.metrics, if field_lost { "field_lost" } else { "handover" });
             info!(to = %shared.view.peer, "Pair: handed over; standby now");
             continue;
         }

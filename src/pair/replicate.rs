@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use super::Shared;
 use super::link::{Conn, LinkError, Msg, Reader};
 use super::spec::FENCE;
-use crate::model::pair::PairRole;
+use crate::model::pair::{FieldReach, PairRole};
 use crate::sinks::backup;
 use crate::sinks::journal::AlarmJournal;
 use crate::sinks::journal::replica::{self, ReplicaRow};
@@ -89,6 +89,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, data_dir: PathBuf
                 Err(e) => info!(%from, error = %e, "Pair link: session with the standby ended"),
             }
             shared.view.set_peer_up(false);
+            shared.view.set_peer_field(None);
             shared.metrics.peer_up.set(0);
         });
     }
@@ -192,11 +193,12 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
             w.send(&Msg::Beat {
                 id: beat_id,
                 head: cursor,
+                probe: shared.wants_peer_field(),
             })
             .await?;
         }
         while let Ok(ack) = acks.try_recv() {
-            let (id, a) = match ack {
+            let (id, a, field) = match ack {
                 Ok(x) => x,
                 Err(e) => {
                     reader.abort();
@@ -205,6 +207,7 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
             };
             heard = Instant::now();
             applied = a;
+            shared.view.set_peer_field(field);
             if let Some(sent) = beats.remove(&id) {
                 // The standby still takes us for the active: drive on, counted from the send.
                 shared.fence.extend_to(sent + FENCE);
@@ -229,10 +232,13 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
     result
 }
 
-async fn read_acks(mut r: Reader, tx: mpsc::Sender<Result<(u64, u64), LinkError>>) {
+/// An acknowledged beat: its id, the standby's last journal row, and its field reach.
+type Acked = (u64, u64, Option<FieldReach>);
+
+async fn read_acks(mut r: Reader, tx: mpsc::Sender<Result<Acked, LinkError>>) {
     loop {
         let msg = match r.recv().await {
-            Ok(Msg::Ack { id, applied }) => Ok((id, applied)),
+            Ok(Msg::Ack { id, applied, field }) => Ok((id, applied, field)),
             Ok(other) => {
                 debug!(?other, "Pair link: unexpected message from the standby");
                 continue;
@@ -389,9 +395,15 @@ async fn follow_once(shared: &Arc<Shared>, data_dir: &Path) -> Result<(), LinkEr
             ))
         })??;
         match msg {
-            Msg::Beat { id, head } => {
+            Msg::Beat { id, head, probe } => {
                 shared.heard_active();
-                w.send(&Msg::Ack { id, applied }).await?;
+                shared.view.set_field_asked(probe);
+                w.send(&Msg::Ack {
+                    id,
+                    applied,
+                    field: shared.view.field(),
+                })
+                .await?;
                 let lag = head.saturating_sub(applied);
                 shared.view.set_lag(lag, 0);
                 shared.metrics.lag_entries.set(i64::try_from(lag).unwrap_or(i64::MAX));

@@ -142,6 +142,12 @@ pub struct PairContext {
 }
 
 impl Gateway {
+    /// What this gateway reaches of the plant network: its network devices and how many
+    /// answered their last poll cycle (a hot-standby pair hands over when it reaches none).
+    pub fn network_reach(&self) -> crate::model::pair::FieldReach {
+        self.reloader.ctx.device_health.network_reach()
+    }
+
     /// Starts every component of `config`, keeping stores in `data_dir`.
     pub async fn start(config: GatewayConfig, data_dir: &Path, clock: SharedClock) -> Result<Gateway, StartError> {
         Self::start_with(config, data_dir, clock, None).await

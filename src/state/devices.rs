@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::Timestamp;
+use crate::model::pair::FieldReach;
 
 /// Response times kept per device for the p50/p99 figures.
 const RTT_WINDOW: usize = 512;
@@ -171,6 +172,9 @@ pub struct DeviceIdentity {
     pub station: Option<String>,
     /// Modbus unit id.
     pub unit_id: u8,
+    /// Reached over the plant network (Modbus TCP, RTU over TCP), which either node of a
+    /// hot-standby pair may reach; not a serial line or a DTU that dials one node.
+    pub network: bool,
 }
 
 /// The dialled-in DTU stations, as the board asks for them.
@@ -193,6 +197,7 @@ struct Entry {
     /// Station name of a device behind a dialled-in DTU.
     station: Option<String>,
     unit_id: u8,
+    network: bool,
     health: Mutex<Health>,
 }
 
@@ -204,6 +209,7 @@ impl Entry {
             transport: d.transport,
             station: d.station,
             unit_id: d.unit_id,
+            network: d.network,
             health: Mutex::new(Health::default()),
         }
     }
@@ -354,6 +360,24 @@ impl HealthBoard {
             failures = h.consecutive_failures;
         });
         failures
+    }
+
+    /// How many network devices there are, how many have had a cycle, and how many answered
+    /// their last one: whether this node still reaches the plant network.
+    pub fn network_reach(&self) -> FieldReach {
+        let mut reach = FieldReach::default();
+        for e in self.entries().iter().filter(|e| e.network) {
+            reach.devices += 1;
+            match e.health.lock().unwrap_or_else(|p| p.into_inner()).online {
+                Some(true) => {
+                    reach.known += 1;
+                    reach.online += 1;
+                }
+                Some(false) => reach.known += 1,
+                None => {}
+            }
+        }
+        reach
     }
 
     /// Every device's health.

@@ -289,3 +289,90 @@ async fn with_automatic_failback_the_preferred_node_takes_its_role_back_once_it_
         "{m}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_that_loses_its_plant_network_hands_over_only_to_a_standby_that_reaches_it() {
+    let p = Pair::new().await;
+    let (a, b) = started_pair(&p).await;
+    raise_and_handle(&p, &a).await;
+    wait_replicated(&p, 0).await;
+    assert!(
+        pair_status(&b).await.unwrap()["field"].is_null(),
+        "the standby polls nothing while the active reaches its devices"
+    );
+    assert!(p.nodes[1].device.sent().is_empty(), "the standby never polls");
+
+    // The device is gone for both nodes: switching over would gain nothing.
+    p.nodes[0].device.cut();
+    p.nodes[1].device.cut();
+    let seen = wait_for("the active knows the standby reaches nothing either", WAIT, || async {
+        let s = pair_status(&a).await?;
+        let (own, peer) = (&s["field"], &s["peer_field"]);
+        (own["devices"] == 1 && own["known"] == 1 && own["online"] == 0 && peer["known"] == 1 && peer["online"] == 0)
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(seen["role"], "active", "{seen:#}");
+    assert_eq!(pair_status(&b).await.unwrap()["role"], "standby");
+    wait_state(&a, "g:communication", "unack_active").await;
+    wait_replicated(&p, 0).await;
+    let mut before = snapshot(&a).await;
+
+    // The standby reaches the device again, the active does not: it hands over.
+    let fault = Instant::now();
+    p.nodes[1].device.restore();
+    wait_role(&b, "active").await;
+    eprintln!(
+        "switch-over after the active's plant network: {} ms",
+        fault.elapsed().as_millis()
+    );
+    // b reaches the device: the communication alarm a raised returns, unacknowledged.
+    wait_state(&b, "g:communication", "unack_rtn").await;
+    before.get_mut("g:communication").unwrap()["state"] = json!("unack_rtn");
+    assert_eq!(snapshot(&b).await, before, "alarms after the switch-over");
+    wait_for("a follows b", WAIT, || async {
+        let s = pair_status(&a).await?;
+        (s["role"] == "standby" && s["peer_up"] == true).then_some(())
+    })
+    .await;
+    let m = a.metrics().await;
+    assert_eq!(
+        support::metric(&m, "hazard_pair_switchovers_total", &["reason=\"field_lost\""]),
+        1.0,
+        "{m}"
+    );
+    // b reaches the device and does not ask a to poll: a stops.
+    wait_for("the standby stops polling once no longer asked", WAIT, || async {
+        pair_status(&a).await?["field"].is_null().then_some(())
+    })
+    .await;
+    wait_for("the new active reads the device", WAIT, || async {
+        let pts = b.get_json("/api/v1/points").await;
+        pts.as_array()?
+            .iter()
+            .any(|p| p["id"] == "g/ch1" && p["quality"] == "good" && p["value"] == 55.0)
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_dual_poll_the_standby_polls_network_devices_and_shows_what_it_reaches() {
+    let p = Pair::with(|_| "dual_poll = true\n".to_string()).await;
+    let (a, b) = started_pair(&p).await;
+    let s = wait_for("the standby reaches the device", WAIT, || async {
+        let s = pair_status(&b).await?;
+        (s["field"]["online"] == 1).then_some(s)
+    })
+    .await;
+    assert_eq!(s["field"]["devices"], 1, "{s:#}");
+    wait_for("the active hears what the standby reaches", WAIT, || async {
+        let s = pair_status(&a).await?;
+        (s["peer_field"]["online"] == 1).then_some(())
+    })
+    .await;
+    assert!(
+        !p.nodes[1].device.sent().is_empty(),
+        "the standby polls through its own link"
+    );
+}

@@ -148,6 +148,7 @@ impl From<&DeviceSpec> for crate::state::devices::DeviceIdentity {
                 _ => None,
             },
             unit_id: d.unit_id,
+            network: matches!(d.transport, TransportSpec::Tcp(_) | TransportSpec::RtuOverTcp(_)),
         }
     }
 }
