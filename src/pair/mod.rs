@@ -30,6 +30,7 @@ pub use spec::PairSpec;
 
 use crate::clock::SharedClock;
 use crate::config::GatewayConfig;
+use crate::model::Timestamp;
 use crate::model::pair::{Fence, PairRole, PairView};
 use crate::pipeline::{Gateway, PairContext};
 use crate::telemetry::pair::{PairMetrics, SwitchReason};
@@ -48,8 +49,9 @@ pub struct Shared {
     peer_addr: String,
     /// This node's API as consoles reach it.
     advertise_api: String,
-    /// When the active peer was last heard on the pair link (on the standby).
-    active_contact: Mutex<Option<Instant>>,
+    /// When the active peer was last heard on the pair link (on the standby), monotonic and
+    /// wall clock.
+    active_contact: Mutex<Option<(Instant, Timestamp)>>,
     /// Wall clock (names of set-aside journals).
     clock: SharedClock,
     /// On the active: it would hand the role back and wants the standby's field reach.
@@ -67,7 +69,15 @@ impl std::fmt::Debug for Shared {
 
 impl Shared {
     fn heard_active(&self) {
-        *self.active_contact.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        *self.active_contact.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), self.clock.now()));
+    }
+
+    /// When the active peer was last heard, by the wall clock.
+    fn active_heard_at(&self) -> Option<Timestamp> {
+        self.active_contact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|(_, t)| t)
     }
 
     /// On the active: whether beats ask the standby what it reaches of the plant network.
@@ -80,7 +90,7 @@ impl Shared {
         self.active_contact
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| t.elapsed() < d)
+            .is_some_and(|(t, _)| t.elapsed() < d)
     }
 }
 
@@ -222,7 +232,7 @@ async fn roles(
         };
         standby_stop.cancel();
         let _ = follower.await;
-        let _ = prober.await;
+        let warm = prober.await.unwrap_or_default();
         if let Some(mut h) = api {
             // Open connections (a browser's keep-alive) must not hold the address: the
             // gateway binds it next.
@@ -243,6 +253,7 @@ async fn roles(
             fence: shared.fence.clone(),
             view: shared.view.clone(),
             metrics: shared.metrics.clone(),
+            warm,
         };
         let gateway = match start_gateway(config, data_dir, clock, ctx).await {
             Some(g) => g,

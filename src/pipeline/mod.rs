@@ -139,6 +139,9 @@ pub struct PairContext {
     pub view: Arc<crate::model::pair::PairView>,
     /// The pair's metrics, registered with the gateway's.
     pub metrics: crate::telemetry::pair::PairMetrics,
+    /// Readings the standby took after it last heard the active (`dual_poll`), in poll
+    /// order: evaluated before the first poll of this node.
+    pub warm: Vec<ReadingBatch>,
 }
 
 impl Gateway {
@@ -158,7 +161,7 @@ impl Gateway {
         config: GatewayConfig,
         data_dir: &Path,
         clock: SharedClock,
-        pair: Option<PairContext>,
+        mut pair: Option<PairContext>,
     ) -> Result<Gateway, StartError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
             path: data_dir.to_path_buf(),
@@ -260,6 +263,16 @@ impl Gateway {
             },
             rules_stop.clone(),
         ));
+        if let Some(p) = pair.as_mut() {
+            // Before any source starts, so the rules engine sees every point's readings in
+            // time order.
+            for batch in std::mem::take(&mut p.warm) {
+                p.metrics.warm_readings.inc_by(batch.len() as u64);
+                if src_tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        }
         let sources_cancel = CancellationToken::new();
         let device_health = HealthBoard::new(&config.devices);
         let dtu = if config.dtu.listeners.is_empty() {

@@ -41,6 +41,9 @@ pub struct PairMetrics {
     pub replicated_entries: Counter,
     /// Journals set aside because they diverged from the active's.
     pub diverged_journals: Counter,
+    /// Readings the standby polled after it last heard the active, handed to the rules engine
+    /// when it took over (`dual_poll`).
+    pub warm_readings: Counter,
 }
 
 impl PairMetrics {
@@ -95,6 +98,11 @@ impl PairMetrics {
             "hazard_pair_replicated_entries",
             "Journal entries received from the active and stored",
             self.replicated_entries.clone(),
+        );
+        r.register(
+            "hazard_pair_warm_readings",
+            "Readings the standby polled after it last heard the active, evaluated when it took over",
+            self.warm_readings.clone(),
         );
         r.register(
             "hazard_pair_diverged_journals",

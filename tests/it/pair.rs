@@ -375,4 +375,18 @@ async fn with_dual_poll_the_standby_polls_network_devices_and_shows_what_it_reac
         !p.nodes[1].device.sent().is_empty(),
         "the standby polls through its own link"
     );
+
+    // Its readings after the active went quiet are evaluated first when it takes over.
+    raise_and_handle(&p, &a).await;
+    wait_replicated(&p, 0).await;
+    let before = snapshot(&a).await;
+    let mut a = a;
+    a.kill();
+    wait_role(&b, "active").await;
+    assert_eq!(snapshot(&b).await, before, "alarms after the switch-over");
+    let warm = support::metric(&b.metrics().await, "hazard_pair_warm_readings_total", &[]);
+    assert!(
+        warm > 0.0,
+        "the standby's own readings since the active went quiet: {warm}"
+    );
 }
