@@ -390,3 +390,45 @@ async fn with_dual_poll_the_standby_polls_network_devices_and_shows_what_it_reac
         "the standby's own readings since the active went quiet: {warm}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_shared_serial_bus_a_partition_with_the_witness_on_one_side_never_makes_two_masters() {
+    let p = Pair::on_serial_bus().await;
+    let bus = p.bus.as_ref().unwrap();
+    let (a, b) = started_pair(&p).await;
+    wait_for("a polls the bus", WAIT, || async {
+        (bus.sent(0).len() >= 20).then_some(())
+    })
+    .await;
+    assert!(bus.sent(1).is_empty(), "the standby never opens the bus");
+    raise_and_handle(&p, &a).await;
+    wait_replicated(&p, 0).await;
+    let before = snapshot(&a).await;
+    // The pair apart, and a cut off from the witness: only b can prove itself.
+    let fault = Instant::now();
+    p.nodes[0].witness.cut();
+    p.cut_link();
+    wait_role(&b, "active").await;
+    wait_role(&a, "standby").await;
+    assert_eq!(snapshot(&b).await, before, "alarms after the switch-over");
+    wait_for("b polls the bus", WAIT, || async {
+        bus.sent(1).iter().any(|t| *t >= fault).then_some(())
+    })
+    .await;
+    let late = late(&bus.sent(0), &bus.sent(1), fault);
+    assert_eq!(late, 0, "a sent {late} requests on the bus after b began");
+    // Healed: a follows and stays off the bus.
+    p.nodes[0].witness.restore();
+    p.restore_link();
+    wait_for("a follows b", WAIT, || async {
+        let s = pair_status(&a).await?;
+        (s["role"] == "standby" && s["peer_up"] == true).then_some(())
+    })
+    .await;
+    let first_b = *bus.sent(1).iter().find(|t| **t >= fault).unwrap();
+    assert_eq!(
+        bus.sent(0).iter().filter(|t| **t >= first_b).count(),
+        0,
+        "a never drove the bus again"
+    );
+}

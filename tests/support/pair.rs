@@ -3,12 +3,16 @@
 //! reaches the device, the witness and its peer through a relay of its own ([`CutProxy`]), so
 //! a test can cut any link and tell which node polled the device when.
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
 
 use serde_json::{Value, json};
 
 pub use super::alarms::{act, snapshot, wait_state};
-use super::{CutProxy, GatewayProcess, Mosquitto, WAIT, free_port, simulator, wait_for};
+use super::{CutProxy, GatewayProcess, Mosquitto, PtyPair, WAIT, free_port, simulator, wait_for};
 
 pub const SECRET: &str = "pair-secret-for-the-drill";
 
@@ -30,6 +34,9 @@ pub struct Pair {
     pub sim: hazard_gateway::sources::sim::Simulator,
     pub dir: tempfile::TempDir,
     pub nodes: [Node; 2],
+    /// With [`Pair::on_serial_bus`]: the RS-485 bus both nodes share (the device relays then
+    /// carry nothing).
+    pub bus: Option<SerialBus>,
 }
 
 #[allow(clippy::too_many_arguments, reason = "one node's addresses, named at the call")]
@@ -38,7 +45,7 @@ pub fn config(
     api: u16,
     listen: u16,
     peer: std::net::SocketAddr,
-    device: std::net::SocketAddr,
+    transport: &str,
     witness: std::net::SocketAddr,
     topic: &str,
     extra: &str,
@@ -53,7 +60,7 @@ listen = "127.0.0.1:{api}"
 [[devices]]
 name = "g"
 profile = "ai4-gas-lel"
-transport = {{ tcp = "{device}" }}
+transport = {transport}
 interval = "100ms"
 [redundancy]
 node = "{node}"
@@ -72,8 +79,22 @@ impl Pair {
 
     /// A pair whose configs end with `extra(node)` (stores, webhooks).
     pub async fn with(extra: impl Fn(&str) -> String) -> Pair {
+        Self::build(extra, false).await
+    }
+
+    /// A pair whose device sits on one RS-485 bus that both nodes are wired to.
+    pub async fn on_serial_bus() -> Pair {
+        Self::build(|_| String::new(), true).await
+    }
+
+    async fn build(extra: impl Fn(&str) -> String, serial: bool) -> Pair {
         let witness = Mosquitto::start();
-        let sim = simulator("ai4-gas-lel", None).await;
+        let (sim, bus) = if serial {
+            let (sim, bus) = SerialBus::start().await;
+            (sim, Some(bus))
+        } else {
+            (simulator("ai4-gas-lel", None).await, None)
+        };
         for ch in ["ch1", "ch2", "ch3", "ch4"] {
             sim.pin(ch, 1.0);
         }
@@ -92,6 +113,10 @@ impl Pair {
             let api = free_port();
             let path = dir.path().join(format!("{name}.toml"));
             let peer_link = links[1 - i].addr;
+            let transport = match &bus {
+                Some(b) => format!("{{ rtu = {{ port = \"{}\", baud = 19200 }} }}", b.ports[i].display()),
+                None => format!("{{ tcp = \"{}\" }}", device.addr),
+            };
             std::fs::write(
                 &path,
                 config(
@@ -99,7 +124,7 @@ impl Pair {
                     api,
                     listens[i],
                     peer_link,
-                    device.addr,
+                    &transport,
                     w.addr,
                     &topic,
                     &extra(name),
@@ -128,6 +153,7 @@ impl Pair {
             sim,
             dir,
             nodes,
+            bus,
         }
     }
 
@@ -203,7 +229,7 @@ pub async fn wait_replicated(p: &Pair, active: usize) {
 
 /// Every request of the node that was active went to the device before the first request of
 /// the node that took over, and none after: never two masters.
-pub fn never_two_masters(before: &CutProxy, after: &CutProxy, since: tokio::time::Instant) {
+pub fn never_two_masters(before: &CutProxy, after: &CutProxy, since: Instant) {
     let late = late_requests(before, after, since);
     assert_eq!(
         late, 0,
@@ -214,12 +240,107 @@ pub fn never_two_masters(before: &CutProxy, after: &CutProxy, since: tokio::time
 /// Requests through `before` at or after the first request through `after` since `since`
 /// (the fault): what the old active sent while the new one drove the device.
 pub fn late_requests(before: &CutProxy, after: &CutProxy, since: tokio::time::Instant) -> usize {
+    late(&before.sent(), &after.sent(), since)
+}
+
+/// Of `before`'s send times, those at or after the first of `after`'s since `since`.
+pub fn late(before: &[Instant], after: &[Instant], since: Instant) -> usize {
     let first_after = after
-        .sent()
-        .into_iter()
-        .find(|t| *t >= since)
+        .iter()
+        .find(|t| **t >= since)
         .expect("the new active polled the device");
-    before.sent().into_iter().filter(|t| *t >= first_after).count()
+    before.iter().filter(|t| *t >= first_after).count()
+}
+
+/// An RS-485 bus on pseudo-terminals: each node has a serial port of its own, the simulator
+/// another. What a node sends goes to the device; what the device answers goes to the node
+/// that sent last. (On a real bus every open port hears the answer, but a standby's port is
+/// closed and hears nothing; a pseudo-terminal would instead keep the bytes for whoever opens
+/// it next.) It records when each node sent, so a test tells whether two masters ever drove
+/// the bus.
+pub struct SerialBus {
+    /// Each node's serial port.
+    pub ports: [PathBuf; 2],
+    sent: [Arc<Mutex<Vec<Instant>>>; 2],
+    _ptys: [PtyPair; 3],
+}
+
+impl SerialBus {
+    /// The bus and the simulator answering as unit 1 at its far end.
+    pub async fn start() -> (hazard_gateway::sources::sim::Simulator, SerialBus) {
+        use hazard_gateway::sources::sim::{SimTransport, Simulator};
+        let ptys = [PtyPair::start(), PtyPair::start(), PtyPair::start()];
+        let sim = Simulator::serve(
+            super::profile("ai4-gas-lel"),
+            SimTransport::Rtu(ptys[2].b.clone(), 19200),
+            Some(1),
+            None,
+        )
+        .await
+        .expect("simulator on the bus");
+        let open = |p: &PathBuf| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p)
+                .unwrap_or_else(|e| panic!("open {}: {e}", p.display()))
+        };
+        let device = Arc::new(Mutex::new(open(&ptys[2].a)));
+        let mut device_rx = open(&ptys[2].a);
+        let nodes: Vec<std::fs::File> = ptys[..2].iter().map(|p| open(&p.b)).collect();
+        let sent: [Arc<Mutex<Vec<Instant>>>; 2] = [Arc::default(), Arc::default()];
+        let last_sender = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for (i, node) in nodes.iter().enumerate() {
+            let mut rx = node.try_clone().expect("node port");
+            let (dev, log, last) = (device.clone(), Arc::clone(&sent[i]), last_sender.clone());
+            // Ends when the pty closes (its socat is killed with the bus).
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while let Ok(n @ 1..) = rx.read(&mut buf) {
+                    log.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
+                    last.store(i, std::sync::atomic::Ordering::Release);
+                    let mut d = dev.lock().unwrap_or_else(|e| e.into_inner());
+                    if d.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        // One writer per node, so a node that stopped reading never holds up the bus.
+        let mut to_nodes = Vec::new();
+        for mut port in nodes {
+            let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            std::thread::spawn(move || {
+                while let Ok(bytes) = rx.recv() {
+                    if port.write_all(&bytes).is_err() {
+                        return;
+                    }
+                }
+            });
+            to_nodes.push(tx);
+        }
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok(n @ 1..) = device_rx.read(&mut buf) {
+                let to = last_sender.load(std::sync::atomic::Ordering::Acquire);
+                let _ = to_nodes[to].send(buf[..n].to_vec());
+            }
+        });
+        let ports = [ptys[0].a.clone(), ptys[1].a.clone()];
+        (
+            sim,
+            SerialBus {
+                ports,
+                sent,
+                _ptys: ptys,
+            },
+        )
+    }
+
+    /// When node `i` sent on the bus.
+    pub fn sent(&self, i: usize) -> Vec<Instant> {
+        self.sent[i].lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 pub async fn started_pair(p: &Pair) -> (GatewayProcess, GatewayProcess) {
