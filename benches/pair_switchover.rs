@@ -12,10 +12,14 @@
 //! - `isolate`: the active cut from both the witness and its peer;
 //! - `link`: only the pair link cut, both nodes still reach the witness: no switch-over may
 //!   happen (watched over twelve lease renewals);
-//! - `handover`: an operator's hand-over (`POST /api/v1/pair/handover`) for maintenance.
+//! - `handover`: an operator's hand-over (`POST /api/v1/pair/handover`) for maintenance;
+//! - `field`: the active's field network cut (its relay to the device), the standby's not.
+//!   Alarms are compared without the communication alarm the fault itself raises (it returns
+//!   on the new active) and without the user of each alarm's last transition (the point's
+//!   quality changed in between).
 //!
 //! ```sh
-//! cargo bench --bench pair_switchover -- 20 kill,stop,isolate,link,handover
+//! cargo bench --bench pair_switchover -- 20 kill,stop,isolate,link,handover,field
 //! ```
 
 #[allow(unused_imports)]
@@ -133,7 +137,7 @@ async fn main() {
         .map_or("kill,stop,isolate,link", String::as_str)
         .split(',')
         .filter_map(|f| {
-            ["kill", "stop", "isolate", "link", "handover"]
+            ["kill", "stop", "isolate", "link", "handover", "field"]
                 .into_iter()
                 .find(|k| *k == f)
         })
@@ -191,6 +195,7 @@ async fn main() {
                     let (status, body) = nodes.gw(active).post_json("/api/v1/pair/handover", json!({})).await;
                     assert_eq!(status, 202, "{body}");
                 }
+                "field" => p.nodes[active].device.cut(),
                 _ => p.cut_link(),
             }
             if fault == "link" {
@@ -225,14 +230,22 @@ async fn main() {
                 }
             })
             .await;
+            let switched_at = Instant::now();
             if switched.is_ok() {
                 trial.switch_ms = Some(t0.elapsed().as_millis());
             }
-            wait_for("the new active polls", WAIT, || async {
-                (p.nodes[sb].device.sent().len() > polled_before).then_some(())
+            // Asked by an active that lost its field network, the standby polls before it takes
+            // over: count the new active's polls from the switch-over.
+            let from = if fault == "field" { switched_at } else { t0 };
+            let first_new = wait_for("the new active polls", WAIT, || async {
+                p.nodes[sb]
+                    .device
+                    .sent()
+                    .into_iter()
+                    .skip(polled_before)
+                    .find(|t| *t >= from)
             })
             .await;
-            let first_new = p.nodes[sb].device.sent()[polled_before];
             let last_old = p.nodes[active]
                 .device
                 .sent()
@@ -240,19 +253,25 @@ async fn main() {
                 .filter(|t| *t < first_new)
                 .max();
             trial.device_gap_ms = last_old.map(|l| first_new.duration_since(l).as_millis());
-            trial.alarms_identical = snapshot(standby).await == before;
+            trial.alarms_identical = if fault == "field" {
+                wait_state(standby, "g:communication", "unack_rtn").await;
+                comparable(snapshot(standby).await) == comparable(before)
+            } else {
+                snapshot(standby).await == before
+            };
             // Recover the old active as standby.
             match fault {
                 "kill" => nodes.gws[active] = Some(p.spawn(active).await),
                 "stop" => signal(nodes.gw(active), "CONT"),
                 "handover" => {}
+                "field" => p.nodes[active].device.restore(),
                 _ => {
                     p.nodes[active].witness.restore();
                     p.restore_link();
                 }
             }
             wait_following(nodes.gw(active), nodes.gw(sb)).await;
-            trial.late_requests = late_requests(&p.nodes[active].device, &p.nodes[sb].device, t0);
+            trial.late_requests = late_requests(&p.nodes[active].device, &p.nodes[sb].device, from);
             eprintln!(
                 "trial {t:>2} {fault}: switch-over {:?} ms, device unpolled {:?} ms, alarms identical {}, late requests {}",
                 trial.switch_ms, trial.device_gap_ms, trial.alarms_identical, trial.late_requests
@@ -321,6 +340,18 @@ async fn main() {
         journal,
         d.len()
     );
+}
+
+/// Alarms as a field-network fault must keep them: without the communication alarm the fault
+/// raises, and without the user of the last transition.
+fn comparable(mut alarms: std::collections::BTreeMap<String, Value>) -> std::collections::BTreeMap<String, Value> {
+    alarms.remove("g:communication");
+    for a in alarms.values_mut() {
+        if let Some(o) = a.as_object_mut() {
+            o.remove("user");
+        }
+    }
+    alarms
 }
 
 fn signal(gw: &GatewayProcess, sig: &str) {
