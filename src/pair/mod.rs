@@ -42,6 +42,8 @@ pub struct Shared {
     pub metrics: PairMetrics,
     /// The shared secret.
     secret: Vec<u8>,
+    /// TLS of the pair link, when configured.
+    tls: Option<link::LinkTls>,
     /// The peer's pair-link address.
     peer_addr: String,
     /// This node's API as consoles reach it.
@@ -89,6 +91,9 @@ pub enum PairError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The pair link's TLS files could not be used.
+    #[error("pair link TLS: {0}")]
+    Tls(#[from] link::LinkTlsError),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -127,7 +132,17 @@ pub async fn run(
         path: data_dir.to_path_buf(),
         source,
     })?;
+    let tls = match &spec.tls {
+        Some(files) => Some(link::LinkTls::new(files, &spec.peer_host())?),
+        None => {
+            warn!(
+                "Pair link: not encrypted (no [redundancy] tls): the shared secret authenticates it, but alarm transitions and delivery positions cross the network readable; see docs/redundancy.md"
+            );
+            None
+        }
+    };
     let view = PairView::new(&spec.node, &spec.peer_node);
+    view.set_link_tls(tls.is_some());
     let term_file = data_dir.join("pair.term");
     if let Some(t) = std::fs::read_to_string(&term_file)
         .ok()
@@ -140,6 +155,7 @@ pub async fn run(
         fence: Fence::closed(),
         metrics: PairMetrics::default(),
         secret: spec.secret.clone(),
+        tls,
         peer_addr: spec.peer.clone(),
         advertise_api: spec.advertise_api.clone(),
         active_contact: Mutex::new(None),

@@ -68,18 +68,19 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, data_dir: PathBuf
                 }
             },
         };
-        let conn = match tokio::time::timeout(HANDSHAKE, Conn::accept(stream, &shared.secret)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                // Bounded: a scanner or a misconfigured peer must not flood the log.
-                if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                    warned = Some(Instant::now());
-                    warn!(%from, error = %e, "Pair link: connection refused");
+        let conn =
+            match tokio::time::timeout(HANDSHAKE, Conn::accept(stream, &shared.secret, shared.tls.as_ref())).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    // Bounded: a scanner or a misconfigured peer must not flood the log.
+                    if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                        warned = Some(Instant::now());
+                        warn!(%from, error = %e, "Pair link: connection refused");
+                    }
+                    continue;
                 }
-                continue;
-            }
-            Err(_) => continue,
-        };
+                Err(_) => continue,
+            };
         let shared = shared.clone();
         let data_dir = data_dir.clone();
         let stop = stop.child_token();
@@ -334,7 +335,11 @@ pub async fn follow(shared: Arc<Shared>, data_dir: PathBuf, stop: CancellationTo
             && warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
         {
             warned = Some(Instant::now());
-            info!(peer = %shared.peer_addr, error = %e, "Pair link: not following the peer; retrying");
+            if e.is_setup_mismatch() {
+                warn!(peer = %shared.peer_addr, error = %e, "Pair link: the peer refused or was refused; retrying");
+            } else {
+                info!(peer = %shared.peer_addr, error = %e, "Pair link: not following the peer; retrying");
+            }
         }
         tokio::select! {
             () = stop.cancelled() => return,
@@ -347,7 +352,7 @@ async fn follow_once(shared: &Arc<Shared>, data_dir: &Path) -> Result<(), LinkEr
     let stream = tokio::time::timeout(HANDSHAKE, TcpStream::connect(&shared.peer_addr))
         .await
         .map_err(|_| LinkError::Io(std::io::ErrorKind::TimedOut.into()))??;
-    let conn = tokio::time::timeout(HANDSHAKE, Conn::dial(stream, &shared.secret))
+    let conn = tokio::time::timeout(HANDSHAKE, Conn::dial(stream, &shared.secret, shared.tls.as_ref()))
         .await
         .map_err(|_| LinkError::Io(std::io::ErrorKind::TimedOut.into()))??;
     let (mut r, mut w) = conn.into_halves();
