@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 pub use super::alarms::{act, snapshot, wait_state};
-use super::{CutProxy, GatewayProcess, Mosquitto, WAIT, free_port, simulator, wait_for};
+use super::{
+    CutProxy, GatewayProcess, Mosquitto, WAIT, free_port, self_signed_cert, signed_by_ca, simulator, wait_for,
+};
 
 pub const SECRET: &str = "pair-secret-for-the-drill";
 
@@ -72,12 +74,37 @@ impl Pair {
 
     /// A pair whose configs end with `extra(node)` (stores, webhooks).
     pub async fn with(extra: impl Fn(&str) -> String) -> Pair {
+        Self::in_dir(tempfile::tempdir().unwrap(), extra).await
+    }
+
+    /// A pair whose link runs over mutual TLS: a test site CA (`ca.pem`) signed a certificate
+    /// for 127.0.0.1 per node (`node-a.pem`, `node-b.pem`, keys beside), made by `openssl`.
+    pub async fn with_tls(extra: impl Fn(&str) -> String) -> Pair {
+        let dir = tempfile::tempdir().unwrap();
+        self_signed_cert(dir.path());
+        for node in ["a", "b"] {
+            signed_by_ca(
+                dir.path(),
+                &format!("node-{node}"),
+                "/CN=127.0.0.1",
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n",
+            );
+        }
+        Self::in_dir(dir, |node| {
+            format!(
+                "tls = {{ ca_file = \"ca.pem\", cert = \"node-{node}.pem\", key = \"node-{node}.key\" }}\n{}",
+                extra(node)
+            )
+        })
+        .await
+    }
+
+    async fn in_dir(dir: tempfile::TempDir, extra: impl Fn(&str) -> String) -> Pair {
         let witness = Mosquitto::start();
         let sim = simulator("ai4-gas-lel", None).await;
         for ch in ["ch1", "ch2", "ch3", "ch4"] {
             sim.pin(ch, 1.0);
         }
-        let dir = tempfile::tempdir().unwrap();
         let broker: std::net::SocketAddr = witness.addr().parse().unwrap();
         let listens = [free_port(), free_port()];
         let mut links = Vec::new();
