@@ -552,7 +552,7 @@ mod tests {
         openssl(dir, &args);
         std::fs::write(
             dir.join(&ext),
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n",
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
         )
         .unwrap();
         let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));

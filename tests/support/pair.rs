@@ -87,7 +87,7 @@ impl Pair {
                 dir.path(),
                 &format!("node-{node}"),
                 "/CN=127.0.0.1",
-                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n",
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
             );
         }
         Self::in_dir(dir, |node| {
