@@ -87,8 +87,13 @@ async fn over_tls_the_standby_follows_and_takes_over_with_every_alarm() {
     let p = Pair::with_tls(|_| String::new()).await;
     let (mut a, b) = started_pair(&p).await;
     for gw in [&a, &b] {
-        let s = pair_status(gw).await.unwrap();
-        assert_eq!((&s["link_tls"], &s["peer_up"]), (&json!(true), &json!(true)), "{s}");
+        // The active counts the standby as up once it asked to resume, a moment after the
+        // standby heard its hello.
+        wait_for("both see the peer over TLS", WAIT, || async {
+            let s = pair_status(gw).await?;
+            (s["link_tls"] == true && s["peer_up"] == true).then_some(())
+        })
+        .await;
         assert!(!gw.stderr_so_far().contains("Pair link: not encrypted"));
     }
     raise_and_handle(&p, &a).await;
