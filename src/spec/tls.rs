@@ -184,3 +184,38 @@ impl MutualTls {
         Ok(Arc::new(config))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_empty_file_is_named_with_what_it_should_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let e = certs(TlsFile::Ca, &missing).unwrap_err();
+        assert_eq!(e.file(), TlsFile::Ca);
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot read CA certificate file {}: ", missing.display())),
+            "{e}"
+        );
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "not PEM").unwrap();
+        let e = certs(TlsFile::Cert, &junk).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "certificate file {} holds no PEM certificate: no CERTIFICATE block",
+                junk.display()
+            )
+        );
+        let e = private_key(&junk).unwrap_err();
+        assert_eq!(e.file(), TlsFile::Key);
+        assert!(
+            e.to_string()
+                .starts_with(&format!("key file {} holds no PEM key", junk.display())),
+            "{e}"
+        );
+    }
+}
