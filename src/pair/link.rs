@@ -13,32 +13,22 @@
 //! `peer` host it dialled. The secret still proves the pair partner, since the site CA may sign
 //! other certificates. Both nodes must agree: the acceptor tells a plain dialler (which waits
 //! for the acceptor's hello and sends nothing) by its silence, answers it with a hello that
-//! says TLS is required, and each side names the mismatch in its error.
-
-use std::time::Duration;
+//! says TLS is required, and each side names the mismatch in its error ([`super::link_tls`]).
 
 use hmac::{Hmac, Mac};
-use rustls_pki_types::ServerName;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+pub use super::link_tls::{LinkTls, LinkTlsError};
+use super::link_tls::{TLS_HANDSHAKE, TLS_REQUIRED, from_tls};
 use crate::sinks::journal::replica::ReplicaRow;
-use crate::spec::tls::{MutualTls, TlsFileError};
 
 type HmacSha256 = Hmac<Sha256>;
 
-const MAGIC: &[u8; 6] = b"HGPAIR";
+pub(super) const MAGIC: &[u8; 6] = b"HGPAIR";
 const VERSION: u8 = 1;
-/// In place of [`VERSION`] in the hello a TLS acceptor sends a plain dialler before it closes.
-const TLS_REQUIRED: u8 = 0xF1;
-/// The first byte of a TLS record carrying a handshake (RFC 8446, 5.1): a TLS dialler's first.
-const TLS_HANDSHAKE: u8 = 0x16;
-/// How long a TLS acceptor waits for the dialler's first byte: a TLS dialler sends its hello at
-/// once, a plain one waits for ours.
-const FIRST_BYTE: Duration = Duration::from_secs(1);
 /// Largest frame accepted: a page of journal rows or one delivery-state file.
 pub const MAX_FRAME: usize = 16 << 20;
 
@@ -103,71 +93,11 @@ impl LinkError {
         )
     }
 
-    /// An I/O error that carries a TLS failure becomes the variant that names it.
-    fn from_tls(e: std::io::Error) -> Self {
-        use rustls::{CertificateError, Error};
-        let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) else {
-            return LinkError::Io(e);
-        };
-        match tls {
-            Error::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
-                LinkError::NotSiteCa
-            }
-            Error::InvalidCertificate(_) => LinkError::Certificate(tls.to_string()),
-            Error::NoCertificatesPresented => LinkError::NoCertificate,
-            Error::AlertReceived(alert) => LinkError::RefusedByPeer(format!("{alert:?}")),
-            // Not a TLS record at all: a plain acceptor's hello.
-            Error::InvalidMessage(_) => LinkError::NotTls,
-            other => LinkError::Tls(other.to_string()),
-        }
-    }
-
     fn classify(self) -> Self {
         match self {
-            LinkError::Io(e) => LinkError::from_tls(e),
+            LinkError::Io(e) => from_tls(e),
             other => other,
         }
-    }
-}
-
-/// TLS of the pair link, both ways round: this node accepts its peer and dials it.
-#[derive(Clone)]
-pub struct LinkTls {
-    acceptor: TlsAcceptor,
-    connector: TlsConnector,
-    /// The name the peer's certificate must carry: the `peer` host (IP address or DNS name).
-    peer_name: ServerName<'static>,
-}
-
-impl std::fmt::Debug for LinkTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LinkTls")
-            .field("peer_name", &self.peer_name)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why the link's TLS cannot be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum LinkTlsError {
-    /// A file is missing or unusable.
-    #[error(transparent)]
-    Files(#[from] TlsFileError),
-    /// The peer host is no name a certificate can carry.
-    #[error("`{0}` is not an IP address or DNS name a certificate can carry")]
-    PeerName(String),
-}
-
-impl LinkTls {
-    /// Reads the files and prepares both ends; `peer_host` is the host of `peer`.
-    pub fn new(files: &MutualTls, peer_host: &str) -> Result<Self, LinkTlsError> {
-        let peer_name =
-            ServerName::try_from(peer_host.to_string()).map_err(|_| LinkTlsError::PeerName(peer_host.to_string()))?;
-        Ok(Self {
-            acceptor: TlsAcceptor::from(files.server_config()?),
-            connector: TlsConnector::from(files.client_config()?),
-            peer_name,
-        })
     }
 }
 
@@ -310,7 +240,7 @@ impl Conn {
         tcp.set_nodelay(true)?;
         let io: BoxStream = match tls {
             None => Box::new(tcp),
-            Some(t) => Box::new(start_tls_accept(tcp, t).await?),
+            Some(t) => Box::new(t.accept(tcp).await?),
         };
         Self::challenge(io, secret).await.map_err(LinkError::classify)
     }
@@ -346,12 +276,7 @@ impl Conn {
         tcp.set_nodelay(true)?;
         let io: BoxStream = match tls {
             None => Box::new(tcp),
-            Some(t) => Box::new(
-                t.connector
-                    .connect(t.peer_name.clone(), tcp)
-                    .await
-                    .map_err(LinkError::from_tls)?,
-            ),
+            Some(t) => Box::new(t.connect(tcp).await?),
         };
         Self::answer(io, secret).await.map_err(LinkError::classify)
     }
@@ -405,31 +330,6 @@ impl Conn {
     }
 }
 
-/// The TLS handshake of the accepting side, once the dialler's first byte shows it speaks TLS.
-/// A dialler that stays silent speaks plain TCP: it hears that TLS is required.
-async fn start_tls_accept(
-    mut tcp: TcpStream,
-    tls: &LinkTls,
-) -> Result<tokio_rustls::server::TlsStream<TcpStream>, LinkError> {
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(FIRST_BYTE, tcp.peek(&mut first)).await {
-        Ok(Ok(0)) => return Err(LinkError::Io(std::io::ErrorKind::UnexpectedEof.into())),
-        Ok(Ok(_)) if first[0] == TLS_HANDSHAKE => {}
-        Ok(Ok(_)) => return Err(LinkError::Protocol),
-        Ok(Err(e)) => return Err(LinkError::Io(e)),
-        Err(_) => {
-            let mut hello = Vec::with_capacity(39);
-            hello.extend_from_slice(MAGIC);
-            hello.push(TLS_REQUIRED);
-            hello.extend_from_slice(&[0u8; 32]);
-            // Best effort: the refusal is this node's to log either way.
-            let _ = tcp.write_all(&hello).await;
-            return Err(LinkError::NotTls);
-        }
-    }
-    tls.acceptor.accept(tcp).await.map_err(LinkError::from_tls)
-}
-
 impl Writer {
     /// Sends one message.
     pub async fn send(&mut self, msg: &Msg) -> Result<(), LinkError> {
@@ -474,6 +374,7 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::tls::MutualTls;
     use std::path::Path;
     use std::process::{Command, Stdio};
     use tokio::net::TcpListener;

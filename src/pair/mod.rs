@@ -11,6 +11,7 @@
 
 pub mod lease;
 pub mod link;
+pub mod link_tls;
 pub mod replicate;
 pub mod spec;
 pub mod standby;
