@@ -512,5 +512,11 @@ mod tests {
             Some(dir.path().join("node.pem"))
         );
         assert_eq!(spec.peer_host(), "127.0.0.1");
+        let text = text.replace("127.0.0.1:7002", "gw a:7002");
+        let e = check_at(&file, &text, Some("0123456789abcdef")).unwrap_err();
+        assert!(
+            e.contains("redundancy.peer: `gw a` is not an IP address or DNS name the peer's certificate can carry"),
+            "{e}"
+        );
     }
 }
