@@ -137,7 +137,8 @@ pub async fn run(
         Some(files) => Some(link::LinkTls::new(files, &spec.peer_host())?),
         None => {
             warn!(
-                "Pair link: not encrypted (no [redundancy] tls): the shared secret authenticates it, but alarm transitions and delivery positions cross the network readable; see docs/redundancy.md"
+                see = "docs/redundancy.md",
+                "Pair link: not encrypted (no [redundancy] tls); the secret authenticates it, but its content crosses the network readable"
             );
             None
         }

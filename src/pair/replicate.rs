@@ -68,19 +68,19 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, data_dir: PathBuf
                 }
             },
         };
-        let conn =
-            match tokio::time::timeout(HANDSHAKE, Conn::accept(stream, &shared.secret, shared.tls.as_ref())).await {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    // Bounded: a scanner or a misconfigured peer must not flood the log.
-                    if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                        warned = Some(Instant::now());
-                        warn!(%from, error = %e, "Pair link: connection refused");
-                    }
-                    continue;
+        let accept = Conn::accept(stream, &shared.secret, shared.tls.as_ref());
+        let conn = match tokio::time::timeout(HANDSHAKE, accept).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                // Bounded: a scanner or a misconfigured peer must not flood the log.
+                if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    warned = Some(Instant::now());
+                    warn!(%from, error = %e, "Pair link: connection refused");
                 }
-                Err(_) => continue,
-            };
+                continue;
+            }
+            Err(_) => continue,
+        };
         let shared = shared.clone();
         let data_dir = data_dir.clone();
         let stop = stop.child_token();
