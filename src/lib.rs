@@ -6,7 +6,8 @@
 //! - [`config`]: typed TOML configuration and device profiles; gathers every component's spec
 //!   type into one validated config. No component imports it.
 //! - [`spec`]: what every component's config is built from: errors that name file, line and
-//!   key, durations and sizes, paths relative to the config file; imports no component.
+//!   key, durations and sizes, paths relative to the config file, TLS files; imports no
+//!   component.
 //! - [`model`]: points, readings and reading batches, quality, hazard sources and alarm events:
 //!   every type that crosses layers; imports nothing else of ours.
 //! - [`clock`]: the only place that reads wall time, so tests can drive time by hand.

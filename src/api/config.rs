@@ -12,6 +12,7 @@ use toml::Spanned;
 use super::server::{Limits, MIN_HEADER_LIMIT, TlsError, TlsFiles};
 use crate::spec::error::{ConfigError, SourceText};
 use crate::spec::relative_to;
+use crate::spec::tls::TlsFile;
 use crate::spec::units::{DurationText, SizeText};
 
 /// `[api] tls = { cert = "…", key = "…" }`.
@@ -94,9 +95,7 @@ pub(crate) fn validate(
             Ok(_) => out.tls = Some(files),
             Err(e) => {
                 let (span, key) = match &e {
-                    TlsError::Read { what: "key", .. } | TlsError::NoPem { what: "key", .. } => {
-                        (t.key.span(), "api.tls.key")
-                    }
+                    TlsError::Files(f) if f.file() == TlsFile::Key => (t.key.span(), "api.tls.key"),
                     TlsError::Refused { .. } => (t.key.span(), "api.tls.key"),
                     _ => (t.cert.span(), "api.tls.cert"),
                 };

@@ -42,6 +42,9 @@ pub struct PairStatus {
     pub peer_up: bool,
     /// Whether the witness broker is reachable.
     pub witness_up: bool,
+    /// Whether the pair link runs over mutual TLS (`[redundancy] tls`); `false`: authenticated
+    /// by the shared secret but not encrypted.
+    pub link_tls: bool,
     /// Replication state.
     pub replication: Replication,
     /// Where the active's API is (as it advertises it), when known.
@@ -66,6 +69,7 @@ impl PairStatus {
                 term: 0,
                 peer_up: false,
                 witness_up: false,
+                link_tls: false,
                 replication: Replication {
                     lag_entries: 0,
                     lag_ms: 0,
@@ -84,6 +88,7 @@ impl PairStatus {
             term: v.term(),
             peer_up: v.peer_up(),
             witness_up: v.witness_up(),
+            link_tls: v.link_tls(),
             replication: Replication { lag_entries, lag_ms },
             active_api: v.active_api(),
             lease: v.lease().map(|(holder, beat)| LeaseSeen { holder, beat }),

@@ -10,7 +10,7 @@
 //! through the same cancellation token), and whatever is still open after a grace period is
 //! dropped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +18,12 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+use crate::spec::tls::{self, TlsFile, TlsFileError};
 
 /// How long open connections may take to finish after shutdown began.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -61,26 +61,9 @@ pub struct TlsFiles {
 /// Why the TLS files cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A file could not be read.
-    #[error("cannot read {what} file {}: {source}", path.display())]
-    Read {
-        /// `certificate` or `key`.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A file holds no usable PEM item of the right kind.
-    #[error("{what} file {} holds no PEM {what}: {reason}", path.display())]
-    NoPem {
-        /// `certificate` or `key`.
-        what: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// What the parser said.
-        reason: String,
-    },
+    /// A file could not be read or holds no PEM item of its kind.
+    #[error(transparent)]
+    Files(#[from] TlsFileError),
     /// rustls refused the pair (key does not match, unsupported key type).
     #[error("certificate {} and key {} do not make a TLS server: {source}", cert.display(), key.display())]
     Refused {
@@ -96,27 +79,8 @@ pub enum TlsError {
 impl TlsFiles {
     /// Reads and checks both files and builds the acceptor (ring provider, TLS 1.2 and 1.3).
     pub fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
-        let read = |what: &'static str, path: &Path| {
-            std::fs::read(path).map_err(|source| TlsError::Read {
-                what,
-                path: path.to_path_buf(),
-                source,
-            })
-        };
-        let no_pem = |what: &'static str, path: &Path, reason: String| TlsError::NoPem {
-            what,
-            path: path.to_path_buf(),
-            reason,
-        };
-        let cert_pem = read("certificate", &self.cert)?;
-        let key_pem = read("key", &self.key)?;
-        let certs = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| no_pem("certificate", &self.cert, e.to_string()))?;
-        if certs.is_empty() {
-            return Err(no_pem("certificate", &self.cert, "no CERTIFICATE block".into()));
-        }
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| no_pem("key", &self.key, e.to_string()))?;
+        let certs = tls::certs(TlsFile::Cert, &self.cert)?;
+        let key = tls::private_key(&self.key)?;
         let refused = |source| TlsError::Refused {
             cert: self.cert.clone(),
             key: self.key.clone(),

@@ -1,11 +1,14 @@
 //! `[redundancy]`: this gateway as one node of a hot-standby pair (`docs/redundancy.md`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::relative_to;
+use crate::spec::tls::{MutualTls, TlsFile};
 
 /// A validated `[redundancy]` section.
 #[derive(Clone, PartialEq, Eq)]
@@ -37,6 +40,8 @@ pub struct PairSpec {
     pub topic: String,
     /// Where consoles find this node's API when it is active (the standby redirects there).
     pub advertise_api: String,
+    /// Mutual TLS on the pair link (`None`: plain TCP, authenticated but not encrypted).
+    pub tls: Option<MutualTls>,
 }
 
 impl std::fmt::Debug for PairSpec {
@@ -52,7 +57,15 @@ impl std::fmt::Debug for PairSpec {
             .field("dual_poll", &self.dual_poll)
             .field("topic", &self.topic)
             .field("advertise_api", &self.advertise_api)
+            .field("tls", &self.tls)
             .finish()
+    }
+}
+
+impl PairSpec {
+    /// The host of `peer`: the name the peer's certificate must carry when the link runs TLS.
+    pub fn peer_host(&self) -> String {
+        host_port(&self.peer).map_or_else(|| self.peer.clone(), |(host, _)| host)
     }
 }
 
@@ -86,6 +99,21 @@ pub(super) struct RawRedundancy {
     /// The standby polls the network devices (Modbus TCP, RTU over TCP) all the time.
     #[serde(default)]
     dual_poll: bool,
+    /// Mutual TLS on the pair link: `{ ca_file, cert, key }`, the same CA on both nodes.
+    #[serde(default)]
+    tls: Option<Spanned<RawPairTls>>,
+}
+
+/// `[redundancy] tls = { ca_file = "…", cert = "…", key = "…" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPairTls {
+    /// The site CA that signed both nodes' certificates (PEM, relative to the config file).
+    ca_file: Spanned<PathBuf>,
+    /// This node's certificate chain, leaf first (PEM); it names the address the peer dials.
+    cert: Spanned<PathBuf>,
+    /// This node's private key (PEM).
+    key: Spanned<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,6 +287,17 @@ pub(super) fn validate(
             ));
         }
     }
+    let tls = raw.tls.as_ref().and_then(|t| check_tls(src, t.get_ref(), errors));
+    if tls.is_some()
+        && let Some((host, _)) = host_port(&peer)
+        && rustls_pki_types::ServerName::try_from(host.as_str()).is_err()
+    {
+        errors.push(src.error(
+            raw.peer.span(),
+            "redundancy.peer",
+            format!("`{host}` is not an IP address or DNS name the peer's certificate can carry (tls is set)"),
+        ));
+    }
     if errors.len() > before {
         return None;
     }
@@ -277,7 +316,31 @@ pub(super) fn validate(
         dual_poll: raw.dual_poll,
         topic,
         advertise_api,
+        tls,
     })
+}
+
+/// Reads the TLS files once, both ways round (accepting and dialling), so a missing or
+/// unusable file is reported at load with its key rather than at the first connection.
+fn check_tls(src: &SourceText<'_>, raw: &RawPairTls, errors: &mut Vec<ConfigError>) -> Option<MutualTls> {
+    let tls = MutualTls {
+        ca_file: relative_to(src.file, raw.ca_file.get_ref()),
+        cert: relative_to(src.file, raw.cert.get_ref()),
+        key: relative_to(src.file, raw.key.get_ref()),
+    };
+    let checked = tls.server_config().and_then(|_| tls.client_config());
+    match checked {
+        Ok(_) => Some(tls),
+        Err(e) => {
+            let (span, key) = match e.file() {
+                TlsFile::Ca => (raw.ca_file.span(), "redundancy.tls.ca_file"),
+                TlsFile::Cert => (raw.cert.span(), "redundancy.tls.cert"),
+                TlsFile::Key => (raw.key.span(), "redundancy.tls.key"),
+            };
+            errors.push(src.error(span, key, e.to_string()));
+            None
+        }
+    }
 }
 
 /// `host:port` with a port number.
@@ -295,12 +358,16 @@ mod tests {
     const GOOD: &str = "[redundancy]\nnode = \"a\"\npeer = \"127.0.0.1:7002\"\nlisten = \"127.0.0.1:7001\"\nwitness = { mqtt = \"127.0.0.1:1883\", topic = \"hazard/pair/gw\" }\n";
 
     fn check(text: &str, secret: Option<&str>) -> Result<Option<PairSpec>, String> {
+        check_at(std::path::Path::new("site.toml"), text, secret)
+    }
+
+    fn check_at(file: &std::path::Path, text: &str, secret: Option<&str>) -> Result<Option<PairSpec>, String> {
         #[derive(Deserialize)]
         struct Doc {
             redundancy: RawRedundancy,
         }
         let doc: Doc = toml::from_str(text).map_err(|e| e.to_string())?;
-        let src = SourceText::new(std::path::Path::new("site.toml"), text);
+        let src = SourceText::new(file, text);
         let mut errors = Vec::new();
         let secret = secret.map(str::to_string);
         let spec = validate(
@@ -378,6 +445,87 @@ mod tests {
         );
         assert!(
             e.contains("redundancy.witness.topic: `hazard/#`: a plain topic name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tls_files_that_are_missing_or_not_pem_are_named_with_their_key_and_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("site.toml");
+        let text =
+            format!("{GOOD}tls = {{ ca_file = \"site-ca.pem\", cert = \"node-a.pem\", key = \"node-a.key\" }}\n");
+        let e = check_at(&file, &text, Some("0123456789abcdef")).unwrap_err();
+        let cert = dir.path().join("node-a.pem");
+        assert!(
+            e.contains(&format!(
+                "site.toml:6:41: redundancy.tls.cert: cannot read certificate file {}",
+                cert.display()
+            )),
+            "{e}"
+        );
+        std::fs::write(&cert, "not a certificate").unwrap();
+        let e = check_at(&file, &text, Some("0123456789abcdef")).unwrap_err();
+        assert!(
+            e.contains(&format!(
+                "redundancy.tls.cert: certificate file {} holds no PEM certificate",
+                cert.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_named_once_the_certificate_and_key_are_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ])
+            .args([
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "node.key",
+                "-out",
+                "node.pem",
+            ])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(ok.success());
+        let file = dir.path().join("site.toml");
+        let text = format!("{GOOD}tls = {{ ca_file = \"site-ca.pem\", cert = \"node.pem\", key = \"node.key\" }}\n");
+        let e = check_at(&file, &text, Some("0123456789abcdef")).unwrap_err();
+        assert!(
+            e.contains(&format!(
+                "site.toml:6:19: redundancy.tls.ca_file: cannot read CA certificate file {}",
+                dir.path().join("site-ca.pem").display()
+            )),
+            "{e}"
+        );
+        // With the CA there, the section loads and keeps the files.
+        std::fs::copy(dir.path().join("node.pem"), dir.path().join("site-ca.pem")).unwrap();
+        let spec = check_at(&file, &text, Some("0123456789abcdef")).unwrap().unwrap();
+        assert_eq!(
+            spec.tls.as_ref().map(|t| t.cert.clone()),
+            Some(dir.path().join("node.pem"))
+        );
+        assert_eq!(spec.peer_host(), "127.0.0.1");
+        let text = text.replace("127.0.0.1:7002", "gw a:7002");
+        let e = check_at(&file, &text, Some("0123456789abcdef")).unwrap_err();
+        assert!(
+            e.contains("redundancy.peer: `gw a` is not an IP address or DNS name the peer's certificate can carry"),
             "{e}"
         );
     }

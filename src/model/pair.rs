@@ -136,6 +136,8 @@ pub struct PairView {
     term: AtomicU64,
     peer_up: AtomicBool,
     witness_up: AtomicBool,
+    /// Whether the pair link runs over TLS.
+    link_tls: AtomicBool,
     /// Journal entries the standby lacks (on the active) or is known to lack (on the standby).
     lag_entries: AtomicU64,
     /// Milliseconds since the standby last confirmed everything it was sent.
@@ -167,6 +169,7 @@ impl PairView {
             term: AtomicU64::new(0),
             peer_up: AtomicBool::new(false),
             witness_up: AtomicBool::new(false),
+            link_tls: AtomicBool::new(false),
             lag_entries: AtomicU64::new(0),
             lag_ms: AtomicU64::new(0),
             active_api: Mutex::new(None),
@@ -209,6 +212,14 @@ impl PairView {
     /// Sets whether the witness is reachable.
     pub fn set_witness_up(&self, up: bool) {
         self.witness_up.store(up, Ordering::Release);
+    }
+    /// Whether the pair link runs over TLS (`[redundancy] tls`).
+    pub fn link_tls(&self) -> bool {
+        self.link_tls.load(Ordering::Acquire)
+    }
+    /// Records whether the pair link runs over TLS.
+    pub fn set_link_tls(&self, tls: bool) {
+        self.link_tls.store(tls, Ordering::Release);
     }
     /// Replication lag: entries and milliseconds.
     pub fn lag(&self) -> (u64, u64) {

@@ -166,7 +166,16 @@ pub async fn watch(
     shared.view.set_field(None);
     shared.view.set_field_asked(false);
     match shared.active_heard_at() {
-        Some(t) => warm.after(t),
+        Some(t) => {
+            let kept = warm.after(t);
+            info!(
+                after_ms = t.as_millis(),
+                batches = kept.len(),
+                first_ms = kept.first().and_then(|b| b.first()).map(|r| r.ts.as_millis()),
+                "Pair: the standby's readings since it last heard the active"
+            );
+            kept
+        }
         // Never heard an active: nothing it may have missed is known.
         None => Vec::new(),
     }

@@ -1,25 +1,34 @@
-//! The pair link: an authenticated stream of frames between the two nodes.
+//! The pair link: an authenticated stream of frames between the two nodes, over plain TCP or
+//! mutual TLS.
 //!
 //! Design: no certificate authority is needed on a plant network. Both nodes know a shared
 //! secret; each proves it over the other's random challenge (HMAC-SHA256), and every frame
 //! after that carries an HMAC under a key derived from both challenges, with its direction and
 //! a counter. A node without the secret can neither join nor inject, alter, replay or reorder a
-//! frame; a frame that fails its check ends the connection. The content (alarm transitions,
-//! delivery cursors) is not encrypted: it is what the console shows on the same network.
+//! frame; a frame that fails its check ends the connection. Over plain TCP the content (alarm
+//! transitions, delivery cursors) is not encrypted.
+//!
+//! With `[redundancy] tls`, the same exchange runs inside TLS: the acceptor requires the
+//! dialler's certificate and both check the other's against the site CA, the dialler for the
+//! `peer` host it dialled. The secret still proves the pair partner, since the site CA may sign
+//! other certificates. Both nodes must agree: the acceptor tells a plain dialler (which waits
+//! for the acceptor's hello and sends nothing) by its silence, answers it with a hello that
+//! says TLS is required, and each side names the mismatch in its error ([`super::link_tls`]).
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+pub use super::link_tls::{LinkTls, LinkTlsError};
+use super::link_tls::{TLS_HANDSHAKE, TLS_REQUIRED, from_tls};
 use crate::model::pair::FieldReach;
 use crate::sinks::journal::replica::ReplicaRow;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const MAGIC: &[u8; 6] = b"HGPAIR";
+pub(super) const MAGIC: &[u8; 6] = b"HGPAIR";
 const VERSION: u8 = 1;
 /// Largest frame accepted: a page of journal rows or one delivery-state file.
 pub const MAX_FRAME: usize = 16 << 20;
@@ -45,7 +54,59 @@ pub enum LinkError {
     /// A frame is not a message of this protocol.
     #[error("unreadable message: {0}")]
     Message(String),
+    /// This node runs the link over TLS, the peer does not.
+    #[error("the peer does not speak TLS: set [redundancy] tls on both nodes, or on neither")]
+    NotTls,
+    /// The peer runs the link over TLS, this node does not.
+    #[error("the peer speaks TLS and this node does not: set [redundancy] tls on both nodes, or on neither")]
+    PeerWantsTls,
+    /// The peer's certificate does not chain to this node's `tls.ca_file`.
+    #[error("the peer's certificate is not signed by the site CA (tls.ca_file)")]
+    NotSiteCa,
+    /// The peer's certificate chains to the site CA but is not acceptable (expired, does not
+    /// name the address dialled, not for this use).
+    #[error("the peer's certificate is not acceptable: {0}")]
+    Certificate(String),
+    /// The dialler presented no certificate.
+    #[error("the peer presented no certificate: set [redundancy] tls on both nodes, or on neither")]
+    NoCertificate,
+    /// The peer refused this node's certificate.
+    #[error("the peer refused this node's certificate ({0}): is it signed by the site CA the peer trusts?")]
+    RefusedByPeer(String),
+    /// Another TLS failure.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
+
+impl LinkError {
+    /// Whether the two nodes are set up differently (TLS on one only, certificates): a
+    /// mistake an operator must mend, unlike a connection that failed.
+    pub fn is_setup_mismatch(&self) -> bool {
+        matches!(
+            self,
+            LinkError::Auth
+                | LinkError::NotTls
+                | LinkError::PeerWantsTls
+                | LinkError::NotSiteCa
+                | LinkError::Certificate(_)
+                | LinkError::NoCertificate
+                | LinkError::RefusedByPeer(_)
+        )
+    }
+
+    fn classify(self) -> Self {
+        match self {
+            LinkError::Io(e) => from_tls(e),
+            other => other,
+        }
+    }
+}
+
+/// A byte stream the link runs over: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+type BoxStream = Box<dyn Stream>;
 
 /// What the nodes say to each other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,7 +183,7 @@ pub struct Conn {
 
 /// The receiving half (its session key is never printed).
 pub struct Reader {
-    io: OwnedReadHalf,
+    io: ReadHalf<BoxStream>,
     key: Vec<u8>,
     dir: u8,
     count: u64,
@@ -130,7 +191,7 @@ pub struct Reader {
 
 /// The sending half (its session key is never printed).
 pub struct Writer {
-    io: OwnedWriteHalf,
+    io: WriteHalf<BoxStream>,
     key: Vec<u8>,
     dir: u8,
     count: u64,
@@ -181,31 +242,59 @@ const FROM_ACCEPTOR: u8 = 1;
 const FROM_DIALLER: u8 = 2;
 
 impl Conn {
-    /// Accepts a dialled connection: challenge, check the answer, prove ourselves.
-    pub async fn accept(mut io: TcpStream, secret: &[u8]) -> Result<Self, LinkError> {
-        io.set_nodelay(true)?;
+    /// Accepts a dialled connection: TLS first when configured, then challenge, check the
+    /// answer, prove ourselves.
+    pub async fn accept(tcp: TcpStream, secret: &[u8], tls: Option<&LinkTls>) -> Result<Self, LinkError> {
+        tcp.set_nodelay(true)?;
+        let io: BoxStream = match tls {
+            None => Box::new(tcp),
+            Some(t) => Box::new(t.accept(tcp).await?),
+        };
+        Self::challenge(io, secret).await.map_err(LinkError::classify)
+    }
+
+    async fn challenge(mut io: BoxStream, secret: &[u8]) -> Result<Self, LinkError> {
         let ours = nonce();
         let mut hello = Vec::with_capacity(39);
         hello.extend_from_slice(MAGIC);
         hello.push(VERSION);
         hello.extend_from_slice(&ours);
         io.write_all(&hello).await?;
+        io.flush().await?;
         let mut answer = [0u8; 64];
         io.read_exact(&mut answer).await?;
         let (theirs, tag) = answer.split_at(32);
         if !verify(secret, &[b"dialler", &ours, theirs], tag) {
+            // A TLS dialler's hello is a handshake record of TLS 1.x: `16 03 ..`. A random
+            // nonce starts so once in 65 536 times, and only after the proof failed anyway.
+            if answer[0] == TLS_HANDSHAKE && answer[1] == 3 {
+                return Err(LinkError::PeerWantsTls);
+            }
             return Err(LinkError::Auth);
         }
         io.write_all(&mac(secret, &[b"acceptor", &ours, theirs])).await?;
+        io.flush().await?;
         let key = mac(secret, &[b"session", &ours, theirs]).to_vec();
         Ok(Self::split(io, key, FROM_ACCEPTOR, FROM_DIALLER))
     }
 
-    /// Dials the peer: answer its challenge, check its proof.
-    pub async fn dial(mut io: TcpStream, secret: &[u8]) -> Result<Self, LinkError> {
-        io.set_nodelay(true)?;
+    /// Dials the peer: TLS first when configured (checking its certificate for the `peer`
+    /// host), then answer its challenge, check its proof.
+    pub async fn dial(tcp: TcpStream, secret: &[u8], tls: Option<&LinkTls>) -> Result<Self, LinkError> {
+        tcp.set_nodelay(true)?;
+        let io: BoxStream = match tls {
+            None => Box::new(tcp),
+            Some(t) => Box::new(t.connect(tcp).await?),
+        };
+        Self::answer(io, secret).await.map_err(LinkError::classify)
+    }
+
+    async fn answer(mut io: BoxStream, secret: &[u8]) -> Result<Self, LinkError> {
         let mut hello = [0u8; 39];
         io.read_exact(&mut hello).await?;
+        if &hello[..6] == MAGIC && hello[6] == TLS_REQUIRED {
+            return Err(LinkError::PeerWantsTls);
+        }
         if &hello[..6] != MAGIC || hello[6] != VERSION {
             return Err(LinkError::Protocol);
         }
@@ -215,6 +304,7 @@ impl Conn {
         answer.extend_from_slice(&ours);
         answer.extend_from_slice(&mac(secret, &[b"dialler", theirs, &ours]));
         io.write_all(&answer).await?;
+        io.flush().await?;
         let mut proof = [0u8; 32];
         io.read_exact(&mut proof).await?;
         if !verify(secret, &[b"acceptor", theirs, &ours], &proof) {
@@ -224,8 +314,8 @@ impl Conn {
         Ok(Self::split(io, key, FROM_DIALLER, FROM_ACCEPTOR))
     }
 
-    fn split(io: TcpStream, key: Vec<u8>, send_dir: u8, recv_dir: u8) -> Self {
-        let (r, w) = io.into_split();
+    fn split(io: BoxStream, key: Vec<u8>, send_dir: u8, recv_dir: u8) -> Self {
+        let (r, w) = tokio::io::split(io);
         Self {
             reader: Reader {
                 io: r,
@@ -263,6 +353,8 @@ impl Writer {
         frame.extend_from_slice(&body);
         frame.extend_from_slice(&tag);
         self.io.write_all(&frame).await?;
+        // TLS holds written bytes in its own buffer until flushed.
+        self.io.flush().await?;
         Ok(())
     }
 }
@@ -290,27 +382,131 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::tls::MutualTls;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
     use tokio::net::TcpListener;
+
+    const SECRET: &[u8] = b"0123456789abcdef";
 
     async fn pair(
         acceptor_secret: &'static [u8],
         dialler_secret: &'static [u8],
     ) -> (Result<Conn, LinkError>, Result<Conn, LinkError>) {
+        pair_over(acceptor_secret, None, dialler_secret, None).await
+    }
+
+    async fn pair_over(
+        acceptor_secret: &'static [u8],
+        acceptor_tls: Option<LinkTls>,
+        dialler_secret: &'static [u8],
+        dialler_tls: Option<LinkTls>,
+    ) -> (Result<Conn, LinkError>, Result<Conn, LinkError>) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let acc = tokio::spawn(async move {
             let (s, _) = l.accept().await.unwrap();
-            Conn::accept(s, acceptor_secret).await
+            Conn::accept(s, acceptor_secret, acceptor_tls.as_ref()).await
         });
-        let dial = Conn::dial(TcpStream::connect(addr).await.unwrap(), dialler_secret).await;
+        let dial = Conn::dial(
+            TcpStream::connect(addr).await.unwrap(),
+            dialler_secret,
+            dialler_tls.as_ref(),
+        )
+        .await;
         (acc.await.unwrap(), dial)
     }
 
-    #[tokio::test]
-    async fn nodes_with_the_same_secret_exchange_messages_both_ways() {
-        let (a, b) = pair(b"0123456789abcdef", b"0123456789abcdef").await;
-        let (mut ar, mut aw) = a.unwrap().into_halves();
-        let (mut br, mut bw) = b.unwrap().into_halves();
+    /// Runs `openssl` in `dir`.
+    fn openssl(dir: &Path, args: &[&str]) {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    }
+
+    const EC_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+    /// A CA `<ca>.pem`/`<ca>.key` in `dir`.
+    fn ca(dir: &Path, ca: &str) {
+        let (pem, key, subj) = (format!("{ca}.pem"), format!("{ca}.key"), format!("/CN={ca}"));
+        let args = [
+            &["req", "-x509"][..],
+            &EC_KEY,
+            &["-days", "2", "-subj", &subj, "-keyout", &key, "-out", &pem],
+        ]
+        .concat();
+        openssl(dir, &args);
+    }
+
+    /// A node certificate `<stem>.pem`/`<stem>.key` for 127.0.0.1, signed by `<ca>.pem`: the
+    /// files the pair link's TLS reads, with `ca_file` the site CA `site.pem`.
+    fn node(dir: &Path, stem: &str, ca: &str) -> MutualTls {
+        let (key, csr, ext, pem) = (
+            format!("{stem}.key"),
+            format!("{stem}.csr"),
+            format!("{stem}.cnf"),
+            format!("{stem}.pem"),
+        );
+        let args = [
+            &["req"][..],
+            &EC_KEY,
+            &["-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr],
+        ]
+        .concat();
+        openssl(dir, &args);
+        std::fs::write(
+            dir.join(&ext),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .unwrap();
+        let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_pem,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &pem,
+            ],
+        );
+        MutualTls {
+            ca_file: dir.join("site.pem"),
+            cert: dir.join(pem),
+            key: dir.join(key),
+        }
+    }
+
+    /// Node `a` and node `b` of the site CA, and a node `rogue` signed by another CA.
+    fn site(dir: &Path) -> (LinkTls, LinkTls, LinkTls) {
+        ca(dir, "site");
+        ca(dir, "other");
+        let tls = |files: MutualTls| LinkTls::new(&files, "127.0.0.1").unwrap();
+        (
+            tls(node(dir, "a", "site")),
+            tls(node(dir, "b", "site")),
+            tls(node(dir, "rogue", "other")),
+        )
+    }
+
+    async fn exchange_both_ways(a: Conn, b: Conn) {
+        let (mut ar, mut aw) = a.into_halves();
+        let (mut br, mut bw) = b.into_halves();
         let beat = Msg::Beat {
             id: 7,
             head: 42,
@@ -334,8 +530,84 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn nodes_with_the_same_secret_exchange_messages_both_ways() {
+        let (a, b) = pair(SECRET, SECRET).await;
+        exchange_both_ways(a.unwrap(), b.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn nodes_of_the_site_ca_exchange_messages_both_ways_over_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, _) = site(dir.path());
+        let (acc, dial) = pair_over(SECRET, Some(a), SECRET, Some(b)).await;
+        exchange_both_ways(acc.unwrap(), dial.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn a_dialler_whose_certificate_another_ca_signed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _, rogue) = site(dir.path());
+        // The rogue trusts the site CA, so only the acceptor's check stops it.
+        let (acc, dial) = pair_over(SECRET, Some(a), SECRET, Some(rogue)).await;
+        let acc = acc.err();
+        assert!(matches!(acc, Some(LinkError::NotSiteCa)), "acceptor: {acc:?}");
+        assert_eq!(
+            LinkError::NotSiteCa.to_string(),
+            "the peer's certificate is not signed by the site CA (tls.ca_file)"
+        );
+        let dial = dial.err();
+        assert!(matches!(dial, Some(LinkError::RefusedByPeer(_))), "dialler: {dial:?}");
+    }
+
+    #[tokio::test]
+    async fn an_acceptor_whose_certificate_another_ca_signed_is_refused_by_the_dialler() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, b, rogue) = site(dir.path());
+        let (acc, dial) = pair_over(SECRET, Some(rogue), SECRET, Some(b)).await;
+        let dial = dial.err();
+        assert!(matches!(dial, Some(LinkError::NotSiteCa)), "dialler: {dial:?}");
+        assert!(acc.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_plain_dialler_and_a_tls_acceptor_each_say_tls_differs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _, _) = site(dir.path());
+        let (acc, dial) = pair_over(SECRET, Some(a), SECRET, None).await;
+        let acc = acc.err();
+        assert!(matches!(acc, Some(LinkError::NotTls)), "acceptor: {acc:?}");
+        assert!(
+            LinkError::NotTls.to_string().starts_with("the peer does not speak TLS"),
+            "{}",
+            LinkError::NotTls
+        );
+        let dial = dial.err();
+        assert!(matches!(dial, Some(LinkError::PeerWantsTls)), "dialler: {dial:?}");
+    }
+
+    #[tokio::test]
+    async fn a_tls_dialler_and_a_plain_acceptor_each_say_tls_differs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, b, _) = site(dir.path());
+        let (acc, dial) = pair_over(SECRET, None, SECRET, Some(b)).await;
+        let acc = acc.err();
+        assert!(matches!(acc, Some(LinkError::PeerWantsTls)), "acceptor: {acc:?}");
+        let dial = dial.err();
+        assert!(matches!(dial, Some(LinkError::NotTls)), "dialler: {dial:?}");
+    }
+
+    #[tokio::test]
+    async fn a_node_with_another_secret_is_refused_over_tls_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, _) = site(dir.path());
+        let (acc, dial) = pair_over(SECRET, Some(a), b"fedcba9876543210", Some(b)).await;
+        assert!(matches!(acc, Err(LinkError::Auth)), "acceptor: {:?}", acc.err());
+        assert!(dial.is_err());
+    }
+
+    #[tokio::test]
     async fn a_node_with_another_secret_is_refused_on_both_sides() {
-        let (a, b) = pair(b"0123456789abcdef", b"fedcba9876543210").await;
+        let (a, b) = pair(SECRET, b"fedcba9876543210").await;
         assert!(matches!(a, Err(LinkError::Auth)), "acceptor: {:?}", a.err());
         assert!(b.is_err());
     }
@@ -347,13 +619,13 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let acc = tokio::spawn(async move {
             let (s, _) = l.accept().await.unwrap();
-            let (mut r, _w) = Conn::accept(s, b"0123456789abcdef").await.unwrap().into_halves();
+            let (mut r, _w) = Conn::accept(s, SECRET, None).await.unwrap().into_halves();
             let first = r.recv().await;
             let second = r.recv().await;
             (first, second)
         });
         let stream = TcpStream::connect(addr).await.unwrap();
-        let conn = Conn::dial(stream, b"0123456789abcdef").await.unwrap();
+        let conn = Conn::dial(stream, SECRET, None).await.unwrap();
         let (_r, mut w) = conn.into_halves();
         // A genuine frame, captured by sending it through a second writer with the same key.
         let msg = Msg::Beat {

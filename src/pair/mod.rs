@@ -12,6 +12,7 @@
 pub mod field;
 pub mod lease;
 pub mod link;
+pub mod link_tls;
 pub mod replicate;
 pub mod spec;
 pub mod standby;
@@ -45,6 +46,8 @@ pub struct Shared {
     pub metrics: PairMetrics,
     /// The shared secret.
     secret: Vec<u8>,
+    /// TLS of the pair link, when configured.
+    tls: Option<link::LinkTls>,
     /// The peer's pair-link address.
     peer_addr: String,
     /// This node's API as consoles reach it.
@@ -108,6 +111,9 @@ pub enum PairError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The pair link's TLS files could not be used.
+    #[error("pair link TLS: {0}")]
+    Tls(#[from] link::LinkTlsError),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -146,7 +152,18 @@ pub async fn run(
         path: data_dir.to_path_buf(),
         source,
     })?;
+    let tls = match &spec.tls {
+        Some(files) => Some(link::LinkTls::new(files, &spec.peer_host())?),
+        None => {
+            warn!(
+                see = "docs/redundancy.md",
+                "Pair link: not encrypted (no [redundancy] tls); the secret authenticates it, but its content crosses the network readable"
+            );
+            None
+        }
+    };
     let view = PairView::new(&spec.node, &spec.peer_node);
+    view.set_link_tls(tls.is_some());
     let term_file = data_dir.join("pair.term");
     if let Some(t) = std::fs::read_to_string(&term_file)
         .ok()
@@ -159,6 +176,7 @@ pub async fn run(
         fence: Fence::closed(),
         metrics: PairMetrics::default(),
         secret: spec.secret.clone(),
+        tls,
         peer_addr: spec.peer.clone(),
         advertise_api: spec.advertise_api.clone(),
         active_contact: Mutex::new(None),

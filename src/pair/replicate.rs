@@ -68,7 +68,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, data_dir: PathBuf
                 }
             },
         };
-        let conn = match tokio::time::timeout(HANDSHAKE, Conn::accept(stream, &shared.secret)).await {
+        let accept = Conn::accept(stream, &shared.secret, shared.tls.as_ref());
+        let conn = match tokio::time::timeout(HANDSHAKE, accept).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
                 // Bounded: a scanner or a misconfigured peer must not flood the log.
@@ -340,7 +341,11 @@ pub async fn follow(shared: Arc<Shared>, data_dir: PathBuf, stop: CancellationTo
             && warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
         {
             warned = Some(Instant::now());
-            info!(peer = %shared.peer_addr, error = %e, "Pair link: not following the peer; retrying");
+            if e.is_setup_mismatch() {
+                warn!(peer = %shared.peer_addr, error = %e, "Pair link: the peer refused or was refused; retrying");
+            } else {
+                info!(peer = %shared.peer_addr, error = %e, "Pair link: not following the peer; retrying");
+            }
         }
         tokio::select! {
             () = stop.cancelled() => return,
@@ -353,7 +358,7 @@ async fn follow_once(shared: &Arc<Shared>, data_dir: &Path) -> Result<(), LinkEr
     let stream = tokio::time::timeout(HANDSHAKE, TcpStream::connect(&shared.peer_addr))
         .await
         .map_err(|_| LinkError::Io(std::io::ErrorKind::TimedOut.into()))??;
-    let conn = tokio::time::timeout(HANDSHAKE, Conn::dial(stream, &shared.secret))
+    let conn = tokio::time::timeout(HANDSHAKE, Conn::dial(stream, &shared.secret, shared.tls.as_ref()))
         .await
         .map_err(|_| LinkError::Io(std::io::ErrorKind::TimedOut.into()))??;
     let (mut r, mut w) = conn.into_halves();
@@ -394,9 +399,11 @@ async fn follow_once(shared: &Arc<Shared>, data_dir: &Path) -> Result<(), LinkEr
                 "the active went silent",
             ))
         })??;
+        // Anything from the active is contact: what the standby holds is the active's state
+        // as of now (its warm readings count from here).
+        shared.heard_active();
         match msg {
             Msg::Beat { id, head, probe } => {
-                shared.heard_active();
                 shared.view.set_field_asked(probe);
                 w.send(&Msg::Ack {
                     id,

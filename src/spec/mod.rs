@@ -1,12 +1,14 @@
 //! The building blocks every component's configuration is made of: errors that name file,
 //! line and key ([`ConfigError`], [`SourceText`]), durations and sizes written as text
-//! ([`units`]) and paths relative to the config file ([`relative_to`]).
+//! ([`units`]), paths relative to the config file ([`relative_to`]) and TLS files read into
+//! rustls types ([`tls`]).
 //!
 //! Sources, sinks and the API validate their own sections with these; the top-level
 //! `config` module gathers those sections into one config. This module imports no
 //! component, so components never need to import `config`.
 
 pub mod error;
+pub mod tls;
 pub mod units;
 
 use std::path::{Path, PathBuf};

@@ -23,6 +23,12 @@ async fn a_killed_active_is_replaced_by_the_standby_with_every_alarm_and_acknowl
     );
     let ready = b.http.get(format!("{}/readyz", b.base)).send().await.unwrap();
     assert_eq!(ready.status(), 503);
+    assert_eq!(pair_status(&b).await.unwrap()["link_tls"], false);
+    assert!(
+        a.stderr_so_far().contains("Pair link: not encrypted"),
+        "a warning at start: {}",
+        a.stderr_so_far()
+    );
 
     raise_and_handle(&p, &a).await;
     wait_replicated(&p, 0).await;
@@ -74,6 +80,36 @@ async fn a_killed_active_is_replaced_by_the_standby_with_every_alarm_and_acknowl
         "{m}"
     );
     assert_eq!(wait_role(&b, "active").await["peer_up"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_standby_follows_and_takes_over_with_every_alarm() {
+    let p = Pair::with_tls(|_| String::new()).await;
+    let (mut a, b) = started_pair(&p).await;
+    for gw in [&a, &b] {
+        // The active counts the standby as up once it asked to resume, a moment after the
+        // standby heard its hello.
+        wait_for("both see the peer over TLS", WAIT, || async {
+            let s = pair_status(gw).await?;
+            (s["link_tls"] == true && s["peer_up"] == true).then_some(())
+        })
+        .await;
+        assert!(!gw.stderr_so_far().contains("Pair link: not encrypted"));
+    }
+    raise_and_handle(&p, &a).await;
+    wait_replicated(&p, 0).await;
+    let before = snapshot(&a).await;
+    assert_eq!(before.len(), 3, "{before:#?}");
+
+    let fault = Instant::now();
+    a.kill();
+    assert_eq!(wait_role(&b, "active").await["node"], "b");
+    assert_eq!(snapshot(&b).await, before, "alarms after the switch-over");
+    wait_for("the new active polls", WAIT, || async {
+        (!p.nodes[1].device.sent().is_empty()).then_some(())
+    })
+    .await;
+    never_two_masters(&p.nodes[0].device, &p.nodes[1].device, fault);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -959,7 +959,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// `<stem>.pem` and `<stem>.key` for `subject`, with `extensions`, signed by `ca.pem` in `dir`.
-fn signed_by_ca(dir: &Path, stem: &str, subject: &str, extensions: &str) {
+pub fn signed_by_ca(dir: &Path, stem: &str, subject: &str, extensions: &str) {
     let (key, csr, ext, pem) = (
         format!("{stem}.key"),
         format!("{stem}.csr"),

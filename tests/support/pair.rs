@@ -12,7 +12,9 @@ use tokio::time::Instant;
 use serde_json::{Value, json};
 
 pub use super::alarms::{act, snapshot, wait_state};
-use super::{CutProxy, GatewayProcess, Mosquitto, PtyPair, WAIT, free_port, simulator, wait_for};
+use super::{
+    CutProxy, GatewayProcess, Mosquitto, PtyPair, WAIT, free_port, self_signed_cert, signed_by_ca, simulator, wait_for,
+};
 
 pub const SECRET: &str = "pair-secret-for-the-drill";
 
@@ -79,15 +81,41 @@ impl Pair {
 
     /// A pair whose configs end with `extra(node)` (stores, webhooks).
     pub async fn with(extra: impl Fn(&str) -> String) -> Pair {
-        Self::build(extra, false).await
+        Self::in_dir(tempfile::tempdir().unwrap(), extra, false).await
     }
 
     /// A pair whose device sits on one RS-485 bus that both nodes are wired to.
     pub async fn on_serial_bus() -> Pair {
-        Self::build(|_| String::new(), true).await
+        Self::in_dir(tempfile::tempdir().unwrap(), |_| String::new(), true).await
     }
 
-    async fn build(extra: impl Fn(&str) -> String, serial: bool) -> Pair {
+    /// A pair whose link runs over mutual TLS: a test site CA (`ca.pem`) signed a certificate
+    /// for 127.0.0.1 per node (`node-a.pem`, `node-b.pem`, keys beside), made by `openssl`.
+    pub async fn with_tls(extra: impl Fn(&str) -> String) -> Pair {
+        let dir = tempfile::tempdir().unwrap();
+        self_signed_cert(dir.path());
+        for node in ["a", "b"] {
+            signed_by_ca(
+                dir.path(),
+                &format!("node-{node}"),
+                "/CN=127.0.0.1",
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+            );
+        }
+        Self::in_dir(
+            dir,
+            |node| {
+                format!(
+                    "tls = {{ ca_file = \"ca.pem\", cert = \"node-{node}.pem\", key = \"node-{node}.key\" }}\n{}",
+                    extra(node)
+                )
+            },
+            false,
+        )
+        .await
+    }
+
+    async fn in_dir(dir: tempfile::TempDir, extra: impl Fn(&str) -> String, serial: bool) -> Pair {
         let witness = Mosquitto::start();
         let (sim, bus) = if serial {
             let (sim, bus) = SerialBus::start().await;
@@ -98,7 +126,6 @@ impl Pair {
         for ch in ["ch1", "ch2", "ch3", "ch4"] {
             sim.pin(ch, 1.0);
         }
-        let dir = tempfile::tempdir().unwrap();
         let broker: std::net::SocketAddr = witness.addr().parse().unwrap();
         let listens = [free_port(), free_port()];
         let mut links = Vec::new();

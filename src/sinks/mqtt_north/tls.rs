@@ -5,11 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-
 use super::config::RawNorthTls;
 use crate::spec::error::{ConfigError, SourceText};
+use crate::spec::tls::{self, TlsFile, TlsFileError};
 
 /// Validated TLS files of a target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,53 +21,19 @@ pub struct NorthTls {
 /// Why the TLS files cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum NorthTlsError {
-    /// A file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A file holds no usable PEM item.
-    #[error("{} holds no PEM {what}: {reason}", path.display())]
-    NoPem {
-        /// The file.
-        path: PathBuf,
-        /// `certificate` or `key`.
-        what: &'static str,
-        /// The parser's reason.
-        reason: String,
-    },
+    /// A file could not be read or holds no PEM item of its kind.
+    #[error(transparent)]
+    Files(#[from] TlsFileError),
     /// rustls refused the files.
     #[error("TLS setup refused: {0}")]
     Refused(#[from] rustls::Error),
-}
-
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NorthTlsError> {
-    let pem = std::fs::read(path).map_err(|source| NorthTlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let no_pem = |reason: String| NorthTlsError::NoPem {
-        path: path.to_path_buf(),
-        what: "certificate",
-        reason,
-    };
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| no_pem(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(no_pem("no CERTIFICATE block".into()));
-    }
-    Ok(certs)
 }
 
 impl NorthTls {
     /// The rustls client configuration (ring provider, TLS 1.2 and 1.3).
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, NorthTlsError> {
         let mut roots = rustls::RootCertStore::empty();
-        for c in certs(&self.ca_file)? {
+        for c in tls::certs(TlsFile::Ca, &self.ca_file)? {
             roots.add(c)?;
         }
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -78,16 +42,8 @@ impl NorthTls {
         let config = match &self.client {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
-                let pem = std::fs::read(key).map_err(|source| NorthTlsError::Read {
-                    path: key.clone(),
-                    source,
-                })?;
-                let key_der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| NorthTlsError::NoPem {
-                    path: key.clone(),
-                    what: "key",
-                    reason: e.to_string(),
-                })?;
-                builder.with_client_auth_cert(certs(cert)?, key_der)?
+                let key_der = tls::private_key(key)?;
+                builder.with_client_auth_cert(tls::certs(TlsFile::Cert, cert)?, key_der)?
             }
         };
         Ok(Arc::new(config))
@@ -129,16 +85,8 @@ pub(super) fn check(
         Ok(_) => Some(spec),
         Err(e) => {
             let (span, key) = match (&e, &tls.cert, &tls.key) {
-                (NorthTlsError::Read { path, .. } | NorthTlsError::NoPem { path, .. }, _, Some(k))
-                    if *path == rel(k.get_ref()) =>
-                {
-                    (k.span(), "key")
-                }
-                (NorthTlsError::Read { path, .. } | NorthTlsError::NoPem { path, .. }, Some(c), _)
-                    if *path == rel(c.get_ref()) =>
-                {
-                    (c.span(), "cert")
-                }
+                (NorthTlsError::Files(f), _, Some(k)) if f.file() == TlsFile::Key => (k.span(), "key"),
+                (NorthTlsError::Files(f), Some(c), _) if f.file() == TlsFile::Cert => (c.span(), "cert"),
                 (NorthTlsError::Refused(_), Some(c), _) => (c.span(), "cert"),
                 _ => (tls.ca_file.span(), "ca_file"),
             };
