@@ -234,9 +234,14 @@ async fn main() {
             if switched.is_ok() {
                 trial.switch_ms = Some(t0.elapsed().as_millis());
             }
-            // Asked by an active that lost its field network, the standby polls before it takes
-            // over: count the new active's polls from the switch-over.
-            let from = if fault == "field" { switched_at } else { t0 };
+            // Asked by an active that hands over (an operator, or its field network lost), the
+            // standby polls before it takes over: count the new active's polls from the
+            // switch-over.
+            let from = if matches!(fault, "field" | "handover") {
+                switched_at
+            } else {
+                t0
+            };
             let first_new = wait_for("the new active polls", WAIT, || async {
                 p.nodes[sb]
                     .device

@@ -162,6 +162,9 @@ pub enum Msg {
         #[serde(default)]
         probe: bool,
     },
+    /// The active has stopped polling (a hand-over): the standby's own readings from now on
+    /// are newer than any the active evaluated.
+    Stopped,
     /// The standby has stored everything up to `applied` and answers beat `id`.
     Ack {
         /// Beat answered.

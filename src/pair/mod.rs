@@ -59,6 +59,13 @@ pub struct Shared {
     clock: SharedClock,
     /// On the active: it would hand the role back and wants the standby's field reach.
     asking_reach: AtomicBool,
+    /// On the active: it is handing over and its sources have stopped (the standby is told).
+    handing_over: AtomicBool,
+    /// Wakes the link when the sources stopped during a hand-over.
+    sources_ended: tokio::sync::Notify,
+    /// On the standby: when the active said it stopped polling (wall clock); its warm
+    /// readings count from there, whatever arrives after.
+    active_stopped_at: Mutex<Option<Timestamp>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -75,12 +82,21 @@ impl Shared {
         *self.active_contact.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), self.clock.now()));
     }
 
-    /// When the active peer was last heard, by the wall clock.
+    /// Where the standby's readings start to count: when the active said it stopped
+    /// polling, else when it was last heard (by the wall clock).
     fn active_heard_at(&self) -> Option<Timestamp> {
-        self.active_contact
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map(|(_, t)| t)
+        let stopped = *self.active_stopped_at.lock().unwrap_or_else(|p| p.into_inner());
+        stopped.or_else(|| {
+            self.active_contact
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map(|(_, t)| t)
+        })
+    }
+
+    /// On the standby: the active stopped polling now.
+    fn active_stopped(&self) {
+        *self.active_stopped_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.clock.now());
     }
 
     /// On the active: whether beats ask the standby what it reaches of the plant network.
@@ -182,6 +198,9 @@ pub async fn run(
         active_contact: Mutex::new(None),
         clock: clock.clone(),
         asking_reach: AtomicBool::new(false),
+        handing_over: AtomicBool::new(false),
+        sources_ended: tokio::sync::Notify::new(),
+        active_stopped_at: Mutex::new(None),
     });
     set_role(&shared, PairRole::Standby);
     let listener = TcpListener::bind(spec.listen)
@@ -219,6 +238,7 @@ async fn roles(
     loop {
         // Standby: copy the active, answer for the role, wait for the lease.
         set_role(shared, PairRole::Standby);
+        *shared.active_stopped_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let standby_stop = stop.child_token();
         let api = match standby::serve(config.api_listen, shared.clone(), standby_stop.clone()).await {
             Ok(h) => Some(h),
@@ -352,19 +372,34 @@ async fn roles(
                 }
             }
         };
+        if handover {
+            // The standby polls before this node stops, and its readings from the moment
+            // this node stopped are evaluated there first: the record has no gap.
+            shared.asking_reach.store(true, Ordering::Release);
+            peer_polling(shared).await;
+        }
         // Stop driving before anything else, then stop in order.
         shared.fence.close();
-        shared.asking_reach.store(false, Ordering::Release);
-        gateway.shutdown().await;
+        gateway
+            .shutdown_with(|| {
+                if handover {
+                    shared.handing_over.store(true, Ordering::Release);
+                    shared.sources_ended.notify_waiters();
+                }
+            })
+            .await;
         shared.view.set_field(None);
         if handover {
             // Everything journaled is at the standby before it may take over.
             drained(shared).await;
             lease.vacate().await;
+            shared.asking_reach.store(false, Ordering::Release);
+            shared.handing_over.store(false, Ordering::Release);
             count(&shared.metrics, if field_lost { "field_lost" } else { "handover" });
             info!(to = %shared.view.peer, "Pair: handed over; standby now");
             continue;
         }
+        shared.asking_reach.store(false, Ordering::Release);
         if stopping {
             lease.vacate().await;
             count(&shared.metrics, "stop");
@@ -372,6 +407,19 @@ async fn roles(
         }
         count(&shared.metrics, "step_down");
     }
+}
+
+/// Waits until the standby has polled every network device once (at most 3 s: a standby
+/// that cannot reach them takes over all the same, as after a failure).
+async fn peer_polling(shared: &Shared) {
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        match shared.view.peer_field() {
+            Some(f) if f.known == f.devices => return,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    warn!("Pair: handing over before the standby polled every network device");
 }
 
 /// Waits until the standby has confirmed every journal row (at most 3 s: a standby that does

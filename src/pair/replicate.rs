@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
@@ -144,6 +145,7 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
     let mut confirmed_all = Instant::now();
     let mut applied = last_seq;
     let mut heard = Instant::now();
+    let mut stopped_sent = false;
     let result = loop {
         if stop.is_cancelled() || shared.view.role() != PairRole::Active {
             break Ok(());
@@ -222,9 +224,15 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
         shared.view.set_lag(lag, lag_ms);
         shared.metrics.lag_entries.set(i64::try_from(lag).unwrap_or(i64::MAX));
         shared.metrics.lag_ms.set(i64::try_from(lag_ms).unwrap_or(i64::MAX));
+        if !stopped_sent && shared.handing_over.load(Ordering::Acquire) {
+            // Its sources have stopped: every reading this node evaluates was taken before.
+            stopped_sent = true;
+            w.send(&Msg::Stopped).await?;
+        }
         if !full {
             tokio::select! {
                 () = stop.cancelled() => break Ok(()),
+                () = shared.sources_ended.notified() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
         }
@@ -436,6 +444,10 @@ async fn follow_once(shared: &Arc<Shared>, data_dir: &Path) -> Result<(), LinkEr
                     .map_err(|e| LinkError::Io(std::io::Error::other(e.to_string())))?;
             }
             Msg::File { path, data } => store_file(data_dir, &path, &data)?,
+            Msg::Stopped => {
+                info!("Pair link: the active stopped polling; handing over");
+                shared.active_stopped();
+            }
             Msg::Diverged => {
                 drop(journal);
                 let path = journal_path(data_dir);

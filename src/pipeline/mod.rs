@@ -440,6 +440,13 @@ impl Gateway {
 
     /// Stops sources, lets the rules engine drain, flushes history, then closes the API.
     pub async fn shutdown(self) {
+        self.shutdown_with(|| {}).await;
+    }
+
+    /// [`Gateway::shutdown`], calling `sources_ended` once every source has stopped: every
+    /// reading this gateway will evaluate was taken before then (a hot-standby pair's
+    /// hand-over tells the standby at that moment).
+    pub async fn shutdown_with(self, sources_ended: impl FnOnce()) {
         self.self_check_stop.cancel();
         let _ = self.self_check.await;
         self.reload_stop.cancel();
@@ -453,6 +460,7 @@ impl Gateway {
         for p in parts.pollers {
             let _ = p.await;
         }
+        sources_ended();
         drop(self.readings);
         self.rules_stop.cancel();
         if let Err(e) = self.rules.await {

@@ -234,13 +234,18 @@ async fn an_operator_hand_over_moves_the_role_with_every_alarm_and_no_second_mas
     assert_eq!(body["to"], "b");
     let fault = Instant::now();
     wait_role(&b, "active").await;
+    let active = Instant::now();
     eprintln!("hand-over: {} ms", fault.elapsed().as_millis());
     assert_eq!(snapshot(&b).await, before);
+    // Asked to, b polled the device read-only before a stopped; from a's stop on, b's own
+    // readings were evaluated when it took over: the record has no gap.
+    let warm = support::metric(&b.metrics().await, "hazard_pair_warm_readings_total", &[]);
+    assert!(warm > 0.0, "readings b took after a stopped polling: {warm}");
     wait_for("the new active polls", WAIT, || async {
-        (p.nodes[1].device.sent().iter().any(|t| *t >= fault)).then_some(())
+        (p.nodes[1].device.sent().iter().any(|t| *t >= active)).then_some(())
     })
     .await;
-    never_two_masters(&p.nodes[0].device, &p.nodes[1].device, fault);
+    never_two_masters(&p.nodes[0].device, &p.nodes[1].device, active);
     wait_for("a follows b", WAIT, || async {
         let s = pair_status(&a).await?;
         (s["role"] == "standby" && s["peer_up"] == true).then_some(())
