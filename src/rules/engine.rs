@@ -26,7 +26,7 @@ use std::time::Duration;
 
 pub use build::BuildError;
 pub use carry::CarryReport;
-use lists::PointLists;
+use lists::{LatestValues, PointLists};
 
 use super::early_warning::{CLEAR_FACTOR, Trend, TrendWindow, predict, predict_seasonal, warns};
 use super::flood::{CHATTER_WINDOW, FloodGuard};
@@ -247,7 +247,8 @@ pub struct RulesEngine {
     stales: PointLists<StaleEval>,
     /// When each point was last heard; the start for a point not heard yet.
     last_seen: Vec<Timestamp>,
-    latest: Vec<Option<f64>>,
+    /// The latest trusted value of each point, for deviation groups.
+    latest: LatestValues,
     deviations: Vec<DeviationEval>,
     point_deviations: PointLists<usize>,
     votes: Vec<VoteEval>,

@@ -9,7 +9,7 @@ use super::super::slots::{Role, Slot, SlotMeta, alarm_id};
 use super::super::suspect::{Check, SuspectState};
 use super::super::vote::output_levels;
 use super::super::{AlarmSettings, Delays, Limit, RuleKind, RuleSpec, VoteMember, VoteMode, bindings};
-use super::lists::ListBuilder;
+use super::lists::{LatestValues, ListBuilder};
 use super::store::Template;
 use super::{
     DeviationEval, DeviceEval, EarlyEval, RateEval, RulesEngine, StaleEval, SuspectEval, ThresholdEval, VoteEval,
@@ -581,7 +581,7 @@ impl RulesEngine {
             suspects: vec![None; n],
             stales: Default::default(),
             last_seen: vec![start; n],
-            latest: vec![None; n],
+            latest: LatestValues::new(n),
             deviations: Vec::new(),
             point_deviations: Default::default(),
             votes: Vec::new(),

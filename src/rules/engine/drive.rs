@@ -112,7 +112,7 @@ impl RulesEngine {
         if !r.quality.drives_process_alarms() {
             // Process alarms hold while the value cannot be trusted, and a running delay does
             // not complete on data nobody saw; the fault alarms speak instead.
-            self.latest[p] = None;
+            self.latest.set(p, None);
             self.cancel_process_delays(p, out);
             // A trend is only as good as every sample in it: start again on trusted data.
             for e in &mut self.earlies[p] {
@@ -122,7 +122,7 @@ impl RulesEngine {
             }
             return quality;
         }
-        self.latest[p] = Some(r.value);
+        self.latest.set(p, Some(r.value));
         let mut level_changed = false;
         for i in 0..self.thresholds[p].len() {
             let t = self.thresholds[p][i];
@@ -605,7 +605,7 @@ impl RulesEngine {
         let mut lo = f64::INFINITY;
         let mut hi = f64::NEG_INFINITY;
         for p in &dev.points {
-            let Some(v) = self.latest[p.index()] else { return };
+            let Some(v) = self.latest.get(p.index()) else { return };
             lo = lo.min(v);
             hi = hi.max(v);
         }

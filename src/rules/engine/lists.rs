@@ -4,8 +4,9 @@
 //! Design: `starts[p]..starts[p + 1]` are point `p`'s entries in `items`. A plant has tens of
 //! thousands of points with one entry or none in most lists, so a list per point (a pointer and
 //! a length each, plus an allocation per non-empty one) would cost more than the entries: this
-//! costs four bytes per point and list. The lists are filled once, when the engine is built, in
-//! any point order ([`ListBuilder`]), and never change size afterwards.
+//! costs four bytes per point and list, and nothing per point for a kind no point has (no rate
+//! of change or vote anywhere: `starts` is empty then). The lists are filled once, when the
+//! engine is built, in any point order ([`ListBuilder`]), and never change size afterwards.
 
 use std::ops::{Index, IndexMut};
 
@@ -14,7 +15,9 @@ use crate::model::PointId;
 /// One list per point, stored flat.
 #[derive(Debug, Clone)]
 pub(super) struct PointLists<T> {
-    /// One more than there are points; each a position in `items`.
+    /// Number of points.
+    points: usize,
+    /// One more than there are points, each a position in `items`; empty when `items` is.
     starts: Box<[u32]>,
     items: Box<[T]>,
 }
@@ -22,7 +25,8 @@ pub(super) struct PointLists<T> {
 impl<T> Default for PointLists<T> {
     fn default() -> Self {
         Self {
-            starts: Box::new([0]),
+            points: 0,
+            starts: Box::default(),
             items: Box::default(),
         }
     }
@@ -31,10 +35,14 @@ impl<T> Default for PointLists<T> {
 impl<T> PointLists<T> {
     /// Number of points.
     pub(super) fn len(&self) -> usize {
-        self.starts.len() - 1
+        self.points
     }
 
     fn range(&self, p: usize) -> std::ops::Range<usize> {
+        if self.starts.is_empty() {
+            assert!(p < self.points, "point {p} of {}", self.points);
+            return 0..0;
+        }
         self.starts[p] as usize..self.starts[p + 1] as usize
     }
 
@@ -83,6 +91,12 @@ impl<T> ListBuilder<T> {
 
     /// The lists of `points` points, each in the order its entries were pushed.
     pub(super) fn finish(mut self, points: usize) -> PointLists<T> {
+        if self.entries.is_empty() {
+            return PointLists {
+                points,
+                ..PointLists::default()
+            };
+        }
         // Stable: a point's entries keep the order they were added in.
         self.entries.sort_by_key(|(p, _)| *p);
         let mut starts = vec![0u32; points + 1];
@@ -93,8 +107,46 @@ impl<T> ListBuilder<T> {
             starts[p + 1] += starts[p];
         }
         PointLists {
+            points,
             starts: starts.into_boxed_slice(),
             items: self.entries.into_iter().map(|(_, item)| item).collect(),
+        }
+    }
+}
+
+/// Each point's latest trusted value, if it has one: eight bytes and a bit per point, where
+/// an `Option<f64>` per point takes sixteen.
+#[derive(Debug, Clone, Default)]
+pub(super) struct LatestValues {
+    values: Box<[f64]>,
+    /// Bit `p % 64` of word `p / 64` is set when point `p` has a value.
+    known: Box<[u64]>,
+}
+
+impl LatestValues {
+    /// No value yet for any of `points` points.
+    pub(super) fn new(points: usize) -> Self {
+        Self {
+            values: vec![0.0; points].into_boxed_slice(),
+            known: vec![0; points.div_ceil(64)].into_boxed_slice(),
+        }
+    }
+
+    /// Point `p`'s value.
+    pub(super) fn get(&self, p: usize) -> Option<f64> {
+        let value = self.values[p];
+        ((self.known[p / 64] >> (p % 64)) & 1 == 1).then_some(value)
+    }
+
+    /// Sets or forgets point `p`'s value.
+    pub(super) fn set(&mut self, p: usize, value: Option<f64>) {
+        let bit = 1u64 << (p % 64);
+        match value {
+            Some(v) => {
+                self.values[p] = v;
+                self.known[p / 64] |= bit;
+            }
+            None => self.known[p / 64] &= !bit,
         }
     }
 }
@@ -139,9 +191,51 @@ mod tests {
     }
 
     #[test]
+    fn latest_values_keep_each_point_apart_and_forget_on_request() {
+        let mut v = LatestValues::new(130);
+        assert!((0..130).all(|p| v.get(p).is_none()));
+        for p in [0, 63, 64, 129] {
+            v.set(p, Some(p as f64 - 0.5));
+        }
+        v.set(64, None);
+        v.set(1, Some(f64::NAN));
+        let got: Vec<(usize, f64)> = (0..130).filter_map(|p| v.get(p).map(|x| (p, x))).collect();
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], (0, -0.5));
+        assert!(got[1].0 == 1 && got[1].1.is_nan());
+        assert_eq!(&got[2..], &[(63, 62.5), (129, 128.5)]);
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_latest_value_past_the_end_is_refused() {
+        let _ = LatestValues::new(3).get(3);
+    }
+
+    #[test]
     fn no_entries_make_empty_lists() {
-        let lists = ListBuilder::<u32>::default().finish(3);
+        let mut lists = ListBuilder::<u32>::default().finish(3);
+        assert_eq!(lists.len(), 3);
         assert!((0..3).all(|p| lists[p].is_empty()));
+        assert_eq!(lists.get_mut(2).map(|l| l.len()), Some(0));
+        assert!(lists.get_mut(3).is_none());
         assert_eq!(PointLists::<u32>::default().len(), 0);
+    }
+
+    #[test]
+    fn a_kind_no_point_has_costs_nothing_per_point() {
+        let id = ids(1);
+        let none = ListBuilder::<u32>::default().finish(50_000);
+        assert!(none.starts.is_empty());
+        let mut one = ListBuilder::default();
+        one.push(id[0], 7u32);
+        assert_eq!(one.finish(50_000).starts.len(), 50_001);
+    }
+
+    #[test]
+    #[should_panic(expected = "point 3 of 3")]
+    fn a_point_past_the_end_of_an_empty_kind_is_refused() {
+        let lists = ListBuilder::<u32>::default().finish(3);
+        let _ = &lists[3];
     }
 }

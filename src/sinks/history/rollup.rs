@@ -133,15 +133,33 @@ impl Open {
     }
 }
 
-/// The last [`RECENT`] counted reading times of every point, in one flat array (a ring of
-/// [`RECENT`] slots per point) rather than one allocation per point.
+/// The last [`RECENT`] counted reading times of every point, in flat arrays by point index
+/// rather than one allocation per point.
+///
+/// Design: a point keeps its newest counted time in full and the `RECENT - 1` steps between
+/// consecutive counted times in [`STEP_BYTES`] bytes each (100 bytes a point where the times
+/// in full take 128); the older times are the newest less the steps, exactly. A point with a
+/// step too long for that (two counted readings more than about 39 hours apart, or a clock
+/// that jumped as far) keeps its times in full from then on, so the answer is always the
+/// one the full times give.
 #[derive(Debug, Clone, Default)]
 struct Recent {
-    /// `RECENT` slots per point; a point's times are `len` slots from `head`, wrapping.
-    times: Vec<Timestamp>,
-    /// Per point: the oldest time's slot and how many slots hold times.
+    /// Per point: the newest counted time (meaningless while `len` is 0).
+    newest: Vec<Timestamp>,
+    /// `RECENT - 1` slots per point: a point's steps are `len - 1` slots from `head`, oldest
+    /// first, wrapping; a step is a later time less the one counted before it.
+    steps: Vec<[u8; STEP_BYTES]>,
+    /// Per point: the oldest step's slot and how many times are remembered.
     rings: Vec<Ring>,
+    /// The times of points whose steps did not fit, in full.
+    wide: std::collections::HashMap<usize, WideRing>,
 }
+
+/// Bytes of a step: a signed count of nanoseconds, up to about ±39 hours.
+const STEP_BYTES: usize = 6;
+
+/// Step slots per point.
+const STEPS: usize = RECENT - 1;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Ring {
@@ -149,12 +167,71 @@ struct Ring {
     len: u8,
 }
 
+/// A point's last [`RECENT`] counted times in full: `len` slots from `head`, wrapping.
+#[derive(Debug, Clone, Copy)]
+struct WideRing {
+    times: [Timestamp; RECENT],
+    head: usize,
+    len: usize,
+}
+
+impl WideRing {
+    fn contains(&self, ts: Timestamp) -> bool {
+        (0..self.len).any(|k| self.times[(self.head + k) % RECENT] == ts)
+    }
+
+    /// Remembers `ts`, forgetting the oldest time once full.
+    fn push(&mut self, ts: Timestamp) {
+        if self.len == RECENT {
+            self.times[self.head] = ts;
+            self.head = (self.head + 1) % RECENT;
+        } else {
+            self.times[(self.head + self.len) % RECENT] = ts;
+            self.len += 1;
+        }
+    }
+}
+
+/// `d` in [`STEP_BYTES`] bytes, if it fits.
+fn encode_step(d: i64) -> Option<[u8; STEP_BYTES]> {
+    let bits = 8 * STEP_BYTES as u32;
+    let (lo, hi) = (-(1i64 << (bits - 1)), 1i64 << (bits - 1));
+    if d < lo || d >= hi {
+        return None;
+    }
+    let mut out = [0u8; STEP_BYTES];
+    out.copy_from_slice(&d.to_le_bytes()[..STEP_BYTES]);
+    Some(out)
+}
+
+fn decode_step(step: [u8; STEP_BYTES]) -> i64 {
+    let mut full = [0u8; 8];
+    full[..STEP_BYTES].copy_from_slice(&step);
+    let shift = 64 - 8 * STEP_BYTES as u32;
+    (i64::from_le_bytes(full) << shift) >> shift
+}
+
 impl Recent {
     fn with_points(points: usize) -> Self {
         Self {
-            times: vec![Timestamp::from_nanos(0); points * RECENT],
+            newest: vec![Timestamp::from_nanos(0); points],
+            steps: vec![[0; STEP_BYTES]; points * STEPS],
             rings: vec![Ring::default(); points],
+            wide: std::collections::HashMap::new(),
         }
+    }
+
+    /// Point `i`'s remembered times, newest first.
+    fn times(&self, i: usize) -> impl Iterator<Item = Timestamp> + '_ {
+        let ring = self.rings[i];
+        let steps = &self.steps[i * STEPS..(i + 1) * STEPS];
+        let (head, len) = (usize::from(ring.head), usize::from(ring.len));
+        let mut at = self.newest[i].as_nanos();
+        let older = (0..len.saturating_sub(1)).rev().map(move |k| {
+            at = at.wrapping_sub(decode_step(steps[(head + k) % STEPS]));
+            Timestamp::from_nanos(at)
+        });
+        (len > 0).then_some(self.newest[i]).into_iter().chain(older)
     }
 
     /// Remembers `ts` for point `i`, forgetting its oldest time once full; false if `ts` is
@@ -162,21 +239,57 @@ impl Recent {
     fn insert(&mut self, i: usize, ts: Timestamp) -> bool {
         if self.rings.len() <= i {
             self.rings.resize(i + 1, Ring::default());
-            self.times.resize((i + 1) * RECENT, Timestamp::from_nanos(0));
+            self.newest.resize(i + 1, Timestamp::from_nanos(0));
+            self.steps.resize((i + 1) * STEPS, [0; STEP_BYTES]);
         }
-        let ring = &mut self.rings[i];
-        let times = &mut self.times[i * RECENT..(i + 1) * RECENT];
-        let (head, len) = (usize::from(ring.head), usize::from(ring.len));
-        if (0..len).any(|k| times[(head + k) % RECENT] == ts) {
+        if let Some(w) = self.wide.get_mut(&i) {
+            if w.contains(ts) {
+                return false;
+            }
+            w.push(ts);
+            return true;
+        }
+        if self.times(i).any(|t| t == ts) {
             return false;
         }
-        if len == RECENT {
-            times[head] = ts;
-            ring.head = ((head + 1) % RECENT) as u8;
-        } else {
-            times[(head + len) % RECENT] = ts;
-            ring.len += 1;
+        let ring = self.rings[i];
+        let (head, len) = (usize::from(ring.head), usize::from(ring.len));
+        if len == 0 {
+            self.newest[i] = ts;
+            self.rings[i].len = 1;
+            return true;
         }
+        let Some(step) = ts
+            .as_nanos()
+            .checked_sub(self.newest[i].as_nanos())
+            .and_then(encode_step)
+        else {
+            // Too far from the newest time for a step: this point's times in full from now on.
+            let mut w = WideRing {
+                times: [Timestamp::from_nanos(0); RECENT],
+                head: 0,
+                len: 0,
+            };
+            let mut times: Vec<Timestamp> = self.times(i).collect();
+            times.reverse();
+            for t in times {
+                w.push(t);
+            }
+            w.push(ts);
+            self.wide.insert(i, w);
+            self.rings[i] = Ring::default();
+            return true;
+        };
+        let steps = &mut self.steps[i * STEPS..(i + 1) * STEPS];
+        if len == RECENT {
+            // The oldest time goes, and with it the step after it.
+            steps[head] = step;
+            self.rings[i].head = ((head + 1) % STEPS) as u8;
+        } else {
+            steps[(head + len - 1) % STEPS] = step;
+            self.rings[i].len += 1;
+        }
+        self.newest[i] = ts;
         true
     }
 }
@@ -284,6 +397,70 @@ mod tests {
         // Both repeats of 61 are dropped, even after 62; 59 is a late reading, counted.
         assert_eq!((closed[0].stats.minute, closed[0].stats.count), (1, 3));
         assert_eq!((closed[1].stats.minute, closed[1].stats.count), (0, 1));
+    }
+
+    /// Which of `times` count, remembering the last [`RECENT`] in full: the reference.
+    fn counted_in_full(times: &[i64]) -> Vec<bool> {
+        let mut kept = std::collections::VecDeque::new();
+        let count = |t: &i64| {
+            if kept.contains(t) {
+                return false;
+            }
+            if kept.len() == RECENT {
+                kept.pop_front();
+            }
+            kept.push_back(*t);
+            true
+        };
+        times.iter().map(count).collect()
+    }
+
+    fn counted(times: &[i64]) -> Vec<bool> {
+        let mut recent = Recent::with_points(1);
+        // Point 1 is not in the table yet: it grows.
+        times
+            .iter()
+            .map(|&t| recent.insert(1, Timestamp::from_nanos(t)))
+            .collect()
+    }
+
+    #[test]
+    fn times_far_apart_are_remembered_in_full() {
+        let hour = 3_600_000_000_000i64;
+        let times = [0, 1, 50 * hour, 1, 0, 50 * hour, -100 * hour, 2, 1, 50 * hour + 1];
+        assert_eq!(counted(&times), counted_in_full(&times));
+        assert_eq!(
+            counted(&times),
+            [true, true, true, false, false, false, true, true, false, true]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn repeats_are_found_as_with_every_time_in_full(
+            moves in proptest::collection::vec((0u8..6, -3i64..20), 1..150)
+        ) {
+            // Steps of seconds and nanoseconds (late readings when negative), a time sent
+            // again from up to twenty readings back, and sometimes a jump about as long as a
+            // step can hold, or longer.
+            let mut times: Vec<i64> = Vec::new();
+            let mut t = 1_765_000_000_000_000_000i64;
+            for &(kind, n) in &moves {
+                match kind {
+                    0 | 1 => t += n * 1_000_000_000,
+                    2 => t += n,
+                    3 if !times.is_empty() => {
+                        let back = (n.unsigned_abs() as usize) % times.len();
+                        t = times[times.len() - 1 - back];
+                    }
+                    3 => {}
+                    4 => t += n.signum() * ((1i64 << 47) - 1),
+                    _ => t += n.signum() * (1i64 << 47),
+                }
+                times.push(t);
+            }
+            proptest::prop_assert_eq!(counted(&times), counted_in_full(&times));
+        }
     }
 
     #[test]

@@ -203,6 +203,7 @@ pub fn decode_block(
     out: &mut Vec<Reading>,
 ) {
     for &(slot, offset) in &block.items {
+        let slot = slot as usize;
         let (Some(point), Some(spec)) = (points.get(slot), registers.get(slot)) else {
             continue;
         };
@@ -224,7 +225,7 @@ pub fn decode_block(
 /// Readings without a value, of `quality`, for every point of a block that was not read.
 pub fn fill_block(points: &[PointId], block: &ReadBlock, quality: Quality, ts: Timestamp, out: &mut Vec<Reading>) {
     for &(slot, _) in &block.items {
-        if let Some(point) = points.get(slot) {
+        if let Some(point) = points.get(slot as usize) {
             out.push(Reading {
                 point: *point,
                 ts,

@@ -65,7 +65,8 @@ pub struct ReadBlock {
     /// Items read.
     pub count: u16,
     /// `(point slot, offset of its first item in the block)`; slots index the input slice.
-    pub items: Vec<(usize, u16)>,
+    /// Eight bytes an item, sized to fit: a plant polls tens of thousands of points.
+    pub items: Vec<(u32, u16)>,
 }
 
 impl ReadBlock {
@@ -110,16 +111,17 @@ impl Mapped for (PointId, RegisterSpec) {
 
 /// Plans the reads for `points`; each slot of the input appears in exactly one block.
 pub fn plan<M: Mapped>(points: &[M], limits: ReadLimits, splits: &Splits) -> Vec<ReadBlock> {
-    let mut order: Vec<usize> = (0..points.len()).collect();
+    // A device's points are far fewer than four billion: each slot fits a `u32`.
+    let mut order: Vec<u32> = (0..points.len()).filter_map(|i| u32::try_from(i).ok()).collect();
     order.sort_by_key(|&i| {
-        let p = points[i].register();
+        let p = points[i as usize].register();
         (p.function, p.address, p.end())
     });
 
     let mut blocks: Vec<ReadBlock> = Vec::new();
     let mut block_end: u32 = 0;
     for slot in order {
-        let p = points[slot].register();
+        let p = points[slot as usize].register();
         let start = u32::from(p.address);
         let joins = blocks.last().is_some_and(|b| {
             let end = p.end().max(block_end);
@@ -145,6 +147,9 @@ pub fn plan<M: Mapped>(points: &[M], limits: ReadLimits, splits: &Splits) -> Vec
             }
         }
     }
+    for b in &mut blocks {
+        b.items.shrink_to_fit();
+    }
     blocks
 }
 
@@ -162,7 +167,7 @@ pub fn split_after_rejection<M: Mapped>(points: &[M], block: &ReadBlock) -> Vec<
         .iter()
         .filter_map(|&(slot, _)| {
             points
-                .get(slot)
+                .get(slot as usize)
                 .map(M::register)
                 .map(|p| (u32::from(p.address), p.end()))
         })

@@ -203,9 +203,10 @@ fn check_plan(pts: &[RegisterSpec], limits: ReadLimits, splits: &Splits) -> Resu
     let mut seen = vec![0; pts.len()];
     for b in &blocks {
         prop_assert!(u32::from(b.count) <= limits.max_items(b.function));
-        let slots: Vec<usize> = b.items.iter().map(|&(s, _)| s).collect();
+        let slots: Vec<usize> = b.items.iter().map(|&(s, _)| s as usize).collect();
         prop_assert!(feasible(pts, &slots, limits, splits));
         for &(slot, off) in &b.items {
+            let slot = slot as usize;
             seen[slot] += 1;
             let p = &pts[slot];
             prop_assert_eq!(p.function, b.function);

@@ -287,10 +287,11 @@ impl Poller {
                 Outcome::Refused(q) => fill_block(&self.devices[i].spec.points, &block, q, ts, &mut batch),
                 Outcome::Split => {
                     let d = &self.devices[i];
-                    let sub: Vec<RegisterSpec> = block.items.iter().map(|&(s, _)| d.spec.registers[s]).collect();
+                    let sub: Vec<RegisterSpec> =
+                        block.items.iter().map(|&(s, _)| d.spec.registers[s as usize]).collect();
                     for mut piece in plan(&sub, d.spec.limits, &d.splits).into_iter().rev() {
                         for item in &mut piece.items {
-                            item.0 = block.items[item.0].0;
+                            item.0 = block.items[item.0 as usize].0;
                         }
                         queue.push_front(piece);
                     }
