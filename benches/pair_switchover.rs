@@ -286,7 +286,7 @@ async fn main() {
         }
     }
 
-    // The store's view: the longest stretch without a reading of g/ch1 around each fault, and
+    // The store's view: the longest stretch without a reading of g/ch1 after each fault, and
     // readings written twice (same timestamp).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let series = vm.export("{__name__=~\"hazard_reading_value\", point=\"g/ch1\"}").await;
@@ -295,9 +295,14 @@ async fn main() {
     let written = ts.len();
     ts.dedup();
     let same_ts = written - ts.len();
+    // Each fault's window ends where the next trial's fault begins, so a gap is counted
+    // for the fault that made it.
+    let mut starts: Vec<i64> = results.iter().map(|r| r.at_ms).collect();
+    starts.sort_unstable();
     let gap_near = |at: i64| -> i64 {
+        let end = starts.iter().copied().find(|s| *s > at).unwrap_or(at + 30_000);
         ts.windows(2)
-            .filter(|w| w[1] >= at && w[0] <= at + 30_000)
+            .filter(|w| w[1] >= at && w[0] < end)
             .map(|w| w[1] - w[0])
             .max()
             .unwrap_or(0)
