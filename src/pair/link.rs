@@ -131,6 +131,10 @@ pub enum Msg {
         last_seq: u64,
         /// That row's time, alarm and transition.
         last: Option<(i64, String, String)>,
+        /// The durable-queue files it holds (an older standby sends none: it gets every
+        /// file from the start).
+        #[serde(default)]
+        queues: Vec<HeldQueueFile>,
     },
     /// The standby's journal is not a prefix of the active's: set it aside and start again.
     Diverged,
@@ -150,6 +154,21 @@ pub enum Msg {
         path: String,
         /// Contents, Base64.
         data: String,
+    },
+    /// Bytes of a durable-queue file from `offset` on: a segment grows by them (cut back to
+    /// `offset` first if it is longer); a watermark file is replaced whole (`offset` 0).
+    QueueBytes {
+        /// Path relative to the data directory.
+        path: String,
+        /// Where the bytes start in the file.
+        offset: u64,
+        /// The bytes, Base64.
+        data: String,
+    },
+    /// A durable-queue file the active no longer has (a segment acknowledged whole).
+    QueueGone {
+        /// Path relative to the data directory.
+        path: String,
     },
     /// The active is alive; `head` is its last journal row.
     Beat {
@@ -176,6 +195,21 @@ pub enum Msg {
         field: Option<FieldReach>,
     },
 }
+
+/// A durable-queue file the standby holds, as it tells the active when it resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldQueueFile {
+    /// Path relative to the data directory.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// A hash of its first bytes (up to [`QUEUE_HEAD`]): a segment of the same name that the
+    /// other node wrote on its own starts differently.
+    pub head: u64,
+}
+
+/// How many first bytes of a queue file [`HeldQueueFile::head`] covers.
+pub const QUEUE_HEAD: u64 = 4096;
 
 /// One side of an authenticated connection.
 #[derive(Debug)]

@@ -13,6 +13,7 @@ pub mod field;
 pub mod lease;
 pub mod link;
 pub mod link_tls;
+mod queues;
 pub mod replicate;
 pub mod spec;
 pub mod standby;

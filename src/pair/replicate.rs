@@ -1,8 +1,10 @@
-//! Replication over the pair link: the active streams its journal rows, delay timers and
-//! delivery state to the standby, which stores them in its own data directory.
+//! Replication over the pair link: the active streams its journal rows, delay timers,
+//! delivery state and durable queues to the standby, which stores them in its own data
+//! directory.
 //!
 //! Design: the active reads its own files (journal rows after the standby's last, the timer
-//! table, the delivery-state files) every [`POLL`], so replication never waits on or slows the
+//! table, the delivery-state files, what its queues appended, [`super::queues`]) every
+//! [`POLL`], so replication never waits on or slows the
 //! rules engine's commits. Every [`BEAT_EVERY`] it sends a beat; the standby answers each with
 //! what it has stored. The answer proves to the active that the standby still sees it as
 //! active, which keeps its fence open while the witness is out of reach, and tells how far
@@ -23,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::Shared;
-use super::link::{Conn, LinkError, Msg, Reader};
+use super::link::{Conn, LinkError, Msg, Reader, Writer};
+use super::queues::{self, QueueCopy};
 use super::spec::FENCE;
 use crate::model::pair::{FieldReach, PairRole};
 use crate::sinks::backup;
@@ -110,7 +113,12 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
     if role != PairRole::Active {
         return Ok(());
     }
-    let Msg::Resume { last_seq, last, .. } = tokio::time::timeout(HANDSHAKE, r.recv())
+    let Msg::Resume {
+        last_seq,
+        last,
+        queues: held,
+        ..
+    } = tokio::time::timeout(HANDSHAKE, r.recv())
         .await
         .map_err(|_| LinkError::Protocol)??
     else {
@@ -131,6 +139,7 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
         return Ok(());
     }
     info!(from_seq = last_seq, "Pair link: standby connected; replicating");
+    let mut queue_copy = resume_queues(&mut w, shared, data_dir, held).await?;
     shared.view.set_peer_up(true);
     shared.metrics.peer_up.set(1);
     let (ack_tx, mut acks) = mpsc::channel(64);
@@ -188,6 +197,7 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
                 .await?;
             }
         }
+        let queue_more = send_queues(&mut w, shared, data_dir, &mut queue_copy).await?;
         if now >= next_beat {
             next_beat = now + BEAT_EVERY;
             beat_id += 1;
@@ -229,7 +239,7 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
             stopped_sent = true;
             w.send(&Msg::Stopped).await?;
         }
-        if !full {
+        if !full && !queue_more {
             tokio::select! {
                 () = stop.cancelled() => break Ok(()),
                 () = shared.sources_ended.notified() => {}
@@ -239,6 +249,71 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
     };
     reader.abort();
     result
+}
+
+/// Sets the queue copy up from what the standby holds: removes or cuts back what the active
+/// does not agree with, and says so.
+async fn resume_queues(
+    w: &mut Writer,
+    shared: &Arc<Shared>,
+    data_dir: &Path,
+    held: Vec<super::link::HeldQueueFile>,
+) -> Result<QueueCopy, LinkError> {
+    let dir = data_dir.to_path_buf();
+    let (copy, msgs, dropped) = blocking(move || {
+        let ours = crate::sinks::buffer::replica::queue_files(&dir)?;
+        Ok::<_, std::io::Error>(QueueCopy::resume(&ours, &held, |p, n| {
+            queues::file_head(&dir.join(p), n)
+        }))
+    })
+    .await
+    .ok_or(LinkError::Protocol)??;
+    if dropped.files > 0 {
+        info!(
+            files = dropped.files,
+            bytes = dropped.bytes,
+            "Pair link: the standby's queue files differ from ours (it wrote them on its own); its copies dropped, ours sent"
+        );
+        shared.metrics.queue_bytes_dropped.inc_by(dropped.bytes);
+    }
+    for m in msgs {
+        w.send(&m).await?;
+    }
+    Ok(copy)
+}
+
+/// Sends what the durable queues appended, removed or acknowledged since the last poll;
+/// returns whether bytes are left for the next.
+async fn send_queues(
+    w: &mut Writer,
+    shared: &Arc<Shared>,
+    data_dir: &Path,
+    copy: &mut QueueCopy,
+) -> Result<bool, LinkError> {
+    let dir = data_dir.to_path_buf();
+    let mut c = std::mem::take(copy);
+    let (c, msgs, lag) = blocking(move || {
+        // A listing that failed says nothing of what is gone: nothing is sent this time.
+        let Ok(ours) = crate::sinks::buffer::replica::queue_files(&dir) else {
+            return (c, Vec::new(), None);
+        };
+        let plan = c.plan(&ours, queues::BUDGET);
+        let lag = plan.lag;
+        let msgs = queues::messages(&dir, &mut c, plan);
+        (c, msgs, Some(lag))
+    })
+    .await
+    .ok_or(LinkError::Protocol)?;
+    *copy = c;
+    for m in &msgs {
+        w.send(m).await?;
+    }
+    let lag = lag.unwrap_or(0);
+    shared
+        .metrics
+        .queue_lag_bytes
+        .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    Ok(lag > 0)
 }
 
 /// An acknowledged beat: its id, the standby's last journal row, and its field reach.
@@ -394,10 +469,15 @@ async fn follow_once(shared: &Arc<Shared>, data_dir: &Path) -> Result<(), LinkEr
     let j = journal.clone();
     let last = blocking(move || j.replica_last()).await.and_then(Result::ok).flatten();
     let mut applied = last.as_ref().map_or(0, |r| r.seq);
+    let dir = data_dir.to_path_buf();
+    let held = blocking(move || queues::held(&dir))
+        .await
+        .ok_or(LinkError::Protocol)??;
     w.send(&Msg::Resume {
         node: shared.view.node.clone(),
         last_seq: applied,
         last: last.map(|r| (r.ts, r.alarm_id, r.transition)),
+        queues: held,
     })
     .await?;
     loop {
@@ -444,6 +524,13 @@ async fn follow_once(shared: &Arc<Shared>, data_dir: &Path) -> Result<(), LinkEr
                     .map_err(|e| LinkError::Io(std::io::Error::other(e.to_string())))?;
             }
             Msg::File { path, data } => store_file(data_dir, &path, &data)?,
+            // Written here, not on a blocking thread: when this node takes over, no write of
+            // the follower may still be under way as the gateway opens its queues.
+            Msg::QueueBytes { path, offset, data } => {
+                let n = queues::store_bytes(data_dir, &path, offset, &data)?;
+                shared.metrics.replicated_queue_bytes.inc_by(n);
+            }
+            Msg::QueueGone { path } => queues::remove(data_dir, &path)?,
             Msg::Stopped => {
                 info!("Pair link: the active stopped polling; handing over");
                 shared.active_stopped();
