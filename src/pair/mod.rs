@@ -2,7 +2,7 @@
 //!
 //! The role loop: a node starts as standby. It serves its role and redirects the console to
 //! the active ([`standby`]), follows the active over the pair link and keeps a copy of its
-//! journal, timers and delivery positions ([`replicate`]). It becomes active when it takes
+//! journal, timers, delivery positions and durable queues ([`replicate`]). It becomes active when it takes
 //! the lease at the witness ([`lease`]). Then it starts the whole gateway from that copy,
 //! through the same restore path as any restart. An active steps down (stops the gateway,
 //! standby again) when the lease goes to the peer or its fence runs out. The fence is

@@ -20,7 +20,12 @@ use std::path::Path;
 
 use base64::Engine;
 
-use super::link::{HeldQueueFile, LinkError, Msg, QUEUE_HEAD};
+use std::sync::Arc;
+
+use tracing::info;
+
+use super::Shared;
+use super::link::{HeldQueueFile, LinkError, Msg, QUEUE_HEAD, Writer};
 use crate::sinks::buffer::replica::{self, ACKED, QueueFile};
 
 /// Most bytes of a segment in one frame (Base64 makes 4/3 of it, far below `MAX_FRAME`).
@@ -233,6 +238,69 @@ pub(super) fn messages(data_dir: &Path, copy: &mut QueueCopy, plan: Plan) -> Vec
         });
     }
     out
+}
+
+/// Sets the queue copy up from what the standby holds: removes or cuts back what the active
+/// does not agree with, and says so.
+pub(super) async fn resume_on_link(
+    w: &mut Writer,
+    shared: &Arc<Shared>,
+    data_dir: &Path,
+    held: Vec<HeldQueueFile>,
+) -> Result<QueueCopy, LinkError> {
+    let dir = data_dir.to_path_buf();
+    let (copy, msgs, dropped) = tokio::task::spawn_blocking(move || {
+        let ours = replica::queue_files(&dir)?;
+        Ok::<_, std::io::Error>(QueueCopy::resume(&ours, &held, |p, n| file_head(&dir.join(p), n)))
+    })
+    .await
+    .map_err(|_| LinkError::Protocol)??;
+    if dropped.files > 0 {
+        info!(
+            files = dropped.files,
+            bytes = dropped.bytes,
+            "Pair link: the standby's queue files differ from ours (it wrote them on its own); its copies dropped, ours sent"
+        );
+        shared.metrics.queue_bytes_dropped.inc_by(dropped.bytes);
+    }
+    for m in msgs {
+        w.send(&m).await?;
+    }
+    Ok(copy)
+}
+
+/// Sends what the durable queues appended, removed or acknowledged since the last poll;
+/// returns whether bytes are left for the next.
+pub(super) async fn send_on_link(
+    w: &mut Writer,
+    shared: &Arc<Shared>,
+    data_dir: &Path,
+    copy: &mut QueueCopy,
+) -> Result<bool, LinkError> {
+    let dir = data_dir.to_path_buf();
+    let mut c = std::mem::take(copy);
+    let (c, msgs, lag) = tokio::task::spawn_blocking(move || {
+        // A listing that failed says nothing of what is gone: nothing is sent this time.
+        let Ok(ours) = replica::queue_files(&dir) else {
+            return (c, Vec::new(), None);
+        };
+        let plan = c.plan(&ours, BUDGET);
+        let lag = plan.lag;
+        let msgs = messages(&dir, &mut c, plan);
+        (c, msgs, Some(lag))
+    })
+    .await
+    .map_err(|_| LinkError::Protocol)?;
+    *copy = c;
+    for m in &msgs {
+        w.send(m).await?;
+    }
+    let lag = lag.unwrap_or(0);
+    shared
+        .metrics
+        .queue_lag_bytes
+        .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    Ok(lag > 0)
 }
 
 fn not_a_queue_file(rel: &str) -> LinkError {

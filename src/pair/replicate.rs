@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::Shared;
-use super::link::{Conn, LinkError, Msg, Reader, Writer};
-use super::queues::{self, QueueCopy};
+use super::link::{Conn, LinkError, Msg, Reader};
+use super::queues;
 use super::spec::FENCE;
 use crate::model::pair::{FieldReach, PairRole};
 use crate::sinks::backup;
@@ -139,7 +139,7 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
         return Ok(());
     }
     info!(from_seq = last_seq, "Pair link: standby connected; replicating");
-    let mut queue_copy = resume_queues(&mut w, shared, data_dir, held).await?;
+    let mut queue_copy = queues::resume_on_link(&mut w, shared, data_dir, held).await?;
     shared.view.set_peer_up(true);
     shared.metrics.peer_up.set(1);
     let (ack_tx, mut acks) = mpsc::channel(64);
@@ -197,7 +197,7 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
                 .await?;
             }
         }
-        let queue_more = send_queues(&mut w, shared, data_dir, &mut queue_copy).await?;
+        let queue_more = queues::send_on_link(&mut w, shared, data_dir, &mut queue_copy).await?;
         if now >= next_beat {
             next_beat = now + BEAT_EVERY;
             beat_id += 1;
@@ -249,71 +249,6 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
     };
     reader.abort();
     result
-}
-
-/// Sets the queue copy up from what the standby holds: removes or cuts back what the active
-/// does not agree with, and says so.
-async fn resume_queues(
-    w: &mut Writer,
-    shared: &Arc<Shared>,
-    data_dir: &Path,
-    held: Vec<super::link::HeldQueueFile>,
-) -> Result<QueueCopy, LinkError> {
-    let dir = data_dir.to_path_buf();
-    let (copy, msgs, dropped) = blocking(move || {
-        let ours = crate::sinks::buffer::replica::queue_files(&dir)?;
-        Ok::<_, std::io::Error>(QueueCopy::resume(&ours, &held, |p, n| {
-            queues::file_head(&dir.join(p), n)
-        }))
-    })
-    .await
-    .ok_or(LinkError::Protocol)??;
-    if dropped.files > 0 {
-        info!(
-            files = dropped.files,
-            bytes = dropped.bytes,
-            "Pair link: the standby's queue files differ from ours (it wrote them on its own); its copies dropped, ours sent"
-        );
-        shared.metrics.queue_bytes_dropped.inc_by(dropped.bytes);
-    }
-    for m in msgs {
-        w.send(&m).await?;
-    }
-    Ok(copy)
-}
-
-/// Sends what the durable queues appended, removed or acknowledged since the last poll;
-/// returns whether bytes are left for the next.
-async fn send_queues(
-    w: &mut Writer,
-    shared: &Arc<Shared>,
-    data_dir: &Path,
-    copy: &mut QueueCopy,
-) -> Result<bool, LinkError> {
-    let dir = data_dir.to_path_buf();
-    let mut c = std::mem::take(copy);
-    let (c, msgs, lag) = blocking(move || {
-        // A listing that failed says nothing of what is gone: nothing is sent this time.
-        let Ok(ours) = crate::sinks::buffer::replica::queue_files(&dir) else {
-            return (c, Vec::new(), None);
-        };
-        let plan = c.plan(&ours, queues::BUDGET);
-        let lag = plan.lag;
-        let msgs = queues::messages(&dir, &mut c, plan);
-        (c, msgs, Some(lag))
-    })
-    .await
-    .ok_or(LinkError::Protocol)?;
-    *copy = c;
-    for m in &msgs {
-        w.send(m).await?;
-    }
-    let lag = lag.unwrap_or(0);
-    shared
-        .metrics
-        .queue_lag_bytes
-        .set(i64::try_from(lag).unwrap_or(i64::MAX));
-    Ok(lag > 0)
 }
 
 /// An acknowledged beat: its id, the standby's last journal row, and its field reach.
