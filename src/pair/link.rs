@@ -131,10 +131,10 @@ pub enum Msg {
         last_seq: u64,
         /// That row's time, alarm and transition.
         last: Option<(i64, String, String)>,
-        /// The durable-queue files it holds (an older standby sends none: it gets every
-        /// file from the start).
+        /// The durable-queue files it holds; `None` from a standby of a version that does
+        /// not take queue copies (the active then sends it none).
         #[serde(default)]
-        queues: Vec<HeldQueueFile>,
+        queues: Option<Vec<HeldQueueFile>>,
     },
     /// The standby's journal is not a prefix of the active's: set it aside and start again.
     Diverged,
@@ -640,6 +640,27 @@ mod tests {
         let (acc, dial) = pair_over(SECRET, Some(a), b"fedcba9876543210", Some(b)).await;
         assert!(matches!(acc, Err(LinkError::Auth)), "acceptor: {:?}", acc.err());
         assert!(dial.is_err());
+    }
+
+    #[test]
+    fn a_resume_of_a_standby_that_takes_no_queue_copies_reads_as_none() {
+        let old = r#"{"t":"resume","node":"b","last_seq":3,"last":null}"#;
+        let Msg::Resume { queues, .. } = serde_json::from_str(old).unwrap() else {
+            panic!("a resume")
+        };
+        assert_eq!(queues, None);
+        let new = Msg::Resume {
+            node: "b".into(),
+            last_seq: 0,
+            last: None,
+            queues: Some(vec![HeldQueueFile {
+                path: "tsdb/vm/acked".into(),
+                size: 12,
+                head: 7,
+            }]),
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(serde_json::from_str::<Msg>(&text).unwrap(), new);
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 //! directory.
 //!
 //! Design: the active reads its own files (journal rows after the standby's last, the timer
-//! table, the delivery-state files, what its queues appended, [`super::queues`]) every
+//! table, the delivery-state files, what its queues appended, `super::queues`) every
 //! [`POLL`], so replication never waits on or slows the
 //! rules engine's commits. Every [`BEAT_EVERY`] it sends a beat; the standby answers each with
 //! what it has stored. The answer proves to the active that the standby still sees it as
@@ -139,7 +139,13 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
         return Ok(());
     }
     info!(from_seq = last_seq, "Pair link: standby connected; replicating");
-    let mut queue_copy = queues::resume_on_link(&mut w, shared, data_dir, held).await?;
+    let mut queue_copy = match held {
+        Some(held) => Some(queues::resume_on_link(&mut w, shared, data_dir, held).await?),
+        None => {
+            warn!("Pair link: the standby's version does not take copies of the durable queues; they are not copied");
+            None
+        }
+    };
     shared.view.set_peer_up(true);
     shared.metrics.peer_up.set(1);
     let (ack_tx, mut acks) = mpsc::channel(64);
@@ -197,7 +203,10 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
                 .await?;
             }
         }
-        let queue_more = queues::send_on_link(&mut w, shared, data_dir, &mut queue_copy).await?;
+        let queue_more = match queue_copy.as_mut() {
+            Some(copy) => queues::send_on_link(&mut w, shared, data_dir, copy).await?,
+            None => false,
+        };
         if now >= next_beat {
             next_beat = now + BEAT_EVERY;
             beat_id += 1;
@@ -412,7 +421,7 @@ async fn follow_once(shared: &Arc<Shared>, data_dir: &Path) -> Result<(), LinkEr
         node: shared.view.node.clone(),
         last_seq: applied,
         last: last.map(|r| (r.ts, r.alarm_id, r.transition)),
-        queues: held,
+        queues: Some(held),
     })
     .await?;
     loop {
