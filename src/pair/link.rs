@@ -131,6 +131,10 @@ pub enum Msg {
         last_seq: u64,
         /// That row's time, alarm and transition.
         last: Option<(i64, String, String)>,
+        /// The durable-queue files it holds; `None` from a standby of a version that does
+        /// not take queue copies (the active then sends it none).
+        #[serde(default)]
+        queues: Option<Vec<HeldQueueFile>>,
     },
     /// The standby's journal is not a prefix of the active's: set it aside and start again.
     Diverged,
@@ -150,6 +154,21 @@ pub enum Msg {
         path: String,
         /// Contents, Base64.
         data: String,
+    },
+    /// Bytes of a durable-queue file from `offset` on: a segment grows by them (cut back to
+    /// `offset` first if it is longer); a watermark file is replaced whole (`offset` 0).
+    QueueBytes {
+        /// Path relative to the data directory.
+        path: String,
+        /// Where the bytes start in the file.
+        offset: u64,
+        /// The bytes, Base64.
+        data: String,
+    },
+    /// A durable-queue file the active no longer has (a segment acknowledged whole).
+    QueueGone {
+        /// Path relative to the data directory.
+        path: String,
     },
     /// The active is alive; `head` is its last journal row.
     Beat {
@@ -176,6 +195,21 @@ pub enum Msg {
         field: Option<FieldReach>,
     },
 }
+
+/// A durable-queue file the standby holds, as it tells the active when it resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldQueueFile {
+    /// Path relative to the data directory.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// A hash of its first bytes (up to [`QUEUE_HEAD`]): a segment of the same name that the
+    /// other node wrote on its own starts differently.
+    pub head: u64,
+}
+
+/// How many first bytes of a queue file [`HeldQueueFile::head`] covers.
+pub const QUEUE_HEAD: u64 = 4096;
 
 /// One side of an authenticated connection.
 #[derive(Debug)]
@@ -606,6 +640,27 @@ mod tests {
         let (acc, dial) = pair_over(SECRET, Some(a), b"fedcba9876543210", Some(b)).await;
         assert!(matches!(acc, Err(LinkError::Auth)), "acceptor: {:?}", acc.err());
         assert!(dial.is_err());
+    }
+
+    #[test]
+    fn a_resume_of_a_standby_that_takes_no_queue_copies_reads_as_none() {
+        let old = r#"{"t":"resume","node":"b","last_seq":3,"last":null}"#;
+        let Msg::Resume { queues, .. } = serde_json::from_str(old).unwrap() else {
+            panic!("a resume")
+        };
+        assert_eq!(queues, None);
+        let new = Msg::Resume {
+            node: "b".into(),
+            last_seq: 0,
+            last: None,
+            queues: Some(vec![HeldQueueFile {
+                path: "tsdb/vm/acked".into(),
+                size: 12,
+                head: 7,
+            }]),
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(serde_json::from_str::<Msg>(&text).unwrap(), new);
     }
 
     #[tokio::test]

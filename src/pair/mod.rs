@@ -2,17 +2,18 @@
 //!
 //! The role loop: a node starts as standby. It serves its role and redirects the console to
 //! the active ([`standby`]), follows the active over the pair link and keeps a copy of its
-//! journal, timers and delivery positions ([`replicate`]). It becomes active when it takes
-//! the lease at the witness ([`lease`]). Then it starts the whole gateway from that copy,
-//! through the same restore path as any restart. An active steps down (stops the gateway,
-//! standby again) when the lease goes to the peer or its fence runs out. The fence is
-//! checked before every bus transaction and every regulator send, so a node that was frozen
-//! or cut off never drives a bus the peer has taken.
+//! journal, timers, delivery positions and durable queues ([`replicate`], `queues`). It
+//! becomes active when it takes the lease at the witness ([`lease`]). Then it starts the
+//! whole gateway from that copy, through the same restore path as any restart. An active
+//! steps down (stops the gateway, standby again) when the lease goes to the peer or its fence
+//! runs out. The fence is checked before every bus transaction and every regulator send, so a
+//! node that was frozen or cut off never drives a bus the peer has taken.
 
 pub mod field;
 pub mod lease;
 pub mod link;
 pub mod link_tls;
+mod queues;
 pub mod replicate;
 pub mod spec;
 pub mod standby;

@@ -1,8 +1,10 @@
-//! Replication over the pair link: the active streams its journal rows, delay timers and
-//! delivery state to the standby, which stores them in its own data directory.
+//! Replication over the pair link: the active streams its journal rows, delay timers,
+//! delivery state and durable queues to the standby, which stores them in its own data
+//! directory.
 //!
 //! Design: the active reads its own files (journal rows after the standby's last, the timer
-//! table, the delivery-state files) every [`POLL`], so replication never waits on or slows the
+//! table, the delivery-state files, what its queues appended, `super::queues`) every
+//! [`POLL`], so replication never waits on or slows the
 //! rules engine's commits. Every [`BEAT_EVERY`] it sends a beat; the standby answers each with
 //! what it has stored. The answer proves to the active that the standby still sees it as
 //! active, which keeps its fence open while the witness is out of reach, and tells how far
@@ -24,6 +26,7 @@ use tracing::{debug, info, warn};
 
 use super::Shared;
 use super::link::{Conn, LinkError, Msg, Reader};
+use super::queues;
 use super::spec::FENCE;
 use crate::model::pair::{FieldReach, PairRole};
 use crate::sinks::backup;
@@ -110,7 +113,12 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
     if role != PairRole::Active {
         return Ok(());
     }
-    let Msg::Resume { last_seq, last, .. } = tokio::time::timeout(HANDSHAKE, r.recv())
+    let Msg::Resume {
+        last_seq,
+        last,
+        queues: held,
+        ..
+    } = tokio::time::timeout(HANDSHAKE, r.recv())
         .await
         .map_err(|_| LinkError::Protocol)??
     else {
@@ -131,6 +139,13 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
         return Ok(());
     }
     info!(from_seq = last_seq, "Pair link: standby connected; replicating");
+    let mut queue_copy = match held {
+        Some(held) => Some(queues::resume_on_link(&mut w, shared, data_dir, held).await?),
+        None => {
+            warn!("Pair link: the standby's version does not take copies of the durable queues; they are not copied");
+            None
+        }
+    };
     shared.view.set_peer_up(true);
     shared.metrics.peer_up.set(1);
     let (ack_tx, mut acks) = mpsc::channel(64);
@@ -188,6 +203,10 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
                 .await?;
             }
         }
+        let queue_more = match queue_copy.as_mut() {
+            Some(copy) => queues::send_on_link(&mut w, shared, data_dir, copy).await?,
+            None => false,
+        };
         if now >= next_beat {
             next_beat = now + BEAT_EVERY;
             beat_id += 1;
@@ -229,7 +248,7 @@ async fn session(conn: Conn, shared: &Arc<Shared>, data_dir: &Path, stop: Cancel
             stopped_sent = true;
             w.send(&Msg::Stopped).await?;
         }
-        if !full {
+        if !full && !queue_more {
             tokio::select! {
                 () = stop.cancelled() => break Ok(()),
                 () = shared.sources_ended.notified() => {}
@@ -394,10 +413,15 @@ async fn follow_once(shared: &Arc<Shared>, data_dir: &Path) -> Result<(), LinkEr
     let j = journal.clone();
     let last = blocking(move || j.replica_last()).await.and_then(Result::ok).flatten();
     let mut applied = last.as_ref().map_or(0, |r| r.seq);
+    let dir = data_dir.to_path_buf();
+    let held = blocking(move || queues::held(&dir))
+        .await
+        .ok_or(LinkError::Protocol)??;
     w.send(&Msg::Resume {
         node: shared.view.node.clone(),
         last_seq: applied,
         last: last.map(|r| (r.ts, r.alarm_id, r.transition)),
+        queues: Some(held),
     })
     .await?;
     loop {
@@ -444,6 +468,13 @@ async fn follow_once(shared: &Arc<Shared>, data_dir: &Path) -> Result<(), LinkEr
                     .map_err(|e| LinkError::Io(std::io::Error::other(e.to_string())))?;
             }
             Msg::File { path, data } => store_file(data_dir, &path, &data)?,
+            // Written here, not on a blocking thread: when this node takes over, no write of
+            // the follower may still be under way as the gateway opens its queues.
+            Msg::QueueBytes { path, offset, data } => {
+                let n = queues::store_bytes(data_dir, &path, offset, &data)?;
+                shared.metrics.replicated_queue_bytes.inc_by(n);
+            }
+            Msg::QueueGone { path } => queues::remove(data_dir, &path)?,
             Msg::Stopped => {
                 info!("Pair link: the active stopped polling; handing over");
                 shared.active_stopped();

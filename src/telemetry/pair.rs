@@ -41,6 +41,13 @@ pub struct PairMetrics {
     pub replicated_entries: Counter,
     /// Journals set aside because they diverged from the active's.
     pub diverged_journals: Counter,
+    /// Durable-queue bytes received from the active and stored (on the standby).
+    pub replicated_queue_bytes: Counter,
+    /// Durable-queue bytes appended on the active and not yet sent to the standby.
+    pub queue_lag_bytes: Gauge,
+    /// Bytes of the standby's queue files that the active's replaced at a resume (the
+    /// standby had written them on its own).
+    pub queue_bytes_dropped: Counter,
     /// Readings the standby polled after it last heard the active, handed to the rules engine
     /// when it took over (`dual_poll`).
     pub warm_readings: Counter,
@@ -103,6 +110,21 @@ impl PairMetrics {
             "hazard_pair_warm_readings",
             "Readings the standby polled after it last heard the active, evaluated when it took over",
             self.warm_readings.clone(),
+        );
+        r.register(
+            "hazard_pair_replicated_queue_bytes",
+            "Durable-queue bytes received from the active and stored",
+            self.replicated_queue_bytes.clone(),
+        );
+        r.register(
+            "hazard_pair_queue_lag_bytes",
+            "Durable-queue bytes appended on the active and not yet sent to the standby",
+            self.queue_lag_bytes.clone(),
+        );
+        r.register(
+            "hazard_pair_queue_bytes_dropped",
+            "Bytes of the standby's queue files replaced by the active's when it resumed",
+            self.queue_bytes_dropped.clone(),
         );
         r.register(
             "hazard_pair_diverged_journals",

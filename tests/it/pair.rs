@@ -473,3 +473,133 @@ async fn on_a_shared_serial_bus_a_partition_with_the_witness_on_one_side_never_m
         "a never drove the bus again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_buffered_for_a_store_that_is_down_reach_it_from_the_standby_after_the_active_is_killed() {
+    let vm = support::VictoriaMetrics::start();
+    let store = support::CutProxy::start(([127, 0, 0, 1], vm.port).into()).await;
+    store.cut();
+    let url = format!("http://{}", store.addr);
+    let p = Pair::with(|_| {
+        format!(
+            "[[tsdb]]\nname = \"vm\"\nurl = \"{url}\"\napi = \"v2\"\norg = \"o\"\nbucket = \"b\"\nbatch_age = \"100ms\"\n"
+        )
+    })
+    .await;
+    // A value that moves at every poll, so the active's raw history keeps each one.
+    let ramp = async {
+        let mut k = 0u32;
+        loop {
+            p.sim.pin("ch1", 1.0 + f64::from(k % 10) * 0.9);
+            k += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let test = async {
+        let (mut a, b) = started_pair(&p).await;
+        // The store is unreachable: the active buffers what it polls.
+        let polled = wait_for("the active polls for a while", WAIT, || async {
+            let ts = raw_history_ms(&a, "g%2Fch1").await;
+            (ts.len() >= 30).then_some(ts)
+        })
+        .await;
+        let copy = p.dir.path().join("data-b/tsdb/vm");
+        wait_for(
+            "the standby's copy of the store buffer holds every one",
+            WAIT,
+            || async {
+                let bytes = segments(&copy);
+                polled
+                    .iter()
+                    .all(|t| contains(&bytes, format!(" {t}").as_bytes()))
+                    .then_some(())
+            },
+        )
+        .await;
+        let m = b.metrics().await;
+        assert!(
+            support::metric(&m, "hazard_pair_replicated_queue_bytes_total", &[]) > 0.0,
+            "{m}"
+        );
+        let m = a.metrics().await;
+        assert!(m.contains("hazard_pair_queue_lag_bytes"), "{m}");
+        assert_eq!(
+            support::metric(&m, "hazard_tsdb_lines_sent_total", &["store=\"vm\""]),
+            0.0,
+            "nothing reached the store: {m}"
+        );
+
+        a.kill();
+        wait_role(&b, "active").await;
+        store.restore();
+        let got = wait_for("every buffered reading reaches the store", WAIT, || async {
+            let got = in_store(&vm, "g/ch1").await;
+            polled.iter().all(|t| got.contains_key(t)).then_some(got)
+        })
+        .await;
+        for t in &polled {
+            assert_eq!(got[t], 1, "reading at {t} ms stored once");
+        }
+        let m = b.metrics().await;
+        assert_eq!(
+            support::metric(&m, "hazard_pair_queue_bytes_dropped_total", &[]),
+            0.0,
+            "{m}"
+        );
+    };
+    tokio::select! {
+        () = ramp => unreachable!("the ramp runs until the test ends"),
+        () = test => {}
+    }
+}
+
+/// Timestamps (ms) of `point`'s raw history on `gw`, good readings only.
+async fn raw_history_ms(gw: &support::GatewayProcess, point: &str) -> Vec<i64> {
+    let now = hazard_gateway::clock::system().now().as_millis();
+    let h = gw
+        .get_json(&format!(
+            "/api/v1/points/{point}/history?resolution=raw&from={}&to={}&limit=100000",
+            now - 3_600_000,
+            now + 3_600_000
+        ))
+        .await;
+    h["readings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r["quality"] == "good")
+        .filter_map(|r| r["ts_ms"].as_i64())
+        .collect()
+}
+
+/// The segment files of a queue directory, concatenated.
+fn segments(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut names: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    names.sort();
+    for path in names {
+        if path.extension().is_some_and(|e| e == "hgq") {
+            out.extend(std::fs::read(&path).unwrap_or_default());
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// How many samples of `point` the store holds per timestamp (ms).
+async fn in_store(vm: &support::VictoriaMetrics, point: &str) -> std::collections::BTreeMap<i64, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for (_, ts, _) in vm.export(&format!("hazard_reading_value{{point=\"{point}\"}}")).await {
+        for t in ts {
+            *out.entry(t).or_insert(0) += 1;
+        }
+    }
+    out
+}

@@ -37,6 +37,7 @@
 
 pub mod frame;
 mod queue;
+pub mod replica;
 
 pub use queue::{Appended, BufferStats, DiskQueue, Record, Recovery};
 
