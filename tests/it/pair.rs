@@ -60,12 +60,7 @@ async fn a_killed_active_is_replaced_by_the_standby_with_every_alarm_and_acknowl
         .count();
     assert_eq!(raised, 1, "raised once, never again: {history:#}");
     never_two_masters(&p.nodes[0].device, &p.nodes[1].device, fault);
-    let m = b.metrics().await;
-    assert_eq!(
-        support::metric(&m, "hazard_pair_switchovers_total", &["reason=\"lease_expired\""]),
-        1.0,
-        "{m}"
-    );
+    assert_switchovers(&b, "lease_expired", 1.0).await;
 
     // The killed node comes back as standby and copies on from where its journal stopped.
     drop(a);
@@ -246,23 +241,9 @@ async fn an_operator_hand_over_moves_the_role_with_every_alarm_and_no_second_mas
     })
     .await;
     never_two_masters(&p.nodes[0].device, &p.nodes[1].device, active);
-    wait_for("a follows b", WAIT, || async {
-        let s = pair_status(&a).await?;
-        (s["role"] == "standby" && s["peer_up"] == true).then_some(())
-    })
-    .await;
-    let m = a.metrics().await;
-    assert_eq!(
-        support::metric(&m, "hazard_pair_switchovers_total", &["reason=\"handover\""]),
-        1.0,
-        "{m}"
-    );
-    let m = b.metrics().await;
-    assert_eq!(
-        support::metric(&m, "hazard_pair_switchovers_total", &["reason=\"lease_vacant\""]),
-        1.0,
-        "{m}"
-    );
+    wait_follows(&a).await;
+    assert_switchovers(&a, "handover", 1.0).await;
+    assert_switchovers(&b, "lease_vacant", 1.0).await;
     // Nothing was journaled on a that b lacks: a follows without setting its journal aside.
     assert_eq!(
         support::metric(&a.metrics().await, "hazard_pair_diverged_journals_total", &[]),
@@ -318,17 +299,8 @@ async fn with_automatic_failback_the_preferred_node_takes_its_role_back_once_it_
     .await;
     eprintln!("failback after {} ms", back.elapsed().as_millis());
     assert_eq!(snapshot(&a).await, before);
-    wait_for("b follows a", WAIT, || async {
-        let s = pair_status(&b).await?;
-        (s["role"] == "standby" && s["peer_up"] == true).then_some(())
-    })
-    .await;
-    let m = b.metrics().await;
-    assert_eq!(
-        support::metric(&m, "hazard_pair_switchovers_total", &["reason=\"handover\""]),
-        1.0,
-        "{m}"
-    );
+    wait_follows(&b).await;
+    assert_switchovers(&b, "handover", 1.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,17 +343,8 @@ async fn an_active_that_loses_its_plant_network_hands_over_only_to_a_standby_tha
     wait_state(&b, "g:communication", "unack_rtn").await;
     before.get_mut("g:communication").unwrap()["state"] = json!("unack_rtn");
     assert_eq!(snapshot(&b).await, before, "alarms after the switch-over");
-    wait_for("a follows b", WAIT, || async {
-        let s = pair_status(&a).await?;
-        (s["role"] == "standby" && s["peer_up"] == true).then_some(())
-    })
-    .await;
-    let m = a.metrics().await;
-    assert_eq!(
-        support::metric(&m, "hazard_pair_switchovers_total", &["reason=\"field_lost\""]),
-        1.0,
-        "{m}"
-    );
+    wait_follows(&a).await;
+    assert_switchovers(&a, "field_lost", 1.0).await;
     // b reaches the device and does not ask a to poll: a stops.
     wait_for("the standby stops polling once no longer asked", WAIT, || async {
         pair_status(&a).await?["field"].is_null().then_some(())
@@ -461,11 +424,7 @@ async fn on_a_shared_serial_bus_a_partition_with_the_witness_on_one_side_never_m
     // Healed: a follows and stays off the bus.
     p.nodes[0].witness.restore();
     p.restore_link();
-    wait_for("a follows b", WAIT, || async {
-        let s = pair_status(&a).await?;
-        (s["role"] == "standby" && s["peer_up"] == true).then_some(())
-    })
-    .await;
+    wait_follows(&a).await;
     let first_b = *bus.sent(1).iter().find(|t| **t >= fault).unwrap();
     assert_eq!(
         bus.sent(0).iter().filter(|t| **t >= first_b).count(),

@@ -221,6 +221,26 @@ pub async fn pair_status(gw: &GatewayProcess) -> Option<Value> {
     r.json().await.ok()
 }
 
+/// Waits until `gw` is standby and follows its peer.
+pub async fn wait_follows(gw: &GatewayProcess) {
+    wait_for(&format!("{} follows", gw.base), WAIT, || async {
+        let s = pair_status(gw).await?;
+        (s["role"] == "standby" && s["peer_up"] == true).then_some(())
+    })
+    .await;
+}
+
+/// Checks how often `gw` changed its role for `reason`.
+pub async fn assert_switchovers(gw: &GatewayProcess, reason: &str, times: f64) {
+    let m = gw.metrics().await;
+    let label = format!("reason=\"{reason}\"");
+    assert_eq!(
+        super::metric(&m, "hazard_pair_switchovers_total", &[label.as_str()]),
+        times,
+        "{m}"
+    );
+}
+
 pub async fn wait_role(gw: &GatewayProcess, role: &str) -> Value {
     wait_for(&format!("{} {role}", gw.base), WAIT, || async {
         pair_status(gw).await.filter(|s| s["role"] == role)
