@@ -173,7 +173,7 @@ async fn gather(s: &AppState, from: Timestamp, to: Timestamp, by: By) -> Result<
                 points.push(PointInput {
                     name: name.to_string(),
                     hazard_source: meta.hazard_source.as_deref().map(str::to_string),
-                    interval: intervals.get(id.index()).copied().flatten().unwrap_or(DEFAULT_INTERVAL),
+                    interval: intervals.get(id.index()).unwrap_or(DEFAULT_INTERVAL),
                     minutes,
                     qualities,
                 });

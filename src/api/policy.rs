@@ -117,9 +117,61 @@ pub struct ConsolePolicy {
 }
 
 /// Each point's expected reading interval, by [`crate::model::PointId::index`] (`None`: no
-/// source declares one): one entry per point, so the config, the live policy and each
-/// completeness request share one copy rather than each its own.
-pub type Intervals = std::sync::Arc<[Option<Duration>]>;
+/// source declares one): one shared copy for the config, the live policy and each
+/// completeness request.
+pub type Intervals = std::sync::Arc<IntervalTable>;
+
+/// Expected intervals by point index, each point's as a 4-byte index into the few distinct
+/// intervals (a farm has one per poll period) rather than a 16-byte `Option<Duration>`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct IntervalTable {
+    /// The distinct intervals, in the order first met.
+    distinct: Box<[Duration]>,
+    /// Per point: 0 for none, else one more than the position in `distinct`.
+    by_point: Box<[u32]>,
+}
+
+impl IntervalTable {
+    /// Point `index`'s expected interval; `None` when no source declares one or the index is
+    /// past the table.
+    pub fn get(&self, index: usize) -> Option<Duration> {
+        let slot = usize::try_from(*self.by_point.get(index)?).ok()?;
+        self.distinct.get(slot.checked_sub(1)?).copied()
+    }
+
+    /// Number of points in the table.
+    pub fn len(&self) -> usize {
+        self.by_point.len()
+    }
+
+    /// Whether the table has no points.
+    pub fn is_empty(&self) -> bool {
+        self.by_point.is_empty()
+    }
+}
+
+impl FromIterator<Option<Duration>> for IntervalTable {
+    fn from_iter<I: IntoIterator<Item = Option<Duration>>>(iter: I) -> Self {
+        let mut distinct: Vec<Duration> = Vec::new();
+        let mut index: std::collections::HashMap<Duration, u32> = std::collections::HashMap::new();
+        let by_point = iter
+            .into_iter()
+            .map(|d| {
+                d.map_or(0, |d| {
+                    *index.entry(d).or_insert_with(|| {
+                        distinct.push(d);
+                        // At most one distinct interval per point, and points fit a u32 index.
+                        u32::try_from(distinct.len()).unwrap_or(u32::MAX)
+                    })
+                })
+            })
+            .collect();
+        Self {
+            distinct: distinct.into_boxed_slice(),
+            by_point,
+        }
+    }
+}
 
 /// One set-point of a point.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -160,7 +212,7 @@ impl ConsolePolicy {
             labels: super::labels::Labels::default(),
             shifts: Vec::new(),
             kpi: crate::kpi::KpiSettings::default(),
-            intervals: Intervals::from([]),
+            intervals: Intervals::default(),
         }
     }
 
@@ -284,9 +336,30 @@ max = "48h"
     #[test]
     fn copies_of_the_policy_share_one_interval_map() {
         let mut p = policy("");
-        p.intervals = Intervals::from([None, Some(Duration::from_secs(1))]);
+        p.intervals = Intervals::new([None, Some(Duration::from_secs(1))].into_iter().collect());
         let live = p.clone();
         assert!(std::sync::Arc::ptr_eq(&p.intervals, &live.intervals));
-        assert_eq!(live.intervals.get(1), Some(&Some(Duration::from_secs(1))));
+        assert_eq!(live.intervals.get(1), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_interval_table_answers_each_points_own_interval() {
+        let s = Duration::from_secs;
+        let each = [
+            Some(s(1)),
+            None,
+            Some(s(5)),
+            Some(s(1)),
+            Some(Duration::from_millis(1500)),
+            None,
+        ];
+        let table: IntervalTable = each.iter().copied().collect();
+        assert_eq!(table.len(), each.len());
+        for (i, want) in each.iter().enumerate() {
+            assert_eq!(table.get(i), *want, "point {i}");
+        }
+        assert_eq!(table.get(each.len()), None);
+        assert_eq!(table.distinct.len(), 3);
+        assert!(IntervalTable::default().is_empty());
     }
 }

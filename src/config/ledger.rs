@@ -44,5 +44,5 @@ pub(super) fn expected_intervals(
     for item in &opcua.items {
         put(&item.point_name, item.sampling_interval);
     }
-    out.into()
+    Intervals::new(out.into_iter().collect())
 }
