@@ -43,14 +43,7 @@ async fn a_killed_active_is_replaced_by_the_standby_with_every_alarm_and_acknowl
     assert_eq!(status["node"], "b");
     assert_eq!(snapshot(&b).await, before, "alarms after the switch-over");
     // The new active polls: a fresh good reading.
-    wait_for("the new active polls", WAIT, || async {
-        let pts = b.get_json("/api/v1/points").await;
-        pts.as_array()?
-            .iter()
-            .any(|p| p["id"] == "g/ch1" && p["quality"] == "good" && p["value"] == 55.0)
-            .then_some(())
-    })
-    .await;
+    wait_reads_ch1(&b).await;
     let history = b.get_json("/api/v1/alarms/history?alarm=g%2Fch1:high").await;
     let raised = history
         .as_array()
@@ -350,14 +343,7 @@ async fn an_active_that_loses_its_plant_network_hands_over_only_to_a_standby_tha
         pair_status(&a).await?["field"].is_null().then_some(())
     })
     .await;
-    wait_for("the new active reads the device", WAIT, || async {
-        let pts = b.get_json("/api/v1/points").await;
-        pts.as_array()?
-            .iter()
-            .any(|p| p["id"] == "g/ch1" && p["quality"] == "good" && p["value"] == 55.0)
-            .then_some(())
-    })
-    .await;
+    wait_reads_ch1(&b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -221,6 +221,19 @@ pub async fn pair_status(gw: &GatewayProcess) -> Option<Value> {
     r.json().await.ok()
 }
 
+/// Waits until `gw` shows a fresh good reading of g/ch1 at 55 %LEL (as `raise_and_handle`
+/// pinned it): it polls the device.
+pub async fn wait_reads_ch1(gw: &GatewayProcess) {
+    wait_for(&format!("{} reads the device", gw.base), WAIT, || async {
+        let pts = gw.get_json("/api/v1/points").await;
+        pts.as_array()?
+            .iter()
+            .any(|p| p["id"] == "g/ch1" && p["quality"] == "good" && p["value"] == 55.0)
+            .then_some(())
+    })
+    .await;
+}
+
 /// Waits until `gw` is standby and follows its peer.
 pub async fn wait_follows(gw: &GatewayProcess) {
     wait_for(&format!("{} follows", gw.base), WAIT, || async {
