@@ -188,7 +188,7 @@ async fn main() {
                         gw.kill();
                     }
                 }
-                "stop" => signal(nodes.gw(active), "STOP"),
+                "stop" => nodes.gw(active).signal("STOP"),
                 "isolate" => {
                     p.nodes[active].witness.cut();
                     p.cut_link();
@@ -271,7 +271,7 @@ async fn main() {
             // Recover the old active as standby.
             match fault {
                 "kill" => nodes.gws[active] = Some(p.spawn(active).await),
-                "stop" => signal(nodes.gw(active), "CONT"),
+                "stop" => nodes.gw(active).signal("CONT"),
                 "handover" => {}
                 "field" => p.nodes[active].device.restore(),
                 _ => {
@@ -375,13 +375,4 @@ fn comparable(
         }
     }
     alarms
-}
-
-fn signal(gw: &GatewayProcess, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(gw.pid().to_string())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill -{sig}");
 }

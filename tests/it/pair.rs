@@ -108,28 +108,15 @@ async fn a_frozen_active_is_replaced_and_steps_down_without_touching_the_bus_whe
     wait_replicated(&p, 0).await;
     let before = snapshot(&a).await;
 
-    let pid = a.pid().to_string();
     let fault = Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    a.signal("STOP");
     wait_role(&b, "active").await;
     assert_eq!(snapshot(&b).await, before);
     wait_for("the new active polls", WAIT, || async {
         (!p.nodes[1].device.sent().is_empty()).then_some(())
     })
     .await;
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    a.signal("CONT");
     // Woken past its fence: it steps down before any transaction.
     wait_role(&a, "standby").await;
     never_two_masters(&p.nodes[0].device, &p.nodes[1].device, fault);

@@ -374,13 +374,18 @@ impl GatewayProcess {
         let _ = self.child.wait();
     }
 
-    /// Sends a signal (`"TERM"`, `"KILL"`) and waits for the process to end.
-    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+    /// Sends a signal (`"STOP"`, `"CONT"`, `"TERM"`) without waiting.
+    pub fn signal(&self, signal: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.child.id().to_string())
             .status();
         assert!(ok.is_ok_and(|s| s.success()), "kill -{signal}");
+    }
+
+    /// Sends a signal (`"TERM"`, `"KILL"`) and waits for the process to end.
+    pub fn signal_and_wait(&mut self, signal: &str) -> std::process::ExitStatus {
+        self.signal(signal);
         for _ in 0..400 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
