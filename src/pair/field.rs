@@ -165,7 +165,7 @@ pub async fn watch(
     };
     shared.view.set_field(None);
     shared.view.set_field_asked(false);
-    match shared.active_heard_at() {
+    match shared.warm_from() {
         Some(t) => {
             let kept = warm.after(t);
             info!(

@@ -85,7 +85,7 @@ impl Shared {
 
     /// Where the standby's readings start to count: when the active said it stopped
     /// polling, else when it was last heard (by the wall clock).
-    fn active_heard_at(&self) -> Option<Timestamp> {
+    fn warm_from(&self) -> Option<Timestamp> {
         let stopped = *self.active_stopped_at.lock().unwrap_or_else(|p| p.into_inner());
         stopped.or_else(|| {
             self.active_contact
