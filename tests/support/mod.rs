@@ -35,7 +35,13 @@ where
 {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        if let Some(v) = check().await {
+        // A check that never returns (a request to a server that accepted but never answers)
+        // must end the wait at its deadline, not hang the test.
+        let checked = tokio::time::timeout_at(deadline, check()).await;
+        let Ok(checked) = checked else {
+            panic!("timed out after {limit:?} waiting for {what}: the last check had not returned");
+        };
+        if let Some(v) = checked {
             return v;
         }
         assert!(
@@ -46,8 +52,61 @@ where
     }
 }
 
-/// A port that was free a moment ago, for servers that cannot bind port 0 themselves.
+/// The HTTP client of the test helpers: every request gives up when the server accepts but
+/// never answers (a stopped process, a relay that holds the connection) instead of hanging the
+/// test. Reads are bounded, not whole responses: the event feed streams for minutes and sends a
+/// keep-alive every 15 s.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// A port for a server that cannot bind port 0 itself, or that a test stops and starts again
+/// on the same port.
+///
+/// It comes from below the kernel's ephemeral range, so no outgoing connection of any test can
+/// take it while its server is down for a restart (which made a restarted server fail to bind,
+/// or a test talk to another test's server). A lock file per port under the temporary
+/// directory reserves it across the test processes that run at once; the lock is held until
+/// this process ends. Falls back to an ephemeral port when the range below is too small.
 pub fn free_port() -> u16 {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    static TRIES: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let dir = std::env::temp_dir().join("hazard-gateway-test-ports");
+    if ephemeral_low >= LOW + 2_000 && std::fs::create_dir_all(&dir).is_ok() {
+        let span = ephemeral_low - LOW;
+        // Processes start from different places so that they rarely contend for a lock.
+        let seed = std::process::id().wrapping_mul(7_919);
+        for _ in 0..span {
+            let port = LOW + seed.wrapping_add(TRIES.fetch_add(1, Ordering::Relaxed)) % span;
+            let Ok(file) = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(port.to_string()))
+            else {
+                continue;
+            };
+            if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+                continue;
+            }
+            let port = port as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                HELD.lock().unwrap_or_else(|e| e.into_inner()).push(file);
+                return port;
+            }
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
 }
@@ -112,7 +171,7 @@ impl TestGateway {
         TestGateway {
             gateway: Some(gateway),
             base,
-            http: reqwest::Client::new(),
+            http: http_client(),
             dir,
         }
     }
@@ -125,7 +184,7 @@ impl TestGateway {
         TestGateway {
             gateway: Some(gateway),
             base,
-            http: reqwest::Client::new(),
+            http: http_client(),
             dir,
         }
     }
@@ -290,6 +349,14 @@ impl GatewayProcess {
 
     /// Like [`GatewayProcess::spawn`], with extra environment variables (secrets).
     pub async fn spawn_with_env(args: &[&std::ffi::OsStr], port: u16, env: &[(&str, &str)]) -> GatewayProcess {
+        let mut p = Self::spawn_unchecked(args, port, env);
+        p.wait_up().await;
+        p
+    }
+
+    /// Starts the binary without waiting for its API (a test that holds the API's port
+    /// first); [`GatewayProcess::wait_up`] waits for it.
+    pub fn spawn_unchecked(args: &[&std::ffi::OsStr], port: u16, env: &[(&str, &str)]) -> GatewayProcess {
         let mut child = Command::new(binary())
             .args(args)
             .envs(env.iter().copied())
@@ -309,36 +376,47 @@ impl GatewayProcess {
                 }
             })
         });
-        let p = GatewayProcess {
+        GatewayProcess {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
+            http: http_client(),
             stderr_seen,
             stderr_reader,
-        };
-        let up = tokio::time::timeout(WAIT, async {
-            loop {
-                let ok = p.http.get(format!("{}/healthz", p.base)).send().await;
-                if ok.is_ok_and(|r| r.status().is_success()) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-        if up.is_err() {
-            let log = p.stderr_so_far();
-            let from = log.len().saturating_sub(4000);
-            let from = (from..log.len())
-                .find(|&i| log.is_char_boundary(i))
-                .unwrap_or(log.len());
-            let tail = &log[from..];
-            panic!(
-                "timed out after {WAIT:?} waiting for the gateway API on {}; its log ends:\n{tail}",
-                p.base
-            );
         }
-        p
+    }
+
+    /// Waits until the API answers `/healthz`; fails with the log's end if the process exits
+    /// or [`WAIT`] passes first.
+    pub async fn wait_up(&mut self) {
+        let p = self;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let failed = loop {
+            // A gateway that exited (its port taken, a bad config) is reported at once: an
+            // answer on its port would come from some other server.
+            if let Ok(Some(status)) = p.child.try_wait() {
+                break format!("the gateway exited ({status}) before its API on {} answered", p.base);
+            }
+            let probe = p.http.get(format!("{}/healthz", p.base)).send();
+            let ok = tokio::time::timeout(Duration::from_secs(2), probe).await;
+            if ok.is_ok_and(|r| r.is_ok_and(|r| r.status().is_success())) {
+                if let Ok(Some(status)) = p.child.try_wait() {
+                    break format!("the gateway exited ({status}) although {} answered", p.base);
+                }
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break format!("timed out after {WAIT:?} waiting for the gateway API on {}", p.base);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+        let log = p.stderr();
+        let from = log.len().saturating_sub(4000);
+        let from = (from..log.len())
+            .find(|&i| log.is_char_boundary(i))
+            .unwrap_or(log.len());
+        panic!("{failed}; its log ends:\n{}", &log[from..]);
     }
 
     /// GET a JSON document.
@@ -695,7 +773,7 @@ impl TestGateway {
         TestGateway {
             gateway: Some(gateway),
             base,
-            http: reqwest::Client::new(),
+            http: http_client(),
             dir,
         }
     }
