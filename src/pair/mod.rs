@@ -241,13 +241,7 @@ async fn roles(
         set_role(shared, PairRole::Standby);
         *shared.active_stopped_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let standby_stop = stop.child_token();
-        let api = match standby::serve(config.api_listen, shared.clone(), standby_stop.clone()).await {
-            Ok(h) => Some(h),
-            Err(e) => {
-                warn!(addr = %config.api_listen, error = %e, "Pair: cannot serve the standby's role on the API address");
-                None
-            }
-        };
+        let mut api = standby::serve(config.api_listen, shared.clone(), standby_stop.clone());
         let follower = tokio::spawn(replicate::follow(
             shared.clone(),
             data_dir.to_path_buf(),
@@ -272,13 +266,11 @@ async fn roles(
         standby_stop.cancel();
         let _ = follower.await;
         let warm = prober.await.unwrap_or_default();
-        if let Some(mut h) = api {
-            // Open connections (a browser's keep-alive) must not hold the address: the
-            // gateway binds it next.
-            if tokio::time::timeout(Duration::from_millis(300), &mut h).await.is_err() {
-                h.abort();
-                let _ = h.await;
-            }
+        // Open connections (a browser's keep-alive) must not hold the address: the gateway
+        // binds it next.
+        if tokio::time::timeout(Duration::from_millis(300), &mut api).await.is_err() {
+            api.abort();
+            let _ = api.await;
         }
         let Some((term, why)) = won else {
             return Ok(());

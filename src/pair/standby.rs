@@ -59,23 +59,40 @@ async fn elsewhere(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
 }
 
-/// Serves the standby's answers on `listen` until `stop`.
-pub async fn serve(
-    listen: SocketAddr,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = TcpListener::bind(listen).await?;
-    let app = Router::new()
-        .route("/api/v1/pair", get(pair))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .fallback(elsewhere)
-        .with_state(shared);
-    Ok(tokio::spawn(async move {
+/// Serves the standby's answers on `listen` until `stop`. An address still held (the gateway
+/// that ran here a moment ago, another program) is tried again each second rather than left
+/// unserved: without it, keepalived's check and the plant's monitoring cannot see the standby.
+pub fn serve(listen: SocketAddr, shared: Arc<Shared>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut failures = 0u32;
+        let listener = loop {
+            match TcpListener::bind(listen).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    failures += 1;
+                    // Once, then every minute: bounded while the address stays taken.
+                    if failures == 1 || failures % 60 == 0 {
+                        tracing::warn!(addr = %listen, error = %e, failures, "Pair: cannot serve the standby's role on the API address; trying again each second");
+                    }
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        };
+        if failures > 0 {
+            tracing::info!(addr = %listen, "Pair: serving the standby's role on the API address");
+        }
+        let app = Router::new()
+            .route("/api/v1/pair", get(pair))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .fallback(elsewhere)
+            .with_state(shared);
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await;
-    }))
+    })
 }

@@ -259,6 +259,31 @@ async fn the_console_names_the_active_node_and_says_when_no_switch_over_is_possi
     browser.finish();
 }
 
+/// A standby whose API address is still held when it starts (the previous process's socket,
+/// another program) serves it as soon as it is free, instead of staying invisible to
+/// keepalived and the plant's monitoring until a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_whose_api_address_is_taken_serves_it_once_it_is_free() {
+    let p = Pair::new().await;
+    let a = p.spawn(0).await;
+    wait_role(&a, "active").await;
+    let holder = std::net::TcpListener::bind(("127.0.0.1", p.nodes[1].api)).expect("hold b's API port");
+    let mut b = p.spawn_unchecked(1);
+    wait_for("b says its API address is taken", WAIT, || async {
+        b.stderr_so_far()
+            .contains("cannot serve the standby's role on the API address")
+            .then_some(())
+    })
+    .await;
+    drop(holder);
+    b.wait_up().await;
+    wait_follows(&b).await;
+    assert!(
+        b.stderr_so_far().contains("serving the standby's role on the API address"),
+        "b says when it serves the address after all"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_automatic_failback_the_preferred_node_takes_its_role_back_once_it_follows() {
     let p = Pair::with(|_| "failback = \"auto\"".to_string()).await;

@@ -185,6 +185,13 @@ impl Pair {
     }
 
     pub async fn spawn(&self, i: usize) -> GatewayProcess {
+        let mut gw = self.spawn_unchecked(i);
+        gw.wait_up().await;
+        gw
+    }
+
+    /// Starts node `i` without waiting for its API.
+    pub fn spawn_unchecked(&self, i: usize) -> GatewayProcess {
         let n = &self.nodes[i];
         let args = [
             std::ffi::OsStr::new("--log-format"),
@@ -193,7 +200,7 @@ impl Pair {
             "--config".as_ref(),
             n.config.as_os_str(),
         ];
-        GatewayProcess::spawn_with_env(&args, n.api, &[("HAZARD_PAIR_SECRET", SECRET)]).await
+        GatewayProcess::spawn_unchecked(&args, n.api, &[("HAZARD_PAIR_SECRET", SECRET)])
     }
 
     pub fn journal(&self, i: usize) -> PathBuf {
