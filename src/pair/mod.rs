@@ -268,7 +268,10 @@ async fn roles(
         let warm = prober.await.unwrap_or_default();
         // Open connections (a browser's keep-alive) must not hold the address: the gateway
         // binds it next.
-        if tokio::time::timeout(Duration::from_millis(300), &mut api).await.is_err() {
+        if tokio::time::timeout(Duration::from_millis(300), &mut api)
+            .await
+            .is_err()
+        {
             api.abort();
             let _ = api.await;
         }

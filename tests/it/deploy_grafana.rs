@@ -275,7 +275,7 @@ impl Store<'_> {
         let step = scrape_interval().as_secs() as i64;
         Store {
             vm,
-            http: reqwest::Client::new(),
+            http: support::http_client(),
             start: (now - 3600) / step * step,
             end: now / step * step,
         }

@@ -279,7 +279,8 @@ async fn a_standby_whose_api_address_is_taken_serves_it_once_it_is_free() {
     b.wait_up().await;
     wait_follows(&b).await;
     assert!(
-        b.stderr_so_far().contains("serving the standby's role on the API address"),
+        b.stderr_so_far()
+            .contains("serving the standby's role on the API address"),
         "b says when it serves the address after all"
     );
 }

@@ -457,7 +457,7 @@ async fn readings_a_gateway_had_accepted_arrive_after_it_is_killed_and_restarted
     std::fs::write(&file, config).unwrap();
     let port: u16 = api.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
     let run = || support::GatewayProcess::start(&file, port);
-    let http = reqwest::Client::new();
+    let http = support::http_client();
     let metrics = |http: reqwest::Client| {
         let url = format!("http://{api}/metrics");
         async move { http.get(url).send().await.ok()?.text().await.ok() }

@@ -219,7 +219,7 @@ async fn a_chattering_level_alarm_gets_a_suggestion_that_removes_its_chattering_
     // A stricter bound is honoured, and bad parameters are refused with their name.
     let strict = gw.get_json(&format!("{query}&max_delay_s=0")).await;
     assert_eq!(strict["alarms"][0]["suggested"]["on_delay"], 0, "{strict:#}");
-    let http = reqwest::Client::new();
+    let http = support::http_client();
     for (bad, name) in [
         ("max_delay_s=121", "max_delay_s"),
         ("max_delay_s=soon", "max_delay_s"),

@@ -725,7 +725,7 @@ impl InfluxV1 {
 
     /// Runs an InfluxQL statement and returns the JSON answer (times in ns).
     pub async fn query(&self, db: &str, q: &str) -> serde_json::Value {
-        reqwest::Client::new()
+        http_client()
             .post(format!("{}/query", self.url()))
             .form(&[("db", db), ("q", q), ("epoch", "ns")])
             .send()
