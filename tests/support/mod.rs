@@ -412,11 +412,7 @@ impl GatewayProcess {
         let _ = p.child.kill();
         let _ = p.child.wait();
         let log = p.stderr();
-        let from = log.len().saturating_sub(4000);
-        let from = (from..log.len())
-            .find(|&i| log.is_char_boundary(i))
-            .unwrap_or(log.len());
-        panic!("{failed}; its log ends:\n{}", &log[from..]);
+        panic!("{failed}; its log ends:\n{}", tail(&log, 4000));
     }
 
     /// GET a JSON document.
@@ -487,10 +483,25 @@ impl GatewayProcess {
     }
 }
 
+/// The last `bytes` of `log` (from a character boundary).
+fn tail(log: &str, bytes: usize) -> &str {
+    let from = log.len().saturating_sub(bytes);
+    let from = (from..log.len())
+        .find(|&i| log.is_char_boundary(i))
+        .unwrap_or(log.len());
+    &log[from..]
+}
+
 impl Drop for GatewayProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what each of its gateways said last: a flaky failure is then
+        // explained by the run that failed, not by trying to reproduce it.
+        if std::thread::panicking() {
+            let log = self.stderr_so_far();
+            eprintln!("--- the gateway at {} logged last:\n{}", self.base, tail(&log, 6000));
+        }
     }
 }
 
