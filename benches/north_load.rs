@@ -290,7 +290,7 @@ async fn harness() {
     let config = GatewayConfig::parse(&dir.path().join("load-site.toml"), &cfg).expect("load config");
     let mut by_device: HashMap<String, Vec<PointId>> = HashMap::new();
     for (id, meta) in config.points.iter() {
-        by_device.entry(meta.device.to_string()).or_default().push(id);
+        by_device.entry(meta.device().to_string()).or_default().push(id);
     }
     let mut groups: Vec<Vec<PointId>> = by_device.into_values().collect();
     groups.sort();

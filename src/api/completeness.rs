@@ -163,7 +163,7 @@ async fn gather(s: &AppState, from: Timestamp, to: Timestamp, by: By) -> Result<
             let last = Timestamp::from_nanos(to.as_nanos() - 1);
             let span_minutes = usize::try_from(to.since(from).as_secs() / 60 + 1).unwrap_or(usize::MAX);
             for (id, meta) in live.points.iter() {
-                let name = &*meta.name;
+                let name = &**meta.name();
                 let rows = history.minutes(name, from, last, span_minutes).map_err(internal)?;
                 let minutes = per_bucket(&rows, &buckets);
                 let (qualities, complete) = qualities(&history, name, from, to, PAGE, &mut budget).map_err(internal)?;
@@ -172,7 +172,7 @@ async fn gather(s: &AppState, from: Timestamp, to: Timestamp, by: By) -> Result<
                 }
                 points.push(PointInput {
                     name: name.to_string(),
-                    hazard_source: meta.hazard_source.as_deref().map(str::to_string),
+                    hazard_source: meta.hazard_source().map(|t| &**t).map(str::to_string),
                     interval: intervals.get(id.index()).unwrap_or(DEFAULT_INTERVAL),
                     minutes,
                     qualities,

@@ -48,7 +48,7 @@ impl ReadingFilter {
     /// A filter for the points matching `pattern` (a glob like `MHS-001/*`).
     pub(super) fn new(points: &PointTable, pattern: &str, interval: Duration) -> Result<Self, String> {
         let glob = Glob::new(pattern).map_err(|e| e.to_string())?.compile_matcher();
-        let wanted: Vec<bool> = points.iter().map(|(_, m)| glob.is_match(&*m.name)).collect();
+        let wanted: Vec<bool> = points.iter().map(|(_, m)| glob.is_match(&**m.name())).collect();
         Ok(Self {
             last_sent: vec![None; wanted.len()],
             wanted,
@@ -78,7 +78,7 @@ impl ReadingFilter {
 /// The event body of a reading.
 pub(super) fn event_of(points: &PointTable, r: &Reading) -> ReadingEvent {
     ReadingEvent {
-        point: points.meta(r.point).name.to_string(),
+        point: points.meta(r.point).name().to_string(),
         value: r.value.is_finite().then_some(r.value),
         quality: r.quality,
         ts_ms: r.ts.as_millis(),

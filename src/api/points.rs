@@ -61,14 +61,14 @@ pub(super) async fn list(State(s): State<AppState>) -> Json<Vec<PointView>> {
         .map(|(id, reading)| {
             let m = s.live.points.meta(id);
             PointView {
-                id: m.name.to_string(),
-                unit: m.unit.to_string(),
-                kind: m.kind.as_str(),
-                device: m.device.to_string(),
-                hazard_source: m.hazard_source.as_deref().map(str::to_string),
-                description: m.description.as_deref().map(str::to_string),
-                label: labels.get(&*m.name).cloned(),
-                range: m.range,
+                id: m.name().to_string(),
+                unit: m.unit().to_string(),
+                kind: m.kind().as_str(),
+                device: m.device().to_string(),
+                hazard_source: m.hazard_source().map(|t| &**t).map(str::to_string),
+                description: m.description().map(|t| &**t).map(str::to_string),
+                label: labels.get(&**m.name()).cloned(),
+                range: m.range(),
                 value: reading.and_then(|r| r.value.is_finite().then_some(r.value)),
                 quality: reading.map_or("no_data", |r| r.quality.as_str()),
                 ts_ms: reading.map(|r| r.ts.as_millis()),
@@ -165,7 +165,7 @@ pub(super) async fn history(
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(HistoryView {
         point: id,
-        unit: s.live.points.meta(point).unit.to_string(),
+        unit: s.live.points.meta(point).unit().to_string(),
         from_ms: from.as_millis(),
         to_ms: to.as_millis(),
         resolution,

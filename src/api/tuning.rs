@@ -157,7 +157,7 @@ pub(super) async fn suggestions(
             while end > from && held < MAX_SAMPLES {
                 let start = end.minus(PIECE).max(from);
                 let rows = history
-                    .query(&meta.name, start, end, MAX_SAMPLES - held)
+                    .query(meta.name(), start, end, MAX_SAMPLES - held)
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
                 let piece: Vec<Sample> = rows
                     .into_iter()
@@ -189,16 +189,16 @@ pub(super) async fn suggestions(
             };
             let policy = Policy {
                 max_delay,
-                ..Policy::for_point(meta.range, t.set_point)
+                ..Policy::for_point(meta.range(), t.set_point)
             };
             let r = recommend(&samples, &limit, &current, &policy);
             alarms.push(TuningAdvice {
                 alarm_id,
                 rule: t.rule.clone(),
-                point: meta.name.to_string(),
+                point: meta.name().to_string(),
                 level: t.level,
                 set_point: t.set_point,
-                unit: meta.unit.to_string(),
+                unit: meta.unit().to_string(),
                 raises,
                 samples: r.samples,
                 noise: r.noise,

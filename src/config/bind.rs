@@ -100,7 +100,7 @@ pub(super) fn bind_rules(
         .into_iter()
         .filter(|d| !has_threshold.contains(&d.point))
         .flat_map(|d| {
-            let range = points.meta(d.point).range;
+            let range = points.meta(d.point).range();
             let name = format!("profile:{}", d.profile);
             d.setpoints
                 .threshold_kinds(d.point, range)
@@ -195,10 +195,10 @@ fn select(cx: &mut Ctx<'_, '_>, i: usize, r: &RuleConfig, span: Range<usize>) ->
             );
             return None;
         };
-        matched.retain(|p| cx.points.meta(*p).kind == k);
+        matched.retain(|p| cx.points.meta(*p).kind() == k);
     }
     if let Some(hs) = &r.hazard_source {
-        matched.retain(|p| cx.points.meta(*p).hazard_source.as_deref() == Some(hs.get_ref().as_str()));
+        matched.retain(|p| cx.points.meta(*p).hazard_source().map(|t| &**t) == Some(hs.get_ref().as_str()));
     }
     if matched.is_empty() {
         let (sel_span, key) = match (&r.points, &r.kind, &r.hazard_source) {
@@ -232,7 +232,7 @@ fn match_points(points: &PointTable, pattern: &str) -> Result<Vec<PointId>, Stri
         .compile_matcher();
     Ok(points
         .iter()
-        .filter(|(_, m)| glob.is_match(m.name.as_ref()))
+        .filter(|(_, m)| glob.is_match(m.name().as_ref()))
         .map(|(id, _)| id)
         .collect())
 }
@@ -269,12 +269,12 @@ fn bind_one(
     if let Some(t) = &r.threshold {
         let mut problems = BTreeMap::new();
         for &p in matched {
-            for msg in t.get_ref().problems(cx.points.meta(p).range) {
+            for msg in t.get_ref().problems(cx.points.meta(p).range()) {
                 problems.entry(msg).or_insert(p);
             }
         }
         for (msg, p) in problems {
-            let point = cx.points.meta(p).name.clone();
+            let point = cx.points.meta(p).name().clone();
             cx.err(
                 t.span(),
                 format!("rules[{i}].threshold"),
@@ -284,7 +284,7 @@ fn bind_one(
         let t = t.get_ref();
         return matched
             .iter()
-            .flat_map(|&point| t.threshold_kinds(point, cx.points.meta(point).range))
+            .flat_map(|&point| t.threshold_kinds(point, cx.points.meta(point).range()))
             .map(spec)
             .collect();
     }
@@ -448,7 +448,7 @@ fn bind_suspect(
     let mut out = Vec::new();
     for &point in matched {
         let meta = cx.points.meta(point);
-        let base = SuspectChecks::for_kind(meta.kind, meta.range);
+        let base = SuspectChecks::for_kind(meta.kind(), meta.range());
         let mut problem = None;
         let mut window = |field: &str, given: Option<CheckWindow>, default: Option<Duration>| match given {
             None => default,
@@ -457,8 +457,8 @@ fn bind_suspect(
                 if default.is_none() {
                     problem = Some(format!(
                         "{key}.{field}: point `{}` ({}) has no default window; give one",
-                        meta.name,
-                        meta.kind.as_str()
+                        meta.name(),
+                        meta.kind().as_str()
                     ));
                 }
                 default
@@ -471,8 +471,8 @@ fn bind_suspect(
             .pinned
             .or(Some(Duration::from_secs(60)).filter(|_| c.pinned.is_some()));
         let pinned = window("pinned", c.pinned, pinned_default);
-        if pinned.is_some() && meta.range.is_none() {
-            problem = Some(format!("{key}.pinned: point `{}` has no measuring range", meta.name));
+        if pinned.is_some() && meta.range().is_none() {
+            problem = Some(format!("{key}.pinned: point `{}` has no measuring range", meta.name()));
         }
         let max_rate = match c.max_rate {
             None => base.max_rate,
@@ -481,8 +481,8 @@ fn bind_suspect(
                 if base.max_rate.is_none() {
                     problem = Some(format!(
                         "{key}.max_rate: point `{}` ({}) has no default rate; give one in units per second",
-                        meta.name,
-                        meta.kind.as_str()
+                        meta.name(),
+                        meta.kind().as_str()
                     ));
                 }
                 base.max_rate
@@ -511,8 +511,8 @@ fn bind_suspect(
 }
 
 pub(super) fn refuse_state_points(cx: &mut Ctx<'_, '_>, i: usize, what: &str, span: Range<usize>, matched: &[PointId]) {
-    if let Some(p) = matched.iter().find(|p| cx.points.meta(**p).kind == PointKind::State) {
-        let point = cx.points.meta(*p).name.clone();
+    if let Some(p) = matched.iter().find(|p| cx.points.meta(**p).kind() == PointKind::State) {
+        let point = cx.points.meta(*p).name().clone();
         cx.err(
             span,
             format!("rules[{i}].{what}"),

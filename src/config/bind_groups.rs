@@ -34,7 +34,7 @@ pub(super) fn bind_deviation(
             ),
         );
     }
-    let units: HashSet<_> = matched.iter().map(|p| cx.points.meta(*p).unit.clone()).collect();
+    let units: HashSet<_> = matched.iter().map(|p| cx.points.meta(*p).unit().clone()).collect();
     if units.len() > 1 {
         let list: Vec<_> = units.iter().map(|u| format!("`{u}`")).collect();
         cx.err(

@@ -145,12 +145,12 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
                 .iter()
                 .map(|e| crate::sources::opcua::validate::device_of(&e.name)),
         )
-        .chain(points.iter().map(|(_, m)| m.device.to_string()))
+        .chain(points.iter().map(|(_, m)| m.device().to_string()))
         .collect();
     let labels = crate::api::labels::validate(
         &src,
         &raw.labels,
-        points.iter().map(|(_, m)| &*m.name),
+        points.iter().map(|(_, m)| &**m.name()),
         device_names.iter().map(String::as_str),
         &mut errors,
     );
@@ -163,7 +163,7 @@ pub(super) fn validate(path: &Path, text: &str) -> Result<GatewayConfig, Vec<Con
         std::collections::BTreeMap::new();
     for rule in &rules {
         if let crate::rules::RuleKind::Threshold { point, limits, .. } = &rule.kind {
-            let list = setpoints.entry(points.meta(*point).name.to_string()).or_default();
+            let list = setpoints.entry(points.meta(*point).name().to_string()).or_default();
             list.extend(limits.iter().map(|l| crate::api::policy::SetpointView {
                 level: l.level,
                 value: l.value,
@@ -510,7 +510,7 @@ fn build_device(
             description: pp.description.as_deref().map(Arc::from),
         };
         let Some(id) = points.insert(meta) else {
-            let owner = points.id_of(&point_id).map(|p| points.meta(p).device.to_string());
+            let owner = points.id_of(&point_id).map(|p| points.meta(p).device().to_string());
             errors.push(src.error(
                 span,
                 key(&format!("points.{pkey}")),
@@ -581,7 +581,7 @@ fn build_device(
                 key("max_registers"),
                 format!(
                     "point `{}` ({} of {} registers) does not fit in one read of {max_registers} registers",
-                    points.meta(*pid).name,
+                    points.meta(*pid).name(),
                     r.data_type.as_str(),
                     r.data_type.word_count()
                 ),
@@ -644,7 +644,7 @@ mod tests {
         let names = |dev: &crate::sources::modbus::spec::DeviceSpec| -> Vec<String> {
             dev.points
                 .iter()
-                .map(|p| cfg.points.meta(*p).name.to_string())
+                .map(|p| cfg.points.meta(*p).name().to_string())
                 .collect()
         };
         assert_eq!(

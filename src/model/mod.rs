@@ -270,27 +270,50 @@ pub struct PointMeta {
 ///
 /// Design: the config, the rules engine, the live state and the uplinks each hold the table;
 /// a clone shares it (copy on write while the config is built), so a large plant pays for its
-/// points once.
+/// points once. A point is kept as a 40-byte record: its name, and its unit, device, hazard
+/// source, description and range as 4-byte indexes into lists of the distinct ones (a plant has
+/// few units, devices and ranges, and a profile's description repeats on every device).
 #[derive(Debug, Clone, Default)]
 pub struct PointTable {
     inner: Arc<PointTableInner>,
 }
 
+/// No text or range (an absent hazard source, description or range).
+const NONE: u32 = u32::MAX;
+
+/// One point in the table; see [`PointTable`].
+#[derive(Debug, Clone)]
+struct PointRec {
+    name: Arc<str>,
+    unit: u32,
+    device: u32,
+    hazard_source: u32,
+    description: u32,
+    range: u32,
+    kind: PointKind,
+}
+
 #[derive(Debug, Clone, Default)]
 struct PointTableInner {
-    metas: Vec<PointMeta>,
+    recs: Vec<PointRec>,
+    /// Units, devices, hazard sources and descriptions, each kept once however many points
+    /// name it.
+    texts: Vec<Arc<str>>,
+    /// The distinct measuring ranges.
+    ranges: Vec<(f64, f64)>,
     /// Name index while the table is built.
     by_name: HashMap<Arc<str>, PointId>,
     /// Name index of a complete table (see [`PointTable::shrink_to_fit`]): the ids in name
     /// order, 4 bytes a point against about 30 for the map; `by_name` is empty then.
     sorted: Box<[PointId]>,
-    /// Units, devices, hazard sources and descriptions, each kept once however many points
-    /// name it; only while the table is built, like `by_name`.
-    texts: std::collections::HashSet<Arc<str>>,
+    /// Index of `texts` and of `ranges` (by their bits); only while the table is built, like
+    /// `by_name`.
+    text_ids: HashMap<Arc<str>, u32>,
+    range_ids: HashMap<(u64, u64), u32>,
 }
 
 impl PointTableInner {
-    /// Back to the map, to add points to a complete table.
+    /// Back to the maps, to add points to a complete table.
     fn thaw(&mut self) {
         if self.sorted.is_empty() {
             return;
@@ -298,49 +321,139 @@ impl PointTableInner {
         let sorted = std::mem::take(&mut self.sorted);
         self.by_name = sorted
             .iter()
-            .map(|&id| (self.metas[id.index()].name.clone(), id))
+            .map(|&id| (self.recs[id.index()].name.clone(), id))
             .collect();
-        for m in &self.metas {
-            let texts = [
-                Some(&m.unit),
-                Some(&m.device),
-                m.hazard_source.as_ref(),
-                m.description.as_ref(),
-            ];
-            self.texts.extend(texts.into_iter().flatten().cloned());
-        }
+        self.text_ids = self.texts.iter().cloned().zip(0..).collect();
+        self.range_ids = self
+            .ranges
+            .iter()
+            .map(|&(lo, hi)| (lo.to_bits(), hi.to_bits()))
+            .zip(0..)
+            .collect();
     }
 
-    fn shared(&mut self, text: &mut Arc<str>) {
-        match self.texts.get(text) {
-            Some(t) => *text = t.clone(),
-            None => {
-                self.texts.insert(text.clone());
-            }
+    fn text(&mut self, text: Option<Arc<str>>) -> Option<u32> {
+        let Some(text) = text else {
+            return Some(NONE);
+        };
+        if let Some(&i) = self.text_ids.get(&text) {
+            return Some(i);
+        }
+        let i = u32::try_from(self.texts.len()).ok().filter(|&i| i != NONE)?;
+        self.texts.push(text.clone());
+        self.text_ids.insert(text, i);
+        Some(i)
+    }
+
+    fn range(&mut self, range: Option<(f64, f64)>) -> Option<u32> {
+        let Some((lo, hi)) = range else {
+            return Some(NONE);
+        };
+        let key = (lo.to_bits(), hi.to_bits());
+        if let Some(&i) = self.range_ids.get(&key) {
+            return Some(i);
+        }
+        let i = u32::try_from(self.ranges.len()).ok().filter(|&i| i != NONE)?;
+        self.ranges.push((lo, hi));
+        self.range_ids.insert(key, i);
+        Some(i)
+    }
+}
+
+/// A point of a [`PointTable`], as [`PointTable::meta`] hands it out.
+#[derive(Debug, Clone, Copy)]
+pub struct PointRef<'a> {
+    table: &'a PointTableInner,
+    rec: &'a PointRec,
+}
+
+impl<'a> PointRef<'a> {
+    fn text(&self, i: u32) -> Option<&'a Arc<str>> {
+        self.table.texts.get(i as usize)
+    }
+
+    /// Textual id, unique in the gateway.
+    pub fn name(&self) -> &'a Arc<str> {
+        &self.rec.name
+    }
+
+    /// Engineering unit (`%LEL`, `MPa`, `m`).
+    pub fn unit(&self) -> &'a Arc<str> {
+        &self.table.texts[self.rec.unit as usize]
+    }
+
+    /// What it measures.
+    pub fn kind(&self) -> PointKind {
+        self.rec.kind
+    }
+
+    /// Device that produces it.
+    pub fn device(&self) -> &'a Arc<str> {
+        &self.table.texts[self.rec.device as usize]
+    }
+
+    /// Hazard source (重大危险源) the point belongs to, if any.
+    pub fn hazard_source(&self) -> Option<&'a Arc<str>> {
+        self.text(self.rec.hazard_source)
+    }
+
+    /// Instrument's measuring range; values outside it are `out_of_range`.
+    pub fn range(&self) -> Option<(f64, f64)> {
+        self.table.ranges.get(self.rec.range as usize).copied()
+    }
+
+    /// Human description from the profile (channel, instrument).
+    pub fn description(&self) -> Option<&'a Arc<str>> {
+        self.text(self.rec.description)
+    }
+
+    /// The point as a [`PointMeta`] of its own.
+    pub fn to_meta(&self) -> PointMeta {
+        PointMeta {
+            name: self.name().clone(),
+            unit: self.unit().clone(),
+            kind: self.kind(),
+            device: self.device().clone(),
+            hazard_source: self.hazard_source().cloned(),
+            range: self.range(),
+            description: self.description().cloned(),
         }
     }
 }
 
+impl PartialEq for PointRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+            && self.unit() == other.unit()
+            && self.kind() == other.kind()
+            && self.device() == other.device()
+            && self.hazard_source() == other.hazard_source()
+            && self.range() == other.range()
+            && self.description() == other.description()
+    }
+}
+
 impl PointTable {
-    /// Adds a point; returns `None` if its name is already taken.
-    pub fn insert(&mut self, mut meta: PointMeta) -> Option<PointId> {
+    /// Adds a point; returns `None` if its name is already taken (or the table is full).
+    pub fn insert(&mut self, meta: PointMeta) -> Option<PointId> {
         if self.id_of(&meta.name).is_some() {
             return None;
         }
-        let id = PointId(u32::try_from(self.inner.metas.len()).ok()?);
+        let id = PointId(u32::try_from(self.inner.recs.len()).ok()?);
         let inner = Arc::make_mut(&mut self.inner);
         inner.thaw();
-        inner.shared(&mut meta.unit);
-        inner.shared(&mut meta.device);
-        if let Some(h) = meta.hazard_source.as_mut() {
-            inner.shared(h);
-        }
-        // A profile's description of a channel is the same for each device that follows it.
-        if let Some(d) = meta.description.as_mut() {
-            inner.shared(d);
-        }
-        inner.by_name.insert(meta.name.clone(), id);
-        inner.metas.push(meta);
+        let rec = PointRec {
+            unit: inner.text(Some(meta.unit))?,
+            device: inner.text(Some(meta.device))?,
+            hazard_source: inner.text(meta.hazard_source)?,
+            // A profile's description of a channel is the same for each device that follows it.
+            description: inner.text(meta.description)?,
+            range: inner.range(meta.range)?,
+            kind: meta.kind,
+            name: meta.name,
+        };
+        inner.by_name.insert(rec.name.clone(), id);
+        inner.recs.push(rec);
         Some(id)
     }
 
@@ -352,43 +465,59 @@ impl PointTable {
         }
         let at = inner
             .sorted
-            .binary_search_by(|id| (*inner.metas[id.index()].name).cmp(name))
+            .binary_search_by(|id| (*inner.recs[id.index()].name).cmp(name))
             .ok()?;
         Some(inner.sorted[at])
     }
 
     /// Metadata of a point.
-    pub fn meta(&self, id: PointId) -> &PointMeta {
-        &self.inner.metas[id.index()]
+    pub fn meta(&self, id: PointId) -> PointRef<'_> {
+        PointRef {
+            table: &self.inner,
+            rec: &self.inner.recs[id.index()],
+        }
+    }
+
+    /// Measuring range of a point (the hot path's question, without the rest of its metadata).
+    pub fn range(&self, id: PointId) -> Option<(f64, f64)> {
+        self.meta(id).range()
     }
 
     /// Number of points.
     pub fn len(&self) -> usize {
-        self.inner.metas.len()
+        self.inner.recs.len()
     }
 
     /// Whether the table has no points.
     pub fn is_empty(&self) -> bool {
-        self.inner.metas.is_empty()
+        self.inner.recs.is_empty()
     }
 
     /// All points in id order.
-    pub fn iter(&self) -> impl Iterator<Item = (PointId, &PointMeta)> {
-        self.inner.metas.iter().enumerate().map(|(i, m)| (PointId(i as u32), m))
+    pub fn iter(&self) -> impl Iterator<Item = (PointId, PointRef<'_>)> {
+        let table = &*self.inner;
+        table
+            .recs
+            .iter()
+            .enumerate()
+            .map(move |(i, rec)| (PointId(i as u32), PointRef { table, rec }))
     }
 
     /// Gives back the spare capacity the table grew with and swaps the name map for the
     /// compact sorted index; called once it is complete (a later insert still works).
     pub fn shrink_to_fit(&mut self) {
         let inner = Arc::make_mut(&mut self.inner);
-        inner.metas.shrink_to_fit();
+        inner.recs.shrink_to_fit();
+        inner.texts.shrink_to_fit();
+        inner.ranges.shrink_to_fit();
         if inner.by_name.is_empty() {
             return;
         }
-        inner.texts = std::collections::HashSet::new();
-        let metas = &inner.metas;
+        inner.text_ids = HashMap::new();
+        inner.range_ids = HashMap::new();
+        let recs = &inner.recs;
         let mut sorted: Vec<PointId> = inner.by_name.values().copied().collect();
-        sorted.sort_unstable_by(|a, b| metas[a.index()].name.cmp(&metas[b.index()].name));
+        sorted.sort_unstable_by(|a, b| recs[a.index()].name.cmp(&recs[b.index()].name));
         inner.sorted = sorted.into_boxed_slice();
         inner.by_name = HashMap::new();
     }
@@ -419,11 +548,44 @@ mod tests {
         };
         let a = t.insert(described("a")).unwrap();
         let b = t.insert(described("b")).unwrap();
-        let (da, db) = (t.meta(a).description.clone(), t.meta(b).description.clone());
-        assert!(Arc::ptr_eq(&da.unwrap(), &db.unwrap()));
-        assert!(Arc::ptr_eq(&t.meta(a).unit, &t.meta(b).unit));
-        assert!(Arc::ptr_eq(&t.meta(a).device, &t.meta(b).device));
-        assert_eq!(&*t.meta(b).unit, "%LEL");
+        let (da, db) = (t.meta(a).description(), t.meta(b).description());
+        assert!(Arc::ptr_eq(da.unwrap(), db.unwrap()));
+        assert!(Arc::ptr_eq(t.meta(a).unit(), t.meta(b).unit()));
+        assert!(Arc::ptr_eq(t.meta(a).device(), t.meta(b).device()));
+        assert_eq!(&**t.meta(b).unit(), "%LEL");
+        assert_eq!(
+            (t.inner.texts.len(), t.meta(a).range(), t.meta(a).hazard_source()),
+            (3, None, None)
+        );
+    }
+
+    #[test]
+    fn a_point_reads_back_as_it_was_inserted() {
+        let mut t = PointTable::default();
+        let full = PointMeta {
+            hazard_source: Some("HS-1".into()),
+            range: Some((0.0, 100.0)),
+            description: Some("CH2".into()),
+            kind: PointKind::Pressure,
+            ..meta("x")
+        };
+        let ranged = |name: &str, range| PointMeta { range, ..meta(name) };
+        let x = t.insert(full.clone()).unwrap();
+        let y = t.insert(ranged("y", Some((0.0, 100.0)))).unwrap();
+        let z = t.insert(ranged("z", Some((-0.0, 100.0)))).unwrap();
+        t.shrink_to_fit();
+        let w = t.insert(ranged("w", Some((0.0, 100.0)))).unwrap();
+        assert_eq!(t.meta(x).to_meta(), full);
+        assert_eq!(t.meta(x).kind(), PointKind::Pressure);
+        assert_eq!(
+            (t.range(y), t.range(z), t.range(w)),
+            (Some((0.0, 100.0)), Some((-0.0, 100.0)), Some((0.0, 100.0)))
+        );
+        assert!(t.range(z).unwrap().0.is_sign_negative());
+        // Two distinct ranges (0 and -0 differ in bits), each kept once.
+        assert_eq!(t.inner.ranges.len(), 2);
+        let names: Vec<&str> = t.iter().map(|(_, m)| &**m.name()).collect();
+        assert_eq!(names, ["x", "y", "z", "w"]);
     }
 
     #[test]
@@ -452,7 +614,7 @@ mod tests {
         let late = t.insert(meta("late")).unwrap();
         assert_eq!((t.id_of("late"), t.id_of("m/10")), (Some(late), Some(ids[3])));
         // Added after completion, a point still shares the texts of the earlier ones.
-        assert!(Arc::ptr_eq(&t.meta(late).unit, &t.meta(ids[0]).unit));
+        assert!(Arc::ptr_eq(t.meta(late).unit(), t.meta(ids[0]).unit()));
         t.shrink_to_fit();
         assert_eq!((t.id_of("late"), t.id_of("B"), t.len()), (Some(late), Some(ids[4]), 7));
     }

@@ -510,7 +510,7 @@ impl Gateway {
 fn seed_cycles(reader: &HistoryReader, engine: &mut RulesEngine, now: crate::model::Timestamp) {
     let from = now.minus(std::time::Duration::from_secs(86_400));
     for p in engine.early_warning_points() {
-        let name = engine.points().meta(p).name.clone();
+        let name = engine.points().meta(p).name().clone();
         match reader.minutes(&name, from, now, 1440) {
             Ok(rows) => {
                 let minutes: Vec<(i64, f64)> = rows

@@ -262,7 +262,7 @@ pub fn bindings<'a>(rules: &'a [RuleSpec], points: &'a PointTable) -> impl Itera
                             .iter()
                             .filter(move |(p, _)| !suspected[p.index()])
                             .filter_map(move |(point, m)| {
-                                let checks = suspect::SuspectChecks::for_kind(m.kind, m.range);
+                                let checks = suspect::SuspectChecks::for_kind(m.kind(), m.range());
                                 checks.any().then(|| {
                                     spec(RuleKind::Suspect {
                                         point,

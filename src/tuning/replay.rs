@@ -390,7 +390,7 @@ mod tests {
             let (table, ids) = set.point_table();
             assert_eq!(ids.len(), set.points.len());
             for (p, id) in set.points.iter().zip(&ids) {
-                assert_eq!(table.meta(*id).name.as_ref(), p.name);
+                assert_eq!(table.meta(*id).name().as_ref(), p.name);
             }
         }
     }

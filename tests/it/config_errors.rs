@@ -711,7 +711,11 @@ fn mqtt_subscriptions_declare_their_points_for_rules_and_history() {
     let p = cfg.points.id_of("A/P07").expect("declared point");
     let meta = cfg.points.meta(p);
     assert_eq!(
-        (meta.unit.as_ref(), meta.device.as_ref(), meta.hazard_source.as_deref()),
+        (
+            meta.unit().as_ref(),
+            meta.device().as_ref(),
+            meta.hazard_source().map(|t| &**t)
+        ),
         ("mm", "mqtt:dam", Some("MHS-001"))
     );
     assert_eq!(cfg.mqtt.brokers[0].client_id, "gw-in-plant");
@@ -719,7 +723,9 @@ fn mqtt_subscriptions_declare_their_points_for_rules_and_history() {
         .rules
         .iter()
         .filter(|r| match &r.kind {
-            hazard_gateway::rules::RuleKind::Threshold { point, .. } => cfg.points.meta(*point).name.starts_with("A/P"),
+            hazard_gateway::rules::RuleKind::Threshold { point, .. } => {
+                cfg.points.meta(*point).name().starts_with("A/P")
+            }
             _ => false,
         })
         .count();

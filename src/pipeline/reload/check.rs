@@ -33,7 +33,7 @@ fn point_changes(old: &GatewayConfig, new: &GatewayConfig) -> Option<String> {
     if same {
         return None;
     }
-    let names = |c: &GatewayConfig| -> Vec<String> { c.points.iter().map(|(_, m)| m.name.to_string()).collect() };
+    let names = |c: &GatewayConfig| -> Vec<String> { c.points.iter().map(|(_, m)| m.name().to_string()).collect() };
     let (before, after) = (names(old), names(new));
     let list = |v: Vec<&String>| {
         let n = v.len();

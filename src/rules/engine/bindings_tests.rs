@@ -79,7 +79,7 @@ fn written_out(t: &PointTable) -> Vec<RuleSpec> {
             "suspect_data",
             RuleKind::Suspect {
                 point: id(n),
-                checks: SuspectChecks::for_kind(m.kind, m.range),
+                checks: SuspectChecks::for_kind(m.kind(), m.range()),
                 priority: Priority::Low,
             },
         )

@@ -160,7 +160,7 @@ impl Builder<'_> {
         priority: Priority,
         delays: Delays,
     ) -> Result<usize, BuildError> {
-        let id = alarm_id(&self.points.meta(point).name, ConditionKind::SensorFault, None);
+        let id = alarm_id(self.points.meta(point).name(), ConditionKind::SensorFault, None);
         let idx = self.claim(id, &rule.name)?;
         let template = Template {
             rule: self.name(&rule.name),
@@ -202,13 +202,13 @@ impl Builder<'_> {
         let m = self.points.meta(point);
         SlotMeta {
             rule: self.name(&rule.name),
-            subject: m.name.clone(),
+            subject: m.name().clone(),
             subject_kind: SubjectKind::Point,
-            hazard_source: m.hazard_source.clone(),
+            hazard_source: m.hazard_source().cloned(),
             condition,
             level,
             priority: Priority::High,
-            unit: m.unit.clone(),
+            unit: m.unit().clone(),
             limit: None,
             role: Role::Point(point),
         }
@@ -237,7 +237,7 @@ impl Builder<'_> {
     }
 
     fn common_source(&self, points: impl Iterator<Item = PointId>) -> Option<Arc<str>> {
-        let mut sources = points.map(|p| self.points.meta(p).hazard_source.clone());
+        let mut sources = points.map(|p| self.points.meta(p).hazard_source().cloned());
         let first = sources.next()??;
         sources.all(|s| s.as_ref() == Some(&first)).then_some(first)
     }
@@ -304,7 +304,7 @@ impl Builder<'_> {
                 if limits.is_empty() {
                     return Err(BuildError::NoSetPoint {
                         rule: rule.name.clone(),
-                        point: self.points.meta(*point).name.to_string(),
+                        point: self.points.meta(*point).name().to_string(),
                     });
                 }
                 let mut slots = Vec::new();
@@ -387,7 +387,7 @@ impl Builder<'_> {
             } => {
                 let unit = points
                     .first()
-                    .map_or_else(|| Arc::from(""), |p| self.points.meta(*p).unit.clone());
+                    .map_or_else(|| Arc::from(""), |p| self.points.meta(*p).unit().clone());
                 let mut meta = self.group_meta(rule, ConditionKind::Deviation, None, unit);
                 meta.priority = *priority;
                 meta.limit = Some(*max);
@@ -433,7 +433,7 @@ impl Builder<'_> {
                         .get(p)
                         .is_some_and(|limits| limits.iter().any(|l| l.level.same_family(family)));
                     if !votes {
-                        let point = self.points.meta(*p).name.to_string();
+                        let point = self.points.meta(*p).name().to_string();
                         return Err(BuildError::MemberCannotVote {
                             rule: rule.name.clone(),
                             point,
@@ -479,7 +479,7 @@ impl Builder<'_> {
     fn add_devices(&mut self, settings: &AlarmSettings) -> Result<(), BuildError> {
         let mut index: HashMap<String, usize> = HashMap::new();
         for (id, meta) in self.points.iter() {
-            let name = meta.device.to_string();
+            let name = meta.device().to_string();
             let dev = *index.entry(name.clone()).or_insert_with(|| {
                 self.engine.devices.push(DeviceEval::new(name));
                 self.engine.devices.len() - 1

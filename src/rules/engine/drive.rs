@@ -164,7 +164,7 @@ impl RulesEngine {
         if !r.quality.drives_process_alarms() {
             return r.quality;
         }
-        let range = self.points.meta(r.point).range;
+        let range = self.points.meta(r.point).range();
         let Some(e) = self.suspects[p].as_mut() else {
             return r.quality;
         };

@@ -125,7 +125,7 @@ impl Slots {
             a if a & LAZY == 0 => self.full[a as usize].meta.id(),
             a => {
                 let p = self.lazy[(a & !LAZY) as usize].point;
-                alarm_id(&self.points.meta(p).name, ConditionKind::SensorFault, None)
+                alarm_id(self.points.meta(p).name(), ConditionKind::SensorFault, None)
             }
         }
     }
@@ -168,13 +168,13 @@ impl Slots {
         let m = self.points.meta(l.point);
         let meta = SlotMeta {
             rule: t.rule.clone(),
-            subject: m.name.clone(),
+            subject: m.name().clone(),
             subject_kind: SubjectKind::Point,
-            hazard_source: m.hazard_source.clone(),
+            hazard_source: m.hazard_source().cloned(),
             condition: ConditionKind::SensorFault,
             level: None,
             priority: t.priority,
-            unit: m.unit.clone(),
+            unit: m.unit().clone(),
             limit: None,
             role: Role::Point(l.point),
         };

@@ -829,7 +829,7 @@ fn gb_51108_escalation_lifts_items_and_the_pond() {
         kind: RuleKind::Vote {
             members: t
                 .iter()
-                .filter(|(_, m)| m.name.starts_with(prefix))
+                .filter(|(_, m)| m.name().starts_with(prefix))
                 .map(|(id, _)| VoteMember::Point(id))
                 .collect(),
             mode: VoteMode::Escalate { counts: counts.clone() },

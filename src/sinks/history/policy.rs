@@ -56,7 +56,7 @@ impl HistoryPolicy {
     pub fn new(settings: &HistorySettings, points: &PointTable) -> Self {
         let mut deadbands: Vec<f64> = points
             .iter()
-            .map(|(_, m)| match m.range {
+            .map(|(_, m)| match m.range() {
                 Some((lo, hi)) if hi > lo => (hi - lo) * settings.deadband_percent / 100.0,
                 _ => 0.0,
             })

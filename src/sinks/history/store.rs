@@ -63,8 +63,8 @@ impl HistoryStore {
                     .map_err(&err)?;
                 let mut get = tx.prepare("SELECT id FROM points WHERE name = ?1").map_err(&err)?;
                 for (_, meta) in points.iter() {
-                    add.execute([meta.name.as_ref()]).map_err(&err)?;
-                    ids.push(get.query_row([meta.name.as_ref()], |r| r.get(0)).map_err(&err)?);
+                    add.execute([meta.name().as_ref()]).map_err(&err)?;
+                    ids.push(get.query_row([meta.name().as_ref()], |r| r.get(0)).map_err(&err)?);
                 }
             }
             tx.commit().map_err(&err)?;

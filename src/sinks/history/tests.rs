@@ -365,7 +365,7 @@ fn packed_blocks_and_the_tail_read_back_as_every_kept_reading_page_by_page() {
     drop(w);
     let reader = HistoryReader::open(&path, Duration::from_secs(48 * 3600)).unwrap();
     for p in &ids {
-        let name = points.meta(*p).name.to_string();
+        let name = points.meta(*p).name().to_string();
         let want = as_rows(&kept.iter().filter(|r| r.point == *p).copied().collect::<Vec<_>>());
         assert_eq!(reader.query(&name, at(0), at(20_000), 100_000).unwrap(), want, "{name}");
         // Paging by `from` = last row + 1 ms returns the same rows.

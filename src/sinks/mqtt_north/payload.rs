@@ -76,24 +76,27 @@ impl Encoder {
         let outs = points
             .iter()
             .map(|(_, m)| {
-                if !wanted(&m.name) {
+                if !wanted(m.name()) {
                     return None;
                 }
                 if spec.batch == BatchMode::Reading {
                     return Some(PointOut {
                         group: 0,
-                        frag: format!("{{\"gateway\":{gw},\"point\":{},", json_str(&m.name)),
-                        topic: spec.topic_for(gateway, &m.name),
+                        frag: format!("{{\"gateway\":{gw},\"point\":{},", json_str(m.name())),
+                        topic: spec.topic_for(gateway, m.name()),
                     });
                 }
-                let key = (m.device.to_string(), m.hazard_source.as_deref().map(str::to_string));
+                let key = (
+                    m.device().to_string(),
+                    m.hazard_source().map(|t| &**t).map(str::to_string),
+                );
                 let group = *by_key.entry(key).or_insert_with(|| {
-                    let hs = m.hazard_source.as_deref();
+                    let hs = m.hazard_source().map(|t| &**t);
                     groups.push(Group {
-                        topic: spec.device_topic(gateway, &m.device, hs),
+                        topic: spec.device_topic(gateway, m.device(), hs),
                         head: format!(
                             "{{\"gateway\":{gw},\"device\":{},\"hazard_source\":{},\"points\":[",
-                            json_str(&m.device),
+                            json_str(m.device()),
                             hs.map_or_else(|| "null".to_string(), json_str)
                         ),
                     });
@@ -101,7 +104,7 @@ impl Encoder {
                 });
                 Some(PointOut {
                     group,
-                    frag: format!("{{\"id\":{},\"unit\":{},", json_str(&m.name), json_str(&m.unit)),
+                    frag: format!("{{\"id\":{},\"unit\":{},", json_str(m.name()), json_str(m.unit())),
                     topic: String::new(),
                 })
             })

@@ -99,15 +99,15 @@ impl Writer {
         let points = points
             .iter()
             .map(|(_, m)| {
-                if !wanted(&m.name) {
+                if !wanted(m.name()) {
                     return None;
                 }
-                let id = device_id(&m.device);
+                let id = device_id(m.device());
                 let slot = *slot_of.entry(id.clone()).or_insert_with(|| {
                     devices.push((id, false));
                     devices.len() - 1
                 });
-                Some((slot, m.name.clone()))
+                Some((slot, m.name().clone()))
             })
             .collect();
         Writer { points, devices }
@@ -211,16 +211,16 @@ impl Session {
         let mut device_slot = HashMap::new();
         let mut alias = HashMap::new();
         for (id, m) in live.points.iter() {
-            if !wanted(&m.name) {
+            if !wanted(m.name()) {
                 continue;
             }
-            let dev = device_id(&m.device);
+            let dev = device_id(m.device());
             let slot = *device_slot.entry(dev.clone()).or_insert_with(|| {
                 devices.push((dev, Vec::new()));
                 devices.len() - 1
             });
             devices[slot].1.push(id);
-            alias.insert(m.name.clone(), id.index() as u64 + 1);
+            alias.insert(m.name().clone(), id.index() as u64 + 1);
         }
         let born = vec![false; devices.len()];
         Session {
@@ -344,22 +344,22 @@ impl Session {
                         ..Default::default()
                     },
                 };
-                m.name = Some(meta.name.to_string());
+                m.name = Some(meta.name().to_string());
                 m.alias = Some(alias);
                 m.datatype = Some(datatype::DOUBLE);
                 let props = m.properties.get_or_insert_with(PropertySet::default);
-                if !meta.unit.is_empty() {
+                if !meta.unit().is_empty() {
                     props.push(
                         "engUnit",
                         datatype::STRING,
-                        PropertyScalar::String(meta.unit.to_string()),
+                        PropertyScalar::String(meta.unit().to_string()),
                     );
                 }
-                if let Some((lo, hi)) = meta.range {
+                if let Some((lo, hi)) = meta.range() {
                     props.push("engLow", datatype::DOUBLE, PropertyScalar::Double(lo));
                     props.push("engHigh", datatype::DOUBLE, PropertyScalar::Double(hi));
                 }
-                if let Some(hs) = &meta.hazard_source {
+                if let Some(hs) = &meta.hazard_source() {
                     props.push(
                         "hazard_source",
                         datatype::STRING,

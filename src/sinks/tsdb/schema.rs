@@ -54,12 +54,12 @@ impl ReadingEncoder {
                 let mut s = String::with_capacity(128);
                 s.push_str(READINGS);
                 let tags: [(&str, &str); 6] = [
-                    ("device", &m.device),
+                    ("device", m.device()),
                     ("gateway", gateway),
-                    ("hazard_source", m.hazard_source.as_deref().unwrap_or("")),
-                    ("kind", m.kind.as_str()),
-                    ("point", &m.name),
-                    ("unit", &m.unit),
+                    ("hazard_source", m.hazard_source().map(|t| &**t).unwrap_or("")),
+                    ("kind", m.kind().as_str()),
+                    ("point", m.name()),
+                    ("unit", m.unit()),
                 ];
                 for (k, v) in tags {
                     if v.is_empty() {

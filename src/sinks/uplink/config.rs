@@ -711,7 +711,7 @@ fn check_select(
         match globset::Glob::new(g) {
             Ok(glob) => {
                 let m = glob.compile_matcher();
-                if !points.iter().any(|(_, meta)| m.is_match(&*meta.name)) {
+                if !points.iter().any(|(_, meta)| m.is_match(&**meta.name())) {
                     errors.push(err(
                         span.clone(),
                         &format!("select.points[{j}]"),
@@ -729,7 +729,7 @@ fn check_select(
     }
     let selected = points
         .iter()
-        .filter(|(_, meta)| matchers.iter().any(|m| m.is_match(&*meta.name)))
+        .filter(|(_, meta)| matchers.iter().any(|m| m.is_match(&**meta.name())))
         .map(|(id, _)| id)
         .collect();
     SelectSpec {

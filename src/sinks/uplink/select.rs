@@ -93,9 +93,9 @@ impl Selector {
         let meta = self.points.meta(id);
         UplinkRecord {
             kind,
-            point: meta.name.clone(),
-            codes: self.codes.codes(&meta.name, meta.hazard_source.as_deref()),
-            unit: meta.unit.clone(),
+            point: meta.name().clone(),
+            codes: self.codes.codes(meta.name(), meta.hazard_source().map(|t| &**t)),
+            unit: meta.unit().clone(),
             time,
             value,
             quality,
@@ -123,18 +123,18 @@ impl Selector {
             .iter()
             .map(|id| {
                 let meta = self.points.meta(*id);
-                let (location, equipment) = self.codes.place(&meta.name);
+                let (location, equipment) = self.codes.place(meta.name());
                 let l = self.limits.get(id).copied().unwrap_or_default();
                 let mut r = self.record(*id, RecordKind::Basic, now, None, Quality::Good);
                 r.meta = Some(Box::new(BasicMeta {
-                    range: meta.range,
+                    range: meta.range(),
                     low_low: l[0],
                     low: l[1],
                     high: l[2],
                     high_high: l[3],
-                    kind: Arc::from(meta.kind.as_str()),
-                    location: location.or_else(|| meta.description.clone()),
-                    equipment: equipment.or_else(|| Some(meta.device.clone())),
+                    kind: Arc::from(meta.kind().as_str()),
+                    location: location.or_else(|| meta.description().cloned()),
+                    equipment: equipment.or_else(|| Some(meta.device().clone())),
                 }));
                 r
             })

@@ -127,7 +127,7 @@ impl Router {
                             .map_or(spec.stale_after, |(_, d)| *d);
                         stale.watch(*id, after, now);
                         stale_owner.entry(*id).or_insert(i);
-                        let range = (id.index() < points.len()).then(|| points.meta(*id).range).flatten();
+                        let range = (id.index() < points.len()).then(|| points.meta(*id).range()).flatten();
                         (Box::from(name.as_str()), Target { point: *id, range })
                     })
                     .collect();

@@ -564,7 +564,7 @@ fn declare_points(
                 match points.insert(m) {
                     Some(pid) => out.push((id, pid)),
                     None => {
-                        let owner = points.id_of(&id).map(|p| points.meta(p).device.to_string());
+                        let owner = points.id_of(&id).map(|p| points.meta(p).device().to_string());
                         let msg = format!("point id `{id}` is already used (by `{}`)", owner.unwrap_or_default());
                         cx.err(pattern.span(), key.clone(), msg);
                     }

@@ -356,7 +356,7 @@ fn check_item(
         description: r.description.as_deref().map(Arc::from),
     };
     let Some(point) = points.insert(meta) else {
-        let owner = points.id_of(name).map(|p| points.meta(p).device.to_string());
+        let owner = points.id_of(name).map(|p| points.meta(p).device().to_string());
         let msg = format!("point id `{name}` is already used (by `{}`)", owner.unwrap_or_default());
         errors.push(src.error(r.point.span(), key("point"), msg));
         return None;

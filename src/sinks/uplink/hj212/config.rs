@@ -243,9 +243,9 @@ impl Hj212LinkConfig {
                 .map(|id| {
                     let meta = ctx.points.meta(*id);
                     HistoryPoint {
-                        name: meta.name.clone(),
-                        codes: ctx.codes.codes(&meta.name, meta.hazard_source.as_deref()),
-                        unit: meta.unit.clone(),
+                        name: meta.name().clone(),
+                        codes: ctx.codes.codes(meta.name(), meta.hazard_source().map(|t| &**t)),
+                        unit: meta.unit().clone(),
                     }
                 })
                 .collect();

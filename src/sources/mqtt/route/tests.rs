@@ -83,7 +83,7 @@ fn topic_levels_and_payload_fields_name_declared_points() {
     );
     let named: Vec<(&str, f64, Quality)> = out
         .iter()
-        .map(|x| (cfg.points.meta(x.point).name.as_ref(), x.value, x.quality))
+        .map(|x| (cfg.points.meta(x.point).name().as_ref(), x.value, x.quality))
         .collect();
     assert_eq!(
         named,
@@ -95,7 +95,11 @@ fn topic_levels_and_payload_fields_name_declared_points() {
     );
     let meta = cfg.points.meta(out[0].point);
     assert_eq!(
-        (meta.unit.as_ref(), meta.hazard_source.as_deref(), meta.device.as_ref()),
+        (
+            meta.unit().as_ref(),
+            meta.hazard_source().map(|t| &**t),
+            meta.device().as_ref()
+        ),
         ("%LEL", Some("MHS-001"), "mqtt:gas")
     );
     let label = SubscriptionLabel {
@@ -165,7 +169,10 @@ fn bad_messages_are_counted_and_mark_their_point_when_the_topic_names_it() {
             Quality::OutOfRange
         ]
     );
-    assert!(out.iter().all(|x| cfg.points.meta(x.point).name.as_ref() == "A/GT-101"));
+    assert!(
+        out.iter()
+            .all(|x| cfg.points.meta(x.point).name().as_ref() == "A/GT-101")
+    );
     for (kind, n) in [
         ("invalid_json", 1),
         ("oversize", 1),
@@ -206,7 +213,10 @@ fn a_refused_shape_is_handled_like_any_undecodable_message() {
             (Quality::Good, false)
         ]
     );
-    assert!(out.iter().all(|x| cfg.points.meta(x.point).name.as_ref() == "A/GT-101"));
+    assert!(
+        out.iter()
+            .all(|x| cfg.points.meta(x.point).name().as_ref() == "A/GT-101")
+    );
     assert_eq!(errors(&m, "gas", "refused_shape"), 2);
     let label = SubscriptionLabel {
         subscription: "gas".into(),
@@ -266,7 +276,7 @@ fn silent_points_turn_stale_once() {
         r.sweep(t0 + Duration::from_secs(30), Timestamp::from_nanos(5), &mut out),
         0
     );
-    let stale: Vec<&str> = out.iter().map(|x| cfg.points.meta(x.point).name.as_ref()).collect();
+    let stale: Vec<&str> = out.iter().map(|x| cfg.points.meta(x.point).name().as_ref()).collect();
     assert_eq!(stale, ["A/GT-102", "A/GT-103", "A/GT-101"]);
     assert!(out.iter().all(|x| x.quality == Quality::Stale && x.value.is_nan()));
     let label = SubscriptionLabel {
