@@ -74,8 +74,13 @@ async fn readings_of_matching_points_arrive_on_per_point_topics_at_most_once_per
         // Polled every 100 ms, published at most every 500 ms.
         assert!(ts.windows(2).all(|w| w[1] - w[0] >= 250), "{point}: {ts:?}");
     }
-    let metrics = gw.metrics().await;
-    assert!(support::metric(&metrics, "hazard_mqtt_north_readings_total", &["result=\"delivered\""]) >= 6.0);
+    // The gateway counts a reading delivered once it has read the broker's acknowledgement,
+    // which may come a moment after the subscriber got it.
+    wait_for("the gateway to count six readings delivered", WAIT, || async {
+        let metrics = gw.metrics().await;
+        (support::metric(&metrics, "hazard_mqtt_north_readings_total", &["result=\"delivered\""]) >= 6.0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
