@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use crate::api::pair::PairStatus;
+use crate::telemetry::LogEvery;
 
 async fn pair(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     axum::Json(PairStatus::of(Some(&s.view)))
@@ -64,15 +65,16 @@ async fn elsewhere(State(s): State<Arc<Shared>>, req: Request) -> Response {
 /// unserved: without it, keepalived's check and the plant's monitoring cannot see the standby.
 pub fn serve(listen: SocketAddr, shared: Arc<Shared>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut failures = 0u32;
+        // Once, then at most every minute: bounded while the address stays taken.
+        let mut log = LogEvery::new(std::time::Duration::from_secs(60));
+        let mut waited = false;
         let listener = loop {
             match TcpListener::bind(listen).await {
                 Ok(l) => break l,
                 Err(e) => {
-                    failures += 1;
-                    // Once, then every minute: bounded while the address stays taken.
-                    if failures == 1 || failures % 60 == 0 {
-                        tracing::warn!(addr = %listen, error = %e, failures, "Pair: cannot serve the standby's role on the API address; trying again each second");
+                    waited = true;
+                    if let Some(held) = log.hit() {
+                        tracing::warn!(addr = %listen, error = %e, not_logged_since_last = held, "Pair: cannot serve the standby's role on the API address; trying again each second");
                     }
                 }
             }
@@ -81,7 +83,7 @@ pub fn serve(listen: SocketAddr, shared: Arc<Shared>, stop: CancellationToken) -
                 () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             }
         };
-        if failures > 0 {
+        if waited {
             tracing::info!(addr = %listen, "Pair: serving the standby's role on the API address");
         }
         let app = Router::new()
