@@ -26,7 +26,7 @@ use tracing::info;
 
 use super::Shared;
 use super::link::{HeldQueueFile, LinkError, Msg, QUEUE_HEAD, Writer};
-use crate::sinks::buffer::replica::{self, ACKED, QueueFile};
+use crate::sinks::buffer::replica::{self, QueueFile};
 
 /// Most bytes of a segment in one frame (Base64 makes 4/3 of it, far below `MAX_FRAME`).
 pub(super) const CHUNK: u64 = 1 << 20;
@@ -316,23 +316,19 @@ pub(super) fn store_bytes(data_dir: &Path, rel: &str, offset: u64, data: &str) -
     if !replica::is_queue_file(rel) {
         return Err(not_a_queue_file(rel));
     }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .map_err(|e| LinkError::Message(format!("`{rel}`: {e}")))?;
-    let path = data_dir.join(rel);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
+    let bytes = super::replicate::decode(rel, data)?;
     if !replica::is_segment(rel) {
         if offset != 0 {
             return Err(LinkError::Message(format!(
                 "`{rel}` is sent whole, not from offset {offset}"
             )));
         }
-        let tmp = path.with_file_name(format!("{ACKED}.pair-tmp"));
-        std::fs::write(&tmp, &bytes)?;
-        std::fs::rename(&tmp, &path)?;
+        super::replicate::replace_file(data_dir, rel, &bytes)?;
         return Ok(bytes.len() as u64);
+    }
+    let path = data_dir.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
     }
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -498,9 +498,18 @@ fn store_file(data_dir: &Path, rel: &str, data: &str) -> Result<(), LinkError> {
     if !backup::is_delivery_state(rel) {
         return Err(LinkError::Message(format!("`{rel}` is not a delivery-state file")));
     }
-    let bytes = base64::engine::general_purpose::STANDARD
+    replace_file(data_dir, rel, &decode(rel, data)?)
+}
+
+/// The Base64 `data` of a frame about file `rel`.
+pub(super) fn decode(rel: &str, data: &str) -> Result<Vec<u8>, LinkError> {
+    base64::engine::general_purpose::STANDARD
         .decode(data)
-        .map_err(|e| LinkError::Message(e.to_string()))?;
+        .map_err(|e| LinkError::Message(format!("`{rel}`: {e}")))
+}
+
+/// Replaces file `rel` of `data_dir` whole, by rename: a reader sees the old or the new.
+pub(super) fn replace_file(data_dir: &Path, rel: &str, bytes: &[u8]) -> Result<(), LinkError> {
     let path = data_dir.join(rel);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
