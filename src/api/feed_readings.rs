@@ -94,16 +94,7 @@ mod tests {
     fn table() -> PointTable {
         let mut t = PointTable::default();
         for name in ["MHS-001/GT-101", "MHS-001/GT-102", "MHS-002/LT-1"] {
-            t.insert(crate::model::PointMeta {
-                name: name.into(),
-                unit: "%LEL".into(),
-                kind: crate::model::PointKind::Gas,
-                device: "d".into(),
-                hazard_source: None,
-                range: None,
-                description: None,
-            })
-            .unwrap();
+            t.insert(crate::model::PointMeta::test_gas(name)).unwrap();
         }
         t
     }

@@ -266,6 +266,22 @@ pub struct PointMeta {
     pub description: Option<Arc<str>>,
 }
 
+#[cfg(test)]
+impl PointMeta {
+    /// The unit tests' plain point: a gas detector in %LEL on device `d`, nothing else set.
+    pub(crate) fn test_gas(name: &str) -> PointMeta {
+        PointMeta {
+            name: name.into(),
+            unit: "%LEL".into(),
+            kind: PointKind::Gas,
+            device: "d".into(),
+            hazard_source: None,
+            range: None,
+            description: None,
+        }
+    }
+}
+
 /// The interned set of points of one gateway.
 ///
 /// Design: the config, the rules engine, the live state and the uplinks each hold the table;
@@ -333,31 +349,34 @@ impl PointTableInner {
     }
 
     fn text(&mut self, text: Option<Arc<str>>) -> Option<u32> {
-        let Some(text) = text else {
-            return Some(NONE);
-        };
-        if let Some(&i) = self.text_ids.get(&text) {
-            return Some(i);
+        match text {
+            Some(t) => intern(&mut self.texts, &mut self.text_ids, t.clone(), t),
+            None => Some(NONE),
         }
-        let i = u32::try_from(self.texts.len()).ok().filter(|&i| i != NONE)?;
-        self.texts.push(text.clone());
-        self.text_ids.insert(text, i);
-        Some(i)
     }
 
     fn range(&mut self, range: Option<(f64, f64)>) -> Option<u32> {
-        let Some((lo, hi)) = range else {
-            return Some(NONE);
-        };
-        let key = (lo.to_bits(), hi.to_bits());
-        if let Some(&i) = self.range_ids.get(&key) {
-            return Some(i);
+        match range {
+            Some((lo, hi)) => intern(
+                &mut self.ranges,
+                &mut self.range_ids,
+                (lo.to_bits(), hi.to_bits()),
+                (lo, hi),
+            ),
+            None => Some(NONE),
         }
-        let i = u32::try_from(self.ranges.len()).ok().filter(|&i| i != NONE)?;
-        self.ranges.push((lo, hi));
-        self.range_ids.insert(key, i);
-        Some(i)
     }
+}
+
+/// `value`'s index in `list`, added once under `key`; `None` when the list is full.
+fn intern<K: std::hash::Hash + Eq, V>(list: &mut Vec<V>, ids: &mut HashMap<K, u32>, key: K, value: V) -> Option<u32> {
+    if let Some(&i) = ids.get(&key) {
+        return Some(i);
+    }
+    let i = u32::try_from(list.len()).ok().filter(|&i| i != NONE)?;
+    list.push(value);
+    ids.insert(key, i);
+    Some(i)
 }
 
 /// A point of a [`PointTable`], as [`PointTable::meta`] hands it out.
@@ -527,24 +546,12 @@ impl PointTable {
 mod tests {
     use super::*;
 
-    fn meta(name: &str) -> PointMeta {
-        PointMeta {
-            name: name.into(),
-            unit: "%LEL".into(),
-            kind: PointKind::Gas,
-            device: "d".into(),
-            hazard_source: None,
-            range: None,
-            description: None,
-        }
-    }
-
     #[test]
     fn points_share_one_copy_of_a_unit_and_a_device() {
         let mut t = PointTable::default();
         let described = |name: &str| PointMeta {
             description: Some("CH1 combustible gas".into()),
-            ..meta(name)
+            ..PointMeta::test_gas(name)
         };
         let a = t.insert(described("a")).unwrap();
         let b = t.insert(described("b")).unwrap();
@@ -567,9 +574,12 @@ mod tests {
             range: Some((0.0, 100.0)),
             description: Some("CH2".into()),
             kind: PointKind::Pressure,
-            ..meta("x")
+            ..PointMeta::test_gas("x")
         };
-        let ranged = |name: &str, range| PointMeta { range, ..meta(name) };
+        let ranged = |name: &str, range| PointMeta {
+            range,
+            ..PointMeta::test_gas(name)
+        };
         let x = t.insert(full.clone()).unwrap();
         let y = t.insert(ranged("y", Some((0.0, 100.0)))).unwrap();
         let z = t.insert(ranged("z", Some((-0.0, 100.0)))).unwrap();
@@ -591,8 +601,8 @@ mod tests {
     #[test]
     fn point_table_refuses_a_duplicate_name() {
         let mut t = PointTable::default();
-        let a = t.insert(meta("a")).unwrap();
-        assert!(t.insert(meta("a")).is_none());
+        let a = t.insert(PointMeta::test_gas("a")).unwrap();
+        assert!(t.insert(PointMeta::test_gas("a")).is_none());
         assert_eq!(t.id_of("a"), Some(a));
         assert_eq!(t.len(), 1);
     }
@@ -601,7 +611,10 @@ mod tests {
     fn a_complete_table_finds_points_by_name_and_still_takes_more() {
         let mut t = PointTable::default();
         let names = ["m/2", "a", "z:1", "m/10", "B", "中文"];
-        let ids: Vec<PointId> = names.iter().map(|n| t.insert(meta(n)).unwrap()).collect();
+        let ids: Vec<PointId> = names
+            .iter()
+            .map(|n| t.insert(PointMeta::test_gas(n)).unwrap())
+            .collect();
         t.shrink_to_fit();
         assert!(t.inner.by_name.is_empty() && t.inner.sorted.len() == names.len());
         for (n, id) in names.iter().zip(&ids) {
@@ -610,8 +623,8 @@ mod tests {
         for absent in ["", "m", "m/1", "zz", "A"] {
             assert_eq!(t.id_of(absent), None, "{absent}");
         }
-        assert!(t.insert(meta("a")).is_none());
-        let late = t.insert(meta("late")).unwrap();
+        assert!(t.insert(PointMeta::test_gas("a")).is_none());
+        let late = t.insert(PointMeta::test_gas("late")).unwrap();
         assert_eq!((t.id_of("late"), t.id_of("m/10")), (Some(late), Some(ids[3])));
         // Added after completion, a point still shares the texts of the earlier ones.
         assert!(Arc::ptr_eq(t.meta(late).unit(), t.meta(ids[0]).unit()));

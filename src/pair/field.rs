@@ -197,17 +197,7 @@ mod tests {
 
     fn batch(ts_s: i64) -> ReadingBatch {
         let mut t = crate::model::PointTable::default();
-        let point = t
-            .insert(crate::model::PointMeta {
-                name: "p".into(),
-                unit: "%LEL".into(),
-                kind: crate::model::PointKind::Gas,
-                device: "d".into(),
-                hazard_source: None,
-                range: None,
-                description: None,
-            })
-            .unwrap();
+        let point = t.insert(crate::model::PointMeta::test_gas("p")).unwrap();
         vec![crate::model::Reading {
             point,
             ts: Timestamp::from_nanos(ts_s * 1_000_000_000),

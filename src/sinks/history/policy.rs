@@ -156,18 +156,13 @@ fn moved(kept: f64, now: f64, deadband: f64) -> bool {
 mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
-    use crate::model::{PointId, PointKind, PointMeta};
+    use crate::model::{PointId, PointMeta};
 
     fn points() -> (PointTable, PointId, PointId) {
         let mut t = PointTable::default();
         let meta = |name: &str, range| PointMeta {
-            name: name.into(),
-            unit: "%LEL".into(),
-            kind: PointKind::Gas,
-            device: "d".into(),
-            hazard_source: None,
             range,
-            description: None,
+            ..PointMeta::test_gas(name)
         };
         let gas = t.insert(meta("gas", Some((0.0, 100.0)))).unwrap();
         let bare = t.insert(meta("bare", None)).unwrap();
