@@ -357,16 +357,23 @@ time_to_limit = {{ horizon = "30m", window = "10m" }}
     publish(broker.port, "m/stale", "5").await;
     wait_state(&gw, "m/range:sensor_fault", "unack_active").await;
     // The start's silence may have raised the stale alarm already: wait for the reading (it
-    // returns the alarm), then for the silence after it to raise it again.
-    wait_for("the m/stale reading", WAIT, || async {
+    // returns the alarm), then for the silence after it to raise it again. The point shows the
+    // reading before the rules engine has returned the alarm, so the raise waited for is one
+    // after the reading's time, not the start's.
+    let read_ms = wait_for("the m/stale reading", WAIT, || async {
         let p = gw.get_json("/api/v1/points").await;
         p.as_array()?
             .iter()
-            .any(|p| p["id"] == "m/stale" && p["value"].as_f64() == Some(5.0))
-            .then_some(())
+            .find(|p| p["id"] == "m/stale" && p["value"].as_f64() == Some(5.0))?["ts_ms"]
+            .as_i64()
     })
     .await;
-    wait_state(&gw, "m/stale:stale", "unack_active").await;
+    wait_alarm(&gw, "m/stale raised by the silence after its reading", |a| {
+        a["alarm_id"] == "m/stale:stale"
+            && a["state"] == "unack_active"
+            && a["raised_at"].as_i64().is_some_and(|ns| ns / 1_000_000 > read_ms)
+    })
+    .await;
     // An early warning: a slow rise with device times up to ten seconds ago (inside the flood
     // window, which the restart rebuilds from the raises' own times).
     let mut ramp = support::mqtt::Publisher::start(broker.port, "restart-ramp");
